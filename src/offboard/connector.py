@@ -1,0 +1,111 @@
+"""The contract every connector implements.
+
+A connector is a class with a ``name``, a pydantic ``Settings`` model, and methods:
+
+* read side, which must never write: ``check()``, ``discover(person)``,
+  ``verify(action, receipt)`` and, for inventory, ``list_accounts(cursor)``;
+* write side, one method per action kind it supports, named after the kind
+  (``disable_account``, ``revoke_sessions``, ...), each idempotent and returning a
+  ``Receipt`` with the before-state;
+* ``undo_<kind>(receipt)`` for kinds the system lets us reverse.
+
+Capabilities are derived from which methods exist. Connectors stay plain: no retries,
+no sleeping, no threads, no audit. They translate their SDK's errors into
+``offboard.errors`` and let the engine decide the rest. Secrets arrive as
+``offboard.Secret`` fields of ``Settings``; a connector never reads the environment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+from .errors import PermanentError
+from .models import Account, AccountPage, Action, ActionKind, CheckResult, Person, Receipt, Verification
+
+__all__ = ["Connector", "ConnectorSettings"]
+
+
+class ConnectorSettings(BaseModel):
+    """Base for a connector's settings: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Connector:
+    """Base class for connectors. Subclass, set ``name`` and ``Settings``, add methods."""
+
+    name: ClassVar[str] = ""
+    Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    #: Default concurrency cap and rate (requests per second) for this system;
+    #: the engine uses them unless the config overrides them.
+    default_concurrency: ClassVar[int] = 4
+    default_rate: ClassVar[float | None] = None
+    #: Permissions or scopes it needs, for ``offboard connectors`` and docs.
+    permissions: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, instance: str, settings: ConnectorSettings | dict[str, Any] | None = None):
+        self.instance = instance
+        if not isinstance(settings, self.Settings):
+            settings = self.Settings.model_validate(settings or {})
+        self.settings = settings
+        self.log = structlog.get_logger(f"offboard.connector.{self.name}").bind(system=instance)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.instance!r}>"
+
+    # -- capabilities -------------------------------------------------------
+
+    @classmethod
+    def capabilities(cls) -> frozenset[ActionKind]:
+        """Action kinds this connector can apply: one method per kind."""
+        return frozenset(k for k in ActionKind if callable(getattr(cls, k.value, None)))
+
+    @classmethod
+    def reversible(cls) -> frozenset[ActionKind]:
+        """Action kinds that have an ``undo_<kind>`` method."""
+        return frozenset(k for k in cls.capabilities() if callable(getattr(cls, f"undo_{k.value}", None)))
+
+    @classmethod
+    def can_list(cls) -> bool:
+        """True when the connector can enumerate accounts for the inventory."""
+        return cls.list_accounts is not Connector.list_accounts
+
+    # -- read side ------------------------------------------------------------
+
+    def check(self) -> CheckResult:
+        """Prove the credentials work; name the permissions that are missing."""
+        raise NotImplementedError
+
+    def discover(self, person: Person) -> list[Account]:
+        """Find this person's accounts in the system. Must not write."""
+        raise NotImplementedError
+
+    def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:
+        """Read the target back and say whether ``action``'s desired state holds."""
+        raise NotImplementedError
+
+    def list_accounts(self, cursor: str | None = None) -> AccountPage:
+        """One page of every account in the system, for the inventory."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # -- dispatch -------------------------------------------------------------
+
+    def apply(self, action: Action) -> Receipt:
+        """Run the write method for ``action.kind``."""
+        method = getattr(self, action.kind.value, None)
+        if method is None:
+            raise PermanentError(f"{self.name} cannot {action.kind.value}", system=self.instance)
+        return method(action)
+
+    def undo(self, receipt: Receipt) -> Receipt:
+        """Restore the before-state recorded in ``receipt``."""
+        method = getattr(self, f"undo_{receipt.action.kind.value}", None)
+        if method is None:
+            raise PermanentError(f"{self.name} cannot undo {receipt.action.kind.value}", system=self.instance)
+        return method(receipt)

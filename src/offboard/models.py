@@ -1,0 +1,241 @@
+"""The nouns of offboarding: people, accounts, actions, receipts, verifications, cases.
+
+All are frozen dataclasses; ``to_dict``/``from_dict`` give the JSON shape stored in
+the database and written to the audit log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+__all__ = [
+    "ActionKind",
+    "Person",
+    "Account",
+    "Action",
+    "Receipt",
+    "Verification",
+    "CaseStatus",
+    "ActionStatus",
+    "Case",
+    "CheckResult",
+    "AccountPage",
+]
+
+
+class ActionKind(str, enum.Enum):
+    """What can be done to an account, in the order a policy usually runs them."""
+
+    REVOKE_SESSIONS = "revoke_sessions"
+    REVOKE_TOKENS = "revoke_tokens"
+    DISABLE_ACCOUNT = "disable_account"
+    REMOVE_MEMBERSHIPS = "remove_memberships"
+    REMOVE_LICENSES = "remove_licenses"
+    TRANSFER_OWNERSHIP = "transfer_ownership"
+    DELETE_ACCOUNT = "delete_account"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class CaseStatus(str, enum.Enum):
+    PLANNED = "planned"
+    RUNNING = "running"
+    HALTED = "halted"  # a guard stopped it before any action; needs approval
+    COMPLETE = "complete"  # every planned action verified
+    INCOMPLETE = "incomplete"  # at least one action failed or could not be verified
+    CANCELLED = "cancelled"
+    SCHEDULED = "scheduled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ActionStatus(str, enum.Enum):
+    PENDING = "pending"
+    APPLIED = "applied"  # the system accepted the write; not yet read back
+    VERIFIED = "verified"  # read back and found in the desired state
+    FAILED = "failed"
+    UNVERIFIED = "unverified"  # applied, but the read-back disagreed
+    WAITING = "waiting"  # accepted by the system, finishing asynchronously
+    SKIPPED = "skipped"
+    UNDONE = "undone"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_clean(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone who holds accounts. ``id`` is the reference people type (usually email)."""
+
+    id: str
+    email: str | None = None
+    aliases: tuple[str, ...] = ()
+    employee_id: str | None = None
+    name: str | None = None
+    type: str = "employee"  # employee | contractor
+    manager: str | None = None
+    end_date: datetime | None = None
+    timezone: str = "UTC"
+    active: bool = True
+
+    @property
+    def emails(self) -> tuple[str, ...]:
+        seen = [e for e in (self.email, *self.aliases) if e]
+        return tuple(dict.fromkeys(e.lower() for e in seen))
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Person":
+        data = dict(data)
+        data["aliases"] = tuple(data.get("aliases") or ())
+        if isinstance(data.get("end_date"), str):
+            data["end_date"] = datetime.fromisoformat(data["end_date"])
+        return cls(**{k: v for k, v in data.items() if k in _fields(cls)})
+
+
+@dataclass(frozen=True)
+class Account:
+    """One account in one system. ``system`` is the connector instance name."""
+
+    system: str
+    id: str
+    name: str
+    email: str | None = None
+    active: bool = True
+    admin: bool = False
+    attributes: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.system}:{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Account":
+        return cls(**{k: v for k, v in data.items() if k in _fields(cls)})
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing to do to one account."""
+
+    kind: ActionKind
+    account: Account
+    params: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.account.system}:{self.account.id}:{self.kind.value}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "account": self.account.to_dict(), "params": _clean(self.params)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Action":
+        return cls(ActionKind(data["kind"]), Account.from_dict(data["account"]), dict(data.get("params") or {}))
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a write did. ``before`` holds what ``undo_<kind>`` needs to restore."""
+
+    action: Action
+    changed: bool
+    before: Mapping[str, Any] = field(default_factory=dict)
+    reference: str | None = None  # the target system's id for this change, if any
+    pending: bool = False  # accepted, finishing asynchronously (e.g. a Drive transfer)
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action.to_dict(),
+            "changed": self.changed,
+            "before": _clean(self.before),
+            "reference": self.reference,
+            "pending": self.pending,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Receipt":
+        return cls(
+            Action.from_dict(data["action"]),
+            bool(data["changed"]),
+            dict(data.get("before") or {}),
+            data.get("reference"),
+            bool(data.get("pending")),
+            data.get("detail") or "",
+        )
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The target read back after a write. ``ok`` means the desired state holds."""
+
+    action: Action
+    ok: bool
+    observed: Mapping[str, Any] = field(default_factory=dict)
+    detail: str = ""
+    pending: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "observed": _clean(self.observed), "detail": self.detail, "pending": self.pending}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Outcome of ``Connector.check()``: who we are and what rights are missing."""
+
+    ok: bool
+    identity: str = ""
+    missing: tuple[str, ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AccountPage:
+    """One page of ``Connector.list_accounts``; ``cursor`` is None on the last page."""
+
+    accounts: tuple[Account, ...]
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One offboarding of one person."""
+
+    id: str
+    person: Person
+    status: CaseStatus
+    trigger: str
+    policy: str
+    reason: str = ""
+    created_at: datetime | None = None
+    closed_at: datetime | None = None
+    effective_at: datetime | None = None
+
+
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
