@@ -73,7 +73,10 @@ def _validate(value: Any) -> Secret:
         return value
     if not isinstance(value, str):
         raise ValueError("a secret must be a reference string such as env:NAME or file:PATH")
-    return resolve_reference(value)
+    try:
+        return resolve_reference(value)
+    except SecretError as exc:  # pydantic adds the key path to ValueErrors
+        raise ValueError(str(exc)) from None
 
 
 def resolve_reference(ref: str) -> Secret:

@@ -1,0 +1,594 @@
+"""The orchestrator: resolve -> gather -> plan -> guard -> apply -> verify -> record.
+
+The engine owns everything connectors must not: threads, per-system concurrency caps
+and token buckets, retries (tenacity, honouring Retry-After), timing, and the record of
+every step (the store, and the audit log through one channel, ``Recorder``).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import structlog
+import tenacity
+from pydantic import ValidationError
+
+from . import plugins
+from ._config import Config, format_validation_error
+from ._people import find_person
+from ._policy import Policy, Protection, load_policies
+from ._ratelimit import TokenBucket
+from ._store import Store, dumps, new_id, utcnow
+from .connector import Connector
+from .errors import AuthError, ConfigError, ConnectorError, OffboardError, UnknownPerson
+from .models import Account, Action, ActionKind, ActionStatus, CaseStatus, Person, Receipt, Verification
+
+__all__ = ["Engine", "Plan", "CaseResult"]
+
+log = structlog.get_logger("offboard.engine")
+FINAL = {ActionStatus.VERIFIED, ActionStatus.FAILED, ActionStatus.UNVERIFIED, ActionStatus.SKIPPED, ActionStatus.UNDONE}
+
+
+@dataclass
+class Plan:
+    """What would happen for one person, before anything is written."""
+
+    person: Person
+    policy: Policy
+    actions: list[Action]
+    protected: list[tuple[Account, str]] = field(default_factory=list)
+    unsupported: list[tuple[Account, ActionKind]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    later: list[tuple[Action, timedelta]] = field(default_factory=list)
+
+    @property
+    def accounts(self) -> list[Account]:
+        return list({a.account.ref: a.account for a in self.actions}.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "person": self.person.to_dict(),
+            "policy": self.policy.name,
+            "actions": [{"system": a.account.system, "account": a.account.name, "kind": a.kind.value} for a in self.actions],
+            "protected": [{"system": a.system, "account": a.name, "reason": r} for a, r in self.protected],
+            "unsupported": [{"system": a.system, "account": a.name, "kind": k.value} for a, k in self.unsupported],
+            "errors": self.errors,
+            "later": [
+                {"system": a.account.system, "account": a.account.name, "kind": a.kind.value, "after_days": d.days}
+                for a, d in self.later
+            ],
+        }
+
+
+@dataclass
+class CaseResult:
+    """A case after a run: its status and every action's outcome."""
+
+    case_id: str
+    person_id: str
+    status: CaseStatus
+    actions: list[dict[str, Any]]
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == CaseStatus.COMPLETE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case": self.case_id,
+            "person": self.person_id,
+            "status": self.status.value,
+            "detail": self.detail,
+            "actions": [
+                {
+                    "system": a["system"],
+                    "account": json.loads(a["account"])["name"],
+                    "kind": a["kind"],
+                    "status": a["status"],
+                    "attempts": a["attempts"],
+                    "error": a["error"],
+                    "verification": json.loads(a["verification"]) if a["verification"] else None,
+                }
+                for a in self.actions
+            ],
+        }
+
+
+class Recorder:
+    """The one channel for engine events: the store, then the audit log when present."""
+
+    def __init__(self, store: Store, audit: Any = None):
+        self.store = store
+        self.audit = audit
+        self._lock = threading.Lock()
+
+    def __call__(self, type: str, case_id: str | None, fields: dict[str, Any]) -> None:
+        payload = json.loads(dumps(fields))
+        with self._lock:
+            self.store.add_event(case_id, type, payload)
+            if self.audit is not None:
+                self.audit.append(type, payload)
+
+    def seal(self) -> None:
+        if self.audit is not None:
+            with self._lock:
+                self.audit.checkpoint()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
+
+
+class Engine:
+    """Runs cases. One per process; thread-safe."""
+
+    def __init__(self, config: Config, store: Store, data_dir: Path, *, audit: Any = None, clock: Callable[[], datetime] = utcnow):
+        self.config = config
+        self.store = store
+        self.data_dir = data_dir
+        self.clock = clock
+        self.record = Recorder(store, audit)
+        base = config.source.parent if config.source else None
+        self.policies = load_policies(config.policies, base)
+        self._connectors: dict[str, Connector] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._stopped: dict[str, str] = {}
+        self._lock = threading.Lock()
+        #: Replaceable together in tests: the buckets read ``monotonic``, retries ``sleep``.
+        self.sleep: Callable[[float], None] = time.sleep
+        self.monotonic: Callable[[], float] = time.monotonic
+        self._pool = ThreadPoolExecutor(max_workers=config.limits.workers, thread_name_prefix="offboard")
+
+    @classmethod
+    def open(cls, config: Config, data_dir: Path, **kw: Any) -> "Engine":
+        """An engine with its store and audit log in ``data_dir``."""
+        store = Store.open(config.store, data_dir)
+        audit = kw.pop("audit", None)
+        if audit is None:
+            audit = _open_audit(data_dir)
+        return cls(config, store, data_dir, audit=audit, **kw)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for connector in self._connectors.values():
+            connector.close()
+        if self.record.audit is not None:
+            self.record.audit.close()
+        self.store.close()
+
+    # -- connectors -------------------------------------------------------------
+
+    def connector(self, instance: str) -> Connector:
+        """The configured connector instance, built on first use."""
+        with self._lock:
+            if instance in self._connectors:
+                return self._connectors[instance]
+            cfg = self.config.connectors.get(instance)
+            if cfg is None:
+                raise ConfigError(f"no connector named {instance!r} in the configuration")
+            classes = plugins.connector_classes()
+            cls = classes.get(cfg.type)
+            where = f"{self.config.source or 'config'}: connectors.{instance}"
+            if cls is None:
+                known = ", ".join(sorted(classes)) or "none"
+                raise ConfigError(f"unknown connector type {cfg.type!r} (installed: {known})", where=where)
+            try:
+                settings = cls.Settings.model_validate(cfg.settings)
+            except ValidationError as exc:
+                raise ConfigError(format_validation_error(exc, f"{where}.settings")) from None
+            connector = cls(instance, settings)
+            self._connectors[instance] = connector
+            rate = cfg.rate if cfg.rate is not None else cls.default_rate
+            self._buckets[instance] = TokenBucket(rate, cfg.burst, clock=lambda: self.monotonic())
+            self._slots[instance] = threading.BoundedSemaphore(cfg.concurrency or cls.default_concurrency)
+            return connector
+
+    def enabled_connectors(self) -> list[str]:
+        return [name for name, cfg in self.config.connectors.items() if cfg.enabled]
+
+    def check_connectors(self) -> None:
+        """Build every enabled connector now, so configuration errors surface before any write."""
+        for name in self.enabled_connectors():
+            self.connector(name)
+
+    def call(self, instance: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:
+        """Call ``fn`` for ``instance`` under its cap and bucket, retrying what is retryable."""
+        bucket, slots, limits = self._buckets[instance], self._slots[instance], self.config.limits
+        attempts = 0
+
+        def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
+            if instance in self._stopped:
+                raise AuthError(f"stopped after an authentication failure: {self._stopped[instance]}", system=instance)
+            bucket.acquire(self.sleep)
+            with slots:
+                return fn(*args)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            backoff = min(limits.max_retry_wait, 0.2 * 2 ** (state.attempt_number - 1))
+            delay = getattr(exc, "retry_after", None) or backoff
+            delay = min(float(delay), limits.max_retry_wait)
+            bucket.pause(delay)  # every caller for this system waits, not just this one
+            log.info("retrying", system=instance, error=str(exc), delay=delay, attempt=state.attempt_number)
+            return 0.0
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, ConnectorError) and e.retryable),
+            stop=tenacity.stop_after_attempt(limits.max_attempts),
+            wait=wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            result = retrying(attempt)
+        except ConnectorError as exc:
+            exc.system = exc.system or instance
+            exc.attempts = attempts  # type: ignore[attr-defined]
+            if isinstance(exc, AuthError):
+                self._stopped.setdefault(instance, str(exc))
+            raise
+        except OffboardError:
+            raise
+        except Exception as exc:  # a connector bug or an unmapped SDK error: record it, never crash the case
+            err = ConnectorError(f"unexpected {type(exc).__name__}: {exc}", system=instance)
+            err.attempts = attempts  # type: ignore[attr-defined]
+            raise err from exc
+        return result, attempts
+
+    # -- resolve, gather, plan ---------------------------------------------------
+
+    def people(self) -> list[Any]:
+        """The configured people sources."""
+        classes = plugins.registered("register_people_sources")
+        base = self.config.source.parent if self.config.source else None
+        sources = []
+        for index, item in enumerate(self.config.people):
+            cls = classes.get(item.type)
+            where = f"{self.config.source or 'config'}: people.{index}"
+            if cls is None:
+                raise ConfigError(f"unknown people source {item.type!r} (installed: {', '.join(sorted(classes))})", where=where)
+            try:
+                sources.append(cls(item.settings, base=base))
+            except ValidationError as exc:
+                raise ConfigError(format_validation_error(exc, f"{where}.settings")) from None
+        return sources
+
+    def resolve(self, ref: str) -> Person:
+        """The person ``ref`` names, from the people sources, else a bare reference."""
+        ref = ref.strip()
+        if not ref:
+            raise UnknownPerson("an empty person reference was given")
+        for source in self.people():
+            person = source.find(ref)
+            if person:
+                return person
+        if self.config.people:
+            raise UnknownPerson(f"nobody matches {ref!r} in the configured people sources")
+        return Person(id=ref, email=ref if "@" in ref else None, employee_id=None if "@" in ref else ref)
+
+    def gather(self, person: Person) -> tuple[list[Account], dict[str, str]]:
+        """Discover the person's accounts on every enabled connector, in parallel."""
+        names = self.enabled_connectors()
+        for name in names:
+            self.connector(name)
+        futures = {name: self._pool.submit(self.call, name, self._connectors[name].discover, person) for name in names}
+        accounts: list[Account] = []
+        errors: dict[str, str] = {}
+        for name, future in futures.items():
+            try:
+                found, _ = future.result()
+                accounts.extend(found)
+            except ConnectorError as exc:
+                errors[name] = f"{type(exc).__name__}: {exc}"
+        return accounts, errors
+
+    def policy_for(self, person: Person, name: str | None = None) -> Policy:
+        if name is None:
+            name = self.config.policy_by_type.get(person.type, self.config.default_policy)
+        policy = self.policies.get(name)
+        if policy is None:
+            raise ConfigError(f"unknown policy {name!r} (known: {', '.join(sorted(self.policies))})")
+        return policy
+
+    def plan(self, ref: str | Person, policy: str | None = None) -> Plan:
+        """What would happen for ``ref``; reads only."""
+        person = ref if isinstance(ref, Person) else self.resolve(ref)
+        chosen = self.policy_for(person, policy)
+        accounts, errors = self.gather(person)
+        if not accounts and not errors and not self.config.people:
+            raise UnknownPerson(
+                f"no account matches {person.id!r} in any system ({', '.join(self.enabled_connectors()) or 'no connectors configured'})"
+            )
+        return self.plan_for(person, chosen, accounts, errors)
+
+    def plan_for(self, person: Person, policy: Policy, accounts: Iterable[Account], errors: dict[str, str] | None = None) -> Plan:
+        """Apply ``policy`` and the guards to known accounts."""
+        plan = Plan(person, policy, [], errors=dict(errors or {}))
+        protection = Protection.combine(policy, self.config.protected)
+        for account in accounts:
+            reason = protection.reason(account)
+            if reason:
+                plan.protected.append((account, reason))
+                continue
+            cfg = self.config.connectors[account.system]
+            cls = type(self.connector(account.system))
+            kinds, params = policy.actions_for(account.system, cfg.type)
+            params = {k: (person.manager if v == "manager" else v) for k, v in params.items()}
+            for kind in kinds:
+                if kind in cls.capabilities():
+                    plan.actions.append(Action(kind, account, params))
+                else:
+                    plan.unsupported.append((account, kind))
+            for step in policy.later:
+                if (step.connectors is None or account.system in step.connectors or cfg.type in step.connectors) and step.action in cls.capabilities():
+                    plan.later.append((Action(step.action, account, params), step.delay))
+        return plan
+
+    # -- cases --------------------------------------------------------------------
+
+    def open_case(self, plan: Plan, *, trigger: str = "cli", reason: str = "", termination_at: datetime | None = None, source_event: str | None = None) -> str:
+        """Store the case with its actions and follow-ups, and record that it opened."""
+        busy = self.store.find_cases(statuses=[CaseStatus.RUNNING.value], person_id=plan.person.id, limit=1)
+        if busy:
+            raise OffboardError(f"case {busy[0]['id']} for {plan.person.id} is still running; resume it instead")
+        now = self.clock()
+        case_id = new_id()
+        row = dict(
+            id=case_id, person_id=plan.person.id, person=dumps(plan.person.to_dict()), status=CaseStatus.RUNNING.value,
+            trigger=trigger, policy=plan.policy.name, reason=reason, detail=_errors_detail(plan.errors),
+            created_at=now, updated_at=now, termination_at=termination_at or now, source_event=source_event,
+        )
+        action_rows = [
+            dict(case_id=case_id, position=i, system=a.account.system, account_id=a.account.id, account=dumps(a.account.to_dict()),
+                 kind=a.kind.value, params=dumps(dict(a.params)), status=ActionStatus.PENDING.value, attempts=0)
+            for i, a in enumerate(plan.actions)
+        ]
+        later = [dict(case_id=case_id, action=dumps(a.to_dict()), due_at=now + delay, status="scheduled") for a, delay in plan.later]
+        self.store.insert_case(row, action_rows, later)
+        self.record("case_opened", case_id, {
+            "case": case_id, "person": {"id": plan.person.id, "employee_id": plan.person.employee_id},
+            "trigger": trigger, "policy": plan.policy.name, "reason": reason, "dry_run": False,
+            "termination_at": _iso(termination_at or now),
+            "plan": [{"system": a.account.system, "account": {"id": a.account.id, "name": a.account.name}, "kind": a.kind.value} for a in plan.actions],
+            "protected": [{"system": a.system, "account": {"id": a.id, "name": a.name}, "reason": r} for a, r in plan.protected],
+            "discovery_errors": plan.errors,
+        })
+        return case_id
+
+    def revoke(self, ref: str | Person, *, policy: str | None = None, trigger: str = "cli", reason: str = "", progress: Callable[[dict[str, Any]], None] | None = None) -> CaseResult:
+        """Plan, open and run a case for one person."""
+        plan = self.plan(ref, policy)
+        case_id = self.open_case(plan, trigger=trigger, reason=reason)
+        return self.run_cases([case_id], progress)[0]
+
+    def run_cases(self, case_ids: list[str], progress: Callable[[dict[str, Any]], None] | None = None) -> list[CaseResult]:
+        """Run the unfinished actions of several cases, in parallel across systems and people."""
+        chains: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+        persons: dict[str, str] = {}
+        for case_id in case_ids:
+            case = self.store.case(case_id)
+            persons[case_id] = case["person_id"]
+            for row in self.store.actions(case_id):
+                chains[(case_id, row["system"], row["account_id"])].append(row)
+        futures = [self._pool.submit(self._run_chain, key[0], persons[key[0]], rows, progress) for key, rows in chains.items()]
+        for future in futures:
+            future.result()
+        return [self.close_case(case_id) for case_id in case_ids]
+
+    def _run_chain(self, case_id: str, person_id: str, rows: list[dict[str, Any]], progress: Callable[[dict[str, Any]], None] | None) -> None:
+        stop: str | None = None
+        for row in rows:
+            if ActionStatus(row["status"]) in FINAL:
+                continue
+            if stop:
+                self._finish(case_id, person_id, row, ActionStatus.FAILED, error=stop, progress=progress)
+                continue
+            try:
+                self._run_action(case_id, person_id, row, progress)
+            except AuthError as exc:
+                stop = f"{type(exc).__name__}: {exc}"
+                self._finish(case_id, person_id, row, ActionStatus.FAILED, error=stop, attempts=getattr(exc, "attempts", 1), progress=progress)
+
+    def _run_action(self, case_id: str, person_id: str, row: dict[str, Any], progress: Callable[[dict[str, Any]], None] | None) -> None:
+        action = Action(ActionKind(row["kind"]), Account.from_dict(json.loads(row["account"])), json.loads(row["params"]))
+        action = Action(action.kind, action.account, {**action.params, "case": case_id})
+        connector = self.connector(row["system"])
+        receipt = Receipt.from_dict(json.loads(row["receipt"])) if row["receipt"] else None
+        attempts = row["attempts"] or 0
+        if ActionStatus(row["status"]) != ActionStatus.PENDING:
+            # Interrupted after we asked the system: read back first, never apply twice.
+            verification, n = self.call(row["system"], connector.verify, action, receipt)
+            attempts += n
+            if verification.ok:
+                self._finish(case_id, person_id, row, ActionStatus.VERIFIED, receipt=receipt, verification=verification, attempts=attempts, progress=progress, recovered=True)
+                return
+        requested = self.clock()
+        self.store.update_action(row["id"], status="applying", requested_at=requested)
+        try:
+            receipt, n = self.call(row["system"], connector.apply, action)
+        except AuthError:
+            raise
+        except ConnectorError as exc:
+            self._finish(case_id, person_id, row, ActionStatus.FAILED, error=f"{type(exc).__name__}: {exc}", attempts=attempts + getattr(exc, "attempts", 1), requested=requested, progress=progress)
+            return
+        attempts += n
+        responded = self.clock()
+        self.store.update_action(row["id"], status=ActionStatus.APPLIED.value, receipt=dumps(receipt.to_dict()), responded_at=responded, attempts=attempts)
+        verification = self._verify(row["system"], connector, action, receipt)
+        if verification.ok:
+            status = ActionStatus.VERIFIED
+        elif verification.pending or receipt.pending:
+            status = ActionStatus.WAITING
+        else:
+            status = ActionStatus.UNVERIFIED
+        self._finish(case_id, person_id, row, status, receipt=receipt, verification=verification, attempts=attempts, requested=requested, responded=responded, progress=progress)
+
+    def _verify(self, system: str, connector: Connector, action: Action, receipt: Receipt) -> Verification:
+        """Read back, allowing a little time for eventual consistency."""
+        verification = Verification(action, False, detail="not verified")
+        for delay in (0.0, 0.25, 1.0):
+            if delay:
+                self.sleep(delay)
+            try:
+                verification, _ = self.call(system, connector.verify, action, receipt)
+            except ConnectorError as exc:
+                verification = Verification(action, False, detail=f"read-back failed: {type(exc).__name__}: {exc}")
+                if isinstance(exc, AuthError):
+                    break
+            if verification.ok or verification.pending:
+                break
+        return verification
+
+    def _finish(self, case_id: str, person_id: str, row: dict[str, Any], status: ActionStatus, *, receipt: Receipt | None = None,
+                verification: Verification | None = None, error: str | None = None, attempts: int | None = None,
+                requested: datetime | None = None, responded: datetime | None = None, progress: Callable[[dict[str, Any]], None] | None = None,
+                recovered: bool = False) -> None:
+        now = self.clock()
+        values: dict[str, Any] = {"status": status.value, "error": error}
+        if receipt is not None:
+            values["receipt"] = dumps(receipt.to_dict())
+        if verification is not None:
+            values["verification"] = dumps(verification.to_dict())
+            if verification.ok:
+                values["verified_at"] = now
+        if attempts is not None:
+            values["attempts"] = attempts
+        self.store.update_action(row["id"], **values)
+        account = json.loads(row["account"])
+        if error:
+            log.warning("action failed", case=case_id, system=row["system"], account=account["name"], kind=row["kind"], error=error)
+        self.record("action", case_id, {
+            "case": case_id, "person": {"id": person_id}, "system": row["system"],
+            "account": {"id": account["id"], "name": account["name"]}, "kind": row["kind"],
+            "requested_at": _iso(requested or row.get("requested_at")), "responded_at": _iso(responded or row.get("responded_at")),
+            "result": status.value, "reference": receipt.reference if receipt else None,
+            "changed": bool(receipt.changed) if receipt else False,
+            "verification": verification.to_dict() if verification else None, "error": error,
+            "attempts": attempts if attempts is not None else row["attempts"], "recovered": recovered,
+        })
+        if progress:
+            progress({"case": case_id, "system": row["system"], "account": account["name"], "kind": row["kind"], "status": status.value, "error": error})
+
+    def close_case(self, case_id: str) -> CaseResult:
+        """Decide ``complete`` or ``incomplete`` from the actions and record the close."""
+        case = self.store.case(case_id)
+        rows = self.store.actions(case_id)
+        counts: dict[str, int] = defaultdict(int)
+        reasons = [case["detail"]] if case["detail"] else []
+        for row in rows:
+            counts[row["status"]] += 1
+            if row["status"] != ActionStatus.VERIFIED.value:
+                account = json.loads(row["account"])["name"]
+                why = row["error"] or (json.loads(row["verification"])["detail"] if row["verification"] else row["status"])
+                reasons.append(f"{row['system']} {account} {row['kind']}: {row['status']} ({why})")
+        status = CaseStatus.COMPLETE if not reasons else CaseStatus.INCOMPLETE
+        now = self.clock()
+        self.store.update_case(case_id, status=status.value, closed_at=now, detail="\n".join(reasons))
+        verified_at = [r["verified_at"] for r in rows if r["verified_at"]]
+        termination = case["termination_at"] or case["created_at"]
+        last = max(verified_at) if verified_at else None
+        self.record("case_closed", case_id, {
+            "case": case_id, "person": {"id": case["person_id"]}, "status": status.value, "counts": dict(counts),
+            "termination_at": _iso(termination), "last_verified_at": _iso(last),
+            "elapsed_ms": int((last - termination).total_seconds() * 1000) if last else None,
+        })
+        self.record.seal()
+        _notify_closed(case_id, status, reasons)
+        return CaseResult(case_id, case["person_id"], status, self.store.actions(case_id), "\n".join(reasons))
+
+    def result(self, case_id: str) -> CaseResult:
+        case = self.store.case(case_id)
+        return CaseResult(case_id, case["person_id"], CaseStatus(case["status"]), self.store.actions(case_id), case["detail"])
+
+    def resume(self, progress: Callable[[dict[str, Any]], None] | None = None) -> list[CaseResult]:
+        """Finish every case left running (after a crash or a kill)."""
+        running = [c["id"] for c in self.store.find_cases(statuses=[CaseStatus.RUNNING.value], limit=10_000)]
+        for case_id in running:
+            self.record("recovery", case_id, {"case": case_id, "note": "resuming a case interrupted before it closed"})
+        results = self.run_cases(running, progress) if running else []
+        return results + self.run_due_followups(progress)
+
+    def run_due_followups(self, progress: Callable[[dict[str, Any]], None] | None = None) -> list[CaseResult]:
+        """Open and run cases for follow-up steps (staged deletions) that are due."""
+        due = self.store.due_followups(self.clock())
+        by_case: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for item in due:
+            by_case[item["case_id"]].append(item)
+        results = []
+        for origin, items in by_case.items():
+            case = self.store.case(origin)
+            person = Person.from_dict(json.loads(case["person"]))
+            plan = Plan(person, self.policies.get(case["policy"]) or self.policy_for(person), [Action.from_dict(json.loads(i["action"])) for i in items])
+            case_id = self.open_case(plan, trigger="followup", reason=f"follow-up of {origin}")
+            for item in items:
+                self.store.update_followup(item["id"], status="done", done_case=case_id)
+            results += self.run_cases([case_id], progress)
+        return results
+
+    def undo(self, case_id: str) -> dict[str, list[str]]:
+        """Restore what is reversible in ``case_id``; say what is not."""
+        case = self.store.case(case_id)
+        if case is None:
+            raise OffboardError(f"no case {case_id!r}")
+        restored, irreversible, failed = [], [], []
+        for row in reversed(self.store.actions(case_id)):
+            label = f"{row['system']} {json.loads(row['account'])['name']} {row['kind']}"
+            if not row["receipt"] or row["status"] == ActionStatus.UNDONE.value:
+                continue
+            receipt = Receipt.from_dict(json.loads(row["receipt"]))
+            connector = self.connector(row["system"])
+            if receipt.action.kind not in connector.reversible():
+                irreversible.append(label)
+                continue
+            try:
+                self.call(row["system"], connector.undo, receipt)
+            except ConnectorError as exc:
+                failed.append(f"{label}: {type(exc).__name__}: {exc}")
+                continue
+            self.store.update_action(row["id"], status=ActionStatus.UNDONE.value)
+            restored.append(label)
+            self.record("action", case_id, {"case": case_id, "person": {"id": case["person_id"]}, "system": row["system"],
+                                            "account": {"id": row["account_id"], "name": json.loads(row["account"])["name"]},
+                                            "kind": row["kind"], "result": "undone", "requested_at": _iso(self.clock()),
+                                            "responded_at": _iso(self.clock()), "reference": None, "changed": True,
+                                            "verification": None, "error": None, "attempts": 1})
+        for item in self.store.followups(case_id):
+            if item["status"] == "scheduled":
+                self.store.update_followup(item["id"], status="cancelled")
+        self.store.update_case(case_id, status=CaseStatus.CANCELLED.value if not failed else case["status"])
+        self.record("approval", case_id, {"case": case_id, "person": {"id": case["person_id"]}, "scope": "undo",
+                                          "restored": restored, "irreversible": irreversible, "failed": failed})
+        self.record.seal()
+        return {"restored": restored, "irreversible": irreversible, "failed": failed}
+
+
+def _errors_detail(errors: dict[str, str]) -> str:
+    return "\n".join(f"{system}: discovery failed: {error}" for system, error in errors.items())
+
+
+def _open_audit(data_dir: Path) -> Any:
+    try:
+        from ._audit import AuditLog
+    except ImportError:
+        return None
+    return AuditLog.open(data_dir / "audit", origin=f"offboard/{socket.gethostname()}")
+
+
+def _notify_closed(case_id: str, status: CaseStatus, reasons: list[str]) -> None:
+    try:
+        plugins.get_plugin_manager().hook.case_closed(case={"id": case_id, "status": status.value}, summary=reasons)
+    except Exception as exc:  # a notifier must never change a case's outcome
+        log.warning("case_closed hook failed", case=case_id, error=str(exc))

@@ -1,0 +1,225 @@
+"""Case commands: plan, revoke, status, resume, undo."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections import Counter
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ._main import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, App, emit_json
+
+out = Console(highlight=False)
+STYLE = {"verified": "green", "failed": "red", "unverified": "red", "waiting": "yellow", "skipped": "dim", "undone": "cyan", "pending": "dim"}
+
+
+def plan_table(plan: Any) -> Table:
+    table = Table(title=f"Plan for {plan.person.id} (policy {plan.policy.name})", title_justify="left")
+    for column in ("system", "account", "actions"):
+        table.add_column(column)
+    by_account: dict[tuple[str, str], list[str]] = {}
+    for action in plan.actions:
+        by_account.setdefault((action.account.system, action.account.name), []).append(action.kind.value)
+    for (system, account), kinds in by_account.items():
+        table.add_row(system, account, ", ".join(kinds))
+    for account, reason in plan.protected:
+        table.add_row(account.system, account.name, f"[yellow]protected, not touched: {reason}[/]")
+    for system, error in plan.errors.items():
+        table.add_row(system, "?", f"[red]{error}[/]")
+    return table
+
+
+def print_plan(plan: Any) -> None:
+    out.print(plan_table(plan))
+    if plan.later:
+        later = Counter(f"{a.kind.value} after {d.days}d" for a, d in plan.later)
+        out.print("Later: " + "; ".join(f"{k} ({n} accounts)" for k, n in later.items()))
+    if not plan.actions:
+        out.print("[yellow]Nothing to do.[/]")
+
+
+def result_table(result: Any) -> Table:
+    table = Table(title=f"Case {result.case_id}: {result.status.value}", title_justify="left")
+    for column in ("system", "account", "action", "result", "read back"):
+        table.add_column(column)
+    for row in result.actions:
+        verification = json.loads(row["verification"]) if row["verification"] else None
+        back = row["error"] or (verification["detail"] if verification else "")
+        status = row["status"]
+        table.add_row(row["system"], json.loads(row["account"])["name"], row["kind"], f"[{STYLE.get(status, '')}]{status}[/]", back)
+    return table
+
+
+class Progress:
+    """Live per-system progress on a terminal; one line per action otherwise."""
+
+    def __init__(self, plan_actions: list[Any], live: bool):
+        self.totals = Counter(a.account.system for a in plan_actions)
+        self.done: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.live = live
+        self._lock = threading.Lock()
+        self._progress = None
+        if live and self.totals:
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+            from rich.progress import Progress as RichProgress
+
+            self._progress = RichProgress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"), console=out)
+            self._tasks = {s: self._progress.add_task(s, total=n, note="") for s, n in self.totals.items()}
+
+    def __enter__(self) -> "Progress":
+        if self._progress:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress:
+            self._progress.stop()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            system = event["system"]
+            self.done[system] += 1
+            if event["status"] != "verified":
+                self.failed[system] += 1
+            if self._progress:
+                note = f"[red]{self.failed[system]} not verified[/]" if self.failed[system] else ""
+                self._progress.update(self._tasks[system], advance=1, note=note)
+            else:
+                out.print(f"  {system} {event['account']} {event['kind']}: {event['status']}" + (f" ({event['error']})" if event.get("error") else ""))
+
+
+@click.command()
+@click.argument("person")
+@click.option("--policy", help="Policy name (default: by person type).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def plan(app: App, person: str, policy: str | None, as_json: bool) -> None:
+    """Show what would happen for PERSON; writes nothing."""
+    result = app.engine().plan(person, policy)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        print_plan(result)
+
+
+@click.command()
+@click.argument("person")
+@click.option("--policy", help="Policy name (default: by person type).")
+@click.option("--reason", default="", help="Why; recorded in the case and the audit log.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def revoke(app: App, person: str, policy: str | None, reason: str, yes: bool, dry_run: bool, as_json: bool) -> None:
+    """Disable every account PERSON holds, verify each by reading it back, and record it."""
+    engine = app.engine()
+    engine.check_connectors()
+    the_plan = engine.plan(person, policy)
+    if dry_run:
+        if as_json:
+            emit_json({"dry_run": True, "plan": the_plan.to_dict()})
+        else:
+            print_plan(the_plan)
+            out.print("Dry run: nothing was changed.")
+        sys.exit(EXIT_OK)
+    if not as_json:
+        print_plan(the_plan)
+    if not yes:
+        if not sys.stdin.isatty():
+            click.echo("error: not a terminal; pass --yes to revoke without a prompt", err=True)
+            sys.exit(EXIT_USAGE)
+        click.confirm(f"Revoke {len(the_plan.actions)} actions for {the_plan.person.id}?", abort=True)
+    case_id = engine.open_case(the_plan, trigger="cli", reason=reason)
+    with Progress(the_plan.actions, live=out.is_terminal and not as_json) as progress:
+        result = engine.run_cases([case_id], None if as_json else progress)[0]
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        out.print(result_table(result))
+        colour = "green" if result.ok else "red"
+        out.print(f"[{colour}]Case {result.case_id} {result.status.value}[/]" + ("" if result.ok else f": {len(result.detail.splitlines())} problem(s)"))
+    sys.exit(EXIT_OK if result.ok else EXIT_INCOMPLETE)
+
+
+@click.command()
+@click.argument("case", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def status(app: App, case: str | None, as_json: bool) -> None:
+    """Show CASE in full, or the latest cases. Exits 3 if the case is not complete."""
+    engine = app.engine()
+    if case is None:
+        rows = engine.store.find_cases(limit=20)
+        if as_json:
+            emit_json([{k: r[k] for k in ("id", "person_id", "status", "trigger", "policy", "created_at", "closed_at")} for r in rows])
+            return
+        table = Table(title="Latest cases", title_justify="left")
+        for column in ("case", "person", "status", "trigger", "opened"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(r["id"], r["person_id"], f"[{STYLE.get(r['status'], '')}]{r['status']}[/]", r["trigger"], f"{r['created_at']:%Y-%m-%d %H:%M:%S}")
+        out.print(table if rows else "No cases yet.")
+        return
+    row = engine.store.case_by_prefix(case)
+    if row is None:
+        click.echo(f"error: no case matches {case!r}", err=True)
+        sys.exit(EXIT_USAGE)
+    result = engine.result(row["id"])
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        out.print(result_table(result))
+        if result.detail:
+            out.print(result.detail)
+    sys.exit(EXIT_OK if result.status.value in ("complete", "cancelled") else EXIT_INCOMPLETE)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def resume(app: App, as_json: bool) -> None:
+    """Finish cases left running (after a crash) and run follow-ups that are due."""
+    results = app.engine().resume()
+    if as_json:
+        emit_json([r.to_dict() for r in results])
+    else:
+        for result in results:
+            out.print(result_table(result))
+        out.print(f"Resumed {len(results)} case(s)." if results else "Nothing to resume.")
+    sys.exit(EXIT_OK if all(r.ok for r in results) else EXIT_INCOMPLETE)
+
+
+@click.command()
+@click.argument("case")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def undo(app: App, case: str, yes: bool, as_json: bool) -> None:
+    """Restore what is reversible in CASE (rehire, mistaken termination); say what is not."""
+    engine = app.engine()
+    row = engine.store.case_by_prefix(case)
+    if row is None:
+        click.echo(f"error: no case matches {case!r}", err=True)
+        sys.exit(EXIT_USAGE)
+    if not yes:
+        if not sys.stdin.isatty():
+            click.echo("error: not a terminal; pass --yes to undo without a prompt", err=True)
+            sys.exit(EXIT_USAGE)
+        click.confirm(f"Undo case {row['id']} for {row['person_id']}?", abort=True)
+    report = engine.undo(row["id"])
+    if as_json:
+        emit_json({"case": row["id"], **report})
+    else:
+        for label in report["restored"]:
+            out.print(f"[green]restored[/] {label}")
+        for label in report["irreversible"]:
+            out.print(f"[yellow]cannot be undone[/] {label}")
+        for label in report["failed"]:
+            out.print(f"[red]failed[/] {label}")
+    sys.exit(EXIT_OK if not report["failed"] else EXIT_INCOMPLETE)

@@ -1,0 +1,167 @@
+"""``offboard``: the command line. Exit codes: 0 complete, 3 incomplete, 2 usage or config error, 1 unexpected."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ConfigError, OffboardError, UnknownPerson
+
+EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+
+#: Sub-commands in their own modules: (module, attribute). Imported on first use so
+#: ``offboard --help`` stays fast.
+LAZY_COMMANDS = {
+    "plan": ("offboard.cli._cases", "plan"),
+    "revoke": ("offboard.cli._cases", "revoke"),
+    "status": ("offboard.cli._cases", "status"),
+    "resume": ("offboard.cli._cases", "resume"),
+    "undo": ("offboard.cli._cases", "undo"),
+    "connectors": ("offboard.cli._admin", "connectors"),
+    "policies": ("offboard.cli._admin", "policies"),
+    "demo": ("offboard.cli._admin", "demo"),
+    "audit": ("offboard.cli.audit", "audit"),
+    "sandbox": ("offboard.cli.sandbox", "sandbox"),
+}
+HELP = {
+    "plan": "Show what would happen for PERSON; writes nothing.",
+    "revoke": "Disable every account PERSON holds, verify, and record it.",
+    "status": "Show one case, or the latest cases.",
+    "resume": "Finish interrupted cases and run due follow-ups.",
+    "undo": "Restore what is reversible in CASE.",
+    "connectors": "List installed connectors and what they can do.",
+    "policies": "Inspect and validate policies.",
+    "demo": "Revoke a departing person across a simulated company.",
+    "audit": "Verify the signed audit log and export evidence.",
+    "sandbox": "Serve simulated SaaS systems on localhost.",
+}
+
+
+class OffboardGroup(click.Group):
+    """Loads sub-commands lazily and turns errors into one clear line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands:
+            return self.commands[name]
+        if name not in LAZY_COMMANDS:
+            return None
+        module, attr = LAZY_COMMANDS[name]
+        try:
+            command = getattr(importlib.import_module(module), attr)
+        except ImportError as exc:
+            if exc.name and module.startswith(exc.name):
+                return _unavailable(name, f"the {name} component is not installed in this build")
+            raise
+        self.add_command(command, name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, HELP.get(name) or (self.commands[name].get_short_help_str() if name in self.commands else "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except (ConfigError, UnknownPerson) as exc:
+            _fail(str(exc), EXIT_USAGE)
+        except OffboardError as exc:
+            _fail(str(exc), EXIT_UNEXPECTED)
+        except KeyboardInterrupt:
+            _fail("interrupted; run `offboard resume` to finish any case left running", 130)
+        except Exception as exc:
+            if os.environ.get("OFFBOARD_DEBUG"):
+                raise
+            from .._logging import redact
+
+            _fail(f"unexpected {type(exc).__name__}: {redact(str(exc))} (set OFFBOARD_DEBUG=1 for a traceback)", EXIT_UNEXPECTED)
+
+
+def _fail(message: str, code: int) -> None:
+    from .._logging import redact
+
+    click.echo(f"error: {redact(message)}", err=True)
+    sys.exit(code)
+
+
+def _unavailable(name: str, why: str) -> click.Command:
+    @click.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    def command() -> None:
+        _fail(why, EXIT_USAGE)
+
+    return command
+
+
+@click.group(cls=OffboardGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="offboard")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="OFFBOARD_CONFIG", help="Configuration file (or OFFBOARD_CONFIG).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="OFFBOARD_HOME", help="Where state and the audit log live (or OFFBOARD_HOME).")
+@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, verbose: int) -> None:
+    """Disable every account a departing person holds: fast, everywhere, provably.
+
+    \b
+    Exit codes: 0 complete, 3 incomplete, 2 usage or configuration error, 1 unexpected.
+    """
+    if data_dir is not None:
+        os.environ["OFFBOARD_HOME"] = str(data_dir)
+    if config_path is not None:
+        os.environ["OFFBOARD_CONFIG"] = str(config_path)
+    ctx.obj = App(config_path, verbose)
+    from .._logging import configure_logging
+
+    configure_logging(verbose)
+
+
+class App:
+    """What every command needs, built on first use."""
+
+    def __init__(self, config_path: Path | None, verbose: int):
+        self.config_path = config_path
+        self.verbose = verbose
+        self._config = None
+        self._engine = None
+
+    @property
+    def config(self) -> Any:
+        if self._config is None:
+            from .._config import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def engine(self) -> Any:
+        if self._engine is None:
+            from .._engine import Engine
+            from .._paths import data_dir
+
+            self._engine = Engine.open(self.config, data_dir())
+            click.get_current_context().call_on_close(self._engine.close)
+        return self._engine
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as JSON on stdout."""
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def main() -> None:
+    from ..plugins import get_plugin_manager
+
+    try:
+        get_plugin_manager().hook.register_commands(cli=cli)
+    except OffboardError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    cli(prog_name="offboard")

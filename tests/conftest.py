@@ -1,0 +1,82 @@
+"""Shared fixtures: a data directory per test, and companies built from test systems."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from offboard.cli._main import cli
+
+from . import _fakes
+
+FAKES = Path(_fakes.__file__)
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own data directory and no ambient configuration."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("OFFBOARD_HOME", str(path))
+    monkeypatch.delenv("OFFBOARD_CONFIG", raising=False)
+    monkeypatch.delenv("OFFBOARD_DEBUG", raising=False)
+    return path
+
+
+@dataclass
+class Company:
+    """Test systems holding accounts for the same people, and a config file for them."""
+
+    root: Path
+    people: list[tuple[str, str]]
+    systems: dict[str, Path] = field(default_factory=dict)
+    config_path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def write_config(self, **settings: Any) -> Path:
+        connectors = {}
+        for name, path in self.systems.items():
+            connectors[name] = {"type": "testsys", "settings": {"path": str(path), **settings.get(name, {})}}
+        data = {"plugins": [str(FAKES)], "connectors": connectors, **self.extra}
+        self.config_path = self.root / "offboard.yaml"
+        self.config_path.write_text(yaml.safe_dump(data))
+        return self.config_path
+
+    def changes(self, system: str) -> list[tuple[str, str]]:
+        return _fakes.changes(self.systems[system])
+
+    def state(self, system: str, login: str) -> dict[str, Any]:
+        conn = _fakes.TestSystem(system, {"path": str(self.systems[system])})
+        return conn.state(f"id-{login}")
+
+
+@pytest.fixture
+def make_company(tmp_path):
+    def make(systems: int = 3, people: int = 4, admins: tuple[str, ...] = ()) -> Company:
+        staff = [(f"user{i}", f"user{i}@corp.example") for i in range(people)]
+        company = Company(tmp_path / "company", staff)
+        company.root.mkdir(exist_ok=True)
+        for s in range(systems):
+            path = company.root / f"sys{s}.db"
+            _fakes.seed(path, staff, admins)
+            company.systems[f"sys{s}"] = path
+        company.write_config()
+        return company
+
+    return make
+
+
+@pytest.fixture
+def run():
+    """Invoke the CLI in-process; returns click's Result."""
+
+    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None):
+        runner = CliRunner()
+        return runner.invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
+
+    return invoke

@@ -1,0 +1,178 @@
+"""The engine end to end against test systems: parallelism, retries, outcomes, undo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from offboard import CaseStatus, UnknownPerson
+from offboard._config import load_config
+from offboard._engine import Engine
+from offboard._paths import data_dir
+
+from .. import _fakes
+
+
+class FakeTime:
+    """Sleeping advances the clock at once and is recorded."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def open_engine(company, fake_time=None):
+    engine = Engine.open(load_config(company.config_path), data_dir())
+    if fake_time is not None:
+        engine.sleep, engine.monotonic = fake_time.sleep, fake_time.monotonic
+    return engine
+
+
+def test_revoke_disables_everywhere_and_verifies(make_company):
+    company = make_company(systems=3)
+    engine = open_engine(company)
+    result = engine.revoke("user1@corp.example")
+    assert result.status == CaseStatus.COMPLETE
+    assert {a["status"] for a in result.actions} == {"verified"}
+    for system in company.systems:
+        state = company.state(system, "user1")
+        assert state["enabled"] is False and state["sessions"] == 0 and state["groups"] == []
+        assert company.state(system, "user2")["enabled"] is True  # nobody else touched
+    engine.close()
+
+
+def test_systems_are_worked_on_in_parallel(make_company):
+    company = make_company(systems=4)
+    company.write_config(**{s: {"latency_ms": 80} for s in company.systems})
+    engine = open_engine(company)
+    engine.revoke("user0@corp.example")
+    engine.close()
+    spans = {s: [(a, b) for op, a, b in _fakes.calls(p) if op != "discover"] for s, p in company.systems.items()}
+    first = {s: min(a for a, _ in v) for s, v in spans.items()}
+    last = {s: max(b for _, b in v) for s, v in spans.items()}
+    # every system started before any other system finished: they ran side by side
+    assert max(first.values()) < min(last.values())
+
+
+def test_rate_limit_is_retried_after_the_time_the_system_asked(make_company):
+    company = make_company(systems=1)
+    clock = FakeTime()
+    engine = open_engine(company, clock)
+    case = engine.open_case(engine.plan("user1@corp.example"))
+    _fakes.add_faults(company.systems["sys0"], (429, 7.0), (503, None))
+    result = engine.run_cases([case])[0]
+    engine.close()
+    assert result.status == CaseStatus.COMPLETE
+    waits = [s for s in clock.sleeps if s]
+    assert waits[0] == pytest.approx(7.0)  # Retry-After honoured, not a guess
+    assert 0 < waits[1] < 7.0  # a 5xx backs off without a Retry-After
+    assert result.actions[0]["attempts"] == 3
+
+
+def test_auth_errors_are_not_retried_and_stop_the_system(make_company):
+    company = make_company(systems=2)
+    engine = open_engine(company)
+    plan = engine.plan("user1@corp.example")
+    _fakes.add_faults(company.systems["sys1"], (401, None))
+    case = engine.open_case(plan)
+    result = engine.run_cases([case])[0]
+    engine.close()
+    assert result.status == CaseStatus.INCOMPLETE
+    sys1 = [a for a in result.actions if a["system"] == "sys1"]
+    assert all(a["status"] == "failed" for a in sys1)
+    assert sys1[0]["attempts"] == 1
+    assert "AuthError" in result.detail
+    assert company.changes("sys1") == []
+    assert all(a["status"] == "verified" for a in result.actions if a["system"] == "sys0")
+
+
+def test_missing_permission_is_named(make_company):
+    company = make_company(systems=1)
+    company.write_config(sys0={"forbid": ["remove_memberships"]})
+    engine = open_engine(company)
+    result = engine.revoke("user1@corp.example")
+    engine.close()
+    assert result.status == CaseStatus.INCOMPLETE
+    assert "Accounts.remove_memberships" in result.detail
+
+
+def test_a_lying_system_ends_the_case_incomplete_naming_the_account(make_company):
+    company = make_company(systems=2)
+    company.write_config(sys1={"lie": True})
+    engine = open_engine(company, FakeTime())
+    result = engine.revoke("user3@corp.example")
+    engine.close()
+    assert result.status == CaseStatus.INCOMPLETE
+    assert "sys1 user3 disable_account: unverified" in result.detail
+
+
+def test_unknown_person_is_an_error(make_company):
+    company = make_company(systems=2)
+    engine = open_engine(company)
+    with pytest.raises(UnknownPerson, match="nobody@corp.example"):
+        engine.plan("nobody@corp.example")
+    engine.close()
+
+
+def test_plan_writes_nothing(make_company):
+    company = make_company(systems=2)
+    engine = open_engine(company)
+    plan = engine.plan("user1@corp.example")
+    engine.close()
+    assert len(plan.actions) == 2 * 3
+    assert all(company.changes(s) == [] for s in company.systems)
+
+
+def test_undo_restores_what_is_reversible(make_company):
+    company = make_company(systems=2)
+    before = company.state("sys0", "user2")
+    engine = open_engine(company)
+    result = engine.revoke("user2@corp.example")
+    report = engine.undo(result.case_id)
+    engine.close()
+    after = company.state("sys0", "user2")
+    assert after["enabled"] is True and after["groups"] == before["groups"]
+    assert len(report["restored"]) == 4
+    assert sorted(report["irreversible"]) == ["sys0 user2 revoke_sessions", "sys1 user2 revoke_sessions"]
+
+
+def test_followups_are_scheduled_and_run_when_due(make_company, tmp_path):
+    from datetime import timedelta
+
+    from offboard._store import utcnow
+
+    company = make_company(systems=1)
+    policy = tmp_path / "staged.yaml"
+    policy.write_text("name: staged\nactions: [disable_account]\nlater:\n  - action: remove_memberships\n    after: 30d\n")
+    company.extra = {"policies": [str(policy)]}
+    company.write_config()
+    now = [utcnow()]
+    engine = Engine.open(load_config(company.config_path), data_dir(), clock=lambda: now[0])
+    engine.revoke("user1@corp.example", policy="staged")
+    assert engine.run_due_followups() == []
+    now[0] += timedelta(days=31)
+    results = engine.run_due_followups()
+    engine.close()
+    assert [r.status for r in results] == [CaseStatus.COMPLETE]
+    assert company.state("sys0", "user1")["groups"] == []
+
+
+def test_every_step_is_recorded_as_an_event(make_company):
+    company = make_company(systems=2)
+    engine = open_engine(company)
+    result = engine.revoke("user1@corp.example")
+    events = list(engine.store.events(result.case_id))
+    engine.close()
+    types = [e["type"] for e in events]
+    assert types[0] == "case_opened" and types[-1] == "case_closed"
+    assert types.count("action") == len(result.actions)
+    closed = json.loads(events[-1]["payload"])
+    assert closed["status"] == "complete" and closed["counts"] == {"verified": 6}
