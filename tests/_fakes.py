@@ -83,6 +83,8 @@ class TestSystem(Connector):
         return open_db(self.settings.path)
 
     def _call(self, op: str, fn: Any) -> Any:
+        if self.settings.token:  # what a careless SDK does; the redactor must catch it
+            self.log.debug("request", op=op, header=f"Bearer {self.settings.token.reveal()}")
         db = self._db()
         try:
             started = time.time()
@@ -93,7 +95,7 @@ class TestSystem(Connector):
             if fault:
                 db.execute("delete from faults where n = ?", (fault[0],))
                 db.execute("commit")
-                _raise(fault[1], fault[2], self.instance)
+                _raise(fault[1], fault[2], self.instance, self.settings.token)
             result = fn(db)
             db.execute("insert into calls (op, started, ended) values (?,?,?)", (op, started, time.time()))
             db.execute("commit")
@@ -174,13 +176,14 @@ class TestSystem(Connector):
         return self._call("verify", run)
 
 
-def _raise(status: int, retry_after: float | None, system: str) -> None:
+def _raise(status: int, retry_after: float | None, system: str, token: offboard.Secret | None = None) -> None:
     if status == 429:
         raise RateLimited(retry_after=retry_after, system=system, status=429)
     if status >= 500:
         raise TransientError(f"HTTP {status}", system=system, status=status)
     if status in (401, 403):
-        raise AuthError(f"HTTP {status}: credentials rejected", system=system, status=status)
+        shown = token.reveal() if token else "-"  # SDK errors sometimes echo the credential
+        raise AuthError(f"HTTP {status}: credentials rejected for {shown}", system=system, status=status)
     raise PermanentError(f"HTTP {status}", system=system, status=status)
 
 

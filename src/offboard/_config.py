@@ -82,12 +82,13 @@ class Config(_Strict):
         return value
 
 
-def format_validation_error(exc: ValidationError, where: str) -> str:
+def format_validation_error(exc: ValidationError, where: str, prefix: str = "") -> str:
     """One line per problem: ``file: key.path: message``."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        parts = ([prefix] if prefix else []) + [str(p) for p in err["loc"]]
+        loc = ".".join(parts) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         lines.append(f"{where}: {loc}: {msg}")
@@ -151,9 +152,10 @@ def _import_plugin(ref: str, base: Path, config: Config) -> Any:
     where = f"{config.source}: plugins" if config.source else "plugins"
     if ref.endswith(".py"):
         file = (base / ref).resolve()
+        for module in list(sys.modules.values()):  # already imported under another name
+            if getattr(module, "__file__", None) and Path(module.__file__).resolve() == file:
+                return module
         name = f"offboard_plugin_{file.stem}"
-        if name in sys.modules:
-            return sys.modules[name]
         spec = importlib.util.spec_from_file_location(name, file)
         if spec is None or not file.exists():
             raise ConfigError(f"plugin file {file} does not exist", where=where)

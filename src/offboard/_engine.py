@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from . import plugins
 from ._config import Config, format_validation_error
+from ._logging import redact
 from ._people import find_person
 from ._policy import Policy, Protection, load_policies
 from ._ratelimit import TokenBucket
@@ -113,7 +114,7 @@ class Recorder:
         self._lock = threading.Lock()
 
     def __call__(self, type: str, case_id: str | None, fields: dict[str, Any]) -> None:
-        payload = json.loads(dumps(fields))
+        payload = redact(json.loads(dumps(fields)))
         with self._lock:
             self.store.add_event(case_id, type, payload)
             if self.audit is not None:
@@ -179,14 +180,14 @@ class Engine:
                 raise ConfigError(f"no connector named {instance!r} in the configuration")
             classes = plugins.connector_classes()
             cls = classes.get(cfg.type)
-            where = f"{self.config.source or 'config'}: connectors.{instance}"
+            source = str(self.config.source or "config")
             if cls is None:
                 known = ", ".join(sorted(classes)) or "none"
-                raise ConfigError(f"unknown connector type {cfg.type!r} (installed: {known})", where=where)
+                raise ConfigError(f"unknown connector type {cfg.type!r} (installed: {known})", where=f"{source}: connectors.{instance}")
             try:
                 settings = cls.Settings.model_validate(cfg.settings)
             except ValidationError as exc:
-                raise ConfigError(format_validation_error(exc, f"{where}.settings")) from None
+                raise ConfigError(format_validation_error(exc, source, f"connectors.{instance}.settings")) from None
             connector = cls(instance, settings)
             self._connectors[instance] = connector
             rate = cfg.rate if cfg.rate is not None else cls.default_rate
@@ -257,13 +258,14 @@ class Engine:
         sources = []
         for index, item in enumerate(self.config.people):
             cls = classes.get(item.type)
-            where = f"{self.config.source or 'config'}: people.{index}"
+            source = str(self.config.source or "config")
             if cls is None:
-                raise ConfigError(f"unknown people source {item.type!r} (installed: {', '.join(sorted(classes))})", where=where)
+                known = ", ".join(sorted(classes))
+                raise ConfigError(f"unknown people source {item.type!r} (installed: {known})", where=f"{source}: people.{index}")
             try:
                 sources.append(cls(item.settings, base=base))
             except ValidationError as exc:
-                raise ConfigError(format_validation_error(exc, f"{where}.settings")) from None
+                raise ConfigError(format_validation_error(exc, source, f"people.{index}.settings")) from None
         return sources
 
     def resolve(self, ref: str) -> Person:
@@ -292,7 +294,7 @@ class Engine:
                 found, _ = future.result()
                 accounts.extend(found)
             except ConnectorError as exc:
-                errors[name] = f"{type(exc).__name__}: {exc}"
+                errors[name] = redact(f"{type(exc).__name__}: {exc}")
         return accounts, errors
 
     def policy_for(self, person: Person, name: str | None = None) -> Policy:
@@ -457,6 +459,7 @@ class Engine:
                 requested: datetime | None = None, responded: datetime | None = None, progress: Callable[[dict[str, Any]], None] | None = None,
                 recovered: bool = False) -> None:
         now = self.clock()
+        error = redact(error) if error else error
         values: dict[str, Any] = {"status": status.value, "error": error}
         if receipt is not None:
             values["receipt"] = dumps(receipt.to_dict())

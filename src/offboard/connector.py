@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import structlog
 from pydantic import BaseModel, ConfigDict
 
 from .errors import PermanentError
@@ -51,6 +50,8 @@ class Connector:
         if not isinstance(settings, self.Settings):
             settings = self.Settings.model_validate(settings or {})
         self.settings = settings
+        import structlog  # here, not at the top: `offboard --help` must start fast
+
         self.log = structlog.get_logger(f"offboard.connector.{self.name}").bind(system=instance)
 
     def __repr__(self) -> str:

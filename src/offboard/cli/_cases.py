@@ -10,12 +10,19 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ._main import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, App, emit_json
 
 out = Console(highlight=False)
-STYLE = {"verified": "green", "failed": "red", "unverified": "red", "waiting": "yellow", "skipped": "dim", "undone": "cyan", "pending": "dim"}
+STYLE = {"verified": "green", "complete": "green", "failed": "red", "unverified": "red", "incomplete": "red",
+         "waiting": "yellow", "running": "yellow", "halted": "yellow", "skipped": "dim", "undone": "cyan", "cancelled": "cyan"}
+
+
+def styled(status: str) -> str:
+    style = STYLE.get(status, "default")
+    return f"[{style}]{escape(status)}[/]"
 
 
 def plan_table(plan: Any) -> Table:
@@ -26,11 +33,11 @@ def plan_table(plan: Any) -> Table:
     for action in plan.actions:
         by_account.setdefault((action.account.system, action.account.name), []).append(action.kind.value)
     for (system, account), kinds in by_account.items():
-        table.add_row(system, account, ", ".join(kinds))
+        table.add_row(system, escape(account), ", ".join(kinds))
     for account, reason in plan.protected:
-        table.add_row(account.system, account.name, f"[yellow]protected, not touched: {reason}[/]")
+        table.add_row(account.system, escape(account.name), f"[yellow]protected, not touched: {escape(reason)}[/]")
     for system, error in plan.errors.items():
-        table.add_row(system, "?", f"[red]{error}[/]")
+        table.add_row(system, "?", f"[red]{escape(error)}[/]")
     return table
 
 
@@ -51,7 +58,7 @@ def result_table(result: Any) -> Table:
         verification = json.loads(row["verification"]) if row["verification"] else None
         back = row["error"] or (verification["detail"] if verification else "")
         status = row["status"]
-        table.add_row(row["system"], json.loads(row["account"])["name"], row["kind"], f"[{STYLE.get(status, '')}]{status}[/]", back)
+        table.add_row(row["system"], escape(json.loads(row["account"])["name"]), row["kind"], styled(status), escape(back))
     return table
 
 
@@ -163,7 +170,7 @@ def status(app: App, case: str | None, as_json: bool) -> None:
         for column in ("case", "person", "status", "trigger", "opened"):
             table.add_column(column)
         for r in rows:
-            table.add_row(r["id"], r["person_id"], f"[{STYLE.get(r['status'], '')}]{r['status']}[/]", r["trigger"], f"{r['created_at']:%Y-%m-%d %H:%M:%S}")
+            table.add_row(r["id"], escape(r["person_id"]), styled(r["status"]), r["trigger"], f"{r['created_at']:%Y-%m-%d %H:%M:%S}")
         out.print(table if rows else "No cases yet.")
         return
     row = engine.store.case_by_prefix(case)
@@ -176,7 +183,7 @@ def status(app: App, case: str | None, as_json: bool) -> None:
     else:
         out.print(result_table(result))
         if result.detail:
-            out.print(result.detail)
+            out.print(escape(result.detail))
     sys.exit(EXIT_OK if result.status.value in ("complete", "cancelled") else EXIT_INCOMPLETE)
 
 

@@ -1,0 +1,63 @@
+"""The state store on SQLite and on the PostgreSQL server of this machine."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from offboard._config import Config, ConnectorConfig
+from offboard._engine import Engine
+from offboard._store import Store, metadata
+
+from .. import _fakes
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'create schema "{schema}"'))
+    except sa.exc.OperationalError as exc:  # the server is part of this machine: fail loudly
+        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'drop schema "{schema}" cascade'))
+    admin.dispose()
+
+
+def test_migrations_build_exactly_the_declared_schema(store_url, tmp_path):
+    store = Store(store_url)
+    store.migrate()
+    store.migrate()  # idempotent
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    store.close()
+    assert diff == []
+
+
+def test_a_case_runs_on_either_store(store_url, make_company, tmp_path):
+    company = make_company(systems=2)
+    from offboard import plugins
+
+    pm = plugins.get_plugin_manager()
+    if not pm.is_registered(_fakes):
+        pm.register(_fakes)
+    config = Config(store=store_url, connectors={s: ConnectorConfig(type="testsys", settings={"path": str(p)}) for s, p in company.systems.items()})
+    engine = Engine.open(config, tmp_path)
+    result = engine.revoke("user1@corp.example")
+    assert result.ok
+    assert engine.store.case(result.case_id)["status"] == "complete"
+    assert [e["type"] for e in engine.store.events(result.case_id)][-1] == "case_closed"
+    assert engine.store.case_by_prefix(result.case_id[-8:])["id"] == result.case_id
+    engine.close()
