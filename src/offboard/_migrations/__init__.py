@@ -17,7 +17,7 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+def upgrade(engine: sa.Engine, revision: str = "heads") -> None:
     """Upgrade the schema of ``engine``'s database to ``revision``."""
     config = alembic_config()
     with engine.begin() as conn:

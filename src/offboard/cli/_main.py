@@ -28,6 +28,10 @@ LAZY_COMMANDS = {
     "demo": ("offboard.cli._admin", "demo"),
     "audit": ("offboard.cli.audit", "audit"),
     "sandbox": ("offboard.cli.sandbox", "sandbox"),
+    "serve": ("offboard.cli.serve", "serve"),
+    "events": ("offboard.cli.serve", "events"),
+    "inventory": ("offboard.cli.inventory", "inventory"),
+    "sweep": ("offboard.cli.inventory", "sweep"),
 }
 HELP = {
     "plan": "Show what would happen for PERSON; writes nothing.",
@@ -40,6 +44,10 @@ HELP = {
     "demo": "Revoke a departing person across a simulated company.",
     "audit": "Verify the signed audit log and export evidence.",
     "sandbox": "Serve simulated SaaS systems on localhost.",
+    "serve": "Receive HR events over HTTP and run due work.",
+    "events": "List received HR events and what became of them.",
+    "inventory": "Sync, show and audit the account inventory.",
+    "sweep": "Revoke everyone past their end date who still has access.",
 }
 
 
