@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import sqlalchemy as sa
 import structlog
 import tenacity
 from pydantic import ValidationError
@@ -345,7 +346,7 @@ class Engine:
         """Store the case with its actions and follow-ups, and record that it opened."""
         busy = self.store.find_cases(statuses=[CaseStatus.RUNNING.value], person_id=plan.person.id, limit=1)
         if busy:
-            raise OffboardError(f"case {busy[0]['id']} for {plan.person.id} is still running; resume it instead")
+            raise OffboardError(f"case {busy[0]['id']} for {plan.person.id} is already running; resume it instead")
         now = self.clock()
         case_id = new_id()
         row = dict(
@@ -359,7 +360,10 @@ class Engine:
             for i, a in enumerate(plan.actions)
         ]
         later = [dict(case_id=case_id, action=dumps(a.to_dict()), due_at=now + delay, status="scheduled") for a, delay in plan.later]
-        self.store.insert_case(row, action_rows, later)
+        try:
+            self.store.insert_case(row, action_rows, later)
+        except sa.exc.IntegrityError:
+            raise OffboardError(f"another case for {plan.person.id} is already running; resume it instead") from None
         self.record("case_opened", case_id, {
             "case": case_id, "person": {"id": plan.person.id, "employee_id": plan.person.employee_id},
             "trigger": trigger, "policy": plan.policy.name, "reason": reason, "dry_run": False,

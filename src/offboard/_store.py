@@ -40,6 +40,14 @@ cases = sa.Table(
     sa.Column("termination_at", sa.DateTime(timezone=True)),
     sa.Column("source_event", sa.String(200)),
 )
+# One open case per person: a webhook and a sweep arriving together cannot both act.
+sa.Index(
+    "uq_one_running_case_per_person",
+    cases.c.person_id,
+    unique=True,
+    sqlite_where=cases.c.status == "running",
+    postgresql_where=cases.c.status == "running",
+)
 
 actions = sa.Table(
     "actions",

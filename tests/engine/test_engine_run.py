@@ -176,3 +176,17 @@ def test_every_step_is_recorded_as_an_event(make_company):
     assert types.count("action") == len(result.actions)
     closed = json.loads(events[-1]["payload"])
     assert closed["status"] == "complete" and closed["counts"] == {"verified": 6}
+
+
+def test_only_one_running_case_per_person(make_company):
+    from offboard.errors import OffboardError
+
+    company = make_company(systems=1)
+    engine = open_engine(company)
+    plan = engine.plan("user1@corp.example")
+    engine.open_case(plan)
+    with pytest.raises(OffboardError, match="already running"):
+        engine.open_case(plan)
+    other = engine.open_case(engine.plan("user2@corp.example"))  # other people are unaffected
+    engine.close()
+    assert other
