@@ -1,0 +1,332 @@
+"""GitHub organizations: remove members and outside collaborators, revoke SAML SSO credentials, EMU suspend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from pydantic import Field, model_validator
+
+from offboard import (
+    Account,
+    AccountPage,
+    Action,
+    ActionKind,
+    CheckResult,
+    Connector,
+    ConnectorSettings,
+    Person,
+    Receipt,
+    Secret,
+    Verification,
+    hookimpl,
+)
+from offboard.errors import AuthError, ConfigError, NotFound, PermanentError, RateLimited
+
+from ._http import error_for, escape_filter, make_client, mapped, retry_after, send, short
+
+if TYPE_CHECKING:
+    import httpx
+
+ORG = "admin:org"
+ENTERPRISE = "admin:enterprise"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+_EXTERNAL_IDENTITY = """
+query($org: String!, $email: String!) {
+  organization(login: $org) {
+    samlIdentityProvider {
+      externalIdentities(first: 5, userName: $email) {
+        nodes { samlIdentity { nameId username } user { login } }
+      }
+    }
+  }
+}"""
+
+
+class GitHubConnector(Connector):
+    """A GitHub organization (classic or SAML SSO), or an Enterprise Managed Users enterprise."""
+
+    name = "github"
+    # A personal access token gets 5,000 requests per hour.
+    default_rate = 5000 / 3600
+    default_concurrency = 4
+    permissions = (ORG,)
+
+    class Settings(ConnectorSettings):
+        org: str
+        token: Secret
+        api_url: str = "https://api.github.com"
+        graphql_url: str | None = Field(None, description="default: {api_url}/graphql")
+        enterprise: str | None = None
+        emu: bool = Field(False, description="Enterprise Managed Users: disable means SCIM suspend")
+        saml_lookup: bool = True
+        logins_file: str | None = Field(None, description="YAML mapping of person (email or id) to GitHub login")
+        accounts: dict[str, str] = Field(default_factory=dict, description="person -> login")
+        timeout: float = 30.0
+        ca_file: str | None = None
+
+        @model_validator(mode="after")
+        def _emu_needs_enterprise(self) -> "GitHubConnector.Settings":
+            if self.emu and not self.enterprise:
+                raise ValueError("emu: true needs enterprise (the enterprise slug)")
+            return self
+
+    def __init__(self, instance: str, settings: Any = None):
+        super().__init__(instance, settings)
+        s = self.settings
+        self._client = make_client(s.api_url.rstrip("/") + "/", token=s.token.reveal(), timeout=s.timeout,
+                                   ca_file=s.ca_file, headers={"Accept": "application/vnd.github+json",
+                                                               "X-GitHub-Api-Version": "2022-11-28"})
+        self._logins = dict(s.accounts)
+        if s.logins_file:
+            self._logins.update(_load_logins(s.logins_file, instance))
+        self._org = quote(s.org, safe="")
+        self._scim = f"scim/v2/enterprises/{quote(s.enterprise or '', safe='')}/Users"
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- HTTP -------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, what: str, scope: str = ORG, ok: tuple[int, ...] = (), **kw: Any) -> httpx.Response:
+        response = send(self._client, method, path, system=self.instance, what=what, **kw)
+        if response.is_success or response.status_code in ok:
+            return response
+        status, headers = response.status_code, response.headers
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        message = str((body or {}).get("detail") or (body or {}).get("message") or response.text) if isinstance(body, dict) else response.text
+        limited = headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers or "rate limit" in message.lower()
+        if status in (403, 429) and limited:
+            wait = retry_after(headers)
+            # Secondary limits may come without headers: GitHub asks for at least a minute then.
+            return_wait = wait if wait is not None else 60.0
+            raise RateLimited(f"{what}: {short(message)}", retry_after=return_wait, system=self.instance, status=status)
+        if status == 403:
+            accepted = headers.get("x-accepted-oauth-scopes") or scope
+            scopes = tuple(p.strip() for p in accepted.split(",") if p.strip()) or (scope,)
+            raise error_for(403, headers, message, system=self.instance, what=what, permissions=scopes)
+        raise error_for(status, headers, message, system=self.instance, what=what, permissions=(scope,))
+
+    # -- read side ------------------------------------------------------------
+
+    def check(self) -> CheckResult:
+        try:
+            response = self._call("GET", f"orgs/{self._org}", "read organization")
+        except AuthError as exc:
+            return CheckResult(False, identity=self.settings.org, missing=getattr(exc, "permissions", ()), detail=str(exc))
+        needed = [ORG] + ([ENTERPRISE] if self.settings.emu else [])
+        header = response.headers.get("x-oauth-scopes")
+        if header is None:  # fine-grained tokens and GitHub Apps send no scope header
+            return CheckResult(True, identity=self.settings.org, detail="no x-oauth-scopes header; scopes not listed")
+        granted = {p.strip() for p in header.split(",")}
+        missing = tuple(p for p in needed if p not in granted)
+        return CheckResult(not missing, identity=self.settings.org, missing=missing,
+                           detail="missing token scopes: " + ", ".join(missing) if missing else "all scopes granted")
+
+    def discover(self, person: Person) -> list[Account]:
+        if self.settings.emu:
+            return self._discover_emu(person)
+        login = mapped(person, self._logins)
+        if not login and self.settings.saml_lookup:
+            login = self._saml_login(person)
+        if not login:
+            return []
+        account = self._member(login)
+        return [account] if account else []
+
+    def list_accounts(self, cursor: str | None = None) -> AccountPage:
+        page = int(cursor or 1)
+        if self.settings.emu:
+            start = (page - 1) * 100 + 1
+            body = self._call("GET", self._scim, "list SCIM users", ENTERPRISE, params={"startIndex": start, "count": 100}).json()
+            users = body.get("Resources") or []
+            accounts = tuple(self._emu_account(u) for u in users)
+            more = start + len(users) <= int(body.get("totalResults") or 0)
+        else:
+            members = self._call("GET", f"orgs/{self._org}/members", "list members", params={"per_page": 100, "page": page}).json()
+            accounts = tuple(Account(self.instance, m["login"], m["login"], attributes={"kind": "member"}) for m in members)
+            more = len(members) == 100
+        return AccountPage(accounts, str(page + 1) if accounts and more else None)
+
+    def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:
+        who = action.account.name
+        if action.kind is ActionKind.DISABLE_ACCOUNT:
+            if _is_emu(action.account):
+                user = self._emu_user(action.account.id)
+                active = bool(user and user.get("active", True))
+                return Verification(action, not active, {"active": active}, f"{who}: {'still active' if active else 'suspended'}")
+            state = self._access(action.account)
+            return Verification(action, state is None, {"access": state}, f"{who}: {state or 'no access to the organization'}")
+        if action.kind is ActionKind.REVOKE_TOKENS:
+            creds = self._credentials(action.account)
+            return Verification(action, not creds, {"credentials": len(creds)},
+                                f"{who}: {len(creds)} SAML-authorized credential(s) left")
+        raise PermanentError(f"github cannot verify {action.kind.value}", system=self.instance)
+
+    # -- write side -----------------------------------------------------------
+
+    def disable_account(self, action: Action) -> Receipt:
+        account, who = action.account, action.account.name
+        if _is_emu(account):
+            user = self._emu_user(account.id)
+            if user is None:
+                raise NotFound(f"SCIM user {who} not found", system=self.instance)
+            if not user.get("active", True):
+                return Receipt(action, changed=False, before={"active": False}, detail="already suspended")
+            self._emu_set_active(account, False)
+            return Receipt(action, changed=True, before={"active": True}, reference=account.id)
+        state = self._access(account)
+        if state is None:
+            return Receipt(action, changed=False, before={}, detail="no access left in the organization")
+        login = quote(account.id, safe="")
+        if state.startswith("outside collaborator"):
+            self._call("DELETE", f"orgs/{self._org}/outside_collaborators/{login}", f"remove outside collaborator {who}")
+            return Receipt(action, changed=True, before={"kind": "outside_collaborator"})
+        membership = self._call("GET", f"orgs/{self._org}/memberships/{login}", f"read membership of {who}").json()
+        self._call("DELETE", f"orgs/{self._org}/memberships/{login}", f"remove {who} from {self.settings.org}")
+        before = {"kind": "member", "role": membership.get("role"), "state": membership.get("state")}
+        return Receipt(action, changed=True, before=before, detail=f"removed {membership.get('state')} membership")
+
+    def undo_disable_account(self, receipt: Receipt) -> Receipt:
+        account, before = receipt.action.account, receipt.before
+        if _is_emu(account):
+            user = self._emu_user(account.id)
+            if user is None:
+                raise NotFound(f"SCIM user {account.name} not found", system=self.instance)
+            if bool(user.get("active", True)) == bool(before.get("active", True)):
+                return Receipt(receipt.action, changed=False, before={"active": before.get("active", True)})
+            self._emu_set_active(account, bool(before.get("active", True)))
+            return Receipt(receipt.action, changed=True, before={"active": bool(user.get("active", True))})
+        if before.get("kind") != "member":
+            raise PermanentError(f"{account.name}: outside-collaborator access cannot be restored automatically; "
+                                 "re-add them to each repository", system=self.instance)
+        if self._access(account) is not None:
+            return Receipt(receipt.action, changed=False, detail="already has access")
+        role = "admin" if before.get("role") == "admin" else "member"
+        self._call("PUT", f"orgs/{self._org}/memberships/{quote(account.id, safe='')}", f"re-invite {account.name}",
+                   json={"role": role})
+        return Receipt(receipt.action, changed=True, pending=True, before={},
+                       detail=f"invited back as {role}; access returns when {account.name} accepts (teams are not restored)")
+
+    def revoke_tokens(self, action: Action) -> Receipt:
+        creds = self._credentials(action.account)
+        for cred in creds:
+            self._call("DELETE", f"orgs/{self._org}/credential-authorizations/{cred['credential_id']}",
+                       f"revoke SAML authorization of {action.account.name}", ok=(404,))
+        before = {"credentials": [{k: c.get(k) for k in ("credential_id", "credential_type", "token_last_eight", "fingerprint")}
+                                  for c in creds]}
+        return Receipt(action, changed=bool(creds), before=before, detail=f"revoked {len(creds)} SAML-authorized credential(s)")
+
+    # -- helpers --------------------------------------------------------------
+
+    def _saml_login(self, person: Person) -> str | None:
+        url = self.settings.graphql_url or self.settings.api_url.rstrip("/") + "/graphql"
+        for email in person.emails:
+            body = self._call("POST", url, "look up SAML identity", json={
+                "query": _EXTERNAL_IDENTITY, "variables": {"org": self.settings.org, "email": email}}).json()
+            if body.get("errors") and not body.get("data"):
+                message = "; ".join(str(e.get("message")) for e in body["errors"])
+                raise PermanentError(f"SAML identity lookup failed: {short(message)}", system=self.instance)
+            provider = ((body.get("data") or {}).get("organization") or {}).get("samlIdentityProvider") or {}
+            for node in (provider.get("externalIdentities") or {}).get("nodes") or []:
+                if node.get("user") and node["user"].get("login"):
+                    return node["user"]["login"]
+        return None
+
+    def _member(self, login: str) -> Account | None:
+        account = Account(self.instance, login, login, attributes={"kind": "member"})
+        state = self._access(account)
+        if state is None:
+            return None
+        kind = "outside_collaborator" if state.startswith("outside") else "member"
+        return Account(self.instance, login, login, admin=state.endswith("admin"), attributes={"kind": kind, "access": state})
+
+    def _access(self, account: Account) -> str | None:
+        """'member (active, admin)', 'outside collaborator', or None when the login has no org access."""
+        login = quote(account.id, safe="")
+        response = self._call("GET", f"orgs/{self._org}/memberships/{login}", f"read membership of {account.name}", ok=(404,))
+        if response.status_code == 200:
+            body = response.json()
+            return f"member ({body.get('state')}, {body.get('role')})"
+        page = 1
+        while True:
+            collaborators = self._call("GET", f"orgs/{self._org}/outside_collaborators", "list outside collaborators",
+                                       params={"per_page": 100, "page": page}).json()
+            if any(c.get("login", "").lower() == account.id.lower() for c in collaborators):
+                return "outside collaborator"
+            if len(collaborators) < 100:
+                return None
+            page += 1
+
+    def _credentials(self, account: Account) -> list[dict[str, Any]]:
+        login = account.attributes.get("login") or account.name
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = self._call("GET", f"orgs/{self._org}/credential-authorizations", "list SAML credential authorizations",
+                                  params={"login": login, "per_page": 100, "page": page}, ok=(404,))
+            if response.status_code == 404:  # the organization has no SAML SSO: nothing is authorized through it
+                return out
+            batch = response.json()
+            out += [c for c in batch if str(c.get("login", login)).lower() == login.lower()]
+            if len(batch) < 100:
+                return out
+            page += 1
+
+    def _discover_emu(self, person: Person) -> list[Account]:
+        explicit = mapped(person, self._logins)
+        names = [explicit] if explicit else list(person.emails)
+        found: dict[str, Account] = {}
+        for name in names:
+            body = self._call("GET", self._scim, "search SCIM users", ENTERPRISE,
+                              params={"filter": f"userName eq {escape_filter(name)}"}).json()
+            for user in body.get("Resources") or []:
+                found.setdefault(user["id"], self._emu_account(user))
+        if not explicit and person.employee_id:
+            body = self._call("GET", self._scim, "search SCIM users", ENTERPRISE,
+                              params={"filter": f"externalId eq {escape_filter(person.employee_id)}"}).json()
+            for user in body.get("Resources") or []:
+                found.setdefault(user["id"], self._emu_account(user))
+        return list(found.values())
+
+    def _emu_account(self, user: dict[str, Any]) -> Account:
+        emails = user.get("emails") or []
+        primary = next((e.get("value") for e in emails if e.get("primary")), emails[0].get("value") if emails else None)
+        return Account(self.instance, user["id"], user.get("userName") or user["id"], email=primary,
+                       active=bool(user.get("active", True)), attributes={"kind": "emu", "login": user.get("userName")})
+
+    def _emu_user(self, scim_id: str) -> dict[str, Any] | None:
+        response = self._call("GET", f"{self._scim}/{quote(scim_id, safe='')}", "read SCIM user", ENTERPRISE, ok=(404,))
+        return None if response.status_code == 404 else response.json()
+
+    def _emu_set_active(self, account: Account, active: bool) -> None:
+        body = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": active}]}
+        verb = "unsuspend" if active else "suspend"
+        self._call("PATCH", f"{self._scim}/{quote(account.id, safe='')}", f"{verb} {account.name}", ENTERPRISE, json=body)
+
+
+def _is_emu(account: Account) -> bool:
+    return account.attributes.get("kind") == "emu"
+
+
+def _load_logins(path: str, instance: str) -> dict[str, str]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).expanduser().read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read logins_file {path}: {exc.strerror}", where=instance) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"logins_file {path} is not valid YAML: {short(str(exc), 200)}", where=instance) from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise ConfigError(f"logins_file {path} must map people (email or id) to GitHub logins", where=instance)
+    return data
+
+
+@hookimpl
+def register_connectors(register):
+    register(GitHubConnector)

@@ -1,0 +1,485 @@
+"""Google Workspace through the Admin SDK (Directory + Data Transfer), service account with domain-wide delegation."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from typing import Any, Callable
+
+from pydantic import Field
+
+from offboard import (
+    Account,
+    AccountPage,
+    Action,
+    ActionKind,
+    CheckResult,
+    Connector,
+    ConnectorSettings,
+    Person,
+    Receipt,
+    Secret,
+    Verification,
+    hookimpl,
+)
+from offboard.errors import (
+    AuthError,
+    ConfigError,
+    ConnectorError,
+    NotFound,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
+
+from ._http import error_for, is_loopback, mapped, short
+
+_S = "https://www.googleapis.com/auth/"
+USER = _S + "admin.directory.user"
+SECURITY = _S + "admin.directory.user.security"
+GROUP_READ = _S + "admin.directory.group.readonly"
+GROUP_MEMBER = _S + "admin.directory.group.member"
+TRANSFER = _S + "admin.datatransfer"
+SCOPES = (USER, SECURITY, GROUP_READ, GROUP_MEMBER, TRANSFER)
+_QUOTA_REASONS = {"userRateLimitExceeded", "rateLimitExceeded", "quotaExceeded"}
+_USER_FIELDS = "id,primaryEmail,aliases,suspended,isAdmin,orgUnitPath,externalIds,name"
+
+
+class GoogleWorkspaceConnector(Connector):
+    """Google Workspace users: suspend, sign out, tokens and app passwords, groups, Drive transfer."""
+
+    name = "google_workspace"
+    # Directory API: 2,400 queries per minute per user per project = 40/s.
+    default_rate = 40.0
+    default_concurrency = 10
+    permissions = SCOPES
+
+    class Settings(ConnectorSettings):
+        service_account: Secret = Field(description="the service account key JSON")
+        subject: str = Field(description="a Workspace admin the service account impersonates")
+        customer: str = "my_customer"
+        domain: str | None = None
+        api_url: str = "https://admin.googleapis.com/"
+        offboarded_org_unit: str | None = Field(None, description="move suspended users here, e.g. /Offboarded")
+        transfer_applications: list[str] = Field(default_factory=lambda: ["Drive and Docs"])
+        accounts: dict[str, str] = Field(default_factory=dict, description="person -> primary email or user id")
+        timeout: float = 30.0
+        ca_file: str | None = None
+        page_size: int = Field(200, ge=1, le=500)
+
+    def __init__(self, instance: str, settings: Any = None):
+        from google.oauth2 import service_account
+
+        super().__init__(instance, settings)
+        s = self.settings
+        try:
+            info = json.loads(s.service_account.reveal())
+            self._credentials = service_account.Credentials.from_service_account_info(
+                info, scopes=list(SCOPES), subject=s.subject)
+        except (ValueError, KeyError, TypeError) as exc:
+            # Never echo the key: name only what is wrong with its shape.
+            raise ConfigError(f"service_account is not a usable key JSON ({type(exc).__name__})", where=instance) from None
+        self._info = info
+        self._api = s.api_url if s.api_url.endswith("/") else s.api_url + "/"
+        self._local = threading.local()  # httplib2 is not thread-safe: one transport per thread
+
+    # -- transport ----------------------------------------------------------------
+
+    def _http(self, credentials: Any = None) -> Any:
+        import google_auth_httplib2
+        import httplib2
+
+        class RecordingHttp(httplib2.Http):
+            """Keeps the last answer's status and headers: google-auth drops Retry-After on token errors."""
+
+            last: tuple[int, dict[str, str]] = (0, {})
+
+            def request(self, *args: Any, **kw: Any) -> Any:
+                response, content = super().request(*args, **kw)
+                self.last = (int(response.status), {k: v for k, v in response.items() if isinstance(v, str)})
+                return response, content
+
+        proxy = None if is_loopback(self._api) else httplib2.proxy_info_from_environment
+        raw = RecordingHttp(timeout=self.settings.timeout, ca_certs=self.settings.ca_file, proxy_info=proxy)
+        return google_auth_httplib2.AuthorizedHttp(credentials or self._credentials, http=raw)
+
+    def _token_error(self, exc: Exception, what: str) -> ConnectorError:
+        """A refused token request: rate limit, outage, or credentials/delegation refused."""
+        services = getattr(self._local, "services", None)
+        status, headers = services["http"].http.last if services else (0, {})
+        reason = _refresh_reason(exc)
+        if status == 429:
+            from ._http import retry_after
+
+            return RateLimited(f"{what}: token endpoint rate limited", retry_after=retry_after(headers),
+                               system=self.instance, status=429)
+        if status >= 500 or getattr(exc, "retryable", False):
+            return TransientError(f"{what}: token endpoint failed (HTTP {status})", system=self.instance, status=status)
+        return AuthError(f"{what}: token refused: {reason}", system=self.instance, status=status or None)
+
+    def _svc(self, api: str = "directory") -> Any:
+        services = getattr(self._local, "services", None)
+        if services is None:
+            from googleapiclient.discovery import build
+
+            http = self._http()
+            opts = {"api_endpoint": self._api}
+            services = self._local.services = {
+                "http": http,
+                "directory": build("admin", "directory_v1", http=http, static_discovery=True, client_options=opts),
+                "transfer": build("admin", "datatransfer_v1", http=http, static_discovery=True, client_options=opts),
+            }
+        return services[api]
+
+    def _run(self, request: Any, what: str, scope: str) -> Any:
+        import google.auth.exceptions
+        import httplib2
+        from googleapiclient.errors import HttpError
+
+        try:
+            return request.execute()
+        except HttpError as exc:
+            raise self._error(exc, what, scope) from None
+        except google.auth.exceptions.RefreshError as exc:
+            raise self._token_error(exc, what) from None
+        except google.auth.exceptions.TransportError as exc:
+            raise TransientError(f"{what}: token endpoint unreachable: {type(exc).__name__}", system=self.instance) from None
+        except (socket.timeout, TimeoutError) as exc:
+            raise TransientError(f"{what}: timed out ({type(exc).__name__})", system=self.instance) from None
+        except (OSError, httplib2.HttpLib2Error) as exc:
+            raise TransientError(f"{what}: {type(exc).__name__}: {short(str(exc))}", system=self.instance) from None
+
+    def _error(self, exc: Any, what: str, scope: str) -> ConnectorError:
+        status = int(exc.resp.status)
+        headers = {k: v for k, v in exc.resp.items() if isinstance(v, str)}
+        reasons, message = _reasons(exc)
+        if status == 403 and reasons & _QUOTA_REASONS:
+            from ._http import retry_after
+
+            return RateLimited(f"{what}: quota exceeded ({', '.join(sorted(reasons))})", retry_after=retry_after(headers),
+                               system=self.instance, status=403)
+        return error_for(status, headers, message, system=self.instance, what=what, permissions=(scope,))
+
+    def _directory(self, resource: str) -> Any:
+        return getattr(self._svc(), resource)()
+
+    def _get_user(self, key: str) -> dict[str, Any] | None:
+        try:
+            return self._run(self._directory("users").get(userKey=key, fields=_USER_FIELDS), f"read user {key}", USER)
+        except NotFound:
+            return None
+
+    def _require(self, action: Action) -> dict[str, Any]:
+        user = self._get_user(action.account.id)
+        if user is None:
+            raise NotFound(f"user {action.account.name} ({action.account.id}) not found", system=self.instance)
+        return user
+
+    def _pages(self, method: Callable[..., Any], key: str, what: str, scope: str, **params: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:
+            body = self._run(method(pageToken=token, **params) if token else method(**params), what, scope) or {}
+            items += body.get(key) or []
+            token = body.get("nextPageToken")
+            if not token:
+                return items
+
+    def _batch(self, calls: list[tuple[Any, str]], scope: str, ok_missing: bool = True) -> list[Any]:
+        """Run requests in one Google batch (up to 1000); returns their bodies, raising the first retryable error."""
+        from googleapiclient.errors import HttpError
+        from googleapiclient.http import BatchHttpRequest
+
+        results: list[Any] = [None] * len(calls)
+        errors: list[ConnectorError | None] = [None] * len(calls)
+
+        def done(request_id: str, response: Any, exception: Exception | None) -> None:
+            index = int(request_id)
+            if exception is None:
+                results[index] = response
+            elif isinstance(exception, HttpError):
+                err = self._error(exception, calls[index][1], scope)
+                if not (ok_missing and isinstance(err, NotFound)):
+                    errors[index] = err
+            else:
+                errors[index] = TransientError(f"{calls[index][1]}: {type(exception).__name__}", system=self.instance)
+
+        for start in range(0, len(calls), 1000):
+            batch = BatchHttpRequest(callback=done, batch_uri=self._api + "batch")
+            for n, (request, _) in enumerate(calls[start:start + 1000]):
+                batch.add(request, request_id=str(start + n))
+            self._run(batch, "batch request", scope)
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+        return results
+
+    # -- read side ------------------------------------------------------------
+
+    def check(self) -> CheckResult:
+        identity = f"{self._info.get('client_email', '?')} as {self.settings.subject}"
+        try:
+            self._run(self._directory("users").list(customer=self.settings.customer, maxResults=1), "list users", USER)
+        except AuthError as exc:
+            missing = self._missing_scopes() or tuple(getattr(exc, "permissions", ()))
+            return CheckResult(False, identity=identity, missing=missing, detail=str(exc))
+        missing = self._missing_scopes()
+        if missing:
+            return CheckResult(False, identity=identity, missing=missing,
+                               detail="domain-wide delegation lacks: " + ", ".join(missing))
+        return CheckResult(True, identity=identity, detail="all scopes delegated")
+
+    def _missing_scopes(self) -> tuple[str, ...]:
+        """Ask for a token per scope: the ones refused are not delegated to the service account."""
+        import google.auth.exceptions
+        import google_auth_httplib2
+        from google.oauth2 import service_account
+
+        missing = []
+        for scope in SCOPES:
+            creds = service_account.Credentials.from_service_account_info(self._info, scopes=[scope], subject=self.settings.subject)
+            try:
+                creds.refresh(google_auth_httplib2.Request(self._http(creds).http))
+            except google.auth.exceptions.RefreshError:
+                missing.append(scope)
+            except google.auth.exceptions.TransportError as exc:
+                raise TransientError(f"token endpoint unreachable: {type(exc).__name__}", system=self.instance) from None
+        return tuple(missing)
+
+    def discover(self, person: Person) -> list[Account]:
+        found: dict[str, Account] = {}
+        explicit = mapped(person, self.settings.accounts)
+        keys = [explicit] if explicit else list(person.emails)
+        for key in keys:
+            user = self._get_user(key)
+            if user is not None:
+                found.setdefault(user["id"], self._account(user, person))
+        if not explicit and person.employee_id:
+            query = f"externalId:'{person.employee_id}'"
+            users = self._run(self._directory("users").list(customer=self.settings.customer, query=query,
+                                                              fields=f"users({_USER_FIELDS})"), "search users", USER)
+            for user in (users or {}).get("users") or []:
+                found.setdefault(user["id"], self._account(user, person))
+        return list(found.values())
+
+    def list_accounts(self, cursor: str | None = None) -> AccountPage:
+        params: dict[str, Any] = {"customer": self.settings.customer, "maxResults": self.settings.page_size,
+                                  "fields": f"nextPageToken,users({_USER_FIELDS})"}
+        if cursor:
+            params["pageToken"] = cursor
+        body = self._run(self._directory("users").list(**params), "list users", USER) or {}
+        return AccountPage(tuple(self._account(u) for u in body.get("users") or []), body.get("nextPageToken"))
+
+    def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:
+        kind, who, key = action.kind, action.account.name, action.account.id
+        if kind is ActionKind.DELETE_ACCOUNT:
+            gone = self._get_user(key) is None
+            return Verification(action, gone, {"exists": not gone}, f"{who}: {'deleted' if gone else 'still exists'}")
+        if kind is ActionKind.DISABLE_ACCOUNT:
+            user = self._require(action)
+            suspended = bool(user.get("suspended"))
+            ou = user.get("orgUnitPath")
+            want_ou = self.settings.offboarded_org_unit
+            ok = suspended and (not want_ou or ou == want_ou)
+            detail = f"{who}: suspended={str(suspended).lower()}" + (f", org unit {ou}" if want_ou else "")
+            return Verification(action, ok, {"suspended": suspended, "orgUnitPath": ou}, detail)
+        if kind is ActionKind.REVOKE_SESSIONS:
+            # Google exposes no session state to read back; the 204 from signOut is all there is.
+            accepted = bool(receipt and receipt.changed is not None)
+            return Verification(action, accepted, {"readable": False},
+                                f"{who}: sign-out {'accepted' if accepted else 'not requested'}; Google has no session read-back")
+        if kind is ActionKind.REVOKE_TOKENS:
+            left = self._credentials_of(key)
+            ok = not any(left.values())
+            names = [f"{n} {k}" for k, n in ((k, len(v) if isinstance(v, list) else v) for k, v in left.items()) if n]
+            return Verification(action, ok, {k: (len(v) if isinstance(v, list) else v) for k, v in left.items()},
+                                f"{who}: " + ("no tokens, app passwords or backup codes left" if ok else "left: " + ", ".join(names)))
+        if kind is ActionKind.REMOVE_MEMBERSHIPS:
+            groups = self._groups(key)
+            names = sorted(g.get("email") or g["id"] for g in groups)
+            return Verification(action, not groups, {"groups": names},
+                                f"{who}: still in {', '.join(names)}" if names else f"{who}: in no group")
+        if kind is ActionKind.TRANSFER_OWNERSHIP:
+            transfer = self._transfer(action, receipt)
+            status = (transfer or {}).get("overallTransferStatusCode")
+            pending = status in ("new", "inProgress")
+            return Verification(action, status == "completed", {"transfer": (transfer or {}).get("id"), "status": status},
+                                f"{who}: data transfer {status or 'not found'}", pending=pending)
+        raise PermanentError(f"google_workspace cannot verify {kind.value}", system=self.instance)
+
+    # -- write side -----------------------------------------------------------
+
+    def disable_account(self, action: Action) -> Receipt:
+        user = self._require(action)
+        before = {"suspended": bool(user.get("suspended")), "orgUnitPath": user.get("orgUnitPath")}
+        body: dict[str, Any] = {}
+        if not user.get("suspended"):
+            body["suspended"] = True
+        ou = self.settings.offboarded_org_unit
+        if ou and user.get("orgUnitPath") != ou:
+            body["orgUnitPath"] = ou
+        if not body:
+            return Receipt(action, changed=False, before=before, detail="already suspended")
+        self._run(self._directory("users").update(userKey=user["id"], body=body), f"suspend {action.account.name}", USER)
+        return Receipt(action, changed=True, before=before, reference=user["id"])
+
+    def undo_disable_account(self, receipt: Receipt) -> Receipt:
+        user = self._require(receipt.action)
+        body: dict[str, Any] = {}
+        if bool(user.get("suspended")) != bool(receipt.before.get("suspended")):
+            body["suspended"] = bool(receipt.before.get("suspended"))
+        if receipt.before.get("orgUnitPath") and user.get("orgUnitPath") != receipt.before["orgUnitPath"]:
+            body["orgUnitPath"] = receipt.before["orgUnitPath"]
+        if body:
+            self._run(self._directory("users").update(userKey=user["id"], body=body),
+                      f"restore {receipt.action.account.name}", USER)
+        return Receipt(receipt.action, changed=bool(body),
+                       before={"suspended": bool(user.get("suspended")), "orgUnitPath": user.get("orgUnitPath")})
+
+    def revoke_sessions(self, action: Action) -> Receipt:
+        self._run(self._directory("users").signOut(userKey=action.account.id), f"sign out {action.account.name}", SECURITY)
+        return Receipt(action, changed=True, detail="signed out of every web and device session")
+
+    def revoke_tokens(self, action: Action) -> Receipt:
+        key, who = action.account.id, action.account.name
+        found = self._credentials_of(key)
+        calls = [(self._directory("tokens").delete(userKey=key, clientId=t["clientId"]), f"delete token of {who}")
+                 for t in found["tokens"]]
+        calls += [(self._directory("asps").delete(userKey=key, codeId=a["codeId"]), f"delete app password of {who}")
+                  for a in found["asps"]]
+        if calls:
+            self._batch(calls, SECURITY)
+        if found["verification_codes"]:
+            self._run(self._directory("verificationCodes").invalidate(userKey=key),
+                      f"invalidate backup codes of {who}", SECURITY)
+        before = {"tokens": [{"clientId": t["clientId"], "displayText": t.get("displayText")} for t in found["tokens"]],
+                  "asps": [{"codeId": a["codeId"], "name": a.get("name")} for a in found["asps"]],
+                  "verification_codes": found["verification_codes"]}
+        changed = bool(calls or found["verification_codes"])
+        return Receipt(action, changed=changed, before=before,
+                       detail=f"{len(found['tokens'])} token(s), {len(found['asps'])} app password(s), "
+                              f"{found['verification_codes']} backup code(s) revoked")
+
+    def remove_memberships(self, action: Action) -> Receipt:
+        key, who = action.account.id, action.account.name
+        groups = self._groups(key)
+        if not groups:
+            return Receipt(action, changed=False, before={"groups": []})
+        members = self._batch([(self._directory("members").get(groupKey=g["id"], memberKey=key), f"read membership of {who}")
+                               for g in groups], GROUP_MEMBER)
+        before = [{"id": g["id"], "email": g.get("email"), "role": (m or {}).get("role", "MEMBER")}
+                  for g, m in zip(groups, members)]
+        self._batch([(self._directory("members").delete(groupKey=g["id"], memberKey=key), f"remove {who} from {g.get('email')}")
+                     for g in groups], GROUP_MEMBER)
+        return Receipt(action, changed=True, before={"groups": before}, detail=f"removed from {len(groups)} group(s)")
+
+    def undo_remove_memberships(self, receipt: Receipt) -> Receipt:
+        key = receipt.action.account.id
+        current = {g["id"] for g in self._groups(key)}
+        missing = [g for g in receipt.before.get("groups", []) if g["id"] not in current]
+        if missing:
+            self._batch([(self._directory("members").insert(groupKey=g["id"], body={"id": key, "role": g.get("role", "MEMBER")}),
+                          f"re-add {receipt.action.account.name} to {g.get('email')}") for g in missing], GROUP_MEMBER)
+        return Receipt(receipt.action, changed=bool(missing), before={"groups": sorted(current)})
+
+    def transfer_ownership(self, action: Action) -> Receipt:
+        target = action.params.get("to") or action.account.attributes.get("manager")
+        if not target:
+            raise PermanentError(f"{action.account.name}: no manager or 'to' given to transfer data to", system=self.instance)
+        new_owner = self._get_user(target)
+        if new_owner is None:
+            raise NotFound(f"transfer target {target} not found", system=self.instance)
+        existing = self._transfer(action, None, new_owner["id"])
+        if existing is not None:
+            status = existing.get("overallTransferStatusCode")
+            return Receipt(action, changed=False, before={"to": target}, reference=existing.get("id"),
+                           pending=status != "completed", detail=f"transfer {existing.get('id')} already {status}")
+        apps = self._run(self._svc("transfer").applications().list(customerId=self.settings.customer),
+                         "list transfer applications", TRANSFER) or {}
+        wanted = {n.lower() for n in self.settings.transfer_applications}
+        chosen = [a for a in apps.get("applications") or [] if (a.get("name") or "").lower() in wanted]
+        if not chosen:
+            raise PermanentError(f"no transfer application named {', '.join(self.settings.transfer_applications)}",
+                                 system=self.instance)
+        body = {"oldOwnerUserId": action.account.id, "newOwnerUserId": new_owner["id"], "applicationDataTransfers": [
+            {"applicationId": a["id"], "applicationTransferParams": a.get("transferParams") or []} for a in chosen]}
+        created = self._run(self._svc("transfer").transfers().insert(body=body),
+                            f"transfer data of {action.account.name} to {target}", TRANSFER) or {}
+        return Receipt(action, changed=True, before={"to": target}, reference=created.get("id"), pending=True,
+                       detail=f"transfer {created.get('id')} to {target} requested; pending until Google completes it")
+
+    def delete_account(self, action: Action) -> Receipt:
+        user = self._get_user(action.account.id)
+        if user is None:
+            return Receipt(action, changed=False, detail="already deleted")
+        self._run(self._directory("users").delete(userKey=user["id"]), f"delete {action.account.name}", USER)
+        return Receipt(action, changed=True, before={"suspended": bool(user.get("suspended")),
+                                                     "orgUnitPath": user.get("orgUnitPath")},
+                       reference=user["id"], detail="deleted: restorable with users.undelete for 20 days")
+
+    # -- helpers --------------------------------------------------------------
+
+    def _account(self, user: dict[str, Any], person: Person | None = None) -> Account:
+        attributes: dict[str, Any] = {"orgUnitPath": user.get("orgUnitPath")}
+        if person is not None and person.manager:
+            attributes["manager"] = person.manager
+        return Account(system=self.instance, id=user["id"], name=user.get("primaryEmail") or user["id"],
+                       email=user.get("primaryEmail"), active=not user.get("suspended"),
+                       admin=bool(user.get("isAdmin")), attributes=attributes)
+
+    def _groups(self, key: str) -> list[dict[str, Any]]:
+        return self._pages(self._directory("groups").list, "groups", "list groups", GROUP_READ, userKey=key,
+                           fields="nextPageToken,groups(id,email,name)")
+
+    def _credentials_of(self, key: str) -> dict[str, Any]:
+        tokens = self._run(self._directory("tokens").list(userKey=key), "list tokens", SECURITY) or {}
+        asps = self._run(self._directory("asps").list(userKey=key), "list app passwords", SECURITY) or {}
+        codes = self._run(self._directory("verificationCodes").list(userKey=key), "list backup codes", SECURITY) or {}
+        return {"tokens": tokens.get("items") or [], "asps": asps.get("items") or [],
+                "verification_codes": len(codes.get("items") or [])}
+
+    def _transfer(self, action: Action, receipt: Receipt | None, new_owner: str | None = None) -> dict[str, Any] | None:
+        svc = self._svc("transfer")
+        if receipt is not None and receipt.reference:
+            try:
+                return self._run(svc.transfers().get(dataTransferId=receipt.reference), "read transfer", TRANSFER)
+            except NotFound:
+                return None
+        params: dict[str, Any] = {"customerId": self.settings.customer, "oldOwnerUserId": action.account.id}
+        if new_owner:
+            params["newOwnerUserId"] = new_owner
+        found = self._pages(svc.transfers().list, "dataTransfers", "list transfers", TRANSFER, **params)
+        live = [t for t in found if t.get("overallTransferStatusCode") != "failed"]
+        return live[-1] if live else None
+
+
+def _reasons(exc: Any) -> tuple[set[str], str]:
+    try:
+        body = json.loads(exc.content.decode("utf-8", "replace"))
+        error = body.get("error") or {}
+        reasons = {e.get("reason") for e in error.get("errors") or [] if isinstance(e, dict)}
+        status = error.get("status")
+        if status == "RESOURCE_EXHAUSTED":
+            reasons.add("rateLimitExceeded")
+        return {r for r in reasons if r}, str(error.get("message") or "")
+    except (ValueError, AttributeError):
+        return set(), short(exc.content.decode("utf-8", "replace") if isinstance(exc.content, bytes) else str(exc.content))
+
+
+def _refresh_reason(exc: Exception) -> str:
+    """The OAuth error code only: the refresh error's args can carry the whole token response."""
+    args = exc.args
+    if len(args) > 1 and isinstance(args[1], dict):
+        data = args[1]
+        if isinstance(data.get("error"), dict):
+            data = data["error"]
+        code = data.get("error") or data.get("status") or data.get("code") or ""
+        description = data.get("error_description") or data.get("message") or ""
+        return short(f"{code}: {description}", 200)
+    return short(type(exc).__name__, 200)
+
+
+@hookimpl
+def register_connectors(register):
+    register(GoogleWorkspaceConnector)

@@ -1,0 +1,258 @@
+"""Generic SCIM 2.0 (RFC 7643/7644): deactivate, remove group memberships, delete later."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from offboard import (
+    Account,
+    AccountPage,
+    Action,
+    ActionKind,
+    CheckResult,
+    Connector,
+    ConnectorSettings,
+    Person,
+    Receipt,
+    Secret,
+    Verification,
+    hookimpl,
+)
+from offboard.errors import AuthError, NotFound, PermanentError
+
+from ._http import escape_filter, make_client, mapped, raise_for_status, send
+
+if TYPE_CHECKING:
+    import httpx
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+USER_READ = "read /Users"
+USER_WRITE = "write /Users"
+GROUP_WRITE = "write /Groups"
+# Attributes a server owns; they must not be sent back in a PUT.
+_READ_ONLY = ("meta", "groups")
+
+
+class ScimConnector(Connector):
+    """Any application that speaks SCIM 2.0 (RFC 7644) with a bearer token."""
+
+    name = "scim"
+    default_rate = 10.0  # no published limit; a polite default, override per app
+    default_concurrency = 4
+    permissions = (USER_READ, USER_WRITE, GROUP_WRITE)
+
+    class Settings(ConnectorSettings):
+        base_url: str = Field(description="SCIM root URL; /Users and /Groups live below it")
+        token: Secret | None = None
+        employee_id_attribute: str | None = "externalId"
+        accounts: dict[str, str] = Field(default_factory=dict, description="person -> SCIM userName")
+        groups: bool = True
+        timeout: float = 30.0
+        ca_file: str | None = None
+        page_size: int = Field(100, ge=1, le=1000)
+
+    def __init__(self, instance: str, settings: Any = None):
+        super().__init__(instance, settings)
+        s = self.settings
+        base = s.base_url if s.base_url.endswith("/") else s.base_url + "/"
+        self._client = make_client(
+            base,
+            token=s.token.reveal() if s.token else None,
+            timeout=s.timeout,
+            ca_file=s.ca_file,
+            headers={"Accept": "application/scim+json, application/json"},
+        )
+        self._patch: bool | None = None  # learned from ServiceProviderConfig or a refused PATCH
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- HTTP -----------------------------------------------------------------
+
+    def _call(self, method: str, path: str, what: str, permission: str, **kw: Any) -> httpx.Response:
+        if "json" in kw:
+            kw["headers"] = {"Content-Type": "application/scim+json"}
+        response = send(self._client, method, path, system=self.instance, what=what, **kw)
+        return raise_for_status(response, system=self.instance, what=what, permissions=(permission,))
+
+    def _user(self, user_id: str) -> dict[str, Any] | None:
+        try:
+            return self._call("GET", f"Users/{user_id}", f"read user {user_id}", USER_READ).json()
+        except NotFound:
+            return None
+
+    def _search(self, resource: str, scim_filter: str, permission: str = USER_READ) -> list[dict[str, Any]]:
+        params = {"filter": scim_filter, "count": str(self.settings.page_size)}
+        body = self._call("GET", resource, f"search {resource} ({scim_filter})", permission, params=params).json()
+        return list(body.get("Resources") or [])
+
+    # -- read side ------------------------------------------------------------
+
+    def check(self) -> CheckResult:
+        try:
+            self._call("GET", "Users", "list users", USER_READ, params={"count": "1"})
+        except AuthError as exc:
+            missing = tuple(getattr(exc, "permissions", ()) or ())
+            return CheckResult(False, identity=self.settings.base_url, missing=missing, detail=str(exc))
+        return CheckResult(True, identity=self.settings.base_url)
+
+    def discover(self, person: Person) -> list[Account]:
+        filters: list[str] = []
+        explicit = mapped(person, self.settings.accounts)
+        if explicit:
+            filters.append(f"userName eq {escape_filter(explicit)}")
+        for email in person.emails:
+            filters.append(f"userName eq {escape_filter(email)}")
+            filters.append(f"emails.value eq {escape_filter(email)}")
+        if person.employee_id and self.settings.employee_id_attribute:
+            filters.append(f"{self.settings.employee_id_attribute} eq {escape_filter(person.employee_id)}")
+        found: dict[str, Account] = {}
+        for scim_filter in filters:
+            for user in self._search("Users", scim_filter):
+                found.setdefault(user["id"], self._account(user))
+            if explicit and found:
+                break  # an explicit mapping wins over guessing
+        return list(found.values())
+
+    def list_accounts(self, cursor: str | None = None) -> AccountPage:
+        start = int(cursor or 1)
+        params = {"startIndex": str(start), "count": str(self.settings.page_size)}
+        body = self._call("GET", "Users", "list users", USER_READ, params=params).json()
+        users = list(body.get("Resources") or [])
+        total = int(body.get("totalResults") or 0)
+        following = start + len(users)
+        nxt = str(following) if users and following <= total else None
+        return AccountPage(tuple(self._account(u) for u in users), nxt)
+
+    def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:
+        user = self._user(action.account.id)
+        if action.kind is ActionKind.DELETE_ACCOUNT:
+            return Verification(action, user is None, {"exists": user is not None}, _detail(action, user is None))
+        if user is None:
+            return Verification(action, True, {"exists": False}, f"{action.account.name} no longer exists")
+        if action.kind is ActionKind.DISABLE_ACCOUNT:
+            active = _active(user)
+            return Verification(action, not active, {"active": active}, _detail(action, not active))
+        if action.kind is ActionKind.REMOVE_MEMBERSHIPS:
+            groups = self._groups_of(action.account.id)
+            names = sorted(g.get("displayName") or g["id"] for g in groups)
+            return Verification(action, not groups, {"groups": names}, _detail(action, not groups, names))
+        raise PermanentError(f"scim cannot verify {action.kind.value}", system=self.instance)
+
+    # -- write side -----------------------------------------------------------
+
+    def disable_account(self, action: Action) -> Receipt:
+        user = self._require(action)
+        if not _active(user):
+            return Receipt(action, changed=False, before={"active": False}, detail="already inactive")
+        self._set_active(user, False)
+        return Receipt(action, changed=True, before={"active": True}, reference=user["id"])
+
+    def undo_disable_account(self, receipt: Receipt) -> Receipt:
+        user = self._require(receipt.action)
+        wanted = bool(receipt.before.get("active", True))
+        if _active(user) == wanted:
+            return Receipt(receipt.action, changed=False, before={"active": wanted})
+        self._set_active(user, wanted)
+        return Receipt(receipt.action, changed=True, before={"active": _active(user)}, reference=user["id"])
+
+    def remove_memberships(self, action: Action) -> Receipt:
+        user_id = self._require(action)["id"]
+        groups = self._groups_of(user_id)
+        for group in groups:
+            op = {"op": "remove", "path": f"members[value eq {escape_filter(user_id)}]"}
+            self._patch_group(group["id"], op)
+        before = {"groups": [{"id": g["id"], "display": g.get("displayName")} for g in groups]}
+        return Receipt(action, changed=bool(groups), before=before, detail=f"removed from {len(groups)} group(s)")
+
+    def undo_remove_memberships(self, receipt: Receipt) -> Receipt:
+        user_id = receipt.action.account.id
+        current = {g["id"] for g in self._groups_of(user_id)}
+        restored = [g for g in receipt.before.get("groups", []) if g["id"] not in current]
+        for group in restored:
+            self._patch_group(group["id"], {"op": "add", "path": "members", "value": [{"value": user_id}]})
+        return Receipt(receipt.action, changed=bool(restored), before={"groups": sorted(current)})
+
+    def delete_account(self, action: Action) -> Receipt:
+        user = self._user(action.account.id)
+        if user is None:
+            return Receipt(action, changed=False, detail="already deleted")
+        self._call("DELETE", f"Users/{user['id']}", f"delete user {action.account.name}", USER_WRITE)
+        before = {"active": _active(user), "userName": user.get("userName")}
+        return Receipt(action, changed=True, before=before, reference=user["id"])
+
+    # -- helpers --------------------------------------------------------------
+
+    def _account(self, user: dict[str, Any]) -> Account:
+        emails = user.get("emails") or []
+        primary = next((e for e in emails if e.get("primary")), emails[0] if emails else {})
+        return Account(
+            system=self.instance,
+            id=user["id"],
+            name=user.get("userName") or user["id"],
+            email=primary.get("value"),
+            active=_active(user),
+            attributes={"externalId": user.get("externalId")} if user.get("externalId") else {},
+        )
+
+    def _require(self, action: Action) -> dict[str, Any]:
+        user = self._user(action.account.id)
+        if user is None:
+            raise NotFound(f"user {action.account.name} ({action.account.id}) not found", system=self.instance)
+        return user
+
+    def _groups_of(self, user_id: str) -> list[dict[str, Any]]:
+        if not self.settings.groups:
+            return []
+        return self._search("Groups", f"members.value eq {escape_filter(user_id)}")
+
+    def _patch_group(self, group_id: str, operation: dict[str, Any]) -> None:
+        body = {"schemas": [PATCH_OP], "Operations": [operation]}
+        self._call("PATCH", f"Groups/{group_id}", f"update group {group_id}", GROUP_WRITE, json=body)
+
+    def _patch_supported(self) -> bool:
+        if self._patch is None:
+            try:
+                config = self._call("GET", "ServiceProviderConfig", "read ServiceProviderConfig", USER_READ).json()
+                self._patch = bool((config.get("patch") or {}).get("supported", True))
+            except (NotFound, PermanentError):
+                self._patch = True  # no discovery endpoint: try PATCH and fall back on refusal
+        return self._patch
+
+    def _set_active(self, user: dict[str, Any], active: bool) -> None:
+        what = f"{'enable' if active else 'deactivate'} user {user.get('userName') or user['id']}"
+        if self._patch_supported():
+            body = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": active}]}
+            try:
+                self._call("PATCH", f"Users/{user['id']}", what, USER_WRITE, json=body)
+                return
+            except PermanentError as exc:
+                if exc.status not in (405, 501):
+                    raise
+                self._patch = False  # the server refuses PATCH: use PUT from now on
+        replacement = {k: v for k, v in user.items() if k not in _READ_ONLY}
+        replacement["active"] = active
+        self._call("PUT", f"Users/{user['id']}", what, USER_WRITE, json=replacement)
+
+
+def _active(user: dict[str, Any]) -> bool:
+    value = user.get("active", True)
+    if isinstance(value, str):  # some servers answer "False"
+        return value.strip().lower() != "false"
+    return bool(value)
+
+
+def _detail(action: Action, ok: bool, remaining: list[str] | None = None) -> str:
+    who = action.account.name
+    if ok:
+        return f"{who}: {action.kind.value} holds"
+    if remaining:
+        return f"{who}: still in {', '.join(remaining)}"
+    return f"{who}: {action.kind.value} does not hold"
+
+
+@hookimpl
+def register_connectors(register):
+    register(ScimConnector)

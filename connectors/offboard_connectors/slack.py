@@ -1,0 +1,292 @@
+"""Slack: deactivate through SCIM (v2, falling back to v1), reset sessions on Enterprise Grid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from offboard import (
+    Account,
+    AccountPage,
+    Action,
+    ActionKind,
+    CheckResult,
+    Connector,
+    ConnectorSettings,
+    Person,
+    Receipt,
+    Secret,
+    Verification,
+    hookimpl,
+)
+from offboard.errors import (
+    AuthError,
+    ConnectorError,
+    NotFound,
+    PermanentError,
+    PermissionDenied,
+    RateLimited,
+    TransientError,
+)
+
+from ._http import error_for, is_loopback, mapped, retry_after, short
+
+SCIM_SCOPE = "admin"
+LOOKUP_SCOPE = "users:read.email"
+SESSION_READ = "admin.users:read"
+SESSION_WRITE = "admin.users:write"
+PATCH_V2 = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+CORE_V1 = "urn:scim:schemas:core:1.0"
+_AUTH = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "no_permission"}
+_DENIED = {"not_an_admin", "not_allowed_token_type", "access_denied", "ekm_access_denied", "not_an_enterprise_admin"}
+_PLAN = {"feature_not_enabled", "team_not_on_enterprise_plan", "not_an_enterprise"}
+_TRANSIENT = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
+_MISSING = {"users_not_found", "user_not_found"}
+
+
+class SlackConnector(Connector):
+    """Slack workspaces and Enterprise Grid orgs."""
+
+    name = "slack"
+    # SCIM PATCH/DELETE /Users: 180 per minute org-wide = 3/s.
+    default_rate = 3.0
+    default_concurrency = 4
+    permissions = (SCIM_SCOPE, LOOKUP_SCOPE, SESSION_READ, SESSION_WRITE)
+
+    class Settings(ConnectorSettings):
+        token: Secret = Field(description="user token (xoxp-) of an Org/Workspace Owner with the admin scope")
+        api_url: str = "https://slack.com/api/"
+        scim_url: str = "https://api.slack.com/scim/v2/"
+        scim_v1_url: str = "https://api.slack.com/scim/v1/"
+        scim_version: str = Field("auto", pattern="^(auto|v1|v2)$")
+        session_reset: bool = Field(True, description="reset sessions with admin.users.session.reset (Enterprise Grid)")
+        accounts: dict[str, str] = Field(default_factory=dict, description="person -> Slack user id")
+        timeout: int = 30
+        page_size: int = Field(200, ge=1, le=1000)
+
+    def __init__(self, instance: str, settings: Any = None):
+        from slack_sdk import WebClient
+        from slack_sdk.scim import SCIMClient
+
+        super().__init__(instance, settings)
+        s = self.settings
+        token = s.token.reveal()
+        self._web = WebClient(token=token, base_url=_slash(s.api_url), timeout=s.timeout)
+        self._scim = {
+            "v2": SCIMClient(token=token, base_url=_slash(s.scim_url), timeout=s.timeout),
+            "v1": SCIMClient(token=token, base_url=_slash(s.scim_v1_url), timeout=s.timeout),
+        }
+        for client, url in ((self._web, s.api_url), (self._scim["v2"], s.scim_url), (self._scim["v1"], s.scim_v1_url)):
+            if is_loopback(url):
+                client.proxy = None  # slack_sdk reads HTTPS_PROXY and ignores NO_PROXY
+        self._version: str | None = None if s.scim_version == "auto" else s.scim_version
+
+    # -- transport --------------------------------------------------------------
+
+    def _api(self, method: str, what: str, scope: str, **params: Any) -> dict[str, Any]:
+        from slack_sdk.errors import SlackApiError, SlackRequestError
+
+        try:
+            return getattr(self._web, method.replace(".", "_"))(**params).data  # type: ignore[no-any-return]
+        except SlackApiError as exc:
+            raise self._web_error(exc, what, scope) from None
+        except (SlackRequestError, OSError) as exc:
+            raise TransientError(f"{what}: {type(exc).__name__}: {short(str(exc))}", system=self.instance) from None
+
+    def _web_error(self, exc: Any, what: str, scope: str) -> ConnectorError:
+        response = exc.response
+        status = getattr(response, "status_code", 200)
+        data = response.data if isinstance(response.data, dict) else {}
+        code = str(data.get("error") or "")
+        headers = {k: v if isinstance(v, str) else ",".join(v) for k, v in (response.headers or {}).items()}
+        text = f"{what}: Slack said {code or 'HTTP ' + str(status)}"
+        if status == 429 or code == "ratelimited":
+            return RateLimited(text, retry_after=retry_after(headers), system=self.instance, status=429)
+        if code == "missing_scope":
+            needed = tuple(p.strip() for p in str(data.get("needed") or scope).split(",") if p.strip())
+            return PermissionDenied(f"{text}: missing scope {', '.join(needed)}", permissions=needed, system=self.instance)
+        if code in _AUTH:
+            return AuthError(text, system=self.instance, status=status)
+        if code in _DENIED:
+            return PermissionDenied(f"{text}: the token's user lacks {scope}", permissions=(scope,), system=self.instance)
+        if code in _PLAN:
+            return PermanentError(f"{text}: this needs Slack Enterprise Grid", system=self.instance)
+        if code in _MISSING:
+            return NotFound(text, system=self.instance)
+        if status >= 500 or code in _TRANSIENT:
+            return TransientError(text, system=self.instance, status=status)
+        return PermanentError(text, system=self.instance, status=status)
+
+    def _call_scim(self, version: str, verb: str, path: str, what: str, **kw: Any) -> dict[str, Any]:
+        from slack_sdk.errors import SlackRequestError
+
+        try:
+            response = self._scim[version].api_call(http_verb=verb, path=path, **kw)
+        except (SlackRequestError, OSError) as exc:
+            raise TransientError(f"{what}: {type(exc).__name__}: {short(str(exc))}", system=self.instance) from None
+        if 200 <= response.status_code < 300:
+            return response.body if isinstance(response.body, dict) else {}
+        body = response.body if isinstance(response.body, dict) else {}
+        errors = body.get("Errors") or body.get("errors") or {}
+        if isinstance(errors, list):
+            errors = errors[0] if errors else {}
+        message = (errors.get("description") if isinstance(errors, dict) else None) or body.get("detail") or response.raw_body
+        headers = {k: v if isinstance(v, str) else ",".join(v) for k, v in (response.headers or {}).items()}
+        raise error_for(response.status_code, headers, str(message or ""), system=self.instance, what=what,
+                        permissions=(SCIM_SCOPE,))
+
+    def _scim_version(self) -> str:
+        if self._version is None:
+            try:
+                self._call_scim("v2", "GET", "ServiceProviderConfig", "probe SCIM v2")
+                self._version = "v2"
+            except (NotFound, PermanentError):
+                self._version = "v1"  # no SCIM v2 here: Slack's SCIM 1.1 API
+        return self._version
+
+    def _scim_user(self, user_id: str) -> dict[str, Any] | None:
+        try:
+            return self._call_scim(self._scim_version(), "GET", f"Users/{user_id}", f"read user {user_id}")
+        except NotFound:
+            return None
+
+    def _require(self, action: Action) -> dict[str, Any]:
+        user = self._scim_user(action.account.id)
+        if user is None:
+            raise NotFound(f"user {action.account.name} ({action.account.id}) not found", system=self.instance)
+        return user
+
+    # -- read side ------------------------------------------------------------
+
+    def check(self) -> CheckResult:
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            answer = self._web.auth_test()
+        except SlackApiError as exc:
+            error = self._web_error(exc, "auth.test", SCIM_SCOPE)
+            if isinstance(error, AuthError):
+                return CheckResult(False, detail=str(error), missing=getattr(error, "permissions", ()))
+            raise error from None
+        identity = f"{answer.get('user')} in {answer.get('team')}"
+        header = next((v for k, v in (answer.headers or {}).items() if k.lower() == "x-oauth-scopes"), None)
+        needed = [SCIM_SCOPE, LOOKUP_SCOPE] + ([SESSION_READ, SESSION_WRITE] if self.settings.session_reset else [])
+        if header is None:
+            return CheckResult(True, identity=identity, detail="Slack sent no x-oauth-scopes header; scopes not listed")
+        granted = {p.strip() for p in (header if isinstance(header, str) else ",".join(header)).split(",")}
+        missing = tuple(p for p in needed if p not in granted)
+        return CheckResult(not missing, identity=identity, missing=missing,
+                           detail=("missing scopes: " + ", ".join(missing)) if missing else "all scopes granted")
+
+    def discover(self, person: Person) -> list[Account]:
+        explicit = mapped(person, self.settings.accounts)
+        if explicit:
+            user = self._scim_user(explicit)
+            return [self._account(user)] if user else []
+        found: dict[str, Account] = {}
+        for email in person.emails:
+            try:
+                answer = self._api("users.lookupByEmail", "look up user by email", LOOKUP_SCOPE, email=email)
+            except NotFound:
+                continue
+            user = answer.get("user") or {}
+            if user.get("id") and not user.get("is_bot"):
+                found.setdefault(user["id"], Account(
+                    system=self.instance, id=user["id"], name=(user.get("profile") or {}).get("email") or email,
+                    email=email, active=not user.get("deleted"), admin=bool(user.get("is_admin") or user.get("is_owner")),
+                    attributes={"handle": user.get("name")}))
+        return list(found.values())
+
+    def list_accounts(self, cursor: str | None = None) -> AccountPage:
+        start = int(cursor or 1)
+        body = self._call_scim(self._scim_version(), "GET", "Users", "list users",
+                               query_params={"startIndex": start, "count": self.settings.page_size})
+        users = body.get("Resources") or []
+        following = start + len(users)
+        total = int(body.get("totalResults") or 0)
+        return AccountPage(tuple(self._account(u) for u in users), str(following) if users and following <= total else None)
+
+    def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:
+        who = action.account.name
+        if action.kind is ActionKind.DISABLE_ACCOUNT:
+            user = self._require(action)
+            active = bool(user.get("active", True))
+            return Verification(action, not active, {"active": active}, f"{who}: {'still active' if active else 'deactivated'}")
+        if action.kind is ActionKind.REVOKE_SESSIONS:
+            sessions = self._sessions(action)
+            return Verification(action, not sessions, {"active_sessions": len(sessions)},
+                                f"{who}: {len(sessions)} active session(s)")
+        raise PermanentError(f"slack cannot verify {action.kind.value}", system=self.instance)
+
+    # -- write side -----------------------------------------------------------
+
+    def disable_account(self, action: Action) -> Receipt:
+        user = self._require(action)
+        if not user.get("active", True):
+            return Receipt(action, changed=False, before={"active": False}, detail="already deactivated")
+        # Slack drops a deactivated user from every user group: keep them so undo can put them back.
+        groups = [{"value": g.get("value"), "display": g.get("display")} for g in user.get("groups") or [] if g.get("value")]
+        self._set_active(action, False)
+        return Receipt(action, changed=True, before={"active": True, "groups": groups}, reference=action.account.id,
+                       detail=f"deactivated through SCIM {self._scim_version()}")
+
+    def undo_disable_account(self, receipt: Receipt) -> Receipt:
+        user = self._require(receipt.action)
+        wanted = bool(receipt.before.get("active", True))
+        if bool(user.get("active", True)) == wanted:
+            return Receipt(receipt.action, changed=False, before={"active": wanted})
+        self._set_active(receipt.action, wanted)
+        version = self._scim_version()
+        current = {g.get("value") for g in (self._require(receipt.action).get("groups") or [])}
+        for group in receipt.before.get("groups") or []:
+            if group["value"] in current:
+                continue
+            member = [{"value": receipt.action.account.id}]
+            body = ({"schemas": [PATCH_V2], "Operations": [{"op": "add", "path": "members", "value": member}]}
+                    if version == "v2" else {"schemas": [CORE_V1], "members": member})
+            self._call_scim(version, "PATCH", f"Groups/{group['value']}", f"re-add to {group.get('display')}", body_params=body)
+        return Receipt(receipt.action, changed=True, before={"active": not wanted})
+
+    def revoke_sessions(self, action: Action) -> Receipt:
+        sessions = self._sessions(action)
+        if not sessions:
+            return Receipt(action, changed=False, before={"active_sessions": 0}, detail="no active sessions")
+        self._api("admin.users.session.reset", f"reset sessions of {action.account.name}", SESSION_WRITE,
+                  user_id=action.account.id)
+        return Receipt(action, changed=True, before={"active_sessions": len(sessions)})
+
+    # -- helpers --------------------------------------------------------------
+
+    def _sessions(self, action: Action) -> list[dict[str, Any]]:
+        if not self.settings.session_reset:
+            raise PermanentError("session reset is turned off (session_reset: false; it needs Enterprise Grid)",
+                                 system=self.instance)
+        answer = self._api("admin.users.session.list", f"list sessions of {action.account.name}", SESSION_READ,
+                           user_id=action.account.id)
+        return list(answer.get("active_sessions") or [])
+
+    def _set_active(self, action: Action, active: bool) -> None:
+        version = self._scim_version()
+        if version == "v2":
+            body = {"schemas": [PATCH_V2], "Operations": [{"op": "replace", "path": "active", "value": active}]}
+        else:
+            body = {"schemas": [CORE_V1], "active": active}
+        verb = "reactivate" if active else "deactivate"
+        self._call_scim(version, "PATCH", f"Users/{action.account.id}", f"{verb} {action.account.name}", body_params=body)
+
+    def _account(self, user: dict[str, Any]) -> Account:
+        emails = user.get("emails") or []
+        primary = next((e for e in emails if e.get("primary")), emails[0] if emails else {})
+        return Account(system=self.instance, id=user["id"], name=primary.get("value") or user.get("userName") or user["id"],
+                       email=primary.get("value"), active=bool(user.get("active", True)),
+                       attributes={"handle": user.get("userName")})
+
+
+def _slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"
+
+
+@hookimpl
+def register_connectors(register):
+    register(SlackConnector)

@@ -1,0 +1,92 @@
+"""Helpers for the cloud connector tests: a WSGI fault gate, a loopback server, unique names."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import threading
+import uuid
+from typing import Any, Callable, Iterator
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import httpx
+
+from offboard import Person
+
+_counter = itertools.count(1)
+
+
+def unique(prefix: str = "p") -> str:
+    """A short name unique within the test session."""
+    return f"{prefix}{next(_counter)}x{uuid.uuid4().hex[:6]}"
+
+
+class FaultGate:
+    """WSGI middleware in front of a real server: injected statuses and acknowledged-but-dropped writes."""
+
+    def __init__(self, app: Callable[..., Any]):
+        self.app = app
+        self.status: int | None = None
+        self.retry_after: float | None = None
+        self.lie_for: set[str] = set()  # path fragments whose writes are acknowledged but not applied
+        self.deny: dict[str, str] = {}  # method -> message for a 403
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO", "")
+        if self.status is not None:
+            headers = [("Content-Type", "application/scim+json")]
+            if self.retry_after is not None:
+                headers.append(("Retry-After", str(int(self.retry_after))))
+            body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": str(self.status),
+                    "detail": "injected fault"}
+            start_response(f"{self.status} Injected", headers)
+            return [json.dumps(body).encode()]
+        if method in self.deny:
+            body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "403",
+                    "detail": self.deny[method]}
+            start_response("403 Forbidden", [("Content-Type", "application/scim+json")])
+            return [json.dumps(body).encode()]
+        if method in ("PATCH", "PUT", "DELETE") and any(f in path for f in self.lie_for):
+            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            start_response("204 No Content", [])
+            return [b""]
+        return self.app(environ, start_response)
+
+    @contextlib.contextmanager
+    def fault(self, status: int, retry_after: float | None = None) -> Iterator[None]:
+        self.status, self.retry_after = status, retry_after
+        try:
+            yield
+        finally:
+            self.status, self.retry_after = None, None
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+
+@contextlib.contextmanager
+def serve_wsgi(app: Callable[..., Any]) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port in a thread; yields the base URL."""
+    from scim2_server.testserver.cli import ThreadingWSGIServer
+
+    server = make_server("127.0.0.1", 0, app, server_class=ThreadingWSGIServer, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def make_person(email: str, employee_id: str | None = None, **kw: Any) -> Person:
+    return Person(id=email, email=email, employee_id=employee_id, **kw)
+
+
+def raw_client(base_url: str, token: str) -> httpx.Client:
+    """An httpx client that is not the connector's: for seeding and independent reads."""
+    return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, trust_env=False, timeout=10)

@@ -1,0 +1,114 @@
+"""The GitHub connector against the sandbox: organization mode and Enterprise Managed Users (SCIM)."""
+
+from __future__ import annotations
+
+import pytest
+
+from offboard import Action, ActionKind, Person
+from offboard.errors import PermissionDenied
+from offboard.testing import ConnectorContract
+from offboard_connectors.github import GitHubConnector
+
+SYSTEM = "github"
+
+
+class _GitHubFixtures:
+    extra: dict = {}
+
+    @pytest.fixture
+    def connector(self, sandbox_settings, sandbox):
+        settings = {**sandbox_settings, **{k: (sandbox.company.enterprise if v == "ENTERPRISE" else v)
+                                           for k, v in self.extra.items()}}
+        connector = GitHubConnector("github", settings)
+        yield connector
+        connector.close()
+
+    @pytest.fixture
+    def person(self, sandbox_people):
+        return next(i for i in sandbox_people if i.github_login and not i.outside_collaborator).person
+
+    @pytest.fixture
+    def target_state(self, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        return lambda account: sim.account(account.id) or sim.account(account.name)
+
+    @pytest.fixture
+    def fault(self, sandbox):
+        return sandbox.sim(SYSTEM).force
+
+    @pytest.fixture
+    def secret_values(self, sandbox_secrets):
+        return sandbox_secrets
+
+
+class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
+    def test_undo_restores_the_before_state(self, connector, person, sandbox):
+        """GitHub cannot restore a removed membership: undo re-invites with the same role and says it is pending."""
+        account = connector.discover(person)[0]
+        receipt = connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+        undone = connector.undo(receipt)
+        assert undone.pending and "invited back" in undone.detail
+        assert sandbox.sim(SYSTEM).log.entries(method="PUT", contains=f"/memberships/{account.id}")
+
+    def test_lying_write_fails_verify_naming_the_account(self, connector, person, sandbox):
+        account = connector.discover(person)[0]
+        action = Action(ActionKind.DISABLE_ACCOUNT, account)
+        with sandbox.sim(SYSTEM).knobs_set(lie_rate=1.0):
+            receipt = connector.apply(action)
+        verification = connector.verify(action, receipt)
+        assert receipt.changed and not verification.ok and account.name in verification.detail
+
+    def test_403_names_the_missing_scope(self, connector, person, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        account = connector.discover(person)[0]
+        granted = sim.granted
+        sim.granted = frozenset(granted - {"admin:org"})
+        try:
+            with pytest.raises(PermissionDenied) as info:
+                connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+            result = connector.check()
+        finally:
+            sim.granted = granted
+        assert "admin:org" in info.value.permissions and "admin:org" in str(info.value)
+        assert not result.ok and "admin:org" in result.missing
+
+    def test_outside_collaborator_is_removed(self, connector, sandbox):
+        ident = next(i for i in sandbox.company.in_system(SYSTEM) if i.outside_collaborator and i.github_login)
+        found = connector.discover(ident.person or Person(id=ident.email, email=ident.email))
+        assert found and found[0].attributes["kind"] == "outside_collaborator"
+        action = Action(ActionKind.DISABLE_ACCOUNT, found[0])
+        assert connector.apply(action).changed and connector.verify(action).ok
+
+    def test_login_from_mapping_file(self, sandbox_settings, sandbox_people, tmp_path):
+        ident = next(i for i in sandbox_people if i.github_login and not i.outside_collaborator)
+        mapping = tmp_path / "logins.yaml"
+        mapping.write_text(f"someone@elsewhere.example: {ident.github_login}\n")
+        connector = GitHubConnector("github", {**sandbox_settings, "logins_file": str(mapping), "saml_lookup": False})
+        assert [a.id for a in connector.discover(Person(id="someone@elsewhere.example"))] == [ident.github_login]
+
+    def test_secondary_rate_limit_without_headers_waits_a_minute(self, connector, person, sandbox):
+        from offboard.errors import RateLimited
+
+        connector.check()
+        with sandbox.sim(SYSTEM).force(403, retry_after=None):
+            try:
+                connector.discover(person)
+            except RateLimited as exc:
+                assert exc.retry_after >= 60
+            except PermissionDenied:
+                pass  # a plain 403 without a rate-limit message is a permission problem, as on GitHub
+
+
+class TestGitHubEnterpriseManagedUsers(_GitHubFixtures, ConnectorContract):
+    extra = {"enterprise": "ENTERPRISE", "emu": True}
+
+    @pytest.fixture
+    def target_state(self, sandbox):
+        sim = sandbox.sim(SYSTEM)
+
+        def state(account):
+            # Suspension revokes the user's tokens and keys; nothing can bring those back, so undo is judged without them.
+            found = sim.account(account.id) or sim.account(account.name) or {}
+            return {k: v for k, v in found.items() if k != "credentials"}
+
+        return state

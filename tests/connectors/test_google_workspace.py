@@ -1,0 +1,143 @@
+"""The Google Workspace connector against the sandbox, through google-api-python-client and google-auth."""
+
+from __future__ import annotations
+
+import pytest
+
+from offboard import Action, ActionKind, Person
+from offboard.errors import PermissionDenied
+from offboard.testing import ConnectorContract
+from offboard_connectors.google_workspace import GROUP_MEMBER, SECURITY, GoogleWorkspaceConnector
+
+SYSTEM = "google_workspace"
+_VOLATILE = ("sessions", "drive_files", "lastLoginTime", "etag")
+
+
+class TestGoogleWorkspace(ConnectorContract):
+    # signOut has nothing to read back, so the contract's idempotence check cannot apply to it;
+    # test_sign_out below covers it.
+    kinds = (ActionKind.DISABLE_ACCOUNT, ActionKind.REVOKE_TOKENS, ActionKind.REMOVE_MEMBERSHIPS,
+             ActionKind.TRANSFER_OWNERSHIP)
+    retry_after_reported = True
+
+    @pytest.fixture
+    def connector(self, sandbox_settings):
+        return GoogleWorkspaceConnector("google", sandbox_settings)
+
+    @pytest.fixture
+    def person(self, sandbox_people):
+        return next(sandbox_people).person
+
+    @pytest.fixture
+    def target_state(self, sandbox):
+        sim = sandbox.sim(SYSTEM)
+
+        def state(account):
+            return {k: v for k, v in (sim.account(account.id) or {}).items() if k not in _VOLATILE}
+
+        return state
+
+    @pytest.fixture
+    def fault(self, sandbox):
+        return sandbox.sim(SYSTEM).force
+
+    @pytest.fixture
+    def secret_values(self, sandbox_secrets):
+        import json
+
+        key = json.loads(sandbox_secrets[0])
+        return [key["private_key"].split("-----")[2].strip()[:64], key["private_key_id"]]
+
+    # -- beyond the contract ----------------------------------------------------
+
+    def test_sign_out(self, connector, person, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        account = connector.discover(person)[0]
+        sim.log.clear()
+        receipt = connector.apply(Action(ActionKind.REVOKE_SESSIONS, account))
+        assert receipt.changed and sim.log.entries(method="POST", contains="/signOut")
+        assert sim.account(account.id)["sessions"] == 0
+
+    def test_transfer_is_pending_until_google_finishes(self, connector, person, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        account = connector.discover(person)[0]
+        action = Action(ActionKind.TRANSFER_OWNERSHIP, account)
+        sim.transfer_seconds = 60
+        receipt = connector.apply(action)
+        assert receipt.pending and receipt.reference
+        verification = connector.verify(action, receipt)
+        assert not verification.ok and verification.pending
+        sim.transfers[receipt.reference]["_done"] = 0  # Google finishes the transfer
+        assert connector.verify(action, receipt).ok
+
+    def test_lying_write_fails_verify_naming_the_account(self, connector, person, sandbox):
+        account = connector.discover(person)[0]
+        action = Action(ActionKind.DISABLE_ACCOUNT, account)
+        with sandbox.sim(SYSTEM).knobs_set(lie_rate=1.0):
+            receipt = connector.apply(action)
+        verification = connector.verify(action, receipt)
+        assert receipt.changed and not verification.ok and account.name in verification.detail
+
+    def test_403_names_the_missing_scope(self, connector, person, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        account = connector.discover(person)[0]
+        granted = sim.granted
+        sim.granted = frozenset(granted - {SECURITY.rsplit("/", 1)[1]})
+        try:
+            with pytest.raises(PermissionDenied) as info:
+                connector.apply(Action(ActionKind.REVOKE_TOKENS, account))
+        finally:
+            sim.granted = granted
+        assert info.value.permissions == (SECURITY,) and SECURITY in str(info.value)
+
+    def test_check_names_scopes_missing_from_delegation(self, sandbox_settings, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        authorized = sim.authorized_scopes
+        sim.authorized_scopes = frozenset(s for s in authorized if s != GROUP_MEMBER)
+        try:
+            result = GoogleWorkspaceConnector("google", sandbox_settings).check()
+        finally:
+            sim.authorized_scopes = authorized
+        assert not result.ok and result.missing == (GROUP_MEMBER,)
+
+    def test_quota_403_is_rate_limiting(self, connector, person, sandbox):
+        from offboard.errors import RateLimited
+
+        sim = sandbox.sim(SYSTEM)
+        connector.check()  # a token first, so the quota answer hits the Directory API
+        sim.limiter.reset()
+        with sim.knobs_set(storm_rate=1.0, storm_length=1):
+            with pytest.raises(RateLimited) as info:
+                connector.discover(person)
+        assert info.value.status == 403
+
+    def test_org_unit_move_and_undo(self, sandbox_settings, sandbox_people, sandbox):
+        ou = "/Suspended"  # an org unit the sandbox company has
+        connector = GoogleWorkspaceConnector("google", {**sandbox_settings, "offboarded_org_unit": ou})
+        person = next(sandbox_people).person
+        account = connector.discover(person)[0]
+        receipt = connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+        assert sandbox.sim(SYSTEM).account(account.id)["orgUnitPath"] == ou
+        assert connector.verify(receipt.action, receipt).ok
+        connector.undo(receipt)
+        assert sandbox.sim(SYSTEM).account(account.id)["orgUnitPath"] == receipt.before["orgUnitPath"]
+
+    def test_discover_by_alias_and_employee_id(self, connector, sandbox):
+        ident = next(i for i in sandbox.company.in_system(SYSTEM)
+                     if i.person and i.person.aliases and not i.admin)
+        by_alias = connector.discover(Person(id="x", email=ident.person.aliases[0]))
+        assert [a.name for a in by_alias] == [ident.email]
+        if ident.employee_id:
+            by_id = connector.discover(Person(id="y", employee_id=ident.employee_id))
+            assert [a.name for a in by_id] == [ident.email]
+
+    def test_list_accounts_pages(self, sandbox_settings, sandbox):
+        connector = GoogleWorkspaceConnector("google", {**sandbox_settings, "page_size": 9})
+        seen, cursor = [], None
+        while True:
+            page = connector.list_accounts(cursor)
+            seen += [a.id for a in page.accounts]
+            cursor = page.cursor
+            if cursor is None:
+                break
+        assert len(seen) == len(set(seen)) == len(sandbox.sim(SYSTEM).users)

@@ -1,0 +1,205 @@
+"""The generic SCIM connector against scim2-server (a real third-party SCIM server) and the sandbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from offboard import Action, ActionKind, Person, Secret
+from pydantic import ValidationError
+
+from offboard.errors import AuthError, PermissionDenied
+from offboard.testing import ConnectorContract
+from offboard_connectors.scim import ScimConnector
+
+from ._support import raw_client, unique
+from .conftest import SCIM2_TOKEN
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+def _seed(client, email: str, employee_id: str) -> str:
+    user = {"schemas": [USER], "userName": email, "externalId": employee_id, "active": True,
+            "emails": [{"value": email, "type": "work", "primary": True}]}
+    response = client.post("Users", json=user)
+    assert response.status_code == 201, response.text
+    user_id = response.json()["id"]
+    for name in ("engineering", "all-staff"):
+        group = {"schemas": [GROUP], "displayName": f"{name}-{unique()}", "members": [{"value": user_id}]}
+        assert client.post("Groups", json=group).status_code == 201
+    return user_id
+
+
+def _state(client, account) -> dict:
+    user = client.get(f"Users/{account.id}")
+    if user.status_code == 404:
+        return {"exists": False}
+    groups = client.get("Groups", params={"filter": f'members.value eq "{account.id}"'}).json()
+    return {
+        "active": user.json().get("active"),
+        "groups": sorted(g["id"] for g in groups.get("Resources") or []),
+    }
+
+
+class TestScimAgainstScim2Server(ConnectorContract):
+    """The contract, against scim2-server from PyPI."""
+
+    @pytest.fixture
+    def client(self, scim2_server):
+        with raw_client(scim2_server[0], SCIM2_TOKEN) as client:
+            yield client
+
+    @pytest.fixture
+    def connector(self, scim2_server):
+        connector = ScimConnector("app", {"base_url": scim2_server[0], "token": Secret(SCIM2_TOKEN, "test")})
+        yield connector
+        connector.close()
+
+    @pytest.fixture
+    def person(self, client):
+        email = f"{unique('u')}@corp.example"
+        employee_id = unique("E")
+        _seed(client, email, employee_id)
+        return Person(id=email, email=email, employee_id=employee_id)
+
+    @pytest.fixture
+    def target_state(self, client):
+        return lambda account: _state(client, account)
+
+    @pytest.fixture
+    def fault(self, scim2_server):
+        return scim2_server[1].fault
+
+    @pytest.fixture
+    def secret_values(self):
+        return [SCIM2_TOKEN]
+
+    # -- beyond the contract ----------------------------------------------------
+
+    def test_discover_by_alias_and_employee_id(self, connector, client):
+        email = f"{unique('u')}@corp.example"
+        alias = f"{unique('alias')}@corp.example"
+        user = {"schemas": [USER], "userName": unique("handle"), "externalId": "EMP-" + unique(), "active": True,
+                "emails": [{"value": alias, "type": "work"}]}
+        created = client.post("Users", json=user).json()
+        by_alias = connector.discover(Person(id=email, email=email, aliases=(alias,)))
+        assert [a.id for a in by_alias] == [created["id"]]
+        by_employee = connector.discover(Person(id="x", employee_id=user["externalId"]))
+        assert [a.id for a in by_employee] == [created["id"]]
+
+    def test_explicit_mapping(self, scim2_server, client):
+        handle = unique("svc")
+        created = client.post("Users", json={"schemas": [USER], "userName": handle, "active": True}).json()
+        connector = ScimConnector("app", {"base_url": scim2_server[0], "token": Secret(SCIM2_TOKEN, "test"),
+                                          "accounts": {"Pat@Corp.Example": handle}})
+        assert [a.id for a in connector.discover(Person(id="pat@corp.example"))] == [created["id"]]
+
+    def test_lying_server_fails_verify_naming_the_account(self, connector, person, scim2_server):
+        account = connector.discover(person)[0]
+        action = Action(ActionKind.DISABLE_ACCOUNT, account)
+        scim2_server[1].lie_for.add(account.id)
+        try:
+            receipt = connector.apply(action)
+        finally:
+            scim2_server[1].lie_for.discard(account.id)
+        assert receipt.changed
+        verification = connector.verify(action, receipt)
+        assert not verification.ok
+        assert account.name in verification.detail
+
+    def test_403_names_the_missing_permission(self, connector, person, scim2_server):
+        account = connector.discover(person)[0]
+        scim2_server[1].deny["PATCH"] = "token is read-only"
+        try:
+            with pytest.raises(PermissionDenied) as info:
+                connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+        finally:
+            scim2_server[1].deny.pop("PATCH")
+        assert info.value.permissions == ("write /Users",)
+        assert "write /Users" in str(info.value) and "token is read-only" in str(info.value)
+
+    def test_put_fallback_when_patch_is_not_supported(self, connector, person, client):
+        account = connector.discover(person)[0]
+        connector._patch = False  # what a ServiceProviderConfig with patch.supported=false leads to
+        receipt = connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+        assert receipt.changed and client.get(f"Users/{account.id}").json()["active"] is False
+        assert connector.verify(Action(ActionKind.DISABLE_ACCOUNT, account)).ok
+
+    def test_delete_as_a_later_step(self, connector, person, client):
+        account = connector.discover(person)[0]
+        action = Action(ActionKind.DELETE_ACCOUNT, account)
+        assert not connector.verify(action).ok
+        assert connector.apply(action).changed
+        assert client.get(f"Users/{account.id}").status_code == 404
+        assert connector.verify(action).ok
+        assert connector.apply(action).changed is False
+
+    def test_list_accounts_pages_through_everyone(self, scim2_server, client):
+        connector = ScimConnector("app", {"base_url": scim2_server[0], "token": Secret(SCIM2_TOKEN, "test"),
+                                          "page_size": 2})
+        total = client.get("Users", params={"count": "0"}).json()["totalResults"]
+        seen, cursor, pages = [], None, 0
+        while True:
+            page = connector.list_accounts(cursor)
+            seen += [a.id for a in page.accounts]
+            pages += 1
+            cursor = page.cursor
+            if cursor is None:
+                break
+        assert len(seen) == len(set(seen)) == total and pages >= total // 2
+
+    def test_bad_token_is_an_auth_error_and_check_says_so(self, scim2_server, person):
+        connector = ScimConnector("app", {"base_url": scim2_server[0], "token": Secret("wrong-token-value", "t")})
+        result = connector.check()
+        assert not result.ok and "401" in result.detail
+        with pytest.raises(AuthError):
+            connector.discover(person)
+
+    def test_inline_secret_is_refused(self, scim2_server):
+        with pytest.raises(ValidationError, match="must not be written inline"):
+            ScimConnector("app", {"base_url": scim2_server[0], "token": "plain-text-token"})
+
+    def test_unreachable_server_is_transient(self):
+        from offboard.errors import TransientError
+
+        connector = ScimConnector("app", {"base_url": "http://127.0.0.1:9/", "timeout": 2})
+        with pytest.raises(TransientError):
+            connector.check()
+
+
+SYSTEM = "scim"
+
+
+class TestScimAgainstSandbox(ConnectorContract):
+    """The same contract against the sandbox's SCIM 2.0 app (skipped until the sandbox serves it)."""
+
+    @pytest.fixture
+    def connector(self, sandbox_settings):
+        connector = ScimConnector("app", sandbox_settings)
+        yield connector
+        connector.close()
+
+    @pytest.fixture
+    def person(self, sandbox_people):
+        return next(sandbox_people).person
+
+    @pytest.fixture
+    def target_state(self, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        return lambda account: {k: v for k, v in (sim.account(account.id) or {}).items() if k not in ("meta",)}
+
+    @pytest.fixture
+    def fault(self, sandbox):
+        return sandbox.sim(SYSTEM).force
+
+    @pytest.fixture
+    def secret_values(self, sandbox_secrets):
+        return sandbox_secrets
+
+    def test_lying_write_fails_verify_naming_the_account(self, connector, person, sandbox):
+        account = connector.discover(person)[0]
+        action = Action(ActionKind.DISABLE_ACCOUNT, account)
+        with sandbox.sim(SYSTEM).knobs_set(lie_rate=1.0):
+            receipt = connector.apply(action)
+        verification = connector.verify(action, receipt)
+        assert receipt.changed and not verification.ok and account.name in verification.detail

@@ -1,0 +1,80 @@
+"""The Slack connector against the sandbox, through slack-sdk's WebClient and SCIMClient."""
+
+from __future__ import annotations
+
+import pytest
+
+from offboard import Action, ActionKind
+from offboard.errors import PermissionDenied
+from offboard.testing import ConnectorContract
+from offboard_connectors.slack import SlackConnector
+
+SYSTEM = "slack"
+_VOLATILE = ("updated", "sessions")  # sessions ended by a deactivation never come back
+
+
+class TestSlack(ConnectorContract):
+    @pytest.fixture
+    def connector(self, sandbox_settings):
+        return SlackConnector("slack", sandbox_settings)
+
+    @pytest.fixture
+    def person(self, sandbox_people):
+        return next(sandbox_people).person
+
+    @pytest.fixture
+    def target_state(self, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        return lambda account: {k: v for k, v in (sim.account(account.id) or {}).items() if k not in _VOLATILE}
+
+    @pytest.fixture
+    def fault(self, sandbox):
+        return sandbox.sim(SYSTEM).force
+
+    @pytest.fixture
+    def secret_values(self, sandbox_secrets):
+        return sandbox_secrets
+
+    # -- beyond the contract ----------------------------------------------------
+
+    def test_lying_write_fails_verify_naming_the_account(self, connector, person, sandbox):
+        account = connector.discover(person)[0]
+        action = Action(ActionKind.DISABLE_ACCOUNT, account)
+        with sandbox.sim(SYSTEM).knobs_set(lie_rate=1.0):
+            receipt = connector.apply(action)
+        verification = connector.verify(action, receipt)
+        assert receipt.changed and not verification.ok and account.name in verification.detail
+
+    def test_missing_scope_names_the_scope(self, connector, person, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        account = connector.discover(person)[0]
+        granted = sim.granted
+        sim.granted = set(granted) - {"admin.users:read"}
+        try:
+            with pytest.raises(PermissionDenied) as info:
+                connector.apply(Action(ActionKind.REVOKE_SESSIONS, account))
+            result = connector.check()
+        finally:
+            sim.granted = granted
+        assert "admin.users:read" in info.value.permissions and "admin.users:read" in str(info.value)
+        assert not result.ok and result.missing == ("admin.users:read",)
+
+    def test_v1_fallback(self, sandbox_settings, sandbox_people, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        connector = SlackConnector("slack", {**sandbox_settings, "scim_version": "v1"})
+        account = connector.discover(next(sandbox_people).person)[0]
+        sim.log.clear()
+        connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+        assert sim.log.entries(method="PATCH", contains="/scim/v1/Users/")
+        assert sim.account(account.id)["active"] is False
+
+    def test_list_accounts_pages(self, sandbox_settings, sandbox):
+        connector = SlackConnector("slack", {**sandbox_settings, "page_size": 11})
+        seen, cursor = [], None
+        while True:
+            page = connector.list_accounts(cursor)
+            seen += [a.id for a in page.accounts]
+            cursor = page.cursor
+            if cursor is None:
+                break
+        assert len(seen) == len(set(seen)) == len(sandbox.sim(SYSTEM).users)
