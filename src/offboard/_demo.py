@@ -54,7 +54,7 @@ def run_demo(people: int = 25, latency: int = 40, seed: int = 7) -> int:
             case_id = engine.open_case(plan, trigger="demo", reason="offboard demo")
             with Progress(plan.actions, live=out.is_terminal) as progress:
                 result = engine.run_cases([case_id], progress)[0]
-            out.print(result_table(result))
+            out.print(result_table(result, accounts=False))
             out.print(read_back_table(sandbox, person))
         finally:
             engine.close()

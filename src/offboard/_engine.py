@@ -151,6 +151,9 @@ class Engine:
         self.sleep: Callable[[float], None] = time.sleep
         self.monotonic: Callable[[], float] = time.monotonic
         self._pool = ThreadPoolExecutor(max_workers=config.limits.workers, thread_name_prefix="offboard")
+        #: Set by ``offboard._distributed`` when ``execution: distributed``: jobs go to workers.
+        self.dispatcher: Any = None
+        self.bucket_factory: Callable[..., Any] = TokenBucket
 
     @classmethod
     def open(cls, config: Config, data_dir: Path, **kw: Any) -> "Engine":
@@ -192,7 +195,7 @@ class Engine:
             connector = cls(instance, settings)
             self._connectors[instance] = connector
             rate = cfg.rate if cfg.rate is not None else cls.default_rate
-            self._buckets[instance] = TokenBucket(rate, cfg.burst, clock=lambda: self.monotonic())
+            self._buckets[instance] = self.bucket_factory(instance, rate, cfg.burst, clock=lambda: self.monotonic())
             self._slots[instance] = threading.BoundedSemaphore(cfg.concurrency or cls.default_concurrency)
             return connector
 
@@ -360,8 +363,9 @@ class Engine:
             for i, a in enumerate(plan.actions)
         ]
         later = [dict(case_id=case_id, action=dumps(a.to_dict()), due_at=now + delay, status="scheduled") for a, delay in plan.later]
+        enqueue = self.dispatcher.enqueuer(case_id, action_rows) if self.dispatcher else None
         try:
-            self.store.insert_case(row, action_rows, later)
+            self.store.insert_case(row, action_rows, later, also=enqueue)
         except sa.exc.IntegrityError:
             raise OffboardError(f"another case for {plan.person.id} is already running; resume it instead") from None
         self.record("case_opened", case_id, {
@@ -382,6 +386,8 @@ class Engine:
 
     def run_cases(self, case_ids: list[str], progress: Callable[[dict[str, Any]], None] | None = None) -> list[CaseResult]:
         """Run the unfinished actions of several cases, in parallel across systems and people."""
+        if self.dispatcher is not None:  # workers run them; wait for the outcome
+            return self.dispatcher.wait(self, case_ids, progress)
         chains: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
         persons: dict[str, str] = {}
         for case_id in case_ids:
@@ -393,6 +399,16 @@ class Engine:
         for future in futures:
             future.result()
         return [self.close_case(case_id) for case_id in case_ids]
+
+    def run_chain_job(self, case_id: str, system: str, account_id: str) -> None:
+        """Run one account's actions in one case (a worker's job), closing the case if it was the last."""
+        case = self.store.case(case_id)
+        if case is None or case["status"] not in (CaseStatus.RUNNING.value, "closing"):
+            return
+        rows = [r for r in self.store.actions(case_id) if r["system"] == system and r["account_id"] == account_id]
+        self._run_chain(case_id, case["person_id"], rows, None)
+        if self.store.claim_close(case_id):
+            self.close_case(case_id)
 
     def _run_chain(self, case_id: str, person_id: str, rows: list[dict[str, Any]], progress: Callable[[dict[str, Any]], None] | None) -> None:
         stop: str | None = None
@@ -528,8 +544,8 @@ class Engine:
         results = self.run_cases(running, progress) if running else []
         return results + self.run_due_followups(progress)
 
-    def run_due_followups(self, progress: Callable[[dict[str, Any]], None] | None = None) -> list[CaseResult]:
-        """Open and run cases for follow-up steps (staged deletions) that are due."""
+    def run_due_followups(self, progress: Callable[[dict[str, Any]], None] | None = None, wait: bool = True) -> list[CaseResult]:
+        """Open and run cases for follow-up steps (staged deletions) that are due; ``wait=False`` only opens them."""
         due = self.store.due_followups(self.clock())
         by_case: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for item in due:
@@ -542,7 +558,8 @@ class Engine:
             case_id = self.open_case(plan, trigger="followup", reason=f"follow-up of {origin}")
             for item in items:
                 self.store.update_followup(item["id"], status="done", done_case=case_id)
-            results += self.run_cases([case_id], progress)
+            if wait:
+                results += self.run_cases([case_id], progress)
         return results
 
     def undo(self, case_id: str) -> dict[str, list[str]]:

@@ -12,7 +12,8 @@ __all__ = ["TokenBucket"]
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` saved up; ``pause`` honours Retry-After."""
 
-    def __init__(self, rate: float | None, burst: int | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, system: str, rate: float | None, burst: int | None = None, clock: Callable[[], float] = time.monotonic):
+        self.system = system
         self.rate = rate
         self.burst = max(1, burst or (int(rate) if rate and rate >= 1 else 1))
         self._clock = clock

@@ -11,7 +11,7 @@ import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -150,14 +150,27 @@ class Store:
 
     # -- cases ----------------------------------------------------------------
 
-    def insert_case(self, row: dict[str, Any], action_rows: list[dict[str, Any]], later: list[dict[str, Any]]) -> None:
-        """Write a case, its actions and its follow-ups in one transaction."""
+    def insert_case(self, row: dict[str, Any], action_rows: list[dict[str, Any]], later: list[dict[str, Any]],
+                    also: Callable[[sa.Connection], None] | None = None) -> None:
+        """Write a case, its actions and its follow-ups in one transaction; ``also`` joins it (to enqueue jobs)."""
         with self._write_lock, self.engine.begin() as conn:
             conn.execute(cases.insert().values(**row))
             if action_rows:
                 conn.execute(actions.insert(), action_rows)
             if later:
                 conn.execute(followups.insert(), later)
+            if also is not None:
+                also(conn)
+
+    def claim_close(self, case_id: str) -> bool:
+        """Atomically mark a running case whose actions are all final as closing; True for the one caller that wins."""
+        final = ("verified", "failed", "unverified", "skipped", "undone", "waiting")
+        pending = sa.select(actions.c.id).where(actions.c.case_id == case_id, actions.c.status.not_in(final)).exists()
+        with self._write_lock, self.engine.begin() as conn:
+            result = conn.execute(
+                cases.update().where(cases.c.id == case_id, cases.c.status == "running", ~pending).values(status="closing", updated_at=utcnow())
+            )
+            return result.rowcount == 1
 
     def update_case(self, case_id: str, **values: Any) -> None:
         values["updated_at"] = utcnow()

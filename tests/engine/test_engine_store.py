@@ -36,19 +36,22 @@ def store_url(request, tmp_path):
     admin.dispose()
 
 
-TABLE_MODULES = ("offboard._intake", "offboard._inventory")
+TABLE_MODULES = ("offboard._intake", "offboard._inventory", "offboard._distributed")
 
 
 def test_migrations_build_exactly_the_declared_schema(store_url, tmp_path):
     import importlib
+    import importlib.util
 
     for module in TABLE_MODULES:  # modules that add their tables to the shared metadata
-        importlib.import_module(module)
+        if importlib.util.find_spec(module):
+            importlib.import_module(module)
     store = Store(store_url)
     store.migrate()
     store.migrate()  # idempotent
     with store.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        ours = lambda name, type_, parent: not (name or "").startswith("procrastinate")  # noqa: E731
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"include_name": ours}), metadata)
     store.close()
     assert diff == []
 

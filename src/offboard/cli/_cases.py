@@ -50,15 +50,21 @@ def print_plan(plan: Any) -> None:
         out.print("[yellow]Nothing to do.[/]")
 
 
-def result_table(result: Any) -> Table:
+def result_table(result: Any, accounts: bool = True) -> Table:
+    """One row per action; ``accounts=False`` drops the account column (one person, one account per system)."""
     table = Table(title=f"Case {result.case_id}: {result.status.value}", title_justify="left")
-    for column in ("system", "account", "action", "result", "read back"):
-        table.add_column(column)
+    columns = ("system", "account", "action", "result", "read back") if accounts else ("system", "action", "result", "read back")
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("action", "result"))
     for row in result.actions:
         verification = json.loads(row["verification"]) if row["verification"] else None
         back = row["error"] or (verification["detail"] if verification else "")
-        status = row["status"]
-        table.add_row(row["system"], escape(json.loads(row["account"])["name"]), row["kind"], styled(status), escape(back))
+        name = json.loads(row["account"])["name"]
+        cells = [row["system"], escape(name), row["kind"], styled(row["status"]), escape(back)]
+        if not accounts:
+            del cells[1]
+            cells[-1] = escape(back.removeprefix(f"{name}: "))
+        table.add_row(*cells)
     return table
 
 
@@ -168,7 +174,7 @@ def status(app: App, case: str | None, as_json: bool) -> None:
             return
         table = Table(title="Latest cases", title_justify="left")
         for column in ("case", "person", "status", "trigger", "opened"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column in ("case", "status"))
         for r in rows:
             table.add_row(r["id"], escape(r["person_id"]), styled(r["status"]), r["trigger"], f"{r['created_at']:%Y-%m-%d %H:%M:%S}")
         out.print(table if rows else "No cases yet.")

@@ -32,6 +32,7 @@ LAZY_COMMANDS = {
     "events": ("offboard.cli.serve", "events"),
     "inventory": ("offboard.cli.inventory", "inventory"),
     "sweep": ("offboard.cli.inventory", "sweep"),
+    "worker": ("offboard.cli.worker", "worker"),
 }
 HELP = {
     "plan": "Show what would happen for PERSON; writes nothing.",
@@ -48,6 +49,7 @@ HELP = {
     "events": "List received HR events and what became of them.",
     "inventory": "Sync, show and audit the account inventory.",
     "sweep": "Revoke everyone past their end date who still has access.",
+    "worker": "Run jobs from PostgreSQL (execution: distributed).",
 }
 
 
@@ -156,6 +158,10 @@ class App:
             from .._paths import data_dir
 
             self._engine = Engine.open(self.config, data_dir())
+            if self.config.execution == "distributed":
+                from .._distributed import attach
+
+                attach(self._engine)
             click.get_current_context().call_on_close(self._engine.close)
         return self._engine
 

@@ -1,0 +1,116 @@
+"""Audit log benchmark: append-and-seal throughput, full verify of a large log, one person's evidence.
+
+Run: python benchmarks/bench_audit.py [--entries 1000000] [--seal-every 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from offboard._audit import AuditLog, KeySigner, build_evidence, load_trust, verify_evidence, verify_log
+from offboard._audit._note import generate_skey
+
+ORIGIN = "bench.example/offboard/audit/v1"
+SYSTEMS = ("entra", "google", "slack", "github", "ldap", "scim")
+
+
+def case_entries(n: int) -> list[tuple[str, dict]]:
+    """One realistic case: opened, one action per system, closed (8 entries)."""
+    person, case = f"p-{n:07d}", f"case-{n:07d}"
+    plan = [{"system": s, "account": {"id": f"{s}-{n:07d}", "name": f"user{n}@{s}.example"}, "kind": "disable_account"}
+            for s in SYSTEMS]
+    out = [("case_opened", {"case": case, "person": {"id": person, "employee_id": f"E{n}"}, "trigger": "webhook",
+                            "policy": "default", "reason": "terminated", "termination_at": "2026-01-01T00:00:00.000Z",
+                            "plan": plan, "dry_run": False})]
+    for item in plan:
+        out.append(("action", {
+            "case": case, "person": {"id": person}, "system": item["system"], "account": item["account"],
+            "kind": "disable_account", "requested_at": "2026-01-01T00:04:59.000Z",
+            "responded_at": "2026-01-01T00:05:00.000Z", "result": "verified", "reference": f"req-{n}-{item['system']}",
+            "changed": True, "verification": {"ok": True, "observed": {"accountEnabled": False}, "detail": "read back"},
+            "error": None, "attempts": 1}))
+    out.append(("case_closed", {"case": case, "person": {"id": person}, "status": "complete",
+                                "counts": {"verified": len(SYSTEMS)}, "termination_at": "2026-01-01T00:00:00.000Z",
+                                "last_verified_at": "2026-01-01T00:05:00.000Z", "elapsed_ms": 300000}))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=1_000_000, help="size of the log to verify (default 1,000,000)")
+    parser.add_argument("--seal-every", type=int, default=1000, help="entries between checkpoints in the big log")
+    parser.add_argument("--appends", type=int, default=2000, help="single fsync'd appends to time")
+    args = parser.parse_args()
+    rows: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        signer = KeySigner(generate_skey(ORIGIN))
+
+        # 1. append-and-seal: one fsync'd append per entry, a checkpoint after every case (8 entries).
+        small = AuditLog.open(Path(tmp) / "small", ORIGIN, signer=signer)
+        entries = [e for n in range(args.appends // 8 + 1) for e in case_entries(n)][: args.appends]
+        start = time.perf_counter()
+        for i, (kind, fields) in enumerate(entries, 1):
+            small.append(kind, fields)
+            if i % 8 == 0:
+                small.checkpoint()
+        elapsed = time.perf_counter() - start
+        small.close()
+        rows.append(("append + fsync, seal after every case", f"{len(entries) / elapsed:,.0f} entries/s",
+                     f"{len(entries) / 8 / elapsed:,.0f} cases/s"))
+
+        # 2. build the big log in batches (one fsync per batch), sealing every --seal-every entries.
+        big_dir = Path(tmp) / "big"
+        big = AuditLog.open(big_dir, ORIGIN, signer=signer)
+        start = time.perf_counter()
+        n, batch = 0, []
+        while big.size < args.entries:
+            batch.extend(case_entries(n))
+            n += 1
+            if len(batch) >= args.seal_every or big.size + len(batch) >= args.entries:
+                batch = batch[: args.entries - big.size]
+                big.append_many(batch)
+                big.checkpoint()
+                batch = []
+        elapsed = time.perf_counter() - start
+        big.close()
+        rows.append((f"batched append_many, seal every {args.seal_every}", f"{args.entries / elapsed:,.0f} entries/s", "(builds the log)"))
+        size_mb = (big_dir / "entries.jsonl").stat().st_size / 1e6
+        checkpoints = len(list((big_dir / "checkpoints").iterdir()))
+
+        start = time.perf_counter()
+        report = verify_log(big_dir)
+        elapsed = time.perf_counter() - start
+        status = "intact" if report.exit_code == 0 else f"exit {report.exit_code}"
+        rate = args.entries / elapsed
+        rows.append((f"full verify, {args.entries:,} entries ({size_mb:,.0f} MB, {checkpoints} checkpoints)",
+                     f"{rate:,.0f} entries/s", f"{elapsed:.2f} s, {status}; goal >= 200,000/s: {'met' if rate >= 200_000 else 'MISSED'}"))
+
+        # 3. one person's evidence.
+        trust = load_trust(big_dir / "trusted-keys.txt")
+        bundle = Path(tmp) / "evidence.zip"
+        start = time.perf_counter()
+        build_evidence(big_dir, f"p-{n // 2:07d}", bundle, trust)
+        rows.append(("export one person's evidence", f"{(time.perf_counter() - start) * 1000:,.0f} ms", ""))
+        times = []
+        for _ in range(20):
+            start = time.perf_counter()
+            result = verify_evidence(bundle, trust)
+            times.append(time.perf_counter() - start)
+        ms = statistics.median(times) * 1000
+        rows.append(("verify one person's evidence (median of 20)", f"{ms:.1f} ms",
+                     f"exit {result.exit_code}; goal < 50 ms: {'met' if ms < 50 else 'MISSED'}"))
+
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    print(f"{'measure':<{width[0]}}  {'result':>{width[1]}}  notes")
+    for a, b, c in rows:
+        print(f"{a:<{width[0]}}  {b:>{width[1]}}  {c}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

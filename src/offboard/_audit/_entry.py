@@ -1,0 +1,229 @@
+"""Audit entries: canonical JSON lines, the common fields and the per-type schema."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = [
+    "EntryError",
+    "FORMAT_VERSION",
+    "RESERVED",
+    "RESULTS",
+    "FINAL_RESULTS",
+    "canonical",
+    "parse_entry",
+    "check_common",
+    "check_fields",
+    "format_time",
+    "parse_time",
+    "now",
+]
+
+FORMAT_VERSION = 1
+RESERVED = frozenset({"v", "log", "seq", "time", "type", "person_prev"})
+RESULTS = frozenset({"verified", "unverified", "failed", "waiting", "skipped", "undone"})
+FINAL_RESULTS = RESULTS - {"waiting"}
+MAX_INT = 2**53 - 1
+TIME_RE = re.compile(r"\d{4}-[01]\d-[0-3]\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z\Z")
+TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
+
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+class EntryError(ValueError):
+    """An entry is not canonical or breaks the schema."""
+
+
+def _no_float(text: str) -> Any:
+    raise EntryError(f"floats are not allowed (found {text})")
+
+
+def _no_constant(text: str) -> Any:
+    raise EntryError(f"{text} is not allowed")
+
+
+_decode = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant).decode
+
+try:  # optional accelerator; the stdlib encoder above stays the definition of "canonical"
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None
+
+
+def _maybe_float(line: bytes) -> bool:
+    """Whether a number outside strings may have a fraction or exponent (or escapes make it unclear)."""
+    if b"\\" in line:
+        return True
+    outside = b"".join(line.split(b'"')[0::2]).replace(b"true", b"").replace(b"false", b"")
+    return b"." in outside or b"e" in outside or b"E" in outside
+
+
+def fast_parse(line: bytes) -> dict[str, Any] | None:
+    """The entry if orjson proves it canonical and float-free; None means "ask the strict parser"."""
+    if _orjson is None or _maybe_float(line):
+        return None
+    try:
+        obj = _orjson.loads(line)
+        if type(obj) is dict and _orjson.dumps(obj, option=_orjson.OPT_SORT_KEYS) == line:
+            return obj
+    except (ValueError, TypeError):
+        pass
+    return None
+
+
+def _check_value(value: Any, where: str) -> None:
+    if value is None or isinstance(value, (str, bool)):
+        return
+    if isinstance(value, int):
+        if not -MAX_INT <= value <= MAX_INT:
+            raise EntryError(f"{where}: integer {value} is outside +-(2**53-1)")
+        return
+    if isinstance(value, float):
+        raise EntryError(f"{where}: floats are not allowed; use an integer or a string")
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_value(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise EntryError(f"{where}: key {key!r} is not a string")
+            _check_value(item, f"{where}.{key}")
+        return
+    raise EntryError(f"{where}: {type(value).__name__} is not a JSON value (str, int, bool, None, list, dict)")
+
+
+def canonical(entry: dict[str, Any]) -> bytes:
+    """The canonical line (without LF): sorted keys, no whitespace, UTF-8, no floats."""
+    _check_value(entry, "entry")
+    return _encode(entry).encode("utf-8")
+
+
+def parse_entry(line: bytes) -> dict[str, Any]:
+    """Parse one line strictly: UTF-8, no BOM, no duplicate keys, no floats, byte-for-byte canonical."""
+    obj = fast_parse(line)
+    if obj is not None:
+        return obj
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EntryError(f"not valid UTF-8 (byte {exc.start})") from None
+    try:
+        obj = _decode(text)
+    except EntryError:
+        raise
+    except ValueError as exc:
+        raise EntryError(f"not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise EntryError("not a JSON object")
+    if _encode(obj) != text:
+        raise EntryError("not canonical JSON (whitespace, key order, duplicate keys, escapes or CR)")
+    return obj
+
+
+def check_common(obj: dict[str, Any], index: int, origin: str) -> None:
+    """The common fields: ``v``, ``log`` = origin, ``seq`` = index, ``type``, ``time``."""
+    if obj.get("v") != FORMAT_VERSION:
+        raise EntryError(f"'v' must be {FORMAT_VERSION}")
+    if obj.get("log") != origin:
+        raise EntryError(f"'log' is {obj.get('log')!r}, not this log's origin {origin!r}")
+    seq = obj.get("seq")
+    if seq != index or type(seq) is not int:
+        raise EntryError(f"'seq' is {seq!r} but the entry is at index {index}")
+    t = obj.get("type")
+    if not isinstance(t, str) or not TYPE_RE.match(t):
+        raise EntryError(f"'type' {t!r} is missing or malformed")
+    ts = obj.get("time")
+    if not isinstance(ts, str) or not TIME_RE.match(ts) or not _valid_date(ts):
+        raise EntryError(f"'time' {ts!r} is not UTC with milliseconds (YYYY-MM-DDTHH:MM:SS.mmmZ)")
+
+
+_DATES: dict[str, bool] = {}
+
+
+def _valid_date(ts: str) -> bool:
+    day = ts[:10]
+    ok = _DATES.get(day)
+    if ok is None:
+        try:
+            datetime.fromisoformat(day)
+            ok = True
+        except ValueError:
+            ok = False
+        if len(_DATES) < 100_000:
+            _DATES[day] = ok
+    return ok
+
+
+def _need(fields: dict[str, Any], key: str, kinds: type | tuple[type, ...], entry_type: str) -> Any:
+    value = fields.get(key)
+    if not isinstance(value, kinds):
+        raise EntryError(f"{entry_type} entry: '{key}' is missing or has the wrong type")
+    return value
+
+
+def _person(fields: dict[str, Any], entry_type: str) -> None:
+    person = _need(fields, "person", dict, entry_type)
+    if not isinstance(person.get("id"), str) or not person["id"]:
+        raise EntryError(f"{entry_type} entry: 'person.id' must be a non-empty string")
+
+
+def check_fields(entry_type: str, fields: dict[str, Any]) -> None:
+    """What a writer must supply for each known entry type (unknown types are free-form)."""
+    if not isinstance(entry_type, str) or not TYPE_RE.match(entry_type):
+        raise EntryError(f"entry type {entry_type!r} must be lowercase letters, digits and '_'")
+    if not isinstance(fields, dict):
+        raise EntryError("entry fields must be a dict")
+    clash = RESERVED.intersection(fields)
+    if clash:
+        raise EntryError(f"{entry_type} entry: {sorted(clash)} are set by the log, not the caller")
+    if "person" in fields:
+        _person(fields, entry_type)
+    if entry_type == "case_opened":
+        _need(fields, "case", str, entry_type)
+        _person(fields, entry_type)
+        plan = _need(fields, "plan", list, entry_type)
+        for i, item in enumerate(plan):
+            if not (isinstance(item, dict) and isinstance(item.get("system"), str)
+                    and isinstance(item.get("account"), dict) and isinstance(item.get("kind"), str)):
+                raise EntryError(f"case_opened entry: plan[{i}] needs system, account and kind")
+    elif entry_type == "action":
+        for key in ("case", "system", "kind"):
+            _need(fields, key, str, entry_type)
+        _person(fields, entry_type)
+        _need(fields, "account", dict, entry_type)
+        if fields.get("result") not in RESULTS:
+            raise EntryError(f"action entry: 'result' must be one of {sorted(RESULTS)}")
+    elif entry_type == "case_closed":
+        _need(fields, "case", str, entry_type)
+        _person(fields, entry_type)
+        _need(fields, "status", str, entry_type)
+    elif entry_type == "approval":
+        if "approver" not in fields:
+            raise EntryError("approval entry: 'approver' is required")
+    _check_value(fields, entry_type)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with milliseconds and ``Z``."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: Any) -> datetime | None:
+    """Parse an RFC 3339 time (any offset); None when missing or malformed."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def now() -> str:
+    """The current UTC time, formatted for an entry."""
+    return format_time(datetime.now(timezone.utc))

@@ -1,0 +1,269 @@
+"""``offboard audit``: verify the signed audit log, show entries, export and check per-person evidence."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from .._audit import AuditError, AuditLog, NoteError, Tree, build_evidence, leaf_hash, load_trust, read_origin
+from .._audit import verify_consistency, verify_evidence, verify_log
+from .._audit._cases import parse_duration
+from .._audit._log import CHECKPOINTS, ENTRIES, LATEST, TRUSTED_KEYS
+from .._audit._note import b64, parse_checkpoint
+from .._paths import data_dir
+
+__all__ = ["audit"]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _log_dir(ctx: click.Context) -> Path:
+    return ctx.obj["log"] if ctx.obj and ctx.obj.get("log") else data_dir() / "audit"
+
+
+def _trust(path: Path | None, log: Path, code: int):
+    try:
+        return load_trust(path or log / TRUSTED_KEYS)
+    except NoteError as exc:
+        _fail(str(exc), code)
+
+
+def _sla(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sla") from None
+
+
+def _lines(log: Path) -> list[bytes]:
+    try:
+        data = (log / ENTRIES).read_bytes()
+    except FileNotFoundError:
+        _fail(f"no audit log at {log}", 2)
+    return data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]
+
+
+@click.group("audit")
+@click.option("--log", "log_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Audit log directory (default: DATA_DIR/audit); point it at a copy to verify offline.")
+@click.pass_context
+def audit(ctx: click.Context, log_dir: Path | None) -> None:
+    """Verify the signed audit log and export per-person evidence."""
+    ctx.ensure_object(dict)
+    ctx.obj["log"] = log_dir
+
+
+@audit.command()
+@click.option("--trusted-keys", type=click.Path(dir_okay=False, path_type=Path),
+              help="Pinned trust list (default: the log's own trusted-keys.txt; pin a copy out of band).")
+@click.option("--pinned", type=click.Path(dir_okay=False, path_type=Path), multiple=True,
+              help="A checkpoint you kept earlier; proves no rollback or fork since. Repeatable.")
+@click.option("--sla", help="Flag cases whose last verified action came later than this after termination (24h, 4h...).")
+@click.option("--origin", help="Expected log origin (default: the trusted key's name).")
+@click.option("--strict", is_flag=True, help="Treat entries after the latest checkpoint as a failure.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@click.pass_context
+def verify(ctx, trusted_keys, pinned, sla, origin, strict, as_json) -> None:
+    """Check the whole log. Exit 0 intact, 1 integrity failure, 2 compliance findings only."""
+    log = _log_dir(ctx)
+    sla_seconds = _sla(sla)
+    trust = _trust(trusted_keys, log, 1)
+    pins = []
+    for path in pinned:
+        try:
+            pins.append((str(path), path.read_bytes()))
+        except OSError as exc:
+            _fail(f"cannot read pinned checkpoint {path}: {exc.strerror}", 1)
+    try:
+        report = verify_log(log, trust, origin=origin, pinned=pins, sla_seconds=sla_seconds, strict=strict)
+    except (AuditError, NoteError, OSError) as exc:
+        _fail(str(exc), 1)
+    if trusted_keys is None:
+        report.trust_source = f"{log / TRUSTED_KEYS} (the log's own copy: pin one out of band)"
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
+        sys.exit(report.exit_code)
+    cp = report.checkpoint
+    click.echo(f"audit log {report.origin}: {report.size} entries, "
+               f"latest valid checkpoint size {cp.size if cp else 'none'}")
+    click.echo(f"trusted keys: {report.trust_source}")
+    for severity, title in (("integrity", "INTEGRITY FAILURES"), ("finding", "COMPLIANCE FINDINGS"), ("warning", "warnings")):
+        problems = report.of(severity)
+        if problems:
+            click.echo(f"{title} ({len(problems)}):")
+            for p in problems:
+                click.echo(f"  - {p.where}: {p.what}")
+    status = {0: "intact", 1: "INTEGRITY FAILURE", 2: "intact, with compliance findings"}[report.exit_code]
+    click.echo(f"result: {status}")
+    if cp and report.exit_code != 1:
+        click.echo("latest checkpoint (keep it to pin with --pinned next time):")
+        click.echo(cp.note, nl=False)
+    sys.exit(report.exit_code)
+
+
+def _summary_row(obj: dict[str, Any]) -> list[str]:
+    person = obj.get("person") if isinstance(obj.get("person"), dict) else {}
+    account = obj.get("account") if isinstance(obj.get("account"), dict) else {}
+    return [str(obj.get("seq")), str(obj.get("time")), str(obj.get("type")), str(obj.get("case") or ""),
+            str(person.get("id") or ""), str(obj.get("system") or ""), str(account.get("name") or account.get("id") or ""),
+            str(obj.get("kind") or ""), str(obj.get("result") or obj.get("status") or "")]
+
+
+@audit.command()
+@click.option("--person", help="Only entries about this person id.")
+@click.option("--case", "case_id", help="Only entries of this case.")
+@click.option("--type", "entry_type", help="Only entries of this type (action, case_opened, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON lines, exactly as logged.")
+@click.pass_context
+def show(ctx, person, case_id, entry_type, as_json) -> None:
+    """List audit entries (no verification: use 'verify' for that)."""
+    rows = []
+    for line in _lines(_log_dir(ctx)):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        who = obj.get("person") if isinstance(obj.get("person"), dict) else {}
+        if person and who.get("id") != person and who.get("employee_id") != person:
+            continue
+        if case_id and obj.get("case") != case_id:
+            continue
+        if entry_type and obj.get("type") != entry_type:
+            continue
+        if as_json:
+            click.echo(line.decode("utf-8", "replace"))
+        else:
+            rows.append(_summary_row(obj))
+    if as_json:
+        return
+    header = ["seq", "time", "type", "case", "person", "system", "account", "kind", "result"]
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    for row in [header] + rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+@audit.command()
+@click.argument("person")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The zip to write.")
+@click.option("--sla", default="24h", show_default=True, help="SLA to report against.")
+@click.pass_context
+def evidence(ctx, person, out, sla) -> None:
+    """Export PERSON's entries, proofs, checkpoint and summary as a zip (nobody else's data)."""
+    log = _log_dir(ctx)
+    sla_seconds = _sla(sla)
+    trust = _trust(None, log, 2)
+    try:
+        latest = parse_checkpoint((log / CHECKPOINTS / LATEST).read_bytes(), trust)
+        sealed = latest.size
+    except (FileNotFoundError, NoteError):
+        sealed = -1
+    try:
+        if len(_lines(log)) != sealed:
+            with AuditLog.open(log, read_origin(log)) as writer:
+                writer.checkpoint()
+        summary = build_evidence(log, person, out, trust, sla_seconds=sla_seconds)
+    except (AuditError, NoteError, OSError) as exc:
+        _fail(str(exc), 2)
+    click.echo(f"wrote {out}: {len(summary['entries'])} entries for person {summary['person']} in "
+               f"{len(summary['cases'])} case(s), checkpoint size {summary['checkpoint']['size']}")
+
+
+@audit.command("verify-evidence")
+@click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--trusted-keys", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The pinned trust list.")
+@click.option("--sla", help="Judge the SLA with this (default: the SLA the bundle was exported with).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+def verify_evidence_cmd(bundle, trusted_keys, sla, as_json) -> None:
+    """Check an evidence zip: proofs, signature, completeness and summary. Exit 0, 1 or 2 as verify."""
+    sla_seconds = _sla(sla)
+    trust = _trust(trusted_keys, Path("."), 1)
+    report = verify_evidence(bundle, trust, sla_seconds)
+    if as_json:
+        click.echo(json.dumps({
+            "bundle": str(bundle), "person": report.person, "entries": report.entries,
+            "checkpoint_size": report.checkpoint.size if report.checkpoint else None,
+            "exit_code": report.exit_code, "problems": report.problems, "findings": report.findings,
+        }, indent=2, sort_keys=True))
+        sys.exit(report.exit_code)
+    click.echo(f"{bundle}: person {report.person}, {report.entries} entries, "
+               f"checkpoint size {report.checkpoint.size if report.checkpoint else 'none'}")
+    for title, items in (("INTEGRITY FAILURES", report.problems), ("COMPLIANCE FINDINGS", report.findings)):
+        if items:
+            click.echo(f"{title} ({len(items)}):")
+            for item in items:
+                click.echo(f"  - {item}")
+    click.echo("result: " + {0: "verified", 1: "INTEGRITY FAILURE", 2: "verified, with compliance findings"}[report.exit_code])
+    sys.exit(report.exit_code)
+
+
+@audit.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--trusted-keys", type=click.Path(dir_okay=False, path_type=Path),
+              help="Pinned trust list (default: the log's own trusted-keys.txt).")
+@click.option("--json", "as_json", is_flag=True, help="Print the proof as JSON.")
+@click.pass_context
+def consistency(ctx, checkpoint, trusted_keys, as_json) -> None:
+    """Prove the log only grew since CHECKPOINT (one you kept). Exit 0 consistent, 1 not."""
+    log = _log_dir(ctx)
+    trust = _trust(trusted_keys, log, 1)
+    try:
+        old = parse_checkpoint(checkpoint.read_bytes(), trust)
+        new = parse_checkpoint((log / CHECKPOINTS / LATEST).read_bytes(), trust, old.origin)
+    except (NoteError, OSError) as exc:
+        _fail(str(exc), 1)
+    lines = _lines(log)
+    if old.size > new.size:
+        _fail(f"rollback: the pinned checkpoint has size {old.size}, the log's latest only {new.size}", 1)
+    if len(lines) < new.size:
+        _fail(f"the log has {len(lines)} entries but its latest checkpoint covers {new.size}", 1)
+    tree = Tree([leaf_hash(line) for line in lines[: new.size]])
+    if tree.root() != new.root:
+        _fail("the entries do not match the latest checkpoint; run 'offboard audit verify'", 1)
+    proof = tree.consistency_proof(old.size, new.size)
+    ok = verify_consistency(old.size, new.size, old.root, new.root, proof)
+    if as_json:
+        click.echo(json.dumps({"consistent": ok, "old": {"size": old.size, "root": b64(old.root)},
+                               "new": {"size": new.size, "root": b64(new.root), "checkpoint": new.note},
+                               "proof": [b64(p) for p in proof]}, indent=2, sort_keys=True))
+    else:
+        verdict = "consistent: the log only grew" if ok else "NOT CONSISTENT: the log was rewritten (fork)"
+        click.echo(f"{verdict} from size {old.size} to {new.size}")
+        click.echo(f"old root {b64(old.root)}\nnew root {b64(new.root)}")
+        click.echo("consistency proof (RFC 9162, base64, one hash per line):")
+        for p in proof:
+            click.echo(b64(p))
+        click.echo("new checkpoint:")
+        click.echo(new.note, nl=False)
+    sys.exit(0 if ok else 1)
+
+
+@audit.command("rotate-key")
+@click.option("--reason", default="scheduled rotation", show_default=True, help="Recorded in the key_rotation entry.")
+@click.option("--approver", help="Who approved the rotation (recorded).")
+@click.option("--json", "as_json", is_flag=True, help="Print the old and new keys as JSON.")
+@click.pass_context
+def rotate_key(ctx, reason, approver, as_json) -> None:
+    """Replace the local signing key; the next checkpoint is signed by both keys."""
+    log = _log_dir(ctx)
+    try:
+        with AuditLog.open(log, read_origin(log)) as writer:
+            old, new = writer.rotate_key(reason, approver)
+            trust_text = (log / TRUSTED_KEYS).read_text()
+    except (AuditError, NoteError, OSError) as exc:
+        _fail(str(exc), 2)
+    if as_json:
+        click.echo(json.dumps({"old": old, "new": new, "trusted_keys": trust_text}, indent=2))
+        return
+    click.echo(f"retired {old}\nactive  {new}")
+    click.echo(f"publish the updated trust list ({log / TRUSTED_KEYS}) to your auditors:")
+    click.echo(trust_text, nl=False)

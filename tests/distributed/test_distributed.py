@@ -1,0 +1,120 @@
+"""Scale-out on the real PostgreSQL of this machine, with several worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+import yaml
+
+from offboard import CaseStatus
+from offboard._config import load_config
+from offboard._engine import Engine
+from offboard._distributed import attach
+from offboard._paths import data_dir
+
+from .. import _fakes
+
+pytestmark = pytest.mark.postgres
+
+
+def _distributed(company, pg_url, **settings):
+    company.extra = {"store": pg_url, "execution": "distributed"}
+    return company.write_config(**settings)
+
+
+def _worker(config, home, *extra):
+    env = {**os.environ, "OFFBOARD_HOME": str(home)}
+    return subprocess.Popen([sys.executable, "-m", "offboard", "--config", str(config), "worker", *extra],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _stop(*procs):
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _open_all(config_path, people):
+    engine = Engine.open(load_config(config_path), data_dir())
+    attach(engine)
+    engine.dispatcher.poll = 0.1
+    case_ids = [engine.open_case(engine.plan(f"user{i}@corp.example")) for i in range(people)]
+    return engine, case_ids
+
+
+def test_several_workers_finish_every_case_once(make_company, pg_url, home):
+    people = 40
+    company = make_company(systems=3, people=people)
+    config = _distributed(company, pg_url, **{s: {"latency_ms": 5} for s in company.systems})
+    engine, case_ids = _open_all(config, people)  # jobs are queued with the cases; no worker yet
+    workers = [_worker(config, home, "--concurrency", "4") for _ in range(3)]
+    try:
+        results = engine.run_cases(case_ids)
+    finally:
+        _stop(*workers)
+        engine.close()
+    assert [r.status for r in results] == [CaseStatus.COMPLETE] * people
+    for system in company.systems:
+        changes = company.changes(system)
+        assert len(changes) == people * 3 and len(set(changes)) == len(changes)
+
+
+def test_a_worker_killed_mid_job_loses_nothing(make_company, pg_url, home):
+    people = 6
+    company = make_company(systems=2, people=people)
+    config = _distributed(company, pg_url, **{s: {"latency_ms": 400} for s in company.systems})
+    engine, case_ids = _open_all(config, people)
+    victim = _worker(config, home, "--concurrency", "4", "--heartbeat", "1", "--stalled-after", "3")
+    survivor = None
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not any(company.changes(s) for s in company.systems):
+            time.sleep(0.05)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        done = sum(len(company.changes(s)) for s in company.systems)
+        assert done < people * 2 * 3, "the kill should land mid-run"
+        survivor = _worker(config, home, "--concurrency", "4", "--heartbeat", "1", "--stalled-after", "3")
+        results = engine.run_cases(case_ids)
+    finally:
+        _stop(*(p for p in (victim, survivor) if p))
+        engine.close()
+    assert all(r.status == CaseStatus.COMPLETE for r in results), [r.detail for r in results]
+    for system in company.systems:
+        changes = company.changes(system)
+        assert len(changes) == people * 3 and len(set(changes)) == len(changes), Counter(changes).most_common(3)
+
+
+def test_the_rate_limit_holds_across_all_workers(make_company, pg_url, home):
+    people, rate = 30, 20.0
+    company = make_company(systems=1, people=people)
+    company.extra = {"store": pg_url, "execution": "distributed"}
+    raw = {"plugins": [str(_fakes.__file__)], "store": pg_url, "execution": "distributed",
+           "connectors": {"sys0": {"type": "testsys", "rate": rate, "burst": 2, "settings": {"path": str(company.systems["sys0"])}}}}
+    config = company.root / "rated.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    engine, case_ids = _open_all(config, people)
+    workers = [_worker(config, home, "--concurrency", "6") for _ in range(3)]
+    try:
+        results = engine.run_cases(case_ids)
+    finally:
+        _stop(*workers)
+        engine.close()
+    assert all(r.ok for r in results)
+    starts = sorted(start for op, start, _ in _fakes.calls(company.systems["sys0"]) if op != "discover")
+    # GCRA with burst 2: in any window of w seconds at most rate*w + 2 calls start
+    worst = max(sum(1 for t in starts[i:] if t < s + 1.0) for i, s in enumerate(starts))
+    assert worst <= rate * 1.0 + 2 + 1, f"{worst} calls started within one second"
+    assert len(starts) >= people * 3 * 2  # applies and read-backs all went through the shared bucket
