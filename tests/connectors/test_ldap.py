@@ -261,3 +261,45 @@ def test_a_dropped_idle_connection_is_reopened(connector, person):
     assert connector.discover(person)
     connector._conn.socket.shutdown(socket.SHUT_RDWR)  # as when the server drops an idle connection
     assert connector.discover(person), "a stale connection was not reopened"
+
+
+def test_revoke_disables_one_person_in_both_directories_and_every_sandbox_system(slapd_server, samba_dc, tmp_path, home):
+    """`offboard revoke` with a config holding slapd, Samba AD and the five simulated SaaS systems."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from offboard.sandbox import Sandbox
+
+    directories = {"openldap": Directory("openldap", slapd_server), "ad": Directory("ad", samba_dc)}
+    with Sandbox(people=12, seed=3) as sandbox:
+        person = next(p for p in sandbox.company.people if p.type == "employee" and p.manager)
+        config = sandbox.config()
+        dns = {}
+        for flavor, d in directories.items():
+            _, dn, _ = d.make_person()
+            assert d.admin.modify(dn, {"mail": [(ldap3.MODIFY_REPLACE, [person.email])]}), d.admin.result
+            dns[flavor] = dn
+            secret = tmp_path / f"{flavor}.pw"
+            secret.write_text(d.server.writer_pw)
+            config["connectors"][f"corp-{flavor}"] = {"type": "ldap", "settings": {**d.settings(), "password": f"file:{secret}"}}
+        path = tmp_path / "offboard.yaml"
+        path.write_text(yaml.safe_dump(config))
+        env = {"OFFBOARD_HOME": str(home), "PATH": "/usr/bin:/bin"}
+        revoke = subprocess.run([sys.executable, "-m", "offboard", "--config", str(path), "revoke", person.id, "--yes", "--json"],
+                                capture_output=True, text=True, env=env, timeout=180)
+        assert revoke.returncode == 0, revoke.stdout + revoke.stderr
+        case = json.loads(revoke.stdout)
+        assert {a["system"] for a in case["actions"]} == {"entra", "google_workspace", "slack", "github", "scim", "corp-openldap", "corp-ad"} - (
+            set() if "github" in next(i for i in sandbox.company.identities if i.person == person).systems else {"github"})
+        status = subprocess.run([sys.executable, "-m", "offboard", "--config", str(path), "status", case["case"], "--json"],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert status.returncode == 0
+        assert {a["status"] for a in json.loads(status.stdout)["actions"]} == {"verified"}
+        assert sandbox.account("entra", person.email)["accountEnabled"] is False
+        assert sandbox.account("google_workspace", person.email)["suspended"] is True
+    ad = directories["ad"]
+    ad.admin.search(ad.base, f"(mail={person.email})", attributes=["userAccountControl"])
+    assert ad.admin.entries[0].userAccountControl.value & 2  # ACCOUNTDISABLE, read straight from the DC
+    assert "OU=Disabled Users" in ad.admin.entries[0].entry_dn and dns["ad"] != ad.admin.entries[0].entry_dn
