@@ -15,10 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from typing import Any, ClassVar, Iterator, Literal
 
-import ldap3
-from ldap3.core import exceptions as lx
-from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import parse_dn
+import importlib
 from pydantic import Field, field_validator, model_validator
 
 from offboard._secrets import Secret
@@ -26,6 +23,28 @@ from offboard.connector import Connector, ConnectorSettings
 from offboard.errors import AuthError, NotFound, PermanentError, PermissionDenied, TransientError
 from offboard.hookspecs import hookimpl
 from offboard.models import Account, AccountPage, Action, ActionKind, CheckResult, Person, Receipt, Verification
+
+
+class _Lazy:
+    """A module imported on first use: `offboard --help` must not pay for ldap3."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+ldap3: Any = _Lazy("ldap3")
+lx: Any = _Lazy("ldap3.core.exceptions")
+
+
+def escape_filter_chars(text: str) -> str:
+    return importlib.import_module("ldap3.utils.conv").escape_filter_chars(text)
+
+
+def parse_dn(dn: str, *args: Any, **kwargs: Any) -> Any:
+    return importlib.import_module("ldap3.utils.dn").parse_dn(dn, *args, **kwargs)
 
 __all__ = ["LdapConnector", "LdapSettings"]
 

@@ -562,7 +562,7 @@ class Engine:
                 results += self.run_cases([case_id], progress)
         return results
 
-    def undo(self, case_id: str) -> dict[str, list[str]]:
+    def undo(self, case_id: str, actor: str = "") -> dict[str, list[str]]:
         """Restore what is reversible in ``case_id``; say what is not."""
         case = self.store.case(case_id)
         if case is None:
@@ -593,8 +593,8 @@ class Engine:
             if item["status"] == "scheduled":
                 self.store.update_followup(item["id"], status="cancelled")
         self.store.update_case(case_id, status=CaseStatus.CANCELLED.value if not failed else case["status"])
-        self.record("approval", case_id, {"case": case_id, "person": {"id": case["person_id"]}, "scope": "undo",
-                                          "restored": restored, "irreversible": irreversible, "failed": failed})
+        self.record("case_undone", case_id, {"case": case_id, "person": {"id": case["person_id"]}, "actor": actor,
+                                             "restored": restored, "irreversible": irreversible, "failed": failed})
         self.record.seal()
         return {"restored": restored, "irreversible": irreversible, "failed": failed}
 

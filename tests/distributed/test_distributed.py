@@ -118,3 +118,45 @@ def test_the_rate_limit_holds_across_all_workers(make_company, pg_url, home):
     worst = max(sum(1 for t in starts[i:] if t < s + 1.0) for i, s in enumerate(starts))
     assert worst <= rate * 1.0 + 2 + 1, f"{worst} calls started within one second"
     assert len(starts) >= people * 3 * 2  # applies and read-backs all went through the shared bucket
+
+
+def test_500_people_in_five_sandbox_systems_with_a_worker_killed(pg_url, home, tmp_path):
+    """The acceptance run: real connectors, three workers, one SIGKILLed mid-run, a shared rate limit."""
+    from offboard.sandbox import Sandbox
+
+    people, slack_rate = 500, 40.0
+    with Sandbox(people=people, seed=11, knobs={"rate_limits": False}) as sandbox:
+        raw = sandbox.config()
+        raw.update(store=pg_url, execution="distributed", policy_by_type={}, default_policy="suspend-only")
+        raw["connectors"]["slack"]["rate"] = slack_rate
+        raw["connectors"]["slack"]["burst"] = 1
+        config = tmp_path / "offboard.yaml"
+        config.write_text(yaml.safe_dump(raw))
+        engine = Engine.open(load_config(config), data_dir())
+        attach(engine)
+        engine.dispatcher.poll = 0.5
+        plans = [engine.plan(p) for p in sandbox.company.people[:people]]
+        case_ids = [engine.open_case(plan) for plan in plans]
+        extra = ("--concurrency", "8", "--heartbeat", "1", "--stalled-after", "3")
+        workers = [_worker(config, home, *extra) for _ in range(3)]
+        try:
+            entra = sandbox.sim("entra")
+            deadline = time.time() + 120
+            while time.time() < deadline and len(entra.log.entries(method="PATCH")) < 50:
+                time.sleep(0.1)
+            os.kill(workers[0].pid, signal.SIGKILL)
+            results = engine.run_cases(case_ids)
+        finally:
+            _stop(*workers)
+            engine.close()
+        assert [r.status for r in results] == [CaseStatus.COMPLETE] * people, [r.detail for r in results if not r.ok][:3]
+        # each disable reached Entra once per person, even with a worker killed mid-job
+        patches = Counter(e.path for e in entra.log.entries(method="PATCH") if b"accountEnabled" in e.body)
+        assert len(patches) == sum(1 for p in plans if any(a.account.system == "entra" for a in p.actions))
+        assert max(patches.values()) == 1
+        slack_calls = sorted(e.time for e in sandbox.sim("slack").log.entries() if e.method in ("GET", "POST", "PATCH", "DELETE"))
+        worst = max(sum(1 for t in slack_calls[i:i + 200] if t < s + 1.0) for i, s in enumerate(slack_calls))
+        assert worst <= slack_rate + 2, f"{worst} Slack requests within one second across all workers"
+    verify = subprocess.run([sys.executable, "-m", "offboard", "audit", "verify"], env={**os.environ, "OFFBOARD_HOME": str(home)},
+                            capture_output=True, text=True, timeout=300)
+    assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -225,7 +225,9 @@ def undo(app: App, case: str, yes: bool, as_json: bool) -> None:
             click.echo("error: not a terminal; pass --yes to undo without a prompt", err=True)
             sys.exit(EXIT_USAGE)
         click.confirm(f"Undo case {row['id']} for {row['person_id']}?", abort=True)
-    report = engine.undo(row["id"])
+    import getpass
+
+    report = engine.undo(row["id"], actor=getpass.getuser())
     if as_json:
         emit_json({"case": row["id"], **report})
     else:

@@ -1,0 +1,23 @@
+"""Fixtures for the server tests: an app over a test company, with a clock the test moves."""
+
+from __future__ import annotations
+
+import pytest
+
+from ._support import Clock, configure, new_secret, start, stop
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def server(make_company, monkeypatch, clock):
+    """A started app (worker off: tests call ``server.intake.run_once()``) over 2 test systems."""
+    company = make_company(systems=2)
+    secret = new_secret()
+    configure(company, secret, monkeypatch)
+    srv = start(company, secret, clock)
+    yield srv
+    stop(srv)
