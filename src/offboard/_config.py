@@ -68,6 +68,7 @@ class Config(_Strict):
     notifiers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     server: dict[str, Any] = Field(default_factory=dict)
     sweep: dict[str, Any] = Field(default_factory=dict)
+    inventory: dict[str, Any] = Field(default_factory=dict, description="correlation rules and mapping file")
     audit: dict[str, Any] = Field(default_factory=dict)
     execution: str = Field(default="embedded", pattern="^(embedded|distributed)$")
 

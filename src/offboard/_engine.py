@@ -26,7 +26,6 @@ from pydantic import ValidationError
 from . import plugins
 from ._config import Config, format_validation_error
 from ._logging import redact
-from ._people import find_person
 from ._policy import Policy, Protection, load_policies
 from ._ratelimit import TokenBucket
 from ._store import Store, dumps, new_id, utcnow
@@ -529,7 +528,7 @@ class Engine:
             "elapsed_ms": int((last - termination).total_seconds() * 1000) if last else None,
         })
         self.record.seal()
-        _notify_closed(case_id, status, reasons)
+        _notify_closed(self, {**case, "status": status.value}, reasons)
         return CaseResult(case_id, case["person_id"], status, self.store.actions(case_id), "\n".join(reasons))
 
     def result(self, case_id: str) -> CaseResult:
@@ -611,8 +610,9 @@ def _open_audit(data_dir: Path) -> Any:
     return AuditLog.open(data_dir / "audit", origin=f"offboard/{socket.gethostname()}")
 
 
-def _notify_closed(case_id: str, status: CaseStatus, reasons: list[str]) -> None:
+def _notify_closed(engine: Engine, case: dict[str, Any], reasons: list[str]) -> None:
+    summary = {k: case[k] for k in ("id", "person_id", "status", "trigger", "policy", "reason")}
     try:
-        plugins.get_plugin_manager().hook.case_closed(case={"id": case_id, "status": status.value}, summary=reasons)
+        plugins.get_plugin_manager().hook.case_closed(engine=engine, case=summary, summary=reasons)
     except Exception as exc:  # a notifier must never change a case's outcome
-        log.warning("case_closed hook failed", case=case_id, error=str(exc))
+        log.warning("case_closed hook failed", case=case["id"], error=redact(str(exc)))

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 from contextlib import asynccontextmanager
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta
 from typing import Any, Callable, Literal
 
 from fastapi import FastAPI, Request

@@ -37,5 +37,5 @@ def checkpoint_signer(config, data_dir):
 
 
 @hookspec
-def case_closed(case, summary):
-    """Called after a case closes, whatever its status."""
+def case_closed(engine, case, summary):
+    """Called after a case closes, whatever its status: ``case`` has id, person_id, status, trigger, policy."""
