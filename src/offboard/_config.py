@@ -74,6 +74,17 @@ class Config(_Strict):
 
     source: Path | None = Field(default=None, exclude=True)
 
+    @field_validator("sweep")
+    @classmethod
+    def _schedule(cls, value: dict[str, Any]) -> dict[str, Any]:
+        schedule = value.get("schedule")
+        if schedule is not None:
+            from croniter import croniter
+
+            if not isinstance(schedule, str) or not croniter.is_valid(schedule):
+                raise ValueError(f"schedule {schedule!r} is not a cron expression such as '0 * * * *'")
+        return value
+
     @field_validator("connectors")
     @classmethod
     def _names(cls, value: dict[str, ConnectorConfig]) -> dict[str, ConnectorConfig]:

@@ -152,6 +152,7 @@ class Intake:
         self._users = 0
         self._pruned_at: datetime | None = None
         self.ready = threading.Event()  # set once start-up recovery has run
+        self._next_sweep: datetime | None = None
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -312,7 +313,30 @@ class Intake:
                 self.engine.run_due_followups()
             except Exception as exc:
                 log.error("running due follow-ups failed", error=f"{type(exc).__name__}: {exc}")
+            self._scheduled_sweep(now)
             self._prune(now)
+
+    def _scheduled_sweep(self, now: datetime) -> None:
+        """Run the sweep (and the managers' end-date notices) on ``sweep.schedule``, a cron expression."""
+        schedule = (self.engine.config.sweep or {}).get("schedule")
+        if not schedule:
+            return
+        from croniter import croniter
+
+        if self._next_sweep is None:
+            self._next_sweep = croniter(schedule, now).get_next(datetime)
+        if now < self._next_sweep:
+            return
+        self._next_sweep = croniter(schedule, now).get_next(datetime)
+        from ._notifiers import send_end_date_notices
+        from ._sweep import run_sweep
+
+        try:
+            result = run_sweep(self.engine)
+            log.info("scheduled sweep ran", result=str(result)[:500])
+            send_end_date_notices(self.engine)
+        except Exception as exc:  # a halted or failed sweep is recorded by the sweep; the server goes on
+            log.error("scheduled sweep failed", error=f"{type(exc).__name__}: {exc}")
 
     def _rows(self, where: Any, order: Any = None) -> list[dict[str, Any]]:
         query = sa.select(hr_events).where(where).order_by(order if order is not None else hr_events.c.seq).limit(1000)
