@@ -139,6 +139,13 @@ class GitHubConnector(Connector):
         return [account] if account else []
 
     def list_accounts(self, cursor: str | None = None) -> AccountPage:
+        """Members page by page, then outside collaborators (cursor ``c<page>``): both hold access."""
+        if cursor and cursor.startswith("c"):
+            page = int(cursor[1:])
+            people = self._call("GET", f"orgs/{self._org}/outside_collaborators", "list outside collaborators",
+                                params={"per_page": 100, "page": page}).json()
+            accounts = tuple(Account(self.instance, c["login"], c["login"], attributes={"kind": "outside_collaborator"}) for c in people)
+            return AccountPage(accounts, f"c{page + 1}" if len(people) == 100 else None)
         page = int(cursor or 1)
         if self.settings.emu:
             start = (page - 1) * 100 + 1
@@ -149,7 +156,9 @@ class GitHubConnector(Connector):
         else:
             members = self._call("GET", f"orgs/{self._org}/members", "list members", params={"per_page": 100, "page": page}).json()
             accounts = tuple(Account(self.instance, m["login"], m["login"], attributes={"kind": "member"}) for m in members)
-            more = len(members) == 100
+            if len(members) < 100:
+                return AccountPage(accounts, "c1")
+            return AccountPage(accounts, str(page + 1))
         return AccountPage(accounts, str(page + 1) if accounts and more else None)
 
     def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:

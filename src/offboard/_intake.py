@@ -317,7 +317,7 @@ class Intake:
             self._prune(now)
 
     def _scheduled_sweep(self, now: datetime) -> None:
-        """Run the sweep (and the managers' end-date notices) on ``sweep.schedule``, a cron expression."""
+        """Run the sweep (which also sends the managers' end-date notices) on ``sweep.schedule``, a cron expression."""
         schedule = (self.engine.config.sweep or {}).get("schedule")
         if not schedule:
             return
@@ -328,13 +328,11 @@ class Intake:
         if now < self._next_sweep:
             return
         self._next_sweep = croniter(schedule, now).get_next(datetime)
-        from ._notifiers import send_end_date_notices
         from ._sweep import run_sweep
 
         try:
             result = run_sweep(self.engine)
-            log.info("scheduled sweep ran", result=str(result)[:500])
-            send_end_date_notices(self.engine)
+            log.info("scheduled sweep ran", halted=result.halted, cases=len(result.cases), reasons=result.reasons)
         except Exception as exc:  # a halted or failed sweep is recorded by the sweep; the server goes on
             log.error("scheduled sweep failed", error=f"{type(exc).__name__}: {exc}")
 

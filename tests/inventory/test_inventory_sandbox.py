@@ -76,8 +76,6 @@ def test_sweep_revokes_exactly_the_37_and_orphans_are_exactly_the_planted(compan
     for ident in sb.company.identities:
         for system in ident.systems:
             if ident.kind == "person" and ident.person.id in leaving:
-                if system == "github" and ident.outside_collaborator:
-                    continue  # the github connector lists org members only; outside collaborators are not inventoried yet
                 assert disabled(sb, system, ident), (system, ident.email)
             else:
                 assert not disabled(sb, system, ident), (system, ident.email)
