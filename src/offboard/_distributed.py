@@ -56,6 +56,10 @@ def attach(engine: Any) -> None:
         raise ConfigError("execution: distributed needs `store:` to be a PostgreSQL URL", where="execution")
     engine.dispatcher = Dispatcher()
     engine.bucket_factory = lambda system, rate, burst, clock=None: SharedBucket(engine.store.engine, system, rate, burst)
+    if engine.record.audit is not None:  # one log for all workers: entries sequenced through PostgreSQL
+        from ._audit import use_database
+
+        use_database(engine.record.audit, engine.store.engine)
 
 
 class Dispatcher:
@@ -129,8 +133,9 @@ class SharedBucket:
             if not self.rate:
                 return 0.0
             new_tat = max(row.tat, now) + interval
-            if new_tat - now > self.burst * interval:
-                return new_tat - now - self.burst * interval
+            early = new_tat - now - self.burst * interval
+            if early > 1e-6:  # epoch seconds near 2e9 carry ~1e-7 of rounding: do not wait for that
+                return early
             conn.execute(sa.text("update rate_limits set tat = :t where system = :s"), {"t": new_tat, "s": self.system})
             return 0.0
 

@@ -13,6 +13,10 @@ these fixtures::
                   status (call pytest.skip inside for protocols without HTTP status)
     secret_values the secret strings the connector was configured with
 
+Optional fixture: ``lie``, a function() -> context manager inside which the target
+acknowledges writes without applying them; with it, the kit checks that such a write
+fails verification and the failure names the account.
+
 Optional class attributes: ``kinds`` (the action kinds to exercise; default: every
 capability except ``delete_account``) and ``retry_after_reported`` (False when the
 system sends no Retry-After with its rate-limit answers).
@@ -118,6 +122,21 @@ class ConnectorContract:
         for receipt in reversed(receipts):
             connector.undo(receipt)
         assert {a.account.id: target_state(a.account) for a in actions} == before
+
+    def test_a_lying_write_fails_verify_naming_the_account(self, connector, person, request):
+        try:
+            lie = request.getfixturevalue("lie")
+        except pytest.FixtureLookupError:
+            pytest.skip("this test module provides no `lie` fixture")
+        actions = [a for a in self._actions(connector, person) if a.kind is ActionKind.DISABLE_ACCOUNT]
+        if not actions:
+            pytest.skip(f"{connector.name} does not disable accounts")
+        action = actions[0]
+        with lie():
+            receipt = connector.apply(action)
+        verification = connector.verify(action, receipt)
+        assert not verification.ok, f"{action.key} verified although the write was never applied"
+        assert action.account.name in verification.detail, "the failure must name the account"
 
     def test_429_maps_to_rate_limited(self, connector, person, fault):
         with fault(429, retry_after=7):

@@ -46,14 +46,9 @@ class TestEntra(ConnectorContract):
 
     # -- beyond the contract ----------------------------------------------------
 
-    def test_lying_write_fails_verify_naming_the_account(self, connector, person, sandbox):
-        account = connector.discover(person)[0]
-        action = Action(ActionKind.DISABLE_ACCOUNT, account)
-        with sandbox.sim(SYSTEM).knobs_set(lie_rate=1.0):
-            receipt = connector.apply(action)
-        assert receipt.changed
-        verification = connector.verify(action, receipt)
-        assert not verification.ok and account.name in verification.detail
+    @pytest.fixture
+    def lie(self, sandbox):
+        return lambda: sandbox.sim(SYSTEM).knobs_set(lie_rate=1.0)
 
     def test_403_names_the_missing_permission(self, connector, sandbox):
         admin = next(i for i in sandbox.company.in_system(SYSTEM) if i.admin)

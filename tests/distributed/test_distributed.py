@@ -128,6 +128,8 @@ def test_500_people_in_five_sandbox_systems_with_a_worker_killed(pg_url, home, t
     with Sandbox(people=people, seed=11, knobs={"rate_limits": False}) as sandbox:
         raw = sandbox.config()
         raw.update(store=pg_url, execution="distributed", policy_by_type={}, default_policy="suspend-only")
+        for name, connector in raw["connectors"].items():  # the simulators' limits are off: only ours bind
+            connector["rate"], connector["concurrency"] = 400.0, 16
         raw["connectors"]["slack"]["rate"] = slack_rate
         raw["connectors"]["slack"]["burst"] = 1
         config = tmp_path / "offboard.yaml"
@@ -160,3 +162,19 @@ def test_500_people_in_five_sandbox_systems_with_a_worker_killed(pg_url, home, t
     verify = subprocess.run([sys.executable, "-m", "offboard", "audit", "verify"], env={**os.environ, "OFFBOARD_HOME": str(home)},
                             capture_output=True, text=True, timeout=300)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_the_shared_bucket_paces_calls_at_its_rate(pg_url):
+    from offboard._distributed import SharedBucket
+    from offboard._store import Store
+
+    store = Store(pg_url)
+    store.migrate()
+    bucket = SharedBucket(store.engine, "slack", rate=50.0, burst=1)
+    started = time.monotonic()
+    for _ in range(26):
+        bucket.acquire()
+    elapsed = time.monotonic() - started
+    store.close()
+    assert elapsed >= 25 / 50 * 0.95  # 25 intervals of 20 ms after the first token, never faster
+    assert bucket.waited > 0
