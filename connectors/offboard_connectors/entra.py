@@ -237,7 +237,10 @@ class EntraConnector(Connector):
             user = self._require(action, "id,signInSessionsValidFromDateTime")
             valid_from = _when(user.get("signInSessionsValidFromDateTime"))
             before = _when((receipt.before if receipt else {}).get("signInSessionsValidFromDateTime"))
-            ok = valid_from is not None and (valid_from > before if before else _recent(valid_from))
+            if receipt is not None and not receipt.changed:  # already revoked recently, so nothing moved
+                ok = valid_from is not None and _recent(valid_from)
+            else:
+                ok = valid_from is not None and (valid_from > before if before else _recent(valid_from))
             return Verification(action, ok, {"signInSessionsValidFromDateTime": user.get("signInSessionsValidFromDateTime")},
                                 f"{who}: sessions {'revoked' if ok else 'not revoked'}")
         if kind is ActionKind.REMOVE_MEMBERSHIPS:

@@ -49,9 +49,18 @@ class SlackConnector(Connector):
     """Slack workspaces and Enterprise Grid orgs."""
 
     name = "slack"
-    # SCIM PATCH/DELETE /Users: 180 per minute org-wide = 3/s.
-    default_rate = 3.0
+    # Slack limits per method and per kind of SCIM request, so each has its own lane
+    # (published limits: docs.slack.dev/reference/scim-api/rate-limits, Web API tiers).
+    default_rate = None
     default_concurrency = 4
+    rate_limits = {
+        "scim_write": (3.0, 20),  # PUT/PATCH/DELETE /Users/<id>: 180 a minute, burst 20
+        "scim_user_read": (5.0, 50),  # GET /Users/<id>: 300 a minute
+        "scim_read": (16.0, 100),  # other GETs: 1,000 a minute
+        "users.lookupByEmail": (50 / 60, 10),  # Tier 3
+        "admin.users.session.list": (20 / 60, 5),  # Tier 2
+        "admin.users.session.reset": (20 / 60, 5),  # Tier 2
+    }
     permissions = (SCIM_SCOPE, LOOKUP_SCOPE, SESSION_READ, SESSION_WRITE)
 
     class Settings(ConnectorSettings):
@@ -87,10 +96,14 @@ class SlackConnector(Connector):
     def _api(self, method: str, what: str, scope: str, **params: Any) -> dict[str, Any]:
         from slack_sdk.errors import SlackApiError, SlackRequestError
 
+        self.throttle(method)
         try:
             return getattr(self._web, method.replace(".", "_"))(**params).data  # type: ignore[no-any-return]
         except SlackApiError as exc:
-            raise self._web_error(exc, what, scope) from None
+            error = self._web_error(exc, what, scope)
+            if isinstance(error, RateLimited):
+                error.lane = method
+            raise error from None
         except (SlackRequestError, OSError) as exc:
             raise TransientError(f"{what}: {type(exc).__name__}: {short(str(exc))}", system=self.instance) from None
 
@@ -121,6 +134,8 @@ class SlackConnector(Connector):
     def _call_scim(self, version: str, verb: str, path: str, what: str, **kw: Any) -> dict[str, Any]:
         from slack_sdk.errors import SlackRequestError
 
+        lane = "scim_write" if verb != "GET" else ("scim_user_read" if path.startswith("Users/") else "scim_read")
+        self.throttle(lane)
         try:
             response = self._scim[version].api_call(http_verb=verb, path=path, **kw)
         except (SlackRequestError, OSError) as exc:
@@ -133,8 +148,11 @@ class SlackConnector(Connector):
             errors = errors[0] if errors else {}
         message = (errors.get("description") if isinstance(errors, dict) else None) or body.get("detail") or response.raw_body
         headers = {k: v if isinstance(v, str) else ",".join(v) for k, v in (response.headers or {}).items()}
-        raise error_for(response.status_code, headers, str(message or ""), system=self.instance, what=what,
-                        permissions=(SCIM_SCOPE,))
+        error = error_for(response.status_code, headers, str(message or ""), system=self.instance, what=what,
+                          permissions=(SCIM_SCOPE,))
+        if isinstance(error, RateLimited):
+            error.lane = lane
+        raise error
 
     def _scim_version(self) -> str:
         if self._version is None:

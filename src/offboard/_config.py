@@ -34,6 +34,7 @@ class ConnectorConfig(_Strict):
     concurrency: int | None = Field(default=None, ge=1, le=256)
     rate: float | None = Field(default=None, gt=0, description="requests per second")
     burst: int | None = Field(default=None, ge=1)
+    rates: dict[str, float] = Field(default_factory=dict, description="per-lane rates (requests per second) overriding the connector's; '*' for every lane")
 
 
 class Limits(_Strict):
@@ -43,6 +44,7 @@ class Limits(_Strict):
     max_percent: float = Field(default=10.0, gt=0, le=100)
     max_attempts: int = Field(default=6, ge=1, le=50)
     max_retry_wait: float = Field(default=120.0, gt=0)
+    max_rate_limited_wait: float = Field(default=900.0, gt=0, description="total seconds one call may wait on rate limits")
     workers: int = Field(default=32, ge=1, le=512)
 
 

@@ -8,13 +8,12 @@ every step (the store, and the audit log through one channel, ``Recorder``).
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -27,107 +26,18 @@ from . import plugins
 from ._config import Config, format_validation_error
 from ._logging import redact
 from ._policy import Policy, Protection, load_policies
+from ._plan import CaseResult, Plan
 from ._ratelimit import TokenBucket
+from ._recorder import Recorder, iso as _iso, open_audit as _open_audit
 from ._store import Store, dumps, new_id, utcnow
 from .connector import Connector
-from .errors import AuthError, ConfigError, ConnectorError, OffboardError, UnknownPerson
+from .errors import AuthError, ConfigError, ConnectorError, OffboardError, RateLimited, UnknownPerson
 from .models import Account, Action, ActionKind, ActionStatus, CaseStatus, Person, Receipt, Verification
 
 __all__ = ["Engine", "Plan", "CaseResult"]
 
 log = structlog.get_logger("offboard.engine")
 FINAL = {ActionStatus.VERIFIED, ActionStatus.FAILED, ActionStatus.UNVERIFIED, ActionStatus.SKIPPED, ActionStatus.UNDONE}
-
-
-@dataclass
-class Plan:
-    """What would happen for one person, before anything is written."""
-
-    person: Person
-    policy: Policy
-    actions: list[Action]
-    protected: list[tuple[Account, str]] = field(default_factory=list)
-    unsupported: list[tuple[Account, ActionKind]] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)
-    later: list[tuple[Action, timedelta]] = field(default_factory=list)
-
-    @property
-    def accounts(self) -> list[Account]:
-        return list({a.account.ref: a.account for a in self.actions}.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "person": self.person.to_dict(),
-            "policy": self.policy.name,
-            "actions": [{"system": a.account.system, "account": a.account.name, "kind": a.kind.value} for a in self.actions],
-            "protected": [{"system": a.system, "account": a.name, "reason": r} for a, r in self.protected],
-            "unsupported": [{"system": a.system, "account": a.name, "kind": k.value} for a, k in self.unsupported],
-            "errors": self.errors,
-            "later": [
-                {"system": a.account.system, "account": a.account.name, "kind": a.kind.value, "after_days": d.days}
-                for a, d in self.later
-            ],
-        }
-
-
-@dataclass
-class CaseResult:
-    """A case after a run: its status and every action's outcome."""
-
-    case_id: str
-    person_id: str
-    status: CaseStatus
-    actions: list[dict[str, Any]]
-    detail: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == CaseStatus.COMPLETE
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "case": self.case_id,
-            "person": self.person_id,
-            "status": self.status.value,
-            "detail": self.detail,
-            "actions": [
-                {
-                    "system": a["system"],
-                    "account": json.loads(a["account"])["name"],
-                    "kind": a["kind"],
-                    "status": a["status"],
-                    "attempts": a["attempts"],
-                    "error": a["error"],
-                    "verification": json.loads(a["verification"]) if a["verification"] else None,
-                }
-                for a in self.actions
-            ],
-        }
-
-
-class Recorder:
-    """The one channel for engine events: the store, then the audit log when present."""
-
-    def __init__(self, store: Store, audit: Any = None):
-        self.store = store
-        self.audit = audit
-        self._lock = threading.Lock()
-
-    def __call__(self, type: str, case_id: str | None, fields: dict[str, Any]) -> None:
-        payload = redact(json.loads(dumps(fields)))
-        with self._lock:
-            self.store.add_event(case_id, type, payload)
-            if self.audit is not None:
-                self.audit.append(type, payload)
-
-    def seal(self) -> None:
-        if self.audit is not None:
-            with self._lock:
-                self.audit.checkpoint()
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
 
 
 class Engine:
@@ -150,6 +60,7 @@ class Engine:
         self.sleep: Callable[[float], None] = time.sleep
         self.monotonic: Callable[[], float] = time.monotonic
         self._pool = ThreadPoolExecutor(max_workers=config.limits.workers, thread_name_prefix="offboard")
+        self._system_pools: dict[str, ThreadPoolExecutor] = {}
         #: Set by ``offboard._distributed`` when ``execution: distributed``: jobs go to workers.
         self.dispatcher: Any = None
         self.bucket_factory: Callable[..., Any] = TokenBucket
@@ -165,6 +76,8 @@ class Engine:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        for pool in self._system_pools.values():
+            pool.shutdown(wait=True)
         for connector in self._connectors.values():
             connector.close()
         if self.record.audit is not None:
@@ -195,8 +108,25 @@ class Engine:
             self._connectors[instance] = connector
             rate = cfg.rate if cfg.rate is not None else cls.default_rate
             self._buckets[instance] = self.bucket_factory(instance, rate, cfg.burst, clock=lambda: self.monotonic())
+            for lane, (lane_rate, lane_burst) in cls.rate_limits.items():
+                lane_rate = cfg.rates.get(lane, cfg.rates.get("*", lane_rate))
+                self._buckets[f"{instance}:{lane}"] = self.bucket_factory(f"{instance}:{lane}", lane_rate, lane_burst, clock=lambda: self.monotonic())
+            connector.throttle = lambda lane, _i=instance: self._lane_bucket(_i, lane, strict=True).acquire(self.sleep)  # type: ignore[method-assign]
             self._slots[instance] = threading.BoundedSemaphore(cfg.concurrency or cls.default_concurrency)
             return connector
+
+    def _lane_bucket(self, instance: str, lane: str | None, strict: bool = False) -> Any:
+        """The bucket of one rate-limit lane of a system, or the system's own bucket."""
+        bucket = self._buckets.get(f"{instance}:{lane}") if lane else None
+        if bucket is None:
+            if strict and lane:
+                raise ConfigError(f"connector {instance!r} throttles on lane {lane!r}, which it does not declare in rate_limits")
+            return self._buckets[instance]
+        return bucket
+
+    def rate_limit_waits(self) -> dict[str, float]:
+        """Seconds spent waiting for each system's (and lane's) rate limit, for metrics."""
+        return {name: bucket.waited for name, bucket in list(self._buckets.items())}
 
     def enabled_connectors(self) -> list[str]:
         return [name for name, cfg in self.config.connectors.items() if cfg.enabled]
@@ -209,7 +139,8 @@ class Engine:
     def call(self, instance: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:
         """Call ``fn`` for ``instance`` under its cap and bucket, retrying what is retryable."""
         bucket, slots, limits = self._buckets[instance], self._slots[instance], self.config.limits
-        attempts = 0
+        attempts = errors = 0
+        rate_limited_wait = 0.0
 
         def attempt() -> Any:
             nonlocal attempts
@@ -220,18 +151,30 @@ class Engine:
             with slots:
                 return fn(*args)
 
-        def wait(state: tenacity.RetryCallState) -> float:
+        def stop(state: tenacity.RetryCallState) -> bool:
+            """Rate limits spend a time budget, other failures the attempt budget."""
+            nonlocal errors
             exc = state.outcome.exception() if state.outcome else None
-            backoff = min(limits.max_retry_wait, 0.2 * 2 ** (state.attempt_number - 1))
+            if isinstance(exc, RateLimited):
+                return rate_limited_wait >= limits.max_rate_limited_wait
+            errors += 1
+            return errors >= limits.max_attempts
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            nonlocal rate_limited_wait
+            exc = state.outcome.exception() if state.outcome else None
+            backoff = min(limits.max_retry_wait, 0.2 * 2 ** (min(state.attempt_number, 20) - 1))
             delay = getattr(exc, "retry_after", None) or backoff
             delay = min(float(delay), limits.max_retry_wait)
-            bucket.pause(delay)  # every caller for this system waits, not just this one
+            if isinstance(exc, RateLimited):
+                rate_limited_wait += delay
+            self._lane_bucket(instance, getattr(exc, "lane", None)).pause(delay)  # every caller of this system (or lane) waits
             log.info("retrying", system=instance, error=str(exc), delay=delay, attempt=state.attempt_number)
             return 0.0
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, ConnectorError) and e.retryable),
-            stop=tenacity.stop_after_attempt(limits.max_attempts),
+            stop=stop,
             wait=wait,
             sleep=self.sleep,
             reraise=True,
@@ -394,10 +337,39 @@ class Engine:
             persons[case_id] = case["person_id"]
             for row in self.store.actions(case_id):
                 chains[(case_id, row["system"], row["account_id"])].append(row)
-        futures = [self._pool.submit(self._run_chain, key[0], persons[key[0]], rows, progress) for key, rows in chains.items()]
+        left = defaultdict(int)
+        for case_id, _, _ in chains:
+            left[case_id] += 1
+        results: dict[str, CaseResult] = {}
+        lock = threading.Lock()
+
+        def run(case_id: str, rows: list[dict[str, Any]]) -> None:
+            self._run_chain(case_id, persons[case_id], rows, progress)
+            with lock:
+                left[case_id] -= 1
+                last = left[case_id] == 0
+            if last:  # close each case as soon as its own work is done, not at the end of the batch
+                results[case_id] = self.close_case(case_id, seal=False)
+
+        # One queue per system, served by as many threads as the system's concurrency cap:
+        # a slow or rate-limited system never holds threads another system could use.
+        futures = [self._system_pool(key[1]).submit(run, key[0], rows) for key, rows in chains.items()]
         for future in futures:
             future.result()
-        return [self.close_case(case_id) for case_id in case_ids]
+        for case_id in case_ids:
+            if case_id not in results:  # a case with no actions (everything protected or undiscoverable)
+                results[case_id] = self.close_case(case_id, seal=False)
+        self.record.seal()
+        return [results[case_id] for case_id in case_ids]
+
+    def _system_pool(self, instance: str) -> ThreadPoolExecutor:
+        self.connector(instance)  # built (and its settings checked) before any thread is spent on it
+        with self._lock:
+            pool = self._system_pools.get(instance)
+            if pool is None:
+                cap = self.config.connectors[instance].concurrency or type(self._connectors[instance]).default_concurrency
+                pool = self._system_pools[instance] = ThreadPoolExecutor(max_workers=cap, thread_name_prefix=f"offboard-{instance}")
+            return pool
 
     def run_chain_job(self, case_id: str, system: str, account_id: str) -> None:
         """Run one account's actions in one case (a worker's job), closing the case if it was the last."""
@@ -488,7 +460,6 @@ class Engine:
                 values["verified_at"] = now
         if attempts is not None:
             values["attempts"] = attempts
-        self.store.update_action(row["id"], **values)
         account = json.loads(row["account"])
         if error:
             log.warning("action failed", case=case_id, system=row["system"], account=account["name"], kind=row["kind"], error=error)
@@ -500,11 +471,11 @@ class Engine:
             "changed": bool(receipt.changed) if receipt else False,
             "verification": verification.to_dict() if verification else None, "error": error,
             "attempts": attempts if attempts is not None else row["attempts"], "recovered": recovered,
-        })
+        }, action=(row["id"], values))
         if progress:
             progress({"case": case_id, "system": row["system"], "account": account["name"], "kind": row["kind"], "status": status.value, "error": error})
 
-    def close_case(self, case_id: str) -> CaseResult:
+    def close_case(self, case_id: str, seal: bool = True) -> CaseResult:
         """Decide ``complete`` or ``incomplete`` from the actions and record the close."""
         case = self.store.case(case_id)
         rows = self.store.actions(case_id)
@@ -527,7 +498,8 @@ class Engine:
             "termination_at": _iso(termination), "last_verified_at": _iso(last),
             "elapsed_ms": int((last - termination).total_seconds() * 1000) if last else None,
         })
-        self.record.seal()
+        if seal:
+            self.record.seal()
         _notify_closed(self, {**case, "status": status.value}, reasons)
         return CaseResult(case_id, case["person_id"], status, self.store.actions(case_id), "\n".join(reasons))
 
@@ -600,14 +572,6 @@ class Engine:
 
 def _errors_detail(errors: dict[str, str]) -> str:
     return "\n".join(f"{system}: discovery failed: {error}" for system, error in errors.items())
-
-
-def _open_audit(data_dir: Path) -> Any:
-    try:
-        from ._audit import AuditLog
-    except ImportError:
-        return None
-    return AuditLog.open(data_dir / "audit", origin=f"offboard/{socket.gethostname()}")
 
 
 def _notify_closed(engine: Engine, case: dict[str, Any], reasons: list[str]) -> None:

@@ -230,8 +230,11 @@ class Store:
 
     # -- events -----------------------------------------------------------------
 
-    def add_event(self, case_id: str | None, type: str, payload: dict[str, Any]) -> None:
+    def add_event(self, case_id: str | None, type: str, payload: dict[str, Any], action: tuple[int, dict[str, Any]] | None = None) -> None:
+        """Store an event; ``action`` = (id, values) updates that action in the same transaction."""
         with self._write_lock, self.engine.begin() as conn:
+            if action is not None:
+                conn.execute(actions.update().where(actions.c.id == action[0]).values(**action[1]))
             conn.execute(events.insert().values(case_id=case_id, type=type, payload=dumps(payload), created_at=utcnow()))
 
     def events(self, case_id: str | None = None) -> Iterator[dict[str, Any]]:
@@ -254,7 +257,7 @@ class _NullLock:
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()

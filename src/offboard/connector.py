@@ -44,6 +44,10 @@ class Connector:
     default_rate: ClassVar[float | None] = None
     #: Permissions or scopes it needs, for ``offboard connectors`` and docs.
     permissions: ClassVar[tuple[str, ...]] = ()
+    #: Rate-limit lanes for systems that limit per method or per kind of request:
+    #: lane -> (requests per second, burst). Call ``self.throttle(lane)`` before each
+    #: request of that lane; the engine backs each lane with its own bucket.
+    rate_limits: ClassVar[dict[str, tuple[float, int]]] = {}
 
     def __init__(self, instance: str, settings: ConnectorSettings | dict[str, Any] | None = None):
         self.instance = instance
@@ -56,6 +60,9 @@ class Connector:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.instance!r}>"
+
+    def throttle(self, lane: str) -> None:
+        """Wait for a token of rate-limit ``lane`` (the engine replaces this; alone it does nothing)."""
 
     # -- capabilities -------------------------------------------------------
 

@@ -101,8 +101,9 @@ class RateLimited(ConnectorError):
 
     retryable = True
 
-    def __init__(self, message: str = "", *, retry_after: float | None = None, **kw):
+    def __init__(self, message: str = "", *, retry_after: float | None = None, lane: str | None = None, **kw):
         self.retry_after = retry_after
+        self.lane = lane  # the connector's rate-limit lane, when the limit is per method
         super().__init__(message or "rate limited", **kw)
 
 

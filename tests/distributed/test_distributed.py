@@ -129,7 +129,7 @@ def test_500_people_in_five_sandbox_systems_with_a_worker_killed(pg_url, home, t
         raw = sandbox.config()
         raw.update(store=pg_url, execution="distributed", policy_by_type={}, default_policy="suspend-only")
         for name, connector in raw["connectors"].items():  # the simulators' limits are off: only ours bind
-            connector["rate"], connector["concurrency"] = 400.0, 16
+            connector["rate"], connector["rates"], connector["concurrency"] = 400.0, {"*": 1000.0}, 16
         raw["connectors"]["slack"]["rate"] = slack_rate
         raw["connectors"]["slack"]["burst"] = 1
         config = tmp_path / "offboard.yaml"

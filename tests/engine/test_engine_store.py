@@ -36,7 +36,7 @@ def store_url(request, tmp_path):
     admin.dispose()
 
 
-TABLE_MODULES = ("offboard._intake", "offboard._inventory", "offboard._distributed")
+TABLE_MODULES = ("offboard._intake", "offboard._inventory", "offboard._distributed", "offboard._audit._database")
 
 
 def test_migrations_build_exactly_the_declared_schema(store_url, tmp_path):

@@ -40,6 +40,7 @@ def company_config(tmp_path):
         config["limits"] = {"max_cases": 50, "max_percent": 25}
         for connector in config["connectors"].values():  # correctness here; rate limits are tested with the connectors
             connector["rate"] = 500
+            connector["rates"] = {"*": 500}
         yield sb, config
 
 

@@ -12,6 +12,13 @@ from ._note import Checkpoint, KeySigner, NoteError, Signer, TrustList, Verifier
 from ._signer import FileSigner, resolve_signer
 from ._verify import Report, load_trust, verify_log
 
+
+def use_database(audit: AuditLog, db: object) -> AuditLog:
+    """Sequence ``audit`` through PostgreSQL (``execution: distributed``); see ``_database.use_database``."""
+    from ._database import use_database as attach
+
+    return attach(audit, db)  # type: ignore[arg-type]
+
 __all__ = [
     "AuditError",
     "AuditLog",
@@ -40,6 +47,7 @@ __all__ = [
     "verify_evidence",
     "verify_inclusion",
     "verify_log",
+    "use_database",
 ]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +24,13 @@ def parse_duration(text: str) -> int:
 
 def item_key(system: Any, account: Any, kind: Any) -> tuple[str, str, str]:
     """One planned item: system, account id (or name), action kind."""
-    account = account if isinstance(account, dict) else {}
-    ident = account.get("id") if account.get("id") is not None else account.get("name")
-    return (str(system), str(ident), str(kind))
+    ident = None
+    if isinstance(account, dict):
+        ident = account.get("id")
+        if ident is None:
+            ident = account.get("name")
+    return (system if type(system) is str else str(system), ident if type(ident) is str else str(ident),
+            kind if type(kind) is str else str(kind))
 
 
 @dataclass
@@ -42,6 +45,16 @@ class CaseRecord:
     actions: dict[tuple[str, str, str], Any] = field(default_factory=dict)
     names: dict[tuple[str, str, str], Any] = field(default_factory=dict)
 
+    def merge(self, later: "CaseRecord") -> None:
+        """Take in what a later stretch of the log says about this case (as if read in one pass)."""
+        if self.person is None:
+            self.person = later.person
+        if self.opened is None:
+            self.opened, self.planned, self.names = later.opened, list(later.planned), dict(later.names)
+        if later.closed is not None:
+            self.closed = later.closed
+        self.actions.update(later.actions)
+
     def final(self) -> dict[tuple[str, str, str], Any]:
         """Every item (planned or acted on) with its last action, or None."""
         out: dict[tuple[str, str, str], Any] = {key: None for key in self.planned}
@@ -50,7 +63,23 @@ class CaseRecord:
 
     def counts(self) -> dict[str, int]:
         """Items by their last result."""
-        return dict(Counter(_result(a) for a in self.actions.values()))
+        return self._tally()[0]
+
+    def _tally(self) -> tuple[dict[Any, int], str | None]:
+        """Items by their last result, and the latest ``responded_at`` among verified items, in one pass."""
+        counts: dict[Any, int] = {}
+        times: list[str] = []
+        for action in self.actions.values():
+            if type(action) is tuple:
+                result, responded = action
+            else:
+                result, responded = action.get("result"), action.get("responded_at")
+            if not isinstance(result, (str, int, type(None))):
+                result = repr(result)  # a tampered entry: still counted, never a crash
+            counts[result] = counts.get(result, 0) + 1
+            if result == "verified" and isinstance(responded, str):
+                times.append(responded)
+        return counts, _latest(times)
 
     def termination_at(self) -> str | None:
         """The termination time, from the close or else the open entry."""
@@ -61,15 +90,13 @@ class CaseRecord:
 
     def last_verified_at(self) -> str | None:
         """The latest ``responded_at`` among items whose last result is verified."""
-        times = [t for a in self.actions.values() if _result(a) == "verified" and isinstance(t := _responded(a), str)]
-        if times and all(TIME_RE.match(t) for t in times):  # one format: text order is time order
-            return max(times)
-        moments = [(m, t) for t in times if (m := parse_time(t))]
-        return max(moments)[1] if moments else None
+        return self._tally()[1]
 
-    def elapsed_ms(self) -> int | None:
+    def elapsed_ms(self, last_verified: str | None | bool = False) -> int | None:
         """Milliseconds from termination to the last verified action."""
-        start, end = parse_time(self.termination_at()), parse_time(self.last_verified_at())
+        if last_verified is False:
+            last_verified = self.last_verified_at()
+        start, end = _moment(self.termination_at()), _moment(last_verified)
         if start is None or end is None:
             return None
         delta = end - start
@@ -86,39 +113,66 @@ class CaseRecord:
 
     def findings(self, sla_seconds: int | None) -> list[str]:
         """Compliance findings for this case."""
-        who = f"case {self.case}" + (f" (person {self.person})" if self.person else "")
-        out: list[str] = []
-        elapsed = self.elapsed_ms()
+        found: list[str] = []
+        counts, last_verified = self._tally()
+        elapsed = self.elapsed_ms(last_verified)
         if self.opened is None:
-            out.append(f"{who}: actions or a close without a case_opened entry")
-        if self.closed is None:
-            out.append(f"{who}: opened but never closed")
+            found.append("actions or a close without a case_opened entry")
+        closed = self.closed
+        if closed is None:
+            found.append("opened but never closed")
         else:
-            status = self.closed.get("status")
+            status = closed.get("status")
             if status == "incomplete":
-                out.append(f"{who}: closed incomplete")
+                found.append("closed incomplete")
             if status != "cancelled":
                 actions = self.actions
                 for key in self.planned:
                     action = actions.get(key)
-                    if action is None or _result(action) not in FINAL_RESULTS:
+                    result = None if action is None else _result(action)
+                    if not isinstance(result, str) or result not in FINAL_RESULTS:
                         system, account, kind = key
-                        out.append(f"{who}: planned {kind} on {system} account {account} has no final result")
-            claimed = self.closed.get("counts")
+                        found.append(f"planned {kind} on {system} account {account} has no final result")
+            claimed = closed.get("counts")
             if isinstance(claimed, dict):
-                mine = {k: v for k, v in self.counts().items() if v}
                 theirs = {k: v for k, v in claimed.items() if v}
-                if mine != theirs:
-                    out.append(f"{who}: case_closed counts {theirs} disagree with the action entries {mine}")
-            claimed_ms = self.closed.get("elapsed_ms")
+                if counts != theirs:
+                    found.append(f"case_closed counts {theirs} disagree with the action entries {counts}")
+            claimed_ms = closed.get("elapsed_ms")
             if isinstance(claimed_ms, int) and elapsed is not None and abs(claimed_ms - elapsed) > ELAPSED_TOLERANCE_MS:
-                out.append(f"{who}: case_closed elapsed_ms {claimed_ms} disagrees with the action entries ({elapsed})")
+                found.append(f"case_closed elapsed_ms {claimed_ms} disagrees with the action entries ({elapsed})")
         if sla_seconds is not None and elapsed is not None and elapsed > sla_seconds * 1000:
-            out.append(
-                f"{who}: SLA missed: last verified action {self.last_verified_at()} is "
+            found.append(
+                f"SLA missed: last verified action {last_verified} is "
                 f"{elapsed // 1000}s after termination {self.termination_at()} (SLA {sla_seconds}s)"
             )
-        return out
+        if not found:
+            return found
+        who = f"case {self.case}" + (f" (person {self.person})" if self.person else "")
+        return [f"{who}: {what}" for what in found]
+
+
+def _latest(times: list[str]) -> str | None:
+    if times and all(TIME_RE.match(t) for t in times):  # one format: text order is time order
+        return max(times)
+    moments = [(m, t) for t in times if (m := parse_time(t))]
+    return max(moments)[1] if moments else None
+
+
+_MOMENTS: dict[str, Any] = {}
+
+
+def _moment(text: Any) -> Any:
+    """``parse_time``, remembering recent answers (termination times repeat across a person's cases)."""
+    if not isinstance(text, str):
+        return None
+    moment = _MOMENTS.get(text)
+    if moment is None:
+        moment = parse_time(text)
+        if len(_MOMENTS) > 50_000:
+            _MOMENTS.clear()
+        _MOMENTS[text] = moment
+    return moment
 
 
 def _result(action: Any) -> Any:
@@ -137,43 +191,40 @@ class CaseBook:
         self.cases: dict[str, CaseRecord] = {}
         self.approval_findings: list[str] = []
 
-    def _case(self, obj: dict[str, Any]) -> CaseRecord | None:
-        case = obj.get("case")
-        if not isinstance(case, str):
-            return None
-        record = self.cases.get(case)
-        if record is None:
-            record = self.cases[case] = CaseRecord(case)
-        person = obj.get("person")
-        if record.person is None and isinstance(person, dict) and isinstance(person.get("id"), str):
-            record.person = person["id"]
-        return record
-
     def add(self, obj: dict[str, Any]) -> None:
         """Take one parsed entry."""
         kind = obj.get("type")
+        if kind == "approval":
+            if not obj.get("approver"):
+                self.approval_findings.append(f"approval at seq {obj.get('seq')} has no approver")
+            return
+        if kind not in ("action", "case_opened", "case_closed"):
+            return
+        case = obj.get("case")
+        if not isinstance(case, str):
+            return
+        record = self.cases.get(case)
+        if record is None:
+            record = self.cases[case] = CaseRecord(case)
+        if record.person is None:
+            person = obj.get("person")
+            if isinstance(person, dict) and isinstance(person.get("id"), str):
+                record.person = person["id"]
         if kind == "action":
-            record = self._case(obj)
-            if record is not None:
-                key = item_key(obj.get("system"), obj.get("account"), obj.get("kind"))
-                record.actions[key] = obj if self.keep else (obj.get("result"), obj.get("responded_at"))
+            key = item_key(obj.get("system"), obj.get("account"), obj.get("kind"))
+            record.actions[key] = obj if self.keep else (obj.get("result"), obj.get("responded_at"))
         elif kind == "case_opened":
-            record = self._case(obj)
-            if record is not None and record.opened is None:
+            if record.opened is None:
                 record.opened = obj
                 for item in obj.get("plan") or []:
                     if isinstance(item, dict):
                         key = item_key(item.get("system"), item.get("account"), item.get("kind"))
                         if key not in record.planned:
                             record.planned.append(key)
-                        record.names.setdefault(key, (item.get("account") or {}).get("name"))
-        elif kind == "case_closed":
-            record = self._case(obj)
-            if record is not None:
-                record.closed = obj
-        elif kind == "approval":
-            if not obj.get("approver"):
-                self.approval_findings.append(f"approval at seq {obj.get('seq')} has no approver")
+                        account = item.get("account")
+                        record.names.setdefault(key, account.get("name") if isinstance(account, dict) else None)
+        else:
+            record.closed = obj
 
     def findings(self, sla_seconds: int | None) -> list[str]:
         """Every compliance finding, cases in order of first appearance."""

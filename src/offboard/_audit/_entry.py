@@ -15,6 +15,8 @@ __all__ = [
     "FINAL_RESULTS",
     "canonical",
     "parse_entry",
+    "strict_parse",
+    "checked_entry",
     "check_common",
     "check_fields",
     "format_time",
@@ -29,6 +31,7 @@ FINAL_RESULTS = RESULTS - {"waiting"}
 MAX_INT = 2**53 - 1
 TIME_RE = re.compile(r"\d{4}-[01]\d-[0-3]\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z\Z")
 TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
+_TIME_MATCH = TIME_RE.match
 
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
@@ -53,12 +56,18 @@ except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
 
 
+# An orjson float outside strings is ``-?D+(.D+)?(e-?D+)?`` between a ':', ',' or '[' and a ',',
+# ']' or '}'. With digits deleted, '-' and '.' read as 'e', and ':[]}' read as ',', it leaves a
+# run of one to four 'e' between two commas, so ``,e,`` or ``ee,``. Strings may raise false
+# alarms (the strict parser then decides); they cannot hide a float, and ``true,`` leaves ``ue,``.
+_FLOAT_TABLE = bytes.maketrans(b"-.:[]}", b"ee,,,,")
+_DIGITS = b"0123456789"
+
+
 def _maybe_float(line: bytes) -> bool:
-    """Whether a number outside strings may have a fraction or exponent (or escapes make it unclear)."""
-    if b"\\" in line:
-        return True
-    outside = b"".join(line.split(b'"')[0::2]).replace(b"true", b"").replace(b"false", b"")
-    return b"." in outside or b"e" in outside or b"E" in outside
+    """Whether ``line``, if it is orjson's canonical output, may hold a float."""
+    t = line.translate(_FLOAT_TABLE, _DIGITS)
+    return b",e," in t or b"ee," in t
 
 
 def fast_parse(line: bytes) -> dict[str, Any] | None:
@@ -67,10 +76,10 @@ def fast_parse(line: bytes) -> dict[str, Any] | None:
         return None
     try:
         obj = _orjson.loads(line)
-        if type(obj) is dict and _orjson.dumps(obj, option=_orjson.OPT_SORT_KEYS) == line:
-            return obj
-    except (ValueError, TypeError):
-        pass
+    except ValueError:
+        return None
+    if type(obj) is dict and _orjson.dumps(obj, option=_orjson.OPT_SORT_KEYS) == line:
+        return obj
     return None
 
 
@@ -105,8 +114,11 @@ def canonical(entry: dict[str, Any]) -> bytes:
 def parse_entry(line: bytes) -> dict[str, Any]:
     """Parse one line strictly: UTF-8, no BOM, no duplicate keys, no floats, byte-for-byte canonical."""
     obj = fast_parse(line)
-    if obj is not None:
-        return obj
+    return strict_parse(line) if obj is None else obj
+
+
+def strict_parse(line: bytes) -> dict[str, Any]:
+    """``parse_entry`` with the standard library only: the definition of a canonical line."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -122,6 +134,32 @@ def parse_entry(line: bytes) -> dict[str, Any]:
     if _encode(obj) != text:
         raise EntryError("not canonical JSON (whitespace, key order, duplicate keys, escapes or CR)")
     return obj
+
+
+def checked_entry(line: bytes, index: int, origin: str) -> dict[str, Any]:
+    """``parse_entry`` then ``check_common``: the entry at ``index`` of the log ``origin``."""
+    obj = fast_parse(line)
+    if obj is None:
+        obj = strict_parse(line)
+    seq, kind, ts = obj.get("seq"), obj.get("type"), obj.get("time")
+    if not (  # the common case in one expression; check_common names whatever is wrong
+        type(seq) is int and seq == index and obj.get("v") == FORMAT_VERSION and obj.get("log") == origin
+        and type(kind) is str and (kind in _TYPES_SEEN or _new_type(kind))
+        and type(ts) is str and _TIME_MATCH(ts) is not None and _valid_date(ts)
+    ):
+        check_common(obj, index, origin)
+    return obj
+
+
+_TYPES_SEEN: set[str] = set()
+
+
+def _new_type(kind: str) -> bool:
+    if TYPE_RE.match(kind) is None:
+        return False
+    if len(_TYPES_SEEN) < 10_000:
+        _TYPES_SEEN.add(kind)
+    return True
 
 
 def check_common(obj: dict[str, Any], index: int, origin: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..errors import OffboardError
-from ._entry import FORMAT_VERSION, EntryError, canonical, check_common, check_fields, now, parse_entry
+from ._entry import FORMAT_VERSION, EntryError, canonical, check_fields, checked_entry, now
 from ._merkle import CompactRange, leaf_hash
 from ._note import (
     Checkpoint,
@@ -30,7 +30,7 @@ from ._note import (
 )
 from ._signer import FileSigner, resolve_signer, write_private
 
-__all__ = ["AuditError", "AuditLog", "FileStore", "read_origin", "ENTRIES", "LEAF_HASHES"]
+__all__ = ["AuditError", "AuditLog", "FileStore", "read_origin", "ENTRIES", "LEAF_HASHES", "SEQUENCER"]
 
 ENTRIES = "entries.jsonl"
 LEAF_HASHES = "leafhashes.bin"
@@ -40,6 +40,8 @@ TRUSTED_KEYS = "trusted-keys.txt"
 KEY_FILE = "signing.key"
 ORIGIN_FILE = "origin"
 PERSONS_CACHE = "persons.json"
+#: Present (containing "database") when a database sequences the entries and this directory mirrors them.
+SEQUENCER = "sequencer"
 
 
 class AuditError(OffboardError):
@@ -137,6 +139,17 @@ class FileStore:
         self.advance(lines)
         os.write(self._hash_fd, b"".join(leaf_hash(line) for line in lines))
 
+    def publish(self, size: int, note: str, write: Any) -> None:
+        """A checkpoint was signed: write its files now."""
+        write()
+
+    def latest_note(self) -> bytes | None:
+        """The newest stored checkpoint note."""
+        try:
+            return (self.directory / CHECKPOINTS / LATEST).read_bytes()
+        except FileNotFoundError:
+            return None
+
     def reset_hashes(self, hashes: bytes) -> None:
         """Rewrite the leaf-hash cache."""
         _write_atomic(self._hashes_path, hashes, 0o600)
@@ -169,6 +182,8 @@ class AuditLog:
         self._latest: Checkpoint | None = None
         self.trust = TrustList()
         self.recovered: list[int] = []
+        #: This directory mirrors a log sequenced by a database (see ``offboard._audit.use_database``).
+        self.mirror = (directory / SEQUENCER).exists()
 
     # -- opening -------------------------------------------------------------------------
 
@@ -206,9 +221,10 @@ class AuditLog:
         try:
             with log._store.locked():
                 log._load()
-                log._adopt_signer()
-                if log._latest is None or log._latest.size < log.size:
-                    log._seal()
+                if not log.mirror:  # a mirror signs and appends only once its database is attached
+                    log._adopt_signer()
+                    if log._latest is None or log._latest.size < log.size:
+                        log._seal()
         except BaseException:
             log.close()
             raise
@@ -249,13 +265,14 @@ class AuditLog:
         if len(lines) == latest_size and self._latest and self._range.root() != self._latest.root:
             raise AuditError("the entries no longer match the latest checkpoint; run 'offboard audit verify'")
         self._store.advance(lines)
-        if torn:
+        if torn and self.mirror:
+            self._store.truncate_tail()  # a line cut short while mirroring: the database has it whole
+        elif torn:
             self._quarantine(torn)
 
     def _parse(self, line: bytes, index: int) -> dict[str, Any]:
         try:
-            obj = parse_entry(line)
-            check_common(obj, index, self.origin)
+            obj = checked_entry(line, index, self.origin)
         except EntryError as exc:
             raise AuditError(f"{self._store.path} line {index + 1}: {exc}; run 'offboard audit verify'") from None
         return obj
@@ -286,15 +303,14 @@ class AuditLog:
         _write_atomic(self.directory / TRUSTED_KEYS, (header + self.trust.text()).encode())
 
     def _read_latest(self) -> Checkpoint | None:
-        path = self.directory / CHECKPOINTS / LATEST
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
+        data = self._store.latest_note()
+        if data is None:
             return None
         try:
             return parse_checkpoint(data, self.trust, self.origin)
         except NoteError as exc:
-            raise AuditError(f"{path}: {exc}; run 'offboard audit verify'") from None
+            where = "the database's latest checkpoint" if self.mirror else self.directory / CHECKPOINTS / LATEST
+            raise AuditError(f"{where}: {exc}; run 'offboard audit verify'") from None
 
     def _adopt_signer(self) -> None:
         vkey = self.signer.vkey
@@ -363,6 +379,7 @@ class AuditLog:
         entries = list(entries)
         for entry_type, fields in entries:
             check_fields(entry_type, fields)
+        self._check_writable()
         with self._store.locked():
             self._catch_up()
             return self._append_locked(entries)
@@ -390,8 +407,20 @@ class AuditLog:
         self._persons.update(persons)
         return seqs
 
+    def _check_writable(self) -> None:
+        if self.mirror and not getattr(self._store, "database", False):
+            raise AuditError(
+                f"the audit log in {self.directory} mirrors a log kept in PostgreSQL (execution: distributed): "
+                f"write to it through the engine, or remove {self.directory / SEQUENCER} to keep a local log again"
+            )
+
     def checkpoint(self) -> str:
         """Sign and store a checkpoint for the current size; returns the latest note."""
+        if self.mirror and not getattr(self._store, "database", False):
+            latest = self._read_latest()  # a mirror without its database: nothing new to sign
+            if latest is None:
+                raise AuditError(f"the audit log mirror in {self.directory} has no checkpoint yet")
+            return latest.note
         with self._store.locked():
             self._catch_up()
             on_disk = self._read_latest()
@@ -409,17 +438,23 @@ class AuditLog:
             checkpoint = parse_checkpoint(note, self.trust, self.origin)
         except NoteError as exc:
             raise AuditError(f"cannot sign the checkpoint at size {size}: {exc}") from None
+        self._latest = checkpoint
+        persons = json.dumps({"origin": self.origin, "size": size, "persons": self._persons}).encode()
+        self._store.publish(size, note, lambda: self.write_checkpoint(size, note, persons))
+
+    def write_checkpoint(self, size: int, note: str, persons: bytes | None = None) -> None:
+        """Store a checkpoint's files: its history file, ``latest.note`` and the per-person index."""
         folder = self.directory / CHECKPOINTS
         _write_atomic(folder / checkpoint_name(size), note.encode())
         _write_atomic(folder / LATEST, note.encode())
-        self._latest = checkpoint
-        cache = {"origin": self.origin, "size": size, "persons": self._persons}
-        _write_atomic(self.directory / PERSONS_CACHE, json.dumps(cache).encode(), 0o600)
+        if persons is not None:
+            _write_atomic(self.directory / PERSONS_CACHE, persons, 0o600)
 
     def rotate_key(self, reason: str, approver: str | None = None) -> tuple[str, str]:
         """Replace the local signing key: log it, cross-sign a checkpoint with both keys, retire the old one."""
         if not isinstance(self.signer, FileSigner):
             raise AuditError("the checkpoint signer is a plugin (KMS/Vault): rotate the key there")
+        self._check_writable()
         with self._store.locked():
             self._catch_up()
             old = self.signer

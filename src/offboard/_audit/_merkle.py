@@ -52,6 +52,23 @@ class CompactRange:
         stack.append(h)
         self.size += 1
 
+    def append_subtree(self, level: int, node: bytes) -> None:
+        """Add the root of a perfect subtree of ``2**level`` leaves (the size must be a multiple of it)."""
+        if self.size & ((1 << level) - 1):
+            raise ValueError(f"a subtree of 2**{level} leaves cannot start at leaf {self.size}")
+        n, stack, h = self.size >> level, self._stack, node
+        while n & 1:
+            h = sha256(b"\x01" + stack.pop() + h).digest()
+            n >>= 1
+        stack.append(h)
+        self.size += 1 << level
+
+    def copy(self) -> "CompactRange":
+        """An independent copy."""
+        other = CompactRange()
+        other.size, other._stack = self.size, list(self._stack)
+        return other
+
     def extend(self, leaves: Iterable[bytes]) -> None:
         """Add many leaf hashes."""
         for leaf in leaves:

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import gc
 import json
+import multiprocessing
+import os
 import re
 from dataclasses import dataclass, field
-from hashlib import sha256
 from pathlib import Path
 from typing import Any, Sequence
 
-from ._cases import CaseBook
-from ._entry import EntryError, _decode, _encode, check_common, fast_parse, parse_time
+from ._cases import CaseRecord
+from ._entry import EntryError, checked_entry
 from ._log import CHECKPOINTS, ENTRIES, LATEST, LEAF_HASHES, TRUSTED_KEYS, read_origin
 from ._merkle import CompactRange
 from ._note import Checkpoint, NoteError, TrustList, parse_checkpoint
+from ._scan import MAX_LISTED, Part, layout, merge_records, person_problem, read_lines, scan, time_finding
 
 __all__ = ["Problem", "Report", "load_trust", "verify_log", "MAX_LISTED"]
 
-MAX_LISTED = 50
-BACKWARDS_TOLERANCE_S = 2
+#: A log is split over processes only when each gets at least this many bytes of entries.
+MIN_BYTES_PER_PROCESS = 32 << 20
 HISTORY_RE = re.compile(r"[0-9]{20}\.note\Z")
 
 
@@ -86,24 +88,10 @@ def load_trust(path: Path) -> TrustList:
     return trust
 
 
-class _Limiter:
-    def __init__(self, report: Report):
-        self.report, self.count = report, 0
-
-    def __call__(self, where: str, what: str) -> None:
-        self.count += 1
-        if self.count <= MAX_LISTED:
-            self.report.add("integrity", where, what)
-
-    def finish(self) -> None:
-        if self.count > MAX_LISTED:
-            self.report.add("integrity", ENTRIES, f"... and {self.count - MAX_LISTED} more entry problems")
-
-
 def verify_log(directory: Path, trust: TrustList | None = None, **options: Any) -> Report:
     """Verify entries, leaf-hash cache, every stored checkpoint and any pinned checkpoints."""
     enabled = gc.isenabled()
-    gc.disable()  # the loop allocates millions of short-lived objects; collections would dominate
+    gc.disable()  # the scan allocates millions of short-lived objects; collections would dominate
     try:
         return _verify_log(directory, trust, **options)
     finally:
@@ -119,6 +107,7 @@ def _verify_log(
     pinned: Sequence[tuple[str, bytes]] = (),
     sla_seconds: int | None = None,
     strict: bool = False,
+    processes: int | None = None,
 ) -> Report:
     directory = Path(directory)
     source = "given"
@@ -128,11 +117,91 @@ def _verify_log(
         names = trust.names
         origin = names.pop() if len(names) == 1 else read_origin(directory)
     report = Report(origin, trust_source=source)
-    if not (directory / ENTRIES).exists():
+    path = directory / ENTRIES
+    if not path.exists():
         report.add("integrity", str(directory), f"no {ENTRIES}: not an audit log, or it was deleted")
         return report
 
-    # Checkpoints first: they say which tree sizes need a root.
+    # Worker processes start reading their stretches while the checkpoints are checked here.
+    size, end, ranges = layout(path, _pieces(path, processes))
+    workers = _Workers(path, ranges) if len(ranges) > 1 else None
+    try:
+        stored, pins = _checkpoints(directory, trust, origin, pinned, report)
+        wanted = {cp.size for _, cp in stored + pins}  # the tree sizes that need a root
+        cache = directory / LEAF_HASHES
+        cache_path = cache if cache.exists() else None
+        parts: list[Part] | None = None
+        records: dict[str, list[CaseRecord]] = {}
+        if workers is not None:
+            try:
+                parts = workers.scan(origin, wanted, sla_seconds, cache_path)
+                records = workers.records(parts)
+            except _WorkerFailed:
+                parts = None  # fall back to one pass here: same checks, same report
+        if parts is None:
+            ranges = [(0, end)] if end else []
+            parts = [scan(read_lines(path, 0, end), 0, origin, wanted, sla_seconds, cache_path)[0]] if end else []
+    finally:
+        if workers is not None:
+            workers.close()
+
+    if end < size:
+        report.add("integrity", ENTRIES, f"torn last line: {size - end} bytes at offset {end} without a final "
+                   "newline (opening the log for writing quarantines it in a recovery entry)")
+    n = report.size = sum(part.count for part in parts)
+    roots = _merge(report, parts, ranges, records, path, origin, sla_seconds)
+
+    if cache_path is not None:
+        cached = os.path.getsize(cache_path)
+        diffs = [part.cache_diff for part in parts if part.cache_diff is not None]
+        if diffs or cached != 32 * n:
+            first = min(diffs) if diffs else min(cached, 32 * n) // 32
+            report.add("integrity", LEAF_HASHES, f"does not match {ENTRIES} (first difference at leaf {first}; "
+                       f"{cached // 32} cached hashes for {n} entries)")
+
+    by_size: dict[int, tuple[str, bytes]] = {}
+    newest: Checkpoint | None = None
+    for where, cp in stored:
+        other = by_size.setdefault(cp.size, (where, cp.root))
+        if other[1] != cp.root:
+            report.add("integrity", where, f"equivocation: {other[0]} is signed for the same size with a different root")
+        if cp.size > n:
+            report.add("integrity", where, f"covers {cp.size} entries but the log has only {n}: entries were truncated or deleted")
+            continue
+        if roots.get(cp.size) != cp.root:
+            report.add("integrity", where, f"root hash does not match the first {cp.size} entries: entries were "
+                       "changed, deleted, inserted or reordered")
+            continue
+        if newest is None or cp.size > newest.size:
+            newest = cp
+    latest = next((cp for where, cp in stored if where.endswith(LATEST)), None)
+    if stored and not (directory / CHECKPOINTS / LATEST).exists():
+        report.add("integrity", f"{CHECKPOINTS}/{LATEST}", "missing")
+    if latest and newest and latest.size < newest.size:
+        report.add("warning", f"{CHECKPOINTS}/{LATEST}", f"is older ({latest.size}) than the newest stored checkpoint ({newest.size})")
+    report.checkpoint = newest
+    sealed = newest.size if newest else 0
+    if n > sealed and not report.of("integrity"):
+        severity = "integrity" if strict else "warning"
+        report.add(severity, ENTRIES, f"{n - sealed} entries after the latest checkpoint (size {sealed}) are not "
+                   "sealed yet: they are not protected until the next checkpoint")
+    for where, pin in pins:
+        if pin.size > n:
+            report.add("integrity", where, f"rollback: the pinned checkpoint covers {pin.size} entries but the log has only {n}")
+        elif roots.get(pin.size) != pin.root:
+            report.add("integrity", where, f"fork: the log's tree at size {pin.size} has a different root than the pinned checkpoint")
+    for part in parts:
+        for index, vkey in part.rotations:
+            if not isinstance(vkey, str) or trust.find(vkey) is None:
+                report.add("integrity", f"{ENTRIES} line {index + 1}", f"key_rotation announces {vkey!r}, which is not in the trusted keys")
+    for finding in _case_findings(parts, records, sla_seconds):
+        report.add("finding", "cases", finding)
+    return report
+
+
+def _checkpoints(directory: Path, trust: TrustList, origin: str, pinned: Sequence[tuple[str, bytes]],
+                 report: Report) -> tuple[list[tuple[str, Checkpoint]], list[tuple[str, Checkpoint]]]:
+    """Stored checkpoints (signature, origin, file name) and pinned ones, each with where it came from."""
     stored: list[tuple[str, Checkpoint]] = []
     folder = directory / CHECKPOINTS
     names_found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
@@ -159,119 +228,188 @@ def _verify_log(
             pins.append((f"pinned {name}", parse_checkpoint(data, trust, origin)))
         except NoteError as exc:
             report.add("integrity", f"pinned {name}", str(exc))
-    wanted = {cp.size for _, cp in stored + pins}
+    return stored, pins
 
-    # Entries.
-    data = (directory / ENTRIES).read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        report.add("integrity", ENTRIES, f"torn last line: {len(data) - end} bytes at offset {end} without a final "
-                   "newline (opening the log for writing quarantines it in a recovery entry)")
-    lines = data[:end].split(b"\n")[:-1] if end else []
-    n = report.size = len(lines)
-    bad = _Limiter(report)
-    book = CaseBook()
-    roots: dict[int, bytes] = {0: CompactRange().root()}
-    cr = CompactRange()
-    hashes: list[bytes] = []
+
+def _merge(report: Report, parts: list[Part], ranges: list[tuple[int, int]], records: dict[str, list[CaseRecord]],
+           path: Path, origin: str, sla_seconds: int | None) -> dict[int, bytes]:
+    """Join the stretches in log order: tree roots, per-person chains, time order, entry problems."""
+    prefix = CompactRange()
+    roots = {0: prefix.root()}
+    listed: list[tuple[int, str]] = []
+    late: list[tuple[int, str]] = []
+    bad_count = 0
     persons: dict[str, int] = {}
-    rotations: list[tuple[int, Any]] = []
-    prev_time = ""
-    sha, enc, dec, fast, append_leaf = sha256, _encode, _decode, fast_parse, cr.append
-    for index, line in enumerate(lines):
-        h = sha(b"\x00" + line).digest()
-        hashes.append(h)
-        append_leaf(h)
-        if index + 1 in wanted:
-            roots[index + 1] = cr.root()
-        try:
-            obj = fast(line)
-            if obj is None:
-                text = line.decode("utf-8")
-                obj = dec(text)
-                if type(obj) is not dict:
-                    raise EntryError("not a JSON object")
-                if enc(obj) != text:
-                    raise EntryError("not canonical JSON (whitespace, key order, duplicate keys, escapes or CR)")
-            check_common(obj, index, origin)
-        except UnicodeDecodeError as exc:
-            bad(f"{ENTRIES} line {index + 1}", f"not valid UTF-8 (byte {exc.start})")
-            continue
-        except EntryError as exc:
-            bad(f"{ENTRIES} line {index + 1}", str(exc))
-            continue
-        except ValueError as exc:
-            bad(f"{ENTRIES} line {index + 1}", f"not valid JSON ({exc})")
-            continue
-        person = obj.get("person")
-        if isinstance(person, dict) and isinstance(person.get("id"), str):
-            pid = person["id"]
+    latest_time = ""
+    for part, (begin, end) in zip(parts, ranges):
+        for size, nodes in part.snaps.items():
+            cr = prefix.copy()
+            for level, node in nodes:
+                cr.append_subtree(level, node)
+            roots[size] = cr.root()
+        for level, node in part.nodes:
+            prefix.append_subtree(level, node)
+        bad_count += part.bad_count
+        listed.extend(part.bad)
+        for pid, index, prev in part.person_first:  # the chain from the stretches before
             expected = persons.get(pid)
-            if obj.get("person_prev", "missing") != expected:
-                bad(f"{ENTRIES} line {index + 1}", f"person_prev is {obj.get('person_prev', 'missing')!r}, but the "
-                    f"previous entry for person {pid} is {expected!r}: entries were removed, reordered or inserted")
-            persons[pid] = index
-        elif "person_prev" in obj:
-            bad(f"{ENTRIES} line {index + 1}", "person_prev without a person.id")
-        ts = obj["time"]
-        if ts >= prev_time:
-            prev_time = ts
-        elif (parse_time(prev_time) - parse_time(ts)).total_seconds() > BACKWARDS_TOLERANCE_S:  # type: ignore[operator]
-            report.add("finding", f"{ENTRIES} line {index + 1}", f"time {ts} is before the previous entry's {prev_time}")
-        kind = obj["type"]
-        if kind == "key_rotation":
-            rotations.append((index, obj.get("new")))
-        elif kind in ("action", "case_opened", "case_closed", "approval"):
-            book.add(obj)
-    bad.finish()
+            if prev != expected:
+                bad_count += 1
+                listed.append((index, person_problem(pid, prev, expected)))
+        persons.update(part.person_last)
+        if part.first_time is not None and part.first_time[1] < latest_time:
+            late.extend(_retime(path, begin, end, part, origin, latest_time))
+        else:
+            late.extend(part.late)
+        latest_time = max(latest_time, part.max_time)
+    listed.sort(key=lambda item: item[0])
+    events = [(index, 0, what) for index, what in listed[:MAX_LISTED]] + [(index, 1, what) for index, what in late]
+    events.sort(key=lambda item: item[:2])
+    for index, kind, what in events:
+        report.add("integrity" if kind == 0 else "finding", f"{ENTRIES} line {index + 1}", what)
+    if bad_count > MAX_LISTED:
+        report.add("integrity", ENTRIES, f"... and {bad_count - MAX_LISTED} more entry problems")
+    return roots
 
-    cache = directory / LEAF_HASHES
-    if cache.exists():
-        cached = cache.read_bytes()
-        joined = b"".join(hashes)
-        if cached != joined:
-            first = next((i for i in range(min(len(cached), len(joined)) // 32)
-                          if cached[i * 32 : i * 32 + 32] != hashes[i]), min(len(cached), len(joined)) // 32)
-            report.add("integrity", LEAF_HASHES, f"does not match {ENTRIES} (first difference at leaf {first}; "
-                       f"{len(cached) // 32} cached hashes for {n} entries)")
 
-    by_size: dict[int, tuple[str, bytes]] = {}
-    newest: Checkpoint | None = None
-    for where, cp in stored:
-        other = by_size.setdefault(cp.size, (where, cp.root))
-        if other[1] != cp.root:
-            report.add("integrity", where, f"equivocation: {other[0]} is signed for the same size with a different root")
-        if cp.size > n:
-            report.add("integrity", where, f"covers {cp.size} entries but the log has only {n}: entries were truncated or deleted")
+def _retime(path: Path, begin: int, end: int, part: Part, origin: str, latest: str) -> list[tuple[int, str]]:
+    """A stretch's backward-time findings when it starts before the time reached in the stretches before it."""
+    out: list[tuple[int, str]] = []
+    prev, own, stop = latest, "", part.first + part.count
+    for index, line in enumerate(read_lines(path, begin, end), part.first):
+        if own >= latest:  # from here on the stretch's own running time is the log's
+            stop = index
+            break
+        try:
+            ts = checked_entry(line, index, origin)["time"]
+        except EntryError:
             continue
-        if roots[cp.size] != cp.root:
-            report.add("integrity", where, f"root hash does not match the first {cp.size} entries: entries were "
-                       "changed, deleted, inserted or reordered")
-            continue
-        if newest is None or cp.size > newest.size:
-            newest = cp
-    latest = next((cp for where, cp in stored if where.endswith(LATEST)), None)
-    if stored and not (folder / LATEST).exists():
-        report.add("integrity", f"{CHECKPOINTS}/{LATEST}", "missing")
-    if latest and newest and latest.size < newest.size:
-        report.add("warning", f"{CHECKPOINTS}/{LATEST}", f"is older ({latest.size}) than the newest stored checkpoint ({newest.size})")
-    report.checkpoint = newest
-    sealed = newest.size if newest else 0
-    if n > sealed and not report.of("integrity"):
-        severity = "integrity" if strict else "warning"
-        report.add(severity, ENTRIES, f"{n - sealed} entries after the latest checkpoint (size {sealed}) are not "
-                   "sealed yet: they are not protected until the next checkpoint")
-    for where, pin in pins:
-        if pin.size > n:
-            report.add("integrity", where, f"rollback: the pinned checkpoint covers {pin.size} entries but the log has only {n}")
-        elif roots[pin.size] != pin.root:
-            report.add("integrity", where, f"fork: the log's tree at size {pin.size} has a different root than the pinned checkpoint")
-    for index, vkey in rotations:
-        if not isinstance(vkey, str) or trust.find(vkey) is None:
-            report.add("integrity", f"{ENTRIES} line {index + 1}", f"key_rotation announces {vkey!r}, which is not in the trusted keys")
-    for finding in book.findings(sla_seconds):
-        report.add("finding", "cases", finding)
-    return report
+        if ts >= prev:
+            prev = ts
+        elif what := time_finding(ts, prev):
+            out.append((index, what))
+        own = max(own, ts)
+    return out + [(index, what) for index, what in part.late if index >= stop]
+
+
+def _case_findings(parts: list[Part], records: dict[str, list[CaseRecord]], sla_seconds: int | None) -> list[str]:
+    """Approval findings, then each case's findings in order of first appearance."""
+    out = [finding for part in parts for finding in part.approvals]
+    seen: set[str] = set()
+    for part in parts:
+        for case in part.cases:
+            if case in records:
+                if case not in seen:
+                    seen.add(case)
+                    out.extend(merge_records(records[case]).findings(sla_seconds))
+            else:
+                out.extend(part.case_findings.get(case, ()))
+    return out
+
+
+def _pieces(path: Path, processes: int | None) -> int:
+    """How many processes scan the log: one per CPU, each with at least MIN_BYTES_PER_PROCESS."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if processes is not None:
+        return max(1, processes)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, os.path.getsize(path) // MIN_BYTES_PER_PROCESS))
+
+
+class _WorkerFailed(Exception):
+    """A scanning process died or raised; the log is then scanned in-process."""
+
+
+@dataclass
+class _Failed:
+    what: str
+
+
+def _work(conn: Any, path: Path, begin: int, end: int) -> None:
+    """A scanning process: count lines, scan with the first index it is given, send back cases asked for."""
+    try:
+        lines = read_lines(path, begin, end)
+        conn.send(len(lines))
+        first, origin, wanted, sla_seconds, cache = conn.recv()
+        part, book = scan(lines, first, origin, wanted, sla_seconds, cache)
+        del lines
+        conn.send(part)
+        conn.send({case: book.cases[case] for case in conn.recv()})
+    except BaseException as exc:
+        try:
+            conn.send(_Failed(f"{type(exc).__name__}: {exc}"))
+        except Exception:
+            pass
+    finally:
+        conn.close()
+
+
+class _Workers:
+    """One forked process per stretch of the log, spoken to over pipes."""
+
+    def __init__(self, path: Path, ranges: list[tuple[int, int]]):
+        ctx = multiprocessing.get_context("fork")
+        self.procs: list[Any] = []
+        self.conns: list[Any] = []
+        try:
+            for begin, end in ranges:
+                mine, theirs = ctx.Pipe()
+                proc = ctx.Process(target=_work, args=(theirs, path, begin, end), name="offboard-audit-verify", daemon=True)
+                proc.start()
+                theirs.close()
+                self.procs.append(proc)
+                self.conns.append(mine)
+        except BaseException:
+            self.close()
+            raise
+
+    def _recv(self, conn: Any) -> Any:
+        try:
+            value = conn.recv()
+        except (EOFError, OSError) as exc:
+            raise _WorkerFailed(f"a verify process stopped: {exc!r}") from None
+        if isinstance(value, _Failed):
+            raise _WorkerFailed(value.what)
+        return value
+
+    def scan(self, origin: str, wanted: set[int], sla_seconds: int | None, cache: Path | None) -> list[Part]:
+        """Scan every stretch; each learns its first index once all have counted their lines."""
+        counts = [self._recv(conn) for conn in self.conns]
+        first = 0
+        for conn, count in zip(self.conns, counts):
+            conn.send((first, origin, wanted, sla_seconds, cache))
+            first += count
+        return [self._recv(conn) for conn in self.conns]
+
+    def records(self, parts: list[Part]) -> dict[str, list[CaseRecord]]:
+        """The records of cases that appear in more than one stretch, in log order."""
+        where: dict[str, list[int]] = {}
+        for k, part in enumerate(parts):
+            for case in part.cases:
+                where.setdefault(case, []).append(k)
+        asks: list[list[str]] = [[] for _ in parts]
+        for case, ks in where.items():
+            if len(ks) > 1:
+                for k in ks:
+                    asks[k].append(case)
+        for conn, ask in zip(self.conns, asks):
+            conn.send(ask)
+        answers = [self._recv(conn) for conn in self.conns]
+        return {case: [answers[k][case] for k in ks] for case, ks in where.items() if len(ks) > 1}
+
+    def close(self) -> None:
+        """Stop and reap the processes."""
+        for conn in self.conns:
+            conn.close()
+        for proc in self.procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
 
 
 def report_json(report: Report) -> str:

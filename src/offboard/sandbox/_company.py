@@ -161,6 +161,7 @@ def make_company(
               "people": "People team", "support": "Support", "design": "Design", "managers": "People managers",
               "contractors": "External contractors", "oncall": "On-call rota", "vpn-users": "VPN access"}
     seen: set[str] = set()
+    seen_aliases: set[str] = set()
     identities: list[Identity] = []
     persons: list[Person] = []
     contractor_slots = set(rng.sample(range(n_managers, people), n_contractors)) if people - n_managers >= n_contractors else set(range(people - n_contractors, people))
@@ -184,7 +185,10 @@ def make_company(
             end = datetime.combine(today + timedelta(days=days), time(17, 0), tzinfo=timezone.utc)
         emp_id = f"{'C' if contractor else 'E'}{n + 1:05d}"
         manager = managers[rng.randrange(len(managers))] if managers and n >= n_managers else (managers[0] if managers and n else None)
-        person = Person(id=email, email=email, aliases=(f"{given[0]}{family}@{domain}".lower(),) if rng.random() < 0.3 else (),
+        alias = f"{given[0]}{family}@{domain}".lower()
+        aliased = rng.random() < 0.3 and alias not in seen_aliases and alias.split("@")[0] not in seen
+        seen_aliases.add(alias)  # an alias belongs to one person only, as in a real directory
+        person = Person(id=email, email=email, aliases=(alias,) if aliased else (),
                         employee_id=emp_id, name=f"{given} {family}", type="contractor" if contractor else "employee",
                         manager=manager, end_date=end, timezone=tz)
         if n < n_managers:

@@ -1,0 +1,225 @@
+"""One pass over a stretch of the log: leaf hashes, subtrees, parsing, per-person chains, cases.
+
+``verify_log`` cuts ``entries.jsonl`` into stretches at line boundaries and scans them in
+worker processes (or in-process for a small log); each scan returns a ``Part`` small enough to
+send back, and ``_verify`` merges the parts in log order, so the report is the same however
+the log was cut.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+from ._cases import CaseBook, CaseRecord
+from ._entry import EntryError, checked_entry, parse_time
+
+__all__ = ["Part", "BACKWARDS_TOLERANCE_S", "MAX_LISTED", "layout", "read_lines", "scan", "person_problem", "time_finding"]
+
+MAX_LISTED = 50
+BACKWARDS_TOLERANCE_S = 2
+BLOCK_LEVEL = 12  # leaves are folded in aligned blocks of 4096 with a plain compact range
+BLOCK = 1 << BLOCK_LEVEL
+CASE_TYPES = frozenset({"action", "case_opened", "case_closed", "approval"})
+_UNSEEN = object()
+
+Node = tuple[int, bytes]  # (level, hash) of a perfect, aligned subtree
+
+
+@dataclass
+class Part:
+    """What one stretch of the log (entries ``first`` to ``first + count - 1``) says."""
+
+    first: int
+    count: int = 0
+    nodes: list[Node] = field(default_factory=list)  # the stretch as aligned subtrees, left to right
+    snaps: dict[int, list[Node]] = field(default_factory=dict)  # size -> subtrees of [first, size)
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (index, what), the first MAX_LISTED
+    bad_count: int = 0
+    late: list[tuple[int, str]] = field(default_factory=list)  # time went backwards: (index, what)
+    first_time: tuple[int, str] | None = None
+    max_time: str = ""
+    person_first: list[tuple[str, int, Any]] = field(default_factory=list)  # (person, index, person_prev)
+    person_last: dict[str, int] = field(default_factory=dict)
+    rotations: list[tuple[int, Any]] = field(default_factory=list)
+    cases: list[str] = field(default_factory=list)  # in order of first appearance
+    case_findings: dict[str, list[str]] = field(default_factory=dict)
+    approvals: list[str] = field(default_factory=list)
+    cache_diff: int | None = None  # first leaf whose cached hash differs
+
+
+def _push(stack: list[Node], pos: int, level: int, h: bytes) -> None:
+    """Append the subtree ``h`` of ``2**level`` leaves starting at leaf ``pos``, merging aligned siblings."""
+    while stack and stack[-1][0] == level and (pos >> level) & 1:
+        h = sha256(b"\x01" + stack.pop()[1] + h).digest()
+        pos -= 1 << level
+        level += 1
+    stack.append((level, h))
+
+
+def _block_nodes(stack: list[bytes], size: int) -> list[Node]:
+    levels = [b for b in range(size.bit_length() - 1, -1, -1) if size >> b & 1]
+    return list(zip(levels, stack))
+
+
+def person_problem(pid: str, prev: Any, expected: Any) -> str:
+    """The message for a broken per-person chain."""
+    return (f"person_prev is {prev!r}, but the previous entry for person {pid} is {expected!r}: "
+            "entries were removed, reordered or inserted")
+
+
+def time_finding(ts: str, prev: str) -> str | None:
+    """The finding when ``ts`` is more than the tolerance before ``prev`` (the latest time so far)."""
+    if ts >= prev:
+        return None
+    if (parse_time(prev) - parse_time(ts)).total_seconds() > BACKWARDS_TOLERANCE_S:  # type: ignore[operator]
+        return f"time {ts} is before the previous entry's {prev}"
+    return None
+
+
+def scan(lines: list[bytes], first: int, origin: str, wanted: set[int], sla_seconds: int | None,
+         cache: Path | None) -> tuple[Part, CaseBook]:
+    """Check entries ``first``.. of ``origin``; the chains that cross stretches are left to the merge."""
+    part = Part(first, len(lines))
+    book = CaseBook()
+    add_case = book.add
+    hashes: list[bytes] = []
+    keep_hash = hashes.append
+    bad, late = part.bad, part.late
+    persons: dict[str, int] = part.person_last
+    firsts = part.person_first
+    rotations = part.rotations
+    snaps = part.snaps
+    sha, check, push = sha256, checked_entry, _push
+    outer: list[Node] = []  # whole blocks (and leaves before the first block boundary)
+    block: list[bytes] = []  # compact range of the current block
+    filled = 0
+    aligned = first % BLOCK == 0
+    prev_time = ""
+    for index, line in enumerate(lines, first):
+        h = sha(b"\x00" + line).digest()
+        keep_hash(h)
+        if aligned:
+            n, x = filled, h
+            while n & 1:
+                x = sha(b"\x01" + block.pop() + x).digest()
+                n >>= 1
+            block.append(x)
+            filled += 1
+            if filled == BLOCK:
+                push(outer, index + 1 - BLOCK, BLOCK_LEVEL, x)
+                block, filled = [], 0
+        else:
+            push(outer, index, 0, h)
+            aligned = (index + 1) % BLOCK == 0
+        if index + 1 in wanted:
+            snaps[index + 1] = outer + _block_nodes(block, filled)
+        try:
+            obj = check(line, index, origin)
+        except EntryError as exc:
+            part.bad_count += 1
+            if len(bad) < MAX_LISTED:
+                bad.append((index, str(exc)))
+            continue
+        person = obj.get("person")
+        if isinstance(person, dict) and isinstance(person.get("id"), str):
+            pid = person["id"]
+            prev = obj.get("person_prev", "missing")
+            last = persons.get(pid, _UNSEEN)
+            if last is _UNSEEN:
+                firsts.append((pid, index, prev))
+            elif prev != last:
+                part.bad_count += 1
+                if len(bad) < MAX_LISTED:
+                    bad.append((index, person_problem(pid, prev, last)))
+            persons[pid] = index
+        elif "person_prev" in obj:
+            part.bad_count += 1
+            if len(bad) < MAX_LISTED:
+                bad.append((index, "person_prev without a person.id"))
+        ts = obj["time"]
+        if ts >= prev_time:
+            prev_time = ts
+            if part.first_time is None:
+                part.first_time = (index, ts)
+        else:
+            what = time_finding(ts, prev_time)
+            if what:
+                late.append((index, what))
+        kind = obj["type"]
+        if kind == "key_rotation":
+            rotations.append((index, obj.get("new")))
+        elif kind in CASE_TYPES:
+            add_case(obj)
+    part.nodes = outer + _block_nodes(block, filled)
+    part.max_time = prev_time
+    part.cases = list(book.cases)
+    part.case_findings = {case: found for case, record in book.cases.items() if (found := record.findings(sla_seconds))}
+    part.approvals = book.approval_findings
+    if cache is not None:
+        part.cache_diff = _cache_diff(cache, first, hashes)
+    return part, book
+
+
+def _cache_diff(cache: Path, first: int, hashes: list[bytes]) -> int | None:
+    """The first leaf of this stretch whose hash in the cache file differs (missing ones are the merge's)."""
+    with open(cache, "rb") as f:
+        f.seek(first * 32)
+        cached = f.read(len(hashes) * 32)
+    if cached == b"".join(hashes)[: len(cached)]:
+        return None
+    return next(first + i for i, h in enumerate(hashes) if cached[i * 32 : i * 32 + 32] != h)
+
+
+def read_lines(path: Path, begin: int, end: int) -> list[bytes]:
+    """The lines in bytes ``begin``..``end`` (``end`` just after a newline)."""
+    with open(path, "rb") as f:
+        f.seek(begin)
+        data = f.read(end - begin)
+    if len(data) != end - begin or (data and data[-1:] != b"\n"):
+        raise OSError(f"{path} changed while it was being verified")
+    lines = data.split(b"\n")
+    lines.pop()
+    return lines
+
+
+def layout(path: Path, pieces: int) -> tuple[int, int, list[tuple[int, int]]]:
+    """File size, the end of the last complete line, and up to ``pieces`` byte ranges of whole lines."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        end, pos, window = 0, size, 1 << 20
+        while pos > 0:
+            start = max(0, pos - window)
+            f.seek(start)
+            chunk = f.read(pos - start)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                end = start + cut + 1
+                break
+            pos = start
+        bounds = [0]
+        for i in range(1, pieces):
+            pos = max(end * i // pieces, bounds[-1])
+            f.seek(pos)
+            while True:
+                chunk = f.read(window)
+                cut = chunk.find(b"\n")
+                if cut >= 0 or not chunk:
+                    break
+                pos += len(chunk)
+            bound = pos + cut + 1 if cut >= 0 else end
+            if bounds[-1] < bound < end:
+                bounds.append(bound)
+        bounds.append(end)
+    return size, end, [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def merge_records(records: list[CaseRecord]) -> CaseRecord:
+    """One case's records from consecutive stretches, merged in log order."""
+    merged = CaseRecord(records[0].case)
+    for record in records:
+        merged.merge(record)
+    return merged

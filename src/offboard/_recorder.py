@@ -1,0 +1,88 @@
+"""The one channel for engine events: the state store and the signed audit log."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ._logging import redact
+from ._store import Store, dumps
+
+__all__ = ["Recorder", "iso", "open_audit"]
+
+
+class Recorder:
+    """The one channel for engine events: the store, then the audit log when present.
+
+    Audit entries are group-committed: concurrent callers queue their entries, one of
+    them appends the whole queue with a single fsync, and each caller returns only once
+    its own entry is durable.
+    """
+
+    def __init__(self, store: Store, audit: Any = None):
+        self.store = store
+        self.audit = audit
+        self._queue: list[_Ticket] = []
+        self._queue_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+
+    def __call__(self, type: str, case_id: str | None, fields: dict[str, Any], *, action: tuple[int, dict[str, Any]] | None = None) -> None:
+        """Record an event; ``action`` = (action id, column values) updates that action in the same transaction."""
+        payload = redact(json.loads(dumps(fields)))
+        self.store.add_event(case_id, type, payload, action=action)
+        if self.audit is not None:
+            self._append(type, payload)
+
+    def _append(self, type: str, payload: dict[str, Any]) -> None:
+        ticket = _Ticket(type, payload)
+        with self._queue_lock:
+            self._queue.append(ticket)
+        while not ticket.done.is_set():
+            if self._flush_lock.acquire(timeout=0.05):
+                try:
+                    with self._queue_lock:
+                        batch, self._queue = self._queue, []
+                    if batch:
+                        try:
+                            self.audit.append_many([(t.type, t.payload) for t in batch])
+                        except BaseException as exc:
+                            for t in batch:
+                                t.error = exc
+                        for t in batch:
+                            t.done.set()
+                finally:
+                    self._flush_lock.release()
+        if ticket.error is not None:
+            raise ticket.error
+
+    def seal(self) -> None:
+        if self.audit is not None:
+            self.audit.checkpoint()
+
+
+@dataclass
+class _Ticket:
+    type: str
+    payload: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
+
+
+
+def open_audit(data_dir: Path) -> Any:
+    try:
+        from ._audit import AuditLog
+    except ImportError:
+        return None
+    return AuditLog.open(data_dir / "audit", origin=f"offboard/{socket.gethostname()}")
+
+
