@@ -260,7 +260,7 @@ class LdapConnector(Connector):
             self._raise(result, what, rights)
         return 0
 
-    def _search(self, base: str, flt: str, attrs: list[str], scope: str = ldap3.SUBTREE) -> Iterator[dict]:
+    def _search(self, base: str, flt: str, attrs: list[str], scope: str = "SUBTREE") -> Iterator[dict]:
         """Every entry matching ``flt``, fetched page by page."""
         cookie: bytes | None = None
         while True:

@@ -1,35 +1,44 @@
 """offboard: disable every account a departing person holds, fast, everywhere, provably."""
 
-from .connector import Connector, ConnectorSettings
-from .errors import (
-    AuthError,
-    ConfigError,
-    ConnectorError,
-    NotFound,
-    OffboardError,
-    PermanentError,
-    PermissionDenied,
-    PolicyError,
-    RateLimited,
-    SecretError,
-    TransientError,
-    UnknownPerson,
-)
-from .hookspecs import hookimpl
-from .models import (
-    Account,
-    AccountPage,
-    Action,
-    ActionKind,
-    ActionStatus,
-    Case,
-    CaseStatus,
-    CheckResult,
-    Person,
-    Receipt,
-    Verification,
-)
-from ._secrets import Secret
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time names load on first use
+    from ._secrets import Secret
+    from .connector import Connector, ConnectorSettings
+    from .errors import (
+        AuthError, ConfigError, ConnectorError, NotFound, OffboardError, PermanentError, PermissionDenied,
+        PolicyError, RateLimited, SecretError, TransientError, UnknownPerson,
+    )
+    from .hookspecs import hookimpl
+    from .models import (
+        Account, AccountPage, Action, ActionKind, ActionStatus, Case, CaseStatus, CheckResult, Person, Receipt,
+        Verification,
+    )
+
+_HOMES = {
+    "Secret": "._secrets",
+    "Connector": ".connector",
+    "ConnectorSettings": ".connector",
+    "hookimpl": ".hookspecs",
+    **dict.fromkeys(
+        ("AuthError ConfigError ConnectorError NotFound OffboardError PermanentError PermissionDenied PolicyError "
+         "RateLimited SecretError TransientError UnknownPerson").split(), ".errors"),
+    **dict.fromkeys(
+        ("Account AccountPage Action ActionKind ActionStatus Case CaseStatus CheckResult Person Receipt "
+         "Verification").split(), ".models"),
+}
+
+
+def __getattr__(name: str):
+    """Import public names on first use, so `offboard --help` does not pay for pydantic."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'offboard' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

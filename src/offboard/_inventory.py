@@ -18,17 +18,17 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
 import sqlalchemy as sa
-import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._config import format_validation_error, load_yaml
 from ._store import _aware, dumps, metadata
 from .errors import ConfigError, ConnectorError, OffboardError
 from .models import Account, Person
+from ._logging import get_logger
 
 __all__ = ["sync", "SyncReport", "Rules", "PeopleIndex", "accounts_of", "active_accounts", "active_counts", "orphans", "mark_inactive"]
 
-log = structlog.get_logger("offboard.inventory")
+log = get_logger("offboard.inventory")
 
 inventory_accounts = sa.Table(
     "inventory_accounts",

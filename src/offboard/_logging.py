@@ -7,11 +7,29 @@ import re
 import sys
 from typing import Any
 
-import structlog
-
 from ._secrets import Secret, known_secret_values
 
-__all__ = ["configure_logging", "redact"]
+__all__ = ["configure_logging", "redact", "get_logger"]
+
+
+class _LazyLogger:
+    """A structlog logger that imports structlog on first use (`offboard --help` stays fast)."""
+
+    def __init__(self, name: str):
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._logger is None:
+            import structlog
+
+            self._logger = structlog.get_logger(self._name)
+        return getattr(self._logger, attr)
+
+
+def get_logger(name: str) -> Any:
+    """A logger for module level: structlog is imported when it first logs."""
+    return _LazyLogger(name)
 
 _SECRET_KEYS = re.compile(r"(pass(word)?|secret|token|authorization|api[_-]?key|private[_-]?key|credential)", re.I)
 REDACTED = "[redacted]"
@@ -55,6 +73,8 @@ class _RedactingFilter(logging.Filter):
 
 def configure_logging(verbosity: int = 0, json: bool | None = None) -> None:
     """Configure structlog and stdlib logging to stderr."""
+    import structlog
+
     level = logging.WARNING - 10 * verbosity
     if json is None:
         json = not sys.stderr.isatty()

@@ -22,16 +22,16 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._secrets import Secret
 from .errors import ConfigError, OffboardError
 from .hookspecs import hookimpl
+from ._logging import get_logger
 
 __all__ = ["Notice", "Notifier", "SlackNotifier", "EmailNotifier", "NotifyError", "notifiers_for", "send_end_date_notices"]
 
-log = structlog.get_logger("offboard.notifiers")
+log = get_logger("offboard.notifiers")
 EVENTS = ("case_closed", "end_date")
 
 

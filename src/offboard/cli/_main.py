@@ -172,10 +172,14 @@ def emit_json(value: Any) -> None:
 
 
 def main() -> None:
-    from ..plugins import get_plugin_manager
+    args = sys.argv[1:]
+    # Plugins may add commands; load them unless this is only the top-level help, which
+    # must come up fast (loading every connector costs more than the rest of start-up).
+    if any(not a.startswith("-") for a in args) or not set(args) <= {"-h", "--help", "--version"}:
+        from ..plugins import get_plugin_manager
 
-    try:
-        get_plugin_manager().hook.register_commands(cli=cli)
-    except OffboardError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        try:
+            get_plugin_manager().hook.register_commands(cli=cli)
+        except OffboardError as exc:
+            _fail(str(exc), EXIT_USAGE)
     cli(prog_name="offboard")
