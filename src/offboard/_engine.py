@@ -409,7 +409,7 @@ class Engine:
                 self._finish(case_id, person_id, row, ActionStatus.VERIFIED, receipt=receipt, verification=verification, attempts=attempts, progress=progress, recovered=True)
                 return
         requested = self.clock()
-        self.store.update_action(row["id"], status="applying", requested_at=requested)
+        self.store.update_action(row["id"], status=ActionStatus.APPLYING.value, requested_at=requested)
         try:
             receipt, n = self.call(row["system"], connector.apply, action)
         except AuthError:

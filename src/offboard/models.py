@@ -57,6 +57,7 @@ class CaseStatus(str, enum.Enum):
 
 class ActionStatus(str, enum.Enum):
     PENDING = "pending"
+    APPLYING = "applying"  # asked of the system; the answer is not recorded yet (read back before retrying)
     APPLIED = "applied"  # the system accepted the write; not yet read back
     VERIFIED = "verified"  # read back and found in the desired state
     FAILED = "failed"

@@ -190,3 +190,21 @@ def test_only_one_running_case_per_person(make_company):
     other = engine.open_case(engine.plan("user2@corp.example"))  # other people are unaffected
     engine.close()
     assert other
+
+
+def test_an_action_interrupted_after_its_write_is_read_back_not_applied_again(make_company):
+    from offboard import Account, Action, ActionKind
+
+    company = make_company(systems=1)
+    engine = open_engine(company)
+    case = engine.open_case(engine.plan("user1@corp.example"))
+    row = next(r for r in engine.store.actions(case) if r["kind"] == "disable_account")
+    account = Account.from_dict(json.loads(row["account"]))
+    engine.connector("sys0").apply(Action(ActionKind.DISABLE_ACCOUNT, account))  # the write reached the system,
+    engine.store.update_action(row["id"], status="applying")  # then the process died before recording it
+    [result] = engine.resume()
+    engine.close()
+    assert result.ok
+    assert company.changes("sys0").count(("id-user1", "disable_account")) == 1
+    disabled = next(a for a in result.actions if a["kind"] == "disable_account")
+    assert disabled["status"] == "verified"
