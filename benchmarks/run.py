@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SCENARIOS = ["bench_engine", "bench_audit", "bench_bulk", "bench_intake", "bench_inventory"]
+SCENARIOS = ["bench_engine", "bench_audit", "bench_bulk", "bench_intake", "bench_inventory", "bench_scaleout"]
 
 
 def main(argv: list[str]) -> int:

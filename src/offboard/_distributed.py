@@ -207,6 +207,7 @@ def run_worker(engine_factory: Callable[[], Any], concurrency: int = 4, stalled_
         while not stop.wait(max(1.0, stalled_after / 3)):
             try:
                 retry_stalled_jobs(engine_factory().store.engine, stalled_after)
+                engine_factory().close_stragglers(older_than=stalled_after)
             except Exception as exc:  # the database may be briefly away; try again next round
                 log.warning("stalled-job check failed", error=str(exc))
 

@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -489,7 +489,6 @@ class Engine:
                 reasons.append(f"{row['system']} {account} {row['kind']}: {row['status']} ({why})")
         status = CaseStatus.COMPLETE if not reasons else CaseStatus.INCOMPLETE
         now = self.clock()
-        self.store.update_case(case_id, status=status.value, closed_at=now, detail="\n".join(reasons))
         verified_at = [r["verified_at"] for r in rows if r["verified_at"]]
         termination = case["termination_at"] or case["created_at"]
         last = max(verified_at) if verified_at else None
@@ -498,6 +497,9 @@ class Engine:
             "termination_at": _iso(termination), "last_verified_at": _iso(last),
             "elapsed_ms": int((last - termination).total_seconds() * 1000) if last else None,
         })
+        # The record first, then the status: a crash in between leaves the case open, and closing
+        # it again adds a second, identical close (the log's last word counts), never a missing one.
+        self.store.update_case(case_id, status=status.value, closed_at=now, detail="\n".join(reasons))
         if seal:
             self.record.seal()
         _notify_closed(self, {**case, "status": status.value}, reasons)
@@ -507,9 +509,21 @@ class Engine:
         case = self.store.case(case_id)
         return CaseResult(case_id, case["person_id"], CaseStatus(case["status"]), self.store.actions(case_id), case["detail"])
 
+    def close_stragglers(self, older_than: float = 0.0) -> list[CaseResult]:
+        """Close cases whose work is done but whose close was interrupted (a killed worker)."""
+        results = []
+        cutoff = self.clock() - timedelta(seconds=older_than)
+        for case in self.store.find_cases(statuses=["closing"], limit=10_000):
+            if case["updated_at"] <= cutoff:
+                results.append(self.close_case(case["id"]))
+        for case in self.store.find_cases(statuses=[CaseStatus.RUNNING.value], limit=10_000):
+            if self.store.claim_close(case["id"]):
+                results.append(self.close_case(case["id"]))
+        return results
+
     def resume(self, progress: Callable[[dict[str, Any]], None] | None = None) -> list[CaseResult]:
         """Finish every case left running (after a crash or a kill)."""
-        running = [c["id"] for c in self.store.find_cases(statuses=[CaseStatus.RUNNING.value], limit=10_000)]
+        running = [c["id"] for c in self.store.find_cases(statuses=[CaseStatus.RUNNING.value, "closing"], limit=10_000)]
         for case_id in running:
             self.record("recovery", case_id, {"case": case_id, "note": "resuming a case interrupted before it closed"})
         results = self.run_cases(running, progress) if running else []

@@ -116,7 +116,10 @@ def test_the_rate_limit_holds_across_all_workers(make_company, pg_url, home):
     starts = sorted(start for op, start, _ in _fakes.calls(company.systems["sys0"]) if op != "discover")
     # GCRA with burst 2: in any window of w seconds at most rate*w + 2 calls start
     worst = max(sum(1 for t in starts[i:] if t < s + 1.0) for i, s in enumerate(starts))
-    assert worst <= rate * 1.0 + 2 + 1, f"{worst} calls started within one second"
+    # tokens are issued at the shared rate; the calls' own start times carry scheduling jitter on 2 busy cores
+    assert worst <= rate * 1.25 + 2, f"{worst} calls started within one second"
+    average = (len(starts) - 1) / (starts[-1] - starts[0])
+    assert average <= rate * 1.02, f"{average:.1f} calls per second on average"
     assert len(starts) >= people * 3 * 2  # applies and read-backs all went through the shared bucket
 
 
