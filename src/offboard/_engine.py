@@ -452,6 +452,10 @@ class Engine:
         now = self.clock()
         error = redact(error) if error else error
         values: dict[str, Any] = {"status": status.value, "error": error}
+        if recovered and responded is None and row.get("responded_at") is None:
+            responded = now  # the answer was lost with the crash: the read-back is the first proof we have
+        if responded is not None:
+            values["responded_at"] = responded
         if receipt is not None:
             values["receipt"] = dumps(receipt.to_dict())
         if verification is not None:
@@ -489,7 +493,8 @@ class Engine:
                 reasons.append(f"{row['system']} {account} {row['kind']}: {row['status']} ({why})")
         status = CaseStatus.COMPLETE if not reasons else CaseStatus.INCOMPLETE
         now = self.clock()
-        verified_at = [r["verified_at"] for r in rows if r["verified_at"]]
+        # "done" is when the system answered the write that the read-back then confirmed (as the log says)
+        verified_at = [r["responded_at"] or r["verified_at"] for r in rows if r["status"] == ActionStatus.VERIFIED.value]
         termination = case["termination_at"] or case["created_at"]
         last = max(verified_at) if verified_at else None
         self.record("case_closed", case_id, {

@@ -34,9 +34,11 @@ class Recorder:
     def __call__(self, type: str, case_id: str | None, fields: dict[str, Any], *, action: tuple[int, dict[str, Any]] | None = None) -> None:
         """Record an event; ``action`` = (action id, column values) updates that action in the same transaction."""
         payload = redact(json.loads(dumps(fields)))
-        self.store.add_event(case_id, type, payload, action=action)
+        # The signed log first, then the state: a crash in between leaves the state behind, so
+        # the step is redone and logged again (the log's last word counts), never left unlogged.
         if self.audit is not None:
             self._append(type, payload)
+        self.store.add_event(case_id, type, payload, action=action)
 
     def _append(self, type: str, payload: dict[str, Any]) -> None:
         ticket = _Ticket(type, payload)
