@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -15,25 +12,12 @@ from offboard._store import Store, metadata
 
 from .. import _fakes
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request, tmp_path):
+    """The same tests on SQLite and on this machine's PostgreSQL (a fresh schema)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'create schema "{schema}"'))
-    except sa.exc.OperationalError as exc:  # the server is part of this machine: fail loudly
-        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc}")
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'drop schema "{schema}" cascade'))
-    admin.dispose()
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    return request.getfixturevalue("pg_url")
 
 
 TABLE_MODULES = ("offboard._intake", "offboard._inventory", "offboard._distributed", "offboard._audit._database")
