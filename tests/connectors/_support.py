@@ -11,8 +11,10 @@ from typing import Any, Callable, Iterator
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import httpx
+import pytest
 
 from offboard import Person
+from offboard.testing import ConnectorContract
 
 _counter = itertools.count(1)
 
@@ -90,3 +92,35 @@ def make_person(email: str, employee_id: str | None = None, **kw: Any) -> Person
 def raw_client(base_url: str, token: str) -> httpx.Client:
     """An httpx client that is not the connector's: for seeding and independent reads."""
     return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, trust_env=False, timeout=10)
+
+
+class SandboxContract(ConnectorContract):
+    """The contract against the sandbox simulator of the test module's ``SYSTEM``.
+
+    Subclasses set ``connector_class`` (and ``instance``) and provide ``target_state``.
+    """
+
+    connector_class: Any = None
+    instance = "sandbox"
+
+    @pytest.fixture
+    def connector(self, sandbox_settings):
+        connector = self.connector_class(self.instance, sandbox_settings)
+        yield connector
+        connector.close()
+
+    @pytest.fixture
+    def person(self, sandbox_people):
+        return next(sandbox_people).person
+
+    @pytest.fixture
+    def fault(self, sandbox, request):
+        return sandbox.sim(request.module.SYSTEM).force
+
+    @pytest.fixture
+    def lie(self, sandbox, request):
+        return lambda: sandbox.sim(request.module.SYSTEM).knobs_set(lie_rate=1.0)
+
+    @pytest.fixture
+    def secret_values(self, sandbox_secrets):
+        return sandbox_secrets

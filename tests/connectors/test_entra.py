@@ -6,23 +6,17 @@ import pytest
 
 from offboard import Action, ActionKind
 from offboard.errors import PermissionDenied
-from offboard.testing import ConnectorContract
 from offboard_connectors.entra import EntraConnector
+
+from ._support import SandboxContract
 
 SYSTEM = "entra"
 _VOLATILE = ("signInSessionsValidFromDateTime",)
 
 
-class TestEntra(ConnectorContract):
-    @pytest.fixture
-    def connector(self, sandbox_settings):
-        connector = EntraConnector("entra", sandbox_settings)
-        yield connector
-        connector.close()
-
-    @pytest.fixture
-    def person(self, sandbox_people):
-        return next(sandbox_people).person
+class TestEntra(SandboxContract):
+    connector_class = EntraConnector
+    instance = "entra"
 
     @pytest.fixture
     def target_state(self, sandbox):
@@ -36,19 +30,7 @@ class TestEntra(ConnectorContract):
 
         return state
 
-    @pytest.fixture
-    def fault(self, sandbox):
-        return sandbox.sim(SYSTEM).force
-
-    @pytest.fixture
-    def secret_values(self, sandbox_secrets):
-        return sandbox_secrets
-
     # -- beyond the contract ----------------------------------------------------
-
-    @pytest.fixture
-    def lie(self, sandbox):
-        return lambda: sandbox.sim(SYSTEM).knobs_set(lie_rate=1.0)
 
     def test_403_names_the_missing_permission(self, connector, sandbox):
         admin = next(i for i in sandbox.company.in_system(SYSTEM) if i.admin)

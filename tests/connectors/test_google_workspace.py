@@ -6,14 +6,15 @@ import pytest
 
 from offboard import Action, ActionKind, Person
 from offboard.errors import PermissionDenied
-from offboard.testing import ConnectorContract
 from offboard_connectors.google_workspace import GROUP_MEMBER, SECURITY, GoogleWorkspaceConnector
+
+from ._support import SandboxContract
 
 SYSTEM = "google_workspace"
 _VOLATILE = ("sessions", "drive_files", "lastLoginTime", "etag")
 
 
-class TestGoogleWorkspace(ConnectorContract):
+class TestGoogleWorkspace(SandboxContract):
     # signOut has nothing to read back, so the contract's idempotence check cannot apply to it;
     # test_sign_out below covers it.
     kinds = (ActionKind.DISABLE_ACCOUNT, ActionKind.REVOKE_TOKENS, ActionKind.REMOVE_MEMBERSHIPS,
@@ -25,10 +26,6 @@ class TestGoogleWorkspace(ConnectorContract):
         return GoogleWorkspaceConnector("google", sandbox_settings)
 
     @pytest.fixture
-    def person(self, sandbox_people):
-        return next(sandbox_people).person
-
-    @pytest.fixture
     def target_state(self, sandbox):
         sim = sandbox.sim(SYSTEM)
 
@@ -36,10 +33,6 @@ class TestGoogleWorkspace(ConnectorContract):
             return {k: v for k, v in (sim.account(account.id) or {}).items() if k not in _VOLATILE}
 
         return state
-
-    @pytest.fixture
-    def fault(self, sandbox):
-        return sandbox.sim(SYSTEM).force
 
     @pytest.fixture
     def secret_values(self, sandbox_secrets):
@@ -69,10 +62,6 @@ class TestGoogleWorkspace(ConnectorContract):
         assert not verification.ok and verification.pending
         sim.transfers[receipt.reference]["_done"] = 0  # Google finishes the transfer
         assert connector.verify(action, receipt).ok
-
-    @pytest.fixture
-    def lie(self, sandbox):
-        return lambda: sandbox.sim(SYSTEM).knobs_set(lie_rate=1.0)
 
     def test_403_names_the_missing_scope(self, connector, person, sandbox):
         sim = sandbox.sim(SYSTEM)

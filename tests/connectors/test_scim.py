@@ -13,7 +13,7 @@ from offboard.errors import AuthError, PermissionDenied
 from offboard.testing import ConnectorContract
 from offboard_connectors.scim import ScimConnector
 
-from ._support import raw_client, unique
+from ._support import SandboxContract, raw_client, unique
 from .conftest import SCIM2_TOKEN
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -171,32 +171,14 @@ class TestScimAgainstScim2Server(ConnectorContract):
 SYSTEM = "scim"
 
 
-class TestScimAgainstSandbox(ConnectorContract):
-    """The same contract against the sandbox's SCIM 2.0 app (skipped until the sandbox serves it)."""
+class TestScimAgainstSandbox(SandboxContract):
+    """The same contract against the sandbox's SCIM 2.0 app."""
 
-    @pytest.fixture
-    def connector(self, sandbox_settings):
-        connector = ScimConnector("app", sandbox_settings)
-        yield connector
-        connector.close()
-
-    @pytest.fixture
-    def person(self, sandbox_people):
-        return next(sandbox_people).person
+    connector_class = ScimConnector
+    instance = "app"
 
     @pytest.fixture
     def target_state(self, sandbox):
         sim = sandbox.sim(SYSTEM)
         return lambda account: {k: v for k, v in (sim.account(account.id) or {}).items() if k not in ("meta",)}
 
-    @pytest.fixture
-    def fault(self, sandbox):
-        return sandbox.sim(SYSTEM).force
-
-    @pytest.fixture
-    def secret_values(self, sandbox_secrets):
-        return sandbox_secrets
-
-    @pytest.fixture
-    def lie(self, sandbox):
-        return lambda: sandbox.sim(SYSTEM).knobs_set(lie_rate=1.0)

@@ -6,40 +6,25 @@ import pytest
 
 from offboard import Action, ActionKind
 from offboard.errors import PermissionDenied
-from offboard.testing import ConnectorContract
 from offboard_connectors.slack import SlackConnector
+
+from ._support import SandboxContract
 
 SYSTEM = "slack"
 _VOLATILE = ("updated", "sessions")  # sessions ended by a deactivation never come back
 
 
-class TestSlack(ConnectorContract):
+class TestSlack(SandboxContract):
     @pytest.fixture
     def connector(self, sandbox_settings):
         return SlackConnector("slack", sandbox_settings)
-
-    @pytest.fixture
-    def person(self, sandbox_people):
-        return next(sandbox_people).person
 
     @pytest.fixture
     def target_state(self, sandbox):
         sim = sandbox.sim(SYSTEM)
         return lambda account: {k: v for k, v in (sim.account(account.id) or {}).items() if k not in _VOLATILE}
 
-    @pytest.fixture
-    def fault(self, sandbox):
-        return sandbox.sim(SYSTEM).force
-
-    @pytest.fixture
-    def secret_values(self, sandbox_secrets):
-        return sandbox_secrets
-
     # -- beyond the contract ----------------------------------------------------
-
-    @pytest.fixture
-    def lie(self, sandbox):
-        return lambda: sandbox.sim(SYSTEM).knobs_set(lie_rate=1.0)
 
     def test_missing_scope_names_the_scope(self, connector, person, sandbox):
         sim = sandbox.sim(SYSTEM)
