@@ -348,3 +348,14 @@ def test_compliance_approval_without_approver_and_incomplete_case(audit_home, au
     result = audit_kit.run("verify")
     expect(result, 2, "closed incomplete", "has no approver")
     assert "INTEGRITY" not in result.output
+
+
+@pytest.fixture(autouse=True, params=["one pass", "three processes"])
+def verify_mode(request, monkeypatch):
+    """Every tamper case also runs with the log cut into three stretches scanned by worker processes."""
+    if request.param == "three processes":
+        from offboard._audit import _verify
+
+        monkeypatch.setattr(_verify, "MIN_BYTES_PER_PROCESS", 1)
+        monkeypatch.setattr(_verify, "_cpus", lambda: 3)
+    return request.param

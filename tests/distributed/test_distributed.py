@@ -115,9 +115,9 @@ def test_the_rate_limit_holds_across_all_workers(make_company, pg_url, home):
     assert all(r.ok for r in results)
     starts = sorted(start for op, start, _ in _fakes.calls(company.systems["sys0"]) if op != "discover")
     # GCRA with burst 2: in any window of w seconds at most rate*w + 2 calls start
-    worst = max(sum(1 for t in starts[i:] if t < s + 1.0) for i, s in enumerate(starts))
+    worst = max(sum(1 for t in starts[i:] if t < s + 3.0) for i, s in enumerate(starts))
     # tokens are issued at the shared rate; the calls' own start times carry scheduling jitter on 2 busy cores
-    assert worst <= rate * 1.25 + 2, f"{worst} calls started within one second"
+    assert worst <= rate * 3.5 + 2, f"{worst} calls started within 3 seconds"
     average = (len(starts) - 1) / (starts[-1] - starts[0])
     assert average <= rate * 1.02, f"{average:.1f} calls per second on average"
     assert len(starts) >= people * 3 * 2  # applies and read-backs all went through the shared bucket
@@ -160,9 +160,10 @@ def test_500_people_in_five_sandbox_systems_with_a_worker_killed(pg_url, home, t
         assert len(patches) == sum(1 for p in plans if any(a.account.system == "entra" for a in p.actions))
         assert max(patches.values()) == 1
         slack_calls = sorted(e.time for e in sandbox.sim("slack").log.entries() if e.method in ("GET", "POST", "PATCH", "DELETE"))
-        worst = max(sum(1 for t in slack_calls[i:i + 200] if t < s + 1.0) for i, s in enumerate(slack_calls))
-        # Tokens are issued at the shared rate; arrivals carry some scheduling jitter on a busy 2-core machine.
-        assert worst <= slack_rate * 1.25 + 1, f"{worst} Slack requests within one second across all workers"
+        # Tokens are issued at the shared rate; arrivals carry scheduling jitter on a busy 2-core machine, so
+        # count over 5-second windows and allow half a second of it (one bucket per worker would double the count).
+        worst = max(sum(1 for t in slack_calls[i:i + 400] if t < s + 5.0) for i, s in enumerate(slack_calls))
+        assert worst <= slack_rate * 5.5 + 1, f"{worst} Slack requests within 5 seconds across all workers"
         average = (len(slack_calls) - 1) / (slack_calls[-1] - slack_calls[0])
         assert average <= slack_rate * 1.02, f"Slack saw {average:.1f} requests/s on average"
     verify = subprocess.run([sys.executable, "-m", "offboard", "audit", "verify"], env={**os.environ, "OFFBOARD_HOME": str(home)},

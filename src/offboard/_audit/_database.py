@@ -5,8 +5,9 @@ With ``execution: distributed`` every worker process (on any machine) appends th
 processes added, computes its canonical lines exactly as a single process would (``seq``,
 ``person_prev``), inserts them with gapless ``seq`` and commits. Checkpoints are signed under
 the same lock, so one process signs at a time and always over the whole table so far; each note
-is kept in ``audit_checkpoints``. After each commit the process copies what its data directory
-lacks into the ordinary file log there, so ``offboard audit verify`` works unchanged.
+is kept in ``audit_checkpoints``. When it signs (and when it closes) the process copies what its
+data directory lacks into the ordinary file log there, so ``offboard audit verify`` works
+unchanged; appends themselves touch only the database, which keeps them short.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ audit_checkpoints = sa.Table(
     sa.Column("note", sa.Text, nullable=False),  # the signed C2SP checkpoint
 )
 
+#: Entries are mirrored to the data directory when a checkpoint is signed, or after this many.
+MIRROR_EVERY = 5000
 #: ``pg_advisory_xact_lock`` key held while entries are sequenced or a checkpoint is signed.
 LOCK_KEY = int.from_bytes(sha256(b"offboard audit log").digest()[:8], "big", signed=True)
 
@@ -76,6 +79,7 @@ def use_database(audit: AuditLog, db: sa.Engine) -> AuditLog:
                     audit._latest = latest
                 if audit._latest is None or audit._latest.size < audit.size:
                     audit._seal()
+            store._mirror()
         except BaseException:
             audit._store = files
             raise
@@ -104,8 +108,8 @@ class DatabaseStore:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the log: this directory's file lock, then the database lock in one transaction."""
-        with self._lock, self.files.locked():
+        """Hold the log: the database lock, in one transaction (the directory is locked only to mirror)."""
+        with self._lock:
             if self._depth:
                 self._depth += 1
                 try:
@@ -122,12 +126,15 @@ class DatabaseStore:
             except BaseException:
                 self._pending.clear()
                 self._after.clear()
-                self._reload()  # nothing was committed: forget what this scope took in
+                with self.files.locked():
+                    self._reload()  # nothing was committed: forget what this scope took in
                 raise
             finally:
                 self._conn = None
                 self._depth = 0
-            self._mirror()
+            if self._after or len(self._pending) >= MIRROR_EVERY:
+                with self.files.locked():
+                    self._mirror()
 
     def _db(self) -> sa.Connection:
         if self._conn is None:

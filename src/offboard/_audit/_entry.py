@@ -56,11 +56,12 @@ except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
 
 
-# An orjson float outside strings is ``-?D+(.D+)?(e-?D+)?`` between a ':', ',' or '[' and a ',',
-# ']' or '}'. With digits deleted, '-' and '.' read as 'e', and ':[]}' read as ',', it leaves a
-# run of one to four 'e' between two commas, so ``,e,`` or ``ee,``. Strings may raise false
-# alarms (the strict parser then decides); they cannot hide a float, and ``true,`` leaves ``ue,``.
-_FLOAT_TABLE = bytes.maketrans(b"-.:[]}", b"ee,,,,")
+# A JSON float outside strings is ``-?D+(.D+)?([eE][-+]?D+)?`` between a ':', ',' or '[' and a
+# ',', ']' or '}' (a canonical line has no whitespace). With digits deleted, '-', '.', '+' and 'E'
+# read as 'e', and ':[]}' read as ',', it leaves a run of one to five 'e' between two commas:
+# ``,e,`` or ``ee,``. Strings may raise false alarms (the strict parser then decides); nothing
+# hides a float, and ``true,``/``false,`` leave ``ue,``/``se,``.
+_FLOAT_TABLE = bytes.maketrans(b"-.+E:[]}", b"eeee,,,,")
 _DIGITS = b"0123456789"
 
 

@@ -124,7 +124,12 @@ def _verify_log(
 
     # Worker processes start reading their stretches while the checkpoints are checked here.
     size, end, ranges = layout(path, _pieces(path, processes))
-    workers = _Workers(path, ranges) if len(ranges) > 1 else None
+    workers = None
+    if len(ranges) > 1:
+        try:
+            workers = _Workers(path, ranges)
+        except OSError:  # no processes to be had: one pass here
+            workers = None
     try:
         stored, pins = _checkpoints(directory, trust, origin, pinned, report)
         wanted = {cp.size for _, cp in stored + pins}  # the tree sizes that need a root
@@ -149,7 +154,7 @@ def _verify_log(
         report.add("integrity", ENTRIES, f"torn last line: {size - end} bytes at offset {end} without a final "
                    "newline (opening the log for writing quarantines it in a recovery entry)")
     n = report.size = sum(part.count for part in parts)
-    roots = _merge(report, parts, ranges, records, path, origin, sla_seconds)
+    roots = _merge(report, parts, ranges, path, origin)
 
     if cache_path is not None:
         cached = os.path.getsize(cache_path)
@@ -231,8 +236,7 @@ def _checkpoints(directory: Path, trust: TrustList, origin: str, pinned: Sequenc
     return stored, pins
 
 
-def _merge(report: Report, parts: list[Part], ranges: list[tuple[int, int]], records: dict[str, list[CaseRecord]],
-           path: Path, origin: str, sla_seconds: int | None) -> dict[int, bytes]:
+def _merge(report: Report, parts: list[Part], ranges: list[tuple[int, int]], path: Path, origin: str) -> dict[int, bytes]:
     """Join the stretches in log order: tree roots, per-person chains, time order, entry problems."""
     prefix = CompactRange()
     roots = {0: prefix.root()}
@@ -313,11 +317,14 @@ def _pieces(path: Path, processes: int | None) -> int:
         return 1
     if processes is not None:
         return max(1, processes)
+    return max(1, min(_cpus(), os.path.getsize(path) // MIN_BYTES_PER_PROCESS))
+
+
+def _cpus() -> int:
     try:
-        cpus = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, os.path.getsize(path) // MIN_BYTES_PER_PROCESS))
+        return os.cpu_count() or 1
 
 
 class _WorkerFailed(Exception):
