@@ -71,7 +71,7 @@ class Engine:
         store = Store.open(config.store, data_dir)
         audit = kw.pop("audit", None)
         if audit is None:
-            audit = _open_audit(data_dir)
+            audit = _open_audit(data_dir, config.audit.get("origin"))
         return cls(config, store, data_dir, audit=audit, **kw)
 
     def close(self) -> None:

@@ -80,11 +80,16 @@ def iso(value: datetime | None) -> str | None:
 
 
 
-def open_audit(data_dir: Path) -> Any:
+def open_audit(data_dir: Path, origin: str | None = None) -> Any:
+    """The audit log in ``data_dir/audit``; its origin is the configured one, else the one it was created with."""
     try:
-        from ._audit import AuditLog
+        from ._audit import AuditError, AuditLog, read_origin
     except ImportError:
         return None
-    return AuditLog.open(data_dir / "audit", origin=f"offboard/{socket.gethostname()}")
-
-
+    directory = data_dir / "audit"
+    if origin is None:
+        try:
+            origin = read_origin(directory)
+        except AuditError:  # a new log: name it after this machine
+            origin = f"offboard/{socket.gethostname()}"
+    return AuditLog.open(directory, origin=origin)
