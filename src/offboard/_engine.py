@@ -80,8 +80,7 @@ class Engine:
             pool.shutdown(wait=True)
         for connector in self._connectors.values():
             connector.close()
-        if self.record.audit is not None:
-            self.record.audit.close()
+        self.record.close()
         self.store.close()
 
     # -- connectors -------------------------------------------------------------
@@ -359,7 +358,7 @@ class Engine:
         for case_id in case_ids:
             if case_id not in results:  # a case with no actions (everything protected or undiscoverable)
                 results[case_id] = self.close_case(case_id, seal=False)
-        self.record.seal()
+        self.record.seal_soon()
         return [results[case_id] for case_id in case_ids]
 
     def _system_pool(self, instance: str) -> ThreadPoolExecutor:

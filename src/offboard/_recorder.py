@@ -30,6 +30,9 @@ class Recorder:
         self._queue: list[_Ticket] = []
         self._queue_lock = threading.Lock()
         self._flush_lock = threading.Lock()
+        self._sealer: Any = None
+        self._sealing: Any = None
+        self._reseal = False
 
     def __call__(self, type: str, case_id: str | None, fields: dict[str, Any], *, action: tuple[int, dict[str, Any]] | None = None) -> None:
         """Record an event; ``action`` = (action id, column values) updates that action in the same transaction."""
@@ -63,8 +66,40 @@ class Recorder:
             raise ticket.error
 
     def seal(self) -> None:
+        """Sign a checkpoint over everything recorded so far."""
         if self.audit is not None:
             self.audit.checkpoint()
+
+    def seal_soon(self) -> None:
+        """Sign a checkpoint in the background (entries are already durable); ``close`` waits for it."""
+        if self.audit is None:
+            return
+        with self._queue_lock:
+            if self._sealing is not None and not self._sealing.done():
+                self._reseal = True  # one more after the running one covers what came since
+                return
+            if self._sealer is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._sealer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offboard-seal")
+            self._sealing = self._sealer.submit(self._seal_loop)
+
+    def _seal_loop(self) -> None:
+        while True:
+            self.audit.checkpoint()
+            with self._queue_lock:
+                if not self._reseal:
+                    return
+                self._reseal = False
+
+    def close(self) -> None:
+        """Wait for a background seal, then close the audit log."""
+        if self._sealer is not None:
+            self._sealer.shutdown(wait=True)
+            if self._sealing is not None:
+                self._sealing.result()  # a failed seal is an error, not a silent gap
+        if self.audit is not None:
+            self.audit.close()
 
 
 @dataclass
