@@ -94,7 +94,7 @@ def one_run(workers: int, people: int, concurrency: int, latency_ms: float, seed
     try:
         with RemoteSandbox(people, seed, rate_limits=False, latency_ms=latency_ms) as sandbox:
             raw = dict(sandbox.config, store=url, execution="distributed")
-            raw["connectors"] = {name: {**item, "rate": UNBOUNDED} for name, item in raw["connectors"].items()}
+            raw["connectors"] = {name: {**item, "rate": UNBOUNDED, "rates": {"*": UNBOUNDED}} for name, item in raw["connectors"].items()}
             config_path = home / "offboard.yaml"
             config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
             engine = Engine.open(Config.model_validate(raw), home)
