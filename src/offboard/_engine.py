@@ -110,7 +110,8 @@ class Engine:
             for lane, (lane_rate, lane_burst) in cls.rate_limits.items():
                 lane_rate = cfg.rates.get(lane, cfg.rates.get("*", lane_rate))
                 self._buckets[f"{instance}:{lane}"] = self.bucket_factory(f"{instance}:{lane}", lane_rate, lane_burst, clock=lambda: self.monotonic())
-            connector.throttle = lambda lane, _i=instance: self._lane_bucket(_i, lane, strict=True).acquire(self.sleep)  # type: ignore[method-assign]
+            if cls.rate_limits:  # per request: the system's own bucket, then the request's lane
+                connector.throttle = lambda lane, _i=instance: self._throttle(_i, lane)  # type: ignore[method-assign]
             self._slots[instance] = threading.BoundedSemaphore(cfg.concurrency or cls.default_concurrency)
             return connector
 
@@ -122,6 +123,10 @@ class Engine:
                 raise ConfigError(f"connector {instance!r} throttles on lane {lane!r}, which it does not declare in rate_limits")
             return self._buckets[instance]
         return bucket
+
+    def _throttle(self, instance: str, lane: str) -> None:
+        self._buckets[instance].acquire(self.sleep)
+        self._lane_bucket(instance, lane, strict=True).acquire(self.sleep)
 
     def rate_limit_waits(self) -> dict[str, float]:
         """Seconds spent waiting for each system's (and lane's) rate limit, for metrics."""
@@ -138,6 +143,7 @@ class Engine:
     def call(self, instance: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:
         """Call ``fn`` for ``instance`` under its cap and bucket, retrying what is retryable."""
         bucket, slots, limits = self._buckets[instance], self._slots[instance], self.config.limits
+        connector_lanes = bool(type(self._connectors[instance]).rate_limits)
         attempts = errors = 0
         rate_limited_wait = 0.0
 
@@ -146,7 +152,8 @@ class Engine:
             attempts += 1
             if instance in self._stopped:
                 raise AuthError(f"stopped after an authentication failure: {self._stopped[instance]}", system=instance)
-            bucket.acquire(self.sleep)
+            if not connector_lanes:  # connectors with lanes take tokens per request, in throttle()
+                bucket.acquire(self.sleep)
             with slots:
                 return fn(*args)
 

@@ -208,3 +208,51 @@ def test_an_action_interrupted_after_its_write_is_read_back_not_applied_again(ma
     assert company.changes("sys0").count(("id-user1", "disable_account")) == 1
     disabled = next(a for a in result.actions if a["kind"] == "disable_account")
     assert disabled["status"] == "verified"
+
+
+def test_with_lanes_the_system_rate_counts_requests_not_calls(tmp_path):
+    """A connector that makes several requests per call is held to its system rate per request."""
+    from offboard import Account, CheckResult, Connector, Person, Receipt, Verification, hookimpl, plugins
+    from offboard._config import Config, ConnectorConfig
+
+    class Chatty(Connector):
+        name = "chatty_lanes"
+        rate_limits = {"api": (1000.0, 1000)}
+
+        def check(self):
+            return CheckResult(True)
+
+        def discover(self, person):
+            return [Account(self.instance, "a1", person.id)]
+
+        def disable_account(self, action):
+            for _ in range(3):  # e.g. read, write, read back
+                self.throttle("api")
+            return Receipt(action, True)
+
+        def verify(self, action, receipt=None):
+            self.throttle("api")
+            return Verification(action, True)
+
+    class Plugin:
+        @hookimpl
+        def register_connectors(self, register):
+            register(Chatty)
+
+    pm = plugins.get_plugin_manager()
+    plugin = Plugin()
+    pm.register(plugin)
+    try:
+        policy = tmp_path / "p.yaml"
+        policy.write_text("name: p\nactions: [disable_account]\n")
+        config = Config(connectors={"c": ConnectorConfig(type="chatty_lanes", rate=1.0, burst=1)}, policies=[str(policy)])
+        engine = Engine.open(config, tmp_path)
+        clock = FakeTime()
+        engine.sleep, engine.monotonic = clock.sleep, clock.monotonic
+        result = engine.revoke(Person("x@corp.example", "x@corp.example"), policy="p")
+        engine.close()
+    finally:
+        pm.unregister(plugin)
+    assert result.ok
+    # discovery is a call without lanes of its own (no throttle); the 4 requests after it take 1 s each
+    assert sum(clock.sleeps) >= 3.0
