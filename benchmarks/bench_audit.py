@@ -52,13 +52,18 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def main() -> int:
+def run() -> None:
+    """The scenario with its default sizes, for ``python -m benchmarks.run``."""
+    main([])
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1_000_000, help="size of the log to verify (default 1,000,000)")
     parser.add_argument("--seal-every", type=int, default=1000, help="entries between checkpoints in the big log")
     parser.add_argument("--appends", type=int, default=2000, help="single fsync'd appends to time")
     parser.add_argument("--processes", type=int, default=None, help="verify processes (default: one per CPU)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         signer = KeySigner(generate_skey(ORIGIN))
