@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 
 import pytest
 
@@ -11,7 +12,7 @@ from offboard.testing import ConnectorContract
 
 from .. import _fakes
 
-TOKEN = "contract-token-0f9a8b7c"
+TOKEN = "contract-token-" + secrets.token_hex(8)  # made at run time, never a literal
 
 
 @pytest.fixture
