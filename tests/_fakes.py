@@ -78,12 +78,13 @@ class TestSystem(Connector):
         lie: bool = False  # acknowledge writes without applying them
         token: offboard.Secret | None = None
         forbid: list[str] = Field(default_factory=list)  # action kinds answered 403
+        careless_logging: bool = False  # log the bearer token, as a careless SDK would (tests the redactor)
 
     def _db(self) -> sqlite3.Connection:
         return open_db(self.settings.path)
 
     def _call(self, op: str, fn: Any) -> Any:
-        if self.settings.token:  # what a careless SDK does; the redactor must catch it
+        if self.settings.token and self.settings.careless_logging:  # the engine's redactor must catch it
             self.log.debug("request", op=op, header=f"Bearer {self.settings.token.reveal()}")
         db = self._db()
         try:

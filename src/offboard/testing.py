@@ -153,12 +153,17 @@ class ConnectorContract:
     def test_no_secret_in_receipts_reprs_or_logs(self, connector, person, secret_values, caplog):
         caplog.set_level(logging.DEBUG)
         texts: list[str] = [repr(connector), str(connector), repr(connector.settings)]
-        with structlog.testing.capture_logs() as logs:
-            for action in self._actions(connector, person):
-                receipt = connector.apply(action)
-                texts += [repr(receipt), json.dumps(receipt.to_dict(), default=str)]
-                verification = connector.verify(action, receipt)
-                texts += [repr(verification), json.dumps(verification.to_dict(), default=str)]
+        saved = structlog.get_config()
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG), cache_logger_on_first_use=False)
+        try:
+            with structlog.testing.capture_logs() as logs:  # every level, whatever an earlier test configured
+                for action in self._actions(connector, person):
+                    receipt = connector.apply(action)
+                    texts += [repr(receipt), json.dumps(receipt.to_dict(), default=str)]
+                    verification = connector.verify(action, receipt)
+                    texts += [repr(verification), json.dumps(verification.to_dict(), default=str)]
+        finally:
+            structlog.configure(**saved)
         texts += [json.dumps(logs, default=str), caplog.text]
         _assert_no_secrets(secret_values, texts)
 

@@ -26,6 +26,11 @@ class TestGoogleWorkspace(SandboxContract):
         return GoogleWorkspaceConnector("google", sandbox_settings)
 
     @pytest.fixture
+    def person(self, sandbox_people):
+        """Someone with a manager: Drive ownership goes to the manager."""
+        return next(i for i in sandbox_people if i.person.manager).person
+
+    @pytest.fixture
     def target_state(self, sandbox):
         sim = sandbox.sim(SYSTEM)
 

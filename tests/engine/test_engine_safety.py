@@ -107,7 +107,7 @@ def test_a_canary_secret_never_appears_in_logs_database_or_output(make_company, 
     company = make_company(systems=2)
     secret_file = tmp_path / "token"
     secret_file.write_text(CANARY + "\n")
-    company.write_config(**{s: {"token": f"file:{secret_file}"} for s in company.systems})
+    company.write_config(**{s: {"token": f"file:{secret_file}", "careless_logging": True} for s in company.systems})
     _fakes.add_faults(company.systems["sys1"], (401, None))  # its error message echoes the credential
     texts = []
     for args in (["revoke", "user1@corp.example", "--yes"], ["status"], ["revoke", "user2@corp.example", "--yes", "--json"]):
