@@ -86,11 +86,18 @@ class Dispatcher:
                             reported.add(row["id"])
                             progress({"case": case_id, "system": row["system"], "account": json.loads(row["account"])["name"],
                                       "kind": row["kind"], "status": row["status"], "error": row["error"]})
-                if engine.store.case(case_id)["status"] not in ("running", "closing"):
-                    open_ids.discard(case_id)
+            open_ids = _still_open(engine.store.engine, open_ids)  # one query per poll, not one per case
             if open_ids:
                 time.sleep(self.poll)
         return [engine.result(case_id) for case_id in case_ids]
+
+
+def _still_open(db: sa.Engine, case_ids: set[str]) -> set[str]:
+    from ._store import cases
+
+    query = sa.select(cases.c.id).where(cases.c.id.in_(list(case_ids)), cases.c.status.in_(("running", "closing")))
+    with db.connect() as conn:
+        return set(conn.execute(query).scalars())
 
 
 def defer_chains(conn: sa.Connection, case_id: str, chains: list[tuple[str, str]], at: datetime | None = None) -> None:
