@@ -317,7 +317,7 @@ class Engine:
         except sa.exc.IntegrityError:
             raise OffboardError(f"another case for {plan.person.id} is already running; resume it instead") from None
         self.record("case_opened", case_id, {
-            "case": case_id, "person": {"id": plan.person.id, "employee_id": plan.person.employee_id},
+            "case": case_id, "person": {"id": plan.person.id, "employee_id": plan.person.employee_id, "timezone": plan.person.timezone},
             "trigger": trigger, "policy": plan.policy.name, "reason": reason, "dry_run": False,
             "termination_at": _iso(termination_at or now),
             "plan": [{"system": a.account.system, "account": {"id": a.account.id, "name": a.account.name}, "kind": a.kind.value} for a in plan.actions],
