@@ -1,4 +1,4 @@
-"""``offboard audit``: verify the signed audit log, show entries, export and check per-person evidence."""
+"""``offboard audit``: verify the signed audit log, show entries, export and check per-person evidence, report."""
 
 from __future__ import annotations
 
@@ -175,6 +175,90 @@ def evidence(ctx, person, out, sla) -> None:
         _fail(str(exc), 2)
     click.echo(f"wrote {out}: {len(summary['entries'])} entries for person {summary['person']} in "
                f"{len(summary['cases'])} case(s), checkpoint size {summary['checkpoint']['size']}")
+
+
+def _leavers(ctx: click.Context, path: Path | None) -> Any:
+    """HR's leavers: the --leavers file, else the configured people sources, else None."""
+    from .._audit._reconcile import configured_sources, from_sources, leavers_from_csv
+    from ..errors import OffboardError
+
+    if path is not None:
+        try:
+            return leavers_from_csv(path)
+        except ValueError as exc:
+            _fail(f"--leavers: {exc}", 2)
+    root = ctx.find_root().obj
+    try:
+        if root is not None and hasattr(root, "config"):
+            config = root.config
+        else:
+            from .._config import load_config
+
+            config = load_config()
+        return from_sources(configured_sources(config))
+    except OffboardError as exc:
+        _fail(f"{exc} (or pass HR's list with --leavers FILE)", 2)
+
+
+@audit.command()
+@click.option("--from", "start", required=True, metavar="DATE", help="First day of the period (YYYY-MM-DD, UTC).")
+@click.option("--to", "end", required=True, metavar="DATE", help="Last day of the period, inclusive (YYYY-MM-DD, UTC).")
+@click.option("--sla", default="24h", show_default=True, help="The deadline from termination to the last account revoked.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="The file to write (default: standard output).")
+@click.option("--format", "fmt", type=click.Choice(["html", "csv"]), default="html", show_default=True,
+              help="One self-contained HTML page, or one CSV row per account action.")
+@click.option("--leavers", type=click.Path(dir_okay=False, path_type=Path),
+              help="HR's list of leavers (CSV: a person or email column and a termination date column) to reconcile "
+                   "against; default: the configured people sources.")
+@click.option("--person", "sample", multiple=True, metavar="PERSON",
+              help="Only this person (id or employee id); repeat for an auditor's sample.")
+@click.option("--trusted-keys", type=click.Path(dir_okay=False, path_type=Path),
+              help="Pinned trust list (default: the log's own trusted-keys.txt; pin a copy out of band).")
+@click.pass_context
+def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys) -> None:
+    """Write the auditors' report for a period: per person, termination and access-removal times.
+
+    Built only from a log that verifies (exit 1 and where it fails otherwise); exit 2 for bad input.
+    """
+    from .._audit._report import Period, ReportError, build_report, report_csv
+    from .._audit._report_html import render_report
+
+    try:
+        period = Period.parse(start, end)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    try:
+        sla_seconds = parse_duration(sla)
+    except ValueError as exc:
+        _fail(f"--sla: {exc}", 2)
+    log = _log_dir(ctx)
+    trust = _trust(trusted_keys, log, 1) if trusted_keys else None
+    hr = _leavers(ctx, leavers)
+    try:
+        built = build_report(log, trust, period=period, sla_seconds=sla_seconds, people=sample or None, leavers=hr,
+                             trust_source=str(trusted_keys) if trusted_keys else None)
+    except ReportError as exc:
+        _fail(str(exc), exc.code)
+    except OSError as exc:
+        _fail(f"cannot read the audit log at {log}: {exc.strerror or exc}", 2)
+    text = render_report(built) if fmt == "html" else report_csv(built)
+    if out is None or str(out) == "-":
+        click.echo(text, nl=False)
+    else:
+        try:
+            tmp = out.with_name(out.name + ".tmp")
+            tmp.write_text(text, encoding="utf-8", newline="")
+            tmp.replace(out)
+        except OSError as exc:
+            _fail(f"cannot write {out}: {exc.strerror or exc}", 2)
+    s = built.summary()
+    click.echo(f"{'wrote ' + str(out) if out is not None and str(out) != '-' else 'report'}: {s['people']} people, "
+               f"{s['cases']} cases ({s['complete']} complete, {s['incomplete']} incomplete, {s['open']} open), "
+               f"{len(s['over_deadline'])} over the {sla} deadline; verified at checkpoint size {built.checkpoint.size}", err=True)
+    missing = built.reconciliation.missing if built.reconciliation else []
+    if missing:
+        click.echo(f"{len(missing)} leaver(s) from {built.reconciliation.source} have no case: "
+                   + ", ".join(x.ref for x in missing[:10]) + (" ..." if len(missing) > 10 else ""), err=True)
 
 
 @audit.command("verify-evidence")
