@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
-__all__ = ["Config", "ConnectorConfig", "Limits", "load_config", "format_validation_error"]
+__all__ = ["Config", "ConnectorConfig", "Limits", "TasksConfig", "load_config", "format_validation_error"]
 
 
 class _Strict(BaseModel):
@@ -55,6 +55,34 @@ class PeopleConfig(_Strict):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+class TasksConfig(_Strict):
+    """Checklist settings: who each owner role is, where loaned equipment is listed, when to remind."""
+
+    owners: dict[str, list[str]] = Field(default_factory=dict, description="owner role -> email addresses reminders go to")
+    equipment: str | None = Field(default=None, description="CSV or JSON file of loaned equipment: person, asset_tag, kind, loaned_on")
+    due_time: str = Field(default="17:00", description="local time of day a task is due on its due date")
+    remind_before: str = Field(default="1d", description="send the 'due' reminder this long before a task is due")
+
+    @field_validator("due_time")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        from datetime import time
+
+        try:
+            time.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a time of day (HH:MM or HH:MM:SS)") from None
+        return value
+
+    @field_validator("remind_before")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        from ._policy import parse_duration
+
+        parse_duration(value)
+        return value
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
@@ -72,6 +100,7 @@ class Config(_Strict):
     sweep: dict[str, Any] = Field(default_factory=dict)
     inventory: dict[str, Any] = Field(default_factory=dict, description="correlation rules and mapping file")
     audit: dict[str, Any] = Field(default_factory=dict)
+    tasks: TasksConfig = Field(default_factory=TasksConfig)
     execution: str = Field(default="embedded", pattern="^(embedded|distributed)$")
 
     source: Path | None = Field(default=None, exclude=True)

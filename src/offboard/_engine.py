@@ -30,6 +30,7 @@ from ._plan import CaseResult, Plan
 from ._ratelimit import TokenBucket
 from ._recorder import Recorder, iso as _iso, open_audit as _open_audit
 from ._store import Store, dumps, new_id, utcnow
+from ._tasks import checklist, counts as task_counts, equipment_for, task_rows, tasks as task_table
 from .connector import Connector
 from .errors import AuthError, ConfigError, ConnectorError, OffboardError, RateLimited, UnknownPerson
 from .models import Account, Action, ActionKind, ActionStatus, CaseStatus, Person, Receipt, Verification
@@ -289,7 +290,12 @@ class Engine:
             for step in policy.later:
                 if (step.connectors is None or account.system in step.connectors or cfg.type in step.connectors) and step.action in cls.capabilities():
                     plan.later.append((Action(step.action, account, params), step.delay))
+        plan.tasks = self.checklist(person, policy, self.clock())
         return plan
+
+    def checklist(self, person: Person, policy: Policy, termination: datetime) -> list[Any]:
+        """The checklist tasks ``policy`` asks for ``person``, with due dates from ``termination``."""
+        return checklist(policy, person, termination, equipment_for(self.config, person), self.config.tasks.due_time)
 
     # -- cases --------------------------------------------------------------------
 
@@ -311,9 +317,10 @@ class Engine:
             for i, a in enumerate(plan.actions)
         ]
         later = [dict(case_id=case_id, action=dumps(a.to_dict()), due_at=now + delay, status="scheduled") for a, delay in plan.later]
+        tasks = self.checklist(plan.person, plan.policy, termination_at or now) if trigger != "followup" else []
         enqueue = self.dispatcher.enqueuer(case_id, action_rows) if self.dispatcher else None
         try:
-            self.store.insert_case(row, action_rows, later, also=enqueue)
+            self.store.insert_case(row, action_rows, later, also=enqueue, extra=[(task_table, task_rows(case_id, tasks, now))])
         except sa.exc.IntegrityError:
             raise OffboardError(f"another case for {plan.person.id} is already running; resume it instead") from None
         self.record("case_opened", case_id, {
@@ -322,7 +329,7 @@ class Engine:
             "termination_at": _iso(termination_at or now),
             "plan": [{"system": a.account.system, "account": {"id": a.account.id, "name": a.account.name}, "kind": a.kind.value} for a in plan.actions],
             "protected": [{"system": a.system, "account": {"id": a.id, "name": a.name}, "reason": r} for a, r in plan.protected],
-            "discovery_errors": plan.errors,
+            "discovery_errors": plan.errors, **({"tasks": [t.to_entry() for t in tasks]} if tasks else {}),
         })
         return case_id
 
@@ -497,7 +504,9 @@ class Engine:
                 account = json.loads(row["account"])["name"]
                 why = row["error"] or (json.loads(row["verification"])["detail"] if row["verification"] else row["status"])
                 reasons.append(f"{row['system']} {account} {row['kind']}: {row['status']} ({why})")
-        status = CaseStatus.COMPLETE if not reasons else CaseStatus.INCOMPLETE
+        automated = CaseStatus.COMPLETE if not reasons else CaseStatus.INCOMPLETE
+        checklist = task_counts(self.store, case_id)
+        status = CaseStatus.AWAITING_TASKS if automated is CaseStatus.COMPLETE and checklist["blocking_open"] else automated
         now = self.clock()
         # "done" is when the system answered the write that the read-back then confirmed (as the log says)
         verified_at = [r["responded_at"] or r["verified_at"] for r in rows if r["status"] == ActionStatus.VERIFIED.value]
@@ -507,6 +516,7 @@ class Engine:
             "case": case_id, "person": {"id": case["person_id"]}, "status": status.value, "counts": dict(counts),
             "termination_at": _iso(termination), "last_verified_at": _iso(last),
             "elapsed_ms": int((last - termination).total_seconds() * 1000) if last else None,
+            "automated": automated.value, **({"checklist": checklist} if checklist["total"] else {}),
         })
         # The record first, then the status: a crash in between leaves the case open, and closing
         # it again adds a second, identical close (the log's last word counts), never a missing one.
@@ -514,11 +524,12 @@ class Engine:
         if seal:
             self.record.seal()
         _notify_closed(self, {**case, "status": status.value}, reasons)
-        return CaseResult(case_id, case["person_id"], status, self.store.actions(case_id), "\n".join(reasons))
+        return CaseResult(case_id, case["person_id"], status, self.store.actions(case_id), "\n".join(reasons), checklist)
 
     def result(self, case_id: str) -> CaseResult:
         case = self.store.case(case_id)
-        return CaseResult(case_id, case["person_id"], CaseStatus(case["status"]), self.store.actions(case_id), case["detail"])
+        return CaseResult(case_id, case["person_id"], CaseStatus(case["status"]), self.store.actions(case_id), case["detail"],
+                          task_counts(self.store, case_id))
 
     def close_stragglers(self, older_than: float = 0.0) -> list[CaseResult]:
         """Close cases whose work is done but whose close was interrupted (a killed worker)."""

@@ -1,4 +1,5 @@
-"""Notices: a summary to IT when a case closes, and a heads-up to a contractor's manager before the end date.
+"""Notices: a summary to IT when a case closes, a heads-up to a contractor's manager before the end date,
+and checklist reminders to task owners (``offboard._tasks``).
 
 Notifiers are classes with a ``name``, a pydantic ``Settings`` and ``send(notice)``,
 registered through the ``register_notifiers`` hook; Slack (chat.postMessage) and SMTP
@@ -12,7 +13,7 @@ email are built in. The configuration names instances::
         type: email
         settings: {host: smtp.corp.example, sender: offboard@corp.example, to: [it@corp.example],
                    username: offboard, password: file:/run/secrets/smtp}
-        events: [end_date]          # default: [case_closed, end_date]
+        events: [end_date]          # default: [case_closed, end_date, task_due, task_overdue]
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ._logging import get_logger
 __all__ = ["Notice", "Notifier", "SlackNotifier", "EmailNotifier", "NotifyError", "notifiers_for", "send_end_date_notices"]
 
 log = get_logger("offboard.notifiers")
-EVENTS = ("case_closed", "end_date")
+EVENTS = ("case_closed", "end_date", "task_due", "task_overdue")
 
 
 class NotifyError(OffboardError):
@@ -165,7 +166,7 @@ class NotifierConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str
     settings: dict[str, Any] = Field(default_factory=dict)
-    events: list[Literal["case_closed", "end_date"]] = Field(default_factory=lambda: list(EVENTS))
+    events: list[Literal["case_closed", "end_date", "task_due", "task_overdue"]] = Field(default_factory=lambda: list(EVENTS))
 
 
 def notifiers_for(config: Any, event: str) -> list[Notifier]:

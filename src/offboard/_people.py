@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._secrets import Secret
 from .errors import ConfigError, ConnectorError, OffboardError
 from .hookspecs import hookimpl
-from .models import Person
+from .models import Equipment, Person
 
 __all__ = ["PeopleSource", "HRExport", "DirectoryAttribute", "EntraLeaveDate", "GoogleCustomSchema", "find_person"]
 
@@ -65,7 +65,7 @@ class HRExport(PeopleSource):
         path: str
         format: str | None = Field(default=None, pattern="^(csv|json)$")
         columns: dict[str, str] = Field(
-            default_factory=dict, description="our field -> the file's column: id, email, aliases, employee_id, name, type, manager, end_date, timezone, active"
+            default_factory=dict, description="our field -> the file's column: id, email, aliases, employee_id, name, type, manager, end_date, timezone, active, equipment"
         )
 
     def _column(self, field: str) -> str:
@@ -124,7 +124,26 @@ class HRExport(PeopleSource):
             end_date=_end_date(get("end_date"), zone, number, self.settings.path),
             timezone=tz,
             active=str(active).lower() not in ("false", "0", "no", "inactive") if active not in (None, "") else True,
+            equipment=_equipment(get("equipment"), number, self.settings.path),
         )
+
+
+def _equipment(value: Any, number: int, where: str) -> tuple[Equipment, ...]:
+    """Loaned items: a JSON list of {asset_tag, kind, loaned_on}, or in CSV ``TAG:kind:YYYY-MM-DD; TAG:kind``."""
+    if not value:
+        return ()
+    if isinstance(value, str):
+        value = [dict(zip(("asset_tag", "kind", "loaned_on"), (p.strip() for p in item.split(":"))))
+                 for item in value.replace(",", ";").split(";") if item.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, dict) and v.get("asset_tag") for v in value):
+        raise ConfigError(f"row {number}: equipment must list items with an asset_tag (TAG:kind:YYYY-MM-DD; ...)", where=where)
+    items = []
+    for item in value:
+        loaned = item.get("loaned_on") or None
+        if loaned is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(loaned)):
+            raise ConfigError(f"row {number}: equipment {item['asset_tag']}: loaned_on {loaned!r} is not a date (YYYY-MM-DD)", where=where)
+        items.append(Equipment(str(item["asset_tag"]), str(item.get("kind") or "device"), loaned, str(item.get("description") or "")))
+    return tuple(items)
 
 
 def _end_date(value: Any, zone: ZoneInfo, number: int, where: str) -> datetime | None:

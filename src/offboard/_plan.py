@@ -24,6 +24,7 @@ class Plan:
     unsupported: list[tuple[Account, ActionKind]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     later: list[tuple[Action, timedelta]] = field(default_factory=list)
+    tasks: list[Any] = field(default_factory=list)  # offboard._tasks.TaskSpec: the checklist, due dates as of now
 
     @property
     def accounts(self) -> list[Account]:
@@ -41,6 +42,7 @@ class Plan:
                 {"system": a.account.system, "account": a.account.name, "kind": a.kind.value, "after_days": d.days}
                 for a, d in self.later
             ],
+            "tasks": [t.to_entry() for t in self.tasks],
         }
 
 
@@ -53,16 +55,25 @@ class CaseResult:
     status: CaseStatus
     actions: list[dict[str, Any]]
     detail: str = ""
+    checklist: dict[str, int] = field(default_factory=dict)  # offboard._tasks.counts
 
     @property
     def ok(self) -> bool:
-        return self.status == CaseStatus.COMPLETE
+        """Every account verified (the checklist may still be open: see ``status``)."""
+        return self.status in (CaseStatus.COMPLETE, CaseStatus.AWAITING_TASKS)
+
+    @property
+    def automated(self) -> str:
+        """The accounts' part alone: complete, incomplete, or where the case stands."""
+        return CaseStatus.COMPLETE.value if self.ok else self.status.value
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "case": self.case_id,
             "person": self.person_id,
             "status": self.status.value,
+            "automated": self.automated,
+            "checklist": dict(self.checklist),
             "detail": self.detail,
             "actions": [
                 {

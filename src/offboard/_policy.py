@@ -22,6 +22,17 @@ A policy is a YAML file::
       - action: delete_account
         after: 30d
         connectors: [entra, scim]
+    tasks:                         # the human checklist (docs/checklists.md)
+      - id: handover
+        title: Collect the handover document
+        owner: manager             # manager, it, hr, security, or a named team
+        due: -2d                   # relative to the last day, in the person's time zone
+        blocking: false            # true: the case is not complete while it is open
+        person_types: [employee, contractor]
+    equipment:                     # one return task per loaned item
+      owner: it
+      due: 0d
+      blocking: true
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -40,9 +51,11 @@ from ._paths import bundled_policies_dir
 from .errors import PolicyError
 from .models import Account, ActionKind
 
-__all__ = ["Policy", "load_policy", "load_policies", "parse_duration", "Protection"]
+__all__ = ["Policy", "TaskRule", "EquipmentRule", "load_policy", "load_policies", "parse_duration", "parse_offset", "Protection"]
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_OFFSET = re.compile(r"^\s*([+-]?)\s*(\d+)\s*([dw])\s*$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -52,6 +65,15 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise ValueError(f"{text!r} is not a duration such as 30d, 12h or 15m")
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_offset(text: str) -> timedelta:
+    """``-2d`` -> two days before, ``+1w`` -> a week after; units d, w."""
+    match = _OFFSET.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a day offset such as -2d, 0d, +7d or +1w")
+    days = int(match.group(2)) * (7 if match.group(3) == "w" else 1)
+    return timedelta(days=-days if match.group(1) == "-" else days)
 
 
 class _Strict(BaseModel):
@@ -97,6 +119,66 @@ class LaterStep(_Strict):
         return parse_duration(self.after)
 
 
+def _owner(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError(f"{value!r} is not an owner: use manager, it, hr, security or a team name (lowercase, digits, - _ .)")
+    return value
+
+
+class TaskRule(_Strict):
+    """A checklist step no API can do: who owns it, when it is due, whether it blocks completion."""
+
+    id: str
+    title: str = Field(min_length=1, max_length=300)
+    owner: str
+    due: str = "0d"
+    blocking: bool = False
+    person_types: list[str] = Field(default_factory=lambda: ["employee", "contractor"])
+    when: Literal["always", "equipment"] = Field(default="always", description="'equipment': only for people with loaned equipment")
+    description: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError(f"{value!r} is not a task id: lowercase letters, digits, - _ . (at most 64)")
+        return value
+
+    _owner = field_validator("owner")(classmethod(lambda cls, v: _owner(v)))
+
+    @field_validator("due")
+    @classmethod
+    def _due(cls, value: str) -> str:
+        parse_offset(value)
+        return value
+
+
+class EquipmentRule(_Strict):
+    """The return task made for each loaned item; ``title`` may use {asset_tag}, {kind}, {loaned_on}, {description}."""
+
+    owner: str = "it"
+    due: str = "0d"
+    blocking: bool = True
+    title: str = "Return {kind} {asset_tag} and check it for wear"
+
+    _owner = field_validator("owner")(classmethod(lambda cls, v: _owner(v)))
+
+    @field_validator("due")
+    @classmethod
+    def _due(cls, value: str) -> str:
+        parse_offset(value)
+        return value
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        try:
+            value.format(asset_tag="", kind="", loaned_on="", description="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"title {value!r} may only use {{asset_tag}}, {{kind}}, {{loaned_on}}, {{description}} ({exc})") from None
+        return value
+
+
 class Policy(_Strict):
     """A validated policy."""
 
@@ -107,6 +189,18 @@ class Policy(_Strict):
     connectors: dict[str, ConnectorRule] = Field(default_factory=dict)
     protected: ProtectedRule = Field(default_factory=ProtectedRule)
     later: list[LaterStep] = Field(default_factory=list)
+    tasks: list[TaskRule] = Field(default_factory=list)
+    equipment: EquipmentRule = Field(default_factory=EquipmentRule)
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique(cls, value: list[TaskRule]) -> list[TaskRule]:
+        seen: set[str] = set()
+        for task in value:
+            if task.id in seen or task.id.startswith("return-"):
+                raise ValueError(f"task id {task.id!r} is used twice or starts with 'return-' (kept for equipment returns)")
+            seen.add(task.id)
+        return value
 
     def rule_for(self, instance: str, connector_type: str) -> ConnectorRule | None:
         return self.connectors.get(instance) or self.connectors.get(connector_type)

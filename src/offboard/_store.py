@@ -151,14 +151,17 @@ class Store:
     # -- cases ----------------------------------------------------------------
 
     def insert_case(self, row: dict[str, Any], action_rows: list[dict[str, Any]], later: list[dict[str, Any]],
-                    also: Callable[[sa.Connection], None] | None = None) -> None:
-        """Write a case, its actions and its follow-ups in one transaction; ``also`` joins it (to enqueue jobs)."""
+                    also: Callable[[sa.Connection], None] | None = None, extra: Iterable[tuple[sa.Table, list[dict[str, Any]]]] = ()) -> None:
+        """Write a case, its actions, follow-ups and ``extra`` rows (its tasks) in one transaction; ``also`` joins it (to enqueue jobs)."""
         with self._write_lock, self.engine.begin() as conn:
             conn.execute(cases.insert().values(**row))
             if action_rows:
                 conn.execute(actions.insert(), action_rows)
             if later:
                 conn.execute(followups.insert(), later)
+            for table, rows in extra:
+                if rows:
+                    conn.execute(table.insert(), rows)
             if also is not None:
                 also(conn)
 

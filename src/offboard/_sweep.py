@@ -116,7 +116,8 @@ def guard(plans: list[Any], active: dict[str, int], limits: Any) -> list[str]:
 def _handled(engine: Any, person_id: str) -> set[tuple[str, str]]:
     """Accounts a complete case already dealt with: not planned again even if still active."""
     done: set[tuple[str, str]] = set()
-    for case in engine.store.find_cases(statuses=[CaseStatus.COMPLETE.value], person_id=person_id, limit=20):
+    finished = [CaseStatus.COMPLETE.value, CaseStatus.AWAITING_TASKS.value]
+    for case in engine.store.find_cases(statuses=finished, person_id=person_id, limit=20):
         for row in engine.store.actions(case["id"]):
             done.add((row["system"], row["account_id"]))
     return done
@@ -200,16 +201,19 @@ def _disabled(cases: Iterable[Any]) -> list[tuple[str, str]]:
 
 
 def _notices(engine: Any) -> int:
-    """Send due end-date notices; a notifier failure never fails the sweep."""
+    """Send due end-date notices and checklist reminders; a notifier failure never fails the sweep."""
     if not engine.config.notifiers:
         return 0
     from ._notifiers import send_end_date_notices
+    from ._tasks import send_reminders
 
-    try:
-        return len(send_end_date_notices(engine))
-    except Exception as exc:
-        log.warning("end-date notices failed", error=str(exc))
-        return 0
+    sent = 0
+    for what, send in (("end-date notices", send_end_date_notices), ("task reminders", send_reminders)):
+        try:
+            sent += len(send(engine))
+        except Exception as exc:
+            log.warning(f"{what} failed", error=str(exc))
+    return sent
 
 
 def plan_rows(result: SweepResult) -> list[dict[str, Any]]:

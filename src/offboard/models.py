@@ -15,6 +15,7 @@ from typing import Any, Mapping
 __all__ = [
     "ActionKind",
     "Person",
+    "Equipment",
     "Account",
     "Action",
     "Receipt",
@@ -46,7 +47,8 @@ class CaseStatus(str, enum.Enum):
     PLANNED = "planned"
     RUNNING = "running"
     HALTED = "halted"  # a guard stopped it before any action; needs approval
-    COMPLETE = "complete"  # every planned action verified
+    COMPLETE = "complete"  # every planned action verified, and no blocking checklist task open
+    AWAITING_TASKS = "awaiting_tasks"  # every planned action verified; blocking checklist tasks still open
     INCOMPLETE = "incomplete"  # at least one action failed or could not be verified
     CANCELLED = "cancelled"
     SCHEDULED = "scheduled"
@@ -83,6 +85,20 @@ def _clean(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class Equipment:
+    """Something loaned to a person that must come back: a laptop, a phone, a badge."""
+
+    asset_tag: str
+    kind: str = "device"
+    loaned_on: str | None = None  # ISO date
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Equipment":
+        return cls(**{k: (str(v) if v is not None else None) for k, v in data.items() if k in _fields(cls)})
+
+
+@dataclass(frozen=True)
 class Person:
     """Someone who holds accounts. ``id`` is the reference people type (usually email)."""
 
@@ -96,6 +112,7 @@ class Person:
     end_date: datetime | None = None
     timezone: str = "UTC"
     active: bool = True
+    equipment: tuple[Equipment, ...] = ()
 
     @property
     def emails(self) -> tuple[str, ...]:
@@ -109,6 +126,7 @@ class Person:
     def from_dict(cls, data: Mapping[str, Any]) -> "Person":
         data = dict(data)
         data["aliases"] = tuple(data.get("aliases") or ())
+        data["equipment"] = tuple(e if isinstance(e, Equipment) else Equipment.from_dict(e) for e in data.get("equipment") or ())
         if isinstance(data.get("end_date"), str):
             data["end_date"] = datetime.fromisoformat(data["end_date"])
         return cls(**{k: v for k, v in data.items() if k in _fields(cls)})

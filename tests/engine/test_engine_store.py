@@ -20,7 +20,7 @@ def store_url(request, tmp_path):
     return request.getfixturevalue("pg_url")
 
 
-TABLE_MODULES = ("offboard._intake", "offboard._inventory", "offboard._distributed", "offboard._audit._database")
+TABLE_MODULES = ("offboard._intake", "offboard._inventory", "offboard._distributed", "offboard._audit._database", "offboard._tasks")
 
 
 def test_migrations_build_exactly_the_declared_schema(store_url, tmp_path):

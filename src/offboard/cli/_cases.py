@@ -17,7 +17,8 @@ from ._main import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, App, emit_json
 
 out = Console(highlight=False)
 STYLE = {"verified": "green", "complete": "green", "failed": "red", "unverified": "red", "incomplete": "red",
-         "waiting": "yellow", "running": "yellow", "halted": "yellow", "skipped": "dim", "undone": "cyan", "cancelled": "cyan"}
+         "waiting": "yellow", "running": "yellow", "halted": "yellow", "skipped": "dim", "undone": "cyan", "cancelled": "cyan",
+         "awaiting_tasks": "yellow"}
 
 
 def styled(status: str) -> str:
@@ -46,6 +47,10 @@ def print_plan(plan: Any) -> None:
     if plan.later:
         later = Counter(f"{a.kind.value} after {d.days}d" for a, d in plan.later)
         out.print("Later: " + "; ".join(f"{k} ({n} accounts)" for k, n in later.items()))
+    if plan.tasks:
+        blocking = sum(t.blocking for t in plan.tasks)
+        out.print(f"Checklist: {len(plan.tasks)} task(s) for people to do ({blocking} blocking completion): "
+                  + ", ".join(escape(t.id) for t in plan.tasks))
     if not plan.actions:
         out.print("[yellow]Nothing to do.[/]")
 
@@ -157,7 +162,18 @@ def revoke(app: App, person: str, policy: str | None, reason: str, yes: bool, dr
         out.print(result_table(result))
         colour = "green" if result.ok else "red"
         out.print(f"[{colour}]Case {result.case_id} {result.status.value}[/]" + ("" if result.ok else f": {len(result.detail.splitlines())} problem(s)"))
+        print_checklist(result)
     sys.exit(EXIT_OK if result.ok else EXIT_INCOMPLETE)
+
+
+def print_checklist(result: Any) -> None:
+    """The accounts' status and the checklist's, side by side."""
+    checklist = result.checklist
+    if not checklist or not checklist.get("total"):
+        return
+    line = (f"Accounts: {result.automated}. Checklist: {checklist['open']} open ({checklist['blocking_open']} blocking), "
+            f"{checklist['done']} done, {checklist['skipped']} skipped")
+    out.print(line + (f"; see offboard tasks --case {result.case_id}" if checklist["open"] else ""))
 
 
 @click.command()
@@ -190,6 +206,7 @@ def status(app: App, case: str | None, as_json: bool) -> None:
         out.print(result_table(result))
         if result.detail:
             out.print(escape(result.detail))
+        print_checklist(result)
     sys.exit(EXIT_OK if result.status.value in ("complete", "cancelled") else EXIT_INCOMPLETE)
 
 

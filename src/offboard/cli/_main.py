@@ -33,6 +33,7 @@ LAZY_COMMANDS = {
     "inventory": ("offboard.cli.inventory", "inventory"),
     "sweep": ("offboard.cli.inventory", "sweep"),
     "worker": ("offboard.cli.worker", "worker"),
+    "tasks": ("offboard.cli.tasks", "tasks"),
 }
 HELP = {
     "plan": "Show what would happen for PERSON; writes nothing.",
@@ -50,6 +51,7 @@ HELP = {
     "inventory": "Sync, show and audit the account inventory.",
     "sweep": "Revoke everyone past their end date who still has access.",
     "worker": "Run jobs from PostgreSQL (execution: distributed).",
+    "tasks": "List and close the checklist tasks of cases.",
 }
 
 
