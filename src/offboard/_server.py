@@ -1,10 +1,11 @@
-"""``offboard serve``: the HTTP side. HR webhook intake, health, readiness and metrics.
+"""``offboard serve``: the HTTP side. HR webhook intake, health, readiness, metrics, auditor pages.
 
 ``POST /v1/events`` takes our JSON event or a CloudEvents 1.0 structured event, signed
 with the Standard Webhooks scheme; ``POST /v1/hooks/{source}`` takes an HR system's own
 webhook through its ``parse_webhook`` adapter. Every refusal is a 4xx with a JSON body
 ``{"error": code, "message": ...}`` and stores nothing; an accepted event is durable
-before the 202 goes out, and the worker acts on it afterwards.
+before the 202 goes out, and the worker acts on it afterwards. The read-only ``/audit/``
+pages for auditors live in ``offboard._auditor_web``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import plugins
+from ._auditor_web import auditor_token
+from ._auditor_web import mount as mount_auditor_pages
 from ._config import format_validation_error
 from ._hr_adapters import BUNDLED_SOURCES, EVENT_TYPES, HREvent, WebhookRejected, check_source_settings
 from ._intake import Intake, check_effective, hr_events
@@ -54,6 +57,7 @@ class ServerSettings(BaseModel):
     day_ends_at: str = Field(default="23:59:59", description="local time a date-only effective date takes effect")
     default_timezone: str = Field(default="UTC", description="zone for local times when neither the event nor the person has one")
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict, description="HR systems' own webhooks: bamboohr, hibob, or a plugin's")
+    auditor_token: str | None = Field(default=None, description="bearer token for the read-only /audit/ pages: env:NAME or file:PATH; unset = pages off")
 
     @field_validator("day_ends_at")
     @classmethod
@@ -64,10 +68,10 @@ class ServerSettings(BaseModel):
             raise ValueError(f"{value!r} is not a time of day (HH:MM or HH:MM:SS)") from None
         return value
 
-    @field_validator("webhook_secret")
+    @field_validator("webhook_secret", "auditor_token")
     @classmethod
-    def _reference(cls, value: str) -> str:
-        if not value.startswith(("env:", "file:")):  # never echo it: it may be the secret itself
+    def _reference(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("env:", "file:")):  # never echo it: it may be the secret itself
             raise ValueError("must be a reference (env:NAME or file:PATH), never the secret itself")
         return value
 
@@ -331,7 +335,8 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
         metrics = Metrics(lambda: state.get("engine"))
         intake = Intake(engine, clock=clock, poll_seconds=settings.poll_seconds, day_ends_at=time.fromisoformat(settings.day_ends_at),
                         default_timezone=settings.default_timezone, replay_window=timedelta(seconds=2 * settings.tolerance_seconds), metrics=metrics)
-        state.update(engine=engine, settings=settings, key=signing_key(secret), sources=sources, metrics=metrics, intake=intake)
+        state.update(engine=engine, settings=settings, key=signing_key(secret), sources=sources, metrics=metrics, intake=intake,
+                     auditor_token=auditor_token(settings, secret))
 
     owned = not hasattr(engine_or_factory, "store")
     if not owned:
@@ -443,6 +448,7 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
         fresh = any(r.outcome == "accepted" for r in results)
         return JSONResponse({"status": "accepted" if fresh else "duplicate", "events": [e.key for e in events]}, status_code=202 if fresh else 200)
 
+    mount_auditor_pages(app, state, clock)
     app.openapi = _with_schemas(app, EventIn, CloudEventIn)  # type: ignore[method-assign]
     return app
 

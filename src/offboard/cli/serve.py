@@ -29,7 +29,8 @@ def serve(app: App, host: str | None, port: int | None) -> None:
     asgi = create_app(engine)
     host = host or settings.host
     port = port or settings.port
-    click.echo(f"offboard serving on http://{host}:{port} (POST /v1/events; /health, /ready, /metrics, /docs)", err=True)
+    auditors = "; /audit/ for auditors" if settings.auditor_token else ""
+    click.echo(f"offboard serving on http://{host}:{port} (POST /v1/events; /health, /ready, /metrics, /docs{auditors})", err=True)
     uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
 
 
