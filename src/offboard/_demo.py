@@ -32,7 +32,7 @@ def pick_departing(sandbox) -> Person:
 
 def run_demo(people: int = 25, latency: int = 40, seed: int = 7) -> int:
     """Run the demo; returns the exit code (0 complete, 3 incomplete)."""
-    from .cli._cases import Progress, print_plan, result_table
+    from .cli._cases import Progress, print_checklist, print_plan, result_table
     from .sandbox import Sandbox
 
     started = time.monotonic()
@@ -56,6 +56,7 @@ def run_demo(people: int = 25, latency: int = 40, seed: int = 7) -> int:
                 result = engine.run_cases([case_id], progress)[0]
             out.print(result_table(result, accounts=False))
             out.print(read_back_table(sandbox, person))
+            print_checklist(result)
         finally:
             engine.close()
     elapsed = time.monotonic() - started
