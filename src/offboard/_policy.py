@@ -144,7 +144,10 @@ class TaskRule(_Strict):
             raise ValueError(f"{value!r} is not a task id: lowercase letters, digits, - _ . (at most 64)")
         return value
 
-    _owner = field_validator("owner")(classmethod(lambda cls, v: _owner(v)))
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str) -> str:
+        return _owner(value)
 
     @field_validator("due")
     @classmethod
@@ -161,7 +164,10 @@ class EquipmentRule(_Strict):
     blocking: bool = True
     title: str = "Return {kind} {asset_tag} and check it for wear"
 
-    _owner = field_validator("owner")(classmethod(lambda cls, v: _owner(v)))
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str) -> str:
+        return _owner(value)
 
     @field_validator("due")
     @classmethod

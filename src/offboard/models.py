@@ -95,7 +95,8 @@ class Equipment:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Equipment":
-        return cls(**{k: (str(v) if v is not None else None) for k, v in data.items() if k in _fields(cls)})
+        data = {k: str(v) for k, v in data.items() if k in _fields(cls) and v is not None}
+        return cls(**data)
 
 
 @dataclass(frozen=True)
