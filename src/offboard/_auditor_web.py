@@ -25,7 +25,8 @@ from ._audit import AuditError, NoteError, build_evidence, load_trust
 from ._audit._cases import parse_duration
 from ._audit._log import TRUSTED_KEYS
 from ._audit._reconcile import configured_sources, from_sources
-from ._audit._report import Period, ReportError, build_report, report_csv
+from ._audit._report import Period, ReportError, build_report
+from ._audit._report_csv import report_csv
 from ._audit._report_html import Links, render_error, render_person, render_report, sla_text
 from ._secrets import Secret, resolve_reference
 from .errors import ConfigError, OffboardError, SecretError

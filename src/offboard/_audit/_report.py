@@ -1,14 +1,12 @@
 """The auditors' report: each leaver's termination and access-removal times for a period.
 
 Built only from a log that verifies, and only from the entries its newest valid checkpoint
-seals. ``build_report`` returns plain data; ``_report_html`` renders it, ``report_csv``
+seals. ``build_report`` returns plain data; ``_report_html`` renders it, ``_report_csv``
 writes the same rows for spreadsheets.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import statistics
 from dataclasses import dataclass, field
@@ -25,7 +23,7 @@ from ._note import Checkpoint, NoteError, TrustList
 from ._reconcile import Reconciliation, reconcile
 from ._verify import load_trust, verify_log
 
-__all__ = ["AuditReport", "CaseView", "Item", "Period", "ReportError", "build_report", "report_csv", "CSV_COLUMNS"]
+__all__ = ["AuditReport", "CaseView", "Item", "Period", "ReportError", "build_report", "duration", "zone_name"]
 
 REVOKED = ("complete", "awaiting_tasks")  # every account's access removed (a checklist may still be open)
 #: Verifier findings the report already shows in its own words (over the deadline, incomplete, open).
@@ -260,10 +258,13 @@ def build_report(directory: Path, trust: TrustList | None = None, *, period: Per
             raise ReportError(f"the audit log does not verify: {exc}", 1) from None
         trust_source = trust_source or f"{directory / TRUSTED_KEYS} (the log's own copy: pin one out of band)"
     verified = verify_log(directory, trust, sla_seconds=sla_seconds)
-    failures = verified.of("integrity")
+    failures = sorted(verified.of("integrity"), key=_weight)
     if failures:
-        more = f" (and {len(failures) - 1} more; run 'offboard audit verify')" if len(failures) > 1 else ""
-        raise ReportError(f"the audit log does not verify: {failures[0].where}: {failures[0].what}{more}", 1)
+        named = failures[:1] + [p for p in failures[1:] if p.where == "leafhashes.bin"][:1]  # the cache points at the entry
+        shown = "; ".join(f"{p.where}: {p.what}" for p in named)
+        rest = len(failures) - len(named)
+        more = f" (and {rest} more; run 'offboard audit verify')" if rest else ""
+        raise ReportError(f"the audit log does not verify: {shown}{more}", 1)
     checkpoint = verified.checkpoint
     if checkpoint is None:
         raise ReportError("the audit log has no signed checkpoint yet: nothing is sealed to report on", 2)
@@ -304,6 +305,15 @@ def build_report(directory: Path, trust: TrustList | None = None, *, period: Per
     if leavers is not None:
         report.reconciliation = reconcile(leavers, period, [(c.case, c.person, c.employee_id, m, c.followup) for c, m in case_keys])
     return report
+
+
+def _weight(problem: Any) -> int:
+    """Which integrity failures to name first: a bad entry, a checkpoint, then the rest (the leaf-hash cache last)."""
+    where = problem.where
+    for rank, prefix in enumerate((f"{ENTRIES} line", "checkpoints/", "pinned", ENTRIES)):
+        if where.startswith(prefix):
+            return rank
+    return 5 if where == "leafhashes.bin" else 4
 
 
 def _sealed_entries(directory: Path, checkpoint: Checkpoint) -> list[dict[str, Any]]:
@@ -356,7 +366,7 @@ def _gather(objects: list[dict[str, Any]]) -> _Gathered:
             if "blocking" in obj:
                 task.blocking = bool(obj.get("blocking"))
             task.status = _text(obj.get("status")) or "open"
-            task.by, task.at = _text(obj.get("by")), _text(obj.get("time"))
+            task.by, task.at = _text(obj.get("by")), _text(obj.get("at")) or _text(obj.get("time"))
             task.note = _text(obj.get("note")) or _text(obj.get("reason"))
         elif kind == "task_reminder" and isinstance(case, str) and isinstance(obj.get("task"), str):
             task = out.tasks.setdefault(case, {}).setdefault(obj["task"], Task(obj["task"]))
@@ -524,24 +534,6 @@ def _exceptions(report: AuditReport, gathered: _Gathered, included: set[str], wa
     return out
 
 
-# -- CSV ------------------------------------------------------------------------------
-
-CSV_COLUMNS = (
-    "person", "employee_id", "time_zone", "case", "trigger", "policy", "case_status", "termination_at_utc",
-    "termination_at_local", "system", "account_id", "account_name", "action", "result", "requested_at_utc",
-    "completed_at_utc", "completed_at_local", "read_back_ok", "read_back_observed", "read_back_detail", "reference",
-    "error", "attempts", "seq", "all_revoked_at_utc", "time_to_revoke_seconds", "deadline_utc", "over_deadline",
-)
-
-
-def local_time(text: str | None, zone: str) -> str:
-    """``text`` (RFC 3339) in ``zone`` as ``YYYY-MM-DD HH:MM:SS+HH:MM``; empty when missing."""
-    moment = parse_time(text)
-    if moment is None:
-        return ""
-    return moment.astimezone(ZoneInfo(zone_name(zone))).isoformat(timespec="seconds").replace("T", " ")
-
-
 def duration(ms: int | None) -> str:
     """A readable duration: ``4 min 12 s``, ``1 d 3 h``; an em dash for None."""
     if ms is None:
@@ -560,44 +552,3 @@ def duration(ms: int | None) -> str:
     else:
         parts = [f"{seconds}.{ms % 1000:03d} s" if seconds < 10 else f"{secs} s"]
     return sign + " ".join(parts)
-
-
-def _safe(value: Any) -> str:
-    """A cell a spreadsheet shows as text, never runs as a formula."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if not isinstance(value, str):
-        value = json.dumps(value, sort_keys=True, separators=(",", ":")) if isinstance(value, (dict, list)) else str(value)
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-def csv_rows(report: AuditReport) -> list[list[str]]:
-    """One row per planned action (a case with none still gets one row)."""
-    rows = []
-    for case in report.cases:
-        zone = case.timezone
-        head = [case.person, case.employee_id, zone, case.case, case.trigger, case.policy, case.status, case.termination_at,
-                local_time(case.termination_at, zone)]
-        tail = [case.last_verified_at if case.revoked else None,
-                None if case.time_to_revoke_ms is None else f"{case.time_to_revoke_ms / 1000:.3f}", case.deadline,
-                None if case.followup else case.over_deadline]
-        for item in case.items or [None]:
-            if item is None:
-                middle: list[Any] = [None] * 15
-            else:
-                middle = [item.system, item.account_id, item.account_name, item.kind, item.result, item.requested_at,
-                          item.completed_at, local_time(item.completed_at, zone), item.read_back, item.observed, item.detail,
-                          item.reference, item.error, item.attempts, item.seq]
-            rows.append([_safe(v) for v in head + middle + tail])
-    return rows
-
-
-def report_csv(report: AuditReport) -> str:
-    """The report's rows as CSV (header first)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(csv_rows(report))
-    return out.getvalue()

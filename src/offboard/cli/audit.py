@@ -220,7 +220,8 @@ def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys) -> Non
 
     Built only from a log that verifies (exit 1 and where it fails otherwise); exit 2 for bad input.
     """
-    from .._audit._report import Period, ReportError, build_report, report_csv
+    from .._audit._report import Period, ReportError, build_report
+    from .._audit._report_csv import report_csv
     from .._audit._report_html import render_report
 
     try:
