@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from offboard.cli._main import cli
 
 from . import _fakes
+from ._smtp import smtp  # noqa: F401  (a fixture for every test module)
 
 FAKES = Path(_fakes.__file__)
 

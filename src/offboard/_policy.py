@@ -119,23 +119,34 @@ class LaterStep(_Strict):
         return parse_duration(self.after)
 
 
-def _owner(value: str) -> str:
-    if not _SLUG.match(value):
-        raise ValueError(f"{value!r} is not an owner: use manager, it, hr, security or a team name (lowercase, digits, - _ .)")
-    return value
+class _Assigned(_Strict):
+    """Who owns a checklist step, when it is due relative to the last day, and whether it blocks completion."""
 
-
-class TaskRule(_Strict):
-    """A checklist step no API can do: who owns it, when it is due, whether it blocks completion."""
-
-    id: str
-    title: str = Field(min_length=1, max_length=300)
     owner: str
     due: str = "0d"
     blocking: bool = False
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError(f"{value!r} is not an owner: use manager, it, hr, security or a team name (lowercase, digits, - _ .)")
+        return value
+
+    @field_validator("due")
+    @classmethod
+    def _due(cls, value: str) -> str:
+        parse_offset(value)
+        return value
+
+
+class TaskRule(_Assigned):
+    """A checklist step no API can do."""
+
+    id: str
+    title: str = Field(min_length=1, max_length=300)
     person_types: list[str] = Field(default_factory=lambda: ["employee", "contractor"])
     when: Literal["always", "equipment"] = Field(default="always", description="'equipment': only for people with loaned equipment")
-    description: str = ""
 
     @field_validator("id")
     @classmethod
@@ -144,36 +155,13 @@ class TaskRule(_Strict):
             raise ValueError(f"{value!r} is not a task id: lowercase letters, digits, - _ . (at most 64)")
         return value
 
-    @field_validator("owner")
-    @classmethod
-    def _owner(cls, value: str) -> str:
-        return _owner(value)
 
-    @field_validator("due")
-    @classmethod
-    def _due(cls, value: str) -> str:
-        parse_offset(value)
-        return value
-
-
-class EquipmentRule(_Strict):
+class EquipmentRule(_Assigned):
     """The return task made for each loaned item; ``title`` may use {asset_tag}, {kind}, {loaned_on}, {description}."""
 
     owner: str = "it"
-    due: str = "0d"
     blocking: bool = True
     title: str = "Return {kind} {asset_tag} and check it for wear"
-
-    @field_validator("owner")
-    @classmethod
-    def _owner(cls, value: str) -> str:
-        return _owner(value)
-
-    @field_validator("due")
-    @classmethod
-    def _due(cls, value: str) -> str:
-        parse_offset(value)
-        return value
 
     @field_validator("title")
     @classmethod

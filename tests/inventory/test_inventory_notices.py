@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import email
 import json
-import socket
-import time
 from datetime import date, datetime, timedelta, timezone
-from email import policy as email_policy
 
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
 
 from offboard import Secret
 from offboard._config import load_config
@@ -19,40 +14,8 @@ from offboard._engine import Engine
 from offboard._notifiers import EmailNotifier, Notice, NotifyError, SlackNotifier, send_end_date_notices
 from offboard.sandbox import Sandbox
 
+from .._smtp import free_port, wait_for
 from ._support import events
-
-
-class Inbox:
-    """An aiosmtpd handler keeping every message it receives."""
-
-    def __init__(self):
-        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=email_policy.default)))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    inbox.port = controller.port
-    yield inbox
-    controller.stop()
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.02)
 
 
 def hr_rows(today: date) -> list[dict]:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
 
 from offboard._config import load_config
 from offboard._engine import Engine
@@ -17,7 +16,7 @@ from offboard._sweep import run_sweep
 from offboard._tasks import list_tasks, send_reminders
 from offboard.models import CaseStatus
 
-from ..inventory.test_inventory_notices import Inbox, free_port, wait_for
+from .._smtp import wait_for
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "checklists.md"
 # 20:00 UTC on 31 October is 09:00 on 1 November in Auckland (UTC+13 in summer): the last day is 1 November.
@@ -62,6 +61,15 @@ def contractor_case(engine: Engine) -> str:
     case_id = engine.open_case(plan, trigger="webhook", termination_at=TERMINATION)
     engine.run_cases([case_id])
     return case_id
+
+
+def offboarded_contractor(company, tmp_path) -> str:
+    """The contractor's case, run to its close at TERMINATION; the engine closed again."""
+    engine = open_engine(company, tmp_path, TERMINATION)
+    try:
+        return contractor_case(engine)
+    finally:
+        engine.close()
 
 
 def audit_entries(home: Path) -> list[dict]:
@@ -115,11 +123,7 @@ def test_an_employee_without_equipment_gets_no_return_or_wipe_tasks_and_complete
 
 
 def test_done_and_skip_are_audited_and_the_last_blocking_task_completes_the_case(company, tmp_path, home, run):
-    engine = open_engine(company, tmp_path, TERMINATION)
-    try:
-        case_id = contractor_case(engine)
-    finally:
-        engine.close()
+    case_id = offboarded_contractor(company, tmp_path)
     cfg = ("--config", str(company.config_path))
     status = run(*cfg, "status", case_id, "--json")
     assert status.exit_code == 3 and json.loads(status.output)["status"] == "awaiting_tasks"
@@ -187,11 +191,7 @@ def test_bad_task_commands_say_what_is_wrong_and_change_nothing(company, tmp_pat
 
 
 def test_closing_a_task_twice_is_refused(company, tmp_path, run):
-    engine = open_engine(company, tmp_path, TERMINATION)
-    try:
-        case_id = contractor_case(engine)
-    finally:
-        engine.close()
+    case_id = offboarded_contractor(company, tmp_path)
     cfg = ("--config", str(company.config_path))
     assert run(*cfg, "tasks", "done", case_id, "handover", "--by", "Mona").exit_code == 0
     again = run(*cfg, "tasks", "skip", case_id, "handover", "--by", "Other", "--reason", "x")
@@ -199,11 +199,7 @@ def test_closing_a_task_twice_is_refused(company, tmp_path, run):
 
 
 def test_overdue_json_is_usable_from_a_script_and_every_field_is_documented(company, tmp_path, run):
-    engine = open_engine(company, tmp_path, TERMINATION)
-    try:
-        contractor_case(engine)
-    finally:
-        engine.close()
+    offboarded_contractor(company, tmp_path)
     result = run("--config", str(company.config_path), "tasks", "--overdue", "--json")
     assert result.exit_code == 0
     rows = json.loads(result.output)
@@ -213,16 +209,6 @@ def test_overdue_json_is_usable_from_a_script_and_every_field_is_documented(comp
     assert set(rows[0]) == documented
     by_owner = json.loads(run("--config", str(company.config_path), "tasks", "--owner", "IT", "--json").output)
     assert {r["owner"] for r in by_owner} == {"it"} and len(by_owner) == 3
-
-
-@pytest.fixture
-def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    inbox.port = controller.port
-    yield inbox
-    controller.stop()
 
 
 def test_a_task_is_reminded_once_when_due_and_once_when_overdue_not_once_per_sweep(company, tmp_path, home, smtp):
