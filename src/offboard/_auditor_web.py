@@ -28,10 +28,13 @@ from ._audit._reconcile import configured_sources, from_sources
 from ._audit._report import Period, ReportError, build_report
 from ._audit._report_csv import report_csv
 from ._audit._report_html import Links, render_error, render_person, render_report, sla_text
+from ._logging import get_logger
 from ._secrets import Secret, resolve_reference
 from .errors import ConfigError, OffboardError, SecretError
 
 __all__ = ["auditor_token", "mount", "DEFAULT_DAYS"]
+
+log = get_logger(__name__)
 
 MIN_TOKEN_CHARS = 16
 DEFAULT_DAYS = 30  # the period shown when none is chosen: the last 30 days
@@ -90,6 +93,14 @@ def _html(text: str) -> HTMLResponse:
 def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) -> None:
     """Add the ``/audit/`` pages to ``app``; ``state`` holds ``engine`` and ``auditor_token`` once set up."""
 
+    def read(path: str, **options: Any) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+        """A GET route (documented) that also answers HEAD (undocumented: one operation per page)."""
+        def register(handler: Callable[..., Response]) -> Callable[..., Response]:
+            app.get(path, **options)(handler)
+            app.head(path, include_in_schema=False)(handler)
+            return handler
+        return register
+
     def refused(request: Request) -> Response | None:
         token: Secret | None = state.get("auditor_token")
         if token is None:
@@ -98,6 +109,9 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         given = given.strip()
         if scheme.lower() != "bearer" or not given or not hmac.compare_digest(given.encode(), token.reveal().encode()):
+            why = "wrong bearer token" if scheme.lower() == "bearer" and given else "no bearer token"
+            log.warning("auditor page refused", path=request.url.path, reason=why,
+                        client=request.client.host if request.client else None)  # never the header itself
             return _refusal(request, 401, "unauthorized", "the auditor pages need the header "
                             "Authorization: Bearer <auditor token> (server.auditor_token)",
                             {"WWW-Authenticate": 'Bearer realm="offboard audit"'})
@@ -155,7 +169,7 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
             built.warnings.append(problem)
         return built, period, sla
 
-    @app.api_route("/audit/", methods=READ, summary="Auditors: the termination evidence report for a period (HTML)",
+    @read("/audit/", summary="Auditors: the termination evidence report for a period (HTML)",
                    response_class=HTMLResponse, responses=REFUSALS, tags=["auditors"])
     def report_page(request: Request) -> Response:
         found = the_report(request)
@@ -166,11 +180,11 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
         links = Links(person=person_href(sla), csv=f"/audit/report.csv?{query}", form="/audit/")
         return _html(render_report(built, links))
 
-    @app.api_route("/audit", methods=READ, include_in_schema=False)
+    @read("/audit", include_in_schema=False)
     def report_root(request: Request) -> Response:
         return report_page(request)
 
-    @app.api_route("/audit/report.csv", methods=READ, summary="Auditors: the report's rows as CSV", responses=REFUSALS,
+    @read("/audit/report.csv", summary="Auditors: the report's rows as CSV", responses=REFUSALS,
                    response_class=Response, tags=["auditors"])
     def report_rows(request: Request) -> Response:
         found = the_report(request)
@@ -194,7 +208,7 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
             return failed(request, exc)
         return built, sla
 
-    @app.api_route("/audit/people/{person:path}/evidence.zip", methods=READ, response_class=Response, responses=REFUSALS,
+    @read("/audit/people/{person:path}/evidence.zip", response_class=Response, responses=REFUSALS,
                    summary="Auditors: a person's evidence bundle (zip)", tags=["auditors"])
     def evidence(request: Request, person: str) -> Response:
         found = one_person(request, person, False)
@@ -213,7 +227,7 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
         return Response(data, media_type="application/zip",
                         headers={**HEADERS, "Content-Disposition": f'attachment; filename="evidence-{name}.zip"'})
 
-    @app.api_route("/audit/people/{person:path}", methods=READ, response_class=HTMLResponse, responses=REFUSALS,
+    @read("/audit/people/{person:path}", response_class=HTMLResponse, responses=REFUSALS,
                    summary="Auditors: one person's cases, checklist and log entries (HTML)", tags=["auditors"])
     def person_page(request: Request, person: str) -> Response:
         found = one_person(request, person, True)
