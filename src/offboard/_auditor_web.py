@@ -36,6 +36,7 @@ __all__ = ["auditor_token", "mount", "DEFAULT_DAYS"]
 
 log = get_logger(__name__)
 
+TRUST_SOURCE = "the log's own trusted-keys.txt (compare the key fingerprint with one obtained out of band)"
 MIN_TOKEN_CHARS = 16
 DEFAULT_DAYS = 30  # the period shown when none is chosen: the last 30 days
 READ = ["GET", "HEAD"]
@@ -162,7 +163,7 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
             return _refusal(request, 400, "bad_request", str(exc))
         hr, problem = leavers()
         try:
-            built = build_report(log_dir(), period=period, sla_seconds=sla, leavers=hr, now=clock())
+            built = build_report(log_dir(), period=period, sla_seconds=sla, leavers=hr, now=clock(), trust_source=TRUST_SOURCE)
         except ReportError as exc:
             return failed(request, exc)
         if problem:
@@ -203,7 +204,8 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
         except ValueError as exc:
             return _refusal(request, 400, "bad_request", str(exc))
         try:
-            built = build_report(log_dir(), period=Period(), sla_seconds=sla, people=[person], keep_entries=keep, now=clock())
+            built = build_report(log_dir(), period=Period(), sla_seconds=sla, people=[person], keep_entries=keep, now=clock(),
+                                 trust_source=TRUST_SOURCE)
         except ReportError as exc:
             return failed(request, exc)
         return built, sla

@@ -14,31 +14,16 @@ from offboard._audit import load_trust, verify_evidence
 from offboard._server import create_app
 from offboard.errors import ConfigError
 
-from .. import _fakes
-from ._support import Clock, configure, new_secret, open_engine, start, stop
-
-TOKEN_ENV = "OFFBOARD_TEST_AUDITOR_TOKEN"
+from ._auditor import TOKEN_ENV, bearer, start_auditor
+from ._support import Clock, configure, new_secret, open_engine, stop
 
 
 @pytest.fixture
 def auditor(make_company, monkeypatch, clock):
     """An app with an auditor token and three closed cases (one incomplete); yields (server, token)."""
-    company = make_company(systems=2, people=4)
-    token = secrets.token_urlsafe(32)
-    monkeypatch.setenv(TOKEN_ENV, token)
-    configure(company, new_secret(), monkeypatch, server={"auditor_token": f"env:{TOKEN_ENV}"})
-    srv = start(company, "unused", clock)
-    srv.engine.revoke("user0@corp.example")
-    srv.engine.revoke("user1@corp.example")
-    case = srv.engine.open_case(srv.engine.plan("user2@corp.example"))
-    _fakes.add_faults(company.systems["sys1"], (403, None))  # credentials rejected: never retried, the case ends incomplete
-    srv.engine.run_cases([case])
+    srv, token = start_auditor(make_company, monkeypatch, clock)
     yield srv, token
     stop(srv)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def snapshot(server) -> tuple[str, list]:

@@ -39,7 +39,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 time, .when { white-space: nowrap; }
 .local { display: block; color: #3d3d3d; font-size: .92em; white-space: nowrap; }
 code, pre, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: .85em; }
-code { word-break: break-all; }
+code { overflow-wrap: break-word; }
 pre { background: #f4f4f4; border: 1px solid #ccc; padding: .5rem .7rem; white-space: pre-wrap; word-break: break-all; }
 .tag { display: inline-block; border: 1px solid currentColor; border-radius: .25rem; padding: 0 .3rem; font-weight: 600;
        font-size: .85em; white-space: nowrap; }
@@ -406,7 +406,9 @@ def render_person(report: AuditReport, person: PersonView, links: Links) -> str:
     zone = person.timezone
     download = ""
     if links.evidence:
-        download = (f'<p><a href="{e(links.evidence(person.id))}" download>Download the evidence bundle</a> '
+        # no ``download`` attribute: the answer's Content-Disposition makes it a download, and as a plain
+        # navigation the request carries whatever header a proxy or browser adds for the token
+        download = (f'<p><a href="{e(links.evidence(person.id))}">Download the evidence bundle</a> '
                     "(a zip with this person\u2019s entries, an inclusion proof for each and the signed checkpoint; "
                     "check it with <code>offboard audit verify-evidence</code>).</p>")
     back = f'<p class="noprint"><a href="{e(links.report)}">Back to the report</a></p>' if links.report else ""
