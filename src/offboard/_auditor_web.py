@@ -38,7 +38,7 @@ log = get_logger(__name__)
 
 TRUST_SOURCE = "the log's own trusted-keys.txt (compare the key fingerprint with one obtained out of band)"
 MIN_TOKEN_CHARS = 16
-DEFAULT_DAYS = 30  # the period shown when none is chosen: the last 30 days
+DEFAULT_DAYS = 30  # the period shown when none is chosen: the last 30 days, today included
 READ = ["GET", "HEAD"]
 WRITE = ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 HEADERS = {
@@ -139,7 +139,7 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
         start, end = q.get("from"), q.get("to")
         if not start and not end:
             today = clock().date()
-            return Period(today - timedelta(days=DEFAULT_DAYS), today)
+            return Period(today - timedelta(days=DEFAULT_DAYS - 1), today)
         if not start or not end:
             raise ValueError("give both from and to (YYYY-MM-DD), or neither for the last 30 days")
         return Period.parse(start, end, ("from", "to"))

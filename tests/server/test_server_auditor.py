@@ -47,7 +47,7 @@ def test_every_page_refuses_without_the_token(auditor, path):
     assert server.client.get(path, headers=bearer(token)).status_code == 200
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"])
 @pytest.mark.parametrize("path", PAGES + ["/audit/anything/else"])
 def test_no_method_but_get_is_answered(auditor, method, path):
     server, token = auditor
@@ -66,6 +66,15 @@ def test_head_is_allowed_and_pages_change_nothing(auditor):
     for path in PAGES:
         assert server.client.get(path, headers=bearer(token)).status_code == 200
     assert snapshot(server) == before
+
+
+def test_without_a_period_the_last_30_days_are_shown(auditor):
+    server, token = auditor
+    html = server.client.get("/audit/", headers=bearer(token)).text
+    today = server.clock().date()
+    start = today.fromordinal(today.toordinal() - 29)
+    assert f'name="from" value="{start}"' in html and f'name="to" value="{today}"' in html
+    assert '<th scope="row">Cases</th><td class="num">3</td>' in html
 
 
 def test_without_a_configured_token_the_pages_are_off(server):
