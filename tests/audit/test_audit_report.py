@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from offboard._audit import AuditLog, read_origin
 from offboard._audit._report import Period, ReportError, build_report, duration
-from offboard._audit._report_csv import CSV_COLUMNS, report_csv
+from offboard._audit._report_csv import CSV_COLUMNS
 from offboard._config import load_config
 from offboard._engine import Engine
 from offboard._paths import data_dir
@@ -357,3 +357,35 @@ def test_checklists_followups_and_cancelled_cases(audit_home, audit_kit):
     text = visible(render_report(built))
     assert "Return the laptop it@corp.example yes" in text and "Ivy" in text
     assert "undone by Hank; restored: entra x" in text
+
+
+def test_sweep_approvals_and_a_sample_outside_the_period(audit_home, audit_kit):
+    directory = audit_home / "audit"
+    with audit_kit.open_log(directory) as log:
+        log.append("approval", {"scope": "sweep", "approver": "Dana (CISO)", "people": ["p-swept", "p-other"],
+                                "reasons": ["2 cases is more than limits.max_cases (1)"], "leavers": 2, "cases": 2})
+        audit_kit.write_case(log, "p-swept", "c-1", termination="2026-01-10T00:00:00.000Z", responded="2026-01-10T00:01:00.000Z")
+        log.append("sweep", {"opened": ["c-1"], "approved_by": "Dana (CISO)", "incomplete": [], "people": ["p-swept"]})
+        audit_kit.write_case(log, "p-later", "c-2", termination="2026-03-01T00:00:00.000Z", responded="2026-03-01T00:01:00.000Z")
+        log.checkpoint()
+    built = build_report(directory, period=Period(date(2026, 1, 1), date(2026, 1, 31)), people=["p-swept", "p-later"])
+    found = {(x.kind, x.case, x.person): x.detail for x in built.exceptions}
+    assert found[("approval", "c-1", "p-swept")].startswith("opened by a sweep approved by Dana (CISO)")
+    assert found[("approval", None, "p-swept")] == "sweep for 2 people approved by Dana (CISO): 2 cases is more than limits.max_cases (1)"
+    assert found[("sampled, no case in the period", None, "p-later")] == "cases at other times: c-2 (2026-03-01)"
+
+
+def test_a_demo_run_reports_its_case(audit_home, tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "--people", "6", "--latency", "1"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    entries = [json.loads(x) for x in (audit_home / "audit" / "entries.jsonl").read_bytes().splitlines()]
+    (opened,) = [e for e in entries if e["type"] == "case_opened"]
+    day = opened["termination_at"][:10]
+    out = tmp_path / "demo.csv"
+    assert report("--from", day, "--to", day, "--format", "csv", "--out", str(out)).exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == len(opened["plan"]) and {r["person"] for r in rows} == {opened["person"]["id"]}
+    assert {r["result"] for r in rows} == {"verified"} and {r["case_status"] for r in rows} == {"complete"}
+    assert {r["time_zone"] for r in rows} == {opened["person"].get("timezone") or "UTC"}
+    refs = {e["reference"] for e in entries if e["type"] == "action"}
+    assert {r["reference"] for r in rows} == refs - {None} | ({""} if None in refs else set())

@@ -203,7 +203,8 @@ def _leavers(ctx: click.Context, path: Path | None) -> Any:
 @audit.command()
 @click.option("--from", "start", required=True, metavar="DATE", help="First day of the period (YYYY-MM-DD, UTC).")
 @click.option("--to", "end", required=True, metavar="DATE", help="Last day of the period, inclusive (YYYY-MM-DD, UTC).")
-@click.option("--sla", default="24h", show_default=True, help="The deadline from termination to the last account revoked.")
+@click.option("--sla", default="24h", show_default=True, metavar="DURATION",
+              help="The deadline from termination to the last account revoked (24h, 4h, 90m, 2d).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="The file to write (default: standard output).")
 @click.option("--format", "fmt", type=click.Choice(["html", "csv"]), default="html", show_default=True,
               help="One self-contained HTML page, or one CSV row per account action.")
