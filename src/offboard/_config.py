@@ -21,6 +21,17 @@ from .errors import ConfigError
 __all__ = ["Config", "ConnectorConfig", "Limits", "TasksConfig", "load_config", "format_validation_error"]
 
 
+def time_of_day(value: str) -> str:
+    """Validate ``HH:MM`` or ``HH:MM:SS``; the value itself on success."""
+    from datetime import time
+
+    try:
+        time.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time of day (HH:MM or HH:MM:SS)") from None
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -66,13 +77,7 @@ class TasksConfig(_Strict):
     @field_validator("due_time")
     @classmethod
     def _time(cls, value: str) -> str:
-        from datetime import time
-
-        try:
-            time.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a time of day (HH:MM or HH:MM:SS)") from None
-        return value
+        return time_of_day(value)
 
     @field_validator("remind_before")
     @classmethod

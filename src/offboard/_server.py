@@ -22,6 +22,7 @@ from typing import Any, Callable, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -29,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import plugins
 from ._auditor_web import auditor_token
 from ._auditor_web import mount as mount_auditor_pages
-from ._config import format_validation_error
+from ._config import format_validation_error, time_of_day
 from ._hr_adapters import BUNDLED_SOURCES, EVENT_TYPES, HREvent, WebhookRejected, check_source_settings
 from ._intake import Intake, check_effective, hr_events
 from ._secrets import Secret, resolve_reference
@@ -62,11 +63,7 @@ class ServerSettings(BaseModel):
     @field_validator("day_ends_at")
     @classmethod
     def _time(cls, value: str) -> str:
-        try:
-            time.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a time of day (HH:MM or HH:MM:SS)") from None
-        return value
+        return time_of_day(value)
 
     @field_validator("webhook_secret", "auditor_token")
     @classmethod
@@ -358,6 +355,13 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
     app = FastAPI(title="offboard", version=_version(), lifespan=lifespan,
                   description="HR termination events in; verified revocation out. See docs/webhooks.md.")
     app.state.intake = state.get("intake")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Routing refusals (no such path, wrong method) explain themselves like every other refusal."""
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = "no such resource" if exc.status_code == 404 else str(exc.detail)
+        return JSONResponse({"error": code, "message": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     async def store(event: HREvent, body: bytes, delivery: str | None) -> Any:
         future = state["intake"].submit(event, hashlib.sha256(body).hexdigest(), delivery)

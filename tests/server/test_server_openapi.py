@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
@@ -43,3 +44,10 @@ def test_the_openapi_document_describes_the_event_schema(server):
     # a documented example round-trips
     assert server.post(event(id="doc-1")).status_code == 202
     assert json.loads(server.client.get("/health").text) == {"status": "ok"}
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/no/such/path"), ("GET", "/audit/people/%0A/x"), ("DELETE", "/health")])
+def test_routing_refusals_explain_themselves_too(server, method, path):
+    response = server.client.request(method, path)
+    assert response.status_code in (404, 405)
+    assert set(response.json()) == {"error", "message"}
