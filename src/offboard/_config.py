@@ -73,13 +73,14 @@ class TasksConfig(_Strict):
     equipment: str | None = Field(default=None, description="CSV or JSON file of loaned equipment: person, asset_tag, kind, loaned_on")
     due_time: str = Field(default="17:00", description="local time of day a task is due on its due date")
     remind_before: str = Field(default="1d", description="send the 'due' reminder this long before a task is due")
+    remind_every: str = Field(default="15m", description="how often `offboard serve` looks for reminders to send")
 
     @field_validator("due_time")
     @classmethod
     def _time(cls, value: str) -> str:
         return time_of_day(value)
 
-    @field_validator("remind_before")
+    @field_validator("remind_before", "remind_every")
     @classmethod
     def _duration(cls, value: str) -> str:
         from ._policy import parse_duration

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 import structlog
 
 from ._hr_adapters import HREvent
+from ._policy import parse_duration
 from ._store import Store, cases, dumps, metadata, utcnow
 from .errors import OffboardError, UnknownPerson
 from .models import CaseStatus, Person
@@ -153,6 +154,7 @@ class Intake:
         self._pruned_at: datetime | None = None
         self.ready = threading.Event()  # set once start-up recovery has run
         self._next_sweep: datetime | None = None
+        self._reminded_at: datetime | None = None
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -314,7 +316,23 @@ class Intake:
             except Exception as exc:
                 log.error("running due follow-ups failed", error=f"{type(exc).__name__}: {exc}")
             self._scheduled_sweep(now)
+            self._remind(now)
             self._prune(now)
+
+    def _remind(self, now: datetime) -> None:
+        """Send checklist reminders every ``tasks.remind_every``; each goes once, so looking often is harmless."""
+        config = self.engine.config
+        if not config.notifiers or (self._reminded_at is not None and now - self._reminded_at < parse_duration(config.tasks.remind_every)):
+            return
+        self._reminded_at = now
+        from ._tasks import send_reminders
+
+        try:
+            sent = send_reminders(self.engine, now)
+            if sent:
+                log.info("checklist reminders sent", count=len(sent))
+        except Exception as exc:  # a notifier problem never stops the worker; the next round tries again
+            log.error("checklist reminders failed", error=f"{type(exc).__name__}: {exc}")
 
     def _scheduled_sweep(self, now: datetime) -> None:
         """Run the sweep (which also sends the managers' end-date notices) on ``sweep.schedule``, a cron expression."""

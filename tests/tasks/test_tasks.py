@@ -276,3 +276,44 @@ def test_a_bad_equipment_file_is_a_clear_error(company, tmp_path, run):
     result = run("--config", str(company.config_path), "plan", CONTRACTOR)
     assert result.exit_code == 2
     assert "equipment.csv: row 1: loaned_on 'last spring' is not a date (YYYY-MM-DD)" in result.output
+
+
+def test_the_server_reminds_owners_in_slack_once_each(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from offboard.sandbox import Sandbox
+
+    from ..server._support import Clock, configure, new_secret, start, stop
+
+    with Sandbox(people=40, seed=7, systems=("slack",)) as sb:
+        sim = sb.sim("slack")
+        sim.knobs.window_scale = 0.01  # do not wait out chat.postMessage's per-channel pacing here
+        config = sb.config()
+        slack = config["connectors"]["slack"]["settings"]
+        leaver = next(p for p in sb.company.people if p.type == "employee" and p.active and p.manager and sim._index.get(p.manager.lower()))
+        company = SimpleNamespace(config_path=tmp_path / "offboard.yaml",
+                                  write_config=lambda **_: company.config_path.write_text(yaml.safe_dump(company.extra)))
+        secret = new_secret()
+        configure(company, secret, monkeypatch, **config, notifiers={"it-slack": {"type": "slack", "events": ["task_due", "task_overdue"], "settings": {
+            "token": slack["token"], "channel": "C0ITOPS", "api_url": sb.url("slack") + "/api/"}}})
+        clock = Clock(datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc))
+        server = start(company, secret, clock)
+        try:
+            assert server.engine.revoke(leaver.id).ok
+            server.intake.run_once()
+            manager = sim._index[leaver.manager.lower()]
+            # At once: announce and handover (-2d) are overdue, to the manager; the exit interview (-1d, hr, no
+            # address configured) goes to the IT channel.
+            assert sorted((m["channel"], m["text"].split(":")[0]) for m in sim.messages) == [
+                ("C0ITOPS", "*Overdue"), (manager, "*Overdue"), (manager, "*Overdue")]
+            assert all("owner: hr" in m["text"] for m in sim.messages if m["channel"] == "C0ITOPS")
+            for step in ({"minutes": 20}, {"days": 14}, {"minutes": 20}, {"days": 2}, {"minutes": 20}):
+                clock.advance(**step)
+                server.intake.run_once()
+        finally:
+            stop(server)
+        payloads = [json.loads(e["payload"]) for e in server.engine.store.events() if e["type"] == "task_reminder"]
+        reminders = [(p["task"], p["kind"]) for p in payloads]
+        assert len(reminders) == len(set(reminders)) == len(sim.messages)  # one message per task and kind, never repeated
+        assert {task for task, kind in reminders if kind == "overdue"} == {
+            "announce", "handover", "exit-interview", "final-pay", "keep-in-touch"}
