@@ -23,22 +23,30 @@ def _fail(message: str) -> None:
 
 def _local(row: dict) -> str:
     due = datetime.fromisoformat(row["due_at"].replace("Z", "+00:00")).astimezone(ZoneInfo(row["timezone"]))
-    return f"{due:%Y-%m-%d %H:%M} {row['timezone']}"
+    return f"{due:%Y-%m-%d %H:%M}"
 
 
-def task_table(rows: list[dict], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("case", "person", "task", "owner", "due (person's zone)", "status", "title"):
-        table.add_column(column, no_wrap=column in ("case", "task", "status"))
+def task_tables(rows: list[dict]) -> list[Table]:
+    """One table per case (its person and time zone in the title), tasks soonest due first."""
+    by_case: dict[str, list[dict]] = {}
     for row in rows:
-        if row["status"] == "open":
-            status = "[red]overdue[/]" if row["overdue"] else "open"
-            status += " [bold](blocking)[/]" if row["blocking"] else ""
-        else:
-            status = f"[green]{row['status']}[/] by {escape(row['closed_by'] or '?')}"
-        table.add_row(row["case"], escape(row["person"]), escape(row["task"]), escape(row["owner"]), _local(row), status,
-                      escape(row["title"]))
-    return table
+        by_case.setdefault(row["case"], []).append(row)
+    tables = []
+    for case, items in by_case.items():
+        first = items[0]
+        table = Table(title=f"Case {case}: {escape(first['person'])} ({first['case_status']}; due times in {first['timezone']})",
+                      title_justify="left")
+        for column in ("task", "owner", "due", "status", "title"):
+            table.add_column(column, no_wrap=column in ("task", "due"))
+        for row in items:
+            if row["status"] == "open":
+                status = "[red]overdue[/]" if row["overdue"] else "open"
+                status += " [bold]blocking[/]" if row["blocking"] else ""
+            else:
+                status = f"[green]{row['status']}[/] by {escape(row['closed_by'] or '?')}"
+            table.add_row(escape(row["task"]), escape(row["owner"]), _local(row), status, escape(row["title"]))
+        tables.append(table)
+    return tables
 
 
 @click.group("tasks", invoke_without_command=True)
@@ -68,7 +76,8 @@ def tasks(ctx: click.Context, case_ref: str | None, owner: str | None, overdue: 
     if not rows:
         out.print("No overdue tasks." if overdue else "No open tasks." if case_id is None else f"Case {case_id} has no tasks.")
         return
-    out.print(task_table(rows, f"Tasks of case {case_id}" if case_id else "Overdue tasks" if overdue else "Open tasks"))
+    for table in task_tables(rows):
+        out.print(table)
 
 
 def _close(app: App, case: str, task: str, status: str, by: str, note: str, as_json: bool) -> None:
