@@ -145,9 +145,10 @@ def equipment_for(config: Any, person: Person) -> list[Equipment]:
     """What ``person`` has on loan: from the people source, plus ``tasks.equipment`` (one entry per asset tag)."""
     items = {e.asset_tag: e for e in person.equipment}
     if config.tasks.equipment:
-        base = config.source.parent if config.source else Path.cwd()
-        by_person = _equipment_file(Path(config.tasks.equipment).expanduser() if Path(config.tasks.equipment).is_absolute()
-                                    else base / config.tasks.equipment)
+        path = Path(config.tasks.equipment).expanduser()
+        if not path.is_absolute():
+            path = (config.source.parent if config.source else Path.cwd()) / path
+        by_person = _equipment_file(path)
         for key in {person.id.lower(), *person.emails, (person.employee_id or "").lower()} - {""}:
             for item in by_person.get(key, ()):
                 items.setdefault(item.asset_tag, item)
@@ -305,7 +306,9 @@ def send_reminders(engine: Any, now: datetime | None = None) -> list[dict[str, A
     wanted: dict[str, list[Any]] = {}
     for row in rows:
         kind = "overdue" if _aware(row["due_at"]) <= now else "due"
-        notifiers = wanted.setdefault(kind, notifiers_for(engine.config, f"task_{kind}"))
+        if kind not in wanted:
+            wanted[kind] = notifiers_for(engine.config, f"task_{kind}")
+        notifiers = wanted[kind]
         if not notifiers:
             continue
         person = json.loads(row["person"])
