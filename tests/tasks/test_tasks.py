@@ -317,3 +317,21 @@ def test_the_server_reminds_owners_in_slack_once_each(tmp_path, monkeypatch):
         assert len(reminders) == len(set(reminders)) == len(sim.messages)  # one message per task and kind, never repeated
         assert {task for task, kind in reminders if kind == "overdue"} == {
             "announce", "handover", "exit-interview", "final-pay", "keep-in-touch"}
+
+
+def test_the_checklist_works_the_same_on_postgresql(company, tmp_path, pg_url, run):
+    data = yaml.safe_load(company.config_path.read_text())
+    company.config_path.write_text(yaml.safe_dump({**data, "store": pg_url}))
+    cfg = ("--config", str(company.config_path))
+    revoked = run(*cfg, "revoke", CONTRACTOR, "--yes", "--json")
+    assert revoked.exit_code == 0, revoked.output
+    case = json.loads(revoked.output)
+    assert case["status"] == "awaiting_tasks" and case["checklist"]["blocking_open"] == 3
+    for task in ("return-lap-1001", "return-phn-2002"):
+        assert run(*cfg, "tasks", "done", case["case"], task, "--by", "Ines").exit_code == 0
+    last = run(*cfg, "tasks", "skip", case["case"], "wipe-devices", "--by", "Ines", "--reason", "devices destroyed", "--json")
+    assert json.loads(last.output)["case_status"] == "complete"
+    listed = json.loads(run(*cfg, "tasks", "--case", case["case"], "--json").output)
+    assert sorted((t["task"], t["status"]) for t in listed if t["status"] != "open") == [
+        ("return-lap-1001", "done"), ("return-phn-2002", "done"), ("wipe-devices", "skipped")]
+    assert run(*cfg, "audit", "verify", "--strict").exit_code == 0
