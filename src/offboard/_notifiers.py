@@ -249,15 +249,27 @@ def _end(person: Any) -> datetime:
     return end.astimezone(timezone.utc)
 
 
-def end_date_notice(person: Any, manager: str, now: datetime) -> Notice:
-    """The heads-up a manager gets before a contractor's end date."""
+def end_date_notice(person: Any, manager: str, now: datetime, tasks: list[Any] = ()) -> Notice:
+    """The heads-up a manager gets before a contractor's end date; ``tasks``: the checklist steps due by then."""
     local = _end(person).astimezone(ZoneInfo(person.timezone or "UTC"))
     days = max(0, (_end(person) - now).days)
     when = f"{local:%Y-%m-%d %H:%M} {person.timezone or 'UTC'}"
     who = f"{person.name} ({person.email or person.id})" if person.name else (person.email or person.id)
     text = (f"{who} is a contractor whose end date is {when}, in {days} day(s). After that, offboard revokes their access "
             f"in every system automatically.\nIf the engagement is extended, update the end date in the HR system before then.")
+    if tasks:
+        text += "\nBefore the last day (owner, due date):" + "".join(f"\n- {t.title} ({t.owner}, {t.due_date})" for t in tasks)
     return Notice("end_date", f"Access of {person.name or person.id} ends on {local:%Y-%m-%d}", text, (manager,))
+
+
+def _before_end(engine: Any, person: Any, end: datetime) -> list[Any]:
+    """The checklist tasks due by the end date: what the manager can start on now."""
+    try:
+        tasks = engine.checklist(person, engine.policy_for(person), end)
+    except OffboardError as exc:  # a bad policy or equipment file must not hold back the notice
+        log.warning("checklist not shown in the end-date notice", person=person.id, error=str(exc))
+        return []
+    return [t for t in tasks if t.due_at <= end]
 
 
 def send_end_date_notices(engine: Any, days: int | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -291,7 +303,7 @@ def send_end_date_notices(engine: Any, days: int | None = None, now: datetime | 
         if "@" not in manager:
             log.warning("manager has no email address", person=person.id, manager=person.manager)
             continue
-        reached, errors = _deliver(notifiers, end_date_notice(person, manager, now))
+        reached, errors = _deliver(notifiers, end_date_notice(person, manager, now, _before_end(engine, person, end)))
         if not reached:
             continue
         with engine.store._write_lock, engine.store.engine.begin() as conn:

@@ -61,6 +61,9 @@ def test_manager_gets_one_email_before_a_contractors_end_date(smtp, tmp_path, mo
         end = today + timedelta(days=3)
         assert message["Subject"] == f"Access of Soon ends on {end.isoformat()}"
         assert f"end date is {end.isoformat()} 23:59 Asia/Tokyo" in message.get_content()
+        before = (end - timedelta(days=2)).isoformat()  # the contractor policy's steps due by the last day
+        assert f"- Collect the handover file (open work, documents, credentials handed back) (manager, {before})" in message.get_content()
+        assert "final timesheet" not in message.get_content()  # due after the last day
         assert send_end_date_notices(engine, days=7) == []  # once per end date
         assert [e["payload"]["to"] for e in events(tmp_path / "data", "notice")] == [["mail:mgr@corp.example"]]
         assert [s["person"]["id"] for s in send_end_date_notices(engine, days=30)] == ["later@corp.example"]
