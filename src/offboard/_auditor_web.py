@@ -32,7 +32,7 @@ from ._logging import get_logger
 from ._secrets import Secret, resolve_reference
 from .errors import ConfigError, OffboardError, SecretError
 
-__all__ = ["auditor_token", "mount", "DEFAULT_DAYS"]
+__all__ = ["auditor_token", "auditor_trust", "mount", "DEFAULT_DAYS"]
 
 log = get_logger(__name__)
 
@@ -71,6 +71,20 @@ def auditor_token(settings: Any, webhook_secret: Secret | None) -> Secret | None
     if webhook_secret is not None and hmac.compare_digest(value.encode(), webhook_secret.reveal().encode()):
         raise ConfigError("server.auditor_token: must not be the webhook secret; give auditors a token of their own")
     return token
+
+
+def auditor_trust(settings: Any, config: Any) -> tuple[Any, str] | None:
+    """The pinned trust list of ``server.auditor_trusted_keys`` and where it came from, or None for the log's own."""
+    ref = getattr(settings, "auditor_trusted_keys", None)
+    if not ref:
+        return None
+    path = Path(ref).expanduser()
+    if not path.is_absolute() and getattr(config, "source", None):
+        path = config.source.parent / path
+    try:
+        return load_trust(path), f"{path} (pinned: server.auditor_trusted_keys)"
+    except NoteError as exc:
+        raise ConfigError(f"server.auditor_trusted_keys: {exc}") from None
 
 
 def _wants_html(request: Request) -> bool:
@@ -121,6 +135,10 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
     def log_dir() -> Path:
         return Path(state["engine"].data_dir) / "audit"
 
+    def trust() -> tuple[Any, str]:
+        """The trust list the pages verify with, and what to call it in the report."""
+        return state.get("auditor_trust") or (None, TRUST_SOURCE)
+
     def sla_of(request: Request) -> int:
         text = request.query_params.get("sla") or "24h"
         try:
@@ -163,7 +181,8 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
             return _refusal(request, 400, "bad_request", str(exc))
         hr, problem = leavers()
         try:
-            built = build_report(log_dir(), period=period, sla_seconds=sla, leavers=hr, now=clock(), trust_source=TRUST_SOURCE)
+            keys, source = trust()
+            built = build_report(log_dir(), keys, period=period, sla_seconds=sla, leavers=hr, now=clock(), trust_source=source)
         except ReportError as exc:
             return failed(request, exc)
         if problem:
@@ -204,8 +223,9 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
         except ValueError as exc:
             return _refusal(request, 400, "bad_request", str(exc))
         try:
-            built = build_report(log_dir(), period=Period(), sla_seconds=sla, people=[person], keep_entries=keep, now=clock(),
-                                 trust_source=TRUST_SOURCE)
+            keys, source = trust()
+            built = build_report(log_dir(), keys, period=Period(), sla_seconds=sla, people=[person], keep_entries=keep, now=clock(),
+                                 trust_source=source)
         except ReportError as exc:
             return failed(request, exc)
         return built, sla
@@ -221,7 +241,7 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
         try:
             with tempfile.TemporaryDirectory(prefix="offboard-evidence-") as tmp:
                 out = Path(tmp) / "evidence.zip"
-                build_evidence(log_dir(), pid, out, load_trust(log_dir() / TRUSTED_KEYS), sla_seconds=sla)
+                build_evidence(log_dir(), pid, out, trust()[0] or load_trust(log_dir() / TRUSTED_KEYS), sla_seconds=sla)
                 data = out.read_bytes()
         except (AuditError, NoteError) as exc:
             return _refusal(request, 409, "not_sealed", f"no evidence bundle: {exc}")

@@ -28,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import plugins
-from ._auditor_web import auditor_token
+from ._auditor_web import auditor_token, auditor_trust
 from ._auditor_web import mount as mount_auditor_pages
 from ._config import format_validation_error, time_of_day
 from ._hr_adapters import BUNDLED_SOURCES, EVENT_TYPES, HREvent, WebhookRejected, check_source_settings
@@ -59,6 +59,7 @@ class ServerSettings(BaseModel):
     default_timezone: str = Field(default="UTC", description="zone for local times when neither the event nor the person has one")
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict, description="HR systems' own webhooks: bamboohr, hibob, or a plugin's")
     auditor_token: str | None = Field(default=None, description="bearer token for the read-only /audit/ pages: env:NAME or file:PATH; unset = pages off")
+    auditor_trusted_keys: str | None = Field(default=None, description="pinned trust list the /audit/ pages verify with; default the log's own copy")
 
     @field_validator("day_ends_at")
     @classmethod
@@ -333,7 +334,7 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
         intake = Intake(engine, clock=clock, poll_seconds=settings.poll_seconds, day_ends_at=time.fromisoformat(settings.day_ends_at),
                         default_timezone=settings.default_timezone, replay_window=timedelta(seconds=2 * settings.tolerance_seconds), metrics=metrics)
         state.update(engine=engine, settings=settings, key=signing_key(secret), sources=sources, metrics=metrics, intake=intake,
-                     auditor_token=auditor_token(settings, secret))
+                     auditor_token=auditor_token(settings, secret), auditor_trust=auditor_trust(settings, engine.config))
 
     owned = not hasattr(engine_or_factory, "store")
     if not owned:

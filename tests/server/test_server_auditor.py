@@ -234,3 +234,43 @@ def test_the_pages_are_documented_in_openapi(auditor):
     paths = server.client.get("/openapi.json").json()["paths"]
     assert set(paths["/audit/"]) == {"get"} and "401" in paths["/audit/"]["get"]["responses"]
     assert "/audit/people/{person}/evidence.zip" in paths and "post" not in paths["/audit/people/{person}"]
+
+
+def test_the_pages_verify_with_a_pinned_trust_list_when_one_is_configured(make_company, monkeypatch, clock, tmp_path):
+    import shutil
+
+    from offboard._audit import AuditLog, FileSigner
+
+    server, token = start_auditor(make_company, monkeypatch, clock)
+    company = server.company
+    audit_dir = server.engine.data_dir / "audit"
+    stop(server)
+    pinned = tmp_path / "pinned-keys.txt"
+    shutil.copy(audit_dir / "trusted-keys.txt", pinned)
+    with AuditLog.open(tmp_path / "other", "other.example/log", signer=FileSigner(tmp_path / "other" / "signing.key", "other.example/log")):
+        pass  # a log of someone else: its key does not sign ours
+    stranger = tmp_path / "other" / "trusted-keys.txt"
+
+    def pages_with(keys) -> tuple:
+        configure(company, new_secret(), monkeypatch, server={"auditor_token": f"env:{TOKEN_ENV}", "auditor_trusted_keys": str(keys)})
+        engine = open_engine(company, clock)
+        app = create_app(engine)
+        from fastapi.testclient import TestClient
+
+        try:
+            with TestClient(app) as client:
+                report = client.get("/audit/?from=2000-01-01&to=2100-01-01", headers=bearer(token))
+                bundle = client.get("/audit/people/user0@corp.example/evidence.zip", headers=bearer(token))
+            return report, bundle
+        finally:
+            engine.close()
+
+    report, bundle = pages_with(pinned)
+    assert report.status_code == 200 and "(pinned: server.auditor_trusted_keys)" in report.text
+    assert bundle.status_code == 200
+    report, bundle = pages_with(stranger)
+    assert report.status_code == 500 and report.json()["error"] == "log_does_not_verify"
+    assert bundle.status_code == 500
+    with pytest.raises(ConfigError) as info:
+        pages_with(tmp_path / "missing.txt")
+    assert "server.auditor_trusted_keys" in str(info.value) and "missing.txt" in str(info.value)
