@@ -30,7 +30,7 @@ from ._plan import CaseResult, Plan
 from ._ratelimit import TokenBucket
 from ._recorder import Recorder, iso as _iso, open_audit as _open_audit
 from ._store import Store, dumps, new_id, utcnow
-from ._tasks import checklist, counts as task_counts, equipment_for, task_rows, tasks as task_table
+from ._tasks import checklist_for, counts as task_counts, task_rows, tasks as task_table
 from .connector import Connector
 from .errors import AuthError, ConfigError, ConnectorError, OffboardError, RateLimited, UnknownPerson
 from .models import Account, Action, ActionKind, ActionStatus, CaseStatus, Person, Receipt, Verification
@@ -295,7 +295,7 @@ class Engine:
 
     def checklist(self, person: Person, policy: Policy, termination: datetime) -> list[Any]:
         """The checklist tasks ``policy`` asks for ``person``, with due dates from ``termination``."""
-        return checklist(policy, person, termination, equipment_for(self.config, person), self.config.tasks.due_time)
+        return checklist_for(self.config, policy, person, termination)
 
     # -- cases --------------------------------------------------------------------
 

@@ -184,7 +184,7 @@ class Policy(_Strict):
     protected: ProtectedRule = Field(default_factory=ProtectedRule)
     later: list[LaterStep] = Field(default_factory=list)
     tasks: list[TaskRule] = Field(default_factory=list)
-    equipment: EquipmentRule = Field(default_factory=EquipmentRule)
+    equipment: EquipmentRule | None = Field(default_factory=EquipmentRule, description="null: no return tasks")
 
     @field_validator("tasks")
     @classmethod

@@ -29,7 +29,7 @@ from ._store import _aware, cases, metadata
 from .errors import ConfigError, OffboardError
 from .models import CaseStatus, Equipment, Person
 
-__all__ = ["TaskError", "TaskSpec", "checklist", "equipment_for", "task_rows", "list_tasks", "counts", "close_task",
+__all__ = ["TaskError", "TaskSpec", "checklist", "checklist_for", "equipment_for", "task_rows", "list_tasks", "counts", "close_task",
            "send_reminders", "tasks"]
 
 log = get_logger("offboard.tasks")
@@ -111,8 +111,12 @@ def last_day(person: Person, termination: datetime) -> Any:
 
 
 def checklist(policy: Policy, person: Person, termination: datetime, equipment: Iterable[Equipment] = (),
-              due_time: str = "17:00") -> list[TaskSpec]:
-    """The tasks ``policy`` asks for ``person`` whose termination is ``termination``."""
+              due_time: str = "17:00", problem: str | None = None) -> list[TaskSpec]:
+    """The tasks ``policy`` asks for ``person`` whose termination is ``termination``.
+
+    ``problem`` says why the equipment list could not be read: a blocking task then asks for it
+    to be checked by hand (the revocation goes ahead; the checklist keeps the gap in view).
+    """
     zone, day, at = _zone(person), last_day(person, termination), time.fromisoformat(due_time)
     items = list(equipment)
 
@@ -125,13 +129,30 @@ def checklist(policy: Policy, person: Person, termination: datetime, equipment: 
         if person.type not in rule.person_types or (rule.when == "equipment" and not items):
             continue
         specs.append(TaskSpec(rule.id, rule.title, rule.owner, *due(rule.due), zone.key, rule.blocking))
-    rule = policy.equipment
+    returns = policy.equipment
+    if returns is None:  # the policy takes nothing back (a leave of absence)
+        return specs
     for item in items:
-        title = rule.title.format(asset_tag=item.asset_tag, kind=item.kind, loaned_on=item.loaned_on or "an unknown date",
-                                  description=item.description)
-        specs.append(TaskSpec(f"return-{_slug(item.asset_tag)}", title, rule.owner, *due(rule.due), zone.key, rule.blocking,
-                              "equipment", item))
+        title = returns.title.format(asset_tag=item.asset_tag, kind=item.kind, loaned_on=item.loaned_on or "an unknown date",
+                                     description=item.description)
+        specs.append(TaskSpec(f"return-{_slug(item.asset_tag)}", title, returns.owner, *due(returns.due), zone.key,
+                              returns.blocking, "equipment", item))
+    if problem is not None:
+        specs.append(TaskSpec("equipment-list", f"Find out by hand what the person has on loan and get it back: the "
+                              f"equipment list could not be read ({problem})", returns.owner, *due(returns.due), zone.key,
+                              True, "equipment"))
     return specs
+
+
+def checklist_for(config: Any, policy: Policy, person: Person, termination: datetime) -> list[TaskSpec]:
+    """:func:`checklist` with the person's equipment; an unreadable equipment list never stops a revocation."""
+    try:
+        items, problem = equipment_for(config, person), None
+    except ConfigError as exc:
+        items, problem = list(person.equipment), str(exc)
+        log.error("the equipment list could not be read; revoking anyway, with a task to check by hand",
+                  person=person.id, error=problem)
+    return checklist(policy, person, termination, items, config.tasks.due_time, problem)
 
 
 def _slug(text: str) -> str:

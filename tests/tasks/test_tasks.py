@@ -271,11 +271,27 @@ def test_a_bad_task_in_a_policy_is_named_with_its_file_and_key(tmp_path, run, ta
     assert f"{path}: {message}" in result.output
 
 
-def test_a_bad_equipment_file_is_a_clear_error(company, tmp_path, run):
+def test_a_bad_equipment_file_never_stops_a_revocation_and_a_blocking_task_names_it(company, tmp_path, run):
     (tmp_path / "equipment.csv").write_text("person,asset_tag,kind,loaned_on\nuser1@corp.example,PHN-2002,phone,last spring\n")
-    result = run("--config", str(company.config_path), "plan", CONTRACTOR)
-    assert result.exit_code == 2
-    assert "equipment.csv: row 1: loaned_on 'last spring' is not a date (YYYY-MM-DD)" in result.output
+    cfg = ("--config", str(company.config_path))
+    result = run(*cfg, "revoke", CONTRACTOR, "--yes", "--json")
+    assert result.exit_code == 0, result.output  # access is revoked whatever the equipment list says
+    assert "the equipment list could not be read; revoking anyway" in result.stderr
+    case = json.loads(result.stdout)
+    assert case["automated"] == "complete" and case["status"] == "awaiting_tasks"
+    assert company.state("sys0", "user1")["enabled"] is False
+    tasks = {t["task"]: t for t in json.loads(run(*cfg, "tasks", "--case", case["case"], "--json").stdout)}
+    problem = tasks["equipment-list"]
+    assert problem["blocking"] and problem["owner"] == "it"
+    assert "equipment.csv: row 1: loaned_on 'last spring' is not a date (YYYY-MM-DD)" in problem["title"]
+    assert "return-lap-1001" in tasks and "return-phn-2002" not in tasks  # the HR export's item still comes back
+
+
+def test_a_leave_of_absence_takes_nothing_back(company, run):
+    result = run("--config", str(company.config_path), "revoke", CONTRACTOR, "--policy", "suspend-only", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    case = json.loads(result.output)
+    assert case["status"] == "complete" and case["checklist"] == {"total": 0, "open": 0, "blocking_open": 0, "done": 0, "skipped": 0}
 
 
 def test_the_server_reminds_owners_in_slack_once_each(tmp_path, monkeypatch):
