@@ -274,6 +274,8 @@ def close_task(engine: Any, case_ref: str, task_id: str, *, status: str, by: str
     by, note = (by or "").strip(), (note or "").strip()
     if not by:
         raise TaskError("say who did it: --by NAME is required")
+    if len(by) > 200:
+        raise TaskError(f"--by is {len(by)} characters long; give a name of at most 200")
     if status == SKIPPED and not note:
         raise TaskError("a skipped task needs a reason: --reason TEXT")
     if status not in (DONE, SKIPPED):

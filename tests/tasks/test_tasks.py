@@ -169,6 +169,7 @@ def test_done_and_skip_are_audited_and_the_last_blocking_task_completes_the_case
     (("done", "{case}", "handover", "--by", "   "), "--by NAME is required"),
     (("skip", "{case}", "handover", "--by", "x"), "Missing option '--reason'"),
     (("skip", "{case}", "handover", "--by", "x", "--reason", " "), "a skipped task needs a reason"),
+    (("done", "{case}", "handover", "--by", "x" * 201), "give a name of at most 200"),
 ])
 def test_bad_task_commands_say_what_is_wrong_and_change_nothing(company, tmp_path, home, run, args, message):
     engine = open_engine(company, tmp_path, TERMINATION)
