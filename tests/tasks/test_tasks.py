@@ -352,3 +352,9 @@ def test_the_checklist_works_the_same_on_postgresql(company, tmp_path, pg_url, r
     assert sorted((t["task"], t["status"]) for t in listed if t["status"] != "open") == [
         ("return-lap-1001", "done"), ("return-phn-2002", "done"), ("wipe-devices", "skipped")]
     assert run(*cfg, "audit", "verify", "--strict").exit_code == 0
+
+
+def test_remind_without_notifiers_says_so(company, run):
+    result = run("--config", str(company.config_path), "tasks", "remind")
+    assert result.exit_code == 2
+    assert "no notifiers are configured" in result.output
