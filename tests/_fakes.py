@@ -173,7 +173,7 @@ class TestSystem(Connector):
         def run(db: sqlite3.Connection) -> Verification:
             row = self._row(db, action.account.id)
             ok = row[want[0]] == want[1]
-            return Verification(action, ok, {want[0]: row[want[0]]}, "" if ok else f"{want[0]} is still {row[want[0]]!r}")
+            return Verification(action, ok, {want[0]: row[want[0]]}, "" if ok else f"{action.account.name}: {want[0]} is still {row[want[0]]!r}")
         return self._call("verify", run)
 
 

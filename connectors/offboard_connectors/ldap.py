@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import ipaddress
 import secrets
 import ssl
@@ -374,12 +375,15 @@ class LdapConnector(Connector):
     def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:
         entry = self._entry(action.account)
         if action.kind is ActionKind.DISABLE_ACCOUNT:
-            return self._verify_disabled(action, entry)
-        if action.kind is ActionKind.REMOVE_MEMBERSHIPS:
+            found = self._verify_disabled(action, entry)
+        elif action.kind is ActionKind.REMOVE_MEMBERSHIPS:
             groups = sorted({m["group"] for m in self._memberships(entry)})
-            ok = not groups
-            return Verification(action, ok, {"groups": groups}, "" if ok else f"still in {len(groups)} group(s)")
-        raise PermanentError(f"ldap cannot verify {action.kind.value}", system=self.instance)
+            found = Verification(action, not groups, {"groups": groups}, "" if not groups else f"still in {len(groups)} group(s)")
+        else:
+            raise PermanentError(f"ldap cannot verify {action.kind.value}", system=self.instance)
+        if found.ok:
+            return found
+        return dataclasses.replace(found, detail=f"{action.account.name}: {found.detail}")  # a failure names the account
 
     def _verify_disabled(self, action: Action, entry: dict) -> Verification:
         a, flavor = entry["attributes"], self.settings.flavor

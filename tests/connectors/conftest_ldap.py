@@ -210,6 +210,29 @@ def secret_values(directory) -> list[str]:
 
 
 @pytest.fixture
+def lie(directory):
+    """Writes in the block are accepted, then undone behind the connector's back (another writer, a lagging replica)."""
+    a = directory.admin
+    locked = ("(userAccountControl:1.2.840.113556.1.4.803:=2)" if directory.ad else "(pwdAccountLockedTime=*)")
+
+    def disabled() -> set[str]:
+        a.search(directory.base, f"(&(objectClass=person){locked})", attributes=["userAccountControl"] if directory.ad else [])
+        return {e.entry_dn for e in a.entries}
+
+    @contextlib.contextmanager
+    def lying():
+        before = disabled()
+        yield
+        for dn in disabled() - before:
+            if directory.ad:
+                assert a.modify(dn, {"userAccountControl": [(ldap3.MODIFY_REPLACE, [directory.uac(dn) & ~2])]}), a.result
+            else:
+                assert a.modify(dn, {"pwdAccountLockedTime": [(ldap3.MODIFY_DELETE, [])]}), a.result
+
+    return lying
+
+
+@pytest.fixture
 def fault(directory):
     @contextlib.contextmanager
     def make(status: int, retry_after: float | None = None):

@@ -40,6 +40,10 @@ class _GitHubFixtures:
     def secret_values(self, sandbox_secrets):
         return sandbox_secrets
 
+    @pytest.fixture
+    def lie(self, sandbox):
+        return lambda: sandbox.sim(SYSTEM).knobs_set(lie_rate=1.0)
+
 
 class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
     def test_undo_restores_the_before_state(self, connector, person, sandbox):
@@ -50,9 +54,6 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
         assert undone.pending and "invited back" in undone.detail
         assert sandbox.sim(SYSTEM).log.entries(method="PUT", contains=f"/memberships/{account.id}")
 
-    @pytest.fixture
-    def lie(self, sandbox):
-        return lambda: sandbox.sim(SYSTEM).knobs_set(lie_rate=1.0)
 
     def test_403_names_the_missing_scope(self, connector, person, sandbox):
         sim = sandbox.sim(SYSTEM)

@@ -18,12 +18,12 @@ from offboard_connectors.ldap import LdapConnector
 try:
     from ._directories import CertificateAuthority, free_port
     from .conftest_ldap import (  # noqa: F401  (fixtures)
-        Directory, connector, directory, fault, person, samba_dc, secret_values, slapd_server, target_state,
+        Directory, connector, directory, fault, lie, person, samba_dc, secret_values, slapd_server, target_state,
     )
 except ImportError:  # tests/connectors is not a package
     from _directories import CertificateAuthority, free_port
     from conftest_ldap import (  # noqa: F401
-        Directory, connector, directory, fault, person, samba_dc, secret_values, slapd_server, target_state,
+        Directory, connector, directory, fault, lie, person, samba_dc, secret_values, slapd_server, target_state,
     )
 
 pytestmark = [pytest.mark.ldap]

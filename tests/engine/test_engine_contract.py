@@ -48,6 +48,19 @@ class TestTestSystemContract(ConnectorContract):
     def secret_values(self):
         return [TOKEN]
 
+    @pytest.fixture
+    def lie(self, connector):
+        @contextlib.contextmanager
+        def lying():  # the system answers every write as done and keeps none
+            honest = connector.settings
+            connector.settings = honest.model_copy(update={"lie": True})
+            try:
+                yield
+            finally:
+                connector.settings = honest
+
+        return lying
+
 
 def test_the_kit_catches_a_connector_that_lies(system_db):
     """A connector whose writes do not stick must fail ``test_apply_then_verify``."""
