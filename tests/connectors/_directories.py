@@ -336,7 +336,8 @@ def guid(name):
 res = samdb.search(base=base, expression="(sAMAccountName=offboard-svc)", attrs=["objectSid"])
 sid = samdb.schema_format_value("objectSid", res[0]["objectSid"][0]).decode()
 user, group = guid("user"), guid("group")
-reset_password = "00299570-246d-11d0-a768-00aa006e0529"
+# The rightsGuid of the User-Force-Change-Password extended right (MS-ADTS 5.1.3.2.1): a schema constant, not a secret.
+force_change_password_right = "00299570-246d-11d0-a768-00aa006e0529"
 sd = SDUtils(samdb)
 for ou in ("Staff", "Disabled Users"):
     dn = f"OU={ou},{base}"
@@ -344,7 +345,7 @@ for ou in ("Staff", "Disabled Users"):
         sd.dacl_add_ace(dn, f"(OA;CIIO;WP;{guid(attr)};{user};{sid})")
     for attr in ("name", "cn"):  # moving an account writes its RDN attribute and name
         sd.dacl_add_ace(dn, f"(OA;CIIO;WP;{guid(attr)};{user};{sid})")
-    sd.dacl_add_ace(dn, f"(OA;CIIO;CR;{reset_password};{user};{sid})")
+    sd.dacl_add_ace(dn, f"(OA;CIIO;CR;{force_change_password_right};{user};{sid})")
     sd.dacl_add_ace(dn, f"(OA;;CCDC;{user};;{sid})")
 sd.dacl_add_ace(f"OU=Groups,{base}", f"(OA;CIIO;WP;{guid('member')};{group};{sid})")
 print(json.dumps({"base": base, "guids": {n: guid(n) for n in ("userAccountControl", "accountExpires", "description", "name", "cn", "member", "user", "group")}}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import httpx
 import pytest
 from slack_sdk import WebClient
@@ -29,7 +31,7 @@ def test_web_api(sandbox, slack):
         client.users_lookupByEmail(email="nobody@corp.example")
     assert err.value.response.status_code == 200 and err.value.response["error"] == "users_not_found"
     with pytest.raises(SlackApiError) as err:
-        WebClient(token="xoxp-wrong", base_url=s["api_url"]).auth_test()
+        WebClient(token="xoxp-" + secrets.token_hex(12), base_url=s["api_url"]).auth_test()
     assert err.value.response.status_code == 200 and err.value.response["error"] == "invalid_auth"
     owner = next(i for i in sandbox.company.identities if i.kind == "admin")
     owner_id = client.users_lookupByEmail(email=owner.email)["user"]["id"]
