@@ -75,6 +75,10 @@ class Engine:
             audit = _open_audit(data_dir, config.audit.get("origin"))
         return cls(config, store, data_dir, audit=audit, **kw)
 
+    def wait_sealed(self) -> None:
+        """Wait for the background seal of the cases closed so far: their entries are then under a checkpoint."""
+        self.record.wait_sealed()
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         for pool in self._system_pools.values():

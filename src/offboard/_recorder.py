@@ -92,12 +92,23 @@ class Recorder:
                     return
                 self._reseal = False
 
+    def wait_sealed(self) -> None:
+        """Wait until every background seal asked for so far has signed its checkpoint."""
+        while True:
+            with self._queue_lock:
+                sealing = self._sealing
+            if sealing is None:
+                return
+            sealing.result()  # a failed seal is an error, not a silent gap
+            with self._queue_lock:
+                if self._sealing is sealing:
+                    return
+
     def close(self) -> None:
         """Wait for a background seal, then close the audit log."""
+        self.wait_sealed()
         if self._sealer is not None:
             self._sealer.shutdown(wait=True)
-            if self._sealing is not None:
-                self._sealing.result()  # a failed seal is an error, not a silent gap
         if self.audit is not None:
             self.audit.close()
 

@@ -254,8 +254,10 @@ def test_a_missing_log_or_one_without_a_checkpoint(audit_home, audit_kit):
     (audit_home / "audit" / "checkpoints" / "latest.note").unlink(missing_ok=True)
     for note in (audit_home / "audit" / "checkpoints").glob("*.note"):
         note.unlink()
-    result = report("--from", "2026-01-01", "--to", "2026-01-31")
+    result = report("--from", "2026-01-01", "--to", "2026-01-31", "--no-seal")
     assert result.exit_code == 2 and "no signed checkpoint yet" in result.stderr
+    result = report("--from", "2026-01-01", "--to", "2026-01-31")  # the default seals the empty log first
+    assert result.exit_code == 0 and "0 people, 0 cases" in result.stderr and "checkpoint size 0" in result.stderr
 
 
 def test_only_sealed_entries_are_reported(audit_home, audit_kit):
@@ -268,6 +270,24 @@ def test_only_sealed_entries_are_reported(audit_home, audit_kit):
     built = build_report(directory, period=Period(date(2026, 1, 1), date(2026, 1, 31)))
     assert [p.id for p in built.people] == ["p-sealed"] and built.unsealed == 4
     assert any("not sealed yet" in w for w in built.warnings)
+
+
+def test_the_command_seals_first_unless_told_not_to(audit_home, audit_kit, tmp_path):
+    directory = audit_home / "audit"
+    with audit_kit.open_log(directory) as log:
+        audit_kit.write_case(log, "p-sealed", "c-1")
+        log.checkpoint()
+        audit_kit.write_case(log, "p-unsealed", "c-2")
+    out = tmp_path / "r.html"
+    result = report("--from", "2026-01-01", "--to", "2026-01-31", "--no-seal", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    notice = "4 entries after checkpoint size 4 are not yet sealed; they appear once sealed."
+    assert notice in result.stderr and notice in visible(out.read_text())
+    assert "p-unsealed" not in out.read_text() and "1 people" in result.stderr
+    result = report("--from", "2026-01-01", "--to", "2026-01-31", "--out", str(out))  # the default seals
+    assert result.exit_code == 0, result.output
+    assert "not yet sealed" not in result.stderr + out.read_text() and "p-unsealed" in out.read_text()
+    assert "2 people" in result.stderr and "verified at checkpoint size 8" in result.stderr
 
 
 def test_an_auditor_sample_and_the_period_edges(sealed_log):

@@ -31,6 +31,7 @@ def run_cases(engine: Any, company: Any) -> None:
     case = engine.open_case(engine.plan("user2@corp.example"))
     _fakes.add_faults(company.systems["sys1"], (403, None))  # never retried: the case ends incomplete
     engine.run_cases([case])
+    engine.wait_sealed()  # the pages show what a checkpoint covers: wait for the background seal, never on timing
 
 
 def start_auditor(make_company: Any, monkeypatch: Any, clock: Clock) -> tuple[Server, str]:

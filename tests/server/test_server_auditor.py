@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import secrets
+import threading
 import zipfile
 from hashlib import sha256
 
@@ -104,6 +105,34 @@ def test_the_report_page_shows_the_log_s_numbers(auditor):
     assert len(lines) == 1 + 3 * 2 * 3  # a row per planned action: 3 people x 2 systems x 3 actions
     assert sum(",user2,revoke_sessions,failed," in line or ",user2,disable_account,failed," in line
                or ",user2,remove_memberships,failed," in line for line in lines) == 3
+
+
+def test_a_case_closed_after_the_last_checkpoint_is_announced_until_sealed(auditor):
+    """The pages read the log as of its newest checkpoint: newer entries are announced, then shown once sealed."""
+    server, token = auditor
+    engine = server.engine
+    gate, original = threading.Event(), engine.record.audit.checkpoint
+
+    def held_checkpoint():  # the background sealer waits until the test lets it go
+        if threading.current_thread().name.startswith("offboard-seal"):
+            assert gate.wait(30), "the test never released the seal"
+        return original()
+
+    engine.record.audit.checkpoint = held_checkpoint
+    try:
+        engine.revoke("user3@corp.example")  # closes the case; its seal is queued behind the gate
+        sealed = engine.record.audit._latest.size
+        unsealed = len((engine.data_dir / "audit" / "entries.jsonl").read_bytes().splitlines()) - sealed
+        assert unsealed > 0
+        for path in ("/audit/", "/audit/people/user0@corp.example"):
+            html = server.client.get(path, headers=bearer(token)).text
+            assert f"{unsealed} entries after checkpoint size {sealed} are not yet sealed; they appear once sealed." in html
+        assert '<th scope="row">Cases</th><td class="num">3</td>' in server.client.get("/audit/", headers=bearer(token)).text
+    finally:
+        gate.set()
+    engine.wait_sealed()
+    html = server.client.get("/audit/", headers=bearer(token)).text
+    assert '<th scope="row">Cases</th><td class="num">4</td>' in html and "not yet sealed" not in html
 
 
 def test_the_person_page_and_the_evidence_bundle(auditor):

@@ -18,7 +18,7 @@ from ._note import b64
 from ._reconcile import Reconciliation
 from ._report import AuditReport, CaseView, PersonView, duration, zone_name
 
-__all__ = ["Links", "render_report", "render_person", "render_error", "sla_text"]
+__all__ = ["Links", "render_report", "render_person", "render_error", "sla_text", "unsealed_notice"]
 
 CSS = """
 :root { color-scheme: light; }
@@ -80,6 +80,12 @@ class Links:
 
 def e(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
+
+
+def unsealed_notice(report: AuditReport) -> str:
+    """Say that the log holds entries the report's checkpoint does not cover yet."""
+    return (f"{report.unsealed} entries after checkpoint size {report.checkpoint.size} are not yet sealed; "
+            "they appear once sealed.")
 
 
 def sla_text(seconds: int) -> str:
@@ -185,8 +191,7 @@ def _verification(report: AuditReport) -> str:
         facts.append(("Sample", f"{len(report.sample)} people chosen by the auditor: " + e(", ".join(report.sample))))
     out = [_facts(facts)]
     if report.unsealed:
-        out.append(f'<p class="warn">{report.unsealed} newer entries are not sealed by a checkpoint yet; '
-                   "they are not part of this report.</p>")
+        out.append(f'<p class="warn" id="unsealed">{e(unsealed_notice(report))}</p>')
     for title, items in (("Warnings", report.warnings), ("Other compliance findings in the log", [
             f for f in report.findings if not f.startswith("case ")])):
         if items:
@@ -417,6 +422,8 @@ def render_person(report: AuditReport, person: PersonView, links: Links) -> str:
     body = [f"<header>{back}<h1>{e(person.id)}</h1><p class=\"lead\">Employee ID {e(person.employee_id or 'not recorded')}; "
             f"times in UTC and in {e(zone)}. Log <code>{e(report.origin)}</code>, verified at checkpoint size "
             f"{report.checkpoint.size}; deadline {e(duration(report.sla_seconds * 1000))}.</p>{download}</header><main>"]
+    if report.unsealed:
+        body.append(f'<p class="warn" id="unsealed">{e(unsealed_notice(report))}</p>')
     body.append('<section aria-labelledby="cases-h"><h2 id="cases-h">Cases</h2>')
     body.extend(case_block(c, "h3") for c in person.cases)
     body.append("</section>")

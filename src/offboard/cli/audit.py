@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -50,6 +51,21 @@ def _lines(log: Path) -> list[bytes]:
     except FileNotFoundError:
         _fail(f"no audit log at {log}", 2)
     return data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]
+
+
+def _seal(log: Path, trust: Any) -> None:
+    """Sign a checkpoint over entries appended since the latest one (a running engine may seal them later)."""
+    try:
+        sealed = parse_checkpoint((log / CHECKPOINTS / LATEST).read_bytes(), trust).size
+    except (FileNotFoundError, NoteError):
+        sealed = -1
+    if len(_lines(log)) != sealed:
+        with AuditLog.open(log, read_origin(log)) as writer:
+            writer.checkpoint()
+
+
+def _writable(log: Path) -> bool:
+    return os.access(log, os.W_OK) and os.access(log / ENTRIES, os.W_OK)
 
 
 @click.group("audit")
@@ -162,14 +178,7 @@ def evidence(ctx, person, out, sla) -> None:
     sla_seconds = _sla(sla)
     trust = _trust(None, log, 2)
     try:
-        latest = parse_checkpoint((log / CHECKPOINTS / LATEST).read_bytes(), trust)
-        sealed = latest.size
-    except (FileNotFoundError, NoteError):
-        sealed = -1
-    try:
-        if len(_lines(log)) != sealed:
-            with AuditLog.open(log, read_origin(log)) as writer:
-                writer.checkpoint()
+        _seal(log, trust)
         summary = build_evidence(log, person, out, trust, sla_seconds=sla_seconds)
     except (AuditError, NoteError, OSError) as exc:
         _fail(str(exc), 2)
@@ -215,15 +224,18 @@ def _leavers(ctx: click.Context, path: Path | None) -> Any:
               help="Only this person (id or employee id); repeat for an auditor's sample.")
 @click.option("--trusted-keys", type=click.Path(dir_okay=False, path_type=Path),
               help="Pinned trust list (default: the log's own trusted-keys.txt; pin a copy out of band).")
+@click.option("--seal/--no-seal", default=None,
+              help="Sign a checkpoint over entries not yet sealed before reporting (default: when the log is writable).")
 @click.pass_context
-def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys) -> None:
+def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal) -> None:
     """Write the auditors' report for a period: per person, termination and access-removal times.
 
     Built only from a log that verifies (exit 1 and where it fails otherwise); exit 2 for bad input.
+    The report covers the entries under the newest checkpoint; by default the command seals first.
     """
     from .._audit._report import Period, ReportError, build_report
     from .._audit._report_csv import report_csv
-    from .._audit._report_html import render_report
+    from .._audit._report_html import render_report, unsealed_notice
 
     try:
         period = Period.parse(start, end)
@@ -236,6 +248,11 @@ def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys) -> Non
     log = _log_dir(ctx)
     trust = _trust(trusted_keys, log, 1) if trusted_keys else None
     hr = _leavers(ctx, leavers)
+    if seal or (seal is None and (log / ENTRIES).exists() and _writable(log)):
+        try:
+            _seal(log, _trust(None, log, 2))
+        except (AuditError, NoteError, OSError):
+            pass  # the writer refuses to sign a log it cannot prove: the verification below says where it fails
     try:
         built = build_report(log, trust, period=period, sla_seconds=sla_seconds, people=sample or None, leavers=hr,
                              trust_source=str(trusted_keys) if trusted_keys else None)
@@ -257,6 +274,8 @@ def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys) -> Non
     click.echo(f"{'wrote ' + str(out) if out is not None and str(out) != '-' else 'report'}: {s['people']} people, "
                f"{s['cases']} cases ({s['complete']} complete, {s['incomplete']} incomplete, {s['open']} open), "
                f"{len(s['over_deadline'])} over the {sla} deadline; verified at checkpoint size {built.checkpoint.size}", err=True)
+    if built.unsealed:
+        click.echo(unsealed_notice(built), err=True)
     missing = built.reconciliation.missing if built.reconciliation else []
     if missing:
         click.echo(f"{len(missing)} leaver(s) from {built.reconciliation.source} have no case: "
