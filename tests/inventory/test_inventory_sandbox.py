@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
@@ -92,9 +92,11 @@ def test_sweep_revokes_exactly_the_37_and_orphans_are_exactly_the_planted(compan
 def test_a_corrupted_export_halts_the_sandbox_sweep_with_no_action(company_config, tmp_path, run, home):
     sb, config = company_config
     people = json.loads(open(config["people"][0]["settings"]["path"]).read())
-    yesterday = (date.today() - timedelta(days=1)).isoformat()
-    for row in people[: 600]:  # the export claims 60% of the company left yesterday
-        row["end_date"] = yesterday
+    # A date means the end of that day in the person's zone: two days ago has ended everywhere (UTC-12 included),
+    # whatever the hour this runs at; yesterday has not yet ended in the Americas before 08:00 UTC.
+    ended = (datetime.now(timezone.utc).date() - timedelta(days=2)).isoformat()
+    for row in people[: 600]:  # the export claims 60% of the company left
+        row["end_date"] = ended
     corrupt = tmp_path / "people.json"
     corrupt.write_text(json.dumps(people))
     config = {**config, "people": [{"type": "hr_export", "settings": {"path": str(corrupt)}}]}
