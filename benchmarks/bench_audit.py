@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from offboard._audit import AuditLog, KeySigner, build_evidence, load_trust, verify_evidence, verify_log
-from offboard._audit._note import generate_skey
+from offboard.audit import AuditLog, KeySigner, build_evidence, load_trust, verify_evidence, verify_log
+from offboard.audit._note import generate_skey
 
 ORIGIN = "bench.example/offboard/audit/v1"
 SYSTEMS = ("entra", "google", "slack", "github", "ldap", "scim")

@@ -220,7 +220,7 @@ def throttled_share(stats: dict[str, Any]) -> tuple[int, int]:
 def engine_config(raw: dict[str, Any], scale: float, **extra: Any) -> Any:
     """The sandbox's config with every connector's rate divided by ``scale``."""
     from offboard import plugins
-    from offboard._config import Config, ConnectorConfig
+    from offboard.config._config import Config, ConnectorConfig
 
     classes = plugins.connector_classes()
     connectors = {}
@@ -244,7 +244,7 @@ def plan_all(engine: Any, people: list[Any], threads: int = 8) -> tuple[list[Any
 
 
 def _bulk(people: int, scale: float, seed: int, latency_ms: float) -> dict[str, Any]:
-    from offboard._engine import Engine
+    from offboard.engine._engine import Engine
 
     out: dict[str, Any] = {}
     home = Path(tempfile.mkdtemp(prefix="offboard-bench-bulk-"))
@@ -279,7 +279,7 @@ def _bulk(people: int, scale: float, seed: int, latency_ms: float) -> dict[str, 
 
 
 def _baseline(people: int, sample: int, scale: float, seed: int, latency_ms: float) -> dict[str, Any]:
-    from offboard._engine import Engine
+    from offboard.engine._engine import Engine
 
     home = Path(tempfile.mkdtemp(prefix="offboard-bench-baseline-"))
     with RemoteSandbox(people, seed, window_scale=scale, latency_ms=latency_ms) as sandbox:
@@ -299,7 +299,7 @@ def _baseline(people: int, sample: int, scale: float, seed: int, latency_ms: flo
 
 def run(people: int = PEOPLE, scale: float = SCALE, baseline: int = BASELINE, seed: int = SEED, latency_ms: float = 0.0) -> dict[str, Any]:
     """Run the bulk scenario and its baseline; print the table; return the figures."""
-    from offboard._logging import configure_logging
+    from offboard.config._logging import configure_logging
 
     configure_logging(-1)  # errors only: retries on 429 are counted by the sandbox, not logged line by line
     console.print(f"[bold]Bulk[/]: {people} people x 5 sandbox systems under the vendors' default limits, windows and connector "

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from offboard import Account, AccountPage, Action, CheckResult, Connector, ConnectorSettings, Person, Receipt, Verification, hookimpl, plugins
-from offboard._config import Config, ConnectorConfig
-from offboard._engine import Engine
+from offboard.config._config import Config, ConnectorConfig
+from offboard.engine._engine import Engine
 
 from ._common import median, report, stopwatch, verdict
 

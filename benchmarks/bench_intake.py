@@ -29,9 +29,9 @@ import httpx
 import uvicorn
 from standardwebhooks import Webhook
 
-from offboard._config import Config
-from offboard._engine import Engine
-from offboard._server import create_app
+from offboard.config._config import Config
+from offboard.engine._engine import Engine
+from offboard.web._app import create_app
 
 from ._common import report, verdict
 
@@ -103,9 +103,9 @@ async def _blast(url: str, requests: list[tuple[bytes, dict]], concurrency: int)
 SERVER = """
 import sys, uvicorn
 from pathlib import Path
-from offboard._config import Config
-from offboard._engine import Engine
-from offboard._server import create_app
+from offboard.config._config import Config
+from offboard.engine._engine import Engine
+from offboard.web._app import create_app
 engine = Engine.open(Config(server={"webhook_secret": "env:%s"}), Path(sys.argv[1]))
 uvicorn.run(create_app(engine, process=False), host="127.0.0.1", port=int(sys.argv[2]), log_level="error", access_log=False)
 """ % SECRET_ENV

@@ -19,9 +19,9 @@ CHILD = textwrap.dedent(f"""
     import json, resource, sys, tempfile, time
     from pathlib import Path
     from offboard import Account, AccountPage, Connector, ConnectorSettings, hookimpl, plugins
-    from offboard._config import Config
-    from offboard._engine import Engine
-    from offboard._inventory import sync
+    from offboard.config._config import Config
+    from offboard.engine._engine import Engine
+    from offboard.inventory._inventory import sync
 
     class Listing(Connector):
         '''A system that lists {PER_SYSTEM} accounts in pages of {PAGE}, built on demand like an API would stream them.'''

@@ -83,9 +83,9 @@ def one_run(workers: int, people: int, concurrency: int, latency_ms: float, seed
     import sqlalchemy as sa
     import yaml
 
-    from offboard._config import Config
-    from offboard._distributed import attach
-    from offboard._engine import Engine
+    from offboard.config._config import Config
+    from offboard.engine._distributed import attach
+    from offboard.engine._engine import Engine
 
     schema, admin = _schema()
     home = Path(tempfile.mkdtemp(prefix="offboard-bench-scaleout-"))
@@ -125,7 +125,7 @@ def run(people: int = PEOPLE, workers: tuple[int, ...] = WORKERS, concurrency: i
     """Run the scaling table; print it; return one dict per worker count."""
     from rich.table import Table
 
-    from offboard._logging import configure_logging
+    from offboard.config._logging import configure_logging
 
     configure_logging(-1)
     console.print(f"[bold]Scale-out[/]: {people} people x 5 sandbox systems (rate limits off, {latency_ms:g} ms per request), "

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Iterator, Literal
 import importlib
 from pydantic import Field, field_validator, model_validator
 
-from offboard._secrets import Secret
+from offboard.config._secrets import Secret
 from offboard.connector import Connector, ConnectorSettings
 from offboard.errors import AuthError, NotFound, PermanentError, PermissionDenied, TransientError
 from offboard.hookspecs import hookimpl

@@ -4,7 +4,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time names load on first use
-    from ._secrets import Secret
+    from .config._secrets import Secret
     from .connector import Connector, ConnectorSettings
     from .errors import (
         AuthError, ConfigError, ConnectorError, NotFound, OffboardError, PermanentError, PermissionDenied,
@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
     )
 
 _HOMES = {
-    "Secret": "._secrets",
+    "Secret": ".config._secrets",
     "Connector": ".connector",
     "ConnectorSettings": ".connector",
     "hookimpl": ".hookspecs",

@@ -16,7 +16,7 @@ from .errors import PluginError
 __all__ = ["get_plugin_manager", "connector_classes", "reset"]
 
 #: Core modules that implement hooks, registered like any plugin.
-DEFAULT_PLUGINS = ("offboard._notifiers", "offboard._hr_adapters", "offboard._people")
+DEFAULT_PLUGINS = ("offboard.checklist._notifiers", "offboard.intake._hr_adapters", "offboard.inventory._people")
 
 _pm: pluggy.PluginManager | None = None
 _lock = threading.Lock()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from offboard._audit import AuditLog, FileSigner
+from offboard.audit import AuditLog, FileSigner
 from offboard.cli.audit import audit
 
 ORIGIN = "test.example/offboard/audit/v1"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from offboard._audit import AuditError, AuditLog, FileSigner, load_trust, use_database, verify_log
-from offboard._audit._database import audit_checkpoints, audit_entries, sync_mirror
-from offboard._audit._note import parse_checkpoint
-from offboard._store import metadata
+from offboard.audit import AuditError, AuditLog, FileSigner, load_trust, use_database, verify_log
+from offboard.audit._database import audit_checkpoints, audit_entries, sync_mirror
+from offboard.audit._note import parse_checkpoint
+from offboard.state._store import metadata
 
 pytestmark = pytest.mark.postgres
 
@@ -21,7 +21,7 @@ WORKER = r"""
 import sys
 from pathlib import Path
 import sqlalchemy as sa
-from offboard._audit import AuditLog, FileSigner, use_database
+from offboard.audit import AuditLog, FileSigner, use_database
 
 directory, url, name, count = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 origin = (directory / "origin").read_text().strip()

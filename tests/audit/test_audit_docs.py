@@ -7,9 +7,9 @@ import re
 from hashlib import sha256
 from pathlib import Path
 
-from offboard._audit._entry import canonical, check_common, parse_entry
-from offboard._audit._merkle import Tree, leaf_hash, verify_consistency, verify_inclusion
-from offboard._audit._note import (
+from offboard.audit._entry import canonical, check_common, parse_entry
+from offboard.audit._merkle import Tree, leaf_hash, verify_consistency, verify_inclusion
+from offboard.audit._note import (
     KeySigner,
     TrustList,
     checkpoint_text,
@@ -25,7 +25,7 @@ ORIGIN = "corp.example/offboard/audit/v1"
 
 def vector_signer() -> KeySigner:
     seed = sha256(b"offboard audit-format test vector").digest()
-    from offboard._audit._note import b64, vkey_for
+    from offboard.audit._note import b64, vkey_for
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offboard._audit._entry import EntryError, _orjson, canonical, fast_parse, parse_entry
+from offboard.audit._entry import EntryError, _orjson, canonical, fast_parse, parse_entry
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from offboard._audit import KeySigner
-from offboard._audit._note import checkpoint_text, generate_skey, sign_note
+from offboard.audit import KeySigner
+from offboard.audit._note import checkpoint_text, generate_skey, sign_note
 
 
 def export(audit_kit, person: str, out: Path, *extra: str) -> Path:

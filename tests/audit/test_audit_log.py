@@ -11,8 +11,8 @@ import pluggy
 import pytest
 
 from offboard import hookspecs
-from offboard._audit import AuditError, AuditLog, EntryError, FileSigner, KeySigner, verify_log
-from offboard._audit._note import generate_skey
+from offboard.audit import AuditError, AuditLog, EntryError, FileSigner, KeySigner, verify_log
+from offboard.audit._note import generate_skey
 
 
 def test_open_creates_key_0600_and_trust_list(audit_home, audit_kit):
@@ -215,8 +215,8 @@ def test_rotate_key_cross_signs_and_retires(sealed_log, pinned_keys, audit_kit, 
     assert result.exit_code == 1 and "not in the trusted keys" in result.output
     # A checkpoint signed only by the retired key after its valid_to_size is rejected.
     retired = KeySigner(old_key)
-    from offboard._audit._note import checkpoint_text, sign_note
-    from offboard._audit._merkle import Tree, leaf_hash
+    from offboard.audit._note import checkpoint_text, sign_note
+    from offboard.audit._merkle import Tree, leaf_hash
     lines = (sealed_log / "entries.jsonl").read_bytes().splitlines()
     forged = sign_note(checkpoint_text(audit_kit.origin, len(lines), Tree([leaf_hash(x) for x in lines]).root()), [retired])
     (sealed_log / "checkpoints" / "latest.note").write_text(forged)

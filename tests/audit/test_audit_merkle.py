@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offboard._audit._merkle import (
+from offboard.audit._merkle import (
     EMPTY_ROOT,
     CompactRange,
     Tree,

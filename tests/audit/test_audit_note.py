@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from offboard._audit._merkle import Tree, leaf_hash
-from offboard._audit._note import (
+from offboard.audit._merkle import Tree, leaf_hash
+from offboard.audit._note import (
     KeySigner,
     NoteError,
     TrustedKey,

@@ -15,12 +15,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from offboard._audit import AuditLog, read_origin
-from offboard._audit._report import Period, ReportError, build_report, duration
-from offboard._audit._report_csv import CSV_COLUMNS
-from offboard._config import load_config
-from offboard._engine import Engine
-from offboard._paths import data_dir
+from offboard.audit import AuditLog, read_origin
+from offboard.audit._report import Period, ReportError, build_report, duration
+from offboard.audit._report_csv import CSV_COLUMNS
+from offboard.config._config import load_config
+from offboard.engine._engine import Engine
+from offboard.config._paths import data_dir
 from offboard.cli._main import cli
 
 SLA = 24 * 3600
@@ -372,7 +372,7 @@ def test_checklists_followups_and_cancelled_cases(audit_home, audit_kit):
     assert (task.status, task.by, task.at, task.note) == ("done", "Ivy", "2026-01-02T09:00:00.000Z", "received at the front desk")
     kinds = {(x.case, x.kind) for x in built.exceptions}
     assert ("c-1", "checklist open") in kinds and ("c-4", "cancelled") in kinds
-    from offboard._audit._report_html import render_report
+    from offboard.audit._report_html import render_report
 
     text = visible(render_report(built))
     assert "Return the laptop it@corp.example yes" in text and "Ivy" in text

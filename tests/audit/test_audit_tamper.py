@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from offboard._audit import AuditLog, KeySigner
-from offboard._audit._merkle import Tree, leaf_hash
-from offboard._audit._note import checkpoint_text, generate_skey, sign_note
+from offboard.audit import AuditLog, KeySigner
+from offboard.audit._merkle import Tree, leaf_hash
+from offboard.audit._note import checkpoint_text, generate_skey, sign_note
 
 
 def lines_of(directory: Path) -> list[bytes]:
@@ -354,7 +354,7 @@ def test_compliance_approval_without_approver_and_incomplete_case(audit_home, au
 def verify_mode(request, monkeypatch):
     """Every tamper case also runs with the log cut into three stretches scanned by worker processes."""
     if request.param == "three processes":
-        from offboard._audit import _verify
+        from offboard.audit import _verify
 
         monkeypatch.setattr(_verify, "MIN_BYTES_PER_PROCESS", 1)
         monkeypatch.setattr(_verify, "_cpus", lambda: 3)

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offboard._audit import _verify, verify_log
-from offboard._audit._entry import _maybe_float, fast_parse
-from offboard._audit._merkle import leaf_hash
+from offboard.audit import _verify, verify_log
+from offboard.audit._entry import _maybe_float, fast_parse
+from offboard.audit._merkle import leaf_hash
 
 PEOPLE = ("p-alice", "p-bob", "p-carol", "p-dan")
 

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from offboard import CaseStatus
-from offboard._config import load_config
-from offboard._engine import Engine
-from offboard._distributed import attach
-from offboard._paths import data_dir
+from offboard.config._config import load_config
+from offboard.engine._engine import Engine
+from offboard.engine._distributed import attach
+from offboard.config._paths import data_dir
 
 from .. import _fakes
 
@@ -172,8 +172,8 @@ def test_500_people_in_five_sandbox_systems_with_a_worker_killed(pg_url, home, t
 
 
 def test_the_shared_bucket_paces_calls_at_its_rate(pg_url):
-    from offboard._distributed import SharedBucket
-    from offboard._store import Store
+    from offboard.engine._distributed import SharedBucket
+    from offboard.state._store import Store
 
     store = Store(pg_url)
     store.migrate()

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from offboard import CaseStatus, UnknownPerson
-from offboard._config import load_config
-from offboard._engine import Engine
-from offboard._paths import data_dir
+from offboard.config._config import load_config
+from offboard.engine._engine import Engine
+from offboard.config._paths import data_dir
 
 from .. import _fakes
 
@@ -147,7 +147,7 @@ def test_undo_restores_what_is_reversible(make_company):
 def test_followups_are_scheduled_and_run_when_due(make_company, tmp_path):
     from datetime import timedelta
 
-    from offboard._store import utcnow
+    from offboard.state._store import utcnow
 
     company = make_company(systems=1)
     policy = tmp_path / "staged.yaml"
@@ -213,7 +213,7 @@ def test_an_action_interrupted_after_its_write_is_read_back_not_applied_again(ma
 def test_with_lanes_the_system_rate_counts_requests_not_calls(tmp_path):
     """A connector that makes several requests per call is held to its system rate per request."""
     from offboard import Account, CheckResult, Connector, Person, Receipt, Verification, hookimpl, plugins
-    from offboard._config import Config, ConnectorConfig
+    from offboard.config._config import Config, ConnectorConfig
 
     class Chatty(Connector):
         name = "chatty_lanes"

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from offboard import Account, Person
-from offboard._config import Config, ConnectorConfig
-from offboard._engine import Engine
-from offboard._policy import Policy
-from offboard._store import Store
+from offboard.config._config import Config, ConnectorConfig
+from offboard.engine._engine import Engine
+from offboard.config._policy import Policy
+from offboard.state._store import Store
 
 from .. import _fakes
 

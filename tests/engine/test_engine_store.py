@@ -6,9 +6,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from offboard._config import Config, ConnectorConfig
-from offboard._engine import Engine
-from offboard._store import Store, metadata
+from offboard.config._config import Config, ConnectorConfig
+from offboard.engine._engine import Engine
+from offboard.state._store import Store, metadata
 
 from .. import _fakes
 
@@ -20,7 +20,7 @@ def store_url(request, tmp_path):
     return request.getfixturevalue("pg_url")
 
 
-TABLE_MODULES = ("offboard._intake", "offboard._inventory", "offboard._distributed", "offboard._audit._database", "offboard._tasks")
+TABLE_MODULES = ("offboard.intake._intake", "offboard.inventory._inventory", "offboard.engine._distributed", "offboard.audit._database", "offboard.checklist._tasks")
 
 
 def test_migrations_build_exactly_the_declared_schema(store_url, tmp_path):

@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 
-from offboard._store import Store
+from offboard.state._store import Store
 
 
 def write_hr(path: Path, people: Iterable[tuple[str, str]], leavers: Iterable[str] = (), **overrides: dict[str, Any]) -> Path:

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from offboard import Secret
-from offboard._config import load_config
-from offboard._engine import Engine
-from offboard._notifiers import EmailNotifier, Notice, NotifyError, SlackNotifier, send_end_date_notices
+from offboard.config._config import load_config
+from offboard.engine._engine import Engine
+from offboard.checklist._notifiers import EmailNotifier, Notice, NotifyError, SlackNotifier, send_end_date_notices
 from offboard.sandbox import Sandbox
 
 from .._smtp import free_port, wait_for
@@ -120,7 +120,7 @@ def test_notices_go_to_managers_and_the_it_channel_in_the_slack_sandbox(tmp_path
                 assert person.email in by_channel[manager_uid]
             assert len(sim.messages) == len(due)
 
-            from offboard._notifiers import case_closed
+            from offboard.checklist._notifiers import case_closed
 
             case_closed(engine=engine, case={"id": "case-x", "status": "incomplete", "person_id": "p@corp.example"}, summary=["slack p: failed (boom)"])
             last = sim.messages[-1]
@@ -151,7 +151,7 @@ def test_delivery_errors_are_clear_and_never_show_secrets(tmp_path):
 
 
 def test_bad_notifier_config_names_the_key(tmp_path):
-    from offboard._notifiers import notifiers_for
+    from offboard.checklist._notifiers import notifiers_for
     from offboard.errors import ConfigError
 
     config = load_config(_write(tmp_path, {"notifiers": {"it": {"type": "pager", "settings": {}}}}))

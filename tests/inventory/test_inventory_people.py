@@ -9,7 +9,7 @@ import ldap3
 import pytest
 
 from offboard import Secret
-from offboard._people import DirectoryAttribute, EntraLeaveDate, GoogleCustomSchema, directory_date
+from offboard.inventory._people import DirectoryAttribute, EntraLeaveDate, GoogleCustomSchema, directory_date
 from offboard.errors import OffboardError
 from offboard.sandbox import Sandbox
 from tests.connectors._directories import Slapd

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offboard._config import Config
-from offboard._engine import Engine
-from offboard._inventory import _upsert, inventory_accounts
-from offboard._policy import Policy
-from offboard._store import Store
-from offboard._sweep import run_sweep
+from offboard.config._config import Config
+from offboard.engine._engine import Engine
+from offboard.inventory._inventory import _upsert, inventory_accounts
+from offboard.config._policy import Policy
+from offboard.state._store import Store
+from offboard.inventory._sweep import run_sweep
 from offboard.models import Account, ActionKind, Person
 
 from .. import _fakes
@@ -65,7 +65,7 @@ def engine(tmp_path_factory):
         "people": [{"type": "hr_export", "settings": {"path": str(hr)}}],
         "limits": {"max_cases": 1000, "max_percent": 100},
     })
-    from offboard._config import load_plugins
+    from offboard.config._config import load_plugins
 
     load_plugins(config)
     store = Store.open(None, root)

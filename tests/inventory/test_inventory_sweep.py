@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from offboard._config import load_config
-from offboard._engine import Engine
-from offboard._inventory import Correlator, PeopleIndex, Rules, load_mapping, sync
-from offboard._sweep import past_end, run_sweep
+from offboard.config._config import load_config
+from offboard.engine._engine import Engine
+from offboard.inventory._inventory import Correlator, PeopleIndex, Rules, load_mapping, sync
+from offboard.inventory._sweep import past_end, run_sweep
 from offboard.models import Account, Person
 
 from .. import _fakes
@@ -187,7 +187,7 @@ def test_orphans_lists_unowned_and_inactive_owners_only(make_company, tmp_path, 
 
 
 def test_end_dates_are_read_in_the_persons_time_zone(tmp_path):
-    from offboard._people import HRExport
+    from offboard.inventory._people import HRExport
 
     path = tmp_path / "hr.csv"
     path.write_text("email,type,end_date,timezone\nkiri@x.example,contractor,2030-01-01,Pacific/Kiritimati\n"

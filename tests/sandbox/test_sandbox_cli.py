@@ -11,7 +11,7 @@ import time
 import httpx
 import yaml
 
-from offboard._config import Config
+from offboard.config._config import Config
 
 
 def test_sandbox_up_serves_and_prints_a_usable_config(tmp_path):

@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from standardwebhooks import Webhook
 
-from offboard._config import load_config
-from offboard._engine import Engine
-from offboard._intake import hr_events
-from offboard._paths import data_dir
-from offboard._server import create_app
+from offboard.config._config import load_config
+from offboard.engine._engine import Engine
+from offboard.intake._intake import hr_events
+from offboard.config._paths import data_dir
+from offboard.web._app import create_app
 
 SECRET_ENV = "OFFBOARD_TEST_WEBHOOK_SECRET"
 

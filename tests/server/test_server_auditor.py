@@ -11,8 +11,8 @@ from hashlib import sha256
 
 import pytest
 
-from offboard._audit import load_trust, verify_evidence
-from offboard._server import create_app
+from offboard.audit import load_trust, verify_evidence
+from offboard.web._app import create_app
 from offboard.errors import ConfigError
 
 from ._auditor import TOKEN_ENV, bearer, start_auditor
@@ -192,7 +192,7 @@ def debug_logs(capsys):
 
     import structlog
 
-    from offboard._logging import configure_logging
+    from offboard.config._logging import configure_logging
 
     saved, root = structlog.get_config(), logging.getLogger()
     handlers, level = list(root.handlers), root.level
@@ -268,7 +268,7 @@ def test_the_pages_are_documented_in_openapi(auditor):
 def test_the_pages_verify_with_a_pinned_trust_list_when_one_is_configured(make_company, monkeypatch, clock, tmp_path):
     import shutil
 
-    from offboard._audit import AuditLog, FileSigner
+    from offboard.audit import AuditLog, FileSigner
 
     server, token = start_auditor(make_company, monkeypatch, clock)
     company = server.company

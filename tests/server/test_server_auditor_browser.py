@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from offboard._audit import AuditLog, load_trust, verify_evidence
-from offboard._server import create_app
+from offboard.audit import AuditLog, load_trust, verify_evidence
+from offboard.web._app import create_app
 
 from ._auditor import bearer, configure_auditor, open_engine, run_cases
 from ._support import Clock

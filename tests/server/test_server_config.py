@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from offboard._config import load_config
-from offboard._server import create_app
+from offboard.config._config import load_config
+from offboard.web._app import create_app
 from offboard.errors import ConfigError
 
 from ._support import Clock, configure, event, new_secret, open_engine
@@ -78,7 +78,7 @@ def test_bad_server_settings_name_the_key(make_company, monkeypatch, server, wor
 
 
 def test_the_secret_never_appears_in_answers_or_logs(server, capsys):
-    from offboard._logging import configure_logging
+    from offboard.config._logging import configure_logging
 
     configure_logging(2, json=True)
     raw = base64.b64decode(server.secret.removeprefix("whsec_"))

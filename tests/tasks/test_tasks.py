@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from offboard._config import load_config
-from offboard._engine import Engine
-from offboard._sweep import run_sweep
-from offboard._tasks import list_tasks, send_reminders
+from offboard.config._config import load_config
+from offboard.engine._engine import Engine
+from offboard.inventory._sweep import run_sweep
+from offboard.checklist._tasks import list_tasks, send_reminders
 from offboard.models import CaseStatus
 
 from .._smtp import wait_for

@@ -52,7 +52,7 @@ def policies() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def validate(files: tuple[Path, ...], as_json: bool) -> None:
     """Validate policy FILES (default: every bundled and configured policy)."""
-    from .._policy import load_policy, policy_files
+    from ..config._policy import load_policy, policy_files
     from ..errors import ConfigError
 
     paths = list(files) or policy_files()
@@ -78,7 +78,7 @@ def validate(files: tuple[Path, ...], as_json: bool) -> None:
 @click.pass_obj
 def list_policies(app: App) -> None:
     """List the policies in effect."""
-    from .._policy import load_policies
+    from ..config._policy import load_policies
 
     base = app.config.source.parent if app.config.source else None
     for name, policy in sorted(load_policies(app.config.policies, base).items()):
@@ -94,7 +94,7 @@ def list_policies(app: App) -> None:
 def demo(app: App, people: int, latency: int, seed: int, yes: bool) -> None:
     """Revoke a departing person across a simulated company, end to end."""
     try:
-        from .._demo import run_demo
+        from ._demo import run_demo
     except ImportError as exc:
         click.echo(f"error: the demo needs the sandbox, which this build lacks ({exc})", err=True)
         sys.exit(EXIT_USAGE)

@@ -95,13 +95,13 @@ class OffboardGroup(click.Group):
         except Exception as exc:
             if os.environ.get("OFFBOARD_DEBUG"):
                 raise
-            from .._logging import redact
+            from ..config._logging import redact
 
             _fail(f"unexpected {type(exc).__name__}: {redact(str(exc))} (set OFFBOARD_DEBUG=1 for a traceback)", EXIT_UNEXPECTED)
 
 
 def _fail(message: str, code: int) -> None:
-    from .._logging import redact
+    from ..config._logging import redact
 
     click.echo(f"error: {redact(message)}", err=True)
     sys.exit(code)
@@ -132,7 +132,7 @@ def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, ver
     if config_path is not None:
         os.environ["OFFBOARD_CONFIG"] = str(config_path)
     ctx.obj = App(config_path, verbose)
-    from .._logging import configure_logging
+    from ..config._logging import configure_logging
 
     configure_logging(verbose)
 
@@ -149,19 +149,19 @@ class App:
     @property
     def config(self) -> Any:
         if self._config is None:
-            from .._config import load_config
+            from ..config._config import load_config
 
             self._config = load_config(self.config_path)
         return self._config
 
     def engine(self) -> Any:
         if self._engine is None:
-            from .._engine import Engine
-            from .._paths import data_dir
+            from ..engine._engine import Engine
+            from ..config._paths import data_dir
 
             self._engine = Engine.open(self.config, data_dir())
             if self.config.execution == "distributed":
-                from .._distributed import attach
+                from ..engine._distributed import attach
 
                 attach(self._engine)
             click.get_current_context().call_on_close(self._engine.close)

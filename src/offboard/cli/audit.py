@@ -10,12 +10,12 @@ from typing import Any, NoReturn
 
 import click
 
-from .._audit import AuditError, AuditLog, NoteError, Tree, build_evidence, leaf_hash, load_trust, read_origin
-from .._audit import verify_consistency, verify_evidence, verify_log
-from .._audit._cases import parse_duration
-from .._audit._log import CHECKPOINTS, ENTRIES, LATEST, TRUSTED_KEYS
-from .._audit._note import b64, parse_checkpoint
-from .._paths import data_dir
+from ..audit import AuditError, AuditLog, NoteError, Tree, build_evidence, leaf_hash, load_trust, read_origin
+from ..audit import verify_consistency, verify_evidence, verify_log
+from ..audit._cases import parse_duration
+from ..audit._log import CHECKPOINTS, ENTRIES, LATEST, TRUSTED_KEYS
+from ..audit._note import b64, parse_checkpoint
+from ..config._paths import data_dir
 
 __all__ = ["audit"]
 
@@ -188,7 +188,7 @@ def evidence(ctx, person, out, sla) -> None:
 
 def _leavers(ctx: click.Context, path: Path | None) -> Any:
     """HR's leavers: the --leavers file, else the configured people sources, else None."""
-    from .._audit._reconcile import configured_sources, from_sources, leavers_from_csv
+    from ..audit._reconcile import configured_sources, from_sources, leavers_from_csv
     from ..errors import OffboardError
 
     if path is not None:
@@ -201,7 +201,7 @@ def _leavers(ctx: click.Context, path: Path | None) -> Any:
         if root is not None and hasattr(root, "config"):
             config = root.config
         else:
-            from .._config import load_config
+            from ..config._config import load_config
 
             config = load_config()
         return from_sources(configured_sources(config))
@@ -233,9 +233,9 @@ def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal) 
     Built only from a log that verifies (exit 1 and where it fails otherwise); exit 2 for bad input.
     The report covers the entries under the newest checkpoint; by default the command seals first.
     """
-    from .._audit._report import Period, ReportError, build_report
-    from .._audit._report_csv import report_csv
-    from .._audit._report_html import render_report, unsealed_notice
+    from ..audit._report import Period, ReportError, build_report
+    from ..audit._report_csv import report_csv
+    from ..audit._report_html import render_report, unsealed_notice
 
     try:
         period = Period.parse(start, end)

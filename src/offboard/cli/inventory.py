@@ -71,7 +71,7 @@ def inventory() -> None:
 @click.pass_obj
 def sync_command(app: App, systems: tuple[str, ...], as_json: bool, as_csv: bool) -> None:
     """List every account in every system and correlate it to people."""
-    from .._inventory import sync
+    from ..inventory._inventory import sync
 
     report = sync(app.engine(), list(systems) or None)
     rows = [s.to_dict() for s in report.systems]
@@ -91,7 +91,7 @@ def sync_command(app: App, systems: tuple[str, ...], as_json: bool, as_csv: bool
 @click.pass_obj
 def show(app: App, person: str, as_json: bool, as_csv: bool) -> None:
     """Every inventoried account of PERSON (email, alias or employee id)."""
-    from .._inventory import accounts_of
+    from ..inventory._inventory import accounts_of
 
     engine = app.engine()
     who = engine.resolve(person)
@@ -107,8 +107,8 @@ def show(app: App, person: str, as_json: bool, as_csv: bool) -> None:
 @click.pass_obj
 def orphans_command(app: App, include_protected: bool, as_json: bool, as_csv: bool) -> None:
     """Active accounts that belong to no active person."""
-    from .._inventory import orphans, people_index
-    from .._policy import Protection
+    from ..inventory._inventory import orphans, people_index
+    from ..config._policy import Protection
 
     engine = app.engine()
     if not engine.config.people:
@@ -128,7 +128,7 @@ def orphans_command(app: App, include_protected: bool, as_json: bool, as_csv: bo
 @click.pass_obj
 def sweep(app: App, dry_run: bool, approve: bool, approver: str | None, no_sync: bool, as_json: bool) -> None:
     """Revoke everyone past their end date who still has access."""
-    from .._sweep import ApprovalRequired, plan_rows, run_sweep
+    from ..inventory._sweep import ApprovalRequired, plan_rows, run_sweep
 
     if approver and not approve:
         raise click.UsageError("--approver is only meaningful with --approve")

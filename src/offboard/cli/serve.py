@@ -22,7 +22,7 @@ def serve(app: App, host: str | None, port: int | None) -> None:
     """Receive HR events over HTTP, run due work, and answer health and metrics."""
     import uvicorn
 
-    from .._server import ServerSettings, create_app
+    from ..web._app import ServerSettings, create_app
 
     settings = ServerSettings.from_config(app.config)  # config errors before anything listens
     engine = app.engine()
@@ -41,7 +41,7 @@ def serve(app: App, host: str | None, port: int | None) -> None:
 @click.pass_obj
 def events(app: App, unresolved: bool, limit: int, as_json: bool) -> None:
     """List received HR events and what became of them."""
-    from .._intake import list_events
+    from ..intake._intake import list_events
 
     rows = list_events(app.engine().store, unresolved=unresolved, limit=limit)
     if as_json:

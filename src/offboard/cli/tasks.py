@@ -60,7 +60,7 @@ def tasks(ctx: click.Context, case_ref: str | None, owner: str | None, overdue: 
     """List checklist tasks: open ones of every case, soonest due first."""
     if ctx.invoked_subcommand is not None:
         return
-    from .._tasks import list_tasks
+    from ..checklist._tasks import list_tasks
 
     engine = ctx.obj.engine()
     case_id = None
@@ -81,7 +81,7 @@ def tasks(ctx: click.Context, case_ref: str | None, owner: str | None, overdue: 
 
 
 def _close(app: App, case: str, task: str, status: str, by: str, note: str, as_json: bool) -> None:
-    from .._tasks import TaskError, close_task
+    from ..checklist._tasks import TaskError, close_task
 
     try:
         row = close_task(app.engine(), case, task, status=status, by=by, note=note)
@@ -126,7 +126,7 @@ def skip(app: App, case: str, task: str, by: str, reason: str, as_json: bool) ->
 @click.pass_obj
 def remind(app: App, as_json: bool) -> None:
     """Remind owners of tasks coming due and overdue (each once); run it from cron, or let `serve` sweeps do it."""
-    from .._tasks import send_reminders
+    from ..checklist._tasks import send_reminders
 
     engine = app.engine()
     if not engine.config.notifiers:

@@ -17,7 +17,7 @@ from ._main import EXIT_USAGE, App
 @click.pass_obj
 def worker(app: App, concurrency: int, stalled_after: float, heartbeat: float) -> None:
     """Run offboard's jobs from PostgreSQL; start as many as you like, on any machines."""
-    from .._distributed import run_worker
+    from ..engine._distributed import run_worker
 
     if app.config.execution != "distributed":
         click.echo("error: `offboard worker` needs `execution: distributed` and a PostgreSQL `store:` in the configuration", err=True)

@@ -1,0 +1,321 @@
+"""One audit log for many workers: PostgreSQL sequences the entries, each data directory mirrors them.
+
+With ``execution: distributed`` every worker process (on any machine) appends through
+``audit_entries``: under a transaction-scoped advisory lock it catches up the entries other
+processes added, computes its canonical lines exactly as a single process would (``seq``,
+``person_prev``), inserts them with gapless ``seq`` and commits. Checkpoints are signed under
+the same lock, so one process signs at a time and always over the whole table so far; each note
+is kept in ``audit_checkpoints``. When it signs (and when it closes) the process copies what its
+data directory lacks into the ordinary file log there, so ``offboard audit verify`` works
+unchanged; appends themselves touch only the database, which keeps them short.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from hashlib import sha256
+from typing import Any, Callable, Iterator
+
+import sqlalchemy as sa
+import structlog
+
+from ..state._store import metadata
+from ._entry import EntryError, strict_parse
+from ._log import CHECKPOINTS, LATEST, LEAF_HASHES, SEQUENCER, AuditError, AuditLog, FileStore, _write_atomic, checkpoint_name
+from ._merkle import CompactRange, leaf_hash
+
+__all__ = ["DatabaseStore", "audit_checkpoints", "audit_entries", "sync_mirror", "use_database"]
+
+log = structlog.get_logger("offboard.audit")
+
+audit_entries = sa.Table(
+    "audit_entries",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("line", sa.LargeBinary, nullable=False),  # the canonical JSON line, without its newline
+)
+
+audit_checkpoints = sa.Table(
+    "audit_checkpoints",
+    metadata,
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("note", sa.Text, nullable=False),  # the signed C2SP checkpoint
+)
+
+#: Entries are mirrored to the data directory when a checkpoint is signed, or after this many.
+MIRROR_EVERY = 5000
+#: ``pg_advisory_xact_lock`` key held while entries are sequenced or a checkpoint is signed.
+LOCK_KEY = int.from_bytes(sha256(b"offboard audit log").digest()[:8], "big", signed=True)
+
+
+def use_database(audit: AuditLog, db: sa.Engine) -> AuditLog:
+    """Sequence ``audit``'s entries through PostgreSQL from now on; its directory becomes a mirror.
+
+    The first process to attach an existing file log to an empty table uploads it; later
+    ones check that their directory holds a prefix of the table and catch up.
+    """
+    if db.dialect.name != "postgresql":
+        raise AuditError(f"the shared audit log needs PostgreSQL, not {db.dialect.name}")
+    if getattr(audit._store, "database", False):
+        return audit
+    files = audit._store
+    assert isinstance(files, FileStore)
+    store = DatabaseStore(files, db, audit)
+    with files.locked():
+        marker = audit.directory / SEQUENCER
+        if not marker.exists():
+            _write_atomic(marker, b"database\n")
+        audit.mirror = True
+        audit._store = store
+        try:
+            with store.locked():
+                store.reconcile()
+                audit._catch_up()
+                audit._adopt_signer()
+                latest = audit._read_latest()
+                if latest is not None and (audit._latest is None or latest.size > audit._latest.size):
+                    audit._latest = latest
+                if audit._latest is None or audit._latest.size < audit.size:
+                    audit._seal()
+            store._mirror()
+        except BaseException:
+            audit._store = files
+            raise
+    return audit
+
+
+class DatabaseStore:
+    """The sequencer for a shared log: ``audit_entries`` in PostgreSQL, mirrored to a ``FileStore``."""
+
+    database = True
+
+    def __init__(self, files: FileStore, db: sa.Engine, audit: AuditLog):
+        self.files, self.db, self.audit = files, db, audit
+        self.directory, self.path = files.directory, files.path
+        self.size = files.size  # entries this process has taken in (its Merkle state)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._conn: sa.Connection | None = None
+        self._pending: dict[int, bytes] = {}  # seq -> line, to mirror once committed
+        self._after: list[tuple[int, Callable[[], None]]] = []  # checkpoint files, after the lines they cover
+        self._published = 0  # largest checkpoint size whose files this process wrote or saw
+
+    @property
+    def offset(self) -> int:
+        return self.files.offset
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the log: the database lock, in one transaction (the directory is locked only to mirror)."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._depth = 1
+            try:
+                with self.db.begin() as conn:
+                    conn.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+                    self._conn = conn
+                    yield
+            except BaseException:
+                self._pending.clear()
+                self._after.clear()
+                with self.files.locked():
+                    self._reload()  # nothing was committed: forget what this scope took in
+                raise
+            finally:
+                self._conn = None
+                self._depth = 0
+            if self._after or len(self._pending) >= MIRROR_EVERY:
+                with self.files.locked():
+                    self._mirror()
+
+    def _db(self) -> sa.Connection:
+        if self._conn is None:
+            raise AuditError("the audit log's database lock is not held")
+        return self._conn
+
+    def read_new(self) -> tuple[list[bytes], bytes]:
+        """Entries other processes committed since this one last caught up."""
+        rows = self._db().execute(
+            sa.select(audit_entries.c.seq, audit_entries.c.line).where(audit_entries.c.seq >= self.size)
+            .order_by(audit_entries.c.seq)
+        ).all()
+        for i, row in enumerate(rows):
+            if row.seq != self.size + i:
+                raise AuditError(f"audit_entries has no entry {self.size + i} (next is {row.seq}): the table was altered")
+        return [bytes(row.line) for row in rows], b""
+
+    def advance(self, lines: list[bytes]) -> None:
+        """Account for lines taken in (they are mirrored after the commit)."""
+        for i, line in enumerate(lines):
+            self._pending[self.size + i] = line
+        self.size += len(lines)
+
+    def write(self, lines: list[bytes]) -> None:
+        """Insert lines at the next ``seq`` numbers (the primary key refuses a duplicate)."""
+        if lines:
+            self._db().execute(audit_entries.insert(), [{"seq": self.size + i, "line": line} for i, line in enumerate(lines)])
+        self.advance(lines)
+
+    def publish(self, size: int, note: str, write: Callable[[], None]) -> None:
+        """Keep a signed checkpoint in the table; its files follow the mirrored lines."""
+        self._db().execute(
+            sa.text("insert into audit_checkpoints (size, note) values (:size, :note) on conflict (size) do nothing"),
+            {"size": size, "note": note},
+        )
+        self._after.append((size, write))
+        self._published = max(self._published, size)
+
+    def latest_note(self) -> bytes | None:
+        """The newest checkpoint any process signed."""
+        note = self._db().execute(
+            sa.select(audit_checkpoints.c.note).order_by(audit_checkpoints.c.size.desc()).limit(1)
+        ).scalar()
+        return note.encode() if note is not None else None
+
+    def reconcile(self) -> None:
+        """Check this directory against the table; upload it into an empty table or extend the table with it."""
+        conn, audit = self._db(), self.audit
+        count = conn.execute(sa.select(sa.func.coalesce(sa.func.max(audit_entries.c.seq) + 1, 0))).scalar_one()
+        first = conn.execute(sa.select(audit_entries.c.line).where(audit_entries.c.seq == 0)).scalar()
+        if first is not None:
+            try:
+                origin = strict_parse(bytes(first)).get("log")
+            except EntryError:
+                origin = None
+            if origin != audit.origin:
+                raise AuditError(
+                    f"the database's audit log is {origin!r} but this process's is {audit.origin!r}: every worker must "
+                    "use the same audit origin and signing key (copy the audit directory's origin, signing.key and "
+                    "trusted-keys.txt to each machine, or use a checkpoint_signer plugin)"
+                )
+        local = self.files.size
+        if local == 0:
+            return
+        lines = _file_lines(self.files)
+        shared = min(local, count)
+        if shared:
+            theirs = conn.execute(sa.select(audit_entries.c.line).where(audit_entries.c.seq == shared - 1)).scalar_one()
+            if bytes(theirs) != lines[shared - 1]:
+                raise AuditError(
+                    f"the audit log in {self.directory} and the one in the database differ at entry {shared - 1}: "
+                    f"they are different logs. Move {self.directory} aside; it is rebuilt from the database"
+                )
+        if local > count:  # this directory is ahead: its entries continue the table's
+            conn.execute(audit_entries.insert(), [{"seq": seq, "line": lines[seq]} for seq in range(count, local)])
+            log.info("audit entries uploaded to the database", first=count, entries=local - count)
+
+    def _reload(self) -> None:
+        """Rebuild this process's view from the mirror after a rolled-back scope."""
+        audit, files = self.audit, self.files
+        files.size = files.offset = 0
+        audit._range = CompactRange()
+        audit._persons = {}
+        audit._store = files
+        try:
+            audit._load()
+        except AuditError as exc:
+            log.warning("could not reload the audit log after a failed write", error=str(exc))
+        finally:
+            audit._store = self
+            self.size = files.size
+
+    def _mirror(self) -> None:
+        """Copy committed entries, then the checkpoints over them, into the directory's file log."""
+        after, self._after = self._after, []
+        try:
+            sync_mirror(self.files, self.db, self._pending, after)
+        except (OSError, sa.exc.SQLAlchemyError) as exc:  # the table has them; the next commit or sync retries
+            log.warning("audit mirror not brought up to date", directory=str(self.directory), error=str(exc))
+        finally:
+            self._pending.clear()
+
+    def close(self) -> None:
+        """Bring the mirror up to date and release the files."""
+        try:
+            with self._lock, self.files.locked():
+                sync_mirror(self.files, self.db)
+        except (OSError, sa.exc.SQLAlchemyError) as exc:
+            log.warning("audit mirror not brought up to date", directory=str(self.directory), error=str(exc))
+        self.files.close()
+
+
+def _file_lines(files: FileStore) -> list[bytes]:
+    with open(files.path, "rb") as f:
+        data = f.read(files.offset)
+    return data.split(b"\n")[:-1]
+
+
+def sync_mirror(files: FileStore, db: sa.Engine, known: dict[int, bytes] | None = None,
+                after: list[tuple[int, Callable[[], None]]] = ()) -> int:
+    """Append to the file log what the table has beyond it, then the newest checkpoint it covers.
+
+    Call with ``files`` locked. ``known`` holds lines already at hand by ``seq``; ``after`` writes
+    checkpoint files once the lines are in. Returns the number of entries in the file afterwards.
+    """
+    known = known or {}
+    new, torn = files.read_new()  # other processes sharing this directory may have mirrored more
+    files.advance(new)
+    if torn:
+        files.truncate_tail()
+    _repair_hashes(files, new)
+    start = files.size
+    lines: list[bytes] = []
+    while start + len(lines) in known:
+        lines.append(known[start + len(lines)])
+    with db.connect() as conn:
+        rest = conn.execute(
+            sa.select(audit_entries.c.seq, audit_entries.c.line).where(audit_entries.c.seq >= start + len(lines))
+            .order_by(audit_entries.c.seq)
+        ).all()
+        for i, row in enumerate(rest):
+            if row.seq != start + len(lines):
+                break
+            lines.append(bytes(row.line))
+        if lines:
+            files.write(lines)
+        for size, write in after:
+            if size <= files.size:
+                write()
+        row = conn.execute(
+            sa.select(audit_checkpoints.c.size, audit_checkpoints.c.note).where(audit_checkpoints.c.size <= files.size)
+            .order_by(audit_checkpoints.c.size.desc()).limit(1)
+        ).first()
+    if row is not None:
+        folder = files.directory / CHECKPOINTS
+        folder.mkdir(exist_ok=True)
+        history = folder / checkpoint_name(row.size)
+        if not history.exists():
+            _write_atomic(history, row.note.encode())
+        if _latest_size(folder / LATEST) < row.size:
+            _write_atomic(folder / LATEST, row.note.encode())
+    return files.size
+
+
+def _latest_size(path: Any) -> int:
+    try:
+        return int(path.read_text().split("\n")[1])
+    except (OSError, IndexError, ValueError, UnicodeDecodeError):
+        return -1
+
+
+def _repair_hashes(files: FileStore, recent: list[bytes]) -> None:
+    """Make ``leafhashes.bin`` cover exactly the file's lines (a process may have died between the two writes)."""
+    path = files.directory / LEAF_HASHES
+    have, want = os.path.getsize(path) // 32, files.size
+    if os.path.getsize(path) == want * 32:
+        return
+    first_recent = files.size - len(recent)
+    if first_recent <= have <= want:
+        with open(path, "r+b") as f:
+            f.truncate(have * 32)
+        os.write(files._hash_fd, b"".join(leaf_hash(line) for line in recent[have - first_recent :]))
+    else:
+        files.reset_hashes(b"".join(leaf_hash(line) for line in _file_lines(files)))

@@ -1,0 +1,93 @@
+"""``offboard demo``: a departing person, a simulated company, every system, end to end."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..config._config import load_config
+from ..engine._engine import Engine
+from ..config._paths import data_dir
+from ..models import Person
+
+out = Console(highlight=False)
+
+
+def pick_departing(sandbox) -> Person:
+    """An employee with an account in every simulated system, not protected."""
+    for ident in sandbox.company.identities:
+        person = ident.person
+        if person and person.type == "employee" and set(ident.systems) >= set(sandbox.systems) and person.manager:
+            return person
+    for ident in sandbox.company.identities:
+        if ident.person:
+            return ident.person
+    raise RuntimeError("the simulated company has nobody in it; use --people 1 or more")
+
+
+def run_demo(people: int = 25, latency: int = 40, seed: int = 7) -> int:
+    """Run the demo; returns the exit code (0 complete, 3 incomplete)."""
+    from ._cases import Progress, print_checklist, print_plan, result_table
+    from ..sandbox import Sandbox
+
+    started = time.monotonic()
+    home = data_dir()
+    demo_dir = home / "demo"
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    out.print(f"[bold]offboard demo[/]: starting a simulated company of {people} people "
+              f"(Entra ID, Google Workspace, Slack, GitHub, a SCIM app; {latency} ms per request)")
+    with Sandbox(people=max(people, 1), seed=seed, latency_ms=latency, data_dir=demo_dir / "sandbox") as sandbox:
+        config_path = sandbox.write_config(demo_dir / "offboard.yaml")
+        engine = Engine.open(load_config(config_path), home)
+        try:
+            person = pick_departing(sandbox)
+            out.print(f"\n[bold]{escape(person.name or person.id)}[/] ({escape(person.id)}, {person.type}, manager "
+                      f"{escape(person.manager or '-')}) has left. What would happen:\n")
+            plan = engine.plan(person.id)
+            print_plan(plan)
+            out.print("\nRevoking in parallel across every system, then reading each one back:\n")
+            case_id = engine.open_case(plan, trigger="demo", reason="offboard demo")
+            with Progress(plan.actions, live=out.is_terminal) as progress:
+                result = engine.run_cases([case_id], progress)[0]
+            out.print(result_table(result, accounts=False))
+            out.print(read_back_table(sandbox, person))
+            print_checklist(result)
+        finally:
+            engine.close()
+    elapsed = time.monotonic() - started
+    colour = "green" if result.ok else "red"
+    out.print(f"\n[{colour}]Case {result.case_id}: {result.status.value}[/] in {elapsed:.1f} s.")
+    out.print(f"Its record: state in {home / 'offboard.db'}, signed audit log in {home / 'audit'}.")
+    out.print(f"Next: [bold]offboard status {result.case_id}[/]  and  [bold]offboard audit verify[/]"
+              + (f"  (data directory {home})" if not _is_default(home) else ""))
+    return 0 if result.ok else 3
+
+
+def read_back_table(sandbox, person: Person) -> Table:
+    """What each simulator now says about the person's account, read directly from its state."""
+    table = Table(title="Read back from each system", title_justify="left")
+    table.add_column("system")
+    table.add_column("state now")
+    for system in sandbox.systems:
+        state = sandbox.account(system, person.email or person.id)
+        table.add_row(system, escape(_summary(state)))
+    return table
+
+
+def _summary(state: dict | None) -> str:
+    if state is None:
+        return "no account"
+    keys = ("accountEnabled", "suspended", "active", "deleted", "state", "role", "memberOf", "groups", "assignedLicenses", "sessions")
+    shown = {k: state[k] for k in keys if k in state}
+    return json.dumps(shown or state, default=str)[:110]
+
+
+def _is_default(home: Path) -> bool:
+    import platformdirs
+
+    return home == Path(platformdirs.user_data_dir("offboard"))

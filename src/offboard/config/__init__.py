@@ -1,0 +1,1 @@
+"""Configuration, policies, secret references, paths and logging: what every subsystem reads."""

@@ -1,0 +1,218 @@
+"""The configuration file: one YAML document validated by pydantic.
+
+Errors name the file, the key and the problem. Secrets are references (``env:NAME``,
+``file:PATH``) resolved when the connector's settings are validated.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..errors import ConfigError
+
+__all__ = ["Config", "ConnectorConfig", "Limits", "TasksConfig", "load_config", "format_validation_error"]
+
+
+def time_of_day(value: str) -> str:
+    """Validate ``HH:MM`` or ``HH:MM:SS``; the value itself on success."""
+    from datetime import time
+
+    try:
+        time.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time of day (HH:MM or HH:MM:SS)") from None
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ConnectorConfig(_Strict):
+    """One connector instance: its type (connector name) and settings."""
+
+    type: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+    concurrency: int | None = Field(default=None, ge=1, le=256)
+    rate: float | None = Field(default=None, gt=0, description="requests per second")
+    burst: int | None = Field(default=None, ge=1)
+    rates: dict[str, float] = Field(default_factory=dict, description="per-lane rates (requests per second) overriding the connector's; '*' for every lane")
+
+
+class Limits(_Strict):
+    """Guards against mass mistakes and retry budgets."""
+
+    max_cases: int = Field(default=25, ge=1)
+    max_percent: float = Field(default=10.0, gt=0, le=100)
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    max_retry_wait: float = Field(default=120.0, gt=0)
+    max_rate_limited_wait: float = Field(default=900.0, gt=0, description="total seconds one call may wait on rate limits")
+    workers: int = Field(default=32, ge=1, le=512)
+
+
+class PeopleConfig(_Strict):
+    """A people source: its type and settings (see ``register_people_sources``)."""
+
+    type: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class TasksConfig(_Strict):
+    """Checklist settings: who each owner role is, where loaned equipment is listed, when to remind."""
+
+    owners: dict[str, list[str]] = Field(default_factory=dict, description="owner role -> email addresses reminders go to")
+    equipment: str | None = Field(default=None, description="CSV or JSON file of loaned equipment: person, asset_tag, kind, loaned_on")
+    due_time: str = Field(default="17:00", description="local time of day a task is due on its due date")
+    remind_before: str = Field(default="1d", description="send the 'due' reminder this long before a task is due")
+    remind_every: str = Field(default="15m", description="how often `offboard serve` looks for reminders to send")
+
+    @field_validator("due_time")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        return time_of_day(value)
+
+    @field_validator("remind_before", "remind_every")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        from ._policy import parse_duration
+
+        parse_duration(value)
+        return value
+
+
+class Config(_Strict):
+    """The whole configuration file."""
+
+    connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
+    people: list[PeopleConfig] = Field(default_factory=list)
+    policies: list[str] = Field(default_factory=list, description="extra policy files or folders")
+    default_policy: str = "default"
+    policy_by_type: dict[str, str] = Field(default_factory=lambda: {"contractor": "contractor"})
+    protected: list[str] = Field(default_factory=list, description="account names or glob patterns never touched")
+    limits: Limits = Field(default_factory=Limits)
+    store: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in the data directory")
+    plugins: list[str] = Field(default_factory=list, description="extra plugin modules or .py files")
+    notifiers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    server: dict[str, Any] = Field(default_factory=dict)
+    sweep: dict[str, Any] = Field(default_factory=dict)
+    inventory: dict[str, Any] = Field(default_factory=dict, description="correlation rules and mapping file")
+    audit: dict[str, Any] = Field(default_factory=dict)
+    tasks: TasksConfig = Field(default_factory=TasksConfig)
+    execution: str = Field(default="embedded", pattern="^(embedded|distributed)$")
+
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("sweep")
+    @classmethod
+    def _schedule(cls, value: dict[str, Any]) -> dict[str, Any]:
+        schedule = value.get("schedule")
+        if schedule is not None:
+            from croniter import croniter
+
+            if not isinstance(schedule, str) or not croniter.is_valid(schedule):
+                raise ValueError(f"schedule {schedule!r} is not a cron expression such as '0 * * * *'")
+        return value
+
+    @field_validator("connectors")
+    @classmethod
+    def _names(cls, value: dict[str, ConnectorConfig]) -> dict[str, ConnectorConfig]:
+        for name in value:
+            if not name or ":" in name or "/" in name:
+                raise ValueError(f"connector instance name {name!r} may not be empty or contain ':' or '/'")
+        return value
+
+
+def format_validation_error(exc: ValidationError, where: str, prefix: str = "") -> str:
+    """One line per problem: ``file: key.path: message``."""
+    lines = []
+    for err in exc.errors():
+        parts = ([prefix] if prefix else []) + [str(p) for p in err["loc"]]
+        loc = ".".join(parts) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{where}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def load_yaml(path: Path) -> Any:
+    """Read a YAML file, turning syntax errors into ConfigError with line numbers."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", where=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"not valid YAML{at}: {problem}", where=str(path)) from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load ``path``, else ``OFFBOARD_CONFIG``, else an empty configuration."""
+    raw_path = path or os.environ.get("OFFBOARD_CONFIG")
+    if not raw_path:
+        return Config()
+    path = Path(raw_path).expanduser()
+    data = load_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("the top level must be a mapping of keys to values", where=str(path))
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from None
+    config.source = path
+    load_plugins(config)
+    return config
+
+
+def load_plugins(config: Config) -> None:
+    """Register the extra plugin modules named in the config."""
+    if not config.plugins:
+        return
+    from .. import plugins
+
+    pm = plugins.get_plugin_manager()
+    base = config.source.parent if config.source else Path.cwd()
+    for ref in config.plugins:
+        module = _import_plugin(ref, base, config)
+        if not pm.is_registered(module):
+            pm.register(module, f"config:{ref}")
+    try:
+        pm.check_pending()
+    except Exception as exc:
+        raise ConfigError(f"plugin {exc}", where=str(config.source)) from None
+
+
+def _import_plugin(ref: str, base: Path, config: Config) -> Any:
+    where = f"{config.source}: plugins" if config.source else "plugins"
+    if ref.endswith(".py"):
+        file = (base / ref).resolve()
+        for module in list(sys.modules.values()):  # already imported under another name
+            if getattr(module, "__file__", None) and Path(module.__file__).resolve() == file:
+                return module
+        name = f"offboard_plugin_{file.stem}"
+        spec = importlib.util.spec_from_file_location(name, file)
+        if spec is None or not file.exists():
+            raise ConfigError(f"plugin file {file} does not exist", where=where)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        return module
+    try:
+        return importlib.import_module(ref)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import plugin module {ref!r}: {exc}", where=where) from None

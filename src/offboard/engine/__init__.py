@@ -1,0 +1,1 @@
+"""The engine: cases, planning, applying actions with retries and rate limits, the recorder, distributed execution."""

@@ -1,0 +1,622 @@
+"""The orchestrator: resolve -> gather -> plan -> guard -> apply -> verify -> record.
+
+The engine owns everything connectors must not: threads, per-system concurrency caps
+and token buckets, retries (tenacity, honouring Retry-After), timing, and the record of
+every step (the store, and the audit log through one channel, ``Recorder``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import sqlalchemy as sa
+import structlog
+import tenacity
+from pydantic import ValidationError
+
+from .. import plugins
+from ..config._config import Config, format_validation_error
+from ..config._logging import redact
+from ..config._policy import Policy, Protection, load_policies
+from ._plan import CaseResult, Plan
+from ._ratelimit import TokenBucket
+from ._recorder import Recorder, iso as _iso, open_audit as _open_audit
+from ..state._store import Store, dumps, new_id, utcnow
+from ..checklist._tasks import checklist_for, counts as task_counts, task_rows, tasks as task_table
+from ..connector import Connector
+from ..errors import AuthError, ConfigError, ConnectorError, OffboardError, RateLimited, UnknownPerson
+from ..models import Account, Action, ActionKind, ActionStatus, CaseStatus, Person, Receipt, Verification
+
+__all__ = ["Engine", "Plan", "CaseResult"]
+
+log = structlog.get_logger("offboard.engine")
+FINAL = {ActionStatus.VERIFIED, ActionStatus.FAILED, ActionStatus.UNVERIFIED, ActionStatus.SKIPPED, ActionStatus.UNDONE}
+
+
+class Engine:
+    """Runs cases. One per process; thread-safe."""
+
+    def __init__(self, config: Config, store: Store, data_dir: Path, *, audit: Any = None, clock: Callable[[], datetime] = utcnow):
+        self.config = config
+        self.store = store
+        self.data_dir = data_dir
+        self.clock = clock
+        self.record = Recorder(store, audit)
+        base = config.source.parent if config.source else None
+        self.policies = load_policies(config.policies, base)
+        self._connectors: dict[str, Connector] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._stopped: dict[str, str] = {}
+        self._lock = threading.Lock()
+        #: Replaceable together in tests: the buckets read ``monotonic``, retries ``sleep``.
+        self.sleep: Callable[[float], None] = time.sleep
+        self.monotonic: Callable[[], float] = time.monotonic
+        self._pool = ThreadPoolExecutor(max_workers=config.limits.workers, thread_name_prefix="offboard")
+        self._system_pools: dict[str, ThreadPoolExecutor] = {}
+        #: Set by ``offboard.engine._distributed`` when ``execution: distributed``: jobs go to workers.
+        self.dispatcher: Any = None
+        self.bucket_factory: Callable[..., Any] = TokenBucket
+
+    @classmethod
+    def open(cls, config: Config, data_dir: Path, **kw: Any) -> "Engine":
+        """An engine with its store and audit log in ``data_dir``."""
+        store = Store.open(config.store, data_dir)
+        audit = kw.pop("audit", None)
+        if audit is None:
+            audit = _open_audit(data_dir, config.audit.get("origin"))
+        return cls(config, store, data_dir, audit=audit, **kw)
+
+    def wait_sealed(self) -> None:
+        """Wait for the background seal of the cases closed so far: their entries are then under a checkpoint."""
+        self.record.wait_sealed()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for pool in self._system_pools.values():
+            pool.shutdown(wait=True)
+        for connector in self._connectors.values():
+            connector.close()
+        self.record.close()
+        self.store.close()
+
+    # -- connectors -------------------------------------------------------------
+
+    def connector(self, instance: str) -> Connector:
+        """The configured connector instance, built on first use."""
+        with self._lock:
+            if instance in self._connectors:
+                return self._connectors[instance]
+            cfg = self.config.connectors.get(instance)
+            if cfg is None:
+                raise ConfigError(f"no connector named {instance!r} in the configuration")
+            classes = plugins.connector_classes()
+            cls = classes.get(cfg.type)
+            source = str(self.config.source or "config")
+            if cls is None:
+                known = ", ".join(sorted(classes)) or "none"
+                raise ConfigError(f"unknown connector type {cfg.type!r} (installed: {known})", where=f"{source}: connectors.{instance}")
+            try:
+                settings = cls.Settings.model_validate(cfg.settings)
+            except ValidationError as exc:
+                raise ConfigError(format_validation_error(exc, source, f"connectors.{instance}.settings")) from None
+            connector = cls(instance, settings)
+            self._connectors[instance] = connector
+            rate = cfg.rate if cfg.rate is not None else cls.default_rate
+            self._buckets[instance] = self.bucket_factory(instance, rate, cfg.burst, clock=lambda: self.monotonic())
+            for lane, (lane_rate, lane_burst) in cls.rate_limits.items():
+                lane_rate = cfg.rates.get(lane, cfg.rates.get("*", lane_rate))
+                self._buckets[f"{instance}:{lane}"] = self.bucket_factory(f"{instance}:{lane}", lane_rate, lane_burst, clock=lambda: self.monotonic())
+            if cls.rate_limits:  # per request: the system's own bucket, then the request's lane
+                connector.throttle = lambda lane, _i=instance: self._throttle(_i, lane)  # type: ignore[method-assign]
+            self._slots[instance] = threading.BoundedSemaphore(cfg.concurrency or cls.default_concurrency)
+            return connector
+
+    def _lane_bucket(self, instance: str, lane: str | None, strict: bool = False) -> Any:
+        """The bucket of one rate-limit lane of a system, or the system's own bucket."""
+        bucket = self._buckets.get(f"{instance}:{lane}") if lane else None
+        if bucket is None:
+            if strict and lane:
+                raise ConfigError(f"connector {instance!r} throttles on lane {lane!r}, which it does not declare in rate_limits")
+            return self._buckets[instance]
+        return bucket
+
+    def _throttle(self, instance: str, lane: str) -> None:
+        self._buckets[instance].acquire(self.sleep)
+        self._lane_bucket(instance, lane, strict=True).acquire(self.sleep)
+
+    def rate_limit_waits(self) -> dict[str, float]:
+        """Seconds spent waiting for each system's (and lane's) rate limit, for metrics."""
+        return {name: bucket.waited for name, bucket in list(self._buckets.items())}
+
+    def enabled_connectors(self) -> list[str]:
+        return [name for name, cfg in self.config.connectors.items() if cfg.enabled]
+
+    def check_connectors(self) -> None:
+        """Build every enabled connector now, so configuration errors surface before any write."""
+        for name in self.enabled_connectors():
+            self.connector(name)
+
+    def call(self, instance: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:
+        """Call ``fn`` for ``instance`` under its cap and bucket, retrying what is retryable."""
+        bucket, slots, limits = self._buckets[instance], self._slots[instance], self.config.limits
+        connector_lanes = bool(type(self._connectors[instance]).rate_limits)
+        attempts = errors = 0
+        rate_limited_wait = 0.0
+
+        def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
+            if instance in self._stopped:
+                raise AuthError(f"stopped after an authentication failure: {self._stopped[instance]}", system=instance)
+            if not connector_lanes:  # connectors with lanes take tokens per request, in throttle()
+                bucket.acquire(self.sleep)
+            with slots:
+                return fn(*args)
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            """Rate limits spend a time budget, other failures the attempt budget."""
+            nonlocal errors
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, RateLimited):
+                return rate_limited_wait >= limits.max_rate_limited_wait
+            errors += 1
+            return errors >= limits.max_attempts
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            nonlocal rate_limited_wait
+            exc = state.outcome.exception() if state.outcome else None
+            backoff = min(limits.max_retry_wait, 0.2 * 2 ** (min(state.attempt_number, 20) - 1))
+            delay = getattr(exc, "retry_after", None) or backoff
+            delay = min(float(delay), limits.max_retry_wait)
+            if isinstance(exc, RateLimited):
+                rate_limited_wait += delay
+            self._lane_bucket(instance, getattr(exc, "lane", None)).pause(delay)  # every caller of this system (or lane) waits
+            log.info("retrying", system=instance, error=str(exc), delay=delay, attempt=state.attempt_number)
+            return 0.0
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, ConnectorError) and e.retryable),
+            stop=stop,
+            wait=wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            result = retrying(attempt)
+        except ConnectorError as exc:
+            exc.system = exc.system or instance
+            exc.attempts = attempts  # type: ignore[attr-defined]
+            if isinstance(exc, AuthError):
+                self._stopped.setdefault(instance, str(exc))
+            raise
+        except OffboardError:
+            raise
+        except Exception as exc:  # a connector bug or an unmapped SDK error: record it, never crash the case
+            err = ConnectorError(f"unexpected {type(exc).__name__}: {exc}", system=instance)
+            err.attempts = attempts  # type: ignore[attr-defined]
+            raise err from exc
+        return result, attempts
+
+    # -- resolve, gather, plan ---------------------------------------------------
+
+    def people(self) -> list[Any]:
+        """The configured people sources."""
+        classes = plugins.registered("register_people_sources")
+        base = self.config.source.parent if self.config.source else None
+        sources = []
+        for index, item in enumerate(self.config.people):
+            cls = classes.get(item.type)
+            source = str(self.config.source or "config")
+            if cls is None:
+                known = ", ".join(sorted(classes))
+                raise ConfigError(f"unknown people source {item.type!r} (installed: {known})", where=f"{source}: people.{index}")
+            try:
+                sources.append(cls(item.settings, base=base))
+            except ValidationError as exc:
+                raise ConfigError(format_validation_error(exc, source, f"people.{index}.settings")) from None
+        return sources
+
+    def resolve(self, ref: str) -> Person:
+        """The person ``ref`` names, from the people sources, else a bare reference."""
+        ref = ref.strip()
+        if not ref:
+            raise UnknownPerson("an empty person reference was given")
+        for source in self.people():
+            person = source.find(ref)
+            if person:
+                return person
+        if self.config.people:
+            raise UnknownPerson(f"nobody matches {ref!r} in the configured people sources")
+        return Person(id=ref, email=ref if "@" in ref else None, employee_id=None if "@" in ref else ref)
+
+    def gather(self, person: Person) -> tuple[list[Account], dict[str, str]]:
+        """Discover the person's accounts on every enabled connector, in parallel."""
+        names = self.enabled_connectors()
+        for name in names:
+            self.connector(name)
+        futures = {name: self._pool.submit(self.call, name, self._connectors[name].discover, person) for name in names}
+        accounts: list[Account] = []
+        errors: dict[str, str] = {}
+        for name, future in futures.items():
+            try:
+                found, _ = future.result()
+                accounts.extend(found)
+            except ConnectorError as exc:
+                errors[name] = redact(f"{type(exc).__name__}: {exc}")
+        return accounts, errors
+
+    def policy_for(self, person: Person, name: str | None = None) -> Policy:
+        if name is None:
+            name = self.config.policy_by_type.get(person.type, self.config.default_policy)
+        policy = self.policies.get(name)
+        if policy is None:
+            raise ConfigError(f"unknown policy {name!r} (known: {', '.join(sorted(self.policies))})")
+        return policy
+
+    def plan(self, ref: str | Person, policy: str | None = None) -> Plan:
+        """What would happen for ``ref``; reads only."""
+        person = ref if isinstance(ref, Person) else self.resolve(ref)
+        chosen = self.policy_for(person, policy)
+        accounts, errors = self.gather(person)
+        if not accounts and not errors and not self.config.people:
+            raise UnknownPerson(
+                f"no account matches {person.id!r} in any system ({', '.join(self.enabled_connectors()) or 'no connectors configured'})"
+            )
+        return self.plan_for(person, chosen, accounts, errors)
+
+    def plan_for(self, person: Person, policy: Policy, accounts: Iterable[Account], errors: dict[str, str] | None = None) -> Plan:
+        """Apply ``policy`` and the guards to known accounts."""
+        plan = Plan(person, policy, [], errors=dict(errors or {}))
+        protection = Protection.combine(policy, self.config.protected)
+        for account in accounts:
+            reason = protection.reason(account)
+            if reason:
+                plan.protected.append((account, reason))
+                continue
+            cfg = self.config.connectors[account.system]
+            cls = type(self.connector(account.system))
+            kinds, params = policy.actions_for(account.system, cfg.type)
+            params = {k: (person.manager if v == "manager" else v) for k, v in params.items()}
+            for kind in kinds:
+                if kind in cls.capabilities():
+                    plan.actions.append(Action(kind, account, params))
+                else:
+                    plan.unsupported.append((account, kind))
+            for step in policy.later:
+                if (step.connectors is None or account.system in step.connectors or cfg.type in step.connectors) and step.action in cls.capabilities():
+                    plan.later.append((Action(step.action, account, params), step.delay))
+        plan.tasks = self.checklist(person, policy, self.clock())
+        return plan
+
+    def checklist(self, person: Person, policy: Policy, termination: datetime) -> list[Any]:
+        """The checklist tasks ``policy`` asks for ``person``, with due dates from ``termination``."""
+        return checklist_for(self.config, policy, person, termination)
+
+    # -- cases --------------------------------------------------------------------
+
+    def open_case(self, plan: Plan, *, trigger: str = "cli", reason: str = "", termination_at: datetime | None = None, source_event: str | None = None) -> str:
+        """Store the case with its actions and follow-ups, and record that it opened."""
+        busy = self.store.find_cases(statuses=[CaseStatus.RUNNING.value], person_id=plan.person.id, limit=1)
+        if busy:
+            raise OffboardError(f"case {busy[0]['id']} for {plan.person.id} is already running; resume it instead")
+        now = self.clock()
+        case_id = new_id()
+        row = dict(
+            id=case_id, person_id=plan.person.id, person=dumps(plan.person.to_dict()), status=CaseStatus.RUNNING.value,
+            trigger=trigger, policy=plan.policy.name, reason=reason, detail=_errors_detail(plan.errors),
+            created_at=now, updated_at=now, termination_at=termination_at or now, source_event=source_event,
+        )
+        action_rows = [
+            dict(case_id=case_id, position=i, system=a.account.system, account_id=a.account.id, account=dumps(a.account.to_dict()),
+                 kind=a.kind.value, params=dumps(dict(a.params)), status=ActionStatus.PENDING.value, attempts=0)
+            for i, a in enumerate(plan.actions)
+        ]
+        later = [dict(case_id=case_id, action=dumps(a.to_dict()), due_at=now + delay, status="scheduled") for a, delay in plan.later]
+        tasks = self.checklist(plan.person, plan.policy, termination_at or now) if trigger != "followup" else []
+        enqueue = self.dispatcher.enqueuer(case_id, action_rows) if self.dispatcher else None
+        try:
+            self.store.insert_case(row, action_rows, later, also=enqueue, extra=[(task_table, task_rows(case_id, tasks, now))])
+        except sa.exc.IntegrityError:
+            raise OffboardError(f"another case for {plan.person.id} is already running; resume it instead") from None
+        self.record("case_opened", case_id, {
+            "case": case_id, "person": {"id": plan.person.id, "employee_id": plan.person.employee_id, "timezone": plan.person.timezone},
+            "trigger": trigger, "policy": plan.policy.name, "reason": reason, "dry_run": False,
+            "termination_at": _iso(termination_at or now),
+            "plan": [{"system": a.account.system, "account": {"id": a.account.id, "name": a.account.name}, "kind": a.kind.value} for a in plan.actions],
+            "protected": [{"system": a.system, "account": {"id": a.id, "name": a.name}, "reason": r} for a, r in plan.protected],
+            "discovery_errors": plan.errors, **({"tasks": [t.to_entry() for t in tasks]} if tasks else {}),
+        })
+        return case_id
+
+    def revoke(self, ref: str | Person, *, policy: str | None = None, trigger: str = "cli", reason: str = "", progress: Callable[[dict[str, Any]], None] | None = None) -> CaseResult:
+        """Plan, open and run a case for one person."""
+        plan = self.plan(ref, policy)
+        case_id = self.open_case(plan, trigger=trigger, reason=reason)
+        return self.run_cases([case_id], progress)[0]
+
+    def run_cases(self, case_ids: list[str], progress: Callable[[dict[str, Any]], None] | None = None) -> list[CaseResult]:
+        """Run the unfinished actions of several cases, in parallel across systems and people."""
+        if self.dispatcher is not None:  # workers run them; wait for the outcome
+            return self.dispatcher.wait(self, case_ids, progress)
+        chains: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+        persons: dict[str, str] = {}
+        for case_id in case_ids:
+            case = self.store.case(case_id)
+            persons[case_id] = case["person_id"]
+            for row in self.store.actions(case_id):
+                chains[(case_id, row["system"], row["account_id"])].append(row)
+        left = defaultdict(int)
+        for case_id, _, _ in chains:
+            left[case_id] += 1
+        results: dict[str, CaseResult] = {}
+        lock = threading.Lock()
+
+        def run(case_id: str, rows: list[dict[str, Any]]) -> None:
+            self._run_chain(case_id, persons[case_id], rows, progress)
+            with lock:
+                left[case_id] -= 1
+                last = left[case_id] == 0
+            if last:  # close each case as soon as its own work is done, not at the end of the batch
+                results[case_id] = self.close_case(case_id, seal=False)
+
+        # One queue per system, served by as many threads as the system's concurrency cap:
+        # a slow or rate-limited system never holds threads another system could use.
+        futures = [self._system_pool(key[1]).submit(run, key[0], rows) for key, rows in chains.items()]
+        for future in futures:
+            future.result()
+        for case_id in case_ids:
+            if case_id not in results:  # a case with no actions (everything protected or undiscoverable)
+                results[case_id] = self.close_case(case_id, seal=False)
+        self.record.seal_soon()
+        return [results[case_id] for case_id in case_ids]
+
+    def _system_pool(self, instance: str) -> ThreadPoolExecutor:
+        self.connector(instance)  # built (and its settings checked) before any thread is spent on it
+        with self._lock:
+            pool = self._system_pools.get(instance)
+            if pool is None:
+                cap = self.config.connectors[instance].concurrency or type(self._connectors[instance]).default_concurrency
+                pool = self._system_pools[instance] = ThreadPoolExecutor(max_workers=cap, thread_name_prefix=f"offboard-{instance}")
+            return pool
+
+    def run_chain_job(self, case_id: str, system: str, account_id: str) -> None:
+        """Run one account's actions in one case (a worker's job), closing the case if it was the last."""
+        case = self.store.case(case_id)
+        if case is None or case["status"] not in (CaseStatus.RUNNING.value, "closing"):
+            return
+        rows = [r for r in self.store.actions(case_id) if r["system"] == system and r["account_id"] == account_id]
+        self._run_chain(case_id, case["person_id"], rows, None)
+        if self.store.claim_close(case_id):
+            self.close_case(case_id)
+
+    def _run_chain(self, case_id: str, person_id: str, rows: list[dict[str, Any]], progress: Callable[[dict[str, Any]], None] | None) -> None:
+        stop: str | None = None
+        for row in rows:
+            if ActionStatus(row["status"]) in FINAL:
+                continue
+            if stop:
+                self._finish(case_id, person_id, row, ActionStatus.FAILED, error=stop, progress=progress)
+                continue
+            try:
+                self._run_action(case_id, person_id, row, progress)
+            except AuthError as exc:
+                stop = f"{type(exc).__name__}: {exc}"
+                self._finish(case_id, person_id, row, ActionStatus.FAILED, error=stop, attempts=getattr(exc, "attempts", 1), progress=progress)
+
+    def _run_action(self, case_id: str, person_id: str, row: dict[str, Any], progress: Callable[[dict[str, Any]], None] | None) -> None:
+        action = Action(ActionKind(row["kind"]), Account.from_dict(json.loads(row["account"])), json.loads(row["params"]))
+        action = Action(action.kind, action.account, {**action.params, "case": case_id})
+        connector = self.connector(row["system"])
+        receipt = Receipt.from_dict(json.loads(row["receipt"])) if row["receipt"] else None
+        attempts = row["attempts"] or 0
+        if ActionStatus(row["status"]) != ActionStatus.PENDING:
+            # Interrupted after we asked the system: read back first, never apply twice.
+            verification, n = self.call(row["system"], connector.verify, action, receipt)
+            attempts += n
+            if verification.ok:
+                self._finish(case_id, person_id, row, ActionStatus.VERIFIED, receipt=receipt, verification=verification, attempts=attempts, progress=progress, recovered=True)
+                return
+        requested = self.clock()
+        self.store.update_action(row["id"], status=ActionStatus.APPLYING.value, requested_at=requested)
+        try:
+            receipt, n = self.call(row["system"], connector.apply, action)
+        except AuthError:
+            raise
+        except ConnectorError as exc:
+            self._finish(case_id, person_id, row, ActionStatus.FAILED, error=f"{type(exc).__name__}: {exc}", attempts=attempts + getattr(exc, "attempts", 1), requested=requested, progress=progress)
+            return
+        attempts += n
+        responded = self.clock()
+        self.store.update_action(row["id"], status=ActionStatus.APPLIED.value, receipt=dumps(receipt.to_dict()), responded_at=responded, attempts=attempts)
+        verification = self._verify(row["system"], connector, action, receipt)
+        if verification.ok:
+            status = ActionStatus.VERIFIED
+        elif verification.pending or receipt.pending:
+            status = ActionStatus.WAITING
+        else:
+            status = ActionStatus.UNVERIFIED
+        self._finish(case_id, person_id, row, status, receipt=receipt, verification=verification, attempts=attempts, requested=requested, responded=responded, progress=progress)
+
+    def _verify(self, system: str, connector: Connector, action: Action, receipt: Receipt) -> Verification:
+        """Read back, allowing a little time for eventual consistency."""
+        verification = Verification(action, False, detail="not verified")
+        for delay in (0.0, 0.25, 1.0):
+            if delay:
+                self.sleep(delay)
+            try:
+                verification, _ = self.call(system, connector.verify, action, receipt)
+            except ConnectorError as exc:
+                verification = Verification(action, False, detail=f"read-back failed: {type(exc).__name__}: {exc}")
+                if isinstance(exc, AuthError):
+                    break
+            if verification.ok or verification.pending:
+                break
+        return verification
+
+    def _finish(self, case_id: str, person_id: str, row: dict[str, Any], status: ActionStatus, *, receipt: Receipt | None = None,
+                verification: Verification | None = None, error: str | None = None, attempts: int | None = None,
+                requested: datetime | None = None, responded: datetime | None = None, progress: Callable[[dict[str, Any]], None] | None = None,
+                recovered: bool = False) -> None:
+        now = self.clock()
+        error = redact(error) if error else error
+        values: dict[str, Any] = {"status": status.value, "error": error}
+        if recovered and responded is None and row.get("responded_at") is None:
+            responded = now  # the answer was lost with the crash: the read-back is the first proof we have
+        if responded is not None:
+            values["responded_at"] = responded
+        if receipt is not None:
+            values["receipt"] = dumps(receipt.to_dict())
+        if verification is not None:
+            values["verification"] = dumps(verification.to_dict())
+            if verification.ok:
+                values["verified_at"] = now
+        if attempts is not None:
+            values["attempts"] = attempts
+        account = json.loads(row["account"])
+        if error:
+            log.warning("action failed", case=case_id, system=row["system"], account=account["name"], kind=row["kind"], error=error)
+        self.record("action", case_id, {
+            "case": case_id, "person": {"id": person_id}, "system": row["system"],
+            "account": {"id": account["id"], "name": account["name"]}, "kind": row["kind"],
+            "requested_at": _iso(requested or row.get("requested_at")), "responded_at": _iso(responded or row.get("responded_at")),
+            "result": status.value, "reference": receipt.reference if receipt else None,
+            "changed": bool(receipt.changed) if receipt else False,
+            "verification": verification.to_dict() if verification else None, "error": error,
+            "attempts": attempts if attempts is not None else row["attempts"], "recovered": recovered,
+        }, action=(row["id"], values))
+        if progress:
+            progress({"case": case_id, "system": row["system"], "account": account["name"], "kind": row["kind"], "status": status.value, "error": error})
+
+    def close_case(self, case_id: str, seal: bool = True) -> CaseResult:
+        """Decide ``complete`` or ``incomplete`` from the actions and record the close."""
+        case = self.store.case(case_id)
+        rows = self.store.actions(case_id)
+        counts: dict[str, int] = defaultdict(int)
+        reasons = [case["detail"]] if case["detail"] else []
+        for row in rows:
+            counts[row["status"]] += 1
+            if row["status"] != ActionStatus.VERIFIED.value:
+                account = json.loads(row["account"])["name"]
+                why = row["error"] or (json.loads(row["verification"])["detail"] if row["verification"] else row["status"])
+                reasons.append(f"{row['system']} {account} {row['kind']}: {row['status']} ({why})")
+        automated = CaseStatus.COMPLETE if not reasons else CaseStatus.INCOMPLETE
+        checklist = task_counts(self.store, case_id)
+        status = CaseStatus.AWAITING_TASKS if automated is CaseStatus.COMPLETE and checklist["blocking_open"] else automated
+        now = self.clock()
+        # "done" is when the system answered the write that the read-back then confirmed (as the log says)
+        verified_at = [r["responded_at"] or r["verified_at"] for r in rows if r["status"] == ActionStatus.VERIFIED.value]
+        termination = case["termination_at"] or case["created_at"]
+        last = max(verified_at) if verified_at else None
+        self.record("case_closed", case_id, {
+            "case": case_id, "person": {"id": case["person_id"]}, "status": status.value, "counts": dict(counts),
+            "termination_at": _iso(termination), "last_verified_at": _iso(last),
+            "elapsed_ms": int((last - termination).total_seconds() * 1000) if last else None,
+            "automated": automated.value, **({"checklist": checklist} if checklist["total"] else {}),
+        })
+        # The record first, then the status: a crash in between leaves the case open, and closing
+        # it again adds a second, identical close (the log's last word counts), never a missing one.
+        self.store.update_case(case_id, status=status.value, closed_at=now, detail="\n".join(reasons))
+        if seal:
+            self.record.seal()
+        _notify_closed(self, {**case, "status": status.value}, reasons)
+        return CaseResult(case_id, case["person_id"], status, self.store.actions(case_id), "\n".join(reasons), checklist)
+
+    def result(self, case_id: str) -> CaseResult:
+        case = self.store.case(case_id)
+        return CaseResult(case_id, case["person_id"], CaseStatus(case["status"]), self.store.actions(case_id), case["detail"],
+                          task_counts(self.store, case_id))
+
+    def close_stragglers(self, older_than: float = 0.0) -> list[CaseResult]:
+        """Close cases whose work is done but whose close was interrupted (a killed worker)."""
+        results = []
+        cutoff = self.clock() - timedelta(seconds=older_than)
+        for case in self.store.find_cases(statuses=["closing"], limit=10_000):
+            if case["updated_at"] <= cutoff:
+                results.append(self.close_case(case["id"]))
+        for case in self.store.find_cases(statuses=[CaseStatus.RUNNING.value], limit=10_000):
+            if self.store.claim_close(case["id"]):
+                results.append(self.close_case(case["id"]))
+        return results
+
+    def resume(self, progress: Callable[[dict[str, Any]], None] | None = None) -> list[CaseResult]:
+        """Finish every case left running (after a crash or a kill)."""
+        running = [c["id"] for c in self.store.find_cases(statuses=[CaseStatus.RUNNING.value, "closing"], limit=10_000)]
+        for case_id in running:
+            self.record("recovery", case_id, {"case": case_id, "note": "resuming a case interrupted before it closed"})
+        results = self.run_cases(running, progress) if running else []
+        return results + self.run_due_followups(progress)
+
+    def run_due_followups(self, progress: Callable[[dict[str, Any]], None] | None = None, wait: bool = True) -> list[CaseResult]:
+        """Open and run cases for follow-up steps (staged deletions) that are due; ``wait=False`` only opens them."""
+        due = self.store.due_followups(self.clock())
+        by_case: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for item in due:
+            by_case[item["case_id"]].append(item)
+        results = []
+        for origin, items in by_case.items():
+            case = self.store.case(origin)
+            person = Person.from_dict(json.loads(case["person"]))
+            plan = Plan(person, self.policies.get(case["policy"]) or self.policy_for(person), [Action.from_dict(json.loads(i["action"])) for i in items])
+            case_id = self.open_case(plan, trigger="followup", reason=f"follow-up of {origin}")
+            for item in items:
+                self.store.update_followup(item["id"], status="done", done_case=case_id)
+            if wait:
+                results += self.run_cases([case_id], progress)
+        return results
+
+    def undo(self, case_id: str, actor: str = "") -> dict[str, list[str]]:
+        """Restore what is reversible in ``case_id``; say what is not."""
+        case = self.store.case(case_id)
+        if case is None:
+            raise OffboardError(f"no case {case_id!r}")
+        restored, irreversible, failed = [], [], []
+        for row in reversed(self.store.actions(case_id)):
+            label = f"{row['system']} {json.loads(row['account'])['name']} {row['kind']}"
+            if not row["receipt"] or row["status"] == ActionStatus.UNDONE.value:
+                continue
+            receipt = Receipt.from_dict(json.loads(row["receipt"]))
+            connector = self.connector(row["system"])
+            if receipt.action.kind not in connector.reversible():
+                irreversible.append(label)
+                continue
+            try:
+                self.call(row["system"], connector.undo, receipt)
+            except ConnectorError as exc:
+                failed.append(f"{label}: {type(exc).__name__}: {exc}")
+                continue
+            self.store.update_action(row["id"], status=ActionStatus.UNDONE.value)
+            restored.append(label)
+            self.record("action", case_id, {"case": case_id, "person": {"id": case["person_id"]}, "system": row["system"],
+                                            "account": {"id": row["account_id"], "name": json.loads(row["account"])["name"]},
+                                            "kind": row["kind"], "result": "undone", "requested_at": _iso(self.clock()),
+                                            "responded_at": _iso(self.clock()), "reference": None, "changed": True,
+                                            "verification": None, "error": None, "attempts": 1})
+        for item in self.store.followups(case_id):
+            if item["status"] == "scheduled":
+                self.store.update_followup(item["id"], status="cancelled")
+        self.store.update_case(case_id, status=CaseStatus.CANCELLED.value if not failed else case["status"])
+        self.record("case_undone", case_id, {"case": case_id, "person": {"id": case["person_id"]}, "actor": actor,
+                                             "restored": restored, "irreversible": irreversible, "failed": failed})
+        self.record.seal()
+        return {"restored": restored, "irreversible": irreversible, "failed": failed}
+
+
+def _errors_detail(errors: dict[str, str]) -> str:
+    return "\n".join(f"{system}: discovery failed: {error}" for system, error in errors.items())
+
+
+def _notify_closed(engine: Engine, case: dict[str, Any], reasons: list[str]) -> None:
+    summary = {k: case[k] for k in ("id", "person_id", "status", "trigger", "policy", "reason")}
+    try:
+        plugins.get_plugin_manager().hook.case_closed(engine=engine, case=summary, summary=reasons)
+    except Exception as exc:  # a notifier must never change a case's outcome
+        log.warning("case_closed hook failed", case=case["id"], error=redact(str(exc)))

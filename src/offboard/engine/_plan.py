@@ -1,0 +1,92 @@
+"""What a case will do (``Plan``) and what it did (``CaseResult``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from ..config._policy import Policy
+from ..models import Account, Action, ActionKind, CaseStatus, Person
+
+__all__ = ["Plan", "CaseResult"]
+
+
+@dataclass
+class Plan:
+    """What would happen for one person, before anything is written."""
+
+    person: Person
+    policy: Policy
+    actions: list[Action]
+    protected: list[tuple[Account, str]] = field(default_factory=list)
+    unsupported: list[tuple[Account, ActionKind]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    later: list[tuple[Action, timedelta]] = field(default_factory=list)
+    tasks: list[Any] = field(default_factory=list)  # offboard.checklist._tasks.TaskSpec: the checklist, due dates as of now
+
+    @property
+    def accounts(self) -> list[Account]:
+        return list({a.account.ref: a.account for a in self.actions}.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "person": self.person.to_dict(),
+            "policy": self.policy.name,
+            "actions": [{"system": a.account.system, "account": a.account.name, "kind": a.kind.value} for a in self.actions],
+            "protected": [{"system": a.system, "account": a.name, "reason": r} for a, r in self.protected],
+            "unsupported": [{"system": a.system, "account": a.name, "kind": k.value} for a, k in self.unsupported],
+            "errors": self.errors,
+            "later": [
+                {"system": a.account.system, "account": a.account.name, "kind": a.kind.value, "after_days": d.days}
+                for a, d in self.later
+            ],
+            "tasks": [t.to_entry() for t in self.tasks],
+        }
+
+
+@dataclass
+class CaseResult:
+    """A case after a run: its status and every action's outcome."""
+
+    case_id: str
+    person_id: str
+    status: CaseStatus
+    actions: list[dict[str, Any]]
+    detail: str = ""
+    checklist: dict[str, int] = field(default_factory=dict)  # offboard.checklist._tasks.counts
+
+    @property
+    def ok(self) -> bool:
+        """Every account verified (the checklist may still be open: see ``status``)."""
+        return self.status in (CaseStatus.COMPLETE, CaseStatus.AWAITING_TASKS)
+
+    @property
+    def automated(self) -> str:
+        """The accounts' part alone: complete, incomplete, or where the case stands."""
+        return CaseStatus.COMPLETE.value if self.ok else self.status.value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case": self.case_id,
+            "person": self.person_id,
+            "status": self.status.value,
+            "automated": self.automated,
+            "checklist": dict(self.checklist),
+            "detail": self.detail,
+            "actions": [
+                {
+                    "system": a["system"],
+                    "account": json.loads(a["account"])["name"],
+                    "kind": a["kind"],
+                    "status": a["status"],
+                    "attempts": a["attempts"],
+                    "error": a["error"],
+                    "verification": json.loads(a["verification"]) if a["verification"] else None,
+                }
+                for a in self.actions
+            ],
+        }
+
+

@@ -1,0 +1,1 @@
+"""Intake: HR termination events, their adapters, durable and idempotent processing."""

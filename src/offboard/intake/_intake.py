@@ -1,0 +1,570 @@
+"""HR event intake: a durable store of received events, and the worker that acts on them.
+
+An accepted event is committed (group commit: one fsync for every event that arrived
+meanwhile) before the sender hears 202. The worker then turns each event into a case,
+exactly once by (source, event id): at once, or at its effective time in the person's
+zone. Cancellations and date changes act on scheduled terminations. Events are
+processed in arrival order; a restart picks up whatever was accepted but not finished.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+import structlog
+
+from ._hr_adapters import HREvent
+from ..config._policy import parse_duration
+from ..state._store import Store, cases, dumps, metadata, utcnow
+from ..errors import OffboardError, UnknownPerson
+from ..models import CaseStatus, Person
+
+__all__ = ["Intake", "hr_events", "hr_deliveries", "list_events", "effective_time", "check_effective", "Accepted"]
+
+log = structlog.get_logger("offboard.intake")
+
+hr_events = sa.Table(
+    "hr_events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(300), nullable=False),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("event_id", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("person_ref", sa.String(320), nullable=False),
+    sa.Column("person_id", sa.String(320), index=True),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("body_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("due_at", sa.DateTime(timezone=True), index=True),
+    sa.Column("case_id", sa.String(40)),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("processed_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("key", name="uq_hr_events_key"),
+)
+
+hr_deliveries = sa.Table(
+    "hr_deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.String(300), primary_key=True),  # source:webhook-id, for replay refusal
+    sa.Column("event_key", sa.String(300), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+#: Statuses an event can end in; ``accepted``, ``scheduled`` and ``opened`` are still in flight.
+OPEN = ("accepted", "scheduled", "opened")
+MAX_ATTEMPTS = 5
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return _utc(moment).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)") from None
+
+
+def effective_time(value: str | None, zone: str, day_ends_at: time) -> datetime | None:
+    """An RFC 3339 time as is; a local date-time in ``zone``; a date at ``day_ends_at`` in ``zone``."""
+    if not value:
+        return None
+    text = value.strip()
+    if len(text) == 10:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        return datetime.combine(day, day_ends_at, tzinfo=_zone(zone))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an RFC 3339 time, a local date-time or a date") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=_zone(zone))
+
+
+def check_effective(event: HREvent) -> None:
+    """Raise ValueError naming the problem if the event's time or zone cannot be read."""
+    if event.timezone:
+        _zone(event.timezone)
+    effective_time(event.effective, event.timezone or "UTC", time(23, 59, 59))
+
+
+@dataclass
+class Accepted:
+    """What the store said about one delivery."""
+
+    outcome: str  # accepted | duplicate | conflict | replayed
+    key: str
+    status: str = "accepted"
+    received_at: datetime | None = None
+
+
+@dataclass
+class _Known:
+    body_hash: str
+    status: str
+
+
+class _NullMetrics:
+    def outcome(self, status: str) -> None:
+        pass
+
+    def case_result(self, result: Any) -> None:
+        pass
+
+
+class Intake:
+    """The event store and its worker, bound to one engine."""
+
+    def __init__(self, engine: Any, *, clock: Callable[[], datetime] = utcnow, poll_seconds: float = 1.0,
+                 day_ends_at: time = time(23, 59, 59), default_timezone: str = "UTC", replay_window: timedelta = timedelta(minutes=10),
+                 metrics: Any = None):
+        self.engine = engine
+        self.store: Store = engine.store
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.day_ends_at = day_ends_at
+        self.default_timezone = default_timezone
+        self.replay_window = replay_window
+        self.metrics = metrics or _NullMetrics()
+        self._queue: queue.SimpleQueue[tuple[Any, Future] | None] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._run_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._life_lock = threading.Lock()
+        self._users = 0
+        self._pruned_at: datetime | None = None
+        self.ready = threading.Event()  # set once start-up recovery has run
+        self._next_sweep: datetime | None = None
+        self._reminded_at: datetime | None = None
+
+    # -- life cycle ---------------------------------------------------------------
+
+    def start(self, process: bool = True) -> None:
+        """Start the committer and, with ``process``, the worker (which resumes first). Counted: nested starts share them."""
+        with self._life_lock:
+            self._users += 1
+            if self._users > 1:
+                return
+            self._stop.clear()
+            self._threads = [threading.Thread(target=self._commit_loop, name="offboard-intake-commit", daemon=True)]
+            if process:
+                self._threads.append(threading.Thread(target=self._work_loop, name="offboard-intake-worker", daemon=True))
+            else:
+                self.ready.set()
+            for thread in self._threads:
+                thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the threads once the last user has stopped; accepted events stay stored for the next start."""
+        with self._life_lock:
+            self._users = max(0, self._users - 1)
+            if self._users or not self._threads:
+                return
+            self._stop.set()
+            self._wake.set()
+            self._queue.put(None)
+            for thread in self._threads:
+                thread.join(timeout)
+            self._threads = []
+            while True:  # anything queued after the stop marker is still written, never dropped
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[1].set_result(self._write_batch([item[0]])[0])
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    # -- accepting (the request path) ---------------------------------------------
+
+    def submit(self, event: HREvent, body_hash: str, delivery: str | None) -> Future:
+        """Queue an event for the next group commit; the future resolves once it is durable."""
+        future: Future = Future()
+        item = (event, body_hash, delivery, self.clock())
+        if not self._threads:  # not started: commit inline
+            future.set_result(self._write_batch([item])[0])
+        else:
+            self._queue.put((item, future))
+        return future
+
+    def accept(self, event: HREvent, body_hash: str, delivery: str | None = None, timeout: float = 30.0) -> Accepted:
+        """Store an event durably (blocking); idempotent by the event's key."""
+        return self.submit(event, body_hash, delivery).result(timeout)
+
+    def _commit_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < 500:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                batch.append(more)
+            try:
+                results = self._write_batch([b[0] for b in batch])
+            except Exception as exc:  # the database refused: every sender hears it and retries
+                log.error("cannot store HR events", error=str(exc), count=len(batch))
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results):
+                future.set_result(result)
+            if any(r.outcome == "accepted" for r in results):
+                self._wake.set()
+
+    def _write_batch(self, items: list[tuple[HREvent, str, str | None, datetime]]) -> list[Accepted]:
+        try:
+            with self.store._write_lock, self.store.engine.begin() as conn:
+                return self._write(conn, items)
+        except sa.exc.IntegrityError:  # another process raced us: settle each on its own
+            out = []
+            for item in items:
+                try:
+                    with self.store._write_lock, self.store.engine.begin() as conn:
+                        out += self._write(conn, [item])
+                except sa.exc.IntegrityError:
+                    with self.store.engine.connect() as conn:
+                        out += self._write(conn, [item], dry=True)
+            return out
+
+    def _write(self, conn: sa.Connection, items: list[tuple[HREvent, str, str | None, datetime]], dry: bool = False) -> list[Accepted]:
+        keys = list({e.key for e, *_ in items})
+        deliveries = [d for _, _, d, _ in items if d]
+        known = {r.key: r for r in conn.execute(sa.select(hr_events.c.key, hr_events.c.body_hash, hr_events.c.status).where(hr_events.c.key.in_(keys)))}
+        seen = {r.delivery_id for r in conn.execute(sa.select(hr_deliveries.c.delivery_id).where(hr_deliveries.c.delivery_id.in_(deliveries)))} if deliveries else set()
+        results, new_events, new_deliveries = [], [], []
+        for event, body_hash, delivery, received in items:
+            if delivery and delivery in seen:
+                results.append(Accepted("replayed", event.key, known[event.key].status if event.key in known else "unknown"))
+                continue
+            if delivery:
+                seen.add(delivery)
+                new_deliveries.append(dict(delivery_id=delivery, event_key=event.key, received_at=_utc(received)))
+            if event.key in known:
+                row = known[event.key]
+                results.append(Accepted("duplicate" if row.body_hash == body_hash else "conflict", event.key, row.status))
+                continue
+            row = dict(key=event.key, source=event.source, event_id=event.id, type=event.type, person_ref=event.person,
+                       payload=dumps(event.to_dict()), body_hash=body_hash, status="accepted", detail="", attempts=0, received_at=_utc(received))
+            known[event.key] = _Known(body_hash, "accepted")  # a second copy in this batch is a duplicate
+            new_events.append(row)
+            results.append(Accepted("accepted", event.key, "accepted", received))
+        if not dry:
+            if new_events:
+                conn.execute(hr_events.insert(), new_events)
+            if new_deliveries:
+                conn.execute(hr_deliveries.insert(), new_deliveries)
+        return results
+
+    # -- processing (the worker) --------------------------------------------------
+
+    def _work_loop(self) -> None:
+        try:
+            self.engine.resume()
+        except Exception as exc:
+            log.error("resuming interrupted cases failed", error=str(exc))
+        self.ready.set()
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception as exc:
+                log.error("HR event worker cycle failed", error=f"{type(exc).__name__}: {exc}")
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+
+    def run_once(self) -> None:
+        """One pass: new events in arrival order, due terminations, then due follow-ups."""
+        with self._run_lock:
+            opened: list[tuple[int, str]] = []
+            for row in self._rows(sa.and_(hr_events.c.status == "accepted", hr_events.c.attempts < MAX_ATTEMPTS), order=hr_events.c.seq):
+                self._guarded(row, self._handle, opened)
+            now = _utc(self.clock())
+            for row in self._rows(sa.and_(hr_events.c.status == "scheduled", hr_events.c.due_at <= now), order=hr_events.c.due_at):
+                self._guarded(row, self._fire_scheduled, opened)
+            self._run(opened)
+            for row in self._rows(hr_events.c.status == "opened"):
+                self._reconcile(row)
+            try:
+                self.engine.run_due_followups()
+            except Exception as exc:
+                log.error("running due follow-ups failed", error=f"{type(exc).__name__}: {exc}")
+            self._scheduled_sweep(now)
+            self._remind(now)
+            self._prune(now)
+
+    def _remind(self, now: datetime) -> None:
+        """Send checklist reminders every ``tasks.remind_every``; each goes once, so looking often is harmless."""
+        config = self.engine.config
+        if not config.notifiers or (self._reminded_at is not None and now - self._reminded_at < parse_duration(config.tasks.remind_every)):
+            return
+        self._reminded_at = now
+        from ..checklist._tasks import send_reminders
+
+        try:
+            sent = send_reminders(self.engine, now)
+            if sent:
+                log.info("checklist reminders sent", count=len(sent))
+        except Exception as exc:  # a notifier problem never stops the worker; the next round tries again
+            log.error("checklist reminders failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _scheduled_sweep(self, now: datetime) -> None:
+        """Run the sweep (which also sends the managers' end-date notices) on ``sweep.schedule``, a cron expression."""
+        schedule = (self.engine.config.sweep or {}).get("schedule")
+        if not schedule:
+            return
+        from croniter import croniter
+
+        if self._next_sweep is None:
+            self._next_sweep = croniter(schedule, now).get_next(datetime)
+        if now < self._next_sweep:
+            return
+        self._next_sweep = croniter(schedule, now).get_next(datetime)
+        from ..inventory._sweep import run_sweep
+
+        try:
+            result = run_sweep(self.engine)
+            log.info("scheduled sweep ran", halted=result.halted, cases=len(result.cases), reasons=result.reasons)
+        except Exception as exc:  # a halted or failed sweep is recorded by the sweep; the server goes on
+            log.error("scheduled sweep failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _rows(self, where: Any, order: Any = None) -> list[dict[str, Any]]:
+        query = sa.select(hr_events).where(where).order_by(order if order is not None else hr_events.c.seq).limit(1000)
+        with self.store.engine.connect() as conn:
+            return [{k: _aware(v) if isinstance(v, datetime) else v for k, v in r.items()} for r in conn.execute(query).mappings()]
+
+    def _update(self, seq: int, **values: Any) -> None:
+        if values.get("status") and values["status"] not in OPEN:
+            values.setdefault("processed_at", _utc(self.clock()))
+        if values.get("due_at") is not None:
+            values["due_at"] = _utc(values["due_at"])
+        with self.store._write_lock, self.store.engine.begin() as conn:
+            conn.execute(hr_events.update().where(hr_events.c.seq == seq).values(**values))
+        if "status" in values:
+            self.metrics.outcome(values["status"])
+
+    def _guarded(self, row: dict[str, Any], step: Callable[..., None], opened: list[tuple[int, str]]) -> None:
+        try:
+            step(row, opened)
+        except Exception as exc:  # a bug or an outage: retry next pass, a few times, then say so
+            attempts = row["attempts"] + 1
+            detail = f"{type(exc).__name__}: {exc}"
+            log.error("HR event processing failed", hr_event=row["key"], attempt=attempts, error=detail)
+            final = attempts >= MAX_ATTEMPTS
+            self._update(row["seq"], attempts=attempts, detail=detail, **({"status": "failed"} if final else {}))
+            if final:
+                self._audit(row, "failed", None, detail)
+
+    def _audit(self, row: dict[str, Any], outcome: str, person: Person | None, detail: str, case_id: str | None = None, at: datetime | None = None) -> None:
+        fields: dict[str, Any] = {"event": row["key"], "source": row["source"], "event_type": row["type"], "outcome": outcome,
+                                  "reference": row["person_ref"], "detail": detail}
+        if person is not None:
+            fields["person"] = {"id": person.id, "employee_id": person.employee_id}
+        if at is not None:
+            fields["effective_at"] = _iso(at)
+        self.engine.record("hr_event", case_id, fields)
+
+    def _event(self, row: dict[str, Any]) -> HREvent:
+        return HREvent.from_dict(json.loads(row["payload"]))
+
+    def _when(self, event: HREvent, person: Person) -> datetime | None:
+        zone = event.timezone or (person.timezone if person.timezone and person.timezone != "UTC" else None) or self.default_timezone
+        return effective_time(event.effective, zone, self.day_ends_at)
+
+    def _resolve(self, row: dict[str, Any]) -> Person | None:
+        try:
+            return self.engine.resolve(row["person_ref"])
+        except UnknownPerson as exc:
+            self._unresolved(row, str(exc))
+            return None
+
+    def _unresolved(self, row: dict[str, Any], why: str) -> None:
+        log.warning("HR event names an unknown person", hr_event=row["key"], reference=row["person_ref"], detail=why)
+        self._update(row["seq"], status="unresolved", detail=why)
+        self._audit(row, "unresolved", None, why)
+
+    def _handle(self, row: dict[str, Any], opened: list[tuple[int, str]]) -> None:
+        event = self._event(row)
+        person = self._resolve(row)
+        if person is None:
+            return
+        if person.id != row["person_id"]:
+            self._update(row["seq"], person_id=person.id)
+            row["person_id"] = person.id
+        if event.type == "termination":
+            self._terminate(row, event, person, opened)
+        elif event.type == "termination_cancelled":
+            self._cancel(row, person)
+        elif event.type == "end_date_changed":
+            self._change_date(row, event, person, opened)
+        else:  # stored by an older version or a plugin: say so rather than drop it
+            self._update(row["seq"], status="failed", detail=f"unknown event type {event.type!r}")
+
+    def _scheduled_for(self, person: Person) -> list[dict[str, Any]]:
+        where = sa.and_(hr_events.c.status == "scheduled", hr_events.c.person_id == person.id)
+        return self._rows(where)
+
+    def _terminate(self, row: dict[str, Any], event: HREvent, person: Person, opened: list[tuple[int, str]]) -> None:
+        at = self._when(event, person)
+        now = self.clock()
+        for other in self._scheduled_for(person):
+            if other["seq"] != row["seq"]:
+                self._update(other["seq"], status="superseded", detail=f"superseded by {row['key']}")
+                self._audit(other, "superseded", person, f"superseded by {row['key']}")
+        if at is not None and at > now:
+            self._update(row["seq"], status="scheduled", due_at=at, detail=f"case opens at {_iso(at)}")
+            self._audit(row, "scheduled", person, f"case opens at {_iso(at)}", at=at)
+            log.info("termination scheduled", hr_event=row["key"], person=person.id, at=_iso(at))
+            return
+        self._open(row, person, at or row["received_at"], opened)
+
+    def _fire_scheduled(self, row: dict[str, Any], opened: list[tuple[int, str]]) -> None:
+        person = self._resolve(row)
+        if person is not None:
+            self._open(row, person, row["due_at"], opened)
+
+    def _open(self, row: dict[str, Any], person: Person, at: datetime, opened: list[tuple[int, str]]) -> None:
+        reason = self._event(row).reason or f"HR {row['type']} event {row['key']}"
+        with self.store.engine.connect() as conn:
+            existing = conn.execute(sa.select(cases.c.id).where(cases.c.source_event == row["key"])).scalar()
+        if existing:  # opened before a crash: never twice
+            self._update(row["seq"], status="opened", case_id=existing, detail="case already open")
+            opened.append((row["seq"], existing))
+            return
+        busy = self.store.find_cases(statuses=[CaseStatus.RUNNING.value], person_id=person.id, limit=1)
+        if busy:
+            self._update(row["seq"], status="done", case_id=busy[0]["id"], detail=f"a case for {person.id} was already running")
+            return
+        try:
+            plan = self.engine.plan(person)
+        except UnknownPerson as exc:
+            self._unresolved(row, str(exc))
+            return
+        try:
+            case_id = self.engine.open_case(plan, trigger="webhook", reason=reason, termination_at=_utc(at), source_event=row["key"])
+        except OffboardError as exc:
+            self._update(row["seq"], status="done", detail=str(exc))
+            return
+        self._update(row["seq"], status="opened", case_id=case_id, detail="case opened")
+        opened.append((row["seq"], case_id))
+
+    def _run(self, opened: list[tuple[int, str]]) -> None:
+        if not opened:
+            return
+        results = self.engine.run_cases(list(dict.fromkeys(c for _, c in opened)))
+        by_case = {r.case_id: r for r in results}
+        for seq, case_id in opened:
+            result = by_case.get(case_id)
+            status = result.status.value if result else "unknown"
+            self._update(seq, status="done", detail=f"case {status}")
+        for result in results:
+            self.metrics.case_result(result)
+
+    def _reconcile(self, row: dict[str, Any]) -> None:
+        case = self.store.case(row["case_id"]) if row["case_id"] else None
+        if case is None or case["status"] not in (CaseStatus.RUNNING.value, "closing"):
+            self._update(row["seq"], status="done", detail=f"case {case['status'] if case else 'missing'}")
+
+    def _cancel(self, row: dict[str, Any], person: Person) -> None:
+        scheduled = [r for r in self._scheduled_for(person) if r["type"] in ("termination", "end_date_changed")]
+        for other in scheduled:
+            self._update(other["seq"], status="cancelled", detail=f"cancelled by {row['key']}")
+            self._audit(other, "cancelled", person, f"cancelled by {row['key']}")
+        if scheduled:
+            detail = f"cancelled {', '.join(r['key'] for r in scheduled)}"
+            self._update(row["seq"], status="done", detail=detail)
+            self._audit(row, "termination_cancelled", person, detail)
+            return
+        ran = self._webhook_cases(person)
+        if ran:
+            detail = f"too late: case {ran} already ran; `offboard undo {ran}` restores what is reversible"
+            self._update(row["seq"], status="too_late", case_id=ran, detail=detail)
+            self._audit(row, "too_late", person, detail, case_id=ran)
+            log.warning("termination cancelled after its case ran", hr_event=row["key"], person=person.id, case=ran)
+            return
+        self._update(row["seq"], status="done", detail="no scheduled termination to cancel")
+        self._audit(row, "nothing_to_cancel", person, "no scheduled termination to cancel")
+
+    def _webhook_cases(self, person: Person) -> str | None:
+        with self.store.engine.connect() as conn:
+            return conn.execute(
+                sa.select(cases.c.id).where(cases.c.person_id == person.id, cases.c.trigger == "webhook").order_by(cases.c.created_at.desc()).limit(1)
+            ).scalar()
+
+    def _change_date(self, row: dict[str, Any], event: HREvent, person: Person, opened: list[tuple[int, str]]) -> None:
+        scheduled = [r for r in self._scheduled_for(person) if r["type"] in ("termination", "end_date_changed")]
+        if not scheduled:
+            ran = self._webhook_cases(person)
+            if ran:
+                self._update(row["seq"], status="done", case_id=ran, detail=f"already offboarded by case {ran}; date change ignored")
+                return
+            self._terminate(row, event, person, opened)  # a new end date where none was scheduled
+            return
+        at = self._when(event, person)
+        if at is None:
+            raise ValueError("end_date_changed needs an effective time")
+        target = scheduled[-1]
+        self._update(target["seq"], due_at=at, detail=f"case opens at {_iso(at)} (moved by {row['key']})")
+        self._update(row["seq"], status="done", detail=f"moved {target['key']} to {_iso(at)}")
+        self._audit(row, "rescheduled", person, f"moved {target['key']} to {_iso(at)}", at=at)
+        if at <= self.clock():
+            target = self._rows(hr_events.c.seq == target["seq"])[0]
+            self._open(target, person, at, opened)
+
+    def _prune(self, now: datetime) -> None:
+        if self._pruned_at and now - self._pruned_at < timedelta(minutes=1):
+            return
+        self._pruned_at = now
+        with self.store._write_lock, self.store.engine.begin() as conn:
+            conn.execute(hr_deliveries.delete().where(hr_deliveries.c.received_at < now - self.replay_window))
+
+
+def list_events(store: Store, *, unresolved: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+    """Received events, newest first, with what became of them."""
+    query = sa.select(hr_events).order_by(hr_events.c.seq.desc()).limit(limit)
+    if unresolved:
+        query = query.where(hr_events.c.status.in_(["unresolved", "failed"]))
+    with store.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    out = []
+    for row in rows:
+        event = json.loads(row["payload"])
+        out.append({
+            "event": row["key"], "source": row["source"], "type": row["type"], "person": row["person_ref"],
+            "person_id": row["person_id"], "effective": event.get("effective"), "timezone": event.get("timezone"),
+            "status": row["status"], "case": row["case_id"], "due_at": _iso(_aware(row["due_at"])), "detail": row["detail"],
+            "attempts": row["attempts"], "received_at": _iso(_aware(row["received_at"])), "processed_at": _iso(_aware(row["processed_at"])),
+        })
+    return out
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value

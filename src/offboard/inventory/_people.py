@@ -1,0 +1,405 @@
+"""People sources: where offboard learns who people are (HR exports, directories, ...).
+
+A people source is a class with a ``name``, a pydantic ``Settings`` model and a
+``people()`` method yielding :class:`~offboard.models.Person`. Sources are registered
+through the ``register_people_sources`` hook; the HR export file is built in.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Iterator, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..config._secrets import Secret
+from ..errors import ConfigError, ConnectorError, OffboardError
+from ..hookspecs import hookimpl
+from ..models import Equipment, Person
+
+__all__ = ["PeopleSource", "HRExport", "DirectoryAttribute", "EntraLeaveDate", "GoogleCustomSchema", "find_person"]
+
+
+class PeopleSource:
+    """Base class for people sources."""
+
+    name: ClassVar[str] = ""
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, settings: BaseModel | dict[str, Any] | None = None, *, base: Path | None = None):
+        self.settings = settings if isinstance(settings, self.Settings) else self.Settings.model_validate(settings or {})
+        self.base = base or Path.cwd()
+
+    def people(self) -> Iterable[Person]:
+        """Every person this source knows."""
+        raise NotImplementedError
+
+    def find(self, ref: str) -> Person | None:
+        """The person matching ``ref`` (email, alias or employee id), or None."""
+        return find_person(self.people(), ref)
+
+
+def find_person(people: Iterable[Person], ref: str) -> Person | None:
+    """Match ``ref`` against id, emails and employee id, case-insensitively."""
+    key = ref.strip().lower()
+    for person in people:
+        if key == person.id.lower() or key in person.emails or (person.employee_id and key == person.employee_id.lower()):
+            return person
+    return None
+
+
+class HRExport(PeopleSource):
+    """An HR export file (CSV or JSON list of objects) with mapped columns."""
+
+    name = "hr_export"
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        path: str
+        format: str | None = Field(default=None, pattern="^(csv|json)$")
+        columns: dict[str, str] = Field(
+            default_factory=dict, description="our field -> the file's column: id, email, aliases, employee_id, name, type, manager, end_date, timezone, active, equipment"
+        )
+
+    def _column(self, field: str) -> str:
+        return self.settings.columns.get(field, field)
+
+    def _rows(self) -> Iterator[dict[str, Any]]:
+        path = Path(self.settings.path).expanduser()
+        if not path.is_absolute():
+            path = self.base / path
+        fmt = self.settings.format or ("json" if path.suffix.lower() == ".json" else "csv")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            raise ConfigError(f"cannot read HR export: {exc.strerror}", where=str(path)) from None
+        if fmt == "json":
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"not valid JSON at line {exc.lineno}: {exc.msg}", where=str(path)) from None
+            if not isinstance(data, list):
+                raise ConfigError("the JSON HR export must be a list of objects", where=str(path))
+            yield from data
+        else:
+            yield from csv.DictReader(text.splitlines())
+
+    def people(self) -> Iterator[Person]:
+        for number, row in enumerate(self._rows(), start=1):
+            yield self._person(row, number)
+
+    def _person(self, row: dict[str, Any], number: int) -> Person:
+        def get(field: str) -> Any:
+            value = row.get(self._column(field))
+            return value.strip() if isinstance(value, str) else value
+
+        email = get("email")
+        ident = get("id") or email or get("employee_id")
+        if not ident:
+            raise ConfigError(f"row {number} has no id, email or employee id", where=self.settings.path)
+        tz = get("timezone") or "UTC"
+        try:
+            zone = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"row {number}: unknown time zone {tz!r}", where=self.settings.path) from None
+        aliases = get("aliases") or ()
+        if isinstance(aliases, str):
+            aliases = tuple(a.strip() for a in aliases.replace(";", ",").split(",") if a.strip())
+        active = get("active")
+        return Person(
+            id=str(ident),
+            email=email or None,
+            aliases=tuple(aliases),
+            employee_id=str(get("employee_id")) if get("employee_id") else None,
+            name=get("name") or None,
+            type=(get("type") or "employee").lower(),
+            manager=get("manager") or None,
+            end_date=_end_date(get("end_date"), zone, number, self.settings.path),
+            timezone=tz,
+            active=str(active).lower() not in ("false", "0", "no", "inactive") if active not in (None, "") else True,
+            equipment=_equipment(get("equipment"), number, self.settings.path),
+        )
+
+
+def _equipment(value: Any, number: int, where: str) -> tuple[Equipment, ...]:
+    """Loaned items: a JSON list of {asset_tag, kind, loaned_on}, or in CSV ``TAG:kind:YYYY-MM-DD; TAG:kind``."""
+    if not value:
+        return ()
+    if isinstance(value, str):
+        value = [dict(zip(("asset_tag", "kind", "loaned_on"), (p.strip() for p in item.split(":"))))
+                 for item in value.replace(",", ";").split(";") if item.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, dict) and v.get("asset_tag") for v in value):
+        raise ConfigError(f"row {number}: equipment must list items with an asset_tag (TAG:kind:YYYY-MM-DD; ...)", where=where)
+    items = []
+    for item in value:
+        loaned = item.get("loaned_on") or None
+        if loaned is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(loaned)):
+            raise ConfigError(f"row {number}: equipment {item['asset_tag']}: loaned_on {loaned!r} is not a date (YYYY-MM-DD)", where=where)
+        items.append(Equipment(str(item["asset_tag"]), str(item.get("kind") or "device"), loaned, str(item.get("description") or "")))
+    return tuple(items)
+
+
+def _end_date(value: Any, zone: ZoneInfo, number: int, where: str) -> datetime | None:
+    """An end date means the end of that day in the person's zone unless a time is given."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ConfigError(f"row {number}: end date {value!r} is not an ISO date", where=where) from None
+    if len(str(value)) <= 10:
+        parsed = datetime.combine(parsed.date(), time(23, 59, 59))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
+def _zone(name: str | None, where: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"unknown time zone {name!r}", where=where) from None
+
+
+def _person_type(value: Any, contractor_values: list[str]) -> str:
+    return "contractor" if value and str(value).strip().lower() in {v.lower() for v in contractor_values} else "employee"
+
+
+# -- a directory attribute (LDAP / Active Directory) ------------------------------------
+
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
+_NEVER = {0, 9223372036854775807}
+
+
+def directory_date(value: str, fmt: str, zone: ZoneInfo) -> datetime | None:
+    """An end date from a directory attribute: AD FILETIME, LDAP GeneralizedTime, shadow days or ISO."""
+    value = value.strip()
+    if not value:
+        return None
+    if fmt == "ad_filetime":  # accountExpires: 100 ns ticks since 1601; 0 and 2**63-1 mean never
+        ticks = int(value)
+        return None if ticks in _NEVER else _FILETIME_EPOCH + timedelta(microseconds=ticks // 10)
+    if fmt == "shadow_days":  # shadowExpire: days since 1970-01-01, the account is gone from that day on
+        day = date(1970, 1, 1) + timedelta(days=int(value))
+        return datetime.combine(day, time(0), tzinfo=zone)
+    if fmt == "generalized_time":  # 20250131170000Z, 20250131170000.0Z or with +hhmm
+        match = re.fullmatch(r"(\d{14})(?:[.,]\d+)?(Z|z|[+-]\d{4})?", value)
+        if not match:
+            raise ValueError(value)
+        parsed = datetime.strptime(match.group(1), "%Y%m%d%H%M%S")
+        offset = match.group(2)
+        if not offset:
+            return parsed.replace(tzinfo=zone)
+        return parsed.replace(tzinfo=timezone.utc) if offset in "Zz" else datetime.strptime(match.group(1) + offset, "%Y%m%d%H%M%S%z")
+    return _end_date(value, zone, 0, "directory")
+
+
+class DirectoryAttribute(PeopleSource):
+    """People from LDAP or Active Directory, the end date from an attribute such as accountExpires."""
+
+    name = "directory_attribute"
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        url: str = Field(description="ldap:// or ldaps:// URL")
+        bind_dn: str | None = None
+        password: Secret | None = None
+        base_dn: str
+        filter: str = "(&(objectClass=person)(mail=*))"
+        end_date_attribute: str = "accountExpires"
+        end_date_format: Literal["ad_filetime", "generalized_time", "shadow_days", "iso"] = "ad_filetime"
+        attributes: dict[str, str] = Field(default_factory=dict, description="our field -> attribute: email, employee_id, name, type, manager, timezone")
+        contractor_values: list[str] = Field(default_factory=lambda: ["contractor", "external", "consultant"])
+        timezone: str = "UTC"
+        start_tls: bool = False
+        ca_file: str | None = None
+        timeout: float = 10.0
+        page_size: int = Field(500, ge=1, le=5000)
+
+    DEFAULTS = {"email": "mail", "employee_id": "employeeNumber", "name": "displayName", "type": "employeeType", "manager": "manager"}
+
+    def _attr(self, field: str) -> str | None:
+        return self.settings.attributes.get(field, self.DEFAULTS.get(field))
+
+    def _connection(self) -> Any:
+        import ssl
+
+        import ldap3
+        from ldap3.core.exceptions import LDAPException
+
+        s = self.settings
+        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=s.ca_file) if (s.ca_file or s.url.startswith("ldaps")) else None
+        server = ldap3.Server(s.url, use_ssl=s.url.startswith("ldaps"), tls=tls, get_info=ldap3.NONE, connect_timeout=max(1, int(s.timeout)))
+        try:
+            conn = ldap3.Connection(server, user=s.bind_dn, password=s.password.reveal() if s.password else None,
+                                    receive_timeout=max(1, int(s.timeout)), raise_exceptions=True)
+            conn.open()
+            if s.start_tls:
+                conn.start_tls()
+            conn.bind()
+        except LDAPException as exc:
+            raise OffboardError(f"people source {self.name}: cannot bind to {s.url}: {type(exc).__name__}") from None
+        return conn
+
+    def people(self) -> Iterator[Person]:
+        from ldap3.core.exceptions import LDAPException
+
+        s = self.settings
+        wanted = sorted({a for a in (*(self._attr(f) for f in ("email", "employee_id", "name", "type", "manager", "timezone", "id")),
+                                     s.end_date_attribute) if a})
+        conn = self._connection()
+        rows, mail_of = [], {}
+        try:
+            for entry in conn.extend.standard.paged_search(s.base_dn, s.filter, attributes=wanted, paged_size=s.page_size, generator=True):
+                if entry.get("type") != "searchResEntry":
+                    continue
+                raw = {k.lower(): [v.decode("utf-8", "replace") for v in vals] for k, vals in entry["raw_attributes"].items()}
+                rows.append((entry["dn"], raw))
+                email = (raw.get((self._attr("email") or "").lower()) or [None])[0]
+                if email:
+                    mail_of[entry["dn"].lower()] = email
+        except LDAPException as exc:
+            raise OffboardError(f"people source {self.name}: search of {s.base_dn} failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            conn.unbind()
+        for dn, raw in rows:
+            yield self._person(dn, raw, mail_of)
+
+    def _person(self, dn: str, raw: dict[str, list[str]], mail_of: dict[str, str]) -> Person:
+        def get(field: str) -> str | None:
+            attr = self._attr(field)
+            values = raw.get(attr.lower()) if attr else None
+            return values[0] if values else None
+
+        tz = get("timezone") or self.settings.timezone
+        zone = _zone(tz, f"{dn}: timezone")
+        end_raw = (raw.get(self.settings.end_date_attribute.lower()) or [""])[0]
+        try:
+            end = directory_date(end_raw, self.settings.end_date_format, zone)
+        except (ValueError, ConfigError):
+            raise ConfigError(f"{self.settings.end_date_attribute} {end_raw!r} is not a {self.settings.end_date_format} value", where=dn) from None
+        email = get("email")
+        manager = get("manager")
+        return Person(id=get("id") or email or dn, email=email, employee_id=get("employee_id"), name=get("name"),
+                      type=_person_type(get("type"), self.settings.contractor_values),
+                      manager=mail_of.get(manager.lower(), manager) if manager else None, end_date=end, timezone=tz)
+
+
+# -- Entra ID employeeLeaveDateTime and Google custom schema fields, through the connectors' settings --------
+
+
+def _connector(type_name: str, settings: dict[str, Any]) -> Any:
+    from .. import plugins
+
+    cls = plugins.connector_classes().get(type_name)
+    if cls is None:
+        raise ConfigError(f"the {type_name} connector is not installed")
+    return cls(f"people:{type_name}", settings)
+
+
+class EntraLeaveDate(PeopleSource):
+    """People from Entra ID users, the end date from ``employeeLeaveDateTime`` (needs User-LifeCycleInfo.Read.All)."""
+
+    name = "entra_leave_date"
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        connector: dict[str, Any] = Field(description="the entra connector's settings (tenant_id, client_id, client_secret, ...)")
+        contractor_values: list[str] = Field(default_factory=lambda: ["contractor", "external", "consultant"])
+        timezone: str = "UTC"
+
+    SELECT = "id,userPrincipalName,mail,otherMails,displayName,employeeId,employeeType,employeeLeaveDateTime,accountEnabled"
+
+    def people(self) -> Iterator[Person]:
+        connector = _connector("entra", self.settings.connector)
+        from offboard_connectors.entra import READ
+
+        try:
+            body = connector._call("GET", "users", "list users for people", READ, params={
+                "$select": self.SELECT, "$expand": "manager($select=mail,userPrincipalName)", "$top": "999"}).json()
+            while True:
+                for user in body.get("value") or []:
+                    yield self._person(user)
+                link = body.get("@odata.nextLink")
+                if not link:
+                    break
+                body = connector._call("GET", link, "list users for people", READ).json()
+        except ConnectorError as exc:
+            raise OffboardError(f"people source {self.name}: {type(exc).__name__}: {exc}") from None
+        finally:
+            connector.close()
+
+    def _person(self, user: dict[str, Any]) -> Person:
+        email = user.get("mail") or user.get("userPrincipalName")
+        leave = user.get("employeeLeaveDateTime")
+        manager = user.get("manager") or {}
+        return Person(id=email or user["id"], email=email, aliases=tuple(user.get("otherMails") or ()), employee_id=user.get("employeeId"),
+                      name=user.get("displayName"), type=_person_type(user.get("employeeType"), self.settings.contractor_values),
+                      manager=manager.get("mail") or manager.get("userPrincipalName"),
+                      end_date=datetime.fromisoformat(leave.replace("Z", "+00:00")) if leave else None,
+                      timezone=self.settings.timezone, active=bool(user.get("accountEnabled", True)))
+
+
+class GoogleCustomSchema(PeopleSource):
+    """People from Google Workspace users, the end date from a custom schema field (e.g. Offboarding.endDate)."""
+
+    name = "google_custom_schema"
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        connector: dict[str, Any] = Field(description="the google_workspace connector's settings (service_account, subject, ...)")
+        schema_name: str = Field("Offboarding", alias="schema")
+        end_date_field: str = "endDate"
+        type_field: str | None = "personType"
+        timezone_field: str | None = "timeZone"
+        contractor_values: list[str] = Field(default_factory=lambda: ["contractor", "external", "consultant"])
+        timezone: str = "UTC"
+
+    def people(self) -> Iterator[Person]:
+        from offboard_connectors.google_workspace import USER
+
+        connector = _connector("google_workspace", self.settings.connector)
+        token = None
+        try:
+            while True:
+                params: dict[str, Any] = {"customer": connector.settings.customer, "maxResults": 500, "projection": "custom",
+                                          "customFieldMask": self.settings.schema_name}
+                if token:
+                    params["pageToken"] = token
+                body = connector._run(connector._directory("users").list(**params), "list users for people", USER) or {}
+                for user in body.get("users") or []:
+                    yield self._person(user)
+                token = body.get("nextPageToken")
+                if not token:
+                    break
+        except ConnectorError as exc:
+            raise OffboardError(f"people source {self.name}: {type(exc).__name__}: {exc}") from None
+        finally:
+            connector.close()
+
+    def _person(self, user: dict[str, Any]) -> Person:
+        s = self.settings
+        fields = (user.get("customSchemas") or {}).get(s.schema_name) or {}
+        tz = (fields.get(s.timezone_field) if s.timezone_field else None) or s.timezone
+        zone = _zone(tz, f"{user.get('primaryEmail')}: {s.schema_name}.{s.timezone_field}")
+        manager = next((r.get("value") for r in user.get("relations") or [] if r.get("type") == "manager"), None)
+        employee_id = next((e.get("value") for e in user.get("externalIds") or [] if e.get("type") == "organization"), None)
+        email = user.get("primaryEmail")
+        return Person(id=email or user["id"], email=email, aliases=tuple(user.get("aliases") or ()), employee_id=employee_id,
+                      name=(user.get("name") or {}).get("fullName"),
+                      type=_person_type(fields.get(s.type_field) if s.type_field else None, s.contractor_values),
+                      manager=manager, end_date=_end_date(fields.get(s.end_date_field), zone, 0, f"{email}: {s.schema_name}.{s.end_date_field}"),
+                      timezone=tz, active=not user.get("suspended"))
+
+
+@hookimpl
+def register_people_sources(register):
+    register(HRExport)
+    register(DirectoryAttribute)
+    register(EntraLeaveDate)
+    register(GoogleCustomSchema)

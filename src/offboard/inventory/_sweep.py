@@ -1,0 +1,227 @@
+"""Sweeps: revoke everyone past their end date who still holds an active account.
+
+A sweep syncs the inventory, finds every person whose end date has passed (in their
+time zone), plans from the inventory, and checks the guards: more than
+``limits.max_cases`` cases, or more than ``limits.max_percent`` of a system's active
+accounts, halts the sweep before any action and records why. ``approve=True`` with an
+approver's name records the approval and proceeds. Cases open with trigger ``sweep``
+and run in one parallel batch.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import structlog
+
+from . import _inventory
+from ..errors import OffboardError
+from ..models import ActionKind, CaseStatus, Person
+
+__all__ = ["run_sweep", "SweepResult", "leavers", "past_end", "guard"]
+
+log = structlog.get_logger("offboard.sweep")
+REMOVING = {ActionKind.DISABLE_ACCOUNT.value, ActionKind.DELETE_ACCOUNT.value}
+
+
+class ApprovalRequired(OffboardError):
+    """``approve`` was asked for without naming the approver."""
+
+
+@dataclass
+class SweepResult:
+    """What a sweep found, whether it halted, and the cases it ran."""
+
+    leavers: list[str] = field(default_factory=list)
+    plans: list[Any] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    halted: bool = False
+    dry_run: bool = False
+    approved_by: str | None = None
+    cases: list[Any] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    sync: Any = None
+    notices: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.halted and all(c.ok for c in self.cases)
+
+    @property
+    def message(self) -> str:
+        if self.halted:
+            return ("sweep halted before any action: " + "; ".join(self.reasons)
+                    + ". Check the people source; if this is right, re-run with --approve --approver NAME")
+        if self.dry_run:
+            verb = "would halt: " + "; ".join(self.reasons) if self.reasons else f"would open {len(self.plans)} case(s)"
+            return f"dry run: {len(self.leavers)} person(s) past their end date; {verb}"
+        incomplete = sum(not c.ok for c in self.cases)
+        return f"{len(self.cases)} case(s) opened and run, {incomplete} incomplete" if self.cases else "nothing to do"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "halted": self.halted, "dry_run": self.dry_run, "reasons": self.reasons, "approved_by": self.approved_by,
+            "leavers": self.leavers, "message": self.message, "notices": self.notices,
+            "plans": [p.to_dict() for p in self.plans], "cases": [c.to_dict() for c in self.cases],
+            "skipped": [{"person": p, "why": w} for p, w in self.skipped],
+            "sync": self.sync.to_dict() if self.sync is not None else None,
+        }
+
+
+def past_end(person: Person, now: datetime) -> bool:
+    """True when ``person``'s end date has passed; a naive end date is read in their time zone."""
+    end = person.end_date
+    if end is None:
+        return False
+    if end.tzinfo is None:
+        try:
+            end = end.replace(tzinfo=ZoneInfo(person.timezone or "UTC"))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise OffboardError(f"{person.id}: unknown time zone {person.timezone!r}") from None
+    return end <= now
+
+
+def leavers(engine: Any, now: datetime) -> list[Person]:
+    """Everyone in the people sources whose end date has passed, once each."""
+    found: dict[str, Person] = {}
+    for source in engine.people():
+        for person in source.people():
+            if person.id not in found and past_end(person, now):
+                found[person.id] = person
+    return list(found.values())
+
+
+def guard(plans: list[Any], active: dict[str, int], limits: Any) -> list[str]:
+    """Why these plans must not run without approval (empty when they may)."""
+    reasons = []
+    if len(plans) > limits.max_cases:
+        reasons.append(f"it would open {len(plans)} cases and limits.max_cases is {limits.max_cases}")
+    touched: dict[str, set[str]] = defaultdict(set)
+    for plan in plans:
+        for action in plan.actions:
+            touched[action.account.system].add(action.account.id)
+    for system in sorted(touched):
+        n, total = len(touched[system]), active.get(system, 0)
+        percent = 100.0 * n / total if total else 100.0
+        if percent > limits.max_percent:
+            reasons.append(f"it would touch {n} of {total} active accounts in {system} ({percent:.1f}%) "
+                           f"and limits.max_percent is {limits.max_percent:g}%")
+    return reasons
+
+
+def _handled(engine: Any, person_id: str) -> set[tuple[str, str]]:
+    """Accounts a complete case already dealt with: not planned again even if still active."""
+    done: set[tuple[str, str]] = set()
+    finished = [CaseStatus.COMPLETE.value, CaseStatus.AWAITING_TASKS.value]
+    for case in engine.store.find_cases(statuses=finished, person_id=person_id, limit=20):
+        for row in engine.store.actions(case["id"]):
+            done.add((row["system"], row["account_id"]))
+    return done
+
+
+def _running(engine: Any) -> set[str]:
+    return {c["person_id"] for c in engine.store.find_cases(statuses=[CaseStatus.RUNNING.value], limit=100_000)}
+
+
+def run_sweep(engine: Any, approve: bool = False, approver: str | None = None, dry_run: bool = False, *,
+              sync: bool = True, notify: bool = True, progress: Any = None) -> SweepResult:
+    """Find, guard, open and run the cases of everyone past their end date; see the module docstring."""
+    approver = (approver or "").strip() or None
+    if approve and not approver:
+        raise ApprovalRequired("--approve needs --approver NAME: the approval is recorded with the approver's name")
+    return _sweep(engine, approve, approver, dry_run, sync, notify, progress)
+
+
+def _sweep(engine: Any, approve: bool, approver: str | None, dry_run: bool, sync: bool, notify: bool, progress: Any) -> SweepResult:
+    result = SweepResult(dry_run=dry_run)
+    if sync:
+        result.sync = _inventory.sync(engine)
+    now = engine.clock()
+    people = leavers(engine, now)
+    result.leavers = [p.id for p in people]
+    holdings = _inventory.active_accounts(engine.store, result.leavers)
+    busy = _running(engine)
+    for person in people:
+        accounts = holdings.get(person.id, [])
+        if not accounts:
+            continue
+        if person.id in busy:
+            result.skipped.append((person.id, "a case for this person is still running"))
+            continue
+        done = _handled(engine, person.id)
+        accounts = [a for a in accounts if (a.system, a.id) not in done]
+        if not accounts:
+            continue
+        plan = engine.plan_for(person, engine.policy_for(person), [a for a in accounts if a.system in engine.config.connectors])
+        if plan.actions:
+            result.plans.append(plan)
+        elif plan.protected:
+            result.skipped.append((person.id, "every remaining account is protected"))
+    result.reasons = guard(result.plans, _inventory.active_counts(engine.store), engine.config.limits)
+    if dry_run:
+        return result
+    summary = {"leavers": len(people), "cases": len(result.plans), "people": [p.person.id for p in result.plans],
+               "limits": {"max_cases": engine.config.limits.max_cases, "max_percent": f"{engine.config.limits.max_percent:g}"}}
+    if result.reasons and not approve:
+        result.halted = True
+        engine.record("sweep_halted", None, {**summary, "reasons": result.reasons})
+        log.warning("sweep halted", reasons=result.reasons)
+        return result
+    if result.reasons:
+        result.approved_by = approver
+        engine.record("approval", None, {**summary, "scope": "sweep", "approver": approver, "reasons": result.reasons})
+    case_ids = []
+    for plan in result.plans:
+        end = plan.person.end_date
+        reason = f"end date {end.date().isoformat() if end else '?'} has passed"
+        if result.approved_by:
+            reason += f"; sweep approved by {result.approved_by}"
+        case_ids.append(engine.open_case(plan, trigger="sweep", reason=reason, termination_at=end))
+    if case_ids:
+        result.cases = engine.run_cases(case_ids, progress)
+        _inventory.mark_inactive(engine.store, _disabled(result.cases))
+    engine.record("sweep", None, {**summary, "opened": case_ids, "approved_by": result.approved_by,
+                                  "incomplete": [c.case_id for c in result.cases if not c.ok]})
+    if notify:
+        result.notices = _notices(engine)
+    return result
+
+
+def _disabled(cases: Iterable[Any]) -> list[tuple[str, str]]:
+    out = []
+    for case in cases:
+        for row in case.actions:
+            if row["kind"] in REMOVING and row["status"] == "verified":
+                out.append((row["system"], row["account_id"]))
+    return out
+
+
+def _notices(engine: Any) -> int:
+    """Send due end-date notices and checklist reminders; a notifier failure never fails the sweep."""
+    if not engine.config.notifiers:
+        return 0
+    from ..checklist._notifiers import send_end_date_notices
+    from ..checklist._tasks import send_reminders
+
+    sent = 0
+    for what, send in (("end-date notices", send_end_date_notices), ("task reminders", send_reminders)):
+        try:
+            sent += len(send(engine))
+        except Exception as exc:
+            log.warning(f"{what} failed", error=str(exc))
+    return sent
+
+
+def plan_rows(result: SweepResult) -> list[dict[str, Any]]:
+    """One row per planned person, for the CLI."""
+    rows = []
+    for plan in result.plans:
+        end = plan.person.end_date
+        rows.append({"person": plan.person.id, "type": plan.person.type, "end_date": end.isoformat() if end else None,
+                     "accounts": len(plan.accounts), "actions": len(plan.actions),
+                     "systems": sorted({a.account.system for a in plan.actions})})
+    return rows

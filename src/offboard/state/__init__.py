@@ -1,0 +1,1 @@
+"""State: the one schema, the store that owns it, and its migrations."""

@@ -1,0 +1,1 @@
+"""The web layer: the HR webhook server, the auditors' pages and metrics."""
