@@ -28,21 +28,60 @@ SYSTEMS = ("entra", "google", "slack", "github", "ldap", "scim")
 def case_entries(n: int) -> list[tuple[str, dict]]:
     """One realistic case: opened, one action per system, closed (8 entries)."""
     person, case = f"p-{n:07d}", f"case-{n:07d}"
-    plan = [{"system": s, "account": {"id": f"{s}-{n:07d}", "name": f"user{n}@{s}.example"}, "kind": "disable_account"}
-            for s in SYSTEMS]
-    out = [("case_opened", {"case": case, "person": {"id": person, "employee_id": f"E{n}"}, "trigger": "webhook",
-                            "policy": "default", "reason": "terminated", "termination_at": "2026-01-01T00:00:00.000Z",
-                            "plan": plan, "dry_run": False})]
+    plan = [
+        {"system": s, "account": {"id": f"{s}-{n:07d}", "name": f"user{n}@{s}.example"}, "kind": "disable_account"}
+        for s in SYSTEMS
+    ]
+    out = [
+        (
+            "case_opened",
+            {
+                "case": case,
+                "person": {"id": person, "employee_id": f"E{n}"},
+                "trigger": "webhook",
+                "policy": "default",
+                "reason": "terminated",
+                "termination_at": "2026-01-01T00:00:00.000Z",
+                "plan": plan,
+                "dry_run": False,
+            },
+        )
+    ]
     for item in plan:
-        out.append(("action", {
-            "case": case, "person": {"id": person}, "system": item["system"], "account": item["account"],
-            "kind": "disable_account", "requested_at": "2026-01-01T00:04:59.000Z",
-            "responded_at": "2026-01-01T00:05:00.000Z", "result": "verified", "reference": f"req-{n}-{item['system']}",
-            "changed": True, "verification": {"ok": True, "observed": {"accountEnabled": False}, "detail": "read back"},
-            "error": None, "attempts": 1}))
-    out.append(("case_closed", {"case": case, "person": {"id": person}, "status": "complete",
-                                "counts": {"verified": len(SYSTEMS)}, "termination_at": "2026-01-01T00:00:00.000Z",
-                                "last_verified_at": "2026-01-01T00:05:00.000Z", "elapsed_ms": 300000}))
+        out.append(
+            (
+                "action",
+                {
+                    "case": case,
+                    "person": {"id": person},
+                    "system": item["system"],
+                    "account": item["account"],
+                    "kind": "disable_account",
+                    "requested_at": "2026-01-01T00:04:59.000Z",
+                    "responded_at": "2026-01-01T00:05:00.000Z",
+                    "result": "verified",
+                    "reference": f"req-{n}-{item['system']}",
+                    "changed": True,
+                    "verification": {"ok": True, "observed": {"accountEnabled": False}, "detail": "read back"},
+                    "error": None,
+                    "attempts": 1,
+                },
+            )
+        )
+    out.append(
+        (
+            "case_closed",
+            {
+                "case": case,
+                "person": {"id": person},
+                "status": "complete",
+                "counts": {"verified": len(SYSTEMS)},
+                "termination_at": "2026-01-01T00:00:00.000Z",
+                "last_verified_at": "2026-01-01T00:05:00.000Z",
+                "elapsed_ms": 300000,
+            },
+        )
+    )
     return out
 
 
@@ -78,8 +117,13 @@ def main(argv: list[str] | None = None) -> int:
                 small.checkpoint()
         elapsed = time.perf_counter() - start
         small.close()
-        rows.append(("append + fsync, seal after every case", f"{len(entries) / elapsed:,.0f} entries/s",
-                     f"{len(entries) / 8 / elapsed:,.0f} cases/s"))
+        rows.append(
+            (
+                "append + fsync, seal after every case",
+                f"{len(entries) / elapsed:,.0f} entries/s",
+                f"{len(entries) / 8 / elapsed:,.0f} cases/s",
+            )
+        )
 
         # 2. build the big log in batches (one fsync per batch), sealing every --seal-every entries.
         big_dir = Path(tmp) / "big"
@@ -96,7 +140,13 @@ def main(argv: list[str] | None = None) -> int:
                 batch = []
         elapsed = time.perf_counter() - start
         big.close()
-        rows.append((f"batched append_many, seal every {args.seal_every}", f"{args.entries / elapsed:,.0f} entries/s", "(builds the log)"))
+        rows.append(
+            (
+                f"batched append_many, seal every {args.seal_every}",
+                f"{args.entries / elapsed:,.0f} entries/s",
+                "(builds the log)",
+            )
+        )
         size_mb = (big_dir / "entries.jsonl").stat().st_size / 1e6
         checkpoints = len(list((big_dir / "checkpoints").iterdir()))
 
@@ -110,10 +160,14 @@ def main(argv: list[str] | None = None) -> int:
             status = "intact" if report.exit_code == 0 else f"exit {report.exit_code}"
             rate = args.entries / elapsed
             goal = f"; goal >= 200,000/s: {'met' if rate >= 200_000 else 'MISSED'}" if processes != 1 else ""
-            rows.append((f"{label}, {args.entries:,} entries ({size_mb:,.0f} MB, {checkpoints} checkpoints)",
-                         f"{rate:,.0f} entries/s",
-                         f"{elapsed:.2f} s, {status}, {used:.1f} CPU s ({args.entries / used:,.0f} entries per CPU s), "
-                         f"load {load:.1f} on {os.cpu_count()} CPUs{goal}"))
+            rows.append(
+                (
+                    f"{label}, {args.entries:,} entries ({size_mb:,.0f} MB, {checkpoints} checkpoints)",
+                    f"{rate:,.0f} entries/s",
+                    f"{elapsed:.2f} s, {status}, {used:.1f} CPU s ({args.entries / used:,.0f} entries per CPU s), "
+                    f"load {load:.1f} on {os.cpu_count()} CPUs{goal}",
+                )
+            )
 
         # 3. one person's evidence.
         trust = load_trust(big_dir / "trusted-keys.txt")
@@ -127,8 +181,13 @@ def main(argv: list[str] | None = None) -> int:
             result = verify_evidence(bundle, trust)
             times.append(time.perf_counter() - start)
         ms = statistics.median(times) * 1000
-        rows.append(("verify one person's evidence (median of 20)", f"{ms:.1f} ms",
-                     f"exit {result.exit_code}; goal < 50 ms: {'met' if ms < 50 else 'MISSED'}"))
+        rows.append(
+            (
+                "verify one person's evidence (median of 20)",
+                f"{ms:.1f} ms",
+                f"exit {result.exit_code}; goal < 50 ms: {'met' if ms < 50 else 'MISSED'}",
+            )
+        )
 
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     print(f"{'measure':<{width[0]}}  {'result':>{width[1]}}  notes")

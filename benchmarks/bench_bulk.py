@@ -28,10 +28,11 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from contextlib import contextmanager
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ._common import console, report, stopwatch, verdict
 
@@ -116,10 +117,16 @@ class _Meter:
                 need = math.ceil(used / limit.count - 1) * per if used > limit.count else 0.0  # whole windows to wait
             else:
                 need = max(0.0, used - limit.capacity) / (limit.count / per)
-            buckets.append({"bucket": name, "key": key, "used": used, "limit": f"{limit.count:g}/{limit.per:g}s",
-                            "seconds": need})
-        return {"requests": self.requests, "throttled": self.throttled, "buckets": buckets, "busy": self.busy,
-                "log": Counter(e.status for e in sim.log.entries())}
+            buckets.append(
+                {"bucket": name, "key": key, "used": used, "limit": f"{limit.count:g}/{limit.per:g}s", "seconds": need}
+            )
+        return {
+            "requests": self.requests,
+            "throttled": self.throttled,
+            "buckets": buckets,
+            "busy": self.busy,
+            "log": Counter(e.status for e in sim.log.entries()),
+        }
 
 
 def _serve_sandbox(conn: Any, people: int, seed: int, knobs: dict[str, Any]) -> None:
@@ -177,7 +184,7 @@ class RemoteSandbox:
         if self._proc.is_alive():
             self._proc.kill()
 
-    def __enter__(self) -> "RemoteSandbox":
+    def __enter__(self) -> RemoteSandbox:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -229,7 +236,9 @@ def engine_config(raw: dict[str, Any], scale: float, **extra: Any) -> Any:
         scaled = dict(item)
         if cls.default_rate:
             scaled["rate"] = cls.default_rate / scale
-        lanes = getattr(cls, "rate_limits", None) or {}  # per-method lanes (e.g. Slack's tiers), when the engine has them
+        lanes = (
+            getattr(cls, "rate_limits", None) or {}
+        )  # per-method lanes (e.g. Slack's tiers), when the engine has them
         if lanes and "rates" in ConnectorConfig.model_fields:
             scaled["rates"] = {lane: rate / scale for lane, (rate, _burst) in lanes.items()}
         connectors[name] = scaled
@@ -265,8 +274,12 @@ def _bulk(people: int, scale: float, seed: int, latency_ms: float) -> dict[str, 
             cpu = time.process_time()
             with stopwatch() as ran:
                 results = engine.run_cases(case_ids, progress)
-            out["run"] = {**sandbox.stats(), "wall": ran[0], "engine_cpu": time.process_time() - cpu,
-                          "close_tail": time.perf_counter() - last[0] if last[0] else 0.0}
+            out["run"] = {
+                **sandbox.stats(),
+                "wall": ran[0],
+                "engine_cpu": time.process_time() - cpu,
+                "close_tail": time.perf_counter() - last[0] if last[0] else 0.0,
+            }
         finally:
             engine.close()
             shutil.rmtree(home, ignore_errors=True)
@@ -293,18 +306,27 @@ def _baseline(people: int, sample: int, scale: float, seed: int, latency_ms: flo
         finally:
             engine.close()
             shutil.rmtree(home, ignore_errors=True)
-    return {**stats, "sample": len(chosen), "wall": wall[0], "per_person": wall[0] / len(chosen),
-            "status": Counter(r.status.value for r in results)}
+    return {
+        **stats,
+        "sample": len(chosen),
+        "wall": wall[0],
+        "per_person": wall[0] / len(chosen),
+        "status": Counter(r.status.value for r in results),
+    }
 
 
-def run(people: int = PEOPLE, scale: float = SCALE, baseline: int = BASELINE, seed: int = SEED, latency_ms: float = 0.0) -> dict[str, Any]:
+def run(
+    people: int = PEOPLE, scale: float = SCALE, baseline: int = BASELINE, seed: int = SEED, latency_ms: float = 0.0
+) -> dict[str, Any]:
     """Run the bulk scenario and its baseline; print the table; return the figures."""
     from offboard.config._logging import configure_logging
 
     configure_logging(-1)  # errors only: retries on 429 are counted by the sandbox, not logged line by line
-    console.print(f"[bold]Bulk[/]: {people} people x 5 sandbox systems under the vendors' default limits, windows and connector "
-                  f"rates scaled by {scale:g} (1 s here = {1 / scale:g} s at the vendors); sandbox latency {latency_ms:g} ms; "
-                  f"machine: {os.cpu_count()} cores (the sandbox runs in its own process)")
+    console.print(
+        f"[bold]Bulk[/]: {people} people x 5 sandbox systems under the vendors' default limits, windows and connector "
+        f"rates scaled by {scale:g} (1 s here = {1 / scale:g} s at the vendors); sandbox latency {latency_ms:g} ms; "
+        f"machine: {os.cpu_count()} cores (the sandbox runs in its own process)"
+    )
     bulk = _bulk(people, scale, seed, latency_ms)
     base = _baseline(people, min(baseline, bulk["people"]), scale, seed, latency_ms) if baseline else None
     run_, plan = bulk["run"], bulk["plan"]
@@ -319,7 +341,12 @@ def run(people: int = PEOPLE, scale: float = SCALE, baseline: int = BASELINE, se
     total = plan["wall"] + run_["wall"]
     complete = bulk["status"].get("complete", 0)
     rows = [
-        ("people, actions", f"{bulk['people']:,}, {bulk['actions']:,}", f"({bulk['skipped']} sharing an alias left out)", ""),
+        (
+            "people, actions",
+            f"{bulk['people']:,}, {bulk['actions']:,}",
+            f"({bulk['skipped']} sharing an alias left out)",
+            "",
+        ),
         ("cases complete", f"{complete:,} of {bulk['people']:,}", "all", verdict(complete == bulk["people"])),
         ("run: requests (served + throttled)", f"{requests:,}", "", ""),
         ("run: rate-limit bound", f"{run_bound:.1f} s", "", ""),
@@ -335,22 +362,48 @@ def run(people: int = PEOPLE, scale: float = SCALE, baseline: int = BASELINE, se
         ("plan + run: wall", f"{total:.1f} s", "", ""),
     ]
     figures: dict[str, Any] = {
-        "people": bulk["people"], "skipped": bulk["skipped"], "actions": bulk["actions"], "scale": scale, "complete": complete,
-        "run_wall": run_["wall"], "run_bound": run_bound, "bound_at": run_where, "ratio": ratio, "busiest": busy, "busiest_system": busy_system, "throttled_share": share,
-        "throttled": throttled, "requests": requests, "close_tail": run_["close_tail"], "engine_cpu": run_["engine_cpu"],
-        "sandbox_cpu": run_["cpu"], "plan_wall": plan["wall"], "plan_bound": plan_bound, "plan_bound_at": plan_where,
-        "plan_throttled_share": p_throttled / max(p_requests, 1), "incomplete": bulk["incomplete"][:5]}
+        "people": bulk["people"],
+        "skipped": bulk["skipped"],
+        "actions": bulk["actions"],
+        "scale": scale,
+        "complete": complete,
+        "run_wall": run_["wall"],
+        "run_bound": run_bound,
+        "bound_at": run_where,
+        "ratio": ratio,
+        "busiest": busy,
+        "busiest_system": busy_system,
+        "throttled_share": share,
+        "throttled": throttled,
+        "requests": requests,
+        "close_tail": run_["close_tail"],
+        "engine_cpu": run_["engine_cpu"],
+        "sandbox_cpu": run_["cpu"],
+        "plan_wall": plan["wall"],
+        "plan_bound": plan_bound,
+        "plan_bound_at": plan_where,
+        "plan_throttled_share": p_throttled / max(p_requests, 1),
+        "incomplete": bulk["incomplete"][:5],
+    }
     if base:
         extrapolated = base["per_person"] * bulk["people"]
         b_throttled, b_requests = throttled_share(base["systems"])
         rows += [
-            (f"baseline: one at a time (engine.revoke), {base['sample']} people", f"{base['per_person'] * 1000:.0f} ms/person",
-             f"{b_throttled / max(b_requests, 1):.1%} answered 429", ""),
+            (
+                f"baseline: one at a time (engine.revoke), {base['sample']} people",
+                f"{base['per_person'] * 1000:.0f} ms/person",
+                f"{b_throttled / max(b_requests, 1):.1%} answered 429",
+                "",
+            ),
             (f"baseline: extrapolated to {bulk['people']:,} people", f"{extrapolated:.0f} s", "", ""),
             ("speed-up: bulk (plan + run) over baseline", f"{extrapolated / total:.1f}x", "", ""),
         ]
-        figures.update(baseline_per_person=base["per_person"], baseline_sample=base["sample"], baseline_total=extrapolated,
-                       speedup=extrapolated / total)
+        figures.update(
+            baseline_per_person=base["per_person"],
+            baseline_sample=base["sample"],
+            baseline_total=extrapolated,
+            speedup=extrapolated / total,
+        )
     with _wide():
         report(f"Bulk: {bulk['people']:,} people x 5 systems, vendor rate limits, windows x{scale:g}", rows)
         console.print(f"Bound set by {run_where}; for discovery by {plan_where}.")
@@ -382,16 +435,23 @@ def _print_buckets(stats: dict[str, Any], top: int = 6) -> None:
         for name, (used, seconds) in merged.items():
             rows.append((seconds, system, name, used))
     rows.sort(reverse=True)
-    console.print("Buckets nearest to binding (tokens spent -> seconds needed at the limit): " + "; ".join(
-        f"{system} {name}: {used:g} -> {seconds:.1f} s" for seconds, system, name, used in rows[:top]))
-    console.print("Answered 429 per system: " + ", ".join(f"{system} {s['throttled']:,}/{s['requests']:,}" for system, s in stats.items()))
+    console.print(
+        "Buckets nearest to binding (tokens spent -> seconds needed at the limit): "
+        + "; ".join(f"{system} {name}: {used:g} -> {seconds:.1f} s" for seconds, system, name, used in rows[:top])
+    )
+    console.print(
+        "Answered 429 per system: "
+        + ", ".join(f"{system} {s['throttled']:,}/{s['requests']:,}" for system, s in stats.items())
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_bulk", description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=PEOPLE, help=f"people in the sandbox company (default {PEOPLE})")
     parser.add_argument("--scale", type=float, default=SCALE, help=f"rate-limit window scale (default {SCALE})")
-    parser.add_argument("--baseline", type=int, default=BASELINE, help=f"people to time one at a time (default {BASELINE}; 0 skips)")
+    parser.add_argument(
+        "--baseline", type=int, default=BASELINE, help=f"people to time one at a time (default {BASELINE}; 0 skips)"
+    )
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--latency", type=float, default=0.0, help="sandbox latency per request, ms")
     args = parser.parse_args(argv)

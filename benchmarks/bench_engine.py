@@ -14,7 +14,19 @@ import threading
 import time
 from pathlib import Path
 
-from offboard import Account, AccountPage, Action, CheckResult, Connector, ConnectorSettings, Person, Receipt, Verification, hookimpl, plugins
+from offboard import (
+    Account,
+    AccountPage,
+    Action,
+    CheckResult,
+    Connector,
+    ConnectorSettings,
+    Person,
+    Receipt,
+    Verification,
+    hookimpl,
+    plugins,
+)
 from offboard.config._config import Config, ConnectorConfig
 from offboard.engine._engine import Engine
 
@@ -68,8 +80,12 @@ def _engine(root: Path) -> Engine:
     pm = plugins.get_plugin_manager()
     if not pm.has_plugin("bench_slow"):
         pm.register(_Plugin(), "bench_slow")
-    config = Config(connectors={f"sys{i}": ConnectorConfig(type="bench_slow") for i in range(SYSTEMS)}, default_policy="bench",
-                    policy_by_type={}, policies=[str(_policy(root))])
+    config = Config(
+        connectors={f"sys{i}": ConnectorConfig(type="bench_slow") for i in range(SYSTEMS)},
+        default_policy="bench",
+        policy_by_type={},
+        policies=[str(_policy(root))],
+    )
     return Engine.open(config, root)
 
 
@@ -110,15 +126,18 @@ def run(repeat: int = 5) -> None:
             subprocess.run([sys.executable, "-c", "pass"], capture_output=True, check=True)
         bare.append(t[0])
     ours = median(startup) - median(bare)
-    report("Engine: one person, 5 systems x 3 calls x 100 ms", [
-        ("wall time (median of %d)" % repeat, f"{wall * 1000:.0f} ms", "", ""),
-        ("critical-path bound", f"{bound * 1000:.0f} ms", "", ""),
-        ("wall / bound", f"{ratio:.3f}", "<= 1.15", verdict(ratio <= 1.15)),
-        ("speed-up over one system after another", f"{median(serials) / wall:.2f}x", f"ideal {SYSTEMS}x", ""),
-        ("`offboard --help` start-up (median)", f"{median(startup) * 1000:.0f} ms", "", ""),
-        ("  of which Python itself (`python -c pass`)", f"{median(bare) * 1000:.0f} ms", "", ""),
-        ("  of which offboard", f"{ours * 1000:.0f} ms", "< 300 ms", verdict(ours < 0.3)),
-    ])
+    report(
+        "Engine: one person, 5 systems x 3 calls x 100 ms",
+        [
+            ("wall time (median of %d)" % repeat, f"{wall * 1000:.0f} ms", "", ""),
+            ("critical-path bound", f"{bound * 1000:.0f} ms", "", ""),
+            ("wall / bound", f"{ratio:.3f}", "<= 1.15", verdict(ratio <= 1.15)),
+            ("speed-up over one system after another", f"{median(serials) / wall:.2f}x", f"ideal {SYSTEMS}x", ""),
+            ("`offboard --help` start-up (median)", f"{median(startup) * 1000:.0f} ms", "", ""),
+            ("  of which Python itself (`python -c pass`)", f"{median(bare) * 1000:.0f} ms", "", ""),
+            ("  of which offboard", f"{ours * 1000:.0f} ms", "< 300 ms", verdict(ours < 0.3)),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import statistics
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -49,7 +49,9 @@ class _Served:
 
     def __init__(self, app):
         self.port = _port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", access_log=False, lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", access_log=False, lifespan="on")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
@@ -66,8 +68,13 @@ class _Served:
 def _signed(secret: str, payload: dict) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(payload).encode()
     msg_id = f"msg_{secrets.token_hex(8)}"
-    signature = Webhook(secret).sign(msg_id, datetime.now(timezone.utc), body.decode())
-    return body, {"content-type": "application/json", "webhook-id": msg_id, "webhook-timestamp": str(int(time.time())), "webhook-signature": signature}
+    signature = Webhook(secret).sign(msg_id, datetime.now(UTC), body.decode())
+    return body, {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(time.time())),
+        "webhook-signature": signature,
+    }
 
 
 async def _blast(url: str, requests: list[tuple[bytes, dict]], concurrency: int) -> list[int]:
@@ -82,7 +89,10 @@ async def _blast(url: str, requests: list[tuple[bytes, dict]], concurrency: int)
         try:
             for body, headers in pending:
                 head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-                writer.write(f"POST /v1/events HTTP/1.1\r\nhost: {host}\r\ncontent-length: {len(body)}\r\n{head}\r\n".encode() + body)
+                writer.write(
+                    f"POST /v1/events HTTP/1.1\r\nhost: {host}\r\ncontent-length: {len(body)}\r\n{head}\r\n".encode()
+                    + body
+                )
                 await writer.drain()
                 status = int((await reader.readline()).split()[1])
                 length = 0
@@ -100,15 +110,16 @@ async def _blast(url: str, requests: list[tuple[bytes, dict]], concurrency: int)
 
 
 #: The server in its own process, as deployed (the worker off: intake alone is measured here).
-SERVER = """
+SERVER = f"""
 import sys, uvicorn
 from pathlib import Path
 from offboard.config._config import Config
 from offboard.engine._engine import Engine
 from offboard.web._app import create_app
-engine = Engine.open(Config(server={"webhook_secret": "env:%s"}), Path(sys.argv[1]))
-uvicorn.run(create_app(engine, process=False), host="127.0.0.1", port=int(sys.argv[2]), log_level="error", access_log=False)
-""" % SECRET_ENV
+engine = Engine.open(Config(server={{"webhook_secret": "env:{SECRET_ENV}"}}), Path(sys.argv[1]))
+app = create_app(engine, process=False)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="error", access_log=False)
+"""
 
 
 def intake_rate(events: int = 4000, concurrency: int = 64) -> tuple[float, int, int]:
@@ -133,8 +144,19 @@ def intake_rate(events: int = 4000, concurrency: int = 64) -> tuple[float, int, 
                         break
                 except httpx.HTTPError:
                     time.sleep(0.05)
-            requests = [_signed(secret, {"id": f"evt-{i}", "type": "termination", "person": f"p{i}@corp.example", "source": "bench",
-                                         "effective_at": "2099-01-01"}) for i in range(events + warm)]
+            requests = [
+                _signed(
+                    secret,
+                    {
+                        "id": f"evt-{i}",
+                        "type": "termination",
+                        "person": f"p{i}@corp.example",
+                        "source": "bench",
+                        "effective_at": "2099-01-01",
+                    },
+                )
+                for i in range(events + warm)
+            ]
             asyncio.run(_blast(url, requests[:warm], concurrency))
             start = time.perf_counter()
             statuses = asyncio.run(_blast(url, requests[warm:], concurrency))
@@ -162,18 +184,25 @@ def revocation_latency(people: int = 12) -> tuple[list[float], list[float], list
         config = Config.model_validate({**raw, "server": {"webhook_secret": f"env:{SECRET_ENV}", "poll_seconds": 0.05}})
         engine = Engine.open(config, Path(tmp))
         app = create_app(engine)
-        staff = [p for p in sb.company.people if p.type == "employee" and p.email and p.email not in raw.get("protected", [])][:people]
+        staff = [
+            p for p in sb.company.people if p.type == "employee" and p.email and p.email not in raw.get("protected", [])
+        ][:people]
         with _Served(app) as url, httpx.Client(base_url=url, timeout=30) as client:
             deadline = time.time() + 30
             while client.get("/ready").status_code != 200 and time.time() < deadline:
                 time.sleep(0.05)
             for i, person in enumerate(staff):
-                body, headers = _signed(secret, {"id": f"lat-{i}", "type": "termination", "person": person.email, "source": "bench"})
-                sent = datetime.now(timezone.utc)
+                body, headers = _signed(
+                    secret, {"id": f"lat-{i}", "type": "termination", "person": person.email, "source": "bench"}
+                )
+                sent = datetime.now(UTC)
                 assert client.post("/v1/events", content=body, headers=headers).status_code == 202
                 case = _wait_case(engine, f"bench:lat-{i}")
                 if case is None or case["status"] != "complete":
-                    problems.append(f"{person.email}: {case['status'] if case else 'no case'} {case['detail'][:120] if case else ''}")
+                    problems.append(
+                        f"{person.email}: {case['status'] if case else 'no case'} "
+                        f"{case['detail'][:120] if case else ''}"
+                    )
                     continue
                 rows = engine.store.actions(case["id"])
                 done = max(r["verified_at"] for r in rows)
@@ -208,8 +237,18 @@ def _pct(values: list[float], q: float) -> float:
 def run() -> None:
     rate, accepted, stored = intake_rate()
     rows = [
-        ("sustained intake (signed, fsync'd SQLite, 64 senders)", f"{rate:.0f} events/s", ">= 500/s", verdict(rate >= 500)),
-        ("events answered 202 / found stored afterwards", f"{accepted} / {stored}", "equal", verdict(accepted == stored)),
+        (
+            "sustained intake (signed, fsync'd SQLite, 64 senders)",
+            f"{rate:.0f} events/s",
+            ">= 500/s",
+            verdict(rate >= 500),
+        ),
+        (
+            "events answered 202 / found stored afterwards",
+            f"{accepted} / {stored}",
+            "equal",
+            verdict(accepted == stored),
+        ),
     ]
     try:
         latencies, bounds, problems = revocation_latency()
@@ -219,9 +258,14 @@ def run() -> None:
     if latencies:
         p50, p99 = _pct(latencies, 0.5), _pct(latencies, 0.99)
         b50, b99 = _pct(bounds, 0.5), _pct(bounds, 0.99)
-        overhead = statistics.median(l - b for l, b in zip(latencies, bounds))
+        overhead = statistics.median(lat - b for lat, b in zip(latencies, bounds))
         rows += [
-            (f"event -> last verified action, p50 ({len(latencies)} people, 5 systems)", f"{p50 * 1000:.0f} ms", "", ""),
+            (
+                f"event -> last verified action, p50 ({len(latencies)} people, 5 systems)",
+                f"{p50 * 1000:.0f} ms",
+                "",
+                "",
+            ),
             ("event -> last verified action, p99", f"{p99 * 1000:.0f} ms", "< 5 min (IPSIE draft)", verdict(p99 < 300)),
             ("slowest system's critical path, p50 / p99", f"{b50 * 1000:.0f} / {b99 * 1000:.0f} ms", "", ""),
             ("latency / critical path (p50)", f"{p50 / b50:.2f}", "", ""),

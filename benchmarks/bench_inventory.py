@@ -70,13 +70,16 @@ def run() -> None:
         raise RuntimeError(f"the inventory benchmark failed:\n{done.stderr[-2000:]}")
     out = json.loads(done.stdout.strip().splitlines()[-1])
     peak_mb = out["peak_kb"] / 1024
-    report(f"Inventory: sync of {out['accounts']:,} accounts across {SYSTEMS} systems, {PEOPLE:,} people", [
-        ("wall time", f"{out['wall']:.1f} s", "", ""),
-        ("accounts per second", f"{out['accounts'] / out['wall']:,.0f}", "", ""),
-        ("accounts correlated", f"{out['matched']:,}", "", ""),
-        ("peak memory (RSS, whole process)", f"{peak_mb:.0f} MB", "< 500 MB", verdict(peak_mb < 500 and out["ok"])),
-        ("memory before the sync", f"{out['before_kb'] / 1024:.0f} MB", "", ""),
-    ])
+    report(
+        f"Inventory: sync of {out['accounts']:,} accounts across {SYSTEMS} systems, {PEOPLE:,} people",
+        [
+            ("wall time", f"{out['wall']:.1f} s", "", ""),
+            ("accounts per second", f"{out['accounts'] / out['wall']:,.0f}", "", ""),
+            ("accounts correlated", f"{out['matched']:,}", "", ""),
+            ("peak memory (RSS, whole process)", f"{peak_mb:.0f} MB", "< 500 MB", verdict(peak_mb < 500 and out["ok"])),
+            ("memory before the sync", f"{out['before_kb'] / 1024:.0f} MB", "", ""),
+        ],
+    )
 
 
 if __name__ == "__main__":

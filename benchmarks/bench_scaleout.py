@@ -56,8 +56,13 @@ def _drop(schema: str, admin: Any) -> None:
 
 def _start_worker(config: Path, home: Path, concurrency: int) -> subprocess.Popen[str]:
     env = {**os.environ, "OFFBOARD_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-m", "offboard", "--config", str(config), "worker", "--concurrency", str(concurrency)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "offboard", "--config", str(config), "worker", "--concurrency", str(concurrency)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _stop(procs: list[subprocess.Popen[str]]) -> list[str]:
@@ -94,7 +99,9 @@ def one_run(workers: int, people: int, concurrency: int, latency_ms: float, seed
     try:
         with RemoteSandbox(people, seed, rate_limits=False, latency_ms=latency_ms) as sandbox:
             raw = dict(sandbox.config, store=url, execution="distributed")
-            raw["connectors"] = {name: {**item, "rate": UNBOUNDED, "rates": {"*": UNBOUNDED}} for name, item in raw["connectors"].items()}
+            raw["connectors"] = {
+                name: {**item, "rate": UNBOUNDED, "rates": {"*": UNBOUNDED}} for name, item in raw["connectors"].items()
+            }
             config_path = home / "offboard.yaml"
             config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
             engine = Engine.open(Config.model_validate(raw), home)
@@ -106,8 +113,9 @@ def one_run(workers: int, people: int, concurrency: int, latency_ms: float, seed
                     procs = [_start_worker(config_path, home, concurrency) for _ in range(workers)]
                     results = engine.run_cases(case_ids)
                 with engine.store.engine.connect() as conn:
-                    first, last = conn.execute(sa.text(
-                        "select (select min(requested_at) from actions), (select max(closed_at) from cases)")).one()
+                    first, last = conn.execute(
+                        sa.text("select (select min(requested_at) from actions), (select max(closed_at) from cases)")
+                    ).one()
             finally:
                 engine.close()
     finally:
@@ -115,39 +123,70 @@ def one_run(workers: int, people: int, concurrency: int, latency_ms: float, seed
         _drop(schema, admin)
         shutil.rmtree(home, ignore_errors=True)
     actions = sum(len(p.actions) for p in plans)
-    return {"workers": workers, "people": len(plans), "actions": actions, "wall": wall[0],
-            "busy": (last - first).total_seconds() if first and last else float("nan"),
-            "status": Counter(r.status.value for r in results), "failures": failures}
+    return {
+        "workers": workers,
+        "people": len(plans),
+        "actions": actions,
+        "wall": wall[0],
+        "busy": (last - first).total_seconds() if first and last else float("nan"),
+        "status": Counter(r.status.value for r in results),
+        "failures": failures,
+    }
 
 
-def run(people: int = PEOPLE, workers: tuple[int, ...] = WORKERS, concurrency: int = CONCURRENCY, latency_ms: float = LATENCY,
-        seed: int = SEED) -> list[dict[str, Any]]:
+def run(
+    people: int = PEOPLE,
+    workers: tuple[int, ...] = WORKERS,
+    concurrency: int = CONCURRENCY,
+    latency_ms: float = LATENCY,
+    seed: int = SEED,
+) -> list[dict[str, Any]]:
     """Run the scaling table; print it; return one dict per worker count."""
     from rich.table import Table
 
     from offboard.config._logging import configure_logging
 
     configure_logging(-1)
-    console.print(f"[bold]Scale-out[/]: {people} people x 5 sandbox systems (rate limits off, {latency_ms:g} ms per request), "
-                  f"PostgreSQL store, `offboard worker --concurrency {concurrency}` processes. "
-                  f"This machine has {os.cpu_count()} cores, shared by the workers, PostgreSQL and the sandbox: "
-                  "past 2 busy processes, more workers add concurrency, not CPU.")
+    console.print(
+        f"[bold]Scale-out[/]: {people} people x 5 sandbox systems (rate limits off, {latency_ms:g} ms per request), "
+        f"PostgreSQL store, `offboard worker --concurrency {concurrency}` processes. "
+        f"This machine has {os.cpu_count()} cores, shared by the workers, PostgreSQL and the sandbox: "
+        "past 2 busy processes, more workers add concurrency, not CPU."
+    )
     rows = [one_run(n, people, concurrency, latency_ms, seed) for n in workers]
-    table = Table(title=f"Scale-out: {rows[0]['people']} cases ({rows[0]['actions']} actions), workers x{concurrency} jobs each",
-                  title_justify="left")
-    for column in ("workers", "wall time", "cases/s", "actions/s", "speed-up vs 1", "first action -> last close", "cases"):
+    table = Table(
+        title=f"Scale-out: {rows[0]['people']} cases ({rows[0]['actions']} actions), workers x{concurrency} jobs each",
+        title_justify="left",
+    )
+    for column in (
+        "workers",
+        "wall time",
+        "cases/s",
+        "actions/s",
+        "speed-up vs 1",
+        "first action -> last close",
+        "cases",
+    ):
         table.add_column(column)
     base = rows[0]["wall"] if rows[0]["workers"] == 1 else None
     for r in rows:
         r["cases_per_s"] = r["people"] / r["wall"]
         r["speedup"] = base / r["wall"] if base else None
-        table.add_row(str(r["workers"]), f"{r['wall']:.1f} s", f"{r['cases_per_s']:.1f}", f"{r['actions'] / r['wall']:.0f}",
-                      f"{r['speedup']:.2f}x" if r["speedup"] else "-", f"{r['busy']:.1f} s",
-                      ", ".join(f"{n} {s}" for s, n in r["status"].items()))
+        table.add_row(
+            str(r["workers"]),
+            f"{r['wall']:.1f} s",
+            f"{r['cases_per_s']:.1f}",
+            f"{r['actions'] / r['wall']:.0f}",
+            f"{r['speedup']:.2f}x" if r["speedup"] else "-",
+            f"{r['busy']:.1f} s",
+            ", ".join(f"{n} {s}" for s, n in r["status"].items()),
+        )
     with _wide():
         console.print(table)
-    console.print("wall time runs from starting the workers (their start-up included) to the last case closed; "
-                  "the next column is from the first action requested to the last case closed, from the store.")
+    console.print(
+        "wall time runs from starting the workers (their start-up included) to the last case closed; "
+        "the next column is from the first action requested to the last case closed, from the store."
+    )
     for r in rows:
         for failure in r["failures"]:
             console.print(f"[red]a worker failed ({r['workers']} workers): {failure}[/]")
@@ -157,7 +196,9 @@ def run(people: int = PEOPLE, workers: tuple[int, ...] = WORKERS, concurrency: i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_scaleout", description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=PEOPLE)
-    parser.add_argument("--workers", default=",".join(map(str, WORKERS)), help="worker counts, comma-separated (default 1,2,4)")
+    parser.add_argument(
+        "--workers", default=",".join(map(str, WORKERS)), help="worker counts, comma-separated (default 1,2,4)"
+    )
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="jobs per worker at once")
     parser.add_argument("--latency", type=float, default=LATENCY, help="sandbox latency per request, ms")
     parser.add_argument("--seed", type=int, default=SEED)

@@ -16,7 +16,18 @@ from typing import Any
 from pydantic import Field
 
 import offboard
-from offboard import Account, AccountPage, Action, ActionKind, CheckResult, Connector, ConnectorSettings, Person, Receipt, Verification
+from offboard import (
+    Account,
+    AccountPage,
+    Action,
+    ActionKind,
+    CheckResult,
+    Connector,
+    ConnectorSettings,
+    Person,
+    Receipt,
+    Verification,
+)
 from offboard.errors import AuthError, PermanentError, PermissionDenied, RateLimited, TransientError
 
 SCHEMA = """
@@ -39,8 +50,10 @@ def seed(path: str | Path, people: list[tuple[str, str]], admins: tuple[str, ...
     """Create accounts for (login, email) pairs, each in two groups with one session."""
     db = open_db(path)
     for i, (login, email) in enumerate(people):
-        db.execute("insert or replace into accounts values (?,?,?,?,1,1,?,?)",
-                   (f"id-{login}", login, email, f"E{i:04d}", json.dumps(["staff", f"team-{i % 3}"]), int(login in admins)))
+        db.execute(
+            "insert or replace into accounts values (?,?,?,?,1,1,?,?)",
+            (f"id-{login}", login, email, f"E{i:04d}", json.dumps(["staff", f"team-{i % 3}"]), int(login in admins)),
+        )
     db.close()
 
 
@@ -107,10 +120,20 @@ class TestSystem(Connector):
             db.close()
 
     def _row(self, db: sqlite3.Connection, account_id: str) -> dict[str, Any]:
-        row = db.execute("select id, name, email, enabled, sessions, groups, admin from accounts where id = ?", (account_id,)).fetchone()
+        row = db.execute(
+            "select id, name, email, enabled, sessions, groups, admin from accounts where id = ?", (account_id,)
+        ).fetchone()
         if row is None:
             raise PermanentError(f"no account {account_id}", system=self.instance, status=404)
-        return {"id": row[0], "name": row[1], "email": row[2], "enabled": bool(row[3]), "sessions": row[4], "groups": json.loads(row[5]), "admin": bool(row[6])}
+        return {
+            "id": row[0],
+            "name": row[1],
+            "email": row[2],
+            "enabled": bool(row[3]),
+            "sessions": row[4],
+            "groups": json.loads(row[5]),
+            "admin": bool(row[6]),
+        }
 
     def state(self, account_id: str) -> dict[str, Any]:
         db = self._db()
@@ -126,16 +149,25 @@ class TestSystem(Connector):
         def run(db: sqlite3.Connection) -> list[Account]:
             emails = list(person.emails) or ["\x00"]
             marks = ",".join("?" * len(emails))
-            rows = db.execute(f"select id, name, email, enabled, admin from accounts where lower(email) in ({marks}) or employee_id = ?",
-                              (*emails, person.employee_id or "\x00")).fetchall()
+            rows = db.execute(
+                f"select id, name, email, enabled, admin from accounts where lower(email) in ({marks}) or employee_id = ?",
+                (*emails, person.employee_id or "\x00"),
+            ).fetchall()
             return [Account(self.instance, r[0], r[1], r[2], bool(r[3]), bool(r[4])) for r in rows]
+
         return self._call("discover", run)
 
     def list_accounts(self, cursor: str | None = None) -> AccountPage:
         def run(db: sqlite3.Connection) -> AccountPage:
             offset = int(cursor or 0)
-            rows = db.execute("select id, name, email, enabled, admin from accounts order by id limit 50 offset ?", (offset,)).fetchall()
-            return AccountPage(tuple(Account(self.instance, r[0], r[1], r[2], bool(r[3]), bool(r[4])) for r in rows), str(offset + 50) if len(rows) == 50 else None)
+            rows = db.execute(
+                "select id, name, email, enabled, admin from accounts order by id limit 50 offset ?", (offset,)
+            ).fetchall()
+            return AccountPage(
+                tuple(Account(self.instance, r[0], r[1], r[2], bool(r[3]), bool(r[4])) for r in rows),
+                str(offset + 50) if len(rows) == 50 else None,
+            )
+
         return self._call("list", run)
 
     def _write(self, action: Action, field: str, new: Any) -> Receipt:
@@ -147,9 +179,16 @@ class TestSystem(Connector):
             before = row[field]
             changed = before != new
             if changed and not self.settings.lie:
-                db.execute(f"update accounts set {field} = ? where id = ?", (json.dumps(new) if field == "groups" else new, action.account.id))
-            db.execute("insert into writes (account, kind, changed, t) values (?,?,?,?)", (action.account.id, action.kind.value, int(changed and not self.settings.lie), time.time()))
+                db.execute(
+                    f"update accounts set {field} = ? where id = ?",
+                    (json.dumps(new) if field == "groups" else new, action.account.id),
+                )
+            db.execute(
+                "insert into writes (account, kind, changed, t) values (?,?,?,?)",
+                (action.account.id, action.kind.value, int(changed and not self.settings.lie), time.time()),
+            )
             return Receipt(action, changed, {field: before}, reference=f"req-{action.account.id}-{action.kind.value}")
+
         return self._call(action.kind.value, run)
 
     def disable_account(self, action: Action) -> Receipt:
@@ -168,12 +207,22 @@ class TestSystem(Connector):
         return self._write(Action(receipt.action.kind, receipt.action.account), "groups", receipt.before["groups"])
 
     def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:
-        want = {ActionKind.DISABLE_ACCOUNT: ("enabled", False), ActionKind.REVOKE_SESSIONS: ("sessions", 0), ActionKind.REMOVE_MEMBERSHIPS: ("groups", [])}[action.kind]
+        want = {
+            ActionKind.DISABLE_ACCOUNT: ("enabled", False),
+            ActionKind.REVOKE_SESSIONS: ("sessions", 0),
+            ActionKind.REMOVE_MEMBERSHIPS: ("groups", []),
+        }[action.kind]
 
         def run(db: sqlite3.Connection) -> Verification:
             row = self._row(db, action.account.id)
             ok = row[want[0]] == want[1]
-            return Verification(action, ok, {want[0]: row[want[0]]}, "" if ok else f"{action.account.name}: {want[0]} is still {row[want[0]]!r}")
+            return Verification(
+                action,
+                ok,
+                {want[0]: row[want[0]]},
+                "" if ok else f"{action.account.name}: {want[0]} is still {row[want[0]]!r}",
+            )
+
         return self._call("verify", run)
 
 

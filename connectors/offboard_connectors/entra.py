@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pydantic import Field, model_validator
@@ -78,7 +79,9 @@ class EntraConnector(Connector):
         client_secret: Secret | None = None
         certificate: Secret | None = Field(None, description="PEM private key of the app's certificate")
         certificate_thumbprint: str | None = None
-        authority_url: str = Field("https://login.microsoftonline.com", description="the authority host; /{tenant_id} is appended")
+        authority_url: str = Field(
+            "https://login.microsoftonline.com", description="the authority host; /{tenant_id} is appended"
+        )
         graph_url: str = "https://graph.microsoft.com/v1.0"
         ca_file: str | None = None
         accounts: dict[str, str] = Field(default_factory=dict, description="person -> userPrincipalName or id")
@@ -86,13 +89,15 @@ class EntraConnector(Connector):
         page_size: int = Field(200, ge=1, le=999)
 
         @model_validator(mode="after")
-        def _one_credential(self) -> "EntraConnector.Settings":
+        def _one_credential(self) -> EntraConnector.Settings:
             if bool(self.client_secret) == bool(self.certificate):
                 raise ValueError("give exactly one of client_secret or certificate")
             if self.certificate and not self.certificate_thumbprint:
                 raise ValueError("certificate needs certificate_thumbprint (the SHA-1 thumbprint shown in the portal)")
             if self.authority_url.startswith("http://") and not is_loopback(self.authority_url):
-                raise ValueError("authority_url must be https (plain http is allowed only on loopback, for the sandbox)")
+                raise ValueError(
+                    "authority_url must be https (plain http is allowed only on loopback, for the sandbox)"
+                )
             return self
 
     def __init__(self, instance: str, settings: Any = None):
@@ -101,10 +106,14 @@ class EntraConnector(Connector):
 
         super().__init__(instance, settings)
         s = self.settings
-        credential: Any = s.client_secret.reveal() if s.client_secret else {
-            "private_key": s.certificate.reveal(),  # type: ignore[union-attr]
-            "thumbprint": s.certificate_thumbprint,
-        }
+        credential: Any = (
+            s.client_secret.reveal()
+            if s.client_secret
+            else {
+                "private_key": s.certificate.reveal(),  # type: ignore[union-attr]
+                "thumbprint": s.certificate_thumbprint,
+            }
+        )
         authority = f"{s.authority_url.rstrip('/')}/{s.tenant_id}"
         session = requests.Session()
         session.trust_env = not is_loopback(authority)
@@ -112,8 +121,8 @@ class EntraConnector(Connector):
             session.verify = s.ca_file
         origin = "/".join(authority.split("/")[:3])
         if authority.startswith("http://"):  # sandbox: msal only accepts https, so rewrite on the wire
-            self._auth_http = _AuthorityHttp(session, "https://" + origin[len("http://"):], origin)
-            authority = "https://" + authority[len("http://"):]
+            self._auth_http = _AuthorityHttp(session, "https://" + origin[len("http://") :], origin)
+            authority = "https://" + authority[len("http://") :]
         else:
             self._auth_http = _AuthorityHttp(session)
         http_client: Any = self._auth_http
@@ -145,8 +154,9 @@ class EntraConnector(Connector):
             result = self._msal.acquire_token_for_client(scopes=GRAPH_SCOPE)
         except MsalServiceError:  # the authority's metadata request failed: classify by its HTTP status
             status, headers = self._auth_http.last
-            raise error_for(status or 503, headers, "authority metadata request failed", system=self.instance,
-                            what="token request") from None
+            raise error_for(
+                status or 503, headers, "authority metadata request failed", system=self.instance, what="token request"
+            ) from None
         except requests.RequestException as exc:
             raise TransientError(f"token request failed: {type(exc).__name__}", system=self.instance) from None
         except ValueError as exc:  # msal raises ValueError for unreadable answers
@@ -187,10 +197,14 @@ class EntraConnector(Connector):
             token = self._token()
             self._call("GET", "users", "list users", READ, params={"$top": "1", "$select": "id"})
         except AuthError as exc:
-            return CheckResult(False, identity=self.settings.client_id, missing=getattr(exc, "permissions", ()), detail=str(exc))
+            return CheckResult(
+                False, identity=self.settings.client_id, missing=getattr(exc, "permissions", ()), detail=str(exc)
+            )
         roles = _roles(token)
         if roles is None:
-            return CheckResult(True, identity=self.settings.client_id, detail="token has no roles claim; permissions not listed")
+            return CheckResult(
+                True, identity=self.settings.client_id, detail="token has no roles claim; permissions not listed"
+            )
         missing = tuple(p for p in self.permissions if p not in roles and not (COVERED_BY[p] & roles))
         detail = "missing application permissions: " + ", ".join(missing) if missing else "all permissions granted"
         return CheckResult(not missing, identity=self.settings.client_id, missing=missing, detail=detail)
@@ -206,8 +220,9 @@ class EntraConnector(Connector):
             filters.append(f"employeeId eq {_odata(person.employee_id)}")
         for odata_filter in filters:
             params = {"$filter": odata_filter, "$select": USER_FIELDS, "$count": "true"}
-            body = self._call("GET", "users", "search users", READ, params=params,
-                              headers={"ConsistencyLevel": "eventual"}).json()
+            body = self._call(
+                "GET", "users", "search users", READ, params=params, headers={"ConsistencyLevel": "eventual"}
+            ).json()
             for user in body.get("value") or []:
                 found.setdefault(user["id"], self._account(user))
         return list(found.values())
@@ -231,8 +246,9 @@ class EntraConnector(Connector):
         if kind is ActionKind.DISABLE_ACCOUNT:
             user = self._require(action)
             enabled = bool(user.get("accountEnabled"))
-            return Verification(action, not enabled, {"accountEnabled": enabled},
-                                f"{who}: accountEnabled is {str(enabled).lower()}")
+            return Verification(
+                action, not enabled, {"accountEnabled": enabled}, f"{who}: accountEnabled is {str(enabled).lower()}"
+            )
         if kind is ActionKind.REVOKE_SESSIONS:
             user = self._require(action, "id,signInSessionsValidFromDateTime")
             valid_from = _when(user.get("signInSessionsValidFromDateTime"))
@@ -241,8 +257,12 @@ class EntraConnector(Connector):
                 ok = valid_from is not None and _recent(valid_from)
             else:
                 ok = valid_from is not None and (valid_from > before if before else _recent(valid_from))
-            return Verification(action, ok, {"signInSessionsValidFromDateTime": user.get("signInSessionsValidFromDateTime")},
-                                f"{who}: sessions {'revoked' if ok else 'not revoked'}")
+            return Verification(
+                action,
+                ok,
+                {"signInSessionsValidFromDateTime": user.get("signInSessionsValidFromDateTime")},
+                f"{who}: sessions {'revoked' if ok else 'not revoked'}",
+            )
         if kind is ActionKind.REMOVE_MEMBERSHIPS:
             groups = self._removable_groups(action.account.id)
             names = sorted(g.get("displayName") or g["id"] for g in groups)
@@ -250,8 +270,14 @@ class EntraConnector(Connector):
             return Verification(action, not groups, {"groups": names}, detail)
         if kind is ActionKind.REMOVE_LICENSES:
             direct, inherited = self._licenses(action)
-            detail = f"{who}: direct licenses {', '.join(d['skuId'] for d in direct)} remain" if direct else f"{who}: no direct licenses"
-            return Verification(action, not direct, {"direct": [d["skuId"] for d in direct], "inherited": inherited}, detail)
+            detail = (
+                f"{who}: direct licenses {', '.join(d['skuId'] for d in direct)} remain"
+                if direct
+                else f"{who}: no direct licenses"
+            )
+            return Verification(
+                action, not direct, {"direct": [d["skuId"] for d in direct], "inherited": inherited}, detail
+            )
         raise PermanentError(f"entra cannot verify {kind.value}", system=self.instance)
 
     # -- write side -----------------------------------------------------------
@@ -261,7 +287,9 @@ class EntraConnector(Connector):
         if user.get("onPremisesSyncEnabled"):
             raise PermanentError(
                 f"{action.account.name} is synced from on-premises AD; accountEnabled is mastered there: "
-                "disable it with the ldap connector", system=self.instance)
+                "disable it with the ldap connector",
+                system=self.instance,
+            )
         if not user.get("accountEnabled"):
             return Receipt(action, changed=False, before={"accountEnabled": False}, detail="already disabled")
         self._set_enabled(action, False)
@@ -282,8 +310,13 @@ class EntraConnector(Connector):
         valid_from = _when(previous)
         if valid_from is not None and _recent(valid_from):
             return Receipt(action, changed=False, before=before, detail=f"sessions already revoked at {previous}")
-        self._call("POST", f"users/{_seg(user['id'])}/revokeSignInSessions", f"revoke sessions of {action.account.name}",
-                   SESSIONS, content=b"")
+        self._call(
+            "POST",
+            f"users/{_seg(user['id'])}/revokeSignInSessions",
+            f"revoke sessions of {action.account.name}",
+            SESSIONS,
+            content=b"",
+        )
         return Receipt(action, changed=True, before=before, reference=user["id"])
 
     def remove_memberships(self, action: Action) -> Receipt:
@@ -294,7 +327,9 @@ class EntraConnector(Connector):
         removed = [g for g, f in zip(groups, failed) if f is None]
         before = {"groups": [{"id": g["id"], "displayName": g.get("displayName")} for g in removed]}
         problems = [f"{g.get('displayName') or g['id']}: {f}" for g, f in zip(groups, failed) if f]
-        detail = f"removed from {len(removed)} group(s)" + (f"; could not remove: {'; '.join(problems)}" if problems else "")
+        detail = f"removed from {len(removed)} group(s)" + (
+            f"; could not remove: {'; '.join(problems)}" if problems else ""
+        )
         return Receipt(action, changed=bool(removed), before=before, detail=detail)
 
     def undo_remove_memberships(self, receipt: Receipt) -> Receipt:
@@ -302,8 +337,10 @@ class EntraConnector(Connector):
         current = {g["id"] for g in self._groups(user_id)}
         missing = [g for g in receipt.before.get("groups", []) if g["id"] not in current]
         base = self.settings.graph_url.rstrip("/")
-        requests_ = [("POST", f"/groups/{g['id']}/members/$ref", {"@odata.id": f"{base}/directoryObjects/{user_id}"})
-                     for g in missing]
+        requests_ = [
+            ("POST", f"/groups/{g['id']}/members/$ref", {"@odata.id": f"{base}/directoryObjects/{user_id}"})
+            for g in missing
+        ]
         failed = self._batch(requests_, MEMBERS, f"re-add {receipt.action.account.name} to groups", ok_statuses=(204,))
         problems = [f"{g.get('displayName') or g['id']}: {f}" for g, f in zip(missing, failed) if f]
         if problems:
@@ -316,19 +353,31 @@ class EntraConnector(Connector):
         if not direct:
             return Receipt(action, changed=False, before=before, detail=_inherited_note(inherited))
         body = {"addLicenses": [], "removeLicenses": [d["skuId"] for d in direct]}
-        self._call("POST", f"users/{_seg(action.account.id)}/assignLicense",
-                   f"remove licenses of {action.account.name}", LICENSES, json=body)
+        self._call(
+            "POST",
+            f"users/{_seg(action.account.id)}/assignLicense",
+            f"remove licenses of {action.account.name}",
+            LICENSES,
+            json=body,
+        )
         return Receipt(action, changed=True, before=before, detail=_inherited_note(inherited))
 
     def undo_remove_licenses(self, receipt: Receipt) -> Receipt:
         direct, _ = self._licenses(receipt.action)
         have = {d["skuId"] for d in direct}
-        add = [{"skuId": d["skuId"], "disabledPlans": d.get("disabledPlans") or []}
-               for d in receipt.before.get("licenses", []) if d["skuId"] not in have]
+        add = [
+            {"skuId": d["skuId"], "disabledPlans": d.get("disabledPlans") or []}
+            for d in receipt.before.get("licenses", [])
+            if d["skuId"] not in have
+        ]
         if add:
-            self._call("POST", f"users/{_seg(receipt.action.account.id)}/assignLicense",
-                       f"restore licenses of {receipt.action.account.name}", LICENSES,
-                       json={"addLicenses": add, "removeLicenses": []})
+            self._call(
+                "POST",
+                f"users/{_seg(receipt.action.account.id)}/assignLicense",
+                f"restore licenses of {receipt.action.account.name}",
+                LICENSES,
+                json={"addLicenses": add, "removeLicenses": []},
+            )
         return Receipt(receipt.action, changed=bool(add), before={"licenses": direct})
 
     def delete_account(self, action: Action) -> Receipt:
@@ -337,8 +386,13 @@ class EntraConnector(Connector):
             return Receipt(action, changed=False, detail="already deleted")
         self._call("DELETE", f"users/{_seg(user['id'])}", f"delete {action.account.name}", DELETE)
         before = {"accountEnabled": user.get("accountEnabled"), "userPrincipalName": user.get("userPrincipalName")}
-        return Receipt(action, changed=True, before=before, reference=user["id"],
-                       detail="soft-deleted: restorable from deleted items for 30 days")
+        return Receipt(
+            action,
+            changed=True,
+            before=before,
+            reference=user["id"],
+            detail="soft-deleted: restorable from deleted items for 30 days",
+        )
 
     # -- helpers --------------------------------------------------------------
 
@@ -356,18 +410,29 @@ class EntraConnector(Connector):
     def _set_enabled(self, action: Action, enabled: bool) -> None:
         verb = "enable" if enabled else "disable"
         try:
-            self._call("PATCH", f"users/{_seg(action.account.id)}", f"{verb} {action.account.name}", DISABLE,
-                       json={"accountEnabled": enabled})
+            self._call(
+                "PATCH",
+                f"users/{_seg(action.account.id)}",
+                f"{verb} {action.account.name}",
+                DISABLE,
+                json={"accountEnabled": enabled},
+            )
         except PermissionDenied as exc:
             raise PermissionDenied(
                 f"{exc}; if {action.account.name} holds an admin role, the app also needs a directory role such as "
-                f"{PRIVILEGED_ROLE}", permissions=(DISABLE, PRIVILEGED_ROLE), system=self.instance, status=403) from None
+                f"{PRIVILEGED_ROLE}",
+                permissions=(DISABLE, PRIVILEGED_ROLE),
+                system=self.instance,
+                status=403,
+            ) from None
 
     def _groups(self, user_id: str) -> list[dict[str, Any]]:
         """Direct group memberships (every page)."""
         out: list[dict[str, Any]] = []
         path: str | None = f"users/{_seg(user_id)}/memberOf/microsoft.graph.group"
-        params: dict[str, str] | None = {"$select": "id,displayName,groupTypes,mailEnabled,securityEnabled,isAssignableToRole"}
+        params: dict[str, str] | None = {
+            "$select": "id,displayName,groupTypes,mailEnabled,securityEnabled,isAssignableToRole"
+        }
         while path:
             body = self._call("GET", path, "list group memberships", READ, params=params).json()
             out += body.get("value") or []
@@ -377,7 +442,8 @@ class EntraConnector(Connector):
     def _removable_groups(self, user_id: str) -> list[dict[str, Any]]:
         """Memberships Graph can remove: not dynamic, not mail-enabled (Exchange manages those)."""
         return [
-            g for g in self._groups(user_id)
+            g
+            for g in self._groups(user_id)
             if "DynamicMembership" not in (g.get("groupTypes") or [])
             and not (g.get("mailEnabled") and "Unified" not in (g.get("groupTypes") or []))
         ]
@@ -397,12 +463,13 @@ class EntraConnector(Connector):
         ]
         return direct, inherited
 
-    def _batch(self, items: list[tuple[str, str, Any]], permission: str, what: str,
-               ok_statuses: tuple[int, ...]) -> list[str | None]:
+    def _batch(
+        self, items: list[tuple[str, str, Any]], permission: str, what: str, ok_statuses: tuple[int, ...]
+    ) -> list[str | None]:
         """Send ``items`` through ``$batch`` (20 a time); per item, None or why it failed for good."""
         results: list[str | None] = [None] * len(items)
         for start in range(0, len(items), BATCH_SIZE):
-            chunk = items[start:start + BATCH_SIZE]
+            chunk = items[start : start + BATCH_SIZE]
             payload = {"requests": []}
             for n, (method, url, body) in enumerate(chunk):
                 entry: dict[str, Any] = {"id": str(start + n), "method": method, "url": url}
@@ -418,8 +485,14 @@ class EntraConnector(Connector):
                     continue
                 body = item.get("body") or {}
                 message = (body.get("error") or {}).get("message", "") if isinstance(body, dict) else str(body)
-                error = error_for(status, item.get("headers") or {}, message, system=self.instance, what=what,
-                                  permissions=(permission,))
+                error = error_for(
+                    status,
+                    item.get("headers") or {},
+                    message,
+                    system=self.instance,
+                    what=what,
+                    permissions=(permission,),
+                )
                 if getattr(error, "retryable", False) or isinstance(error, AuthError):
                     retry = retry or error
                 else:
@@ -435,12 +508,12 @@ class _AuthorityHttp:
     For a loopback sandbox authority it also rewrites https to http: msal insists on https URLs.
     """
 
-    def __init__(self, session: "requests.Session", https: str = "", http: str = ""):
+    def __init__(self, session: requests.Session, https: str = "", http: str = ""):
         self._session, self._https, self._http = session, https, http
         self.last: tuple[int, dict[str, str]] = (0, {})
 
     def _url(self, url: str) -> str:
-        return self._http + url[len(self._https):] if self._https and url.startswith(self._https) else url
+        return self._http + url[len(self._https) :] if self._https and url.startswith(self._https) else url
 
     def _keep(self, response: Any) -> Any:
         self.last = (response.status_code, dict(response.headers))
@@ -468,8 +541,7 @@ def _odata(value: str) -> str:
 def _email_filter(email: str) -> str:
     v = _odata(email)
     smtp = _odata("smtp:" + email)
-    return (f"userPrincipalName eq {v} or mail eq {v} or otherMails/any(m:m eq {v}) "
-            f"or proxyAddresses/any(p:p eq {smtp})")
+    return f"userPrincipalName eq {v} or mail eq {v} or otherMails/any(m:m eq {v}) or proxyAddresses/any(p:p eq {smtp})"
 
 
 def _roles(token: str) -> set[str] | None:
@@ -490,11 +562,11 @@ def _when(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _recent(when: datetime) -> bool:
-    return datetime.now(timezone.utc) - when < RECENT_REVOCATION
+    return datetime.now(UTC) - when < RECENT_REVOCATION
 
 
 def _inherited_note(inherited: Iterable[str]) -> str:

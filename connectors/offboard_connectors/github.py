@@ -67,7 +67,7 @@ class GitHubConnector(Connector):
         ca_file: str | None = None
 
         @model_validator(mode="after")
-        def _emu_needs_enterprise(self) -> "GitHubConnector.Settings":
+        def _emu_needs_enterprise(self) -> GitHubConnector.Settings:
             if self.emu and not self.enterprise:
                 raise ValueError("emu: true needs enterprise (the enterprise slug)")
             return self
@@ -75,9 +75,13 @@ class GitHubConnector(Connector):
     def __init__(self, instance: str, settings: Any = None):
         super().__init__(instance, settings)
         s = self.settings
-        self._client = make_client(s.api_url.rstrip("/") + "/", token=s.token.reveal(), timeout=s.timeout,
-                                   ca_file=s.ca_file, headers={"Accept": "application/vnd.github+json",
-                                                               "X-GitHub-Api-Version": "2022-11-28"})
+        self._client = make_client(
+            s.api_url.rstrip("/") + "/",
+            token=s.token.reveal(),
+            timeout=s.timeout,
+            ca_file=s.ca_file,
+            headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
+        )
         self._logins = dict(s.accounts)
         if s.logins_file:
             self._logins.update(_load_logins(s.logins_file, instance))
@@ -89,7 +93,9 @@ class GitHubConnector(Connector):
 
     # -- HTTP -------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, what: str, scope: str = ORG, ok: tuple[int, ...] = (), **kw: Any) -> httpx.Response:
+    def _call(
+        self, method: str, path: str, what: str, scope: str = ORG, ok: tuple[int, ...] = (), **kw: Any
+    ) -> httpx.Response:
         response = send(self._client, method, path, system=self.instance, what=what, **kw)
         if response.is_success or response.status_code in ok:
             return response
@@ -98,8 +104,14 @@ class GitHubConnector(Connector):
             body = response.json()
         except ValueError:
             body = {}
-        message = str((body or {}).get("detail") or (body or {}).get("message") or response.text) if isinstance(body, dict) else response.text
-        limited = headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers or "rate limit" in message.lower()
+        message = (
+            str((body or {}).get("detail") or (body or {}).get("message") or response.text)
+            if isinstance(body, dict)
+            else response.text
+        )
+        limited = (
+            headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers or "rate limit" in message.lower()
+        )
         if status in (403, 429) and limited:
             wait = retry_after(headers)
             # Secondary limits may come without headers: GitHub asks for at least a minute then.
@@ -117,15 +129,21 @@ class GitHubConnector(Connector):
         try:
             response = self._call("GET", f"orgs/{self._org}", "read organization")
         except AuthError as exc:
-            return CheckResult(False, identity=self.settings.org, missing=getattr(exc, "permissions", ()), detail=str(exc))
+            return CheckResult(
+                False, identity=self.settings.org, missing=getattr(exc, "permissions", ()), detail=str(exc)
+            )
         needed = [ORG] + ([ENTERPRISE] if self.settings.emu else [])
         header = response.headers.get("x-oauth-scopes")
         if header is None:  # fine-grained tokens and GitHub Apps send no scope header
             return CheckResult(True, identity=self.settings.org, detail="no x-oauth-scopes header; scopes not listed")
         granted = {p.strip() for p in header.split(",")}
         missing = tuple(p for p in needed if p not in granted)
-        return CheckResult(not missing, identity=self.settings.org, missing=missing,
-                           detail="missing token scopes: " + ", ".join(missing) if missing else "all scopes granted")
+        return CheckResult(
+            not missing,
+            identity=self.settings.org,
+            missing=missing,
+            detail="missing token scopes: " + ", ".join(missing) if missing else "all scopes granted",
+        )
 
     def discover(self, person: Person) -> list[Account]:
         if self.settings.emu:
@@ -142,20 +160,33 @@ class GitHubConnector(Connector):
         """Members page by page, then outside collaborators (cursor ``c<page>``): both hold access."""
         if cursor and cursor.startswith("c"):
             page = int(cursor[1:])
-            people = self._call("GET", f"orgs/{self._org}/outside_collaborators", "list outside collaborators",
-                                params={"per_page": 100, "page": page}).json()
-            accounts = tuple(Account(self.instance, c["login"], c["login"], attributes={"kind": "outside_collaborator"}) for c in people)
+            people = self._call(
+                "GET",
+                f"orgs/{self._org}/outside_collaborators",
+                "list outside collaborators",
+                params={"per_page": 100, "page": page},
+            ).json()
+            accounts = tuple(
+                Account(self.instance, c["login"], c["login"], attributes={"kind": "outside_collaborator"})
+                for c in people
+            )
             return AccountPage(accounts, f"c{page + 1}" if len(people) == 100 else None)
         page = int(cursor or 1)
         if self.settings.emu:
             start = (page - 1) * 100 + 1
-            body = self._call("GET", self._scim, "list SCIM users", ENTERPRISE, params={"startIndex": start, "count": 100}).json()
+            body = self._call(
+                "GET", self._scim, "list SCIM users", ENTERPRISE, params={"startIndex": start, "count": 100}
+            ).json()
             users = body.get("Resources") or []
             accounts = tuple(self._emu_account(u) for u in users)
             more = start + len(users) <= int(body.get("totalResults") or 0)
         else:
-            members = self._call("GET", f"orgs/{self._org}/members", "list members", params={"per_page": 100, "page": page}).json()
-            accounts = tuple(Account(self.instance, m["login"], m["login"], attributes={"kind": "member"}) for m in members)
+            members = self._call(
+                "GET", f"orgs/{self._org}/members", "list members", params={"per_page": 100, "page": page}
+            ).json()
+            accounts = tuple(
+                Account(self.instance, m["login"], m["login"], attributes={"kind": "member"}) for m in members
+            )
             if len(members) < 100:
                 return AccountPage(accounts, "c1")
             return AccountPage(accounts, str(page + 1))
@@ -167,13 +198,21 @@ class GitHubConnector(Connector):
             if _is_emu(action.account):
                 user = self._emu_user(action.account.id)
                 active = bool(user and user.get("active", True))
-                return Verification(action, not active, {"active": active}, f"{who}: {'still active' if active else 'suspended'}")
+                return Verification(
+                    action, not active, {"active": active}, f"{who}: {'still active' if active else 'suspended'}"
+                )
             state = self._access(action.account)
-            return Verification(action, state is None, {"access": state}, f"{who}: {state or 'no access to the organization'}")
+            return Verification(
+                action, state is None, {"access": state}, f"{who}: {state or 'no access to the organization'}"
+            )
         if action.kind is ActionKind.REVOKE_TOKENS:
             creds = self._credentials(action.account)
-            return Verification(action, not creds, {"credentials": len(creds)},
-                                f"{who}: {len(creds)} SAML-authorized credential(s) left")
+            return Verification(
+                action,
+                not creds,
+                {"credentials": len(creds)},
+                f"{who}: {len(creds)} SAML-authorized credential(s) left",
+            )
         raise PermanentError(f"github cannot verify {action.kind.value}", system=self.instance)
 
     # -- write side -----------------------------------------------------------
@@ -193,7 +232,9 @@ class GitHubConnector(Connector):
             return Receipt(action, changed=False, before={}, detail="no access left in the organization")
         login = quote(account.id, safe="")
         if state.startswith("outside collaborator"):
-            self._call("DELETE", f"orgs/{self._org}/outside_collaborators/{login}", f"remove outside collaborator {who}")
+            self._call(
+                "DELETE", f"orgs/{self._org}/outside_collaborators/{login}", f"remove outside collaborator {who}"
+            )
             return Receipt(action, changed=True, before={"kind": "outside_collaborator"})
         membership = self._call("GET", f"orgs/{self._org}/memberships/{login}", f"read membership of {who}").json()
         self._call("DELETE", f"orgs/{self._org}/memberships/{login}", f"remove {who} from {self.settings.org}")
@@ -211,32 +252,58 @@ class GitHubConnector(Connector):
             self._emu_set_active(account, bool(before.get("active", True)))
             return Receipt(receipt.action, changed=True, before={"active": bool(user.get("active", True))})
         if before.get("kind") != "member":
-            raise PermanentError(f"{account.name}: outside-collaborator access cannot be restored automatically; "
-                                 "re-add them to each repository", system=self.instance)
+            raise PermanentError(
+                f"{account.name}: outside-collaborator access cannot be restored automatically; "
+                "re-add them to each repository",
+                system=self.instance,
+            )
         if self._access(account) is not None:
             return Receipt(receipt.action, changed=False, detail="already has access")
         role = "admin" if before.get("role") == "admin" else "member"
-        self._call("PUT", f"orgs/{self._org}/memberships/{quote(account.id, safe='')}", f"re-invite {account.name}",
-                   json={"role": role})
-        return Receipt(receipt.action, changed=True, pending=True, before={},
-                       detail=f"invited back as {role}; access returns when {account.name} accepts (teams are not restored)")
+        self._call(
+            "PUT",
+            f"orgs/{self._org}/memberships/{quote(account.id, safe='')}",
+            f"re-invite {account.name}",
+            json={"role": role},
+        )
+        return Receipt(
+            receipt.action,
+            changed=True,
+            pending=True,
+            before={},
+            detail=f"invited back as {role}; access returns when {account.name} accepts (teams are not restored)",
+        )
 
     def revoke_tokens(self, action: Action) -> Receipt:
         creds = self._credentials(action.account)
         for cred in creds:
-            self._call("DELETE", f"orgs/{self._org}/credential-authorizations/{cred['credential_id']}",
-                       f"revoke SAML authorization of {action.account.name}", ok=(404,))
-        before = {"credentials": [{k: c.get(k) for k in ("credential_id", "credential_type", "token_last_eight", "fingerprint")}
-                                  for c in creds]}
-        return Receipt(action, changed=bool(creds), before=before, detail=f"revoked {len(creds)} SAML-authorized credential(s)")
+            self._call(
+                "DELETE",
+                f"orgs/{self._org}/credential-authorizations/{cred['credential_id']}",
+                f"revoke SAML authorization of {action.account.name}",
+                ok=(404,),
+            )
+        before = {
+            "credentials": [
+                {k: c.get(k) for k in ("credential_id", "credential_type", "token_last_eight", "fingerprint")}
+                for c in creds
+            ]
+        }
+        return Receipt(
+            action, changed=bool(creds), before=before, detail=f"revoked {len(creds)} SAML-authorized credential(s)"
+        )
 
     # -- helpers --------------------------------------------------------------
 
     def _saml_login(self, person: Person) -> str | None:
         url = self.settings.graphql_url or self.settings.api_url.rstrip("/") + "/graphql"
         for email in person.emails:
-            body = self._call("POST", url, "look up SAML identity", json={
-                "query": _EXTERNAL_IDENTITY, "variables": {"org": self.settings.org, "email": email}}).json()
+            body = self._call(
+                "POST",
+                url,
+                "look up SAML identity",
+                json={"query": _EXTERNAL_IDENTITY, "variables": {"org": self.settings.org, "email": email}},
+            ).json()
             if body.get("errors") and not body.get("data"):
                 message = "; ".join(str(e.get("message")) for e in body["errors"])
                 raise PermanentError(f"SAML identity lookup failed: {short(message)}", system=self.instance)
@@ -252,19 +319,27 @@ class GitHubConnector(Connector):
         if state is None:
             return None
         kind = "outside_collaborator" if state.startswith("outside") else "member"
-        return Account(self.instance, login, login, admin=state.endswith("admin"), attributes={"kind": kind, "access": state})
+        return Account(
+            self.instance, login, login, admin=state.endswith("admin"), attributes={"kind": kind, "access": state}
+        )
 
     def _access(self, account: Account) -> str | None:
         """'member (active, admin)', 'outside collaborator', or None when the login has no org access."""
         login = quote(account.id, safe="")
-        response = self._call("GET", f"orgs/{self._org}/memberships/{login}", f"read membership of {account.name}", ok=(404,))
+        response = self._call(
+            "GET", f"orgs/{self._org}/memberships/{login}", f"read membership of {account.name}", ok=(404,)
+        )
         if response.status_code == 200:
             body = response.json()
             return f"member ({body.get('state')}, {body.get('role')})"
         page = 1
         while True:
-            collaborators = self._call("GET", f"orgs/{self._org}/outside_collaborators", "list outside collaborators",
-                                       params={"per_page": 100, "page": page}).json()
+            collaborators = self._call(
+                "GET",
+                f"orgs/{self._org}/outside_collaborators",
+                "list outside collaborators",
+                params={"per_page": 100, "page": page},
+            ).json()
             if any(c.get("login", "").lower() == account.id.lower() for c in collaborators):
                 return "outside collaborator"
             if len(collaborators) < 100:
@@ -276,8 +351,13 @@ class GitHubConnector(Connector):
         out: list[dict[str, Any]] = []
         page = 1
         while True:
-            response = self._call("GET", f"orgs/{self._org}/credential-authorizations", "list SAML credential authorizations",
-                                  params={"login": login, "per_page": 100, "page": page}, ok=(404,))
+            response = self._call(
+                "GET",
+                f"orgs/{self._org}/credential-authorizations",
+                "list SAML credential authorizations",
+                params={"login": login, "per_page": 100, "page": page},
+                ok=(404,),
+            )
             if response.status_code == 404:  # the organization has no SAML SSO: nothing is authorized through it
                 return out
             batch = response.json()
@@ -291,13 +371,23 @@ class GitHubConnector(Connector):
         names = [explicit] if explicit else list(person.emails)
         found: dict[str, Account] = {}
         for name in names:
-            body = self._call("GET", self._scim, "search SCIM users", ENTERPRISE,
-                              params={"filter": f"userName eq {escape_filter(name)}"}).json()
+            body = self._call(
+                "GET",
+                self._scim,
+                "search SCIM users",
+                ENTERPRISE,
+                params={"filter": f"userName eq {escape_filter(name)}"},
+            ).json()
             for user in body.get("Resources") or []:
                 found.setdefault(user["id"], self._emu_account(user))
         if not explicit and person.employee_id:
-            body = self._call("GET", self._scim, "search SCIM users", ENTERPRISE,
-                              params={"filter": f"externalId eq {escape_filter(person.employee_id)}"}).json()
+            body = self._call(
+                "GET",
+                self._scim,
+                "search SCIM users",
+                ENTERPRISE,
+                params={"filter": f"externalId eq {escape_filter(person.employee_id)}"},
+            ).json()
             for user in body.get("Resources") or []:
                 found.setdefault(user["id"], self._emu_account(user))
         return list(found.values())
@@ -305,8 +395,14 @@ class GitHubConnector(Connector):
     def _emu_account(self, user: dict[str, Any]) -> Account:
         emails = user.get("emails") or []
         primary = next((e.get("value") for e in emails if e.get("primary")), emails[0].get("value") if emails else None)
-        return Account(self.instance, user["id"], user.get("userName") or user["id"], email=primary,
-                       active=bool(user.get("active", True)), attributes={"kind": "emu", "login": user.get("userName")})
+        return Account(
+            self.instance,
+            user["id"],
+            user.get("userName") or user["id"],
+            email=primary,
+            active=bool(user.get("active", True)),
+            attributes={"kind": "emu", "login": user.get("userName")},
+        )
 
     def _emu_user(self, scim_id: str) -> dict[str, Any] | None:
         response = self._call("GET", f"{self._scim}/{quote(scim_id, safe='')}", "read SCIM user", ENTERPRISE, ok=(404,))
@@ -315,7 +411,9 @@ class GitHubConnector(Connector):
     def _emu_set_active(self, account: Account, active: bool) -> None:
         body = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": active}]}
         verb = "unsuspend" if active else "suspend"
-        self._call("PATCH", f"{self._scim}/{quote(account.id, safe='')}", f"{verb} {account.name}", ENTERPRISE, json=body)
+        self._call(
+            "PATCH", f"{self._scim}/{quote(account.id, safe='')}", f"{verb} {account.name}", ENTERPRISE, json=body
+        )
 
 
 def _is_emu(account: Account) -> bool:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import Field
 
@@ -76,10 +76,13 @@ class GoogleWorkspaceConnector(Connector):
         try:
             info = json.loads(s.service_account.reveal())
             self._credentials = service_account.Credentials.from_service_account_info(
-                info, scopes=list(SCOPES), subject=s.subject)
+                info, scopes=list(SCOPES), subject=s.subject
+            )
         except (ValueError, KeyError, TypeError) as exc:
             # Never echo the key: name only what is wrong with its shape.
-            raise ConfigError(f"service_account is not a usable key JSON ({type(exc).__name__})", where=instance) from None
+            raise ConfigError(
+                f"service_account is not a usable key JSON ({type(exc).__name__})", where=instance
+            ) from None
         self._info = info
         self._api = s.api_url if s.api_url.endswith("/") else s.api_url + "/"
         self._local = threading.local()  # httplib2 is not thread-safe: one transport per thread
@@ -112,8 +115,12 @@ class GoogleWorkspaceConnector(Connector):
         if status == 429:
             from ._http import retry_after
 
-            return RateLimited(f"{what}: token endpoint rate limited", retry_after=retry_after(headers),
-                               system=self.instance, status=429)
+            return RateLimited(
+                f"{what}: token endpoint rate limited",
+                retry_after=retry_after(headers),
+                system=self.instance,
+                status=429,
+            )
         if status >= 500 or getattr(exc, "retryable", False):
             return TransientError(f"{what}: token endpoint failed (HTTP {status})", system=self.instance, status=status)
         return AuthError(f"{what}: token refused: {reason}", system=self.instance, status=status or None)
@@ -144,8 +151,10 @@ class GoogleWorkspaceConnector(Connector):
         except google.auth.exceptions.RefreshError as exc:
             raise self._token_error(exc, what) from None
         except google.auth.exceptions.TransportError as exc:
-            raise TransientError(f"{what}: token endpoint unreachable: {type(exc).__name__}", system=self.instance) from None
-        except (socket.timeout, TimeoutError) as exc:
+            raise TransientError(
+                f"{what}: token endpoint unreachable: {type(exc).__name__}", system=self.instance
+            ) from None
+        except TimeoutError as exc:
             raise TransientError(f"{what}: timed out ({type(exc).__name__})", system=self.instance) from None
         except (OSError, httplib2.HttpLib2Error) as exc:
             raise TransientError(f"{what}: {type(exc).__name__}: {short(str(exc))}", system=self.instance) from None
@@ -157,8 +166,12 @@ class GoogleWorkspaceConnector(Connector):
         if status == 403 and reasons & _QUOTA_REASONS:
             from ._http import retry_after
 
-            return RateLimited(f"{what}: quota exceeded ({', '.join(sorted(reasons))})", retry_after=retry_after(headers),
-                               system=self.instance, status=403)
+            return RateLimited(
+                f"{what}: quota exceeded ({', '.join(sorted(reasons))})",
+                retry_after=retry_after(headers),
+                system=self.instance,
+                status=403,
+            )
         return error_for(status, headers, message, system=self.instance, what=what, permissions=(scope,))
 
     def _directory(self, resource: str) -> Any:
@@ -176,7 +189,9 @@ class GoogleWorkspaceConnector(Connector):
             raise NotFound(f"user {action.account.name} ({action.account.id}) not found", system=self.instance)
         return user
 
-    def _pages(self, method: Callable[..., Any], key: str, what: str, scope: str, **params: Any) -> list[dict[str, Any]]:
+    def _pages(
+        self, method: Callable[..., Any], key: str, what: str, scope: str, **params: Any
+    ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         token = None
         while True:
@@ -207,7 +222,7 @@ class GoogleWorkspaceConnector(Connector):
 
         for start in range(0, len(calls), 1000):
             batch = BatchHttpRequest(callback=done, batch_uri=self._api + "batch")
-            for n, (request, _) in enumerate(calls[start:start + 1000]):
+            for n, (request, _) in enumerate(calls[start : start + 1000]):
                 batch.add(request, request_id=str(start + n))
             self._run(batch, "batch request", scope)
         first = next((e for e in errors if e is not None), None)
@@ -226,8 +241,9 @@ class GoogleWorkspaceConnector(Connector):
             return CheckResult(False, identity=identity, missing=missing, detail=str(exc))
         missing = self._missing_scopes()
         if missing:
-            return CheckResult(False, identity=identity, missing=missing,
-                               detail="domain-wide delegation lacks: " + ", ".join(missing))
+            return CheckResult(
+                False, identity=identity, missing=missing, detail="domain-wide delegation lacks: " + ", ".join(missing)
+            )
         return CheckResult(True, identity=identity, detail="all scopes delegated")
 
     def _missing_scopes(self) -> tuple[str, ...]:
@@ -238,13 +254,17 @@ class GoogleWorkspaceConnector(Connector):
 
         missing = []
         for scope in SCOPES:
-            creds = service_account.Credentials.from_service_account_info(self._info, scopes=[scope], subject=self.settings.subject)
+            creds = service_account.Credentials.from_service_account_info(
+                self._info, scopes=[scope], subject=self.settings.subject
+            )
             try:
                 creds.refresh(google_auth_httplib2.Request(self._http(creds).http))
             except google.auth.exceptions.RefreshError:
                 missing.append(scope)
             except google.auth.exceptions.TransportError as exc:
-                raise TransientError(f"token endpoint unreachable: {type(exc).__name__}", system=self.instance) from None
+                raise TransientError(
+                    f"token endpoint unreachable: {type(exc).__name__}", system=self.instance
+                ) from None
         return tuple(missing)
 
     def discover(self, person: Person) -> list[Account]:
@@ -257,15 +277,23 @@ class GoogleWorkspaceConnector(Connector):
                 found.setdefault(user["id"], self._account(user, person))
         if not explicit and person.employee_id:
             query = f"externalId:'{person.employee_id}'"
-            users = self._run(self._directory("users").list(customer=self.settings.customer, query=query,
-                                                              fields=f"users({_USER_FIELDS})"), "search users", USER)
+            users = self._run(
+                self._directory("users").list(
+                    customer=self.settings.customer, query=query, fields=f"users({_USER_FIELDS})"
+                ),
+                "search users",
+                USER,
+            )
             for user in (users or {}).get("users") or []:
                 found.setdefault(user["id"], self._account(user, person))
         return list(found.values())
 
     def list_accounts(self, cursor: str | None = None) -> AccountPage:
-        params: dict[str, Any] = {"customer": self.settings.customer, "maxResults": self.settings.page_size,
-                                  "fields": f"nextPageToken,users({_USER_FIELDS})"}
+        params: dict[str, Any] = {
+            "customer": self.settings.customer,
+            "maxResults": self.settings.page_size,
+            "fields": f"nextPageToken,users({_USER_FIELDS})",
+        }
         if cursor:
             params["pageToken"] = cursor
         body = self._run(self._directory("users").list(**params), "list users", USER) or {}
@@ -287,25 +315,42 @@ class GoogleWorkspaceConnector(Connector):
         if kind is ActionKind.REVOKE_SESSIONS:
             # Google exposes no session state to read back; the 204 from signOut is all there is.
             accepted = bool(receipt and receipt.changed is not None)
-            return Verification(action, accepted, {"readable": False},
-                                f"{who}: sign-out {'accepted' if accepted else 'not requested'}; Google has no session read-back")
+            return Verification(
+                action,
+                accepted,
+                {"readable": False},
+                f"{who}: sign-out {'accepted' if accepted else 'not requested'}; Google has no session read-back",
+            )
         if kind is ActionKind.REVOKE_TOKENS:
             left = self._credentials_of(key)
             ok = not any(left.values())
             names = [f"{n} {k}" for k, n in ((k, len(v) if isinstance(v, list) else v) for k, v in left.items()) if n]
-            return Verification(action, ok, {k: (len(v) if isinstance(v, list) else v) for k, v in left.items()},
-                                f"{who}: " + ("no tokens, app passwords or backup codes left" if ok else "left: " + ", ".join(names)))
+            return Verification(
+                action,
+                ok,
+                {k: (len(v) if isinstance(v, list) else v) for k, v in left.items()},
+                f"{who}: " + ("no tokens, app passwords or backup codes left" if ok else "left: " + ", ".join(names)),
+            )
         if kind is ActionKind.REMOVE_MEMBERSHIPS:
             groups = self._groups(key)
             names = sorted(g.get("email") or g["id"] for g in groups)
-            return Verification(action, not groups, {"groups": names},
-                                f"{who}: still in {', '.join(names)}" if names else f"{who}: in no group")
+            return Verification(
+                action,
+                not groups,
+                {"groups": names},
+                f"{who}: still in {', '.join(names)}" if names else f"{who}: in no group",
+            )
         if kind is ActionKind.TRANSFER_OWNERSHIP:
             transfer = self._transfer(action, receipt)
             status = (transfer or {}).get("overallTransferStatusCode")
             pending = status in ("new", "inProgress")
-            return Verification(action, status == "completed", {"transfer": (transfer or {}).get("id"), "status": status},
-                                f"{who}: data transfer {status or 'not found'}", pending=pending)
+            return Verification(
+                action,
+                status == "completed",
+                {"transfer": (transfer or {}).get("id"), "status": status},
+                f"{who}: data transfer {status or 'not found'}",
+                pending=pending,
+            )
         raise PermanentError(f"google_workspace cannot verify {kind.value}", system=self.instance)
 
     # -- write side -----------------------------------------------------------
@@ -321,7 +366,9 @@ class GoogleWorkspaceConnector(Connector):
             body["orgUnitPath"] = ou
         if not body:
             return Receipt(action, changed=False, before=before, detail="already suspended")
-        self._run(self._directory("users").update(userKey=user["id"], body=body), f"suspend {action.account.name}", USER)
+        self._run(
+            self._directory("users").update(userKey=user["id"], body=body), f"suspend {action.account.name}", USER
+        )
         return Receipt(action, changed=True, before=before, reference=user["id"])
 
     def undo_disable_account(self, receipt: Receipt) -> Receipt:
@@ -332,46 +379,82 @@ class GoogleWorkspaceConnector(Connector):
         if receipt.before.get("orgUnitPath") and user.get("orgUnitPath") != receipt.before["orgUnitPath"]:
             body["orgUnitPath"] = receipt.before["orgUnitPath"]
         if body:
-            self._run(self._directory("users").update(userKey=user["id"], body=body),
-                      f"restore {receipt.action.account.name}", USER)
-        return Receipt(receipt.action, changed=bool(body),
-                       before={"suspended": bool(user.get("suspended")), "orgUnitPath": user.get("orgUnitPath")})
+            self._run(
+                self._directory("users").update(userKey=user["id"], body=body),
+                f"restore {receipt.action.account.name}",
+                USER,
+            )
+        return Receipt(
+            receipt.action,
+            changed=bool(body),
+            before={"suspended": bool(user.get("suspended")), "orgUnitPath": user.get("orgUnitPath")},
+        )
 
     def revoke_sessions(self, action: Action) -> Receipt:
-        self._run(self._directory("users").signOut(userKey=action.account.id), f"sign out {action.account.name}", SECURITY)
+        self._run(
+            self._directory("users").signOut(userKey=action.account.id), f"sign out {action.account.name}", SECURITY
+        )
         return Receipt(action, changed=True, detail="signed out of every web and device session")
 
     def revoke_tokens(self, action: Action) -> Receipt:
         key, who = action.account.id, action.account.name
         found = self._credentials_of(key)
-        calls = [(self._directory("tokens").delete(userKey=key, clientId=t["clientId"]), f"delete token of {who}")
-                 for t in found["tokens"]]
-        calls += [(self._directory("asps").delete(userKey=key, codeId=a["codeId"]), f"delete app password of {who}")
-                  for a in found["asps"]]
+        calls = [
+            (self._directory("tokens").delete(userKey=key, clientId=t["clientId"]), f"delete token of {who}")
+            for t in found["tokens"]
+        ]
+        calls += [
+            (self._directory("asps").delete(userKey=key, codeId=a["codeId"]), f"delete app password of {who}")
+            for a in found["asps"]
+        ]
         if calls:
             self._batch(calls, SECURITY)
         if found["verification_codes"]:
-            self._run(self._directory("verificationCodes").invalidate(userKey=key),
-                      f"invalidate backup codes of {who}", SECURITY)
-        before = {"tokens": [{"clientId": t["clientId"], "displayText": t.get("displayText")} for t in found["tokens"]],
-                  "asps": [{"codeId": a["codeId"], "name": a.get("name")} for a in found["asps"]],
-                  "verification_codes": found["verification_codes"]}
+            self._run(
+                self._directory("verificationCodes").invalidate(userKey=key),
+                f"invalidate backup codes of {who}",
+                SECURITY,
+            )
+        before = {
+            "tokens": [{"clientId": t["clientId"], "displayText": t.get("displayText")} for t in found["tokens"]],
+            "asps": [{"codeId": a["codeId"], "name": a.get("name")} for a in found["asps"]],
+            "verification_codes": found["verification_codes"],
+        }
         changed = bool(calls or found["verification_codes"])
-        return Receipt(action, changed=changed, before=before,
-                       detail=f"{len(found['tokens'])} token(s), {len(found['asps'])} app password(s), "
-                              f"{found['verification_codes']} backup code(s) revoked")
+        return Receipt(
+            action,
+            changed=changed,
+            before=before,
+            detail=f"{len(found['tokens'])} token(s), {len(found['asps'])} app password(s), "
+            f"{found['verification_codes']} backup code(s) revoked",
+        )
 
     def remove_memberships(self, action: Action) -> Receipt:
         key, who = action.account.id, action.account.name
         groups = self._groups(key)
         if not groups:
             return Receipt(action, changed=False, before={"groups": []})
-        members = self._batch([(self._directory("members").get(groupKey=g["id"], memberKey=key), f"read membership of {who}")
-                               for g in groups], GROUP_MEMBER)
-        before = [{"id": g["id"], "email": g.get("email"), "role": (m or {}).get("role", "MEMBER")}
-                  for g, m in zip(groups, members)]
-        self._batch([(self._directory("members").delete(groupKey=g["id"], memberKey=key), f"remove {who} from {g.get('email')}")
-                     for g in groups], GROUP_MEMBER)
+        members = self._batch(
+            [
+                (self._directory("members").get(groupKey=g["id"], memberKey=key), f"read membership of {who}")
+                for g in groups
+            ],
+            GROUP_MEMBER,
+        )
+        before = [
+            {"id": g["id"], "email": g.get("email"), "role": (m or {}).get("role", "MEMBER")}
+            for g, m in zip(groups, members)
+        ]
+        self._batch(
+            [
+                (
+                    self._directory("members").delete(groupKey=g["id"], memberKey=key),
+                    f"remove {who} from {g.get('email')}",
+                )
+                for g in groups
+            ],
+            GROUP_MEMBER,
+        )
         return Receipt(action, changed=True, before={"groups": before}, detail=f"removed from {len(groups)} group(s)")
 
     def undo_remove_memberships(self, receipt: Receipt) -> Receipt:
@@ -379,44 +462,90 @@ class GoogleWorkspaceConnector(Connector):
         current = {g["id"] for g in self._groups(key)}
         missing = [g for g in receipt.before.get("groups", []) if g["id"] not in current]
         if missing:
-            self._batch([(self._directory("members").insert(groupKey=g["id"], body={"id": key, "role": g.get("role", "MEMBER")}),
-                          f"re-add {receipt.action.account.name} to {g.get('email')}") for g in missing], GROUP_MEMBER)
+            self._batch(
+                [
+                    (
+                        self._directory("members").insert(
+                            groupKey=g["id"], body={"id": key, "role": g.get("role", "MEMBER")}
+                        ),
+                        f"re-add {receipt.action.account.name} to {g.get('email')}",
+                    )
+                    for g in missing
+                ],
+                GROUP_MEMBER,
+            )
         return Receipt(receipt.action, changed=bool(missing), before={"groups": sorted(current)})
 
     def transfer_ownership(self, action: Action) -> Receipt:
         target = action.params.get("to") or action.account.attributes.get("manager")
         if not target:
-            raise PermanentError(f"{action.account.name}: no manager or 'to' given to transfer data to", system=self.instance)
+            raise PermanentError(
+                f"{action.account.name}: no manager or 'to' given to transfer data to", system=self.instance
+            )
         new_owner = self._get_user(target)
         if new_owner is None:
             raise NotFound(f"transfer target {target} not found", system=self.instance)
         existing = self._transfer(action, None, new_owner["id"])
         if existing is not None:
             status = existing.get("overallTransferStatusCode")
-            return Receipt(action, changed=False, before={"to": target}, reference=existing.get("id"),
-                           pending=status != "completed", detail=f"transfer {existing.get('id')} already {status}")
-        apps = self._run(self._svc("transfer").applications().list(customerId=self.settings.customer),
-                         "list transfer applications", TRANSFER) or {}
+            return Receipt(
+                action,
+                changed=False,
+                before={"to": target},
+                reference=existing.get("id"),
+                pending=status != "completed",
+                detail=f"transfer {existing.get('id')} already {status}",
+            )
+        apps = (
+            self._run(
+                self._svc("transfer").applications().list(customerId=self.settings.customer),
+                "list transfer applications",
+                TRANSFER,
+            )
+            or {}
+        )
         wanted = {n.lower() for n in self.settings.transfer_applications}
         chosen = [a for a in apps.get("applications") or [] if (a.get("name") or "").lower() in wanted]
         if not chosen:
-            raise PermanentError(f"no transfer application named {', '.join(self.settings.transfer_applications)}",
-                                 system=self.instance)
-        body = {"oldOwnerUserId": action.account.id, "newOwnerUserId": new_owner["id"], "applicationDataTransfers": [
-            {"applicationId": a["id"], "applicationTransferParams": a.get("transferParams") or []} for a in chosen]}
-        created = self._run(self._svc("transfer").transfers().insert(body=body),
-                            f"transfer data of {action.account.name} to {target}", TRANSFER) or {}
-        return Receipt(action, changed=True, before={"to": target}, reference=created.get("id"), pending=True,
-                       detail=f"transfer {created.get('id')} to {target} requested; pending until Google completes it")
+            raise PermanentError(
+                f"no transfer application named {', '.join(self.settings.transfer_applications)}", system=self.instance
+            )
+        body = {
+            "oldOwnerUserId": action.account.id,
+            "newOwnerUserId": new_owner["id"],
+            "applicationDataTransfers": [
+                {"applicationId": a["id"], "applicationTransferParams": a.get("transferParams") or []} for a in chosen
+            ],
+        }
+        created = (
+            self._run(
+                self._svc("transfer").transfers().insert(body=body),
+                f"transfer data of {action.account.name} to {target}",
+                TRANSFER,
+            )
+            or {}
+        )
+        return Receipt(
+            action,
+            changed=True,
+            before={"to": target},
+            reference=created.get("id"),
+            pending=True,
+            detail=f"transfer {created.get('id')} to {target} requested; pending until Google completes it",
+        )
 
     def delete_account(self, action: Action) -> Receipt:
         user = self._get_user(action.account.id)
         if user is None:
             return Receipt(action, changed=False, detail="already deleted")
         self._run(self._directory("users").delete(userKey=user["id"]), f"delete {action.account.name}", USER)
-        return Receipt(action, changed=True, before={"suspended": bool(user.get("suspended")),
-                                                     "orgUnitPath": user.get("orgUnitPath")},
-                       reference=user["id"], detail="deleted: restorable with users.undelete for 20 days")
+        return Receipt(
+            action,
+            changed=True,
+            before={"suspended": bool(user.get("suspended")), "orgUnitPath": user.get("orgUnitPath")},
+            reference=user["id"],
+            detail="deleted: restorable with users.undelete for 20 days",
+        )
 
     # -- helpers --------------------------------------------------------------
 
@@ -424,20 +553,35 @@ class GoogleWorkspaceConnector(Connector):
         attributes: dict[str, Any] = {"orgUnitPath": user.get("orgUnitPath")}
         if person is not None and person.manager:
             attributes["manager"] = person.manager
-        return Account(system=self.instance, id=user["id"], name=user.get("primaryEmail") or user["id"],
-                       email=user.get("primaryEmail"), active=not user.get("suspended"),
-                       admin=bool(user.get("isAdmin")), attributes=attributes)
+        return Account(
+            system=self.instance,
+            id=user["id"],
+            name=user.get("primaryEmail") or user["id"],
+            email=user.get("primaryEmail"),
+            active=not user.get("suspended"),
+            admin=bool(user.get("isAdmin")),
+            attributes=attributes,
+        )
 
     def _groups(self, key: str) -> list[dict[str, Any]]:
-        return self._pages(self._directory("groups").list, "groups", "list groups", GROUP_READ, userKey=key,
-                           fields="nextPageToken,groups(id,email,name)")
+        return self._pages(
+            self._directory("groups").list,
+            "groups",
+            "list groups",
+            GROUP_READ,
+            userKey=key,
+            fields="nextPageToken,groups(id,email,name)",
+        )
 
     def _credentials_of(self, key: str) -> dict[str, Any]:
         tokens = self._run(self._directory("tokens").list(userKey=key), "list tokens", SECURITY) or {}
         asps = self._run(self._directory("asps").list(userKey=key), "list app passwords", SECURITY) or {}
         codes = self._run(self._directory("verificationCodes").list(userKey=key), "list backup codes", SECURITY) or {}
-        return {"tokens": tokens.get("items") or [], "asps": asps.get("items") or [],
-                "verification_codes": len(codes.get("items") or [])}
+        return {
+            "tokens": tokens.get("items") or [],
+            "asps": asps.get("items") or [],
+            "verification_codes": len(codes.get("items") or []),
+        }
 
     def _transfer(self, action: Action, receipt: Receipt | None, new_owner: str | None = None) -> dict[str, Any] | None:
         svc = self._svc("transfer")
@@ -464,7 +608,9 @@ def _reasons(exc: Any) -> tuple[set[str], str]:
             reasons.add("rateLimitExceeded")
         return {r for r in reasons if r}, str(error.get("message") or "")
     except (ValueError, AttributeError):
-        return set(), short(exc.content.decode("utf-8", "replace") if isinstance(exc.content, bytes) else str(exc.content))
+        return set(), short(
+            exc.content.decode("utf-8", "replace") if isinstance(exc.content, bytes) else str(exc.content)
+        )
 
 
 def _refresh_reason(exc: Exception) -> str:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import importlib
 import ipaddress
 import secrets
 import ssl
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
-from typing import Any, ClassVar, Iterator, Literal
 
-import importlib
 from pydantic import Field, field_validator, model_validator
 
 from offboard.config._secrets import Secret
@@ -46,6 +47,7 @@ def escape_filter_chars(text: str) -> str:
 
 def parse_dn(dn: str, *args: Any, **kwargs: Any) -> Any:
     return importlib.import_module("ldap3.utils.dn").parse_dn(dn, *args, **kwargs)
+
 
 __all__ = ["LdapConnector", "LdapSettings"]
 
@@ -113,7 +115,7 @@ class LdapSettings(ConnectorSettings):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "LdapSettings":
+    def _consistent(self) -> LdapSettings:
         scheme = self.url.split("://", 1)[0].lower()
         if scheme not in ("ldap", "ldaps"):
             raise ValueError(f"url must start with ldaps:// or ldap://, got {self.url!r}")
@@ -159,16 +161,25 @@ class LdapConnector(Connector):
             sni=None if _is_ip(host) else host,
         )
         return ldap3.Server(
-            s.url, use_ssl=s.url.lower().startswith("ldaps://"), tls=tls,
-            get_info=ldap3.NONE, connect_timeout=s.connect_timeout,
+            s.url,
+            use_ssl=s.url.lower().startswith("ldaps://"),
+            tls=tls,
+            get_info=ldap3.NONE,
+            connect_timeout=s.connect_timeout,
         )
 
     def _open(self, user: str, password: str) -> ldap3.Connection:
         """A bound SAFE_SYNC connection; raises our errors, never ldap3's."""
         conn = ldap3.Connection(
-            self._server(), user=user, password=password, client_strategy=ldap3.SAFE_SYNC,
-            auto_referrals=False, receive_timeout=self.settings.timeout, raise_exceptions=False,
-            return_empty_attributes=False, read_only=False,
+            self._server(),
+            user=user,
+            password=password,
+            client_strategy=ldap3.SAFE_SYNC,
+            auto_referrals=False,
+            receive_timeout=self.settings.timeout,
+            raise_exceptions=False,
+            return_empty_attributes=False,
+            read_only=False,
         )
         try:
             conn.open()
@@ -222,9 +233,7 @@ class LdapConnector(Connector):
         url = self.settings.url
         if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(exc, lx.LDAPCertificateError):
             where = f"the CA in {self.settings.ca_file}" if self.settings.ca_file else "the system CAs"
-            return PermanentError(
-                f"TLS certificate of {url} is not trusted by {where}: {text}", system=self.instance
-            )
+            return PermanentError(f"TLS certificate of {url} is not trusted by {where}: {text}", system=self.instance)
         if isinstance(exc, lx.LDAPStartTLSError):
             return PermanentError(f"StartTLS with {url} failed: {text}", system=self.instance)
         if isinstance(exc, (lx.LDAPCommunicationError, lx.LDAPResponseTimeoutError, OSError)):
@@ -239,7 +248,8 @@ class LdapConnector(Connector):
         if code == 50:
             raise PermissionDenied(
                 f"{what}: the service account lacks: {', '.join(rights) or 'access'} ({desc} {code})",
-                permissions=rights, system=self.instance,
+                permissions=rights,
+                system=self.instance,
             )
         if code == 32:
             raise NotFound(message, system=self.instance)
@@ -249,15 +259,20 @@ class LdapConnector(Connector):
             raise PermanentError(f"{message}: the server requires an encrypted connection", system=self.instance)
         raise PermanentError(message, system=self.instance)
 
-    def _modify(self, dn: str, changes: dict, what: str, rights: tuple[str, ...], already: frozenset[int] = frozenset()) -> int:
+    def _modify(
+        self, dn: str, changes: dict, what: str, rights: tuple[str, ...], already: frozenset[int] = frozenset()
+    ) -> int:
         """Apply ``changes``; a result code in ``already`` means the change was already there."""
         result, _ = self._call("modify", dn, changes)
         if result["result"] != 0:
             if result["result"] in already:
                 return result["result"]
             if result["result"] == 65 and what.startswith("remove"):  # objectClassViolation
-                raise PermanentError(f"{what}: the group's schema needs at least one member; "
-                                     "remove the group or add a placeholder member", system=self.instance)
+                raise PermanentError(
+                    f"{what}: the group's schema needs at least one member; "
+                    "remove the group or add a placeholder member",
+                    system=self.instance,
+                )
             self._raise(result, what, rights)
         return 0
 
@@ -292,8 +307,14 @@ class LdapConnector(Connector):
     def _user_attrs(self) -> list[str]:
         common = ["mail", "cn", _ID_ATTR[self.settings.flavor]]
         if self._ad:
-            return common + ["sAMAccountName", "userPrincipalName", "userAccountControl", "accountExpires",
-                             "description", "adminCount"]
+            return common + [
+                "sAMAccountName",
+                "userPrincipalName",
+                "userAccountControl",
+                "accountExpires",
+                "description",
+                "adminCount",
+            ]
         return common + ["uid", _LOCK_ATTR[self.settings.flavor]]
 
     def _user_filter(self) -> str:
@@ -304,17 +325,22 @@ class LdapConnector(Connector):
         if self._ad:
             uac = int(_first(a, "userAccountControl") or 0)
             return Account(
-                system=self.instance, id=_entry_id(entry, "ad"),
+                system=self.instance,
+                id=_entry_id(entry, "ad"),
                 name=_first(a, "sAMAccountName") or entry["dn"],
                 email=_first(a, "mail") or _first(a, "userPrincipalName"),
-                active=not uac & ACCOUNTDISABLE, admin=_first(a, "adminCount") == "1",
+                active=not uac & ACCOUNTDISABLE,
+                admin=_first(a, "adminCount") == "1",
                 attributes={"dn": entry["dn"], "flavor": "ad"},
             )
         flavor = self.settings.flavor
         lock = _first(a, _LOCK_ATTR[flavor])
         return Account(
-            system=self.instance, id=_entry_id(entry, flavor), name=_first(a, "uid") or entry["dn"],
-            email=_first(a, "mail"), active=not _is_locked(flavor, lock),
+            system=self.instance,
+            id=_entry_id(entry, flavor),
+            name=_first(a, "uid") or entry["dn"],
+            email=_first(a, "mail"),
+            active=not _is_locked(flavor, lock),
             attributes={"dn": entry["dn"], "flavor": flavor},
         )
 
@@ -367,8 +393,9 @@ class LdapConnector(Connector):
             raw = base64.urlsafe_b64decode(cursor.encode()) if cursor else None
         except (binascii.Error, ValueError):
             raise PermanentError(f"invalid list_accounts cursor {cursor!r}", system=self.instance) from None
-        entries, next_cookie = self._page(self.settings.base_dn, self._user_filter(), self._user_attrs(),
-                                          ldap3.SUBTREE, raw)
+        entries, next_cookie = self._page(
+            self.settings.base_dn, self._user_filter(), self._user_attrs(), ldap3.SUBTREE, raw
+        )
         nxt = base64.urlsafe_b64encode(next_cookie).decode() if next_cookie else None
         return AccountPage(tuple(self._account(e) for e in entries), nxt)
 
@@ -378,12 +405,16 @@ class LdapConnector(Connector):
             found = self._verify_disabled(action, entry)
         elif action.kind is ActionKind.REMOVE_MEMBERSHIPS:
             groups = sorted({m["group"] for m in self._memberships(entry)})
-            found = Verification(action, not groups, {"groups": groups}, "" if not groups else f"still in {len(groups)} group(s)")
+            found = Verification(
+                action, not groups, {"groups": groups}, "" if not groups else f"still in {len(groups)} group(s)"
+            )
         else:
             raise PermanentError(f"ldap cannot verify {action.kind.value}", system=self.instance)
         if found.ok:
             return found
-        return dataclasses.replace(found, detail=f"{action.account.name}: {found.detail}")  # a failure names the account
+        return dataclasses.replace(
+            found, detail=f"{action.account.name}: {found.detail}"
+        )  # a failure names the account
 
     def _verify_disabled(self, action: Action, entry: dict) -> Verification:
         a, flavor = entry["attributes"], self.settings.flavor
@@ -391,8 +422,11 @@ class LdapConnector(Connector):
             uac = int(_first(a, "userAccountControl") or 0)
             target = self.settings.disabled_ou
             misplaced = bool(target) and not _same_dn(_parent(entry["dn"]), target)
-            detail = "ACCOUNTDISABLE bit is not set" if not uac & ACCOUNTDISABLE else (
-                f"disabled, but not in {target}" if misplaced else "")
+            detail = (
+                "ACCOUNTDISABLE bit is not set"
+                if not uac & ACCOUNTDISABLE
+                else (f"disabled, but not in {target}" if misplaced else "")
+            )
             return Verification(action, not detail, {"userAccountControl": uac, "dn": entry["dn"]}, detail)
         value = _first(a, _LOCK_ATTR[flavor])
         observed: dict[str, Any] = {_LOCK_ATTR[flavor]: value}
@@ -411,8 +445,13 @@ class LdapConnector(Connector):
     def _bind_probe(self, dn: str) -> str:
         """Bind as the account with a throwaway password and the ppolicy control; say how it went."""
         conn = ldap3.Connection(
-            self._server(), user=dn, password=secrets.token_urlsafe(24), client_strategy=ldap3.SAFE_SYNC,
-            auto_referrals=False, receive_timeout=self.settings.timeout, raise_exceptions=False,
+            self._server(),
+            user=dn,
+            password=secrets.token_urlsafe(24),
+            client_strategy=ldap3.SAFE_SYNC,
+            auto_referrals=False,
+            receive_timeout=self.settings.timeout,
+            raise_exceptions=False,
         )
         try:
             conn.open()
@@ -448,8 +487,12 @@ class LdapConnector(Connector):
         if current == value:
             return Receipt(action, False, before, detail=f"already locked ({attr})")
         if self.settings.scramble_password:
-            self._modify(entry["dn"], {"userPassword": [(ldap3.MODIFY_REPLACE, [secrets.token_urlsafe(32)])]},
-                         f"scramble password of {entry['dn']}", ("write userPassword on people",))
+            self._modify(
+                entry["dn"],
+                {"userPassword": [(ldap3.MODIFY_REPLACE, [secrets.token_urlsafe(32)])]},
+                f"scramble password of {entry['dn']}",
+                ("write userPassword on people",),
+            )
         self._modify(entry["dn"], {attr: [(ldap3.MODIFY_REPLACE, [value])]}, f"lock {entry['dn']}", (right,))
         self.log.info("account locked", account=action.account.name, attribute=attr)
         return Receipt(action, True, before, detail=f"{attr} set to {value}")
@@ -470,7 +513,7 @@ class LdapConnector(Connector):
             changes["accountExpires"] = [(ldap3.MODIFY_REPLACE, [str(now)])]
         case = action.params.get("case")
         if s.stamp_description and not any(_STAMP in d and (not case or str(case) in d) for d in description):
-            stamp = f"{_STAMP} on {datetime.now(timezone.utc):%Y-%m-%d}" + (f", case {case}" if case else "")
+            stamp = f"{_STAMP} on {datetime.now(UTC):%Y-%m-%d}" + (f", case {case}" if case else "")
             changes["description"] = [(ldap3.MODIFY_REPLACE, [stamp])]
         move_to = s.disabled_ou if s.disabled_ou and not _same_dn(_parent(dn), s.disabled_ou) else None
         # Check every right first, so a missing one never leaves the account half done.
@@ -480,8 +523,11 @@ class LdapConnector(Connector):
         if move_to and "user" not in self._child_classes(move_to):
             missing.append(f"create user objects in {move_to}")
         if missing:
-            raise PermissionDenied(f"cannot disable {dn}: the service account lacks: {', '.join(missing)}",
-                                   permissions=tuple(missing), system=self.instance)
+            raise PermissionDenied(
+                f"cannot disable {dn}: the service account lacks: {', '.join(missing)}",
+                permissions=tuple(missing),
+                system=self.instance,
+            )
         if s.scramble_password and "userAccountControl" in changes:  # only when this apply disables
             self._scramble_ad(dn)
         if changes:
@@ -503,15 +549,22 @@ class LdapConnector(Connector):
     def _scramble_ad(self, dn: str) -> None:
         """Reset the password to a random one nobody learns (AD wants it quoted, in UTF-16-LE)."""
         value = f'"{_random_ad_password()}"'.encode("utf-16-le")
-        self._modify(dn, {"unicodePwd": [(ldap3.MODIFY_REPLACE, [value])]}, f"scramble the password of {dn}",
-                     ("Reset Password on user objects",))
+        self._modify(
+            dn,
+            {"unicodePwd": [(ldap3.MODIFY_REPLACE, [value])]},
+            f"scramble the password of {dn}",
+            ("Reset Password on user objects",),
+        )
 
     def _move(self, dn: str, parent: str) -> str:
         rdn = _rdn(dn)
         result, _ = self._call("modify_dn", dn, rdn, new_superior=parent)
         if result["result"] != 0:
-            self._raise(result, f"move {dn} to {parent}",
-                        (f"create user objects in {parent}", "delete user objects in its OU", "write name"))
+            self._raise(
+                result,
+                f"move {dn} to {parent}",
+                (f"create user objects in {parent}", "delete user objects in its OU", "write name"),
+            )
         return f"{rdn},{parent}"
 
     def _child_classes(self, dn: str) -> set[str]:
@@ -534,8 +587,12 @@ class LdapConnector(Connector):
             self._modify(dn, {attr: change}, f"unlock {dn}", (f"{verb} {attr} on people",), already=frozenset({16}))
             return Receipt(action, True, {attr: current}, detail=f"{attr} restored")
         uac = int(_first(a, "userAccountControl") or 0)
-        now = {"dn": dn, "userAccountControl": uac, "accountExpires": _first(a, "accountExpires"),
-               "description": _all(a, "description")}
+        now = {
+            "dn": dn,
+            "userAccountControl": uac,
+            "accountExpires": _first(a, "accountExpires"),
+            "description": _all(a, "description"),
+        }
         changes: dict[str, list] = {}
         if not int(before["userAccountControl"]) & ACCOUNTDISABLE and uac & ACCOUNTDISABLE:
             changes["userAccountControl"] = [(ldap3.MODIFY_REPLACE, [uac & ~ACCOUNTDISABLE])]
@@ -567,22 +624,33 @@ class LdapConnector(Connector):
         else:
             uid = _first(entry["attributes"], "uid")
             uid_term = f"(&(objectClass=posixGroup)(memberUid={escape_filter_chars(uid)}))" if uid else ""
-            flt = (f"(|(&(objectClass=groupOfNames)(member={dn_f}))"
-                   f"(&(objectClass=groupOfUniqueNames)(uniqueMember={dn_f})){uid_term})")
+            flt = (
+                f"(|(&(objectClass=groupOfNames)(member={dn_f}))"
+                f"(&(objectClass=groupOfUniqueNames)(uniqueMember={dn_f})){uid_term})"
+            )
             attrs = ["member", "uniqueMember", "memberUid"]
         found = []
         for group in self._search(base, flt, attrs):
             ga = group["attributes"]
-            if self._ad and denied is not None and "member" not in {
-                    v.lower() for v in _all(ga, "allowedAttributesEffective")}:
+            if (
+                self._ad
+                and denied is not None
+                and "member" not in {v.lower() for v in _all(ga, "allowedAttributesEffective")}
+            ):
                 denied.append(group["dn"])
             for attr in ("member", "uniqueMember"):
-                found += [{"group": group["dn"], "attribute": attr, "value": v}
-                          for v in _all(ga, attr) if _same_dn(v.split("#", 1)[0], dn)]
+                found += [
+                    {"group": group["dn"], "attribute": attr, "value": v}
+                    for v in _all(ga, attr)
+                    if _same_dn(v.split("#", 1)[0], dn)
+                ]
             if not self._ad:
                 uid = _first(entry["attributes"], "uid")
-                found += [{"group": group["dn"], "attribute": "memberUid", "value": v}
-                          for v in _all(ga, "memberUid") if v == uid]
+                found += [
+                    {"group": group["dn"], "attribute": "memberUid", "value": v}
+                    for v in _all(ga, "memberUid")
+                    if v == uid
+                ]
         return found
 
     def remove_memberships(self, action: Action) -> Receipt:
@@ -591,14 +659,22 @@ class LdapConnector(Connector):
         memberships = self._memberships(entry, denied)
         if denied:  # AD tells us up front: refuse before removing anything
             rights = tuple(f"write member on group {g}" for g in denied)
-            raise PermissionDenied(f"cannot remove {action.account.name} from its groups: the service account "
-                                   f"lacks: {', '.join(rights)}", permissions=rights, system=self.instance)
+            raise PermissionDenied(
+                f"cannot remove {action.account.name} from its groups: the service account lacks: {', '.join(rights)}",
+                permissions=rights,
+                system=self.instance,
+            )
         removed: list[str] = []
         for m in memberships:
             what = f"remove {action.account.name} from {m['group']}"
             try:
-                code = self._modify(m["group"], {m["attribute"]: [(ldap3.MODIFY_DELETE, [m["value"]])]}, what,
-                                    (f"write {m['attribute']} on group {m['group']}",), already=_ALREADY_GONE)
+                code = self._modify(
+                    m["group"],
+                    {m["attribute"]: [(ldap3.MODIFY_DELETE, [m["value"]])]},
+                    what,
+                    (f"write {m['attribute']} on group {m['group']}",),
+                    already=_ALREADY_GONE,
+                )
             except PermissionDenied as exc:
                 if removed:  # say what already happened: the receipt is lost with the exception
                     exc.args = (f"{exc.args[0]} (already removed from: {'; '.join(removed)})",)
@@ -618,9 +694,13 @@ class LdapConnector(Connector):
             value = m["value"]
             if m["attribute"] != "memberUid" and _same_dn(value.split("#", 1)[0], before["dn"]):
                 value = entry["dn"] + (("#" + value.split("#", 1)[1]) if "#" in value else "")
-            code = self._modify(m["group"], {m["attribute"]: [(ldap3.MODIFY_ADD, [value])]},
-                                f"add {action.account.name} back to {m['group']}",
-                                (f"write {m['attribute']} on group {m['group']}",), already=_ALREADY_THERE)
+            code = self._modify(
+                m["group"],
+                {m["attribute"]: [(ldap3.MODIFY_ADD, [value])]},
+                f"add {action.account.name} back to {m['group']}",
+                (f"write {m['attribute']} on group {m['group']}",),
+                already=_ALREADY_THERE,
+            )
             restored += code == 0
         return Receipt(action, restored > 0, {"dn": entry["dn"]}, detail=f"restored {restored} membership(s)")
 
@@ -630,12 +710,14 @@ class LdapConnector(Connector):
         """Up to ``limit`` entries to test rights on: not the service account, not AD's critical objects."""
         if self._ad:
             flt = f"(&{flt}(!(isCriticalSystemObject=TRUE)))"
-        result, response = self._call("search", base, flt, search_scope=ldap3.SUBTREE, attributes=attrs,
-                                      size_limit=limit)
+        result, response = self._call(
+            "search", base, flt, search_scope=ldap3.SUBTREE, attributes=attrs, size_limit=limit
+        )
         if result["result"] not in (0, 4):
             self._raise(result, f"search {flt} under {base}")
-        return [e for e in response if e.get("type") == "searchResEntry"
-                and not _same_dn(e["dn"], self.settings.bind_dn)][:limit]
+        return [
+            e for e in response if e.get("type") == "searchResEntry" and not _same_dn(e["dn"], self.settings.bind_dn)
+        ][:limit]
 
     def _rights(self, entries: list[dict], needed: list[tuple[str, str]], allowed) -> tuple[list[str], list[str]]:
         """A right is missing when no sampled entry grants it; partly granted ones become notes."""
@@ -673,8 +755,11 @@ class LdapConnector(Connector):
         """Probe with deletes of values that cannot exist: refused (50) or noSuchAttribute (16)."""
         s, flavor = self.settings, self.settings.flavor
         lock, verb = _LOCK_ATTR[flavor], "manage" if flavor == "openldap" else "write"
-        probes = {lock: "19700101000000Z" if flavor == "openldap" else "offboard-rights-probe",
-                  "userPassword": "offboard-rights-probe", "memberUid": "offboard-rights-probe"}
+        probes = {
+            lock: "19700101000000Z" if flavor == "openldap" else "offboard-rights-probe",
+            "userPassword": "offboard-rights-probe",
+            "memberUid": "offboard-rights-probe",
+        }
 
         def allowed(entry: dict, attr: str) -> bool:
             value = probes.get(attr, "cn=offboard-rights-probe")
@@ -691,8 +776,11 @@ class LdapConnector(Connector):
         missing, notes = self._rights(users, needed, allowed)
         group_flt = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))"
         groups = self._samples(s.group_base_dn or s.base_dn, group_flt, ["objectClass"], 5)
-        for cls, attr in (("groupofnames", "member"), ("groupofuniquenames", "uniqueMember"),
-                          ("posixgroup", "memberUid")):
+        for cls, attr in (
+            ("groupofnames", "member"),
+            ("groupofuniquenames", "uniqueMember"),
+            ("posixgroup", "memberUid"),
+        ):
             of_kind = [g for g in groups if cls in {c.lower() for c in _all(g["attributes"], "objectClass")}]
             if of_kind:
                 more, extra = self._rights(of_kind, [(attr, f"write {attr} on groups")], allowed)

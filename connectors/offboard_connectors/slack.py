@@ -118,11 +118,15 @@ class SlackConnector(Connector):
             return RateLimited(text, retry_after=retry_after(headers), system=self.instance, status=429)
         if code == "missing_scope":
             needed = tuple(p.strip() for p in str(data.get("needed") or scope).split(",") if p.strip())
-            return PermissionDenied(f"{text}: missing scope {', '.join(needed)}", permissions=needed, system=self.instance)
+            return PermissionDenied(
+                f"{text}: missing scope {', '.join(needed)}", permissions=needed, system=self.instance
+            )
         if code in _AUTH:
             return AuthError(text, system=self.instance, status=status)
         if code in _DENIED:
-            return PermissionDenied(f"{text}: the token's user lacks {scope}", permissions=(scope,), system=self.instance)
+            return PermissionDenied(
+                f"{text}: the token's user lacks {scope}", permissions=(scope,), system=self.instance
+            )
         if code in _PLAN:
             return PermanentError(f"{text}: this needs Slack Enterprise Grid", system=self.instance)
         if code in _MISSING:
@@ -146,10 +150,18 @@ class SlackConnector(Connector):
         errors = body.get("Errors") or body.get("errors") or {}
         if isinstance(errors, list):
             errors = errors[0] if errors else {}
-        message = (errors.get("description") if isinstance(errors, dict) else None) or body.get("detail") or response.raw_body
+        message = (
+            (errors.get("description") if isinstance(errors, dict) else None) or body.get("detail") or response.raw_body
+        )
         headers = {k: v if isinstance(v, str) else ",".join(v) for k, v in (response.headers or {}).items()}
-        error = error_for(response.status_code, headers, str(message or ""), system=self.instance, what=what,
-                          permissions=(SCIM_SCOPE,))
+        error = error_for(
+            response.status_code,
+            headers,
+            str(message or ""),
+            system=self.instance,
+            what=what,
+            permissions=(SCIM_SCOPE,),
+        )
         if isinstance(error, RateLimited):
             error.lane = lane
         raise error
@@ -194,8 +206,12 @@ class SlackConnector(Connector):
             return CheckResult(True, identity=identity, detail="Slack sent no x-oauth-scopes header; scopes not listed")
         granted = {p.strip() for p in (header if isinstance(header, str) else ",".join(header)).split(",")}
         missing = tuple(p for p in needed if p not in granted)
-        return CheckResult(not missing, identity=identity, missing=missing,
-                           detail=("missing scopes: " + ", ".join(missing)) if missing else "all scopes granted")
+        return CheckResult(
+            not missing,
+            identity=identity,
+            missing=missing,
+            detail=("missing scopes: " + ", ".join(missing)) if missing else "all scopes granted",
+        )
 
     def discover(self, person: Person) -> list[Account]:
         explicit = mapped(person, self.settings.accounts)
@@ -210,31 +226,49 @@ class SlackConnector(Connector):
                 continue
             user = answer.get("user") or {}
             if user.get("id") and not user.get("is_bot"):
-                found.setdefault(user["id"], Account(
-                    system=self.instance, id=user["id"], name=(user.get("profile") or {}).get("email") or email,
-                    email=email, active=not user.get("deleted"), admin=bool(user.get("is_admin") or user.get("is_owner")),
-                    attributes={"handle": user.get("name")}))
+                found.setdefault(
+                    user["id"],
+                    Account(
+                        system=self.instance,
+                        id=user["id"],
+                        name=(user.get("profile") or {}).get("email") or email,
+                        email=email,
+                        active=not user.get("deleted"),
+                        admin=bool(user.get("is_admin") or user.get("is_owner")),
+                        attributes={"handle": user.get("name")},
+                    ),
+                )
         return list(found.values())
 
     def list_accounts(self, cursor: str | None = None) -> AccountPage:
         start = int(cursor or 1)
-        body = self._call_scim(self._scim_version(), "GET", "Users", "list users",
-                               query_params={"startIndex": start, "count": self.settings.page_size})
+        body = self._call_scim(
+            self._scim_version(),
+            "GET",
+            "Users",
+            "list users",
+            query_params={"startIndex": start, "count": self.settings.page_size},
+        )
         users = body.get("Resources") or []
         following = start + len(users)
         total = int(body.get("totalResults") or 0)
-        return AccountPage(tuple(self._account(u) for u in users), str(following) if users and following <= total else None)
+        return AccountPage(
+            tuple(self._account(u) for u in users), str(following) if users and following <= total else None
+        )
 
     def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:
         who = action.account.name
         if action.kind is ActionKind.DISABLE_ACCOUNT:
             user = self._require(action)
             active = bool(user.get("active", True))
-            return Verification(action, not active, {"active": active}, f"{who}: {'still active' if active else 'deactivated'}")
+            return Verification(
+                action, not active, {"active": active}, f"{who}: {'still active' if active else 'deactivated'}"
+            )
         if action.kind is ActionKind.REVOKE_SESSIONS:
             sessions = self._sessions(action)
-            return Verification(action, not sessions, {"active_sessions": len(sessions)},
-                                f"{who}: {len(sessions)} active session(s)")
+            return Verification(
+                action, not sessions, {"active_sessions": len(sessions)}, f"{who}: {len(sessions)} active session(s)"
+            )
         raise PermanentError(f"slack cannot verify {action.kind.value}", system=self.instance)
 
     # -- write side -----------------------------------------------------------
@@ -244,10 +278,17 @@ class SlackConnector(Connector):
         if not user.get("active", True):
             return Receipt(action, changed=False, before={"active": False}, detail="already deactivated")
         # Slack drops a deactivated user from every user group: keep them so undo can put them back.
-        groups = [{"value": g.get("value"), "display": g.get("display")} for g in user.get("groups") or [] if g.get("value")]
+        groups = [
+            {"value": g.get("value"), "display": g.get("display")} for g in user.get("groups") or [] if g.get("value")
+        ]
         self._set_active(action, False)
-        return Receipt(action, changed=True, before={"active": True, "groups": groups}, reference=action.account.id,
-                       detail=f"deactivated through SCIM {self._scim_version()}")
+        return Receipt(
+            action,
+            changed=True,
+            before={"active": True, "groups": groups},
+            reference=action.account.id,
+            detail=f"deactivated through SCIM {self._scim_version()}",
+        )
 
     def undo_disable_account(self, receipt: Receipt) -> Receipt:
         user = self._require(receipt.action)
@@ -261,27 +302,41 @@ class SlackConnector(Connector):
             if group["value"] in current:
                 continue
             member = [{"value": receipt.action.account.id}]
-            body = ({"schemas": [PATCH_V2], "Operations": [{"op": "add", "path": "members", "value": member}]}
-                    if version == "v2" else {"schemas": [CORE_V1], "members": member})
-            self._call_scim(version, "PATCH", f"Groups/{group['value']}", f"re-add to {group.get('display')}", body_params=body)
+            body = (
+                {"schemas": [PATCH_V2], "Operations": [{"op": "add", "path": "members", "value": member}]}
+                if version == "v2"
+                else {"schemas": [CORE_V1], "members": member}
+            )
+            self._call_scim(
+                version, "PATCH", f"Groups/{group['value']}", f"re-add to {group.get('display')}", body_params=body
+            )
         return Receipt(receipt.action, changed=True, before={"active": not wanted})
 
     def revoke_sessions(self, action: Action) -> Receipt:
         sessions = self._sessions(action)
         if not sessions:
             return Receipt(action, changed=False, before={"active_sessions": 0}, detail="no active sessions")
-        self._api("admin.users.session.reset", f"reset sessions of {action.account.name}", SESSION_WRITE,
-                  user_id=action.account.id)
+        self._api(
+            "admin.users.session.reset",
+            f"reset sessions of {action.account.name}",
+            SESSION_WRITE,
+            user_id=action.account.id,
+        )
         return Receipt(action, changed=True, before={"active_sessions": len(sessions)})
 
     # -- helpers --------------------------------------------------------------
 
     def _sessions(self, action: Action) -> list[dict[str, Any]]:
         if not self.settings.session_reset:
-            raise PermanentError("session reset is turned off (session_reset: false; it needs Enterprise Grid)",
-                                 system=self.instance)
-        answer = self._api("admin.users.session.list", f"list sessions of {action.account.name}", SESSION_READ,
-                           user_id=action.account.id)
+            raise PermanentError(
+                "session reset is turned off (session_reset: false; it needs Enterprise Grid)", system=self.instance
+            )
+        answer = self._api(
+            "admin.users.session.list",
+            f"list sessions of {action.account.name}",
+            SESSION_READ,
+            user_id=action.account.id,
+        )
         return list(answer.get("active_sessions") or [])
 
     def _set_active(self, action: Action, active: bool) -> None:
@@ -291,14 +346,21 @@ class SlackConnector(Connector):
         else:
             body = {"schemas": [CORE_V1], "active": active}
         verb = "reactivate" if active else "deactivate"
-        self._call_scim(version, "PATCH", f"Users/{action.account.id}", f"{verb} {action.account.name}", body_params=body)
+        self._call_scim(
+            version, "PATCH", f"Users/{action.account.id}", f"{verb} {action.account.name}", body_params=body
+        )
 
     def _account(self, user: dict[str, Any]) -> Account:
         emails = user.get("emails") or []
         primary = next((e for e in emails if e.get("primary")), emails[0] if emails else {})
-        return Account(system=self.instance, id=user["id"], name=primary.get("value") or user.get("userName") or user["id"],
-                       email=primary.get("value"), active=bool(user.get("active", True)),
-                       attributes={"handle": user.get("userName")})
+        return Account(
+            system=self.instance,
+            id=user["id"],
+            name=primary.get("value") or user.get("userName") or user["id"],
+            email=primary.get("value"),
+            active=bool(user.get("active", True)),
+            attributes={"handle": user.get("userName")},
+        )
 
 
 def _slash(url: str) -> str:

@@ -7,12 +7,31 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
     from .config._secrets import Secret
     from .connector import Connector, ConnectorSettings
     from .errors import (
-        AuthError, ConfigError, ConnectorError, NotFound, OffboardError, PermanentError, PermissionDenied,
-        PolicyError, RateLimited, SecretError, TransientError, UnknownPerson,
+        AuthError,
+        ConfigError,
+        ConnectorError,
+        NotFound,
+        OffboardError,
+        PermanentError,
+        PermissionDenied,
+        PolicyError,
+        RateLimited,
+        SecretError,
+        TransientError,
+        UnknownPerson,
     )
     from .hookspecs import hookimpl
     from .models import (
-        Account, AccountPage, Action, ActionKind, ActionStatus, Case, CaseStatus, CheckResult, Person, Receipt,
+        Account,
+        AccountPage,
+        Action,
+        ActionKind,
+        ActionStatus,
+        Case,
+        CaseStatus,
+        CheckResult,
+        Person,
+        Receipt,
         Verification,
     )
 
@@ -22,11 +41,18 @@ _HOMES = {
     "ConnectorSettings": ".connector",
     "hookimpl": ".hookspecs",
     **dict.fromkeys(
-        ("AuthError ConfigError ConnectorError NotFound OffboardError PermanentError PermissionDenied PolicyError "
-         "RateLimited SecretError TransientError UnknownPerson").split(), ".errors"),
+        (
+            "AuthError ConfigError ConnectorError NotFound OffboardError PermanentError PermissionDenied PolicyError "
+            "RateLimited SecretError TransientError UnknownPerson"
+        ).split(),
+        ".errors",
+    ),
     **dict.fromkeys(
-        ("Account AccountPage Action ActionKind ActionStatus Case CaseStatus CheckResult Person Receipt "
-         "Verification").split(), ".models"),
+        (
+            "Account AccountPage Action ActionKind ActionStatus Case CaseStatus CheckResult Person Receipt Verification"
+        ).split(),
+        ".models",
+    ),
 }
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = [
     "ActionKind",
@@ -94,7 +95,7 @@ class Equipment:
     description: str = ""
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Equipment":
+    def from_dict(cls, data: Mapping[str, Any]) -> Equipment:
         data = {k: str(v) for k, v in data.items() if k in _fields(cls) and v is not None}
         return cls(**data)
 
@@ -124,10 +125,12 @@ class Person:
         return _clean(dataclasses.asdict(self))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Person":
+    def from_dict(cls, data: Mapping[str, Any]) -> Person:
         data = dict(data)
         data["aliases"] = tuple(data.get("aliases") or ())
-        data["equipment"] = tuple(e if isinstance(e, Equipment) else Equipment.from_dict(e) for e in data.get("equipment") or ())
+        data["equipment"] = tuple(
+            e if isinstance(e, Equipment) else Equipment.from_dict(e) for e in data.get("equipment") or ()
+        )
         if isinstance(data.get("end_date"), str):
             data["end_date"] = datetime.fromisoformat(data["end_date"])
         return cls(**{k: v for k, v in data.items() if k in _fields(cls)})
@@ -153,7 +156,7 @@ class Account:
         return _clean(dataclasses.asdict(self))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Account":
+    def from_dict(cls, data: Mapping[str, Any]) -> Account:
         return cls(**{k: v for k, v in data.items() if k in _fields(cls)})
 
 
@@ -173,7 +176,7 @@ class Action:
         return {"kind": self.kind.value, "account": self.account.to_dict(), "params": _clean(self.params)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Action":
+    def from_dict(cls, data: Mapping[str, Any]) -> Action:
         return cls(ActionKind(data["kind"]), Account.from_dict(data["account"]), dict(data.get("params") or {}))
 
 
@@ -199,7 +202,7 @@ class Receipt:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Receipt":
+    def from_dict(cls, data: Mapping[str, Any]) -> Receipt:
         return cls(
             Action.from_dict(data["action"]),
             bool(data["changed"]),

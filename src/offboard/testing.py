@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, ClassVar, Iterable
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 import pytest
 import structlog
@@ -154,7 +155,9 @@ class ConnectorContract:
         caplog.set_level(logging.DEBUG)
         texts: list[str] = [repr(connector), str(connector), repr(connector.settings)]
         saved = structlog.get_config()
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG), cache_logger_on_first_use=False)
+        structlog.configure(
+            wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG), cache_logger_on_first_use=False
+        )
         try:
             with structlog.testing.capture_logs() as logs:  # every level, whatever an earlier test configured
                 for action in self._actions(connector, person):

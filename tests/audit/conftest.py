@@ -17,33 +17,77 @@ TERMINATED = "2026-01-01T00:00:00.000Z"
 PEOPLE = ("p-alice", "p-bob", "p-carol")
 
 
-def write_case(log: AuditLog, person: str, case: str, systems=("entra", "github"), *, termination=TERMINATED,
-               responded="2026-01-01T00:05:00.000Z", results=None, close=True, status="complete") -> None:
+def write_case(
+    log: AuditLog,
+    person: str,
+    case: str,
+    systems=("entra", "github"),
+    *,
+    termination=TERMINATED,
+    responded="2026-01-01T00:05:00.000Z",
+    results=None,
+    close=True,
+    status="complete",
+) -> None:
     """Log one case the way the engine does: opened, one action per planned account, closed."""
     results = results or {}
-    plan = [{"system": s, "account": {"id": f"{person}-{s}", "name": f"{person}@{s}.example"}, "kind": "disable_account"}
-            for s in systems]
-    log.append("case_opened", {
-        "case": case, "person": {"id": person, "employee_id": f"E-{person}"}, "trigger": "cli", "policy": "default",
-        "reason": "left the company", "termination_at": termination, "plan": plan, "dry_run": False,
-    })
+    plan = [
+        {"system": s, "account": {"id": f"{person}-{s}", "name": f"{person}@{s}.example"}, "kind": "disable_account"}
+        for s in systems
+    ]
+    log.append(
+        "case_opened",
+        {
+            "case": case,
+            "person": {"id": person, "employee_id": f"E-{person}"},
+            "trigger": "cli",
+            "policy": "default",
+            "reason": "left the company",
+            "termination_at": termination,
+            "plan": plan,
+            "dry_run": False,
+        },
+    )
     counts: dict[str, int] = {}
     for item in plan:
         result = results.get(item["system"], "verified")
         counts[result] = counts.get(result, 0) + 1
-        log.append("action", {
-            "case": case, "person": {"id": person}, "system": item["system"], "account": item["account"],
-            "kind": "disable_account", "requested_at": "2026-01-01T00:04:59.000Z", "responded_at": responded,
-            "result": result, "reference": f"ref-{case}-{item['system']}", "changed": True,
-            "verification": {"ok": result == "verified", "observed": {"enabled": result != "verified"}, "detail": ""},
-            "error": None if result == "verified" else "boom", "attempts": 1,
-        })
+        log.append(
+            "action",
+            {
+                "case": case,
+                "person": {"id": person},
+                "system": item["system"],
+                "account": item["account"],
+                "kind": "disable_account",
+                "requested_at": "2026-01-01T00:04:59.000Z",
+                "responded_at": responded,
+                "result": result,
+                "reference": f"ref-{case}-{item['system']}",
+                "changed": True,
+                "verification": {
+                    "ok": result == "verified",
+                    "observed": {"enabled": result != "verified"},
+                    "detail": "",
+                },
+                "error": None if result == "verified" else "boom",
+                "attempts": 1,
+            },
+        )
     if close:
         elapsed = datetime.fromisoformat(responded[:-1]) - datetime.fromisoformat(termination[:-1])
-        log.append("case_closed", {
-            "case": case, "person": {"id": person}, "status": status, "counts": counts, "termination_at": termination,
-            "last_verified_at": responded, "elapsed_ms": int(elapsed.total_seconds() * 1000),
-        })
+        log.append(
+            "case_closed",
+            {
+                "case": case,
+                "person": {"id": person},
+                "status": status,
+                "counts": counts,
+                "termination_at": termination,
+                "last_verified_at": responded,
+                "elapsed_ms": int(elapsed.total_seconds() * 1000),
+            },
+        )
 
 
 def open_log(directory: Path) -> AuditLog:

@@ -71,7 +71,9 @@ def open_log(directory: Path) -> AuditLog:
 
 def table(db) -> list[tuple[int, bytes]]:
     with db.connect() as conn:
-        return [(row.seq, bytes(row.line)) for row in conn.execute(sa.select(audit_entries).order_by(audit_entries.c.seq))]
+        return [
+            (row.seq, bytes(row.line)) for row in conn.execute(sa.select(audit_entries).order_by(audit_entries.c.seq))
+        ]
 
 
 def test_processes_on_three_machines_append_to_one_log(db, pg_url, tmp_path):
@@ -80,8 +82,12 @@ def test_processes_on_three_machines_append_to_one_log(db, pg_url, tmp_path):
     count = 40
     # two processes share m1's directory, one each on m2 and m3, all appending at once
     places = [(first, "a"), (first, "b"), (second, "c"), (third, "d")]
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(d), pg_url, name, str(count)], stderr=subprocess.PIPE, text=True)
-             for d, name in places]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(d), pg_url, name, str(count)], stderr=subprocess.PIPE, text=True
+        )
+        for d, name in places
+    ]
     for proc in procs:
         assert proc.wait(timeout=180) == 0, proc.stderr.read()
     rows = table(db)
@@ -139,7 +145,9 @@ def test_another_origin_is_refused(db, tmp_path):
     with use_database(open_log(first), db) as log:
         log.append("test_event", {"n": 1})
     other = tmp_path / "other"
-    with AuditLog.open(other, "other.example/audit", signer=FileSigner(other / "signing.key", "other.example/audit")) as log:
+    with AuditLog.open(
+        other, "other.example/audit", signer=FileSigner(other / "signing.key", "other.example/audit")
+    ) as log:
         with pytest.raises(AuditError, match="same audit origin"):
             use_database(log, db)
 

@@ -25,8 +25,9 @@ ORIGIN = "corp.example/offboard/audit/v1"
 
 def vector_signer() -> KeySigner:
     seed = sha256(b"offboard audit-format test vector").digest()
-    from offboard.audit._note import b64, vkey_for
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from offboard.audit._note import b64, vkey_for
 
     public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
     key_id = vkey_for(ORIGIN, public).split("+")[1]
@@ -37,18 +38,57 @@ def vectors() -> dict[str, str]:
     """Every vector in the document, generated from the code."""
     base = {"v": 1, "log": ORIGIN}
     entries = [
-        {**base, "seq": 0, "time": "2026-03-02T09:00:00.000Z", "type": "case_opened", "case": "c-1",
-         "person": {"id": "p-42", "employee_id": "E42"}, "person_prev": None, "trigger": "webhook", "policy": "default",
-         "reason": "terminated", "termination_at": "2026-03-02T08:55:00.000Z", "dry_run": False,
-         "plan": [{"system": "entra", "account": {"id": "u-1", "name": "ada@corp.example"}, "kind": "disable_account"}]},
-        {**base, "seq": 1, "time": "2026-03-02T09:00:01.250Z", "type": "action", "case": "c-1",
-         "person": {"id": "p-42"}, "person_prev": 0, "system": "entra", "account": {"id": "u-1", "name": "ada@corp.example"},
-         "kind": "disable_account", "requested_at": "2026-03-02T09:00:00.900Z", "responded_at": "2026-03-02T09:00:01.200Z",
-         "result": "verified", "reference": "req-7f3a", "changed": True, "attempts": 1, "error": None,
-         "verification": {"ok": True, "observed": {"accountEnabled": False}, "detail": "read back"}},
-        {**base, "seq": 2, "time": "2026-03-02T09:00:01.300Z", "type": "case_closed", "case": "c-1",
-         "person": {"id": "p-42"}, "person_prev": 1, "status": "complete", "counts": {"verified": 1},
-         "termination_at": "2026-03-02T08:55:00.000Z", "last_verified_at": "2026-03-02T09:00:01.200Z", "elapsed_ms": 301200},
+        {
+            **base,
+            "seq": 0,
+            "time": "2026-03-02T09:00:00.000Z",
+            "type": "case_opened",
+            "case": "c-1",
+            "person": {"id": "p-42", "employee_id": "E42"},
+            "person_prev": None,
+            "trigger": "webhook",
+            "policy": "default",
+            "reason": "terminated",
+            "termination_at": "2026-03-02T08:55:00.000Z",
+            "dry_run": False,
+            "plan": [
+                {"system": "entra", "account": {"id": "u-1", "name": "ada@corp.example"}, "kind": "disable_account"}
+            ],
+        },
+        {
+            **base,
+            "seq": 1,
+            "time": "2026-03-02T09:00:01.250Z",
+            "type": "action",
+            "case": "c-1",
+            "person": {"id": "p-42"},
+            "person_prev": 0,
+            "system": "entra",
+            "account": {"id": "u-1", "name": "ada@corp.example"},
+            "kind": "disable_account",
+            "requested_at": "2026-03-02T09:00:00.900Z",
+            "responded_at": "2026-03-02T09:00:01.200Z",
+            "result": "verified",
+            "reference": "req-7f3a",
+            "changed": True,
+            "attempts": 1,
+            "error": None,
+            "verification": {"ok": True, "observed": {"accountEnabled": False}, "detail": "read back"},
+        },
+        {
+            **base,
+            "seq": 2,
+            "time": "2026-03-02T09:00:01.300Z",
+            "type": "case_closed",
+            "case": "c-1",
+            "person": {"id": "p-42"},
+            "person_prev": 1,
+            "status": "complete",
+            "counts": {"verified": 1},
+            "termination_at": "2026-03-02T08:55:00.000Z",
+            "last_verified_at": "2026-03-02T09:00:01.200Z",
+            "elapsed_ms": 301200,
+        },
     ]
     lines = [canonical(e) for e in entries]
     tree = Tree([leaf_hash(line) for line in lines])

@@ -31,11 +31,27 @@ def test_canonical_roundtrip_and_fast_path_agree(obj):
             parse_entry(noisy)
 
 
-@pytest.mark.parametrize("line", [
-    b'{"a":1.0}', b'{"a":[1,2.5]}', b'{"a":1e5}', b'{"a":-0.0}', b'{"a":NaN}', b'{"a":1,"a":1}',
-    b'{"b":1,"a":2}', b'{"a": 1}', b'\xef\xbb\xbf{"a":1}', b'{"a":1}\r', b'{"a":"\\u00e9"}', b'{"a":"\\/"}',
-    b'{"a":"\xff"}', b'[1]', b'{"a":"\\ud800"}', b'{"a":"\x7f\\u007f"}',
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"a":1.0}',
+        b'{"a":[1,2.5]}',
+        b'{"a":1e5}',
+        b'{"a":-0.0}',
+        b'{"a":NaN}',
+        b'{"a":1,"a":1}',
+        b'{"b":1,"a":2}',
+        b'{"a": 1}',
+        b'\xef\xbb\xbf{"a":1}',
+        b'{"a":1}\r',
+        b'{"a":"\\u00e9"}',
+        b'{"a":"\\/"}',
+        b'{"a":"\xff"}',
+        b"[1]",
+        b'{"a":"\\ud800"}',
+        b'{"a":"\x7f\\u007f"}',
+    ],
+)
 def test_non_canonical_lines_rejected_by_both_paths(line):
     assert fast_parse(line) is None
     with pytest.raises(EntryError):

@@ -50,8 +50,19 @@ def bundle(sealed_log, audit_kit, tmp_path) -> Path:
 def test_evidence_verifies_and_holds_only_that_person(sealed_log, pinned_keys, bundle, audit_kit):
     check(audit_kit, bundle, pinned_keys, 0, "person p-bob, 4 entries", "result: verified")
     files = read_zip(bundle)
-    assert sorted(files) == sorted(["README.md", "MANIFEST.sha256", "entries.jsonl", "checkpoint.note", "keys.txt",
-                                    "summary.json", "summary.csv", "summary.md"] + [f"proofs/{s}.tlog-proof" for s in (4, 5, 6, 7)])
+    assert sorted(files) == sorted(
+        [
+            "README.md",
+            "MANIFEST.sha256",
+            "entries.jsonl",
+            "checkpoint.note",
+            "keys.txt",
+            "summary.json",
+            "summary.csv",
+            "summary.md",
+        ]
+        + [f"proofs/{s}.tlog-proof" for s in (4, 5, 6, 7)]
+    )
     everything = b"".join(files.values())
     for other in ("p-alice", "p-carol", "case-0", "case-2"):
         assert other.encode() not in everything
@@ -61,10 +72,15 @@ def test_evidence_verifies_and_holds_only_that_person(sealed_log, pinned_keys, b
     assert summary["person"] == "p-bob" and summary["checkpoint"]["size"] == 12
     case = summary["cases"][0]
     assert case["status"] == "complete" and case["sla_met"] is True and case["elapsed_ms"] == 300000
-    assert {a["system"]: a["reference"] for a in case["accounts"]} == {"entra": "ref-case-1-entra", "github": "ref-case-1-github"}
+    assert {a["system"]: a["reference"] for a in case["accounts"]} == {
+        "entra": "ref-case-1-entra",
+        "github": "ref-case-1-github",
+    }
     assert b"p-bob-entra,p-bob@entra.example,disable_account,verified" in files["summary.csv"]
     assert "PRIVATE" not in everything.decode()
-    data = json.loads(audit_kit.run("verify-evidence", str(bundle), "--trusted-keys", str(pinned_keys), "--json").output)
+    data = json.loads(
+        audit_kit.run("verify-evidence", str(bundle), "--trusted-keys", str(pinned_keys), "--json").output
+    )
     assert data["exit_code"] == 0 and data["person"] == "p-bob"
 
 
@@ -150,8 +166,9 @@ def _proof_edit(text: str, how: str) -> str:
     return "\n".join(lines) + "\n\n" + checkpoint
 
 
-@pytest.mark.parametrize("how", ["wrong index", "altered hash", "extra path line", "missing path line",
-                                 "index beyond size", "bad header"])
+@pytest.mark.parametrize(
+    "how", ["wrong index", "altered hash", "extra path line", "missing path line", "index beyond size", "bad header"]
+)
 def test_28_proof_tampered(bundle, pinned_keys, audit_kit, how):
     files = read_zip(bundle)
     files["proofs/5.tlog-proof"] = _proof_edit(files["proofs/5.tlog-proof"].decode(), how).encode()
@@ -209,12 +226,15 @@ def test_29_checkpoint_inside_one_proof_swapped(bundle, pinned_keys, audit_kit):
 # -- 30: summaries edited --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,old,new", [
-    ("summary.csv", b"verified", b"verifiet"),
-    ("summary.md", b"SLA met: yes", b"SLA met: yes!"),
-    ("summary.json", b'"status":"complete"', b'"status":"completed"'),
-    ("summary.json", b'"sla_seconds":86400', b'"sla_seconds":864000'),
-])
+@pytest.mark.parametrize(
+    "name,old,new",
+    [
+        ("summary.csv", b"verified", b"verifiet"),
+        ("summary.md", b"SLA met: yes", b"SLA met: yes!"),
+        ("summary.json", b'"status":"complete"', b'"status":"completed"'),
+        ("summary.json", b'"sla_seconds":86400', b'"sla_seconds":864000'),
+    ],
+)
 def test_30_summary_edited(bundle, pinned_keys, audit_kit, name, old, new):
     files = read_zip(bundle)
     assert old in files[name]

@@ -31,8 +31,10 @@ def test_append_assigns_seq_time_log_and_person_chain(sealed_log, audit_kit):
     entries = [json.loads(line) for line in lines]
     assert [e["seq"] for e in entries] == list(range(len(entries)))
     assert all(e["log"] == audit_kit.origin and e["v"] == 1 and e["time"].endswith("Z") for e in entries)
-    assert all(line == json.dumps(json.loads(line), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-               for line in lines)
+    assert all(
+        line == json.dumps(json.loads(line), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        for line in lines
+    )
     alice = [e for e in entries if e["person"]["id"] == "p-alice"]
     assert alice[0]["person_prev"] is None
     assert [e["person_prev"] for e in alice[1:]] == [e["seq"] for e in alice[:-1]]
@@ -43,23 +45,31 @@ def test_checkpoint_is_a_noop_when_nothing_is_new(sealed_log, audit_kit):
         first = log.checkpoint()
         assert log.checkpoint() == first
         assert first.splitlines()[1] == str(log.size)
-        seq = log.append("approval", {"case": "case-0", "approver": "ciso@corp.example", "reason": "ok", "scope": "case"})
+        seq = log.append(
+            "approval", {"case": "case-0", "approver": "ciso@corp.example", "reason": "ok", "scope": "case"}
+        )
         assert seq == log.size - 1
         assert log.checkpoint() != first
 
 
-@pytest.mark.parametrize("fields,match", [
-    ({"case": "c", "seq": 4, "approver": "x"}, "set by the log"),
-    ({"case": "c", "approver": "x", "score": 1.5}, "floats"),
-    ({"case": "c", "approver": "x", "when": object()}, "not a JSON value"),
-    ({"case": "c", "approver": "x", "big": 2**60}, "outside"),
-])
+@pytest.mark.parametrize(
+    "fields,match",
+    [
+        ({"case": "c", "seq": 4, "approver": "x"}, "set by the log"),
+        ({"case": "c", "approver": "x", "score": 1.5}, "floats"),
+        ({"case": "c", "approver": "x", "when": object()}, "not a JSON value"),
+        ({"case": "c", "approver": "x", "big": 2**60}, "outside"),
+    ],
+)
 def test_append_rejects_bad_fields(audit_home, audit_kit, fields, match):
     with audit_kit.open_log(audit_home / "audit") as log:
         with pytest.raises(EntryError, match=match):
             log.append("approval", fields)
         with pytest.raises(EntryError, match="result"):
-            log.append("action", {"case": "c", "person": {"id": "p"}, "system": "s", "account": {}, "kind": "k", "result": "done"})
+            log.append(
+                "action",
+                {"case": "c", "person": {"id": "p"}, "system": "s", "account": {}, "kind": "k", "result": "done"},
+            )
         with pytest.raises(EntryError, match="person.id"):
             log.append("case_closed", {"case": "c", "person": {}, "status": "complete"})
         assert log.size == 0
@@ -69,11 +79,13 @@ def test_threads_get_unique_sequence_numbers(audit_home, audit_kit):
     directory = audit_home / "audit"
     seqs: list[int] = []
     with audit_kit.open_log(directory) as log:
+
         def work(n: int) -> None:
             for i in range(25):
                 seqs.append(log.append("approval", {"case": f"t{n}-{i}", "approver": "a", "reason": "r", "scope": "s"}))
                 if i % 10 == 0:
                     log.checkpoint()
+
         threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
         for t in threads:
             t.start()
@@ -90,8 +102,17 @@ def _child(directory: str, origin: str, tag: str) -> None:
     directory_path = Path(directory)
     with AuditLog.open(directory_path, origin, signer=FileSigner(directory_path / "signing.key", origin)) as log:
         for i in range(40):
-            log.append("action", {"case": f"case-{tag}", "person": {"id": f"p-{tag}"}, "system": "s",
-                                  "account": {"id": f"a{i}"}, "kind": "disable_account", "result": "verified"})
+            log.append(
+                "action",
+                {
+                    "case": f"case-{tag}",
+                    "person": {"id": f"p-{tag}"},
+                    "system": "s",
+                    "account": {"id": f"a{i}"},
+                    "kind": "disable_account",
+                    "result": "verified",
+                },
+            )
             if i % 7 == 0:
                 log.checkpoint()
 
@@ -215,10 +236,13 @@ def test_rotate_key_cross_signs_and_retires(sealed_log, pinned_keys, audit_kit, 
     assert result.exit_code == 1 and "not in the trusted keys" in result.output
     # A checkpoint signed only by the retired key after its valid_to_size is rejected.
     retired = KeySigner(old_key)
-    from offboard.audit._note import checkpoint_text, sign_note
     from offboard.audit._merkle import Tree, leaf_hash
+    from offboard.audit._note import checkpoint_text, sign_note
+
     lines = (sealed_log / "entries.jsonl").read_bytes().splitlines()
-    forged = sign_note(checkpoint_text(audit_kit.origin, len(lines), Tree([leaf_hash(x) for x in lines]).root()), [retired])
+    forged = sign_note(
+        checkpoint_text(audit_kit.origin, len(lines), Tree([leaf_hash(x) for x in lines]).root()), [retired]
+    )
     (sealed_log / "checkpoints" / "latest.note").write_text(forged)
     (sealed_log / "checkpoints" / f"{len(lines):020d}.note").write_text(forged)
     result = audit_kit.run("verify")

@@ -25,7 +25,10 @@ from offboard.audit._note import (
 GO_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
 GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 GO_TEXT = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
-GO_NOTE = (GO_TEXT + "\n\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n")
+GO_NOTE = (
+    GO_TEXT
+    + "\n\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+)
 ORIGIN = "note.example/log"
 
 
@@ -153,8 +156,13 @@ def test_tlog_proof_format_and_parse():
     assert proof.index == 3 and proof.checkpoint == note and list(proof.path) == tree.inclusion_proof(3, 5)
     with_extra = text.replace("index 3", "extra aGVsbG8=\nindex 3")
     assert parse_proof(with_extra).extra == b"hello" and parse_proof(with_extra).path == proof.path
-    for bad in [text.replace("@v1", "@v2"), text.replace("index 3", "index 03"), text.replace("index 3\n", ""),
-                text.replace("\n\n", "\n"), text.replace("index 3\n", "index 3\nAAAA\n")]:
+    for bad in [
+        text.replace("@v1", "@v2"),
+        text.replace("index 3", "index 03"),
+        text.replace("index 3\n", ""),
+        text.replace("\n\n", "\n"),
+        text.replace("index 3\n", "index 3\nAAAA\n"),
+    ]:
         with pytest.raises(NoteError):
             parse_proof(bad)
 

@@ -7,7 +7,7 @@ import io
 import json
 import re
 import statistics
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,16 +18,16 @@ from click.testing import CliRunner
 from offboard.audit import AuditLog, read_origin
 from offboard.audit._report import Period, ReportError, build_report, duration
 from offboard.audit._report_csv import CSV_COLUMNS
-from offboard.config._config import load_config
-from offboard.engine._engine import Engine
-from offboard.config._paths import data_dir
 from offboard.cli._main import cli
+from offboard.config._config import load_config
+from offboard.config._paths import data_dir
+from offboard.engine._engine import Engine
 
 SLA = 24 * 3600
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def report(*args: str):
@@ -77,14 +77,25 @@ def from_log(directory: Path, period: Period, now: datetime) -> dict:
     chosen = [c for c in opened if period.contains(at[c])]
     status = {c: closed[c]["status"] if c in closed else "open" for c in chosen}
     elapsed = {c: closed[c]["elapsed_ms"] for c in chosen if status[c] == "complete"}
-    over = sorted(c for c in chosen if (elapsed.get(c) or 0) > SLA * 1000
-                  or (status[c] != "complete" and at[c] + timedelta(seconds=SLA) < now))
+    over = sorted(
+        c
+        for c in chosen
+        if (elapsed.get(c) or 0) > SLA * 1000 or (status[c] != "complete" and at[c] + timedelta(seconds=SLA) < now)
+    )
     planned = sum(len(opened[c]["plan"]) for c in chosen)
-    return {"people": len({opened[c]["person"]["id"] for c in chosen}), "cases": len(chosen),
-            "complete": sum(s == "complete" for s in status.values()), "incomplete": sum(s == "incomplete" for s in status.values()),
-            "open": sum(s == "open" for s in status.values()), "median": statistics.median(elapsed.values()),
-            "worst": max(elapsed.values()), "worst_case": max(elapsed, key=elapsed.get), "over": over, "rows": planned,
-            "chosen": set(chosen)}
+    return {
+        "people": len({opened[c]["person"]["id"] for c in chosen}),
+        "cases": len(chosen),
+        "complete": sum(s == "complete" for s in status.values()),
+        "incomplete": sum(s == "incomplete" for s in status.values()),
+        "open": sum(s == "open" for s in status.values()),
+        "median": statistics.median(elapsed.values()),
+        "worst": max(elapsed.values()),
+        "worst_case": max(elapsed, key=elapsed.get),
+        "over": over,
+        "rows": planned,
+        "chosen": set(chosen),
+    }
 
 
 @pytest.fixture
@@ -104,14 +115,27 @@ def sandbox_period(make_company, home, audit_kit):
     finally:
         engine.close()
     directory = home / "audit"
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     write_case = audit_kit.write_case
     with AuditLog.open(directory, read_origin(directory)) as log:
-        write_case(log, "late@corp.example", "case-late", ("entra", "github", "slack"), termination=iso(now - timedelta(days=3)),
-                   responded=iso(now - timedelta(days=1, hours=2)))
-        write_case(log, "stuck@corp.example", "case-open", ("github",), termination=iso(now - timedelta(days=2)), close=False)
-        write_case(log, "old@corp.example", "case-old", termination=iso(now - timedelta(days=60)),
-                   responded=iso(now - timedelta(days=60) + timedelta(minutes=3)))
+        write_case(
+            log,
+            "late@corp.example",
+            "case-late",
+            ("entra", "github", "slack"),
+            termination=iso(now - timedelta(days=3)),
+            responded=iso(now - timedelta(days=1, hours=2)),
+        )
+        write_case(
+            log, "stuck@corp.example", "case-open", ("github",), termination=iso(now - timedelta(days=2)), close=False
+        )
+        write_case(
+            log,
+            "old@corp.example",
+            "case-old",
+            termination=iso(now - timedelta(days=60)),
+            responded=iso(now - timedelta(days=60) + timedelta(minutes=3)),
+        )
         log.checkpoint()
     today = now.date()
     return directory, Period(today - timedelta(days=5), today), now
@@ -142,7 +166,13 @@ def test_the_report_of_a_sandbox_period_agrees_with_the_log(sandbox_period, tmp_
     assert sorted(c.case for c in s["over_deadline"]) == expected["over"]
     text = visible(html)
     assert "case-old" not in text and "old@corp.example" not in text  # outside the period
-    for person in ("user0@corp.example", "user1@corp.example", "user2@corp.example", "late@corp.example", "stuck@corp.example"):
+    for person in (
+        "user0@corp.example",
+        "user1@corp.example",
+        "user2@corp.example",
+        "late@corp.example",
+        "stuck@corp.example",
+    ):
         assert person in text
     assert "OVER DEADLINE" in text and "within deadline" in text
     # the incomplete case names the account whose read-back failed, with the reason
@@ -151,7 +181,9 @@ def test_the_report_of_a_sandbox_period_agrees_with_the_log(sandbox_period, tmp_
     assert f"tree size {built.checkpoint.size}" in text
     assert built.checkpoint.signers[0].fingerprint in text
     assert "offboard audit --log AUDIT_DIR verify --trusted-keys pinned-keys.txt --sla 24h" in text
-    assert result.stderr.startswith(f"wrote {out}: 5 people, 5 cases (3 complete, 1 incomplete, 1 open), 2 over the 24h deadline")
+    assert result.stderr.startswith(
+        f"wrote {out}: 5 people, 5 cases (3 complete, 1 incomplete, 1 open), 2 over the 24h deadline"
+    )
 
 
 def test_the_csv_has_the_same_rows(sandbox_period, tmp_path):
@@ -172,27 +204,67 @@ def test_the_csv_has_the_same_rows(sandbox_period, tmp_path):
     assert lied and {r["result"] for r in lied} == {"unverified"} and {r["read_back_ok"] for r in lied} == {"no"}
     assert {r["case_status"] for r in rows if r["person"] == "user2@corp.example"} == {"incomplete"}
     opened = [r for r in rows if r["case"] == "case-open"]
-    assert opened[0]["case_status"] == "open" and opened[0]["time_to_revoke_seconds"] == "" and opened[0]["over_deadline"] == "yes"
+    assert (
+        opened[0]["case_status"] == "open"
+        and opened[0]["time_to_revoke_seconds"] == ""
+        and opened[0]["over_deadline"] == "yes"
+    )
 
 
 def test_the_html_is_self_contained_printable_and_escaped(audit_home, audit_kit, tmp_path):
     directory = audit_home / "audit"
     with audit_kit.open_log(directory) as log:
-        log.append("case_opened", {
-            "case": "c-x", "person": {"id": "p-x", "employee_id": "E1", "timezone": "Europe/Berlin"}, "trigger": "cli",
-            "policy": "default", "reason": "<script>alert(1)</script>", "termination_at": "2026-01-05T12:00:00.000Z",
-            "plan": [{"system": "crm", "account": {"id": "a1", "name": "=HYPERLINK(\"http://evil\")"}, "kind": "disable_account"}],
-            "protected": [{"system": "github", "account": {"id": "9", "name": "ci-bot"}, "reason": "service account"}],
-        })
-        log.append("action", {
-            "case": "c-x", "person": {"id": "p-x"}, "system": "crm", "account": {"id": "a1", "name": "=HYPERLINK(\"http://evil\")"},
-            "kind": "disable_account", "requested_at": "2026-01-05T12:00:01.000Z", "responded_at": "2026-01-05T12:00:02.000Z",
-            "result": "verified", "reference": "<b>ref</b>", "changed": True,
-            "verification": {"ok": True, "observed": {"enabled": False}, "detail": ""}, "error": None, "attempts": 1,
-        })
-        log.append("case_closed", {"case": "c-x", "person": {"id": "p-x"}, "status": "complete", "counts": {"verified": 1},
-                                   "termination_at": "2026-01-05T12:00:00.000Z", "last_verified_at": "2026-01-05T12:00:02.000Z",
-                                   "elapsed_ms": 2000})
+        log.append(
+            "case_opened",
+            {
+                "case": "c-x",
+                "person": {"id": "p-x", "employee_id": "E1", "timezone": "Europe/Berlin"},
+                "trigger": "cli",
+                "policy": "default",
+                "reason": "<script>alert(1)</script>",
+                "termination_at": "2026-01-05T12:00:00.000Z",
+                "plan": [
+                    {
+                        "system": "crm",
+                        "account": {"id": "a1", "name": '=HYPERLINK("http://evil")'},
+                        "kind": "disable_account",
+                    }
+                ],
+                "protected": [
+                    {"system": "github", "account": {"id": "9", "name": "ci-bot"}, "reason": "service account"}
+                ],
+            },
+        )
+        log.append(
+            "action",
+            {
+                "case": "c-x",
+                "person": {"id": "p-x"},
+                "system": "crm",
+                "account": {"id": "a1", "name": '=HYPERLINK("http://evil")'},
+                "kind": "disable_account",
+                "requested_at": "2026-01-05T12:00:01.000Z",
+                "responded_at": "2026-01-05T12:00:02.000Z",
+                "result": "verified",
+                "reference": "<b>ref</b>",
+                "changed": True,
+                "verification": {"ok": True, "observed": {"enabled": False}, "detail": ""},
+                "error": None,
+                "attempts": 1,
+            },
+        )
+        log.append(
+            "case_closed",
+            {
+                "case": "c-x",
+                "person": {"id": "p-x"},
+                "status": "complete",
+                "counts": {"verified": 1},
+                "termination_at": "2026-01-05T12:00:00.000Z",
+                "last_verified_at": "2026-01-05T12:00:02.000Z",
+                "elapsed_ms": 2000,
+            },
+        )
         log.checkpoint()
     out = tmp_path / "r.html"
     assert report("--from", "2026-01-01", "--to", "2026-01-31", "--out", str(out)).exit_code == 0
@@ -207,7 +279,7 @@ def test_the_html_is_self_contained_printable_and_escaped(audit_home, audit_kit,
     assert "2026-01-05 12:00:00 UTC" in text and "2026-01-05 13:00:00 CET (Europe/Berlin)" in text
     assert "protected account skipped github ci-bot: service account" in text
     rows = list(csv.reader(io.StringIO(report("--from", "2026-01-01", "--to", "2026-01-31", "--format", "csv").stdout)))
-    assert rows[1][CSV_COLUMNS.index("account_name")] == "'=HYPERLINK(\"http://evil\")"  # never a formula
+    assert rows[1][CSV_COLUMNS.index("account_name")] == '\'=HYPERLINK("http://evil")'  # never a formula
     assert rows[1][CSV_COLUMNS.index("termination_at_local")] == "2026-01-05 13:00:00+01:00"
 
 
@@ -234,12 +306,18 @@ def test_a_rewritten_checkpoint_is_named(sealed_log, tmp_path):
     assert "checkpoints/" in result.stderr and "covers 12 entries but the log has only 10" in result.stderr
 
 
-@pytest.mark.parametrize("args, words", [
-    (("--from", "2026-13-01", "--to", "2026-01-31"), "--from '2026-13-01' is not a date (YYYY-MM-DD)"),
-    (("--from", "2026-02-01", "--to", "2026-01-31"), "--from 2026-02-01 is after --to 2026-01-31"),
-    (("--from", "2026-01-01", "--to", "2026-01-31", "--sla", "soon"), "--sla: 'soon' is not a duration"),
-    (("--from", "2026-01-01", "--to", "2026-01-31", "--person", "p-nobody"), "no case in the audit log for person 'p-nobody'"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("--from", "2026-13-01", "--to", "2026-01-31"), "--from '2026-13-01' is not a date (YYYY-MM-DD)"),
+        (("--from", "2026-02-01", "--to", "2026-01-31"), "--from 2026-02-01 is after --to 2026-01-31"),
+        (("--from", "2026-01-01", "--to", "2026-01-31", "--sla", "soon"), "--sla: 'soon' is not a duration"),
+        (
+            ("--from", "2026-01-01", "--to", "2026-01-31", "--person", "p-nobody"),
+            "no case in the audit log for person 'p-nobody'",
+        ),
+    ],
+)
 def test_bad_input_is_one_clear_line(sealed_log, args, words):
     result = report(*args)
     assert result.exit_code == 2, result.output
@@ -302,12 +380,17 @@ def test_an_auditor_sample_and_the_period_edges(sealed_log):
 
 def test_reconciliation_with_hr_leavers_file(sealed_log, tmp_path):
     leavers = tmp_path / "leavers.csv"
-    leavers.write_text("Employee Name;Work Email;Termination Date\nAlice;P-ALICE;2026-01-01\nZed;zed@corp.example;2026-01-20\n"
-                       "Old;old@corp.example;2025-06-30\nNo date;nodate@corp.example;\n")
+    leavers.write_text(
+        "Employee Name;Work Email;Termination Date\nAlice;P-ALICE;2026-01-01\nZed;zed@corp.example;2026-01-20\n"
+        "Old;old@corp.example;2025-06-30\nNo date;nodate@corp.example;\n"
+    )
     out = tmp_path / "r.html"
     result = report("--from", "2026-01-01", "--to", "2026-01-31", "--leavers", str(leavers), "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert "2 leaver(s) from HR leavers file leavers.csv (4 rows) have no case: zed@corp.example, nodate@corp.example" in result.stderr
+    assert (
+        "2 leaver(s) from HR leavers file leavers.csv (4 rows) have no case: zed@corp.example, nodate@corp.example"
+        in result.stderr
+    )
     text = visible(out.read_text())
     assert "Leavers from the HR source with no case" in text
     assert "zed@corp.example Zed 2026-01-20 leavers.csv row 3" in text and "old@corp.example" not in text
@@ -316,12 +399,15 @@ def test_reconciliation_with_hr_leavers_file(sealed_log, tmp_path):
     assert "Leavers in the period 3 With a case in the period 1" in text
 
 
-@pytest.mark.parametrize("content, words", [
-    ("name,department\nA,Sales\n", "no person column"),
-    ("email,department\na@corp.example,Sales\n", "no termination date column"),
-    ("email,last_day\na@corp.example,31/01/2026\n", "row 2: termination date '31/01/2026' is not a date"),
-    ("", "is empty"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("name,department\nA,Sales\n", "no person column"),
+        ("email,department\na@corp.example,Sales\n", "no termination date column"),
+        ("email,last_day\na@corp.example,31/01/2026\n", "row 2: termination date '31/01/2026' is not a date"),
+        ("", "is empty"),
+    ],
+)
 def test_a_bad_leavers_file_is_one_clear_line(sealed_log, tmp_path, content, words):
     path = tmp_path / "leavers.csv"
     path.write_text(content)
@@ -332,15 +418,22 @@ def test_a_bad_leavers_file_is_one_clear_line(sealed_log, tmp_path, content, wor
 
 def test_reconciliation_with_the_configured_people_source(sealed_log, tmp_path):
     export = tmp_path / "hr.csv"
-    export.write_text("id,email,employee_id,end_date,timezone\np-alice,alice@corp.example,E-p-alice,2026-01-01,UTC\n"
-                      "p-dave,dave@corp.example,E9,2026-01-15,Europe/Paris\np-erin,erin@corp.example,E10,,UTC\n")
+    export.write_text(
+        "id,email,employee_id,end_date,timezone\np-alice,alice@corp.example,E-p-alice,2026-01-01,UTC\n"
+        "p-dave,dave@corp.example,E9,2026-01-15,Europe/Paris\np-erin,erin@corp.example,E10,,UTC\n"
+    )
     config = tmp_path / "offboard.yaml"
     config.write_text(yaml.safe_dump({"people": [{"type": "hr_export", "settings": {"path": str(export)}}]}))
     out = tmp_path / "r.html"
-    result = CliRunner().invoke(cli, ["--config", str(config), "audit", "report", "--from", "2026-01-01", "--to", "2026-01-31",
-                                      "--out", str(out)], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        ["--config", str(config), "audit", "report", "--from", "2026-01-01", "--to", "2026-01-31", "--out", str(out)],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
-    assert "1 leaver(s) from people source hr_export (the configured people sources) have no case: p-dave" in result.stderr
+    assert (
+        "1 leaver(s) from people source hr_export (the configured people sources) have no case: p-dave" in result.stderr
+    )
     text = visible(out.read_text())
     assert "Leavers in the period 2" in text and "With no case at all 1" in text
 
@@ -349,27 +442,94 @@ def test_checklists_followups_and_cancelled_cases(audit_home, audit_kit):
     directory = audit_home / "audit"
     with audit_kit.open_log(directory) as log:
         audit_kit.write_case(log, "p-tasks", "c-1", status="awaiting_tasks")
-        log.append("task", {"case": "c-1", "person": {"id": "p-tasks"}, "task": "laptop", "title": "Return the laptop",
-                            "owner": "it@corp.example", "blocking": True, "due_at": "2026-01-02T17:00:00.000Z", "status": "done",
-                            "by": "Ivy", "note": "received at the front desk", "at": "2026-01-02T09:00:00.000Z"})
-        audit_kit.write_case(log, "p-tasks", "c-2", termination="2026-01-20T00:00:00.000Z", responded="2026-01-20T00:00:05.000Z")
-        log.append("case_opened", {"case": "c-3", "person": {"id": "p-tasks"}, "trigger": "followup", "policy": "default",
-                                   "reason": "follow-up of c-1", "termination_at": "2026-01-25T00:00:00.000Z", "plan": []})
-        log.append("case_closed", {"case": "c-3", "person": {"id": "p-tasks"}, "status": "complete", "counts": {},
-                                   "termination_at": "2026-01-25T00:00:00.000Z", "last_verified_at": None, "elapsed_ms": None})
+        log.append(
+            "task",
+            {
+                "case": "c-1",
+                "person": {"id": "p-tasks"},
+                "task": "laptop",
+                "title": "Return the laptop",
+                "owner": "it@corp.example",
+                "blocking": True,
+                "due_at": "2026-01-02T17:00:00.000Z",
+                "status": "done",
+                "by": "Ivy",
+                "note": "received at the front desk",
+                "at": "2026-01-02T09:00:00.000Z",
+            },
+        )
+        audit_kit.write_case(
+            log, "p-tasks", "c-2", termination="2026-01-20T00:00:00.000Z", responded="2026-01-20T00:00:05.000Z"
+        )
+        log.append(
+            "case_opened",
+            {
+                "case": "c-3",
+                "person": {"id": "p-tasks"},
+                "trigger": "followup",
+                "policy": "default",
+                "reason": "follow-up of c-1",
+                "termination_at": "2026-01-25T00:00:00.000Z",
+                "plan": [],
+            },
+        )
+        log.append(
+            "case_closed",
+            {
+                "case": "c-3",
+                "person": {"id": "p-tasks"},
+                "status": "complete",
+                "counts": {},
+                "termination_at": "2026-01-25T00:00:00.000Z",
+                "last_verified_at": None,
+                "elapsed_ms": None,
+            },
+        )
         audit_kit.write_case(log, "p-undone", "c-4")
-        log.append("case_undone", {"case": "c-4", "person": {"id": "p-undone"}, "actor": "Hank", "restored": ["entra x"],
-                                   "irreversible": [], "failed": []})
-        log.append("case_closed", {"case": "c-4", "person": {"id": "p-undone"}, "status": "cancelled", "counts": {"verified": 2},
-                                   "termination_at": "2026-01-01T00:00:00.000Z", "last_verified_at": "2026-01-01T00:05:00.000Z",
-                                   "elapsed_ms": 300000})
+        log.append(
+            "case_undone",
+            {
+                "case": "c-4",
+                "person": {"id": "p-undone"},
+                "actor": "Hank",
+                "restored": ["entra x"],
+                "irreversible": [],
+                "failed": [],
+            },
+        )
+        log.append(
+            "case_closed",
+            {
+                "case": "c-4",
+                "person": {"id": "p-undone"},
+                "status": "cancelled",
+                "counts": {"verified": 2},
+                "termination_at": "2026-01-01T00:00:00.000Z",
+                "last_verified_at": "2026-01-01T00:05:00.000Z",
+                "elapsed_ms": 300000,
+            },
+        )
         log.checkpoint()
-    built = build_report(directory, period=Period(date(2026, 1, 1), date(2026, 1, 31)), now=datetime(2026, 2, 1, tzinfo=timezone.utc))
+    built = build_report(
+        directory, period=Period(date(2026, 1, 1), date(2026, 1, 31)), now=datetime(2026, 2, 1, tzinfo=UTC)
+    )
     s = built.summary()
-    assert (s["people"], s["cases"], s["awaiting_tasks"], s["complete"], s["cancelled"], s["followups"]) == (2, 3, 1, 1, 1, 1)
+    assert (s["people"], s["cases"], s["awaiting_tasks"], s["complete"], s["cancelled"], s["followups"]) == (
+        2,
+        3,
+        1,
+        1,
+        1,
+        1,
+    )
     assert s["timed"] == 2 and s["over_deadline"] == []  # the follow-up and the cancelled case are not timed
     (task,) = next(c for c in built.cases if c.case == "c-1").tasks
-    assert (task.status, task.by, task.at, task.note) == ("done", "Ivy", "2026-01-02T09:00:00.000Z", "received at the front desk")
+    assert (task.status, task.by, task.at, task.note) == (
+        "done",
+        "Ivy",
+        "2026-01-02T09:00:00.000Z",
+        "received at the front desk",
+    )
     kinds = {(x.case, x.kind) for x in built.exceptions}
     assert ("c-1", "checklist open") in kinds and ("c-4", "cancelled") in kinds
     from offboard.audit._report_html import render_report
@@ -382,16 +542,32 @@ def test_checklists_followups_and_cancelled_cases(audit_home, audit_kit):
 def test_sweep_approvals_and_a_sample_outside_the_period(audit_home, audit_kit):
     directory = audit_home / "audit"
     with audit_kit.open_log(directory) as log:
-        log.append("approval", {"scope": "sweep", "approver": "Dana (CISO)", "people": ["p-swept", "p-other"],
-                                "reasons": ["2 cases is more than limits.max_cases (1)"], "leavers": 2, "cases": 2})
-        audit_kit.write_case(log, "p-swept", "c-1", termination="2026-01-10T00:00:00.000Z", responded="2026-01-10T00:01:00.000Z")
+        log.append(
+            "approval",
+            {
+                "scope": "sweep",
+                "approver": "Dana (CISO)",
+                "people": ["p-swept", "p-other"],
+                "reasons": ["2 cases is more than limits.max_cases (1)"],
+                "leavers": 2,
+                "cases": 2,
+            },
+        )
+        audit_kit.write_case(
+            log, "p-swept", "c-1", termination="2026-01-10T00:00:00.000Z", responded="2026-01-10T00:01:00.000Z"
+        )
         log.append("sweep", {"opened": ["c-1"], "approved_by": "Dana (CISO)", "incomplete": [], "people": ["p-swept"]})
-        audit_kit.write_case(log, "p-later", "c-2", termination="2026-03-01T00:00:00.000Z", responded="2026-03-01T00:01:00.000Z")
+        audit_kit.write_case(
+            log, "p-later", "c-2", termination="2026-03-01T00:00:00.000Z", responded="2026-03-01T00:01:00.000Z"
+        )
         log.checkpoint()
     built = build_report(directory, period=Period(date(2026, 1, 1), date(2026, 1, 31)), people=["p-swept", "p-later"])
     found = {(x.kind, x.case, x.person): x.detail for x in built.exceptions}
     assert found[("approval", "c-1", "p-swept")].startswith("opened by a sweep approved by Dana (CISO)")
-    assert found[("approval", None, "p-swept")] == "sweep for 2 people approved by Dana (CISO): 2 cases is more than limits.max_cases (1)"
+    assert (
+        found[("approval", None, "p-swept")]
+        == "sweep for 2 people approved by Dana (CISO): 2 cases is more than limits.max_cases (1)"
+    )
     assert found[("sampled, no case in the period", None, "p-later")] == "cases at other times: c-2 (2026-03-01)"
 
 

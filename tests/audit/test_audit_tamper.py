@@ -46,7 +46,9 @@ def expect(result, code: int, *fragments: str) -> None:
 
 def _retime(line: bytes) -> bytes:
     """Change one digit of the entry's time: still canonical and well-formed, only the hash changes."""
-    return re.sub(rb'("time":"[^"]*)(\d)(Z")', lambda m: m[1] + str((int(m[2]) + 1) % 10).encode() + m[3], line, 1)
+    return re.sub(
+        rb'("time":"[^"]*)(\d)(Z")', lambda m: m[1] + str((int(m[2]) + 1) % 10).encode() + m[3], line, count=1
+    )
 
 
 def test_untouched_log_verifies(sealed_log, pinned_keys, audit_kit):
@@ -153,8 +155,10 @@ def test_10_known_key_bad_signature_next_to_a_good_one(sealed_log, audit_kit, tm
     keys = tmp_path / "two-keys.txt"
     keys.write_text((sealed_log / "trusted-keys.txt").read_text() + second.vkey + "\n")
     lines = lines_of(sealed_log)
-    note = sign_note(checkpoint_text(audit_kit.origin, len(lines), Tree([leaf_hash(x) for x in lines]).root()),
-                     [local_signer(sealed_log), second])
+    note = sign_note(
+        checkpoint_text(audit_kit.origin, len(lines), Tree([leaf_hash(x) for x in lines]).root()),
+        [local_signer(sealed_log), second],
+    )
     expect(audit_kit.run("verify", "--trusted-keys", str(keys)), 0)
     head, sig = note.rstrip("\n").rsplit(" ", 1)
     raw = bytearray(base64.b64decode(sig))
@@ -190,7 +194,9 @@ def test_12_wrong_origin_or_extension_lines(sealed_log, audit_kit, change):
         signer = KeySigner(generate_skey("evil.example/audit/v1"))
         keys = sealed_log.parent / "keys-plus.txt"
         keys.write_text((sealed_log / "trusted-keys.txt").read_text() + signer.vkey + "\n")
-        set_checkpoint(sealed_log, sign_note(checkpoint_text("evil.example/audit/v1", len(lines), root), [signer]), len(lines))
+        set_checkpoint(
+            sealed_log, sign_note(checkpoint_text("evil.example/audit/v1", len(lines), root), [signer]), len(lines)
+        )
         expect(audit_kit.run("verify", "--trusted-keys", str(keys), "--origin", audit_kit.origin), 1, "origin is")
     else:
         text = checkpoint_text(audit_kit.origin, len(lines), root) + "extension\n"
@@ -232,8 +238,13 @@ def test_15_fork_detected_against_a_pinned_checkpoint(sealed_log, audit_kit, tmp
     for p in (sealed_log / "checkpoints").iterdir():
         if p.name != "latest.note" and int(p.name[:20]) > 5:
             p.unlink()
-    set_checkpoint(sealed_log, sign_note(checkpoint_text(audit_kit.origin, 5, Tree([leaf_hash(x) for x in lines]).root()),
-                                         [local_signer(sealed_log)]), 5)
+    set_checkpoint(
+        sealed_log,
+        sign_note(
+            checkpoint_text(audit_kit.origin, 5, Tree([leaf_hash(x) for x in lines]).root()), [local_signer(sealed_log)]
+        ),
+        5,
+    )
     (sealed_log / "persons.json").unlink()
     with audit_kit.open_log(sealed_log) as log:
         audit_kit.write_case(log, "p-bob", "case-1", results={"github": "failed"}, status="incomplete")
@@ -267,7 +278,9 @@ def _dup_key(line: bytes) -> bytes:
 
 NON_CANONICAL = {
     "whitespace": lambda line: line.replace(b":", b": ", 1),
-    "reordered keys": lambda line: json.dumps(dict(reversed(list(json.loads(line).items()))), separators=(",", ":")).encode(),
+    "reordered keys": lambda line: json.dumps(
+        dict(reversed(list(json.loads(line).items()))), separators=(",", ":")
+    ).encode(),
     "duplicate key": _dup_key,
     "float": lambda line: line.replace(b'"attempts":1', b'"attempts":1.0'),
     "bom": lambda line: b"\xef\xbb\xbf" + line,
@@ -306,7 +319,9 @@ def test_bad_trust_list_and_missing_log_are_clear_errors(sealed_log, audit_kit, 
     bad.write_text("not-a-key\n")
     result = audit_kit.run("verify", "--trusted-keys", str(bad))
     assert result.exit_code == 1 and "line 1" in result.output and "Traceback" not in result.output
-    result = audit_kit.run("--log", str(tmp_path / "nowhere"), "verify", "--trusted-keys", str(sealed_log / "trusted-keys.txt"))
+    result = audit_kit.run(
+        "--log", str(tmp_path / "nowhere"), "verify", "--trusted-keys", str(sealed_log / "trusted-keys.txt")
+    )
     assert result.exit_code == 1 and "not an audit log" in result.output
 
 

@@ -24,8 +24,14 @@ def big_log(audit_home, audit_kit):
     directory = audit_home / "audit"
     with audit_kit.open_log(directory) as log:
         for i in range(12):
-            audit_kit.write_case(log, PEOPLE[i % 4], f"case-{i}", systems=("entra", "github", "slack")[: 1 + i % 3],
-                                 results={"slack": "failed"} if i == 5 else None, close=i != 7)
+            audit_kit.write_case(
+                log,
+                PEOPLE[i % 4],
+                f"case-{i}",
+                systems=("entra", "github", "slack")[: 1 + i % 3],
+                results={"slack": "failed"} if i == 5 else None,
+                close=i != 7,
+            )
             log.checkpoint()
     return directory
 
@@ -98,7 +104,12 @@ def test_tampered_logs_same_report_at_every_cut(big_log, tmp_path_factory, mutat
         elif kind == "duplicate":
             lines.insert(i, lines[i])
         elif kind == "retime_back":  # an hour earlier: a time-order finding, whichever stretch it lands in
-            lines[i] = re.sub(rb'"time":"(\d{4}-\d\d-\d\dT)(\d\d)', lambda m: b'"time":"' + m[1] + b"%02d" % ((int(m[2]) + 23) % 24), lines[i], count=1)
+            lines[i] = re.sub(
+                rb'"time":"(\d{4}-\d\d-\d\dT)(\d\d)',
+                lambda m: b'"time":"' + m[1] + b"%02d" % ((int(m[2]) + 23) % 24),
+                lines[i],
+                count=1,
+            )
         elif kind == "garbage":
             lines[i] = b'{"not": "canonical"}'
         elif kind == "torn":
@@ -145,7 +156,9 @@ def test_the_float_screen_never_misses_a_float(obj):
 
 
 @pytest.mark.parametrize("number", [1.5, -1.5, 1e16, -1e16, 1e-7, -1.5e-7, 1.5e300, 0.0, -0.0, math.pi, 5e-324])
-@pytest.mark.parametrize("shape", ['{"a":%s}', '{"a":[%s]}', '{"a":[1,%s]}', '{"a":[true,%s,false]}', '{"a":{"b":%s},"c":true}'])
+@pytest.mark.parametrize(
+    "shape", ['{"a":%s}', '{"a":[%s]}', '{"a":[1,%s]}', '{"a":[true,%s,false]}', '{"a":{"b":%s},"c":true}']
+)
 def test_the_float_screen_on_every_position(number, shape):
     line = (shape % orjson.dumps(number).decode()).encode()
     assert _maybe_float(line)

@@ -54,7 +54,9 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen, log: Path, ti
                 return
         except OSError:
             time.sleep(0.1)
-    raise DirectoryUnavailable(f"{process.args[0]} did not listen on {host}:{port} within {timeout:.0f}s:\n{_tail(log)}")
+    raise DirectoryUnavailable(
+        f"{process.args[0]} did not listen on {host}:{port} within {timeout:.0f}s:\n{_tail(log)}"
+    )
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -97,7 +99,7 @@ class CertificateAuthority:
         directory.mkdir(parents=True, exist_ok=True)
         self.key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self.cert = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -107,9 +109,7 @@ class CertificateAuthority:
             .not_valid_before(now - datetime.timedelta(hours=1))
             .not_valid_after(now + datetime.timedelta(days=2))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-            )
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
             .sign(self.key, hashes.SHA256())
         )
         self.path = directory / "ca.pem"
@@ -118,7 +118,7 @@ class CertificateAuthority:
     def issue(self, stem: str, names: list[str], ips: list[str]) -> tuple[Path, Path]:
         """Write ``stem.pem`` and ``stem.key`` for a server known by ``names`` and ``ips``."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         alt = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
         cert = (
             x509.CertificateBuilder()
@@ -217,7 +217,7 @@ class Slapd:
     def ldap_url(self) -> str:
         return f"ldap://{self.host}:{self.port}"
 
-    def start(self) -> "Slapd":
+    def start(self) -> Slapd:
         binary = shutil.which("slapd") or "/usr/sbin/slapd"
         if not os.path.exists(binary):
             raise DirectoryUnavailable("slapd is not installed: run scripts/test (it apt-installs slapd)")
@@ -227,8 +227,14 @@ class Slapd:
         conf = self.directory / "slapd.conf"
         conf.write_text(
             _SLAPD_CONF.format(
-                dir=self.directory, ca=self.ca.path, cert=cert, key=key, suffix=self.suffix,
-                rootdn=self.rootdn, rootpw=self.rootpw, writer=self.writer_dn,
+                dir=self.directory,
+                ca=self.ca.path,
+                cert=cert,
+                key=key,
+                suffix=self.suffix,
+                rootdn=self.rootdn,
+                rootpw=self.rootpw,
+                writer=self.writer_dn,
             )
         )
         self._seed(conf)
@@ -237,7 +243,9 @@ class Slapd:
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
                 [binary, "-d", "0", "-f", str(conf), "-h", f"{self.ldap_url}/ {self.ldaps_url}/"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         wait_for_port(self.host, self.tls_port, self.process, log)
         wait_for_port(self.host, self.port, self.process, log)
@@ -389,7 +397,7 @@ class SambaDC:
     def ldap_url(self) -> str:
         return f"ldap://{self.host}:389"
 
-    def start(self) -> "SambaDC":
+    def start(self) -> SambaDC:
         samba, tool = shutil.which("samba") or "/usr/sbin/samba", shutil.which("samba-tool")
         if not tool or not os.path.exists(samba):
             raise DirectoryUnavailable("samba is not installed: run scripts/test (it apt-installs samba)")
@@ -399,9 +407,17 @@ class SambaDC:
         dc = self.directory / "dc"
         _run(
             [
-                tool, "domain", "provision", f"--targetdir={dc}", f"--realm={self.realm}",
-                f"--domain={self.domain}", "--server-role=dc", "--dns-backend=NONE",
-                f"--adminpass={self.admin_pw}", "--use-rfc2307", "--host-name=dc1",
+                tool,
+                "domain",
+                "provision",
+                f"--targetdir={dc}",
+                f"--realm={self.realm}",
+                f"--domain={self.domain}",
+                "--server-role=dc",
+                "--dns-backend=NONE",
+                f"--adminpass={self.admin_pw}",
+                "--use-rfc2307",
+                "--host-name=dc1",
             ],
             "samba-tool domain provision",
         )
@@ -413,7 +429,9 @@ class SambaDC:
         setup = subprocess.run(
             [python, "-c", _SAMBA_SETUP],
             input=f'{{"conf": "{conf}", "writer_pw": "{self.writer_pw}", "reader_pw": "{self.reader_pw}"}}',
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if setup.returncode != 0:
             raise DirectoryUnavailable(f"setting up the test domain failed:\n{setup.stderr[-3000:]}")
@@ -423,7 +441,9 @@ class SambaDC:
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
                 [*prefix, samba, "-s", str(conf), "-i", "-M", "single", "--debuglevel=1"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         wait_for_port(self.host, 636, self.process, log, timeout=60)
         return self

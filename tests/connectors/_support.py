@@ -7,7 +7,8 @@ import itertools
 import json
 import threading
 import uuid
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import httpx
@@ -41,13 +42,19 @@ class FaultGate:
             headers = [("Content-Type", "application/scim+json")]
             if self.retry_after is not None:
                 headers.append(("Retry-After", str(int(self.retry_after))))
-            body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": str(self.status),
-                    "detail": "injected fault"}
+            body = {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "status": str(self.status),
+                "detail": "injected fault",
+            }
             start_response(f"{self.status} Injected", headers)
             return [json.dumps(body).encode()]
         if method in self.deny:
-            body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "403",
-                    "detail": self.deny[method]}
+            body = {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "status": "403",
+                "detail": self.deny[method],
+            }
             start_response("403 Forbidden", [("Content-Type", "application/scim+json")])
             return [json.dumps(body).encode()]
         if method in ("PATCH", "PUT", "DELETE") and any(f in path for f in self.lie_for):

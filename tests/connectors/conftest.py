@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -63,9 +63,11 @@ def sandbox(request):
 def sandbox_people(sandbox, request):
     """An iterator of sandbox people holding an account in ``SYSTEM`` (never protected admins)."""
     system = request.module.SYSTEM
-    pool = [i for i in sandbox.company.in_system(system)
-            if i.kind == "person" and i.person is not None and not i.protected and not i.admin
-            and i.person.active]
+    pool = [
+        i
+        for i in sandbox.company.in_system(system)
+        if i.kind == "person" and i.person is not None and not i.protected and not i.admin and i.person.active
+    ]
     return iter(pool)
 
 

@@ -9,8 +9,9 @@ import contextlib
 import secrets
 import ssl
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import ldap3
 import pytest
@@ -25,8 +26,17 @@ try:
 except ImportError:  # tests/connectors is not a package: pytest put it on sys.path
     from _directories import DirectoryUnavailable, SambaDC, Slapd
 
-__all__ = ["slapd_server", "samba_dc", "directory", "connector", "person", "target_state", "fault",
-           "secret_values", "Directory"]
+__all__ = [
+    "slapd_server",
+    "samba_dc",
+    "directory",
+    "connector",
+    "person",
+    "target_state",
+    "fault",
+    "secret_values",
+    "Directory",
+]
 
 TIMEOUT = 3  # seconds: keeps the unavailable-server test short
 
@@ -87,9 +97,14 @@ class Directory:
     def settings(self, **overrides: Any) -> dict[str, Any]:
         s = self.server
         base = {
-            "url": s.ldaps_url, "flavor": self.flavor, "bind_dn": s.writer_dn,
-            "password": Secret(s.writer_pw, source="test"), "base_dn": self.base,
-            "ca_file": str(s.ca.path), "timeout": TIMEOUT, "connect_timeout": TIMEOUT,
+            "url": s.ldaps_url,
+            "flavor": self.flavor,
+            "bind_dn": s.writer_dn,
+            "password": Secret(s.writer_pw, source="test"),
+            "base_dn": self.base,
+            "ca_file": str(s.ca.path),
+            "timeout": TIMEOUT,
+            "connect_timeout": TIMEOUT,
             "username_domains": ["example.com"],
         }
         if self.ad:
@@ -127,23 +142,42 @@ class Directory:
         a = self.admin
         if self.ad:
             dn = f"CN={name},{self.people}"
-            assert a.add(dn, ["top", "person", "organizationalPerson", "user"], {
-                "sAMAccountName": name, "userPrincipalName": f"{name}@offboard.test", "mail": email,
-                "employeeID": employee, "proxyAddresses": [f"SMTP:{email}", f"smtp:{name}.alias@example.com"],
-            }), a.result
+            assert a.add(
+                dn,
+                ["top", "person", "organizationalPerson", "user"],
+                {
+                    "sAMAccountName": name,
+                    "userPrincipalName": f"{name}@offboard.test",
+                    "mail": email,
+                    "employeeID": employee,
+                    "proxyAddresses": [f"SMTP:{email}", f"smtp:{name}.alias@example.com"],
+                },
+            ), a.result
             assert ad_modify_password(a, dn, password, None), a.result
             assert a.modify(dn, {"userAccountControl": [(ldap3.MODIFY_REPLACE, [512])]}), a.result
             for g in self.groups if groups else []:
                 assert a.modify(g, {"member": [(ldap3.MODIFY_ADD, [dn])]}), a.result
         else:
             dn = f"uid={name},{self.people}"
-            assert a.add(dn, ["inetOrgPerson", "posixAccount"], {
-                "cn": name, "sn": name, "uid": name, "mail": email, "employeeNumber": employee,
-                "userPassword": password, "uidNumber": 10000, "gidNumber": 5000, "homeDirectory": f"/home/{name}",
-            }), a.result
+            assert a.add(
+                dn,
+                ["inetOrgPerson", "posixAccount"],
+                {
+                    "cn": name,
+                    "sn": name,
+                    "uid": name,
+                    "mail": email,
+                    "employeeNumber": employee,
+                    "userPassword": password,
+                    "uidNumber": 10000,
+                    "gidNumber": 5000,
+                    "homeDirectory": f"/home/{name}",
+                },
+            ), a.result
             for g in self.groups if groups else []:
                 attr = {"engineering": "member", "vpn": "uniqueMember", "developers": "memberUid"}[
-                    g.split("=", 1)[1].split("-", 1)[0]]
+                    g.split("=", 1)[1].split("-", 1)[0]
+                ]
                 value = name if attr == "memberUid" else dn
                 assert a.modify(g, {attr: [(ldap3.MODIFY_ADD, [value])]}), a.result
         return Person(id=email, email=email, employee_id=employee, name=name), dn, password
@@ -162,12 +196,18 @@ class Directory:
         a = self.admin
         dn = self.find_dn(account)
         if self.ad:
-            a.search(dn, "(objectClass=*)", ldap3.BASE,
-                     attributes=["userAccountControl", "accountExpires", "description", "memberOf"])
+            a.search(
+                dn,
+                "(objectClass=*)",
+                ldap3.BASE,
+                attributes=["userAccountControl", "accountExpires", "description", "memberOf"],
+            )
             e = a.entries[0]
             return {
-                "dn": dn, "userAccountControl": e.userAccountControl.value,
-                "accountExpires": str(e.accountExpires.raw_values), "description": e.description.values,
+                "dn": dn,
+                "userAccountControl": e.userAccountControl.value,
+                "accountExpires": str(e.accountExpires.raw_values),
+                "description": e.description.values,
                 "groups": sorted(e.memberOf.values),
             }
         a.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["pwdAccountLockedTime", "uid"])
@@ -213,10 +253,14 @@ def secret_values(directory) -> list[str]:
 def lie(directory):
     """Writes in the block are accepted, then undone behind the connector's back (another writer, a lagging replica)."""
     a = directory.admin
-    locked = ("(userAccountControl:1.2.840.113556.1.4.803:=2)" if directory.ad else "(pwdAccountLockedTime=*)")
+    locked = "(userAccountControl:1.2.840.113556.1.4.803:=2)" if directory.ad else "(pwdAccountLockedTime=*)"
 
     def disabled() -> set[str]:
-        a.search(directory.base, f"(&(objectClass=person){locked})", attributes=["userAccountControl"] if directory.ad else [])
+        a.search(
+            directory.base,
+            f"(&(objectClass=person){locked})",
+            attributes=["userAccountControl"] if directory.ad else [],
+        )
         return {e.entry_dn for e in a.entries}
 
     @contextlib.contextmanager
@@ -225,7 +269,9 @@ def lie(directory):
         yield
         for dn in disabled() - before:
             if directory.ad:
-                assert a.modify(dn, {"userAccountControl": [(ldap3.MODIFY_REPLACE, [directory.uac(dn) & ~2])]}), a.result
+                assert a.modify(dn, {"userAccountControl": [(ldap3.MODIFY_REPLACE, [directory.uac(dn) & ~2])]}), (
+                    a.result
+                )
             else:
                 assert a.modify(dn, {"pwdAccountLockedTime": [(ldap3.MODIFY_DELETE, [])]}), a.result
 

@@ -25,8 +25,11 @@ class TestEntra(SandboxContract):
         def state(account):
             found = sim.account(account.id)
             # Graph keeps no order for licenses: compare them as sets.
-            return {k: (sorted(v, key=repr) if isinstance(v, list) else v)
-                    for k, v in (found or {}).items() if k not in _VOLATILE}
+            return {
+                k: (sorted(v, key=repr) if isinstance(v, list) else v)
+                for k, v in (found or {}).items()
+                if k not in _VOLATILE
+            }
 
         return state
 
@@ -52,8 +55,11 @@ class TestEntra(SandboxContract):
         assert sim.account(account.id) is not None, "the user object itself must survive"
 
     def test_group_licenses_are_left_alone(self, connector, sandbox):
-        ident = next(i for i in sandbox.company.in_system(SYSTEM)
-                     if i.licenses_from_group and i.person and not i.admin and not i.protected)
+        ident = next(
+            i
+            for i in sandbox.company.in_system(SYSTEM)
+            if i.licenses_from_group and i.person and not i.admin and not i.protected
+        )
         account = connector.discover(ident.person)[0]
         receipt = connector.apply(Action(ActionKind.REMOVE_LICENSES, account))
         verification = connector.verify(Action(ActionKind.REMOVE_LICENSES, account), receipt)

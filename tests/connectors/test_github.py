@@ -17,8 +17,10 @@ class _GitHubFixtures:
 
     @pytest.fixture
     def connector(self, sandbox_settings, sandbox):
-        settings = {**sandbox_settings, **{k: (sandbox.company.enterprise if v == "ENTERPRISE" else v)
-                                           for k, v in self.extra.items()}}
+        settings = {
+            **sandbox_settings,
+            **{k: (sandbox.company.enterprise if v == "ENTERPRISE" else v) for k, v in self.extra.items()},
+        }
         connector = GitHubConnector("github", settings)
         yield connector
         connector.close()
@@ -53,7 +55,6 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
         undone = connector.undo(receipt)
         assert undone.pending and "invited back" in undone.detail
         assert sandbox.sim(SYSTEM).log.entries(method="PUT", contains=f"/memberships/{account.id}")
-
 
     def test_403_names_the_missing_scope(self, connector, person, sandbox):
         sim = sandbox.sim(SYSTEM)

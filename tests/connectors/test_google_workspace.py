@@ -17,8 +17,12 @@ _VOLATILE = ("sessions", "drive_files", "lastLoginTime", "etag")
 class TestGoogleWorkspace(SandboxContract):
     # signOut has nothing to read back, so the contract's idempotence check cannot apply to it;
     # test_sign_out below covers it.
-    kinds = (ActionKind.DISABLE_ACCOUNT, ActionKind.REVOKE_TOKENS, ActionKind.REMOVE_MEMBERSHIPS,
-             ActionKind.TRANSFER_OWNERSHIP)
+    kinds = (
+        ActionKind.DISABLE_ACCOUNT,
+        ActionKind.REVOKE_TOKENS,
+        ActionKind.REMOVE_MEMBERSHIPS,
+        ActionKind.TRANSFER_OWNERSHIP,
+    )
     retry_after_reported = True
 
     @pytest.fixture
@@ -113,8 +117,7 @@ class TestGoogleWorkspace(SandboxContract):
         assert sandbox.sim(SYSTEM).account(account.id)["orgUnitPath"] == receipt.before["orgUnitPath"]
 
     def test_discover_by_alias_and_employee_id(self, connector, sandbox):
-        ident = next(i for i in sandbox.company.in_system(SYSTEM)
-                     if i.person and i.person.aliases and not i.admin)
+        ident = next(i for i in sandbox.company.in_system(SYSTEM) if i.person and i.person.aliases and not i.admin)
         by_alias = connector.discover(Person(id="x", email=ident.person.aliases[0]))
         assert [a.name for a in by_alias] == [ident.email]
         if ident.employee_id:

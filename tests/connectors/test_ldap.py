@@ -18,12 +18,30 @@ from offboard_connectors.ldap import LdapConnector
 try:
     from ._directories import CertificateAuthority, free_port
     from .conftest_ldap import (  # noqa: F401  (fixtures)
-        Directory, connector, directory, fault, lie, person, samba_dc, secret_values, slapd_server, target_state,
+        Directory,
+        connector,
+        directory,
+        fault,
+        lie,
+        person,
+        samba_dc,
+        secret_values,
+        slapd_server,
+        target_state,
     )
 except ImportError:  # tests/connectors is not a package
     from _directories import CertificateAuthority, free_port
     from conftest_ldap import (  # noqa: F401
-        Directory, connector, directory, fault, lie, person, samba_dc, secret_values, slapd_server, target_state,
+        Directory,
+        connector,
+        directory,
+        fault,
+        lie,
+        person,
+        samba_dc,
+        secret_values,
+        slapd_server,
+        target_state,
     )
 
 pytestmark = [pytest.mark.ldap]
@@ -112,7 +130,9 @@ def test_already_not_a_member_counts_as_done(directory: Directory, connector, mo
     stale = connector._memberships(entry)
     first = connector.apply(action)  # the memberships are gone now ...
     assert first.changed
-    monkeypatch.setattr(connector, "_memberships", lambda entry, denied=None: stale)  # ... but a stale read still lists them
+    monkeypatch.setattr(
+        connector, "_memberships", lambda entry, denied=None: stale
+    )  # ... but a stale read still lists them
     again = connector.apply(action)  # Samba answers unwillingToPerform, slapd noSuchAttribute
     assert again.changed is False
 
@@ -263,7 +283,9 @@ def test_a_dropped_idle_connection_is_reopened(connector, person):
     assert connector.discover(person), "a stale connection was not reopened"
 
 
-def test_revoke_disables_one_person_in_both_directories_and_every_sandbox_system(slapd_server, samba_dc, tmp_path, home):
+def test_revoke_disables_one_person_in_both_directories_and_every_sandbox_system(
+    slapd_server, samba_dc, tmp_path, home
+):
     """`offboard revoke` with a config holding slapd, Samba AD and the five simulated SaaS systems."""
     import subprocess
     import sys
@@ -283,18 +305,42 @@ def test_revoke_disables_one_person_in_both_directories_and_every_sandbox_system
             dns[flavor] = dn
             secret = tmp_path / f"{flavor}.pw"
             secret.write_text(d.server.writer_pw)
-            config["connectors"][f"corp-{flavor}"] = {"type": "ldap", "settings": {**d.settings(), "password": f"file:{secret}"}}
+            config["connectors"][f"corp-{flavor}"] = {
+                "type": "ldap",
+                "settings": {**d.settings(), "password": f"file:{secret}"},
+            }
         path = tmp_path / "offboard.yaml"
         path.write_text(yaml.safe_dump(config))
         env = {"OFFBOARD_HOME": str(home), "PATH": "/usr/bin:/bin"}
-        revoke = subprocess.run([sys.executable, "-m", "offboard", "--config", str(path), "revoke", person.id, "--yes", "--json"],
-                                capture_output=True, text=True, env=env, timeout=180)
+        revoke = subprocess.run(
+            [sys.executable, "-m", "offboard", "--config", str(path), "revoke", person.id, "--yes", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=180,
+        )
         assert revoke.returncode == 0, revoke.stdout + revoke.stderr
         case = json.loads(revoke.stdout)
-        assert {a["system"] for a in case["actions"]} == {"entra", "google_workspace", "slack", "github", "scim", "corp-openldap", "corp-ad"} - (
-            set() if "github" in next(i for i in sandbox.company.identities if i.person == person).systems else {"github"})
-        status = subprocess.run([sys.executable, "-m", "offboard", "--config", str(path), "status", case["case"], "--json"],
-                                capture_output=True, text=True, env=env, timeout=60)
+        assert {a["system"] for a in case["actions"]} == {
+            "entra",
+            "google_workspace",
+            "slack",
+            "github",
+            "scim",
+            "corp-openldap",
+            "corp-ad",
+        } - (
+            set()
+            if "github" in next(i for i in sandbox.company.identities if i.person == person).systems
+            else {"github"}
+        )
+        status = subprocess.run(
+            [sys.executable, "-m", "offboard", "--config", str(path), "status", case["case"], "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert status.returncode == 0
         assert {a["status"] for a in json.loads(status.stdout)["actions"]} == {"verified"}
         assert sandbox.account("entra", person.email)["accountEnabled"] is False

@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-
-from offboard import Action, ActionKind, Person, Secret
 from pydantic import ValidationError
 
+from offboard import Action, ActionKind, Person, Secret
 from offboard.errors import AuthError, PermissionDenied
 from offboard.testing import ConnectorContract
 from offboard_connectors.scim import ScimConnector
@@ -21,8 +20,13 @@ GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 
 def _seed(client, email: str, employee_id: str) -> str:
-    user = {"schemas": [USER], "userName": email, "externalId": employee_id, "active": True,
-            "emails": [{"value": email, "type": "work", "primary": True}]}
+    user = {
+        "schemas": [USER],
+        "userName": email,
+        "externalId": employee_id,
+        "active": True,
+        "emails": [{"value": email, "type": "work", "primary": True}],
+    }
     response = client.post("Users", json=user)
     assert response.status_code == 201, response.text
     user_id = response.json()["id"]
@@ -81,8 +85,13 @@ class TestScimAgainstScim2Server(ConnectorContract):
     def test_discover_by_alias_and_employee_id(self, connector, client):
         email = f"{unique('u')}@corp.example"
         alias = f"{unique('alias')}@corp.example"
-        user = {"schemas": [USER], "userName": unique("handle"), "externalId": "EMP-" + unique(), "active": True,
-                "emails": [{"value": alias, "type": "work"}]}
+        user = {
+            "schemas": [USER],
+            "userName": unique("handle"),
+            "externalId": "EMP-" + unique(),
+            "active": True,
+            "emails": [{"value": alias, "type": "work"}],
+        }
         created = client.post("Users", json=user).json()
         by_alias = connector.discover(Person(id=email, email=email, aliases=(alias,)))
         assert [a.id for a in by_alias] == [created["id"]]
@@ -92,8 +101,14 @@ class TestScimAgainstScim2Server(ConnectorContract):
     def test_explicit_mapping(self, scim2_server, client):
         handle = unique("svc")
         created = client.post("Users", json={"schemas": [USER], "userName": handle, "active": True}).json()
-        connector = ScimConnector("app", {"base_url": scim2_server[0], "token": Secret(SCIM2_TOKEN, "test"),
-                                          "accounts": {"Pat@Corp.Example": handle}})
+        connector = ScimConnector(
+            "app",
+            {
+                "base_url": scim2_server[0],
+                "token": Secret(SCIM2_TOKEN, "test"),
+                "accounts": {"Pat@Corp.Example": handle},
+            },
+        )
         assert [a.id for a in connector.discover(Person(id="pat@corp.example"))] == [created["id"]]
 
     @pytest.fixture
@@ -136,8 +151,9 @@ class TestScimAgainstScim2Server(ConnectorContract):
         assert connector.apply(action).changed is False
 
     def test_list_accounts_pages_through_everyone(self, scim2_server, client):
-        connector = ScimConnector("app", {"base_url": scim2_server[0], "token": Secret(SCIM2_TOKEN, "test"),
-                                          "page_size": 2})
+        connector = ScimConnector(
+            "app", {"base_url": scim2_server[0], "token": Secret(SCIM2_TOKEN, "test"), "page_size": 2}
+        )
         total = client.get("Users", params={"count": "0"}).json()["totalResults"]
         seen, cursor, pages = [], None, 0
         while True:
@@ -181,4 +197,3 @@ class TestScimAgainstSandbox(SandboxContract):
     def target_state(self, sandbox):
         sim = sandbox.sim(SYSTEM)
         return lambda account: {k: v for k, v in (sim.account(account.id) or {}).items() if k not in ("meta",)}
-

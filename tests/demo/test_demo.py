@@ -10,7 +10,9 @@ import sys
 def _offboard(*args, home):
     env = {k: v for k, v in os.environ.items() if k != "OFFBOARD_CONFIG"}
     env["OFFBOARD_HOME"] = str(home)
-    return subprocess.run([sys.executable, "-m", "offboard", *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "offboard", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_demo_revokes_everywhere_and_leaves_a_verifiable_record(home):

@@ -14,9 +14,9 @@ import yaml
 
 from offboard import CaseStatus
 from offboard.config._config import load_config
-from offboard.engine._engine import Engine
-from offboard.engine._distributed import attach
 from offboard.config._paths import data_dir
+from offboard.engine._distributed import attach
+from offboard.engine._engine import Engine
 
 from .. import _fakes
 
@@ -30,8 +30,13 @@ def _distributed(company, pg_url, **settings):
 
 def _worker(config, home, *extra):
     env = {**os.environ, "OFFBOARD_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-m", "offboard", "--config", str(config), "worker", *extra],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "offboard", "--config", str(config), "worker", *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _stop(*procs):
@@ -101,8 +106,14 @@ def test_the_rate_limit_holds_across_all_workers(make_company, pg_url, home):
     people, rate = 30, 20.0
     company = make_company(systems=1, people=people)
     company.extra = {"store": pg_url, "execution": "distributed"}
-    raw = {"plugins": [str(_fakes.__file__)], "store": pg_url, "execution": "distributed",
-           "connectors": {"sys0": {"type": "testsys", "rate": rate, "burst": 2, "settings": {"path": str(company.systems["sys0"])}}}}
+    raw = {
+        "plugins": [str(_fakes.__file__)],
+        "store": pg_url,
+        "execution": "distributed",
+        "connectors": {
+            "sys0": {"type": "testsys", "rate": rate, "burst": 2, "settings": {"path": str(company.systems["sys0"])}}
+        },
+    }
     config = company.root / "rated.yaml"
     config.write_text(yaml.safe_dump(raw))
     engine, case_ids = _open_all(config, people)
@@ -131,7 +142,7 @@ def test_500_people_in_five_sandbox_systems_with_a_worker_killed(pg_url, home, t
     with Sandbox(people=people, seed=11, knobs={"rate_limits": False}) as sandbox:
         raw = sandbox.config()
         raw.update(store=pg_url, execution="distributed", policy_by_type={}, default_policy="suspend-only")
-        for name, connector in raw["connectors"].items():  # the simulators' limits are off: only ours bind
+        for _name, connector in raw["connectors"].items():  # the simulators' limits are off: only ours bind
             connector["rate"], connector["rates"], connector["concurrency"] = 400.0, {"*": 1000.0}, 16
         raw["connectors"]["slack"]["rate"] = slack_rate
         raw["connectors"]["slack"]["burst"] = 1
@@ -154,20 +165,29 @@ def test_500_people_in_five_sandbox_systems_with_a_worker_killed(pg_url, home, t
         finally:
             _stop(*workers)
             engine.close()
-        assert [r.status for r in results] == [CaseStatus.COMPLETE] * people, [r.detail for r in results if not r.ok][:3]
+        assert [r.status for r in results] == [CaseStatus.COMPLETE] * people, [r.detail for r in results if not r.ok][
+            :3
+        ]
         # each disable reached Entra once per person, even with a worker killed mid-job
         patches = Counter(e.path for e in entra.log.entries(method="PATCH") if b"accountEnabled" in e.body)
         assert len(patches) == sum(1 for p in plans if any(a.account.system == "entra" for a in p.actions))
         assert max(patches.values()) == 1
-        slack_calls = sorted(e.time for e in sandbox.sim("slack").log.entries() if e.method in ("GET", "POST", "PATCH", "DELETE"))
+        slack_calls = sorted(
+            e.time for e in sandbox.sim("slack").log.entries() if e.method in ("GET", "POST", "PATCH", "DELETE")
+        )
         # Tokens are issued at the shared rate; arrivals carry scheduling jitter on a busy 2-core machine, so
         # count over 5-second windows and allow half a second of it (one bucket per worker would double the count).
-        worst = max(sum(1 for t in slack_calls[i:i + 400] if t < s + 5.0) for i, s in enumerate(slack_calls))
+        worst = max(sum(1 for t in slack_calls[i : i + 400] if t < s + 5.0) for i, s in enumerate(slack_calls))
         assert worst <= slack_rate * 5.5 + 1, f"{worst} Slack requests within 5 seconds across all workers"
         average = (len(slack_calls) - 1) / (slack_calls[-1] - slack_calls[0])
         assert average <= slack_rate * 1.02, f"Slack saw {average:.1f} requests/s on average"
-    verify = subprocess.run([sys.executable, "-m", "offboard", "audit", "verify"], env={**os.environ, "OFFBOARD_HOME": str(home)},
-                            capture_output=True, text=True, timeout=300)
+    verify = subprocess.run(
+        [sys.executable, "-m", "offboard", "audit", "verify"],
+        env={**os.environ, "OFFBOARD_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 

@@ -55,7 +55,9 @@ def test_plan_lists_protected_accounts_without_acting(make_company, run):
 
 def test_undo(make_company, run):
     company = make_company(systems=1)
-    case = json.loads(run("--config", str(company.config_path), "revoke", "user1@corp.example", "--yes", "--json").output)
+    case = json.loads(
+        run("--config", str(company.config_path), "revoke", "user1@corp.example", "--yes", "--json").output
+    )
     result = run("--config", str(company.config_path), "undo", case["case"], "--yes", "--json")
     assert result.exit_code == 0
     assert json.loads(result.output)["irreversible"] == ["sys0 user1 revoke_sessions"]
@@ -70,7 +72,9 @@ def test_connectors_lists_capabilities(make_company, run):
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "offboard", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "offboard", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def _assert_clear(proc, *needles):
@@ -104,7 +108,9 @@ def test_unknown_connector_type(tmp_path, home):
 def test_unknown_config_key(tmp_path, home):
     config = tmp_path / "c.yaml"
     config.write_text("conectors: {}\n")
-    _assert_clear(_cli("--config", str(config), "--data-dir", str(home), "status"), str(config), "conectors: unknown key")
+    _assert_clear(
+        _cli("--config", str(config), "--data-dir", str(home), "status"), str(config), "conectors: unknown key"
+    )
 
 
 def test_unknown_person(make_company, home):
@@ -129,7 +135,13 @@ def test_inline_secret_is_refused_without_echoing_it(make_company, home):
 
 
 def test_help_is_fast_to_import():
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "offboard", "--help"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "offboard", "--help"], capture_output=True, text=True
+    )
     assert proc.returncode == 0
-    heavy = [m for m in ("msal", "googleapiclient", "slack_sdk", "ldap3", "sqlalchemy", "fastapi") if f" {m}\n" in proc.stderr or f"| {m}\n" in proc.stderr]
+    heavy = [
+        m
+        for m in ("msal", "googleapiclient", "slack_sdk", "ldap3", "sqlalchemy", "fastapi")
+        if f" {m}\n" in proc.stderr or f"| {m}\n" in proc.stderr
+    ]
     assert heavy == [], f"--help imported {heavy}"

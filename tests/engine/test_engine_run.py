@@ -8,8 +8,8 @@ import pytest
 
 from offboard import CaseStatus, UnknownPerson
 from offboard.config._config import load_config
-from offboard.engine._engine import Engine
 from offboard.config._paths import data_dir
+from offboard.engine._engine import Engine
 
 from .. import _fakes
 
@@ -151,7 +151,9 @@ def test_followups_are_scheduled_and_run_when_due(make_company, tmp_path):
 
     company = make_company(systems=1)
     policy = tmp_path / "staged.yaml"
-    policy.write_text("name: staged\nactions: [disable_account]\nlater:\n  - action: remove_memberships\n    after: 30d\n")
+    policy.write_text(
+        "name: staged\nactions: [disable_account]\nlater:\n  - action: remove_memberships\n    after: 30d\n"
+    )
     company.extra = {"policies": [str(policy)]}
     company.write_config()
     now = [utcnow()]
@@ -245,7 +247,9 @@ def test_with_lanes_the_system_rate_counts_requests_not_calls(tmp_path):
     try:
         policy = tmp_path / "p.yaml"
         policy.write_text("name: p\nactions: [disable_account]\n")
-        config = Config(connectors={"c": ConnectorConfig(type="chatty_lanes", rate=1.0, burst=1)}, policies=[str(policy)])
+        config = Config(
+            connectors={"c": ConnectorConfig(type="chatty_lanes", rate=1.0, burst=1)}, policies=[str(policy)]
+        )
         engine = Engine.open(config, tmp_path)
         clock = FakeTime()
         engine.sleep, engine.monotonic = clock.sleep, clock.monotonic

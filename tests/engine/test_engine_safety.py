@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from offboard import Account, Person
 from offboard.config._config import Config, ConnectorConfig
-from offboard.engine._engine import Engine
 from offboard.config._policy import Policy
+from offboard.engine._engine import Engine
 from offboard.state._store import Store
 
 from .. import _fakes
@@ -24,7 +24,9 @@ from .. import _fakes
 
 def _offboard(*args: str, home: Path) -> subprocess.Popen:
     env = {**os.environ, "OFFBOARD_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-m", "offboard", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "offboard", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def test_sigkill_mid_run_then_resume_applies_each_action_exactly_once(make_company, home):
@@ -61,23 +63,36 @@ names = st.from_regex(r"[a-z][a-z0-9.\-]{0,10}", fullmatch=True)
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    accounts=st.lists(st.tuples(names, st.booleans(), st.sampled_from(["sys0", "sys1"])), min_size=1, max_size=12, unique_by=lambda t: (t[0], t[2])),
+    accounts=st.lists(
+        st.tuples(names, st.booleans(), st.sampled_from(["sys0", "sys1"])),
+        min_size=1,
+        max_size=12,
+        unique_by=lambda t: (t[0], t[2]),
+    ),
     listed=st.lists(names, max_size=4),
     patterns=st.lists(st.sampled_from(["svc-*", "admin*", "*.bot", "break*", "a*"]), max_size=3),
     config_protected=st.lists(names, max_size=3),
     admins_protected=st.booleans(),
-    kinds=st.lists(st.sampled_from(["disable_account", "revoke_sessions", "remove_memberships"]), min_size=1, unique=True),
+    kinds=st.lists(
+        st.sampled_from(["disable_account", "revoke_sessions", "remove_memberships"]), min_size=1, unique=True
+    ),
 )
-def test_no_protected_account_ever_appears_in_a_plan(tmp_path_factory, accounts, listed, patterns, config_protected, admins_protected, kinds):
+def test_no_protected_account_ever_appears_in_a_plan(
+    tmp_path_factory, accounts, listed, patterns, config_protected, admins_protected, kinds
+):
     root = tmp_path_factory.mktemp("prop")
     config = Config(
-        connectors={s: ConnectorConfig(type="testsys", settings={"path": str(root / f"{s}.db")}) for s in ("sys0", "sys1")},
+        connectors={
+            s: ConnectorConfig(type="testsys", settings={"path": str(root / f"{s}.db")}) for s in ("sys0", "sys1")
+        },
         protected=config_protected,
     )
     from offboard import plugins
 
     plugins.get_plugin_manager().register(_fakes) if not plugins.get_plugin_manager().is_registered(_fakes) else None
-    policy = Policy(name="p", actions=kinds, protected={"names": listed, "patterns": patterns, "admins": admins_protected})
+    policy = Policy(
+        name="p", actions=kinds, protected={"names": listed, "patterns": patterns, "admins": admins_protected}
+    )
     engine = Engine(config, Store.open(None, root), root)
     try:
         accts = [_account(n, a, s) for n, a, s in accounts]
@@ -110,9 +125,18 @@ def test_a_canary_secret_never_appears_in_logs_database_or_output(make_company, 
     company.write_config(**{s: {"token": f"file:{secret_file}", "careless_logging": True} for s in company.systems})
     _fakes.add_faults(company.systems["sys1"], (401, None))  # its error message echoes the credential
     texts = []
-    for args in (["revoke", "user1@corp.example", "--yes"], ["status"], ["revoke", "user2@corp.example", "--yes", "--json"]):
-        proc = subprocess.run([sys.executable, "-m", "offboard", "-vv", "--config", str(company.config_path), *args],
-                              env={**os.environ, "OFFBOARD_HOME": str(home)}, capture_output=True, text=True, timeout=120)
+    for args in (
+        ["revoke", "user1@corp.example", "--yes"],
+        ["status"],
+        ["revoke", "user2@corp.example", "--yes", "--json"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "offboard", "-vv", "--config", str(company.config_path), *args],
+            env={**os.environ, "OFFBOARD_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         texts += [proc.stdout, proc.stderr]
     assert "request" in "".join(texts), "the debug logs should have been written"
     details = "".join(c["detail"] for c in Store.open(None, home).find_cases())

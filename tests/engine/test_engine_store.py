@@ -12,6 +12,7 @@ from offboard.state._store import Store, metadata
 
 from .. import _fakes
 
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request, tmp_path):
     """The same tests on SQLite and on this machine's PostgreSQL (a fresh schema)."""
@@ -20,7 +21,13 @@ def store_url(request, tmp_path):
     return request.getfixturevalue("pg_url")
 
 
-TABLE_MODULES = ("offboard.intake._intake", "offboard.inventory._inventory", "offboard.engine._distributed", "offboard.audit._database", "offboard.checklist._tasks")
+TABLE_MODULES = (
+    "offboard.intake._intake",
+    "offboard.inventory._inventory",
+    "offboard.engine._distributed",
+    "offboard.audit._database",
+    "offboard.checklist._tasks",
+)
 
 
 def test_migrations_build_exactly_the_declared_schema(store_url, tmp_path):
@@ -47,7 +54,10 @@ def test_a_case_runs_on_either_store(store_url, make_company, tmp_path):
     pm = plugins.get_plugin_manager()
     if not pm.is_registered(_fakes):
         pm.register(_fakes)
-    config = Config(store=store_url, connectors={s: ConnectorConfig(type="testsys", settings={"path": str(p)}) for s, p in company.systems.items()})
+    config = Config(
+        store=store_url,
+        connectors={s: ConnectorConfig(type="testsys", settings={"path": str(p)}) for s, p in company.systems.items()},
+    )
     engine = Engine.open(config, tmp_path)
     result = engine.revoke("user1@corp.example")
     assert result.ok

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -35,7 +35,9 @@ def company_config(tmp_path):
     with Sandbox(people=1000, seed=8, company_options={"contractors_past_end": 37}, knobs={"window_scale": 0.01}) as sb:
         config = sb.config()
         # GitHub org members carry no email: map people to logins explicitly (the connector's own `accounts:`).
-        logins = {i.email: i.github_login for i in sb.company.identities if i.kind == "person" and "github" in i.systems}
+        logins = {
+            i.email: i.github_login for i in sb.company.identities if i.kind == "person" and "github" in i.systems
+        }
         config["connectors"]["github"]["settings"]["accounts"] = logins
         config["limits"] = {"max_cases": 50, "max_percent": 25}
         for connector in config["connectors"].values():  # correctness here; rate limits are tested with the connectors
@@ -85,7 +87,7 @@ def test_sweep_revokes_exactly_the_37_and_orphans_are_exactly_the_planted(compan
     again = run("--config", path, "sweep", "--json")
     assert again.exit_code == 0, again.output
     assert json.loads(again.output)["cases"] == [] and len(cases(home)) == 37
-    after = sb.sim("entra").log.entries()[before[0]:]
+    after = sb.sim("entra").log.entries()[before[0] :]
     assert not [e for e in after if e.method in WRITES and "/oauth2/" not in e.path], "a second sweep must not write"
 
 
@@ -94,8 +96,8 @@ def test_a_corrupted_export_halts_the_sandbox_sweep_with_no_action(company_confi
     people = json.loads(open(config["people"][0]["settings"]["path"]).read())
     # A date means the end of that day in the person's zone: two days ago has ended everywhere (UTC-12 included),
     # whatever the hour this runs at; yesterday has not yet ended in the Americas before 08:00 UTC.
-    ended = (datetime.now(timezone.utc).date() - timedelta(days=2)).isoformat()
-    for row in people[: 600]:  # the export claims 60% of the company left
+    ended = (datetime.now(UTC).date() - timedelta(days=2)).isoformat()
+    for row in people[:600]:  # the export claims 60% of the company left
         row["end_date"] = ended
     corrupt = tmp_path / "people.json"
     corrupt.write_text(json.dumps(people))
@@ -106,7 +108,7 @@ def test_a_corrupted_export_halts_the_sandbox_sweep_with_no_action(company_confi
     assert result.exit_code == 3
     assert "sweep halted before any action" in result.output and "limits.max_cases is 50" in result.output
     for s in SYSTEMS:
-        new = sb.sim(s).log.entries()[before[s]:]
+        new = sb.sim(s).log.entries()[before[s] :]
         assert [e for e in new if e.method in WRITES and "token" not in e.path and "/oauth2/" not in e.path] == [], s
     assert cases(home) == []
     halted = events(home, "sweep_halted")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -36,7 +36,10 @@ def test_sync_correlates_and_keeps_first_seen(make_company, tmp_path, run, home)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert [(s["system"], s["accounts"], s["matched"], s["pages"]) for s in report["systems"]] == [
-        ("sys0", 121, 120, 3), ("sys1", 120, 120, 3), ("sys2", 120, 120, 3)]
+        ("sys0", 121, 120, 3),
+        ("sys1", 120, 120, 3),
+        ("sys2", 120, 120, 3),
+    ]
     rows = inventory_rows(home)
     assert len(rows) == 361
     ghost = next(r for r in rows if r["name"] == "ghost")
@@ -77,7 +80,8 @@ def test_show_prints_a_persons_accounts_as_json_and_csv(make_company, tmp_path, 
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert [(r["system"], r["name"], r["person_id"], r["active"]) for r in rows] == [
-        (f"sys{i}", "user4", "user4@corp.example", True) for i in range(3)]
+        (f"sys{i}", "user4", "user4@corp.example", True) for i in range(3)
+    ]
     result = run("--config", str(company.config_path), "inventory", "show", "user4@corp.example", "--csv")
     parsed = list(csv.DictReader(io.StringIO(result.output)))
     assert [r["system"] for r in parsed] == ["sys0", "sys1", "sys2"] and parsed[0]["active"] == "yes"
@@ -111,8 +115,13 @@ def test_sweep_revokes_exactly_the_leavers_and_a_second_sweep_opens_nothing(make
 
 
 def test_a_corrupted_export_halts_before_any_action_until_approved(make_company, tmp_path, run, home):
-    company, _ = setup(make_company, tmp_path, people=20, leavers=[f"user{i}" for i in range(12)],
-                       limits={"max_cases": 10, "max_percent": 10})  # 60% "left"
+    company, _ = setup(
+        make_company,
+        tmp_path,
+        people=20,
+        leavers=[f"user{i}" for i in range(12)],
+        limits={"max_cases": 10, "max_percent": 10},
+    )  # 60% "left"
     result = run("--config", str(company.config_path), "sweep")
     assert result.exit_code == 3
     assert "sweep halted before any action" in result.output
@@ -139,7 +148,9 @@ def test_a_corrupted_export_halts_before_any_action_until_approved(make_company,
 
 
 def test_dry_run_changes_nothing_and_says_it_would_halt(make_company, tmp_path, run, home):
-    company, _ = setup(make_company, tmp_path, leavers=[f"user{i}" for i in range(10)], limits={"max_cases": 5, "max_percent": 50})
+    company, _ = setup(
+        make_company, tmp_path, leavers=[f"user{i}" for i in range(10)], limits={"max_cases": 5, "max_percent": 50}
+    )
     result = run("--config", str(company.config_path), "sweep", "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
@@ -152,8 +163,11 @@ def test_dry_run_changes_nothing_and_says_it_would_halt(make_company, tmp_path, 
 def test_protected_and_admin_accounts_are_never_swept(make_company, tmp_path, run, home):
     company = make_company(systems=2, people=10, admins=("user2",))
     hr = write_hr(tmp_path / "hr.json", company.people, ["user1", "user2", "user3"])
-    company.extra = {"people": [{"type": "hr_export", "settings": {"path": str(hr)}}], "limits": {"max_cases": 10, "max_percent": 50},
-                     "protected": ["user3"]}
+    company.extra = {
+        "people": [{"type": "hr_export", "settings": {"path": str(hr)}}],
+        "limits": {"max_cases": 10, "max_percent": 50},
+        "protected": ["user3"],
+    }
     company.write_config()
     result = run("--config", str(company.config_path), "sweep", "--json")
     assert result.exit_code == 0, result.output
@@ -166,7 +180,13 @@ def test_protected_and_admin_accounts_are_never_swept(make_company, tmp_path, ru
 
 def test_orphans_lists_unowned_and_inactive_owners_only(make_company, tmp_path, run):
     company = make_company(systems=2, people=8, admins=("user0",))
-    hr = write_hr(tmp_path / "hr.json", company.people, (), user5={"active": False}, user0={"id": "admin", "email": "x@corp.example"})
+    hr = write_hr(
+        tmp_path / "hr.json",
+        company.people,
+        (),
+        user5={"active": False},
+        user0={"id": "admin", "email": "x@corp.example"},
+    )
     company.extra = {"people": [{"type": "hr_export", "settings": {"path": str(hr)}}]}
     company.write_config()
     _fakes.seed(company.systems["sys1"], [("svc-old", "svc-old@corp.example")])
@@ -179,7 +199,9 @@ def test_orphans_lists_unowned_and_inactive_owners_only(make_company, tmp_path, 
         ("sys1", "svc-old", "no owner"),
         ("sys1", "user5", "owner user5@corp.example is inactive"),
     ]
-    everything = json.loads(run("--config", str(company.config_path), "inventory", "orphans", "--json", "--include-protected").output)
+    everything = json.loads(
+        run("--config", str(company.config_path), "inventory", "orphans", "--json", "--include-protected").output
+    )
     assert {r["name"] for r in everything} == {"user5", "svc-old", "user0"}
     as_csv = run("--config", str(company.config_path), "inventory", "orphans", "--csv").output
     assert as_csv.splitlines()[0].startswith("system,account_id,name,email,active,admin,person_id")
@@ -190,25 +212,36 @@ def test_end_dates_are_read_in_the_persons_time_zone(tmp_path):
     from offboard.inventory._people import HRExport
 
     path = tmp_path / "hr.csv"
-    path.write_text("email,type,end_date,timezone\nkiri@x.example,contractor,2030-01-01,Pacific/Kiritimati\n"
-                    "pago@x.example,contractor,2030-01-01,Pacific/Pago_Pago\nexact@x.example,contractor,2030-01-01T09:00:00+00:00,UTC\n")
+    path.write_text(
+        "email,type,end_date,timezone\nkiri@x.example,contractor,2030-01-01,Pacific/Kiritimati\n"
+        "pago@x.example,contractor,2030-01-01,Pacific/Pago_Pago\nexact@x.example,contractor,2030-01-01T09:00:00+00:00,UTC\n"
+    )
     kiri, pago, exact = HRExport({"path": str(path)}).people()
-    now = datetime(2030, 1, 1, 10, 30, tzinfo=timezone.utc)  # Kiritimati (UTC+14) is already on Jan 2; Pago Pago (UTC-11) on Jan 1
+    now = datetime(
+        2030, 1, 1, 10, 30, tzinfo=UTC
+    )  # Kiritimati (UTC+14) is already on Jan 2; Pago Pago (UTC-11) on Jan 1
     assert past_end(kiri, now) and not past_end(pago, now) and past_end(exact, now)
     naive = Person("n@x.example", end_date=datetime(2030, 1, 1, 23, 0), timezone="America/New_York")
-    assert not past_end(naive, now) and past_end(naive, datetime(2030, 1, 2, 4, 0, 1, tzinfo=timezone.utc))
+    assert not past_end(naive, now) and past_end(naive, datetime(2030, 1, 2, 4, 0, 1, tzinfo=UTC))
 
 
 def test_correlation_rules_mapping_aliases_and_employee_id(tmp_path):
     mapping = tmp_path / "map.yaml"
     mapping.write_text("gh:\n  octocat: alice@corp.example\n'*':\n  shared-login: E2\n")
-    index = PeopleIndex([Person("alice@corp.example", "alice@corp.example", aliases=("al@corp.example",), employee_id="E1"),
-                         Person("bob@corp.example", "bob@corp.example", employee_id="E2")])
+    index = PeopleIndex(
+        [
+            Person("alice@corp.example", "alice@corp.example", aliases=("al@corp.example",), employee_id="E1"),
+            Person("bob@corp.example", "bob@corp.example", employee_id="E2"),
+        ]
+    )
     correlate = Correlator(index, Rules(), load_mapping(mapping))
     assert correlate(Account("gh", "1", "octocat"), "github") == ("alice@corp.example", "mapping")
     assert correlate(Account("other", "9", "shared-login"), "scim") == ("bob@corp.example", "mapping")
     assert correlate(Account("gh", "2", "someone", "AL@corp.example"), "github") == ("alice@corp.example", "aliases")
-    assert correlate(Account("entra", "3", "x@y", attributes={"employeeId": "e2"}), "entra") == ("bob@corp.example", "employee_id")
+    assert correlate(Account("entra", "3", "x@y", attributes={"employeeId": "e2"}), "entra") == (
+        "bob@corp.example",
+        "employee_id",
+    )
     assert correlate(Account("entra", "4", "BOB@corp.example"), "entra") == ("bob@corp.example", "email")
     only_email = Correlator(index, Rules(correlate=["email"]), load_mapping(mapping))
     assert only_email(Account("gh", "1", "octocat"), "github") == (None, None)

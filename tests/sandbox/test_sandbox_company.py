@@ -1,6 +1,6 @@
 """The seeded company: deterministic, with the requested shape."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -24,7 +24,7 @@ def test_shape_and_parameters():
     contractors = [p for p in co.people if p.type == "contractor"]
     assert len(contractors) == 20 and all(p.end_date for p in contractors)
     assert len(co.contractors_past_end) == 7
-    now = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    now = datetime(2025, 6, 1, tzinfo=UTC)
     assert all(p.end_date < now for p in co.contractors_past_end)
     assert all(p.end_date is None for p in co.people if p.type == "employee")
     assert len(co.orphans) == 4 and all(o.person is None for o in co.orphans)

@@ -7,16 +7,19 @@ import pytest
 import requests
 
 
-
 @pytest.fixture(scope="module")
 def graph(sandbox, secret):
     s = sandbox.config()["connectors"]["entra"]["settings"]
     session = requests.Session()
     session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify otherwise
     session.verify = s["ca_file"]
-    app = msal.ConfidentialClientApplication(s["client_id"], client_credential=secret(s["client_secret"]),
-                                             authority=f"{s['authority_url']}/{s['tenant_id']}", http_client=session,
-                                             instance_discovery=False)
+    app = msal.ConfidentialClientApplication(
+        s["client_id"],
+        client_credential=secret(s["client_secret"]),
+        authority=f"{s['authority_url']}/{s['tenant_id']}",
+        http_client=session,
+        instance_discovery=False,
+    )
     token = app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
     assert "access_token" in token, token
     again = app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
@@ -37,8 +40,13 @@ def test_wrong_secret_is_refused(sandbox):
     session = requests.Session()
     session.trust_env = False
     session.verify = s["ca_file"]
-    app = msal.ConfidentialClientApplication(s["client_id"], client_credential="wrong", authority=f"{s['authority_url']}/{s['tenant_id']}",
-                                             http_client=session, instance_discovery=False)
+    app = msal.ConfidentialClientApplication(
+        s["client_id"],
+        client_credential="wrong",
+        authority=f"{s['authority_url']}/{s['tenant_id']}",
+        http_client=session,
+        instance_discovery=False,
+    )
     result = app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
     assert result["error"] == "invalid_client" and "AADSTS7000215" in result["error_description"]
 
@@ -63,8 +71,11 @@ def test_revoke_sessions_and_filters(sandbox, graph):
     person = sandbox.company.people[3]
     r = session.post(f"{base}/users/{person.email}/revokeSignInSessions")
     assert r.status_code == 200 and r.json()["value"] is True
-    r = session.get(f"{base}/users", params={"$filter": f"userPrincipalName eq '{person.email.upper()}' or otherMails/any(m:m eq 'x@y')"},
-                    headers={"ConsistencyLevel": "eventual"})
+    r = session.get(
+        f"{base}/users",
+        params={"$filter": f"userPrincipalName eq '{person.email.upper()}' or otherMails/any(m:m eq 'x@y')"},
+        headers={"ConsistencyLevel": "eventual"},
+    )
     assert [u["userPrincipalName"] for u in r.json()["value"]] == [person.email]
     r = session.get(f"{base}/users", params={"$filter": "endswith(mail,'@corp.example')"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "Request_UnsupportedQuery"
@@ -81,7 +92,10 @@ def test_group_member_removal_with_and_without_ref(sandbox, graph):
     assert session.delete(f"{base}/groups/{gid}/members/{a}/$ref").status_code == 204
     again = session.delete(f"{base}/groups/{gid}/members/{a}/$ref")
     assert again.status_code == 404 and again.json()["error"]["code"] == "Request_ResourceNotFound"
-    dup = session.post(f"{base}/groups/{gid}/members/$ref", json={"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{b}"})
+    dup = session.post(
+        f"{base}/groups/{gid}/members/$ref",
+        json={"@odata.id": f"https://graph.microsoft.com/v1.0/directoryObjects/{b}"},
+    )
     assert dup.status_code == 400 and "already exist" in dup.json()["error"]["message"]
     # Without /$ref Graph deletes the user object itself.
     assert session.delete(f"{base}/groups/{gid}/members/{b}").status_code == 204
@@ -96,9 +110,13 @@ def test_licenses_group_based_cannot_be_removed(sandbox, graph):
     ident = next(i for i in sandbox.company.identities if i.licenses_from_group and i.kind == "person")
     details = session.get(f"{base}/users/{ident.email}/licenseDetails").json()["value"]
     skus = {d["skuPartNumber"]: d["skuId"] for d in details}
-    r = session.post(f"{base}/users/{ident.email}/assignLicense", json={"addLicenses": [], "removeLicenses": [skus["EMS"]]})
+    r = session.post(
+        f"{base}/users/{ident.email}/assignLicense", json={"addLicenses": [], "removeLicenses": [skus["EMS"]]}
+    )
     assert r.status_code == 400 and "inherited from a group" in r.json()["error"]["message"]
-    r = session.post(f"{base}/users/{ident.email}/assignLicense", json={"addLicenses": [], "removeLicenses": [skus["SPE_E3"]]})
+    r = session.post(
+        f"{base}/users/{ident.email}/assignLicense", json={"addLicenses": [], "removeLicenses": [skus["SPE_E3"]]}
+    )
     assert r.status_code == 200
     assert "SPE_E3" not in sandbox.account("entra", ident.email)["licenses"]
 
@@ -108,7 +126,13 @@ def test_batch_semantics(sandbox, graph):
     person = sandbox.company.people[5]
     uid = _uid(graph, person.email)
     items = [
-        {"id": "1", "method": "PATCH", "url": f"/users/{uid}", "headers": {"Content-Type": "application/json"}, "body": {"accountEnabled": False}},
+        {
+            "id": "1",
+            "method": "PATCH",
+            "url": f"/users/{uid}",
+            "headers": {"Content-Type": "application/json"},
+            "body": {"accountEnabled": False},
+        },
         {"id": "2", "method": "POST", "url": f"/users/{uid}/revokeSignInSessions", "dependsOn": ["1"]},
         {"id": "3", "method": "GET", "url": "/users/nobody@corp.example"},
         {"id": "4", "method": "GET", "url": f"/users/{uid}", "dependsOn": ["3"]},

@@ -38,19 +38,34 @@ def _schema(path: str, method: str, status: int):
 @pytest.fixture(scope="module")
 def gh(sandbox, secret):
     s = sandbox.config()["connectors"]["github"]["settings"]
-    client = httpx.Client(base_url=s["api_url"], headers={"Authorization": f"Bearer {secret(s['token'])}", "User-Agent": "offboard-tests",
-                                                           "Accept": "application/vnd.github+json"}, trust_env=False)
+    client = httpx.Client(
+        base_url=s["api_url"],
+        headers={
+            "Authorization": f"Bearer {secret(s['token'])}",
+            "User-Agent": "offboard-tests",
+            "Accept": "application/vnd.github+json",
+        },
+        trust_env=False,
+    )
     return client, s["org"]
 
 
 def _check(client, method, url, spec_path, status, **kw):
     r = client.request(method, url, **kw)
     assert r.status_code == status, r.text
-    assert str(status) in SPEC["paths"][spec_path][method.lower()]["responses"], f"{status} not documented for {method} {spec_path}"
+    assert str(status) in SPEC["paths"][spec_path][method.lower()]["responses"], (
+        f"{status} not documented for {method} {spec_path}"
+    )
     schema = _schema(spec_path, method, status)
     if schema is not None:
         OAS30Validator(schema).validate(r.json())
-    for h in ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-used", "x-ratelimit-reset", "x-ratelimit-resource"):
+    for h in (
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-used",
+        "x-ratelimit-reset",
+        "x-ratelimit-resource",
+    ):
         assert h in r.headers
     return r
 
@@ -73,23 +88,56 @@ def test_rest_shapes_match_the_description(sandbox, gh):
     _check(client, "GET", f"/orgs/{org}/memberships/{login}", "/orgs/{org}/memberships/{username}", 200)
     _check(client, "GET", f"/orgs/{org}/outside_collaborators", "/orgs/{org}/outside_collaborators", 200)
     _check(client, "GET", f"/orgs/{org}/invitations", "/orgs/{org}/invitations", 200)
-    creds = _check(client, "GET", f"/orgs/{org}/credential-authorizations", "/orgs/{org}/credential-authorizations", 200,
-                   params={"login": login}).json()
+    creds = _check(
+        client,
+        "GET",
+        f"/orgs/{org}/credential-authorizations",
+        "/orgs/{org}/credential-authorizations",
+        200,
+        params={"login": login},
+    ).json()
     assert creds and all(c["login"] == login for c in creds)
-    _check(client, "DELETE", f"/orgs/{org}/credential-authorizations/{creds[0]['credential_id']}", "/orgs/{org}/credential-authorizations/{credential_id}", 204)
-    _check(client, "DELETE", f"/orgs/{org}/credential-authorizations/{creds[0]['credential_id']}", "/orgs/{org}/credential-authorizations/{credential_id}", 404)
-    _check(client, "DELETE", f"/orgs/{org}/outside_collaborators/{login}", "/orgs/{org}/outside_collaborators/{username}", 422)
+    _check(
+        client,
+        "DELETE",
+        f"/orgs/{org}/credential-authorizations/{creds[0]['credential_id']}",
+        "/orgs/{org}/credential-authorizations/{credential_id}",
+        204,
+    )
+    _check(
+        client,
+        "DELETE",
+        f"/orgs/{org}/credential-authorizations/{creds[0]['credential_id']}",
+        "/orgs/{org}/credential-authorizations/{credential_id}",
+        404,
+    )
+    _check(
+        client,
+        "DELETE",
+        f"/orgs/{org}/outside_collaborators/{login}",
+        "/orgs/{org}/outside_collaborators/{username}",
+        422,
+    )
     _check(client, "DELETE", f"/orgs/{org}/memberships/{login}", "/orgs/{org}/memberships/{username}", 204)
     _check(client, "GET", f"/orgs/{org}/memberships/{login}", "/orgs/{org}/memberships/{username}", 404)
     assert sandbox.account("github", login)["member"] is False
-    _check(client, "PUT", f"/orgs/{org}/memberships/{login}", "/orgs/{org}/memberships/{username}", 200, json={"role": "member"})
+    _check(
+        client,
+        "PUT",
+        f"/orgs/{org}/memberships/{login}",
+        "/orgs/{org}/memberships/{username}",
+        200,
+        json={"role": "member"},
+    )
     assert sandbox.account("github", login)["state"] == "pending"
     _check(client, "GET", f"/users/{login}", "/users/{username}", 200)
     _check(client, "GET", f"/orgs/{org}", "/orgs/{org}", 200)
     _check(client, "GET", "/rate_limit", "/rate_limit", 200)
     inv = client.get(f"/orgs/{org}/invitations").json()
     if inv:
-        _check(client, "DELETE", f"/orgs/{org}/invitations/{inv[0]['id']}", "/orgs/{org}/invitations/{invitation_id}", 204)
+        _check(
+            client, "DELETE", f"/orgs/{org}/invitations/{inv[0]['id']}", "/orgs/{org}/invitations/{invitation_id}", 204
+        )
 
 
 def test_emu_scim_shapes(sandbox, gh):
@@ -98,11 +146,23 @@ def test_emu_scim_shapes(sandbox, gh):
     ent = sim.enterprise
     base = f"/scim/v2/enterprises/{ent}/Users"
     rec = next(r for r in sim.members.values() if r["state"] == "active" and r["role"] == "member")
-    found = _check(client, "GET", base, "/scim/v2/enterprises/{enterprise}/Users", 200, params={"filter": f'userName eq "{rec["email"]}"'}).json()
+    found = _check(
+        client,
+        "GET",
+        base,
+        "/scim/v2/enterprises/{enterprise}/Users",
+        200,
+        params={"filter": f'userName eq "{rec["email"]}"'},
+    ).json()
     assert found["totalResults"] == 1
     sid = found["Resources"][0]["id"]
-    op = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "active", "value": False}]}
-    body = _check(client, "PATCH", f"{base}/{sid}", "/scim/v2/enterprises/{enterprise}/Users/{scim_user_id}", 200, json=op).json()
+    op = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }
+    body = _check(
+        client, "PATCH", f"{base}/{sid}", "/scim/v2/enterprises/{enterprise}/Users/{scim_user_id}", 200, json=op
+    ).json()
     assert body["active"] is False and sandbox.account("github", rec["login"])["scim_active"] is False
     no_agent = client.get(base, headers={"User-Agent": ""})
     assert no_agent.status_code == 403

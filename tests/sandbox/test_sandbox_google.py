@@ -6,8 +6,8 @@ import json
 import os
 import re
 
-import googleapiclient
 import google_auth_httplib2
+import googleapiclient
 import httplib2
 import pytest
 from google.oauth2 import service_account
@@ -18,9 +18,13 @@ from googleapiclient.http import BatchHttpRequest
 from offboard.sandbox import make_company
 from offboard.sandbox._google import GoogleWorkspace
 
-SCOPES = ["https://www.googleapis.com/auth/admin.directory.user", "https://www.googleapis.com/auth/admin.directory.user.security",
-          "https://www.googleapis.com/auth/admin.directory.group.member", "https://www.googleapis.com/auth/admin.directory.group.readonly",
-          "https://www.googleapis.com/auth/admin.datatransfer"]
+SCOPES = [
+    "https://www.googleapis.com/auth/admin.directory.user",
+    "https://www.googleapis.com/auth/admin.directory.user.security",
+    "https://www.googleapis.com/auth/admin.directory.group.member",
+    "https://www.googleapis.com/auth/admin.directory.group.readonly",
+    "https://www.googleapis.com/auth/admin.datatransfer",
+]
 DOCS = os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents")
 
 
@@ -31,12 +35,13 @@ def _discovery_routes() -> set[tuple[str, str]]:
             doc = json.load(f)
         routes.add(("POST", "/" + doc["batchPath"]))
 
-        def walk(resources):
+        def walk(resources, doc=doc):
             for res in resources.values():
                 for m in res.get("methods", {}).values():
                     path = "/" + doc["servicePath"] + m.get("flatPath", m["path"])
                     routes.add((m["httpMethod"], re.sub(r"\{[^}]+\}", "{}", path)))
                 walk(res.get("resources", {}))
+
         walk(doc["resources"])
     return routes
 
@@ -47,7 +52,9 @@ def test_every_route_exists_in_the_shipped_discovery_document():
     served = [(m, p) for m, p in served if p != "/token"]  # the OAuth token endpoint is not part of the Admin SDK
     assert served
     for method, pattern in served:
-        assert (method, re.sub(r"\{[^}]+\}", "{}", pattern)) in known, f"{method} {pattern} is not in the discovery document"
+        assert (method, re.sub(r"\{[^}]+\}", "{}", pattern)) in known, (
+            f"{method} {pattern} is not in the discovery document"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +63,12 @@ def google(sandbox, secret):
     info = json.loads(secret(s["service_account"]))
     creds = service_account.Credentials.from_service_account_info(info, scopes=SCOPES, subject=s["subject"])
     http = google_auth_httplib2.AuthorizedHttp(creds, http=httplib2.Http())
-    svc = build("admin", "directory_v1", http=http, static_discovery=True, client_options={"api_endpoint": s["api_url"]})
-    transfer = build("admin", "datatransfer_v1", http=http, static_discovery=True, client_options={"api_endpoint": s["api_url"]})
+    svc = build(
+        "admin", "directory_v1", http=http, static_discovery=True, client_options={"api_endpoint": s["api_url"]}
+    )
+    transfer = build(
+        "admin", "datatransfer_v1", http=http, static_discovery=True, client_options={"api_endpoint": s["api_url"]}
+    )
     return svc, transfer, http, s["api_url"]
 
 
@@ -80,9 +91,13 @@ def test_single_calls(sandbox, google):
 
 def test_batch_of_security_calls(sandbox, google):
     svc, _, http, api = google
-    ident = next(i for i in sandbox.company.identities if i.oauth_apps and i.app_passwords and "google_workspace" in i.systems)
+    ident = next(
+        i for i in sandbox.company.identities if i.oauth_apps and i.app_passwords and "google_workspace" in i.systems
+    )
     results = {}
-    batch = BatchHttpRequest(callback=lambda rid, resp, exc: results.__setitem__(rid, (resp, exc)), batch_uri=api + "batch")
+    batch = BatchHttpRequest(
+        callback=lambda rid, resp, exc: results.__setitem__(rid, (resp, exc)), batch_uri=api + "batch"
+    )
     for client_id, _ in ident.oauth_apps:
         batch.add(svc.tokens().delete(userKey=ident.email, clientId=client_id))
     asps = svc.asps().list(userKey=ident.email).execute()["items"]
@@ -109,8 +124,16 @@ def test_group_membership_and_transfer(sandbox, google):
     sim.transfer_seconds = 0
     ua, ub = (svc.users().get(userKey=x.email).execute()["id"] for x in (a, b))
     files = sandbox.account("google_workspace", a.email)["drive_files"]
-    body = {"oldOwnerUserId": ua, "newOwnerUserId": ub,
-            "applicationDataTransfers": [{"applicationId": "55656082996", "applicationTransferParams": [{"key": "PRIVACY_LEVEL", "value": ["PRIVATE", "SHARED"]}]}]}
+    body = {
+        "oldOwnerUserId": ua,
+        "newOwnerUserId": ub,
+        "applicationDataTransfers": [
+            {
+                "applicationId": "55656082996",
+                "applicationTransferParams": [{"key": "PRIVACY_LEVEL", "value": ["PRIVATE", "SHARED"]}],
+            }
+        ],
+    }
     job = transfer.transfers().insert(body=body).execute()
     assert transfer.transfers().get(dataTransferId=job["id"]).execute()["overallTransferStatusCode"] == "completed"
     assert sandbox.account("google_workspace", a.email)["drive_files"] == 0
@@ -149,9 +172,14 @@ def test_quota_is_403_user_rate_limit_exceeded(sandbox, google):
 def test_unauthorized_subject_gets_no_token(sandbox, secret):
     s = sandbox.config()["connectors"]["google_workspace"]["settings"]
     info = json.loads(secret(s["service_account"]))
-    creds = service_account.Credentials.from_service_account_info(info, scopes=SCOPES, subject=sandbox.company.people[1].email)
+    creds = service_account.Credentials.from_service_account_info(
+        info, scopes=SCOPES, subject=sandbox.company.people[1].email
+    )
     http = google_auth_httplib2.AuthorizedHttp(creds, http=httplib2.Http())
-    svc = build("admin", "directory_v1", http=http, static_discovery=True, client_options={"api_endpoint": s["api_url"]})
+    svc = build(
+        "admin", "directory_v1", http=http, static_discovery=True, client_options={"api_endpoint": s["api_url"]}
+    )
     from google.auth.exceptions import RefreshError
+
     with pytest.raises(RefreshError, match="unauthorized_client"):
         svc.users().get(userKey=sandbox.company.people[1].email).execute()

@@ -14,7 +14,9 @@ from offboard.sandbox._knobs import FaultPlan, Limiter
 @pytest.fixture(scope="module")
 def slack(sandbox, secret):
     s = sandbox.config()["connectors"]["slack"]["settings"]
-    client = httpx.Client(base_url=s["api_url"], headers={"Authorization": f"Bearer {secret(s['token'])}"}, trust_env=False, timeout=5)
+    client = httpx.Client(
+        base_url=s["api_url"], headers={"Authorization": f"Bearer {secret(s['token'])}"}, trust_env=False, timeout=5
+    )
     return client, sandbox.sim("slack"), sandbox.company.people[0].email
 
 
@@ -82,7 +84,9 @@ def test_429_storm(slack):
     with sim.knobs_set(storm_rate=1.0, storm_length=3):
         first = _lookup(client, email)
     rest = [_lookup(client, email).status_code for _ in range(3)]
-    assert first.status_code == 429 and first.json()["error"] == "ratelimited" and int(first.headers["Retry-After"]) >= 1
+    assert (
+        first.status_code == 429 and first.json()["error"] == "ratelimited" and int(first.headers["Retry-After"]) >= 1
+    )
     assert rest == [429, 429, 200]
 
 

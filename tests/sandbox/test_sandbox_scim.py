@@ -17,7 +17,9 @@ class _HttpxSCIMClient(BaseSyncSCIMClient):
 
     def _stays_under_base_url(self, endpoint: str) -> bool:
         url, base = self.client.build_request("GET", endpoint).url, self.client.base_url
-        return (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port) and url.raw_path.startswith(base.raw_path)
+        return (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port) and url.raw_path.startswith(
+            base.raw_path
+        )
 
     def _parse_json(self, response):
         return response.json()
@@ -29,7 +31,9 @@ class _HttpxSCIMClient(BaseSyncSCIMClient):
 @pytest.fixture(scope="module")
 def http(sandbox, secret):
     s = sandbox.config()["connectors"]["scim"]["settings"]
-    with httpx.Client(base_url=s["base_url"] + "/", headers={"Authorization": f"Bearer {secret(s['token'])}"}, trust_env=False) as client:
+    with httpx.Client(
+        base_url=s["base_url"] + "/", headers={"Authorization": f"Bearer {secret(s['token'])}"}, trust_env=False
+    ) as client:
         yield client
 
 
@@ -48,7 +52,10 @@ def test_deactivate_filter_and_errors(sandbox, http):
     found = http.get("Users", params={"filter": f'userName eq "{person.email.upper()}"'}).json()
     assert found["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:ListResponse"] and found["totalResults"] == 1
     uid = found["Resources"][0]["id"]
-    op = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    op = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }
     sim = sandbox.sim("scim")
     with sim.knobs_set(lie_rate=1.0):
         assert http.patch(f"Users/{uid}", json=op).status_code in (200, 204)

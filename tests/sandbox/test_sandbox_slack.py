@@ -70,7 +70,9 @@ def test_tier_limit_429_retry_after_and_sdk_retry(sandbox, slack):
     finally:
         sim.limits["tier3"] = old
         sim.limiter.reset()
-    retrying = WebClient(token=token, base_url=s["api_url"], retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)])
+    retrying = WebClient(
+        token=token, base_url=s["api_url"], retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=1)]
+    )
     with sim.force(429, retry_after=0, count=1):
         assert retrying.users_lookupByEmail(email=person.email)["ok"]
 
@@ -95,7 +97,10 @@ def test_scim_v2_patch_delete_and_limits(sandbox, slack):
     person = sandbox.company.people[6]
     r = http.get("Users", params={"filter": f'userName eq "{person.email.split("@")[0]}"'})
     uid = r.json()["Resources"][0]["id"]
-    op = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    op = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }
     assert http.patch(f"Users/{uid}", json=op).json()["active"] is False
     assert http.delete(f"Users/{uid}").status_code == 204
     err = http.get("Users/UNOPE")

@@ -7,7 +7,7 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from standardwebhooks import Webhook
 
 from offboard.config._config import load_config
+from offboard.config._paths import data_dir
 from offboard.engine._engine import Engine
 from offboard.intake._intake import hr_events
-from offboard.config._paths import data_dir
 from offboard.web._app import create_app
 
 SECRET_ENV = "OFFBOARD_TEST_WEBHOOK_SECRET"
@@ -27,7 +27,7 @@ class Clock:
     """A clock the test moves by hand."""
 
     def __init__(self, start: datetime | None = None):
-        self.now = start or datetime.now(timezone.utc).replace(microsecond=0)
+        self.now = start or datetime.now(UTC).replace(microsecond=0)
 
     def __call__(self) -> datetime:
         return self.now
@@ -43,13 +43,19 @@ def new_secret() -> str:
 def sign(secret: str, body: bytes, *, msg_id: str | None = None, at: datetime | None = None) -> dict[str, str]:
     """Standard Webhooks headers made by the reference library (not by our code)."""
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    at = at or datetime.now(timezone.utc)
+    at = at or datetime.now(UTC)
     signature = Webhook(secret).sign(msg_id, at, body.decode())
     return {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())), "webhook-signature": signature}
 
 
 def event(person: str = "user1@corp.example", type: str = "termination", **extra: Any) -> dict[str, Any]:
-    return {"id": extra.pop("id", f"evt-{uuid.uuid4().hex[:12]}"), "type": type, "person": person, "source": "workday", **extra}
+    return {
+        "id": extra.pop("id", f"evt-{uuid.uuid4().hex[:12]}"),
+        "type": type,
+        "person": person,
+        "source": "workday",
+        **extra,
+    }
 
 
 @dataclass
@@ -68,11 +74,21 @@ class Server:
     def intake(self) -> Any:
         return self.app.state.intake
 
-    def post(self, payload: Any, *, content_type: str = "application/json", headers: dict[str, str] | None = None,
-             msg_id: str | None = None, at: datetime | None = None, body: bytes | None = None) -> Any:
+    def post(
+        self,
+        payload: Any,
+        *,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+        msg_id: str | None = None,
+        at: datetime | None = None,
+        body: bytes | None = None,
+    ) -> Any:
         body = body if body is not None else json.dumps(payload).encode()
         signed = sign(self.secret, body, msg_id=msg_id, at=at or self.clock())
-        return self.client.post("/v1/events", content=body, headers={"content-type": content_type, **signed, **(headers or {})})
+        return self.client.post(
+            "/v1/events", content=body, headers={"content-type": content_type, **signed, **(headers or {})}
+        )
 
     def cases(self) -> list[dict[str, Any]]:
         return self.engine.store.find_cases(limit=1000)
@@ -82,8 +98,14 @@ class Server:
             return [dict(r) for r in conn.execute(sa.select(hr_events).order_by(hr_events.c.seq)).mappings()]
 
 
-def configure(company: Any, secret: str, monkeypatch: Any, server: dict[str, Any] | None = None,
-              systems: dict[str, Any] | None = None, **extra: Any) -> None:
+def configure(
+    company: Any,
+    secret: str,
+    monkeypatch: Any,
+    server: dict[str, Any] | None = None,
+    systems: dict[str, Any] | None = None,
+    **extra: Any,
+) -> None:
     monkeypatch.setenv(SECRET_ENV, secret)
     company.extra = {"server": {"webhook_secret": f"env:{SECRET_ENV}", **(server or {})}, **extra}
     company.write_config(**(systems or {}))

@@ -12,8 +12,8 @@ from hashlib import sha256
 import pytest
 
 from offboard.audit import load_trust, verify_evidence
-from offboard.web._app import create_app
 from offboard.errors import ConfigError
+from offboard.web._app import create_app
 
 from ._auditor import TOKEN_ENV, bearer, start_auditor
 from ._support import Clock, configure, new_secret, open_engine, stop
@@ -33,14 +33,25 @@ def snapshot(server) -> tuple[str, list]:
     return sha256(entries).hexdigest(), server.cases()
 
 
-PAGES = ["/audit/", "/audit", "/audit/report.csv", "/audit/people/user0@corp.example",
-         "/audit/people/user0@corp.example/evidence.zip"]
+PAGES = [
+    "/audit/",
+    "/audit",
+    "/audit/report.csv",
+    "/audit/people/user0@corp.example",
+    "/audit/people/user0@corp.example/evidence.zip",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_refuses_without_the_token(auditor, path):
     server, token = auditor
-    for headers in ({}, bearer("wrong-" + token), {"Authorization": token}, {"Authorization": f"Basic {token}"}, bearer("")):
+    for headers in (
+        {},
+        bearer("wrong-" + token),
+        {"Authorization": token},
+        {"Authorization": f"Basic {token}"},
+        bearer(""),
+    ):
         response = server.client.get(path, headers=headers)
         assert response.status_code == 401, (headers, response.text)
         assert response.json()["error"] == "unauthorized" and response.headers["www-authenticate"].startswith("Bearer")
@@ -90,7 +101,10 @@ def test_the_report_page_shows_the_log_s_numbers(auditor):
     today = server.clock().date()
     response = server.client.get(f"/audit/?from={today}&to={today}&sla=4h", headers=bearer(token))
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
-    assert response.headers["cache-control"] == "no-store" and "default-src 'none'" in response.headers["content-security-policy"]
+    assert (
+        response.headers["cache-control"] == "no-store"
+        and "default-src 'none'" in response.headers["content-security-policy"]
+    )
     html = response.text
     statuses = [c["status"] for c in server.cases()]
     assert sorted(statuses) == ["complete", "complete", "incomplete"]
@@ -103,8 +117,15 @@ def test_the_report_page_shows_the_log_s_numbers(auditor):
     assert rows.headers["content-type"].startswith("text/csv") and "attachment" in rows.headers["content-disposition"]
     lines = rows.text.splitlines()
     assert len(lines) == 1 + 3 * 2 * 3  # a row per planned action: 3 people x 2 systems x 3 actions
-    assert sum(",user2,revoke_sessions,failed," in line or ",user2,disable_account,failed," in line
-               or ",user2,remove_memberships,failed," in line for line in lines) == 3
+    assert (
+        sum(
+            ",user2,revoke_sessions,failed," in line
+            or ",user2,disable_account,failed," in line
+            or ",user2,remove_memberships,failed," in line
+            for line in lines
+        )
+        == 3
+    )
 
 
 def test_a_case_closed_after_the_last_checkpoint_is_announced_until_sealed(auditor):
@@ -126,8 +147,14 @@ def test_a_case_closed_after_the_last_checkpoint_is_announced_until_sealed(audit
         assert unsealed > 0
         for path in ("/audit/", "/audit/people/user0@corp.example"):
             html = server.client.get(path, headers=bearer(token)).text
-            assert f"{unsealed} entries after checkpoint size {sealed} are not yet sealed; they appear once sealed." in html
-        assert '<th scope="row">Cases</th><td class="num">3</td>' in server.client.get("/audit/", headers=bearer(token)).text
+            assert (
+                f"{unsealed} entries after checkpoint size {sealed} are not yet sealed; they appear once sealed."
+                in html
+            )
+        assert (
+            '<th scope="row">Cases</th><td class="num">3</td>'
+            in server.client.get("/audit/", headers=bearer(token)).text
+        )
     finally:
         gate.set()
     engine.wait_sealed()
@@ -148,28 +175,41 @@ def test_the_person_page_and_the_evidence_bundle(auditor):
     bundle.write_bytes(download.content)
     checked = verify_evidence(bundle, load_trust(server.engine.data_dir / "audit" / "trusted-keys.txt"))
     assert checked.problems == [] and checked.person == "user2@corp.example"
-    assert json.loads(zipfile.ZipFile(io.BytesIO(download.content)).read("summary.json"))["cases"][0]["status"] == "incomplete"
+    assert (
+        json.loads(zipfile.ZipFile(io.BytesIO(download.content)).read("summary.json"))["cases"][0]["status"]
+        == "incomplete"
+    )
 
 
-@pytest.mark.parametrize("query, words", [
-    ("?from=2026-13-01&to=2026-01-31", "from '2026-13-01' is not a date"),
-    ("?from=2026-02-01&to=2026-01-31", "from 2026-02-01 is after to 2026-01-31"),
-    ("?from=2026-02-01", "give both from and to"),
-    ("?sla=soon", "sla: 'soon' is not a duration"),
-])
+@pytest.mark.parametrize(
+    "query, words",
+    [
+        ("?from=2026-13-01&to=2026-01-31", "from '2026-13-01' is not a date"),
+        ("?from=2026-02-01&to=2026-01-31", "from 2026-02-01 is after to 2026-01-31"),
+        ("?from=2026-02-01", "give both from and to"),
+        ("?sla=soon", "sla: 'soon' is not a duration"),
+    ],
+)
 def test_bad_periods_are_refused_with_the_reason(auditor, query, words):
     server, token = auditor
     response = server.client.get(f"/audit/{query}", headers=bearer(token))
     assert response.status_code == 400 and words in response.json()["message"]
     page = server.client.get(f"/audit/{query}", headers={**bearer(token), "Accept": "text/html"})
-    assert page.status_code == 400 and page.headers["content-type"].startswith("text/html") and words.replace("'", "&#x27;") in page.text
+    assert (
+        page.status_code == 400
+        and page.headers["content-type"].startswith("text/html")
+        and words.replace("'", "&#x27;") in page.text
+    )
 
 
 def test_an_unknown_person_is_404(auditor):
     server, token = auditor
     for path in ("/audit/people/nobody@corp.example", "/audit/people/nobody@corp.example/evidence.zip"):
         response = server.client.get(path, headers=bearer(token))
-        assert response.status_code == 404 and "no case in the audit log for person 'nobody@corp.example'" in response.json()["message"]
+        assert (
+            response.status_code == 404
+            and "no case in the audit log for person 'nobody@corp.example'" in response.json()["message"]
+        )
 
 
 def test_a_tampered_log_is_an_error_that_says_where(auditor):
@@ -211,9 +251,11 @@ def debug_logs(capsys):
 def test_the_token_never_appears_in_answers_or_logs(auditor, debug_logs):
     server, token = auditor
     capsys = debug_logs()
-    answers = [server.client.get(path, headers=headers).text
-               for path in PAGES + ["/audit/?from=x&to=y", "/openapi.json"]
-               for headers in ({}, bearer(token), bearer(token[:-1]), {**bearer(token), "Accept": "text/html"})]
+    answers = [
+        server.client.get(path, headers=headers).text
+        for path in PAGES + ["/audit/?from=x&to=y", "/openapi.json"]
+        for headers in ({}, bearer(token), bearer(token[:-1]), {**bearer(token), "Accept": "text/html"})
+    ]
     answers += [server.client.post("/audit/", headers=bearer(token)).text]
     captured = capsys.readouterr()
     refusals = [json.loads(line) for line in captured.err.splitlines() if "auditor page refused" in line]
@@ -246,8 +288,12 @@ def test_the_token_is_a_reference_long_enough_and_not_the_webhook_secret(make_co
     assert "OFFBOARD_UNSET_AUDITOR" in _config_error(company, monkeypatch, None, "env:OFFBOARD_UNSET_AUDITOR")
     secret = new_secret()
     monkeypatch.setenv("OFFBOARD_TEST_WEBHOOK_SECRET_SAME", secret)
-    company.extra = {"server": {"webhook_secret": "env:OFFBOARD_TEST_WEBHOOK_SECRET_SAME",
-                                "auditor_token": "env:OFFBOARD_TEST_WEBHOOK_SECRET_SAME"}}
+    company.extra = {
+        "server": {
+            "webhook_secret": "env:OFFBOARD_TEST_WEBHOOK_SECRET_SAME",
+            "auditor_token": "env:OFFBOARD_TEST_WEBHOOK_SECRET_SAME",
+        }
+    }
     company.write_config()
     engine = open_engine(company, Clock())
     try:
@@ -276,12 +322,21 @@ def test_the_pages_verify_with_a_pinned_trust_list_when_one_is_configured(make_c
     stop(server)
     pinned = tmp_path / "pinned-keys.txt"
     shutil.copy(audit_dir / "trusted-keys.txt", pinned)
-    with AuditLog.open(tmp_path / "other", "other.example/log", signer=FileSigner(tmp_path / "other" / "signing.key", "other.example/log")):
+    with AuditLog.open(
+        tmp_path / "other",
+        "other.example/log",
+        signer=FileSigner(tmp_path / "other" / "signing.key", "other.example/log"),
+    ):
         pass  # a log of someone else: its key does not sign ours
     stranger = tmp_path / "other" / "trusted-keys.txt"
 
     def pages_with(keys) -> tuple:
-        configure(company, new_secret(), monkeypatch, server={"auditor_token": f"env:{TOKEN_ENV}", "auditor_trusted_keys": str(keys)})
+        configure(
+            company,
+            new_secret(),
+            monkeypatch,
+            server={"auditor_token": f"env:{TOKEN_ENV}", "auditor_trusted_keys": str(keys)},
+        )
         engine = open_engine(company, clock)
         app = create_app(engine)
         from fastapi.testclient import TestClient

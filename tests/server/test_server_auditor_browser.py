@@ -10,7 +10,7 @@ import shutil
 import socket
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 @pytest.fixture
@@ -49,24 +49,56 @@ def live(make_company, monkeypatch, home):
     import uvicorn
 
     company, token = configure_auditor(make_company, monkeypatch)
-    clock = Clock(datetime.now(timezone.utc).replace(microsecond=0))
+    clock = Clock(datetime.now(UTC).replace(microsecond=0))
     now = clock()
     # a case from before the engine ran, terminated three days ago and revoked 30 hours later: late
     with AuditLog.open(home / "audit", "test.example/offboard/audit/v1") as log:
-        plan = [{"system": s, "account": {"id": f"late-{s}", "name": f"late@{s}.example"}, "kind": "disable_account"}
-                for s in ("entra", "github")]
+        plan = [
+            {"system": s, "account": {"id": f"late-{s}", "name": f"late@{s}.example"}, "kind": "disable_account"}
+            for s in ("entra", "github")
+        ]
         termination, done = now - timedelta(days=3), now - timedelta(days=3) + timedelta(hours=30)
-        log.append("case_opened", {"case": "case-late", "person": {"id": "late@corp.example", "employee_id": "E77",
-                                   "timezone": "America/New_York"}, "trigger": "webhook", "policy": "default",
-                                   "reason": "resigned", "termination_at": iso(termination), "plan": plan})
+        log.append(
+            "case_opened",
+            {
+                "case": "case-late",
+                "person": {"id": "late@corp.example", "employee_id": "E77", "timezone": "America/New_York"},
+                "trigger": "webhook",
+                "policy": "default",
+                "reason": "resigned",
+                "termination_at": iso(termination),
+                "plan": plan,
+            },
+        )
         for item in plan:
-            log.append("action", {"case": "case-late", "person": {"id": "late@corp.example"}, **item,
-                                  "requested_at": iso(done - timedelta(seconds=2)), "responded_at": iso(done), "result": "verified",
-                                  "reference": f"req-{item['system']}-77", "changed": True, "attempts": 1, "error": None,
-                                  "verification": {"ok": True, "observed": {"accountEnabled": False}, "detail": ""}})
-        log.append("case_closed", {"case": "case-late", "person": {"id": "late@corp.example"}, "status": "complete",
-                                   "counts": {"verified": 2}, "termination_at": iso(termination), "last_verified_at": iso(done),
-                                   "elapsed_ms": 30 * 3600 * 1000})
+            log.append(
+                "action",
+                {
+                    "case": "case-late",
+                    "person": {"id": "late@corp.example"},
+                    **item,
+                    "requested_at": iso(done - timedelta(seconds=2)),
+                    "responded_at": iso(done),
+                    "result": "verified",
+                    "reference": f"req-{item['system']}-77",
+                    "changed": True,
+                    "attempts": 1,
+                    "error": None,
+                    "verification": {"ok": True, "observed": {"accountEnabled": False}, "detail": ""},
+                },
+            )
+        log.append(
+            "case_closed",
+            {
+                "case": "case-late",
+                "person": {"id": "late@corp.example"},
+                "status": "complete",
+                "counts": {"verified": 2},
+                "termination_at": iso(termination),
+                "last_verified_at": iso(done),
+                "elapsed_ms": 30 * 3600 * 1000,
+            },
+        )
         log.checkpoint()
     engine = open_engine(company, clock)
     run_cases(engine, company)
@@ -94,10 +126,16 @@ def test_the_auditor_pages_in_headless_chromium(live, browser, tmp_path):
     base, token, engine, now = live
     anonymous = browser.new_page()
     response = anonymous.goto(f"{base}/audit/")  # without the token: refused, nothing shown
-    assert response.status == 401 and "Bearer" in anonymous.inner_text("body") and "Cases" not in anonymous.inner_text("body")
+    assert (
+        response.status == 401
+        and "Bearer" in anonymous.inner_text("body")
+        and "Cases" not in anonymous.inner_text("body")
+    )
     anonymous.close()
     # the token on every request of the context (as a proxy in front of the pages would add it), downloads included
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True, extra_http_headers=bearer(token))
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, accept_downloads=True, extra_http_headers=bearer(token)
+    )
     page = context.new_page()
 
     start, end = (now - timedelta(days=7)).date(), now.date()
@@ -105,8 +143,10 @@ def test_the_auditor_pages_in_headless_chromium(live, browser, tmp_path):
     assert response.status == 200
     text = page.inner_text("body")
     assert "Termination control evidence" in text and f"{start} to {end}" in text
-    summary = {row.inner_text().split("\t")[0]: row.inner_text().split("\t")[-1]
-               for row in page.locator("table.summary tr").all()}
+    summary = {
+        row.inner_text().split("\t")[0]: row.inner_text().split("\t")[-1]
+        for row in page.locator("table.summary tr").all()
+    }
     assert summary["People offboarded (with a case in the period)"] == "4"
     assert summary["Cases"] == "4" and summary["Complete (every account revoked and read back)"] == "3"
     assert summary["Incomplete"] == "1" and summary["Cases over the 24 h deadline"] == "1"

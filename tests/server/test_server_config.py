@@ -8,8 +8,8 @@ import json
 import pytest
 
 from offboard.config._config import load_config
-from offboard.web._app import create_app
 from offboard.errors import ConfigError
+from offboard.web._app import create_app
 
 from ._support import Clock, configure, event, new_secret, open_engine
 
@@ -64,13 +64,16 @@ def test_a_secret_from_a_file(make_company, tmp_path):
     engine.close()
 
 
-@pytest.mark.parametrize("server, words", [
-    ({"colour": "red"}, "server.colour: unknown key"),
-    ({"max_body_bytes": 10}, "server.max_body_bytes"),
-    ({"day_ends_at": "5pm"}, "server.day_ends_at"),
-    ({"sources": {"bamboohr": {}}}, "server.sources.bamboohr.secret: required"),
-    ({"sources": {"hibob": {"secret": "env:X_UNSET_123", "colour": 1}}}, "unknown key(s) colour"),
-])
+@pytest.mark.parametrize(
+    "server, words",
+    [
+        ({"colour": "red"}, "server.colour: unknown key"),
+        ({"max_body_bytes": 10}, "server.max_body_bytes"),
+        ({"day_ends_at": "5pm"}, "server.day_ends_at"),
+        ({"sources": {"bamboohr": {}}}, "server.sources.bamboohr.secret: required"),
+        ({"sources": {"hibob": {"secret": "env:X_UNSET_123", "colour": 1}}}, "unknown key(s) colour"),
+    ],
+)
 def test_bad_server_settings_name_the_key(make_company, monkeypatch, server, words):
     company = make_company(systems=1)
     configure(company, new_secret(), monkeypatch, server=server)
@@ -82,8 +85,12 @@ def test_the_secret_never_appears_in_answers_or_logs(server, capsys):
 
     configure_logging(2, json=True)
     raw = base64.b64decode(server.secret.removeprefix("whsec_"))
-    answers = [server.post(event(), headers={"webhook-signature": "v1,AAAA"}).text, server.client.get("/metrics").text,
-               server.client.get("/openapi.json").text, server.post(event(type="nope")).text]
+    answers = [
+        server.post(event(), headers={"webhook-signature": "v1,AAAA"}).text,
+        server.client.get("/metrics").text,
+        server.client.get("/openapi.json").text,
+        server.post(event(type="nope")).text,
+    ]
     server.intake.run_once()
     captured = capsys.readouterr()
     for text in [*answers, captured.out, captured.err]:

@@ -21,7 +21,12 @@ def hooks(make_company, monkeypatch):
     secret = new_secret()
     monkeypatch.setenv("BAMBOO_KEY", BAMBOO_KEY)
     monkeypatch.setenv("BOB_KEY", BOB_KEY)
-    configure(company, secret, monkeypatch, server={"sources": {"bamboohr": {"secret": "env:BAMBOO_KEY"}, "hibob": {"secret": "env:BOB_KEY"}}})
+    configure(
+        company,
+        secret,
+        monkeypatch,
+        server={"sources": {"bamboohr": {"secret": "env:BAMBOO_KEY"}, "hibob": {"secret": "env:BOB_KEY"}}},
+    )
     srv = start(company, secret, Clock())
     yield srv
     stop(srv)
@@ -30,16 +35,28 @@ def hooks(make_company, monkeypatch):
 def bamboo(srv, payload, *, key=BAMBOO_KEY, stamp=None, drop=()):
     body = json.dumps(payload).encode()
     stamp = stamp or str(int(srv.clock().timestamp()))
-    headers = {"content-type": "application/json", "X-BambooHR-Timestamp": stamp,
-               "X-BambooHR-Signature": hmac.new(key.encode(), body + stamp.encode(), hashlib.sha256).hexdigest()}
+    headers = {
+        "content-type": "application/json",
+        "X-BambooHR-Timestamp": stamp,
+        "X-BambooHR-Signature": hmac.new(key.encode(), body + stamp.encode(), hashlib.sha256).hexdigest(),
+    }
     for name in drop:
         del headers[name]
     return srv.client.post("/v1/hooks/bamboohr", content=body, headers=headers)
 
 
 def employee(email="user1@corp.example", status="Inactive", changed=("Status",), **fields):
-    return {"employees": [{"id": "41", "action": "Updated", "timestamp": "2026-11-25T10:00:00+00:00", "changedFields": list(changed),
-                           "fields": {"Work Email": email, "Status": status, **fields}}]}
+    return {
+        "employees": [
+            {
+                "id": "41",
+                "action": "Updated",
+                "timestamp": "2026-11-25T10:00:00+00:00",
+                "changedFields": list(changed),
+                "fields": {"Work Email": email, "Status": status, **fields},
+            }
+        ]
+    }
 
 
 def test_bamboohr_termination_opens_a_case(hooks):
@@ -64,12 +81,15 @@ def test_bamboohr_future_termination_date_is_scheduled_and_a_reversal_cancels_it
     assert hooks.cases() == []
 
 
-@pytest.mark.parametrize("change, status, code", [
-    ({"key": "another-key-entirely-000"}, 401, "bad_signature"),
-    ({"stamp_shift": -600}, 401, "timestamp_out_of_window"),
-    ({"drop": ("X-BambooHR-Signature",)}, 400, "missing_headers"),
-    ({"drop": ("X-BambooHR-Timestamp",)}, 400, "missing_headers"),
-])
+@pytest.mark.parametrize(
+    "change, status, code",
+    [
+        ({"key": "another-key-entirely-000"}, 401, "bad_signature"),
+        ({"stamp_shift": -600}, 401, "timestamp_out_of_window"),
+        ({"drop": ("X-BambooHR-Signature",)}, 400, "missing_headers"),
+        ({"drop": ("X-BambooHR-Timestamp",)}, 400, "missing_headers"),
+    ],
+)
 def test_bamboohr_refusals(hooks, change, status, code):
     stamp = str(int(hooks.clock().timestamp()) + change.pop("stamp_shift", 0))
     response = bamboo(hooks, employee(), stamp=stamp, **change)
@@ -79,7 +99,11 @@ def test_bamboohr_refusals(hooks, change, status, code):
 
 
 def test_bamboohr_event_based_payloads_carry_no_values_and_are_acknowledged(hooks):
-    payload = {"type": "employee.updated", "timestamp": "2026-01-31T18:42:00+0000", "data": {"companyId": "1", "employeeId": "41", "changedFields": ["status"]}}
+    payload = {
+        "type": "employee.updated",
+        "timestamp": "2026-01-31T18:42:00+0000",
+        "data": {"companyId": "1", "employeeId": "41", "changedFields": ["status"]},
+    }
     response = bamboo(hooks, payload)
     assert response.status_code == 200 and response.json()["status"] == "ignored"
 
@@ -87,11 +111,19 @@ def test_bamboohr_event_based_payloads_carry_no_values_and_are_acknowledged(hook
 def bob(srv, payload, key=BOB_KEY, raw=None):
     body = raw if raw is not None else json.dumps(payload).encode()
     signature = base64.b64encode(hmac.new(key.encode(), body, hashlib.sha512).digest()).decode()
-    return srv.client.post("/v1/hooks/hibob", content=body, headers={"content-type": "application/json", "Bob-Signature": signature})
+    return srv.client.post(
+        "/v1/hooks/hibob", content=body, headers={"content-type": "application/json", "Bob-Signature": signature}
+    )
 
 
-LEFT = {"companyId": 640000, "type": "employee.left", "triggeredBy": "system", "triggeredAt": "2026-11-25T00:00:00.000Z",
-        "version": "v2", "data": {"employeeId": "E0001"}}
+LEFT = {
+    "companyId": 640000,
+    "type": "employee.left",
+    "triggeredBy": "system",
+    "triggeredAt": "2026-11-25T00:00:00.000Z",
+    "version": "v2",
+    "data": {"employeeId": "E0001"},
+}
 
 
 def test_hibob_employee_left_opens_a_case_by_employee_id(hooks):
@@ -113,7 +145,9 @@ def test_hibob_ping_is_answered_and_other_events_are_ignored(hooks):
 def test_hibob_bad_signature(hooks):
     response = bob(hooks, LEFT, key="not-the-secret-at-all")
     assert response.status_code == 401 and response.json()["error"] == "bad_signature"
-    missing = hooks.client.post("/v1/hooks/hibob", content=json.dumps(LEFT).encode(), headers={"content-type": "application/json"})
+    missing = hooks.client.post(
+        "/v1/hooks/hibob", content=json.dumps(LEFT).encode(), headers={"content-type": "application/json"}
+    )
     assert missing.status_code == 400 and "Bob-Signature" in missing.json()["message"]
     assert hooks.events() == []
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -79,7 +79,9 @@ def test_a_body_changed_after_signing(server):
     body = json.dumps(event(person="user1@corp.example")).encode()
     headers = sign(server.secret, body, at=server.clock())
     tampered = body.replace(b"user1", b"user2")
-    response = server.client.post("/v1/events", content=tampered, headers={"content-type": "application/json", **headers})
+    response = server.client.post(
+        "/v1/events", content=tampered, headers={"content-type": "application/json", **headers}
+    )
     assert_refused(response, 401, "bad_signature", server)
 
 
@@ -124,12 +126,19 @@ def test_malformed_json(server):
 
 
 def test_body_that_is_not_utf8(server):
-    import base64, hashlib, hmac  # noqa: E401 - signed by hand: the reference library needs text
+    import base64  # noqa: E401 - signed by hand: the reference library needs text
+    import hashlib
+    import hmac
 
     body, stamp = b'{"id": "\xff"}', str(int(server.clock().timestamp()))
     key = base64.b64decode(server.secret.removeprefix("whsec_"))
     signature = base64.b64encode(hmac.new(key, b"m1." + stamp.encode() + b"." + body, hashlib.sha256).digest()).decode()
-    headers = {"content-type": "application/json", "webhook-id": "m1", "webhook-timestamp": stamp, "webhook-signature": f"v1,{signature}"}
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": "m1",
+        "webhook-timestamp": stamp,
+        "webhook-signature": f"v1,{signature}",
+    }
     response = server.client.post("/v1/events", content=body, headers=headers)
     assert_refused(response, 400, "malformed_json", server)
 
@@ -151,14 +160,26 @@ def test_unknown_event_type(server):
     assert "'promotion'" in response.json()["message"] and "termination" in response.json()["message"]
 
 
-@pytest.mark.parametrize("payload, words", [
-    ({"id": "e1", "type": "termination"}, "person"),
-    ({"id": "e1", "type": "termination", "person": "a@b.c", "colour": "red"}, "colour"),
-    ({"id": "e1", "type": "termination", "person": "a@b.c", "effective_at": "next friday"}, "effective_at"),
-    ({"id": "e1", "type": "termination", "person": "a@b.c", "effective_at": "2030-01-01T17:00", "timezone": "Mars/Olympus"}, "Mars/Olympus"),
-    ({"id": "e1", "type": "end_date_changed", "person": "a@b.c"}, "effective_at"),
-    ([1, 2, 3], "object"),
-])
+@pytest.mark.parametrize(
+    "payload, words",
+    [
+        ({"id": "e1", "type": "termination"}, "person"),
+        ({"id": "e1", "type": "termination", "person": "a@b.c", "colour": "red"}, "colour"),
+        ({"id": "e1", "type": "termination", "person": "a@b.c", "effective_at": "next friday"}, "effective_at"),
+        (
+            {
+                "id": "e1",
+                "type": "termination",
+                "person": "a@b.c",
+                "effective_at": "2030-01-01T17:00",
+                "timezone": "Mars/Olympus",
+            },
+            "Mars/Olympus",
+        ),
+        ({"id": "e1", "type": "end_date_changed", "person": "a@b.c"}, "effective_at"),
+        ([1, 2, 3], "object"),
+    ],
+)
 def test_invalid_events_name_the_field(server, payload, words):
     response = server.post(payload)
     assert_refused(response, 422, "invalid_event", server)
@@ -166,8 +187,15 @@ def test_invalid_events_name_the_field(server, payload, words):
 
 
 def test_a_cloudevent_opens_a_case(server):
-    ce = {"specversion": "1.0", "id": "ce-1", "source": "bamboo-bridge", "type": "offboard.termination",
-          "time": "2026-01-01T00:00:00Z", "datacontenttype": "application/json", "data": {"person": "user2@corp.example", "reason": "resigned"}}
+    ce = {
+        "specversion": "1.0",
+        "id": "ce-1",
+        "source": "bamboo-bridge",
+        "type": "offboard.termination",
+        "time": "2026-01-01T00:00:00Z",
+        "datacontenttype": "application/json",
+        "data": {"person": "user2@corp.example", "reason": "resigned"},
+    }
     response = server.post(ce, content_type="application/cloudevents+json")
     assert response.status_code == 202, response.text
     assert response.json()["events"] == ["bamboo-bridge:ce-1"]
@@ -197,7 +225,7 @@ def test_an_event_for_a_future_time_opens_its_case_at_that_time(server):
     server.intake.run_once()
     (case,) = server.cases()
     assert case["status"] == "complete"
-    assert case["termination_at"].replace(tzinfo=timezone.utc) == at
+    assert case["termination_at"].replace(tzinfo=UTC) == at
     assert server.company.state("sys0", "user1")["enabled"] is False
 
 
@@ -205,7 +233,7 @@ def test_a_local_time_is_read_in_the_events_zone(server):
     server.post(event(id="evt-tz", effective_at="2099-03-01T17:00:00", timezone="Europe/Berlin"))
     server.intake.run_once()
     (stored,) = server.events()
-    assert stored["due_at"].replace(tzinfo=timezone.utc) == datetime(2099, 3, 1, 16, 0, tzinfo=timezone.utc)
+    assert stored["due_at"].replace(tzinfo=UTC) == datetime(2099, 3, 1, 16, 0, tzinfo=UTC)
 
 
 def test_a_cancellation_before_the_time_cancels_the_case(server):

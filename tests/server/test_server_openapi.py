@@ -15,7 +15,13 @@ def test_schemathesis_finds_no_server_errors(server):
     schema = schemathesis.openapi.from_asgi("/openapi.json", server.app)
     operations = [result.ok() for result in schema.get_all_operations()]
     paths = {(op.method.upper(), op.path) for op in operations}
-    assert {("POST", "/v1/events"), ("POST", "/v1/hooks/{source}"), ("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")} <= paths
+    assert {
+        ("POST", "/v1/events"),
+        ("POST", "/v1/hooks/{source}"),
+        ("GET", "/health"),
+        ("GET", "/ready"),
+        ("GET", "/metrics"),
+    } <= paths
     failures: list[str] = []
     for operation in operations:
 
@@ -38,7 +44,11 @@ def test_the_openapi_document_describes_the_event_schema(server):
     body = doc["paths"]["/v1/events"]["post"]["requestBody"]["content"]
     assert set(body) == {"application/json", "application/cloudevents+json"}
     schemas = doc["components"]["schemas"]
-    assert set(schemas["EventIn"]["properties"]["type"]["enum"]) == {"termination", "termination_cancelled", "end_date_changed"}
+    assert set(schemas["EventIn"]["properties"]["type"]["enum"]) == {
+        "termination",
+        "termination_cancelled",
+        "end_date_changed",
+    }
     assert "data" in schemas["CloudEventIn"]["properties"]
     assert {"202", "401", "409", "413", "415", "422"} <= set(doc["paths"]["/v1/events"]["post"]["responses"])
     # a documented example round-trips
@@ -46,7 +56,9 @@ def test_the_openapi_document_describes_the_event_schema(server):
     assert json.loads(server.client.get("/health").text) == {"status": "ok"}
 
 
-@pytest.mark.parametrize("method, path", [("GET", "/no/such/path"), ("GET", "/audit/people/%0A/x"), ("DELETE", "/health")])
+@pytest.mark.parametrize(
+    "method, path", [("GET", "/no/such/path"), ("GET", "/audit/people/%0A/x"), ("DELETE", "/health")]
+)
 def test_routing_refusals_explain_themselves_too(server, method, path):
     response = server.client.request(method, path)
     assert response.status_code in (404, 405)

@@ -60,8 +60,12 @@ def _free_port() -> int:
 
 
 def _serve(config, port: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "offboard", "--config", str(config), "serve", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    return subprocess.Popen(
+        [sys.executable, "-m", "offboard", "--config", str(config), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
 
 
 def _wait_ready(proc: subprocess.Popen, port: int) -> None:
@@ -88,8 +92,11 @@ def test_a_server_killed_right_after_the_202_processes_the_event_after_restart(m
     try:
         _wait_ready(proc, port)
         body = json.dumps(event(id="evt-kill")).encode()
-        response = httpx.post(f"http://127.0.0.1:{port}/v1/events", content=body,
-                              headers={"content-type": "application/json", **sign(secret, body)})
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/events",
+            content=body,
+            headers={"content-type": "application/json", **sign(secret, body)},
+        )
         assert response.status_code == 202
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

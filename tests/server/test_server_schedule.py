@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ._support import Clock, configure, new_secret, start, stop
 
@@ -18,9 +18,15 @@ def test_the_server_sweeps_on_its_schedule(make_company, monkeypatch, tmp_path):
         "user3@corp.example,user3@corp.example,employee,,UTC\n"
     )
     secret = new_secret()
-    configure(company, secret, monkeypatch, sweep={"schedule": "0 * * * *"}, limits={"max_percent": 50},
-              people=[{"type": "hr_export", "settings": {"path": str(people)}}])
-    clock = Clock(datetime(2026, 11, 25, 10, 30, tzinfo=timezone.utc))
+    configure(
+        company,
+        secret,
+        monkeypatch,
+        sweep={"schedule": "0 * * * *"},
+        limits={"max_percent": 50},
+        people=[{"type": "hr_export", "settings": {"path": str(people)}}],
+    )
+    clock = Clock(datetime(2026, 11, 25, 10, 30, tzinfo=UTC))
     server = start(company, secret, clock)
     try:
         server.intake.run_once()

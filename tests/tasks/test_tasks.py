@@ -4,35 +4,52 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
+from offboard.checklist._tasks import list_tasks, send_reminders
 from offboard.config._config import load_config
 from offboard.engine._engine import Engine
 from offboard.inventory._sweep import run_sweep
-from offboard.checklist._tasks import list_tasks, send_reminders
 from offboard.models import CaseStatus
 
 from .._smtp import wait_for
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "checklists.md"
 # 20:00 UTC on 31 October is 09:00 on 1 November in Auckland (UTC+13 in summer): the last day is 1 November.
-TERMINATION = datetime(2026, 10, 31, 20, 0, tzinfo=timezone.utc)
+TERMINATION = datetime(2026, 10, 31, 20, 0, tzinfo=UTC)
 CONTRACTOR = "user1@corp.example"
 
 
 def write_people(root: Path) -> Path:
     hr = root / "hr.json"
-    hr.write_text(json.dumps([
-        {"email": "mgr@corp.example", "name": "Mona Manager", "type": "employee"},
-        {"email": CONTRACTOR, "name": "Kiri Contractor", "type": "contractor", "manager": "mgr@corp.example",
-         "timezone": "Pacific/Auckland", "equipment": [{"asset_tag": "LAP-1001", "kind": "laptop", "loaned_on": "2025-03-01"}]},
-        {"email": "user2@corp.example", "name": "Emil Employee", "type": "employee", "timezone": "Europe/Berlin"},
-    ]))
-    (root / "equipment.csv").write_text("person,asset_tag,kind,loaned_on\nuser1@corp.example,PHN-2002,phone,2025-04-10\n")
+    hr.write_text(
+        json.dumps(
+            [
+                {"email": "mgr@corp.example", "name": "Mona Manager", "type": "employee"},
+                {
+                    "email": CONTRACTOR,
+                    "name": "Kiri Contractor",
+                    "type": "contractor",
+                    "manager": "mgr@corp.example",
+                    "timezone": "Pacific/Auckland",
+                    "equipment": [{"asset_tag": "LAP-1001", "kind": "laptop", "loaned_on": "2025-03-01"}],
+                },
+                {
+                    "email": "user2@corp.example",
+                    "name": "Emil Employee",
+                    "type": "employee",
+                    "timezone": "Europe/Berlin",
+                },
+            ]
+        )
+    )
+    (root / "equipment.csv").write_text(
+        "person,asset_tag,kind,loaned_on\nuser1@corp.example,PHN-2002,phone,2025-04-10\n"
+    )
     return hr
 
 
@@ -40,8 +57,10 @@ def write_people(root: Path) -> Path:
 def company(make_company, tmp_path):
     company = make_company(systems=2, people=4)
     hr = write_people(tmp_path)
-    company.extra = {"people": [{"type": "hr_export", "settings": {"path": str(hr)}}],
-                     "tasks": {"equipment": str(tmp_path / "equipment.csv"), "owners": {"it": ["it-desk@corp.example"]}}}
+    company.extra = {
+        "people": [{"type": "hr_export", "settings": {"path": str(hr)}}],
+        "tasks": {"equipment": str(tmp_path / "equipment.csv"), "owners": {"it": ["it-desk@corp.example"]}},
+    }
     company.write_config()
     return company
 
@@ -86,17 +105,35 @@ def test_a_contractor_with_two_devices_gets_the_policy_tasks_and_two_returns_due
     finally:
         engine.close()
     by_id = {r["task"]: r for r in rows}
-    assert list(by_id) == ["announce-end", "handover", "exit-interview", "return-lap-1001", "return-phn-2002",
-                           "wipe-devices", "final-invoice"]  # by due time
+    assert list(by_id) == [
+        "announce-end",
+        "handover",
+        "exit-interview",
+        "return-lap-1001",
+        "return-phn-2002",
+        "wipe-devices",
+        "final-invoice",
+    ]  # by due time
     owners = {t: r["owner"] for t, r in by_id.items()}
-    assert owners == {"announce-end": "manager", "handover": "manager", "exit-interview": "manager", "return-lap-1001": "it",
-                      "return-phn-2002": "it", "wipe-devices": "it", "final-invoice": "finance"}
+    assert owners == {
+        "announce-end": "manager",
+        "handover": "manager",
+        "exit-interview": "manager",
+        "return-lap-1001": "it",
+        "return-phn-2002": "it",
+        "wipe-devices": "it",
+        "final-invoice": "finance",
+    }
     # Due dates count from the last day in Auckland (1 November), at 17:00 local = 04:00 UTC the same day.
     assert {t: (r["due_date"], r["due_at"]) for t, r in by_id.items()} == {
-        "announce-end": ("2026-10-30", "2026-10-30T04:00:00.000Z"), "handover": ("2026-10-30", "2026-10-30T04:00:00.000Z"),
+        "announce-end": ("2026-10-30", "2026-10-30T04:00:00.000Z"),
+        "handover": ("2026-10-30", "2026-10-30T04:00:00.000Z"),
         "exit-interview": ("2026-10-31", "2026-10-31T04:00:00.000Z"),
-        "return-lap-1001": ("2026-11-01", "2026-11-01T04:00:00.000Z"), "return-phn-2002": ("2026-11-01", "2026-11-01T04:00:00.000Z"),
-        "wipe-devices": ("2026-11-08", "2026-11-08T04:00:00.000Z"), "final-invoice": ("2026-11-15", "2026-11-15T04:00:00.000Z")}
+        "return-lap-1001": ("2026-11-01", "2026-11-01T04:00:00.000Z"),
+        "return-phn-2002": ("2026-11-01", "2026-11-01T04:00:00.000Z"),
+        "wipe-devices": ("2026-11-08", "2026-11-08T04:00:00.000Z"),
+        "final-invoice": ("2026-11-15", "2026-11-15T04:00:00.000Z"),
+    }
     assert {r["timezone"] for r in rows} == {"Pacific/Auckland"}
     assert by_id["return-lap-1001"]["title"] == "Return laptop LAP-1001 (loaned 2025-03-01) and check it for wear"
     assert by_id["return-phn-2002"]["asset"] == {"asset_tag": "PHN-2002", "kind": "phone", "loaned_on": "2025-04-10"}
@@ -106,10 +143,19 @@ def test_a_contractor_with_two_devices_gets_the_policy_tasks_and_two_returns_due
     assert result.status is CaseStatus.AWAITING_TASKS and result.automated == "complete" and result.ok
     assert result.checklist == {"total": 7, "open": 7, "blocking_open": 3, "done": 0, "skipped": 0}
     opened = next(e for e in audit_entries(home) if e["type"] == "case_opened")
-    assert [t["id"] for t in opened["tasks"]] == ["announce-end", "handover", "exit-interview", "wipe-devices", "final-invoice",
-                                                  "return-lap-1001", "return-phn-2002"]
+    assert [t["id"] for t in opened["tasks"]] == [
+        "announce-end",
+        "handover",
+        "exit-interview",
+        "wipe-devices",
+        "final-invoice",
+        "return-lap-1001",
+        "return-phn-2002",
+    ]
     closed = [e for e in audit_entries(home) if e["type"] == "case_closed"]
-    assert [(c["status"], c["automated"], c["checklist"]["blocking_open"]) for c in closed] == [("awaiting_tasks", "complete", 3)]
+    assert [(c["status"], c["automated"], c["checklist"]["blocking_open"]) for c in closed] == [
+        ("awaiting_tasks", "complete", 3)
+    ]
 
 
 def test_an_employee_without_equipment_gets_no_return_or_wipe_tasks_and_completes(company, tmp_path, run):
@@ -128,12 +174,34 @@ def test_done_and_skip_are_audited_and_the_last_blocking_task_completes_the_case
     status = run(*cfg, "status", case_id, "--json")
     assert status.exit_code == 3 and json.loads(status.output)["status"] == "awaiting_tasks"
 
-    done = run(*cfg, "tasks", "done", case_id, "return-lap-1001", "--by", "Ines (IT desk)", "--note", "returned, screen scratched")
+    done = run(
+        *cfg,
+        "tasks",
+        "done",
+        case_id,
+        "return-lap-1001",
+        "--by",
+        "Ines (IT desk)",
+        "--note",
+        "returned, screen scratched",
+    )
     assert done.exit_code == 0, done.output
     assert "still awaits blocking tasks" in done.output
-    skipped = run(*cfg, "tasks", "skip", case_id[-8:], "return-phn-2002", "--by", "Ines (IT desk)", "--reason", "lost; reported to security")
+    skipped = run(
+        *cfg,
+        "tasks",
+        "skip",
+        case_id[-8:],
+        "return-phn-2002",
+        "--by",
+        "Ines (IT desk)",
+        "--reason",
+        "lost; reported to security",
+    )
     assert skipped.exit_code == 0, skipped.output
-    assert json.loads(run(*cfg, "status", case_id, "--json").output)["status"] == "awaiting_tasks"  # wipe-devices still open
+    assert (
+        json.loads(run(*cfg, "status", case_id, "--json").output)["status"] == "awaiting_tasks"
+    )  # wipe-devices still open
 
     last = run(*cfg, "tasks", "done", case_id, "wipe-devices", "--by", "Ines (IT desk)", "--json")
     assert last.exit_code == 0, last.output
@@ -141,19 +209,33 @@ def test_done_and_skip_are_audited_and_the_last_blocking_task_completes_the_case
     status = run(*cfg, "status", case_id, "--json")
     assert status.exit_code == 0
     body = json.loads(status.output)
-    assert body["status"] == "complete" and body["checklist"] == {"total": 7, "open": 4, "blocking_open": 0, "done": 2, "skipped": 1}
+    assert body["status"] == "complete" and body["checklist"] == {
+        "total": 7,
+        "open": 4,
+        "blocking_open": 0,
+        "done": 2,
+        "skipped": 1,
+    }
 
     entries = [e for e in audit_entries(home) if e.get("case") == case_id]
-    task_entries = [(e["task"], e["status"], e["by"], e["note"] if "note" in e else e["reason"]) for e in entries if e["type"] == "task"]
-    assert task_entries == [("return-lap-1001", "done", "Ines (IT desk)", "returned, screen scratched"),
-                            ("return-phn-2002", "skipped", "Ines (IT desk)", "lost; reported to security"),
-                            ("wipe-devices", "done", "Ines (IT desk)", "")]
+    task_entries = [
+        (e["task"], e["status"], e["by"], e["note"] if "note" in e else e["reason"])
+        for e in entries
+        if e["type"] == "task"
+    ]
+    assert task_entries == [
+        ("return-lap-1001", "done", "Ines (IT desk)", "returned, screen scratched"),
+        ("return-phn-2002", "skipped", "Ines (IT desk)", "lost; reported to security"),
+        ("wipe-devices", "done", "Ines (IT desk)", ""),
+    ]
     assert [e["status"] for e in entries if e["type"] == "case_closed"] == ["awaiting_tasks", "complete"]
     verified = run(*cfg, "audit", "verify", "--strict", "--json")
     assert verified.exit_code == 0, verified.output
     bundle = tmp_path / "evidence.zip"
     assert run(*cfg, "audit", "evidence", CONTRACTOR, "--out", str(bundle)).exit_code == 0
-    checked = run(*cfg, "audit", "verify-evidence", str(bundle), "--trusted-keys", str(home / "audit" / "trusted-keys.txt"))
+    checked = run(
+        *cfg, "audit", "verify-evidence", str(bundle), "--trusted-keys", str(home / "audit" / "trusted-keys.txt")
+    )
     assert checked.exit_code == 0, checked.output
     import zipfile
 
@@ -162,15 +244,21 @@ def test_done_and_skip_are_audited_and_the_last_blocking_task_completes_the_case
     assert [(e["task"], e["by"]) for e in lines if e["type"] == "task"][0] == ("return-lap-1001", "Ines (IT desk)")
 
 
-@pytest.mark.parametrize("args, message", [
-    (("done", "case-nope", "handover", "--by", "x"), "no case matches 'case-nope'"),
-    (("done", "{case}", "no-such-task", "--by", "x"), "has no task 'no-such-task' (its tasks: announce-end, handover"),
-    (("done", "{case}", "handover"), "Missing option '--by'"),
-    (("done", "{case}", "handover", "--by", "   "), "--by NAME is required"),
-    (("skip", "{case}", "handover", "--by", "x"), "Missing option '--reason'"),
-    (("skip", "{case}", "handover", "--by", "x", "--reason", " "), "a skipped task needs a reason"),
-    (("done", "{case}", "handover", "--by", "x" * 201), "give a name of at most 200"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("done", "case-nope", "handover", "--by", "x"), "no case matches 'case-nope'"),
+        (
+            ("done", "{case}", "no-such-task", "--by", "x"),
+            "has no task 'no-such-task' (its tasks: announce-end, handover",
+        ),
+        (("done", "{case}", "handover"), "Missing option '--by'"),
+        (("done", "{case}", "handover", "--by", "   "), "--by NAME is required"),
+        (("skip", "{case}", "handover", "--by", "x"), "Missing option '--reason'"),
+        (("skip", "{case}", "handover", "--by", "x", "--reason", " "), "a skipped task needs a reason"),
+        (("done", "{case}", "handover", "--by", "x" * 201), "give a name of at most 200"),
+    ],
+)
 def test_bad_task_commands_say_what_is_wrong_and_change_nothing(company, tmp_path, home, run, args, message):
     engine = open_engine(company, tmp_path, TERMINATION)
     try:
@@ -213,8 +301,19 @@ def test_overdue_json_is_usable_from_a_script_and_every_field_is_documented(comp
 
 
 def test_a_task_is_reminded_once_when_due_and_once_when_overdue_not_once_per_sweep(company, tmp_path, home, smtp):
-    mail = {"mail": {"type": "email", "events": ["task_due", "task_overdue"], "settings": {
-        "host": "127.0.0.1", "port": smtp.port, "security": "none", "sender": "offboard@corp.example", "to": ["it@corp.example"]}}}
+    mail = {
+        "mail": {
+            "type": "email",
+            "events": ["task_due", "task_overdue"],
+            "settings": {
+                "host": "127.0.0.1",
+                "port": smtp.port,
+                "security": "none",
+                "sender": "offboard@corp.example",
+                "to": ["it@corp.example"],
+            },
+        }
+    }
     engine = open_engine(company, tmp_path, TERMINATION - timedelta(days=10), notifiers=mail)
     try:
         plan = engine.plan(CONTRACTOR)
@@ -222,17 +321,23 @@ def test_a_task_is_reminded_once_when_due_and_once_when_overdue_not_once_per_swe
         engine.run_cases([case_id])
         assert send_reminders(engine) == []  # nothing due within a day
         # 12 hours before the handover is due: a "due" reminder to the manager for announce-end and handover.
-        engine.clock = lambda: datetime(2026, 10, 29, 16, 0, tzinfo=timezone.utc)
+        engine.clock = lambda: datetime(2026, 10, 29, 16, 0, tzinfo=UTC)
         sent = send_reminders(engine)
         assert [(s["task"], s["kind"], s["to"]) for s in sent] == [
-            ("announce-end", "due", ["mail:mgr@corp.example"]), ("handover", "due", ["mail:mgr@corp.example"])]
+            ("announce-end", "due", ["mail:mgr@corp.example"]),
+            ("handover", "due", ["mail:mgr@corp.example"]),
+        ]
         assert send_reminders(engine) == []
         # After the returns are due: one "overdue" each; tasks that first show up overdue skip the "due" one.
-        engine.clock = lambda: datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+        engine.clock = lambda: datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
         sent = send_reminders(engine)
         assert [(s["task"], s["kind"]) for s in sent] == [
-            ("announce-end", "overdue"), ("handover", "overdue"), ("exit-interview", "overdue"),
-            ("return-lap-1001", "overdue"), ("return-phn-2002", "overdue")]
+            ("announce-end", "overdue"),
+            ("handover", "overdue"),
+            ("exit-interview", "overdue"),
+            ("return-lap-1001", "overdue"),
+            ("return-phn-2002", "overdue"),
+        ]
         assert {s["task"]: s["to"] for s in sent}["return-lap-1001"] == ["mail:it-desk@corp.example"]
         for _ in range(3):  # scheduled sweeps send reminders too: nothing twice
             run_sweep(engine, sync=False)
@@ -258,12 +363,18 @@ def test_a_dry_run_shows_the_checklist_and_writes_nothing(company, run, home):
     assert audit_entries(home) == []
 
 
-@pytest.mark.parametrize("task, message", [
-    ({"id": "x", "title": "t", "owner": "it", "due": "2 days"}, "tasks.0.due: '2 days' is not a day offset such as -2d"),
-    ({"id": "x", "title": "t", "owner": "The Team"}, "tasks.0.owner: 'The Team' is not an owner"),
-    ({"id": "Bad Id", "title": "t", "owner": "it"}, "tasks.0.id: 'Bad Id' is not a task id"),
-    ({"id": "x", "title": "t", "owner": "it", "colour": "red"}, "tasks.0.colour: unknown key"),
-])
+@pytest.mark.parametrize(
+    "task, message",
+    [
+        (
+            {"id": "x", "title": "t", "owner": "it", "due": "2 days"},
+            "tasks.0.due: '2 days' is not a day offset such as -2d",
+        ),
+        ({"id": "x", "title": "t", "owner": "The Team"}, "tasks.0.owner: 'The Team' is not an owner"),
+        ({"id": "Bad Id", "title": "t", "owner": "it"}, "tasks.0.id: 'Bad Id' is not a task id"),
+        ({"id": "x", "title": "t", "owner": "it", "colour": "red"}, "tasks.0.colour: unknown key"),
+    ],
+)
 def test_a_bad_task_in_a_policy_is_named_with_its_file_and_key(tmp_path, run, task, message):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"name": "bad", "actions": ["disable_account"], "tasks": [task]}))
@@ -273,7 +384,9 @@ def test_a_bad_task_in_a_policy_is_named_with_its_file_and_key(tmp_path, run, ta
 
 
 def test_a_bad_equipment_file_never_stops_a_revocation_and_a_blocking_task_names_it(company, tmp_path, run):
-    (tmp_path / "equipment.csv").write_text("person,asset_tag,kind,loaned_on\nuser1@corp.example,PHN-2002,phone,last spring\n")
+    (tmp_path / "equipment.csv").write_text(
+        "person,asset_tag,kind,loaned_on\nuser1@corp.example,PHN-2002,phone,last spring\n"
+    )
     cfg = ("--config", str(company.config_path))
     result = run(*cfg, "revoke", CONTRACTOR, "--yes", "--json")
     assert result.exit_code == 0, result.output  # access is revoked whatever the equipment list says
@@ -289,10 +402,18 @@ def test_a_bad_equipment_file_never_stops_a_revocation_and_a_blocking_task_names
 
 
 def test_a_leave_of_absence_takes_nothing_back(company, run):
-    result = run("--config", str(company.config_path), "revoke", CONTRACTOR, "--policy", "suspend-only", "--yes", "--json")
+    result = run(
+        "--config", str(company.config_path), "revoke", CONTRACTOR, "--policy", "suspend-only", "--yes", "--json"
+    )
     assert result.exit_code == 0, result.output
     case = json.loads(result.output)
-    assert case["status"] == "complete" and case["checklist"] == {"total": 0, "open": 0, "blocking_open": 0, "done": 0, "skipped": 0}
+    assert case["status"] == "complete" and case["checklist"] == {
+        "total": 0,
+        "open": 0,
+        "blocking_open": 0,
+        "done": 0,
+        "skipped": 0,
+    }
 
 
 def test_the_server_reminds_owners_in_slack_once_each(tmp_path, monkeypatch):
@@ -307,13 +428,30 @@ def test_the_server_reminds_owners_in_slack_once_each(tmp_path, monkeypatch):
         sim.knobs.window_scale = 0.01  # do not wait out chat.postMessage's per-channel pacing here
         config = sb.config()
         slack = config["connectors"]["slack"]["settings"]
-        leaver = next(p for p in sb.company.people if p.type == "employee" and p.active and p.manager and sim._index.get(p.manager.lower()))
-        company = SimpleNamespace(config_path=tmp_path / "offboard.yaml",
-                                  write_config=lambda **_: company.config_path.write_text(yaml.safe_dump(company.extra)))
+        leaver = next(
+            p
+            for p in sb.company.people
+            if p.type == "employee" and p.active and p.manager and sim._index.get(p.manager.lower())
+        )
+        company = SimpleNamespace(
+            config_path=tmp_path / "offboard.yaml",
+            write_config=lambda **_: company.config_path.write_text(yaml.safe_dump(company.extra)),
+        )
         secret = new_secret()
-        configure(company, secret, monkeypatch, **config, notifiers={"it-slack": {"type": "slack", "events": ["task_due", "task_overdue"], "settings": {
-            "token": slack["token"], "channel": "C0ITOPS", "api_url": sb.url("slack") + "/api/"}}})
-        clock = Clock(datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc))
+        configure(
+            company,
+            secret,
+            monkeypatch,
+            **config,
+            notifiers={
+                "it-slack": {
+                    "type": "slack",
+                    "events": ["task_due", "task_overdue"],
+                    "settings": {"token": slack["token"], "channel": "C0ITOPS", "api_url": sb.url("slack") + "/api/"},
+                }
+            },
+        )
+        clock = Clock(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
         server = start(company, secret, clock)
         try:
             assert server.engine.revoke(leaver.id).ok
@@ -322,7 +460,10 @@ def test_the_server_reminds_owners_in_slack_once_each(tmp_path, monkeypatch):
             # At once: announce and handover (-2d) are overdue, to the manager; the exit interview (-1d, hr, no
             # address configured) goes to the IT channel.
             assert sorted((m["channel"], m["text"].split(":")[0]) for m in sim.messages) == [
-                ("C0ITOPS", "*Overdue"), (manager, "*Overdue"), (manager, "*Overdue")]
+                ("C0ITOPS", "*Overdue"),
+                (manager, "*Overdue"),
+                (manager, "*Overdue"),
+            ]
             assert all("owner: hr" in m["text"] for m in sim.messages if m["channel"] == "C0ITOPS")
             for step in ({"minutes": 20}, {"days": 14}, {"minutes": 20}, {"days": 2}, {"minutes": 20}):
                 clock.advance(**step)
@@ -331,9 +472,16 @@ def test_the_server_reminds_owners_in_slack_once_each(tmp_path, monkeypatch):
             stop(server)
         payloads = [json.loads(e["payload"]) for e in server.engine.store.events() if e["type"] == "task_reminder"]
         reminders = [(p["task"], p["kind"]) for p in payloads]
-        assert len(reminders) == len(set(reminders)) == len(sim.messages)  # one message per task and kind, never repeated
+        assert (
+            len(reminders) == len(set(reminders)) == len(sim.messages)
+        )  # one message per task and kind, never repeated
         assert {task for task, kind in reminders if kind == "overdue"} == {
-            "announce", "handover", "exit-interview", "final-pay", "keep-in-touch"}
+            "announce",
+            "handover",
+            "exit-interview",
+            "final-pay",
+            "keep-in-touch",
+        }
 
 
 def test_the_checklist_works_the_same_on_postgresql(company, tmp_path, pg_url, run):
@@ -346,11 +494,16 @@ def test_the_checklist_works_the_same_on_postgresql(company, tmp_path, pg_url, r
     assert case["status"] == "awaiting_tasks" and case["checklist"]["blocking_open"] == 3
     for task in ("return-lap-1001", "return-phn-2002"):
         assert run(*cfg, "tasks", "done", case["case"], task, "--by", "Ines").exit_code == 0
-    last = run(*cfg, "tasks", "skip", case["case"], "wipe-devices", "--by", "Ines", "--reason", "devices destroyed", "--json")
+    last = run(
+        *cfg, "tasks", "skip", case["case"], "wipe-devices", "--by", "Ines", "--reason", "devices destroyed", "--json"
+    )
     assert json.loads(last.output)["case_status"] == "complete"
     listed = json.loads(run(*cfg, "tasks", "--case", case["case"], "--json").output)
     assert sorted((t["task"], t["status"]) for t in listed if t["status"] != "open") == [
-        ("return-lap-1001", "done"), ("return-phn-2002", "done"), ("wipe-devices", "skipped")]
+        ("return-lap-1001", "done"),
+        ("return-phn-2002", "done"),
+        ("wipe-devices", "skipped"),
+    ]
     assert run(*cfg, "audit", "verify", "--strict").exit_code == 0
 
 

@@ -19,6 +19,7 @@ def use_database(audit: AuditLog, db: object) -> AuditLog:
 
     return attach(audit, db)  # type: ignore[arg-type]
 
+
 __all__ = [
     "AuditError",
     "AuditLog",

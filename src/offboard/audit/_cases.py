@@ -29,8 +29,11 @@ def item_key(system: Any, account: Any, kind: Any) -> tuple[str, str, str]:
         ident = account.get("id")
         if ident is None:
             ident = account.get("name")
-    return (system if type(system) is str else str(system), ident if type(ident) is str else str(ident),
-            kind if type(kind) is str else str(kind))
+    return (
+        system if type(system) is str else str(system),
+        ident if type(ident) is str else str(ident),
+        kind if type(kind) is str else str(kind),
+    )
 
 
 @dataclass
@@ -45,7 +48,7 @@ class CaseRecord:
     actions: dict[tuple[str, str, str], Any] = field(default_factory=dict)
     names: dict[tuple[str, str, str], Any] = field(default_factory=dict)
 
-    def merge(self, later: "CaseRecord") -> None:
+    def merge(self, later: CaseRecord) -> None:
         """Take in what a later stretch of the log says about this case (as if read in one pass)."""
         if self.person is None:
             self.person = later.person

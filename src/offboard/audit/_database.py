@@ -14,16 +14,27 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from hashlib import sha256
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
 
 from ..state._store import metadata
 from ._entry import EntryError, strict_parse
-from ._log import CHECKPOINTS, LATEST, LEAF_HASHES, SEQUENCER, AuditError, AuditLog, FileStore, _write_atomic, checkpoint_name
+from ._log import (
+    CHECKPOINTS,
+    LATEST,
+    LEAF_HASHES,
+    SEQUENCER,
+    AuditError,
+    AuditLog,
+    FileStore,
+    _write_atomic,
+    checkpoint_name,
+)
 from ._merkle import CompactRange, leaf_hash
 
 __all__ = ["DatabaseStore", "audit_checkpoints", "audit_entries", "sync_mirror", "use_database"]
@@ -143,13 +154,20 @@ class DatabaseStore:
 
     def read_new(self) -> tuple[list[bytes], bytes]:
         """Entries other processes committed since this one last caught up."""
-        rows = self._db().execute(
-            sa.select(audit_entries.c.seq, audit_entries.c.line).where(audit_entries.c.seq >= self.size)
-            .order_by(audit_entries.c.seq)
-        ).all()
+        rows = (
+            self._db()
+            .execute(
+                sa.select(audit_entries.c.seq, audit_entries.c.line)
+                .where(audit_entries.c.seq >= self.size)
+                .order_by(audit_entries.c.seq)
+            )
+            .all()
+        )
         for i, row in enumerate(rows):
             if row.seq != self.size + i:
-                raise AuditError(f"audit_entries has no entry {self.size + i} (next is {row.seq}): the table was altered")
+                raise AuditError(
+                    f"audit_entries has no entry {self.size + i} (next is {row.seq}): the table was altered"
+                )
         return [bytes(row.line) for row in rows], b""
 
     def advance(self, lines: list[bytes]) -> None:
@@ -161,7 +179,9 @@ class DatabaseStore:
     def write(self, lines: list[bytes]) -> None:
         """Insert lines at the next ``seq`` numbers (the primary key refuses a duplicate)."""
         if lines:
-            self._db().execute(audit_entries.insert(), [{"seq": self.size + i, "line": line} for i, line in enumerate(lines)])
+            self._db().execute(
+                audit_entries.insert(), [{"seq": self.size + i, "line": line} for i, line in enumerate(lines)]
+            )
         self.advance(lines)
 
     def publish(self, size: int, note: str, write: Callable[[], None]) -> None:
@@ -175,9 +195,11 @@ class DatabaseStore:
 
     def latest_note(self) -> bytes | None:
         """The newest checkpoint any process signed."""
-        note = self._db().execute(
-            sa.select(audit_checkpoints.c.note).order_by(audit_checkpoints.c.size.desc()).limit(1)
-        ).scalar()
+        note = (
+            self._db()
+            .execute(sa.select(audit_checkpoints.c.note).order_by(audit_checkpoints.c.size.desc()).limit(1))
+            .scalar()
+        )
         return note.encode() if note is not None else None
 
     def reconcile(self) -> None:
@@ -253,8 +275,12 @@ def _file_lines(files: FileStore) -> list[bytes]:
     return data.split(b"\n")[:-1]
 
 
-def sync_mirror(files: FileStore, db: sa.Engine, known: dict[int, bytes] | None = None,
-                after: list[tuple[int, Callable[[], None]]] = ()) -> int:
+def sync_mirror(
+    files: FileStore,
+    db: sa.Engine,
+    known: dict[int, bytes] | None = None,
+    after: list[tuple[int, Callable[[], None]]] = (),
+) -> int:
     """Append to the file log what the table has beyond it, then the newest checkpoint it covers.
 
     Call with ``files`` locked. ``known`` holds lines already at hand by ``seq``; ``after`` writes
@@ -272,10 +298,11 @@ def sync_mirror(files: FileStore, db: sa.Engine, known: dict[int, bytes] | None 
         lines.append(known[start + len(lines)])
     with db.connect() as conn:
         rest = conn.execute(
-            sa.select(audit_entries.c.seq, audit_entries.c.line).where(audit_entries.c.seq >= start + len(lines))
+            sa.select(audit_entries.c.seq, audit_entries.c.line)
+            .where(audit_entries.c.seq >= start + len(lines))
             .order_by(audit_entries.c.seq)
         ).all()
-        for i, row in enumerate(rest):
+        for _i, row in enumerate(rest):
             if row.seq != start + len(lines):
                 break
             lines.append(bytes(row.line))
@@ -285,8 +312,10 @@ def sync_mirror(files: FileStore, db: sa.Engine, known: dict[int, bytes] | None 
             if size <= files.size:
                 write()
         row = conn.execute(
-            sa.select(audit_checkpoints.c.size, audit_checkpoints.c.note).where(audit_checkpoints.c.size <= files.size)
-            .order_by(audit_checkpoints.c.size.desc()).limit(1)
+            sa.select(audit_checkpoints.c.size, audit_checkpoints.c.note)
+            .where(audit_checkpoints.c.size <= files.size)
+            .order_by(audit_checkpoints.c.size.desc())
+            .limit(1)
         ).first()
     if row is not None:
         folder = files.directory / CHECKPOINTS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -144,9 +144,15 @@ def checked_entry(line: bytes, index: int, origin: str) -> dict[str, Any]:
         obj = strict_parse(line)
     seq, kind, ts = obj.get("seq"), obj.get("type"), obj.get("time")
     if not (  # the common case in one expression; check_common names whatever is wrong
-        type(seq) is int and seq == index and obj.get("v") == FORMAT_VERSION and obj.get("log") == origin
-        and type(kind) is str and (kind in _TYPES_SEEN or _new_type(kind))
-        and type(ts) is str and _TIME_MATCH(ts) is not None and _valid_date(ts)
+        type(seq) is int
+        and seq == index
+        and obj.get("v") == FORMAT_VERSION
+        and obj.get("log") == origin
+        and type(kind) is str
+        and (kind in _TYPES_SEEN or _new_type(kind))
+        and type(ts) is str
+        and _TIME_MATCH(ts) is not None
+        and _valid_date(ts)
     ):
         check_common(obj, index, origin)
     return obj
@@ -226,8 +232,12 @@ def check_fields(entry_type: str, fields: dict[str, Any]) -> None:
         _person(fields, entry_type)
         plan = _need(fields, "plan", list, entry_type)
         for i, item in enumerate(plan):
-            if not (isinstance(item, dict) and isinstance(item.get("system"), str)
-                    and isinstance(item.get("account"), dict) and isinstance(item.get("kind"), str)):
+            if not (
+                isinstance(item, dict)
+                and isinstance(item.get("system"), str)
+                and isinstance(item.get("account"), dict)
+                and isinstance(item.get("kind"), str)
+            ):
                 raise EntryError(f"case_opened entry: plan[{i}] needs system, account and kind")
     elif entry_type == "action":
         for key in ("case", "system", "kind"):
@@ -248,7 +258,7 @@ def check_fields(entry_type: str, fields: dict[str, Any]) -> None:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds and ``Z``."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -260,9 +270,9 @@ def parse_time(text: Any) -> datetime | None:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def now() -> str:
     """The current UTC time, formatted for an entry."""
-    return format_time(datetime.now(timezone.utc))
+    return format_time(datetime.now(UTC))

@@ -20,10 +20,32 @@ from ._note import Checkpoint, NoteError, TrustList, b64, format_proof, parse_ch
 __all__ = ["summarize", "build_evidence", "verify_evidence", "EvidenceReport", "find_person"]
 
 FORMAT = "offboard-evidence/v1"
-FIXED = ("README.md", "MANIFEST.sha256", "entries.jsonl", "checkpoint.note", "keys.txt",
-         "summary.json", "summary.csv", "summary.md")
-CSV_COLUMNS = ("case", "system", "account_id", "account_name", "kind", "result", "completed_at", "verified",
-               "reference", "termination_at", "deadline", "elapsed_ms", "sla_met", "seq")
+FIXED = (
+    "README.md",
+    "MANIFEST.sha256",
+    "entries.jsonl",
+    "checkpoint.note",
+    "keys.txt",
+    "summary.json",
+    "summary.csv",
+    "summary.md",
+)
+CSV_COLUMNS = (
+    "case",
+    "system",
+    "account_id",
+    "account_name",
+    "kind",
+    "result",
+    "completed_at",
+    "verified",
+    "reference",
+    "termination_at",
+    "deadline",
+    "elapsed_ms",
+    "sla_met",
+    "seq",
+)
 ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 
 
@@ -44,30 +66,50 @@ def summarize(person: str, checkpoint: Checkpoint, sla_seconds: int, entries: li
             action = action or {}
             verification = action.get("verification") if isinstance(action.get("verification"), dict) else {}
             name = (action.get("account") or {}).get("name") if action else record.names.get((system, account, kind))
-            accounts.append({
-                "system": system, "account_id": account, "account_name": name, "kind": kind,
-                "result": action.get("result"), "requested_at": action.get("requested_at"),
-                "responded_at": action.get("responded_at"),
-                "completed_at": action.get("responded_at") if action.get("result") == "verified" else None,
-                "verified": verification.get("ok"), "observed": verification.get("observed"),
-                "reference": action.get("reference"), "seq": action.get("seq"),
-            })
+            accounts.append(
+                {
+                    "system": system,
+                    "account_id": account,
+                    "account_name": name,
+                    "kind": kind,
+                    "result": action.get("result"),
+                    "requested_at": action.get("requested_at"),
+                    "responded_at": action.get("responded_at"),
+                    "completed_at": action.get("responded_at") if action.get("result") == "verified" else None,
+                    "verified": verification.get("ok"),
+                    "observed": verification.get("observed"),
+                    "reference": action.get("reference"),
+                    "seq": action.get("seq"),
+                }
+            )
         opened, closed = record.opened or {}, record.closed or {}
         elapsed = record.elapsed_ms()
-        cases.append({
-            "case": record.case, "opened_seq": opened.get("seq"), "opened_at": opened.get("time"),
-            "trigger": opened.get("trigger"), "policy": opened.get("policy"),
-            "termination_at": record.termination_at(), "status": closed.get("status", "open"),
-            "closed_at": closed.get("time"), "last_verified_at": record.last_verified_at(),
-            "elapsed_ms": elapsed, "deadline": record.deadline(sla_seconds),
-            "sla_met": None if elapsed is None else elapsed <= sla_seconds * 1000,
-            "accounts": accounts,
-        })
+        cases.append(
+            {
+                "case": record.case,
+                "opened_seq": opened.get("seq"),
+                "opened_at": opened.get("time"),
+                "trigger": opened.get("trigger"),
+                "policy": opened.get("policy"),
+                "termination_at": record.termination_at(),
+                "status": closed.get("status", "open"),
+                "closed_at": closed.get("time"),
+                "last_verified_at": record.last_verified_at(),
+                "elapsed_ms": elapsed,
+                "deadline": record.deadline(sla_seconds),
+                "sla_met": None if elapsed is None else elapsed <= sla_seconds * 1000,
+                "accounts": accounts,
+            }
+        )
     return {
-        "format": FORMAT, "person": person, "log": checkpoint.origin,
+        "format": FORMAT,
+        "person": person,
+        "log": checkpoint.origin,
         "checkpoint": {"size": checkpoint.size, "root": b64(checkpoint.root)},
-        "sla_seconds": sla_seconds, "entries": [obj["seq"] for obj in entries],
-        "cases": cases, "findings": book.findings(sla_seconds),
+        "sla_seconds": sla_seconds,
+        "entries": [obj["seq"] for obj in entries],
+        "cases": cases,
+        "findings": book.findings(sla_seconds),
     }
 
 
@@ -92,24 +134,47 @@ def render(summary: dict[str, Any]) -> dict[str, bytes]:
     ]
     for case in summary["cases"]:
         md += [
-            "", f"## Case {case['case']}", "",
+            "",
+            f"## Case {case['case']}",
+            "",
             f"- status: {case['status']}; trigger: {_cell(case['trigger'])}; policy: {_cell(case['policy'])}",
             f"- termination: {_cell(case['termination_at'])}; last verified action: {_cell(case['last_verified_at'])}",
             f"- elapsed: {_cell(case['elapsed_ms'])} ms; deadline: {_cell(case['deadline'])}; "
             f"SLA met: {_cell(case['sla_met'])}",
-            "", "| system | account | action | result | completed at | verified | reference | seq |",
+            "",
+            "| system | account | action | result | completed at | verified | reference | seq |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in case["accounts"]:
-            writer.writerow([
-                case["case"], row["system"], row["account_id"], _cell(row["account_name"]), row["kind"],
-                _cell(row["result"]), _cell(row["completed_at"]), _cell(row["verified"]), _cell(row["reference"]),
-                _cell(case["termination_at"]), _cell(case["deadline"]), _cell(case["elapsed_ms"]),
-                _cell(case["sla_met"]), _cell(row["seq"]),
-            ])
+            writer.writerow(
+                [
+                    case["case"],
+                    row["system"],
+                    row["account_id"],
+                    _cell(row["account_name"]),
+                    row["kind"],
+                    _cell(row["result"]),
+                    _cell(row["completed_at"]),
+                    _cell(row["verified"]),
+                    _cell(row["reference"]),
+                    _cell(case["termination_at"]),
+                    _cell(case["deadline"]),
+                    _cell(case["elapsed_ms"]),
+                    _cell(case["sla_met"]),
+                    _cell(row["seq"]),
+                ]
+            )
             account = row["account_id"] + (f" ({row['account_name']})" if row["account_name"] else "")
-            cells = [row["system"], account, row["kind"], _cell(row["result"]), _cell(row["completed_at"]),
-                     _cell(row["verified"]), _cell(row["reference"]), _cell(row["seq"])]
+            cells = [
+                row["system"],
+                account,
+                row["kind"],
+                _cell(row["result"]),
+                _cell(row["completed_at"]),
+                _cell(row["verified"]),
+                _cell(row["reference"]),
+                _cell(row["seq"]),
+            ]
             md.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     md += ["", "## Findings", ""] + ([f"- {f}" for f in summary["findings"]] or ["None."])
     return {
@@ -142,11 +207,11 @@ def find_person(lines: list[bytes], person: str) -> str:
 
 def _readme(summary: dict[str, Any], checkpoint: Checkpoint) -> str:
     keys = "\n".join(f"- `{v.vkey}` (SHA-256 of the public key: `{v.fingerprint}`)" for v in checkpoint.signers)
-    return f"""# Evidence bundle for person {summary['person']}
+    return f"""# Evidence bundle for person {summary["person"]}
 
-This bundle holds every entry that the audit log `{summary['log']}` recorded for this person,
+This bundle holds every entry that the audit log `{summary["log"]}` recorded for this person,
 byte for byte, each with a Merkle inclusion proof (C2SP tlog-proof) against one signed
-checkpoint (tree size {summary['checkpoint']['size']}). It contains no other person's entries.
+checkpoint (tree size {summary["checkpoint"]["size"]}). It contains no other person's entries.
 
 Keys that signed the checkpoint (confirm these out of band before trusting the bundle):
 
@@ -161,7 +226,9 @@ keys.txt, this README and MANIFEST.sha256 are informative; the proofs and the si
 """
 
 
-def build_evidence(directory: Path, person: str, out: Path, trust: TrustList, *, sla_seconds: int = 86400) -> dict[str, Any]:
+def build_evidence(
+    directory: Path, person: str, out: Path, trust: TrustList, *, sla_seconds: int = 86400
+) -> dict[str, Any]:
     """Write the evidence zip for ``person`` against the latest checkpoint; returns the summary."""
     directory = Path(directory)
     try:
@@ -195,9 +262,11 @@ def build_evidence(directory: Path, person: str, out: Path, trust: TrustList, *,
         "README.md": _readme(summary, checkpoint).encode(),
         **render(summary),
     }
-    for line, obj in chosen:
+    for _line, obj in chosen:
         seq = obj["seq"]
-        files[f"proofs/{seq}.tlog-proof"] = format_proof(seq, tree.inclusion_proof(seq, checkpoint.size), checkpoint.note).encode()
+        files[f"proofs/{seq}.tlog-proof"] = format_proof(
+            seq, tree.inclusion_proof(seq, checkpoint.size), checkpoint.note
+        ).encode()
     files["MANIFEST.sha256"] = "".join(f"{sha256(v).hexdigest()}  {k}\n" for k, v in sorted(files.items())).encode()
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
@@ -278,8 +347,10 @@ def verify_evidence(path: Path, trust: TrustList, sla_seconds: int | None = None
         if pid != report.person:
             problem(f"{where}: the entry is about person {pid}, not {report.person}")
         if obj.get("person_prev") != previous:
-            problem(f"{where}: person_prev is {obj.get('person_prev')!r}, expected {previous!r}: "
-                    "an entry of this person is missing or out of order")
+            problem(
+                f"{where}: person_prev is {obj.get('person_prev')!r}, expected {previous!r}: "
+                "an entry of this person is missing or out of order"
+            )
         previous = seq
         name = f"proofs/{seq}.tlog-proof"
         expected.add(name)

@@ -7,10 +7,11 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ..errors import OffboardError
 from ._entry import FORMAT_VERSION, EntryError, canonical, check_fields, checked_entry, now
@@ -196,7 +197,7 @@ class AuditLog:
         signer: Signer | None = None,
         config: Any = None,
         pm: Any = None,
-    ) -> "AuditLog":
+    ) -> AuditLog:
         """Open (or create) the log, recover a torn last line, and seal unsealed entries."""
         directory = Path(directory)
         if not valid_name(origin):
@@ -323,10 +324,19 @@ class AuditLog:
             return
         old = [k for k in self.trust.keys if k.valid_to_size is None]
         last = self._latest.size if self._latest else 0
-        seq = self._append_locked([("key_rotation", {
-            "old": [k.verifier.vkey for k in old], "new": vkey,
-            "reason": "the checkpoint signer changed", "approver": None,
-        })])[0]
+        seq = self._append_locked(
+            [
+                (
+                    "key_rotation",
+                    {
+                        "old": [k.verifier.vkey for k in old],
+                        "new": vkey,
+                        "reason": "the checkpoint signer changed",
+                        "approver": None,
+                    },
+                )
+            ]
+        )[0]
         self.trust.keys = [
             TrustedKey(k.verifier, k.valid_from_size, last, "retired") if k in old else k for k in self.trust.keys
         ] + [TrustedKey(verifier, seq + 1)]
@@ -338,13 +348,20 @@ class AuditLog:
         name = f"{self._store.offset:020d}-{int(time.time())}.torn"
         _write_atomic(qdir / name, torn, 0o600)
         self._store.truncate_tail()
-        seq = self._append_locked([("recovery", {
-            "reason": "torn last line (no newline) after a crash",
-            "quarantined": f"quarantine/{name}",
-            "offset": self._store.offset,
-            "bytes": len(torn),
-            "sha256": sha256(torn).hexdigest(),
-        })])[0]
+        seq = self._append_locked(
+            [
+                (
+                    "recovery",
+                    {
+                        "reason": "torn last line (no newline) after a crash",
+                        "quarantined": f"quarantine/{name}",
+                        "offset": self._store.offset,
+                        "bytes": len(torn),
+                        "sha256": sha256(torn).hexdigest(),
+                    },
+                )
+            ]
+        )[0]
         self.recovered.append(seq)
 
     def _catch_up(self) -> None:
@@ -462,9 +479,19 @@ class AuditLog:
             next_path = key_path.with_name(key_path.name + ".next")
             write_private(next_path, generate_skey(self.origin) + "\n")
             new = FileSigner(next_path, self.origin, create=False)
-            seq = self._append_locked([("key_rotation", {
-                "old": [old.vkey], "new": new.vkey, "reason": reason, "approver": approver,
-            })])[0]
+            seq = self._append_locked(
+                [
+                    (
+                        "key_rotation",
+                        {
+                            "old": [old.vkey],
+                            "new": new.vkey,
+                            "reason": reason,
+                            "approver": approver,
+                        },
+                    )
+                ]
+            )[0]
             size = seq + 1
             self.trust.keys = [
                 TrustedKey(k.verifier, k.valid_from_size, size, "retired") if k.verifier.vkey == old.vkey else k
@@ -480,7 +507,7 @@ class AuditLog:
         """Release the files."""
         self._store.close()
 
-    def __enter__(self) -> "AuditLog":
+    def __enter__(self) -> AuditLog:
         return self
 
     def __exit__(self, *exc: object) -> None:

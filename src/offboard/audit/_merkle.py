@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from hashlib import sha256
-from typing import Iterable, Sequence
 
 __all__ = [
     "EMPTY_ROOT",
@@ -63,7 +63,7 @@ class CompactRange:
         stack.append(h)
         self.size += 1 << level
 
-    def copy(self) -> "CompactRange":
+    def copy(self) -> CompactRange:
         """An independent copy."""
         other = CompactRange()
         other.size, other._stack = self.size, list(self._stack)
@@ -102,9 +102,7 @@ class Tree:
         self.size = len(level) // 32
         self._levels = [bytes(level)]
         while len(level) >= 64:
-            level = b"".join(
-                sha256(b"\x01" + level[i : i + 64]).digest() for i in range(0, len(level) - 63, 64)
-            )
+            level = b"".join(sha256(b"\x01" + level[i : i + 64]).digest() for i in range(0, len(level) - 63, 64))
             self._levels.append(level)
 
     def leaf(self, index: int) -> bytes:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -90,7 +91,7 @@ class Verifier:
     vkey: str
 
     @classmethod
-    def parse(cls, vkey: str) -> "Verifier":
+    def parse(cls, vkey: str) -> Verifier:
         """Parse ``<name>+<hex id>+<base64 key>``; the ID must match the key."""
         parts = vkey.split("+", 2)
         if len(parts) != 3:
@@ -284,7 +285,7 @@ class TrustList:
     keys: list[TrustedKey] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, text: str, where: str = "trusted-keys") -> "TrustList":
+    def parse(cls, text: str, where: str = "trusted-keys") -> TrustList:
         """Parse ``<vkey> [valid_from_size=N] [valid_to_size=M] [status=...]`` lines; '#' comments."""
         keys: list[TrustedKey] = []
         for number, raw in enumerate(text.splitlines(), 1):
@@ -336,7 +337,9 @@ class TrustList:
         if size is not None:
             valid = {k.verifier for k in self.keys if k.covers(size)}
             if not valid.intersection(note.verified):
-                raise NoteError(f"no signature from a key trusted for tree size {size} (check the keys' validity ranges)")
+                raise NoteError(
+                    f"no signature from a key trusted for tree size {size} (check the keys' validity ranges)"
+                )
         return note
 
 

@@ -9,21 +9,62 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-__all__ = ["Leaver", "LeaverList", "Reconciliation", "leavers_from_csv", "leavers_from_people", "configured_sources", "reconcile"]
+__all__ = [
+    "Leaver",
+    "LeaverList",
+    "Reconciliation",
+    "leavers_from_csv",
+    "leavers_from_people",
+    "configured_sources",
+    "reconcile",
+]
 
 #: Header names (lower case, runs of other characters as "_") taken as a person identifier, in order of preference.
-ID_COLUMNS = ("email", "work_email", "email_address", "mail", "upn", "user_principal_name", "id", "person", "person_id",
-              "username", "user", "login", "employee_id", "employee_number", "employee_no", "emp_id", "employee",
-              "worker_id", "staff_id")
+ID_COLUMNS = (
+    "email",
+    "work_email",
+    "email_address",
+    "mail",
+    "upn",
+    "user_principal_name",
+    "id",
+    "person",
+    "person_id",
+    "username",
+    "user",
+    "login",
+    "employee_id",
+    "employee_number",
+    "employee_no",
+    "emp_id",
+    "employee",
+    "worker_id",
+    "staff_id",
+)
 #: Header names taken as the termination date, first found wins.
-DATE_COLUMNS = ("termination_date", "termination_at", "terminated_at", "terminated_on", "termination", "end_date",
-                "last_day", "last_working_day", "last_day_worked", "leave_date", "leaving_date", "exit_date",
-                "separation_date", "effective_date", "date")
+DATE_COLUMNS = (
+    "termination_date",
+    "termination_at",
+    "terminated_at",
+    "terminated_on",
+    "termination",
+    "end_date",
+    "last_day",
+    "last_working_day",
+    "last_day_worked",
+    "leave_date",
+    "leaving_date",
+    "exit_date",
+    "separation_date",
+    "effective_date",
+    "date",
+)
 NAME_COLUMNS = ("name", "full_name", "display_name", "employee_name")
 
 
@@ -93,7 +134,9 @@ def leavers_from_csv(path: Path) -> LeaverList:
     if not ids:
         raise ValueError(f"{path}: no person column (email, id, person, employee_id, ...); the header is: {shown}")
     if when is None:
-        raise ValueError(f"{path}: no termination date column (termination_date, end_date, last_day, ...); the header is: {shown}")
+        raise ValueError(
+            f"{path}: no termination date column (termination_date, end_date, last_day, ...); the header is: {shown}"
+        )
     leavers = []
     for number, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
@@ -107,7 +150,9 @@ def leavers_from_csv(path: Path) -> LeaverList:
         except ValueError:
             raise ValueError(f"{path} row {number}: termination date {raw!r} is not a date (YYYY-MM-DD)") from None
         name = row[names].strip() if names is not None and names < len(row) and row[names].strip() else None
-        leavers.append(Leaver(cells[0], frozenset(c.lower() for c in cells), name, end, False, f"{path.name} row {number}"))
+        leavers.append(
+            Leaver(cells[0], frozenset(c.lower() for c in cells), name, end, False, f"{path.name} row {number}")
+        )
     return LeaverList(f"HR leavers file {path.name} ({len(leavers)} rows)", leavers)
 
 
@@ -140,7 +185,10 @@ def configured_sources(config: Any) -> list[tuple[str, Any]]:
     for index, item in enumerate(config.people):
         cls = classes.get(item.type)
         if cls is None:
-            raise ConfigError(f"unknown people source {item.type!r} (installed: {', '.join(sorted(classes))})", where=f"{where}: people.{index}")
+            raise ConfigError(
+                f"unknown people source {item.type!r} (installed: {', '.join(sorted(classes))})",
+                where=f"{where}: people.{index}",
+            )
         try:
             out.append((f"people source {item.type}", cls(item.settings, base=base)))
         except ValidationError as exc:
@@ -158,7 +206,9 @@ def from_sources(sources: list[tuple[str, Any]]) -> LeaverList | None:
     return LeaverList(", ".join(label for label, _ in sources) + " (the configured people sources)", leavers)
 
 
-def reconcile(leavers: LeaverList, period: Any, cases: list[tuple[str, str, str | None, datetime | None, bool]]) -> Reconciliation:
+def reconcile(
+    leavers: LeaverList, period: Any, cases: list[tuple[str, str, str | None, datetime | None, bool]]
+) -> Reconciliation:
     """Match leavers in ``period`` against ``cases`` (case, person, employee id, termination, follow-up)."""
     index: dict[str, list[tuple[str, datetime | None]]] = {}
     for case, person, employee_id, moment, followup in cases:
@@ -180,11 +230,13 @@ def reconcile(leavers: LeaverList, period: Any, cases: list[tuple[str, str, str 
         if inside:
             out.matched.append((leaver, inside))
         elif found:
-            out.elsewhere.append((leaver, [f"{case} ({m.date().isoformat() if m else 'no date'})" for case, m in found.items()]))
+            out.elsewhere.append(
+                (leaver, [f"{case} ({m.date().isoformat() if m else 'no date'})" for case, m in found.items()])
+            )
         else:
             out.missing.append(leaver)
     seen: set[str] = set()
-    for case, person, employee_id, moment, followup in cases:
+    for _case, person, employee_id, moment, followup in cases:
         if followup or not period.contains(moment) or person in seen:
             continue
         seen.add(person)

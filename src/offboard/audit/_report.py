@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._cases import CaseBook, CaseRecord
@@ -46,7 +47,7 @@ class Period:
     end: date | None = None
 
     @classmethod
-    def parse(cls, start: str | None, end: str | None, names: tuple[str, str] = ("--from", "--to")) -> "Period":
+    def parse(cls, start: str | None, end: str | None, names: tuple[str, str] = ("--from", "--to")) -> Period:
         """Dates as YYYY-MM-DD; ValueError with a one-line message naming the option."""
         days = []
         for name, text in zip(names, (start, end)):
@@ -64,7 +65,7 @@ class Period:
     def contains(self, moment: datetime | None) -> bool:
         if moment is None:
             return self.start is None and self.end is None
-        day = moment.astimezone(timezone.utc).date()
+        day = moment.astimezone(UTC).date()
         return (self.start is None or day >= self.start) and (self.end is None or day <= self.end)
 
     def contains_day(self, day: date) -> bool:
@@ -239,16 +240,25 @@ class AuditReport:
 # -- building ------------------------------------------------------------------------
 
 
-def build_report(directory: Path, trust: TrustList | None = None, *, period: Period = Period(), sla_seconds: int = 86400,
-                 people: Sequence[str] | None = None, leavers: Any = None, now: datetime | None = None,
-                 keep_entries: bool = False, trust_source: str | None = None) -> AuditReport:
+def build_report(
+    directory: Path,
+    trust: TrustList | None = None,
+    *,
+    period: Period = Period(),
+    sla_seconds: int = 86400,
+    people: Sequence[str] | None = None,
+    leavers: Any = None,
+    now: datetime | None = None,
+    keep_entries: bool = False,
+    trust_source: str | None = None,
+) -> AuditReport:
     """Verify the log, then gather the period's cases; ReportError when the log fails or input is wrong.
 
     ``people`` limits the report to some people (ids or employee ids, e.g. an auditor's sample);
     ``leavers`` is a :class:`~offboard.audit._reconcile.LeaverList` to reconcile against.
     """
     directory = Path(directory)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if not (directory / ENTRIES).exists() and not (directory / ORIGIN_FILE).exists():
         raise ReportError(f"no audit log at {directory}", 2)
     if trust is None:
@@ -260,7 +270,9 @@ def build_report(directory: Path, trust: TrustList | None = None, *, period: Per
     verified = verify_log(directory, trust, sla_seconds=sla_seconds)
     failures = sorted(verified.of("integrity"), key=_weight)
     if failures:
-        named = failures[:1] + [p for p in failures[1:] if p.where == "leafhashes.bin"][:1]  # the cache points at the entry
+        named = (
+            failures[:1] + [p for p in failures[1:] if p.where == "leafhashes.bin"][:1]
+        )  # the cache points at the entry
         shown = "; ".join(f"{p.where}: {p.what}" for p in named)
         rest = len(failures) - len(named)
         more = f" (and {rest} more; run 'offboard audit verify')" if rest else ""
@@ -296,14 +308,26 @@ def build_report(directory: Path, trust: TrustList | None = None, *, period: Per
     included = {c.case for p in ordered for c in p.cases}
     findings = [f for f in (p.what for p in verified.of("finding")) if _about(f, included) or not f.startswith("case ")]
     report = AuditReport(
-        period=period, sla_seconds=sla_seconds, generated_at=now, origin=checkpoint.origin, checkpoint=checkpoint,
-        entries_total=verified.size, unsealed=unsealed, trust_source=trust_source or "given", warnings=warnings,
-        people=ordered, exceptions=[], findings=findings, reconciliation=None,
+        period=period,
+        sla_seconds=sla_seconds,
+        generated_at=now,
+        origin=checkpoint.origin,
+        checkpoint=checkpoint,
+        entries_total=verified.size,
+        unsealed=unsealed,
+        trust_source=trust_source or "given",
+        warnings=warnings,
+        people=ordered,
+        exceptions=[],
+        findings=findings,
+        reconciliation=None,
         sample=sorted(wanted) if wanted is not None else None,
     )
     report.exceptions = _exceptions(report, gathered, included, wanted, case_keys)
     if leavers is not None:
-        report.reconciliation = reconcile(leavers, period, [(c.case, c.person, c.employee_id, m, c.followup) for c, m in case_keys])
+        report.reconciliation = reconcile(
+            leavers, period, [(c.case, c.person, c.employee_id, m, c.followup) for c, m in case_keys]
+        )
     return report
 
 
@@ -324,8 +348,11 @@ def _sealed_entries(directory: Path, checkpoint: Checkpoint) -> list[dict[str, A
     for line in lines:
         tree.append(leaf_hash(line))
     if len(lines) != checkpoint.size or tree.root() != checkpoint.root:
-        raise ReportError(f"the audit log changed while the report was built: {ENTRIES} no longer matches "
-                          f"checkpoint size {checkpoint.size}; run 'offboard audit verify'", 1)
+        raise ReportError(
+            f"the audit log changed while the report was built: {ENTRIES} no longer matches "
+            f"checkpoint size {checkpoint.size}; run 'offboard audit verify'",
+            1,
+        )
     return [json.loads(line) for line in lines]
 
 
@@ -357,7 +384,12 @@ def _gather(objects: list[dict[str, Any]]) -> _Gathered:
             for raw in obj.get("tasks") or []:
                 if isinstance(raw, dict) and isinstance(raw.get("id"), str):
                     out.tasks.setdefault(case, {})[raw["id"]] = Task(
-                        raw["id"], _text(raw.get("title")), _text(raw.get("owner")), _text(raw.get("due_at")), bool(raw.get("blocking")))
+                        raw["id"],
+                        _text(raw.get("title")),
+                        _text(raw.get("owner")),
+                        _text(raw.get("due_at")),
+                        bool(raw.get("blocking")),
+                    )
         elif kind == "task" and isinstance(case, str) and isinstance(obj.get("task"), str):
             task = out.tasks.setdefault(case, {}).setdefault(obj["task"], Task(obj["task"]))
             task.title = _text(obj.get("title")) or task.title
@@ -426,26 +458,49 @@ def _case_view(record: CaseRecord, gathered: _Gathered, sla_seconds: int, now: d
         action = action if isinstance(action, dict) else {}
         name = (action.get("account") or {}).get("name") if action else record.names.get((system, account, kind))
         verification = action.get("verification") if isinstance(action.get("verification"), dict) else {}
-        items.append(Item(
-            system=system, account_id=account, account_name=_text(name), kind=kind, result=_text(action.get("result")),
-            requested_at=_text(action.get("requested_at")), responded_at=_text(action.get("responded_at")),
-            read_back=verification.get("ok") if isinstance(verification.get("ok"), bool) else None,
-            observed=verification.get("observed"), detail=_text(verification.get("detail")),
-            reference=_text(action.get("reference")), error=_text(action.get("error")),
-            attempts=action.get("attempts") if isinstance(action.get("attempts"), int) else None, seq=action.get("seq"),
-        ))
+        items.append(
+            Item(
+                system=system,
+                account_id=account,
+                account_name=_text(name),
+                kind=kind,
+                result=_text(action.get("result")),
+                requested_at=_text(action.get("requested_at")),
+                responded_at=_text(action.get("responded_at")),
+                read_back=verification.get("ok") if isinstance(verification.get("ok"), bool) else None,
+                observed=verification.get("observed"),
+                detail=_text(verification.get("detail")),
+                reference=_text(action.get("reference")),
+                error=_text(action.get("error")),
+                attempts=action.get("attempts") if isinstance(action.get("attempts"), int) else None,
+                seq=action.get("seq"),
+            )
+        )
     pid = record.person or "?"
     view = CaseView(
-        case=record.case, person=pid, employee_id=_text(person.get("employee_id")) or gathered.employee_ids.get(pid),
-        timezone=zone_name(person.get("timezone")), trigger=_text(opened.get("trigger")), policy=_text(opened.get("policy")),
-        reason=_text(opened.get("reason")), status=_text(closed.get("status")) or "open", opened_at=_text(opened.get("time")),
-        closed_at=_text(closed.get("time")), termination_at=record.termination_at(), last_verified_at=record.last_verified_at(),
-        elapsed_ms=record.elapsed_ms(), deadline=record.deadline(sla_seconds), items=items,
+        case=record.case,
+        person=pid,
+        employee_id=_text(person.get("employee_id")) or gathered.employee_ids.get(pid),
+        timezone=zone_name(person.get("timezone")),
+        trigger=_text(opened.get("trigger")),
+        policy=_text(opened.get("policy")),
+        reason=_text(opened.get("reason")),
+        status=_text(closed.get("status")) or "open",
+        opened_at=_text(opened.get("time")),
+        closed_at=_text(closed.get("time")),
+        termination_at=record.termination_at(),
+        last_verified_at=record.last_verified_at(),
+        elapsed_ms=record.elapsed_ms(),
+        deadline=record.deadline(sla_seconds),
+        items=items,
         protected=[p for p in opened.get("protected") or [] if isinstance(p, dict)],
-        discovery_errors=dict(opened.get("discovery_errors") or {}) if isinstance(opened.get("discovery_errors"), dict) else {},
+        discovery_errors=dict(opened.get("discovery_errors") or {})
+        if isinstance(opened.get("discovery_errors"), dict)
+        else {},
         tasks=list(gathered.tasks.get(record.case, {}).values()),
         checklist=closed.get("checklist") if isinstance(closed.get("checklist"), dict) else None,
-        undone=gathered.undone.get(record.case, []), approved_by=gathered.approved_by.get(record.case),
+        undone=gathered.undone.get(record.case, []),
+        approved_by=gathered.approved_by.get(record.case),
     )
     view.over_deadline, view.over_reason = _over(view, sla_seconds, now)
     return view
@@ -457,7 +512,11 @@ def _over(view: CaseView, sla_seconds: int, now: datetime) -> tuple[bool, str | 
         return False, None
     if view.elapsed_ms is not None and view.elapsed_ms > sla_seconds * 1000:
         last = "the last account" if view.revoked else "the latest verified account"
-        return True, f"{last} was revoked {duration(view.elapsed_ms)} after termination (deadline {duration(sla_seconds * 1000)})"
+        return (
+            True,
+            f"{last} was revoked {duration(view.elapsed_ms)} after termination (deadline "
+            f"{duration(sla_seconds * 1000)})",
+        )
     deadline = parse_time(view.deadline)
     if not view.revoked and deadline is not None and now > deadline:
         what = "still open" if view.status == "open" else f"closed {view.status}"
@@ -472,29 +531,55 @@ def _about(finding: str, cases: set[str]) -> bool:
     return case in cases
 
 
-def _exceptions(report: AuditReport, gathered: _Gathered, included: set[str], wanted: set[str] | None,
-                case_keys: list[tuple[CaseView, datetime | None]]) -> list[Exception_]:
+def _exceptions(
+    report: AuditReport,
+    gathered: _Gathered,
+    included: set[str],
+    wanted: set[str] | None,
+    case_keys: list[tuple[CaseView, datetime | None]],
+) -> list[Exception_]:
     out: list[Exception_] = []
     for case in report.cases:
-        add = lambda kind, detail, at=None: out.append(Exception_(kind, detail, case.case, case.person, at))  # noqa: E731
+        add = lambda kind, detail, at=None, case=case: out.append(Exception_(kind, detail, case.case, case.person, at))  # noqa: E731
         if case.status == "incomplete":
             bad = [i for i in case.items if i.result != "verified"]
             for item in bad:
                 why = item.error or item.detail or item.result or "no result logged"
-                add("incomplete", f"{item.system} {item.account_name or item.account_id} {item.kind}: "
-                    f"{item.result or 'no result'} ({why})", item.responded_at)
+                add(
+                    "incomplete",
+                    f"{item.system} {item.account_name or item.account_id} {item.kind}: "
+                    f"{item.result or 'no result'} ({why})",
+                    item.responded_at,
+                )
             if not bad:
-                add("incomplete", "closed incomplete: " + ("; ".join(f"{s}: discovery failed" for s in case.discovery_errors)
-                                                           or "no account action failed (see the case's reasons)"), case.closed_at)
+                add(
+                    "incomplete",
+                    "closed incomplete: "
+                    + (
+                        "; ".join(f"{s}: discovery failed" for s in case.discovery_errors)
+                        or "no account action failed (see the case's reasons)"
+                    ),
+                    case.closed_at,
+                )
         elif case.status == "open":
-            missing = [i for i in case.items if i.result not in ("verified", "failed", "unverified", "skipped", "undone")]
-            add("open", f"opened but not closed in the sealed log; {len(missing)} of {len(case.items)} actions without a final result",
-                case.opened_at)
+            missing = [
+                i for i in case.items if i.result not in ("verified", "failed", "unverified", "skipped", "undone")
+            ]
+            add(
+                "open",
+                f"opened but not closed in the sealed log; {len(missing)} of {len(case.items)} "
+                "actions without a final result",
+                case.opened_at,
+            )
         elif case.status == "awaiting_tasks":
             blocking = [t for t in case.tasks if t.blocking and t.status == "open"]
             count = (case.checklist or {}).get("blocking_open", len(blocking))
-            add("checklist open", f"every account was revoked; {count} blocking checklist task(s) still open"
-                + (": " + ", ".join(t.title or t.id for t in blocking) if blocking else ""), case.closed_at)
+            add(
+                "checklist open",
+                f"every account was revoked; {count} blocking checklist task(s) still open"
+                + (": " + ", ".join(t.title or t.id for t in blocking) if blocking else ""),
+                case.closed_at,
+            )
         elif case.status == "cancelled":
             for undo in case.undone or [{}]:
                 actor = undo.get("actor") or "unknown"
@@ -502,16 +587,28 @@ def _exceptions(report: AuditReport, gathered: _Gathered, included: set[str], wa
                 add("cancelled", f"undone by {actor}; restored: {restored}", undo.get("time"))
         for item in case.items:
             if item.result == "skipped" and case.status != "incomplete":
-                add("skipped", f"{item.system} {item.account_name or item.account_id} {item.kind} skipped: "
-                    f"{item.error or item.detail or 'no reason logged'}", item.responded_at)
+                add(
+                    "skipped",
+                    f"{item.system} {item.account_name or item.account_id} {item.kind} skipped: "
+                    f"{item.error or item.detail or 'no reason logged'}",
+                    item.responded_at,
+                )
         for protected in case.protected:
             account = protected.get("account") if isinstance(protected.get("account"), dict) else {}
-            add("protected account skipped", f"{protected.get('system')} {account.get('name') or account.get('id')}: "
-                f"{protected.get('reason') or 'no reason logged'}", case.opened_at)
+            add(
+                "protected account skipped",
+                f"{protected.get('system')} {account.get('name') or account.get('id')}: "
+                f"{protected.get('reason') or 'no reason logged'}",
+                case.opened_at,
+            )
         for system, error in case.discovery_errors.items():
             add("discovery error", f"{system}: {error}", case.opened_at)
         if case.approved_by:
-            add("approval", f"opened by a sweep approved by {case.approved_by}: {case.reason or ''}".rstrip(": "), case.opened_at)
+            add(
+                "approval",
+                f"opened by a sweep approved by {case.approved_by}: {case.reason or ''}".rstrip(": "),
+                case.opened_at,
+            )
     persons = {p.id for p in report.people}
     for approval in gathered.approvals:
         named = [p for p in approval.get("people") or [] if p in persons]
@@ -520,17 +617,30 @@ def _exceptions(report: AuditReport, gathered: _Gathered, included: set[str], wa
             continue
         reasons = "; ".join(map(str, approval.get("reasons") or [])) or "no reason logged"
         who = f" for {len(approval.get('people') or [])} people" if approval.get("people") else ""
-        out.append(Exception_("approval", f"{approval.get('scope') or 'action'}{who} approved by {approval.get('approver')}: {reasons}",
-                              None, ", ".join(named) or None, approval.get("time")))
+        out.append(
+            Exception_(
+                "approval",
+                f"{approval.get('scope') or 'action'}{who} approved by {approval.get('approver')}: {reasons}",
+                None,
+                ", ".join(named) or None,
+                approval.get("time"),
+            )
+        )
     for finding in report.findings:
         case = finding[5:].split(" ", 1)[0] if _about(finding, included) else None
         what = finding.split(": ", 1)[-1]
         if case is not None and not what.startswith(SHOWN_ELSEWHERE) and not what.endswith("has no final result"):
-            out.append(Exception_("finding", what, case, next((c.person for c in report.cases if c.case == case), None)))
+            out.append(
+                Exception_("finding", what, case, next((c.person for c in report.cases if c.case == case), None))
+            )
     if wanted is not None:
         for pid in sorted(wanted - persons):
-            elsewhere = [f"{c.case} ({(m.date().isoformat() if m else 'no date')})" for c, m in case_keys if c.person == pid]
-            out.append(Exception_("sampled, no case in the period", "cases at other times: " + ", ".join(elsewhere), None, pid))
+            elsewhere = [
+                f"{c.case} ({(m.date().isoformat() if m else 'no date')})" for c, m in case_keys if c.person == pid
+            ]
+            out.append(
+                Exception_("sampled, no case in the period", "cases at other times: " + ", ".join(elsewhere), None, pid)
+            )
     return out
 
 

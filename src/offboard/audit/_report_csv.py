@@ -18,10 +18,34 @@ from ._report import AuditReport, zone_name
 __all__ = ["CSV_COLUMNS", "csv_rows", "local_time", "report_csv"]
 
 CSV_COLUMNS = (
-    "person", "employee_id", "time_zone", "case", "trigger", "policy", "case_status", "termination_at_utc",
-    "termination_at_local", "system", "account_id", "account_name", "action", "result", "requested_at_utc",
-    "completed_at_utc", "completed_at_local", "read_back_ok", "read_back_observed", "read_back_detail", "reference",
-    "error", "attempts", "seq", "all_revoked_at_utc", "time_to_revoke_seconds", "deadline_utc", "over_deadline",
+    "person",
+    "employee_id",
+    "time_zone",
+    "case",
+    "trigger",
+    "policy",
+    "case_status",
+    "termination_at_utc",
+    "termination_at_local",
+    "system",
+    "account_id",
+    "account_name",
+    "action",
+    "result",
+    "requested_at_utc",
+    "completed_at_utc",
+    "completed_at_local",
+    "read_back_ok",
+    "read_back_observed",
+    "read_back_detail",
+    "reference",
+    "error",
+    "attempts",
+    "seq",
+    "all_revoked_at_utc",
+    "time_to_revoke_seconds",
+    "deadline_utc",
+    "over_deadline",
 )
 
 
@@ -40,7 +64,9 @@ def _safe(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if not isinstance(value, str):
-        value = json.dumps(value, sort_keys=True, separators=(",", ":")) if isinstance(value, (dict, list)) else str(value)
+        value = (
+            json.dumps(value, sort_keys=True, separators=(",", ":")) if isinstance(value, (dict, list)) else str(value)
+        )
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
@@ -49,18 +75,44 @@ def csv_rows(report: AuditReport) -> list[list[str]]:
     rows = []
     for case in report.cases:
         zone = case.timezone
-        head = [case.person, case.employee_id, zone, case.case, case.trigger, case.policy, case.status, case.termination_at,
-                local_time(case.termination_at, zone)]
-        tail = [case.last_verified_at if case.revoked else None,
-                None if case.time_to_revoke_ms is None else f"{case.time_to_revoke_ms / 1000:.3f}", case.deadline,
-                None if case.followup else case.over_deadline]
+        head = [
+            case.person,
+            case.employee_id,
+            zone,
+            case.case,
+            case.trigger,
+            case.policy,
+            case.status,
+            case.termination_at,
+            local_time(case.termination_at, zone),
+        ]
+        tail = [
+            case.last_verified_at if case.revoked else None,
+            None if case.time_to_revoke_ms is None else f"{case.time_to_revoke_ms / 1000:.3f}",
+            case.deadline,
+            None if case.followup else case.over_deadline,
+        ]
         for item in case.items or [None]:
             if item is None:
                 middle: list[Any] = [None] * 15
             else:
-                middle = [item.system, item.account_id, item.account_name, item.kind, item.result, item.requested_at,
-                          item.completed_at, local_time(item.completed_at, zone), item.read_back, item.observed, item.detail,
-                          item.reference, item.error, item.attempts, item.seq]
+                middle = [
+                    item.system,
+                    item.account_id,
+                    item.account_name,
+                    item.kind,
+                    item.result,
+                    item.requested_at,
+                    item.completed_at,
+                    local_time(item.completed_at, zone),
+                    item.read_back,
+                    item.observed,
+                    item.detail,
+                    item.reference,
+                    item.error,
+                    item.attempts,
+                    item.seq,
+                ]
             rows.append([_safe(v) for v in head + middle + tail])
     return rows
 

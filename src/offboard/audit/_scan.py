@@ -17,7 +17,16 @@ from typing import Any
 from ._cases import CaseBook, CaseRecord
 from ._entry import EntryError, checked_entry, parse_time
 
-__all__ = ["Part", "BACKWARDS_TOLERANCE_S", "MAX_LISTED", "layout", "read_lines", "scan", "person_problem", "time_finding"]
+__all__ = [
+    "Part",
+    "BACKWARDS_TOLERANCE_S",
+    "MAX_LISTED",
+    "layout",
+    "read_lines",
+    "scan",
+    "person_problem",
+    "time_finding",
+]
 
 MAX_LISTED = 50
 BACKWARDS_TOLERANCE_S = 2
@@ -67,8 +76,10 @@ def _block_nodes(stack: list[bytes], size: int) -> list[Node]:
 
 def person_problem(pid: str, prev: Any, expected: Any) -> str:
     """The message for a broken per-person chain."""
-    return (f"person_prev is {prev!r}, but the previous entry for person {pid} is {expected!r}: "
-            "entries were removed, reordered or inserted")
+    return (
+        f"person_prev is {prev!r}, but the previous entry for person {pid} is {expected!r}: "
+        "entries were removed, reordered or inserted"
+    )
 
 
 def time_finding(ts: str, prev: str) -> str | None:
@@ -80,8 +91,9 @@ def time_finding(ts: str, prev: str) -> str | None:
     return None
 
 
-def scan(lines: list[bytes], first: int, origin: str, wanted: set[int], sla_seconds: int | None,
-         cache: Path | None) -> tuple[Part, CaseBook]:
+def scan(
+    lines: list[bytes], first: int, origin: str, wanted: set[int], sla_seconds: int | None, cache: Path | None
+) -> tuple[Part, CaseBook]:
     """Check entries ``first``.. of ``origin``; the chains that cross stretches are left to the merge."""
     part = Part(first, len(lines))
     book = CaseBook()

@@ -7,9 +7,10 @@ import json
 import multiprocessing
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ._cases import CaseRecord
 from ._entry import EntryError, checked_entry
@@ -151,8 +152,12 @@ def _verify_log(
             workers.close()
 
     if end < size:
-        report.add("integrity", ENTRIES, f"torn last line: {size - end} bytes at offset {end} without a final "
-                   "newline (opening the log for writing quarantines it in a recovery entry)")
+        report.add(
+            "integrity",
+            ENTRIES,
+            f"torn last line: {size - end} bytes at offset {end} without a final "
+            "newline (opening the log for writing quarantines it in a recovery entry)",
+        )
     n = report.size = sum(part.count for part in parts)
     roots = _merge(report, parts, ranges, path, origin)
 
@@ -161,21 +166,35 @@ def _verify_log(
         diffs = [part.cache_diff for part in parts if part.cache_diff is not None]
         if diffs or cached != 32 * n:
             first = min(diffs) if diffs else min(cached, 32 * n) // 32
-            report.add("integrity", LEAF_HASHES, f"does not match {ENTRIES} (first difference at leaf {first}; "
-                       f"{cached // 32} cached hashes for {n} entries)")
+            report.add(
+                "integrity",
+                LEAF_HASHES,
+                f"does not match {ENTRIES} (first difference at leaf {first}; "
+                f"{cached // 32} cached hashes for {n} entries)",
+            )
 
     by_size: dict[int, tuple[str, bytes]] = {}
     newest: Checkpoint | None = None
     for where, cp in stored:
         other = by_size.setdefault(cp.size, (where, cp.root))
         if other[1] != cp.root:
-            report.add("integrity", where, f"equivocation: {other[0]} is signed for the same size with a different root")
+            report.add(
+                "integrity", where, f"equivocation: {other[0]} is signed for the same size with a different root"
+            )
         if cp.size > n:
-            report.add("integrity", where, f"covers {cp.size} entries but the log has only {n}: entries were truncated or deleted")
+            report.add(
+                "integrity",
+                where,
+                f"covers {cp.size} entries but the log has only {n}: entries were truncated or deleted",
+            )
             continue
         if roots.get(cp.size) != cp.root:
-            report.add("integrity", where, f"root hash does not match the first {cp.size} entries: entries were "
-                       "changed, deleted, inserted or reordered")
+            report.add(
+                "integrity",
+                where,
+                f"root hash does not match the first {cp.size} entries: entries were "
+                "changed, deleted, inserted or reordered",
+            )
             continue
         if newest is None or cp.size > newest.size:
             newest = cp
@@ -183,29 +202,50 @@ def _verify_log(
     if stored and not (directory / CHECKPOINTS / LATEST).exists():
         report.add("integrity", f"{CHECKPOINTS}/{LATEST}", "missing")
     if latest and newest and latest.size < newest.size:
-        report.add("warning", f"{CHECKPOINTS}/{LATEST}", f"is older ({latest.size}) than the newest stored checkpoint ({newest.size})")
+        report.add(
+            "warning",
+            f"{CHECKPOINTS}/{LATEST}",
+            f"is older ({latest.size}) than the newest stored checkpoint ({newest.size})",
+        )
     report.checkpoint = newest
     sealed = newest.size if newest else 0
     if n > sealed and not report.of("integrity"):
         severity = "integrity" if strict else "warning"
-        report.add(severity, ENTRIES, f"{n - sealed} entries after the latest checkpoint (size {sealed}) are not "
-                   "sealed yet: they are not protected until the next checkpoint")
+        report.add(
+            severity,
+            ENTRIES,
+            f"{n - sealed} entries after the latest checkpoint (size {sealed}) are not "
+            "sealed yet: they are not protected until the next checkpoint",
+        )
     for where, pin in pins:
         if pin.size > n:
-            report.add("integrity", where, f"rollback: the pinned checkpoint covers {pin.size} entries but the log has only {n}")
+            report.add(
+                "integrity",
+                where,
+                f"rollback: the pinned checkpoint covers {pin.size} entries but the log has only {n}",
+            )
         elif roots.get(pin.size) != pin.root:
-            report.add("integrity", where, f"fork: the log's tree at size {pin.size} has a different root than the pinned checkpoint")
+            report.add(
+                "integrity",
+                where,
+                f"fork: the log's tree at size {pin.size} has a different root than the pinned checkpoint",
+            )
     for part in parts:
         for index, vkey in part.rotations:
             if not isinstance(vkey, str) or trust.find(vkey) is None:
-                report.add("integrity", f"{ENTRIES} line {index + 1}", f"key_rotation announces {vkey!r}, which is not in the trusted keys")
+                report.add(
+                    "integrity",
+                    f"{ENTRIES} line {index + 1}",
+                    f"key_rotation announces {vkey!r}, which is not in the trusted keys",
+                )
     for finding in _case_findings(parts, records, sla_seconds):
         report.add("finding", "cases", finding)
     return report
 
 
-def _checkpoints(directory: Path, trust: TrustList, origin: str, pinned: Sequence[tuple[str, bytes]],
-                 report: Report) -> tuple[list[tuple[str, Checkpoint]], list[tuple[str, Checkpoint]]]:
+def _checkpoints(
+    directory: Path, trust: TrustList, origin: str, pinned: Sequence[tuple[str, bytes]], report: Report
+) -> tuple[list[tuple[str, Checkpoint]], list[tuple[str, Checkpoint]]]:
     """Stored checkpoints (signature, origin, file name) and pinned ones, each with where it came from."""
     stored: list[tuple[str, Checkpoint]] = []
     folder = directory / CHECKPOINTS
@@ -224,7 +264,9 @@ def _checkpoints(directory: Path, trust: TrustList, origin: str, pinned: Sequenc
             report.add("integrity", where, str(exc))
             continue
         if name != LATEST and int(name[:20]) != cp.size:
-            report.add("integrity", where, f"the file name says size {int(name[:20])} but the checkpoint says {cp.size}")
+            report.add(
+                "integrity", where, f"the file name says size {int(name[:20])} but the checkpoint says {cp.size}"
+            )
             continue
         stored.append((where, cp))
     pins: list[tuple[str, Checkpoint]] = []
@@ -236,7 +278,9 @@ def _checkpoints(directory: Path, trust: TrustList, origin: str, pinned: Sequenc
     return stored, pins
 
 
-def _merge(report: Report, parts: list[Part], ranges: list[tuple[int, int]], path: Path, origin: str) -> dict[int, bytes]:
+def _merge(
+    report: Report, parts: list[Part], ranges: list[tuple[int, int]], path: Path, origin: str
+) -> dict[int, bytes]:
     """Join the stretches in log order: tree roots, per-person chains, time order, entry problems."""
     prefix = CompactRange()
     roots = {0: prefix.root()}
@@ -365,7 +409,9 @@ class _Workers:
         try:
             for begin, end in ranges:
                 mine, theirs = ctx.Pipe()
-                proc = ctx.Process(target=_work, args=(theirs, path, begin, end), name="offboard-audit-verify", daemon=True)
+                proc = ctx.Process(
+                    target=_work, args=(theirs, path, begin, end), name="offboard-audit-verify", daemon=True
+                )
                 proc.start()
                 theirs.close()
                 self.procs.append(proc)

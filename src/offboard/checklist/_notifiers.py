@@ -19,18 +19,26 @@ email are built in. The configuration names instances::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..config._logging import get_logger
 from ..config._secrets import Secret
 from ..errors import ConfigError, OffboardError
 from ..hookspecs import hookimpl
-from ..config._logging import get_logger
 
-__all__ = ["Notice", "Notifier", "SlackNotifier", "EmailNotifier", "NotifyError", "notifiers_for", "send_end_date_notices"]
+__all__ = [
+    "Notice",
+    "Notifier",
+    "SlackNotifier",
+    "EmailNotifier",
+    "NotifyError",
+    "notifiers_for",
+    "send_end_date_notices",
+]
 
 log = get_logger("offboard.notifiers")
 EVENTS = ("case_closed", "end_date", "task_due", "task_overdue")
@@ -60,7 +68,9 @@ class Notifier:
 
     def __init__(self, instance: str, settings: BaseModel | dict[str, Any] | None = None):
         self.instance = instance
-        self.settings = settings if isinstance(settings, self.Settings) else self.Settings.model_validate(settings or {})
+        self.settings = (
+            settings if isinstance(settings, self.Settings) else self.Settings.model_validate(settings or {})
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.instance!r}>"
@@ -88,7 +98,9 @@ class SlackNotifier(Notifier):
 
         url = self.settings.api_url if self.settings.api_url.endswith("/") else self.settings.api_url + "/"
         client = WebClient(token=self.settings.token.reveal(), base_url=url, timeout=self.settings.timeout)
-        client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))  # chat.postMessage: about 1 per second per channel
+        client.retry_handlers.append(
+            RateLimitErrorRetryHandler(max_retry_count=3)
+        )  # chat.postMessage: about 1 per second per channel
         return client
 
     def send(self, notice: Notice) -> list[str]:
@@ -105,7 +117,9 @@ class SlackNotifier(Notifier):
                 client.chat_postMessage(channel=user, text=f"*{notice.subject}*\n{notice.text}")
                 reached.append(email)
         except SlackApiError as exc:
-            raise NotifyError(f"{self.instance}: Slack answered {exc.response.get('error') or exc.response.status_code}") from None
+            raise NotifyError(
+                f"{self.instance}: Slack answered {exc.response.get('error') or exc.response.status_code}"
+            ) from None
         except SlackClientError as exc:
             raise NotifyError(f"{self.instance}: cannot reach Slack: {type(exc).__name__}") from None
         except OSError as exc:
@@ -121,7 +135,9 @@ class EmailNotifier(Notifier):
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid")
         host: str
-        port: int | None = Field(default=None, ge=1, le=65535, description="default 587, 465 with security: ssl, 25 with none")
+        port: int | None = Field(
+            default=None, ge=1, le=65535, description="default 587, 465 with security: ssl, 25 with none"
+        )
         security: Literal["starttls", "ssl", "none"] = "starttls"
         sender: str
         to: list[str] = Field(default_factory=list, description="IT addresses for case summaries")
@@ -144,7 +160,9 @@ class EmailNotifier(Notifier):
         port = s.port or {"starttls": 587, "ssl": 465, "none": 25}[s.security]
         try:
             if s.security == "ssl":
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(s.host, port, timeout=s.timeout, context=ssl.create_default_context())
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    s.host, port, timeout=s.timeout, context=ssl.create_default_context()
+                )
             else:
                 smtp = smtplib.SMTP(s.host, port, timeout=s.timeout)
             with smtp:
@@ -156,7 +174,9 @@ class EmailNotifier(Notifier):
         except smtplib.SMTPException as exc:
             raise NotifyError(f"{self.instance}: SMTP server {s.host}:{port} refused: {type(exc).__name__}") from None
         except OSError as exc:
-            raise NotifyError(f"{self.instance}: cannot reach SMTP server {s.host}:{port}: {exc.strerror or type(exc).__name__}") from None
+            raise NotifyError(
+                f"{self.instance}: cannot reach SMTP server {s.host}:{port}: {exc.strerror or type(exc).__name__}"
+            ) from None
         return [r for r in recipients if r not in refused]
 
 
@@ -166,7 +186,9 @@ class NotifierConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str
     settings: dict[str, Any] = Field(default_factory=dict)
-    events: list[Literal["case_closed", "end_date", "task_due", "task_overdue"]] = Field(default_factory=lambda: list(EVENTS))
+    events: list[Literal["case_closed", "end_date", "task_due", "task_overdue"]] = Field(
+        default_factory=lambda: list(EVENTS)
+    )
 
 
 def notifiers_for(config: Any, event: str) -> list[Notifier]:
@@ -187,7 +209,10 @@ def notifiers_for(config: Any, event: str) -> list[Notifier]:
             continue
         cls = classes.get(item.type)
         if cls is None:
-            raise ConfigError(f"unknown notifier type {item.type!r} (installed: {', '.join(sorted(classes))})", where=f"{where}: notifiers.{instance}")
+            raise ConfigError(
+                f"unknown notifier type {item.type!r} (installed: {', '.join(sorted(classes))})",
+                where=f"{where}: notifiers.{instance}",
+            )
         try:
             out.append(cls(instance, item.settings))
         except ValidationError as exc:
@@ -211,6 +236,7 @@ def _deliver(notifiers: list[Notifier], notice: Notice) -> tuple[list[str], list
 
 
 # -- case summaries ----------------------------------------------------------------
+
 
 def case_summary(case: dict[str, Any], reasons: list[str], person_id: str | None = None) -> Notice:
     """The IT-channel message for a closed case."""
@@ -246,7 +272,7 @@ def _end(person: Any) -> datetime:
     end = person.end_date
     if end.tzinfo is None:
         end = end.replace(tzinfo=ZoneInfo(person.timezone or "UTC"))
-    return end.astimezone(timezone.utc)
+    return end.astimezone(UTC)
 
 
 def end_date_notice(person: Any, manager: str, now: datetime, tasks: list[Any] = ()) -> Notice:
@@ -255,10 +281,15 @@ def end_date_notice(person: Any, manager: str, now: datetime, tasks: list[Any] =
     days = max(0, (_end(person) - now).days)
     when = f"{local:%Y-%m-%d %H:%M} {person.timezone or 'UTC'}"
     who = f"{person.name} ({person.email or person.id})" if person.name else (person.email or person.id)
-    text = (f"{who} is a contractor whose end date is {when}, in {days} day(s). After that, offboard revokes their access "
-            f"in every system automatically.\nIf the engagement is extended, update the end date in the HR system before then.")
+    text = (
+        f"{who} is a contractor whose end date is {when}, in {days} day(s). After that, offboard revokes their access "
+        "in every system automatically.\nIf the engagement is extended, update the end date in the "
+        "HR system before then."
+    )
     if tasks:
-        text += "\nBefore the last day (owner, due date):" + "".join(f"\n- {t.title} ({t.owner}, {t.due_date})" for t in tasks)
+        text += "\nBefore the last day (owner, due date):" + "".join(
+            f"\n- {t.title} ({t.owner}, {t.due_date})" for t in tasks
+        )
     return Notice("end_date", f"Access of {person.name or person.id} ends on {local:%Y-%m-%d}", text, (manager,))
 
 
@@ -273,13 +304,13 @@ def _before_end(engine: Any, person: Any, end: datetime) -> list[Any]:
 
 
 def send_end_date_notices(engine: Any, days: int | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Tell each contractor's manager ``days`` (config ``sweep.notice_days``, default 7) before the end date; once per end date."""
+    """Tell each contractor's manager ``days`` before the end date (``sweep.notice_days``, default 7), once."""
     import sqlalchemy as sa
 
     from ..inventory._inventory import notices
 
     days = int(engine.config.sweep.get("notice_days", 7)) if days is None else days
-    now = (now or engine.clock()).astimezone(timezone.utc)
+    now = (now or engine.clock()).astimezone(UTC)
     notifiers = notifiers_for(engine.config, "end_date")
     if not notifiers:
         return []
@@ -291,7 +322,7 @@ def send_end_date_notices(engine: Any, days: int | None = None, now: datetime | 
                 emails.setdefault(key.lower(), p.email)
     with engine.store.engine.connect() as conn:
         rows = conn.execute(sa.select(notices.c.person_id, notices.c.end_date).where(notices.c.kind == "end_date"))
-        done = {(r[0], r[1].replace(tzinfo=timezone.utc) if r[1].tzinfo is None else r[1].astimezone(timezone.utc)) for r in rows}
+        done = {(r[0], r[1].replace(tzinfo=UTC) if r[1].tzinfo is None else r[1].astimezone(UTC)) for r in rows}
     sent = []
     for person in people:
         if person.type != "contractor" or person.end_date is None or not person.manager or not person.active:
@@ -307,9 +338,22 @@ def send_end_date_notices(engine: Any, days: int | None = None, now: datetime | 
         if not reached:
             continue
         with engine.store._write_lock, engine.store.engine.begin() as conn:
-            conn.execute(notices.insert().values(person_id=person.id, kind="end_date", end_date=end, sent_at=engine.clock(),
-                                                 recipients=_json(reached)))
-        fields = {"person": {"id": person.id}, "kind": "end_date", "end_date": end.isoformat(), "to": reached, "errors": errors}
+            conn.execute(
+                notices.insert().values(
+                    person_id=person.id,
+                    kind="end_date",
+                    end_date=end,
+                    sent_at=engine.clock(),
+                    recipients=_json(reached),
+                )
+            )
+        fields = {
+            "person": {"id": person.id},
+            "kind": "end_date",
+            "end_date": end.isoformat(),
+            "to": reached,
+            "errors": errors,
+        }
         engine.record("notice", None, fields)
         sent.append(fields)
         done.add((person.id, end))

@@ -14,10 +14,11 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
@@ -25,12 +26,23 @@ import sqlalchemy as sa
 from ..config._logging import get_logger
 from ..config._policy import Policy, parse_duration, parse_offset
 from ..engine._recorder import iso
-from ..state._store import _aware, cases, metadata
 from ..errors import ConfigError, OffboardError
 from ..models import CaseStatus, Equipment, Person
+from ..state._store import _aware, cases, metadata
 
-__all__ = ["TaskError", "TaskSpec", "checklist", "checklist_for", "equipment_for", "task_rows", "list_tasks", "counts", "close_task",
-           "send_reminders", "tasks"]
+__all__ = [
+    "TaskError",
+    "TaskSpec",
+    "checklist",
+    "checklist_for",
+    "equipment_for",
+    "task_rows",
+    "list_tasks",
+    "counts",
+    "close_task",
+    "send_reminders",
+    "tasks",
+]
 
 log = get_logger("offboard.tasks")
 OPEN, DONE, SKIPPED = "open", "done", "skipped"
@@ -82,10 +94,21 @@ class TaskSpec:
 
     def to_entry(self) -> dict[str, Any]:
         """How the task appears in the case_opened audit entry."""
-        entry = {"id": self.id, "title": self.title, "owner": self.owner, "due_at": iso(self.due_at),
-                 "due_date": self.due_date, "timezone": self.timezone, "blocking": self.blocking}
+        entry = {
+            "id": self.id,
+            "title": self.title,
+            "owner": self.owner,
+            "due_at": iso(self.due_at),
+            "due_date": self.due_date,
+            "timezone": self.timezone,
+            "blocking": self.blocking,
+        }
         if self.asset is not None:
-            entry["asset"] = {"asset_tag": self.asset.asset_tag, "kind": self.asset.kind, "loaned_on": self.asset.loaned_on}
+            entry["asset"] = {
+                "asset_tag": self.asset.asset_tag,
+                "kind": self.asset.kind,
+                "loaned_on": self.asset.loaned_on,
+            }
         return entry
 
 
@@ -110,8 +133,14 @@ def last_day(person: Person, termination: datetime) -> Any:
     return end.astimezone(zone).date()
 
 
-def checklist(policy: Policy, person: Person, termination: datetime, equipment: Iterable[Equipment] = (),
-              due_time: str = "17:00", problem: str | None = None) -> list[TaskSpec]:
+def checklist(
+    policy: Policy,
+    person: Person,
+    termination: datetime,
+    equipment: Iterable[Equipment] = (),
+    due_time: str = "17:00",
+    problem: str | None = None,
+) -> list[TaskSpec]:
     """The tasks ``policy`` asks for ``person`` whose termination is ``termination``.
 
     ``problem`` says why the equipment list could not be read: a blocking task then asks for it
@@ -122,7 +151,7 @@ def checklist(policy: Policy, person: Person, termination: datetime, equipment: 
 
     def due(offset: str) -> tuple[datetime, str]:
         date = day + parse_offset(offset)
-        return datetime.combine(date, at, tzinfo=zone).astimezone(timezone.utc), date.isoformat()
+        return datetime.combine(date, at, tzinfo=zone).astimezone(UTC), date.isoformat()
 
     specs = []
     for rule in policy.tasks:
@@ -133,14 +162,37 @@ def checklist(policy: Policy, person: Person, termination: datetime, equipment: 
     if returns is None:  # the policy takes nothing back (a leave of absence)
         return specs
     for item in items:
-        title = returns.title.format(asset_tag=item.asset_tag, kind=item.kind, loaned_on=item.loaned_on or "an unknown date",
-                                     description=item.description)
-        specs.append(TaskSpec(f"return-{_slug(item.asset_tag)}", title, returns.owner, *due(returns.due), zone.key,
-                              returns.blocking, "equipment", item))
+        title = returns.title.format(
+            asset_tag=item.asset_tag,
+            kind=item.kind,
+            loaned_on=item.loaned_on or "an unknown date",
+            description=item.description,
+        )
+        specs.append(
+            TaskSpec(
+                f"return-{_slug(item.asset_tag)}",
+                title,
+                returns.owner,
+                *due(returns.due),
+                zone.key,
+                returns.blocking,
+                "equipment",
+                item,
+            )
+        )
     if problem is not None:
-        specs.append(TaskSpec("equipment-list", f"Find out by hand what the person has on loan and get it back: the "
-                              f"equipment list could not be read ({problem})", returns.owner, *due(returns.due), zone.key,
-                              True, "equipment"))
+        specs.append(
+            TaskSpec(
+                "equipment-list",
+                f"Find out by hand what the person has on loan and get it back: the "
+                f"equipment list could not be read ({problem})",
+                returns.owner,
+                *due(returns.due),
+                zone.key,
+                True,
+                "equipment",
+            )
+        )
     return specs
 
 
@@ -150,8 +202,11 @@ def checklist_for(config: Any, policy: Policy, person: Person, termination: date
         items, problem = equipment_for(config, person), None
     except ConfigError as exc:
         items, problem = list(person.equipment), str(exc)
-        log.error("the equipment list could not be read; revoking anyway, with a task to check by hand",
-                  person=person.id, error=problem)
+        log.error(
+            "the equipment list could not be read; revoking anyway, with a task to check by hand",
+            person=person.id,
+            error=problem,
+        )
     return checklist(policy, person, termination, items, config.tasks.due_time, problem)
 
 
@@ -185,7 +240,9 @@ def _equipment_file(path: Path) -> dict[str, list[Equipment]]:
             return cached
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise ConfigError(f"cannot read the equipment file: {exc.strerror}", where=f"{path} (tasks.equipment)") from None
+        raise ConfigError(
+            f"cannot read the equipment file: {exc.strerror}", where=f"{path} (tasks.equipment)"
+        ) from None
     if path.suffix.lower() == ".json":
         try:
             rows = json.loads(text)
@@ -203,7 +260,9 @@ def _equipment_file(path: Path) -> dict[str, list[Equipment]]:
         loaned = str(row.get("loaned_on") or "").strip() or None
         if loaned is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", loaned):
             raise ConfigError(f"row {number}: loaned_on {loaned!r} is not a date (YYYY-MM-DD)", where=str(path))
-        item = Equipment(tag, str(row.get("kind") or "device").strip(), loaned, str(row.get("description") or "").strip())
+        item = Equipment(
+            tag, str(row.get("kind") or "device").strip(), loaned, str(row.get("description") or "").strip()
+        )
         out.setdefault(person.lower(), []).append(item)
     _FILES.clear()
     _FILES[(str(path), stamp)] = out
@@ -212,9 +271,24 @@ def _equipment_file(path: Path) -> dict[str, list[Equipment]]:
 
 def task_rows(case_id: str, specs: list[TaskSpec], now: datetime) -> list[dict[str, Any]]:
     """Rows for the tasks table, stored with the case in one transaction."""
-    return [dict(case_id=case_id, task_id=s.id, title=s.title, owner=s.owner, blocking=s.blocking, due_at=s.due_at,
-                 due_date=s.due_date, timezone=s.timezone, source=s.source, status=OPEN, note="", created_at=now,
-                 asset=json.dumps(s.to_entry()["asset"]) if s.asset else None) for s in specs]
+    return [
+        dict(
+            case_id=case_id,
+            task_id=s.id,
+            title=s.title,
+            owner=s.owner,
+            blocking=s.blocking,
+            due_at=s.due_at,
+            due_date=s.due_date,
+            timezone=s.timezone,
+            source=s.source,
+            status=OPEN,
+            note="",
+            created_at=now,
+            asset=json.dumps(s.to_entry()["asset"]) if s.asset else None,
+        )
+        for s in specs
+    ]
 
 
 # -- reading and changing a checklist --------------------------------------------------------
@@ -224,22 +298,41 @@ def _row(row: Any, now: datetime) -> dict[str, Any]:
     """A task as ``offboard tasks --json`` prints it (fields documented in docs/checklists.md)."""
     due_at, closed_at = _aware(row["due_at"]), _aware(row["closed_at"])
     return {
-        "case": row["case_id"], "person": row["person_id"], "case_status": row["case_status"], "task": row["task_id"],
-        "title": row["title"], "owner": row["owner"], "blocking": bool(row["blocking"]), "status": row["status"],
-        "due_date": row["due_date"], "due_at": iso(due_at), "timezone": row["timezone"],
-        "overdue": row["status"] == OPEN and due_at <= now, "source": row["source"],
+        "case": row["case_id"],
+        "person": row["person_id"],
+        "case_status": row["case_status"],
+        "task": row["task_id"],
+        "title": row["title"],
+        "owner": row["owner"],
+        "blocking": bool(row["blocking"]),
+        "status": row["status"],
+        "due_date": row["due_date"],
+        "due_at": iso(due_at),
+        "timezone": row["timezone"],
+        "overdue": row["status"] == OPEN and due_at <= now,
+        "source": row["source"],
         "asset": json.loads(row["asset"]) if row["asset"] else None,
-        "closed_by": row["closed_by"], "closed_at": iso(closed_at), "note": row["note"],
+        "closed_by": row["closed_by"],
+        "closed_at": iso(closed_at),
+        "note": row["note"],
     }
 
 
 def _select() -> Any:
-    return (sa.select(tasks, cases.c.person_id, cases.c.status.label("case_status"), cases.c.person)
-            .join(cases, cases.c.id == tasks.c.case_id))
+    return sa.select(tasks, cases.c.person_id, cases.c.status.label("case_status"), cases.c.person).join(
+        cases, cases.c.id == tasks.c.case_id
+    )
 
 
-def list_tasks(store: Any, now: datetime, *, case_id: str | None = None, owner: str | None = None,
-               overdue: bool = False, include_closed: bool = False) -> list[dict[str, Any]]:
+def list_tasks(
+    store: Any,
+    now: datetime,
+    *,
+    case_id: str | None = None,
+    owner: str | None = None,
+    overdue: bool = False,
+    include_closed: bool = False,
+) -> list[dict[str, Any]]:
     """Tasks by due time: open ones of active cases, or every task of ``case_id``."""
     query = _select().order_by(tasks.c.due_at, tasks.c.case_id, tasks.c.id)
     if case_id is not None:
@@ -258,7 +351,11 @@ def list_tasks(store: Any, now: datetime, *, case_id: str | None = None, owner: 
 
 def counts(store: Any, case_id: str) -> dict[str, int]:
     """The checklist of one case in numbers: total, open, blocking_open, done, skipped."""
-    query = sa.select(tasks.c.status, tasks.c.blocking, sa.func.count()).where(tasks.c.case_id == case_id).group_by(tasks.c.status, tasks.c.blocking)
+    query = (
+        sa.select(tasks.c.status, tasks.c.blocking, sa.func.count())
+        .where(tasks.c.case_id == case_id)
+        .group_by(tasks.c.status, tasks.c.blocking)
+    )
     out = {"total": 0, OPEN: 0, "blocking_open": 0, DONE: 0, SKIPPED: 0}
     with store.engine.connect() as conn:
         for status, blocking, n in conn.execute(query):
@@ -270,7 +367,8 @@ def counts(store: Any, case_id: str) -> dict[str, int]:
 
 
 def close_task(engine: Any, case_ref: str, task_id: str, *, status: str, by: str, note: str = "") -> dict[str, Any]:
-    """Mark a task done or skipped (a skip needs its reason in ``note``); record it; complete the case if it was the last blocker."""
+    """Mark a task done or skipped (a skip needs its reason in ``note``), record it, and complete the case
+    if it was the last blocker."""
     by, note = (by or "").strip(), (note or "").strip()
     if not by:
         raise TaskError("say who did it: --by NAME is required")
@@ -285,21 +383,40 @@ def close_task(engine: Any, case_ref: str, task_id: str, *, status: str, by: str
         raise TaskError(f"no case matches {case_ref!r} (see `offboard status`)")
     now = engine.clock()
     with engine.store.engine.connect() as conn:
-        row = conn.execute(_select().where(tasks.c.case_id == case["id"], tasks.c.task_id == task_id)).mappings().first()
-        known = [r[0] for r in conn.execute(sa.select(tasks.c.task_id).where(tasks.c.case_id == case["id"]).order_by(tasks.c.id))]
+        row = (
+            conn.execute(_select().where(tasks.c.case_id == case["id"], tasks.c.task_id == task_id)).mappings().first()
+        )
+        known = [
+            r[0]
+            for r in conn.execute(sa.select(tasks.c.task_id).where(tasks.c.case_id == case["id"]).order_by(tasks.c.id))
+        ]
     if row is None:
         listed = ", ".join(known) if known else "none"
         raise TaskError(f"case {case['id']} has no task {task_id!r} (its tasks: {listed})")
     if row["status"] != OPEN:
-        raise TaskError(f"task {task_id} of case {case['id']} is already {row['status']} "
-                        f"(by {row['closed_by']} at {iso(_aware(row['closed_at']))})")
+        raise TaskError(
+            f"task {task_id} of case {case['id']} is already {row['status']} "
+            f"(by {row['closed_by']} at {iso(_aware(row['closed_at']))})"
+        )
     values = {"status": status, "closed_by": by, "note": note, "closed_at": now}
-    engine.record("task", case["id"], {
-        "case": case["id"], "person": {"id": case["person_id"]}, "task": task_id, "title": row["title"],
-        "owner": row["owner"], "blocking": bool(row["blocking"]), "due_at": iso(_aware(row["due_at"])),
-        "status": status, "by": by, ("reason" if status == SKIPPED else "note"): note, "at": iso(now),
-        "overdue": _aware(row["due_at"]) <= now,
-    })
+    engine.record(
+        "task",
+        case["id"],
+        {
+            "case": case["id"],
+            "person": {"id": case["person_id"]},
+            "task": task_id,
+            "title": row["title"],
+            "owner": row["owner"],
+            "blocking": bool(row["blocking"]),
+            "due_at": iso(_aware(row["due_at"])),
+            "status": status,
+            "by": by,
+            ("reason" if status == SKIPPED else "note"): note,
+            "at": iso(now),
+            "overdue": _aware(row["due_at"]) <= now,
+        },
+    )
     with engine.store._write_lock, engine.store.engine.begin() as conn:
         conn.execute(tasks.update().where(tasks.c.id == row["id"]).values(**values))
     engine.record.seal()
@@ -314,15 +431,24 @@ def close_task(engine: Any, case_ref: str, task_id: str, *, status: str, by: str
 
 def send_reminders(engine: Any, now: datetime | None = None) -> list[dict[str, Any]]:
     """Remind owners once when a task comes due (``tasks.remind_before``) and once when it is overdue."""
-    from ._notifiers import Notice, _deliver as deliver, notifiers_for
+    from ._notifiers import Notice, notifiers_for
+    from ._notifiers import _deliver as deliver
 
     now = _aware(now or engine.clock())
     settings = engine.config.tasks
     soon = now + parse_duration(settings.remind_before)
-    query = _select().where(tasks.c.status == OPEN, cases.c.status.not_in(INACTIVE_CASES), sa.or_(
-        sa.and_(tasks.c.reminded_overdue_at.is_(None), tasks.c.due_at <= now),
-        sa.and_(tasks.c.reminded_due_at.is_(None), tasks.c.due_at <= soon),
-    )).order_by(tasks.c.due_at, tasks.c.id)
+    query = (
+        _select()
+        .where(
+            tasks.c.status == OPEN,
+            cases.c.status.not_in(INACTIVE_CASES),
+            sa.or_(
+                sa.and_(tasks.c.reminded_overdue_at.is_(None), tasks.c.due_at <= now),
+                sa.and_(tasks.c.reminded_due_at.is_(None), tasks.c.due_at <= soon),
+            ),
+        )
+        .order_by(tasks.c.due_at, tasks.c.id)
+    )
     with engine.store.engine.connect() as conn:
         rows = list(conn.execute(query).mappings())
     sent = []
@@ -339,18 +465,28 @@ def send_reminders(engine: Any, now: datetime | None = None) -> list[dict[str, A
         local = _aware(row["due_at"]).astimezone(ZoneInfo(row["timezone"]))
         who = person.get("name") or person.get("id")
         subject = f"{'Overdue' if kind == 'overdue' else 'Due'}: {row['title']} ({who})"
-        text = (f"Offboarding of {who}, case {row['case_id']}: the task \"{row['title']}\" (owner: {row['owner']}"
-                f"{', blocks completion' if row['blocking'] else ''}) {'was' if kind == 'overdue' else 'is'} due "
-                f"{local:%Y-%m-%d %H:%M} {row['timezone']}.\n"
-                f"When it is done: offboard tasks done {row['case_id']} {row['task_id']} --by YOUR-NAME")
+        text = (
+            f'Offboarding of {who}, case {row["case_id"]}: the task "{row["title"]}" (owner: {row["owner"]}'
+            f"{', blocks completion' if row['blocking'] else ''}) {'was' if kind == 'overdue' else 'is'} due "
+            f"{local:%Y-%m-%d %H:%M} {row['timezone']}.\n"
+            f"When it is done: offboard tasks done {row['case_id']} {row['task_id']} --by YOUR-NAME"
+        )
         reached, errors = deliver(notifiers, Notice(f"task_{kind}", subject, text, tuple(to)))
         if not reached:
             continue  # nobody got it: try again next time
         stamp = {"reminded_overdue_at": now} if kind == "overdue" else {}
         if row["reminded_due_at"] is None:
             stamp["reminded_due_at"] = now  # an overdue reminder also stands for the due one
-        fields = {"case": row["case_id"], "person": {"id": row["person_id"]}, "task": row["task_id"], "kind": kind,
-                  "owner": row["owner"], "due_at": iso(_aware(row["due_at"])), "to": reached, "errors": errors}
+        fields = {
+            "case": row["case_id"],
+            "person": {"id": row["person_id"]},
+            "task": row["task_id"],
+            "kind": kind,
+            "owner": row["owner"],
+            "due_at": iso(_aware(row["due_at"])),
+            "to": reached,
+            "errors": errors,
+        }
         engine.record("task_reminder", row["case_id"], fields)
         with engine.store._write_lock, engine.store.engine.begin() as conn:
             conn.execute(tasks.update().where(tasks.c.id == row["id"]).values(**stamp))

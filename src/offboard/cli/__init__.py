@@ -1,4 +1,5 @@
 """The ``offboard`` command line."""
+
 from ._main import main
 
 __all__ = ["main"]

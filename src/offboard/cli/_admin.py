@@ -38,7 +38,12 @@ def connectors(as_json: bool) -> None:
     for column in ("name", "can do", "reversible", "inventory"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["name"], ", ".join(row["capabilities"]), ", ".join(row["reversible"]) or "-", "yes" if row["inventory"] else "no")
+        table.add_row(
+            row["name"],
+            ", ".join(row["capabilities"]),
+            ", ".join(row["reversible"]) or "-",
+            "yes" if row["inventory"] else "no",
+        )
     out.print(table if rows else "No connectors installed.")
 
 

@@ -16,9 +16,20 @@ from rich.table import Table
 from ._main import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, App, emit_json
 
 out = Console(highlight=False)
-STYLE = {"verified": "green", "complete": "green", "failed": "red", "unverified": "red", "incomplete": "red",
-         "waiting": "yellow", "running": "yellow", "halted": "yellow", "skipped": "dim", "undone": "cyan", "cancelled": "cyan",
-         "awaiting_tasks": "yellow"}
+STYLE = {
+    "verified": "green",
+    "complete": "green",
+    "failed": "red",
+    "unverified": "red",
+    "incomplete": "red",
+    "waiting": "yellow",
+    "running": "yellow",
+    "halted": "yellow",
+    "skipped": "dim",
+    "undone": "cyan",
+    "cancelled": "cyan",
+    "awaiting_tasks": "yellow",
+}
 
 
 def styled(status: str) -> str:
@@ -49,8 +60,10 @@ def print_plan(plan: Any) -> None:
         out.print("Later: " + "; ".join(f"{k} ({n} accounts)" for k, n in later.items()))
     if plan.tasks:
         blocking = sum(t.blocking for t in plan.tasks)
-        out.print(f"Checklist: {len(plan.tasks)} task(s) for people to do ({blocking} blocking completion): "
-                  + ", ".join(escape(t.id) for t in plan.tasks))
+        out.print(
+            f"Checklist: {len(plan.tasks)} task(s) for people to do ({blocking} blocking completion): "
+            + ", ".join(escape(t.id) for t in plan.tasks)
+        )
     if not plan.actions:
         out.print("[yellow]Nothing to do.[/]")
 
@@ -58,7 +71,11 @@ def print_plan(plan: Any) -> None:
 def result_table(result: Any, accounts: bool = True) -> Table:
     """One row per action; ``accounts=False`` drops the account column (one person, one account per system)."""
     table = Table(title=f"Case {result.case_id}: {result.status.value}", title_justify="left")
-    columns = ("system", "account", "action", "result", "read back") if accounts else ("system", "action", "result", "read back")
+    columns = (
+        ("system", "account", "action", "result", "read back")
+        if accounts
+        else ("system", "action", "result", "read back")
+    )
     for column in columns:
         table.add_column(column, no_wrap=column in ("action", "result"))
     for row in result.actions:
@@ -87,10 +104,16 @@ class Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
             from rich.progress import Progress as RichProgress
 
-            self._progress = RichProgress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"), console=out)
+            self._progress = RichProgress(
+                TextColumn("{task.description:<16}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[note]}"),
+                console=out,
+            )
             self._tasks = {s: self._progress.add_task(s, total=n, note="") for s, n in self.totals.items()}
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if self._progress:
             self._progress.start()
         return self
@@ -109,7 +132,10 @@ class Progress:
                 note = f"[red]{self.failed[system]} not verified[/]" if self.failed[system] else ""
                 self._progress.update(self._tasks[system], advance=1, note=note)
             else:
-                out.print(f"  {system} {event['account']} {event['kind']}: {event['status']}" + (f" ({event['error']})" if event.get("error") else ""))
+                out.print(
+                    f"  {system} {event['account']} {event['kind']}: {event['status']}"
+                    + (f" ({event['error']})" if event.get("error") else "")
+                )
 
 
 @click.command()
@@ -161,7 +187,10 @@ def revoke(app: App, person: str, policy: str | None, reason: str, yes: bool, dr
     else:
         out.print(result_table(result))
         colour = "green" if result.ok else "red"
-        out.print(f"[{colour}]Case {result.case_id} {result.status.value}[/]" + ("" if result.ok else f": {len(result.detail.splitlines())} problem(s)"))
+        out.print(
+            f"[{colour}]Case {result.case_id} {result.status.value}[/]"
+            + ("" if result.ok else f": {len(result.detail.splitlines())} problem(s)")
+        )
         print_checklist(result)
     sys.exit(EXIT_OK if result.ok else EXIT_INCOMPLETE)
 
@@ -171,8 +200,10 @@ def print_checklist(result: Any) -> None:
     checklist = result.checklist
     if not checklist or not checklist.get("total"):
         return
-    line = (f"Accounts: {result.automated}. Checklist: {checklist['open']} open ({checklist['blocking_open']} blocking), "
-            f"{checklist['done']} done, {checklist['skipped']} skipped")
+    line = (
+        f"Accounts: {result.automated}. Checklist: {checklist['open']} open ({checklist['blocking_open']} blocking), "
+        f"{checklist['done']} done, {checklist['skipped']} skipped"
+    )
     out.print(line + (f"; see offboard tasks --case {result.case_id}" if checklist["open"] else ""))
 
 
@@ -186,13 +217,24 @@ def status(app: App, case: str | None, as_json: bool) -> None:
     if case is None:
         rows = engine.store.find_cases(limit=20)
         if as_json:
-            emit_json([{k: r[k] for k in ("id", "person_id", "status", "trigger", "policy", "created_at", "closed_at")} for r in rows])
+            emit_json(
+                [
+                    {k: r[k] for k in ("id", "person_id", "status", "trigger", "policy", "created_at", "closed_at")}
+                    for r in rows
+                ]
+            )
             return
         table = Table(title="Latest cases", title_justify="left")
         for column in ("case", "person", "status", "trigger", "opened"):
             table.add_column(column, no_wrap=column in ("case", "status"))
         for r in rows:
-            table.add_row(r["id"], escape(r["person_id"]), styled(r["status"]), r["trigger"], f"{r['created_at']:%Y-%m-%d %H:%M:%S}")
+            table.add_row(
+                r["id"],
+                escape(r["person_id"]),
+                styled(r["status"]),
+                r["trigger"],
+                f"{r['created_at']:%Y-%m-%d %H:%M:%S}",
+            )
         out.print(table if rows else "No cases yet.")
         return
     row = engine.store.case_by_prefix(case)

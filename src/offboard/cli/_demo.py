@@ -11,8 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..config._config import load_config
-from ..engine._engine import Engine
 from ..config._paths import data_dir
+from ..engine._engine import Engine
 from ..models import Person
 
 out = Console(highlight=False)
@@ -32,22 +32,26 @@ def pick_departing(sandbox) -> Person:
 
 def run_demo(people: int = 25, latency: int = 40, seed: int = 7) -> int:
     """Run the demo; returns the exit code (0 complete, 3 incomplete)."""
-    from ._cases import Progress, print_checklist, print_plan, result_table
     from ..sandbox import Sandbox
+    from ._cases import Progress, print_checklist, print_plan, result_table
 
     started = time.monotonic()
     home = data_dir()
     demo_dir = home / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
-    out.print(f"[bold]offboard demo[/]: starting a simulated company of {people} people "
-              f"(Entra ID, Google Workspace, Slack, GitHub, a SCIM app; {latency} ms per request)")
+    out.print(
+        f"[bold]offboard demo[/]: starting a simulated company of {people} people "
+        f"(Entra ID, Google Workspace, Slack, GitHub, a SCIM app; {latency} ms per request)"
+    )
     with Sandbox(people=max(people, 1), seed=seed, latency_ms=latency, data_dir=demo_dir / "sandbox") as sandbox:
         config_path = sandbox.write_config(demo_dir / "offboard.yaml")
         engine = Engine.open(load_config(config_path), home)
         try:
             person = pick_departing(sandbox)
-            out.print(f"\n[bold]{escape(person.name or person.id)}[/] ({escape(person.id)}, {person.type}, manager "
-                      f"{escape(person.manager or '-')}) has left. What would happen:\n")
+            out.print(
+                f"\n[bold]{escape(person.name or person.id)}[/] ({escape(person.id)}, {person.type}, manager "
+                f"{escape(person.manager or '-')}) has left. What would happen:\n"
+            )
             plan = engine.plan(person.id)
             print_plan(plan)
             out.print("\nRevoking in parallel across every system, then reading each one back:\n")
@@ -63,8 +67,10 @@ def run_demo(people: int = 25, latency: int = 40, seed: int = 7) -> int:
     colour = "green" if result.ok else "red"
     out.print(f"\n[{colour}]Case {result.case_id}: {result.status.value}[/] in {elapsed:.1f} s.")
     out.print(f"Its record: state in {home / 'offboard.db'}, signed audit log in {home / 'audit'}.")
-    out.print(f"Next: [bold]offboard status {result.case_id}[/]  and  [bold]offboard audit verify[/]"
-              + (f"  (data directory {home})" if not _is_default(home) else ""))
+    out.print(
+        f"Next: [bold]offboard status {result.case_id}[/]  and  [bold]offboard audit verify[/]"
+        + (f"  (data directory {home})" if not _is_default(home) else "")
+    )
     return 0 if result.ok else 3
 
 
@@ -82,7 +88,18 @@ def read_back_table(sandbox, person: Person) -> Table:
 def _summary(state: dict | None) -> str:
     if state is None:
         return "no account"
-    keys = ("accountEnabled", "suspended", "active", "deleted", "state", "role", "memberOf", "groups", "assignedLicenses", "sessions")
+    keys = (
+        "accountEnabled",
+        "suspended",
+        "active",
+        "deleted",
+        "state",
+        "role",
+        "memberOf",
+        "groups",
+        "assignedLicenses",
+        "sessions",
+    )
     shown = {k: state[k] for k in keys if k in state}
     return json.dumps(shown or state, default=str)[:110]
 

@@ -77,7 +77,10 @@ class OffboardGroup(click.Group):
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, HELP.get(name) or (self.commands[name].get_short_help_str() if name in self.commands else "")) for name in self.list_commands(ctx)]
+        rows = [
+            (name, HELP.get(name) or (self.commands[name].get_short_help_str() if name in self.commands else ""))
+            for name in self.list_commands(ctx)
+        ]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -97,7 +100,10 @@ class OffboardGroup(click.Group):
                 raise
             from ..config._logging import redact
 
-            _fail(f"unexpected {type(exc).__name__}: {redact(str(exc))} (set OFFBOARD_DEBUG=1 for a traceback)", EXIT_UNEXPECTED)
+            _fail(
+                f"unexpected {type(exc).__name__}: {redact(str(exc))} (set OFFBOARD_DEBUG=1 for a traceback)",
+                EXIT_UNEXPECTED,
+            )
 
 
 def _fail(message: str, code: int) -> None:
@@ -117,8 +123,19 @@ def _unavailable(name: str, why: str) -> click.Command:
 
 @click.group(cls=OffboardGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="offboard")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="OFFBOARD_CONFIG", help="Configuration file (or OFFBOARD_CONFIG).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="OFFBOARD_HOME", help="Where state and the audit log live (or OFFBOARD_HOME).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="OFFBOARD_CONFIG",
+    help="Configuration file (or OFFBOARD_CONFIG).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="OFFBOARD_HOME",
+    help="Where state and the audit log live (or OFFBOARD_HOME).",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, verbose: int) -> None:
@@ -156,8 +173,8 @@ class App:
 
     def engine(self) -> Any:
         if self._engine is None:
-            from ..engine._engine import Engine
             from ..config._paths import data_dir
+            from ..engine._engine import Engine
 
             self._engine = Engine.open(self.config, data_dir())
             if self.config.execution == "distributed":

@@ -10,8 +10,19 @@ from typing import Any, NoReturn
 
 import click
 
-from ..audit import AuditError, AuditLog, NoteError, Tree, build_evidence, leaf_hash, load_trust, read_origin
-from ..audit import verify_consistency, verify_evidence, verify_log
+from ..audit import (
+    AuditError,
+    AuditLog,
+    NoteError,
+    Tree,
+    build_evidence,
+    leaf_hash,
+    load_trust,
+    read_origin,
+    verify_consistency,
+    verify_evidence,
+    verify_log,
+)
 from ..audit._cases import parse_duration
 from ..audit._log import CHECKPOINTS, ENTRIES, LATEST, TRUSTED_KEYS
 from ..audit._note import b64, parse_checkpoint
@@ -69,8 +80,12 @@ def _writable(log: Path) -> bool:
 
 
 @click.group("audit")
-@click.option("--log", "log_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Audit log directory (default: DATA_DIR/audit); point it at a copy to verify offline.")
+@click.option(
+    "--log",
+    "log_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Audit log directory (default: DATA_DIR/audit); point it at a copy to verify offline.",
+)
 @click.pass_context
 def audit(ctx: click.Context, log_dir: Path | None) -> None:
     """Verify the signed audit log and export per-person evidence."""
@@ -79,11 +94,20 @@ def audit(ctx: click.Context, log_dir: Path | None) -> None:
 
 
 @audit.command()
-@click.option("--trusted-keys", type=click.Path(dir_okay=False, path_type=Path),
-              help="Pinned trust list (default: the log's own trusted-keys.txt; pin a copy out of band).")
-@click.option("--pinned", type=click.Path(dir_okay=False, path_type=Path), multiple=True,
-              help="A checkpoint you kept earlier; proves no rollback or fork since. Repeatable.")
-@click.option("--sla", help="Flag cases whose last verified action came later than this after termination (24h, 4h...).")
+@click.option(
+    "--trusted-keys",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pinned trust list (default: the log's own trusted-keys.txt; pin a copy out of band).",
+)
+@click.option(
+    "--pinned",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    help="A checkpoint you kept earlier; proves no rollback or fork since. Repeatable.",
+)
+@click.option(
+    "--sla", help="Flag cases whose last verified action came later than this after termination (24h, 4h...)."
+)
 @click.option("--origin", help="Expected log origin (default: the trusted key's name).")
 @click.option("--strict", is_flag=True, help="Treat entries after the latest checkpoint as a failure.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
@@ -109,10 +133,15 @@ def verify(ctx, trusted_keys, pinned, sla, origin, strict, as_json) -> None:
         click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
         sys.exit(report.exit_code)
     cp = report.checkpoint
-    click.echo(f"audit log {report.origin}: {report.size} entries, "
-               f"latest valid checkpoint size {cp.size if cp else 'none'}")
+    click.echo(
+        f"audit log {report.origin}: {report.size} entries, latest valid checkpoint size {cp.size if cp else 'none'}"
+    )
     click.echo(f"trusted keys: {report.trust_source}")
-    for severity, title in (("integrity", "INTEGRITY FAILURES"), ("finding", "COMPLIANCE FINDINGS"), ("warning", "warnings")):
+    for severity, title in (
+        ("integrity", "INTEGRITY FAILURES"),
+        ("finding", "COMPLIANCE FINDINGS"),
+        ("warning", "warnings"),
+    ):
         problems = report.of(severity)
         if problems:
             click.echo(f"{title} ({len(problems)}):")
@@ -129,9 +158,17 @@ def verify(ctx, trusted_keys, pinned, sla, origin, strict, as_json) -> None:
 def _summary_row(obj: dict[str, Any]) -> list[str]:
     person = obj.get("person") if isinstance(obj.get("person"), dict) else {}
     account = obj.get("account") if isinstance(obj.get("account"), dict) else {}
-    return [str(obj.get("seq")), str(obj.get("time")), str(obj.get("type")), str(obj.get("case") or ""),
-            str(person.get("id") or ""), str(obj.get("system") or ""), str(account.get("name") or account.get("id") or ""),
-            str(obj.get("kind") or ""), str(obj.get("result") or obj.get("status") or "")]
+    return [
+        str(obj.get("seq")),
+        str(obj.get("time")),
+        str(obj.get("type")),
+        str(obj.get("case") or ""),
+        str(person.get("id") or ""),
+        str(obj.get("system") or ""),
+        str(account.get("name") or account.get("id") or ""),
+        str(obj.get("kind") or ""),
+        str(obj.get("result") or obj.get("status") or ""),
+    ]
 
 
 @audit.command()
@@ -182,8 +219,10 @@ def evidence(ctx, person, out, sla) -> None:
         summary = build_evidence(log, person, out, trust, sla_seconds=sla_seconds)
     except (AuditError, NoteError, OSError) as exc:
         _fail(str(exc), 2)
-    click.echo(f"wrote {out}: {len(summary['entries'])} entries for person {summary['person']} in "
-               f"{len(summary['cases'])} case(s), checkpoint size {summary['checkpoint']['size']}")
+    click.echo(
+        f"wrote {out}: {len(summary['entries'])} entries for person {summary['person']} in "
+        f"{len(summary['cases'])} case(s), checkpoint size {summary['checkpoint']['size']}"
+    )
 
 
 def _leavers(ctx: click.Context, path: Path | None) -> Any:
@@ -212,20 +251,47 @@ def _leavers(ctx: click.Context, path: Path | None) -> Any:
 @audit.command()
 @click.option("--from", "start", required=True, metavar="DATE", help="First day of the period (YYYY-MM-DD, UTC).")
 @click.option("--to", "end", required=True, metavar="DATE", help="Last day of the period, inclusive (YYYY-MM-DD, UTC).")
-@click.option("--sla", default="24h", show_default=True, metavar="DURATION",
-              help="The deadline from termination to the last account revoked (24h, 4h, 90m, 2d).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="The file to write (default: standard output).")
-@click.option("--format", "fmt", type=click.Choice(["html", "csv"]), default="html", show_default=True,
-              help="One self-contained HTML page, or one CSV row per account action.")
-@click.option("--leavers", type=click.Path(dir_okay=False, path_type=Path),
-              help="HR's list of leavers (CSV: a person or email column and a termination date column) to reconcile "
-                   "against; default: the configured people sources.")
-@click.option("--person", "sample", multiple=True, metavar="PERSON",
-              help="Only this person (id or employee id); repeat for an auditor's sample.")
-@click.option("--trusted-keys", type=click.Path(dir_okay=False, path_type=Path),
-              help="Pinned trust list (default: the log's own trusted-keys.txt; pin a copy out of band).")
-@click.option("--seal/--no-seal", default=None,
-              help="Sign a checkpoint over entries not yet sealed before reporting (default: when the log is writable).")
+@click.option(
+    "--sla",
+    default="24h",
+    show_default=True,
+    metavar="DURATION",
+    help="The deadline from termination to the last account revoked (24h, 4h, 90m, 2d).",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="The file to write (default: standard output)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "csv"]),
+    default="html",
+    show_default=True,
+    help="One self-contained HTML page, or one CSV row per account action.",
+)
+@click.option(
+    "--leavers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="HR's list of leavers (CSV: a person or email column and a termination date column) to reconcile "
+    "against; default: the configured people sources.",
+)
+@click.option(
+    "--person",
+    "sample",
+    multiple=True,
+    metavar="PERSON",
+    help="Only this person (id or employee id); repeat for an auditor's sample.",
+)
+@click.option(
+    "--trusted-keys",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pinned trust list (default: the log's own trusted-keys.txt; pin a copy out of band).",
+)
+@click.option(
+    "--seal/--no-seal",
+    default=None,
+    help="Sign a checkpoint over entries not yet sealed before reporting (default: when the log is writable).",
+)
 @click.pass_context
 def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal) -> None:
     """Write the auditors' report for a period: per person, termination and access-removal times.
@@ -254,8 +320,15 @@ def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal) 
         except (AuditError, NoteError, OSError):
             pass  # the writer refuses to sign a log it cannot prove: the verification below says where it fails
     try:
-        built = build_report(log, trust, period=period, sla_seconds=sla_seconds, people=sample or None, leavers=hr,
-                             trust_source=str(trusted_keys) if trusted_keys else None)
+        built = build_report(
+            log,
+            trust,
+            period=period,
+            sla_seconds=sla_seconds,
+            people=sample or None,
+            leavers=hr,
+            trust_source=str(trusted_keys) if trusted_keys else None,
+        )
     except ReportError as exc:
         _fail(str(exc), exc.code)
     except OSError as exc:
@@ -271,21 +344,29 @@ def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal) 
         except OSError as exc:
             _fail(f"cannot write {out}: {exc.strerror or exc}", 2)
     s = built.summary()
-    click.echo(f"{'wrote ' + str(out) if out is not None and str(out) != '-' else 'report'}: {s['people']} people, "
-               f"{s['cases']} cases ({s['complete']} complete, {s['incomplete']} incomplete, {s['open']} open), "
-               f"{len(s['over_deadline'])} over the {sla} deadline; verified at checkpoint size {built.checkpoint.size}", err=True)
+    click.echo(
+        f"{'wrote ' + str(out) if out is not None and str(out) != '-' else 'report'}: {s['people']} people, "
+        f"{s['cases']} cases ({s['complete']} complete, {s['incomplete']} incomplete, {s['open']} open), "
+        f"{len(s['over_deadline'])} over the {sla} deadline; verified at checkpoint size {built.checkpoint.size}",
+        err=True,
+    )
     if built.unsealed:
         click.echo(unsealed_notice(built), err=True)
     missing = built.reconciliation.missing if built.reconciliation else []
     if missing:
-        click.echo(f"{len(missing)} leaver(s) from {built.reconciliation.source} have no case: "
-                   + ", ".join(x.ref for x in missing[:10]) + (" ..." if len(missing) > 10 else ""), err=True)
+        click.echo(
+            f"{len(missing)} leaver(s) from {built.reconciliation.source} have no case: "
+            + ", ".join(x.ref for x in missing[:10])
+            + (" ..." if len(missing) > 10 else ""),
+            err=True,
+        )
 
 
 @audit.command("verify-evidence")
 @click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--trusted-keys", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The pinned trust list.")
+@click.option(
+    "--trusted-keys", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The pinned trust list."
+)
 @click.option("--sla", help="Judge the SLA with this (default: the SLA the bundle was exported with).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 def verify_evidence_cmd(bundle, trusted_keys, sla, as_json) -> None:
@@ -294,27 +375,44 @@ def verify_evidence_cmd(bundle, trusted_keys, sla, as_json) -> None:
     trust = _trust(trusted_keys, Path("."), 1)
     report = verify_evidence(bundle, trust, sla_seconds)
     if as_json:
-        click.echo(json.dumps({
-            "bundle": str(bundle), "person": report.person, "entries": report.entries,
-            "checkpoint_size": report.checkpoint.size if report.checkpoint else None,
-            "exit_code": report.exit_code, "problems": report.problems, "findings": report.findings,
-        }, indent=2, sort_keys=True))
+        click.echo(
+            json.dumps(
+                {
+                    "bundle": str(bundle),
+                    "person": report.person,
+                    "entries": report.entries,
+                    "checkpoint_size": report.checkpoint.size if report.checkpoint else None,
+                    "exit_code": report.exit_code,
+                    "problems": report.problems,
+                    "findings": report.findings,
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
         sys.exit(report.exit_code)
-    click.echo(f"{bundle}: person {report.person}, {report.entries} entries, "
-               f"checkpoint size {report.checkpoint.size if report.checkpoint else 'none'}")
+    click.echo(
+        f"{bundle}: person {report.person}, {report.entries} entries, "
+        f"checkpoint size {report.checkpoint.size if report.checkpoint else 'none'}"
+    )
     for title, items in (("INTEGRITY FAILURES", report.problems), ("COMPLIANCE FINDINGS", report.findings)):
         if items:
             click.echo(f"{title} ({len(items)}):")
             for item in items:
                 click.echo(f"  - {item}")
-    click.echo("result: " + {0: "verified", 1: "INTEGRITY FAILURE", 2: "verified, with compliance findings"}[report.exit_code])
+    click.echo(
+        "result: " + {0: "verified", 1: "INTEGRITY FAILURE", 2: "verified, with compliance findings"}[report.exit_code]
+    )
     sys.exit(report.exit_code)
 
 
 @audit.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--trusted-keys", type=click.Path(dir_okay=False, path_type=Path),
-              help="Pinned trust list (default: the log's own trusted-keys.txt).")
+@click.option(
+    "--trusted-keys",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pinned trust list (default: the log's own trusted-keys.txt).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the proof as JSON.")
 @click.pass_context
 def consistency(ctx, checkpoint, trusted_keys, as_json) -> None:
@@ -337,9 +435,18 @@ def consistency(ctx, checkpoint, trusted_keys, as_json) -> None:
     proof = tree.consistency_proof(old.size, new.size)
     ok = verify_consistency(old.size, new.size, old.root, new.root, proof)
     if as_json:
-        click.echo(json.dumps({"consistent": ok, "old": {"size": old.size, "root": b64(old.root)},
-                               "new": {"size": new.size, "root": b64(new.root), "checkpoint": new.note},
-                               "proof": [b64(p) for p in proof]}, indent=2, sort_keys=True))
+        click.echo(
+            json.dumps(
+                {
+                    "consistent": ok,
+                    "old": {"size": old.size, "root": b64(old.root)},
+                    "new": {"size": new.size, "root": b64(new.root), "checkpoint": new.note},
+                    "proof": [b64(p) for p in proof],
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
     else:
         verdict = "consistent: the log only grew" if ok else "NOT CONSISTENT: the log was rewritten (fork)"
         click.echo(f"{verdict} from size {old.size} to {new.size}")

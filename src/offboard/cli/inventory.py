@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import sys
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import click
 from rich.console import Console
@@ -14,7 +15,18 @@ from rich.table import Table
 from ._main import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, App, emit_json
 
 out = Console(highlight=False)
-COLUMNS = ("system", "account_id", "name", "email", "active", "admin", "person_id", "matched_by", "first_seen", "last_seen")
+COLUMNS = (
+    "system",
+    "account_id",
+    "name",
+    "email",
+    "active",
+    "admin",
+    "person_id",
+    "matched_by",
+    "first_seen",
+    "last_seen",
+)
 
 
 def _format_options(fn: Any) -> Any:
@@ -22,7 +34,9 @@ def _format_options(fn: Any) -> Any:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
 
 
-def _emit_rows(rows: Iterable[dict[str, Any]], as_json: bool, as_csv: bool, title: str, columns: tuple[str, ...] = COLUMNS) -> int:
+def _emit_rows(
+    rows: Iterable[dict[str, Any]], as_json: bool, as_csv: bool, title: str, columns: tuple[str, ...] = COLUMNS
+) -> int:
     if as_json and as_csv:
         click.echo("error: choose one of --json and --csv", err=True)
         sys.exit(EXIT_USAGE)
@@ -107,14 +121,18 @@ def show(app: App, person: str, as_json: bool, as_csv: bool) -> None:
 @click.pass_obj
 def orphans_command(app: App, include_protected: bool, as_json: bool, as_csv: bool) -> None:
     """Active accounts that belong to no active person."""
-    from ..inventory._inventory import orphans, people_index
     from ..config._policy import Protection
+    from ..inventory._inventory import orphans, people_index
 
     engine = app.engine()
     if not engine.config.people:
         click.echo("error: orphans need a people source: add `people:` to the configuration", err=True)
         sys.exit(EXIT_USAGE)
-    protection = None if include_protected else Protection.combine(engine.policies.get(engine.config.default_policy), engine.config.protected)
+    protection = (
+        None
+        if include_protected
+        else Protection.combine(engine.policies.get(engine.config.default_policy), engine.config.protected)
+    )
     rows = orphans(engine.store, people_index(engine), protection)
     _emit_rows(rows, as_json, as_csv, "Orphaned accounts", (*COLUMNS, "why"))
 
@@ -152,13 +170,22 @@ def _print(result: Any, rows: list[dict[str, Any]]) -> None:
     if result.sync is not None:
         failed = [s for s in result.sync.systems if not s.ok]
         for s in failed:
-            out.print(f"[yellow]inventory sync of {escape(s.system)} failed, using its last inventory: {escape(s.error or '')}[/]")
+            out.print(
+                f"[yellow]inventory sync of {escape(s.system)} failed, using its last inventory: "
+                f"{escape(s.error or '')}[/]"
+            )
     if rows and (result.dry_run or result.halted or not result.cases):
         table = Table(title="Past their end date, still holding access", title_justify="left")
         for column in ("person", "type", "end date", "accounts", "systems"):
             table.add_column(column)
         for row in rows:
-            table.add_row(escape(row["person"]), row["type"], (row["end_date"] or "")[:10], str(row["accounts"]), ", ".join(row["systems"]))
+            table.add_row(
+                escape(row["person"]),
+                row["type"],
+                (row["end_date"] or "")[:10],
+                str(row["accounts"]),
+                ", ".join(row["systems"]),
+            )
         out.print(table)
     if result.cases:
         table = Table(title="Sweep cases", title_justify="left")

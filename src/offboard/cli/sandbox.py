@@ -19,28 +19,76 @@ def sandbox() -> None:
 
 
 @sandbox.command()
-@click.option("--people", default=50, show_default=True, type=click.IntRange(0, 100_000), help="How many people the company has.")
-@click.option("--latency", "latency", default=0.0, show_default=True, type=click.FloatRange(0), help="Added latency per request, in ms.")
-@click.option("--jitter", default=0.0, show_default=True, type=click.FloatRange(0), help="Random extra latency up to this many ms.")
+@click.option(
+    "--people", default=50, show_default=True, type=click.IntRange(0, 100_000), help="How many people the company has."
+)
+@click.option(
+    "--latency",
+    "latency",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Added latency per request, in ms.",
+)
+@click.option(
+    "--jitter",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Random extra latency up to this many ms.",
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the company and the faults.")
-@click.option("--port-base", type=click.IntRange(1, 65530), default=None, help="Serve on PORT..PORT+4 instead of free ports.")
-@click.option("--contractors-past-end", type=click.IntRange(0), default=None, help="Contractors past their end date (default: a quarter).")
+@click.option(
+    "--port-base", type=click.IntRange(1, 65530), default=None, help="Serve on PORT..PORT+4 instead of free ports."
+)
+@click.option(
+    "--contractors-past-end",
+    type=click.IntRange(0),
+    default=None,
+    help="Contractors past their end date (default: a quarter).",
+)
 @click.option("--orphans", type=click.IntRange(0), default=3, show_default=True, help="Accounts that belong to nobody.")
-@click.option("--admins", type=click.IntRange(0), default=1, show_default=True, help="Protected break-glass admin accounts.")
+@click.option(
+    "--admins", type=click.IntRange(0), default=1, show_default=True, help="Protected break-glass admin accounts."
+)
 @click.option("--no-rate-limits", is_flag=True, help="Serve without the vendors' rate limits.")
-@click.option("--config-out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the config YAML here.")
+@click.option(
+    "--config-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the config YAML here.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the config as JSON instead of YAML.")
-def up(people: int, latency: float, jitter: float, seed: int, port_base: int | None, contractors_past_end: int | None,
-       orphans: int, admins: int, no_rate_limits: bool, config_out: Path | None, as_json: bool) -> None:
+def up(
+    people: int,
+    latency: float,
+    jitter: float,
+    seed: int,
+    port_base: int | None,
+    contractors_past_end: int | None,
+    orphans: int,
+    admins: int,
+    no_rate_limits: bool,
+    config_out: Path | None,
+    as_json: bool,
+) -> None:
     """Serve every simulator until interrupted; print a ready-to-use offboard config."""
     import yaml
 
     from ..sandbox import Sandbox, make_company
 
     try:
-        company = make_company(people, seed=seed, contractors_past_end=contractors_past_end, orphans=orphans, admins=admins)
-        sb = Sandbox(company=company, seed=seed, latency_ms=latency, jitter_ms=jitter, port_base=port_base,
-                     knobs={"rate_limits": not no_rate_limits})
+        company = make_company(
+            people, seed=seed, contractors_past_end=contractors_past_end, orphans=orphans, admins=admins
+        )
+        sb = Sandbox(
+            company=company,
+            seed=seed,
+            latency_ms=latency,
+            jitter_ms=jitter,
+            port_base=port_base,
+            knobs={"rate_limits": not no_rate_limits},
+        )
         sb.start()
     except (ValueError, OSError, RuntimeError) as exc:
         click.echo(f"error: {exc}", err=True)

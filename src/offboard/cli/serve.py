@@ -10,12 +10,23 @@ from rich.table import Table
 from ._main import App, emit_json
 
 out = Console(highlight=False)
-STYLE = {"done": "green", "scheduled": "cyan", "accepted": "yellow", "opened": "yellow", "unresolved": "red", "failed": "red",
-         "too_late": "red", "cancelled": "cyan", "superseded": "dim"}
+STYLE = {
+    "done": "green",
+    "scheduled": "cyan",
+    "accepted": "yellow",
+    "opened": "yellow",
+    "unresolved": "red",
+    "failed": "red",
+    "too_late": "red",
+    "cancelled": "cyan",
+    "superseded": "dim",
+}
 
 
 @click.command("serve")
-@click.option("--host", default=None, help="Address to bind (default: server.host, else 127.0.0.1; loopback only unless told).")
+@click.option(
+    "--host", default=None, help="Address to bind (default: server.host, else 127.0.0.1; loopback only unless told)."
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: server.port, else 8080).")
 @click.pass_obj
 def serve(app: App, host: str | None, port: int | None) -> None:
@@ -30,13 +41,18 @@ def serve(app: App, host: str | None, port: int | None) -> None:
     host = host or settings.host
     port = port or settings.port
     auditors = "; /audit/ for auditors" if settings.auditor_token else ""
-    click.echo(f"offboard serving on http://{host}:{port} (POST /v1/events; /health, /ready, /metrics, /docs{auditors})", err=True)
+    click.echo(
+        f"offboard serving on http://{host}:{port} (POST /v1/events; /health, /ready, /metrics, /docs{auditors})",
+        err=True,
+    )
     uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
 
 
 @click.command("events")
 @click.option("--unresolved", is_flag=True, help="Only events that named an unknown person or could not be processed.")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True, help="How many, newest first.")
+@click.option(
+    "--limit", type=click.IntRange(1, 100_000), default=100, show_default=True, help="How many, newest first."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def events(app: App, unresolved: bool, limit: int, as_json: bool) -> None:
@@ -57,6 +73,13 @@ def events(app: App, unresolved: bool, limit: int, as_json: bool) -> None:
         style = STYLE.get(row["status"], "default")
         when = row["due_at"] if row["status"] == "scheduled" else None
         detail = row["detail"] + (f" (due {when})" if when and when not in row["detail"] else "")
-        table.add_row(row["received_at"] or "", escape(row["event"]), row["type"], escape(row["person"]), f"[{style}]{row['status']}[/]",
-                      row["case"] or "", escape(detail))
+        table.add_row(
+            row["received_at"] or "",
+            escape(row["event"]),
+            row["type"],
+            escape(row["person"]),
+            f"[{style}]{row['status']}[/]",
+            row["case"] or "",
+            escape(detail),
+        )
     out.print(table)

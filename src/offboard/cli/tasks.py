@@ -34,8 +34,10 @@ def task_tables(rows: list[dict]) -> list[Table]:
     tables = []
     for case, items in by_case.items():
         first = items[0]
-        table = Table(title=f"Case {case}: {escape(first['person'])} ({first['case_status']}; due times in {first['timezone']})",
-                      title_justify="left")
+        table = Table(
+            title=f"Case {case}: {escape(first['person'])} ({first['case_status']}; due times in {first['timezone']})",
+            title_justify="left",
+        )
         for column in ("task", "owner", "due", "status", "title"):
             table.add_column(column, no_wrap=column in ("task", "due"))
         for row in items:
@@ -56,7 +58,9 @@ def task_tables(rows: list[dict]) -> list[Table]:
 @click.option("--all", "include_closed", is_flag=True, help="Closed tasks too.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (fields in docs/checklists.md).")
 @click.pass_context
-def tasks(ctx: click.Context, case_ref: str | None, owner: str | None, overdue: bool, include_closed: bool, as_json: bool) -> None:
+def tasks(
+    ctx: click.Context, case_ref: str | None, owner: str | None, overdue: bool, include_closed: bool, as_json: bool
+) -> None:
     """List checklist tasks: open ones of every case, soonest due first."""
     if ctx.invoked_subcommand is not None:
         return
@@ -69,12 +73,16 @@ def tasks(ctx: click.Context, case_ref: str | None, owner: str | None, overdue: 
         if case is None:
             _fail(f"no case matches {case_ref!r} (see `offboard status`)")
         case_id = case["id"]
-    rows = list_tasks(engine.store, engine.clock(), case_id=case_id, owner=owner, overdue=overdue, include_closed=include_closed)
+    rows = list_tasks(
+        engine.store, engine.clock(), case_id=case_id, owner=owner, overdue=overdue, include_closed=include_closed
+    )
     if as_json:
         emit_json(rows)
         return
     if not rows:
-        out.print("No overdue tasks." if overdue else "No open tasks." if case_id is None else f"Case {case_id} has no tasks.")
+        out.print(
+            "No overdue tasks." if overdue else "No open tasks." if case_id is None else f"Case {case_id} has no tasks."
+        )
         return
     for table in task_tables(rows):
         out.print(table)
@@ -90,7 +98,9 @@ def _close(app: App, case: str, task: str, status: str, by: str, note: str, as_j
     if as_json:
         emit_json(row)
         return
-    out.print(f"Task {escape(task)} of case {row['case']} {status} by {escape(row['closed_by'])}; recorded in the audit log.")
+    out.print(
+        f"Task {escape(task)} of case {row['case']} {status} by {escape(row['closed_by'])}; recorded in the audit log."
+    )
     if row["case_status"] == "complete":
         out.print(f"[green]Case {row['case']} is complete: every account verified and no blocking task open.[/]")
     elif row["case_status"] == "awaiting_tasks":
@@ -136,6 +146,8 @@ def remind(app: App, as_json: bool) -> None:
         emit_json(sent)
     else:
         for item in sent:
-            out.print(f"{item['kind']}: case {item['case']} task {escape(item['task'])} -> {escape(', '.join(item['to']))}")
+            out.print(
+                f"{item['kind']}: case {item['case']} task {escape(item['task'])} -> {escape(', '.join(item['to']))}"
+            )
         out.print(f"Sent {len(sent)} reminder(s).")
     sys.exit(EXIT_OK)

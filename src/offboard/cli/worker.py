@@ -12,7 +12,12 @@ from ._main import EXIT_USAGE, App
 
 @click.command()
 @click.option("--concurrency", default=4, show_default=True, help="Jobs this worker runs at once.")
-@click.option("--stalled-after", default=30.0, show_default=True, help="Seconds without a heartbeat before another worker's job is taken over.")
+@click.option(
+    "--stalled-after",
+    default=30.0,
+    show_default=True,
+    help="Seconds without a heartbeat before another worker's job is taken over.",
+)
 @click.option("--heartbeat", default=10.0, show_default=True, help="Seconds between this worker's heartbeats.")
 @click.pass_obj
 def worker(app: App, concurrency: int, stalled_after: float, heartbeat: float) -> None:
@@ -20,7 +25,10 @@ def worker(app: App, concurrency: int, stalled_after: float, heartbeat: float) -
     from ..engine._distributed import run_worker
 
     if app.config.execution != "distributed":
-        click.echo("error: `offboard worker` needs `execution: distributed` and a PostgreSQL `store:` in the configuration", err=True)
+        click.echo(
+            "error: `offboard worker` needs `execution: distributed` and a PostgreSQL `store:` in the configuration",
+            err=True,
+        )
         sys.exit(EXIT_USAGE)
     if stalled_after <= heartbeat:
         click.echo("error: --stalled-after must be longer than --heartbeat", err=True)
@@ -32,5 +40,9 @@ def worker(app: App, concurrency: int, stalled_after: float, heartbeat: float) -
         with lock:
             return engine
 
-    click.echo(f"offboard worker: concurrency {concurrency}, store {engine.store.engine.url.render_as_string(hide_password=True)}", err=True)
+    click.echo(
+        f"offboard worker: concurrency {concurrency}, store "
+        f"{engine.store.engine.url.render_as_string(hide_password=True)}",
+        err=True,
+    )
     run_worker(engine_factory, concurrency=concurrency, stalled_after=stalled_after, heartbeat=heartbeat)

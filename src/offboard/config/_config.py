@@ -45,7 +45,10 @@ class ConnectorConfig(_Strict):
     concurrency: int | None = Field(default=None, ge=1, le=256)
     rate: float | None = Field(default=None, gt=0, description="requests per second")
     burst: int | None = Field(default=None, ge=1)
-    rates: dict[str, float] = Field(default_factory=dict, description="per-lane rates (requests per second) overriding the connector's; '*' for every lane")
+    rates: dict[str, float] = Field(
+        default_factory=dict,
+        description="per-lane rates (requests per second) overriding the connector's; '*' for every lane",
+    )
 
 
 class Limits(_Strict):
@@ -55,7 +58,9 @@ class Limits(_Strict):
     max_percent: float = Field(default=10.0, gt=0, le=100)
     max_attempts: int = Field(default=6, ge=1, le=50)
     max_retry_wait: float = Field(default=120.0, gt=0)
-    max_rate_limited_wait: float = Field(default=900.0, gt=0, description="total seconds one call may wait on rate limits")
+    max_rate_limited_wait: float = Field(
+        default=900.0, gt=0, description="total seconds one call may wait on rate limits"
+    )
     workers: int = Field(default=32, ge=1, le=512)
 
 
@@ -69,8 +74,12 @@ class PeopleConfig(_Strict):
 class TasksConfig(_Strict):
     """Checklist settings: who each owner role is, where loaned equipment is listed, when to remind."""
 
-    owners: dict[str, list[str]] = Field(default_factory=dict, description="owner role -> email addresses reminders go to")
-    equipment: str | None = Field(default=None, description="CSV or JSON file of loaned equipment: person, asset_tag, kind, loaned_on")
+    owners: dict[str, list[str]] = Field(
+        default_factory=dict, description="owner role -> email addresses reminders go to"
+    )
+    equipment: str | None = Field(
+        default=None, description="CSV or JSON file of loaned equipment: person, asset_tag, kind, loaned_on"
+    )
     due_time: str = Field(default="17:00", description="local time of day a task is due on its due date")
     remind_before: str = Field(default="1d", description="send the 'due' reminder this long before a task is due")
     remind_every: str = Field(default="15m", description="how often `offboard serve` looks for reminders to send")

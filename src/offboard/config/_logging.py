@@ -31,6 +31,7 @@ def get_logger(name: str) -> Any:
     """A logger for module level: structlog is imported when it first logs."""
     return _LazyLogger(name)
 
+
 _SECRET_KEYS = re.compile(r"(pass(word)?|secret|token|authorization|api[_-]?key|private[_-]?key|credential)", re.I)
 REDACTED = "[redacted]"
 

@@ -46,12 +46,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ._config import format_validation_error, load_yaml
-from ._paths import bundled_policies_dir
 from ..errors import PolicyError
 from ..models import Account, ActionKind
+from ._config import format_validation_error, load_yaml
+from ._paths import bundled_policies_dir
 
-__all__ = ["Policy", "TaskRule", "EquipmentRule", "load_policy", "load_policies", "parse_duration", "parse_offset", "Protection"]
+__all__ = [
+    "Policy",
+    "TaskRule",
+    "EquipmentRule",
+    "load_policy",
+    "load_policies",
+    "parse_duration",
+    "parse_offset",
+    "Protection",
+]
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _OFFSET = re.compile(r"^\s*([+-]?)\s*(\d+)\s*([dw])\s*$")
@@ -130,7 +139,9 @@ class _Assigned(_Strict):
     @classmethod
     def _owner(cls, value: str) -> str:
         if not _SLUG.match(value):
-            raise ValueError(f"{value!r} is not an owner: use manager, it, hr, security or a team name (lowercase, digits, - _ .)")
+            raise ValueError(
+                f"{value!r} is not an owner: use manager, it, hr, security or a team name (lowercase, digits, - _ .)"
+            )
         return value
 
     @field_validator("due")
@@ -146,7 +157,9 @@ class TaskRule(_Assigned):
     id: str
     title: str = Field(min_length=1, max_length=300)
     person_types: list[str] = Field(default_factory=lambda: ["employee", "contractor"])
-    when: Literal["always", "equipment"] = Field(default="always", description="'equipment': only for people with loaned equipment")
+    when: Literal["always", "equipment"] = Field(
+        default="always", description="'equipment': only for people with loaned equipment"
+    )
 
     @field_validator("id")
     @classmethod
@@ -169,7 +182,9 @@ class EquipmentRule(_Assigned):
         try:
             value.format(asset_tag="", kind="", loaned_on="", description="")
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"title {value!r} may only use {{asset_tag}}, {{kind}}, {{loaned_on}}, {{description}} ({exc})") from None
+            raise ValueError(
+                f"title {value!r} may only use {{asset_tag}}, {{kind}}, {{loaned_on}}, {{description}} ({exc})"
+            ) from None
         return value
 
 
@@ -192,7 +207,9 @@ class Policy(_Strict):
         seen: set[str] = set()
         for task in value:
             if task.id in seen or task.id.startswith("return-"):
-                raise ValueError(f"task id {task.id!r} is used twice or starts with 'return-' (kept for equipment returns)")
+                raise ValueError(
+                    f"task id {task.id!r} is used twice or starts with 'return-' (kept for equipment returns)"
+                )
             seen.add(task.id)
         return value
 
@@ -219,7 +236,7 @@ class Protection:
     admins: bool = True
 
     @classmethod
-    def combine(cls, policy: Policy | None, extra: list[str] = ()) -> "Protection":
+    def combine(cls, policy: Policy | None, extra: list[str] = ()) -> Protection:
         rule = policy.protected if policy else ProtectedRule()
         names = {n.lower() for n in rule.names}
         patterns = [p.lower() for p in rule.patterns]

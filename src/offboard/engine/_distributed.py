@@ -17,14 +17,15 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
 
-from ..state._store import metadata
 from ..errors import ConfigError
+from ..state._store import metadata
 
 __all__ = ["Dispatcher", "SharedBucket", "attach", "make_app", "conninfo", "retry_stalled_jobs"]
 
@@ -55,7 +56,9 @@ def attach(engine: Any) -> None:
     if engine.store.is_sqlite:
         raise ConfigError("execution: distributed needs `store:` to be a PostgreSQL URL", where="execution")
     engine.dispatcher = Dispatcher()
-    engine.bucket_factory = lambda system, rate, burst, clock=None: SharedBucket(engine.store.engine, system, rate, burst)
+    engine.bucket_factory = lambda system, rate, burst, clock=None: SharedBucket(
+        engine.store.engine, system, rate, burst
+    )
     if engine.record.audit is not None:  # one log for all workers: entries sequenced through PostgreSQL
         from ..audit import use_database
 
@@ -84,8 +87,16 @@ class Dispatcher:
                     for row in engine.store.actions(case_id):
                         if row["id"] not in reported and row["status"] not in ("pending", "applying", "applied"):
                             reported.add(row["id"])
-                            progress({"case": case_id, "system": row["system"], "account": json.loads(row["account"])["name"],
-                                      "kind": row["kind"], "status": row["status"], "error": row["error"]})
+                            progress(
+                                {
+                                    "case": case_id,
+                                    "system": row["system"],
+                                    "account": json.loads(row["account"])["name"],
+                                    "kind": row["kind"],
+                                    "status": row["status"],
+                                    "error": row["error"],
+                                }
+                            )
             open_ids = _still_open(engine.store.engine, open_ids)  # one query per poll, not one per case
             if open_ids:
                 time.sleep(self.poll)
@@ -126,14 +137,21 @@ class SharedBucket:
         self.waited = 0.0
         if rate is not None:
             with db.begin() as conn:
-                conn.execute(sa.text("insert into rate_limits (system, tat, paused_until) values (:s, 0, 0) on conflict do nothing"), {"s": system})
+                conn.execute(
+                    sa.text(
+                        "insert into rate_limits (system, tat, paused_until) values (:s, 0, 0) on conflict do nothing"
+                    ),
+                    {"s": system},
+                )
 
     def _try(self) -> float:
         """Take a token if one is free; else return how long to wait."""
         interval = 1.0 / self.rate if self.rate else 0.0
         with self.db.begin() as conn:
             now = conn.execute(sa.text("select extract(epoch from clock_timestamp())")).scalar_one()
-            row = conn.execute(sa.text("select tat, paused_until from rate_limits where system = :s for update"), {"s": self.system}).one()
+            row = conn.execute(
+                sa.text("select tat, paused_until from rate_limits where system = :s for update"), {"s": self.system}
+            ).one()
             now = float(now)
             if row.paused_until > now:
                 return row.paused_until - now
@@ -159,7 +177,10 @@ class SharedBucket:
     def pause(self, seconds: float) -> None:
         with self.db.begin() as conn:
             conn.execute(
-                sa.text("update rate_limits set paused_until = greatest(paused_until, extract(epoch from clock_timestamp()) + :d) where system = :s"),
+                sa.text(
+                    "update rate_limits set paused_until = greatest(paused_until, extract(epoch "
+                    "from clock_timestamp()) + :d) where system = :s"
+                ),
                 {"d": seconds, "s": self.system},
             )
 
@@ -167,13 +188,18 @@ class SharedBucket:
 def retry_stalled_jobs(db: sa.Engine, stalled_after: float = 30.0) -> int:
     """Put back jobs whose worker stopped sending heartbeats (killed, crashed, cut off)."""
     with db.begin() as conn:
-        ids = conn.execute(
-            sa.text(
-                "select j.id from procrastinate_jobs j left join procrastinate_workers w on w.id = j.worker_id "
-                "where j.status = 'doing' and (w.id is null or w.last_heartbeat < now() - make_interval(secs => :s)) for update of j skip locked"
-            ),
-            {"s": stalled_after},
-        ).scalars().all()
+        ids = (
+            conn.execute(
+                sa.text(
+                    "select j.id from procrastinate_jobs j left join procrastinate_workers w on w.id = j.worker_id "
+                    "where j.status = 'doing' and (w.id is null or w.last_heartbeat < now() - "
+                    "make_interval(secs => :s)) for update of j skip locked"
+                ),
+                {"s": stalled_after},
+            )
+            .scalars()
+            .all()
+        )
         for job_id in ids:
             conn.execute(sa.text("select procrastinate_retry_job_v2(:id, now(), null, null, null)"), {"id": job_id})
     if ids:
@@ -205,7 +231,9 @@ def make_app(engine_factory: Callable[[], Any], stalled_after: float = 30.0) -> 
     return app
 
 
-def run_worker(engine_factory: Callable[[], Any], concurrency: int = 4, stalled_after: float = 30.0, heartbeat: float = 10.0) -> None:
+def run_worker(
+    engine_factory: Callable[[], Any], concurrency: int = 4, stalled_after: float = 30.0, heartbeat: float = 10.0
+) -> None:
     """Run a worker until stopped; a side thread re-queues stalled jobs every few seconds."""
     app = make_app(engine_factory, stalled_after)
     stop = threading.Event()
@@ -221,8 +249,13 @@ def run_worker(engine_factory: Callable[[], Any], concurrency: int = 4, stalled_
     thread = threading.Thread(target=janitor, name="offboard-janitor", daemon=True)
     thread.start()
     try:
-        app.run_worker(queues=[QUEUE], concurrency=concurrency, name=f"offboard-{os.getpid()}",
-                       update_heartbeat_interval=heartbeat, stalled_worker_timeout=stalled_after, delete_jobs="successful")
+        app.run_worker(
+            queues=[QUEUE],
+            concurrency=concurrency,
+            name=f"offboard-{os.getpid()}",
+            update_heartbeat_interval=heartbeat,
+            stalled_worker_timeout=stalled_after,
+            delete_jobs="successful",
+        )
     finally:
         stop.set()
-

@@ -11,11 +11,11 @@ import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -23,17 +23,21 @@ import tenacity
 from pydantic import ValidationError
 
 from .. import plugins
+from ..checklist._tasks import checklist_for, task_rows
+from ..checklist._tasks import counts as task_counts
+from ..checklist._tasks import tasks as task_table
 from ..config._config import Config, format_validation_error
 from ..config._logging import redact
 from ..config._policy import Policy, Protection, load_policies
-from ._plan import CaseResult, Plan
-from ._ratelimit import TokenBucket
-from ._recorder import Recorder, iso as _iso, open_audit as _open_audit
-from ..state._store import Store, dumps, new_id, utcnow
-from ..checklist._tasks import checklist_for, counts as task_counts, task_rows, tasks as task_table
 from ..connector import Connector
 from ..errors import AuthError, ConfigError, ConnectorError, OffboardError, RateLimited, UnknownPerson
 from ..models import Account, Action, ActionKind, ActionStatus, CaseStatus, Person, Receipt, Verification
+from ..state._store import Store, dumps, new_id, utcnow
+from ._plan import CaseResult, Plan
+from ._ratelimit import TokenBucket
+from ._recorder import Recorder
+from ._recorder import iso as _iso
+from ._recorder import open_audit as _open_audit
 
 __all__ = ["Engine", "Plan", "CaseResult"]
 
@@ -44,7 +48,9 @@ FINAL = {ActionStatus.VERIFIED, ActionStatus.FAILED, ActionStatus.UNVERIFIED, Ac
 class Engine:
     """Runs cases. One per process; thread-safe."""
 
-    def __init__(self, config: Config, store: Store, data_dir: Path, *, audit: Any = None, clock: Callable[[], datetime] = utcnow):
+    def __init__(
+        self, config: Config, store: Store, data_dir: Path, *, audit: Any = None, clock: Callable[[], datetime] = utcnow
+    ):
         self.config = config
         self.store = store
         self.data_dir = data_dir
@@ -67,7 +73,7 @@ class Engine:
         self.bucket_factory: Callable[..., Any] = TokenBucket
 
     @classmethod
-    def open(cls, config: Config, data_dir: Path, **kw: Any) -> "Engine":
+    def open(cls, config: Config, data_dir: Path, **kw: Any) -> Engine:
         """An engine with its store and audit log in ``data_dir``."""
         store = Store.open(config.store, data_dir)
         audit = kw.pop("audit", None)
@@ -103,7 +109,10 @@ class Engine:
             source = str(self.config.source or "config")
             if cls is None:
                 known = ", ".join(sorted(classes)) or "none"
-                raise ConfigError(f"unknown connector type {cfg.type!r} (installed: {known})", where=f"{source}: connectors.{instance}")
+                raise ConfigError(
+                    f"unknown connector type {cfg.type!r} (installed: {known})",
+                    where=f"{source}: connectors.{instance}",
+                )
             try:
                 settings = cls.Settings.model_validate(cfg.settings)
             except ValidationError as exc:
@@ -114,7 +123,9 @@ class Engine:
             self._buckets[instance] = self.bucket_factory(instance, rate, cfg.burst, clock=lambda: self.monotonic())
             for lane, (lane_rate, lane_burst) in cls.rate_limits.items():
                 lane_rate = cfg.rates.get(lane, cfg.rates.get("*", lane_rate))
-                self._buckets[f"{instance}:{lane}"] = self.bucket_factory(f"{instance}:{lane}", lane_rate, lane_burst, clock=lambda: self.monotonic())
+                self._buckets[f"{instance}:{lane}"] = self.bucket_factory(
+                    f"{instance}:{lane}", lane_rate, lane_burst, clock=lambda: self.monotonic()
+                )
             if cls.rate_limits:  # per request: the system's own bucket, then the request's lane
                 connector.throttle = lambda lane, _i=instance: self._throttle(_i, lane)  # type: ignore[method-assign]
             self._slots[instance] = threading.BoundedSemaphore(cfg.concurrency or cls.default_concurrency)
@@ -125,7 +136,9 @@ class Engine:
         bucket = self._buckets.get(f"{instance}:{lane}") if lane else None
         if bucket is None:
             if strict and lane:
-                raise ConfigError(f"connector {instance!r} throttles on lane {lane!r}, which it does not declare in rate_limits")
+                raise ConfigError(
+                    f"connector {instance!r} throttles on lane {lane!r}, which it does not declare in rate_limits"
+                )
             return self._buckets[instance]
         return bucket
 
@@ -179,7 +192,9 @@ class Engine:
             delay = min(float(delay), limits.max_retry_wait)
             if isinstance(exc, RateLimited):
                 rate_limited_wait += delay
-            self._lane_bucket(instance, getattr(exc, "lane", None)).pause(delay)  # every caller of this system (or lane) waits
+            self._lane_bucket(instance, getattr(exc, "lane", None)).pause(
+                delay
+            )  # every caller of this system (or lane) waits
             log.info("retrying", system=instance, error=str(exc), delay=delay, attempt=state.attempt_number)
             return 0.0
 
@@ -218,7 +233,9 @@ class Engine:
             source = str(self.config.source or "config")
             if cls is None:
                 known = ", ".join(sorted(classes))
-                raise ConfigError(f"unknown people source {item.type!r} (installed: {known})", where=f"{source}: people.{index}")
+                raise ConfigError(
+                    f"unknown people source {item.type!r} (installed: {known})", where=f"{source}: people.{index}"
+                )
             try:
                 sources.append(cls(item.settings, base=base))
             except ValidationError as exc:
@@ -269,11 +286,14 @@ class Engine:
         accounts, errors = self.gather(person)
         if not accounts and not errors and not self.config.people:
             raise UnknownPerson(
-                f"no account matches {person.id!r} in any system ({', '.join(self.enabled_connectors()) or 'no connectors configured'})"
+                f"no account matches {person.id!r} in any system "
+                f"({', '.join(self.enabled_connectors()) or 'no connectors configured'})"
             )
         return self.plan_for(person, chosen, accounts, errors)
 
-    def plan_for(self, person: Person, policy: Policy, accounts: Iterable[Account], errors: dict[str, str] | None = None) -> Plan:
+    def plan_for(
+        self, person: Person, policy: Policy, accounts: Iterable[Account], errors: dict[str, str] | None = None
+    ) -> Plan:
         """Apply ``policy`` and the guards to known accounts."""
         plan = Plan(person, policy, [], errors=dict(errors or {}))
         protection = Protection.combine(policy, self.config.protected)
@@ -292,7 +312,9 @@ class Engine:
                 else:
                     plan.unsupported.append((account, kind))
             for step in policy.later:
-                if (step.connectors is None or account.system in step.connectors or cfg.type in step.connectors) and step.action in cls.capabilities():
+                if (
+                    step.connectors is None or account.system in step.connectors or cfg.type in step.connectors
+                ) and step.action in cls.capabilities():
                     plan.later.append((Action(step.action, account, params), step.delay))
         plan.tasks = self.checklist(person, policy, self.clock())
         return plan
@@ -303,7 +325,15 @@ class Engine:
 
     # -- cases --------------------------------------------------------------------
 
-    def open_case(self, plan: Plan, *, trigger: str = "cli", reason: str = "", termination_at: datetime | None = None, source_event: str | None = None) -> str:
+    def open_case(
+        self,
+        plan: Plan,
+        *,
+        trigger: str = "cli",
+        reason: str = "",
+        termination_at: datetime | None = None,
+        source_event: str | None = None,
+    ) -> str:
         """Store the case with its actions and follow-ups, and record that it opened."""
         busy = self.store.find_cases(statuses=[CaseStatus.RUNNING.value], person_id=plan.person.id, limit=1)
         if busy:
@@ -311,39 +341,95 @@ class Engine:
         now = self.clock()
         case_id = new_id()
         row = dict(
-            id=case_id, person_id=plan.person.id, person=dumps(plan.person.to_dict()), status=CaseStatus.RUNNING.value,
-            trigger=trigger, policy=plan.policy.name, reason=reason, detail=_errors_detail(plan.errors),
-            created_at=now, updated_at=now, termination_at=termination_at or now, source_event=source_event,
+            id=case_id,
+            person_id=plan.person.id,
+            person=dumps(plan.person.to_dict()),
+            status=CaseStatus.RUNNING.value,
+            trigger=trigger,
+            policy=plan.policy.name,
+            reason=reason,
+            detail=_errors_detail(plan.errors),
+            created_at=now,
+            updated_at=now,
+            termination_at=termination_at or now,
+            source_event=source_event,
         )
         action_rows = [
-            dict(case_id=case_id, position=i, system=a.account.system, account_id=a.account.id, account=dumps(a.account.to_dict()),
-                 kind=a.kind.value, params=dumps(dict(a.params)), status=ActionStatus.PENDING.value, attempts=0)
+            dict(
+                case_id=case_id,
+                position=i,
+                system=a.account.system,
+                account_id=a.account.id,
+                account=dumps(a.account.to_dict()),
+                kind=a.kind.value,
+                params=dumps(dict(a.params)),
+                status=ActionStatus.PENDING.value,
+                attempts=0,
+            )
             for i, a in enumerate(plan.actions)
         ]
-        later = [dict(case_id=case_id, action=dumps(a.to_dict()), due_at=now + delay, status="scheduled") for a, delay in plan.later]
+        later = [
+            dict(case_id=case_id, action=dumps(a.to_dict()), due_at=now + delay, status="scheduled")
+            for a, delay in plan.later
+        ]
         tasks = self.checklist(plan.person, plan.policy, termination_at or now) if trigger != "followup" else []
         enqueue = self.dispatcher.enqueuer(case_id, action_rows) if self.dispatcher else None
         try:
-            self.store.insert_case(row, action_rows, later, also=enqueue, extra=[(task_table, task_rows(case_id, tasks, now))])
+            self.store.insert_case(
+                row, action_rows, later, also=enqueue, extra=[(task_table, task_rows(case_id, tasks, now))]
+            )
         except sa.exc.IntegrityError:
             raise OffboardError(f"another case for {plan.person.id} is already running; resume it instead") from None
-        self.record("case_opened", case_id, {
-            "case": case_id, "person": {"id": plan.person.id, "employee_id": plan.person.employee_id, "timezone": plan.person.timezone},
-            "trigger": trigger, "policy": plan.policy.name, "reason": reason, "dry_run": False,
-            "termination_at": _iso(termination_at or now),
-            "plan": [{"system": a.account.system, "account": {"id": a.account.id, "name": a.account.name}, "kind": a.kind.value} for a in plan.actions],
-            "protected": [{"system": a.system, "account": {"id": a.id, "name": a.name}, "reason": r} for a, r in plan.protected],
-            "discovery_errors": plan.errors, **({"tasks": [t.to_entry() for t in tasks]} if tasks else {}),
-        })
+        self.record(
+            "case_opened",
+            case_id,
+            {
+                "case": case_id,
+                "person": {
+                    "id": plan.person.id,
+                    "employee_id": plan.person.employee_id,
+                    "timezone": plan.person.timezone,
+                },
+                "trigger": trigger,
+                "policy": plan.policy.name,
+                "reason": reason,
+                "dry_run": False,
+                "termination_at": _iso(termination_at or now),
+                "plan": [
+                    {
+                        "system": a.account.system,
+                        "account": {"id": a.account.id, "name": a.account.name},
+                        "kind": a.kind.value,
+                    }
+                    for a in plan.actions
+                ],
+                "protected": [
+                    {"system": a.system, "account": {"id": a.id, "name": a.name}, "reason": r}
+                    for a, r in plan.protected
+                ],
+                "discovery_errors": plan.errors,
+                **({"tasks": [t.to_entry() for t in tasks]} if tasks else {}),
+            },
+        )
         return case_id
 
-    def revoke(self, ref: str | Person, *, policy: str | None = None, trigger: str = "cli", reason: str = "", progress: Callable[[dict[str, Any]], None] | None = None) -> CaseResult:
+    def revoke(
+        self,
+        ref: str | Person,
+        *,
+        policy: str | None = None,
+        trigger: str = "cli",
+        reason: str = "",
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> CaseResult:
         """Plan, open and run a case for one person."""
         plan = self.plan(ref, policy)
         case_id = self.open_case(plan, trigger=trigger, reason=reason)
         return self.run_cases([case_id], progress)[0]
 
-    def run_cases(self, case_ids: list[str], progress: Callable[[dict[str, Any]], None] | None = None) -> list[CaseResult]:
+    def run_cases(
+        self, case_ids: list[str], progress: Callable[[dict[str, Any]], None] | None = None
+    ) -> list[CaseResult]:
         """Run the unfinished actions of several cases, in parallel across systems and people."""
         if self.dispatcher is not None:  # workers run them; wait for the outcome
             return self.dispatcher.wait(self, case_ids, progress)
@@ -384,8 +470,12 @@ class Engine:
         with self._lock:
             pool = self._system_pools.get(instance)
             if pool is None:
-                cap = self.config.connectors[instance].concurrency or type(self._connectors[instance]).default_concurrency
-                pool = self._system_pools[instance] = ThreadPoolExecutor(max_workers=cap, thread_name_prefix=f"offboard-{instance}")
+                cap = (
+                    self.config.connectors[instance].concurrency or type(self._connectors[instance]).default_concurrency
+                )
+                pool = self._system_pools[instance] = ThreadPoolExecutor(
+                    max_workers=cap, thread_name_prefix=f"offboard-{instance}"
+                )
             return pool
 
     def run_chain_job(self, case_id: str, system: str, account_id: str) -> None:
@@ -398,7 +488,13 @@ class Engine:
         if self.store.claim_close(case_id):
             self.close_case(case_id)
 
-    def _run_chain(self, case_id: str, person_id: str, rows: list[dict[str, Any]], progress: Callable[[dict[str, Any]], None] | None) -> None:
+    def _run_chain(
+        self,
+        case_id: str,
+        person_id: str,
+        rows: list[dict[str, Any]],
+        progress: Callable[[dict[str, Any]], None] | None,
+    ) -> None:
         stop: str | None = None
         for row in rows:
             if ActionStatus(row["status"]) in FINAL:
@@ -410,10 +506,22 @@ class Engine:
                 self._run_action(case_id, person_id, row, progress)
             except AuthError as exc:
                 stop = f"{type(exc).__name__}: {exc}"
-                self._finish(case_id, person_id, row, ActionStatus.FAILED, error=stop, attempts=getattr(exc, "attempts", 1), progress=progress)
+                self._finish(
+                    case_id,
+                    person_id,
+                    row,
+                    ActionStatus.FAILED,
+                    error=stop,
+                    attempts=getattr(exc, "attempts", 1),
+                    progress=progress,
+                )
 
-    def _run_action(self, case_id: str, person_id: str, row: dict[str, Any], progress: Callable[[dict[str, Any]], None] | None) -> None:
-        action = Action(ActionKind(row["kind"]), Account.from_dict(json.loads(row["account"])), json.loads(row["params"]))
+    def _run_action(
+        self, case_id: str, person_id: str, row: dict[str, Any], progress: Callable[[dict[str, Any]], None] | None
+    ) -> None:
+        action = Action(
+            ActionKind(row["kind"]), Account.from_dict(json.loads(row["account"])), json.loads(row["params"])
+        )
         action = Action(action.kind, action.account, {**action.params, "case": case_id})
         connector = self.connector(row["system"])
         receipt = Receipt.from_dict(json.loads(row["receipt"])) if row["receipt"] else None
@@ -423,7 +531,17 @@ class Engine:
             verification, n = self.call(row["system"], connector.verify, action, receipt)
             attempts += n
             if verification.ok:
-                self._finish(case_id, person_id, row, ActionStatus.VERIFIED, receipt=receipt, verification=verification, attempts=attempts, progress=progress, recovered=True)
+                self._finish(
+                    case_id,
+                    person_id,
+                    row,
+                    ActionStatus.VERIFIED,
+                    receipt=receipt,
+                    verification=verification,
+                    attempts=attempts,
+                    progress=progress,
+                    recovered=True,
+                )
                 return
         requested = self.clock()
         self.store.update_action(row["id"], status=ActionStatus.APPLYING.value, requested_at=requested)
@@ -432,11 +550,26 @@ class Engine:
         except AuthError:
             raise
         except ConnectorError as exc:
-            self._finish(case_id, person_id, row, ActionStatus.FAILED, error=f"{type(exc).__name__}: {exc}", attempts=attempts + getattr(exc, "attempts", 1), requested=requested, progress=progress)
+            self._finish(
+                case_id,
+                person_id,
+                row,
+                ActionStatus.FAILED,
+                error=f"{type(exc).__name__}: {exc}",
+                attempts=attempts + getattr(exc, "attempts", 1),
+                requested=requested,
+                progress=progress,
+            )
             return
         attempts += n
         responded = self.clock()
-        self.store.update_action(row["id"], status=ActionStatus.APPLIED.value, receipt=dumps(receipt.to_dict()), responded_at=responded, attempts=attempts)
+        self.store.update_action(
+            row["id"],
+            status=ActionStatus.APPLIED.value,
+            receipt=dumps(receipt.to_dict()),
+            responded_at=responded,
+            attempts=attempts,
+        )
         verification = self._verify(row["system"], connector, action, receipt)
         if verification.ok:
             status = ActionStatus.VERIFIED
@@ -444,7 +577,18 @@ class Engine:
             status = ActionStatus.WAITING
         else:
             status = ActionStatus.UNVERIFIED
-        self._finish(case_id, person_id, row, status, receipt=receipt, verification=verification, attempts=attempts, requested=requested, responded=responded, progress=progress)
+        self._finish(
+            case_id,
+            person_id,
+            row,
+            status,
+            receipt=receipt,
+            verification=verification,
+            attempts=attempts,
+            requested=requested,
+            responded=responded,
+            progress=progress,
+        )
 
     def _verify(self, system: str, connector: Connector, action: Action, receipt: Receipt) -> Verification:
         """Read back, allowing a little time for eventual consistency."""
@@ -462,10 +606,22 @@ class Engine:
                 break
         return verification
 
-    def _finish(self, case_id: str, person_id: str, row: dict[str, Any], status: ActionStatus, *, receipt: Receipt | None = None,
-                verification: Verification | None = None, error: str | None = None, attempts: int | None = None,
-                requested: datetime | None = None, responded: datetime | None = None, progress: Callable[[dict[str, Any]], None] | None = None,
-                recovered: bool = False) -> None:
+    def _finish(
+        self,
+        case_id: str,
+        person_id: str,
+        row: dict[str, Any],
+        status: ActionStatus,
+        *,
+        receipt: Receipt | None = None,
+        verification: Verification | None = None,
+        error: str | None = None,
+        attempts: int | None = None,
+        requested: datetime | None = None,
+        responded: datetime | None = None,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        recovered: bool = False,
+    ) -> None:
         now = self.clock()
         error = redact(error) if error else error
         values: dict[str, Any] = {"status": status.value, "error": error}
@@ -483,18 +639,46 @@ class Engine:
             values["attempts"] = attempts
         account = json.loads(row["account"])
         if error:
-            log.warning("action failed", case=case_id, system=row["system"], account=account["name"], kind=row["kind"], error=error)
-        self.record("action", case_id, {
-            "case": case_id, "person": {"id": person_id}, "system": row["system"],
-            "account": {"id": account["id"], "name": account["name"]}, "kind": row["kind"],
-            "requested_at": _iso(requested or row.get("requested_at")), "responded_at": _iso(responded or row.get("responded_at")),
-            "result": status.value, "reference": receipt.reference if receipt else None,
-            "changed": bool(receipt.changed) if receipt else False,
-            "verification": verification.to_dict() if verification else None, "error": error,
-            "attempts": attempts if attempts is not None else row["attempts"], "recovered": recovered,
-        }, action=(row["id"], values))
+            log.warning(
+                "action failed",
+                case=case_id,
+                system=row["system"],
+                account=account["name"],
+                kind=row["kind"],
+                error=error,
+            )
+        self.record(
+            "action",
+            case_id,
+            {
+                "case": case_id,
+                "person": {"id": person_id},
+                "system": row["system"],
+                "account": {"id": account["id"], "name": account["name"]},
+                "kind": row["kind"],
+                "requested_at": _iso(requested or row.get("requested_at")),
+                "responded_at": _iso(responded or row.get("responded_at")),
+                "result": status.value,
+                "reference": receipt.reference if receipt else None,
+                "changed": bool(receipt.changed) if receipt else False,
+                "verification": verification.to_dict() if verification else None,
+                "error": error,
+                "attempts": attempts if attempts is not None else row["attempts"],
+                "recovered": recovered,
+            },
+            action=(row["id"], values),
+        )
         if progress:
-            progress({"case": case_id, "system": row["system"], "account": account["name"], "kind": row["kind"], "status": status.value, "error": error})
+            progress(
+                {
+                    "case": case_id,
+                    "system": row["system"],
+                    "account": account["name"],
+                    "kind": row["kind"],
+                    "status": status.value,
+                    "error": error,
+                }
+            )
 
     def close_case(self, case_id: str, seal: bool = True) -> CaseResult:
         """Decide ``complete`` or ``incomplete`` from the actions and record the close."""
@@ -506,34 +690,57 @@ class Engine:
             counts[row["status"]] += 1
             if row["status"] != ActionStatus.VERIFIED.value:
                 account = json.loads(row["account"])["name"]
-                why = row["error"] or (json.loads(row["verification"])["detail"] if row["verification"] else row["status"])
+                why = row["error"] or (
+                    json.loads(row["verification"])["detail"] if row["verification"] else row["status"]
+                )
                 reasons.append(f"{row['system']} {account} {row['kind']}: {row['status']} ({why})")
         automated = CaseStatus.COMPLETE if not reasons else CaseStatus.INCOMPLETE
         checklist = task_counts(self.store, case_id)
-        status = CaseStatus.AWAITING_TASKS if automated is CaseStatus.COMPLETE and checklist["blocking_open"] else automated
+        status = (
+            CaseStatus.AWAITING_TASKS if automated is CaseStatus.COMPLETE and checklist["blocking_open"] else automated
+        )
         now = self.clock()
         # "done" is when the system answered the write that the read-back then confirmed (as the log says)
-        verified_at = [r["responded_at"] or r["verified_at"] for r in rows if r["status"] == ActionStatus.VERIFIED.value]
+        verified_at = [
+            r["responded_at"] or r["verified_at"] for r in rows if r["status"] == ActionStatus.VERIFIED.value
+        ]
         termination = case["termination_at"] or case["created_at"]
         last = max(verified_at) if verified_at else None
-        self.record("case_closed", case_id, {
-            "case": case_id, "person": {"id": case["person_id"]}, "status": status.value, "counts": dict(counts),
-            "termination_at": _iso(termination), "last_verified_at": _iso(last),
-            "elapsed_ms": int((last - termination).total_seconds() * 1000) if last else None,
-            "automated": automated.value, **({"checklist": checklist} if checklist["total"] else {}),
-        })
+        self.record(
+            "case_closed",
+            case_id,
+            {
+                "case": case_id,
+                "person": {"id": case["person_id"]},
+                "status": status.value,
+                "counts": dict(counts),
+                "termination_at": _iso(termination),
+                "last_verified_at": _iso(last),
+                "elapsed_ms": int((last - termination).total_seconds() * 1000) if last else None,
+                "automated": automated.value,
+                **({"checklist": checklist} if checklist["total"] else {}),
+            },
+        )
         # The record first, then the status: a crash in between leaves the case open, and closing
         # it again adds a second, identical close (the log's last word counts), never a missing one.
         self.store.update_case(case_id, status=status.value, closed_at=now, detail="\n".join(reasons))
         if seal:
             self.record.seal()
         _notify_closed(self, {**case, "status": status.value}, reasons)
-        return CaseResult(case_id, case["person_id"], status, self.store.actions(case_id), "\n".join(reasons), checklist)
+        return CaseResult(
+            case_id, case["person_id"], status, self.store.actions(case_id), "\n".join(reasons), checklist
+        )
 
     def result(self, case_id: str) -> CaseResult:
         case = self.store.case(case_id)
-        return CaseResult(case_id, case["person_id"], CaseStatus(case["status"]), self.store.actions(case_id), case["detail"],
-                          task_counts(self.store, case_id))
+        return CaseResult(
+            case_id,
+            case["person_id"],
+            CaseStatus(case["status"]),
+            self.store.actions(case_id),
+            case["detail"],
+            task_counts(self.store, case_id),
+        )
 
     def close_stragglers(self, older_than: float = 0.0) -> list[CaseResult]:
         """Close cases whose work is done but whose close was interrupted (a killed worker)."""
@@ -555,7 +762,9 @@ class Engine:
         results = self.run_cases(running, progress) if running else []
         return results + self.run_due_followups(progress)
 
-    def run_due_followups(self, progress: Callable[[dict[str, Any]], None] | None = None, wait: bool = True) -> list[CaseResult]:
+    def run_due_followups(
+        self, progress: Callable[[dict[str, Any]], None] | None = None, wait: bool = True
+    ) -> list[CaseResult]:
         """Open and run cases for follow-up steps (staged deletions) that are due; ``wait=False`` only opens them."""
         due = self.store.due_followups(self.clock())
         by_case: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -565,7 +774,11 @@ class Engine:
         for origin, items in by_case.items():
             case = self.store.case(origin)
             person = Person.from_dict(json.loads(case["person"]))
-            plan = Plan(person, self.policies.get(case["policy"]) or self.policy_for(person), [Action.from_dict(json.loads(i["action"])) for i in items])
+            plan = Plan(
+                person,
+                self.policies.get(case["policy"]) or self.policy_for(person),
+                [Action.from_dict(json.loads(i["action"])) for i in items],
+            )
             case_id = self.open_case(plan, trigger="followup", reason=f"follow-up of {origin}")
             for item in items:
                 self.store.update_followup(item["id"], status="done", done_case=case_id)
@@ -595,17 +808,41 @@ class Engine:
                 continue
             self.store.update_action(row["id"], status=ActionStatus.UNDONE.value)
             restored.append(label)
-            self.record("action", case_id, {"case": case_id, "person": {"id": case["person_id"]}, "system": row["system"],
-                                            "account": {"id": row["account_id"], "name": json.loads(row["account"])["name"]},
-                                            "kind": row["kind"], "result": "undone", "requested_at": _iso(self.clock()),
-                                            "responded_at": _iso(self.clock()), "reference": None, "changed": True,
-                                            "verification": None, "error": None, "attempts": 1})
+            self.record(
+                "action",
+                case_id,
+                {
+                    "case": case_id,
+                    "person": {"id": case["person_id"]},
+                    "system": row["system"],
+                    "account": {"id": row["account_id"], "name": json.loads(row["account"])["name"]},
+                    "kind": row["kind"],
+                    "result": "undone",
+                    "requested_at": _iso(self.clock()),
+                    "responded_at": _iso(self.clock()),
+                    "reference": None,
+                    "changed": True,
+                    "verification": None,
+                    "error": None,
+                    "attempts": 1,
+                },
+            )
         for item in self.store.followups(case_id):
             if item["status"] == "scheduled":
                 self.store.update_followup(item["id"], status="cancelled")
         self.store.update_case(case_id, status=CaseStatus.CANCELLED.value if not failed else case["status"])
-        self.record("case_undone", case_id, {"case": case_id, "person": {"id": case["person_id"]}, "actor": actor,
-                                             "restored": restored, "irreversible": irreversible, "failed": failed})
+        self.record(
+            "case_undone",
+            case_id,
+            {
+                "case": case_id,
+                "person": {"id": case["person_id"]},
+                "actor": actor,
+                "restored": restored,
+                "irreversible": irreversible,
+                "failed": failed,
+            },
+        )
         self.record.seal()
         return {"restored": restored, "irreversible": irreversible, "failed": failed}
 

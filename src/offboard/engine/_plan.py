@@ -24,7 +24,9 @@ class Plan:
     unsupported: list[tuple[Account, ActionKind]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     later: list[tuple[Action, timedelta]] = field(default_factory=list)
-    tasks: list[Any] = field(default_factory=list)  # offboard.checklist._tasks.TaskSpec: the checklist, due dates as of now
+    tasks: list[Any] = field(
+        default_factory=list
+    )  # offboard.checklist._tasks.TaskSpec: the checklist, due dates as of now
 
     @property
     def accounts(self) -> list[Account]:
@@ -34,7 +36,9 @@ class Plan:
         return {
             "person": self.person.to_dict(),
             "policy": self.policy.name,
-            "actions": [{"system": a.account.system, "account": a.account.name, "kind": a.kind.value} for a in self.actions],
+            "actions": [
+                {"system": a.account.system, "account": a.account.name, "kind": a.kind.value} for a in self.actions
+            ],
             "protected": [{"system": a.system, "account": a.name, "reason": r} for a, r in self.protected],
             "unsupported": [{"system": a.system, "account": a.name, "kind": k.value} for a, k in self.unsupported],
             "errors": self.errors,
@@ -88,5 +92,3 @@ class CaseResult:
                 for a in self.actions
             ],
         }
-
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["TokenBucket"]
 
@@ -12,7 +12,9 @@ __all__ = ["TokenBucket"]
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` saved up; ``pause`` honours Retry-After."""
 
-    def __init__(self, system: str, rate: float | None, burst: int | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, system: str, rate: float | None, burst: int | None = None, clock: Callable[[], float] = time.monotonic
+    ):
         self.system = system
         self.rate = rate
         self.burst = max(1, burst or (int(rate) if rate and rate >= 1 else 1))

@@ -34,7 +34,14 @@ class Recorder:
         self._sealing: Any = None
         self._reseal = False
 
-    def __call__(self, type: str, case_id: str | None, fields: dict[str, Any], *, action: tuple[int, dict[str, Any]] | None = None) -> None:
+    def __call__(
+        self,
+        type: str,
+        case_id: str | None,
+        fields: dict[str, Any],
+        *,
+        action: tuple[int, dict[str, Any]] | None = None,
+    ) -> None:
         """Record an event; ``action`` = (action id, column values) updates that action in the same transaction."""
         payload = redact(json.loads(dumps(fields)))
         # The signed log first, then the state: a crash in between leaves the state behind, so
@@ -123,7 +130,6 @@ class _Ticket:
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
-
 
 
 def open_audit(data_dir: Path, origin: str | None = None) -> Any:

@@ -15,9 +15,10 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from ..config._secrets import Secret, resolve_reference
 from ..hookspecs import hookimpl
@@ -48,8 +49,11 @@ class HREvent:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "HREvent":
-        return cls(**{k: data.get(k) for k in ("source", "id", "type", "person", "effective", "timezone")}, reason=data.get("reason") or "")
+    def from_dict(cls, data: Mapping[str, Any]) -> HREvent:
+        return cls(
+            **{k: data.get(k) for k in ("source", "id", "type", "person", "effective", "timezone")},
+            reason=data.get("reason") or "",
+        )
 
 
 class WebhookRejected(Exception):
@@ -79,7 +83,9 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 def _secret(settings: Mapping[str, Any], source: str) -> bytes:
     value = settings.get("secret")
     if value is None:
-        raise WebhookRejected(503, "not_configured", f"no signing secret is configured for {source} (server.sources.{source}.secret)")
+        raise WebhookRejected(
+            503, "not_configured", f"no signing secret is configured for {source} (server.sources.{source}.secret)"
+        )
     if not isinstance(value, Secret):
         value = resolve_reference(str(value))
     return value.reveal().encode()
@@ -87,7 +93,7 @@ def _secret(settings: Mapping[str, Any], source: str) -> bytes:
 
 def _now(settings: Mapping[str, Any]) -> datetime:
     now = settings.get("now")
-    return now if isinstance(now, datetime) else datetime.now(timezone.utc)
+    return now if isinstance(now, datetime) else datetime.now(UTC)
 
 
 def _json(body: bytes, source: str) -> Any:
@@ -96,7 +102,11 @@ def _json(body: bytes, source: str) -> Any:
     except UnicodeDecodeError:
         raise WebhookRejected(400, "malformed_json", f"the {source} body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise WebhookRejected(400, "malformed_json", f"the {source} body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        raise WebhookRejected(
+            400,
+            "malformed_json",
+            f"the {source} body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
+        ) from None
 
 
 def _digest(*parts: Any) -> str:
@@ -125,14 +135,14 @@ BAMBOO_DEFAULTS: dict[str, Any] = {
 
 def _bamboo_timestamp(value: str) -> datetime | None:
     try:
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+        return datetime.fromtimestamp(float(value), tz=UTC)
     except (ValueError, OverflowError):
         pass
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _field(fields: Mapping[str, Any], names: list[str]) -> tuple[str | None, str | None]:
@@ -159,10 +169,18 @@ def parse_bamboohr(headers: Mapping[str, str], body: bytes, settings: Mapping[st
         raise WebhookRejected(400, "bad_timestamp", "X-BambooHR-Timestamp is neither Unix seconds nor an ISO 8601 time")
     age = abs((_now(settings) - moment).total_seconds())
     if age > float(opts["tolerance_seconds"]):
-        raise WebhookRejected(401, "timestamp_out_of_window", f"X-BambooHR-Timestamp is {age:.0f} s away from now (allowed: {opts['tolerance_seconds']} s)")
+        raise WebhookRejected(
+            401,
+            "timestamp_out_of_window",
+            f"X-BambooHR-Timestamp is {age:.0f} s away from now (allowed: {opts['tolerance_seconds']} s)",
+        )
     expected = hmac.new(_secret(settings, "bamboohr"), body + stamp.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature.strip().lower()):
-        raise WebhookRejected(401, "bad_signature", "X-BambooHR-Signature does not match the body and timestamp for the configured private key")
+        raise WebhookRejected(
+            401,
+            "bad_signature",
+            "X-BambooHR-Signature does not match the body and timestamp for the configured private key",
+        )
     data = _json(body, "BambooHR")
     if not isinstance(data, dict):
         raise WebhookRejected(422, "invalid_event", "a BambooHR payload must be a JSON object")
@@ -186,9 +204,15 @@ def parse_bamboohr(headers: Mapping[str, str], body: bytes, settings: Mapping[st
         _, ref = _field(fields, opts["person_fields"])
         ref = ref or (str(item["id"]) if item.get("id") not in (None, "") else None)
         if not ref:
-            raise WebhookRejected(422, "invalid_event", f"employees[{index}] names nobody: no id and none of {opts['person_fields']}")
+            raise WebhookRejected(
+                422, "invalid_event", f"employees[{index}] names nobody: no id and none of {opts['person_fields']}"
+            )
         if status is not None and status.lower() in terminated:
-            kind = "termination" if status_name in changed or not changed else ("end_date_changed" if date_name in changed else None)
+            kind = (
+                "termination"
+                if status_name in changed or not changed
+                else ("end_date_changed" if date_name in changed else None)
+            )
         elif status is not None and status_name in changed:
             kind = "termination_cancelled"  # set back to active: a reversed termination (or a rehire)
         else:
@@ -196,7 +220,11 @@ def parse_bamboohr(headers: Mapping[str, str], body: bytes, settings: Mapping[st
         if kind is None:
             continue
         event_id = _digest(item.get("id"), item.get("timestamp") or stamp, kind, status, date)
-        events.append(HREvent("bamboohr", event_id, kind, ref, date, zone, reason=f"BambooHR: {status_name or 'status'} is {status}"))
+        events.append(
+            HREvent(
+                "bamboohr", event_id, kind, ref, date, zone, reason=f"BambooHR: {status_name or 'status'} is {status}"
+            )
+        )
     return events
 
 
@@ -229,16 +257,28 @@ def parse_hibob(headers: Mapping[str, str], body: bytes, settings: Mapping[str, 
     data = _json(body, "HiBob")
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise WebhookRejected(422, "invalid_event", "a HiBob payload must be a JSON object with a 'type'")
-    kind = ("termination" if data["type"] in opts["termination_types"]
-            else "termination_cancelled" if data["type"] in opts["cancel_types"] else None)
+    kind = (
+        "termination"
+        if data["type"] in opts["termination_types"]
+        else "termination_cancelled"
+        if data["type"] in opts["cancel_types"]
+        else None
+    )
     if kind is None:
         return []
     inner = data.get("data") if isinstance(data.get("data"), dict) else {}
     employee = data.get("employee") if isinstance(data.get("employee"), dict) else {}
-    ref = (inner.get("email") or inner.get("workEmail") or employee.get("email")
-           or inner.get("employeeId") or employee.get("id"))
+    ref = (
+        inner.get("email")
+        or inner.get("workEmail")
+        or employee.get("email")
+        or inner.get("employeeId")
+        or employee.get("id")
+    )
     if not ref:
-        raise WebhookRejected(422, "invalid_event", f"the HiBob {data['type']} event names no employee (data.employeeId)")
+        raise WebhookRejected(
+            422, "invalid_event", f"the HiBob {data['type']} event names no employee (data.employeeId)"
+        )
     event_id = _digest(data["type"], str(ref), data.get("triggeredAt"), data.get("companyId"))
     return [HREvent("hibob", event_id, kind, str(ref), reason=f"HiBob: {data['type']}")]
 

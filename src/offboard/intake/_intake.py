@@ -12,20 +12,21 @@ from __future__ import annotations
 import json
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 import structlog
 
-from ._hr_adapters import HREvent
 from ..config._policy import parse_duration
-from ..state._store import Store, cases, dumps, metadata, utcnow
 from ..errors import OffboardError, UnknownPerson
 from ..models import CaseStatus, Person
+from ..state._store import Store, cases, dumps, metadata, utcnow
+from ._hr_adapters import HREvent
 
 __all__ = ["Intake", "hr_events", "hr_deliveries", "list_events", "effective_time", "check_effective", "Accepted"]
 
@@ -67,7 +68,7 @@ MAX_ATTEMPTS = 5
 
 
 def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -133,9 +134,17 @@ class _NullMetrics:
 class Intake:
     """The event store and its worker, bound to one engine."""
 
-    def __init__(self, engine: Any, *, clock: Callable[[], datetime] = utcnow, poll_seconds: float = 1.0,
-                 day_ends_at: time = time(23, 59, 59), default_timezone: str = "UTC", replay_window: timedelta = timedelta(minutes=10),
-                 metrics: Any = None):
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        poll_seconds: float = 1.0,
+        day_ends_at: time = time(23, 59, 59),
+        default_timezone: str = "UTC",
+        replay_window: timedelta = timedelta(minutes=10),
+        metrics: Any = None,
+    ):
         self.engine = engine
         self.store: Store = engine.store
         self.clock = clock
@@ -159,7 +168,7 @@ class Intake:
     # -- life cycle ---------------------------------------------------------------
 
     def start(self, process: bool = True) -> None:
-        """Start the committer and, with ``process``, the worker (which resumes first). Counted: nested starts share them."""
+        """Start the committer and, with ``process``, the worker (which resumes first); nested starts share them."""
         with self._life_lock:
             self._users += 1
             if self._users > 1:
@@ -167,7 +176,9 @@ class Intake:
             self._stop.clear()
             self._threads = [threading.Thread(target=self._commit_loop, name="offboard-intake-commit", daemon=True)]
             if process:
-                self._threads.append(threading.Thread(target=self._work_loop, name="offboard-intake-worker", daemon=True))
+                self._threads.append(
+                    threading.Thread(target=self._work_loop, name="offboard-intake-worker", daemon=True)
+                )
             else:
                 self.ready.set()
             for thread in self._threads:
@@ -254,25 +265,56 @@ class Intake:
                         out += self._write(conn, [item], dry=True)
             return out
 
-    def _write(self, conn: sa.Connection, items: list[tuple[HREvent, str, str | None, datetime]], dry: bool = False) -> list[Accepted]:
+    def _write(
+        self, conn: sa.Connection, items: list[tuple[HREvent, str, str | None, datetime]], dry: bool = False
+    ) -> list[Accepted]:
         keys = list({e.key for e, *_ in items})
         deliveries = [d for _, _, d, _ in items if d]
-        known = {r.key: r for r in conn.execute(sa.select(hr_events.c.key, hr_events.c.body_hash, hr_events.c.status).where(hr_events.c.key.in_(keys)))}
-        seen = {r.delivery_id for r in conn.execute(sa.select(hr_deliveries.c.delivery_id).where(hr_deliveries.c.delivery_id.in_(deliveries)))} if deliveries else set()
+        known = {
+            r.key: r
+            for r in conn.execute(
+                sa.select(hr_events.c.key, hr_events.c.body_hash, hr_events.c.status).where(hr_events.c.key.in_(keys))
+            )
+        }
+        seen = (
+            {
+                r.delivery_id
+                for r in conn.execute(
+                    sa.select(hr_deliveries.c.delivery_id).where(hr_deliveries.c.delivery_id.in_(deliveries))
+                )
+            }
+            if deliveries
+            else set()
+        )
         results, new_events, new_deliveries = [], [], []
         for event, body_hash, delivery, received in items:
             if delivery and delivery in seen:
-                results.append(Accepted("replayed", event.key, known[event.key].status if event.key in known else "unknown"))
+                results.append(
+                    Accepted("replayed", event.key, known[event.key].status if event.key in known else "unknown")
+                )
                 continue
             if delivery:
                 seen.add(delivery)
                 new_deliveries.append(dict(delivery_id=delivery, event_key=event.key, received_at=_utc(received)))
             if event.key in known:
                 row = known[event.key]
-                results.append(Accepted("duplicate" if row.body_hash == body_hash else "conflict", event.key, row.status))
+                results.append(
+                    Accepted("duplicate" if row.body_hash == body_hash else "conflict", event.key, row.status)
+                )
                 continue
-            row = dict(key=event.key, source=event.source, event_id=event.id, type=event.type, person_ref=event.person,
-                       payload=dumps(event.to_dict()), body_hash=body_hash, status="accepted", detail="", attempts=0, received_at=_utc(received))
+            row = dict(
+                key=event.key,
+                source=event.source,
+                event_id=event.id,
+                type=event.type,
+                person_ref=event.person,
+                payload=dumps(event.to_dict()),
+                body_hash=body_hash,
+                status="accepted",
+                detail="",
+                attempts=0,
+                received_at=_utc(received),
+            )
             known[event.key] = _Known(body_hash, "accepted")  # a second copy in this batch is a duplicate
             new_events.append(row)
             results.append(Accepted("accepted", event.key, "accepted", received))
@@ -303,10 +345,14 @@ class Intake:
         """One pass: new events in arrival order, due terminations, then due follow-ups."""
         with self._run_lock:
             opened: list[tuple[int, str]] = []
-            for row in self._rows(sa.and_(hr_events.c.status == "accepted", hr_events.c.attempts < MAX_ATTEMPTS), order=hr_events.c.seq):
+            for row in self._rows(
+                sa.and_(hr_events.c.status == "accepted", hr_events.c.attempts < MAX_ATTEMPTS), order=hr_events.c.seq
+            ):
                 self._guarded(row, self._handle, opened)
             now = _utc(self.clock())
-            for row in self._rows(sa.and_(hr_events.c.status == "scheduled", hr_events.c.due_at <= now), order=hr_events.c.due_at):
+            for row in self._rows(
+                sa.and_(hr_events.c.status == "scheduled", hr_events.c.due_at <= now), order=hr_events.c.due_at
+            ):
                 self._guarded(row, self._fire_scheduled, opened)
             self._run(opened)
             for row in self._rows(hr_events.c.status == "opened"):
@@ -322,7 +368,9 @@ class Intake:
     def _remind(self, now: datetime) -> None:
         """Send checklist reminders every ``tasks.remind_every``; each goes once, so looking often is harmless."""
         config = self.engine.config
-        if not config.notifiers or (self._reminded_at is not None and now - self._reminded_at < parse_duration(config.tasks.remind_every)):
+        if not config.notifiers or (
+            self._reminded_at is not None and now - self._reminded_at < parse_duration(config.tasks.remind_every)
+        ):
             return
         self._reminded_at = now
         from ..checklist._tasks import send_reminders
@@ -357,7 +405,10 @@ class Intake:
     def _rows(self, where: Any, order: Any = None) -> list[dict[str, Any]]:
         query = sa.select(hr_events).where(where).order_by(order if order is not None else hr_events.c.seq).limit(1000)
         with self.store.engine.connect() as conn:
-            return [{k: _aware(v) if isinstance(v, datetime) else v for k, v in r.items()} for r in conn.execute(query).mappings()]
+            return [
+                {k: _aware(v) if isinstance(v, datetime) else v for k, v in r.items()}
+                for r in conn.execute(query).mappings()
+            ]
 
     def _update(self, seq: int, **values: Any) -> None:
         if values.get("status") and values["status"] not in OPEN:
@@ -381,9 +432,23 @@ class Intake:
             if final:
                 self._audit(row, "failed", None, detail)
 
-    def _audit(self, row: dict[str, Any], outcome: str, person: Person | None, detail: str, case_id: str | None = None, at: datetime | None = None) -> None:
-        fields: dict[str, Any] = {"event": row["key"], "source": row["source"], "event_type": row["type"], "outcome": outcome,
-                                  "reference": row["person_ref"], "detail": detail}
+    def _audit(
+        self,
+        row: dict[str, Any],
+        outcome: str,
+        person: Person | None,
+        detail: str,
+        case_id: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        fields: dict[str, Any] = {
+            "event": row["key"],
+            "source": row["source"],
+            "event_type": row["type"],
+            "outcome": outcome,
+            "reference": row["person_ref"],
+            "detail": detail,
+        }
         if person is not None:
             fields["person"] = {"id": person.id, "employee_id": person.employee_id}
         if at is not None:
@@ -394,7 +459,11 @@ class Intake:
         return HREvent.from_dict(json.loads(row["payload"]))
 
     def _when(self, event: HREvent, person: Person) -> datetime | None:
-        zone = event.timezone or (person.timezone if person.timezone and person.timezone != "UTC" else None) or self.default_timezone
+        zone = (
+            event.timezone
+            or (person.timezone if person.timezone and person.timezone != "UTC" else None)
+            or self.default_timezone
+        )
         return effective_time(event.effective, zone, self.day_ends_at)
 
     def _resolve(self, row: dict[str, Any]) -> Person | None:
@@ -459,7 +528,9 @@ class Intake:
             return
         busy = self.store.find_cases(statuses=[CaseStatus.RUNNING.value], person_id=person.id, limit=1)
         if busy:
-            self._update(row["seq"], status="done", case_id=busy[0]["id"], detail=f"a case for {person.id} was already running")
+            self._update(
+                row["seq"], status="done", case_id=busy[0]["id"], detail=f"a case for {person.id} was already running"
+            )
             return
         try:
             plan = self.engine.plan(person)
@@ -467,7 +538,9 @@ class Intake:
             self._unresolved(row, str(exc))
             return
         try:
-            case_id = self.engine.open_case(plan, trigger="webhook", reason=reason, termination_at=_utc(at), source_event=row["key"])
+            case_id = self.engine.open_case(
+                plan, trigger="webhook", reason=reason, termination_at=_utc(at), source_event=row["key"]
+            )
         except OffboardError as exc:
             self._update(row["seq"], status="done", detail=str(exc))
             return
@@ -514,7 +587,10 @@ class Intake:
     def _webhook_cases(self, person: Person) -> str | None:
         with self.store.engine.connect() as conn:
             return conn.execute(
-                sa.select(cases.c.id).where(cases.c.person_id == person.id, cases.c.trigger == "webhook").order_by(cases.c.created_at.desc()).limit(1)
+                sa.select(cases.c.id)
+                .where(cases.c.person_id == person.id, cases.c.trigger == "webhook")
+                .order_by(cases.c.created_at.desc())
+                .limit(1)
             ).scalar()
 
     def _change_date(self, row: dict[str, Any], event: HREvent, person: Person, opened: list[tuple[int, str]]) -> None:
@@ -522,7 +598,12 @@ class Intake:
         if not scheduled:
             ran = self._webhook_cases(person)
             if ran:
-                self._update(row["seq"], status="done", case_id=ran, detail=f"already offboarded by case {ran}; date change ignored")
+                self._update(
+                    row["seq"],
+                    status="done",
+                    case_id=ran,
+                    detail=f"already offboarded by case {ran}; date change ignored",
+                )
                 return
             self._terminate(row, event, person, opened)  # a new end date where none was scheduled
             return
@@ -555,16 +636,28 @@ def list_events(store: Store, *, unresolved: bool = False, limit: int = 100) -> 
     out = []
     for row in rows:
         event = json.loads(row["payload"])
-        out.append({
-            "event": row["key"], "source": row["source"], "type": row["type"], "person": row["person_ref"],
-            "person_id": row["person_id"], "effective": event.get("effective"), "timezone": event.get("timezone"),
-            "status": row["status"], "case": row["case_id"], "due_at": _iso(_aware(row["due_at"])), "detail": row["detail"],
-            "attempts": row["attempts"], "received_at": _iso(_aware(row["received_at"])), "processed_at": _iso(_aware(row["processed_at"])),
-        })
+        out.append(
+            {
+                "event": row["key"],
+                "source": row["source"],
+                "type": row["type"],
+                "person": row["person_ref"],
+                "person_id": row["person_id"],
+                "effective": event.get("effective"),
+                "timezone": event.get("timezone"),
+                "status": row["status"],
+                "case": row["case_id"],
+                "due_at": _iso(_aware(row["due_at"])),
+                "detail": row["detail"],
+                "attempts": row["attempts"],
+                "received_at": _iso(_aware(row["received_at"])),
+                "processed_at": _iso(_aware(row["processed_at"])),
+            }
+        )
     return out
 
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value

@@ -11,22 +11,33 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config._config import format_validation_error, load_yaml
-from ..state._store import _aware, dumps, metadata
+from ..config._logging import get_logger
 from ..errors import ConfigError, ConnectorError, OffboardError
 from ..models import Account, Person
-from ..config._logging import get_logger
+from ..state._store import _aware, dumps, metadata
 
-__all__ = ["sync", "SyncReport", "Rules", "PeopleIndex", "accounts_of", "active_accounts", "active_counts", "orphans", "mark_inactive"]
+__all__ = [
+    "sync",
+    "SyncReport",
+    "Rules",
+    "PeopleIndex",
+    "accounts_of",
+    "active_accounts",
+    "active_counts",
+    "orphans",
+    "mark_inactive",
+]
 
 log = get_logger("offboard.inventory")
 
@@ -81,11 +92,15 @@ class Rules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     correlate: list[Literal["mapping", "email", "aliases", "employee_id"]] = Field(default_factory=lambda: list(RULES))
-    employee_id_attributes: list[str] = Field(default_factory=lambda: ["employeeId", "externalId", "employeeNumber", "employee_id"])
-    mapping: str | None = Field(default=None, description="YAML/JSON {system: {account: person}} or CSV system,account,person")
+    employee_id_attributes: list[str] = Field(
+        default_factory=lambda: ["employeeId", "externalId", "employeeNumber", "employee_id"]
+    )
+    mapping: str | None = Field(
+        default=None, description="YAML/JSON {system: {account: person}} or CSV system,account,person"
+    )
 
     @classmethod
-    def from_config(cls, config: Any) -> "Rules":
+    def from_config(cls, config: Any) -> Rules:
         raw = getattr(config, "inventory", None) or {}
         where = str(getattr(config, "source", None) or "config")
         try:
@@ -169,7 +184,9 @@ def load_mapping(path: Path) -> dict[tuple[str, str], str]:
             raise ConfigError(f"cannot read the inventory mapping: {exc.strerror}", where=str(path)) from None
         for number, row in enumerate(csv.DictReader(text.splitlines()), start=2):
             if not row.get("account") or not row.get("person"):
-                raise ConfigError(f"row {number} needs `account` and `person` columns (and optionally `system`)", where=str(path))
+                raise ConfigError(
+                    f"row {number} needs `account` and `person` columns (and optionally `system`)", where=str(path)
+                )
             out[((row.get("system") or "*").strip(), row["account"].strip().lower())] = row["person"].strip()
         return out
     data = load_yaml(path) or {}
@@ -216,8 +233,15 @@ class SystemSync:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"system": self.system, "accounts": self.accounts, "matched": self.matched, "removed": self.removed,
-                "pages": self.pages, "status": "ok" if self.ok else "failed", "error": self.error}
+        return {
+            "system": self.system,
+            "accounts": self.accounts,
+            "matched": self.matched,
+            "removed": self.removed,
+            "pages": self.pages,
+            "status": "ok" if self.ok else "failed",
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -233,7 +257,12 @@ class SyncReport:
         return all(s.ok for s in self.systems)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "people": self.people, "systems": [s.to_dict() for s in self.systems], "cannot_list": self.unlisted}
+        return {
+            "ok": self.ok,
+            "people": self.people,
+            "systems": [s.to_dict() for s in self.systems],
+            "cannot_list": self.unlisted,
+        }
 
 
 def people_index(engine: Any) -> PeopleIndex:
@@ -245,7 +274,9 @@ def people_index(engine: Any) -> PeopleIndex:
     return index
 
 
-def sync(engine: Any, systems: Iterable[str] | None = None, rules: Rules | None = None, index: PeopleIndex | None = None) -> SyncReport:
+def sync(
+    engine: Any, systems: Iterable[str] | None = None, rules: Rules | None = None, index: PeopleIndex | None = None
+) -> SyncReport:
     """List every account on every enabled connector that can list, correlate and store them."""
     rules = rules or Rules.from_config(engine.config)
     base = engine.config.source.parent if engine.config.source else Path.cwd()
@@ -279,8 +310,11 @@ def _sync_system(engine: Any, instance: str, correlate: Correlator) -> SystemSyn
     started = engine.clock()
     result = SystemSync(instance)
     with store._write_lock, store.engine.begin() as conn:
-        sync_id = conn.execute(inventory_syncs.insert().values(system=instance, started_at=started, status="running", accounts=0,
-                                                               matched=0, removed=0)).inserted_primary_key[0]
+        sync_id = conn.execute(
+            inventory_syncs.insert().values(
+                system=instance, started_at=started, status="running", accounts=0, matched=0, removed=0
+            )
+        ).inserted_primary_key[0]
     cursor: str | None = None
     seen: set[str] = set()
     try:
@@ -297,7 +331,9 @@ def _sync_system(engine: Any, instance: str, correlate: Correlator) -> SystemSyn
             if page.cursor is None:
                 break
             if page.cursor in seen:
-                raise OffboardError(f"{instance} returned the list cursor {page.cursor[:40]!r} twice; stopping to avoid a loop")
+                raise OffboardError(
+                    f"{instance} returned the list cursor {page.cursor[:40]!r} twice; stopping to avoid a loop"
+                )
             seen.add(page.cursor)
             cursor = page.cursor
     except (ConnectorError, OffboardError) as exc:
@@ -309,18 +345,37 @@ def _sync_system(engine: Any, instance: str, correlate: Correlator) -> SystemSyn
             gone = sa.and_(inventory_accounts.c.system == instance, inventory_accounts.c.last_seen < started)
             result.removed = conn.execute(sa.delete(inventory_accounts).where(gone)).rowcount or 0
     with store._write_lock, store.engine.begin() as conn:
-        conn.execute(inventory_syncs.update().where(inventory_syncs.c.id == sync_id).values(
-            finished_at=engine.clock(), status="ok" if result.ok else "failed", accounts=result.accounts,
-            matched=result.matched, removed=result.removed, error=result.error))
+        conn.execute(
+            inventory_syncs.update()
+            .where(inventory_syncs.c.id == sync_id)
+            .values(
+                finished_at=engine.clock(),
+                status="ok" if result.ok else "failed",
+                accounts=result.accounts,
+                matched=result.matched,
+                removed=result.removed,
+                error=result.error,
+            )
+        )
     engine.record("inventory_sync", None, result.to_dict())
     log.info("inventory synced", **result.to_dict())
     return result
 
 
 def _row(account: Account, instance: str, person_id: str | None, rule: str | None, seen: datetime) -> dict[str, Any]:
-    return {"system": instance, "account_id": account.id, "name": account.name, "email": account.email,
-            "active": bool(account.active), "admin": bool(account.admin), "person_id": person_id, "matched_by": rule,
-            "attributes": dumps(dict(account.attributes)), "first_seen": seen, "last_seen": seen}
+    return {
+        "system": instance,
+        "account_id": account.id,
+        "name": account.name,
+        "email": account.email,
+        "active": bool(account.active),
+        "admin": bool(account.admin),
+        "person_id": person_id,
+        "matched_by": rule,
+        "attributes": dumps(dict(account.attributes)),
+        "first_seen": seen,
+        "last_seen": seen,
+    }
 
 
 def _upsert(store: Any, rows: list[dict[str, Any]]) -> None:
@@ -332,8 +387,10 @@ def _upsert(store: Any, rows: list[dict[str, Any]]) -> None:
         from sqlalchemy.dialects.postgresql import insert
     stmt = insert(inventory_accounts)
     keep = {"first_seen", "system", "account_id"}
-    stmt = stmt.on_conflict_do_update(index_elements=["system", "account_id"],
-                                      set_={c.name: stmt.excluded[c.name] for c in inventory_accounts.c if c.name not in keep})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["system", "account_id"],
+        set_={c.name: stmt.excluded[c.name] for c in inventory_accounts.c if c.name not in keep},
+    )
     with store._write_lock, store.engine.begin() as conn:
         conn.execute(stmt, rows)
 
@@ -343,8 +400,15 @@ def _upsert(store: Any, rows: list[dict[str, Any]]) -> None:
 
 def account(row: dict[str, Any]) -> Account:
     """The Account an inventory row describes."""
-    return Account(row["system"], row["account_id"], row["name"], row["email"], bool(row["active"]), bool(row["admin"]),
-                   json.loads(row["attributes"] or "{}"))
+    return Account(
+        row["system"],
+        row["account_id"],
+        row["name"],
+        row["email"],
+        bool(row["active"]),
+        bool(row["admin"]),
+        json.loads(row["attributes"] or "{}"),
+    )
 
 
 def _rows(store: Any, query: Any) -> Iterator[dict[str, Any]]:
@@ -366,8 +430,10 @@ def active_accounts(store: Any, person_ids: Iterable[str]) -> dict[str, list[Acc
     wanted = list(dict.fromkeys(person_ids))
     out: dict[str, list[Account]] = {}
     for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
-        q = sa.select(inventory_accounts).where(inventory_accounts.c.person_id.in_(chunk), inventory_accounts.c.active.is_(True))
+        chunk = wanted[start : start + 500]
+        q = sa.select(inventory_accounts).where(
+            inventory_accounts.c.person_id.in_(chunk), inventory_accounts.c.active.is_(True)
+        )
         for row in _rows(store, q.order_by(inventory_accounts.c.system, inventory_accounts.c.account_id)):
             out.setdefault(row["person_id"], []).append(account(row))
     return out
@@ -375,7 +441,11 @@ def active_accounts(store: Any, person_ids: Iterable[str]) -> dict[str, list[Acc
 
 def active_counts(store: Any) -> dict[str, int]:
     """How many active accounts each system holds in the inventory."""
-    q = sa.select(inventory_accounts.c.system, sa.func.count()).where(inventory_accounts.c.active.is_(True)).group_by(inventory_accounts.c.system)
+    q = (
+        sa.select(inventory_accounts.c.system, sa.func.count())
+        .where(inventory_accounts.c.active.is_(True))
+        .group_by(inventory_accounts.c.system)
+    )
     with store.engine.connect() as conn:
         return {system: n for system, n in conn.execute(q)}
 
@@ -408,5 +478,8 @@ def mark_inactive(store: Any, keys: Iterable[tuple[str, str]]) -> None:
         return
     with store._write_lock, store.engine.begin() as conn:
         for system, account_id in keys:
-            conn.execute(inventory_accounts.update().where(inventory_accounts.c.system == system,
-                                                           inventory_accounts.c.account_id == account_id).values(active=False))
+            conn.execute(
+                inventory_accounts.update()
+                .where(inventory_accounts.c.system == system, inventory_accounts.c.account_id == account_id)
+                .values(active=False)
+            )

@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator, Literal
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,7 +35,9 @@ class PeopleSource:
         model_config = ConfigDict(extra="forbid")
 
     def __init__(self, settings: BaseModel | dict[str, Any] | None = None, *, base: Path | None = None):
-        self.settings = settings if isinstance(settings, self.Settings) else self.Settings.model_validate(settings or {})
+        self.settings = (
+            settings if isinstance(settings, self.Settings) else self.Settings.model_validate(settings or {})
+        )
         self.base = base or Path.cwd()
 
     def people(self) -> Iterable[Person]:
@@ -50,7 +53,11 @@ def find_person(people: Iterable[Person], ref: str) -> Person | None:
     """Match ``ref`` against id, emails and employee id, case-insensitively."""
     key = ref.strip().lower()
     for person in people:
-        if key == person.id.lower() or key in person.emails or (person.employee_id and key == person.employee_id.lower()):
+        if (
+            key == person.id.lower()
+            or key in person.emails
+            or (person.employee_id and key == person.employee_id.lower())
+        ):
             return person
     return None
 
@@ -65,7 +72,9 @@ class HRExport(PeopleSource):
         path: str
         format: str | None = Field(default=None, pattern="^(csv|json)$")
         columns: dict[str, str] = Field(
-            default_factory=dict, description="our field -> the file's column: id, email, aliases, employee_id, name, type, manager, end_date, timezone, active, equipment"
+            default_factory=dict,
+            description="our field -> the file's column: id, email, aliases, employee_id, name, "
+            "type, manager, end_date, timezone, active, equipment",
         )
 
     def _column(self, field: str) -> str:
@@ -133,16 +142,28 @@ def _equipment(value: Any, number: int, where: str) -> tuple[Equipment, ...]:
     if not value:
         return ()
     if isinstance(value, str):
-        value = [dict(zip(("asset_tag", "kind", "loaned_on"), (p.strip() for p in item.split(":"))))
-                 for item in value.replace(",", ";").split(";") if item.strip()]
+        value = [
+            dict(zip(("asset_tag", "kind", "loaned_on"), (p.strip() for p in item.split(":"))))
+            for item in value.replace(",", ";").split(";")
+            if item.strip()
+        ]
     if not isinstance(value, list) or not all(isinstance(v, dict) and v.get("asset_tag") for v in value):
-        raise ConfigError(f"row {number}: equipment must list items with an asset_tag (TAG:kind:YYYY-MM-DD; ...)", where=where)
+        raise ConfigError(
+            f"row {number}: equipment must list items with an asset_tag (TAG:kind:YYYY-MM-DD; ...)", where=where
+        )
     items = []
     for item in value:
         loaned = item.get("loaned_on") or None
         if loaned is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(loaned)):
-            raise ConfigError(f"row {number}: equipment {item['asset_tag']}: loaned_on {loaned!r} is not a date (YYYY-MM-DD)", where=where)
-        items.append(Equipment(str(item["asset_tag"]), str(item.get("kind") or "device"), loaned, str(item.get("description") or "")))
+            raise ConfigError(
+                f"row {number}: equipment {item['asset_tag']}: loaned_on {loaned!r} is not a date (YYYY-MM-DD)",
+                where=where,
+            )
+        items.append(
+            Equipment(
+                str(item["asset_tag"]), str(item.get("kind") or "device"), loaned, str(item.get("description") or "")
+            )
+        )
     return tuple(items)
 
 
@@ -167,12 +188,14 @@ def _zone(name: str | None, where: str) -> ZoneInfo:
 
 
 def _person_type(value: Any, contractor_values: list[str]) -> str:
-    return "contractor" if value and str(value).strip().lower() in {v.lower() for v in contractor_values} else "employee"
+    return (
+        "contractor" if value and str(value).strip().lower() in {v.lower() for v in contractor_values} else "employee"
+    )
 
 
 # -- a directory attribute (LDAP / Active Directory) ------------------------------------
 
-_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 _NEVER = {0, 9223372036854775807}
 
 
@@ -195,7 +218,11 @@ def directory_date(value: str, fmt: str, zone: ZoneInfo) -> datetime | None:
         offset = match.group(2)
         if not offset:
             return parsed.replace(tzinfo=zone)
-        return parsed.replace(tzinfo=timezone.utc) if offset in "Zz" else datetime.strptime(match.group(1) + offset, "%Y%m%d%H%M%S%z")
+        return (
+            parsed.replace(tzinfo=UTC)
+            if offset in "Zz"
+            else datetime.strptime(match.group(1) + offset, "%Y%m%d%H%M%S%z")
+        )
     return _end_date(value, zone, 0, "directory")
 
 
@@ -213,7 +240,10 @@ class DirectoryAttribute(PeopleSource):
         filter: str = "(&(objectClass=person)(mail=*))"
         end_date_attribute: str = "accountExpires"
         end_date_format: Literal["ad_filetime", "generalized_time", "shadow_days", "iso"] = "ad_filetime"
-        attributes: dict[str, str] = Field(default_factory=dict, description="our field -> attribute: email, employee_id, name, type, manager, timezone")
+        attributes: dict[str, str] = Field(
+            default_factory=dict,
+            description="our field -> attribute: email, employee_id, name, type, manager, timezone",
+        )
         contractor_values: list[str] = Field(default_factory=lambda: ["contractor", "external", "consultant"])
         timezone: str = "UTC"
         start_tls: bool = False
@@ -221,7 +251,13 @@ class DirectoryAttribute(PeopleSource):
         timeout: float = 10.0
         page_size: int = Field(500, ge=1, le=5000)
 
-    DEFAULTS = {"email": "mail", "employee_id": "employeeNumber", "name": "displayName", "type": "employeeType", "manager": "manager"}
+    DEFAULTS = {
+        "email": "mail",
+        "employee_id": "employeeNumber",
+        "name": "displayName",
+        "type": "employeeType",
+        "manager": "manager",
+    }
 
     def _attr(self, field: str) -> str | None:
         return self.settings.attributes.get(field, self.DEFAULTS.get(field))
@@ -233,11 +269,26 @@ class DirectoryAttribute(PeopleSource):
         from ldap3.core.exceptions import LDAPException
 
         s = self.settings
-        tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=s.ca_file) if (s.ca_file or s.url.startswith("ldaps")) else None
-        server = ldap3.Server(s.url, use_ssl=s.url.startswith("ldaps"), tls=tls, get_info=ldap3.NONE, connect_timeout=max(1, int(s.timeout)))
+        tls = (
+            ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=s.ca_file)
+            if (s.ca_file or s.url.startswith("ldaps"))
+            else None
+        )
+        server = ldap3.Server(
+            s.url,
+            use_ssl=s.url.startswith("ldaps"),
+            tls=tls,
+            get_info=ldap3.NONE,
+            connect_timeout=max(1, int(s.timeout)),
+        )
         try:
-            conn = ldap3.Connection(server, user=s.bind_dn, password=s.password.reveal() if s.password else None,
-                                    receive_timeout=max(1, int(s.timeout)), raise_exceptions=True)
+            conn = ldap3.Connection(
+                server,
+                user=s.bind_dn,
+                password=s.password.reveal() if s.password else None,
+                receive_timeout=max(1, int(s.timeout)),
+                raise_exceptions=True,
+            )
             conn.open()
             if s.start_tls:
                 conn.start_tls()
@@ -250,21 +301,36 @@ class DirectoryAttribute(PeopleSource):
         from ldap3.core.exceptions import LDAPException
 
         s = self.settings
-        wanted = sorted({a for a in (*(self._attr(f) for f in ("email", "employee_id", "name", "type", "manager", "timezone", "id")),
-                                     s.end_date_attribute) if a})
+        wanted = sorted(
+            {
+                a
+                for a in (
+                    *(self._attr(f) for f in ("email", "employee_id", "name", "type", "manager", "timezone", "id")),
+                    s.end_date_attribute,
+                )
+                if a
+            }
+        )
         conn = self._connection()
         rows, mail_of = [], {}
         try:
-            for entry in conn.extend.standard.paged_search(s.base_dn, s.filter, attributes=wanted, paged_size=s.page_size, generator=True):
+            for entry in conn.extend.standard.paged_search(
+                s.base_dn, s.filter, attributes=wanted, paged_size=s.page_size, generator=True
+            ):
                 if entry.get("type") != "searchResEntry":
                     continue
-                raw = {k.lower(): [v.decode("utf-8", "replace") for v in vals] for k, vals in entry["raw_attributes"].items()}
+                raw = {
+                    k.lower(): [v.decode("utf-8", "replace") for v in vals]
+                    for k, vals in entry["raw_attributes"].items()
+                }
                 rows.append((entry["dn"], raw))
                 email = (raw.get((self._attr("email") or "").lower()) or [None])[0]
                 if email:
                     mail_of[entry["dn"].lower()] = email
         except LDAPException as exc:
-            raise OffboardError(f"people source {self.name}: search of {s.base_dn} failed: {type(exc).__name__}: {exc}") from None
+            raise OffboardError(
+                f"people source {self.name}: search of {s.base_dn} failed: {type(exc).__name__}: {exc}"
+            ) from None
         finally:
             conn.unbind()
         for dn, raw in rows:
@@ -282,12 +348,22 @@ class DirectoryAttribute(PeopleSource):
         try:
             end = directory_date(end_raw, self.settings.end_date_format, zone)
         except (ValueError, ConfigError):
-            raise ConfigError(f"{self.settings.end_date_attribute} {end_raw!r} is not a {self.settings.end_date_format} value", where=dn) from None
+            raise ConfigError(
+                f"{self.settings.end_date_attribute} {end_raw!r} is not a {self.settings.end_date_format} value",
+                where=dn,
+            ) from None
         email = get("email")
         manager = get("manager")
-        return Person(id=get("id") or email or dn, email=email, employee_id=get("employee_id"), name=get("name"),
-                      type=_person_type(get("type"), self.settings.contractor_values),
-                      manager=mail_of.get(manager.lower(), manager) if manager else None, end_date=end, timezone=tz)
+        return Person(
+            id=get("id") or email or dn,
+            email=email,
+            employee_id=get("employee_id"),
+            name=get("name"),
+            type=_person_type(get("type"), self.settings.contractor_values),
+            manager=mail_of.get(manager.lower(), manager) if manager else None,
+            end_date=end,
+            timezone=tz,
+        )
 
 
 # -- Entra ID employeeLeaveDateTime and Google custom schema fields, through the connectors' settings --------
@@ -309,19 +385,28 @@ class EntraLeaveDate(PeopleSource):
 
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        connector: dict[str, Any] = Field(description="the entra connector's settings (tenant_id, client_id, client_secret, ...)")
+        connector: dict[str, Any] = Field(
+            description="the entra connector's settings (tenant_id, client_id, client_secret, ...)"
+        )
         contractor_values: list[str] = Field(default_factory=lambda: ["contractor", "external", "consultant"])
         timezone: str = "UTC"
 
-    SELECT = "id,userPrincipalName,mail,otherMails,displayName,employeeId,employeeType,employeeLeaveDateTime,accountEnabled"
+    SELECT = (
+        "id,userPrincipalName,mail,otherMails,displayName,employeeId,employeeType,employeeLeaveDateTime,accountEnabled"
+    )
 
     def people(self) -> Iterator[Person]:
         connector = _connector("entra", self.settings.connector)
         from offboard_connectors.entra import READ
 
         try:
-            body = connector._call("GET", "users", "list users for people", READ, params={
-                "$select": self.SELECT, "$expand": "manager($select=mail,userPrincipalName)", "$top": "999"}).json()
+            body = connector._call(
+                "GET",
+                "users",
+                "list users for people",
+                READ,
+                params={"$select": self.SELECT, "$expand": "manager($select=mail,userPrincipalName)", "$top": "999"},
+            ).json()
             while True:
                 for user in body.get("value") or []:
                     yield self._person(user)
@@ -338,11 +423,18 @@ class EntraLeaveDate(PeopleSource):
         email = user.get("mail") or user.get("userPrincipalName")
         leave = user.get("employeeLeaveDateTime")
         manager = user.get("manager") or {}
-        return Person(id=email or user["id"], email=email, aliases=tuple(user.get("otherMails") or ()), employee_id=user.get("employeeId"),
-                      name=user.get("displayName"), type=_person_type(user.get("employeeType"), self.settings.contractor_values),
-                      manager=manager.get("mail") or manager.get("userPrincipalName"),
-                      end_date=datetime.fromisoformat(leave.replace("Z", "+00:00")) if leave else None,
-                      timezone=self.settings.timezone, active=bool(user.get("accountEnabled", True)))
+        return Person(
+            id=email or user["id"],
+            email=email,
+            aliases=tuple(user.get("otherMails") or ()),
+            employee_id=user.get("employeeId"),
+            name=user.get("displayName"),
+            type=_person_type(user.get("employeeType"), self.settings.contractor_values),
+            manager=manager.get("mail") or manager.get("userPrincipalName"),
+            end_date=datetime.fromisoformat(leave.replace("Z", "+00:00")) if leave else None,
+            timezone=self.settings.timezone,
+            active=bool(user.get("accountEnabled", True)),
+        )
 
 
 class GoogleCustomSchema(PeopleSource):
@@ -352,7 +444,9 @@ class GoogleCustomSchema(PeopleSource):
 
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        connector: dict[str, Any] = Field(description="the google_workspace connector's settings (service_account, subject, ...)")
+        connector: dict[str, Any] = Field(
+            description="the google_workspace connector's settings (service_account, subject, ...)"
+        )
         schema_name: str = Field("Offboarding", alias="schema")
         end_date_field: str = "endDate"
         type_field: str | None = "personType"
@@ -367,8 +461,12 @@ class GoogleCustomSchema(PeopleSource):
         token = None
         try:
             while True:
-                params: dict[str, Any] = {"customer": connector.settings.customer, "maxResults": 500, "projection": "custom",
-                                          "customFieldMask": self.settings.schema_name}
+                params: dict[str, Any] = {
+                    "customer": connector.settings.customer,
+                    "maxResults": 500,
+                    "projection": "custom",
+                    "customFieldMask": self.settings.schema_name,
+                }
                 if token:
                     params["pageToken"] = token
                 body = connector._run(connector._directory("users").list(**params), "list users for people", USER) or {}
@@ -388,13 +486,22 @@ class GoogleCustomSchema(PeopleSource):
         tz = (fields.get(s.timezone_field) if s.timezone_field else None) or s.timezone
         zone = _zone(tz, f"{user.get('primaryEmail')}: {s.schema_name}.{s.timezone_field}")
         manager = next((r.get("value") for r in user.get("relations") or [] if r.get("type") == "manager"), None)
-        employee_id = next((e.get("value") for e in user.get("externalIds") or [] if e.get("type") == "organization"), None)
+        employee_id = next(
+            (e.get("value") for e in user.get("externalIds") or [] if e.get("type") == "organization"), None
+        )
         email = user.get("primaryEmail")
-        return Person(id=email or user["id"], email=email, aliases=tuple(user.get("aliases") or ()), employee_id=employee_id,
-                      name=(user.get("name") or {}).get("fullName"),
-                      type=_person_type(fields.get(s.type_field) if s.type_field else None, s.contractor_values),
-                      manager=manager, end_date=_end_date(fields.get(s.end_date_field), zone, 0, f"{email}: {s.schema_name}.{s.end_date_field}"),
-                      timezone=tz, active=not user.get("suspended"))
+        return Person(
+            id=email or user["id"],
+            email=email,
+            aliases=tuple(user.get("aliases") or ()),
+            employee_id=employee_id,
+            name=(user.get("name") or {}).get("fullName"),
+            type=_person_type(fields.get(s.type_field) if s.type_field else None, s.contractor_values),
+            manager=manager,
+            end_date=_end_date(fields.get(s.end_date_field), zone, 0, f"{email}: {s.schema_name}.{s.end_date_field}"),
+            timezone=tz,
+            active=not user.get("suspended"),
+        )
 
 
 @hookimpl

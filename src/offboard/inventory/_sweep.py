@@ -11,16 +11,17 @@ and run in one parallel batch.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
-from . import _inventory
 from ..errors import OffboardError
 from ..models import ActionKind, CaseStatus, Person
+from . import _inventory
 
 __all__ = ["run_sweep", "SweepResult", "leavers", "past_end", "guard"]
 
@@ -54,8 +55,11 @@ class SweepResult:
     @property
     def message(self) -> str:
         if self.halted:
-            return ("sweep halted before any action: " + "; ".join(self.reasons)
-                    + ". Check the people source; if this is right, re-run with --approve --approver NAME")
+            return (
+                "sweep halted before any action: "
+                + "; ".join(self.reasons)
+                + ". Check the people source; if this is right, re-run with --approve --approver NAME"
+            )
         if self.dry_run:
             verb = "would halt: " + "; ".join(self.reasons) if self.reasons else f"would open {len(self.plans)} case(s)"
             return f"dry run: {len(self.leavers)} person(s) past their end date; {verb}"
@@ -64,9 +68,15 @@ class SweepResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "halted": self.halted, "dry_run": self.dry_run, "reasons": self.reasons, "approved_by": self.approved_by,
-            "leavers": self.leavers, "message": self.message, "notices": self.notices,
-            "plans": [p.to_dict() for p in self.plans], "cases": [c.to_dict() for c in self.cases],
+            "halted": self.halted,
+            "dry_run": self.dry_run,
+            "reasons": self.reasons,
+            "approved_by": self.approved_by,
+            "leavers": self.leavers,
+            "message": self.message,
+            "notices": self.notices,
+            "plans": [p.to_dict() for p in self.plans],
+            "cases": [c.to_dict() for c in self.cases],
             "skipped": [{"person": p, "why": w} for p, w in self.skipped],
             "sync": self.sync.to_dict() if self.sync is not None else None,
         }
@@ -108,8 +118,10 @@ def guard(plans: list[Any], active: dict[str, int], limits: Any) -> list[str]:
         n, total = len(touched[system]), active.get(system, 0)
         percent = 100.0 * n / total if total else 100.0
         if percent > limits.max_percent:
-            reasons.append(f"it would touch {n} of {total} active accounts in {system} ({percent:.1f}%) "
-                           f"and limits.max_percent is {limits.max_percent:g}%")
+            reasons.append(
+                f"it would touch {n} of {total} active accounts in {system} ({percent:.1f}%) "
+                f"and limits.max_percent is {limits.max_percent:g}%"
+            )
     return reasons
 
 
@@ -127,8 +139,16 @@ def _running(engine: Any) -> set[str]:
     return {c["person_id"] for c in engine.store.find_cases(statuses=[CaseStatus.RUNNING.value], limit=100_000)}
 
 
-def run_sweep(engine: Any, approve: bool = False, approver: str | None = None, dry_run: bool = False, *,
-              sync: bool = True, notify: bool = True, progress: Any = None) -> SweepResult:
+def run_sweep(
+    engine: Any,
+    approve: bool = False,
+    approver: str | None = None,
+    dry_run: bool = False,
+    *,
+    sync: bool = True,
+    notify: bool = True,
+    progress: Any = None,
+) -> SweepResult:
     """Find, guard, open and run the cases of everyone past their end date; see the module docstring."""
     approver = (approver or "").strip() or None
     if approve and not approver:
@@ -136,7 +156,9 @@ def run_sweep(engine: Any, approve: bool = False, approver: str | None = None, d
     return _sweep(engine, approve, approver, dry_run, sync, notify, progress)
 
 
-def _sweep(engine: Any, approve: bool, approver: str | None, dry_run: bool, sync: bool, notify: bool, progress: Any) -> SweepResult:
+def _sweep(
+    engine: Any, approve: bool, approver: str | None, dry_run: bool, sync: bool, notify: bool, progress: Any
+) -> SweepResult:
     result = SweepResult(dry_run=dry_run)
     if sync:
         result.sync = _inventory.sync(engine)
@@ -156,7 +178,9 @@ def _sweep(engine: Any, approve: bool, approver: str | None, dry_run: bool, sync
         accounts = [a for a in accounts if (a.system, a.id) not in done]
         if not accounts:
             continue
-        plan = engine.plan_for(person, engine.policy_for(person), [a for a in accounts if a.system in engine.config.connectors])
+        plan = engine.plan_for(
+            person, engine.policy_for(person), [a for a in accounts if a.system in engine.config.connectors]
+        )
         if plan.actions:
             result.plans.append(plan)
         elif plan.protected:
@@ -164,8 +188,12 @@ def _sweep(engine: Any, approve: bool, approver: str | None, dry_run: bool, sync
     result.reasons = guard(result.plans, _inventory.active_counts(engine.store), engine.config.limits)
     if dry_run:
         return result
-    summary = {"leavers": len(people), "cases": len(result.plans), "people": [p.person.id for p in result.plans],
-               "limits": {"max_cases": engine.config.limits.max_cases, "max_percent": f"{engine.config.limits.max_percent:g}"}}
+    summary = {
+        "leavers": len(people),
+        "cases": len(result.plans),
+        "people": [p.person.id for p in result.plans],
+        "limits": {"max_cases": engine.config.limits.max_cases, "max_percent": f"{engine.config.limits.max_percent:g}"},
+    }
     if result.reasons and not approve:
         result.halted = True
         engine.record("sweep_halted", None, {**summary, "reasons": result.reasons})
@@ -184,8 +212,16 @@ def _sweep(engine: Any, approve: bool, approver: str | None, dry_run: bool, sync
     if case_ids:
         result.cases = engine.run_cases(case_ids, progress)
         _inventory.mark_inactive(engine.store, _disabled(result.cases))
-    engine.record("sweep", None, {**summary, "opened": case_ids, "approved_by": result.approved_by,
-                                  "incomplete": [c.case_id for c in result.cases if not c.ok]})
+    engine.record(
+        "sweep",
+        None,
+        {
+            **summary,
+            "opened": case_ids,
+            "approved_by": result.approved_by,
+            "incomplete": [c.case_id for c in result.cases if not c.ok],
+        },
+    )
     if notify:
         result.notices = _notices(engine)
     return result
@@ -221,7 +257,14 @@ def plan_rows(result: SweepResult) -> list[dict[str, Any]]:
     rows = []
     for plan in result.plans:
         end = plan.person.end_date
-        rows.append({"person": plan.person.id, "type": plan.person.type, "end_date": end.isoformat() if end else None,
-                     "accounts": len(plan.accounts), "actions": len(plan.actions),
-                     "systems": sorted({a.account.system for a in plan.actions})})
+        rows.append(
+            {
+                "person": plan.person.id,
+                "type": plan.person.type,
+                "end_date": end.isoformat() if end else None,
+                "accounts": len(plan.accounts),
+                "actions": len(plan.actions),
+                "systems": sorted({a.account.system for a in plan.actions}),
+            }
+        )
     return rows

@@ -10,7 +10,8 @@ import socket
 import struct
 import time
 import zlib
-from typing import Any, Awaitable, Callable, ClassVar, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote
 
 from ._knobs import FaultPlan, Knobs, Limit, Limiter, LogEntry, RequestLog
@@ -23,9 +24,23 @@ _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class Request:
     """One HTTP request as a simulator handler sees it."""
 
-    __slots__ = ("method", "path", "raw_path", "query_string", "headers", "body", "params", "lie", "batch", "_query", "_json")
+    __slots__ = (
+        "method",
+        "path",
+        "raw_path",
+        "query_string",
+        "headers",
+        "body",
+        "params",
+        "lie",
+        "batch",
+        "_query",
+        "_json",
+    )
 
-    def __init__(self, method: str, path: str, query_string: str, headers: dict[str, str], body: bytes, raw_path: str = ""):
+    def __init__(
+        self, method: str, path: str, query_string: str, headers: dict[str, str], body: bytes, raw_path: str = ""
+    ):
         self.method = method
         self.path = path
         self.raw_path = raw_path or path
@@ -80,7 +95,13 @@ class Response:
 
     __slots__ = ("status", "body", "headers", "content_type")
 
-    def __init__(self, status: int = 200, body: Any = None, headers: dict[str, str] | None = None, content_type: str = "application/json; charset=utf-8"):
+    def __init__(
+        self,
+        status: int = 200,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json; charset=utf-8",
+    ):
         self.status = status
         self.body = body
         self.headers = headers or {}
@@ -103,7 +124,14 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 class HTTPError(Exception):
     """Raised by handlers; the simulator renders it in its vendor's error shape."""
 
-    def __init__(self, status: int, message: str, reason: str = "", headers: dict[str, str] | None = None, response: Response | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        reason: str = "",
+        headers: dict[str, str] | None = None,
+        response: Response | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -115,7 +143,14 @@ class HTTPError(Exception):
 Handler = Callable[..., Awaitable[Response]]
 
 
-def route(method: str, pattern: str, *, write: bool | None = None, limit: str | None = None, perm: str | tuple[str, ...] | None = None) -> Callable[[Handler], Handler]:
+def route(
+    method: str,
+    pattern: str,
+    *,
+    write: bool | None = None,
+    limit: str | None = None,
+    perm: str | tuple[str, ...] | None = None,
+) -> Callable[[Handler], Handler]:
     """Mark a simulator method as the handler of ``method pattern`` (``{name}`` captures a segment).
 
     ``perm`` names the permission(s) (any of) the caller needs; see :meth:`Simulator.deny`.
@@ -149,7 +184,15 @@ class Simulator:
     default_granted: ClassVar[frozenset[str]] = frozenset()
     scheme: ClassVar[str] = "http"
 
-    def __init__(self, company: Any, *, seed: int = 0, knobs: Knobs | None = None, limits: dict[str, Limit] | None = None, log_size: int = 200_000):
+    def __init__(
+        self,
+        company: Any,
+        *,
+        seed: int = 0,
+        knobs: Knobs | None = None,
+        limits: dict[str, Limit] | None = None,
+        log_size: int = 200_000,
+    ):
         self.company = company
         self.knobs = knobs or Knobs()
         self.limits = {**{k: Limit(v.count, v.per, v.burst) for k, v in self.default_limits.items()}, **(limits or {})}
@@ -320,7 +363,18 @@ class Simulator:
             resp = self.unavailable(req, 500)
             resp.headers["X-Sandbox-Error"] = type(exc).__name__
         self.decorate(req, resp)
-        self.log.add(LogEntry(time.time(), req.method, req.path, req.query_string, resp.status, fault or "", req.body if req.write else b"", req.batch))
+        self.log.add(
+            LogEntry(
+                time.time(),
+                req.method,
+                req.path,
+                req.query_string,
+                resp.status,
+                fault or "",
+                req.body if req.write else b"",
+                req.batch,
+            )
+        )
         return resp
 
     async def _serve(self, req: Request, handler: Handler, write: bool, limit: str | None, fault: str) -> Response:
@@ -338,7 +392,9 @@ class Simulator:
         req.lie = fault == "lie" and write
         return await handler(req)
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
+    async def __call__(
+        self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]
+    ) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -363,7 +419,9 @@ class Simulator:
         fault = self.faults.draw(bool(found and found[1])) if found is not None else ""
         delay = self.faults.jitter()
         if fault in ("reset", "timeout"):
-            self.log.add(LogEntry(time.time(), req.method, req.path, req.query_string, 0, fault, body if req.write else b"", ""))
+            self.log.add(
+                LogEntry(time.time(), req.method, req.path, req.query_string, 0, fault, body if req.write else b"", "")
+            )
             if fault == "timeout":
                 await asyncio.sleep(self.knobs.timeout_seconds)
             _abort(send)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Iterable
+from datetime import UTC, date, datetime, time, timedelta
 
 from ..models import Person
 
@@ -23,7 +23,17 @@ _FAMILY = (
     "Ito Jansen Kim Kowalski Kumar Larsen Lee Lopez Martin Meyer Moreau Mueller Nakamura Nguyen Novak Okafor Olsen "
     "Patel Perez Petrov Rossi Santos Schmidt Silva Singh Sato Tanaka Torres Wagner Wang Weber Yilmaz Zhang"
 ).split()
-_ZONES = ("Europe/Berlin", "Europe/London", "America/New_York", "America/Los_Angeles", "Asia/Tokyo", "Asia/Kolkata", "Australia/Sydney", "America/Sao_Paulo", "UTC")
+_ZONES = (
+    "Europe/Berlin",
+    "Europe/London",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Asia/Tokyo",
+    "Asia/Kolkata",
+    "Australia/Sydney",
+    "America/Sao_Paulo",
+    "UTC",
+)
 _DEPTS = {
     "Engineering": ("Software Engineer", "Senior Engineer", "SRE", "Engineering Manager"),
     "Sales": ("Account Executive", "Sales Engineer", "Sales Manager"),
@@ -114,7 +124,7 @@ class Company:
 
     @property
     def contractors_past_end(self) -> list[Person]:
-        now = datetime.combine(self.today, time(0), tzinfo=timezone.utc)
+        now = datetime.combine(self.today, time(0), tzinfo=UTC)
         return [p for p in self.people if p.type == "contractor" and p.end_date is not None and p.end_date < now]
 
     @property
@@ -123,7 +133,7 @@ class Company:
 
 
 def _uuid(rng: random.Random) -> str:
-    h = "%032x" % rng.getrandbits(128)
+    h = f"{rng.getrandbits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
 
 
@@ -149,7 +159,7 @@ def make_company(
     if not 0 <= contractors <= 1:
         raise ValueError("contractors is a share between 0 and 1")
     rng = random.Random(seed)
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     org = "corp-example"
     n_contractors = round(people * contractors)
     if contractors_past_end is None:
@@ -157,14 +167,28 @@ def make_company(
     if contractors_past_end > n_contractors:
         raise ValueError(f"contractors_past_end={contractors_past_end} exceeds the {n_contractors} contractors")
     n_managers = max(1, people // 8) if people else 0
-    groups = {"all-staff": "Everyone", "engineering": "Engineers", "sales": "Sales team", "finance": "Finance",
-              "people": "People team", "support": "Support", "design": "Design", "managers": "People managers",
-              "contractors": "External contractors", "oncall": "On-call rota", "vpn-users": "VPN access"}
+    groups = {
+        "all-staff": "Everyone",
+        "engineering": "Engineers",
+        "sales": "Sales team",
+        "finance": "Finance",
+        "people": "People team",
+        "support": "Support",
+        "design": "Design",
+        "managers": "People managers",
+        "contractors": "External contractors",
+        "oncall": "On-call rota",
+        "vpn-users": "VPN access",
+    }
     seen: set[str] = set()
     seen_aliases: set[str] = set()
     identities: list[Identity] = []
     persons: list[Person] = []
-    contractor_slots = set(rng.sample(range(n_managers, people), n_contractors)) if people - n_managers >= n_contractors else set(range(people - n_contractors, people))
+    contractor_slots = (
+        set(rng.sample(range(n_managers, people), n_contractors))
+        if people - n_managers >= n_contractors
+        else set(range(people - n_contractors, people))
+    )
     past_slots = set(sorted(contractor_slots)[:contractors_past_end])
     managers: list[str] = []
     for n in range(people):
@@ -177,20 +201,36 @@ def make_company(
         email = f"{local}@{domain}"
         contractor = n in contractor_slots
         dept = rng.choice(list(_DEPTS))
-        title = "Contractor" if contractor else (_DEPTS[dept][-1] if n < n_managers else rng.choice(_DEPTS[dept][:-1] or _DEPTS[dept]))
+        title = (
+            "Contractor"
+            if contractor
+            else (_DEPTS[dept][-1] if n < n_managers else rng.choice(_DEPTS[dept][:-1] or _DEPTS[dept]))
+        )
         tz = rng.choice(_ZONES)
         end = None
         if contractor:
             days = -rng.randint(1, 90) if n in past_slots else rng.randint(7, 365)
-            end = datetime.combine(today + timedelta(days=days), time(17, 0), tzinfo=timezone.utc)
+            end = datetime.combine(today + timedelta(days=days), time(17, 0), tzinfo=UTC)
         emp_id = f"{'C' if contractor else 'E'}{n + 1:05d}"
-        manager = managers[rng.randrange(len(managers))] if managers and n >= n_managers else (managers[0] if managers and n else None)
+        manager = (
+            managers[rng.randrange(len(managers))]
+            if managers and n >= n_managers
+            else (managers[0] if managers and n else None)
+        )
         alias = f"{given[0]}{family}@{domain}".lower()
         aliased = rng.random() < 0.3 and alias not in seen_aliases and alias.split("@")[0] not in seen
         seen_aliases.add(alias)  # an alias belongs to one person only, as in a real directory
-        person = Person(id=email, email=email, aliases=(alias,) if aliased else (),
-                        employee_id=emp_id, name=f"{given} {family}", type="contractor" if contractor else "employee",
-                        manager=manager, end_date=end, timezone=tz)
+        person = Person(
+            id=email,
+            email=email,
+            aliases=(alias,) if aliased else (),
+            employee_id=emp_id,
+            name=f"{given} {family}",
+            type="contractor" if contractor else "employee",
+            manager=manager,
+            end_date=end,
+            timezone=tz,
+        )
         if n < n_managers:
             managers.append(email)
         persons.append(person)
@@ -205,26 +245,70 @@ def make_company(
         grp += ["contractors"] if contractor else []
         grp += [g for g in ("oncall", "vpn-users") if rng.random() < 0.3]
         lic = ("SPE_E3",) + tuple(s for s in _SKUS[2:] if rng.random() < 0.25)
-        identities.append(Identity(
-            key=f"p{n + 1:04d}", email=email, given_name=given, family_name=family, person=person, department=dept,
-            title=title, employee_id=emp_id, systems=tuple(systems), groups=tuple(grp), licenses=lic,
-            licenses_from_group=("EMS",) if rng.random() < 0.3 else (),
-            oauth_apps=tuple(rng.sample(_OAUTH_APPS, rng.randint(0, 3))), app_passwords=rng.choice((0, 0, 1, 2)),
-            github_login=(f"{given}{family[:2]}-{rng.randint(10, 99)}".lower() if "github" in systems else ""),
-            github_credentials=rng.randint(1, 3) if "github" in systems else 0,
-            outside_collaborator=contractor and "github" in systems and rng.random() < 0.5, timezone=tz,
-        ))
+        identities.append(
+            Identity(
+                key=f"p{n + 1:04d}",
+                email=email,
+                given_name=given,
+                family_name=family,
+                person=person,
+                department=dept,
+                title=title,
+                employee_id=emp_id,
+                systems=tuple(systems),
+                groups=tuple(grp),
+                licenses=lic,
+                licenses_from_group=("EMS",) if rng.random() < 0.3 else (),
+                oauth_apps=tuple(rng.sample(_OAUTH_APPS, rng.randint(0, 3))),
+                app_passwords=rng.choice((0, 0, 1, 2)),
+                github_login=(f"{given}{family[:2]}-{rng.randint(10, 99)}".lower() if "github" in systems else ""),
+                github_credentials=rng.randint(1, 3) if "github" in systems else 0,
+                outside_collaborator=contractor and "github" in systems and rng.random() < 0.5,
+                timezone=tz,
+            )
+        )
     for n in range(orphans):
         given, family = "svc" if n % 2 == 0 else "old", rng.choice(_FAMILY).lower()
         email = f"{given}-{family}{n + 1}@{domain}"
-        identities.append(Identity(key=f"orphan{n + 1:02d}", email=email, given_name=given.title(), family_name=family.title(),
-                                   kind="orphan", systems=tuple(s for s in SYSTEMS if rng.random() < 0.7) or ("entra",),
-                                   groups=("all-staff",), licenses=("SPE_E3",), github_login=f"{given}-{family}{n + 1}",
-                                   app_passwords=1))
+        identities.append(
+            Identity(
+                key=f"orphan{n + 1:02d}",
+                email=email,
+                given_name=given.title(),
+                family_name=family.title(),
+                kind="orphan",
+                systems=tuple(s for s in SYSTEMS if rng.random() < 0.7) or ("entra",),
+                groups=("all-staff",),
+                licenses=("SPE_E3",),
+                github_login=f"{given}-{family}{n + 1}",
+                app_passwords=1,
+            )
+        )
     for n in range(admins):
         email = f"breakglass{'' if n == 0 else n + 1}@{domain}"
-        identities.append(Identity(key=f"admin{n + 1:02d}", email=email, given_name="Break", family_name=f"Glass{n + 1}",
-                                   kind="admin", admin=True, protected=True, groups=("all-staff",), licenses=("SPE_E3",),
-                                   github_login=f"breakglass-admin{n + 1}", title="Emergency access"))
-    return Company(seed=seed, domain=domain, org=org, enterprise="corp-example-enterprise", tenant_id=_uuid(rng),
-                   people=tuple(persons), identities=tuple(identities), groups=groups, today=today)
+        identities.append(
+            Identity(
+                key=f"admin{n + 1:02d}",
+                email=email,
+                given_name="Break",
+                family_name=f"Glass{n + 1}",
+                kind="admin",
+                admin=True,
+                protected=True,
+                groups=("all-staff",),
+                licenses=("SPE_E3",),
+                github_login=f"breakglass-admin{n + 1}",
+                title="Emergency access",
+            )
+        )
+    return Company(
+        seed=seed,
+        domain=domain,
+        org=org,
+        enterprise="corp-example-enterprise",
+        tenant_id=_uuid(rng),
+        people=tuple(persons),
+        identities=tuple(identities),
+        groups=groups,
+        today=today,
+    )

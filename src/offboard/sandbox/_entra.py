@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 import secrets
+import time
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from ._app import HTTPError, Request, Response, Simulator, route
 from ._knobs import Limit
@@ -22,14 +23,25 @@ _SKU_IDS = {
     "POWER_BI_PRO": "f8a1db68-be16-40ed-86d5-cb42ce701560",
     "VISIOCLIENT": "c5928f49-12ba-48f7-ada3-0d743a3601d5",
 }
-_DEFAULT_SELECT = ("businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone", "officeLocation",
-                   "preferredLanguage", "surname", "userPrincipalName", "id")
+_DEFAULT_SELECT = (
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
+)
 _CLIENT_ID = "00000000-0000-0000-0000-0000000ff0b0"
 _GROUP_NS = uuid.UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Entra(Simulator):
@@ -40,15 +52,26 @@ class Entra(Simulator):
     # Identity and access throttling (api-facts 1.3): resource units per app+tenant per 10 s, writes per 150 s.
     default_limits = {"ru": Limit(5000, 10), "writes": Limit(3000, 150), "token": Limit(2000, 10)}
     # Application permissions granted to the sandbox app (least privilege plus User.ReadWrite.All, as many tenants have).
-    default_granted = frozenset({"User.Read.All", "User.EnableDisableAccount.All", "User.RevokeSessions.All", "GroupMember.ReadWrite.All",
-                                 "LicenseAssignment.ReadWrite.All", "User.ReadWrite.All", "Organization.Read.All"})
+    default_granted = frozenset(
+        {
+            "User.Read.All",
+            "User.EnableDisableAccount.All",
+            "User.RevokeSessions.All",
+            "GroupMember.ReadWrite.All",
+            "LicenseAssignment.ReadWrite.All",
+            "User.ReadWrite.All",
+            "Organization.Read.All",
+        }
+    )
 
     def __init__(self, company: Any, **kw: Any):
         super().__init__(company, **kw)
         self.tenant_id = company.tenant_id
         self.client_id = _CLIENT_ID
         self.client_secret = "sbx~" + secrets.token_urlsafe(24)
-        self.can_delete_users = True  # the app holds User.ReadWrite.All: DELETE members/{id} without $ref deletes the user
+        self.can_delete_users = (
+            True  # the app holds User.ReadWrite.All: DELETE members/{id} without $ref deletes the user
+        )
         self._tokens: set[str] = set()
         self.users: dict[str, dict[str, Any]] = {}
         self.deleted: dict[str, dict[str, Any]] = {}
@@ -58,31 +81,70 @@ class Entra(Simulator):
         for name, desc in company.groups.items():
             gid = str(uuid.uuid5(_GROUP_NS, f"{company.seed}:{name}"))
             dynamic = name == "all-staff"
-            self.groups[gid] = {"id": gid, "displayName": name, "description": desc, "mailEnabled": False, "securityEnabled": True,
-                                "groupTypes": ["DynamicMembership"] if dynamic else [], "members": set(),
-                                "membershipRule": '(user.accountEnabled -eq true)' if dynamic else None}
+            self.groups[gid] = {
+                "id": gid,
+                "displayName": name,
+                "description": desc,
+                "mailEnabled": False,
+                "securityEnabled": True,
+                "groupTypes": ["DynamicMembership"] if dynamic else [],
+                "members": set(),
+                "membershipRule": "(user.accountEnabled -eq true)" if dynamic else None,
+            }
         lic_gid = str(uuid.uuid5(_GROUP_NS, f"{company.seed}:licensing-ems"))
-        self.groups[lic_gid] = {"id": lic_gid, "displayName": "licensing-ems", "description": "Group-based EMS licensing",
-                                "mailEnabled": False, "securityEnabled": True, "groupTypes": [], "members": set(), "membershipRule": None,
-                                "assignedLicenses": [_SKU_IDS["EMS"]]}
+        self.groups[lic_gid] = {
+            "id": lic_gid,
+            "displayName": "licensing-ems",
+            "description": "Group-based EMS licensing",
+            "mailEnabled": False,
+            "securityEnabled": True,
+            "groupTypes": [],
+            "members": set(),
+            "membershipRule": None,
+            "assignedLicenses": [_SKU_IDS["EMS"]],
+        }
         by_name = {g["displayName"]: gid for gid, g in self.groups.items()}
         limit = 3500 if len(company.identities) < 50 else 5000 if len(company.identities) <= 500 else 8000
         self.limits["ru"].count = limit
         for ident in company.in_system("entra"):
             uid = str(uuid.uuid5(_GROUP_NS, f"{company.seed}:user:{ident.key}"))
-            states = [{"skuId": _SKU_IDS[s], "assignedByGroup": None, "state": "Active", "error": "None"} for s in ident.licenses]
-            states += [{"skuId": _SKU_IDS[s], "assignedByGroup": lic_gid, "state": "Active", "error": "None"} for s in ident.licenses_from_group]
+            states = [
+                {"skuId": _SKU_IDS[s], "assignedByGroup": None, "state": "Active", "error": "None"}
+                for s in ident.licenses
+            ]
+            states += [
+                {"skuId": _SKU_IDS[s], "assignedByGroup": lic_gid, "state": "Active", "error": "None"}
+                for s in ident.licenses_from_group
+            ]
             user = {
-                "id": uid, "userPrincipalName": ident.email, "mail": ident.email, "displayName": ident.name,
-                "givenName": ident.given_name, "surname": ident.family_name, "jobTitle": ident.title or None,
-                "department": ident.department or None, "employeeId": ident.employee_id, "accountEnabled": True,
-                "businessPhones": [], "mobilePhone": None, "officeLocation": None, "preferredLanguage": "en-US",
-                "onPremisesSyncEnabled": None, "userType": "Member", "proxyAddresses": [f"SMTP:{ident.email}"],
-                "otherMails": [], "signInSessionsValidFromDateTime": "2024-01-01T00:00:00Z",
+                "id": uid,
+                "userPrincipalName": ident.email,
+                "mail": ident.email,
+                "displayName": ident.name,
+                "givenName": ident.given_name,
+                "surname": ident.family_name,
+                "jobTitle": ident.title or None,
+                "department": ident.department or None,
+                "employeeId": ident.employee_id,
+                "accountEnabled": True,
+                "businessPhones": [],
+                "mobilePhone": None,
+                "officeLocation": None,
+                "preferredLanguage": "en-US",
+                "onPremisesSyncEnabled": None,
+                "userType": "Member",
+                "proxyAddresses": [f"SMTP:{ident.email}"],
+                "otherMails": [],
+                "signInSessionsValidFromDateTime": "2024-01-01T00:00:00Z",
                 "assignedLicenses": [{"skuId": s["skuId"], "disabledPlans": []} for s in states],
-                "licenseAssignmentStates": states, "createdDateTime": "2023-01-01T00:00:00Z",
-                "employeeType": ("Contractor" if ident.person.type == "contractor" else "Employee") if ident.person else None,
-                "employeeLeaveDateTime": ident.person.end_date.strftime("%Y-%m-%dT%H:%M:%SZ") if ident.person and ident.person.end_date else None,
+                "licenseAssignmentStates": states,
+                "createdDateTime": "2023-01-01T00:00:00Z",
+                "employeeType": ("Contractor" if ident.person.type == "contractor" else "Employee")
+                if ident.person
+                else None,
+                "employeeLeaveDateTime": ident.person.end_date.strftime("%Y-%m-%dT%H:%M:%SZ")
+                if ident.person and ident.person.end_date
+                else None,
                 "_manager": ident.person.manager if ident.person else None,
             }
             if ident.person and ident.person.aliases:
@@ -99,9 +161,14 @@ class Entra(Simulator):
 
     # ----- framework hooks --------------------------------------------------------------------
     def connector_settings(self, secret: Callable[[str, str], str]) -> dict[str, Any]:
-        return {"tenant_id": self.tenant_id, "client_id": self.client_id, "client_secret": secret("entra-client-secret", self.client_secret),
-                "authority_url": self.base_url, "graph_url": f"{self.base_url}/v1.0",
-                "ca_file": str(self.data_dir / "sandbox-ca.pem")}  # type: ignore[attr-defined]
+        return {
+            "tenant_id": self.tenant_id,
+            "client_id": self.client_id,
+            "client_secret": secret("entra-client-secret", self.client_secret),
+            "authority_url": self.base_url,
+            "graph_url": f"{self.base_url}/v1.0",
+            "ca_file": str(self.data_dir / "sandbox-ca.pem"),
+        }  # type: ignore[attr-defined]
 
     def authenticate(self, req: Request) -> None:
         if not req.path.startswith("/v1.0"):
@@ -110,7 +177,9 @@ class Entra(Simulator):
         if not token:
             raise HTTPError(401, "Access token is empty.", reason="InvalidAuthenticationToken")
         if scheme.lower() != "bearer" or token not in self._tokens:
-            raise HTTPError(401, "Access token validation failure. Invalid audience.", reason="InvalidAuthenticationToken")
+            raise HTTPError(
+                401, "Access token validation failure. Invalid audience.", reason="InvalidAuthenticationToken"
+            )
 
     def client_key(self, req: Request) -> str:
         return "app"
@@ -153,18 +222,35 @@ class Entra(Simulator):
 
     def throttle(self, req: Request, retry_after: float, why: str) -> Response:
         if not req.path.startswith("/v1.0"):
-            body = {"error": "temporarily_unavailable", "error_description": "AADSTS50196: The server terminated an operation because it encountered a client request loop.", "error_codes": [50196]}
+            body = {
+                "error": "temporarily_unavailable",
+                "error_description": "AADSTS50196: The server terminated an operation because it encountered a client request loop.",
+                "error_codes": [50196],
+            }
             return Response(429, body, {"Retry-After": str(max(1, int(retry_after + 0.999)))})
         info = "WriteLimitExceeded" if req.write else "ResourceUnitLimitExceeded"
         resp = self.error(HTTPError(429, "Too many requests", reason="TooManyRequests"))
-        resp.headers.update({"Retry-After": str(max(1, int(retry_after + 0.999))),
-                             "x-ms-throttle-scope": f"Tenant_Application/{'ReadWrite' if req.write else 'Read'}/{self.client_id}/{self.tenant_id}",
-                             "x-ms-throttle-information": info})
+        resp.headers.update(
+            {
+                "Retry-After": str(max(1, int(retry_after + 0.999))),
+                "x-ms-throttle-scope": f"Tenant_Application/{'ReadWrite' if req.write else 'Read'}/{self.client_id}/{self.tenant_id}",
+                "x-ms-throttle-information": info,
+            }
+        )
         return resp
 
     def error(self, err: HTTPError) -> Response:
-        body = {"error": {"code": err.reason or "Request_BadRequest", "message": err.message,
-                          "innerError": {"date": _now()[:-1], "request-id": str(uuid.uuid4()), "client-request-id": str(uuid.uuid4())}}}
+        body = {
+            "error": {
+                "code": err.reason or "Request_BadRequest",
+                "message": err.message,
+                "innerError": {
+                    "date": _now()[:-1],
+                    "request-id": str(uuid.uuid4()),
+                    "client-request-id": str(uuid.uuid4()),
+                },
+            }
+        }
         return Response(err.status, body, dict(err.headers))
 
     def unavailable(self, req: Request, status: int) -> Response:
@@ -176,7 +262,9 @@ class Entra(Simulator):
         return resp
 
     def forbidden(self, req: Request, needed: tuple[str, ...]) -> Response:
-        return self.error(HTTPError(403, "Insufficient privileges to complete the operation.", reason="Authorization_RequestDenied"))
+        return self.error(
+            HTTPError(403, "Insufficient privileges to complete the operation.", reason="Authorization_RequestDenied")
+        )
 
     # ----- inspection -------------------------------------------------------------------------
     def _find(self, key: str) -> dict[str, Any] | None:
@@ -203,33 +291,72 @@ class Entra(Simulator):
     async def openid_configuration(self, req: Request) -> Response:
         t = req.params["tenant"]
         base = f"{self.base_url}/{t}"
-        return Response(200, {
-            "token_endpoint": f"{base}/oauth2/v2.0/token", "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-            "issuer": f"{self.base_url}/{self.tenant_id}/v2.0", "jwks_uri": f"{base}/discovery/v2.0/keys",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-            "scopes_supported": ["openid", "profile", "email", "offline_access"], "tenant_region_scope": "EU",
-            "subject_types_supported": ["pairwise"], "id_token_signing_alg_values_supported": ["RS256"],
-        })
+        return Response(
+            200,
+            {
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "issuer": f"{self.base_url}/{self.tenant_id}/v2.0",
+                "jwks_uri": f"{base}/discovery/v2.0/keys",
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_post",
+                    "private_key_jwt",
+                    "client_secret_basic",
+                ],
+                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                "scopes_supported": ["openid", "profile", "email", "offline_access"],
+                "tenant_region_scope": "EU",
+                "subject_types_supported": ["pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+            },
+        )
 
     @route("POST", "/{tenant}/oauth2/v2.0/token", write=False, limit="token")
     async def token(self, req: Request) -> Response:
         form = req.form()
+
         def fail(status: int, error: str, code: int, text: str) -> Response:
-            return Response(status, {"error": error, "error_description": f"AADSTS{code}: {text}", "error_codes": [code],
-                                     "timestamp": _now(), "trace_id": str(uuid.uuid4()), "correlation_id": str(uuid.uuid4())})
+            return Response(
+                status,
+                {
+                    "error": error,
+                    "error_description": f"AADSTS{code}: {text}",
+                    "error_codes": [code],
+                    "timestamp": _now(),
+                    "trace_id": str(uuid.uuid4()),
+                    "correlation_id": str(uuid.uuid4()),
+                },
+            )
+
         if req.params["tenant"] not in (self.tenant_id, "organizations", "common"):
             return fail(400, "invalid_request", 90002, f"Tenant '{req.params['tenant']}' not found.")
         if form.get("grant_type") != "client_credentials":
             return fail(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
         if form.get("client_id") != self.client_id:
-            return fail(400, "unauthorized_client", 700016, f"Application with identifier '{form.get('client_id')}' was not found in the directory.")
+            return fail(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{form.get('client_id')}' was not found in the directory.",
+            )
         if form.get("client_secret") != self.client_secret:
             return fail(401, "invalid_client", 7000215, "Invalid client secret provided.")
         if not form.get("scope", "").endswith("/.default"):
-            return fail(400, "invalid_scope", 1002012, "The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.")
-        claims = {"aud": "https://graph.microsoft.com", "iss": f"https://sts.windows.net/{self.tenant_id}/", "appid": self.client_id,
-                  "tid": self.tenant_id, "roles": sorted(self.granted), "exp": int(time.time()) + 3599, "jti": secrets.token_urlsafe(12)}
+            return fail(
+                400,
+                "invalid_scope",
+                1002012,
+                "The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.",
+            )
+        claims = {
+            "aud": "https://graph.microsoft.com",
+            "iss": f"https://sts.windows.net/{self.tenant_id}/",
+            "appid": self.client_id,
+            "tid": self.tenant_id,
+            "roles": sorted(self.granted),
+            "exp": int(time.time()) + 3599,
+            "jti": secrets.token_urlsafe(12),
+        }
         b64 = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
         tok = f"{b64({'typ': 'JWT', 'alg': 'none'})}.{b64(claims)}.{secrets.token_urlsafe(16)}"
         self._tokens.add(tok)
@@ -239,7 +366,11 @@ class Entra(Simulator):
     def _user(self, key: str) -> dict[str, Any]:
         user = self._find(key)
         if user is None:
-            raise HTTPError(404, f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.", reason="Request_ResourceNotFound")
+            raise HTTPError(
+                404,
+                f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.",
+                reason="Request_ResourceNotFound",
+            )
         return user
 
     def _render(self, req: Request, user: dict[str, Any]) -> dict[str, Any]:
@@ -248,11 +379,20 @@ class Entra(Simulator):
         out = {k: user.get(k) for k in keys if not k.startswith(("@", "_"))}
         if req.query.get("$expand", "").startswith("manager"):
             boss = self._find(user["_manager"]) if user.get("_manager") else None
-            out["manager"] = None if boss is None else {"@odata.type": "#microsoft.graph.user", "id": boss["id"], "mail": boss["mail"],
-                                                        "userPrincipalName": boss["userPrincipalName"], "displayName": boss["displayName"]}
+            out["manager"] = (
+                None
+                if boss is None
+                else {
+                    "@odata.type": "#microsoft.graph.user",
+                    "id": boss["id"],
+                    "mail": boss["mail"],
+                    "userPrincipalName": boss["userPrincipalName"],
+                    "displayName": boss["displayName"],
+                }
+            )
         return out
 
-    @route("GET", "/v1.0/users", perm=('User.Read.All', 'User.ReadWrite.All', 'Directory.Read.All'))
+    @route("GET", "/v1.0/users", perm=("User.Read.All", "User.ReadWrite.All", "Directory.Read.All"))
     async def list_users(self, req: Request) -> Response:
         users = list(self.users.values())
         flt = req.query.get("$filter")
@@ -260,48 +400,75 @@ class Entra(Simulator):
             users = [u for u in users if _filter(flt, req)(u)]
         top = int(req.query.get("$top", "100") or 100)
         if not 1 <= top <= 999:
-            raise HTTPError(400, "Invalid page size specified: '%d'. Must be between 1 and 999 inclusive." % top, reason="Request_UnsupportedQuery")
+            raise HTTPError(
+                400,
+                "Invalid page size specified: '%d'. Must be between 1 and 999 inclusive." % top,
+                reason="Request_UnsupportedQuery",
+            )
         skip = int(req.query.get("$skiptoken", "0") or 0)
-        page = users[skip:skip + top]
-        body: dict[str, Any] = {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users", "value": [self._render(req, u) for u in page]}
+        page = users[skip : skip + top]
+        body: dict[str, Any] = {
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users",
+            "value": [self._render(req, u) for u in page],
+        }
         if req.query.get("$count") == "true":
             body["@odata.count"] = len(users)
         if skip + top < len(users):
             q = {k: v for k, v in req.query.items() if k != "$skiptoken"}
             q["$skiptoken"] = str(skip + top)
             from urllib.parse import urlencode
+
             body["@odata.nextLink"] = f"{self.base_url}/v1.0/users?{urlencode(q)}"
         return Response(200, body)
 
-    @route("GET", "/v1.0/users/{id}", perm=('User.Read.All', 'User.ReadWrite.All', 'Directory.Read.All'))
+    @route("GET", "/v1.0/users/{id}", perm=("User.Read.All", "User.ReadWrite.All", "Directory.Read.All"))
     async def get_user(self, req: Request) -> Response:
         body = self._render(req, self._user(req.params["id"]))
         body["@odata.context"] = "https://graph.microsoft.com/v1.0/$metadata#users/$entity"
         return Response(200, body)
 
-    @route("PATCH", "/v1.0/users/{id}", perm=('User.EnableDisableAccount.All', 'User.ReadWrite.All', 'Directory.ReadWrite.All'))
+    @route(
+        "PATCH",
+        "/v1.0/users/{id}",
+        perm=("User.EnableDisableAccount.All", "User.ReadWrite.All", "Directory.ReadWrite.All"),
+    )
     async def update_user(self, req: Request) -> Response:
         user = self._user(req.params["id"])
         body = req.json()
         if not isinstance(body, dict) or not body:
             raise HTTPError(400, "Empty Payload. JSON content expected.", reason="BadRequest")
-        readonly = {"_manager", "id", "createdDateTime", "signInSessionsValidFromDateTime", "assignedLicenses", "licenseAssignmentStates"}
+        readonly = {
+            "_manager",
+            "id",
+            "createdDateTime",
+            "signInSessionsValidFromDateTime",
+            "assignedLicenses",
+            "licenseAssignmentStates",
+        }
         for k in body:
             if k in readonly:
                 raise HTTPError(400, f"Property '{k}' is read-only and cannot be set.", reason="Request_BadRequest")
         if any(user["id"] in m for m in self.roles.values()):
-            raise HTTPError(403, "Insufficient privileges to complete the operation.", reason="Authorization_RequestDenied")
+            raise HTTPError(
+                403, "Insufficient privileges to complete the operation.", reason="Authorization_RequestDenied"
+            )
         if user.get("onPremisesSyncEnabled") and "accountEnabled" in body:
-            raise HTTPError(400, "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.", reason="Request_BadRequest")
+            raise HTTPError(
+                400,
+                "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.",
+                reason="Request_BadRequest",
+            )
         if not req.lie:
             user.update(body)
         return Response(204)
 
-    @route("DELETE", "/v1.0/users/{id}", perm=('User.ReadWrite.All', 'Directory.ReadWrite.All'))
+    @route("DELETE", "/v1.0/users/{id}", perm=("User.ReadWrite.All", "Directory.ReadWrite.All"))
     async def delete_user(self, req: Request) -> Response:
         user = self._user(req.params["id"])
         if any(user["id"] in m for m in self.roles.values()):
-            raise HTTPError(403, "Insufficient privileges to complete the operation.", reason="Authorization_RequestDenied")
+            raise HTTPError(
+                403, "Insufficient privileges to complete the operation.", reason="Authorization_RequestDenied"
+            )
         if not req.lie:
             self._delete(user["id"])
         return Response(204)
@@ -312,128 +479,284 @@ class Entra(Simulator):
         for g in self.groups.values():
             g["members"].discard(uid)
 
-    @route("POST", "/v1.0/users/{id}/revokeSignInSessions", perm=('User.RevokeSessions.All', 'User.ReadWrite.All', 'Directory.ReadWrite.All'))
+    @route(
+        "POST",
+        "/v1.0/users/{id}/revokeSignInSessions",
+        perm=("User.RevokeSessions.All", "User.ReadWrite.All", "Directory.ReadWrite.All"),
+    )
     async def revoke_sessions(self, req: Request) -> Response:
         user = self._user(req.params["id"])
         if not req.lie:
             user["signInSessionsValidFromDateTime"] = _now()
-        return Response(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean", "value": True})
+        return Response(
+            200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean", "value": True}
+        )
 
     def _member_of(self, uid: str, groups_only: bool) -> list[dict[str, Any]]:
-        out = [{"@odata.type": "#microsoft.graph.group", "id": g["id"], "displayName": g["displayName"], "description": g["description"],
-                "groupTypes": g["groupTypes"], "mailEnabled": g["mailEnabled"], "securityEnabled": g["securityEnabled"],
-                "membershipRule": g["membershipRule"]} for g in self.groups.values() if uid in g["members"]]
+        out = [
+            {
+                "@odata.type": "#microsoft.graph.group",
+                "id": g["id"],
+                "displayName": g["displayName"],
+                "description": g["description"],
+                "groupTypes": g["groupTypes"],
+                "mailEnabled": g["mailEnabled"],
+                "securityEnabled": g["securityEnabled"],
+                "membershipRule": g["membershipRule"],
+            }
+            for g in self.groups.values()
+            if uid in g["members"]
+        ]
         if not groups_only:
-            out += [{"@odata.type": "#microsoft.graph.directoryRole", "id": rid, "displayName": "Global Administrator",
-                     "roleTemplateId": rid} for rid, m in self.roles.items() if uid in m]
+            out += [
+                {
+                    "@odata.type": "#microsoft.graph.directoryRole",
+                    "id": rid,
+                    "displayName": "Global Administrator",
+                    "roleTemplateId": rid,
+                }
+                for rid, m in self.roles.items()
+                if uid in m
+            ]
         return out
 
-    @route("GET", "/v1.0/users/{id}/memberOf", perm=('User.Read.All', 'GroupMember.Read.All', 'GroupMember.ReadWrite.All', 'Directory.Read.All'))
+    @route(
+        "GET",
+        "/v1.0/users/{id}/memberOf",
+        perm=("User.Read.All", "GroupMember.Read.All", "GroupMember.ReadWrite.All", "Directory.Read.All"),
+    )
     async def member_of(self, req: Request) -> Response:
         user = self._user(req.params["id"])
-        return Response(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects", "value": self._member_of(user["id"], False)})
+        return Response(
+            200,
+            {
+                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects",
+                "value": self._member_of(user["id"], False),
+            },
+        )
 
-    @route("GET", "/v1.0/users/{id}/memberOf/microsoft.graph.group", perm=('User.Read.All', 'GroupMember.Read.All', 'GroupMember.ReadWrite.All', 'Directory.Read.All'))
+    @route(
+        "GET",
+        "/v1.0/users/{id}/memberOf/microsoft.graph.group",
+        perm=("User.Read.All", "GroupMember.Read.All", "GroupMember.ReadWrite.All", "Directory.Read.All"),
+    )
     async def member_of_groups(self, req: Request) -> Response:
         user = self._user(req.params["id"])
-        return Response(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#groups", "value": self._member_of(user["id"], True)})
+        return Response(
+            200,
+            {
+                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#groups",
+                "value": self._member_of(user["id"], True),
+            },
+        )
 
-    @route("GET", "/v1.0/users/{id}/licenseDetails", perm=('User.Read.All', 'LicenseAssignment.ReadWrite.All', 'Directory.Read.All'))
+    @route(
+        "GET",
+        "/v1.0/users/{id}/licenseDetails",
+        perm=("User.Read.All", "LicenseAssignment.ReadWrite.All", "Directory.Read.All"),
+    )
     async def license_details(self, req: Request) -> Response:
         user = self._user(req.params["id"])
-        value = [{"id": f"{user['id']}_{a['skuId']}", "skuId": a["skuId"], "skuPartNumber": _sku_name(a["skuId"]), "servicePlans": []} for a in user["assignedLicenses"]]
-        return Response(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('%s')/licenseDetails" % user["id"], "value": value})
+        value = [
+            {
+                "id": f"{user['id']}_{a['skuId']}",
+                "skuId": a["skuId"],
+                "skuPartNumber": _sku_name(a["skuId"]),
+                "servicePlans": [],
+            }
+            for a in user["assignedLicenses"]
+        ]
+        return Response(
+            200,
+            {
+                "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('{}')/licenseDetails".format(
+                    user["id"]
+                ),
+                "value": value,
+            },
+        )
 
-    @route("POST", "/v1.0/users/{id}/assignLicense", perm=('LicenseAssignment.ReadWrite.All', 'User.ReadWrite.All', 'Directory.ReadWrite.All'))
+    @route(
+        "POST",
+        "/v1.0/users/{id}/assignLicense",
+        perm=("LicenseAssignment.ReadWrite.All", "User.ReadWrite.All", "Directory.ReadWrite.All"),
+    )
     async def assign_license(self, req: Request) -> Response:
         user = self._user(req.params["id"])
         body = req.json() or {}
         if not isinstance(body, dict) or "addLicenses" not in body or "removeLicenses" not in body:
-            raise HTTPError(400, "Invalid value specified for property 'addLicenses' of resource 'User'.", reason="Request_BadRequest")
+            raise HTTPError(
+                400,
+                "Invalid value specified for property 'addLicenses' of resource 'User'.",
+                reason="Request_BadRequest",
+            )
         states = {s["skuId"]: s for s in user["licenseAssignmentStates"]}
         known = set(_SKU_IDS.values())
         for sku in body["removeLicenses"]:
             if sku not in known:
-                raise HTTPError(400, f"License {sku} does not correspond to a valid company License.", reason="Request_BadRequest")
+                raise HTTPError(
+                    400, f"License {sku} does not correspond to a valid company License.", reason="Request_BadRequest"
+                )
             st = states.get(sku)
             if st is not None and st["assignedByGroup"]:
-                raise HTTPError(400, "User license is inherited from a group membership and it cannot be removed directly from the user.", reason="Request_BadRequest")
+                raise HTTPError(
+                    400,
+                    "User license is inherited from a group membership and it cannot be removed directly from the user.",
+                    reason="Request_BadRequest",
+                )
             if st is None:
                 raise HTTPError(400, f"User does not have a corresponding license {sku}.", reason="Request_BadRequest")
         for add in body["addLicenses"]:
             if add.get("skuId") not in known:
-                raise HTTPError(400, f"License {add.get('skuId')} does not correspond to a valid company License.", reason="Request_BadRequest")
+                raise HTTPError(
+                    400,
+                    f"License {add.get('skuId')} does not correspond to a valid company License.",
+                    reason="Request_BadRequest",
+                )
         if not req.lie:
             for sku in body["removeLicenses"]:
                 states.pop(sku, None)
             for add in body["addLicenses"]:
-                states.setdefault(add["skuId"], {"skuId": add["skuId"], "assignedByGroup": None, "state": "Active", "error": "None"})
+                states.setdefault(
+                    add["skuId"], {"skuId": add["skuId"], "assignedByGroup": None, "state": "Active", "error": "None"}
+                )
             user["licenseAssignmentStates"] = list(states.values())
             user["assignedLicenses"] = [{"skuId": s, "disabledPlans": []} for s in states]
         out = self._render(req, user)
         out["@odata.context"] = "https://graph.microsoft.com/v1.0/$metadata#users/$entity"
         return Response(200, out)
 
-    @route("GET", "/v1.0/subscribedSkus", perm=('Organization.Read.All', 'LicenseAssignment.ReadWrite.All', 'Directory.Read.All'))
+    @route(
+        "GET",
+        "/v1.0/subscribedSkus",
+        perm=("Organization.Read.All", "LicenseAssignment.ReadWrite.All", "Directory.Read.All"),
+    )
     async def subscribed_skus(self, req: Request) -> Response:
-        value = [{"id": f"{self.tenant_id}_{sid}", "skuId": sid, "skuPartNumber": name, "capabilityStatus": "Enabled",
-                  "consumedUnits": sum(1 for u in self.users.values() if any(a["skuId"] == sid for a in u["assignedLicenses"])),
-                  "prepaidUnits": {"enabled": 10000, "suspended": 0, "warning": 0}} for name, sid in _SKU_IDS.items()]
-        return Response(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscribedSkus", "value": value})
+        value = [
+            {
+                "id": f"{self.tenant_id}_{sid}",
+                "skuId": sid,
+                "skuPartNumber": name,
+                "capabilityStatus": "Enabled",
+                "consumedUnits": sum(
+                    1 for u in self.users.values() if any(a["skuId"] == sid for a in u["assignedLicenses"])
+                ),
+                "prepaidUnits": {"enabled": 10000, "suspended": 0, "warning": 0},
+            }
+            for name, sid in _SKU_IDS.items()
+        ]
+        return Response(
+            200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscribedSkus", "value": value}
+        )
 
     @route("GET", "/v1.0/organization")
     async def organization(self, req: Request) -> Response:
-        return Response(200, {"value": [{"id": self.tenant_id, "displayName": "Corp Example", "verifiedDomains": [{"name": self.company.domain, "isDefault": True}]}]})
+        return Response(
+            200,
+            {
+                "value": [
+                    {
+                        "id": self.tenant_id,
+                        "displayName": "Corp Example",
+                        "verifiedDomains": [{"name": self.company.domain, "isDefault": True}],
+                    }
+                ]
+            },
+        )
 
     # ----- groups -----------------------------------------------------------------------------
     def _group(self, gid: str) -> dict[str, Any]:
         g = self.groups.get(gid)
         if g is None:
-            raise HTTPError(404, f"Resource '{gid}' does not exist or one of its queried reference-property objects are not present.", reason="Request_ResourceNotFound")
+            raise HTTPError(
+                404,
+                f"Resource '{gid}' does not exist or one of its queried reference-property objects are not present.",
+                reason="Request_ResourceNotFound",
+            )
         return g
 
-    @route("GET", "/v1.0/groups/{gid}/members", perm=('GroupMember.Read.All', 'GroupMember.ReadWrite.All', 'Directory.Read.All'))
+    @route(
+        "GET",
+        "/v1.0/groups/{gid}/members",
+        perm=("GroupMember.Read.All", "GroupMember.ReadWrite.All", "Directory.Read.All"),
+    )
     async def group_members(self, req: Request) -> Response:
         g = self._group(req.params["gid"])
-        value = [{"@odata.type": "#microsoft.graph.user", **self._render(req, self.users[u])} for u in sorted(g["members"]) if u in self.users]
-        return Response(200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects", "value": value})
+        value = [
+            {"@odata.type": "#microsoft.graph.user", **self._render(req, self.users[u])}
+            for u in sorted(g["members"])
+            if u in self.users
+        ]
+        return Response(
+            200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects", "value": value}
+        )
 
-    @route("POST", "/v1.0/groups/{gid}/members/$ref", perm=('GroupMember.ReadWrite.All', 'Group.ReadWrite.All', 'Directory.ReadWrite.All'))
+    @route(
+        "POST",
+        "/v1.0/groups/{gid}/members/$ref",
+        perm=("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    )
     async def add_member(self, req: Request) -> Response:
         g = self._group(req.params["gid"])
         ref = (req.json() or {}).get("@odata.id", "")
         uid = ref.rstrip("/").rsplit("/", 1)[-1]
         if uid not in self.users:
-            raise HTTPError(404, f"Resource '{uid}' does not exist or one of its queried reference-property objects are not present.", reason="Request_ResourceNotFound")
+            raise HTTPError(
+                404,
+                f"Resource '{uid}' does not exist or one of its queried reference-property objects are not present.",
+                reason="Request_ResourceNotFound",
+            )
         self._check_group_writable(g)
         if uid in g["members"]:
-            raise HTTPError(400, "One or more added object references already exist for the following modified properties: 'members'.", reason="Request_BadRequest")
+            raise HTTPError(
+                400,
+                "One or more added object references already exist for the following modified properties: 'members'.",
+                reason="Request_BadRequest",
+            )
         if not req.lie:
             g["members"].add(uid)
         return Response(204)
 
     def _check_group_writable(self, g: dict[str, Any]) -> None:
         if "DynamicMembership" in g["groupTypes"]:
-            raise HTTPError(400, "Insufficient privileges to complete the operation. Members of a dynamic group cannot be added or removed.", reason="Request_BadRequest")
+            raise HTTPError(
+                400,
+                "Insufficient privileges to complete the operation. Members of a dynamic group cannot be added or removed.",
+                reason="Request_BadRequest",
+            )
 
-    @route("DELETE", "/v1.0/groups/{gid}/members/{uid}/$ref", perm=('GroupMember.ReadWrite.All', 'Group.ReadWrite.All', 'Directory.ReadWrite.All'))
+    @route(
+        "DELETE",
+        "/v1.0/groups/{gid}/members/{uid}/$ref",
+        perm=("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    )
     async def remove_member(self, req: Request) -> Response:
         g = self._group(req.params["gid"])
         uid = req.params["uid"]
         self._check_group_writable(g)
         if uid not in g["members"]:
-            raise HTTPError(404, f"Resource '{g['id']}' does not exist or one of its queried reference-property objects are not present.", reason="Request_ResourceNotFound")
+            raise HTTPError(
+                404,
+                f"Resource '{g['id']}' does not exist or one of its queried reference-property objects are not present.",
+                reason="Request_ResourceNotFound",
+            )
         if not req.lie:
             g["members"].discard(uid)
         return Response(204)
 
-    @route("DELETE", "/v1.0/groups/{gid}/members/{uid}", perm=('GroupMember.ReadWrite.All', 'Group.ReadWrite.All', 'Directory.ReadWrite.All'))
+    @route(
+        "DELETE",
+        "/v1.0/groups/{gid}/members/{uid}",
+        perm=("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
+    )
     async def remove_member_without_ref(self, req: Request) -> Response:
         """Without /$ref Graph deletes the member object itself from the directory (the real, dangerous behaviour)."""
         self._group(req.params["gid"])
         user = self._user(req.params["uid"])
         if not self.can_delete_users or self.granted.isdisjoint({"User.ReadWrite.All", "Directory.ReadWrite.All"}):
-            raise HTTPError(403, "Insufficient privileges to complete the operation.", reason="Authorization_RequestDenied")
+            raise HTTPError(
+                403, "Insufficient privileges to complete the operation.", reason="Authorization_RequestDenied"
+            )
         if not req.lie:
             self._delete(user["id"])
         return Response(204)
@@ -450,7 +773,9 @@ class Entra(Simulator):
         ids: dict[str, dict[str, Any]] = {}
         for item in items:
             if not isinstance(item, dict) or not item.get("id") or not item.get("method") or not item.get("url"):
-                raise HTTPError(400, "Invalid batch payload format: each request needs id, method and url.", reason="BadRequest")
+                raise HTTPError(
+                    400, "Invalid batch payload format: each request needs id, method and url.", reason="BadRequest"
+                )
             key = str(item["id"]).lower()
             if key in ids:
                 raise HTTPError(400, "Batch request Ids must be unique.", reason="BadRequest")
@@ -463,10 +788,17 @@ class Entra(Simulator):
         results: dict[str, dict[str, Any]] = {}
         for item in items:
             iid = str(item["id"])
-            failed = [d for d in item.get("dependsOn") or () if results.get(str(d).lower(), {}).get("status", 500) >= 400]
+            failed = [
+                d for d in item.get("dependsOn") or () if results.get(str(d).lower(), {}).get("status", 500) >= 400
+            ]
             if failed:
                 err = self.error(HTTPError(424, "Failed Dependency", reason="FailedDependency"))
-                results[iid.lower()] = {"id": iid, "status": 424, "headers": {"Content-Type": "application/json"}, "body": err.body}
+                results[iid.lower()] = {
+                    "id": iid,
+                    "status": 424,
+                    "headers": {"Content-Type": "application/json"},
+                    "body": err.body,
+                }
                 continue
             results[iid.lower()] = await self._batch_item(item, req, batch_id)
         order = list(results.values())
@@ -481,18 +813,33 @@ class Entra(Simulator):
             url = url[5:]
         path, _, qs = url.partition("?")
         from urllib.parse import unquote
+
         headers = {k.lower(): str(v) for k, v in (item.get("headers") or {}).items()}
         headers["authorization"] = outer.header("authorization")
         raw = item.get("body")
         if raw is not None and "content-type" not in headers:
-            err = self.error(HTTPError(400, "Write request id : %s does not contain Content-Type header or body." % item["id"], reason="BadRequest"))
-            return {"id": str(item["id"]), "status": 400, "headers": {"Content-Type": "application/json"}, "body": err.body}
+            err = self.error(
+                HTTPError(
+                    400,
+                    "Write request id : {} does not contain Content-Type header or body.".format(item["id"]),
+                    reason="BadRequest",
+                )
+            )
+            return {
+                "id": str(item["id"]),
+                "status": 400,
+                "headers": {"Content-Type": "application/json"},
+                "body": err.body,
+            }
         body = b"" if raw is None else (raw.encode() if isinstance(raw, str) else json.dumps(raw).encode())
         inner = Request(str(item["method"]).upper(), "/v1.0" + unquote(path), qs, headers, body)
         inner.batch = batch_id
         resp = await self.dispatch(inner)
-        out: dict[str, Any] = {"id": str(item["id"]), "status": resp.status,
-                               "headers": {"Content-Type": "application/json", **{k: str(v) for k, v in resp.headers.items()}}}
+        out: dict[str, Any] = {
+            "id": str(item["id"]),
+            "status": resp.status,
+            "headers": {"Content-Type": "application/json", **{k: str(v) for k, v in resp.headers.items()}},
+        }
         if resp.body is not None:
             out["body"] = resp.body
         return out
@@ -509,7 +856,19 @@ def _sku_name(sku_id: str) -> str:
 _EQ = re.compile(r"^\s*(\w+)\s+(eq|ne)\s+'((?:[^']|'')*)'\s*$", re.I)
 _STARTS = re.compile(r"^\s*(startswith|endswith)\((\w+)\s*,\s*'((?:[^']|'')*)'\)\s*$", re.I)
 _ANY = re.compile(r"^\s*(\w+)/any\((\w+):\s*\2\s+eq\s+'((?:[^']|'')*)'\)\s*$", re.I)
-_FILTERABLE = {"id", "userprincipalname", "mail", "employeeid", "displayname", "givenname", "surname", "accountenabled", "department", "jobtitle", "usertype"}
+_FILTERABLE = {
+    "id",
+    "userprincipalname",
+    "mail",
+    "employeeid",
+    "displayname",
+    "givenname",
+    "surname",
+    "accountenabled",
+    "department",
+    "jobtitle",
+    "usertype",
+}
 
 
 def _filter(expr: str, req: Request) -> Callable[[dict[str, Any]], bool]:
@@ -520,29 +879,70 @@ def _filter(expr: str, req: Request) -> Callable[[dict[str, Any]], bool]:
             parts = re.split(joiner, expr, flags=re.I)
             preds = [_filter(p, req) for p in parts]
             return lambda u, preds=preds, combine=combine: combine(p(u) for p in preds)
+
     def bad() -> HTTPError:
         return HTTPError(400, f"Invalid filter clause: {expr}", reason="BadRequest")
+
     m = _EQ.match(expr)
     if m:
         attr, op, val = m.group(1), m.group(2).lower(), m.group(3).replace("''", "'")
         if attr.lower() not in _FILTERABLE:
-            raise HTTPError(400, f"Property '{attr}' does not exist as a declared property or extension property.", reason="Request_UnsupportedQuery")
+            raise HTTPError(
+                400,
+                f"Property '{attr}' does not exist as a declared property or extension property.",
+                reason="Request_UnsupportedQuery",
+            )
         if op == "ne" and not advanced:
-            raise HTTPError(400, "Unsupported or invalid query filter clause specified for property 'ne' of resource 'User'.", reason="Request_UnsupportedQuery")
-        key = next(k for k in ("id", "userPrincipalName", "mail", "employeeId", "displayName", "givenName", "surname", "accountEnabled", "department", "jobTitle", "userType") if k.lower() == attr.lower())
+            raise HTTPError(
+                400,
+                "Unsupported or invalid query filter clause specified for property 'ne' of resource 'User'.",
+                reason="Request_UnsupportedQuery",
+            )
+        key = next(
+            k
+            for k in (
+                "id",
+                "userPrincipalName",
+                "mail",
+                "employeeId",
+                "displayName",
+                "givenName",
+                "surname",
+                "accountEnabled",
+                "department",
+                "jobTitle",
+                "userType",
+            )
+            if k.lower() == attr.lower()
+        )
         fold = key in ("userPrincipalName", "mail")
         want = val.lower() if fold else val
+
         def eq(u: dict[str, Any]) -> bool:
             have = u.get(key)
             have = have.lower() if fold and isinstance(have, str) else have
-            return (str(have) if key == "accountEnabled" else have) == (want if key != "accountEnabled" else want.lower())
+            return (str(have) if key == "accountEnabled" else have) == (
+                want if key != "accountEnabled" else want.lower()
+            )
+
         return eq if op == "eq" else (lambda u: not eq(u))
     m = _STARTS.match(expr)
     if m:
         fn, attr, val = m.group(1).lower(), m.group(2), m.group(3).replace("''", "'").lower()
         if fn == "endswith" and not advanced:
-            raise HTTPError(400, "Operator 'endsWith' is not supported because the 'ConsistencyLevel:eventual' header is missing. Refer to https://aka.ms/graph-docs/advanced-queries for more information", reason="Request_UnsupportedQuery")
-        key = next((k for k in ("userPrincipalName", "mail", "displayName", "givenName", "surname") if k.lower() == attr.lower()), None)
+            raise HTTPError(
+                400,
+                "Operator 'endsWith' is not supported because the 'ConsistencyLevel:eventual' header is missing. Refer to https://aka.ms/graph-docs/advanced-queries for more information",
+                reason="Request_UnsupportedQuery",
+            )
+        key = next(
+            (
+                k
+                for k in ("userPrincipalName", "mail", "displayName", "givenName", "surname")
+                if k.lower() == attr.lower()
+            ),
+            None,
+        )
         if key is None:
             raise bad()
         if fn == "startswith":

@@ -8,7 +8,8 @@ import math
 import re
 import secrets
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._app import HTTPError, Request, Response, Simulator, route
 from ._knobs import Limit
@@ -27,11 +28,27 @@ def _num(seed: int, key: str) -> int:
 
 def simple_user(login: str, uid: int) -> dict[str, Any]:
     u = f"{API}/users/{login}"
-    return {"login": login, "id": uid, "node_id": f"MDQ6VXNlcj{uid}", "avatar_url": f"https://avatars.githubusercontent.com/u/{uid}?v=4",
-            "gravatar_id": "", "url": u, "html_url": f"https://github.com/{login}", "followers_url": f"{u}/followers",
-            "following_url": f"{u}/following{{/other_user}}", "gists_url": f"{u}/gists{{/gist_id}}", "starred_url": f"{u}/starred{{/owner}}{{/repo}}",
-            "subscriptions_url": f"{u}/subscriptions", "organizations_url": f"{u}/orgs", "repos_url": f"{u}/repos", "events_url": f"{u}/events{{/privacy}}",
-            "received_events_url": f"{u}/received_events", "type": "User", "site_admin": False, "user_view_type": "public"}
+    return {
+        "login": login,
+        "id": uid,
+        "node_id": f"MDQ6VXNlcj{uid}",
+        "avatar_url": f"https://avatars.githubusercontent.com/u/{uid}?v=4",
+        "gravatar_id": "",
+        "url": u,
+        "html_url": f"https://github.com/{login}",
+        "followers_url": f"{u}/followers",
+        "following_url": f"{u}/following{{/other_user}}",
+        "gists_url": f"{u}/gists{{/gist_id}}",
+        "starred_url": f"{u}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{u}/subscriptions",
+        "organizations_url": f"{u}/orgs",
+        "repos_url": f"{u}/repos",
+        "events_url": f"{u}/events{{/privacy}}",
+        "received_events_url": f"{u}/received_events",
+        "type": "User",
+        "site_admin": False,
+        "user_view_type": "public",
+    }
 
 
 class GitHub(Simulator):
@@ -39,7 +56,12 @@ class GitHub(Simulator):
 
     system = "github"
     # Primary: 5,000/h for a PAT (15,000 for GHEC apps); secondary: 900 points/min per endpoint, 100 concurrent.
-    default_limits = {"primary": Limit(5000, 3600), "graphql": Limit(5000, 3600), "secondary": Limit(900, 60), "scim": Limit(1000, 3600)}
+    default_limits = {
+        "primary": Limit(5000, 3600),
+        "graphql": Limit(5000, 3600),
+        "secondary": Limit(900, 60),
+        "scim": Limit(1000, 3600),
+    }
     default_granted = frozenset({"admin:org", "read:org", "repo", "admin:enterprise", "read:user", "user:email"})
     max_concurrent = 100
 
@@ -58,33 +80,65 @@ class GitHub(Simulator):
         for ident in company.in_system("github"):
             login = ident.github_login
             uid = _num(company.seed, login)
-            rec = {"login": login, "id": uid, "email": ident.email, "role": "admin" if ident.admin else "member",
-                   "state": "collaborator" if ident.outside_collaborator else "active", "name": ident.name,
-                   "teams": [g for g in ident.groups if g in ("engineering", "oncall", "managers")], "scim_id": None}
+            rec = {
+                "login": login,
+                "id": uid,
+                "email": ident.email,
+                "role": "admin" if ident.admin else "member",
+                "state": "collaborator" if ident.outside_collaborator else "active",
+                "name": ident.name,
+                "teams": [g for g in ident.groups if g in ("engineering", "oncall", "managers")],
+                "scim_id": None,
+            }
             self.members[login.lower()] = rec
             for i in range(ident.github_credentials):
                 cid = _num(company.seed, f"{login}:cred{i}")
                 kind = ("personal access token", "SSH key", "OAuth app token")[i % 3]
-                cred = {"login": login, "credential_id": cid, "credential_type": kind,
-                        "credential_authorized_at": "2024-03-01T10:00:00Z", "credential_accessed_at": "2025-01-10T08:00:00Z",
-                        "authorized_credential_id": cid + 1, "authorized_credential_title": f"{kind} {i + 1}",
-                        "authorized_credential_note": "laptop", "authorized_credential_expires_at": None}
+                cred = {
+                    "login": login,
+                    "credential_id": cid,
+                    "credential_type": kind,
+                    "credential_authorized_at": "2024-03-01T10:00:00Z",
+                    "credential_accessed_at": "2025-01-10T08:00:00Z",
+                    "authorized_credential_id": cid + 1,
+                    "authorized_credential_title": f"{kind} {i + 1}",
+                    "authorized_credential_note": "laptop",
+                    "authorized_credential_expires_at": None,
+                }
                 if kind == "SSH key":  # fingerprint only for SSH keys; token_last_eight and scopes only for tokens
                     cred["fingerprint"] = hashlib.sha256(f"{cid}".encode()).hexdigest()[:16]
                 else:
                     cred["token_last_eight"] = hashlib.sha256(f"{cid}".encode()).hexdigest()[:8]
                     cred["scopes"] = ["repo", "read:org"]
                 self.credentials[cid] = cred
-            if ident.kind == "person" and ident.person and ident.person.type == "contractor" and not ident.outside_collaborator and len(self.invitations) < 3:
+            if (
+                ident.kind == "person"
+                and ident.person
+                and ident.person.type == "contractor"
+                and not ident.outside_collaborator
+                and len(self.invitations) < 3
+            ):
                 inv = _num(company.seed, f"invite:{login}")
-                self.invitations[inv] = {"id": inv, "login": None, "email": f"{ident.local}+gh@{company.domain}", "role": "direct_member"}
+                self.invitations[inv] = {
+                    "id": inv,
+                    "login": None,
+                    "email": f"{ident.local}+gh@{company.domain}",
+                    "role": "direct_member",
+                }
             sid = hashlib.sha256(f"{company.seed}:scim:{login}".encode()).hexdigest()
             sid = f"{sid[:8]}-{sid[8:12]}-{sid[12:16]}-{sid[16:20]}-{sid[20:32]}"
             rec["scim_id"] = sid
-            self.scim_users[sid] = {"id": sid, "externalId": ident.employee_id or ident.key, "userName": ident.email, "displayName": ident.name,
-                                    "name": {"givenName": ident.given_name, "familyName": ident.family_name, "formatted": ident.name},
-                                    "emails": [{"value": ident.email, "type": "work", "primary": True}], "active": True,
-                                    "roles": [{"value": "enterprise_owner" if ident.admin else "user", "primary": False}], "login": login}
+            self.scim_users[sid] = {
+                "id": sid,
+                "externalId": ident.employee_id or ident.key,
+                "userName": ident.email,
+                "displayName": ident.name,
+                "name": {"givenName": ident.given_name, "familyName": ident.family_name, "formatted": ident.name},
+                "emails": [{"value": ident.email, "type": "work", "primary": True}],
+                "active": True,
+                "roles": [{"value": "enterprise_owner" if ident.admin else "user", "primary": False}],
+                "login": login,
+            }
 
     # ----- framework hooks --------------------------------------------------------------------
     def connector_settings(self, secret: Callable[[str, str], str]) -> dict[str, Any]:
@@ -100,7 +154,10 @@ class GitHub(Simulator):
     def authenticate(self, req: Request) -> None:
         scheme, _, tok = req.header("authorization").partition(" ")
         if req.path.startswith("/scim/") and not req.header("user-agent"):
-            raise HTTPError(403, "Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required). Check https://developer.github.com for other possible causes.")
+            raise HTTPError(
+                403,
+                "Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required). Check https://developer.github.com for other possible causes.",
+            )
         if scheme.lower() not in ("token", "bearer") or tok != self.token:
             if req.path == "/rate_limit" and not tok:
                 return
@@ -139,18 +196,43 @@ class GitHub(Simulator):
         if why == "limit" and retry_after > 0 and used >= lim:  # primary limit: 403 with remaining 0, no retry-after
             status = 403 if self.faults.rng.random() < 0.5 else 429
             msg = f"API rate limit exceeded for user ID {_num(0, self.token_login)}. If you reach out to GitHub Support for help, please include the request ID {secrets.token_hex(8).upper()}."
-            return Response(status, {"message": msg, "documentation_url": f"{_DOCS}/overview/rate-limits-for-the-rest-api", "status": str(status)})
+            return Response(
+                status,
+                {
+                    "message": msg,
+                    "documentation_url": f"{_DOCS}/overview/rate-limits-for-the-rest-api",
+                    "status": str(status),
+                },
+            )
         status = 403 if self.faults.rng.random() < 0.5 else 429
         headers = {"retry-after": str(max(1, int(abs(retry_after) + 0.999)))} if self.faults.rng.random() < 0.7 else {}
-        msg = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub "
-               f"Support for help, please include the request ID {secrets.token_hex(8).upper()}.")
-        return Response(status, {"message": msg, "documentation_url": f"{_DOCS}/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits", "status": str(status)}, headers)
+        msg = (
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub "
+            f"Support for help, please include the request ID {secrets.token_hex(8).upper()}."
+        )
+        return Response(
+            status,
+            {
+                "message": msg,
+                "documentation_url": f"{_DOCS}/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+                "status": str(status),
+            },
+            headers,
+        )
 
     def forced(self, req: Request, status: int, retry_after: float | None) -> Response:
         if status in (403, 429) and retry_after is not None or status == 429:
             msg = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
             headers = {"retry-after": str(int(retry_after))} if retry_after is not None else {}
-            return Response(status, {"message": msg, "documentation_url": f"{_DOCS}/overview/rate-limits-for-the-rest-api", "status": str(status)}, headers)
+            return Response(
+                status,
+                {
+                    "message": msg,
+                    "documentation_url": f"{_DOCS}/overview/rate-limits-for-the-rest-api",
+                    "status": str(status),
+                },
+                headers,
+            )
         return super().forced(req, status, retry_after)
 
     def error(self, err: HTTPError) -> Response:
@@ -159,8 +241,13 @@ class GitHub(Simulator):
 
     def render(self, req: Request, err: HTTPError) -> Response:
         if req.path.startswith("/scim/"):
-            body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": err.status, "detail": err.message,
-                    "message": err.message, "documentation_url": f"{_DOCS}/enterprise-admin/scim"}
+            body = {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "status": err.status,
+                "detail": err.message,
+                "message": err.message,
+                "documentation_url": f"{_DOCS}/enterprise-admin/scim",
+            }
             if err.reason:
                 body["scimType"] = err.reason
             return Response(err.status, body, dict(err.headers), content_type="application/scim+json; charset=utf-8")
@@ -170,7 +257,14 @@ class GitHub(Simulator):
         return self.error(HTTPError(status, "Server Error" if status == 500 else "Service Unavailable"))
 
     def forbidden(self, req: Request, needed: tuple[str, ...]) -> Response:
-        resp = self.error(HTTPError(403, "Must have admin rights to Repository." if "repo" in needed else "You must be an organization owner or have the admin:org scope."))
+        resp = self.error(
+            HTTPError(
+                403,
+                "Must have admin rights to Repository."
+                if "repo" in needed
+                else "You must be an organization owner or have the admin:org scope.",
+            )
+        )
         resp.headers["x-accepted-oauth-scopes"] = ", ".join(needed)
         return resp
 
@@ -203,9 +297,13 @@ class GitHub(Simulator):
         if rec is None:
             return None
         scim = self.scim_users.get(rec["scim_id"] or "")
-        return {**rec, "teams": list(rec["teams"]), "member": rec["state"] in ("active", "pending"),
-                "credentials": sorted(c["credential_id"] for c in self.credentials.values() if c["login"] == rec["login"]),
-                "scim_active": None if scim is None else scim["active"]}
+        return {
+            **rec,
+            "teams": list(rec["teams"]),
+            "member": rec["state"] in ("active", "pending"),
+            "credentials": sorted(c["credential_id"] for c in self.credentials.values() if c["login"] == rec["login"]),
+            "scim_active": None if scim is None else scim["active"],
+        }
 
     def accounts(self) -> list[dict[str, Any]]:
         return [self.account(k) for k in list(self.members)]  # type: ignore[misc]
@@ -217,14 +315,25 @@ class GitHub(Simulator):
 
     def _org_simple(self) -> dict[str, Any]:
         u = f"{API}/orgs/{self.org}"
-        return {"login": self.org, "id": _num(0, self.org), "node_id": "O_kgDOSANDBOX", "url": u, "repos_url": f"{u}/repos", "events_url": f"{u}/events",
-                "hooks_url": f"{u}/hooks", "issues_url": f"{u}/issues", "members_url": f"{u}/members{{/member}}",
-                "public_members_url": f"{u}/public_members{{/member}}", "avatar_url": "https://avatars.githubusercontent.com/u/1?v=4", "description": "Corp Example"}
+        return {
+            "login": self.org,
+            "id": _num(0, self.org),
+            "node_id": "O_kgDOSANDBOX",
+            "url": u,
+            "repos_url": f"{u}/repos",
+            "events_url": f"{u}/events",
+            "hooks_url": f"{u}/hooks",
+            "issues_url": f"{u}/issues",
+            "members_url": f"{u}/members{{/member}}",
+            "public_members_url": f"{u}/public_members{{/member}}",
+            "avatar_url": "https://avatars.githubusercontent.com/u/1?v=4",
+            "description": "Corp Example",
+        }
 
     def _page(self, req: Request, items: list[Any]) -> Response:
         per = min(int(req.query.get("per_page", "30") or 30), 100)
         page = max(int(req.query.get("page", "1") or 1), 1)
-        chunk = items[(page - 1) * per: page * per]
+        chunk = items[(page - 1) * per : page * per]
         headers = {}
         if page * per < len(items):
             last = (len(items) + per - 1) // per
@@ -248,16 +357,33 @@ class GitHub(Simulator):
     @route("GET", "/orgs/{org}", perm=("read:org", "admin:org"))
     async def get_org(self, req: Request) -> Response:
         self._org(req)
-        return Response(200, {**self._org_simple(), "html_url": f"https://github.com/{self.org}", "type": "Organization", "created_at": "2020-01-01T00:00:00Z",
-                              "updated_at": "2025-01-01T00:00:00Z", "has_organization_projects": True, "has_repository_projects": True,
-                              "public_repos": 3, "public_gists": 0, "followers": 0, "following": 0, "archived_at": None})
+        return Response(
+            200,
+            {
+                **self._org_simple(),
+                "html_url": f"https://github.com/{self.org}",
+                "type": "Organization",
+                "created_at": "2020-01-01T00:00:00Z",
+                "updated_at": "2025-01-01T00:00:00Z",
+                "has_organization_projects": True,
+                "has_repository_projects": True,
+                "public_repos": 3,
+                "public_gists": 0,
+                "followers": 0,
+                "following": 0,
+                "archived_at": None,
+            },
+        )
 
     @route("GET", "/orgs/{org}/members", perm=("read:org", "admin:org"))
     async def list_members(self, req: Request) -> Response:
         self._org(req)
         role = req.query.get("role", "all")
-        items = [simple_user(r["login"], r["id"]) for r in self.members.values()
-                 if r["state"] == "active" and (role == "all" or r["role"] == role)]
+        items = [
+            simple_user(r["login"], r["id"])
+            for r in self.members.values()
+            if r["state"] == "active" and (role == "all" or r["role"] == role)
+        ]
         return self._page(req, items)
 
     def _member(self, req: Request) -> dict[str, Any]:
@@ -288,8 +414,14 @@ class GitHub(Simulator):
         return Response(204)
 
     def _membership(self, rec: dict[str, Any]) -> dict[str, Any]:
-        return {"url": f"{API}/orgs/{self.org}/memberships/{rec['login']}", "state": rec["state"], "role": rec["role"],
-                "organization_url": f"{API}/orgs/{self.org}", "organization": self._org_simple(), "user": simple_user(rec["login"], rec["id"])}
+        return {
+            "url": f"{API}/orgs/{self.org}/memberships/{rec['login']}",
+            "state": rec["state"],
+            "role": rec["role"],
+            "organization_url": f"{API}/orgs/{self.org}",
+            "organization": self._org_simple(),
+            "user": simple_user(rec["login"], rec["id"]),
+        }
 
     @route("GET", "/orgs/{org}/memberships/{username}", perm=("read:org", "admin:org"))
     async def get_membership(self, req: Request) -> Response:
@@ -322,7 +454,9 @@ class GitHub(Simulator):
     @route("GET", "/orgs/{org}/outside_collaborators", perm=("read:org", "admin:org"))
     async def outside_collaborators(self, req: Request) -> Response:
         self._org(req)
-        return self._page(req, [simple_user(r["login"], r["id"]) for r in self.members.values() if r["state"] == "collaborator"])
+        return self._page(
+            req, [simple_user(r["login"], r["id"]) for r in self.members.values() if r["state"] == "collaborator"]
+        )
 
     @route("PUT", "/orgs/{org}/outside_collaborators/{username}", perm="admin:org")
     async def convert_to_collaborator(self, req: Request) -> Response:
@@ -347,9 +481,20 @@ class GitHub(Simulator):
     async def invitations(self, req: Request) -> Response:
         self._org(req)
         inviter = simple_user(self.token_login, _num(0, self.token_login))
-        items = [{**inv, "created_at": "2025-01-02T10:00:00Z", "failed_at": None, "failed_reason": None, "inviter": inviter, "team_count": 0,
-                  "node_id": f"OI_{inv['id']}", "invitation_teams_url": f"{API}/organizations/1/invitations/{inv['id']}/teams", "invitation_source": "member"}
-                 for inv in self.invitations.values()]
+        items = [
+            {
+                **inv,
+                "created_at": "2025-01-02T10:00:00Z",
+                "failed_at": None,
+                "failed_reason": None,
+                "inviter": inviter,
+                "team_count": 0,
+                "node_id": f"OI_{inv['id']}",
+                "invitation_teams_url": f"{API}/organizations/1/invitations/{inv['id']}/teams",
+                "invitation_source": "member",
+            }
+            for inv in self.invitations.values()
+        ]
         return self._page(req, items)
 
     @route("DELETE", "/orgs/{org}/invitations/{invitation_id}", perm="admin:org")
@@ -390,25 +535,64 @@ class GitHub(Simulator):
         rec = self.members.get(req.params["username"].lower())
         if rec is None:
             raise HTTPError(404, "Not Found")
-        return Response(200, {**simple_user(rec["login"], rec["id"]), "name": rec["name"], "company": None, "blog": "", "location": None,
-                              "email": None, "hireable": None, "bio": None, "public_repos": 1, "public_gists": 0, "followers": 0,
-                              "following": 0, "created_at": "2020-01-01T00:00:00Z", "updated_at": "2025-01-01T00:00:00Z"})
+        return Response(
+            200,
+            {
+                **simple_user(rec["login"], rec["id"]),
+                "name": rec["name"],
+                "company": None,
+                "blog": "",
+                "location": None,
+                "email": None,
+                "hireable": None,
+                "bio": None,
+                "public_repos": 1,
+                "public_gists": 0,
+                "followers": 0,
+                "following": 0,
+                "created_at": "2020-01-01T00:00:00Z",
+                "updated_at": "2025-01-01T00:00:00Z",
+            },
+        )
 
     # ----- GraphQL: SAML external identities --------------------------------------------------
     @route("POST", "/graphql", write=False, perm=("admin:org", "read:org"))
     async def graphql(self, req: Request) -> Response:
         body = req.json()
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-            return Response(400, {"message": "Problems parsing JSON", "documentation_url": "https://docs.github.com/graphql"})
+            return Response(
+                400, {"message": "Problems parsing JSON", "documentation_url": "https://docs.github.com/graphql"}
+            )
         query, variables = body["query"], body.get("variables") or {}
         text = re.sub(r"\$(\w+)", lambda m: json.dumps(variables.get(m.group(1))), re.sub(r"^\s*query[^{]*", "", query))
         m = re.search(r"organization\s*\(\s*login\s*:\s*(\"[^\"]*\"|null)\s*\)", text)
         if not m or "externalIdentities" not in text:
-            return Response(200, {"errors": [{"message": "The sandbox supports organization { samlIdentityProvider { externalIdentities } } queries only."}]})
+            return Response(
+                200,
+                {
+                    "errors": [
+                        {
+                            "message": "The sandbox supports organization { samlIdentityProvider { externalIdentities } } queries only."
+                        }
+                    ]
+                },
+            )
         org = json.loads(m.group(1))
         if (org or "").lower() != self.org.lower():
-            return Response(200, {"data": {"organization": None}, "errors": [{"type": "NOT_FOUND", "path": ["organization"], "locations": [{"line": 2, "column": 3}],
-                                                                                 "message": f"Could not resolve to an Organization with the login of '{org}'."}]})
+            return Response(
+                200,
+                {
+                    "data": {"organization": None},
+                    "errors": [
+                        {
+                            "type": "NOT_FOUND",
+                            "path": ["organization"],
+                            "locations": [{"line": 2, "column": 3}],
+                            "message": f"Could not resolve to an Organization with the login of '{org}'.",
+                        }
+                    ],
+                },
+            )
         a = re.search(r"externalIdentities\s*\(([^)]*)\)", text)
         args = dict(re.findall(r"(\w+)\s*:\s*(\"[^\"]*\"|\d+|null)", a.group(1))) if a else {}
         args = {k: json.loads(v) for k, v in args.items()}
@@ -419,11 +603,26 @@ class GitHub(Simulator):
             recs = [r for r in recs if r["login"].lower() == str(args["login"]).lower()]
         start = int(args.get("after") or 0) if str(args.get("after") or "0").isdigit() else 0
         first = int(args.get("first") or 100)
-        page = recs[start:start + first]
-        nodes = [{"guid": f"{r['id']:x}-guid", "id": f"EI_{r['id']}", "samlIdentity": {"nameId": r["email"], "username": r["email"], "emails": [{"value": r["email"]}]},
-                  "scimIdentity": {"username": None, "emails": []}, "user": {"login": r["login"]}} for r in page]
-        conn = {"totalCount": len(recs), "nodes": nodes, "edges": [{"node": n, "cursor": str(start + i + 1)} for i, n in enumerate(nodes)],
-                "pageInfo": {"hasNextPage": start + first < len(recs), "endCursor": str(start + len(page)) if page else None}}
+        page = recs[start : start + first]
+        nodes = [
+            {
+                "guid": f"{r['id']:x}-guid",
+                "id": f"EI_{r['id']}",
+                "samlIdentity": {"nameId": r["email"], "username": r["email"], "emails": [{"value": r["email"]}]},
+                "scimIdentity": {"username": None, "emails": []},
+                "user": {"login": r["login"]},
+            }
+            for r in page
+        ]
+        conn = {
+            "totalCount": len(recs),
+            "nodes": nodes,
+            "edges": [{"node": n, "cursor": str(start + i + 1)} for i, n in enumerate(nodes)],
+            "pageInfo": {
+                "hasNextPage": start + first < len(recs),
+                "endCursor": str(start + len(page)) if page else None,
+            },
+        }
         return Response(200, {"data": {"organization": {"samlIdentityProvider": {"externalIdentities": conn}}}})
 
     # ----- EMU SCIM ---------------------------------------------------------------------------
@@ -434,8 +633,12 @@ class GitHub(Simulator):
     def _scim_out(self, u: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in u.items() if k != "login"}
         out["schemas"] = [SCIM_USER]
-        out["meta"] = {"resourceType": "User", "created": "2023-01-01T00:00:00Z", "lastModified": "2025-01-01T00:00:00Z",
-                       "location": f"{API}/scim/v2/enterprises/{self.enterprise}/Users/{u['id']}"}
+        out["meta"] = {
+            "resourceType": "User",
+            "created": "2023-01-01T00:00:00Z",
+            "lastModified": "2025-01-01T00:00:00Z",
+            "location": f"{API}/scim/v2/enterprises/{self.enterprise}/Users/{u['id']}",
+        }
         return out
 
     def _scim_user(self, req: Request) -> dict[str, Any]:
@@ -453,9 +656,18 @@ class GitHub(Simulator):
             users = [u for u in users if compile_filter(req.query["filter"])(u)]
         start = max(int(req.query.get("startIndex", "1") or 1), 1)
         count = int(req.query.get("count", "30") or 30)
-        page = users[start - 1:start - 1 + count]
-        return Response(200, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": len(users), "itemsPerPage": len(page),
-                              "startIndex": start, "Resources": [self._scim_out(u) for u in page]}, content_type="application/scim+json; charset=utf-8")
+        page = users[start - 1 : start - 1 + count]
+        return Response(
+            200,
+            {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+                "totalResults": len(users),
+                "itemsPerPage": len(page),
+                "startIndex": start,
+                "Resources": [self._scim_out(u) for u in page],
+            },
+            content_type="application/scim+json; charset=utf-8",
+        )
 
     @route("GET", "/scim/v2/enterprises/{enterprise}/Users/{id}", perm="admin:enterprise")
     async def scim_get(self, req: Request) -> Response:
@@ -486,14 +698,24 @@ class GitHub(Simulator):
         for path in changes.get("_remove", ()):
             raise HTTPError(400, f"Unsupported remove of {path}", reason="invalidPath")
         self._scim_apply(u, changes, req)
-        return Response(200, self._scim_out(u) if not req.lie else {**self._scim_out(u), **{k: v for k, v in changes.items() if k == "active"}},
-                        content_type="application/scim+json; charset=utf-8")
+        return Response(
+            200,
+            self._scim_out(u)
+            if not req.lie
+            else {**self._scim_out(u), **{k: v for k, v in changes.items() if k == "active"}},
+            content_type="application/scim+json; charset=utf-8",
+        )
 
     @route("PUT", "/scim/v2/enterprises/{enterprise}/Users/{id}", perm="admin:enterprise")
     async def scim_put(self, req: Request) -> Response:
         u = self._scim_user(req)
         body = req.json()
-        if not isinstance(body, dict) or not body.get("userName") or not body.get("displayName") or not body.get("emails"):
+        if (
+            not isinstance(body, dict)
+            or not body.get("userName")
+            or not body.get("displayName")
+            or not body.get("emails")
+        ):
             raise HTTPError(400, "userName, displayName and emails are required", reason="invalidValue")
         self._scim_apply(u, {**body, "active": body.get("active", True)}, req)
         return Response(200, self._scim_out(u), content_type="application/scim+json; charset=utf-8")

@@ -9,7 +9,8 @@ import re
 import secrets
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._app import HTTPError, Request, Response, Simulator, route
 from ._knobs import Limit
@@ -19,17 +20,32 @@ __all__ = ["GoogleWorkspace"]
 D = "/admin/directory/v1"
 T = "/admin/datatransfer/v1"
 _SCOPE = "https://www.googleapis.com/auth/"
-SCOPES = tuple(_SCOPE + s for s in (
-    "admin.directory.user", "admin.directory.user.readonly", "admin.directory.user.security",
-    "admin.directory.group", "admin.directory.group.readonly", "admin.directory.group.member",
-    "admin.directory.group.member.readonly", "admin.directory.orgunit", "admin.directory.orgunit.readonly",
-    "admin.datatransfer", "admin.datatransfer.readonly",
-))
+SCOPES = tuple(
+    _SCOPE + s
+    for s in (
+        "admin.directory.user",
+        "admin.directory.user.readonly",
+        "admin.directory.user.security",
+        "admin.directory.group",
+        "admin.directory.group.readonly",
+        "admin.directory.group.member",
+        "admin.directory.group.member.readonly",
+        "admin.directory.orgunit",
+        "admin.directory.orgunit.readonly",
+        "admin.datatransfer",
+        "admin.datatransfer.readonly",
+    )
+)
 _NEED = {  # route prefix -> scopes that grant it (any of)
     "users_read": ("admin.directory.user", "admin.directory.user.readonly"),
     "users_write": ("admin.directory.user",),
     "security": ("admin.directory.user.security",),
-    "groups_read": ("admin.directory.group", "admin.directory.group.readonly", "admin.directory.group.member", "admin.directory.group.member.readonly"),
+    "groups_read": (
+        "admin.directory.group",
+        "admin.directory.group.readonly",
+        "admin.directory.group.member",
+        "admin.directory.group.member.readonly",
+    ),
     "members_write": ("admin.directory.group", "admin.directory.group.member"),
     "orgunits": ("admin.directory.orgunit", "admin.directory.orgunit.readonly"),
     "transfer": ("admin.datatransfer",),
@@ -40,7 +56,7 @@ _OUS = ("/", "/Employees", "/Contractors", "/Suspended", "/Admins", "/Service Ac
 
 
 def _etag() -> str:
-    return '"%s"' % base64.urlsafe_b64encode(secrets.token_bytes(18)).decode()
+    return f'"{base64.urlsafe_b64encode(secrets.token_bytes(18)).decode()}"'
 
 
 def _uid(seed: int, key: str) -> str:
@@ -62,7 +78,9 @@ class GoogleWorkspace(Simulator):
         from cryptography.hazmat.primitives.asymmetric import rsa
 
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self._pem = self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+        self._pem = self._key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
         self.client_email = f"offboard@sandbox-{company.seed}.iam.gserviceaccount.com"
         self.client_id = _uid(company.seed, "service-account")
         self.authorized_scopes = set(SCOPES)  # domain-wide delegation grants; remove some to test missing rights
@@ -80,29 +98,82 @@ class GoogleWorkspace(Simulator):
         admin = None
         for ident in company.in_system("google_workspace"):
             uid = _uid(company.seed, ident.key)
-            ou = "/Admins" if ident.admin else "/Service Accounts" if ident.kind == "orphan" else "/Contractors" if ident.person and ident.person.type == "contractor" else "/Employees"
+            ou = (
+                "/Admins"
+                if ident.admin
+                else "/Service Accounts"
+                if ident.kind == "orphan"
+                else "/Contractors"
+                if ident.person and ident.person.type == "contractor"
+                else "/Employees"
+            )
             aliases = list(ident.person.aliases) if ident.person else []
             user = {
-                "kind": "admin#directory#user", "id": uid, "etag": _etag(), "primaryEmail": ident.email,
+                "kind": "admin#directory#user",
+                "id": uid,
+                "etag": _etag(),
+                "primaryEmail": ident.email,
                 "name": {"givenName": ident.given_name, "familyName": ident.family_name, "fullName": ident.name},
-                "isAdmin": ident.admin, "isDelegatedAdmin": False, "lastLoginTime": "2025-01-01T09:00:00.000Z",
-                "creationTime": "2023-01-01T00:00:00.000Z", "agreedToTerms": True, "suspended": False, "archived": False,
-                "changePasswordAtNextLogin": False, "ipWhitelisted": False, "emails": [{"address": ident.email, "primary": True}],
+                "isAdmin": ident.admin,
+                "isDelegatedAdmin": False,
+                "lastLoginTime": "2025-01-01T09:00:00.000Z",
+                "creationTime": "2023-01-01T00:00:00.000Z",
+                "agreedToTerms": True,
+                "suspended": False,
+                "archived": False,
+                "changePasswordAtNextLogin": False,
+                "ipWhitelisted": False,
+                "emails": [{"address": ident.email, "primary": True}],
                 "externalIds": [{"value": ident.employee_id, "type": "organization"}] if ident.employee_id else [],
-                "organizations": [{"title": ident.title, "department": ident.department, "primary": True}] if ident.department else [],
-                "customerId": "C0sandbx", "orgUnitPath": ou, "isMailboxSetup": True, "isEnrolledIn2Sv": True,
-                "isEnforcedIn2Sv": False, "includeInGlobalAddressList": True, "aliases": aliases,
-                "_tokens": {cid: {"kind": "admin#directory#token", "clientId": cid, "displayText": name, "anonymous": False,
-                                  "nativeApp": False, "scopes": ["openid", _SCOPE + "calendar"], "userKey": uid, "etag": _etag()}
-                            for cid, name in ident.oauth_apps},
-                "_asps": {1000 + i: {"kind": "admin#directory#asp", "codeId": 1000 + i, "name": f"Mail client {i + 1}",
-                                     "creationTime": "1700000000000", "lastTimeUsed": "1710000000000", "userKey": uid, "etag": _etag()}
-                          for i in range(ident.app_passwords)},
-                "relations": [{"type": "manager", "value": ident.person.manager}] if ident.person and ident.person.manager else [],
-                "_custom": {"Offboarding": {"endDate": ident.person.end_date.date().isoformat() if ident.person.end_date else None,
-                                            "personType": ident.person.type}} if ident.person else {},
+                "organizations": [{"title": ident.title, "department": ident.department, "primary": True}]
+                if ident.department
+                else [],
+                "customerId": "C0sandbx",
+                "orgUnitPath": ou,
+                "isMailboxSetup": True,
+                "isEnrolledIn2Sv": True,
+                "isEnforcedIn2Sv": False,
+                "includeInGlobalAddressList": True,
+                "aliases": aliases,
+                "_tokens": {
+                    cid: {
+                        "kind": "admin#directory#token",
+                        "clientId": cid,
+                        "displayText": name,
+                        "anonymous": False,
+                        "nativeApp": False,
+                        "scopes": ["openid", _SCOPE + "calendar"],
+                        "userKey": uid,
+                        "etag": _etag(),
+                    }
+                    for cid, name in ident.oauth_apps
+                },
+                "_asps": {
+                    1000 + i: {
+                        "kind": "admin#directory#asp",
+                        "codeId": 1000 + i,
+                        "name": f"Mail client {i + 1}",
+                        "creationTime": "1700000000000",
+                        "lastTimeUsed": "1710000000000",
+                        "userKey": uid,
+                        "etag": _etag(),
+                    }
+                    for i in range(ident.app_passwords)
+                },
+                "relations": [{"type": "manager", "value": ident.person.manager}]
+                if ident.person and ident.person.manager
+                else [],
+                "_custom": {
+                    "Offboarding": {
+                        "endDate": ident.person.end_date.date().isoformat() if ident.person.end_date else None,
+                        "personType": ident.person.type,
+                    }
+                }
+                if ident.person
+                else {},
                 "_codes": [f"{(int(uid[-8:]) * (i + 7)) % 10**8:08d}" for i in range(10)] if ident.admin else [],
-                "_sessions": 2, "_drive_files": 5 + int(uid[-2:]) % 40,
+                "_sessions": 2,
+                "_drive_files": 5 + int(uid[-2:]) % 40,
             }
             self.users[uid] = user
             self._index[ident.email.lower()] = uid
@@ -116,33 +187,64 @@ class GoogleWorkspace(Simulator):
         if admin is None:  # a company without break-glass admins still needs a delegated admin to impersonate
             admin = f"sandbox-admin@{dom}"
             uid = _uid(company.seed, "sandbox-admin")
-            self.users[uid] = {"kind": "admin#directory#user", "id": uid, "etag": _etag(), "primaryEmail": admin,
-                               "name": {"givenName": "Sandbox", "familyName": "Admin", "fullName": "Sandbox Admin"}, "isAdmin": True,
-                               "suspended": False, "archived": False, "orgUnitPath": "/Admins", "aliases": [], "emails": [],
-                               "customerId": "C0sandbx", "_tokens": {}, "_asps": {}, "_codes": [], "_sessions": 0, "_drive_files": 0}
+            self.users[uid] = {
+                "kind": "admin#directory#user",
+                "id": uid,
+                "etag": _etag(),
+                "primaryEmail": admin,
+                "name": {"givenName": "Sandbox", "familyName": "Admin", "fullName": "Sandbox Admin"},
+                "isAdmin": True,
+                "suspended": False,
+                "archived": False,
+                "orgUnitPath": "/Admins",
+                "aliases": [],
+                "emails": [],
+                "customerId": "C0sandbx",
+                "_tokens": {},
+                "_asps": {},
+                "_codes": [],
+                "_sessions": 0,
+                "_drive_files": 0,
+            }
             self._index[admin] = uid
         self.admin_email = admin
 
     # ----- framework hooks --------------------------------------------------------------------
     def service_account_info(self) -> dict[str, Any]:
         """The JSON key file of the sandbox service account (token_uri points here)."""
-        return {"type": "service_account", "project_id": f"sandbox-{self.company.seed}", "private_key_id": hashlib.sha1(self._pem.encode()).hexdigest(),
-                "private_key": self._pem, "client_email": self.client_email, "client_id": self.client_id,
-                "auth_uri": "https://accounts.google.com/o/oauth2/auth", "token_uri": f"{self.base_url}/token",
-                "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs", "universe_domain": "googleapis.com"}
+        return {
+            "type": "service_account",
+            "project_id": f"sandbox-{self.company.seed}",
+            "private_key_id": hashlib.sha1(self._pem.encode()).hexdigest(),
+            "private_key": self._pem,
+            "client_email": self.client_email,
+            "client_id": self.client_id,
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": f"{self.base_url}/token",
+            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+            "universe_domain": "googleapis.com",
+        }
 
     def connector_settings(self, secret: Callable[[str, str], str]) -> dict[str, Any]:
-        return {"service_account": secret("google-service-account.json", json.dumps(self.service_account_info(), indent=1)),
-                "subject": self.admin_email, "customer": "my_customer", "domain": self.company.domain,
-                "api_url": f"{self.base_url}/"}
+        return {
+            "service_account": secret("google-service-account.json", json.dumps(self.service_account_info(), indent=1)),
+            "subject": self.admin_email,
+            "customer": "my_customer",
+            "domain": self.company.domain,
+            "api_url": f"{self.base_url}/",
+        }
 
     def authenticate(self, req: Request) -> None:
         if req.path == "/token" or req.path == "/batch":
             return
         scheme, _, token = req.header("authorization").partition(" ")
         if scheme.lower() != "bearer" or token not in self._tokens:
-            raise HTTPError(401, "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
-                            reason="required" if not token else "authError", headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'})
+            raise HTTPError(
+                401,
+                "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+                reason="required" if not token else "authError",
+                headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
+            )
 
     def client_key(self, req: Request) -> str:
         token = req.header("authorization")[7:]
@@ -153,8 +255,12 @@ class GoogleWorkspace(Simulator):
         if self.granted.isdisjoint(_NEED[need]):  # the impersonated admin's role lacks the privilege
             raise HTTPError(403, "Not Authorized to access this resource/api", reason="forbidden")
         if not any(_SCOPE + s in scopes for s in _NEED[need]):
-            raise HTTPError(403, "Request had insufficient authentication scopes.", reason="insufficientPermissions",
-                            headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", error="insufficient_scope"'})
+            raise HTTPError(
+                403,
+                "Request had insufficient authentication scopes.",
+                reason="insufficientPermissions",
+                headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", error="insufficient_scope"'},
+            )
 
     def rate_limit(self, req: Request, limit: str | None) -> float:
         if req.path == "/batch":
@@ -166,28 +272,59 @@ class GoogleWorkspace(Simulator):
     def throttle(self, req: Request, retry_after: float, why: str) -> Response:
         if req.path == "/token":
             return Response(429, {"error": "rate_limit_exceeded", "error_description": "Rate limit exceeded"})
-        msg = ("Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service "
-               f"'admin.googleapis.com' for consumer 'project_number:{self.client_id[:12]}'.")
+        msg = (
+            "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service "
+            f"'admin.googleapis.com' for consumer 'project_number:{self.client_id[:12]}'."
+        )
         return self.error(HTTPError(403, msg, reason="userRateLimitExceeded"))
 
     def forced(self, req: Request, status: int, retry_after: float | None) -> Response:
         if status == 429:
-            resp = self.error(HTTPError(429, "Resource has been exhausted (e.g. check quota).", reason="rateLimitExceeded"))
+            resp = self.error(
+                HTTPError(429, "Resource has been exhausted (e.g. check quota).", reason="rateLimitExceeded")
+            )
             if retry_after is not None:
                 resp.headers["Retry-After"] = str(int(retry_after))
             return resp
         return super().forced(req, status, retry_after)
 
     def error(self, err: HTTPError) -> Response:
-        status_names = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
-                        412: "FAILED_PRECONDITION", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+        status_names = {
+            400: "INVALID_ARGUMENT",
+            401: "UNAUTHENTICATED",
+            403: "PERMISSION_DENIED",
+            404: "NOT_FOUND",
+            409: "ALREADY_EXISTS",
+            412: "FAILED_PRECONDITION",
+            429: "RESOURCE_EXHAUSTED",
+            500: "INTERNAL",
+            503: "UNAVAILABLE",
+        }
         reason = err.reason or "invalid"
-        body = {"error": {"code": err.status, "message": err.message, "errors": [{"message": err.message, "domain": "usageLimits" if "RateLimit" in reason else "global", "reason": reason}],
-                          "status": status_names.get(err.status, "UNKNOWN")}}
+        body = {
+            "error": {
+                "code": err.status,
+                "message": err.message,
+                "errors": [
+                    {
+                        "message": err.message,
+                        "domain": "usageLimits" if "RateLimit" in reason else "global",
+                        "reason": reason,
+                    }
+                ],
+                "status": status_names.get(err.status, "UNKNOWN"),
+            }
+        }
         return Response(err.status, body, dict(err.headers))
 
     def unavailable(self, req: Request, status: int) -> Response:
-        return self.error(HTTPError(status, "Backend Error" if status == 500 else "The service is currently unavailable.", reason="backendError"))
+        return self.error(
+            HTTPError(
+                status,
+                "Backend Error" if status == 500 else "The service is currently unavailable.",
+                reason="backendError",
+            )
+        )
 
     # ----- inspection -------------------------------------------------------------------------
     def _find(self, key: str) -> dict[str, Any] | None:
@@ -213,8 +350,10 @@ class GoogleWorkspace(Simulator):
     @route("POST", "/token", write=False)
     async def token(self, req: Request) -> Response:
         form = req.form()
+
         def fail(error: str, text: str, status: int = 400) -> Response:
             return Response(status, {"error": error, "error_description": text})
+
         if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
             return fail("unsupported_grant_type", "Invalid grant_type: " + form.get("grant_type", ""))
         claims = self._verify_jwt(form.get("assertion", ""))
@@ -223,16 +362,36 @@ class GoogleWorkspace(Simulator):
         now = time.time()
         if claims.get("iss") != self.client_email:
             return fail("invalid_client", "The OAuth client was not found.", 401)
-        if claims.get("aud") not in (f"{self.base_url}/token", "https://oauth2.googleapis.com/token") or not claims.get("exp") or claims["exp"] < now - 300:
-            return fail("invalid_grant", "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.")
+        if (
+            claims.get("aud") not in (f"{self.base_url}/token", "https://oauth2.googleapis.com/token")
+            or not claims.get("exp")
+            or claims["exp"] < now - 300
+        ):
+            return fail(
+                "invalid_grant",
+                "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.",
+            )
         sub = str(claims.get("sub") or "")
         scopes = frozenset(str(claims.get("scope", "")).split())
         subject = self._find(sub) if sub else None
-        if not sub or subject is None or not subject.get("isAdmin") or subject.get("suspended") or not scopes or not scopes <= self.authorized_scopes:
-            return fail("unauthorized_client", "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.", 401)
+        if (
+            not sub
+            or subject is None
+            or not subject.get("isAdmin")
+            or subject.get("suspended")
+            or not scopes
+            or not scopes <= self.authorized_scopes
+        ):
+            return fail(
+                "unauthorized_client",
+                "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.",
+                401,
+            )
         tok = "ya29.sbx-" + secrets.token_urlsafe(32)
         self._tokens[tok] = (sub.lower(), scopes)
-        return Response(200, {"access_token": tok, "expires_in": 3599, "token_type": "Bearer", "scope": " ".join(sorted(scopes))})
+        return Response(
+            200, {"access_token": tok, "expires_in": 3599, "token_type": "Bearer", "scope": " ".join(sorted(scopes))}
+        )
 
     def _verify_jwt(self, assertion: str) -> dict[str, Any] | None:
         from cryptography.exceptions import InvalidSignature
@@ -263,8 +422,11 @@ class GoogleWorkspace(Simulator):
             projection = req.query.get("projection", "basic")
             masks = {m.strip() for m in req.query.get("customFieldMask", "").split(",") if m.strip()}
             if projection == "full" or (projection == "custom" and masks):
-                custom = {k: {f: v for f, v in fields.items() if v is not None} for k, fields in user["_custom"].items()
-                          if projection == "full" or k in masks}
+                custom = {
+                    k: {f: v for f, v in fields.items() if v is not None}
+                    for k, fields in user["_custom"].items()
+                    if projection == "full" or k in masks
+                }
                 if custom:
                     out["customSchemas"] = custom
         return out
@@ -287,7 +449,11 @@ class GoogleWorkspace(Simulator):
             field, _, value = term
             value = value.strip("'").lower()
             if field == "email":
-                users = [u for u in users if u["primaryEmail"].lower() == value or value in (a.lower() for a in u.get("aliases", []))]
+                users = [
+                    u
+                    for u in users
+                    if u["primaryEmail"].lower() == value or value in (a.lower() for a in u.get("aliases", []))
+                ]
             elif field == "isSuspended":
                 users = [u for u in users if str(u["suspended"]).lower() == value]
             elif field == "externalId":
@@ -300,7 +466,11 @@ class GoogleWorkspace(Simulator):
         if not 1 <= size <= 500:
             raise HTTPError(400, "Invalid Input: maxResults", reason="invalid")
         start = int(q.get("pageToken", "0") or 0)
-        body: dict[str, Any] = {"kind": "admin#directory#users", "etag": _etag(), "users": [self._out(u, req) for u in users[start:start + size]]}
+        body: dict[str, Any] = {
+            "kind": "admin#directory#users",
+            "etag": _etag(),
+            "users": [self._out(u, req) for u in users[start : start + size]],
+        }
         if start + size < len(users):
             body["nextPageToken"] = str(start + size)
         return Response(200, body)
@@ -332,7 +502,12 @@ class GoogleWorkspace(Simulator):
                 else:
                     user.pop("suspensionReason", None)
             user["etag"] = _etag()
-        return Response(200, self._out(user) if not req.lie else {**self._out(user), **{k: v for k, v in body.items() if k != "password"}})
+        return Response(
+            200,
+            self._out(user)
+            if not req.lie
+            else {**self._out(user), **{k: v for k, v in body.items() if k != "password"}},
+        )
 
     @route("PUT", D + "/users/{userKey}")
     async def users_update(self, req: Request) -> Response:
@@ -367,7 +542,9 @@ class GoogleWorkspace(Simulator):
     async def tokens_list(self, req: Request) -> Response:
         self._scope(req, "security")
         user = self._user(req.params["userKey"])
-        return Response(200, {"kind": "admin#directory#tokenList", "etag": _etag(), "items": list(user["_tokens"].values())})
+        return Response(
+            200, {"kind": "admin#directory#tokenList", "etag": _etag(), "items": list(user["_tokens"].values())}
+        )
 
     @route("GET", D + "/users/{userKey}/tokens/{clientId}")
     async def tokens_get(self, req: Request) -> Response:
@@ -421,7 +598,10 @@ class GoogleWorkspace(Simulator):
     async def codes_list(self, req: Request) -> Response:
         self._scope(req, "security")
         user = self._user(req.params["userKey"])
-        items = [{"kind": "admin#directory#verificationCode", "userId": user["id"], "verificationCode": c, "etag": _etag()} for c in user["_codes"]]
+        items = [
+            {"kind": "admin#directory#verificationCode", "userId": user["id"], "verificationCode": c, "etag": _etag()}
+            for c in user["_codes"]
+        ]
         return Response(200, {"kind": "admin#directory#verificationCodesList", "etag": _etag(), "items": items})
 
     @route("POST", D + "/users/{userKey}/verificationCodes/invalidate")
@@ -440,8 +620,16 @@ class GoogleWorkspace(Simulator):
         return g
 
     def _group_out(self, g: dict[str, Any]) -> dict[str, Any]:
-        return {"kind": "admin#directory#group", "id": g["id"], "etag": _etag(), "email": g["email"], "name": g["name"],
-                "directMembersCount": str(len(g["members"])), "description": g["description"], "adminCreated": True}
+        return {
+            "kind": "admin#directory#group",
+            "id": g["id"],
+            "etag": _etag(),
+            "email": g["email"],
+            "name": g["name"],
+            "directMembersCount": str(len(g["members"])),
+            "description": g["description"],
+            "adminCreated": True,
+        }
 
     @route("GET", D + "/groups")
     async def groups_list(self, req: Request) -> Response:
@@ -452,7 +640,9 @@ class GoogleWorkspace(Simulator):
             groups = [g for g in groups if uid in g["members"]]
         elif not req.query.get("customer") and not req.query.get("domain"):
             raise HTTPError(400, "Bad Request", reason="badRequest")
-        return Response(200, {"kind": "admin#directory#groups", "etag": _etag(), "groups": [self._group_out(g) for g in groups]})
+        return Response(
+            200, {"kind": "admin#directory#groups", "etag": _etag(), "groups": [self._group_out(g) for g in groups]}
+        )
 
     @route("GET", D + "/groups/{groupKey}")
     async def groups_get(self, req: Request) -> Response:
@@ -460,14 +650,28 @@ class GoogleWorkspace(Simulator):
         return Response(200, self._group_out(self._group(req.params["groupKey"])))
 
     def _member_out(self, uid: str, role: str) -> dict[str, Any]:
-        return {"kind": "admin#directory#member", "etag": _etag(), "id": uid, "email": self.users[uid]["primaryEmail"],
-                "role": role, "type": "USER", "status": "ACTIVE"}
+        return {
+            "kind": "admin#directory#member",
+            "etag": _etag(),
+            "id": uid,
+            "email": self.users[uid]["primaryEmail"],
+            "role": role,
+            "type": "USER",
+            "status": "ACTIVE",
+        }
 
     @route("GET", D + "/groups/{groupKey}/members")
     async def members_list(self, req: Request) -> Response:
         self._scope(req, "groups_read")
         g = self._group(req.params["groupKey"])
-        return Response(200, {"kind": "admin#directory#members", "etag": _etag(), "members": [self._member_out(u, r) for u, r in g["members"].items() if u in self.users]})
+        return Response(
+            200,
+            {
+                "kind": "admin#directory#members",
+                "etag": _etag(),
+                "members": [self._member_out(u, r) for u, r in g["members"].items() if u in self.users],
+            },
+        )
 
     def _member(self, req: Request) -> tuple[dict[str, Any], str]:
         g = self._group(req.params["groupKey"])
@@ -518,16 +722,32 @@ class GoogleWorkspace(Simulator):
     @route("GET", D + "/customer/{customerId}/orgunits")
     async def orgunits_list(self, req: Request) -> Response:
         self._scope(req, "orgunits")
-        units = [{"kind": "admin#directory#orgUnit", "name": p.rsplit("/", 1)[-1], "orgUnitPath": p, "orgUnitId": f"id:{abs(hash(p)) % 10**8:08d}",
-                  "parentOrgUnitPath": "/", "description": ""} for p in _OUS if p != "/"]
+        units = [
+            {
+                "kind": "admin#directory#orgUnit",
+                "name": p.rsplit("/", 1)[-1],
+                "orgUnitPath": p,
+                "orgUnitId": f"id:{abs(hash(p)) % 10**8:08d}",
+                "parentOrgUnitPath": "/",
+                "description": "",
+            }
+            for p in _OUS
+            if p != "/"
+        ]
         return Response(200, {"kind": "admin#directory#orgUnits", "etag": _etag(), "organizationUnits": units})
 
     # ----- data transfer ----------------------------------------------------------------------
     @route("GET", T + "/applications")
     async def transfer_applications(self, req: Request) -> Response:
         self._scope(req, "transfer_read")
-        apps = [{"kind": "admin#datatransfer#ApplicationResource", "id": _DRIVE_APP, "name": "Drive and Docs",
-                 "transferParams": [{"key": "PRIVACY_LEVEL", "value": ["PRIVATE", "SHARED"]}]}]
+        apps = [
+            {
+                "kind": "admin#datatransfer#ApplicationResource",
+                "id": _DRIVE_APP,
+                "name": "Drive and Docs",
+                "transferParams": [{"key": "PRIVACY_LEVEL", "value": ["PRIVATE", "SHARED"]}],
+            }
+        ]
         return Response(200, {"kind": "admin#datatransfer#applicationsList", "etag": _etag(), "applications": apps})
 
     @route("POST", T + "/transfers")
@@ -543,10 +763,18 @@ class GoogleWorkspace(Simulator):
         if not apps or any(int(a.get("applicationId", 0)) != _DRIVE_APP for a in apps):
             raise HTTPError(400, "Invalid Input: applicationId", reason="invalid")
         tid = "AKrEtI" + secrets.token_hex(10)
-        transfer = {"kind": "admin#datatransfer#DataTransfer", "etag": _etag(), "id": tid, "oldOwnerUserId": old["id"], "newOwnerUserId": new["id"],
-                    "applicationDataTransfers": [{**a, "applicationTransferStatus": "pending"} for a in apps],
-                    "overallTransferStatusCode": "inProgress", "requestTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-                    "_done": time.monotonic() + self.transfer_seconds, "_apply": not req.lie}
+        transfer = {
+            "kind": "admin#datatransfer#DataTransfer",
+            "etag": _etag(),
+            "id": tid,
+            "oldOwnerUserId": old["id"],
+            "newOwnerUserId": new["id"],
+            "applicationDataTransfers": [{**a, "applicationTransferStatus": "pending"} for a in apps],
+            "overallTransferStatusCode": "inProgress",
+            "requestTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "_done": time.monotonic() + self.transfer_seconds,
+            "_apply": not req.lie,
+        }
         self.transfers[tid] = transfer
         return Response(200, self._transfer_out(transfer))
 
@@ -585,7 +813,9 @@ class GoogleWorkspace(Simulator):
         ctype = req.header("content-type")
         m = re.search(r'boundary="?([^";]+)"?', ctype)
         if not ctype.startswith("multipart/mixed") or not m:
-            raise HTTPError(400, "Failed to parse batch request, error: Missing boundary in multipart.", reason="badRequest")
+            raise HTTPError(
+                400, "Failed to parse batch request, error: Missing boundary in multipart.", reason="badRequest"
+            )
         text = req.body.decode("utf-8", "replace").replace("\r\n", "\n")
         parts = [p for p in text.split("--" + m.group(1)) if p.strip() and p.strip() != "--"]
         if len(parts) > 1000:
@@ -595,27 +825,57 @@ class GoogleWorkspace(Simulator):
         out: list[str] = []
         for part in parts:
             head, _, http = part.lstrip("\n").partition("\n\n")
-            cid = next((line.split(":", 1)[1].strip() for line in head.split("\n") if line.lower().startswith("content-id:")), "")
+            cid = next(
+                (line.split(":", 1)[1].strip() for line in head.split("\n") if line.lower().startswith("content-id:")),
+                "",
+            )
             request_line, _, rest = http.partition("\n")
             hdr_text, _, body = rest.partition("\n\n")
             try:
                 method, target, _ = request_line.split(" ", 2)
             except ValueError:
-                raise HTTPError(400, "Failed to parse batch request, error: bad request line.", reason="badRequest") from None
-            headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in hdr_text.split("\n") if ":" in h)}
+                raise HTTPError(
+                    400, "Failed to parse batch request, error: bad request line.", reason="badRequest"
+                ) from None
+            headers = {
+                k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in hdr_text.split("\n") if ":" in h)
+            }
             headers.setdefault("authorization", req.header("authorization"))
             path, _, qs = target.partition("?")
             if path.startswith("http"):
                 path = "/" + path.split("/", 3)[3]
             from urllib.parse import unquote
+
             inner = Request(method.upper(), unquote(path), qs, headers, body.rstrip("\n").encode())
             inner.batch = batch_id
             resp = await self.dispatch(inner)
             payload = resp.encoded().decode()
-            reason = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}.get(resp.status, "Status")
+            reason = {
+                200: "OK",
+                204: "No Content",
+                400: "Bad Request",
+                401: "Unauthorized",
+                403: "Forbidden",
+                404: "Not Found",
+                409: "Conflict",
+                429: "Too Many Requests",
+                500: "Internal Server Error",
+                503: "Service Unavailable",
+            }.get(resp.status, "Status")
             cid_out = f"<response-{cid.strip('<>')}>"
-            lines = [f"HTTP/1.1 {resp.status} {reason}", "Content-Type: application/json; charset=UTF-8", "Vary: Origin", "Vary: X-Origin"]
+            lines = [
+                f"HTTP/1.1 {resp.status} {reason}",
+                "Content-Type: application/json; charset=UTF-8",
+                "Vary: Origin",
+                "Vary: X-Origin",
+            ]
             lines += [f"{k}: {v}" for k, v in resp.headers.items()]
-            out.append(f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: {cid_out}\r\n\r\n" + "\r\n".join(lines) + "\r\n\r\n" + payload + "\r\n")
+            out.append(
+                f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: {cid_out}\r\n\r\n"
+                + "\r\n".join(lines)
+                + "\r\n\r\n"
+                + payload
+                + "\r\n"
+            )
         body_out = "".join(out) + f"--{boundary}--\r\n"
         return Response(200, body_out.encode(), content_type=f"multipart/mixed; boundary={boundary}")

@@ -134,7 +134,9 @@ class RequestLog:
         self._entries.append(entry)
         self.total += 1
 
-    def entries(self, method: str | None = None, path: str | None = None, contains: str | None = None) -> list[LogEntry]:
+    def entries(
+        self, method: str | None = None, path: str | None = None, contains: str | None = None
+    ) -> list[LogEntry]:
         """Entries filtered by method, exact path, or a substring of the path."""
         out = []
         for e in list(self._entries):
@@ -182,7 +184,12 @@ class FaultPlan:
         if not k.faulty:
             return ""
         r = self.rng.random()
-        for name, rate in (("reset", k.reset_rate), ("timeout", k.timeout_rate), ("error", k.error_rate), ("storm", k.storm_rate)):
+        for name, rate in (
+            ("reset", k.reset_rate),
+            ("timeout", k.timeout_rate),
+            ("error", k.error_rate),
+            ("storm", k.storm_rate),
+        ):
             if r < rate:
                 if name == "storm":
                     self.storm_left = max(k.storm_length - 1, 0)

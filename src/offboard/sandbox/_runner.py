@@ -21,8 +21,13 @@ from ._knobs import Knobs
 __all__ = ["Sandbox"]
 
 
-_CLASSES = {"entra": "_entra:Entra", "google_workspace": "_google:GoogleWorkspace", "slack": "_slack:Slack",
-            "github": "_github:GitHub", "scim": "_scim:ScimApp"}
+_CLASSES = {
+    "entra": "_entra:Entra",
+    "google_workspace": "_google:GoogleWorkspace",
+    "slack": "_slack:Slack",
+    "github": "_github:GitHub",
+    "scim": "_scim:ScimApp",
+}
 
 
 def _simulator_class(system: str) -> type[Simulator]:
@@ -41,18 +46,27 @@ def _write_cert(directory: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "offboard sandbox")])
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - _dt.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _dt.timedelta(minutes=5))
         .not_valid_after(now + _dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / "sandbox-ca.pem", directory / "sandbox-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     os.chmod(key_path, 0o600)
     return cert_path, key_path
 
@@ -108,7 +122,7 @@ class Sandbox:
         self.ca_file: Path | None = None
 
     # ----- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "Sandbox":
+    def start(self) -> Sandbox:
         """Bind the ports, start the servers, and wait until every one answers."""
         if self._servers:
             return self
@@ -121,11 +135,13 @@ class Sandbox:
         cert, key = _write_cert(self.data_dir)
         self.ca_file = cert
         try:
-            for i, name in enumerate(self.systems):
+            for _i, name in enumerate(self.systems):
                 sim = self._sims[name]
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it: no 40 ms delayed-ACK stalls
+                sock.setsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+                )  # accepted sockets inherit it: no 40 ms delayed-ACK stalls
                 port = 0 if self.port_base is None else self.port_base + SYSTEMS.index(name)
                 try:
                     sock.bind(("127.0.0.1", port))
@@ -138,9 +154,16 @@ class Sandbox:
                 sim.base_url = self._urls[name] = f"{sim.scheme}://{host}:{port}"
                 sim.data_dir = self.data_dir  # type: ignore[attr-defined]
                 config = uvicorn.Config(
-                    sim, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30,
-                    ssl_certfile=str(cert) if tls else None, ssl_keyfile=str(key) if tls else None,
-                    http="h11" if _no_httptools() else "auto", loop="asyncio", backlog=2048,
+                    sim,
+                    log_level="warning",
+                    access_log=False,
+                    lifespan="off",
+                    timeout_keep_alive=30,
+                    ssl_certfile=str(cert) if tls else None,
+                    ssl_keyfile=str(key) if tls else None,
+                    http="h11" if _no_httptools() else "auto",
+                    loop="asyncio",
+                    backlog=2048,
                 )
                 server = uvicorn.Server(config)
                 thread = threading.Thread(target=_serve, args=(server, sock), name=f"sandbox-{name}", daemon=True)
@@ -173,7 +196,7 @@ class Sandbox:
             self._tmp = None
             self.data_dir = None
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

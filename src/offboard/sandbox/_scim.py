@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._app import HTTPError, Request, Response, Simulator, route
 from ._knobs import Limit
@@ -45,20 +46,31 @@ class ScimApp(Simulator):
         members: dict[str, list[str]] = {}
         for ident in company.in_system("scim"):
             user = User[EnterpriseUser](
-                user_name=ident.email, external_id=ident.employee_id or ident.key, active=True, display_name=ident.name,
-                title=ident.title or None, timezone=ident.timezone,
+                user_name=ident.email,
+                external_id=ident.employee_id or ident.key,
+                active=True,
+                display_name=ident.name,
+                title=ident.title or None,
+                timezone=ident.timezone,
                 name={"given_name": ident.given_name, "family_name": ident.family_name, "formatted": ident.name},
                 emails=[{"value": ident.email, "type": "work", "primary": True}],
                 roles=[{"value": "admin"}] if ident.admin else None,
             )
             if ident.employee_id:
-                user[EnterpriseUser] = EnterpriseUser(employee_number=ident.employee_id, department=ident.department or None)
+                user[EnterpriseUser] = EnterpriseUser(
+                    employee_number=ident.employee_id, department=ident.department or None
+                )
             created = self.storage.create(types["User"], user)
             ids[ident.email] = created.id
             for g in ident.groups:
                 members.setdefault(g, []).append(created.id)
         for name in company.groups:
-            self.storage.create(types["Group"], Group(display_name=name, members=[{"value": uid, "type": "User"} for uid in members.get(name, [])] or None))
+            self.storage.create(
+                types["Group"],
+                Group(
+                    display_name=name, members=[{"value": uid, "type": "User"} for uid in members.get(name, [])] or None
+                ),
+            )
 
     # ----- framework hooks --------------------------------------------------------------------
     def connector_settings(self, secret: Callable[[str, str], str]) -> dict[str, Any]:
@@ -69,8 +81,11 @@ class ScimApp(Simulator):
             return
         scheme, _, tok = req.header("authorization").partition(" ")
         if scheme.lower() != "bearer" or tok != self.token:
-            raise HTTPError(401, "Authentication is required" if not tok else "The bearer token is not valid",
-                            headers={"WWW-Authenticate": 'Bearer realm="scim"'})
+            raise HTTPError(
+                401,
+                "Authentication is required" if not tok else "The bearer token is not valid",
+                headers={"WWW-Authenticate": 'Bearer realm="scim"'},
+            )
 
     def client_key(self, req: Request) -> str:
         return ""
@@ -92,7 +107,12 @@ class ScimApp(Simulator):
         for r in self.storage.resources:
             if getattr(r, "user_name", None) is None:
                 continue
-            if r.id == key or r.user_name.lower() == k or (r.external_id or "").lower() == k or any((e.value or "").lower() == k for e in r.emails or ()):
+            if (
+                r.id == key
+                or r.user_name.lower() == k
+                or (r.external_id or "").lower() == k
+                or any((e.value or "").lower() == k for e in r.emails or ())
+            ):
                 return r
         return None
 
@@ -101,8 +121,13 @@ class ScimApp(Simulator):
         if r is None:
             return None
         out = r.model_dump(mode="json", exclude_none=True, by_alias=True)
-        out["groups"] = sorted(g.display_name for g in self.storage.resources
-                               if getattr(g, "display_name", None) and getattr(g, "user_name", None) is None and any(m.value == r.id for m in (g.members or ())))
+        out["groups"] = sorted(
+            g.display_name
+            for g in self.storage.resources
+            if getattr(g, "display_name", None)
+            and getattr(g, "user_name", None) is None
+            and any(m.value == r.id for m in (g.members or ()))
+        )
         return out
 
     def accounts(self) -> list[dict[str, Any]]:
@@ -116,8 +141,14 @@ class ScimApp(Simulator):
         if req.lie and req.method in ("PATCH", "PUT", "DELETE"):
             return await self._lie(req, path)
         host = req.header("host") or self.base_url.split("://", 1)[-1]
-        sreq = ScimRequest(method=req.method, base_url=f"http://{host}/scim/v2", path=self.inner.split_path(path),
-                           query=dict(req.query), headers=list(req.headers.items()), body=req.body)
+        sreq = ScimRequest(
+            method=req.method,
+            base_url=f"http://{host}/scim/v2",
+            path=self.inner.split_path(path),
+            query=dict(req.query),
+            headers=list(req.headers.items()),
+            body=req.body,
+        )
         sresp = await self.inner.serve(sreq)
         headers = {k: v for k, v in sresp.headers.items() if k.lower() not in ("content-type", "content-length")}
         ctype = next((v for k, v in sresp.headers.items() if k.lower() == "content-type"), _SCIM_JSON)
@@ -127,15 +158,23 @@ class ScimApp(Simulator):
         """Acknowledge a write as the server would, without applying it."""
         from scim2_server.requests import ScimRequest
 
-        sreq = ScimRequest(method="GET", base_url=f"http://{req.header('host')}/scim/v2", path=self.inner.split_path(path),
-                           headers=list(req.headers.items()))
+        sreq = ScimRequest(
+            method="GET",
+            base_url=f"http://{req.header('host')}/scim/v2",
+            path=self.inner.split_path(path),
+            headers=list(req.headers.items()),
+        )
         current = await self.inner.serve(sreq)
         if int(current.status) != 200:
             return Response(int(current.status), current.body, content_type=_SCIM_JSON)
         if req.method in ("PATCH", "DELETE"):
             return Response(204, None, {"ETag": current.headers.get("ETag", "")} if req.method == "PATCH" else {})
         body = req.json() or {}
-        return Response(200, {**(current.body or {}), **{k: v for k, v in body.items() if k not in ("id", "meta")}}, content_type=_SCIM_JSON)
+        return Response(
+            200,
+            {**(current.body or {}), **{k: v for k, v in body.items() if k not in ("id", "meta")}},
+            content_type=_SCIM_JSON,
+        )
 
     def match(self, method: str, path: str) -> Any:
         """Everything under /scim/v2 goes to the SCIM server, which answers 404/405 itself."""

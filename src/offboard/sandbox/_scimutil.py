@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._app import HTTPError
 
 __all__ = ["compile_filter", "patch_operations", "value_at"]
 
-_TERM = re.compile(r'^\s*([\w.:\[\] "]+?)\s+(eq|ne|co|sw|ew|pr)(?:\s+("(?:[^"\\]|\\.)*"|true|false|null|[\d.]+))?\s*$', re.I)
+_TERM = re.compile(
+    r'^\s*([\w.:\[\] "]+?)\s+(eq|ne|co|sw|ew|pr)(?:\s+("(?:[^"\\]|\\.)*"|true|false|null|[\d.]+))?\s*$', re.I
+)
 
 
 def value_at(resource: dict[str, Any], attr: str) -> list[Any]:
@@ -55,7 +58,11 @@ def compile_filter(expr: str, aliases: dict[str, str] | None = None) -> Callable
         raise HTTPError(400, f"Invalid filter: {expr!r}", reason="invalidFilter")
     want: Any = None
     if raw is not None:
-        want = raw[1:-1].replace('\\"', '"') if raw.startswith('"') else {"true": True, "false": False, "null": None}.get(raw.lower(), raw)
+        want = (
+            raw[1:-1].replace('\\"', '"')
+            if raw.startswith('"')
+            else {"true": True, "false": False, "null": None}.get(raw.lower(), raw)
+        )
     if isinstance(want, str):
         want_l = want.lower()
 
@@ -63,7 +70,11 @@ def compile_filter(expr: str, aliases: dict[str, str] | None = None) -> Callable
         if sub:
             base, key, val, leaf = sub.groups()
             items = next((v for k, v in r.items() if k.lower() == base.lower()), []) or []
-            return [i.get(leaf or "value") for i in items if isinstance(i, dict) and str(i.get(key, "")).lower() == val.lower()]
+            return [
+                i.get(leaf or "value")
+                for i in items
+                if isinstance(i, dict) and str(i.get(key, "")).lower() == val.lower()
+            ]
         return value_at(r, attr)
 
     def test(v: Any) -> bool:
@@ -71,7 +82,13 @@ def compile_filter(expr: str, aliases: dict[str, str] | None = None) -> Callable
             return v not in (None, "", [])
         if isinstance(want, str) and isinstance(v, str):
             v_l = v.lower()
-            return {"eq": v_l == want_l, "ne": v_l != want_l, "co": want_l in v_l, "sw": v_l.startswith(want_l), "ew": v_l.endswith(want_l)}[op]
+            return {
+                "eq": v_l == want_l,
+                "ne": v_l != want_l,
+                "co": want_l in v_l,
+                "sw": v_l.startswith(want_l),
+                "ew": v_l.endswith(want_l),
+            }[op]
         return (v == want) if op == "eq" else (v != want) if op == "ne" else False
 
     return lambda r: any(test(v) for v in values(r)) or (op == "ne" and not values(r))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._app import HTTPError, Request, Response, Simulator, route
 from ._knobs import Limit
@@ -13,12 +14,26 @@ from ._scimutil import compile_filter, patch_operations
 
 __all__ = ["Slack"]
 
-_TIERS = {"auth.test": "special", "users.lookupByEmail": "tier3", "users.info": "tier4", "users.list": "tier2",
-          "admin.users.session.reset": "tier2", "admin.users.session.list": "tier2", "chat.postMessage": "chat",
-          "conversations.open": "tier3"}
-_SCOPES = {"users.lookupByEmail": "users:read.email", "users.info": "users:read", "users.list": "users:read",
-           "admin.users.session.reset": "admin.users:write", "admin.users.session.list": "admin.users:read",
-           "chat.postMessage": "chat:write", "conversations.open": "im:write", "auth.test": None}
+_TIERS = {
+    "auth.test": "special",
+    "users.lookupByEmail": "tier3",
+    "users.info": "tier4",
+    "users.list": "tier2",
+    "admin.users.session.reset": "tier2",
+    "admin.users.session.list": "tier2",
+    "chat.postMessage": "chat",
+    "conversations.open": "tier3",
+}
+_SCOPES = {
+    "users.lookupByEmail": "users:read.email",
+    "users.info": "users:read",
+    "users.list": "users:read",
+    "admin.users.session.reset": "admin.users:write",
+    "admin.users.session.list": "admin.users:read",
+    "chat.postMessage": "chat:write",
+    "conversations.open": "im:write",
+    "auth.test": None,
+}
 V1 = "urn:scim:schemas:core:1.0"
 V2 = "urn:ietf:params:scim:schemas:core:2.0:User"
 V2E = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -33,16 +48,29 @@ class Slack(Simulator):
 
     system = "slack"
     default_limits = {  # per method per workspace (Web API tiers) and org-wide SCIM limits
-        "tier1": Limit(1, 60, 1), "tier2": Limit(20, 60, 20), "tier3": Limit(50, 60, 50), "tier4": Limit(100, 60, 100),
-        "special": Limit(100, 60), "chat": Limit(1, 1, 3),
-        "scim_write": Limit(600, 60, 180), "scim_read": Limit(1000, 60), "scim_user_get": Limit(300, 60),
+        "tier1": Limit(1, 60, 1),
+        "tier2": Limit(20, 60, 20),
+        "tier3": Limit(50, 60, 50),
+        "tier4": Limit(100, 60, 100),
+        "special": Limit(100, 60),
+        "chat": Limit(1, 1, 3),
+        "scim_write": Limit(600, 60, 180),
+        "scim_read": Limit(1000, 60),
+        "scim_user_get": Limit(300, 60),
         "scim_user_write": Limit(180, 60, 20),
     }
-    default_granted = frozenset({"admin", "admin.users:read", "admin.users:write", "users:read", "users:read.email", "chat:write", "im:write"})
+    default_granted = frozenset(
+        {"admin", "admin.users:read", "admin.users:write", "users:read", "users:read.email", "chat:write", "im:write"}
+    )
 
     def __init__(self, company: Any, **kw: Any):
         super().__init__(company, **kw)
-        self.token = "xoxp-" + "-".join(str(int(hashlib.sha256(f"{company.seed}:{i}".encode()).hexdigest()[:8], 16)) for i in range(3)) + "-" + secrets.token_hex(16)
+        self.token = (
+            "xoxp-"
+            + "-".join(str(int(hashlib.sha256(f"{company.seed}:{i}".encode()).hexdigest()[:8], 16)) for i in range(3))
+            + "-"
+            + secrets.token_hex(16)
+        )
         self.team_id, self.enterprise_id = "T0SANDBOX1", "E0SANDBOX1"
         self.users: dict[str, dict[str, Any]] = {}
         self._index: dict[str, str] = {}
@@ -58,12 +86,25 @@ class Slack(Simulator):
             primary_owner = ident.admin and not owner_done
             owner_done = owner_done or primary_owner
             self.users[uid] = {
-                "id": uid, "team_id": self.team_id, "name": ident.local, "real_name": ident.name, "email": ident.email,
-                "given": ident.given_name, "family": ident.family_name, "title": ident.title, "tz": ident.timezone,
-                "deleted": False, "is_admin": ident.admin, "is_owner": ident.admin, "is_primary_owner": primary_owner,
-                "is_bot": False, "employee_id": ident.employee_id, "external_id": ident.employee_id or "",
+                "id": uid,
+                "team_id": self.team_id,
+                "name": ident.local,
+                "real_name": ident.name,
+                "email": ident.email,
+                "given": ident.given_name,
+                "family": ident.family_name,
+                "title": ident.title,
+                "tz": ident.timezone,
+                "deleted": False,
+                "is_admin": ident.admin,
+                "is_owner": ident.admin,
+                "is_primary_owner": primary_owner,
+                "is_bot": False,
+                "employee_id": ident.employee_id,
+                "external_id": ident.employee_id or "",
                 "is_restricted": bool(ident.person and ident.person.type == "contractor"),
-                "sessions": [f"{uid}-s{i}" for i in range(2)], "updated": 1700000000,
+                "sessions": [f"{uid}-s{i}" for i in range(2)],
+                "updated": 1700000000,
             }
             self._index[ident.email.lower()] = uid
             self._index[ident.local.lower()] = uid
@@ -73,8 +114,12 @@ class Slack(Simulator):
 
     # ----- framework hooks --------------------------------------------------------------------
     def connector_settings(self, secret: Callable[[str, str], str]) -> dict[str, Any]:
-        return {"token": secret("slack-token", self.token), "api_url": f"{self.base_url}/api/",
-                "scim_url": f"{self.base_url}/scim/v2/", "scim_v1_url": f"{self.base_url}/scim/v1/"}
+        return {
+            "token": secret("slack-token", self.token),
+            "api_url": f"{self.base_url}/api/",
+            "scim_url": f"{self.base_url}/scim/v2/",
+            "scim_v1_url": f"{self.base_url}/scim/v1/",
+        }
 
     def _token(self, req: Request) -> str:
         scheme, _, tok = req.header("authorization").partition(" ")
@@ -98,7 +143,9 @@ class Slack(Simulator):
             return self.limiter.take(tier, key)
         wait = self.limiter.take("scim_write" if req.write else "scim_read", "org")
         if not wait and req.params.get("id") and "/Users/" in req.path:
-            wait = self.limiter.take("scim_user_write" if req.write else "scim_user_get", req.method if req.write else "")
+            wait = self.limiter.take(
+                "scim_user_write" if req.write else "scim_user_get", req.method if req.write else ""
+            )
         return wait
 
     def throttle(self, req: Request, retry_after: float, why: str) -> Response:
@@ -110,22 +157,44 @@ class Slack(Simulator):
         return resp
 
     def forbidden(self, req: Request, needed: tuple[str, ...]) -> Response:
-        return Response(200, {"ok": False, "error": "missing_scope", "needed": ",".join(needed), "provided": ",".join(sorted(self.granted))})
+        return Response(
+            200,
+            {
+                "ok": False,
+                "error": "missing_scope",
+                "needed": ",".join(needed),
+                "provided": ",".join(sorted(self.granted)),
+            },
+        )
 
     def render(self, req: Request, err: HTTPError) -> Response:
         if req.path.startswith("/api/"):
-            return Response(200 if err.status == 200 else err.status, {"ok": False, "error": err.message}, dict(err.headers))
+            return Response(
+                200 if err.status == 200 else err.status, {"ok": False, "error": err.message}, dict(err.headers)
+            )
         if req.path.startswith("/scim/v1"):
             return Response(err.status, {"Errors": {"description": err.message, "code": err.status}}, dict(err.headers))
-        return Response(err.status, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": str(err.status), "detail": err.message},
-                        dict(err.headers), content_type="application/scim+json; charset=utf-8")
+        return Response(
+            err.status,
+            {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                "status": str(err.status),
+                "detail": err.message,
+            },
+            dict(err.headers),
+            content_type="application/scim+json; charset=utf-8",
+        )
 
     def error(self, err: HTTPError) -> Response:
-        return Response(200 if err.status == 200 else err.status, {"ok": False, "error": err.message}, dict(err.headers))
+        return Response(
+            200 if err.status == 200 else err.status, {"ok": False, "error": err.message}, dict(err.headers)
+        )
 
     def unavailable(self, req: Request, status: int) -> Response:
         if req.path.startswith("/api/"):
-            return Response(status, {"ok": False, "error": "service_unavailable" if status == 503 else "internal_error"})
+            return Response(
+                status, {"ok": False, "error": "service_unavailable" if status == 503 else "internal_error"}
+            )
         return self.render(req, HTTPError(status, "Internal error", reason="scim"))
 
     def forced(self, req: Request, status: int, retry_after: float | None) -> Response:
@@ -160,19 +229,41 @@ class Slack(Simulator):
         u = self._find(key)
         if u is None:
             return None
-        return {**{k: v for k, v in u.items()}, "sessions": list(u["sessions"]), "active": not u["deleted"],
-                "groups": sorted(g["displayName"] for g in self.groups.values() if u["id"] in g["members"])}
+        return {
+            **{k: v for k, v in u.items()},
+            "sessions": list(u["sessions"]),
+            "active": not u["deleted"],
+            "groups": sorted(g["displayName"] for g in self.groups.values() if u["id"] in g["members"]),
+        }
 
     def accounts(self) -> list[dict[str, Any]]:
         return [self.account(uid) for uid in list(self.users)]  # type: ignore[misc]
 
     # ----- Web API ----------------------------------------------------------------------------
     def _web_user(self, u: dict[str, Any]) -> dict[str, Any]:
-        return {"id": u["id"], "team_id": u["team_id"], "name": u["name"], "deleted": u["deleted"], "real_name": u["real_name"],
-                "tz": u["tz"], "is_admin": u["is_admin"], "is_owner": u["is_owner"], "is_primary_owner": u["is_primary_owner"],
-                "is_restricted": u["is_restricted"], "is_bot": False, "updated": u["updated"],
-                "profile": {"email": u["email"], "real_name": u["real_name"], "display_name": u["name"], "title": u["title"],
-                            "first_name": u["given"], "last_name": u["family"]}, "enterprise_user": {"enterprise_id": self.enterprise_id, "id": u["id"]}}
+        return {
+            "id": u["id"],
+            "team_id": u["team_id"],
+            "name": u["name"],
+            "deleted": u["deleted"],
+            "real_name": u["real_name"],
+            "tz": u["tz"],
+            "is_admin": u["is_admin"],
+            "is_owner": u["is_owner"],
+            "is_primary_owner": u["is_primary_owner"],
+            "is_restricted": u["is_restricted"],
+            "is_bot": False,
+            "updated": u["updated"],
+            "profile": {
+                "email": u["email"],
+                "real_name": u["real_name"],
+                "display_name": u["name"],
+                "title": u["title"],
+                "first_name": u["given"],
+                "last_name": u["family"],
+            },
+            "enterprise_user": {"enterprise_id": self.enterprise_id, "id": u["id"]},
+        }
 
     @route("POST", "/api/{method}", write=False)
     async def web_post(self, req: Request) -> Response:
@@ -203,8 +294,16 @@ class Slack(Simulator):
         return u
 
     async def _m_auth_test(self, req: Request, args: dict[str, str]) -> dict[str, Any]:
-        return {"ok": True, "url": "https://corp-example.enterprise.slack.com/", "team": "Corp Example", "user": "offboard-admin",
-                "team_id": self.team_id, "user_id": "U0OFFBOARD", "enterprise_id": self.enterprise_id, "is_enterprise_install": False}
+        return {
+            "ok": True,
+            "url": "https://corp-example.enterprise.slack.com/",
+            "team": "Corp Example",
+            "user": "offboard-admin",
+            "team_id": self.team_id,
+            "user_id": "U0OFFBOARD",
+            "enterprise_id": self.enterprise_id,
+            "is_enterprise_install": False,
+        }
 
     async def _m_users_lookupByEmail(self, req: Request, args: dict[str, str]) -> dict[str, Any]:
         email = args.get("email", "")
@@ -222,9 +321,13 @@ class Slack(Simulator):
         limit = int(args.get("limit", "200") or 200)
         start = int(args.get("cursor", "0") or 0) if args.get("cursor", "").isdigit() else 0
         ids = list(self.users)
-        page = ids[start:start + limit]
+        page = ids[start : start + limit]
         nxt = str(start + limit) if start + limit < len(ids) else ""
-        return {"ok": True, "members": [self._web_user(self.users[u]) for u in page], "response_metadata": {"next_cursor": nxt}}
+        return {
+            "ok": True,
+            "members": [self._web_user(self.users[u]) for u in page],
+            "response_metadata": {"next_cursor": nxt},
+        }
 
     async def _m_admin_users_session_reset(self, req: Request, args: dict[str, str]) -> dict[str, Any]:
         u = self._arg_user(args, "user_id")
@@ -238,9 +341,19 @@ class Slack(Simulator):
 
     async def _m_admin_users_session_list(self, req: Request, args: dict[str, str]) -> dict[str, Any]:
         u = self._arg_user(args, "user_id")
-        return {"ok": True, "active_sessions": [{"user_id": u["id"], "team_id": self.team_id, "session_id": s,
-                                                 "created": {"device_hardware": "Computer", "os": "Mac", "ip": "203.0.113.7"}} for s in u["sessions"]],
-                "response_metadata": {"next_cursor": ""}}
+        return {
+            "ok": True,
+            "active_sessions": [
+                {
+                    "user_id": u["id"],
+                    "team_id": self.team_id,
+                    "session_id": s,
+                    "created": {"device_hardware": "Computer", "os": "Mac", "ip": "203.0.113.7"},
+                }
+                for s in u["sessions"]
+            ],
+            "response_metadata": {"next_cursor": ""},
+        }
 
     async def _m_chat_postMessage(self, req: Request, args: dict[str, str]) -> dict[str, Any]:
         channel = args.get("channel", "")
@@ -251,19 +364,42 @@ class Slack(Simulator):
         ts = f"{time.time():.6f}"
         msg = {"channel": channel, "ts": ts, "text": args.get("text", "")}
         self.messages.append(msg)
-        return {"ok": True, "channel": channel, "ts": ts, "message": {"type": "message", "text": msg["text"], "ts": ts, "user": "U0OFFBOARD"}}
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "message": {"type": "message", "text": msg["text"], "ts": ts, "user": "U0OFFBOARD"},
+        }
 
     async def _m_conversations_open(self, req: Request, args: dict[str, str]) -> dict[str, Any]:
-        return {"ok": True, "channel": {"id": "D" + hashlib.sha1(args.get("users", "").encode()).hexdigest()[:10].upper()}}
+        return {
+            "ok": True,
+            "channel": {"id": "D" + hashlib.sha1(args.get("users", "").encode()).hexdigest()[:10].upper()},
+        }
 
     # ----- SCIM -------------------------------------------------------------------------------
     def _scim_user(self, u: dict[str, Any], v1: bool) -> dict[str, Any]:
-        out = {"schemas": [V1] if v1 else [V2, V2E], "id": u["id"], "externalId": u["external_id"], "userName": u["name"],
-               "nickName": u["name"], "name": {"givenName": u["given"], "familyName": u["family"]}, "displayName": u["real_name"],
-               "title": u["title"], "timezone": u["tz"], "active": not u["deleted"], "userType": "Member",
-               "emails": [{"value": u["email"], "primary": True, "type": "work"}],
-               "groups": [{"value": gid, "display": g["displayName"]} for gid, g in self.groups.items() if u["id"] in g["members"]],
-               "meta": {"created": "2023-01-01T00:00:00-00:00", "location": f"https://api.slack.com/scim/{'v1' if v1 else 'v2'}/Users/{u['id']}"}}
+        out = {
+            "schemas": [V1] if v1 else [V2, V2E],
+            "id": u["id"],
+            "externalId": u["external_id"],
+            "userName": u["name"],
+            "nickName": u["name"],
+            "name": {"givenName": u["given"], "familyName": u["family"]},
+            "displayName": u["real_name"],
+            "title": u["title"],
+            "timezone": u["tz"],
+            "active": not u["deleted"],
+            "userType": "Member",
+            "emails": [{"value": u["email"], "primary": True, "type": "work"}],
+            "groups": [
+                {"value": gid, "display": g["displayName"]} for gid, g in self.groups.items() if u["id"] in g["members"]
+            ],
+            "meta": {
+                "created": "2023-01-01T00:00:00-00:00",
+                "location": f"https://api.slack.com/scim/{'v1' if v1 else 'v2'}/Users/{u['id']}",
+            },
+        }
         ext = {"employeeNumber": u["employee_id"] or ""}
         out["urn:scim:schemas:extension:enterprise:1.0" if v1 else V2E] = ext
         return out
@@ -282,8 +418,13 @@ class Slack(Simulator):
             users = [u for u in users if pred(self._scim_user(u, v1))]
         start = max(int(q.get("startIndex", "1") or 1), 1)
         count = min(int(q.get("count", "100") or 100), 1000)
-        page = users[start - 1:start - 1 + count]
-        body = {"totalResults": len(users), "itemsPerPage": len(page), "startIndex": start, "Resources": [self._scim_user(u, v1) for u in page]}
+        page = users[start - 1 : start - 1 + count]
+        body = {
+            "totalResults": len(users),
+            "itemsPerPage": len(page),
+            "startIndex": start,
+            "Resources": [self._scim_user(u, v1) for u in page],
+        }
         body["schemas"] = [V1] if v1 else ["urn:ietf:params:scim:api:messages:2.0:ListResponse"]
         return Response(200, body, content_type="application/json; charset=utf-8")
 
@@ -294,7 +435,12 @@ class Slack(Simulator):
             raise HTTPError(403, "cannot_disable_primary_owner", reason="scim")
         if not req.lie:
             self._apply(u, changes)
-        return Response(200, self._scim_user(u, v1) if not req.lie else {**self._scim_user(u, v1), **{k: v for k, v in changes.items() if k == "active"}})
+        return Response(
+            200,
+            self._scim_user(u, v1)
+            if not req.lie
+            else {**self._scim_user(u, v1), **{k: v for k, v in changes.items() if k == "active"}},
+        )
 
     def _apply(self, u: dict[str, Any], changes: dict[str, Any]) -> None:
         if "active" in changes:
@@ -363,8 +509,14 @@ class Slack(Simulator):
         return await self._scim_delete(req, False)
 
     def _scim_group(self, g: dict[str, Any], v1: bool) -> dict[str, Any]:
-        return {"schemas": [V1] if v1 else ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": g["id"], "displayName": g["displayName"],
-                "members": [{"value": u, "display": self.users[u]["real_name"]} for u in sorted(g["members"]) if u in self.users]}
+        return {
+            "schemas": [V1] if v1 else ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "id": g["id"],
+            "displayName": g["displayName"],
+            "members": [
+                {"value": u, "display": self.users[u]["real_name"]} for u in sorted(g["members"]) if u in self.users
+            ],
+        }
 
     @route("GET", "/scim/v2/Groups")
     async def scim2_groups(self, req: Request) -> Response:
@@ -372,8 +524,16 @@ class Slack(Simulator):
         if req.query.get("filter"):
             pred = compile_filter(req.query["filter"])
             groups = [g for g in groups if pred(g)]
-        return Response(200, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "totalResults": len(groups),
-                              "itemsPerPage": len(groups), "startIndex": 1, "Resources": groups})
+        return Response(
+            200,
+            {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+                "totalResults": len(groups),
+                "itemsPerPage": len(groups),
+                "startIndex": 1,
+                "Resources": groups,
+            },
+        )
 
     async def _group_patch(self, req: Request, v1: bool) -> Response:
         import re as _re
@@ -413,18 +573,52 @@ class Slack(Simulator):
     @route("GET", "/scim/v1/Groups")
     async def scim1_groups(self, req: Request) -> Response:
         groups = [self._scim_group(g, True) for g in self.groups.values()]
-        return Response(200, {"schemas": [V1], "totalResults": len(groups), "itemsPerPage": len(groups), "startIndex": 1, "Resources": groups})
+        return Response(
+            200,
+            {
+                "schemas": [V1],
+                "totalResults": len(groups),
+                "itemsPerPage": len(groups),
+                "startIndex": 1,
+                "Resources": groups,
+            },
+        )
 
     @route("GET", "/scim/v2/ServiceProviderConfig")
     async def scim2_config(self, req: Request) -> Response:
-        return Response(200, {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-                              "patch": {"supported": True}, "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
-                              "filter": {"supported": True, "maxResults": 1000}, "changePassword": {"supported": False},
-                              "sort": {"supported": False}, "etag": {"supported": False},
-                              "authenticationSchemes": [{"type": "oauthbearertoken", "name": "OAuth Bearer Token", "description": "Slack user token with the admin scope", "primary": True}]})
+        return Response(
+            200,
+            {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+                "patch": {"supported": True},
+                "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+                "filter": {"supported": True, "maxResults": 1000},
+                "changePassword": {"supported": False},
+                "sort": {"supported": False},
+                "etag": {"supported": False},
+                "authenticationSchemes": [
+                    {
+                        "type": "oauthbearertoken",
+                        "name": "OAuth Bearer Token",
+                        "description": "Slack user token with the admin scope",
+                        "primary": True,
+                    }
+                ],
+            },
+        )
 
     @route("GET", "/scim/v1/ServiceProviderConfigs")
     async def scim1_config(self, req: Request) -> Response:
-        return Response(200, {"schemas": [V1], "patch": {"supported": True}, "bulk": {"supported": False}, "filter": {"supported": True, "maxResults": 1000},
-                              "changePassword": {"supported": False}, "sort": {"supported": False}, "etag": {"supported": False},
-                              "authenticationSchemes": [{"type": "oauthbearertoken", "name": "OAuth Bearer Token", "primary": True}]})
+        return Response(
+            200,
+            {
+                "schemas": [V1],
+                "patch": {"supported": True},
+                "bulk": {"supported": False},
+                "filter": {"supported": True, "maxResults": 1000},
+                "changePassword": {"supported": False},
+                "sort": {"supported": False},
+                "etag": {"supported": False},
+                "authenticationSchemes": [{"type": "oauthbearertoken", "name": "OAuth Bearer Token", "primary": True}],
+            },
+        )

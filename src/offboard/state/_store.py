@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -94,7 +95,7 @@ events = sa.Table(
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_id(prefix: str = "case") -> str:
@@ -104,7 +105,7 @@ def new_id(prefix: str = "case") -> str:
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 
@@ -132,7 +133,7 @@ class Store:
         self._write_lock = threading.RLock() if self.is_sqlite else _NullLock()
 
     @classmethod
-    def open(cls, url: str | None, data_dir: Path) -> "Store":
+    def open(cls, url: str | None, data_dir: Path) -> Store:
         """Open (and migrate) the store at ``url`` or ``data_dir/offboard.db``."""
         store = cls(url or f"sqlite:///{data_dir / 'offboard.db'}")
         store.migrate()
@@ -150,9 +151,17 @@ class Store:
 
     # -- cases ----------------------------------------------------------------
 
-    def insert_case(self, row: dict[str, Any], action_rows: list[dict[str, Any]], later: list[dict[str, Any]],
-                    also: Callable[[sa.Connection], None] | None = None, extra: Iterable[tuple[sa.Table, list[dict[str, Any]]]] = ()) -> None:
-        """Write a case, its actions, follow-ups and ``extra`` rows (its tasks) in one transaction; ``also`` joins it (to enqueue jobs)."""
+    def insert_case(
+        self,
+        row: dict[str, Any],
+        action_rows: list[dict[str, Any]],
+        later: list[dict[str, Any]],
+        also: Callable[[sa.Connection], None] | None = None,
+        extra: Iterable[tuple[sa.Table, list[dict[str, Any]]]] = (),
+    ) -> None:
+        """Write a case, its actions, follow-ups and ``extra`` rows (its tasks) in one transaction.
+
+        ``also`` joins the transaction (to enqueue jobs)."""
         with self._write_lock, self.engine.begin() as conn:
             conn.execute(cases.insert().values(**row))
             if action_rows:
@@ -171,7 +180,9 @@ class Store:
         pending = sa.select(actions.c.id).where(actions.c.case_id == case_id, actions.c.status.not_in(final)).exists()
         with self._write_lock, self.engine.begin() as conn:
             result = conn.execute(
-                cases.update().where(cases.c.id == case_id, cases.c.status == "running", ~pending).values(status="closing", updated_at=utcnow())
+                cases.update()
+                .where(cases.c.id == case_id, cases.c.status == "running", ~pending)
+                .values(status="closing", updated_at=utcnow())
             )
             return result.rowcount == 1
 
@@ -185,7 +196,9 @@ class Store:
             row = conn.execute(sa.select(cases).where(cases.c.id == case_id)).mappings().first()
         return _row(row) if row else None
 
-    def find_cases(self, *, statuses: Iterable[str] | None = None, person_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def find_cases(
+        self, *, statuses: Iterable[str] | None = None, person_id: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
         query = sa.select(cases).order_by(cases.c.created_at.desc()).limit(limit)
         if statuses is not None:
             query = query.where(cases.c.status.in_(list(statuses)))
@@ -233,12 +246,16 @@ class Store:
 
     # -- events -----------------------------------------------------------------
 
-    def add_event(self, case_id: str | None, type: str, payload: dict[str, Any], action: tuple[int, dict[str, Any]] | None = None) -> None:
+    def add_event(
+        self, case_id: str | None, type: str, payload: dict[str, Any], action: tuple[int, dict[str, Any]] | None = None
+    ) -> None:
         """Store an event; ``action`` = (id, values) updates that action in the same transaction."""
         with self._write_lock, self.engine.begin() as conn:
             if action is not None:
                 conn.execute(actions.update().where(actions.c.id == action[0]).values(**action[1]))
-            conn.execute(events.insert().values(case_id=case_id, type=type, payload=dumps(payload), created_at=utcnow()))
+            conn.execute(
+                events.insert().values(case_id=case_id, type=type, payload=dumps(payload), created_at=utcnow())
+            )
 
     def events(self, case_id: str | None = None) -> Iterator[dict[str, Any]]:
         query = sa.select(events).order_by(events.c.id)

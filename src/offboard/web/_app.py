@@ -16,26 +16,27 @@ import binascii
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, time, timedelta
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import plugins
-from ._auditor import auditor_token, auditor_trust
-from ._auditor import mount as mount_auditor_pages
 from ..config._config import format_validation_error, time_of_day
+from ..config._secrets import Secret, resolve_reference
+from ..errors import ConfigError, SecretError
 from ..intake._hr_adapters import BUNDLED_SOURCES, EVENT_TYPES, HREvent, WebhookRejected, check_source_settings
 from ..intake._intake import Intake, check_effective, hr_events
-from ..config._secrets import Secret, resolve_reference
 from ..state._store import utcnow
-from ..errors import ConfigError, SecretError
+from ._auditor import auditor_token, auditor_trust
+from ._auditor import mount as mount_auditor_pages
 
 __all__ = ["create_app", "ServerSettings", "EventIn", "CloudEventIn"]
 
@@ -49,17 +50,30 @@ class ServerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    webhook_secret: str = Field(description="Standard Webhooks signing secret: env:NAME or file:PATH (value whsec_<base64>)")
+    webhook_secret: str = Field(
+        description="Standard Webhooks signing secret: env:NAME or file:PATH (value whsec_<base64>)"
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=MiB, ge=1024, le=64 * MiB)
-    tolerance_seconds: int = Field(default=300, ge=1, le=3600, description="allowed distance of webhook-timestamp from now")
+    tolerance_seconds: int = Field(
+        default=300, ge=1, le=3600, description="allowed distance of webhook-timestamp from now"
+    )
     poll_seconds: float = Field(default=1.0, gt=0, le=60, description="how often the worker looks for due work")
     day_ends_at: str = Field(default="23:59:59", description="local time a date-only effective date takes effect")
-    default_timezone: str = Field(default="UTC", description="zone for local times when neither the event nor the person has one")
-    sources: dict[str, dict[str, Any]] = Field(default_factory=dict, description="HR systems' own webhooks: bamboohr, hibob, or a plugin's")
-    auditor_token: str | None = Field(default=None, description="bearer token for the read-only /audit/ pages: env:NAME or file:PATH; unset = pages off")
-    auditor_trusted_keys: str | None = Field(default=None, description="pinned trust list the /audit/ pages verify with; default the log's own copy")
+    default_timezone: str = Field(
+        default="UTC", description="zone for local times when neither the event nor the person has one"
+    )
+    sources: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="HR systems' own webhooks: bamboohr, hibob, or a plugin's"
+    )
+    auditor_token: str | None = Field(
+        default=None,
+        description="bearer token for the read-only /audit/ pages: env:NAME or file:PATH; unset = pages off",
+    )
+    auditor_trusted_keys: str | None = Field(
+        default=None, description="pinned trust list the /audit/ pages verify with; default the log's own copy"
+    )
 
     @field_validator("day_ends_at")
     @classmethod
@@ -74,10 +88,12 @@ class ServerSettings(BaseModel):
         return value
 
     @classmethod
-    def from_config(cls, config: Any) -> "ServerSettings":
+    def from_config(cls, config: Any) -> ServerSettings:
         where = str(config.source or "config")
         if not config.server.get("webhook_secret"):
-            raise ConfigError(f"{where}: server.webhook_secret: required (env:NAME or file:PATH holding a whsec_<base64> secret)")
+            raise ConfigError(
+                f"{where}: server.webhook_secret: required (env:NAME or file:PATH holding a whsec_<base64> secret)"
+            )
         try:
             return cls.model_validate(config.server)
         except ValidationError as exc:
@@ -91,7 +107,10 @@ def signing_key(secret: Secret | str, where: str = "server.webhook_secret") -> b
     try:
         key = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise ConfigError(f"{where}: the secret is not base64 (expected whsec_ followed by base64, e.g. from `openssl rand -base64 32`)") from None
+        raise ConfigError(
+            f"{where}: the secret is not base64 (expected whsec_ followed by base64, e.g. from "
+            "`openssl rand -base64 32`)"
+        ) from None
     if len(key) < 16:
         raise ConfigError(f"{where}: the secret is too short ({len(key)} bytes; use at least 24 random bytes)")
     return key
@@ -106,8 +125,12 @@ class EventData(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     person: str = Field(min_length=1, max_length=320, description="email, employee id or people-source id")
-    effective_at: str | None = Field(default=None, max_length=64, description="RFC 3339 time, local date-time, or date; absent = now")
-    timezone: str | None = Field(default=None, max_length=64, description="IANA zone for a local effective_at; default the person's")
+    effective_at: str | None = Field(
+        default=None, max_length=64, description="RFC 3339 time, local date-time, or date; absent = now"
+    )
+    timezone: str | None = Field(
+        default=None, max_length=64, description="IANA zone for a local effective_at; default the person's"
+    )
     reason: str = Field(default="", max_length=2000)
 
 
@@ -115,7 +138,9 @@ class EventIn(EventData):
     """Our own HR event."""
 
     id: str = Field(min_length=1, max_length=200, description="the sender's id for this event; redeliveries reuse it")
-    source: str = Field(default="hr", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/-]+$", description="the sending system")
+    source: str = Field(
+        default="hr", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/-]+$", description="the sending system"
+    )
     type: Literal["termination", "termination_cancelled", "end_date_changed"]
 
 
@@ -157,7 +182,18 @@ def parse_event(data: Any, content_type: str) -> HREvent:
     try:
         if cloud:
             ce = CloudEventIn.model_validate(data)
-            body, event = ce.data, HREvent(ce.source, ce.id, CE_TYPES[ce.type], ce.data.person, ce.data.effective_at, ce.data.timezone, ce.data.reason)
+            body, event = (
+                ce.data,
+                HREvent(
+                    ce.source,
+                    ce.id,
+                    CE_TYPES[ce.type],
+                    ce.data.person,
+                    ce.data.effective_at,
+                    ce.data.timezone,
+                    ce.data.reason,
+                ),
+            )
         else:
             body = EventIn.model_validate(data)
             event = HREvent(body.source, body.id, body.type, body.person, body.effective_at, body.timezone, body.reason)
@@ -190,7 +226,11 @@ def verify_standard(headers: Any, body: bytes, key: bytes, now: datetime, tolera
     skew = int(stamp) - int(now.timestamp())
     if abs(skew) > tolerance:
         where = "in the past" if skew < 0 else "in the future"
-        raise WebhookRejected(401, "timestamp_out_of_window", f"webhook-timestamp is {abs(skew)} s {where}; at most {tolerance} s is allowed")
+        raise WebhookRejected(
+            401,
+            "timestamp_out_of_window",
+            f"webhook-timestamp is {abs(skew)} s {where}; at most {tolerance} s is allowed",
+        )
     expected = hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
     for item in signatures.split():
         version, _, value = item.partition(",")
@@ -202,7 +242,9 @@ def verify_standard(headers: Any, body: bytes, key: bytes, now: datetime, tolera
             continue
         if hmac.compare_digest(expected, given):
             return msg_id
-    raise WebhookRejected(401, "bad_signature", "no v1 signature in webhook-signature matches the body for the configured secret")
+    raise WebhookRejected(
+        401, "bad_signature", "no v1 signature in webhook-signature matches the body for the configured secret"
+    )
 
 
 # -- metrics ------------------------------------------------------------------------
@@ -213,11 +255,28 @@ class Metrics:
 
     def __init__(self, engine_ref: Callable[[], Any]):
         self.registry = CollectorRegistry()
-        self.received = Counter("offboard_hr_events_received", "HR events accepted or recognized as duplicates", ["source", "outcome"], registry=self.registry)
-        self.rejected = Counter("offboard_hr_events_rejected", "HR webhook deliveries refused", ["source", "reason"], registry=self.registry)
-        self.outcomes = Counter("offboard_hr_event_outcomes", "What became of HR events (unresolved = unknown person)", ["status"], registry=self.registry)
-        self.latency = Histogram("offboard_action_latency_seconds", "Time from asking a system to verifying the change", ["system"],
-                                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300), registry=self.registry)
+        self.received = Counter(
+            "offboard_hr_events_received",
+            "HR events accepted or recognized as duplicates",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "offboard_hr_events_rejected", "HR webhook deliveries refused", ["source", "reason"], registry=self.registry
+        )
+        self.outcomes = Counter(
+            "offboard_hr_event_outcomes",
+            "What became of HR events (unresolved = unknown person)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "offboard_action_latency_seconds",
+            "Time from asking a system to verifying the change",
+            ["system"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
         self.registry.register(_StoreCollector(engine_ref))
 
     def outcome(self, status: str) -> None:
@@ -245,13 +304,19 @@ class _StoreCollector:
         if engine is None:
             return
         by_case = GaugeMetricFamily("offboard_cases", "Cases by status", labels=["status"])
-        by_event = GaugeMetricFamily("offboard_hr_events", "Stored HR events by status (unresolved = unknown person)", labels=["status"])
+        by_event = GaugeMetricFamily(
+            "offboard_hr_events", "Stored HR events by status (unresolved = unknown person)", labels=["status"]
+        )
         with engine.store.engine.connect() as conn:
             for status, count in conn.execute(sa.select(cases.c.status, sa.func.count()).group_by(cases.c.status)):
                 by_case.add_metric([status], count)
-            for status, count in conn.execute(sa.select(hr_events.c.status, sa.func.count()).group_by(hr_events.c.status)):
+            for status, count in conn.execute(
+                sa.select(hr_events.c.status, sa.func.count()).group_by(hr_events.c.status)
+            ):
                 by_event.add_metric([status], count)
-        waits = CounterMetricFamily("offboard_rate_limit_wait_seconds", "Seconds spent waiting on a system's rate limit", labels=["system"])
+        waits = CounterMetricFamily(
+            "offboard_rate_limit_wait_seconds", "Seconds spent waiting on a system's rate limit", labels=["system"]
+        )
         for system, bucket in dict(getattr(engine, "_buckets", {})).items():
             waits.add_metric([system], float(getattr(bucket, "waited", 0.0)))
         yield by_case
@@ -283,18 +348,32 @@ def _content_type(request: Request) -> str:
     value = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if value not in JSON_TYPES:
         shown = value or "none"
-        raise WebhookRejected(415, "unsupported_media_type", f"content type {shown} is not accepted; send application/json or application/cloudevents+json")
+        raise WebhookRejected(
+            415,
+            "unsupported_media_type",
+            f"content type {shown} is not accepted; send application/json or application/cloudevents+json",
+        )
     return value
 
 
-ERRORS = {code: {"model": Problem, "description": text} for code, text in {
-    400: "missing or malformed headers, or a body that is not JSON", 401: "bad signature, or a timestamp outside the window",
-    404: "unknown source", 409: "a replayed webhook-id, or an event id reused for different content", 413: "body over the size limit",
-    415: "not a JSON content type", 422: "not a valid event (the message names the field), or an unknown event type"}.items()}
+ERRORS = {
+    code: {"model": Problem, "description": text}
+    for code, text in {
+        400: "missing or malformed headers, or a body that is not JSON",
+        401: "bad signature, or a timestamp outside the window",
+        404: "unknown source",
+        409: "a replayed webhook-id, or an event id reused for different content",
+        413: "body over the size limit",
+        415: "not a JSON content type",
+        422: "not a valid event (the message names the field), or an unknown event type",
+    }.items()
+}
 
 
 def _openapi_body(*models: type[BaseModel]) -> dict[str, Any]:
-    content = {media: {"schema": {"$ref": f"#/components/schemas/{m.__name__}"}} for media, m in zip(JSON_TYPES, models)}
+    content = {
+        media: {"schema": {"$ref": f"#/components/schemas/{m.__name__}"}} for media, m in zip(JSON_TYPES, models)
+    }
     return {"requestBody": {"required": True, "content": content}}
 
 
@@ -331,10 +410,25 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
             where = f"{engine.config.source or 'config'}: server.sources.{name}"
             sources[name] = check_source_settings(name, raw, where) if name in BUNDLED_SOURCES else dict(raw)
         metrics = Metrics(lambda: state.get("engine"))
-        intake = Intake(engine, clock=clock, poll_seconds=settings.poll_seconds, day_ends_at=time.fromisoformat(settings.day_ends_at),
-                        default_timezone=settings.default_timezone, replay_window=timedelta(seconds=2 * settings.tolerance_seconds), metrics=metrics)
-        state.update(engine=engine, settings=settings, key=signing_key(secret), sources=sources, metrics=metrics, intake=intake,
-                     auditor_token=auditor_token(settings, secret), auditor_trust=auditor_trust(settings, engine.config))
+        intake = Intake(
+            engine,
+            clock=clock,
+            poll_seconds=settings.poll_seconds,
+            day_ends_at=time.fromisoformat(settings.day_ends_at),
+            default_timezone=settings.default_timezone,
+            replay_window=timedelta(seconds=2 * settings.tolerance_seconds),
+            metrics=metrics,
+        )
+        state.update(
+            engine=engine,
+            settings=settings,
+            key=signing_key(secret),
+            sources=sources,
+            metrics=metrics,
+            intake=intake,
+            auditor_token=auditor_token(settings, secret),
+            auditor_trust=auditor_trust(settings, engine.config),
+        )
 
     owned = not hasattr(engine_or_factory, "store")
     if not owned:
@@ -353,8 +447,12 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
             if owned:
                 state["engine"].close()
 
-    app = FastAPI(title="offboard", version=_version(), lifespan=lifespan,
-                  description="HR termination events in; verified revocation out. See docs/webhooks.md.")
+    app = FastAPI(
+        title="offboard",
+        version=_version(),
+        lifespan=lifespan,
+        description="HR termination events in; verified revocation out. See docs/webhooks.md.",
+    )
     app.state.intake = state.get("intake")
 
     @app.exception_handler(StarletteHTTPException)
@@ -362,7 +460,9 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
         """Routing refusals (no such path, wrong method) explain themselves like every other refusal."""
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = "no such resource" if exc.status_code == 404 else str(exc.detail)
-        return JSONResponse({"error": code, "message": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": code, "message": message}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     async def store(event: HREvent, body: bytes, delivery: str | None) -> Any:
         future = state["intake"].submit(event, hashlib.sha256(body).hexdigest(), delivery)
@@ -376,8 +476,11 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Readiness: store reachable and start-up recovery done",
-             responses={503: {"description": "not ready yet", "model": Problem}})
+    @app.get(
+        "/ready",
+        summary="Readiness: store reachable and start-up recovery done",
+        responses={503: {"description": "not ready yet", "model": Problem}},
+    )
     async def ready() -> JSONResponse:
         intake = state["intake"]
 
@@ -385,25 +488,39 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
             import sqlalchemy as sa
 
             with intake.store.engine.connect() as conn:
-                return conn.execute(sa.select(sa.func.count()).select_from(hr_events).where(hr_events.c.status == "accepted")).scalar_one()
+                return conn.execute(
+                    sa.select(sa.func.count()).select_from(hr_events).where(hr_events.c.status == "accepted")
+                ).scalar_one()
 
         try:
             waiting = await asyncio.to_thread(pending)
         except Exception as exc:
-            return JSONResponse({"error": "store_unavailable", "message": f"the store does not answer: {type(exc).__name__}"}, status_code=503)
+            return JSONResponse(
+                {"error": "store_unavailable", "message": f"the store does not answer: {type(exc).__name__}"},
+                status_code=503,
+            )
         if not intake.ready.is_set():
             return JSONResponse({"error": "starting", "message": "resuming interrupted cases"}, status_code=503)
         return JSONResponse({"status": "ready", "pending_events": waiting})
 
-    @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
-             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def metrics() -> Response:
         data = await asyncio.to_thread(generate_latest, state["metrics"].registry)
         return Response(data, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.post("/v1/events", status_code=202, summary="Receive an HR event (ours or a CloudEvent), Standard Webhooks signed",
-              response_model=Receipt, responses={200: {"model": Receipt, "description": "already received (duplicate)"}, **ERRORS},
-              openapi_extra=_openapi_body(EventIn, CloudEventIn))
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        summary="Receive an HR event (ours or a CloudEvent), Standard Webhooks signed",
+        response_model=Receipt,
+        responses={200: {"model": Receipt, "description": "already received (duplicate)"}, **ERRORS},
+        openapi_extra=_openapi_body(EventIn, CloudEventIn),
+    )
     async def post_event(request: Request) -> JSONResponse:
         settings = state["settings"]
         try:
@@ -413,7 +530,11 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
             try:
                 data = json.loads(body)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                where = f": {exc.msg} at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ": not UTF-8"
+                where = (
+                    f": {exc.msg} at line {exc.lineno}, column {exc.colno}"
+                    if isinstance(exc, json.JSONDecodeError)
+                    else ": not UTF-8"
+                )
                 raise WebhookRejected(400, "malformed_json", f"the body is not valid JSON{where}") from None
             event = parse_event(data, content_type)
         except WebhookRejected as exc:
@@ -421,17 +542,29 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
         result = await store(event, body, f"standard:{delivery}")
         return _answer(event.source, [event], [result])
 
-    @app.post("/v1/hooks/{source}", status_code=202, summary="Receive an HR system's own webhook (bamboohr, hibob, plugins)",
-              response_model=Receipt, responses={200: {"model": Receipt, "description": "duplicate, or nothing to act on"}, **ERRORS})
+    @app.post(
+        "/v1/hooks/{source}",
+        status_code=202,
+        summary="Receive an HR system's own webhook (bamboohr, hibob, plugins)",
+        response_model=Receipt,
+        responses={200: {"model": Receipt, "description": "duplicate, or nothing to act on"}, **ERRORS},
+    )
     async def post_hook(source: str, request: Request) -> JSONResponse:
         settings = state["settings"]
         if source not in state["sources"]:
             configured = ", ".join(state["sources"]) or "none"
-            return reject(source[:40], WebhookRejected(404, "unknown_source", f"no HR source {source!r} is configured (configured: {configured})"))
+            return reject(
+                source[:40],
+                WebhookRejected(
+                    404, "unknown_source", f"no HR source {source!r} is configured (configured: {configured})"
+                ),
+            )
         try:
             body = await _read_body(request, settings.max_body_bytes)
             hook_settings = {**state["sources"][source], "now": clock()}
-            events = plugins.get_plugin_manager().hook.parse_webhook(source=source, headers=dict(request.headers), body=body, settings=hook_settings)
+            events = plugins.get_plugin_manager().hook.parse_webhook(
+                source=source, headers=dict(request.headers), body=body, settings=hook_settings
+            )
             if events is None:
                 raise WebhookRejected(404, "unknown_source", f"no installed adapter handles source {source!r}")
         except WebhookRejected as exc:
@@ -446,12 +579,21 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
         for result in results:
             if result.outcome in ("replayed", "conflict"):
                 metrics.rejected.labels(source, result.outcome).inc()
-                message = ("this webhook-id was already received; the event is stored" if result.outcome == "replayed"
-                           else f"event {result.key} was already received with different content")
-                return JSONResponse({"error": result.outcome, "message": message, "event": result.key, "state": result.status}, status_code=409)
+                message = (
+                    "this webhook-id was already received; the event is stored"
+                    if result.outcome == "replayed"
+                    else f"event {result.key} was already received with different content"
+                )
+                return JSONResponse(
+                    {"error": result.outcome, "message": message, "event": result.key, "state": result.status},
+                    status_code=409,
+                )
             metrics.received.labels(source, result.outcome).inc()
         fresh = any(r.outcome == "accepted" for r in results)
-        return JSONResponse({"status": "accepted" if fresh else "duplicate", "events": [e.key for e in events]}, status_code=202 if fresh else 200)
+        return JSONResponse(
+            {"status": "accepted" if fresh else "duplicate", "events": [e.key for e in events]},
+            status_code=202 if fresh else 200,
+        )
 
     mount_auditor_pages(app, state, clock)
     app.openapi = _with_schemas(app, EventIn, CloudEventIn)  # type: ignore[method-assign]

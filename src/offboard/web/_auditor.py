@@ -13,9 +13,10 @@ from __future__ import annotations
 import hmac
 import re
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
@@ -47,12 +48,14 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-                               "frame-ancestors 'none'; base-uri 'none'",
+    "frame-ancestors 'none'; base-uri 'none'",
 }
-REFUSALS = {401: {"description": "no or wrong Authorization: Bearer <auditor token>"},
-            404: {"description": "auditor pages off (no server.auditor_token), or an unknown person"},
-            400: {"description": "a bad date, period or deadline"},
-            500: {"description": "the audit log does not verify (the message says where)"}}
+REFUSALS = {
+    401: {"description": "no or wrong Authorization: Bearer <auditor token>"},
+    404: {"description": "auditor pages off (no server.auditor_token), or an unknown person"},
+    400: {"description": "a bad date, period or deadline"},
+    500: {"description": "the audit log does not verify (the message says where)"},
+}
 
 
 def auditor_token(settings: Any, webhook_secret: Secret | None) -> Secret | None:
@@ -66,8 +69,10 @@ def auditor_token(settings: Any, webhook_secret: Secret | None) -> Secret | None
         raise ConfigError(f"server.auditor_token: {exc}") from None
     value = token.reveal()
     if len(value) < MIN_TOKEN_CHARS:
-        raise ConfigError(f"server.auditor_token: the token is too short ({len(value)} characters; use at least "
-                          f"{MIN_TOKEN_CHARS} random ones, e.g. from `openssl rand -hex 32`)")
+        raise ConfigError(
+            f"server.auditor_token: the token is too short ({len(value)} characters; use at least "
+            f"{MIN_TOKEN_CHARS} random ones, e.g. from `openssl rand -hex 32`)"
+        )
     if webhook_secret is not None and hmac.compare_digest(value.encode(), webhook_secret.reveal().encode()):
         raise ConfigError("server.auditor_token: must not be the webhook secret; give auditors a token of their own")
     return token
@@ -95,8 +100,14 @@ def _refusal(request: Request, status: int, code: str, message: str, headers: di
     """A JSON problem (the server's refusal format), or a plain page for a browser."""
     headers = {**HEADERS, **(headers or {})}
     if _wants_html(request):
-        title = {400: "Bad request", 401: "Not authorized", 404: "Not found", 405: "Read-only",
-                 409: "Not sealed yet", 500: "The audit log does not verify"}.get(status, "Error")
+        title = {
+            400: "Bad request",
+            401: "Not authorized",
+            404: "Not found",
+            405: "Read-only",
+            409: "Not sealed yet",
+            500: "The audit log does not verify",
+        }.get(status, "Error")
         return HTMLResponse(render_error(title, message), status_code=status, headers=headers)
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
@@ -110,26 +121,41 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
 
     def read(path: str, **options: Any) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
         """A GET route (documented) that also answers HEAD (undocumented: one operation per page)."""
+
         def register(handler: Callable[..., Response]) -> Callable[..., Response]:
             app.get(path, **options)(handler)
             app.head(path, include_in_schema=False)(handler)
             return handler
+
         return register
 
     def refused(request: Request) -> Response | None:
         token: Secret | None = state.get("auditor_token")
         if token is None:
-            return _refusal(request, 404, "auditor_pages_off", "the auditor pages are off: set server.auditor_token "
-                            "(env:NAME or file:PATH) in the configuration to turn them on")
+            return _refusal(
+                request,
+                404,
+                "auditor_pages_off",
+                "the auditor pages are off: set server.auditor_token "
+                "(env:NAME or file:PATH) in the configuration to turn them on",
+            )
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         given = given.strip()
         if scheme.lower() != "bearer" or not given or not hmac.compare_digest(given.encode(), token.reveal().encode()):
             why = "wrong bearer token" if scheme.lower() == "bearer" and given else "no bearer token"
-            log.warning("auditor page refused", path=request.url.path, reason=why,
-                        client=request.client.host if request.client else None)  # never the header itself
-            return _refusal(request, 401, "unauthorized", "the auditor pages need the header "
-                            "Authorization: Bearer <auditor token> (server.auditor_token)",
-                            {"WWW-Authenticate": 'Bearer realm="offboard audit"'})
+            log.warning(
+                "auditor page refused",
+                path=request.url.path,
+                reason=why,
+                client=request.client.host if request.client else None,
+            )  # never the header itself
+            return _refusal(
+                request,
+                401,
+                "unauthorized",
+                "the auditor pages need the header Authorization: Bearer <auditor token> (server.auditor_token)",
+                {"WWW-Authenticate": 'Bearer realm="offboard audit"'},
+            )
         return None
 
     def log_dir() -> Path:
@@ -182,15 +208,22 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
         hr, problem = leavers()
         try:
             keys, source = trust()
-            built = build_report(log_dir(), keys, period=period, sla_seconds=sla, leavers=hr, now=clock(), trust_source=source)
+            built = build_report(
+                log_dir(), keys, period=period, sla_seconds=sla, leavers=hr, now=clock(), trust_source=source
+            )
         except ReportError as exc:
             return failed(request, exc)
         if problem:
             built.warnings.append(problem)
         return built, period, sla
 
-    @read("/audit/", summary="Auditors: the termination evidence report for a period (HTML)",
-                   response_class=HTMLResponse, responses=REFUSALS, tags=["auditors"])
+    @read(
+        "/audit/",
+        summary="Auditors: the termination evidence report for a period (HTML)",
+        response_class=HTMLResponse,
+        responses=REFUSALS,
+        tags=["auditors"],
+    )
     def report_page(request: Request) -> Response:
         found = the_report(request)
         if isinstance(found, Response):
@@ -204,16 +237,24 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
     def report_root(request: Request) -> Response:
         return report_page(request)
 
-    @read("/audit/report.csv", summary="Auditors: the report's rows as CSV", responses=REFUSALS,
-                   response_class=Response, tags=["auditors"])
+    @read(
+        "/audit/report.csv",
+        summary="Auditors: the report's rows as CSV",
+        responses=REFUSALS,
+        response_class=Response,
+        tags=["auditors"],
+    )
     def report_rows(request: Request) -> Response:
         found = the_report(request)
         if isinstance(found, Response):
             return found
         built, period, _ = found
         name = f"offboard-report-{period.start}-{period.end}.csv"
-        return Response(report_csv(built), media_type="text/csv; charset=utf-8",
-                        headers={**HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
+        return Response(
+            report_csv(built),
+            media_type="text/csv; charset=utf-8",
+            headers={**HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     def one_person(request: Request, person: str, keep: bool) -> Any:
         if (no := refused(request)) is not None:
@@ -224,14 +265,27 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
             return _refusal(request, 400, "bad_request", str(exc))
         try:
             keys, source = trust()
-            built = build_report(log_dir(), keys, period=Period(), sla_seconds=sla, people=[person], keep_entries=keep, now=clock(),
-                                 trust_source=source)
+            built = build_report(
+                log_dir(),
+                keys,
+                period=Period(),
+                sla_seconds=sla,
+                people=[person],
+                keep_entries=keep,
+                now=clock(),
+                trust_source=source,
+            )
         except ReportError as exc:
             return failed(request, exc)
         return built, sla
 
-    @read("/audit/people/{person:path}/evidence.zip", response_class=Response, responses=REFUSALS,
-                   summary="Auditors: a person's evidence bundle (zip)", tags=["auditors"])
+    @read(
+        "/audit/people/{person:path}/evidence.zip",
+        response_class=Response,
+        responses=REFUSALS,
+        summary="Auditors: a person's evidence bundle (zip)",
+        tags=["auditors"],
+    )
     def evidence(request: Request, person: str) -> Response:
         found = one_person(request, person, False)
         if isinstance(found, Response):
@@ -246,11 +300,19 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
         except (AuditError, NoteError) as exc:
             return _refusal(request, 409, "not_sealed", f"no evidence bundle: {exc}")
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", pid)[:80] or "person"
-        return Response(data, media_type="application/zip",
-                        headers={**HEADERS, "Content-Disposition": f'attachment; filename="evidence-{name}.zip"'})
+        return Response(
+            data,
+            media_type="application/zip",
+            headers={**HEADERS, "Content-Disposition": f'attachment; filename="evidence-{name}.zip"'},
+        )
 
-    @read("/audit/people/{person:path}", response_class=HTMLResponse, responses=REFUSALS,
-                   summary="Auditors: one person's cases, checklist and log entries (HTML)", tags=["auditors"])
+    @read(
+        "/audit/people/{person:path}",
+        response_class=HTMLResponse,
+        responses=REFUSALS,
+        summary="Auditors: one person's cases, checklist and log entries (HTML)",
+        tags=["auditors"],
+    )
     def person_page(request: Request, person: str) -> Response:
         found = one_person(request, person, True)
         if isinstance(found, Response):
@@ -259,12 +321,20 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
         if not built.people:  # every case of theirs lies outside any period: cannot happen with Period()
             return _refusal(request, 404, "not_found", f"no case in the audit log for person {person!r}")
         query = urlencode({"sla": sla_text(sla)})
-        links = Links(person=person_href(sla), evidence=lambda pid: f"/audit/people/{quote(pid, safe='')}/evidence.zip?{query}",
-                      report=f"/audit/?{query}")
+        links = Links(
+            person=person_href(sla),
+            evidence=lambda pid: f"/audit/people/{quote(pid, safe='')}/evidence.zip?{query}",
+            report=f"/audit/?{query}",
+        )
         return _html(render_person(built, built.people[0], links))
 
     @app.api_route("/audit", methods=WRITE, include_in_schema=False)
     @app.api_route("/audit/{rest:path}", methods=WRITE, include_in_schema=False)
     def read_only(request: Request) -> Response:
-        return _refusal(request, 405, "method_not_allowed", f"the auditor pages are read-only: {request.method} is not "
-                        "allowed, only GET (and HEAD)", {"Allow": ", ".join(READ)})
+        return _refusal(
+            request,
+            405,
+            "method_not_allowed",
+            f"the auditor pages are read-only: {request.method} is not allowed, only GET (and HEAD)",
+            {"Allow": ", ".join(READ)},
+        )

@@ -1,6 +1,9 @@
-import json, sys
-from offboard.sandbox._github import GitHub
+import json
+import sys
+
 from offboard.sandbox import make_company
+from offboard.sandbox._github import GitHub
+
 spec = json.load(open("/tmp/octo/package/generated/ghec.json"))
 sim = GitHub(make_company(3))
 want = {}
@@ -16,6 +19,8 @@ for method, pattern in sim.routes():
         want[p]["parameters"] = item["parameters"]
 # collect referenced components recursively
 comps = {}
+
+
 def walk(node):
     if isinstance(node, dict):
         ref = node.get("$ref")
@@ -30,10 +35,19 @@ def walk(node):
     elif isinstance(node, list):
         for v in node:
             walk(v)
+
+
 walk(want)
-out = {"openapi": spec["openapi"], "info": {"title": spec["info"]["title"], "version": spec["info"]["version"],
-        "x-source": "npm @octokit/openapi 23.0.2, generated/ghec.json (GitHub Enterprise Cloud REST API description); trimmed to the paths the sandbox serves by tests/sandbox/data/README.md's script"},
-       "paths": want, "components": {}}
+out = {
+    "openapi": spec["openapi"],
+    "info": {
+        "title": spec["info"]["title"],
+        "version": spec["info"]["version"],
+        "x-source": "npm @octokit/openapi 23.0.2, generated/ghec.json (GitHub Enterprise Cloud REST API description); trimmed to the paths the sandbox serves by tests/sandbox/data/README.md's script",
+    },
+    "paths": want,
+    "components": {},
+}
 for (kind, name), v in sorted(comps.items()):
     out["components"].setdefault(kind, {})[name] = v
 json.dump(out, open(sys.argv[1], "w"), indent=1, sort_keys=True)
