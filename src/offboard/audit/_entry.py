@@ -50,6 +50,7 @@ def _no_constant(text: str) -> Any:
 
 _decode = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant).decode
 
+_orjson: Any
 try:  # optional accelerator; the stdlib encoder above stays the definition of "canonical"
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment

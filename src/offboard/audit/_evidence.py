@@ -64,7 +64,8 @@ def summarize(person: str, checkpoint: Checkpoint, sla_seconds: int, entries: li
         accounts = []
         for (system, account, kind), action in sorted(record.final().items()):
             action = action or {}
-            verification = action.get("verification") if isinstance(action.get("verification"), dict) else {}
+            found = action.get("verification")
+            verification: dict[str, Any] = found if isinstance(found, dict) else {}
             name = (action.get("account") or {}).get("name") if action else record.names.get((system, account, kind))
             accounts.append(
                 {

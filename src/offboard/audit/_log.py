@@ -402,8 +402,9 @@ class AuditLog:
             return self._append_locked(entries)
 
     def _append_locked(self, entries: list[tuple[str, dict[str, Any]]]) -> list[int]:
-        lines, seqs = [], []
-        persons = dict()
+        lines: list[bytes] = []
+        seqs: list[int] = []
+        persons: dict[str, int] = {}
         for entry_type, fields in entries:
             seq = self._store.size + len(lines)
             entry = dict(fields)

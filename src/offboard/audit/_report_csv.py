@@ -92,7 +92,8 @@ def csv_rows(report: AuditReport) -> list[list[str]]:
             case.deadline,
             None if case.followup else case.over_deadline,
         ]
-        for item in case.items or [None]:
+        items: list[Any] = list(case.items) or [None]
+        for item in items:
             if item is None:
                 middle: list[Any] = [None] * 15
             else:

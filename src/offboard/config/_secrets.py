@@ -27,6 +27,8 @@ class Secret:
     """A secret value. ``str()`` and ``repr()`` never show it; ``reveal()`` does."""
 
     __slots__ = ("_value", "source")
+    _value: str
+    source: str
 
     def __init__(self, value: str, source: str = "inline"):
         if not isinstance(value, str) or not value:

@@ -11,6 +11,7 @@ import struct
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote
 
@@ -183,6 +184,8 @@ class Simulator:
     default_limits: ClassVar[dict[str, Limit]] = {}
     default_granted: ClassVar[frozenset[str]] = frozenset()
     scheme: ClassVar[str] = "http"
+    #: Where the running sandbox keeps its certificate and secrets (set by the runner).
+    data_dir: Path
 
     def __init__(
         self,
@@ -221,7 +224,7 @@ class Simulator:
     # ----- inspection -------------------------------------------------------------------------
     def routes(self) -> list[tuple[str, str]]:
         """Every (method, pattern) this simulator serves."""
-        out = []
+        out: list[tuple[str, str]] = []
         for klass in type(self).__mro__:
             for attr in vars(klass).values():
                 out.extend((m, p) for m, p, _, _ in getattr(attr, "_routes", ()))

@@ -168,7 +168,7 @@ class Entra(Simulator):
             "authority_url": self.base_url,
             "graph_url": f"{self.base_url}/v1.0",
             "ca_file": str(self.data_dir / "sandbox-ca.pem"),
-        }  # type: ignore[attr-defined]
+        }
 
     def authenticate(self, req: Request) -> None:
         if not req.path.startswith("/v1.0"):
@@ -878,7 +878,13 @@ def _filter(expr: str, req: Request) -> Callable[[dict[str, Any]], bool]:
         if joiner in expr.lower():
             parts = re.split(joiner, expr, flags=re.I)
             preds = [_filter(p, req) for p in parts]
-            return lambda u, preds=preds, combine=combine: combine(p(u) for p in preds)
+
+            def joined(
+                u: dict[str, Any], preds: list[Callable[[dict[str, Any]], bool]] = preds, combine: Any = combine
+            ) -> bool:
+                return bool(combine(p(u) for p in preds))
+
+            return joined
 
     def bad() -> HTTPError:
         return HTTPError(400, f"Invalid filter clause: {expr}", reason="BadRequest")
@@ -935,7 +941,7 @@ def _filter(expr: str, req: Request) -> Callable[[dict[str, Any]], bool]:
                 "Operator 'endsWith' is not supported because the 'ConsistencyLevel:eventual' header is missing. Refer to https://aka.ms/graph-docs/advanced-queries for more information",
                 reason="Request_UnsupportedQuery",
             )
-        key = next(
+        text_key = next(
             (
                 k
                 for k in ("userPrincipalName", "mail", "displayName", "givenName", "surname")
@@ -943,16 +949,16 @@ def _filter(expr: str, req: Request) -> Callable[[dict[str, Any]], bool]:
             ),
             None,
         )
-        if key is None:
+        if text_key is None:
             raise bad()
         if fn == "startswith":
-            return lambda u: str(u.get(key) or "").lower().startswith(val)
-        return lambda u: str(u.get(key) or "").lower().endswith(val)
+            return lambda u: str(u.get(text_key) or "").lower().startswith(val)
+        return lambda u: str(u.get(text_key) or "").lower().endswith(val)
     m = _ANY.match(expr)
     if m:
         attr, val = m.group(1), m.group(3).replace("''", "'").lower()
-        key = next((k for k in ("proxyAddresses", "otherMails") if k.lower() == attr.lower()), None)
-        if key is None:
+        list_key = next((k for k in ("proxyAddresses", "otherMails") if k.lower() == attr.lower()), None)
+        if list_key is None:
             raise bad()
-        return lambda u: any(str(x).lower() == val for x in u.get(key) or ())
+        return lambda u: any(str(x).lower() == val for x in u.get(list_key) or ())
     raise bad()

@@ -478,7 +478,7 @@ class GitHub(Simulator):
         return Response(204)
 
     @route("GET", "/orgs/{org}/invitations", perm="admin:org")
-    async def invitations(self, req: Request) -> Response:
+    async def list_invitations(self, req: Request) -> Response:
         self._org(req)
         inviter = simple_user(self.token_login, _num(0, self.token_login))
         items = [

@@ -152,7 +152,7 @@ class Sandbox:
                 tls = sim.scheme == "https"
                 host = "localhost" if tls else "127.0.0.1"
                 sim.base_url = self._urls[name] = f"{sim.scheme}://{host}:{port}"
-                sim.data_dir = self.data_dir  # type: ignore[attr-defined]
+                sim.data_dir = self.data_dir
                 config = uvicorn.Config(
                     sim,
                     log_level="warning",

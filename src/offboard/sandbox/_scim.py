@@ -24,7 +24,7 @@ class ScimApp(Simulator):
 
     def __init__(self, company: Any, **kw: Any):
         super().__init__(company, **kw)
-        from scim2_models import EnterpriseUser, Group, User
+        from scim2_models import Email, EnterpriseUser, Group, GroupMember, Name, Role, User
         from scim2_server.applications.asgi import ASGIApplication
         from scim2_server.memory import AsyncInMemoryStorage, InMemoryStorage
         from scim2_server.utils import load_default_provider, load_default_resource_types
@@ -52,23 +52,28 @@ class ScimApp(Simulator):
                 display_name=ident.name,
                 title=ident.title or None,
                 timezone=ident.timezone,
-                name={"given_name": ident.given_name, "family_name": ident.family_name, "formatted": ident.name},
-                emails=[{"value": ident.email, "type": "work", "primary": True}],
-                roles=[{"value": "admin"}] if ident.admin else None,
+                name=Name(given_name=ident.given_name, family_name=ident.family_name, formatted=ident.name),
+                emails=[Email(value=ident.email, type=Email.Type.work, primary=True)],
+                roles=[Role(value="admin")] if ident.admin else None,
             )
             if ident.employee_id:
                 user[EnterpriseUser] = EnterpriseUser(
                     employee_number=ident.employee_id, department=ident.department or None
                 )
             created = self.storage.create(types["User"], user)
-            ids[ident.email] = created.id
+            created_id = str(created.id)  # the storage always assigns one
+            ids[ident.email] = created_id
             for g in ident.groups:
-                members.setdefault(g, []).append(created.id)
+                members.setdefault(g, []).append(created_id)
         for name in company.groups:
             self.storage.create(
                 types["Group"],
                 Group(
-                    display_name=name, members=[{"value": uid, "type": "User"} for uid in members.get(name, [])] or None
+                    display_name=name,
+                    members=[
+                        GroupMember.model_validate({"value": uid, "type": "User"}) for uid in members.get(name, [])
+                    ]
+                    or None,
                 ),
             )
 
@@ -104,6 +109,7 @@ class ScimApp(Simulator):
     # ----- inspection -------------------------------------------------------------------------
     def _find(self, key: str) -> Any:
         k = key.lower()
+        r: Any
         for r in self.storage.resources:
             if getattr(r, "user_name", None) is None:
                 continue
@@ -121,9 +127,10 @@ class ScimApp(Simulator):
         if r is None:
             return None
         out = r.model_dump(mode="json", exclude_none=True, by_alias=True)
+        resources: list[Any] = list(self.storage.resources)
         out["groups"] = sorted(
             g.display_name
-            for g in self.storage.resources
+            for g in resources
             if getattr(g, "display_name", None)
             and getattr(g, "user_name", None) is None
             and any(m.value == r.id for m in (g.members or ()))
@@ -131,7 +138,8 @@ class ScimApp(Simulator):
         return out
 
     def accounts(self) -> list[dict[str, Any]]:
-        return [self.account(r.id) for r in self.storage.resources if getattr(r, "user_name", None) is not None]  # type: ignore[misc]
+        found = (self.account(str(r.id)) for r in self.storage.resources if getattr(r, "user_name", None) is not None)
+        return [a for a in found if a is not None]
 
     # ----- SCIM: delegate to scim2-server -----------------------------------------------------
     async def _forward(self, req: Request) -> Response:

@@ -69,7 +69,7 @@ def compile_filter(expr: str, aliases: dict[str, str] | None = None) -> Callable
     def values(r: dict[str, Any]) -> list[Any]:
         if sub:
             base, key, val, leaf = sub.groups()
-            items = next((v for k, v in r.items() if k.lower() == base.lower()), []) or []
+            items: list[Any] = next((v for k, v in r.items() if k.lower() == base.lower()), []) or []
             return [
                 i.get(leaf or "value")
                 for i in items
