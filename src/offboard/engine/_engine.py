@@ -1,7 +1,7 @@
 """The orchestrator: resolve -> gather -> plan -> guard -> apply -> verify -> record.
 
 The engine owns everything connectors must not: threads, per-system concurrency caps
-and token buckets, retries (tenacity, honouring Retry-After), timing, and the record of
+and token buckets, retries (``_retry``: backoff, Retry-After), timing, and the record of
 every step (the store, and the audit log through one channel, ``Recorder``).
 """
 
@@ -19,7 +19,6 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-import tenacity
 from pydantic import ValidationError
 
 from .. import plugins
@@ -30,7 +29,7 @@ from ..config._config import Config, format_validation_error
 from ..config._logging import redact
 from ..config._policy import Policy, Protection, load_policies
 from ..connector import Connector
-from ..errors import AuthError, ConfigError, ConnectorError, OffboardError, RateLimited, UnknownPerson
+from ..errors import AuthError, ConfigError, ConnectorError, OffboardError, UnknownPerson
 from ..models import Account, Action, ActionKind, ActionStatus, CaseStatus, Person, Receipt, Verification
 from ..state._store import Store, dumps, new_id, utcnow
 from ._plan import CaseResult, Plan
@@ -38,6 +37,7 @@ from ._ratelimit import TokenBucket
 from ._recorder import Recorder
 from ._recorder import iso as _iso
 from ._recorder import open_audit as _open_audit
+from ._retry import call_with_retries
 
 __all__ = ["Engine", "Plan", "CaseResult"]
 
@@ -159,67 +159,29 @@ class Engine:
             self.connector(name)
 
     def call(self, instance: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:
-        """Call ``fn`` for ``instance`` under its cap and bucket, retrying what is retryable."""
-        bucket, slots, limits = self._buckets[instance], self._slots[instance], self.config.limits
-        connector_lanes = bool(type(self._connectors[instance]).rate_limits)
-        attempts = errors = 0
-        rate_limited_wait = 0.0
+        """Call ``fn`` for ``instance`` under its cap and bucket, retrying what ``_retry`` says; (result, attempts)."""
+        bucket, slots = self._buckets[instance], self._slots[instance]
+        per_request = bool(type(self._connectors[instance]).rate_limits)  # such connectors take tokens in throttle()
 
         def attempt() -> Any:
-            nonlocal attempts
-            attempts += 1
             if instance in self._stopped:
                 raise AuthError(f"stopped after an authentication failure: {self._stopped[instance]}", system=instance)
-            if not connector_lanes:  # connectors with lanes take tokens per request, in throttle()
+            if not per_request:
                 bucket.acquire(self.sleep)
             with slots:
                 return fn(*args)
 
-        def stop(state: tenacity.RetryCallState) -> bool:
-            """Rate limits spend a time budget, other failures the attempt budget."""
-            nonlocal errors
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, RateLimited):
-                return rate_limited_wait >= limits.max_rate_limited_wait
-            errors += 1
-            return errors >= limits.max_attempts
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            nonlocal rate_limited_wait
-            exc = state.outcome.exception() if state.outcome else None
-            backoff = min(limits.max_retry_wait, 0.2 * 2 ** (min(state.attempt_number, 20) - 1))
-            delay = getattr(exc, "retry_after", None) or backoff
-            delay = min(float(delay), limits.max_retry_wait)
-            if isinstance(exc, RateLimited):
-                rate_limited_wait += delay
-            self._lane_bucket(instance, getattr(exc, "lane", None)).pause(
-                delay
-            )  # every caller of this system (or lane) waits
-            log.info("retrying", system=instance, error=str(exc), delay=delay, attempt=state.attempt_number)
-            return 0.0
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(lambda e: isinstance(e, ConnectorError) and e.retryable),
-            stop=stop,
-            wait=wait,
-            sleep=self.sleep,
-            reraise=True,
-        )
         try:
-            result = retrying(attempt)
-        except ConnectorError as exc:
-            exc.system = exc.system or instance
-            exc.attempts = attempts  # type: ignore[attr-defined]
-            if isinstance(exc, AuthError):
-                self._stopped.setdefault(instance, str(exc))
+            return call_with_retries(
+                attempt,
+                system=instance,
+                limits=self.config.limits,
+                pause=lambda lane, seconds: self._lane_bucket(instance, lane).pause(seconds),
+                sleep=self.sleep,
+            )
+        except AuthError as exc:  # stop this connector: every later call fails at once
+            self._stopped.setdefault(instance, str(exc))
             raise
-        except OffboardError:
-            raise
-        except Exception as exc:  # a connector bug or an unmapped SDK error: record it, never crash the case
-            err = ConnectorError(f"unexpected {type(exc).__name__}: {exc}", system=instance)
-            err.attempts = attempts  # type: ignore[attr-defined]
-            raise err from exc
-        return result, attempts
 
     # -- resolve, gather, plan ---------------------------------------------------
 
