@@ -22,7 +22,7 @@ import structlog
 from pydantic import ValidationError
 
 from .. import plugins
-from ..checklist._tasks import checklist_for, task_rows
+from ..checklist._tasks import checklist_for, last_day, task_rows
 from ..checklist._tasks import counts as task_counts
 from ..checklist._tasks import tasks as task_table
 from ..config._config import Config, format_validation_error
@@ -68,18 +68,27 @@ class Engine:
         self.monotonic: Callable[[], float] = time.monotonic
         self._pool = ThreadPoolExecutor(max_workers=config.limits.workers, thread_name_prefix="offboard")
         self._system_pools: dict[str, ThreadPoolExecutor] = {}
-        #: Set by ``offboard.engine._distributed`` when ``execution: distributed``: jobs go to workers.
+        #: Set by ``_distributed.attach`` (``Engine.open`` with ``execution: distributed``): jobs go to workers.
         self.dispatcher: Any = None
         self.bucket_factory: Callable[..., Any] = TokenBucket
 
     @classmethod
     def open(cls, config: Config, data_dir: Path, **kw: Any) -> Engine:
-        """An engine with its store and audit log in ``data_dir``."""
+        """An engine with its store and audit log in ``data_dir``, executing as ``config.execution`` says."""
         store = Store.open(config.store, data_dir)
         audit = kw.pop("audit", None)
         if audit is None:
             audit = _open_audit(data_dir, config.audit.get("origin"))
-        return cls(config, store, data_dir, audit=audit, **kw)
+        engine = cls(config, store, data_dir, audit=audit, **kw)
+        if config.execution == "distributed":  # workers run the jobs; rate limits and the log are shared
+            from ._distributed import attach
+
+            try:
+                attach(engine)
+            except BaseException:
+                engine.close()
+                raise
+        return engine
 
     def wait_sealed(self) -> None:
         """Wait for the background seal of the cases closed so far: their entries are then under a checkpoint."""
@@ -257,7 +266,8 @@ class Engine:
         self, person: Person, policy: Policy, accounts: Iterable[Account], errors: dict[str, str] | None = None
     ) -> Plan:
         """Apply ``policy`` and the guards to known accounts."""
-        plan = Plan(person, policy, [], errors=dict(errors or {}))
+        now = self.clock()
+        plan = Plan(person, policy, [], errors=dict(errors or {}), as_of=now)
         protection = Protection.combine(policy, self.config.protected)
         for account in accounts:
             reason = protection.reason(account)
@@ -278,7 +288,7 @@ class Engine:
                     step.connectors is None or account.system in step.connectors or cfg.type in step.connectors
                 ) and step.action in cls.capabilities():
                     plan.later.append((Action(step.action, account, params), step.delay))
-        plan.tasks = self.checklist(person, policy, self.clock())
+        plan.tasks = self.checklist(person, policy, now)
         return plan
 
     def checklist(self, person: Person, policy: Policy, termination: datetime) -> list[Any]:
@@ -334,7 +344,9 @@ class Engine:
             dict(case_id=case_id, action=dumps(a.to_dict()), due_at=now + delay, status="scheduled")
             for a, delay in plan.later
         ]
-        tasks = self.checklist(plan.person, plan.policy, termination_at or now) if trigger != "followup" else []
+        tasks = plan.tasks
+        if plan.as_of is not None and last_day(plan.person, termination_at or now) != last_day(plan.person, plan.as_of):
+            tasks = self.checklist(plan.person, plan.policy, termination_at or now)  # due dates count from another day
         enqueue = self.dispatcher.enqueuer(case_id, action_rows) if self.dispatcher else None
         try:
             self.store.insert_case(
@@ -382,12 +394,28 @@ class Engine:
         policy: str | None = None,
         trigger: str = "cli",
         reason: str = "",
+        confirm: Callable[[Plan], bool] | None = None,
         progress: Callable[[dict[str, Any]], None] | None = None,
-    ) -> CaseResult:
-        """Plan, open and run a case for one person."""
+    ) -> CaseResult | None:
+        """Plan, confirm, open and run a case for one person; None when ``confirm`` turns the plan down.
+
+        Every enabled connector is built first, so a configuration error surfaces before any write.
+        ``progress`` hears of each action as it ends.
+        """
+        self.check_connectors()
         plan = self.plan(ref, policy)
+        if confirm is not None and not confirm(plan):
+            return None
         case_id = self.open_case(plan, trigger=trigger, reason=reason)
         return self.run_cases([case_id], progress)[0]
+
+    def latest_cases(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest cases, newest first."""
+        return self.store.find_cases(limit=limit)
+
+    def find_case(self, ref: str) -> dict[str, Any] | None:
+        """The case ``ref`` names (its id, or a prefix of it that only one case has), or None."""
+        return self.store.case_by_prefix(ref)
 
     def run_cases(
         self, case_ids: list[str], progress: Callable[[dict[str, Any]], None] | None = None
