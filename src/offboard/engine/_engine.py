@@ -414,7 +414,7 @@ class Engine:
         return self.store.find_cases(limit=limit)
 
     def find_case(self, ref: str) -> dict[str, Any] | None:
-        """The case ``ref`` names (its id, or a prefix of it that only one case has), or None."""
+        """The case ``ref`` names (its id, or a part of it that only one case has), or None."""
         return self.store.case_by_prefix(ref)
 
     def run_cases(
