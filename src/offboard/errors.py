@@ -8,6 +8,14 @@
      │    └── SecretError
      ├── UnknownPerson          nobody matches the reference given
      ├── PluginError            a plugin is broken or registers a duplicate name
+     ├── ApprovalRequired       a sweep was approved without naming the approver
+     ├── TaskError              a checklist task named does not exist, or a close left out what it needs
+     ├── NotifyError            a notice could not be delivered
+     ├── WebhookRejected        an HR delivery refused: HTTP ``status``, short ``code``, ``message``
+     ├── AuditError             the audit log cannot be opened or written safely
+     ├── ReportError            no audit report: ``code`` 1 the log does not verify, 2 bad input
+     ├── EntryError             an audit entry is not canonical (also a ValueError)
+     ├── NoteError              a note, key, checkpoint or proof does not verify (also a ValueError)
      └── ConnectorError         raised by connectors at their boundary
           ├── AuthError         credentials rejected: stop this connector, do not retry
           │    └── PermissionDenied   authenticated, but a named permission is missing
@@ -36,6 +44,14 @@ __all__ = [
     "RateLimited",
     "TransientError",
     "PermanentError",
+    "ApprovalRequired",
+    "TaskError",
+    "NotifyError",
+    "WebhookRejected",
+    "AuditError",
+    "ReportError",
+    "EntryError",
+    "NoteError",
 ]
 
 
@@ -65,6 +81,51 @@ class UnknownPerson(OffboardError):
 
 class PluginError(OffboardError):
     """A plugin failed to load, or registered a duplicate connector name."""
+
+
+class ApprovalRequired(OffboardError):
+    """``approve`` was asked for without naming the approver."""
+
+
+class TaskError(OffboardError):
+    """A task command named something that does not exist, or left out what it needs."""
+
+
+class NotifyError(OffboardError):
+    """A notice could not be delivered."""
+
+
+class WebhookRejected(OffboardError):
+    """A delivery refused with an HTTP status, a short code and a clear message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": self.code, "message": self.message}
+
+
+class AuditError(OffboardError):
+    """The audit log cannot be opened or written safely."""
+
+
+class ReportError(OffboardError):
+    """No report: ``code`` 1 when the log does not verify, 2 for bad input or nothing to report on."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+class EntryError(OffboardError, ValueError):
+    """An audit entry is not canonical or breaks the schema."""
+
+
+class NoteError(OffboardError, ValueError):
+    """A note, key, checkpoint or proof is malformed or does not verify."""
 
 
 class ConnectorError(OffboardError):

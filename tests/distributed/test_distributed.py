@@ -15,7 +15,6 @@ import yaml
 from offboard import CaseStatus
 from offboard.config._config import load_config
 from offboard.config._paths import data_dir
-from offboard.engine._distributed import attach
 from offboard.engine._engine import Engine
 
 from .. import _fakes
@@ -53,7 +52,6 @@ def _stop(*procs):
 
 def _open_all(config_path, people):
     engine = Engine.open(load_config(config_path), data_dir())
-    attach(engine)
     engine.dispatcher.poll = 0.1
     case_ids = [engine.open_case(engine.plan(f"user{i}@corp.example")) for i in range(people)]
     return engine, case_ids
@@ -149,7 +147,6 @@ def test_500_people_in_five_sandbox_systems_with_a_worker_killed(pg_url, home, t
         config = tmp_path / "offboard.yaml"
         config.write_text(yaml.safe_dump(raw))
         engine = Engine.open(load_config(config), data_dir())
-        attach(engine)
         engine.dispatcher.poll = 0.5
         plans = [engine.plan(p) for p in sandbox.company.people[:people]]
         case_ids = [engine.open_case(plan) for plan in plans]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from offboard import CaseStatus, UnknownPerson
+from offboard import CaseStatus, ConfigError, UnknownPerson
 from offboard.config._config import load_config
 from offboard.config._paths import data_dir
 from offboard.engine._engine import Engine
@@ -260,3 +260,36 @@ def test_with_lanes_the_system_rate_counts_requests_not_calls(tmp_path):
     assert result.ok
     # discovery is a call without lanes of its own (no throttle); the 4 requests after it take 1 s each
     assert sum(clock.sleeps) >= 3.0
+
+
+def test_revoke_turned_down_by_confirm_opens_nothing(make_company):
+    company = make_company(systems=2)
+    engine = open_engine(company)
+    seen = []
+    try:
+        assert engine.revoke("user1@corp.example", confirm=lambda plan: seen.append(plan) or False) is None
+        assert seen[0].person.id == "user1@corp.example" and seen[0].actions
+        assert engine.latest_cases() == [] and company.changes("sys0") == []
+    finally:
+        engine.close()
+
+
+def test_the_checklist_is_drawn_up_once_per_case(make_company, monkeypatch):
+    company = make_company(systems=1)
+    engine = open_engine(company)
+    calls = []
+    original = engine.checklist
+    monkeypatch.setattr(engine, "checklist", lambda *a: calls.append(a) or original(*a))
+    try:
+        result = engine.revoke("user1@corp.example")
+        assert len(calls) == 1 and result.checklist["total"] == len(original(*calls[0]))
+        assert engine.find_case(result.case_id[:-2])["id"] == result.case_id
+    finally:
+        engine.close()
+
+
+def test_distributed_execution_is_set_up_by_open(make_company):
+    company = make_company(systems=1)
+    company.extra = {"execution": "distributed"}  # with the default SQLite store: refused at once
+    with pytest.raises(ConfigError, match="execution: distributed needs `store:` to be a PostgreSQL URL"):
+        Engine.open(load_config(company.write_config()), data_dir())

@@ -5,21 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config._durations import parse_duration
 from ._entry import FINAL_RESULTS, TIME_RE, format_time, parse_time
 
-__all__ = ["CaseBook", "CaseRecord", "parse_duration", "item_key"]
+__all__ = ["CaseBook", "CaseRecord", "sla_seconds", "item_key"]
 
 ELAPSED_TOLERANCE_MS = 1000
 
 
-def parse_duration(text: str) -> int:
-    """``24h``, ``4h``, ``90m``, ``2d``, ``3600s`` or plain seconds, as seconds."""
-    text = text.strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
-    if not number.isdigit() or int(number) <= 0:
-        raise ValueError(f"{text!r} is not a duration like 24h, 90m, 2d or 3600s")
-    return int(number) * units[unit]
+def sla_seconds(text: str) -> int:
+    """An SLA such as ``24h``, ``90m``, ``2d``, ``3600s`` or plain seconds, in seconds; it must be positive."""
+    seconds = int(parse_duration(text, bare="s").total_seconds())
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not a duration such as 24h, 90m, 2d or 3600 (it must be longer than zero)")
+    return seconds
 
 
 def item_key(system: Any, account: Any, kind: Any) -> tuple[str, str, str]:
@@ -180,10 +179,6 @@ def _moment(text: Any) -> Any:
 
 def _result(action: Any) -> Any:
     return action[0] if isinstance(action, tuple) else action.get("result")
-
-
-def _responded(action: Any) -> Any:
-    return action[1] if isinstance(action, tuple) else action.get("responded_at")
 
 
 class CaseBook:

@@ -7,6 +7,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from ..errors import EntryError
+
 __all__ = [
     "EntryError",
     "FORMAT_VERSION",
@@ -34,10 +36,6 @@ TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 _TIME_MATCH = TIME_RE.match
 
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-
-
-class EntryError(ValueError):
-    """An entry is not canonical or breaks the schema."""
 
 
 def _no_float(text: str) -> Any:

@@ -13,7 +13,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from ..errors import OffboardError
+from ..errors import AuditError
 from ._entry import FORMAT_VERSION, EntryError, canonical, check_fields, checked_entry, now
 from ._merkle import CompactRange, leaf_hash
 from ._note import (
@@ -43,10 +43,6 @@ ORIGIN_FILE = "origin"
 PERSONS_CACHE = "persons.json"
 #: Present (containing "database") when a database sequences the entries and this directory mirrors them.
 SEQUENCER = "sequencer"
-
-
-class AuditError(OffboardError):
-    """The audit log cannot be opened or written safely."""
 
 
 def read_origin(directory: Path) -> str:

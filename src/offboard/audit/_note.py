@@ -13,6 +13,8 @@ from typing import Protocol
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ..errors import NoteError
+
 __all__ = [
     "NoteError",
     "Signer",
@@ -38,10 +40,6 @@ ED25519 = 0x01
 SIG_PREFIX = "\u2014 "  # EM DASH, space
 MAX_SIGNATURES = 100
 PROOF_HEADER = "c2sp.org/tlog-proof@v1"
-
-
-class NoteError(ValueError):
-    """A note, key, checkpoint or proof is malformed or does not verify."""
 
 
 def b64(data: bytes) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ..errors import ReportError
 from ._cases import CaseBook, CaseRecord
 from ._entry import parse_time
 from ._log import ENTRIES, ORIGIN_FILE, TRUSTED_KEYS
@@ -29,14 +30,6 @@ __all__ = ["AuditReport", "CaseView", "Item", "Period", "ReportError", "build_re
 REVOKED = ("complete", "awaiting_tasks")  # every account's access removed (a checklist may still be open)
 #: Verifier findings the report already shows in its own words (over the deadline, incomplete, open).
 SHOWN_ELSEWHERE = ("SLA missed", "closed incomplete", "opened but never closed")
-
-
-class ReportError(Exception):
-    """No report: ``code`` 1 when the log does not verify, 2 for bad input or nothing to report on."""
-
-    def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)

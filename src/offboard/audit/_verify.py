@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import json
 import multiprocessing
 import os
 import re
@@ -463,8 +462,3 @@ class _Workers:
             if proc.is_alive():
                 proc.kill()
                 proc.join()
-
-
-def report_json(report: Report) -> str:
-    """The report as JSON."""
-    return json.dumps(report.as_dict(), indent=2, sort_keys=True)

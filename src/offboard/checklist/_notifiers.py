@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config._logging import get_logger
 from ..config._secrets import Secret
-from ..errors import ConfigError, OffboardError
+from ..errors import ConfigError, NotifyError, OffboardError
 from ..hookspecs import hookimpl
 
 __all__ = [
@@ -42,10 +42,6 @@ __all__ = [
 
 log = get_logger("offboard.notifiers")
 EVENTS = ("case_closed", "end_date", "task_due", "task_overdue")
-
-
-class NotifyError(OffboardError):
-    """A notice could not be delivered."""
 
 
 @dataclass(frozen=True)

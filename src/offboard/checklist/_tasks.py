@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from ..config._logging import get_logger
 from ..config._policy import Policy, parse_duration, parse_offset
 from ..engine._recorder import iso
-from ..errors import ConfigError, OffboardError
+from ..errors import ConfigError, TaskError
 from ..models import CaseStatus, Equipment, Person
 from ..state._store import _aware, cases, metadata
 
@@ -72,10 +72,6 @@ tasks = sa.Table(
     sa.Column("reminded_overdue_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("case_id", "task_id", name="uq_task"),
 )
-
-
-class TaskError(OffboardError):
-    """A task command named something that does not exist, or left out what it needs."""
 
 
 @dataclass(frozen=True)

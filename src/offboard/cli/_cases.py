@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from collections import Counter
@@ -78,11 +77,10 @@ def result_table(result: Any, accounts: bool = True) -> Table:
     )
     for column in columns:
         table.add_column(column, no_wrap=column in ("action", "result"))
-    for row in result.actions:
-        verification = json.loads(row["verification"]) if row["verification"] else None
-        back = row["error"] or (verification["detail"] if verification else "")
-        name = json.loads(row["account"])["name"]
-        cells = [row["system"], escape(name), row["kind"], styled(row["status"]), escape(back)]
+    for item in result.outcomes:
+        back = item["error"] or (item["verification"]["detail"] if item["verification"] else "")
+        name = item["account"]
+        cells = [item["system"], escape(name), item["kind"], styled(item["status"]), escape(back)]
         if not accounts:
             del cells[1]
             cells[-1] = escape(back.removeprefix(f"{name}: "))
@@ -91,31 +89,34 @@ def result_table(result: Any, accounts: bool = True) -> Table:
 
 
 class Progress:
-    """Live per-system progress on a terminal; one line per action otherwise."""
+    """Live per-system progress on a terminal; one line per action otherwise. ``start`` it with the plan's actions."""
 
-    def __init__(self, plan_actions: list[Any], live: bool):
-        self.totals = Counter(a.account.system for a in plan_actions)
+    def __init__(self, live: bool):
         self.done: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self.live = live
         self._lock = threading.Lock()
-        self._progress = None
-        if live and self.totals:
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-            from rich.progress import Progress as RichProgress
+        self._progress: Any = None
 
-            self._progress = RichProgress(
-                TextColumn("{task.description:<16}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[note]}"),
-                console=out,
-            )
-            self._tasks = {s: self._progress.add_task(s, total=n, note="") for s, n in self.totals.items()}
+    def start(self, plan_actions: list[Any]) -> None:
+        """Show one bar per system, sized by the plan's actions on it."""
+        totals = Counter(a.account.system for a in plan_actions)
+        if not self.live or not totals:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+        from rich.progress import Progress as RichProgress
+
+        self._progress = RichProgress(
+            TextColumn("{task.description:<16}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=out,
+        )
+        self._tasks = {s: self._progress.add_task(s, total=n, note="") for s, n in totals.items()}
+        self._progress.start()
 
     def __enter__(self) -> Progress:
-        if self._progress:
-            self._progress.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -162,26 +163,31 @@ def plan(app: App, person: str, policy: str | None, as_json: bool) -> None:
 @click.pass_obj
 def revoke(app: App, person: str, policy: str | None, reason: str, yes: bool, dry_run: bool, as_json: bool) -> None:
     """Disable every account PERSON holds, verify each by reading it back, and record it."""
-    engine = app.engine()
-    engine.check_connectors()
-    the_plan = engine.plan(person, policy)
-    if dry_run:
-        if as_json:
-            emit_json({"dry_run": True, "plan": the_plan.to_dict()})
-        else:
-            print_plan(the_plan)
-            out.print("Dry run: nothing was changed.")
+    with Progress(live=out.is_terminal and not as_json) as progress:
+
+        def confirm(the_plan: Any) -> bool:
+            if dry_run:
+                if as_json:
+                    emit_json({"dry_run": True, "plan": the_plan.to_dict()})
+                else:
+                    print_plan(the_plan)
+                    out.print("Dry run: nothing was changed.")
+                return False
+            if not as_json:
+                print_plan(the_plan)
+            if not yes:
+                if not sys.stdin.isatty():
+                    click.echo("error: not a terminal; pass --yes to revoke without a prompt", err=True)
+                    sys.exit(EXIT_USAGE)
+                click.confirm(f"Revoke {len(the_plan.actions)} actions for {the_plan.person.id}?", abort=True)
+            progress.start(the_plan.actions)
+            return True
+
+        result = app.engine().revoke(
+            person, policy=policy, trigger="cli", reason=reason, confirm=confirm, progress=None if as_json else progress
+        )
+    if result is None:  # a dry run
         sys.exit(EXIT_OK)
-    if not as_json:
-        print_plan(the_plan)
-    if not yes:
-        if not sys.stdin.isatty():
-            click.echo("error: not a terminal; pass --yes to revoke without a prompt", err=True)
-            sys.exit(EXIT_USAGE)
-        click.confirm(f"Revoke {len(the_plan.actions)} actions for {the_plan.person.id}?", abort=True)
-    case_id = engine.open_case(the_plan, trigger="cli", reason=reason)
-    with Progress(the_plan.actions, live=out.is_terminal and not as_json) as progress:
-        result = engine.run_cases([case_id], None if as_json else progress)[0]
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -215,7 +221,7 @@ def status(app: App, case: str | None, as_json: bool) -> None:
     """Show CASE in full, or the latest cases. Exits 3 if the case is not complete."""
     engine = app.engine()
     if case is None:
-        rows = engine.store.find_cases(limit=20)
+        rows = engine.latest_cases(limit=20)
         if as_json:
             emit_json(
                 [
@@ -237,7 +243,7 @@ def status(app: App, case: str | None, as_json: bool) -> None:
             )
         out.print(table if rows else "No cases yet.")
         return
-    row = engine.store.case_by_prefix(case)
+    row = engine.find_case(case)
     if row is None:
         click.echo(f"error: no case matches {case!r}", err=True)
         sys.exit(EXIT_USAGE)
@@ -275,7 +281,7 @@ def resume(app: App, as_json: bool) -> None:
 def undo(app: App, case: str, yes: bool, as_json: bool) -> None:
     """Restore what is reversible in CASE (rehire, mistaken termination); say what is not."""
     engine = app.engine()
-    row = engine.store.case_by_prefix(case)
+    row = engine.find_case(case)
     if row is None:
         click.echo(f"error: no case matches {case!r}", err=True)
         sys.exit(EXIT_USAGE)

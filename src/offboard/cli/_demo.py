@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..config._config import load_config
 from ..config._paths import data_dir
-from ..engine._engine import Engine
+from ..engine._engine import Engine, Plan
 from ..models import Person
 
 out = Console(highlight=False)
@@ -52,12 +52,18 @@ def run_demo(people: int = 25, latency: int = 40, seed: int = 7) -> int:
                 f"\n[bold]{escape(person.name or person.id)}[/] ({escape(person.id)}, {person.type}, manager "
                 f"{escape(person.manager or '-')}) has left. What would happen:\n"
             )
-            plan = engine.plan(person.id)
-            print_plan(plan)
-            out.print("\nRevoking in parallel across every system, then reading each one back:\n")
-            case_id = engine.open_case(plan, trigger="demo", reason="offboard demo")
-            with Progress(plan.actions, live=out.is_terminal) as progress:
-                result = engine.run_cases([case_id], progress)[0]
+            with Progress(live=out.is_terminal) as progress:
+
+                def show(plan: Plan) -> bool:
+                    print_plan(plan)
+                    out.print("\nRevoking in parallel across every system, then reading each one back:\n")
+                    progress.start(plan.actions)
+                    return True
+
+                result = engine.revoke(
+                    person.id, trigger="demo", reason="offboard demo", confirm=show, progress=progress
+                )
+            assert result is not None  # show() never turns the plan down
             out.print(result_table(result, accounts=False))
             out.print(read_back_table(sandbox, person))
             print_checklist(result)

@@ -177,10 +177,6 @@ class App:
             from ..engine._engine import Engine
 
             self._engine = Engine.open(self.config, data_dir())
-            if self.config.execution == "distributed":
-                from ..engine._distributed import attach
-
-                attach(self._engine)
             click.get_current_context().call_on_close(self._engine.close)
         return self._engine
 

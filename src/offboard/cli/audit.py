@@ -23,7 +23,7 @@ from ..audit import (
     verify_evidence,
     verify_log,
 )
-from ..audit._cases import parse_duration
+from ..audit._cases import sla_seconds
 from ..audit._log import CHECKPOINTS, ENTRIES, LATEST, TRUSTED_KEYS
 from ..audit._note import b64, parse_checkpoint
 from ..config._paths import data_dir
@@ -51,7 +51,7 @@ def _sla(value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        return sla_seconds(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--sla") from None
 
@@ -308,7 +308,7 @@ def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal) 
     except ValueError as exc:
         _fail(str(exc), 2)
     try:
-        sla_seconds = parse_duration(sla)
+        limit = sla_seconds(sla)
     except ValueError as exc:
         _fail(f"--sla: {exc}", 2)
     log = _log_dir(ctx)
@@ -324,7 +324,7 @@ def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal) 
             log,
             trust,
             period=period,
-            sla_seconds=sla_seconds,
+            sla_seconds=limit,
             people=sample or None,
             leavers=hr,
             trust_source=str(trusted_keys) if trusted_keys else None,

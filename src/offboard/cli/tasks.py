@@ -69,7 +69,7 @@ def tasks(
     engine = ctx.obj.engine()
     case_id = None
     if case_ref is not None:
-        case = engine.store.case_by_prefix(case_ref)
+        case = engine.find_case(case_ref)
         if case is None:
             _fail(f"no case matches {case_ref!r} (see `offboard status`)")
         case_id = case["id"]

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ConfigError
+from ._durations import parse_duration
 
 __all__ = ["Config", "ConnectorConfig", "Limits", "TasksConfig", "load_config", "format_validation_error"]
 
@@ -92,8 +93,6 @@ class TasksConfig(_Strict):
     @field_validator("remind_before", "remind_every")
     @classmethod
     def _duration(cls, value: str) -> str:
-        from ._policy import parse_duration
-
         parse_duration(value)
         return value
 

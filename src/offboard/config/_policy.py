@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..errors import PolicyError
 from ..models import Account, ActionKind
 from ._config import format_validation_error, load_yaml
+from ._durations import parse_duration, parse_offset
 from ._paths import bundled_policies_dir
 
 __all__ = [
@@ -62,27 +63,7 @@ __all__ = [
     "Protection",
 ]
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_OFFSET = re.compile(r"^\s*([+-]?)\s*(\d+)\s*([dw])\s*$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``30d`` -> 30 days; units s, m, h, d, w."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ValueError(f"{text!r} is not a duration such as 30d, 12h or 15m")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def parse_offset(text: str) -> timedelta:
-    """``-2d`` -> two days before, ``+1w`` -> a week after; units d, w."""
-    match = _OFFSET.match(str(text))
-    if not match:
-        raise ValueError(f"{text!r} is not a day offset such as -2d, 0d, +7d or +1w")
-    days = int(match.group(2)) * (7 if match.group(3) == "w" else 1)
-    return timedelta(days=-days if match.group(1) == "-" else days)
 
 
 class _Strict(BaseModel):

@@ -1,7 +1,7 @@
 """The orchestrator: resolve -> gather -> plan -> guard -> apply -> verify -> record.
 
 The engine owns everything connectors must not: threads, per-system concurrency caps
-and token buckets, retries (tenacity, honouring Retry-After), timing, and the record of
+and token buckets, retries (``_retry``: backoff, Retry-After), timing, and the record of
 every step (the store, and the audit log through one channel, ``Recorder``).
 """
 
@@ -19,18 +19,17 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-import tenacity
 from pydantic import ValidationError
 
 from .. import plugins
-from ..checklist._tasks import checklist_for, task_rows
+from ..checklist._tasks import checklist_for, last_day, task_rows
 from ..checklist._tasks import counts as task_counts
 from ..checklist._tasks import tasks as task_table
 from ..config._config import Config, format_validation_error
 from ..config._logging import redact
 from ..config._policy import Policy, Protection, load_policies
 from ..connector import Connector
-from ..errors import AuthError, ConfigError, ConnectorError, OffboardError, RateLimited, UnknownPerson
+from ..errors import AuthError, ConfigError, ConnectorError, OffboardError, UnknownPerson
 from ..models import Account, Action, ActionKind, ActionStatus, CaseStatus, Person, Receipt, Verification
 from ..state._store import Store, dumps, new_id, utcnow
 from ._plan import CaseResult, Plan
@@ -38,6 +37,7 @@ from ._ratelimit import TokenBucket
 from ._recorder import Recorder
 from ._recorder import iso as _iso
 from ._recorder import open_audit as _open_audit
+from ._retry import call_with_retries
 
 __all__ = ["Engine", "Plan", "CaseResult"]
 
@@ -68,18 +68,27 @@ class Engine:
         self.monotonic: Callable[[], float] = time.monotonic
         self._pool = ThreadPoolExecutor(max_workers=config.limits.workers, thread_name_prefix="offboard")
         self._system_pools: dict[str, ThreadPoolExecutor] = {}
-        #: Set by ``offboard.engine._distributed`` when ``execution: distributed``: jobs go to workers.
+        #: Set by ``_distributed.attach`` (``Engine.open`` with ``execution: distributed``): jobs go to workers.
         self.dispatcher: Any = None
         self.bucket_factory: Callable[..., Any] = TokenBucket
 
     @classmethod
     def open(cls, config: Config, data_dir: Path, **kw: Any) -> Engine:
-        """An engine with its store and audit log in ``data_dir``."""
+        """An engine with its store and audit log in ``data_dir``, executing as ``config.execution`` says."""
         store = Store.open(config.store, data_dir)
         audit = kw.pop("audit", None)
         if audit is None:
             audit = _open_audit(data_dir, config.audit.get("origin"))
-        return cls(config, store, data_dir, audit=audit, **kw)
+        engine = cls(config, store, data_dir, audit=audit, **kw)
+        if config.execution == "distributed":  # workers run the jobs; rate limits and the log are shared
+            from ._distributed import attach
+
+            try:
+                attach(engine)
+            except BaseException:
+                engine.close()
+                raise
+        return engine
 
     def wait_sealed(self) -> None:
         """Wait for the background seal of the cases closed so far: their entries are then under a checkpoint."""
@@ -159,67 +168,29 @@ class Engine:
             self.connector(name)
 
     def call(self, instance: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:
-        """Call ``fn`` for ``instance`` under its cap and bucket, retrying what is retryable."""
-        bucket, slots, limits = self._buckets[instance], self._slots[instance], self.config.limits
-        connector_lanes = bool(type(self._connectors[instance]).rate_limits)
-        attempts = errors = 0
-        rate_limited_wait = 0.0
+        """Call ``fn`` for ``instance`` under its cap and bucket, retrying what ``_retry`` says; (result, attempts)."""
+        bucket, slots = self._buckets[instance], self._slots[instance]
+        per_request = bool(type(self._connectors[instance]).rate_limits)  # such connectors take tokens in throttle()
 
         def attempt() -> Any:
-            nonlocal attempts
-            attempts += 1
             if instance in self._stopped:
                 raise AuthError(f"stopped after an authentication failure: {self._stopped[instance]}", system=instance)
-            if not connector_lanes:  # connectors with lanes take tokens per request, in throttle()
+            if not per_request:
                 bucket.acquire(self.sleep)
             with slots:
                 return fn(*args)
 
-        def stop(state: tenacity.RetryCallState) -> bool:
-            """Rate limits spend a time budget, other failures the attempt budget."""
-            nonlocal errors
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, RateLimited):
-                return rate_limited_wait >= limits.max_rate_limited_wait
-            errors += 1
-            return errors >= limits.max_attempts
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            nonlocal rate_limited_wait
-            exc = state.outcome.exception() if state.outcome else None
-            backoff = min(limits.max_retry_wait, 0.2 * 2 ** (min(state.attempt_number, 20) - 1))
-            delay = getattr(exc, "retry_after", None) or backoff
-            delay = min(float(delay), limits.max_retry_wait)
-            if isinstance(exc, RateLimited):
-                rate_limited_wait += delay
-            self._lane_bucket(instance, getattr(exc, "lane", None)).pause(
-                delay
-            )  # every caller of this system (or lane) waits
-            log.info("retrying", system=instance, error=str(exc), delay=delay, attempt=state.attempt_number)
-            return 0.0
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(lambda e: isinstance(e, ConnectorError) and e.retryable),
-            stop=stop,
-            wait=wait,
-            sleep=self.sleep,
-            reraise=True,
-        )
         try:
-            result = retrying(attempt)
-        except ConnectorError as exc:
-            exc.system = exc.system or instance
-            exc.attempts = attempts  # type: ignore[attr-defined]
-            if isinstance(exc, AuthError):
-                self._stopped.setdefault(instance, str(exc))
+            return call_with_retries(
+                attempt,
+                system=instance,
+                limits=self.config.limits,
+                pause=lambda lane, seconds: self._lane_bucket(instance, lane).pause(seconds),
+                sleep=self.sleep,
+            )
+        except AuthError as exc:  # stop this connector: every later call fails at once
+            self._stopped.setdefault(instance, str(exc))
             raise
-        except OffboardError:
-            raise
-        except Exception as exc:  # a connector bug or an unmapped SDK error: record it, never crash the case
-            err = ConnectorError(f"unexpected {type(exc).__name__}: {exc}", system=instance)
-            err.attempts = attempts  # type: ignore[attr-defined]
-            raise err from exc
-        return result, attempts
 
     # -- resolve, gather, plan ---------------------------------------------------
 
@@ -295,7 +266,8 @@ class Engine:
         self, person: Person, policy: Policy, accounts: Iterable[Account], errors: dict[str, str] | None = None
     ) -> Plan:
         """Apply ``policy`` and the guards to known accounts."""
-        plan = Plan(person, policy, [], errors=dict(errors or {}))
+        now = self.clock()
+        plan = Plan(person, policy, [], errors=dict(errors or {}), as_of=now)
         protection = Protection.combine(policy, self.config.protected)
         for account in accounts:
             reason = protection.reason(account)
@@ -316,7 +288,7 @@ class Engine:
                     step.connectors is None or account.system in step.connectors or cfg.type in step.connectors
                 ) and step.action in cls.capabilities():
                     plan.later.append((Action(step.action, account, params), step.delay))
-        plan.tasks = self.checklist(person, policy, self.clock())
+        plan.tasks = self.checklist(person, policy, now)
         return plan
 
     def checklist(self, person: Person, policy: Policy, termination: datetime) -> list[Any]:
@@ -372,7 +344,9 @@ class Engine:
             dict(case_id=case_id, action=dumps(a.to_dict()), due_at=now + delay, status="scheduled")
             for a, delay in plan.later
         ]
-        tasks = self.checklist(plan.person, plan.policy, termination_at or now) if trigger != "followup" else []
+        tasks = plan.tasks
+        if plan.as_of is not None and last_day(plan.person, termination_at or now) != last_day(plan.person, plan.as_of):
+            tasks = self.checklist(plan.person, plan.policy, termination_at or now)  # due dates count from another day
         enqueue = self.dispatcher.enqueuer(case_id, action_rows) if self.dispatcher else None
         try:
             self.store.insert_case(
@@ -420,12 +394,28 @@ class Engine:
         policy: str | None = None,
         trigger: str = "cli",
         reason: str = "",
+        confirm: Callable[[Plan], bool] | None = None,
         progress: Callable[[dict[str, Any]], None] | None = None,
-    ) -> CaseResult:
-        """Plan, open and run a case for one person."""
+    ) -> CaseResult | None:
+        """Plan, confirm, open and run a case for one person; None when ``confirm`` turns the plan down.
+
+        Every enabled connector is built first, so a configuration error surfaces before any write.
+        ``progress`` hears of each action as it ends.
+        """
+        self.check_connectors()
         plan = self.plan(ref, policy)
+        if confirm is not None and not confirm(plan):
+            return None
         case_id = self.open_case(plan, trigger=trigger, reason=reason)
         return self.run_cases([case_id], progress)[0]
+
+    def latest_cases(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest cases, newest first."""
+        return self.store.find_cases(limit=limit)
+
+    def find_case(self, ref: str) -> dict[str, Any] | None:
+        """The case ``ref`` names (its id, or a part of it that only one case has), or None."""
+        return self.store.case_by_prefix(ref)
 
     def run_cases(
         self, case_ids: list[str], progress: Callable[[dict[str, Any]], None] | None = None

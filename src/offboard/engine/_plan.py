@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..config._policy import Policy
@@ -24,9 +24,8 @@ class Plan:
     unsupported: list[tuple[Account, ActionKind]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     later: list[tuple[Action, timedelta]] = field(default_factory=list)
-    tasks: list[Any] = field(
-        default_factory=list
-    )  # offboard.checklist._tasks.TaskSpec: the checklist, due dates as of now
+    tasks: list[Any] = field(default_factory=list)  # offboard.checklist._tasks.TaskSpec, due from ``as_of``
+    as_of: datetime | None = None  # when the plan was made; None: no checklist was drawn up (a follow-up)
 
     @property
     def accounts(self) -> list[Account]:
@@ -79,16 +78,21 @@ class CaseResult:
             "automated": self.automated,
             "checklist": dict(self.checklist),
             "detail": self.detail,
-            "actions": [
-                {
-                    "system": a["system"],
-                    "account": json.loads(a["account"])["name"],
-                    "kind": a["kind"],
-                    "status": a["status"],
-                    "attempts": a["attempts"],
-                    "error": a["error"],
-                    "verification": json.loads(a["verification"]) if a["verification"] else None,
-                }
-                for a in self.actions
-            ],
+            "actions": self.outcomes,
         }
+
+    @property
+    def outcomes(self) -> list[dict[str, Any]]:
+        """Each action's outcome: system, account (its name), kind, status, attempts, error, verification."""
+        return [
+            {
+                "system": a["system"],
+                "account": json.loads(a["account"])["name"],
+                "kind": a["kind"],
+                "status": a["status"],
+                "attempts": a["attempts"],
+                "error": a["error"],
+                "verification": json.loads(a["verification"]) if a["verification"] else None,
+            }
+            for a in self.actions
+        ]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config._logging import redact
+from ..errors import AuditError
 from ..state._store import Store, dumps
 
 __all__ = ["Recorder", "iso", "open_audit"]
@@ -135,9 +136,9 @@ def iso(value: datetime | None) -> str | None:
 def open_audit(data_dir: Path, origin: str | None = None) -> Any:
     """The audit log in ``data_dir/audit``; its origin is the configured one, else the one it was created with."""
     try:
-        from ..audit import AuditError, AuditLog, read_origin
-    except ImportError:
-        return None
+        from ..audit import AuditLog, read_origin
+    except ImportError as exc:  # never run without the signed log: say so at start-up
+        raise AuditError(f"cannot open the audit log: the offboard.audit package failed to import ({exc})") from exc
     directory = data_dir / "audit"
     if origin is None:
         try:

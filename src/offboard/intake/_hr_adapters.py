@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config._secrets import Secret, resolve_reference
+from ..errors import WebhookRejected
 from ..hookspecs import hookimpl
 
 __all__ = ["HREvent", "WebhookRejected", "EVENT_TYPES", "BUNDLED_SOURCES", "check_source_settings"]
@@ -54,19 +55,6 @@ class HREvent:
             **{k: data.get(k) for k in ("source", "id", "type", "person", "effective", "timezone")},
             reason=data.get("reason") or "",
         )
-
-
-class WebhookRejected(Exception):
-    """A delivery refused with an HTTP status, a short code and a clear message."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def to_dict(self) -> dict[str, str]:
-        return {"error": self.code, "message": self.message}
 
 
 # -- shared helpers ---------------------------------------------------------------

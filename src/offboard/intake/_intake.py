@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import sqlalchemy as sa
 import structlog
 
-from ..config._policy import parse_duration
+from ..config._durations import aware as _aware
+from ..config._durations import parse_duration
 from ..errors import OffboardError, UnknownPerson
 from ..models import CaseStatus, Person
 from ..state._store import Store, cases, dumps, metadata, utcnow
@@ -655,9 +656,3 @@ def list_events(store: Store, *, unresolved: bool = False, limit: int = 100) -> 
             }
         )
     return out
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value

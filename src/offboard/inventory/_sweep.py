@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
-from ..errors import OffboardError
+from ..errors import ApprovalRequired, OffboardError
 from ..models import ActionKind, CaseStatus, Person
 from . import _inventory
 
@@ -27,10 +27,6 @@ __all__ = ["run_sweep", "SweepResult", "leavers", "past_end", "guard"]
 
 log = structlog.get_logger("offboard.sweep")
 REMOVING = {ActionKind.DISABLE_ACCOUNT.value, ActionKind.DELETE_ACCOUNT.value}
-
-
-class ApprovalRequired(OffboardError):
-    """``approve`` was asked for without naming the approver."""
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from ..config._durations import aware as _aware
 from ..errors import ConfigError
 
 __all__ = ["Store", "metadata", "utcnow", "new_id"]
@@ -101,12 +102,6 @@ def utcnow() -> datetime:
 def new_id(prefix: str = "case") -> str:
     """A sortable, unique id such as ``case-20261125-1f3a9c2e``."""
     return f"{prefix}-{utcnow():%Y%m%d}-{uuid.uuid4().hex[:8]}"
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def dumps(value: Any) -> str:

@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..audit import AuditError, NoteError, build_evidence, load_trust
-from ..audit._cases import parse_duration
+from ..audit._cases import sla_seconds
 from ..audit._log import TRUSTED_KEYS
 from ..audit._reconcile import configured_sources, from_sources
 from ..audit._report import Period, ReportError, build_report
@@ -168,7 +168,7 @@ def mount(app: FastAPI, state: dict[str, Any], clock: Callable[[], datetime]) ->
     def sla_of(request: Request) -> int:
         text = request.query_params.get("sla") or "24h"
         try:
-            return parse_duration(text)
+            return sla_seconds(text)
         except ValueError as exc:
             raise ValueError(f"sla: {exc}") from None
 
