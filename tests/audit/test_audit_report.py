@@ -585,3 +585,40 @@ def test_a_demo_run_reports_its_case(audit_home, tmp_path):
     assert {r["time_zone"] for r in rows} == {opened["person"].get("timezone") or "UTC"}
     refs = {e["reference"] for e in entries if e["type"] == "action"}
     assert {r["reference"] for r in rows} == refs - {None} | ({""} if None in refs else set())
+
+
+def test_findings_and_skipped_accounts_in_the_exceptions(audit_home, audit_kit):
+    directory = audit_home / "audit"
+    with audit_kit.open_log(directory) as log:
+        audit_kit.write_case(log, "p-skip", "c-skip", results={"github": "skipped"})
+        audit_kit.write_case(log, "p-bad", "c-bad", results={"github": "failed"}, status="incomplete")
+        for person, case, termination in (
+            ("p-counts", "c-counts", "2026-01-01T00:00:00.000Z"),
+            ("p-out", "c-out", "2026-03-01T00:00:00.000Z"),
+        ):
+            audit_kit.write_case(log, person, case, termination=termination, close=False)
+            log.append(
+                "case_closed",
+                {
+                    "case": case,
+                    "person": {"id": person},
+                    "status": "complete",
+                    "counts": {"verified": 5},
+                    "termination_at": termination,
+                    "last_verified_at": "2026-01-01T00:05:00.000Z",
+                    "elapsed_ms": 300000,
+                },
+            )
+        log.checkpoint()
+    built = build_report(directory, period=Period(date(2026, 1, 1), date(2026, 1, 31)))
+    found = {(x.kind, x.case, x.person): x.detail for x in built.exceptions}
+    assert found[("skipped", "c-skip", "p-skip")] == "github p-skip@github.example disable_account skipped: boom"
+    assert (
+        found[("finding", "c-counts", "p-counts")]
+        == "case_closed counts {'verified': 5} disagree with the action entries {'verified': 2}"
+    )
+    assert ("finding", "c-bad", "p-bad") not in found  # 'closed incomplete' is shown as the incomplete case itself
+    assert found[("incomplete", "c-bad", "p-bad")] == "github p-bad@github.example disable_account: failed (boom)"
+    assert not any(x.case == "c-out" or x.person == "p-out" for x in built.exceptions)  # outside the period
+    findings = [str(f) for f in built.findings]
+    assert [f.split(":")[0] for f in findings] == ["case c-bad (person p-bad)", "case c-counts (person p-counts)"]

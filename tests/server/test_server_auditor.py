@@ -358,3 +358,33 @@ def test_the_pages_verify_with_a_pinned_trust_list_when_one_is_configured(make_c
     with pytest.raises(ConfigError) as info:
         pages_with(tmp_path / "missing.txt")
     assert "server.auditor_trusted_keys" in str(info.value) and "missing.txt" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "method, path, headers, status, code",
+    [
+        ("GET", "/audit/", {}, 401, "unauthorized"),
+        ("HEAD", "/audit/report.csv", {}, 401, "unauthorized"),
+        ("GET", "/audit/?from=2026-02-30&to=2026-03-01", "token", 400, "bad_request"),
+        ("GET", "/audit/?from=2026-01-01", "token", 400, "bad_request"),
+        ("GET", "/audit/people/user0@corp.example?sla=soon", "token", 400, "bad_request"),
+        ("GET", "/audit/people/nobody@corp.example", "token", 404, "not_found"),
+        ("GET", "/audit/people/nobody@corp.example/evidence.zip", "token", 404, "not_found"),
+        ("DELETE", "/audit/people/user0@corp.example", "token", 405, "method_not_allowed"),
+    ],
+)
+def test_refusals_are_json_or_a_page_for_a_browser_with_the_same_headers(auditor, method, path, headers, status, code):
+    server, token = auditor
+    sent = bearer(token) if headers == "token" else headers
+    answer = server.client.request(method, path, headers=sent)
+    page = server.client.request(method, path, headers={**sent, "Accept": "text/html"})
+    assert answer.status_code == page.status_code == status
+    if method != "HEAD":
+        assert answer.json()["error"] == code and answer.json()["message"]
+        assert page.headers["content-type"].startswith("text/html") and "<h1>" in page.text
+    for response in (answer, page):
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert ("www-authenticate" in response.headers) == (status == 401)
+        assert (response.headers.get("allow") == "GET, HEAD") == (status == 405)

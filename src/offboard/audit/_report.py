@@ -23,13 +23,22 @@ from ._log import ENTRIES, ORIGIN_FILE, TRUSTED_KEYS
 from ._merkle import CompactRange, leaf_hash
 from ._note import Checkpoint, NoteError, TrustList
 from ._reconcile import Reconciliation, reconcile
+from ._report_exceptions import Exception_, Finding, exceptions, findings_about
 from ._verify import load_trust, verify_log
 
-__all__ = ["AuditReport", "CaseView", "Item", "Period", "ReportError", "build_report", "duration", "zone_name"]
+__all__ = [
+    "AuditReport",
+    "CaseView",
+    "Finding",
+    "Item",
+    "Period",
+    "ReportError",
+    "build_report",
+    "duration",
+    "zone_name",
+]
 
 REVOKED = ("complete", "awaiting_tasks")  # every account's access removed (a checklist may still be open)
-#: Verifier findings the report already shows in its own words (over the deadline, incomplete, open).
-SHOWN_ELSEWHERE = ("SLA missed", "closed incomplete", "opened but never closed")
 
 
 @dataclass(frozen=True)
@@ -156,17 +165,6 @@ class CaseView:
 
 
 @dataclass
-class Exception_:
-    """An incomplete case, a skipped protected account, an approval, a finding..."""
-
-    kind: str
-    detail: str
-    case: str | None = None
-    person: str | None = None
-    at: str | None = None
-
-
-@dataclass
 class PersonView:
     id: str
     employee_id: str | None
@@ -195,7 +193,7 @@ class AuditReport:
     warnings: list[str]
     people: list[PersonView]
     exceptions: list[Exception_]
-    findings: list[str]
+    findings: list[Finding]
     reconciliation: Reconciliation | None
     sample: list[str] | None = None
 
@@ -298,8 +296,9 @@ def build_report(
         person.timezone = person.main.timezone
         if keep_entries:
             person.entries = gathered.by_person.get(person.id, [])
-    included = {c.case for p in ordered for c in p.cases}
-    findings = [f for f in (p.what for p in verified.of("finding")) if _about(f, included) or not f.startswith("case ")]
+    findings = findings_about(
+        [p.what for p in verified.of("finding")], {c.case: c.person for p in ordered for c in p.cases}
+    )
     report = AuditReport(
         period=period,
         sla_seconds=sla_seconds,
@@ -316,7 +315,7 @@ def build_report(
         reconciliation=None,
         sample=sorted(wanted) if wanted is not None else None,
     )
-    report.exceptions = _exceptions(report, gathered, included, wanted, case_keys)
+    report.exceptions = exceptions(report, gathered.approvals, wanted, case_keys)
     if leavers is not None:
         report.reconciliation = reconcile(
             leavers, period, [(c.case, c.person, c.employee_id, m, c.followup) for c, m in case_keys]
@@ -515,126 +514,6 @@ def _over(view: CaseView, sla_seconds: int, now: datetime) -> tuple[bool, str | 
         what = "still open" if view.status == "open" else f"closed {view.status}"
         return True, f"{what}: not every account was revoked by the deadline"
     return False, None
-
-
-def _about(finding: str, cases: set[str]) -> bool:
-    if not finding.startswith("case "):
-        return False
-    case = finding[5:].split(" ", 1)[0].rstrip(":")
-    return case in cases
-
-
-def _exceptions(
-    report: AuditReport,
-    gathered: _Gathered,
-    included: set[str],
-    wanted: set[str] | None,
-    case_keys: list[tuple[CaseView, datetime | None]],
-) -> list[Exception_]:
-    out: list[Exception_] = []
-    for case in report.cases:
-        add = lambda kind, detail, at=None, case=case: out.append(Exception_(kind, detail, case.case, case.person, at))  # noqa: E731
-        if case.status == "incomplete":
-            bad = [i for i in case.items if i.result != "verified"]
-            for item in bad:
-                why = item.error or item.detail or item.result or "no result logged"
-                add(
-                    "incomplete",
-                    f"{item.system} {item.account_name or item.account_id} {item.kind}: "
-                    f"{item.result or 'no result'} ({why})",
-                    item.responded_at,
-                )
-            if not bad:
-                add(
-                    "incomplete",
-                    "closed incomplete: "
-                    + (
-                        "; ".join(f"{s}: discovery failed" for s in case.discovery_errors)
-                        or "no account action failed (see the case's reasons)"
-                    ),
-                    case.closed_at,
-                )
-        elif case.status == "open":
-            missing = [
-                i for i in case.items if i.result not in ("verified", "failed", "unverified", "skipped", "undone")
-            ]
-            add(
-                "open",
-                f"opened but not closed in the sealed log; {len(missing)} of {len(case.items)} "
-                "actions without a final result",
-                case.opened_at,
-            )
-        elif case.status == "awaiting_tasks":
-            blocking = [t for t in case.tasks if t.blocking and t.status == "open"]
-            count = (case.checklist or {}).get("blocking_open", len(blocking))
-            add(
-                "checklist open",
-                f"every account was revoked; {count} blocking checklist task(s) still open"
-                + (": " + ", ".join(t.title or t.id for t in blocking) if blocking else ""),
-                case.closed_at,
-            )
-        elif case.status == "cancelled":
-            for undo in case.undone or [{}]:
-                actor = undo.get("actor") or "unknown"
-                restored = ", ".join(undo.get("restored") or []) or "nothing"
-                add("cancelled", f"undone by {actor}; restored: {restored}", undo.get("time"))
-        for item in case.items:
-            if item.result == "skipped" and case.status != "incomplete":
-                add(
-                    "skipped",
-                    f"{item.system} {item.account_name or item.account_id} {item.kind} skipped: "
-                    f"{item.error or item.detail or 'no reason logged'}",
-                    item.responded_at,
-                )
-        for protected in case.protected:
-            account = protected.get("account") if isinstance(protected.get("account"), dict) else {}
-            add(
-                "protected account skipped",
-                f"{protected.get('system')} {account.get('name') or account.get('id')}: "
-                f"{protected.get('reason') or 'no reason logged'}",
-                case.opened_at,
-            )
-        for system, error in case.discovery_errors.items():
-            add("discovery error", f"{system}: {error}", case.opened_at)
-        if case.approved_by:
-            add(
-                "approval",
-                f"opened by a sweep approved by {case.approved_by}: {case.reason or ''}".rstrip(": "),
-                case.opened_at,
-            )
-    persons = {p.id for p in report.people}
-    for approval in gathered.approvals:
-        named = [p for p in approval.get("people") or [] if p in persons]
-        moment = parse_time(approval.get("time"))
-        if not named and (wanted is not None or not report.period.contains(moment)):
-            continue
-        reasons = "; ".join(map(str, approval.get("reasons") or [])) or "no reason logged"
-        who = f" for {len(approval.get('people') or [])} people" if approval.get("people") else ""
-        out.append(
-            Exception_(
-                "approval",
-                f"{approval.get('scope') or 'action'}{who} approved by {approval.get('approver')}: {reasons}",
-                None,
-                ", ".join(named) or None,
-                approval.get("time"),
-            )
-        )
-    for finding in report.findings:
-        case = finding[5:].split(" ", 1)[0] if _about(finding, included) else None
-        what = finding.split(": ", 1)[-1]
-        if case is not None and not what.startswith(SHOWN_ELSEWHERE) and not what.endswith("has no final result"):
-            out.append(
-                Exception_("finding", what, case, next((c.person for c in report.cases if c.case == case), None))
-            )
-    if wanted is not None:
-        for pid in sorted(wanted - persons):
-            elsewhere = [
-                f"{c.case} ({(m.date().isoformat() if m else 'no date')})" for c, m in case_keys if c.person == pid
-            ]
-            out.append(
-                Exception_("sampled, no case in the period", "cases at other times: " + ", ".join(elsewhere), None, pid)
-            )
-    return out
 
 
 def duration(ms: int | None) -> str:

@@ -206,7 +206,7 @@ def _verification(report: AuditReport) -> str:
         out.append(f'<p class="warn" id="unsealed">{e(unsealed_notice(report))}</p>')
     for title, items in (
         ("Warnings", report.warnings),
-        ("Other compliance findings in the log", [f for f in report.findings if not f.startswith("case ")]),
+        ("Other compliance findings in the log", [f.text for f in report.findings if f.case is None]),
     ):
         if items:
             out.append(f"<h3>{e(title)}</h3><ul>" + "".join(f"<li>{e(i)}</li>" for i in items) + "</ul>")

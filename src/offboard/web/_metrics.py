@@ -1,0 +1,121 @@
+"""Prometheus metrics of the server: counters the routes and the worker bump, gauges read at scrape time.
+
+``GET /metrics`` (in ``offboard.web._health``) serves :func:`exposition` of an app's :class:`Metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+__all__ = ["CONTENT_TYPE", "Metrics", "exposition"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    """Prometheus metrics of one app (its own registry, so several apps can coexist)."""
+
+    def __init__(self, engine: Any):
+        self.registry = CollectorRegistry()
+        self.received = Counter(
+            "offboard_hr_events_received",
+            "HR events accepted or recognized as duplicates",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "offboard_hr_events_rejected", "HR webhook deliveries refused", ["source", "reason"], registry=self.registry
+        )
+        self.outcomes = Counter(
+            "offboard_hr_event_outcomes",
+            "What became of HR events (unresolved = unknown person)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "offboard_action_latency_seconds",
+            "Time from asking a system to verifying the change",
+            ["system"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
+        self.registry.register(_StoreCollector(engine))
+
+    def outcome(self, status: str) -> None:
+        self.outcomes.labels(status).inc()
+
+    def case_result(self, result: Any) -> None:
+        for action in result.actions:
+            start, end = action.get("requested_at"), action.get("verified_at") or action.get("responded_at")
+            if start and end:
+                self.latency.labels(action["system"]).observe(max(0.0, (end - start).total_seconds()))
+
+
+def exposition(metrics: Metrics) -> bytes:
+    """The Prometheus text of every metric (reads the store: call it off the event loop)."""
+    return generate_latest(metrics.registry)
+
+
+class _StoreCollector:
+    """Gauges read at scrape time: cases and HR events by status, rate-limit waits per system."""
+
+    def __init__(self, engine: Any):
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        by_case = GaugeMetricFamily("offboard_cases", "Cases by status", labels=["status"])
+        for status, count in _case_counts(self.engine):
+            by_case.add_metric([status], count)
+        by_event = GaugeMetricFamily(
+            "offboard_hr_events", "Stored HR events by status (unresolved = unknown person)", labels=["status"]
+        )
+        for status, count in _hr_event_counts(self.engine):
+            by_event.add_metric([status], count)
+        waits = CounterMetricFamily(
+            "offboard_rate_limit_wait_seconds", "Seconds spent waiting on a system's rate limit", labels=["system"]
+        )
+        for system, seconds in _rate_limit_waits(self.engine).items():
+            waits.add_metric([system], seconds)
+        yield by_case
+        yield by_event
+        yield waits
+
+
+def _case_counts(engine: Any) -> list[tuple[str, int]]:
+    """(status, number of cases) for each case status in the store."""
+    import sqlalchemy as sa
+
+    from ..state._store import cases
+
+    with engine.store.engine.connect() as conn:
+        return [
+            (status, count)
+            for status, count in conn.execute(sa.select(cases.c.status, sa.func.count()).group_by(cases.c.status))
+        ]
+
+
+def _hr_event_counts(engine: Any) -> list[tuple[str, int]]:
+    """(status, number of stored HR events) for each HR event status."""
+    import sqlalchemy as sa
+
+    from ..intake._intake import hr_events
+
+    with engine.store.engine.connect() as conn:
+        return [
+            (status, count)
+            for status, count in conn.execute(
+                sa.select(hr_events.c.status, sa.func.count()).group_by(hr_events.c.status)
+            )
+        ]
+
+
+def _rate_limit_waits(engine: Any) -> dict[str, float]:
+    """Seconds each system's rate limit has made the engine wait."""
+    return {
+        system: float(getattr(bucket, "waited", 0.0))
+        for system, bucket in dict(getattr(engine, "_buckets", {})).items()
+    }

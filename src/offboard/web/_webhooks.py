@@ -1,0 +1,171 @@
+"""HR intake over HTTP: ``POST /v1/events`` (ours or a CloudEvent) and ``POST /v1/hooks/{source}``.
+
+Every refusal is a 4xx ``{"error": code, "message": ...}`` that stores nothing, counted in
+``offboard_hr_events_rejected``; an accepted event is durable before the 202 goes out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from .. import plugins
+from ..intake._hr_adapters import HREvent, WebhookRejected
+from ..intake._intake import Intake
+from ._events import JSON_TYPES, CloudEventIn, EventIn, Problem, Receipt, parse_event, verify_standard
+from ._metrics import Metrics
+from ._services import ServicesDep
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "description": text}
+    for code, text in {
+        400: "missing or malformed headers, or a body that is not JSON",
+        401: "bad signature, or a timestamp outside the window",
+        404: "unknown source",
+        409: "a replayed webhook-id, or an event id reused for different content",
+        413: "body over the size limit",
+        415: "not a JSON content type",
+        422: "not a valid event (the message names the field), or an unknown event type",
+    }.items()
+}
+
+
+def _openapi_body(*models: type[BaseModel]) -> dict[str, Any]:
+    """The documented request body: the body is read by hand, so FastAPI does not see the models."""
+    content = {
+        media: {"schema": {"$ref": f"#/components/schemas/{m.__name__}"}} for media, m in zip(JSON_TYPES, models)
+    }
+    return {"requestBody": {"required": True, "content": content}}
+
+
+@router.post(
+    "/v1/events",
+    status_code=202,
+    summary="Receive an HR event (ours or a CloudEvent), Standard Webhooks signed",
+    response_model=Receipt,
+    responses={200: {"model": Receipt, "description": "already received (duplicate)"}, **ERRORS},
+    openapi_extra=_openapi_body(EventIn, CloudEventIn),
+)
+async def post_event(request: Request, services: ServicesDep) -> JSONResponse:
+    settings = services.settings
+    try:
+        content_type = _content_type(request)
+        body = await _read_body(request, settings.max_body_bytes)
+        now = services.clock()
+        delivery = verify_standard(request.headers, body, services.signing_key, now, settings.tolerance_seconds)
+        event = parse_event(_json(body), content_type)
+    except WebhookRejected as exc:
+        return _reject(services.metrics, "standard", exc)
+    result = await _store(services.intake, event, body, f"standard:{delivery}")
+    return _answer(services.metrics, event.source, [event], [result])
+
+
+@router.post(
+    "/v1/hooks/{source}",
+    status_code=202,
+    summary="Receive an HR system's own webhook (bamboohr, hibob, plugins)",
+    response_model=Receipt,
+    responses={200: {"model": Receipt, "description": "duplicate, or nothing to act on"}, **ERRORS},
+)
+async def post_hook(source: str, request: Request, services: ServicesDep) -> JSONResponse:
+    if source not in services.sources:
+        configured = ", ".join(services.sources) or "none"
+        return _reject(
+            services.metrics,
+            source[:40],
+            WebhookRejected(404, "unknown_source", f"no HR source {source!r} is configured (configured: {configured})"),
+        )
+    try:
+        body = await _read_body(request, services.settings.max_body_bytes)
+        hook_settings = {**services.sources[source], "now": services.clock()}
+        events = plugins.get_plugin_manager().hook.parse_webhook(
+            source=source, headers=dict(request.headers), body=body, settings=hook_settings
+        )
+        if events is None:
+            raise WebhookRejected(404, "unknown_source", f"no installed adapter handles source {source!r}")
+    except WebhookRejected as exc:
+        return _reject(services.metrics, source, exc)
+    if not events:
+        return JSONResponse({"status": "ignored", "events": []}, status_code=200)
+    results = [await _store(services.intake, event, body, None) for event in events]
+    return _answer(services.metrics, source, events, results)
+
+
+def _content_type(request: Request) -> str:
+    value = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if value not in JSON_TYPES:
+        shown = value or "none"
+        raise WebhookRejected(
+            415,
+            "unsupported_media_type",
+            f"content type {shown} is not accepted; send application/json or application/cloudevents+json",
+        )
+    return value
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise WebhookRejected(413, "body_too_large", f"the body is {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise WebhookRejected(413, "body_too_large", f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = (
+            f": {exc.msg} at line {exc.lineno}, column {exc.colno}"
+            if isinstance(exc, json.JSONDecodeError)
+            else ": not UTF-8"
+        )
+        raise WebhookRejected(400, "malformed_json", f"the body is not valid JSON{where}") from None
+
+
+async def _store(intake: Intake, event: HREvent, body: bytes, delivery: str | None) -> Any:
+    """Hand the event to the intake and wait until it is durable."""
+    future = intake.submit(event, hashlib.sha256(body).hexdigest(), delivery)
+    return await asyncio.wrap_future(future)
+
+
+def _reject(metrics: Metrics, source: str, exc: WebhookRejected) -> JSONResponse:
+    metrics.rejected.labels(source, exc.code).inc()
+    return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+
+def _answer(metrics: Metrics, source: str, events: list[HREvent], results: list[Any]) -> JSONResponse:
+    """202 when an event is new, 200 for duplicates, 409 for a replayed delivery or a reused event id."""
+    for result in results:
+        if result.outcome in ("replayed", "conflict"):
+            metrics.rejected.labels(source, result.outcome).inc()
+            message = (
+                "this webhook-id was already received; the event is stored"
+                if result.outcome == "replayed"
+                else f"event {result.key} was already received with different content"
+            )
+            return JSONResponse(
+                {"error": result.outcome, "message": message, "event": result.key, "state": result.status},
+                status_code=409,
+            )
+        metrics.received.labels(source, result.outcome).inc()
+    fresh = any(r.outcome == "accepted" for r in results)
+    return JSONResponse(
+        {"status": "accepted" if fresh else "duplicate", "events": [e.key for e in events]},
+        status_code=202 if fresh else 200,
+    )
