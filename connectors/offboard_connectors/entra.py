@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from offboard import (
     Account,
@@ -19,6 +19,7 @@ from offboard import (
     CheckResult,
     Connector,
     ConnectorSettings,
+    PeopleSource,
     Person,
     Receipt,
     Secret,
@@ -28,12 +29,15 @@ from offboard import (
 from offboard.errors import (
     AuthError,
     ConfigError,
+    ConnectorError,
     NotFound,
+    OffboardError,
     PermanentError,
     PermissionDenied,
     RateLimited,
     TransientError,
 )
+from offboard.people import person_type
 
 from ._http import error_for, is_loopback, make_client, mapped, raise_for_status, retry_after, send, short
 
@@ -529,6 +533,64 @@ class _AuthorityHttp:
         self._session.close()
 
 
+class EntraLeaveDate(PeopleSource):
+    """People from Entra ID users, the end date from ``employeeLeaveDateTime`` (needs User-LifeCycleInfo.Read.All)."""
+
+    name = "entra_leave_date"
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        connector: dict[str, Any] = Field(
+            description="the entra connector's settings (tenant_id, client_id, client_secret, ...)"
+        )
+        contractor_values: list[str] = Field(default_factory=lambda: ["contractor", "external", "consultant"])
+        timezone: str = "UTC"
+
+    SELECT = (
+        "id,userPrincipalName,mail,otherMails,displayName,employeeId,employeeType,employeeLeaveDateTime,accountEnabled"
+    )
+
+    def people(self) -> Iterator[Person]:
+        connector = EntraConnector("people:entra", self.settings.connector)
+        what = "list users for people"
+        try:
+            body = connector._call(
+                "GET",
+                "users",
+                what,
+                READ,
+                params={"$select": self.SELECT, "$expand": "manager($select=mail,userPrincipalName)", "$top": "999"},
+            ).json()
+            while True:
+                for user in body.get("value") or []:
+                    yield self._person(user)
+                link = body.get("@odata.nextLink")
+                if not link:
+                    break
+                body = connector._call("GET", link, what, READ).json()
+        except ConnectorError as exc:
+            raise OffboardError(f"people source {self.name}: {type(exc).__name__}: {exc}") from None
+        finally:
+            connector.close()
+
+    def _person(self, user: dict[str, Any]) -> Person:
+        email = user.get("mail") or user.get("userPrincipalName")
+        leave = user.get("employeeLeaveDateTime")
+        manager = user.get("manager") or {}
+        return Person(
+            id=email or user["id"],
+            email=email,
+            aliases=tuple(user.get("otherMails") or ()),
+            employee_id=user.get("employeeId"),
+            name=user.get("displayName"),
+            type=person_type(user.get("employeeType"), self.settings.contractor_values),
+            manager=manager.get("mail") or manager.get("userPrincipalName"),
+            end_date=datetime.fromisoformat(leave.replace("Z", "+00:00")) if leave else None,
+            timezone=self.settings.timezone,
+            active=bool(user.get("accountEnabled", True)),
+        )
+
+
 def _seg(key: str) -> str:
     """A user id or UPN as one URL path segment (guest UPNs carry '#EXT#')."""
     return quote(key, safe="@")
@@ -577,3 +639,8 @@ def _inherited_note(inherited: Iterable[str]) -> str:
 @hookimpl
 def register_connectors(register):
     register(EntraConnector)
+
+
+@hookimpl
+def register_people_sources(register):
+    register(EntraLeaveDate)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from offboard import (
     Account,
@@ -17,6 +18,7 @@ from offboard import (
     CheckResult,
     Connector,
     ConnectorSettings,
+    PeopleSource,
     Person,
     Receipt,
     Secret,
@@ -28,10 +30,12 @@ from offboard.errors import (
     ConfigError,
     ConnectorError,
     NotFound,
+    OffboardError,
     PermanentError,
     RateLimited,
     TransientError,
 )
+from offboard.people import end_date, person_type
 
 from ._http import error_for, is_loopback, mapped, short
 
@@ -598,6 +602,76 @@ class GoogleWorkspaceConnector(Connector):
         return live[-1] if live else None
 
 
+class GoogleCustomSchema(PeopleSource):
+    """People from Google Workspace users, the end date from a custom schema field (e.g. Offboarding.endDate)."""
+
+    name = "google_custom_schema"
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        connector: dict[str, Any] = Field(
+            description="the google_workspace connector's settings (service_account, subject, ...)"
+        )
+        schema_name: str = Field("Offboarding", alias="schema")
+        end_date_field: str = "endDate"
+        type_field: str | None = "personType"
+        timezone_field: str | None = "timeZone"
+        contractor_values: list[str] = Field(default_factory=lambda: ["contractor", "external", "consultant"])
+        timezone: str = "UTC"
+
+    def people(self) -> Iterator[Person]:
+        connector = GoogleWorkspaceConnector("people:google_workspace", self.settings.connector)
+        token = None
+        try:
+            while True:
+                params: dict[str, Any] = {
+                    "customer": connector.settings.customer,
+                    "maxResults": 500,
+                    "projection": "custom",
+                    "customFieldMask": self.settings.schema_name,
+                }
+                if token:
+                    params["pageToken"] = token
+                body = connector._run(connector._directory("users").list(**params), "list users for people", USER) or {}
+                for user in body.get("users") or []:
+                    yield self._person(user)
+                token = body.get("nextPageToken")
+                if not token:
+                    break
+        except ConnectorError as exc:
+            raise OffboardError(f"people source {self.name}: {type(exc).__name__}: {exc}") from None
+        finally:
+            connector.close()
+
+    def _person(self, user: dict[str, Any]) -> Person:
+        s = self.settings
+        fields = (user.get("customSchemas") or {}).get(s.schema_name) or {}
+        email = user.get("primaryEmail")
+        tz = (fields.get(s.timezone_field) if s.timezone_field else None) or s.timezone
+        try:
+            zone = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"unknown time zone {tz!r}", where=f"{email}: {s.schema_name}.{s.timezone_field}"
+            ) from None
+        manager = next((r.get("value") for r in user.get("relations") or [] if r.get("type") == "manager"), None)
+        employee_id = next(
+            (e.get("value") for e in user.get("externalIds") or [] if e.get("type") == "organization"), None
+        )
+        return Person(
+            id=email or user["id"],
+            email=email,
+            aliases=tuple(user.get("aliases") or ()),
+            employee_id=employee_id,
+            name=(user.get("name") or {}).get("fullName"),
+            type=person_type(fields.get(s.type_field) if s.type_field else None, s.contractor_values),
+            manager=manager,
+            end_date=end_date(fields.get(s.end_date_field), zone, where=f"{email}: {s.schema_name}.{s.end_date_field}"),
+            timezone=tz,
+            active=not user.get("suspended"),
+        )
+
+
 def _reasons(exc: Any) -> tuple[set[str], str]:
     try:
         body = json.loads(exc.content.decode("utf-8", "replace"))
@@ -629,3 +703,8 @@ def _refresh_reason(exc: Exception) -> str:
 @hookimpl
 def register_connectors(register):
     register(GoogleWorkspaceConnector)
+
+
+@hookimpl
+def register_people_sources(register):
+    register(GoogleCustomSchema)

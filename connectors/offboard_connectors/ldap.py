@@ -20,11 +20,21 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from offboard.config._secrets import Secret
-from offboard.connector import Connector, ConnectorSettings
+from offboard import (
+    Account,
+    AccountPage,
+    Action,
+    ActionKind,
+    CheckResult,
+    Connector,
+    ConnectorSettings,
+    Person,
+    Receipt,
+    Secret,
+    Verification,
+    hookimpl,
+)
 from offboard.errors import AuthError, NotFound, PermanentError, PermissionDenied, TransientError
-from offboard.hookspecs import hookimpl
-from offboard.models import Account, AccountPage, Action, ActionKind, CheckResult, Person, Receipt, Verification
 
 
 class _Lazy:

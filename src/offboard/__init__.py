@@ -4,6 +4,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time names load on first use
+    from .cases import CaseClosed
     from .config._secrets import Secret
     from .connector import Connector, ConnectorSettings
     from .errors import (
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
         UnknownPerson,
     )
     from .hookspecs import hookimpl
+    from .hr import HREvent
     from .models import (
         Account,
         AccountPage,
@@ -34,12 +36,21 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
         Receipt,
         Verification,
     )
+    from .notifiers import Notice, Notifier
+    from .people import PeopleSource
+    from .signing import Signer
 
 _HOMES = {
     "Secret": ".config._secrets",
     "Connector": ".connector",
     "ConnectorSettings": ".connector",
     "hookimpl": ".hookspecs",
+    "CaseClosed": ".cases",
+    "HREvent": ".hr",
+    "Notice": ".notifiers",
+    "Notifier": ".notifiers",
+    "PeopleSource": ".people",
+    "Signer": ".signing",
     **dict.fromkeys(
         (
             "AuthError ConfigError ConnectorError NotFound OffboardError PermanentError PermissionDenied PolicyError "
@@ -76,14 +87,19 @@ __all__ = [
     "ActionStatus",
     "AuthError",
     "Case",
+    "CaseClosed",
     "CaseStatus",
     "CheckResult",
     "ConfigError",
     "Connector",
     "ConnectorError",
     "ConnectorSettings",
+    "HREvent",
     "NotFound",
+    "Notice",
+    "Notifier",
     "OffboardError",
+    "PeopleSource",
     "PermanentError",
     "PermissionDenied",
     "Person",
@@ -92,6 +108,7 @@ __all__ = [
     "Receipt",
     "Secret",
     "SecretError",
+    "Signer",
     "TransientError",
     "UnknownPerson",
     "Verification",

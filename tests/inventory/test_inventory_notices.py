@@ -190,12 +190,19 @@ def test_notices_go_to_managers_and_the_it_channel_in_the_slack_sandbox(tmp_path
                 assert person.email in by_channel[manager_uid]
             assert len(sim.messages) == len(due)
 
-            from offboard.checklist._notifiers import case_closed
+            from offboard import CaseClosed, Person
+            from offboard.checklist._notifiers import case_closed, notify
 
             case_closed(
-                engine=engine,
-                case={"id": "case-x", "status": "incomplete", "person_id": "p@corp.example"},
-                summary=["slack p: failed (boom)"],
+                case=CaseClosed(
+                    id="case-x",
+                    person=Person("p@corp.example"),
+                    status="incomplete",
+                    trigger="cli",
+                    policy="default",
+                    summary=("slack p: failed (boom)",),
+                    notify=lambda notice: notify(engine.config, "case_closed", notice),
+                )
             )
             last = sim.messages[-1]
             assert last["channel"] == "C0ITOPS" and "case-x" in last["text"] and "boom" in last["text"]

@@ -10,8 +10,10 @@ import pytest
 
 from offboard import Secret
 from offboard.errors import OffboardError
-from offboard.inventory._people import DirectoryAttribute, EntraLeaveDate, GoogleCustomSchema, directory_date
+from offboard.inventory._people import DirectoryAttribute, directory_date
 from offboard.sandbox import Sandbox
+from offboard_connectors.entra import EntraLeaveDate
+from offboard_connectors.google_workspace import GoogleCustomSchema
 from tests.connectors._directories import Slapd
 
 

@@ -8,12 +8,12 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import NoteError
+from ..signing import Signer
 
 __all__ = [
     "NoteError",
@@ -66,17 +66,6 @@ def valid_name(name: str) -> bool:
 def key_id(name: str, key: bytes) -> int:
     """The 4-byte key ID: SHA-256(name || 0x0A || type || public key)[:4] as an integer."""
     return int.from_bytes(sha256(name.encode() + b"\n" + key).digest()[:4], "big")
-
-
-class Signer(Protocol):
-    """Signs checkpoints: the local key file, or a KMS/Vault plugin."""
-
-    @property
-    def vkey(self) -> str:
-        """The verifier key ``<name>+<hex id>+<base64(0x01 || public key)>``."""
-
-    def sign(self, message: bytes) -> bytes:
-        """A pure Ed25519 signature (64 bytes) over ``message``."""
 
 
 @dataclass(frozen=True)

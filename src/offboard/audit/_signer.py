@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._note import KeySigner, NoteError, Signer, Verifier, generate_skey
+from ..signing import Signer
+from ._note import KeySigner, NoteError, Verifier, generate_skey
 
 __all__ = ["FileSigner", "resolve_signer", "write_private"]
 

@@ -1,9 +1,9 @@
 """Notices: a summary to IT when a case closes, a heads-up to a contractor's manager before the end date,
 and checklist reminders to task owners (``offboard.checklist._tasks``).
 
-Notifiers are classes with a ``name``, a pydantic ``Settings`` and ``send(notice)``,
-registered through the ``register_notifiers`` hook; Slack (chat.postMessage) and SMTP
-email are built in. The configuration names instances::
+Notifiers are :class:`offboard.Notifier` classes with a ``name``, a pydantic ``Settings`` and
+``send(notice)``, registered through the ``register_notifiers`` hook; Slack (chat.postMessage)
+and SMTP email are built in. The configuration names instances::
 
     notifiers:
       it-slack:
@@ -18,17 +18,18 @@ email are built in. The configuration names instances::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..cases import CaseClosed
 from ..config._logging import get_logger
 from ..config._secrets import Secret
 from ..errors import ConfigError, NotifyError, OffboardError
 from ..hookspecs import hookimpl
+from ..notifiers import Notice, Notifier
 
 __all__ = [
     "Notice",
@@ -37,6 +38,7 @@ __all__ = [
     "EmailNotifier",
     "NotifyError",
     "notifiers_for",
+    "notify",
     "send_end_date_notices",
 ]
 
@@ -44,36 +46,6 @@ log = get_logger("offboard.notifiers")
 EVENTS = ("case_closed", "end_date", "task_due", "task_overdue")
 
 
-@dataclass(frozen=True)
-class Notice:
-    """One message. ``to`` holds email addresses; empty means the notifier's IT destination."""
-
-    kind: str
-    subject: str
-    text: str
-    to: tuple[str, ...] = ()
-
-
-class Notifier:
-    """Base class for notifiers."""
-
-    name: ClassVar[str] = ""
-
-    class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
-    def __init__(self, instance: str, settings: BaseModel | dict[str, Any] | None = None):
-        self.instance = instance
-        self.settings = (
-            settings if isinstance(settings, self.Settings) else self.Settings.model_validate(settings or {})
-        )
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.instance!r}>"
-
-    def send(self, notice: Notice) -> list[str]:
-        """Deliver ``notice``; return who received it."""
-        raise NotImplementedError
 
 
 class SlackNotifier(Notifier):
@@ -231,28 +203,30 @@ def _deliver(notifiers: list[Notifier], notice: Notice) -> tuple[list[str], list
     return reached, errors
 
 
+def notify(config: Any, event: str, notice: Notice) -> list[str]:
+    """Send ``notice`` through the notifiers configured for ``event``; who received it (failures are logged)."""
+    return _deliver(notifiers_for(config, event), notice)[0]
+
+
 # -- case summaries ----------------------------------------------------------------
 
 
-def case_summary(case: dict[str, Any], reasons: list[str], person_id: str | None = None) -> Notice:
+def case_summary(case: CaseClosed) -> Notice:
     """The IT-channel message for a closed case."""
-    status = case.get("status", "?")
-    who = person_id or case.get("person_id") or "?"
-    lines = [f"Case {case['id']} for {who} closed {status}."]
-    if reasons:
-        lines.append("Not verified:" if status == "incomplete" else "Notes:")
-        lines += [f"- {r}" for r in reasons[:50]]
-        if len(reasons) > 50:
-            lines.append(f"... and {len(reasons) - 50} more")
-    return Notice("case_closed", f"offboard: case for {who} {status}", "\n".join(lines))
+    who = case.person.id or "?"
+    lines = [f"Case {case.id} for {who} closed {case.status}."]
+    if case.summary:
+        lines.append("Not verified:" if case.status == "incomplete" else "Notes:")
+        lines += [f"- {r}" for r in case.summary[:50]]
+        if len(case.summary) > 50:
+            lines.append(f"... and {len(case.summary) - 50} more")
+    return Notice("case_closed", f"offboard: case for {who} {case.status}", "\n".join(lines))
 
 
 @hookimpl
-def case_closed(engine, case, summary):
+def case_closed(case):
     """Send the IT summary of every closed case, complete or not."""
-    notifiers = notifiers_for(engine.config, "case_closed")
-    if notifiers:
-        _deliver(notifiers, case_summary(case, list(summary or []), case.get("person_id")))
+    case.notify(case_summary(case))
 
 
 @hookimpl

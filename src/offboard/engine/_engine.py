@@ -842,8 +842,21 @@ def _errors_detail(errors: dict[str, str]) -> str:
 
 
 def _notify_closed(engine: Engine, case: dict[str, Any], reasons: list[str]) -> None:
-    summary = {k: case[k] for k in ("id", "person_id", "status", "trigger", "policy", "reason")}
+    """Call the ``case_closed`` hooks with the public ``CaseClosed``, never the engine itself."""
+    from ..cases import CaseClosed
+    from ..checklist._notifiers import notify
+
     try:
-        plugins.get_plugin_manager().hook.case_closed(engine=engine, case=summary, summary=reasons)
+        closed = CaseClosed(
+            id=case["id"],
+            person=Person.from_dict(json.loads(case["person"])),
+            status=case["status"],
+            trigger=case["trigger"],
+            policy=case["policy"],
+            reason=case["reason"] or "",
+            summary=tuple(reasons),
+            notify=lambda notice: notify(engine.config, "case_closed", notice),
+        )
+        plugins.get_plugin_manager().hook.case_closed(case=closed)
     except Exception as exc:  # a notifier must never change a case's outcome
         log.warning("case_closed hook failed", case=case["id"], error=redact(str(exc)))

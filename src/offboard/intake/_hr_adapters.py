@@ -1,7 +1,7 @@
-"""HR events, and the bundled ``parse_webhook`` adapters for BambooHR and HiBob.
+"""The bundled ``parse_webhook`` adapters for BambooHR and HiBob (``HREvent`` is in ``offboard.hr``).
 
 An adapter verifies its sender's signature itself, then turns the vendor's payload
-into :class:`HREvent` values. It raises :class:`WebhookRejected` for a request that
+into :class:`~offboard.hr.HREvent` values. It raises :class:`WebhookRejected` for a request that
 must be refused, returns ``[]`` for a genuine delivery that asks nothing of us (a
 ping, a change we do not act on), and ``None`` for a source that is not its own.
 
@@ -16,45 +16,15 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from ..config._secrets import Secret, resolve_reference
 from ..errors import WebhookRejected
 from ..hookspecs import hookimpl
+from ..hr import EVENT_TYPES, HREvent
 
 __all__ = ["HREvent", "WebhookRejected", "EVENT_TYPES", "BUNDLED_SOURCES", "check_source_settings"]
-
-#: What an HR event can ask for.
-EVENT_TYPES = ("termination", "termination_cancelled", "end_date_changed")
-
-
-@dataclass(frozen=True)
-class HREvent:
-    """One HR fact about one person, normalized from whichever system sent it."""
-
-    source: str  # the sending system, e.g. "workday", "bamboohr"
-    id: str  # the sender's id for this event; (source, id) is unique
-    type: str  # one of EVENT_TYPES
-    person: str  # a reference: email, employee id, or people-source id
-    effective: str | None = None  # RFC 3339, a local date-time, or a date; None = now
-    timezone: str | None = None  # IANA zone for a local effective time; default: the person's
-    reason: str = ""
-
-    @property
-    def key(self) -> str:
-        return f"{self.source}:{self.id}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HREvent:
-        return cls(
-            **{k: data.get(k) for k in ("source", "id", "type", "person", "effective", "timezone")},
-            reason=data.get("reason") or "",
-        )
 
 
 # -- shared helpers ---------------------------------------------------------------

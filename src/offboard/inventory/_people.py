@@ -1,8 +1,8 @@
-"""People sources: where offboard learns who people are (HR exports, directories, ...).
+"""The bundled people sources: an HR export file, and a directory attribute (LDAP, Active Directory).
 
-A people source is a class with a ``name``, a pydantic ``Settings`` model and a
-``people()`` method yielding :class:`~offboard.models.Person`. Sources are registered
-through the ``register_people_sources`` hook; the HR export file is built in.
+People sources are :class:`offboard.PeopleSource` classes registered through the
+``register_people_sources`` hook; the Entra ID and Google Workspace sources live in their
+connectors' modules.
 """
 
 from __future__ import annotations
@@ -10,56 +10,21 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config._secrets import Secret
-from ..errors import ConfigError, ConnectorError, OffboardError
+from ..errors import ConfigError, OffboardError
 from ..hookspecs import hookimpl
 from ..models import Equipment, Person
+from ..people import PeopleSource, end_date, find_person, person_type
 
-__all__ = ["PeopleSource", "HRExport", "DirectoryAttribute", "EntraLeaveDate", "GoogleCustomSchema", "find_person"]
-
-
-class PeopleSource:
-    """Base class for people sources."""
-
-    name: ClassVar[str] = ""
-
-    class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-
-    def __init__(self, settings: BaseModel | dict[str, Any] | None = None, *, base: Path | None = None):
-        self.settings = (
-            settings if isinstance(settings, self.Settings) else self.Settings.model_validate(settings or {})
-        )
-        self.base = base or Path.cwd()
-
-    def people(self) -> Iterable[Person]:
-        """Every person this source knows."""
-        raise NotImplementedError
-
-    def find(self, ref: str) -> Person | None:
-        """The person matching ``ref`` (email, alias or employee id), or None."""
-        return find_person(self.people(), ref)
-
-
-def find_person(people: Iterable[Person], ref: str) -> Person | None:
-    """Match ``ref`` against id, emails and employee id, case-insensitively."""
-    key = ref.strip().lower()
-    for person in people:
-        if (
-            key == person.id.lower()
-            or key in person.emails
-            or (person.employee_id and key == person.employee_id.lower())
-        ):
-            return person
-    return None
+__all__ = ["PeopleSource", "HRExport", "DirectoryAttribute", "find_person", "directory_date"]
 
 
 class HRExport(PeopleSource):
@@ -169,15 +134,7 @@ def _equipment(value: Any, number: int, where: str) -> tuple[Equipment, ...]:
 
 def _end_date(value: Any, zone: ZoneInfo, number: int, where: str) -> datetime | None:
     """An end date means the end of that day in the person's zone unless a time is given."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise ConfigError(f"row {number}: end date {value!r} is not an ISO date", where=where) from None
-    if len(str(value)) <= 10:
-        parsed = datetime.combine(parsed.date(), time(23, 59, 59))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+    return end_date(value, zone, where=where, label=f"row {number}: end date")
 
 
 def _zone(name: str | None, where: str) -> ZoneInfo:
@@ -185,12 +142,6 @@ def _zone(name: str | None, where: str) -> ZoneInfo:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"unknown time zone {name!r}", where=where) from None
-
-
-def _person_type(value: Any, contractor_values: list[str]) -> str:
-    return (
-        "contractor" if value and str(value).strip().lower() in {v.lower() for v in contractor_values} else "employee"
-    )
 
 
 # -- a directory attribute (LDAP / Active Directory) ------------------------------------
@@ -359,148 +310,10 @@ class DirectoryAttribute(PeopleSource):
             email=email,
             employee_id=get("employee_id"),
             name=get("name"),
-            type=_person_type(get("type"), self.settings.contractor_values),
+            type=person_type(get("type"), self.settings.contractor_values),
             manager=mail_of.get(manager.lower(), manager) if manager else None,
             end_date=end,
             timezone=tz,
-        )
-
-
-# -- Entra ID employeeLeaveDateTime and Google custom schema fields, through the connectors' settings --------
-
-
-def _connector(type_name: str, settings: dict[str, Any]) -> Any:
-    from .. import plugins
-
-    cls = plugins.connector_classes().get(type_name)
-    if cls is None:
-        raise ConfigError(f"the {type_name} connector is not installed")
-    return cls(f"people:{type_name}", settings)
-
-
-class EntraLeaveDate(PeopleSource):
-    """People from Entra ID users, the end date from ``employeeLeaveDateTime`` (needs User-LifeCycleInfo.Read.All)."""
-
-    name = "entra_leave_date"
-
-    class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        connector: dict[str, Any] = Field(
-            description="the entra connector's settings (tenant_id, client_id, client_secret, ...)"
-        )
-        contractor_values: list[str] = Field(default_factory=lambda: ["contractor", "external", "consultant"])
-        timezone: str = "UTC"
-
-    SELECT = (
-        "id,userPrincipalName,mail,otherMails,displayName,employeeId,employeeType,employeeLeaveDateTime,accountEnabled"
-    )
-
-    def people(self) -> Iterator[Person]:
-        connector = _connector("entra", self.settings.connector)
-        from offboard_connectors.entra import READ
-
-        try:
-            body = connector._call(
-                "GET",
-                "users",
-                "list users for people",
-                READ,
-                params={"$select": self.SELECT, "$expand": "manager($select=mail,userPrincipalName)", "$top": "999"},
-            ).json()
-            while True:
-                for user in body.get("value") or []:
-                    yield self._person(user)
-                link = body.get("@odata.nextLink")
-                if not link:
-                    break
-                body = connector._call("GET", link, "list users for people", READ).json()
-        except ConnectorError as exc:
-            raise OffboardError(f"people source {self.name}: {type(exc).__name__}: {exc}") from None
-        finally:
-            connector.close()
-
-    def _person(self, user: dict[str, Any]) -> Person:
-        email = user.get("mail") or user.get("userPrincipalName")
-        leave = user.get("employeeLeaveDateTime")
-        manager = user.get("manager") or {}
-        return Person(
-            id=email or user["id"],
-            email=email,
-            aliases=tuple(user.get("otherMails") or ()),
-            employee_id=user.get("employeeId"),
-            name=user.get("displayName"),
-            type=_person_type(user.get("employeeType"), self.settings.contractor_values),
-            manager=manager.get("mail") or manager.get("userPrincipalName"),
-            end_date=datetime.fromisoformat(leave.replace("Z", "+00:00")) if leave else None,
-            timezone=self.settings.timezone,
-            active=bool(user.get("accountEnabled", True)),
-        )
-
-
-class GoogleCustomSchema(PeopleSource):
-    """People from Google Workspace users, the end date from a custom schema field (e.g. Offboarding.endDate)."""
-
-    name = "google_custom_schema"
-
-    class Settings(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        connector: dict[str, Any] = Field(
-            description="the google_workspace connector's settings (service_account, subject, ...)"
-        )
-        schema_name: str = Field("Offboarding", alias="schema")
-        end_date_field: str = "endDate"
-        type_field: str | None = "personType"
-        timezone_field: str | None = "timeZone"
-        contractor_values: list[str] = Field(default_factory=lambda: ["contractor", "external", "consultant"])
-        timezone: str = "UTC"
-
-    def people(self) -> Iterator[Person]:
-        from offboard_connectors.google_workspace import USER
-
-        connector = _connector("google_workspace", self.settings.connector)
-        token = None
-        try:
-            while True:
-                params: dict[str, Any] = {
-                    "customer": connector.settings.customer,
-                    "maxResults": 500,
-                    "projection": "custom",
-                    "customFieldMask": self.settings.schema_name,
-                }
-                if token:
-                    params["pageToken"] = token
-                body = connector._run(connector._directory("users").list(**params), "list users for people", USER) or {}
-                for user in body.get("users") or []:
-                    yield self._person(user)
-                token = body.get("nextPageToken")
-                if not token:
-                    break
-        except ConnectorError as exc:
-            raise OffboardError(f"people source {self.name}: {type(exc).__name__}: {exc}") from None
-        finally:
-            connector.close()
-
-    def _person(self, user: dict[str, Any]) -> Person:
-        s = self.settings
-        fields = (user.get("customSchemas") or {}).get(s.schema_name) or {}
-        tz = (fields.get(s.timezone_field) if s.timezone_field else None) or s.timezone
-        zone = _zone(tz, f"{user.get('primaryEmail')}: {s.schema_name}.{s.timezone_field}")
-        manager = next((r.get("value") for r in user.get("relations") or [] if r.get("type") == "manager"), None)
-        employee_id = next(
-            (e.get("value") for e in user.get("externalIds") or [] if e.get("type") == "organization"), None
-        )
-        email = user.get("primaryEmail")
-        return Person(
-            id=email or user["id"],
-            email=email,
-            aliases=tuple(user.get("aliases") or ()),
-            employee_id=employee_id,
-            name=(user.get("name") or {}).get("fullName"),
-            type=_person_type(fields.get(s.type_field) if s.type_field else None, s.contractor_values),
-            manager=manager,
-            end_date=_end_date(fields.get(s.end_date_field), zone, 0, f"{email}: {s.schema_name}.{s.end_date_field}"),
-            timezone=tz,
-            active=not user.get("suspended"),
         )
 
 
@@ -508,5 +321,3 @@ class GoogleCustomSchema(PeopleSource):
 def register_people_sources(register):
     register(HRExport)
     register(DirectoryAttribute)
-    register(EntraLeaveDate)
-    register(GoogleCustomSchema)
