@@ -46,8 +46,6 @@ log = get_logger("offboard.notifiers")
 EVENTS = ("case_closed", "end_date", "task_due", "task_overdue")
 
 
-
-
 class SlackNotifier(Notifier):
     """Slack through chat.postMessage: the IT channel, or managers by direct message."""
 
