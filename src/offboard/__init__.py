@@ -27,7 +27,6 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
         Action,
         ActionKind,
         ActionStatus,
-        Case,
         CaseStatus,
         CheckResult,
         Person,
@@ -49,7 +48,7 @@ _HOMES = {
     ),
     **dict.fromkeys(
         (
-            "Account AccountPage Action ActionKind ActionStatus Case CaseStatus CheckResult Person Receipt Verification"
+            "Account AccountPage Action ActionKind ActionStatus CaseStatus CheckResult Person Receipt Verification"
         ).split(),
         ".models",
     ),
@@ -75,7 +74,6 @@ __all__ = [
     "ActionKind",
     "ActionStatus",
     "AuthError",
-    "Case",
     "CaseStatus",
     "CheckResult",
     "ConfigError",

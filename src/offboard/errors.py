@@ -8,6 +8,8 @@
      │    └── SecretError
      ├── UnknownPerson          nobody matches the reference given
      ├── PluginError            a plugin is broken or registers a duplicate name
+     ├── StoreError             the state database failed or refused a write
+     │    └── CaseConflict      another case for the person is already running
      └── ConnectorError         raised by connectors at their boundary
           ├── AuthError         credentials rejected: stop this connector, do not retry
           │    └── PermissionDenied   authenticated, but a named permission is missing
@@ -29,6 +31,8 @@ __all__ = [
     "SecretError",
     "UnknownPerson",
     "PluginError",
+    "StoreError",
+    "CaseConflict",
     "ConnectorError",
     "AuthError",
     "PermissionDenied",
@@ -65,6 +69,14 @@ class UnknownPerson(OffboardError):
 
 class PluginError(OffboardError):
     """A plugin failed to load, or registered a duplicate connector name."""
+
+
+class StoreError(OffboardError):
+    """The state database failed (unreachable, or a query went wrong) or refused a write."""
+
+
+class CaseConflict(StoreError):
+    """A case cannot be stored: another case for the same person is already running."""
 
 
 class ConnectorError(OffboardError):

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._cases import CaseBook, CaseRecord
-from ._entry import parse_time
+from ._entry import FINAL_RESULTS, parse_time
 from ._log import ENTRIES, ORIGIN_FILE, TRUSTED_KEYS
 from ._merkle import CompactRange, leaf_hash
 from ._note import Checkpoint, NoteError, TrustList
@@ -562,9 +562,7 @@ def _exceptions(
                     case.closed_at,
                 )
         elif case.status == "open":
-            missing = [
-                i for i in case.items if i.result not in ("verified", "failed", "unverified", "skipped", "undone")
-            ]
+            missing = [i for i in case.items if i.result not in FINAL_RESULTS]
             add(
                 "open",
                 f"opened but not closed in the sealed log; {len(missing)} of {len(case.items)} "

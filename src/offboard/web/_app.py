@@ -33,7 +33,7 @@ from ..config._config import format_validation_error, time_of_day
 from ..config._secrets import Secret, resolve_reference
 from ..errors import ConfigError, SecretError
 from ..intake._hr_adapters import BUNDLED_SOURCES, EVENT_TYPES, HREvent, WebhookRejected, check_source_settings
-from ..intake._intake import Intake, check_effective, hr_events
+from ..intake._intake import Intake, check_effective
 from ..state._store import utcnow
 from ._auditor import auditor_token, auditor_trust
 from ._auditor import mount as mount_auditor_pages
@@ -296,10 +296,6 @@ class _StoreCollector:
         self.engine_ref = engine_ref
 
     def collect(self) -> Any:
-        import sqlalchemy as sa
-
-        from ..state._store import cases
-
         engine = self.engine_ref()
         if engine is None:
             return
@@ -307,13 +303,10 @@ class _StoreCollector:
         by_event = GaugeMetricFamily(
             "offboard_hr_events", "Stored HR events by status (unresolved = unknown person)", labels=["status"]
         )
-        with engine.store.engine.connect() as conn:
-            for status, count in conn.execute(sa.select(cases.c.status, sa.func.count()).group_by(cases.c.status)):
-                by_case.add_metric([status], count)
-            for status, count in conn.execute(
-                sa.select(hr_events.c.status, sa.func.count()).group_by(hr_events.c.status)
-            ):
-                by_event.add_metric([status], count)
+        for status, count in engine.store.case_counts_by_status().items():
+            by_case.add_metric([status], count)
+        for status, count in engine.store.hr_events.counts_by_status().items():
+            by_event.add_metric([status], count)
         waits = CounterMetricFamily(
             "offboard_rate_limit_wait_seconds", "Seconds spent waiting on a system's rate limit", labels=["system"]
         )
@@ -485,12 +478,7 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
         intake = state["intake"]
 
         def pending() -> int:
-            import sqlalchemy as sa
-
-            with intake.store.engine.connect() as conn:
-                return conn.execute(
-                    sa.select(sa.func.count()).select_from(hr_events).where(hr_events.c.status == "accepted")
-                ).scalar_one()
+            return intake.store.hr_events.waiting()
 
         try:
             waiting = await asyncio.to_thread(pending)
