@@ -133,14 +133,14 @@ class DatabaseStore:
                 with self.files.locked():
                     self._mirror()
 
-    def _db(self) -> Any:
+    def _held_tables(self) -> Any:
         if self._tables is None:
             raise AuditError("the audit log's database lock is not held")
         return self._tables
 
     def read_new(self) -> tuple[list[bytes], bytes]:
         """Entries other processes committed since this one last caught up."""
-        rows = self._db().entries(self.size)
+        rows = self._held_tables().entries(self.size)
         for i, (seq, _) in enumerate(rows):
             if seq != self.size + i:
                 raise AuditError(f"audit_entries has no entry {self.size + i} (next is {seq}): the table was altered")
@@ -154,23 +154,23 @@ class DatabaseStore:
 
     def write(self, lines: list[bytes]) -> None:
         """Insert lines at the next ``seq`` numbers (the primary key refuses a duplicate)."""
-        self._db().insert(self.size, lines)
+        self._held_tables().insert(self.size, lines)
         self.advance(lines)
 
     def publish(self, size: int, note: str, write: Callable[[], None]) -> None:
         """Keep a signed checkpoint in the table; its files follow the mirrored lines."""
-        self._db().add_checkpoint(size, note)
+        self._held_tables().add_checkpoint(size, note)
         self._after.append((size, write))
         self._published = max(self._published, size)
 
     def latest_note(self) -> bytes | None:
         """The newest checkpoint any process signed."""
-        latest = self._db().latest_checkpoint()
+        latest = self._held_tables().latest_checkpoint()
         return latest[1].encode() if latest is not None else None
 
     def reconcile(self) -> None:
         """Check this directory against the table; upload it into an empty table or extend the table with it."""
-        tables, audit = self._db(), self.audit
+        tables, audit = self._held_tables(), self.audit
         count = tables.count()
         first = tables.line(0)
         if first is not None:

@@ -26,7 +26,7 @@ from ..config._policy import Policy, parse_duration, parse_offset
 from ..engine._recorder import iso
 from ..errors import ConfigError, OffboardError
 from ..models import CaseStatus, Equipment, Person, TaskStatus
-from ..state._store import _aware
+from ..state._rows import aware as _aware
 
 __all__ = [
     "TaskError",

@@ -80,7 +80,7 @@ class Accepted:
 
     outcome: str  # accepted | duplicate | conflict | replayed
     key: str
-    status: str = "accepted"
+    status: str = HREventStatus.ACCEPTED.value
     received_at: datetime | None = None
 
 
@@ -506,7 +506,7 @@ class Intake:
         self._update(row["seq"], status=HREventStatus.DONE, detail=f"moved {target['key']} to {_iso(at)}")
         self._audit(row, "rescheduled", person, f"moved {target['key']} to {_iso(at)}", at=at)
         if at <= self.clock():
-            target = self.store.hr_events.get(target["seq"])
+            target = self.store.hr_events.get(target["seq"]) or target
             self._open(target, person, at, opened)
 
     def _prune(self, now: datetime) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..models import HREventStatus
-from ._store import _row
+from ._rows import row_dict as _row
 from .schema import hr_deliveries, hr_events
 
 __all__ = ["HREvents"]

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..models import SyncStatus
+from ._rows import aware as _aware
 from .schema import inventory_accounts, inventory_syncs, notices
 
 __all__ = ["Inventory", "Notices"]
@@ -41,11 +42,9 @@ class Inventory:
         """Insert or update accounts by (system, account_id); an account keeps its ``first_seen``."""
         if not rows:
             return
-        if self._store.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        stmt = insert(inventory_accounts)
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        stmt = (sqlite.insert if self._store.is_sqlite else postgresql.insert)(inventory_accounts)
         keep = {"first_seen", "system", "account_id"}
         stmt = stmt.on_conflict_do_update(
             index_elements=["system", "account_id"],
@@ -120,9 +119,3 @@ class Notices:
                     person_id=person_id, kind=kind, end_date=end_date, sent_at=sent_at, recipients=recipients
                 )
             )
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value

@@ -24,6 +24,12 @@ from sqlalchemy import event
 
 from ..errors import CaseConflict, ConfigError
 from ..models import ActionStatus, CaseStatus, FollowUpStatus
+from ._audit_rows import AuditRows
+from ._intake import HREvents
+from ._inventory import Inventory, Notices
+from ._jobs import Jobs, RateLimits
+from ._rows import row_dict as _row
+from ._tasks import Tasks
 from .schema import actions, cases, events, followups, tasks
 
 __all__ = ["Store", "utcnow", "new_id", "dumps"]
@@ -36,12 +42,6 @@ def utcnow() -> datetime:
 def new_id(prefix: str = "case") -> str:
     """A sortable, unique id such as ``case-20261125-1f3a9c2e``."""
     return f"{prefix}-{utcnow():%Y%m%d}-{uuid.uuid4().hex[:8]}"
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def dumps(value: Any) -> str:
@@ -57,12 +57,6 @@ class Store:
     """The state database. Thread-safe; writes on SQLite are serialized."""
 
     def __init__(self, url: str):
-        from ._intake import HREvents
-        from ._inventory import Inventory, Notices
-        from ._jobs import Jobs, RateLimits
-        from ._tasks import Tasks
-
-        self._url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"future": True}
         if self.is_sqlite:
@@ -116,10 +110,8 @@ class Store:
         with self._write_lock, self._db.begin() as conn:
             yield conn
 
-    def audit_rows(self) -> Any:
+    def audit_rows(self) -> AuditRows:
         """The shared audit log's tables, for ``audit.use_database`` (PostgreSQL)."""
-        from ._audit_rows import AuditRows
-
         return AuditRows(self._db)
 
     # -- cases ----------------------------------------------------------------
@@ -143,8 +135,9 @@ class Store:
                     conn.execute(actions.insert(), action_rows)
                 if later:
                     conn.execute(followups.insert(), later)
-                if task_rows := list(task_rows):
-                    conn.execute(tasks.insert(), task_rows)
+                tasks_to_add = list(task_rows)
+                if tasks_to_add:
+                    conn.execute(tasks.insert(), tasks_to_add)
                 if also is not None:
                     also(conn)
         except sa.exc.IntegrityError:
@@ -287,11 +280,3 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
-
-
-def _row(row: Any) -> dict[str, Any]:
-    out = dict(row)
-    for key, value in out.items():
-        if isinstance(value, datetime):
-            out[key] = _aware(value)
-    return out
