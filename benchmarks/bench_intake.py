@@ -221,7 +221,7 @@ def _wait_case(engine: Engine, key: str, timeout: float = 120) -> dict | None:
 
     deadline = time.time() + timeout
     while time.time() < deadline:
-        with engine.store.engine.connect() as conn:
+        with engine.store._db.connect() as conn:
             row = conn.execute(sa.text("select case_id, status from hr_events where key = :k"), {"k": key}).first()
         if row and row[1] in ("done", "unresolved", "failed"):
             return engine.store.case(row[0]) if row[0] else None

@@ -112,7 +112,7 @@ def one_run(workers: int, people: int, concurrency: int, latency_ms: float, seed
                 with stopwatch() as wall:
                     procs = [_start_worker(config_path, home, concurrency) for _ in range(workers)]
                     results = engine.run_cases(case_ids)
-                with engine.store.engine.connect() as conn:
+                with engine.store._db.connect() as conn:
                     first, last = conn.execute(
                         sa.text("select (select min(requested_at) from actions), (select max(closed_at) from cases)")
                     ).one()

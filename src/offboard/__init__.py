@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
         Action,
         ActionKind,
         ActionStatus,
-        Case,
         CaseStatus,
         CheckResult,
         Person,
@@ -60,7 +59,7 @@ _HOMES = {
     ),
     **dict.fromkeys(
         (
-            "Account AccountPage Action ActionKind ActionStatus Case CaseStatus CheckResult Person Receipt Verification"
+            "Account AccountPage Action ActionKind ActionStatus CaseStatus CheckResult Person Receipt Verification"
         ).split(),
         ".models",
     ),
@@ -86,7 +85,6 @@ __all__ = [
     "ActionKind",
     "ActionStatus",
     "AuthError",
-    "Case",
     "CaseClosed",
     "CaseStatus",
     "CheckResult",

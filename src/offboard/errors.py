@@ -16,6 +16,8 @@
      ├── ReportError            no audit report: ``code`` 1 the log does not verify, 2 bad input
      ├── EntryError             an audit entry is not canonical (also a ValueError)
      ├── NoteError              a note, key, checkpoint or proof does not verify (also a ValueError)
+     ├── StoreError             the state database failed or refused a write
+     │    └── CaseConflict      another case for the person is already running
      └── ConnectorError         raised by connectors at their boundary
           ├── AuthError         credentials rejected: stop this connector, do not retry
           │    └── PermissionDenied   authenticated, but a named permission is missing
@@ -37,6 +39,8 @@ __all__ = [
     "SecretError",
     "UnknownPerson",
     "PluginError",
+    "StoreError",
+    "CaseConflict",
     "ConnectorError",
     "AuthError",
     "PermissionDenied",
@@ -126,6 +130,14 @@ class EntryError(OffboardError, ValueError):
 
 class NoteError(OffboardError, ValueError):
     """A note, key, checkpoint or proof is malformed or does not verify."""
+
+
+class StoreError(OffboardError):
+    """The state database failed (unreachable, or a query went wrong) or refused a write."""
+
+
+class CaseConflict(StoreError):
+    """A case cannot be stored: another case for the same person is already running."""
 
 
 class ConnectorError(OffboardError):

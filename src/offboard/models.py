@@ -11,7 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "ActionKind",
@@ -23,7 +23,10 @@ __all__ = [
     "Verification",
     "CaseStatus",
     "ActionStatus",
-    "Case",
+    "FollowUpStatus",
+    "HREventStatus",
+    "TaskStatus",
+    "SyncStatus",
     "CheckResult",
     "AccountPage",
 ]
@@ -45,20 +48,28 @@ class ActionKind(str, enum.Enum):
 
 
 class CaseStatus(str, enum.Enum):
-    PLANNED = "planned"
+    """Where a case stands; every status but ``running`` and ``closing`` is in ``FINAL``."""
+
     RUNNING = "running"
+    CLOSING = "closing"  # every action is final; one process won the claim and is writing the outcome
     HALTED = "halted"  # a guard stopped it before any action; needs approval
     COMPLETE = "complete"  # every planned action verified, and no blocking checklist task open
     AWAITING_TASKS = "awaiting_tasks"  # every planned action verified; blocking checklist tasks still open
     INCOMPLETE = "incomplete"  # at least one action failed or could not be verified
     CANCELLED = "cancelled"
-    SCHEDULED = "scheduled"
+
+    FINAL: ClassVar[frozenset[CaseStatus]]
 
     def __str__(self) -> str:
         return self.value
 
 
+CaseStatus.FINAL = frozenset(set(CaseStatus) - {CaseStatus.RUNNING, CaseStatus.CLOSING})
+
+
 class ActionStatus(str, enum.Enum):
+    """Where one action stands; ``FINAL`` ones are never run again (``waiting`` finishes by itself)."""
+
     PENDING = "pending"
     APPLYING = "applying"  # asked of the system; the answer is not recorded yet (read back before retrying)
     APPLIED = "applied"  # the system accepted the write; not yet read back
@@ -69,8 +80,87 @@ class ActionStatus(str, enum.Enum):
     SKIPPED = "skipped"
     UNDONE = "undone"
 
+    FINAL: ClassVar[frozenset[ActionStatus]]
+
     def __str__(self) -> str:
         return self.value
+
+
+ActionStatus.FINAL = frozenset(
+    {ActionStatus.VERIFIED, ActionStatus.FAILED, ActionStatus.UNVERIFIED, ActionStatus.SKIPPED, ActionStatus.UNDONE}
+)
+
+
+class FollowUpStatus(str, enum.Enum):
+    """A later step of a case (a staged deletion): scheduled until its own case opens, or cancelled by an undo."""
+
+    SCHEDULED = "scheduled"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+    FINAL: ClassVar[frozenset[FollowUpStatus]]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FollowUpStatus.FINAL = frozenset({FollowUpStatus.DONE, FollowUpStatus.CANCELLED})
+
+
+class HREventStatus(str, enum.Enum):
+    """What became of a received HR event; ``accepted``, ``scheduled`` and ``opened`` are still in flight."""
+
+    ACCEPTED = "accepted"
+    SCHEDULED = "scheduled"  # a termination waiting for its effective time
+    OPENED = "opened"  # its case is open
+    DONE = "done"
+    FAILED = "failed"
+    UNRESOLVED = "unresolved"  # it names nobody offboard knows
+    SUPERSEDED = "superseded"
+    CANCELLED = "cancelled"
+    TOO_LATE = "too_late"  # a cancellation that came after its case ran
+
+    FINAL: ClassVar[frozenset[HREventStatus]]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+HREventStatus.FINAL = frozenset(
+    set(HREventStatus) - {HREventStatus.ACCEPTED, HREventStatus.SCHEDULED, HREventStatus.OPENED}
+)
+
+
+class TaskStatus(str, enum.Enum):
+    """A checklist task: open until someone marks it done or skipped."""
+
+    OPEN = "open"
+    DONE = "done"
+    SKIPPED = "skipped"
+
+    FINAL: ClassVar[frozenset[TaskStatus]]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TaskStatus.FINAL = frozenset({TaskStatus.DONE, TaskStatus.SKIPPED})
+
+
+class SyncStatus(str, enum.Enum):
+    """One system's inventory sync."""
+
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+
+    FINAL: ClassVar[frozenset[SyncStatus]]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+SyncStatus.FINAL = frozenset({SyncStatus.OK, SyncStatus.FAILED})
 
 
 def _clean(value: Any) -> Any:
@@ -243,21 +333,6 @@ class AccountPage:
 
     accounts: tuple[Account, ...]
     cursor: str | None = None
-
-
-@dataclass(frozen=True)
-class Case:
-    """One offboarding of one person."""
-
-    id: str
-    person: Person
-    status: CaseStatus
-    trigger: str
-    policy: str
-    reason: str = ""
-    created_at: datetime | None = None
-    closed_at: datetime | None = None
-    effective_at: datetime | None = None
 
 
 def _fields(cls: type) -> set[str]:

@@ -11,9 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from offboard.audit import AuditError, AuditLog, FileSigner, load_trust, use_database, verify_log
-from offboard.audit._database import audit_checkpoints, audit_entries, sync_mirror
+from offboard.audit._database import sync_mirror
 from offboard.audit._note import parse_checkpoint
-from offboard.state._store import metadata
+from offboard.state._audit_rows import AuditRows
+from offboard.state.schema import audit_checkpoints, audit_entries, metadata
 
 pytestmark = pytest.mark.postgres
 
@@ -22,11 +23,12 @@ import sys
 from pathlib import Path
 import sqlalchemy as sa
 from offboard.audit import AuditLog, FileSigner, use_database
+from offboard.state._audit_rows import AuditRows
 
 directory, url, name, count = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 origin = (directory / "origin").read_text().strip()
 log = AuditLog.open(directory, origin, signer=FileSigner(directory / "signing.key", origin))
-use_database(log, sa.create_engine(url))
+use_database(log, AuditRows(sa.create_engine(url)))
 for i in range(count):
     log.append("test_event", {"person": {"id": f"p-{i % 5}"}, "worker": name, "i": i})
     if i % 7 == 0:
@@ -49,7 +51,7 @@ def write_case(audit_kit):
 def db(pg_url):
     engine = sa.create_engine(pg_url)
     metadata.create_all(engine, tables=[audit_entries, audit_checkpoints])
-    yield engine
+    yield AuditRows(engine)
     engine.dispose()
 
 
@@ -70,7 +72,7 @@ def open_log(directory: Path) -> AuditLog:
 
 
 def table(db) -> list[tuple[int, bytes]]:
-    with db.connect() as conn:
+    with db.db.connect() as conn:
         return [
             (row.seq, bytes(row.line)) for row in conn.execute(sa.select(audit_entries).order_by(audit_entries.c.seq))
         ]
@@ -92,7 +94,7 @@ def test_processes_on_three_machines_append_to_one_log(db, pg_url, tmp_path):
         assert proc.wait(timeout=180) == 0, proc.stderr.read()
     rows = table(db)
     assert [seq for seq, _ in rows] == list(range(4 * count))  # gapless, no duplicates
-    with db.connect() as conn:
+    with db.db.connect() as conn:
         newest = conn.execute(sa.select(sa.func.max(audit_checkpoints.c.size))).scalar_one()
     assert newest == 4 * count  # the last signer covered everything
     lines = b"".join(line + b"\n" for _, line in rows)

@@ -194,7 +194,7 @@ def test_the_shared_bucket_paces_calls_at_its_rate(pg_url):
 
     store = Store(pg_url)
     store.migrate()
-    bucket = SharedBucket(store.engine, "slack", rate=50.0, burst=1)
+    bucket = SharedBucket(store, "slack", rate=50.0, burst=1)
     started = time.monotonic()
     for _ in range(26):
         bucket.acquire()

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from offboard.config._config import Config
 from offboard.config._policy import Policy
 from offboard.engine._engine import Engine
-from offboard.inventory._inventory import _upsert, inventory_accounts
 from offboard.inventory._sweep import run_sweep
 from offboard.models import Account, ActionKind, Person
 from offboard.state._store import Store
+from offboard.state.schema import inventory_accounts
 
 from .. import _fakes
 
@@ -142,11 +142,10 @@ def test_no_protected_account_in_a_sweep_plan(engine, leavers, policy, extra, he
         "default": policy.model_copy(update={"name": "default"}),
         "contractor": policy.model_copy(update={"name": "contractor"}),
     }
-    with engine.store.engine.begin() as conn:
+    with engine.store._db.begin() as conn:
         conn.execute(inventory_accounts.delete())
     now = datetime.now(UTC)
-    _upsert(
-        engine.store,
+    engine.store.inventory.upsert(
         [
             {
                 "system": a.system,

@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 from offboard.config._config import load_config
 from offboard.config._paths import data_dir
 from offboard.engine._engine import Engine
-from offboard.intake._intake import hr_events
+from offboard.state.schema import hr_events
 from offboard.web._app import create_app
 
 SECRET_ENV = "OFFBOARD_TEST_WEBHOOK_SECRET"
@@ -94,7 +94,7 @@ class Server:
         return self.engine.store.find_cases(limit=1000)
 
     def events(self) -> list[dict[str, Any]]:
-        with self.engine.store.engine.connect() as conn:
+        with self.engine.store._db.connect() as conn:
             return [dict(r) for r in conn.execute(sa.select(hr_events).order_by(hr_events.c.seq)).mappings()]
 
 

@@ -13,11 +13,11 @@ from ._signer import FileSigner, resolve_signer
 from ._verify import Report, load_trust, verify_log
 
 
-def use_database(audit: AuditLog, db: object) -> AuditLog:
-    """Sequence ``audit`` through PostgreSQL (``execution: distributed``); see ``_database.use_database``."""
+def use_database(audit: AuditLog, rows: object) -> AuditLog:
+    """Sequence ``audit`` through PostgreSQL (``execution: distributed``); ``rows`` is ``store.audit_rows()``."""
     from ._database import use_database as attach
 
-    return attach(audit, db)  # type: ignore[arg-type]
+    return attach(audit, rows)
 
 
 __all__ = [

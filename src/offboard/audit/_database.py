@@ -8,6 +8,10 @@ the same lock, so one process signs at a time and always over the whole table so
 is kept in ``audit_checkpoints``. When it signs (and when it closes) the process copies what its
 data directory lacks into the ordinary file log there, so ``offboard audit verify`` works
 unchanged; appends themselves touch only the database, which keeps them short.
+
+The SQL lives with the rest of the state (``offboard.state._audit_rows``): this module talks to
+the ``rows`` object it is given (``store.audit_rows()``), whose ``locked()`` is one transaction
+under a PostgreSQL advisory lock and whose ``reading()`` reads without it.
 """
 
 from __future__ import annotations
@@ -16,13 +20,11 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from hashlib import sha256
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
 
-from ..state._store import metadata
+from ..errors import StoreError
 from ._entry import EntryError, strict_parse
 from ._log import (
     CHECKPOINTS,
@@ -37,43 +39,28 @@ from ._log import (
 )
 from ._merkle import CompactRange, leaf_hash
 
-__all__ = ["DatabaseStore", "audit_checkpoints", "audit_entries", "sync_mirror", "use_database"]
+__all__ = ["DatabaseStore", "sync_mirror", "use_database"]
 
 log = structlog.get_logger("offboard.audit")
 
-audit_entries = sa.Table(
-    "audit_entries",
-    metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("line", sa.LargeBinary, nullable=False),  # the canonical JSON line, without its newline
-)
-
-audit_checkpoints = sa.Table(
-    "audit_checkpoints",
-    metadata,
-    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("note", sa.Text, nullable=False),  # the signed C2SP checkpoint
-)
-
 #: Entries are mirrored to the data directory when a checkpoint is signed, or after this many.
 MIRROR_EVERY = 5000
-#: ``pg_advisory_xact_lock`` key held while entries are sequenced or a checkpoint is signed.
-LOCK_KEY = int.from_bytes(sha256(b"offboard audit log").digest()[:8], "big", signed=True)
 
 
-def use_database(audit: AuditLog, db: sa.Engine) -> AuditLog:
+def use_database(audit: AuditLog, rows: Any) -> AuditLog:
     """Sequence ``audit``'s entries through PostgreSQL from now on; its directory becomes a mirror.
 
     The first process to attach an existing file log to an empty table uploads it; later
-    ones check that their directory holds a prefix of the table and catch up.
+    ones check that their directory holds a prefix of the table and catch up. ``rows`` reaches
+    the tables (``store.audit_rows()``).
     """
-    if db.dialect.name != "postgresql":
-        raise AuditError(f"the shared audit log needs PostgreSQL, not {db.dialect.name}")
+    if rows.dialect != "postgresql":
+        raise AuditError(f"the shared audit log needs PostgreSQL, not {rows.dialect}")
     if getattr(audit._store, "database", False):
         return audit
     files = audit._store
     assert isinstance(files, FileStore)
-    store = DatabaseStore(files, db, audit)
+    store = DatabaseStore(files, rows, audit)
     with files.locked():
         marker = audit.directory / SEQUENCER
         if not marker.exists():
@@ -102,13 +89,13 @@ class DatabaseStore:
 
     database = True
 
-    def __init__(self, files: FileStore, db: sa.Engine, audit: AuditLog):
-        self.files, self.db, self.audit = files, db, audit
+    def __init__(self, files: FileStore, rows: Any, audit: AuditLog):
+        self.files, self.rows, self.audit = files, rows, audit
         self.directory, self.path = files.directory, files.path
         self.size = files.size  # entries this process has taken in (its Merkle state)
         self._lock = threading.RLock()
         self._depth = 0
-        self._conn: sa.Connection | None = None
+        self._tables: Any = None  # the locked transaction's tables
         self._pending: dict[int, bytes] = {}  # seq -> line, to mirror once committed
         self._after: list[tuple[int, Callable[[], None]]] = []  # checkpoint files, after the lines they cover
         self._published = 0  # largest checkpoint size whose files this process wrote or saw
@@ -130,9 +117,8 @@ class DatabaseStore:
                 return
             self._depth = 1
             try:
-                with self.db.begin() as conn:
-                    conn.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
-                    self._conn = conn
+                with self.rows.locked() as tables:
+                    self._tables = tables
                     yield
             except BaseException:
                 self._pending.clear()
@@ -141,34 +127,24 @@ class DatabaseStore:
                     self._reload()  # nothing was committed: forget what this scope took in
                 raise
             finally:
-                self._conn = None
+                self._tables = None
                 self._depth = 0
             if self._after or len(self._pending) >= MIRROR_EVERY:
                 with self.files.locked():
                     self._mirror()
 
-    def _db(self) -> sa.Connection:
-        if self._conn is None:
+    def _held_tables(self) -> Any:
+        if self._tables is None:
             raise AuditError("the audit log's database lock is not held")
-        return self._conn
+        return self._tables
 
     def read_new(self) -> tuple[list[bytes], bytes]:
         """Entries other processes committed since this one last caught up."""
-        rows = (
-            self._db()
-            .execute(
-                sa.select(audit_entries.c.seq, audit_entries.c.line)
-                .where(audit_entries.c.seq >= self.size)
-                .order_by(audit_entries.c.seq)
-            )
-            .all()
-        )
-        for i, row in enumerate(rows):
-            if row.seq != self.size + i:
-                raise AuditError(
-                    f"audit_entries has no entry {self.size + i} (next is {row.seq}): the table was altered"
-                )
-        return [bytes(row.line) for row in rows], b""
+        rows = self._held_tables().entries(self.size)
+        for i, (seq, _) in enumerate(rows):
+            if seq != self.size + i:
+                raise AuditError(f"audit_entries has no entry {self.size + i} (next is {seq}): the table was altered")
+        return [line for _, line in rows], b""
 
     def advance(self, lines: list[bytes]) -> None:
         """Account for lines taken in (they are mirrored after the commit)."""
@@ -178,38 +154,28 @@ class DatabaseStore:
 
     def write(self, lines: list[bytes]) -> None:
         """Insert lines at the next ``seq`` numbers (the primary key refuses a duplicate)."""
-        if lines:
-            self._db().execute(
-                audit_entries.insert(), [{"seq": self.size + i, "line": line} for i, line in enumerate(lines)]
-            )
+        self._held_tables().insert(self.size, lines)
         self.advance(lines)
 
     def publish(self, size: int, note: str, write: Callable[[], None]) -> None:
         """Keep a signed checkpoint in the table; its files follow the mirrored lines."""
-        self._db().execute(
-            sa.text("insert into audit_checkpoints (size, note) values (:size, :note) on conflict (size) do nothing"),
-            {"size": size, "note": note},
-        )
+        self._held_tables().add_checkpoint(size, note)
         self._after.append((size, write))
         self._published = max(self._published, size)
 
     def latest_note(self) -> bytes | None:
         """The newest checkpoint any process signed."""
-        note = (
-            self._db()
-            .execute(sa.select(audit_checkpoints.c.note).order_by(audit_checkpoints.c.size.desc()).limit(1))
-            .scalar()
-        )
-        return note.encode() if note is not None else None
+        latest = self._held_tables().latest_checkpoint()
+        return latest[1].encode() if latest is not None else None
 
     def reconcile(self) -> None:
         """Check this directory against the table; upload it into an empty table or extend the table with it."""
-        conn, audit = self._db(), self.audit
-        count = conn.execute(sa.select(sa.func.coalesce(sa.func.max(audit_entries.c.seq) + 1, 0))).scalar_one()
-        first = conn.execute(sa.select(audit_entries.c.line).where(audit_entries.c.seq == 0)).scalar()
+        tables, audit = self._held_tables(), self.audit
+        count = tables.count()
+        first = tables.line(0)
         if first is not None:
             try:
-                origin = strict_parse(bytes(first)).get("log")
+                origin = strict_parse(first).get("log")
             except EntryError:
                 origin = None
             if origin != audit.origin:
@@ -224,14 +190,13 @@ class DatabaseStore:
         lines = _file_lines(self.files)
         shared = min(local, count)
         if shared:
-            theirs = conn.execute(sa.select(audit_entries.c.line).where(audit_entries.c.seq == shared - 1)).scalar_one()
-            if bytes(theirs) != lines[shared - 1]:
+            if tables.line(shared - 1) != lines[shared - 1]:
                 raise AuditError(
                     f"the audit log in {self.directory} and the one in the database differ at entry {shared - 1}: "
                     f"they are different logs. Move {self.directory} aside; it is rebuilt from the database"
                 )
         if local > count:  # this directory is ahead: its entries continue the table's
-            conn.execute(audit_entries.insert(), [{"seq": seq, "line": lines[seq]} for seq in range(count, local)])
+            tables.insert(count, lines[count:local])
             log.info("audit entries uploaded to the database", first=count, entries=local - count)
 
     def _reload(self) -> None:
@@ -253,8 +218,8 @@ class DatabaseStore:
         """Copy committed entries, then the checkpoints over them, into the directory's file log."""
         after, self._after = self._after, []
         try:
-            sync_mirror(self.files, self.db, self._pending, after)
-        except (OSError, sa.exc.SQLAlchemyError) as exc:  # the table has them; the next commit or sync retries
+            sync_mirror(self.files, self.rows, self._pending, after)
+        except (OSError, StoreError) as exc:  # the table has them; the next commit or sync retries
             log.warning("audit mirror not brought up to date", directory=str(self.directory), error=str(exc))
         finally:
             self._pending.clear()
@@ -263,8 +228,8 @@ class DatabaseStore:
         """Bring the mirror up to date and release the files."""
         try:
             with self._lock, self.files.locked():
-                sync_mirror(self.files, self.db)
-        except (OSError, sa.exc.SQLAlchemyError) as exc:
+                sync_mirror(self.files, self.rows)
+        except (OSError, StoreError) as exc:
             log.warning("audit mirror not brought up to date", directory=str(self.directory), error=str(exc))
         self.files.close()
 
@@ -277,7 +242,7 @@ def _file_lines(files: FileStore) -> list[bytes]:
 
 def sync_mirror(
     files: FileStore,
-    db: sa.Engine,
+    rows: Any,
     known: dict[int, bytes] | None = None,
     after: list[tuple[int, Callable[[], None]]] = (),
 ) -> int:
@@ -296,35 +261,26 @@ def sync_mirror(
     lines: list[bytes] = []
     while start + len(lines) in known:
         lines.append(known[start + len(lines)])
-    with db.connect() as conn:
-        rest = conn.execute(
-            sa.select(audit_entries.c.seq, audit_entries.c.line)
-            .where(audit_entries.c.seq >= start + len(lines))
-            .order_by(audit_entries.c.seq)
-        ).all()
-        for _i, row in enumerate(rest):
-            if row.seq != start + len(lines):
+    with rows.reading() as tables:
+        for seq, line in tables.entries(start + len(lines)):
+            if seq != start + len(lines):
                 break
-            lines.append(bytes(row.line))
+            lines.append(line)
         if lines:
             files.write(lines)
         for size, write in after:
             if size <= files.size:
                 write()
-        row = conn.execute(
-            sa.select(audit_checkpoints.c.size, audit_checkpoints.c.note)
-            .where(audit_checkpoints.c.size <= files.size)
-            .order_by(audit_checkpoints.c.size.desc())
-            .limit(1)
-        ).first()
-    if row is not None:
+        newest = tables.latest_checkpoint(at_most=files.size)
+    if newest is not None:
+        size, note = newest
         folder = files.directory / CHECKPOINTS
         folder.mkdir(exist_ok=True)
-        history = folder / checkpoint_name(row.size)
+        history = folder / checkpoint_name(size)
         if not history.exists():
-            _write_atomic(history, row.note.encode())
-        if _latest_size(folder / LATEST) < row.size:
-            _write_atomic(folder / LATEST, row.note.encode())
+            _write_atomic(history, note.encode())
+        if _latest_size(folder / LATEST) < size:
+            _write_atomic(folder / LATEST, note.encode())
     return files.size
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import EntryError
+from ..models import ActionStatus
 
 __all__ = [
     "EntryError",
@@ -28,8 +29,9 @@ __all__ = [
 
 FORMAT_VERSION = 1
 RESERVED = frozenset({"v", "log", "seq", "time", "type", "person_prev"})
-RESULTS = frozenset({"verified", "unverified", "failed", "waiting", "skipped", "undone"})
-FINAL_RESULTS = RESULTS - {"waiting"}
+#: An action entry's ``result``: a final action status, or ``waiting`` (finishing asynchronously).
+FINAL_RESULTS = frozenset(status.value for status in ActionStatus.FINAL)
+RESULTS = FINAL_RESULTS | {ActionStatus.WAITING.value}
 MAX_INT = 2**53 - 1
 TIME_RE = re.compile(r"\d{4}-[01]\d-[0-3]\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z\Z")
 TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")

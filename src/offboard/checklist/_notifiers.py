@@ -273,10 +273,6 @@ def _before_end(engine: Any, person: Any, end: datetime) -> list[Any]:
 
 def send_end_date_notices(engine: Any, days: int | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
     """Tell each contractor's manager ``days`` before the end date (``sweep.notice_days``, default 7), once."""
-    import sqlalchemy as sa
-
-    from ..inventory._inventory import notices
-
     days = int(engine.config.sweep.get("notice_days", 7)) if days is None else days
     now = (now or engine.clock()).astimezone(UTC)
     notifiers = notifiers_for(engine.config, "end_date")
@@ -288,9 +284,7 @@ def send_end_date_notices(engine: Any, days: int | None = None, now: datetime | 
         for key in (p.id, p.employee_id, p.email):
             if key and p.email:
                 emails.setdefault(key.lower(), p.email)
-    with engine.store.engine.connect() as conn:
-        rows = conn.execute(sa.select(notices.c.person_id, notices.c.end_date).where(notices.c.kind == "end_date"))
-        done = {(r[0], r[1].replace(tzinfo=UTC) if r[1].tzinfo is None else r[1].astimezone(UTC)) for r in rows}
+    done = engine.store.notices.sent("end_date")
     sent = []
     for person in people:
         if person.type != "contractor" or person.end_date is None or not person.manager or not person.active:
@@ -305,16 +299,7 @@ def send_end_date_notices(engine: Any, days: int | None = None, now: datetime | 
         reached, errors = _deliver(notifiers, end_date_notice(person, manager, now, _before_end(engine, person, end)))
         if not reached:
             continue
-        with engine.store._write_lock, engine.store.engine.begin() as conn:
-            conn.execute(
-                notices.insert().values(
-                    person_id=person.id,
-                    kind="end_date",
-                    end_date=end,
-                    sent_at=engine.clock(),
-                    recipients=_json(reached),
-                )
-            )
+        engine.store.notices.add(person.id, "end_date", end, engine.clock(), _json(reached))
         fields = {
             "person": {"id": person.id},
             "kind": "end_date",

@@ -21,14 +21,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import sqlalchemy as sa
-
+from ..config._durations import aware as _aware
 from ..config._logging import get_logger
 from ..config._policy import Policy, parse_duration, parse_offset
 from ..engine._recorder import iso
 from ..errors import ConfigError, TaskError
-from ..models import CaseStatus, Equipment, Person
-from ..state._store import _aware, cases, metadata
+from ..models import CaseStatus, Equipment, Person, TaskStatus
 
 __all__ = [
     "TaskError",
@@ -41,37 +39,12 @@ __all__ = [
     "counts",
     "close_task",
     "send_reminders",
-    "tasks",
 ]
 
 log = get_logger("offboard.tasks")
-OPEN, DONE, SKIPPED = "open", "done", "skipped"
+OPEN, DONE, SKIPPED = TaskStatus.OPEN.value, TaskStatus.DONE.value, TaskStatus.SKIPPED.value
 #: Reminders and listings leave out the tasks of cases that were undone.
-INACTIVE_CASES = (CaseStatus.CANCELLED.value,)
-
-tasks = sa.Table(
-    "tasks",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("case_id", sa.String(40), sa.ForeignKey("cases.id"), nullable=False, index=True),
-    sa.Column("task_id", sa.String(100), nullable=False),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("owner", sa.String(64), nullable=False, index=True),
-    sa.Column("blocking", sa.Boolean, nullable=False),
-    sa.Column("due_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("due_date", sa.String(10), nullable=False),
-    sa.Column("timezone", sa.String(64), nullable=False),
-    sa.Column("source", sa.String(16), nullable=False),
-    sa.Column("asset", sa.Text),
-    sa.Column("status", sa.String(16), nullable=False, index=True),
-    sa.Column("closed_by", sa.String(200)),
-    sa.Column("note", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("closed_at", sa.DateTime(timezone=True)),
-    sa.Column("reminded_due_at", sa.DateTime(timezone=True)),
-    sa.Column("reminded_overdue_at", sa.DateTime(timezone=True)),
-    sa.UniqueConstraint("case_id", "task_id", name="uq_task"),
-)
+INACTIVE_CASES = (CaseStatus.CANCELLED,)
 
 
 @dataclass(frozen=True)
@@ -314,12 +287,6 @@ def _row(row: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-def _select() -> Any:
-    return sa.select(tasks, cases.c.person_id, cases.c.status.label("case_status"), cases.c.person).join(
-        cases, cases.c.id == tasks.c.case_id
-    )
-
-
 def list_tasks(
     store: Any,
     now: datetime,
@@ -330,35 +297,24 @@ def list_tasks(
     include_closed: bool = False,
 ) -> list[dict[str, Any]]:
     """Tasks by due time: open ones of active cases, or every task of ``case_id``."""
-    query = _select().order_by(tasks.c.due_at, tasks.c.case_id, tasks.c.id)
-    if case_id is not None:
-        query = query.where(tasks.c.case_id == case_id)
-    else:
-        query = query.where(cases.c.status.not_in(INACTIVE_CASES))
-        if not include_closed:
-            query = query.where(tasks.c.status == OPEN)
-    if owner is not None:
-        query = query.where(tasks.c.owner == owner.lower())
-    if overdue:
-        query = query.where(tasks.c.status == OPEN, tasks.c.due_at <= now)
-    with store.engine.connect() as conn:
-        return [_row(r, now) for r in conn.execute(query).mappings()]
+    rows = store.tasks.listing(
+        case_id=case_id,
+        owner=owner.lower() if owner is not None else None,
+        open_only=overdue or (case_id is None and not include_closed),
+        due_by=now if overdue else None,
+        leave_out=INACTIVE_CASES if case_id is None else (),
+    )
+    return [_row(r, now) for r in rows]
 
 
 def counts(store: Any, case_id: str) -> dict[str, int]:
     """The checklist of one case in numbers: total, open, blocking_open, done, skipped."""
-    query = (
-        sa.select(tasks.c.status, tasks.c.blocking, sa.func.count())
-        .where(tasks.c.case_id == case_id)
-        .group_by(tasks.c.status, tasks.c.blocking)
-    )
     out = {"total": 0, OPEN: 0, "blocking_open": 0, DONE: 0, SKIPPED: 0}
-    with store.engine.connect() as conn:
-        for status, blocking, n in conn.execute(query):
-            out["total"] += n
-            out[status] = out.get(status, 0) + n
-            if status == OPEN and blocking:
-                out["blocking_open"] += n
+    for status, blocking, n in store.tasks.counts(case_id):
+        out["total"] += n
+        out[status] = out.get(status, 0) + n
+        if status == OPEN and blocking:
+            out["blocking_open"] += n
     return out
 
 
@@ -378,15 +334,9 @@ def close_task(engine: Any, case_ref: str, task_id: str, *, status: str, by: str
     if case is None:
         raise TaskError(f"no case matches {case_ref!r} (see `offboard status`)")
     now = engine.clock()
-    with engine.store.engine.connect() as conn:
-        row = (
-            conn.execute(_select().where(tasks.c.case_id == case["id"], tasks.c.task_id == task_id)).mappings().first()
-        )
-        known = [
-            r[0]
-            for r in conn.execute(sa.select(tasks.c.task_id).where(tasks.c.case_id == case["id"]).order_by(tasks.c.id))
-        ]
+    row = engine.store.tasks.get(case["id"], task_id)
     if row is None:
+        known = engine.store.tasks.ids(case["id"])
         listed = ", ".join(known) if known else "none"
         raise TaskError(f"case {case['id']} has no task {task_id!r} (its tasks: {listed})")
     if row["status"] != OPEN:
@@ -413,8 +363,7 @@ def close_task(engine: Any, case_ref: str, task_id: str, *, status: str, by: str
             "overdue": _aware(row["due_at"]) <= now,
         },
     )
-    with engine.store._write_lock, engine.store.engine.begin() as conn:
-        conn.execute(tasks.update().where(tasks.c.id == row["id"]).values(**values))
+    engine.store.tasks.update(row["id"], **values)
     engine.record.seal()
     result = _row({**row, **values}, now)
     if case["status"] == CaseStatus.AWAITING_TASKS.value and counts(engine.store, case["id"])["blocking_open"] == 0:
@@ -433,20 +382,7 @@ def send_reminders(engine: Any, now: datetime | None = None) -> list[dict[str, A
     now = _aware(now or engine.clock())
     settings = engine.config.tasks
     soon = now + parse_duration(settings.remind_before)
-    query = (
-        _select()
-        .where(
-            tasks.c.status == OPEN,
-            cases.c.status.not_in(INACTIVE_CASES),
-            sa.or_(
-                sa.and_(tasks.c.reminded_overdue_at.is_(None), tasks.c.due_at <= now),
-                sa.and_(tasks.c.reminded_due_at.is_(None), tasks.c.due_at <= soon),
-            ),
-        )
-        .order_by(tasks.c.due_at, tasks.c.id)
-    )
-    with engine.store.engine.connect() as conn:
-        rows = list(conn.execute(query).mappings())
+    rows = engine.store.tasks.to_remind(now, soon, leave_out=INACTIVE_CASES)
     sent = []
     wanted: dict[str, list[Any]] = {}
     for row in rows:
@@ -484,8 +420,7 @@ def send_reminders(engine: Any, now: datetime | None = None) -> list[dict[str, A
             "errors": errors,
         }
         engine.record("task_reminder", row["case_id"], fields)
-        with engine.store._write_lock, engine.store.engine.begin() as conn:
-            conn.execute(tasks.update().where(tasks.c.id == row["id"]).values(**stamp))
+        engine.store.tasks.update(row["id"], **stamp)
         sent.append(fields)
     return sent
 

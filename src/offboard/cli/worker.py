@@ -41,8 +41,7 @@ def worker(app: App, concurrency: int, stalled_after: float, heartbeat: float) -
             return engine
 
     click.echo(
-        f"offboard worker: concurrency {concurrency}, store "
-        f"{engine.store.engine.url.render_as_string(hide_password=True)}",
+        f"offboard worker: concurrency {concurrency}, store {engine.store.url}",
         err=True,
     )
     run_worker(engine_factory, concurrency=concurrency, stalled_after=stalled_after, heartbeat=heartbeat)

@@ -17,20 +17,28 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
 from pydantic import ValidationError
 
 from .. import plugins
 from ..checklist._tasks import checklist_for, last_day, task_rows
 from ..checklist._tasks import counts as task_counts
-from ..checklist._tasks import tasks as task_table
 from ..config._config import Config, format_validation_error
 from ..config._logging import redact
 from ..config._policy import Policy, Protection, load_policies
 from ..connector import Connector
-from ..errors import AuthError, ConfigError, ConnectorError, OffboardError, UnknownPerson
-from ..models import Account, Action, ActionKind, ActionStatus, CaseStatus, Person, Receipt, Verification
+from ..errors import AuthError, CaseConflict, ConfigError, ConnectorError, OffboardError, UnknownPerson
+from ..models import (
+    Account,
+    Action,
+    ActionKind,
+    ActionStatus,
+    CaseStatus,
+    FollowUpStatus,
+    Person,
+    Receipt,
+    Verification,
+)
 from ..state._store import Store, dumps, new_id, utcnow
 from ._plan import CaseResult, Plan
 from ._ratelimit import TokenBucket
@@ -42,7 +50,6 @@ from ._retry import call_with_retries
 __all__ = ["Engine", "Plan", "CaseResult"]
 
 log = structlog.get_logger("offboard.engine")
-FINAL = {ActionStatus.VERIFIED, ActionStatus.FAILED, ActionStatus.UNVERIFIED, ActionStatus.SKIPPED, ActionStatus.UNDONE}
 
 
 class Engine:
@@ -341,7 +348,7 @@ class Engine:
             for i, a in enumerate(plan.actions)
         ]
         later = [
-            dict(case_id=case_id, action=dumps(a.to_dict()), due_at=now + delay, status="scheduled")
+            dict(case_id=case_id, action=dumps(a.to_dict()), due_at=now + delay, status=FollowUpStatus.SCHEDULED.value)
             for a, delay in plan.later
         ]
         tasks = plan.tasks
@@ -349,10 +356,8 @@ class Engine:
             tasks = self.checklist(plan.person, plan.policy, termination_at or now)  # due dates count from another day
         enqueue = self.dispatcher.enqueuer(case_id, action_rows) if self.dispatcher else None
         try:
-            self.store.insert_case(
-                row, action_rows, later, also=enqueue, extra=[(task_table, task_rows(case_id, tasks, now))]
-            )
-        except sa.exc.IntegrityError:
+            self.store.insert_case(row, action_rows, later, also=enqueue, task_rows=task_rows(case_id, tasks, now))
+        except CaseConflict:
             raise OffboardError(f"another case for {plan.person.id} is already running; resume it instead") from None
         self.record(
             "case_opened",
@@ -471,7 +476,7 @@ class Engine:
     def run_chain_job(self, case_id: str, system: str, account_id: str) -> None:
         """Run one account's actions in one case (a worker's job), closing the case if it was the last."""
         case = self.store.case(case_id)
-        if case is None or case["status"] not in (CaseStatus.RUNNING.value, "closing"):
+        if case is None or case["status"] in CaseStatus.FINAL:
             return
         rows = [r for r in self.store.actions(case_id) if r["system"] == system and r["account_id"] == account_id]
         self._run_chain(case_id, case["person_id"], rows, None)
@@ -487,7 +492,7 @@ class Engine:
     ) -> None:
         stop: str | None = None
         for row in rows:
-            if ActionStatus(row["status"]) in FINAL:
+            if ActionStatus(row["status"]) in ActionStatus.FINAL:
                 continue
             if stop:
                 self._finish(case_id, person_id, row, ActionStatus.FAILED, error=stop, progress=progress)
@@ -736,7 +741,7 @@ class Engine:
         """Close cases whose work is done but whose close was interrupted (a killed worker)."""
         results = []
         cutoff = self.clock() - timedelta(seconds=older_than)
-        for case in self.store.find_cases(statuses=["closing"], limit=10_000):
+        for case in self.store.find_cases(statuses=[CaseStatus.CLOSING], limit=10_000):
             if case["updated_at"] <= cutoff:
                 results.append(self.close_case(case["id"]))
         for case in self.store.find_cases(statuses=[CaseStatus.RUNNING.value], limit=10_000):
@@ -746,7 +751,9 @@ class Engine:
 
     def resume(self, progress: Callable[[dict[str, Any]], None] | None = None) -> list[CaseResult]:
         """Finish every case left running (after a crash or a kill)."""
-        running = [c["id"] for c in self.store.find_cases(statuses=[CaseStatus.RUNNING.value, "closing"], limit=10_000)]
+        running = [
+            c["id"] for c in self.store.find_cases(statuses=[CaseStatus.RUNNING, CaseStatus.CLOSING], limit=10_000)
+        ]
         for case_id in running:
             self.record("recovery", case_id, {"case": case_id, "note": "resuming a case interrupted before it closed"})
         results = self.run_cases(running, progress) if running else []
@@ -771,7 +778,7 @@ class Engine:
             )
             case_id = self.open_case(plan, trigger="followup", reason=f"follow-up of {origin}")
             for item in items:
-                self.store.update_followup(item["id"], status="done", done_case=case_id)
+                self.store.update_followup(item["id"], status=FollowUpStatus.DONE.value, done_case=case_id)
             if wait:
                 results += self.run_cases([case_id], progress)
         return results
@@ -818,8 +825,8 @@ class Engine:
                 },
             )
         for item in self.store.followups(case_id):
-            if item["status"] == "scheduled":
-                self.store.update_followup(item["id"], status="cancelled")
+            if item["status"] == FollowUpStatus.SCHEDULED:
+                self.store.update_followup(item["id"], status=FollowUpStatus.CANCELLED.value)
         self.store.update_case(case_id, status=CaseStatus.CANCELLED.value if not failed else case["status"])
         self.record(
             "case_undone",

@@ -19,52 +19,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import sqlalchemy as sa
 import structlog
 
-from ..config._durations import aware as _aware
 from ..config._durations import parse_duration
 from ..errors import OffboardError, UnknownPerson
-from ..models import CaseStatus, Person
-from ..state._store import Store, cases, dumps, metadata, utcnow
+from ..models import CaseStatus, HREventStatus, Person
+from ..state._store import Store, dumps, utcnow
 from ._hr_adapters import HREvent
 
-__all__ = ["Intake", "hr_events", "hr_deliveries", "list_events", "effective_time", "check_effective", "Accepted"]
+__all__ = ["Intake", "list_events", "effective_time", "check_effective", "Accepted"]
 
 log = structlog.get_logger("offboard.intake")
 
-hr_events = sa.Table(
-    "hr_events",
-    metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("key", sa.String(300), nullable=False),
-    sa.Column("source", sa.String(100), nullable=False),
-    sa.Column("event_id", sa.String(200), nullable=False),
-    sa.Column("type", sa.String(40), nullable=False),
-    sa.Column("person_ref", sa.String(320), nullable=False),
-    sa.Column("person_id", sa.String(320), index=True),
-    sa.Column("payload", sa.Text, nullable=False),
-    sa.Column("body_hash", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False, index=True),
-    sa.Column("due_at", sa.DateTime(timezone=True), index=True),
-    sa.Column("case_id", sa.String(40)),
-    sa.Column("detail", sa.Text, nullable=False, default=""),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("processed_at", sa.DateTime(timezone=True)),
-    sa.UniqueConstraint("key", name="uq_hr_events_key"),
-)
-
-hr_deliveries = sa.Table(
-    "hr_deliveries",
-    metadata,
-    sa.Column("delivery_id", sa.String(300), primary_key=True),  # source:webhook-id, for replay refusal
-    sa.Column("event_key", sa.String(300), nullable=False),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, index=True),
-)
-
-#: Statuses an event can end in; ``accepted``, ``scheduled`` and ``opened`` are still in flight.
-OPEN = ("accepted", "scheduled", "opened")
 MAX_ATTEMPTS = 5
 
 
@@ -114,14 +80,8 @@ class Accepted:
 
     outcome: str  # accepted | duplicate | conflict | replayed
     key: str
-    status: str = "accepted"
+    status: str = HREventStatus.ACCEPTED.value
     received_at: datetime | None = None
-
-
-@dataclass
-class _Known:
-    body_hash: str
-    status: str
 
 
 class _NullMetrics:
@@ -220,10 +180,6 @@ class Intake:
             self._queue.put((item, future))
         return future
 
-    def accept(self, event: HREvent, body_hash: str, delivery: str | None = None, timeout: float = 30.0) -> Accepted:
-        """Store an event durably (blocking); idempotent by the event's key."""
-        return self.submit(event, body_hash, delivery).result(timeout)
-
     def _commit_loop(self) -> None:
         while True:
             item = self._queue.get()
@@ -252,79 +208,26 @@ class Intake:
                 self._wake.set()
 
     def _write_batch(self, items: list[tuple[HREvent, str, str | None, datetime]]) -> list[Accepted]:
-        try:
-            with self.store._write_lock, self.store.engine.begin() as conn:
-                return self._write(conn, items)
-        except sa.exc.IntegrityError:  # another process raced us: settle each on its own
-            out = []
-            for item in items:
-                try:
-                    with self.store._write_lock, self.store.engine.begin() as conn:
-                        out += self._write(conn, [item])
-                except sa.exc.IntegrityError:
-                    with self.store.engine.connect() as conn:
-                        out += self._write(conn, [item], dry=True)
-            return out
-
-    def _write(
-        self, conn: sa.Connection, items: list[tuple[HREvent, str, str | None, datetime]], dry: bool = False
-    ) -> list[Accepted]:
-        keys = list({e.key for e, *_ in items})
-        deliveries = [d for _, _, d, _ in items if d]
-        known = {
-            r.key: r
-            for r in conn.execute(
-                sa.select(hr_events.c.key, hr_events.c.body_hash, hr_events.c.status).where(hr_events.c.key.in_(keys))
+        rows = [
+            (
+                dict(
+                    key=event.key,
+                    source=event.source,
+                    event_id=event.id,
+                    type=event.type,
+                    person_ref=event.person,
+                    payload=dumps(event.to_dict()),
+                    body_hash=body_hash,
+                    received_at=_utc(received),
+                ),
+                delivery,
             )
-        }
-        seen = (
-            {
-                r.delivery_id
-                for r in conn.execute(
-                    sa.select(hr_deliveries.c.delivery_id).where(hr_deliveries.c.delivery_id.in_(deliveries))
-                )
-            }
-            if deliveries
-            else set()
-        )
-        results, new_events, new_deliveries = [], [], []
-        for event, body_hash, delivery, received in items:
-            if delivery and delivery in seen:
-                results.append(
-                    Accepted("replayed", event.key, known[event.key].status if event.key in known else "unknown")
-                )
-                continue
-            if delivery:
-                seen.add(delivery)
-                new_deliveries.append(dict(delivery_id=delivery, event_key=event.key, received_at=_utc(received)))
-            if event.key in known:
-                row = known[event.key]
-                results.append(
-                    Accepted("duplicate" if row.body_hash == body_hash else "conflict", event.key, row.status)
-                )
-                continue
-            row = dict(
-                key=event.key,
-                source=event.source,
-                event_id=event.id,
-                type=event.type,
-                person_ref=event.person,
-                payload=dumps(event.to_dict()),
-                body_hash=body_hash,
-                status="accepted",
-                detail="",
-                attempts=0,
-                received_at=_utc(received),
-            )
-            known[event.key] = _Known(body_hash, "accepted")  # a second copy in this batch is a duplicate
-            new_events.append(row)
-            results.append(Accepted("accepted", event.key, "accepted", received))
-        if not dry:
-            if new_events:
-                conn.execute(hr_events.insert(), new_events)
-            if new_deliveries:
-                conn.execute(hr_deliveries.insert(), new_deliveries)
-        return results
+            for event, body_hash, delivery, received in items
+        ]
+        return [
+            Accepted(outcome, key, status, received if outcome == "accepted" else None)
+            for (outcome, key, status, _), (*_, received) in zip(self.store.hr_events.accept(rows), items)
+        ]
 
     # -- processing (the worker) --------------------------------------------------
 
@@ -346,17 +249,13 @@ class Intake:
         """One pass: new events in arrival order, due terminations, then due follow-ups."""
         with self._run_lock:
             opened: list[tuple[int, str]] = []
-            for row in self._rows(
-                sa.and_(hr_events.c.status == "accepted", hr_events.c.attempts < MAX_ATTEMPTS), order=hr_events.c.seq
-            ):
+            for row in self.store.hr_events.new(MAX_ATTEMPTS):
                 self._guarded(row, self._handle, opened)
             now = _utc(self.clock())
-            for row in self._rows(
-                sa.and_(hr_events.c.status == "scheduled", hr_events.c.due_at <= now), order=hr_events.c.due_at
-            ):
+            for row in self.store.hr_events.due(now):
                 self._guarded(row, self._fire_scheduled, opened)
             self._run(opened)
-            for row in self._rows(hr_events.c.status == "opened"):
+            for row in self.store.hr_events.opened():
                 self._reconcile(row)
             try:
                 self.engine.run_due_followups()
@@ -403,21 +302,14 @@ class Intake:
         except Exception as exc:  # a halted or failed sweep is recorded by the sweep; the server goes on
             log.error("scheduled sweep failed", error=f"{type(exc).__name__}: {exc}")
 
-    def _rows(self, where: Any, order: Any = None) -> list[dict[str, Any]]:
-        query = sa.select(hr_events).where(where).order_by(order if order is not None else hr_events.c.seq).limit(1000)
-        with self.store.engine.connect() as conn:
-            return [
-                {k: _aware(v) if isinstance(v, datetime) else v for k, v in r.items()}
-                for r in conn.execute(query).mappings()
-            ]
-
     def _update(self, seq: int, **values: Any) -> None:
-        if values.get("status") and values["status"] not in OPEN:
-            values.setdefault("processed_at", _utc(self.clock()))
+        if values.get("status"):
+            values["status"] = HREventStatus(values["status"]).value
+            if values["status"] in HREventStatus.FINAL:
+                values.setdefault("processed_at", _utc(self.clock()))
         if values.get("due_at") is not None:
             values["due_at"] = _utc(values["due_at"])
-        with self.store._write_lock, self.store.engine.begin() as conn:
-            conn.execute(hr_events.update().where(hr_events.c.seq == seq).values(**values))
+        self.store.hr_events.update(seq, **values)
         if "status" in values:
             self.metrics.outcome(values["status"])
 
@@ -429,7 +321,9 @@ class Intake:
             detail = f"{type(exc).__name__}: {exc}"
             log.error("HR event processing failed", hr_event=row["key"], attempt=attempts, error=detail)
             final = attempts >= MAX_ATTEMPTS
-            self._update(row["seq"], attempts=attempts, detail=detail, **({"status": "failed"} if final else {}))
+            self._update(
+                row["seq"], attempts=attempts, detail=detail, **({"status": HREventStatus.FAILED} if final else {})
+            )
             if final:
                 self._audit(row, "failed", None, detail)
 
@@ -476,7 +370,7 @@ class Intake:
 
     def _unresolved(self, row: dict[str, Any], why: str) -> None:
         log.warning("HR event names an unknown person", hr_event=row["key"], reference=row["person_ref"], detail=why)
-        self._update(row["seq"], status="unresolved", detail=why)
+        self._update(row["seq"], status=HREventStatus.UNRESOLVED, detail=why)
         self._audit(row, "unresolved", None, why)
 
     def _handle(self, row: dict[str, Any], opened: list[tuple[int, str]]) -> None:
@@ -494,21 +388,17 @@ class Intake:
         elif event.type == "end_date_changed":
             self._change_date(row, event, person, opened)
         else:  # stored by an older version or a plugin: say so rather than drop it
-            self._update(row["seq"], status="failed", detail=f"unknown event type {event.type!r}")
-
-    def _scheduled_for(self, person: Person) -> list[dict[str, Any]]:
-        where = sa.and_(hr_events.c.status == "scheduled", hr_events.c.person_id == person.id)
-        return self._rows(where)
+            self._update(row["seq"], status=HREventStatus.FAILED, detail=f"unknown event type {event.type!r}")
 
     def _terminate(self, row: dict[str, Any], event: HREvent, person: Person, opened: list[tuple[int, str]]) -> None:
         at = self._when(event, person)
         now = self.clock()
-        for other in self._scheduled_for(person):
+        for other in self.store.hr_events.scheduled_for(person.id):
             if other["seq"] != row["seq"]:
-                self._update(other["seq"], status="superseded", detail=f"superseded by {row['key']}")
+                self._update(other["seq"], status=HREventStatus.SUPERSEDED, detail=f"superseded by {row['key']}")
                 self._audit(other, "superseded", person, f"superseded by {row['key']}")
         if at is not None and at > now:
-            self._update(row["seq"], status="scheduled", due_at=at, detail=f"case opens at {_iso(at)}")
+            self._update(row["seq"], status=HREventStatus.SCHEDULED, due_at=at, detail=f"case opens at {_iso(at)}")
             self._audit(row, "scheduled", person, f"case opens at {_iso(at)}", at=at)
             log.info("termination scheduled", hr_event=row["key"], person=person.id, at=_iso(at))
             return
@@ -521,16 +411,18 @@ class Intake:
 
     def _open(self, row: dict[str, Any], person: Person, at: datetime, opened: list[tuple[int, str]]) -> None:
         reason = self._event(row).reason or f"HR {row['type']} event {row['key']}"
-        with self.store.engine.connect() as conn:
-            existing = conn.execute(sa.select(cases.c.id).where(cases.c.source_event == row["key"])).scalar()
+        existing = self.store.case_for_event(row["key"])
         if existing:  # opened before a crash: never twice
-            self._update(row["seq"], status="opened", case_id=existing, detail="case already open")
+            self._update(row["seq"], status=HREventStatus.OPENED, case_id=existing, detail="case already open")
             opened.append((row["seq"], existing))
             return
         busy = self.store.find_cases(statuses=[CaseStatus.RUNNING.value], person_id=person.id, limit=1)
         if busy:
             self._update(
-                row["seq"], status="done", case_id=busy[0]["id"], detail=f"a case for {person.id} was already running"
+                row["seq"],
+                status=HREventStatus.DONE,
+                case_id=busy[0]["id"],
+                detail=f"a case for {person.id} was already running",
             )
             return
         try:
@@ -543,9 +435,9 @@ class Intake:
                 plan, trigger="webhook", reason=reason, termination_at=_utc(at), source_event=row["key"]
             )
         except OffboardError as exc:
-            self._update(row["seq"], status="done", detail=str(exc))
+            self._update(row["seq"], status=HREventStatus.DONE, detail=str(exc))
             return
-        self._update(row["seq"], status="opened", case_id=case_id, detail="case opened")
+        self._update(row["seq"], status=HREventStatus.OPENED, case_id=case_id, detail="case opened")
         opened.append((row["seq"], case_id))
 
     def _run(self, opened: list[tuple[int, str]]) -> None:
@@ -556,52 +448,50 @@ class Intake:
         for seq, case_id in opened:
             result = by_case.get(case_id)
             status = result.status.value if result else "unknown"
-            self._update(seq, status="done", detail=f"case {status}")
+            self._update(seq, status=HREventStatus.DONE, detail=f"case {status}")
         for result in results:
             self.metrics.case_result(result)
 
     def _reconcile(self, row: dict[str, Any]) -> None:
         case = self.store.case(row["case_id"]) if row["case_id"] else None
-        if case is None or case["status"] not in (CaseStatus.RUNNING.value, "closing"):
-            self._update(row["seq"], status="done", detail=f"case {case['status'] if case else 'missing'}")
+        if case is None or case["status"] in CaseStatus.FINAL:
+            self._update(row["seq"], status=HREventStatus.DONE, detail=f"case {case['status'] if case else 'missing'}")
 
     def _cancel(self, row: dict[str, Any], person: Person) -> None:
-        scheduled = [r for r in self._scheduled_for(person) if r["type"] in ("termination", "end_date_changed")]
+        scheduled = [
+            r for r in self.store.hr_events.scheduled_for(person.id) if r["type"] in ("termination", "end_date_changed")
+        ]
         for other in scheduled:
-            self._update(other["seq"], status="cancelled", detail=f"cancelled by {row['key']}")
+            self._update(other["seq"], status=HREventStatus.CANCELLED, detail=f"cancelled by {row['key']}")
             self._audit(other, "cancelled", person, f"cancelled by {row['key']}")
         if scheduled:
             detail = f"cancelled {', '.join(r['key'] for r in scheduled)}"
-            self._update(row["seq"], status="done", detail=detail)
+            self._update(row["seq"], status=HREventStatus.DONE, detail=detail)
             self._audit(row, "termination_cancelled", person, detail)
             return
         ran = self._webhook_cases(person)
         if ran:
             detail = f"too late: case {ran} already ran; `offboard undo {ran}` restores what is reversible"
-            self._update(row["seq"], status="too_late", case_id=ran, detail=detail)
+            self._update(row["seq"], status=HREventStatus.TOO_LATE, case_id=ran, detail=detail)
             self._audit(row, "too_late", person, detail, case_id=ran)
             log.warning("termination cancelled after its case ran", hr_event=row["key"], person=person.id, case=ran)
             return
-        self._update(row["seq"], status="done", detail="no scheduled termination to cancel")
+        self._update(row["seq"], status=HREventStatus.DONE, detail="no scheduled termination to cancel")
         self._audit(row, "nothing_to_cancel", person, "no scheduled termination to cancel")
 
     def _webhook_cases(self, person: Person) -> str | None:
-        with self.store.engine.connect() as conn:
-            return conn.execute(
-                sa.select(cases.c.id)
-                .where(cases.c.person_id == person.id, cases.c.trigger == "webhook")
-                .order_by(cases.c.created_at.desc())
-                .limit(1)
-            ).scalar()
+        return self.store.latest_case_id(person.id, trigger="webhook")
 
     def _change_date(self, row: dict[str, Any], event: HREvent, person: Person, opened: list[tuple[int, str]]) -> None:
-        scheduled = [r for r in self._scheduled_for(person) if r["type"] in ("termination", "end_date_changed")]
+        scheduled = [
+            r for r in self.store.hr_events.scheduled_for(person.id) if r["type"] in ("termination", "end_date_changed")
+        ]
         if not scheduled:
             ran = self._webhook_cases(person)
             if ran:
                 self._update(
                     row["seq"],
-                    status="done",
+                    status=HREventStatus.DONE,
                     case_id=ran,
                     detail=f"already offboarded by case {ran}; date change ignored",
                 )
@@ -613,27 +503,23 @@ class Intake:
             raise ValueError("end_date_changed needs an effective time")
         target = scheduled[-1]
         self._update(target["seq"], due_at=at, detail=f"case opens at {_iso(at)} (moved by {row['key']})")
-        self._update(row["seq"], status="done", detail=f"moved {target['key']} to {_iso(at)}")
+        self._update(row["seq"], status=HREventStatus.DONE, detail=f"moved {target['key']} to {_iso(at)}")
         self._audit(row, "rescheduled", person, f"moved {target['key']} to {_iso(at)}", at=at)
         if at <= self.clock():
-            target = self._rows(hr_events.c.seq == target["seq"])[0]
+            target = self.store.hr_events.get(target["seq"]) or target
             self._open(target, person, at, opened)
 
     def _prune(self, now: datetime) -> None:
         if self._pruned_at and now - self._pruned_at < timedelta(minutes=1):
             return
         self._pruned_at = now
-        with self.store._write_lock, self.store.engine.begin() as conn:
-            conn.execute(hr_deliveries.delete().where(hr_deliveries.c.received_at < now - self.replay_window))
+        self.store.hr_events.prune_deliveries(now - self.replay_window)
 
 
 def list_events(store: Store, *, unresolved: bool = False, limit: int = 100) -> list[dict[str, Any]]:
     """Received events, newest first, with what became of them."""
-    query = sa.select(hr_events).order_by(hr_events.c.seq.desc()).limit(limit)
-    if unresolved:
-        query = query.where(hr_events.c.status.in_(["unresolved", "failed"]))
-    with store.engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(query).mappings()]
+    statuses = [HREventStatus.UNRESOLVED, HREventStatus.FAILED] if unresolved else None
+    rows = store.hr_events.latest(statuses=statuses, limit=limit)
     out = []
     for row in rows:
         event = json.loads(row["payload"])
@@ -648,11 +534,11 @@ def list_events(store: Store, *, unresolved: bool = False, limit: int = 100) -> 
                 "timezone": event.get("timezone"),
                 "status": row["status"],
                 "case": row["case_id"],
-                "due_at": _iso(_aware(row["due_at"])),
+                "due_at": _iso(row["due_at"]),
                 "detail": row["detail"],
                 "attempts": row["attempts"],
-                "received_at": _iso(_aware(row["received_at"])),
-                "processed_at": _iso(_aware(row["processed_at"])),
+                "received_at": _iso(row["received_at"]),
+                "processed_at": _iso(row["processed_at"]),
             }
         )
     return out

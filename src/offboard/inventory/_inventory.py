@@ -18,14 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config._config import format_validation_error, load_yaml
 from ..config._logging import get_logger
 from ..errors import ConfigError, ConnectorError, OffboardError
-from ..models import Account, Person
-from ..state._store import _aware, dumps, metadata
+from ..models import Account, Person, SyncStatus
+from ..state._store import dumps
 
 __all__ = [
     "sync",
@@ -40,48 +39,6 @@ __all__ = [
 ]
 
 log = get_logger("offboard.inventory")
-
-inventory_accounts = sa.Table(
-    "inventory_accounts",
-    metadata,
-    sa.Column("system", sa.String(100), primary_key=True),
-    sa.Column("account_id", sa.String(400), primary_key=True),
-    sa.Column("name", sa.String(400), nullable=False),
-    sa.Column("email", sa.String(320)),
-    sa.Column("active", sa.Boolean, nullable=False),
-    sa.Column("admin", sa.Boolean, nullable=False),
-    sa.Column("person_id", sa.String(320), index=True),
-    sa.Column("matched_by", sa.String(32)),
-    sa.Column("attributes", sa.Text, nullable=False, default="{}"),
-    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
-)
-
-inventory_syncs = sa.Table(
-    "inventory_syncs",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("system", sa.String(100), nullable=False, index=True),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("accounts", sa.Integer, nullable=False, default=0),
-    sa.Column("matched", sa.Integer, nullable=False, default=0),
-    sa.Column("removed", sa.Integer, nullable=False, default=0),
-    sa.Column("error", sa.Text),
-)
-
-notices = sa.Table(
-    "notices",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("person_id", sa.String(320), nullable=False),
-    sa.Column("kind", sa.String(40), nullable=False),
-    sa.Column("end_date", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("recipients", sa.Text, nullable=False, default="[]"),
-    sa.UniqueConstraint("person_id", "kind", "end_date", name="uq_notice"),
-)
 
 RULES = ("mapping", "email", "aliases", "employee_id")
 
@@ -239,7 +196,7 @@ class SystemSync:
             "matched": self.matched,
             "removed": self.removed,
             "pages": self.pages,
-            "status": "ok" if self.ok else "failed",
+            "status": (SyncStatus.OK if self.ok else SyncStatus.FAILED).value,
             "error": self.error,
         }
 
@@ -309,12 +266,7 @@ def _sync_system(engine: Any, instance: str, correlate: Correlator) -> SystemSyn
     system_type = engine.config.connectors[instance].type
     started = engine.clock()
     result = SystemSync(instance)
-    with store._write_lock, store.engine.begin() as conn:
-        sync_id = conn.execute(
-            inventory_syncs.insert().values(
-                system=instance, started_at=started, status="running", accounts=0, matched=0, removed=0
-            )
-        ).inserted_primary_key[0]
+    sync_id = store.inventory.start_sync(instance, started)
     cursor: str | None = None
     seen: set[str] = set()
     try:
@@ -325,7 +277,7 @@ def _sync_system(engine: Any, instance: str, correlate: Correlator) -> SystemSyn
                 person_id, rule = correlate(account, system_type)
                 result.matched += person_id is not None
                 rows.append(_row(account, instance, person_id, rule, started))
-            _upsert(store, rows)
+            store.inventory.upsert(rows)
             result.accounts += len(rows)
             result.pages += 1
             if page.cursor is None:
@@ -341,22 +293,16 @@ def _sync_system(engine: Any, instance: str, correlate: Correlator) -> SystemSyn
 
         result.error = redact(f"{type(exc).__name__}: {exc}")
     if result.ok:
-        with store._write_lock, store.engine.begin() as conn:
-            gone = sa.and_(inventory_accounts.c.system == instance, inventory_accounts.c.last_seen < started)
-            result.removed = conn.execute(sa.delete(inventory_accounts).where(gone)).rowcount or 0
-    with store._write_lock, store.engine.begin() as conn:
-        conn.execute(
-            inventory_syncs.update()
-            .where(inventory_syncs.c.id == sync_id)
-            .values(
-                finished_at=engine.clock(),
-                status="ok" if result.ok else "failed",
-                accounts=result.accounts,
-                matched=result.matched,
-                removed=result.removed,
-                error=result.error,
-            )
-        )
+        result.removed = store.inventory.remove_unseen(instance, started)
+    store.inventory.finish_sync(
+        sync_id,
+        status=SyncStatus.OK if result.ok else SyncStatus.FAILED,
+        finished_at=engine.clock(),
+        accounts=result.accounts,
+        matched=result.matched,
+        removed=result.removed,
+        error=result.error,
+    )
     engine.record("inventory_sync", None, result.to_dict())
     log.info("inventory synced", **result.to_dict())
     return result
@@ -378,23 +324,6 @@ def _row(account: Account, instance: str, person_id: str | None, rule: str | Non
     }
 
 
-def _upsert(store: Any, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    if store.is_sqlite:
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    stmt = insert(inventory_accounts)
-    keep = {"first_seen", "system", "account_id"}
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["system", "account_id"],
-        set_={c.name: stmt.excluded[c.name] for c in inventory_accounts.c if c.name not in keep},
-    )
-    with store._write_lock, store.engine.begin() as conn:
-        conn.execute(stmt, rows)
-
-
 # -- queries ----------------------------------------------------------------------
 
 
@@ -411,18 +340,9 @@ def account(row: dict[str, Any]) -> Account:
     )
 
 
-def _rows(store: Any, query: Any) -> Iterator[dict[str, Any]]:
-    with store.engine.connect() as conn:
-        for row in conn.execution_options(yield_per=2000).execute(query).mappings():
-            out = dict(row)
-            out["first_seen"], out["last_seen"] = _aware(out["first_seen"]), _aware(out["last_seen"])
-            yield out
-
-
 def accounts_of(store: Any, person_id: str) -> list[dict[str, Any]]:
     """Every inventoried account correlated to ``person_id``."""
-    q = sa.select(inventory_accounts).where(inventory_accounts.c.person_id == person_id)
-    return list(_rows(store, q.order_by(inventory_accounts.c.system, inventory_accounts.c.name)))
+    return list(store.inventory.accounts(person_ids=[person_id]))
 
 
 def active_accounts(store: Any, person_ids: Iterable[str]) -> dict[str, list[Account]]:
@@ -431,29 +351,19 @@ def active_accounts(store: Any, person_ids: Iterable[str]) -> dict[str, list[Acc
     out: dict[str, list[Account]] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        q = sa.select(inventory_accounts).where(
-            inventory_accounts.c.person_id.in_(chunk), inventory_accounts.c.active.is_(True)
-        )
-        for row in _rows(store, q.order_by(inventory_accounts.c.system, inventory_accounts.c.account_id)):
+        for row in store.inventory.accounts(person_ids=chunk, active=True, by_name=False):
             out.setdefault(row["person_id"], []).append(account(row))
     return out
 
 
 def active_counts(store: Any) -> dict[str, int]:
     """How many active accounts each system holds in the inventory."""
-    q = (
-        sa.select(inventory_accounts.c.system, sa.func.count())
-        .where(inventory_accounts.c.active.is_(True))
-        .group_by(inventory_accounts.c.system)
-    )
-    with store.engine.connect() as conn:
-        return {system: n for system, n in conn.execute(q)}
+    return store.inventory.active_counts()
 
 
 def orphans(store: Any, index: PeopleIndex, protection: Any = None) -> Iterator[dict[str, Any]]:
     """Active accounts that belong to no active person (protected ones left out when ``protection`` is given)."""
-    q = sa.select(inventory_accounts).where(inventory_accounts.c.active.is_(True))
-    for row in _rows(store, q.order_by(inventory_accounts.c.system, inventory_accounts.c.name)):
+    for row in store.inventory.accounts(active=True):
         owner = row["person_id"]
         if owner is not None and owner not in index.inactive:
             continue
@@ -463,23 +373,8 @@ def orphans(store: Any, index: PeopleIndex, protection: Any = None) -> Iterator[
         yield row
 
 
-def last_syncs(store: Any) -> dict[str, dict[str, Any]]:
-    """The latest sync of each system."""
-    latest = sa.select(sa.func.max(inventory_syncs.c.id)).group_by(inventory_syncs.c.system)
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(inventory_syncs).where(inventory_syncs.c.id.in_(latest))).mappings()
-        return {r["system"]: dict(r) for r in rows}
-
-
 def mark_inactive(store: Any, keys: Iterable[tuple[str, str]]) -> None:
     """Record that accounts were disabled, without waiting for the next sync."""
     keys = list(keys)
-    if not keys:
-        return
-    with store._write_lock, store.engine.begin() as conn:
-        for system, account_id in keys:
-            conn.execute(
-                inventory_accounts.update()
-                .where(inventory_accounts.c.system == system, inventory_accounts.c.account_id == account_id)
-                .values(active=False)
-            )
+    if keys:
+        store.inventory.mark_inactive(keys)

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import structlog
 
 from ..errors import ApprovalRequired, OffboardError
-from ..models import ActionKind, CaseStatus, Person
+from ..models import ActionKind, ActionStatus, CaseStatus, Person
 from . import _inventory
 
 __all__ = ["run_sweep", "SweepResult", "leavers", "past_end", "guard"]
@@ -227,7 +227,7 @@ def _disabled(cases: Iterable[Any]) -> list[tuple[str, str]]:
     out = []
     for case in cases:
         for row in case.actions:
-            if row["kind"] in REMOVING and row["status"] == "verified":
+            if row["kind"] in REMOVING and row["status"] == ActionStatus.VERIFIED:
                 out.append((row["system"], row["account_id"]))
     return out
 

@@ -54,11 +54,4 @@ async def metrics(services: ServicesDep) -> Response:
 
 def _pending_events(store: Any) -> int:
     """How many accepted HR events the worker has yet to act on."""
-    import sqlalchemy as sa
-
-    from ..intake._intake import hr_events
-
-    with store.engine.connect() as conn:
-        return conn.execute(
-            sa.select(sa.func.count()).select_from(hr_events).where(hr_events.c.status == "accepted")
-        ).scalar_one()
+    return int(store.hr_events.waiting())

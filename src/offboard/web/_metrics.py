@@ -87,35 +87,14 @@ class _StoreCollector:
 
 def _case_counts(engine: Any) -> list[tuple[str, int]]:
     """(status, number of cases) for each case status in the store."""
-    import sqlalchemy as sa
-
-    from ..state._store import cases
-
-    with engine.store.engine.connect() as conn:
-        return [
-            (status, count)
-            for status, count in conn.execute(sa.select(cases.c.status, sa.func.count()).group_by(cases.c.status))
-        ]
+    return list(engine.store.case_counts_by_status().items())
 
 
 def _hr_event_counts(engine: Any) -> list[tuple[str, int]]:
     """(status, number of stored HR events) for each HR event status."""
-    import sqlalchemy as sa
-
-    from ..intake._intake import hr_events
-
-    with engine.store.engine.connect() as conn:
-        return [
-            (status, count)
-            for status, count in conn.execute(
-                sa.select(hr_events.c.status, sa.func.count()).group_by(hr_events.c.status)
-            )
-        ]
+    return list(engine.store.hr_events.counts_by_status().items())
 
 
 def _rate_limit_waits(engine: Any) -> dict[str, float]:
     """Seconds each system's rate limit has made the engine wait."""
-    return {
-        system: float(getattr(bucket, "waited", 0.0))
-        for system, bucket in dict(getattr(engine, "_buckets", {})).items()
-    }
+    return engine.rate_limit_waits()
