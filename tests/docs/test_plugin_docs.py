@@ -230,7 +230,7 @@ def recorder():
 
 
 def test_the_people_source_example_loads_from_the_config_and_reads_people(plugin_dir, tmp_path):
-    from offboard.audit._reconcile import configured_sources
+    from offboard.inventory._people import configured_sources
 
     (tmp_path / "acme.jsonl").write_text(
         json.dumps(

@@ -21,7 +21,6 @@ __all__ = [
     "Reconciliation",
     "leavers_from_csv",
     "leavers_from_people",
-    "configured_sources",
     "reconcile",
 ]
 
@@ -167,32 +166,6 @@ def leavers_from_people(people: Iterable[Any], source: str) -> list[Leaver]:
             keys.add(person.employee_id.lower())
         end = person.end_date.date() if person.end_date else None
         out.append(Leaver(person.id, frozenset(keys), person.name, end, bool(person.active), source))
-    return out
-
-
-def configured_sources(config: Any) -> list[tuple[str, Any]]:
-    """The config's people sources, built without opening an engine (which would open the log for writing)."""
-    from pydantic import ValidationError
-
-    from .. import plugins
-    from ..config._config import format_validation_error
-    from ..errors import ConfigError
-
-    classes = plugins.registered("register_people_sources")
-    base = config.source.parent if config.source else None
-    where = str(config.source or "config")
-    out = []
-    for index, item in enumerate(config.people):
-        cls = classes.get(item.type)
-        if cls is None:
-            raise ConfigError(
-                f"unknown people source {item.type!r} (installed: {', '.join(sorted(classes))})",
-                where=f"{where}: people.{index}",
-            )
-        try:
-            out.append((f"people source {item.type}", cls(item.settings, base=base)))
-        except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, where, f"people.{index}.settings")) from None
     return out
 
 

@@ -227,8 +227,9 @@ def evidence(ctx, person, out, sla) -> None:
 
 def _leavers(ctx: click.Context, path: Path | None) -> Any:
     """HR's leavers: the --leavers file, else the configured people sources, else None."""
-    from ..audit._reconcile import configured_sources, from_sources, leavers_from_csv
+    from ..audit._reconcile import from_sources, leavers_from_csv
     from ..errors import OffboardError
+    from ..inventory._people import configured_sources
 
     if path is not None:
         try:

@@ -28,6 +28,7 @@ from ..config._logging import redact
 from ..config._policy import Policy, Protection, load_policies
 from ..connector import Connector
 from ..errors import AuthError, CaseConflict, ConfigError, ConnectorError, OffboardError, UnknownPerson
+from ..inventory._people import configured_sources
 from ..models import (
     Account,
     Action,
@@ -203,22 +204,7 @@ class Engine:
 
     def people(self) -> list[Any]:
         """The configured people sources."""
-        classes = plugins.registered("register_people_sources")
-        base = self.config.source.parent if self.config.source else None
-        sources = []
-        for index, item in enumerate(self.config.people):
-            cls = classes.get(item.type)
-            source = str(self.config.source or "config")
-            if cls is None:
-                known = ", ".join(sorted(classes))
-                raise ConfigError(
-                    f"unknown people source {item.type!r} (installed: {known})", where=f"{source}: people.{index}"
-                )
-            try:
-                sources.append(cls(item.settings, base=base))
-            except ValidationError as exc:
-                raise ConfigError(format_validation_error(exc, source, f"people.{index}.settings")) from None
-        return sources
+        return [source for _, source in configured_sources(self.config)]
 
     def resolve(self, ref: str) -> Person:
         """The person ``ref`` names, from the people sources, else a bare reference."""

@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import plugins
+from ..config._config import format_validation_error
 from ..config._secrets import Secret
 from ..errors import ConfigError, OffboardError
 from ..hookspecs import hookimpl
 from ..models import Equipment, Person
 from ..people import PeopleSource, end_date, find_person, person_type
 
-__all__ = ["PeopleSource", "HRExport", "DirectoryAttribute", "find_person", "directory_date"]
+__all__ = ["PeopleSource", "HRExport", "DirectoryAttribute", "configured_sources", "find_person", "directory_date"]
 
 
 class HRExport(PeopleSource):
@@ -321,3 +323,23 @@ class DirectoryAttribute(PeopleSource):
 def register_people_sources(register):
     register(HRExport)
     register(DirectoryAttribute)
+
+
+def configured_sources(config: Any) -> list[tuple[str, PeopleSource]]:
+    """The configuration's people sources, built, each with a label naming it: ``(label, source)``."""
+    classes = plugins.registered("register_people_sources")
+    base = config.source.parent if config.source else None
+    where = str(config.source or "config")
+    out = []
+    for index, item in enumerate(config.people):
+        cls = classes.get(item.type)
+        if cls is None:
+            raise ConfigError(
+                f"unknown people source {item.type!r} (installed: {', '.join(sorted(classes))})",
+                where=f"{where}: people.{index}",
+            )
+        try:
+            out.append((f"people source {item.type}", cls(item.settings, base=base)))
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, where, f"people.{index}.settings")) from None
+    return out

@@ -25,13 +25,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ..audit import AuditError, NoteError, TrustList, build_evidence, load_trust
 from ..audit._cases import sla_seconds
 from ..audit._log import TRUSTED_KEYS
-from ..audit._reconcile import configured_sources, from_sources
+from ..audit._reconcile import from_sources
 from ..audit._report import AuditReport, Period, ReportError, build_report
 from ..audit._report_csv import report_csv
 from ..audit._report_html import Links, render_error, render_person, render_report, sla_text
 from ..config._logging import get_logger
 from ..config._secrets import Secret, resolve_reference
 from ..errors import ConfigError, OffboardError, SecretError
+from ..inventory._people import configured_sources
 from ._services import Services, services
 
 __all__ = ["DEFAULT_DAYS", "Refused", "auditor_token", "auditor_trust", "refusal", "router"]
