@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from offboard.audit import AuditLog, FileSigner
-from offboard.cli.audit import audit
+from offboard.cli._audit import audit
 
 ORIGIN = "test.example/offboard/audit/v1"
 TERMINATED = "2026-01-01T00:00:00.000Z"

@@ -16,7 +16,7 @@ from offboard.config._config import Config
 def test_sandbox_up_serves_and_prints_a_usable_config(tmp_path):
     env = {**os.environ, "OFFBOARD_HOME": str(tmp_path)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "offboard.cli.sandbox", "up", "--people", "200", "--seed", "5"],
+        [sys.executable, "-m", "offboard.cli._sandbox", "up", "--people", "200", "--seed", "5"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -66,7 +66,7 @@ def test_sandbox_up_bad_port_is_one_clear_error(tmp_path):
     busy.listen()
     try:
         r = subprocess.run(
-            [sys.executable, "-m", "offboard.cli.sandbox", "up", "--people", "3", "--port-base", str(port)],
+            [sys.executable, "-m", "offboard.cli._sandbox", "up", "--people", "3", "--port-base", str(port)],
             capture_output=True,
             text=True,
             timeout=60,
