@@ -39,6 +39,11 @@ VIOLATIONS = {
         "src/offboard/checklist/_tasks.py",
         "import sqlalchemy as _bad",
     ),
+    "layers": (
+        "Subsystems import downwards only",
+        "src/offboard/checklist/_notifiers.py",
+        "from offboard.engine import _plan as _bad",
+    ),
     "schema": (
         "Only state owns the database: SQLAlchemy and the schema",
         "src/offboard/web/_auditor.py",

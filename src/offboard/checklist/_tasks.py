@@ -22,9 +22,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..config._durations import aware as _aware
+from ..config._durations import iso
 from ..config._logging import get_logger
 from ..config._policy import Policy, parse_duration, parse_offset
-from ..engine._recorder import iso
 from ..errors import ConfigError, TaskError
 from ..models import CaseStatus, Equipment, Person, TaskStatus
 

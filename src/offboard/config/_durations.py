@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["parse_duration", "parse_offset", "aware"]
+__all__ = ["parse_duration", "parse_offset", "aware", "iso"]
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$", re.IGNORECASE)
 _OFFSET = re.compile(r"^\s*([+-]?)\s*(\d+)\s*([dw])\s*$")
@@ -36,3 +36,8 @@ def aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+def iso(value: datetime | None) -> str | None:
+    """An instant as the log writes it: ISO 8601 with milliseconds and ``Z``."""
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None

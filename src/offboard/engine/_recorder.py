@@ -6,10 +6,10 @@ import json
 import socket
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..config._durations import iso
 from ..config._logging import redact
 from ..errors import AuditError
 from ..state._store import Store, dumps
@@ -127,10 +127,6 @@ class _Ticket:
     payload: dict[str, Any]
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
 
 
 def open_audit(data_dir: Path, origin: str | None = None) -> Any:
