@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..models import CaseStatus
 from ._main import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, App, emit_json
 
 out = Console(highlight=False)
@@ -255,7 +256,7 @@ def status(app: App, case: str | None, as_json: bool) -> None:
         if result.detail:
             out.print(escape(result.detail))
         print_checklist(result)
-    sys.exit(EXIT_OK if result.status.value in ("complete", "cancelled") else EXIT_INCOMPLETE)
+    sys.exit(EXIT_OK if result.status in (CaseStatus.COMPLETE, CaseStatus.CANCELLED) else EXIT_INCOMPLETE)
 
 
 @click.command()

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..models import HREventStatus
 from ._main import App, emit_json
 
 out = Console(highlight=False)
@@ -71,7 +72,7 @@ def events(app: App, unresolved: bool, limit: int, as_json: bool) -> None:
         table.add_column(column, no_wrap=column in ("event", "status"))
     for row in rows:
         style = STYLE.get(row["status"], "default")
-        when = row["due_at"] if row["status"] == "scheduled" else None
+        when = row["due_at"] if row["status"] == HREventStatus.SCHEDULED else None
         detail = row["detail"] + (f" (due {when})" if when and when not in row["detail"] else "")
         table.add_row(
             row["received_at"] or "",

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..models import CaseStatus, TaskStatus
 from ._main import EXIT_OK, EXIT_USAGE, App, emit_json
 
 out = Console(highlight=False)
@@ -41,7 +42,7 @@ def task_tables(rows: list[dict]) -> list[Table]:
         for column in ("task", "owner", "due", "status", "title"):
             table.add_column(column, no_wrap=column in ("task", "due"))
         for row in items:
-            if row["status"] == "open":
+            if row["status"] == TaskStatus.OPEN:
                 status = "[red]overdue[/]" if row["overdue"] else "open"
                 status += " [bold]blocking[/]" if row["blocking"] else ""
             else:
@@ -101,9 +102,9 @@ def _close(app: App, case: str, task: str, status: str, by: str, note: str, as_j
     out.print(
         f"Task {escape(task)} of case {row['case']} {status} by {escape(row['closed_by'])}; recorded in the audit log."
     )
-    if row["case_status"] == "complete":
+    if row["case_status"] == CaseStatus.COMPLETE:
         out.print(f"[green]Case {row['case']} is complete: every account verified and no blocking task open.[/]")
-    elif row["case_status"] == "awaiting_tasks":
+    elif row["case_status"] == CaseStatus.AWAITING_TASKS:
         out.print(f"Case {row['case']} still awaits blocking tasks (offboard tasks --case {row['case']}).")
 
 
