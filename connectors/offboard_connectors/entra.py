@@ -104,6 +104,8 @@ class EntraConnector(Connector):
                 )
             return self
 
+    settings: Settings
+
     def __init__(self, instance: str, settings: Any = None):
         import msal
         import requests
@@ -114,7 +116,7 @@ class EntraConnector(Connector):
             s.client_secret.reveal()
             if s.client_secret
             else {
-                "private_key": s.certificate.reveal(),  # type: ignore[union-attr]
+                "private_key": s.certificate.reveal(),  # type: ignore[union-attr]  # the validator requires one of the two
                 "thumbprint": s.certificate_thumbprint,
             }
         )
@@ -474,7 +476,7 @@ class EntraConnector(Connector):
         results: list[str | None] = [None] * len(items)
         for start in range(0, len(items), BATCH_SIZE):
             chunk = items[start : start + BATCH_SIZE]
-            payload = {"requests": []}
+            payload: dict[str, list[dict[str, Any]]] = {"requests": []}
             for n, (method, url, body) in enumerate(chunk):
                 entry: dict[str, Any] = {"id": str(start + n), "method": method, "url": url}
                 if body is not None:
@@ -545,6 +547,8 @@ class EntraLeaveDate(PeopleSource):
         )
         contractor_values: list[str] = Field(default_factory=lambda: ["contractor", "external", "consultant"])
         timezone: str = "UTC"
+
+    settings: Settings
 
     SELECT = (
         "id,userPrincipalName,mail,otherMails,displayName,employeeId,employeeType,employeeLeaveDateTime,accountEnabled"

@@ -72,6 +72,8 @@ class GitHubConnector(Connector):
                 raise ValueError("emu: true needs enterprise (the enterprise slug)")
             return self
 
+    settings: Settings
+
     def __init__(self, instance: str, settings: Any = None):
         super().__init__(instance, settings)
         s = self.settings

@@ -72,6 +72,8 @@ class GoogleWorkspaceConnector(Connector):
         ca_file: str | None = None
         page_size: int = Field(200, ge=1, le=500)
 
+    settings: Settings
+
     def __init__(self, instance: str, settings: Any = None):
         from google.oauth2 import service_account
 
@@ -618,6 +620,8 @@ class GoogleCustomSchema(PeopleSource):
         timezone_field: str | None = "timeZone"
         contractor_values: list[str] = Field(default_factory=lambda: ["contractor", "external", "consultant"])
         timezone: str = "UTC"
+
+    settings: Settings
 
     def people(self) -> Iterator[Person]:
         connector = GoogleWorkspaceConnector("people:google_workspace", self.settings.connector)

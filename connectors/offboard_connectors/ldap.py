@@ -431,7 +431,7 @@ class LdapConnector(Connector):
         if flavor == "ad":
             uac = int(_first(a, "userAccountControl") or 0)
             target = self.settings.disabled_ou
-            misplaced = bool(target) and not _same_dn(_parent(entry["dn"]), target)
+            misplaced = bool(target and not _same_dn(_parent(entry["dn"]), target))
             detail = (
                 "ACCOUNTDISABLE bit is not set"
                 if not uac & ACCOUNTDISABLE

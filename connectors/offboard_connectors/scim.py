@@ -53,6 +53,8 @@ class ScimConnector(Connector):
         ca_file: str | None = None
         page_size: int = Field(100, ge=1, le=1000)
 
+    settings: Settings
+
     def __init__(self, instance: str, settings: Any = None):
         super().__init__(instance, settings)
         s = self.settings

@@ -74,6 +74,8 @@ class SlackConnector(Connector):
         timeout: int = 30
         page_size: int = Field(200, ge=1, le=1000)
 
+    settings: Settings
+
     def __init__(self, instance: str, settings: Any = None):
         from slack_sdk import WebClient
         from slack_sdk.scim import SCIMClient
@@ -98,7 +100,7 @@ class SlackConnector(Connector):
 
         self.throttle(method)
         try:
-            return getattr(self._web, method.replace(".", "_"))(**params).data  # type: ignore[no-any-return]
+            return getattr(self._web, method.replace(".", "_"))(**params).data
         except SlackApiError as exc:
             error = self._web_error(exc, what, scope)
             if isinstance(error, RateLimited):

@@ -38,6 +38,8 @@ class Connector:
 
     name: ClassVar[str] = ""
     Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    #: The validated ``Settings``; a subclass re-declares it (``settings: Settings``) for its own fields.
+    settings: ConnectorSettings
     #: Default concurrency cap and rate (requests per second) for this system;
     #: the engine uses them unless the config overrides them.
     default_concurrency: ClassVar[int] = 4

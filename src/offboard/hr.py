@@ -41,7 +41,5 @@ class HREvent:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HREvent:
-        return cls(
-            **{k: data.get(k) for k in ("source", "id", "type", "person", "effective", "timezone")},
-            reason=data.get("reason") or "",
-        )
+        fields: dict[str, Any] = {k: data.get(k) for k in ("source", "id", "type", "person", "effective", "timezone")}
+        return cls(**fields, reason=data.get("reason") or "")

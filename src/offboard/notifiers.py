@@ -36,6 +36,9 @@ class Notifier:
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
+    #: The validated ``Settings``; a subclass re-declares it (``settings: Settings``) for its own fields.
+    settings: BaseModel
+
     def __init__(self, instance: str, settings: BaseModel | dict[str, Any] | None = None):
         self.instance = instance
         self.settings = (

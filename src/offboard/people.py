@@ -29,6 +29,9 @@ class PeopleSource:
     class Settings(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
+    #: The validated ``Settings``; a subclass re-declares it (``settings: Settings``) for its own fields.
+    settings: BaseModel
+
     def __init__(self, settings: BaseModel | dict[str, Any] | None = None, *, base: Path | None = None):
         self.settings = (
             settings if isinstance(settings, self.Settings) else self.Settings.model_validate(settings or {})

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -244,7 +244,7 @@ def sync_mirror(
     files: FileStore,
     rows: Any,
     known: dict[int, bytes] | None = None,
-    after: list[tuple[int, Callable[[], None]]] = (),
+    after: Iterable[tuple[int, Callable[[], None]]] = (),
 ) -> int:
     """Append to the file log what the table has beyond it, then the newest checkpoint it covers.
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AuditError
 from ._entry import FORMAT_VERSION, EntryError, canonical, check_fields, checked_entry, now
@@ -30,6 +30,9 @@ from ._note import (
     valid_name,
 )
 from ._signer import FileSigner, resolve_signer, write_private
+
+if TYPE_CHECKING:
+    from ._database import DatabaseStore
 
 __all__ = ["AuditError", "AuditLog", "FileStore", "read_origin", "ENTRIES", "LEAF_HASHES", "SEQUENCER"]
 
@@ -173,7 +176,7 @@ class AuditLog:
         self.directory = directory
         self.origin = origin
         self.signer = signer
-        self._store = store
+        self._store: FileStore | DatabaseStore = store  # a DatabaseStore once use_database() shares the log
         self._range = CompactRange()
         self._persons: dict[str, int] = {}
         self._latest: Checkpoint | None = None
@@ -228,13 +231,15 @@ class AuditLog:
         return log
 
     def _load(self) -> None:
+        store = self._store
+        assert isinstance(store, FileStore)  # loaded from the files; a database takes over later
         self.trust = self._read_trust()
-        lines, torn = self._store.read_new()
+        lines, torn = store.read_new()
         hashes = [leaf_hash(line) for line in lines]
         cache = self.directory / LEAF_HASHES
         joined = b"".join(hashes)
         if cache.read_bytes() != joined:
-            self._store.reset_hashes(joined)
+            store.reset_hashes(joined)
         start, persons = 0, {}
         try:
             cached = json.loads((self.directory / PERSONS_CACHE).read_text())
@@ -246,7 +251,7 @@ class AuditLog:
         latest_size = self._latest.size if self._latest else 0
         if latest_size > len(lines):
             raise AuditError(
-                f"{self._store.path} has {len(lines)} entries but the latest checkpoint covers {latest_size}: "
+                f"{store.path} has {len(lines)} entries but the latest checkpoint covers {latest_size}: "
                 "the log was truncated; restore it from a backup and run 'offboard audit verify'"
             )
         self._persons = persons
@@ -261,9 +266,9 @@ class AuditLog:
                 self._apply(self._parse(line, index), index, index >= start)
         if len(lines) == latest_size and self._latest and self._range.root() != self._latest.root:
             raise AuditError("the entries no longer match the latest checkpoint; run 'offboard audit verify'")
-        self._store.advance(lines)
+        store.advance(lines)
         if torn and self.mirror:
-            self._store.truncate_tail()  # a line cut short while mirroring: the database has it whole
+            store.truncate_tail()  # a line cut short while mirroring: the database has it whole
         elif torn:
             self._quarantine(torn)
 
@@ -339,11 +344,13 @@ class AuditLog:
         self._write_trust()
 
     def _quarantine(self, torn: bytes) -> None:
+        store = self._store
+        assert isinstance(store, FileStore)  # only the file log can have a torn line
         qdir = self.directory / "quarantine"
         qdir.mkdir(exist_ok=True, mode=0o700)
-        name = f"{self._store.offset:020d}-{int(time.time())}.torn"
+        name = f"{store.offset:020d}-{int(time.time())}.torn"
         _write_atomic(qdir / name, torn, 0o600)
-        self._store.truncate_tail()
+        store.truncate_tail()
         seq = self._append_locked(
             [
                 (
@@ -351,7 +358,7 @@ class AuditLog:
                     {
                         "reason": "torn last line (no newline) after a crash",
                         "quarantined": f"quarantine/{name}",
-                        "offset": self._store.offset,
+                        "offset": store.offset,
                         "bytes": len(torn),
                         "sha256": sha256(torn).hexdigest(),
                     },

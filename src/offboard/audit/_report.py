@@ -51,7 +51,7 @@ class Period:
     @classmethod
     def parse(cls, start: str | None, end: str | None, names: tuple[str, str] = ("--from", "--to")) -> Period:
         """Dates as YYYY-MM-DD; ValueError with a one-line message naming the option."""
-        days = []
+        days: list[date | None] = []
         for name, text in zip(names, (start, end)):
             if text is None or not text.strip():
                 days.append(None)
@@ -209,6 +209,7 @@ class AuditReport:
         for c in main:
             by_status[c.status] = by_status.get(c.status, 0) + 1
         timed = [c for c in main if c.revoked and c.elapsed_ms is not None]
+        timings = [c.elapsed_ms for c in timed if c.elapsed_ms is not None]
         worst = max(timed, key=lambda c: c.elapsed_ms or 0) if timed else None
         return {
             "people": len({c.person for c in main}),
@@ -220,7 +221,7 @@ class AuditReport:
             "cancelled": by_status.get("cancelled", 0),
             "followups": len(cases) - len(main),
             "timed": len(timed),
-            "median_ms": int(statistics.median([c.elapsed_ms for c in timed])) if timed else None,  # type: ignore[type-var]
+            "median_ms": int(statistics.median(timings)) if timings else None,
             "worst_ms": worst.elapsed_ms if worst else None,
             "worst_case": worst.case if worst else None,
             "worst_person": worst.person if worst else None,
@@ -365,8 +366,8 @@ def _gather(objects: list[dict[str, Any]]) -> _Gathered:
     for obj in objects:
         kind = obj.get("type")
         book.add(obj)
-        person = obj.get("person")
-        pid = person.get("id") if isinstance(person, dict) else None
+        person: dict[str, Any] = obj["person"] if isinstance(obj.get("person"), dict) else {}
+        pid = person.get("id")
         if isinstance(pid, str):
             out.by_person.setdefault(pid, []).append(obj)
             if isinstance(person.get("employee_id"), str):
@@ -444,12 +445,12 @@ def zone_name(value: Any) -> str:
 
 def _case_view(record: CaseRecord, gathered: _Gathered, sla_seconds: int, now: datetime) -> CaseView:
     opened, closed = record.opened or {}, record.closed or {}
-    person = opened.get("person") if isinstance(opened.get("person"), dict) else {}
+    person: dict[str, Any] = opened["person"] if isinstance(opened.get("person"), dict) else {}
     items = []
     for (system, account, kind), action in record.final().items():
         action = action if isinstance(action, dict) else {}
         name = (action.get("account") or {}).get("name") if action else record.names.get((system, account, kind))
-        verification = action.get("verification") if isinstance(action.get("verification"), dict) else {}
+        verification: dict[str, Any] = action["verification"] if isinstance(action.get("verification"), dict) else {}
         items.append(
             Item(
                 system=system,

@@ -618,7 +618,7 @@ def render_person(report: AuditReport, person: PersonView, links: Links) -> str:
 
 def _entry_text(obj: dict[str, Any]) -> str:
     kind = obj.get("type")
-    account = obj.get("account") if isinstance(obj.get("account"), dict) else {}
+    account: dict[str, Any] = obj["account"] if isinstance(obj.get("account"), dict) else {}
     if kind == "action":
         return (
             f"{obj.get('system')} {account.get('name') or account.get('id')} {obj.get('kind')}: {obj.get('result')}"

@@ -18,6 +18,7 @@ and SMTP email are built in. The configuration names instances::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -43,7 +44,8 @@ __all__ = [
 ]
 
 log = get_logger("offboard.notifiers")
-EVENTS = ("case_closed", "end_date", "task_due", "task_overdue")
+Event = Literal["case_closed", "end_date", "task_due", "task_overdue"]
+EVENTS: tuple[Event, ...] = ("case_closed", "end_date", "task_due", "task_overdue")
 
 
 class SlackNotifier(Notifier):
@@ -57,6 +59,8 @@ class SlackNotifier(Notifier):
         channel: str = Field(description="the IT channel id or #name for case summaries")
         api_url: str = "https://slack.com/api/"
         timeout: int = 15
+
+    settings: Settings
 
     def _client(self) -> Any:
         from slack_sdk import WebClient
@@ -111,6 +115,8 @@ class EmailNotifier(Notifier):
         password: Secret | None = None
         timeout: float = 15.0
 
+    settings: Settings
+
     def send(self, notice: Notice) -> list[str]:
         import smtplib
         import ssl
@@ -152,9 +158,7 @@ class NotifierConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str
     settings: dict[str, Any] = Field(default_factory=dict)
-    events: list[Literal["case_closed", "end_date", "task_due", "task_overdue"]] = Field(
-        default_factory=lambda: list(EVENTS)
-    )
+    events: list[Event] = Field(default_factory=lambda: list(EVENTS))
 
 
 def notifiers_for(config: Any, event: str) -> list[Notifier]:
@@ -243,7 +247,7 @@ def _end(person: Any) -> datetime:
     return end.astimezone(UTC)
 
 
-def end_date_notice(person: Any, manager: str, now: datetime, tasks: list[Any] = ()) -> Notice:
+def end_date_notice(person: Any, manager: str, now: datetime, tasks: Sequence[Any] = ()) -> Notice:
     """The heads-up a manager gets before a contractor's end date; ``tasks``: the checklist steps due by then."""
     local = _end(person).astimezone(ZoneInfo(person.timezone or "UTC"))
     days = max(0, (_end(person) - now).days)
@@ -279,7 +283,7 @@ def send_end_date_notices(engine: Any, days: int | None = None, now: datetime | 
     if not notifiers:
         return []
     people = [p for source in engine.people() for p in source.people()]
-    emails = {}
+    emails: dict[str, str] = {}
     for p in people:
         for key in (p.id, p.employee_id, p.email):
             if key and p.email:

@@ -63,7 +63,7 @@ class TaskSpec:
 
     def to_entry(self) -> dict[str, Any]:
         """How the task appears in the case_opened audit entry."""
-        entry = {
+        entry: dict[str, Any] = {
             "id": self.id,
             "title": self.title,
             "owner": self.owner,

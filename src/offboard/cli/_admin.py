@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -21,7 +22,7 @@ def connectors(as_json: bool) -> None:
     from ..plugins import connector_classes
 
     classes = connector_classes()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": name,
             "module": cls.__module__,

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, overload
 
 import click
 
@@ -45,6 +45,14 @@ def _trust(path: Path | None, log: Path, code: int):
         return load_trust(path or log / TRUSTED_KEYS)
     except NoteError as exc:
         _fail(str(exc), code)
+
+
+@overload
+def _sla(value: str) -> int: ...
+
+
+@overload
+def _sla(value: None) -> None: ...
 
 
 def _sla(value: str | None) -> int | None:
@@ -156,8 +164,8 @@ def verify(ctx, trusted_keys, pinned, sla, origin, strict, as_json) -> None:
 
 
 def _summary_row(obj: dict[str, Any]) -> list[str]:
-    person = obj.get("person") if isinstance(obj.get("person"), dict) else {}
-    account = obj.get("account") if isinstance(obj.get("account"), dict) else {}
+    person: dict[str, Any] = obj["person"] if isinstance(obj.get("person"), dict) else {}
+    account: dict[str, Any] = obj["account"] if isinstance(obj.get("account"), dict) else {}
     return [
         str(obj.get("seq")),
         str(obj.get("time")),
@@ -353,10 +361,11 @@ def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal) 
     )
     if built.unsealed:
         click.echo(unsealed_notice(built), err=True)
-    missing = built.reconciliation.missing if built.reconciliation else []
-    if missing:
+    reconciliation = built.reconciliation
+    missing = reconciliation.missing if reconciliation else []
+    if reconciliation and missing:
         click.echo(
-            f"{len(missing)} leaver(s) from {built.reconciliation.source} have no case: "
+            f"{len(missing)} leaver(s) from {reconciliation.source} have no case: "
             + ", ".join(x.ref for x in missing[:10])
             + (" ..." if len(missing) > 10 else ""),
             err=True,

@@ -7,11 +7,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import ConfigError, OffboardError, UnknownPerson
+
+if TYPE_CHECKING:  # imported when used: `offboard --help` must start fast
+    from ..config._config import Config
+    from ..engine._engine import Engine
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
@@ -160,8 +164,8 @@ class App:
     def __init__(self, config_path: Path | None, verbose: int):
         self.config_path = config_path
         self.verbose = verbose
-        self._config = None
-        self._engine = None
+        self._config: Config | None = None
+        self._engine: Engine | None = None
 
     @property
     def config(self) -> Any:

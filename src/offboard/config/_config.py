@@ -210,7 +210,8 @@ def _import_plugin(ref: str, base: Path, config: Config) -> Any:
     if ref.endswith(".py"):
         file = (base / ref).resolve()
         for module in list(sys.modules.values()):  # already imported under another name
-            if getattr(module, "__file__", None) and Path(module.__file__).resolve() == file:
+            path = getattr(module, "__file__", None)
+            if path and Path(path).resolve() == file:
                 return module
         name = f"offboard_plugin_{file.stem}"
         spec = importlib.util.spec_from_file_location(name, file)

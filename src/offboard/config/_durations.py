@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 __all__ = ["parse_duration", "parse_offset", "aware", "iso"]
 
@@ -29,6 +30,14 @@ def parse_offset(text: str) -> timedelta:
         raise ValueError(f"{text!r} is not a day offset such as -2d, 0d, +7d or +1w")
     days = int(match.group(2)) * (7 if match.group(3) == "w" else 1)
     return timedelta(days=-days if match.group(1) == "-" else days)
+
+
+@overload
+def aware(value: datetime) -> datetime: ...
+
+
+@overload
+def aware(value: None) -> None: ...
 
 
 def aware(value: datetime | None) -> datetime | None:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -217,7 +218,7 @@ class Protection:
     admins: bool = True
 
     @classmethod
-    def combine(cls, policy: Policy | None, extra: list[str] = ()) -> Protection:
+    def combine(cls, policy: Policy | None, extra: Iterable[str] = ()) -> Protection:
         rule = policy.protected if policy else ProtectedRule()
         names = {n.lower() for n in rule.names}
         patterns = [p.lower() for p in rule.patterns]

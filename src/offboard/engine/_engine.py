@@ -7,6 +7,7 @@ every step (the store, and the audit log through one channel, ``Recorder``).
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -144,7 +145,7 @@ class Engine:
                     f"{instance}:{lane}", lane_rate, lane_burst, clock=lambda: self.monotonic()
                 )
             if cls.rate_limits:  # per request: the system's own bucket, then the request's lane
-                connector.throttle = lambda lane, _i=instance: self._throttle(_i, lane)  # type: ignore[method-assign]
+                connector.throttle = functools.partial(self._throttle, instance)  # type: ignore[method-assign]
             self._slots[instance] = threading.BoundedSemaphore(cfg.concurrency or cls.default_concurrency)
             return connector
 
@@ -158,6 +159,12 @@ class Engine:
                 )
             return self._buckets[instance]
         return bucket
+
+    def _case(self, case_id: str) -> dict[str, Any]:
+        case = self.store.case(case_id)
+        if case is None:
+            raise OffboardError(f"no case {case_id!r}")
+        return case
 
     def _throttle(self, instance: str, lane: str) -> None:
         self._buckets[instance].acquire(self.sleep)
@@ -417,11 +424,11 @@ class Engine:
         chains: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
         persons: dict[str, str] = {}
         for case_id in case_ids:
-            case = self.store.case(case_id)
+            case = self._case(case_id)
             persons[case_id] = case["person_id"]
             for row in self.store.actions(case_id):
                 chains[(case_id, row["system"], row["account_id"])].append(row)
-        left = defaultdict(int)
+        left: defaultdict[str, int] = defaultdict(int)
         for case_id, _, _ in chains:
             left[case_id] += 1
         results: dict[str, CaseResult] = {}
@@ -663,7 +670,7 @@ class Engine:
 
     def close_case(self, case_id: str, seal: bool = True) -> CaseResult:
         """Decide ``complete`` or ``incomplete`` from the actions and record the close."""
-        case = self.store.case(case_id)
+        case = self._case(case_id)
         rows = self.store.actions(case_id)
         counts: dict[str, int] = defaultdict(int)
         reasons = [case["detail"]] if case["detail"] else []
@@ -713,7 +720,7 @@ class Engine:
         )
 
     def result(self, case_id: str) -> CaseResult:
-        case = self.store.case(case_id)
+        case = self._case(case_id)
         return CaseResult(
             case_id,
             case["person_id"],
@@ -755,7 +762,7 @@ class Engine:
             by_case[item["case_id"]].append(item)
         results = []
         for origin, items in by_case.items():
-            case = self.store.case(origin)
+            case = self._case(origin)
             person = Person.from_dict(json.loads(case["person"]))
             plan = Plan(
                 person,
@@ -771,9 +778,7 @@ class Engine:
 
     def undo(self, case_id: str, actor: str = "") -> dict[str, list[str]]:
         """Restore what is reversible in ``case_id``; say what is not."""
-        case = self.store.case(case_id)
-        if case is None:
-            raise OffboardError(f"no case {case_id!r}")
+        case = self._case(case_id)
         restored, irreversible, failed = [], [], []
         for row in reversed(self.store.actions(case_id)):
             label = f"{row['system']} {json.loads(row['account'])['name']} {row['kind']}"

@@ -120,7 +120,7 @@ def parse_bamboohr(headers: Mapping[str, str], body: bytes, settings: Mapping[st
     signature = _header(headers, "X-BambooHR-Signature")
     stamp = _header(headers, "X-BambooHR-Timestamp")
     missing = [n for n, v in (("X-BambooHR-Signature", signature), ("X-BambooHR-Timestamp", stamp)) if not v]
-    if missing:
+    if not signature or not stamp:
         raise WebhookRejected(400, "missing_headers", f"BambooHR delivery lacks the {' and '.join(missing)} header(s)")
     moment = _bamboo_timestamp(stamp)
     if moment is None:
@@ -224,8 +224,8 @@ def parse_hibob(headers: Mapping[str, str], body: bytes, settings: Mapping[str, 
     )
     if kind is None:
         return []
-    inner = data.get("data") if isinstance(data.get("data"), dict) else {}
-    employee = data.get("employee") if isinstance(data.get("employee"), dict) else {}
+    inner: dict[str, Any] = data["data"] if isinstance(data.get("data"), dict) else {}
+    employee: dict[str, Any] = data["employee"] if isinstance(data.get("employee"), dict) else {}
     ref = (
         inner.get("email")
         or inner.get("workEmail")

@@ -40,7 +40,8 @@ __all__ = [
 
 log = get_logger("offboard.inventory")
 
-RULES = ("mapping", "email", "aliases", "employee_id")
+Rule = Literal["mapping", "email", "aliases", "employee_id"]
+RULES: tuple[Rule, ...] = ("mapping", "email", "aliases", "employee_id")
 
 
 class Rules(BaseModel):
@@ -48,7 +49,7 @@ class Rules(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    correlate: list[Literal["mapping", "email", "aliases", "employee_id"]] = Field(default_factory=lambda: list(RULES))
+    correlate: list[Rule] = Field(default_factory=lambda: list(RULES))
     employee_id_attributes: list[str] = Field(
         default_factory=lambda: ["employeeId", "externalId", "employeeNumber", "employee_id"]
     )

@@ -44,6 +44,8 @@ class HRExport(PeopleSource):
             "type, manager, end_date, timezone, active, equipment",
         )
 
+    settings: Settings
+
     def _column(self, field: str) -> str:
         return self.settings.columns.get(field, field)
 
@@ -203,6 +205,8 @@ class DirectoryAttribute(PeopleSource):
         ca_file: str | None = None
         timeout: float = 10.0
         page_size: int = Field(500, ge=1, le=5000)
+
+    settings: Settings
 
     DEFAULTS = {
         "email": "mail",
