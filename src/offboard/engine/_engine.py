@@ -33,21 +33,20 @@ from ..inventory._people import configured_sources
 from ..models import (
     Account,
     Action,
-    ActionKind,
     ActionStatus,
     CaseStatus,
     FollowUpStatus,
     Person,
-    Receipt,
-    Verification,
 )
 from ..state._store import Store, dumps, new_id, utcnow
+from ._actions import ActionRunner
 from ._plan import CaseResult, Plan
 from ._ratelimit import TokenBucket
 from ._recorder import Recorder
 from ._recorder import iso as _iso
 from ._recorder import open_audit as _open_audit
 from ._retry import call_with_retries
+from ._undo import undo_case
 
 __all__ = ["Engine", "Plan", "CaseResult"]
 
@@ -80,6 +79,7 @@ class Engine:
         #: Set by ``_distributed.attach`` (``Engine.open`` with ``execution: distributed``): jobs go to workers.
         self.dispatcher: Any = None
         self.bucket_factory: Callable[..., Any] = TokenBucket
+        self._actions = ActionRunner(self)
 
     @classmethod
     def open(cls, config: Config, data_dir: Path, **kw: Any) -> Engine:
@@ -435,7 +435,7 @@ class Engine:
         lock = threading.Lock()
 
         def run(case_id: str, rows: list[dict[str, Any]]) -> None:
-            self._run_chain(case_id, persons[case_id], rows, progress)
+            self._actions.run_chain(case_id, persons[case_id], rows, progress)
             with lock:
                 left[case_id] -= 1
                 last = left[case_id] == 0
@@ -472,201 +472,9 @@ class Engine:
         if case is None or case["status"] in CaseStatus.FINAL:
             return
         rows = [r for r in self.store.actions(case_id) if r["system"] == system and r["account_id"] == account_id]
-        self._run_chain(case_id, case["person_id"], rows, None)
+        self._actions.run_chain(case_id, case["person_id"], rows, None)
         if self.store.claim_close(case_id):
             self.close_case(case_id)
-
-    def _run_chain(
-        self,
-        case_id: str,
-        person_id: str,
-        rows: list[dict[str, Any]],
-        progress: Callable[[dict[str, Any]], None] | None,
-    ) -> None:
-        stop: str | None = None
-        for row in rows:
-            if ActionStatus(row["status"]) in ActionStatus.FINAL:
-                continue
-            if stop:
-                self._finish(case_id, person_id, row, ActionStatus.FAILED, error=stop, progress=progress)
-                continue
-            try:
-                self._run_action(case_id, person_id, row, progress)
-            except AuthError as exc:
-                stop = f"{type(exc).__name__}: {exc}"
-                self._finish(
-                    case_id,
-                    person_id,
-                    row,
-                    ActionStatus.FAILED,
-                    error=stop,
-                    attempts=getattr(exc, "attempts", 1),
-                    progress=progress,
-                )
-
-    def _run_action(
-        self, case_id: str, person_id: str, row: dict[str, Any], progress: Callable[[dict[str, Any]], None] | None
-    ) -> None:
-        action = Action(
-            ActionKind(row["kind"]), Account.from_dict(json.loads(row["account"])), json.loads(row["params"])
-        )
-        action = Action(action.kind, action.account, {**action.params, "case": case_id})
-        connector = self.connector(row["system"])
-        receipt = Receipt.from_dict(json.loads(row["receipt"])) if row["receipt"] else None
-        attempts = row["attempts"] or 0
-        if ActionStatus(row["status"]) != ActionStatus.PENDING:
-            # Interrupted after we asked the system: read back first, never apply twice.
-            verification, n = self.call(row["system"], connector.verify, action, receipt)
-            attempts += n
-            if verification.ok:
-                self._finish(
-                    case_id,
-                    person_id,
-                    row,
-                    ActionStatus.VERIFIED,
-                    receipt=receipt,
-                    verification=verification,
-                    attempts=attempts,
-                    progress=progress,
-                    recovered=True,
-                )
-                return
-        requested = self.clock()
-        self.store.update_action(row["id"], status=ActionStatus.APPLYING.value, requested_at=requested)
-        try:
-            receipt, n = self.call(row["system"], connector.apply, action)
-        except AuthError:
-            raise
-        except ConnectorError as exc:
-            self._finish(
-                case_id,
-                person_id,
-                row,
-                ActionStatus.FAILED,
-                error=f"{type(exc).__name__}: {exc}",
-                attempts=attempts + getattr(exc, "attempts", 1),
-                requested=requested,
-                progress=progress,
-            )
-            return
-        attempts += n
-        responded = self.clock()
-        self.store.update_action(
-            row["id"],
-            status=ActionStatus.APPLIED.value,
-            receipt=dumps(receipt.to_dict()),
-            responded_at=responded,
-            attempts=attempts,
-        )
-        verification = self._verify(row["system"], connector, action, receipt)
-        if verification.ok:
-            status = ActionStatus.VERIFIED
-        elif verification.pending or receipt.pending:
-            status = ActionStatus.WAITING
-        else:
-            status = ActionStatus.UNVERIFIED
-        self._finish(
-            case_id,
-            person_id,
-            row,
-            status,
-            receipt=receipt,
-            verification=verification,
-            attempts=attempts,
-            requested=requested,
-            responded=responded,
-            progress=progress,
-        )
-
-    def _verify(self, system: str, connector: Connector, action: Action, receipt: Receipt) -> Verification:
-        """Read back, allowing a little time for eventual consistency."""
-        verification = Verification(action, False, detail="not verified")
-        for delay in (0.0, 0.25, 1.0):
-            if delay:
-                self.sleep(delay)
-            try:
-                verification, _ = self.call(system, connector.verify, action, receipt)
-            except ConnectorError as exc:
-                verification = Verification(action, False, detail=f"read-back failed: {type(exc).__name__}: {exc}")
-                if isinstance(exc, AuthError):
-                    break
-            if verification.ok or verification.pending:
-                break
-        return verification
-
-    def _finish(
-        self,
-        case_id: str,
-        person_id: str,
-        row: dict[str, Any],
-        status: ActionStatus,
-        *,
-        receipt: Receipt | None = None,
-        verification: Verification | None = None,
-        error: str | None = None,
-        attempts: int | None = None,
-        requested: datetime | None = None,
-        responded: datetime | None = None,
-        progress: Callable[[dict[str, Any]], None] | None = None,
-        recovered: bool = False,
-    ) -> None:
-        now = self.clock()
-        error = redact(error) if error else error
-        values: dict[str, Any] = {"status": status.value, "error": error}
-        if recovered and responded is None and row.get("responded_at") is None:
-            responded = now  # the answer was lost with the crash: the read-back is the first proof we have
-        if responded is not None:
-            values["responded_at"] = responded
-        if receipt is not None:
-            values["receipt"] = dumps(receipt.to_dict())
-        if verification is not None:
-            values["verification"] = dumps(verification.to_dict())
-            if verification.ok:
-                values["verified_at"] = now
-        if attempts is not None:
-            values["attempts"] = attempts
-        account = json.loads(row["account"])
-        if error:
-            log.warning(
-                "action failed",
-                case=case_id,
-                system=row["system"],
-                account=account["name"],
-                kind=row["kind"],
-                error=error,
-            )
-        self.record(
-            "action",
-            case_id,
-            {
-                "case": case_id,
-                "person": {"id": person_id},
-                "system": row["system"],
-                "account": {"id": account["id"], "name": account["name"]},
-                "kind": row["kind"],
-                "requested_at": _iso(requested or row.get("requested_at")),
-                "responded_at": _iso(responded or row.get("responded_at")),
-                "result": status.value,
-                "reference": receipt.reference if receipt else None,
-                "changed": bool(receipt.changed) if receipt else False,
-                "verification": verification.to_dict() if verification else None,
-                "error": error,
-                "attempts": attempts if attempts is not None else row["attempts"],
-                "recovered": recovered,
-            },
-            action=(row["id"], values),
-        )
-        if progress:
-            progress(
-                {
-                    "case": case_id,
-                    "system": row["system"],
-                    "account": account["name"],
-                    "kind": row["kind"],
-                    "status": status.value,
-                    "error": error,
-                }
-            )
 
     def close_case(self, case_id: str, seal: bool = True) -> CaseResult:
         """Decide ``complete`` or ``incomplete`` from the actions and record the close."""
@@ -778,61 +586,7 @@ class Engine:
 
     def undo(self, case_id: str, actor: str = "") -> dict[str, list[str]]:
         """Restore what is reversible in ``case_id``; say what is not."""
-        case = self._case(case_id)
-        restored, irreversible, failed = [], [], []
-        for row in reversed(self.store.actions(case_id)):
-            label = f"{row['system']} {json.loads(row['account'])['name']} {row['kind']}"
-            if not row["receipt"] or row["status"] == ActionStatus.UNDONE.value:
-                continue
-            receipt = Receipt.from_dict(json.loads(row["receipt"]))
-            connector = self.connector(row["system"])
-            if receipt.action.kind not in connector.reversible():
-                irreversible.append(label)
-                continue
-            try:
-                self.call(row["system"], connector.undo, receipt)
-            except ConnectorError as exc:
-                failed.append(f"{label}: {type(exc).__name__}: {exc}")
-                continue
-            self.store.update_action(row["id"], status=ActionStatus.UNDONE.value)
-            restored.append(label)
-            self.record(
-                "action",
-                case_id,
-                {
-                    "case": case_id,
-                    "person": {"id": case["person_id"]},
-                    "system": row["system"],
-                    "account": {"id": row["account_id"], "name": json.loads(row["account"])["name"]},
-                    "kind": row["kind"],
-                    "result": "undone",
-                    "requested_at": _iso(self.clock()),
-                    "responded_at": _iso(self.clock()),
-                    "reference": None,
-                    "changed": True,
-                    "verification": None,
-                    "error": None,
-                    "attempts": 1,
-                },
-            )
-        for item in self.store.followups(case_id):
-            if item["status"] == FollowUpStatus.SCHEDULED:
-                self.store.update_followup(item["id"], status=FollowUpStatus.CANCELLED.value)
-        self.store.update_case(case_id, status=CaseStatus.CANCELLED.value if not failed else case["status"])
-        self.record(
-            "case_undone",
-            case_id,
-            {
-                "case": case_id,
-                "person": {"id": case["person_id"]},
-                "actor": actor,
-                "restored": restored,
-                "irreversible": irreversible,
-                "failed": failed,
-            },
-        )
-        self.record.seal()
-        return {"restored": restored, "irreversible": irreversible, "failed": failed}
+        return undo_case(self, case_id, actor)
 
 
 def _errors_detail(errors: dict[str, str]) -> str:
