@@ -32,7 +32,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         400: "missing or malformed headers, or a body that is not JSON",
         401: "bad signature, or a timestamp outside the window",
         404: "unknown source",
-        409: "a replayed webhook-id, or an event id reused for different content",
+        409: "a webhook-id reused for a different body, or an event id reused for different content",
         413: "body over the size limit",
         415: "not a JSON content type",
         422: "not a valid event (the message names the field), or an unknown event type",
@@ -155,7 +155,7 @@ def _answer(metrics: Metrics, source: str, events: list[HREvent], results: list[
         if result.outcome in ("replayed", "conflict"):
             metrics.rejected.labels(source, result.outcome).inc()
             message = (
-                "this webhook-id was already received; the event is stored"
+                "this webhook-id was already received with a different body; send a new message with a new webhook-id"
                 if result.outcome == "replayed"
                 else f"event {result.key} was already received with different content"
             )
