@@ -59,12 +59,19 @@ def _json(body: bytes, source: str) -> Any:
         return json.loads(body)
     except UnicodeDecodeError:
         raise WebhookRejected(400, "malformed_json", f"the {source} body is not UTF-8 text") from None
+    except RecursionError:
+        raise WebhookRejected(400, "malformed_json", f"the {source} body is JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise WebhookRejected(
             400,
             "malformed_json",
             f"the {source} body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
         ) from None
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison of a signature we computed with one a sender gave (any characters)."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
 
 
 def _digest(*parts: Any) -> str:
@@ -92,13 +99,14 @@ BAMBOO_DEFAULTS: dict[str, Any] = {
 
 
 def _bamboo_timestamp(value: str) -> datetime | None:
+    """Unix seconds or an ISO 8601 time; None for anything else, however odd (never raises)."""
     try:
         return datetime.fromtimestamp(float(value), tz=UTC)
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError, OSError):  # not a number, nan/inf, or a year the platform cannot show
         pass
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -133,7 +141,7 @@ def parse_bamboohr(headers: Mapping[str, str], body: bytes, settings: Mapping[st
             f"X-BambooHR-Timestamp is {age:.0f} s away from now (allowed: {opts['tolerance_seconds']} s)",
         )
     expected = hmac.new(_secret(settings, "bamboohr"), body + stamp.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature.strip().lower()):
+    if not _same(expected, signature.strip().lower()):
         raise WebhookRejected(
             401,
             "bad_signature",
@@ -210,7 +218,7 @@ def parse_hibob(headers: Mapping[str, str], body: bytes, settings: Mapping[str, 
     if not signature:
         raise WebhookRejected(400, "missing_headers", "HiBob delivery lacks the Bob-Signature header")
     expected = base64.b64encode(hmac.new(_secret(settings, "hibob"), body, hashlib.sha512).digest()).decode()
-    if not hmac.compare_digest(expected, signature.strip()):
+    if not _same(expected, signature.strip()):
         raise WebhookRejected(401, "bad_signature", "Bob-Signature does not match the body for the configured secret")
     data = _json(body, "HiBob")
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):

@@ -138,7 +138,7 @@ def verify_standard(headers: Any, body: bytes, key: bytes, now: datetime, tolera
     msg_id, stamp, signatures = values["webhook-id"], values["webhook-timestamp"], values["webhook-signature"]
     if len(msg_id) > 200:
         raise WebhookRejected(400, "bad_header", "webhook-id is longer than 200 characters")
-    if not stamp.isdigit() or len(stamp) > 12:
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:  # "²".isdigit() is True too
         raise WebhookRejected(400, "bad_timestamp", "webhook-timestamp must be Unix time in whole seconds")
     skew = int(stamp) - int(now.timestamp())
     if abs(skew) > tolerance:

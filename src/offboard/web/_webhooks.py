@@ -1,7 +1,9 @@
 """HR intake over HTTP: ``POST /v1/events`` (ours or a CloudEvent) and ``POST /v1/hooks/{source}``.
 
 Every refusal is a 4xx ``{"error": code, "message": ...}`` that stores nothing, counted in
-``offboard_hr_events_rejected``; an accepted event is durable before the 202 goes out.
+``offboard_hr_events_rejected`` and logged in one warning line; an accepted event is durable before the 202
+goes out. Reading a request is one error boundary (:func:`_refusal`): whatever the headers and body
+make a parser raise is a 4xx, so only the store failing can give a 5xx.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 
 from .. import plugins
+from ..config._logging import get_logger
 from ..intake._hr_adapters import HREvent, WebhookRejected
 from ..intake._intake import Intake
 from ._events import JSON_TYPES, CloudEventIn, EventIn, Problem, Receipt, parse_event, verify_standard
@@ -24,12 +28,14 @@ from ._services import ServicesDep
 
 __all__ = ["router"]
 
+log = get_logger("offboard.web")
+
 router = APIRouter()
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "description": text}
     for code, text in {
-        400: "missing or malformed headers, or a body that is not JSON",
+        400: "missing or malformed headers, a body that is not JSON, or a request that could not be read",
         401: "bad signature, or a timestamp outside the window",
         404: "unknown source",
         409: "a webhook-id reused for a different body, or an event id reused for different content",
@@ -64,8 +70,8 @@ async def post_event(request: Request, services: ServicesDep) -> JSONResponse:
         now = services.clock()
         delivery = verify_standard(request.headers, body, services.signing_key, now, settings.tolerance_seconds)
         event = parse_event(_json(body), content_type)
-    except WebhookRejected as exc:
-        return _reject(services.metrics, "standard", exc)
+    except Exception as exc:  # the error boundary: a request that cannot be read is refused, never a 5xx
+        return _reject(services.metrics, "standard", _refusal(exc))
     result = await _store(services.intake, event, body, f"standard:{delivery}")
     return _answer(services.metrics, event.source, [event], [result])
 
@@ -93,8 +99,8 @@ async def post_hook(source: str, request: Request, services: ServicesDep) -> JSO
         )
         if events is None:
             raise WebhookRejected(404, "unknown_source", f"no installed adapter handles source {source!r}")
-    except WebhookRejected as exc:
-        return _reject(services.metrics, source, exc)
+    except Exception as exc:  # the error boundary, as above
+        return _reject(services.metrics, source, _refusal(exc))
     if not events:
         return JSONResponse({"status": "ignored", "events": []}, status_code=200)
     results = [await _store(services.intake, event, body, None) for event in events]
@@ -129,6 +135,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body)
+    except RecursionError:
+        raise WebhookRejected(400, "malformed_json", "the body is JSON nested too deeply") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = (
             f": {exc.msg} at line {exc.lineno}, column {exc.colno}"
@@ -144,8 +152,22 @@ async def _store(intake: Intake, event: HREvent, body: bytes, delivery: str | No
     return await asyncio.wrap_future(future)
 
 
+def _refusal(exc: Exception) -> WebhookRejected:
+    """What to answer for an exception raised while reading a request (the error boundary)."""
+    if isinstance(exc, WebhookRejected):
+        return exc
+    if isinstance(exc, ClientDisconnect):
+        return WebhookRejected(400, "client_disconnected", "the client disconnected before the body was complete")
+    if isinstance(exc, RecursionError):
+        return WebhookRejected(400, "malformed_json", "the body is JSON nested too deeply")
+    # A parser met input it did not expect (a plugin's adapter, a field of the wrong shape): the request's fault.
+    return WebhookRejected(400, "unreadable_request", f"the request could not be read ({type(exc).__name__})")
+
+
 def _reject(metrics: Metrics, source: str, exc: WebhookRejected) -> JSONResponse:
+    """Count, log (one line, no headers or body) and answer a refusal."""
     metrics.rejected.labels(source, exc.code).inc()
+    log.warning("webhook refused", source=source, status=exc.status, error=exc.code, detail=exc.message)
     return JSONResponse(exc.to_dict(), status_code=exc.status)
 
 

@@ -1,0 +1,133 @@
+"""Hostile requests: every one gets a 4xx ``{error, message}`` and one log line, never a 5xx or a case."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from structlog.testing import capture_logs
+
+from ._support import bamboo_headers, bob_headers, event, sign
+
+DEEP = b'{"a":' * 1000 + b"1" + b"}" * 1000  # 1,000 levels: json.loads raises RecursionError
+
+
+def assert_refused_once(response, server, status: int | None = None) -> None:
+    """A 4xx with {error, message}; nothing stored, nothing opened."""
+    assert 400 <= response.status_code < 500, response.text
+    if status is not None:
+        assert response.status_code == status, response.text
+    body = response.json()
+    assert isinstance(body["error"], str) and isinstance(body["message"], str) and body["message"]
+    server.intake.run_once()
+    assert server.cases() == [] and server.events() == []
+
+
+def post_logged(server, path: str, body: bytes, headers: dict) -> tuple:
+    with capture_logs() as logs:
+        response = server.client.post(path, content=body, headers={"content-type": "application/json", **headers})
+    refusals = [entry for entry in logs if entry["event"] == "webhook refused"]
+    assert len(refusals) == 1, logs
+    assert "exc_info" not in refusals[0] and "exception" not in refusals[0]
+    return response, refusals[0]
+
+
+# -- 2. no 5xx without a valid signature ------------------------------------------------
+
+
+def test_a_superscript_digit_as_webhook_timestamp_is_400(server):
+    body = json.dumps(event()).encode()
+    headers = sign(server.secret, body, at=server.clock())
+    headers["webhook-timestamp"] = "²".encode("latin-1")  # "²".isdigit() is True; int("²") fails
+    response, _ = post_logged(server, "/v1/events", body, headers)
+    assert_refused_once(response, server, 400)
+    assert response.json()["error"] == "bad_timestamp"
+
+
+@pytest.mark.parametrize("stamp", ["-1e18", "1e308", "nan", "inf"])
+def test_a_bamboohr_timestamp_out_of_range_is_400(hooks, stamp):
+    body = b'{"employees": []}'
+    response, _ = post_logged(hooks, "/v1/hooks/bamboohr", body, bamboo_headers(body, stamp))
+    assert_refused_once(response, hooks, 400)
+    assert response.json()["error"] == "bad_timestamp"
+
+
+def test_a_non_ascii_bamboohr_signature_is_401(hooks):
+    body = b'{"employees": []}'
+    headers = bamboo_headers(body, str(int(hooks.clock().timestamp())))
+    headers["X-BambooHR-Signature"] = headers["X-BambooHR-Signature"][:-1].encode() + b"\xe9"
+    response, _ = post_logged(hooks, "/v1/hooks/bamboohr", body, headers)
+    assert_refused_once(response, hooks, 401)
+    assert response.json()["error"] == "bad_signature"
+
+
+def test_a_non_ascii_hibob_signature_is_401(hooks):
+    body = b'{"type": "employee.left", "data": {"employeeId": "E0001"}}'
+    headers = {"Bob-Signature": bob_headers(body)["Bob-Signature"][:-1].encode() + b"\xe9"}
+    response, _ = post_logged(hooks, "/v1/hooks/hibob", body, headers)
+    assert_refused_once(response, hooks, 401)
+    assert response.json()["error"] == "bad_signature"
+
+
+# -- 3. no 5xx with a valid signature on deeply nested JSON -----------------------------
+
+
+def test_deeply_nested_json_on_v1_events_is_400(server):
+    headers = sign(server.secret, DEEP, at=server.clock())
+    response, _ = post_logged(server, "/v1/events", DEEP, headers)
+    assert_refused_once(response, server, 400)
+    assert response.json()["error"] == "malformed_json" and "deep" in response.json()["message"]
+
+
+def test_deeply_nested_json_on_the_hr_adapters_is_400(hooks):
+    stamp = str(int(hooks.clock().timestamp()))
+    for path, headers in (("/v1/hooks/bamboohr", bamboo_headers(DEEP, stamp)), ("/v1/hooks/hibob", bob_headers(DEEP))):
+        response, _ = post_logged(hooks, path, DEEP, headers)
+        assert_refused_once(response, hooks, 400)
+        assert response.json()["error"] == "malformed_json" and "deep" in response.json()["message"]
+
+
+# -- 4. one error boundary: whatever a parser raises is a 4xx, logged in one line -------
+
+
+def test_a_payload_no_parser_expected_is_a_4xx_in_one_line_without_secrets(hooks):
+    payload = {"employees": [{"id": "41", "changedFields": [{}], "fields": {"Status": "Inactive"}}]}
+    body = json.dumps(payload).encode()
+    headers = bamboo_headers(body, str(int(hooks.clock().timestamp())))
+    response, line = post_logged(hooks, "/v1/hooks/bamboohr", body, headers)
+    assert_refused_once(response, hooks)
+    assert "bamboo-private-key" not in json.dumps(line, default=str)
+    assert headers["X-BambooHR-Signature"] not in json.dumps(line, default=str)
+
+
+def test_a_client_that_disconnects_mid_body_gets_no_traceback(server):
+    sent: list[dict] = []
+    messages = [{"type": "http.request", "body": b'{"id": "x"', "more_body": True}, {"type": "http.disconnect"}]
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/events",
+        "raw_path": b"/v1/events",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"test")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("test", 80),
+    }
+    with capture_logs() as logs:
+        asyncio.run(server.app(scope, receive, send))  # raises if ClientDisconnect escapes
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert all(m["status"] < 500 for m in starts)
+    assert [entry["event"] for entry in logs] == ["webhook refused"]
+    assert server.events() == []
