@@ -131,3 +131,16 @@ def test_a_client_that_disconnects_mid_body_gets_no_traceback(server):
     assert all(m["status"] < 500 for m in starts)
     assert [entry["event"] for entry in logs] == ["webhook refused"]
     assert server.events() == []
+
+
+# -- 5. bounded /metrics labels ----------------------------------------------------------
+
+
+def test_unknown_sources_share_one_metrics_label_and_the_404_lists_no_sources(hooks):
+    for n in range(5):
+        response = hooks.client.post(f"/v1/hooks/probe{n}", content=b"{}", headers={"content-type": "application/json"})
+        assert response.status_code == 404 and response.json()["error"] == "unknown_source"
+        assert "bamboohr" not in response.json()["message"] and "hibob" not in response.json()["message"]
+    text = hooks.client.get("/metrics").text
+    assert "probe" not in text
+    assert 'offboard_hr_events_rejected_total{reason="unknown_source",source="unknown"} 5.0' in text
