@@ -144,3 +144,57 @@ def test_unknown_sources_share_one_metrics_label_and_the_404_lists_no_sources(ho
     text = hooks.client.get("/metrics").text
     assert "probe" not in text
     assert 'offboard_hr_events_rejected_total{reason="unknown_source",source="unknown"} 5.0' in text
+
+
+# -- 6. identity matching: one explicit rule, no folding of look-alikes into ASCII ---------
+
+KELVIN = "\u212a"  # KELVIN SIGN: str.lower() turns it into ASCII "k"
+
+
+@pytest.mark.parametrize(
+    ("ref", "matches"),
+    [
+        ("zoe.okafor@corp.example", True),
+        ("Zoe.OKafor@CORP.Example", True),  # ASCII local part and domain fold
+        (f"zoe.o{KELVIN}afor@corp.example", False),  # never folded into ASCII
+        ("E0042", True),
+        ("e0042", True),
+        ("zoe.okafor@corp.example ", True),
+    ],
+)
+def test_find_person_folds_only_ascii(ref, matches):
+    from offboard.models import Person
+    from offboard.people import find_person
+
+    zoe = Person(id="zoe.okafor@corp.example", email="zoe.okafor@corp.example", employee_id="E0042")
+    assert (find_person([zoe], ref) is zoe) is matches
+
+
+def test_a_non_ascii_identifier_matches_exactly_after_nfc_only():
+    from offboard.inventory._inventory import PeopleIndex
+    from offboard.models import Person
+    from offboard.people import find_person, identity_key
+
+    chloe = Person(id="chlo\u00e9@corp.example", email="chlo\u00e9@corp.example")  # é precomposed
+    assert find_person([chloe], "chloe\u0301@corp.example") is chloe  # decomposed: the same after NFC
+    assert find_person([chloe], "CHLO\u00c9@corp.example") is None  # a non-ASCII local part is never case-folded
+    assert identity_key("CHLO\u00c9@CORP.EXAMPLE") == "CHLO\u00c9@corp.example"
+    index = PeopleIndex([Person(id="zoe.okafor@corp.example", email="zoe.okafor@corp.example")])
+    assert index.lookup("ZOE.OKAFOR@corp.example") == "zoe.okafor@corp.example"
+    assert index.lookup(f"zoe.o{KELVIN}afor@corp.example") is None
+
+
+@pytest.mark.parametrize("char", ["\u200b", "\u202e", "\u2066", "\x07", "\ufeff", "\u200d"])
+def test_a_person_reference_with_invisible_characters_is_422_naming_the_field(server, char):
+    response = server.post(event(f"user1{char}@corp.example"))
+    assert_refused_once(response, server, 422)
+    assert response.json()["error"] == "invalid_event" and "person" in response.json()["message"]
+
+
+def test_an_hr_adapter_reference_with_invisible_characters_is_422(hooks):
+    payload = {"employees": [{"id": "41", "fields": {"Work Email": "user1\u202e@corp.example", "Status": "Inactive"}}]}
+    body = json.dumps(payload).encode()
+    headers = bamboo_headers(body, str(int(hooks.clock().timestamp())))
+    response, _ = post_logged(hooks, "/v1/hooks/bamboohr", body, headers)
+    assert_refused_once(response, hooks, 422)
+    assert "Work Email" in response.json()["message"]

@@ -20,7 +20,7 @@ from starlette.requests import ClientDisconnect
 
 from .. import plugins
 from ..config._logging import get_logger
-from ..intake._hr_adapters import HREvent, WebhookRejected
+from ..intake._hr_adapters import HREvent, WebhookRejected, check_person_ref
 from ..intake._intake import Intake
 from ._events import JSON_TYPES, CloudEventIn, EventIn, Problem, Receipt, parse_event, verify_standard
 from ._metrics import Metrics
@@ -98,6 +98,8 @@ async def post_hook(source: str, request: Request, services: ServicesDep) -> JSO
         )
         if events is None:
             raise WebhookRejected(404, "unknown_source", f"no installed adapter handles source {source!r}")
+        for event in events:  # a plugin's adapter too: no invisible characters in a person reference
+            check_person_ref(event.person, "person")
     except Exception as exc:  # the error boundary, as above
         return _reject(services.metrics, source, _refusal(exc))
     if not events:
