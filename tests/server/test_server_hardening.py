@@ -198,3 +198,57 @@ def test_an_hr_adapter_reference_with_invisible_characters_is_422(hooks):
     response, _ = post_logged(hooks, "/v1/hooks/bamboohr", body, headers)
     assert_refused_once(response, hooks, 422)
     assert "Work Email" in response.json()["message"]
+
+
+# -- 7. secrets: read as written, redacted at any length, compared in constant time ---------
+
+
+def test_a_secret_file_loses_only_its_trailing_newline(tmp_path):
+    from offboard.config._secrets import resolve_reference
+
+    path = tmp_path / "secret"
+    path.write_text("  padded secret \n")
+    assert resolve_reference(f"file:{path}").reveal() == "  padded secret "
+    path.write_text("crlf-secret\r\n")
+    assert resolve_reference(f"file:{path}").reveal() == "crlf-secret"
+
+
+def test_short_secrets_are_redacted_too():
+    from offboard.config._logging import REDACTED, redact
+    from offboard.config._secrets import Secret
+
+    Secret("q7#", source="env:TINY")
+    assert redact("token was q7# here") == f"token was {REDACTED} here"
+
+
+def test_secrets_compare_in_constant_time(monkeypatch):
+    import hmac
+
+    from offboard.config._secrets import Secret
+
+    calls = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
+    assert Secret("same-value-123") == Secret("same-value-123") and Secret("one-value-1") != Secret("two-value-2")
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("size", [16, 23])
+def test_a_webhook_secret_under_24_bytes_is_refused_as_the_message_says(size):
+    import base64
+    import os
+
+    from offboard.errors import ConfigError
+    from offboard.web._settings import signing_key
+
+    with pytest.raises(ConfigError, match="at least 24"):
+        signing_key("whsec_" + base64.b64encode(os.urandom(size)).decode())
+    assert len(signing_key("whsec_" + base64.b64encode(os.urandom(24)).decode())) == 24
+
+
+def test_the_state_database_is_created_0600(tmp_path):
+    from offboard.state._store import Store
+
+    store = Store.open(None, tmp_path)
+    store.close()
+    assert (tmp_path / "offboard.db").stat().st_mode & 0o777 == 0o600

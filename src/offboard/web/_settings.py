@@ -12,9 +12,11 @@ from ..config._config import format_validation_error, time_of_day
 from ..config._secrets import Secret
 from ..errors import ConfigError
 
-__all__ = ["MiB", "ServerSettings", "signing_key"]
+__all__ = ["MIN_KEY_BYTES", "MiB", "ServerSettings", "signing_key"]
 
 MiB = 1024 * 1024
+#: The shortest webhook signing key accepted, in bytes (``openssl rand -base64 32`` gives 32).
+MIN_KEY_BYTES = 24
 
 
 class ServerSettings(BaseModel):
@@ -83,6 +85,8 @@ def signing_key(secret: Secret | str, where: str = "server.webhook_secret") -> b
             f"{where}: the secret is not base64 (expected whsec_ followed by base64, e.g. from "
             "`openssl rand -base64 32`)"
         ) from None
-    if len(key) < 16:
-        raise ConfigError(f"{where}: the secret is too short ({len(key)} bytes; use at least 24 random bytes)")
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(
+            f"{where}: the secret is too short ({len(key)} bytes; use at least {MIN_KEY_BYTES} random bytes)"
+        )
     return key
