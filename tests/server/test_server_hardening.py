@@ -252,3 +252,65 @@ def test_the_state_database_is_created_0600(tmp_path):
     store = Store.open(None, tmp_path)
     store.close()
     assert (tmp_path / "offboard.db").stat().st_mode & 0o777 == 0o600
+
+
+# -- 8. bounded resources: keep-alive, concurrent connections, body read time ----------------
+
+
+def test_serve_passes_the_limits_to_uvicorn(make_company, monkeypatch, run):
+    import uvicorn
+
+    from ._support import configure, new_secret
+
+    company = make_company(systems=1)
+    configure(company, new_secret(), monkeypatch, server={"max_connections": 50, "keep_alive_seconds": 3})
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    assert run("--config", str(company.config_path), "serve").exit_code == 0
+    assert seen["limit_concurrency"] == 50 and seen["timeout_keep_alive"] == 3
+
+
+def test_the_limits_have_safe_defaults():
+    from offboard.web._settings import ServerSettings
+
+    settings = ServerSettings(webhook_secret="env:X")
+    assert settings.max_connections == 100 and settings.keep_alive_seconds == 5
+    assert settings.read_timeout_seconds == 10
+
+
+def test_a_body_that_trickles_in_too_slowly_is_408(make_company, monkeypatch):
+    from ._support import Clock, configure, new_secret, start, stop
+
+    company = make_company(systems=1)
+    secret = new_secret()
+    configure(company, secret, monkeypatch, server={"read_timeout_seconds": 0.2})
+    srv = start(company, secret, Clock())
+    try:
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            await asyncio.sleep(0.05)
+            return {"type": "http.request", "body": b" ", "more_body": True}  # one byte at a time, forever
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/events",
+            "raw_path": b"/v1/events",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [(b"content-type", b"application/json"), (b"host", b"test")],
+            "client": ("127.0.0.1", 5000),
+            "server": ("test", 80),
+        }
+        asyncio.run(asyncio.wait_for(srv.app(scope, receive, send), 5))
+        (start_message,) = [m for m in sent if m["type"] == "http.response.start"]
+        assert start_message["status"] == 408
+    finally:
+        stop(srv)

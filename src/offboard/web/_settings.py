@@ -30,6 +30,15 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=MiB, ge=1024, le=64 * MiB)
+    read_timeout_seconds: float = Field(
+        default=10, gt=0, le=300, description="time a client has to send a whole request body; then 408"
+    )
+    keep_alive_seconds: int = Field(
+        default=5, ge=1, le=300, description="an idle keep-alive connection is closed after"
+    )
+    max_connections: int = Field(
+        default=100, ge=1, le=100_000, description="concurrent connections and requests; beyond it, 503 at once"
+    )
     tolerance_seconds: int = Field(
         default=300, ge=1, le=3600, description="allowed distance of webhook-timestamp from now"
     )

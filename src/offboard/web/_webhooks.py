@@ -41,6 +41,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         400: "missing or malformed headers, a body that is not JSON, or a request that could not be read",
         401: "bad signature, or a timestamp outside the window",
         404: "unknown source",
+        408: "the body did not arrive within server.read_timeout_seconds",
         409: "a webhook-id reused for a different body, or an event id reused for different content",
         413: "body over the size limit",
         415: "not a JSON content type",
@@ -69,7 +70,7 @@ async def post_event(request: Request, services: ServicesDep) -> JSONResponse:
     settings = services.settings
     try:
         content_type = _content_type(request)
-        body = await _read_body(request, settings.max_body_bytes)
+        body = await _read_body(request, settings.max_body_bytes, settings.read_timeout_seconds)
         now = services.clock()
         delivery = verify_standard(request.headers, body, services.signing_key, now, settings.tolerance_seconds)
         event = parse_event(_json(body), content_type)
@@ -91,7 +92,7 @@ async def post_hook(source: str, request: Request, services: ServicesDep) -> JSO
         refused = WebhookRejected(404, "unknown_source", f"no HR source {source[:40]!r} is configured")
         return _reject(services.metrics, UNKNOWN_SOURCE, refused)
     try:
-        body = await _read_body(request, services.settings.max_body_bytes)
+        body = await _read_body(request, services.settings.max_body_bytes, services.settings.read_timeout_seconds)
         hook_settings = {**services.sources[source], "now": services.clock()}
         events = plugins.get_plugin_manager().hook.parse_webhook(
             source=source, headers=dict(request.headers), body=body, settings=hook_settings
@@ -120,16 +121,21 @@ def _content_type(request: Request) -> str:
     return value
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, at most ``limit`` bytes and within ``timeout`` seconds (413 or 408 otherwise)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise WebhookRejected(413, "body_too_large", f"the body is {declared} bytes; the limit is {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise WebhookRejected(413, "body_too_large", f"the body is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise WebhookRejected(413, "body_too_large", f"the body is over the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise WebhookRejected(408, "request_timeout", f"the body did not arrive within {timeout:g} s") from None
     return b"".join(chunks)
 
 
