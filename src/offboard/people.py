@@ -7,6 +7,7 @@ the ``register_people_sources`` hook. The configuration's ``people:`` list names
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime, time
 from pathlib import Path
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from .errors import ConfigError
 from .models import Person
 
-__all__ = ["PeopleSource", "find_person", "end_date", "person_type"]
+__all__ = ["PeopleSource", "find_person", "identity_key", "unsafe_character", "end_date", "person_type"]
 
 
 class PeopleSource:
@@ -47,15 +48,49 @@ class PeopleSource:
         return find_person(self.people(), ref)
 
 
+def identity_key(value: str) -> str:
+    """The form in which identifiers (ids, emails, employee ids) are compared.
+
+    The rule: an all-ASCII local part (or a whole identifier without ``@``) and each all-ASCII
+    label of the domain are lower-cased; any part holding a non-ASCII character is compared
+    exactly, after NFC. No non-ASCII character is ever case-folded, and the ASCII test is made
+    before normalizing, so a look-alike such as the Kelvin sign (U+212A, NFC "K") never matches
+    an ASCII ``k``.
+    """
+    local, at, domain = value.strip().rpartition("@")
+    if not at:
+        return _fold(domain)
+    return _fold(local) + "@" + ".".join(_fold(label) for label in domain.split("."))
+
+
+def _fold(part: str) -> str:
+    return part.lower() if part.isascii() else unicodedata.normalize("NFC", part)
+
+
+#: Control, format (bidi, zero-width), line and paragraph separator characters: never in an identifier.
+_UNSAFE_CATEGORIES = {
+    "Cc": "a control",
+    "Cf": "an invisible format (bidi or zero-width)",
+    "Zl": "a line",
+    "Zp": "a line",
+}
+
+
+def unsafe_character(value: str) -> str | None:
+    """What is wrong with an identifier holding a control, bidi or zero-width character, else None."""
+    for index, char in enumerate(value):
+        kind = _UNSAFE_CATEGORIES.get(unicodedata.category(char))
+        if kind:
+            return f"holds {kind} character U+{ord(char):04X} at position {index}"
+    return None
+
+
 def find_person(people: Iterable[Person], ref: str) -> Person | None:
-    """Match ``ref`` against id, emails and employee id, case-insensitively."""
-    key = ref.strip().lower()
+    """Match ``ref`` against id, emails and employee id by :func:`identity_key`."""
+    key = identity_key(ref)
     for person in people:
-        if (
-            key == person.id.lower()
-            or key in person.emails
-            or (person.employee_id and key == person.employee_id.lower())
-        ):
+        names = (person.id, person.email, *person.aliases, person.employee_id)
+        if any(name and identity_key(name) == key for name in names):
             return person
     return None
 

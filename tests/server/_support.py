@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import secrets
 import uuid
@@ -21,6 +23,8 @@ from offboard.state.schema import hr_events
 from offboard.web._app import create_app
 
 SECRET_ENV = "OFFBOARD_TEST_WEBHOOK_SECRET"
+BAMBOO_KEY, BOB_KEY = "bamboo-private-key-0123456789", "bob-secret-token-9876543210"
+HOOK_SOURCES = {"bamboohr": {"secret": "env:BAMBOO_KEY"}, "hibob": {"secret": "env:BOB_KEY"}}
 
 
 class Clock:
@@ -46,6 +50,17 @@ def sign(secret: str, body: bytes, *, msg_id: str | None = None, at: datetime | 
     at = at or datetime.now(UTC)
     signature = Webhook(secret).sign(msg_id, at, body.decode())
     return {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())), "webhook-signature": signature}
+
+
+def bamboo_headers(body: bytes, stamp: str, key: str = BAMBOO_KEY) -> dict[str, str]:
+    """BambooHR's signature: hex HMAC-SHA256 of the body followed by the timestamp."""
+    signature = hmac.new(key.encode(), body + stamp.encode(), hashlib.sha256).hexdigest()
+    return {"X-BambooHR-Timestamp": stamp, "X-BambooHR-Signature": signature}
+
+
+def bob_headers(body: bytes, key: str = BOB_KEY) -> dict[str, str]:
+    """HiBob's signature: Base64 HMAC-SHA512 of the body."""
+    return {"Bob-Signature": base64.b64encode(hmac.new(key.encode(), body, hashlib.sha512).digest()).decode()}
 
 
 def event(person: str = "user1@corp.example", type: str = "termination", **extra: Any) -> dict[str, Any]:

@@ -105,16 +105,19 @@ def test_timestamp_inside_the_window_is_fine(server):
     assert server.post(event(), at=server.clock() - timedelta(seconds=290)).status_code == 202
 
 
-def test_replayed_webhook_id(server):
+def test_a_redelivery_with_the_same_webhook_id_is_a_duplicate(server):
+    """Standard Webhooks: a sender whose 2xx was lost resends the same message; we answer 2xx, act once."""
     body = json.dumps(event(id="evt-r")).encode()
     headers = {"content-type": "application/json", **sign(server.secret, body, msg_id="msg_fixed", at=server.clock())}
-    assert server.client.post("/v1/events", content=body, headers=headers).status_code == 202
+    answers = [server.client.post("/v1/events", content=body, headers=headers) for _ in range(3)]
     server.intake.run_once()
-    replay = server.client.post("/v1/events", content=body, headers=headers)
-    assert replay.status_code == 409 and replay.json()["error"] == "replayed"
+    assert [a.status_code for a in answers] == [202, 200, 200]
+    assert [a.json()["status"] for a in answers] == ["accepted", "duplicate", "duplicate"]
+    assert answers[1].json()["events"] == ["workday:evt-r"]
     other = json.dumps(event(id="evt-other")).encode()  # a new event under an old webhook-id
     headers = {"content-type": "application/json", **sign(server.secret, other, msg_id="msg_fixed", at=server.clock())}
-    assert server.client.post("/v1/events", content=other, headers=headers).status_code == 409
+    reused = server.client.post("/v1/events", content=other, headers=headers)
+    assert reused.status_code == 409 and reused.json()["error"] == "replayed"
     server.intake.run_once()
     assert len(server.cases()) == 1 and [e["key"] for e in server.events()] == ["workday:evt-r"]
 

@@ -46,7 +46,16 @@ def serve(app: App, host: str | None, port: int | None) -> None:
         f"offboard serving on http://{host}:{port} (POST /v1/events; /health, /ready, /metrics, /docs{auditors})",
         err=True,
     )
-    uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    uvicorn.run(
+        asgi,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=settings.keep_alive_seconds,
+        limit_concurrency=settings.max_connections,
+    )
 
 
 @click.command("events")

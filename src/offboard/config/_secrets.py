@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 import threading
 from pathlib import Path
@@ -35,9 +36,8 @@ class Secret:
             raise SecretError(f"secret from {source} is empty")
         object.__setattr__(self, "_value", value)
         object.__setattr__(self, "source", source)
-        if len(value) >= 4:
-            with _lock:
-                _registry.add(value)
+        with _lock:  # every secret, however short, is redacted from logs
+            _registry.add(value)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Secret is immutable")
@@ -51,7 +51,7 @@ class Secret:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
+        return isinstance(other, Secret) and hmac.compare_digest(other._value.encode(), self._value.encode())
 
     def __hash__(self) -> int:
         return hash(("Secret", self._value))
@@ -92,7 +92,7 @@ def resolve_reference(ref: str) -> Secret:
     if sep and scheme == "file" and rest:
         path = Path(rest).expanduser()
         try:
-            value = path.read_text().strip()
+            value = _without_final_newline(path.read_text())
         except OSError as exc:
             raise SecretError(f"cannot read secret file {path}: {exc.strerror}") from None
         if not value:
@@ -103,3 +103,8 @@ def resolve_reference(ref: str) -> Secret:
         "secrets must not be written inline; store the value in an environment variable "
         "or a file and write env:NAME or file:/path/to/secret instead"
     )
+
+
+def _without_final_newline(text: str) -> str:
+    """A secret file's value: its text less one final newline (editors add one); nothing else is trimmed."""
+    return text.removesuffix("\n").removesuffix("\r")

@@ -23,8 +23,9 @@ from ..config._secrets import Secret, resolve_reference
 from ..errors import WebhookRejected
 from ..hookspecs import hookimpl
 from ..hr import EVENT_TYPES, HREvent
+from ..people import unsafe_character
 
-__all__ = ["HREvent", "WebhookRejected", "EVENT_TYPES", "BUNDLED_SOURCES", "check_source_settings"]
+__all__ = ["HREvent", "WebhookRejected", "EVENT_TYPES", "BUNDLED_SOURCES", "check_person_ref", "check_source_settings"]
 
 
 # -- shared helpers ---------------------------------------------------------------
@@ -59,12 +60,27 @@ def _json(body: bytes, source: str) -> Any:
         return json.loads(body)
     except UnicodeDecodeError:
         raise WebhookRejected(400, "malformed_json", f"the {source} body is not UTF-8 text") from None
+    except RecursionError:
+        raise WebhookRejected(400, "malformed_json", f"the {source} body is JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise WebhookRejected(
             400,
             "malformed_json",
             f"the {source} body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
         ) from None
+
+
+def check_person_ref(ref: str, field: str) -> str:
+    """``ref`` if it can name a person; WebhookRejected (422) naming ``field`` if it holds invisible characters."""
+    problem = unsafe_character(ref)
+    if problem:
+        raise WebhookRejected(422, "invalid_event", f"{field}: the person reference {problem}")
+    return ref
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison of a signature we computed with one a sender gave (any characters)."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
 
 
 def _digest(*parts: Any) -> str:
@@ -92,13 +108,14 @@ BAMBOO_DEFAULTS: dict[str, Any] = {
 
 
 def _bamboo_timestamp(value: str) -> datetime | None:
+    """Unix seconds or an ISO 8601 time; None for anything else, however odd (never raises)."""
     try:
         return datetime.fromtimestamp(float(value), tz=UTC)
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError, OSError):  # not a number, nan/inf, or a year the platform cannot show
         pass
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -133,7 +150,7 @@ def parse_bamboohr(headers: Mapping[str, str], body: bytes, settings: Mapping[st
             f"X-BambooHR-Timestamp is {age:.0f} s away from now (allowed: {opts['tolerance_seconds']} s)",
         )
     expected = hmac.new(_secret(settings, "bamboohr"), body + stamp.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature.strip().lower()):
+    if not _same(expected, signature.strip().lower()):
         raise WebhookRejected(
             401,
             "bad_signature",
@@ -159,8 +176,9 @@ def parse_bamboohr(headers: Mapping[str, str], body: bytes, settings: Mapping[st
         status_name, status = _field(fields, opts["status_fields"])
         date_name, date = _field(fields, opts["date_fields"])
         _, zone = _field(fields, opts["timezone_fields"])
-        _, ref = _field(fields, opts["person_fields"])
-        ref = ref or (str(item["id"]) if item.get("id") not in (None, "") else None)
+        ref_name, ref = _field(fields, opts["person_fields"])
+        if ref is None and item.get("id") not in (None, ""):
+            ref_name, ref = "id", str(item["id"])
         if not ref:
             raise WebhookRejected(
                 422, "invalid_event", f"employees[{index}] names nobody: no id and none of {opts['person_fields']}"
@@ -177,6 +195,7 @@ def parse_bamboohr(headers: Mapping[str, str], body: bytes, settings: Mapping[st
             kind = None
         if kind is None:
             continue
+        check_person_ref(ref, f"employees[{index}].{ref_name}")
         event_id = _digest(item.get("id"), item.get("timestamp") or stamp, kind, status, date)
         events.append(
             HREvent(
@@ -210,7 +229,7 @@ def parse_hibob(headers: Mapping[str, str], body: bytes, settings: Mapping[str, 
     if not signature:
         raise WebhookRejected(400, "missing_headers", "HiBob delivery lacks the Bob-Signature header")
     expected = base64.b64encode(hmac.new(_secret(settings, "hibob"), body, hashlib.sha512).digest()).decode()
-    if not hmac.compare_digest(expected, signature.strip()):
+    if not _same(expected, signature.strip()):
         raise WebhookRejected(401, "bad_signature", "Bob-Signature does not match the body for the configured secret")
     data = _json(body, "HiBob")
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
@@ -226,17 +245,22 @@ def parse_hibob(headers: Mapping[str, str], body: bytes, settings: Mapping[str, 
         return []
     inner: dict[str, Any] = data["data"] if isinstance(data.get("data"), dict) else {}
     employee: dict[str, Any] = data["employee"] if isinstance(data.get("employee"), dict) else {}
-    ref = (
-        inner.get("email")
-        or inner.get("workEmail")
-        or employee.get("email")
-        or inner.get("employeeId")
-        or employee.get("id")
-    )
+    named = [
+        (f"{where}.{key}", holder.get(key))
+        for where, holder, key in (
+            ("data", inner, "email"),
+            ("data", inner, "workEmail"),
+            ("employee", employee, "email"),
+            ("data", inner, "employeeId"),
+            ("employee", employee, "id"),
+        )
+    ]
+    field, ref = next(((f, v) for f, v in named if v), ("", None))
     if not ref:
         raise WebhookRejected(
             422, "invalid_event", f"the HiBob {data['type']} event names no employee (data.employeeId)"
         )
+    check_person_ref(str(ref), field)
     event_id = _digest(data["type"], str(ref), data.get("triggeredAt"), data.get("companyId"))
     return [HREvent("hibob", event_id, kind, str(ref), reason=f"HiBob: {data['type']}")]
 

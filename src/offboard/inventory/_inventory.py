@@ -24,6 +24,7 @@ from ..config._config import format_validation_error, load_yaml
 from ..config._logging import get_logger
 from ..errors import ConfigError, ConnectorError, OffboardError
 from ..models import Account, Person, SyncStatus
+from ..people import identity_key
 from ..state._store import dumps
 
 __all__ = [
@@ -80,13 +81,13 @@ class PeopleIndex:
             self.add(person)
 
     def add(self, person: Person) -> None:
-        self.ids.setdefault(person.id.lower(), person.id)
+        self.ids.setdefault(identity_key(person.id), person.id)
         if person.email:
-            self.primary.setdefault(person.email.lower(), person.id)
+            self.primary.setdefault(identity_key(person.email), person.id)
         for alias in person.aliases:
-            self.aliases.setdefault(alias.lower(), person.id)
+            self.aliases.setdefault(identity_key(alias), person.id)
         if person.employee_id:
-            self.employee_ids.setdefault(person.employee_id.lower(), person.id)
+            self.employee_ids.setdefault(identity_key(person.employee_id), person.id)
         if not person.active:
             self.inactive.add(person.id)
 
@@ -95,7 +96,7 @@ class PeopleIndex:
 
     def lookup(self, ref: str) -> str | None:
         """The person id for an id, email, alias or employee id."""
-        key = ref.strip().lower()
+        key = identity_key(ref)
         return self.ids.get(key) or self.primary.get(key) or self.aliases.get(key) or self.employee_ids.get(key)
 
 
@@ -106,7 +107,7 @@ class Correlator:
         self.index, self.rules, self.mapping = index, rules, mapping
 
     def __call__(self, account: Account, system_type: str) -> tuple[str | None, str | None]:
-        keys = [k.lower() for k in (account.id, account.name, account.email) if k]
+        keys = [identity_key(k) for k in (account.id, account.name, account.email) if k]
         for rule in self.rules.correlate:
             if rule == "mapping":
                 for scope in (account.system, system_type, "*"):
@@ -127,8 +128,8 @@ class Correlator:
             elif rule == "employee_id":
                 for attr in self.rules.employee_id_attributes:
                     value = account.attributes.get(attr)
-                    if value and str(value).lower() in self.index.employee_ids:
-                        return self.index.employee_ids[str(value).lower()], "employee_id"
+                    if value and identity_key(str(value)) in self.index.employee_ids:
+                        return self.index.employee_ids[identity_key(str(value))], "employee_id"
         return None, None
 
 
@@ -145,7 +146,7 @@ def load_mapping(path: Path) -> dict[tuple[str, str], str]:
                 raise ConfigError(
                     f"row {number} needs `account` and `person` columns (and optionally `system`)", where=str(path)
                 )
-            out[((row.get("system") or "*").strip(), row["account"].strip().lower())] = row["person"].strip()
+            out[((row.get("system") or "*").strip(), identity_key(row["account"]))] = row["person"].strip()
         return out
     data = load_yaml(path) or {}
     if not isinstance(data, dict):
@@ -155,7 +156,7 @@ def load_mapping(path: Path) -> dict[tuple[str, str], str]:
             raise ConfigError(f"{system}: expected a mapping of account -> person", where=str(path))
         for account, person in accounts.items():
             if person:
-                out[(str(system), str(account).lower())] = str(person)
+                out[(str(system), identity_key(str(account)))] = str(person)
     return out
 
 
@@ -171,7 +172,7 @@ def _connector_mappings(config: Any, base: Path) -> dict[tuple[str, str], str]:
             if isinstance(data, dict):
                 pairs.update({str(k): str(v) for k, v in data.items() if v})
         for person, account in pairs.items():
-            out[(instance, str(account).lower())] = str(person)
+            out[(instance, identity_key(str(account)))] = str(person)
     return out
 
 

@@ -1,4 +1,4 @@
-"""The HR events the server received, and the webhook deliveries it has seen (for replay refusal)."""
+"""The HR events the server received, and the webhook deliveries it has seen (redeliveries are duplicates)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ __all__ = ["HREvents"]
 
 #: One received event: its row (without status and counters) and the delivery id it came with.
 Item = tuple[dict[str, Any], str | None]
-#: What became of it: (outcome, key, status, received_at); outcome is accepted, duplicate, conflict or replayed.
+#: What became of it: (outcome, key, status, received_at); outcome is accepted, duplicate, conflict or replayed
+#: (a known delivery id carrying another event or body).
 Outcome = tuple[str, str, str, datetime | None]
 
 
 class HREvents:
-    """``store.hr_events``: stored exactly once by key, refused when a delivery id comes back."""
+    """``store.hr_events``: stored exactly once by key; a delivery id that comes back with other content is refused."""
 
     def __init__(self, store: Any):
         self._store = store
@@ -106,26 +107,30 @@ def _write(conn: sa.Connection, items: list[Item], dry: bool = False) -> list[Ou
             sa.select(hr_events.c.key, hr_events.c.body_hash, hr_events.c.status).where(hr_events.c.key.in_(keys))
         )
     }
-    seen = (
+    seen: dict[str, str] = (  # delivery id -> the event key it carried
         {
-            r.delivery_id
+            r.delivery_id: r.event_key
             for r in conn.execute(
-                sa.select(hr_deliveries.c.delivery_id).where(hr_deliveries.c.delivery_id.in_(deliveries))
+                sa.select(hr_deliveries.c.delivery_id, hr_deliveries.c.event_key).where(
+                    hr_deliveries.c.delivery_id.in_(deliveries)
+                )
             )
         }
         if deliveries
-        else set()
+        else {}
     )
     accepted = HREventStatus.ACCEPTED.value
     results: list[Outcome] = []
     new_events, new_deliveries = [], []
     for row, delivery in items:
         key, received = row["key"], row["received_at"]
-        if delivery and delivery in seen:
-            results.append(("replayed", key, known[key][1] if key in known else "unknown", None))
+        if delivery and delivery in seen:  # a redelivery: the same message again is a duplicate, anything else not
+            same = seen[delivery] == key and key in known and known[key][0] == row["body_hash"]
+            status = known[key][1] if key in known else "unknown"
+            results.append(("duplicate" if same else "replayed", key, status, None))
             continue
         if delivery:
-            seen.add(delivery)
+            seen[delivery] = key
             new_deliveries.append(dict(delivery_id=delivery, event_key=key, received_at=received))
         if key in known:
             body_hash, status = known[key]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -80,7 +81,11 @@ class Store:
     @classmethod
     def open(cls, url: str | None, data_dir: Path) -> Store:
         """Open (and migrate) the store at ``url`` or ``data_dir/offboard.db``."""
-        store = cls(url or f"sqlite:///{data_dir / 'offboard.db'}")
+        if url is None:  # the default SQLite file holds case history: readable by its owner only, like the key
+            path = data_dir / "offboard.db"
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            url = f"sqlite:///{path}"
+        store = cls(url)
         store.migrate()
         return store
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config._config import format_validation_error
-from ..intake._hr_adapters import EVENT_TYPES, HREvent, WebhookRejected
+from ..intake._hr_adapters import EVENT_TYPES, HREvent, WebhookRejected, check_person_ref
 from ..intake._intake import check_effective
 
 __all__ = [
@@ -116,6 +116,7 @@ def parse_event(data: Any, content_type: str) -> HREvent:
             event = HREvent(body.source, body.id, body.type, body.person, body.effective_at, body.timezone, body.reason)
     except ValidationError as exc:
         raise WebhookRejected(422, "invalid_event", format_validation_error(exc, "event").replace("\n", "; ")) from None
+    check_person_ref(event.person, "event: data.person" if cloud else "event: person")
     if event.type == "end_date_changed" and not event.effective:
         raise WebhookRejected(422, "invalid_event", "event: effective_at: required for end_date_changed")
     try:
@@ -138,7 +139,7 @@ def verify_standard(headers: Any, body: bytes, key: bytes, now: datetime, tolera
     msg_id, stamp, signatures = values["webhook-id"], values["webhook-timestamp"], values["webhook-signature"]
     if len(msg_id) > 200:
         raise WebhookRejected(400, "bad_header", "webhook-id is longer than 200 characters")
-    if not stamp.isdigit() or len(stamp) > 12:
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:  # "²".isdigit() is True too
         raise WebhookRejected(400, "bad_timestamp", "webhook-timestamp must be Unix time in whole seconds")
     skew = int(stamp) - int(now.timestamp())
     if abs(skew) > tolerance:

@@ -12,9 +12,11 @@ from ..config._config import format_validation_error, time_of_day
 from ..config._secrets import Secret
 from ..errors import ConfigError
 
-__all__ = ["MiB", "ServerSettings", "signing_key"]
+__all__ = ["MIN_KEY_BYTES", "MiB", "ServerSettings", "signing_key"]
 
 MiB = 1024 * 1024
+#: The shortest webhook signing key accepted, in bytes (``openssl rand -base64 32`` gives 32).
+MIN_KEY_BYTES = 24
 
 
 class ServerSettings(BaseModel):
@@ -28,6 +30,15 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=MiB, ge=1024, le=64 * MiB)
+    read_timeout_seconds: float = Field(
+        default=10, gt=0, le=300, description="time a client has to send a whole request body; then 408"
+    )
+    keep_alive_seconds: int = Field(
+        default=5, ge=1, le=300, description="an idle keep-alive connection is closed after"
+    )
+    max_connections: int = Field(
+        default=100, ge=1, le=100_000, description="concurrent connections and requests; beyond it, 503 at once"
+    )
     tolerance_seconds: int = Field(
         default=300, ge=1, le=3600, description="allowed distance of webhook-timestamp from now"
     )
@@ -83,6 +94,8 @@ def signing_key(secret: Secret | str, where: str = "server.webhook_secret") -> b
             f"{where}: the secret is not base64 (expected whsec_ followed by base64, e.g. from "
             "`openssl rand -base64 32`)"
         ) from None
-    if len(key) < 16:
-        raise ConfigError(f"{where}: the secret is too short ({len(key)} bytes; use at least 24 random bytes)")
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(
+            f"{where}: the secret is too short ({len(key)} bytes; use at least {MIN_KEY_BYTES} random bytes)"
+        )
     return key
