@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
@@ -23,6 +23,7 @@ from ..config._logging import get_logger
 from ..intake._hr_adapters import HREvent, WebhookRejected, check_person_ref
 from ..intake._intake import Intake
 from ._events import JSON_TYPES, CloudEventIn, EventIn, Problem, Receipt, parse_event, verify_standard
+from ._limits import rate_limited
 from ._metrics import Metrics
 from ._services import ServicesDep
 
@@ -33,7 +34,7 @@ log = get_logger("offboard.web")
 #: The metrics label of every ``/v1/hooks/<name>`` that is not configured (labels stay a fixed set).
 UNKNOWN_SOURCE = "unknown"
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(rate_limited)])  # per client: server.client_rate_per_minute
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "description": text}
@@ -46,6 +47,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "body over the size limit",
         415: "not a JSON content type",
         422: "not a valid event (the message names the field), or an unknown event type",
+        429: "too many requests from this client (server.client_rate_per_minute); see Retry-After",
     }.items()
 }
 
