@@ -87,6 +87,29 @@ def test_the_client_table_is_bounded_and_forgets_idle_clients():
     assert list(failures.failures) == ["late"]
 
 
+# -- bounded /metrics labels on /v1/events ----------------------------------------------
+
+
+def test_sources_named_by_a_signed_sender_share_one_metrics_label(make_company, monkeypatch):
+    from ._support import UNLIMITED
+
+    company = make_company(systems=1)
+    secret = new_secret()
+    configure(company, secret, monkeypatch, server={"event_sources": ["workday"], **UNLIMITED})
+    server = start(company, secret, Clock())
+    try:
+        for n in range(200):
+            assert server.post(event(source=f"sender-{n}")).status_code == 202
+        assert server.post(event(source="workday")).status_code == 202
+        text = server.client.get("/metrics").text
+    finally:
+        stop(server)
+    series = [line for line in text.splitlines() if line.startswith("offboard_hr_events_received_total{")]
+    assert len(series) == 2 and "sender-" not in text
+    assert 'offboard_hr_events_received_total{outcome="accepted",source="other"} 200.0' in text
+    assert 'offboard_hr_events_received_total{outcome="accepted",source="workday"} 1.0' in text
+
+
 # -- failed auditor tokens ----------------------------------------------------------------
 
 

@@ -80,7 +80,8 @@ def _set_up(app: FastAPI, engine: Any) -> None:
         where = f"{engine.config.source or 'config'}: server.sources.{name}"
         sources[name] = check_source_settings(name, raw, where) if name in BUNDLED_SOURCES else dict(raw)
     clock = app.state.clock
-    metrics = Metrics(engine)
+    people = [item.type for item in getattr(engine.config, "people", [])]
+    metrics = Metrics(engine, sources=[*BUNDLED_SOURCES, *sources, *people, *settings.event_sources])
     seconds = partial(_seconds, clock)
     intake = Intake(
         engine,

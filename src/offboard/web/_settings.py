@@ -63,6 +63,10 @@ class ServerSettings(BaseModel):
     sources: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="HR systems' own webhooks: bamboohr, hibob, or a plugin's"
     )
+    event_sources: list[str] = Field(
+        default_factory=list,
+        description="sources of /v1/events counted under their own metrics label (besides the people sources)",
+    )
     auditor_token: str | None = Field(
         default=None,
         description="bearer token for the read-only /audit/ pages: env:NAME or file:PATH; unset = pages off",

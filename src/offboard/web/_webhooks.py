@@ -24,7 +24,7 @@ from ..intake._hr_adapters import HREvent, WebhookRejected, check_person_ref
 from ..intake._intake import Intake
 from ._events import JSON_TYPES, CloudEventIn, EventIn, Problem, Receipt, parse_event, verify_standard
 from ._limits import rate_limited
-from ._metrics import Metrics
+from ._metrics import STANDARD_SOURCE, Metrics
 from ._services import ServicesDep
 
 __all__ = ["router"]
@@ -77,9 +77,9 @@ async def post_event(request: Request, services: ServicesDep) -> JSONResponse:
         delivery = verify_standard(request.headers, body, services.signing_key, now, settings.tolerance_seconds)
         event = parse_event(_json(body), content_type)
     except Exception as exc:  # the error boundary: a request that cannot be read is refused, never a 5xx
-        return _reject(services.metrics, "standard", _refusal(exc))
+        return _reject(services.metrics, STANDARD_SOURCE, _refusal(exc))
     result = await _store(services.intake, event, body, f"standard:{delivery}")
-    return _answer(services.metrics, event.source, [event], [result])
+    return _answer(services.metrics, services.metrics.source(event.source), [event], [result])  # the sender's name
 
 
 @router.post(
