@@ -24,6 +24,8 @@ from offboard.web._app import create_app
 
 SECRET_ENV = "OFFBOARD_TEST_WEBHOOK_SECRET"
 BAMBOO_KEY, BOB_KEY = "bamboo-private-key-0123456789", "bob-secret-token-9876543210"
+#: Per-client rate limits out of the way, for tests that send hundreds of requests at one instant from one client.
+UNLIMITED = {"client_rate_per_minute": 10_000_000, "client_burst": 1_000_000}
 HOOK_SOURCES = {"bamboohr": {"secret": "env:BAMBOO_KEY"}, "hibob": {"secret": "env:BOB_KEY"}}
 
 

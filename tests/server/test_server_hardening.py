@@ -268,6 +268,20 @@ def test_serve_passes_the_limits_to_uvicorn(make_company, monkeypatch, run):
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
     assert run("--config", str(company.config_path), "serve").exit_code == 0
     assert seen["limit_concurrency"] == 50 and seen["timeout_keep_alive"] == 3
+    assert seen["h11_max_incomplete_event_size"] == 16 * 1024  # server.max_header_bytes, by default
+
+
+def test_serve_passes_the_header_size_limit_to_uvicorn(make_company, monkeypatch, run):
+    import uvicorn
+
+    from ._support import configure, new_secret
+
+    company = make_company(systems=1)
+    configure(company, new_secret(), monkeypatch, server={"max_header_bytes": 8192})
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    assert run("--config", str(company.config_path), "serve").exit_code == 0
+    assert seen["h11_max_incomplete_event_size"] == 8192 and seen["http"] == "h11"  # httptools would ignore it
 
 
 def test_the_limits_have_safe_defaults():

@@ -55,6 +55,8 @@ def serve(app: App, host: str | None, port: int | None) -> None:
         lifespan="on",
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,
+        http="h11",  # not httptools, should it be installed: only h11 takes the header-size limit below
+        h11_max_incomplete_event_size=settings.max_header_bytes,  # request line and headers; no header timeout
     )
 
 

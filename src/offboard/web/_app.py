@@ -23,7 +23,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,6 +35,7 @@ from ..state._store import utcnow
 from . import _auditor, _health, _webhooks
 from ._auditor import Refused, auditor_token, auditor_trust
 from ._events import CloudEventIn, EventIn
+from ._limits import FailureLimiter, Limited, RateLimiter, retry_after
 from ._metrics import Metrics
 from ._services import Services
 from ._settings import ServerSettings, signing_key
@@ -59,6 +60,7 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
         _set_up(app, engine_or_factory)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Refused, _auditor.refusal)
+    app.add_exception_handler(Limited, _limited)
     app.include_router(_health.router)
     app.include_router(_webhooks.router)
     app.include_router(_auditor.router)
@@ -78,7 +80,9 @@ def _set_up(app: FastAPI, engine: Any) -> None:
         where = f"{engine.config.source or 'config'}: server.sources.{name}"
         sources[name] = check_source_settings(name, raw, where) if name in BUNDLED_SOURCES else dict(raw)
     clock = app.state.clock
-    metrics = Metrics(engine)
+    people = [item.type for item in getattr(engine.config, "people", [])]
+    metrics = Metrics(engine, sources=[*BUNDLED_SOURCES, *sources, *people, *settings.event_sources])
+    seconds = partial(_seconds, clock)
     intake = Intake(
         engine,
         clock=clock,
@@ -96,6 +100,8 @@ def _set_up(app: FastAPI, engine: Any) -> None:
         metrics=metrics,
         intake=intake,
         clock=clock,
+        rate_limiter=RateLimiter(settings.client_rate_per_minute, settings.client_burst, seconds),
+        auditor_failures=FailureLimiter(settings.auditor_failures_per_minute, seconds),
         auditor_token=auditor_token(settings, secret),
         auditor_trust=auditor_trust(settings, engine.config),
     )
@@ -116,6 +122,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(services.intake.stop)
         if open_engine is not None:
             services.engine.close()
+
+
+def _seconds(clock: Callable[[], datetime]) -> float:
+    """The app's clock in seconds, for the per-client limits (the tests move it by hand)."""
+    return clock().timestamp()
+
+
+async def _limited(request: Request, exc: Exception) -> Response:
+    """429 with Retry-After: JSON, or on the auditor pages a plain page for a browser."""
+    assert isinstance(exc, Limited)
+    headers = {"Retry-After": retry_after(exc.seconds)}
+    if request.url.path.startswith("/audit"):
+        return await _auditor.refusal(request, Refused(429, exc.code, exc.message, headers))
+    return JSONResponse({"error": exc.code, "message": exc.message}, status_code=429, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

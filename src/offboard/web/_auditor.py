@@ -33,6 +33,7 @@ from ..config._logging import get_logger
 from ..config._secrets import Secret, resolve_reference
 from ..errors import ConfigError, OffboardError, SecretError
 from ..inventory._people import configured_sources
+from ._limits import client_of, rate_limited, retry_after
 from ._services import Services, services
 
 __all__ = ["DEFAULT_DAYS", "Refused", "auditor_token", "auditor_trust", "refusal", "router"]
@@ -56,6 +57,7 @@ REFUSALS = {
     401: {"description": "no or wrong Authorization: Bearer <auditor token>"},
     404: {"description": "auditor pages off (no server.auditor_token), or an unknown person"},
     400: {"description": "a bad date, period or deadline"},
+    429: {"description": "too many requests, or too many wrong tokens, from this client; see Retry-After"},
     500: {"description": "the audit log does not verify (the message says where)"},
 }
 
@@ -108,6 +110,7 @@ def _refusal(request: Request, status: int, code: str, message: str, headers: di
             404: "Not found",
             405: "Read-only",
             409: "Not sealed yet",
+            429: "Too many requests",
             500: "The audit log does not verify",
         }.get(status, "Error")
         return HTMLResponse(render_error(title, message), status_code=status, headers=headers)
@@ -145,16 +148,22 @@ async def authorized(request: Request, services: Annotated[Services, Depends(ser
             "the auditor pages are off: set server.auditor_token "
             "(env:NAME or file:PATH) in the configuration to turn them on",
         )
+    client = client_of(request, services.settings.trusted_proxy_header)
+    locked = services.auditor_failures.locked(client)
+    if locked:  # even the right token waits: guessing must not learn anything during the lockout
+        log.warning("auditor page refused", path=request.url.path, reason="too many wrong tokens", client=client)
+        raise Refused(
+            429,
+            "too_many_failures",
+            f"too many wrong auditor tokens from this client; retry after {retry_after(locked)} s",
+            {"Retry-After": retry_after(locked)},
+        )
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     given = given.strip()
     if scheme.lower() != "bearer" or not given or not hmac.compare_digest(given.encode(), token.reveal().encode()):
         why = "wrong bearer token" if scheme.lower() == "bearer" and given else "no bearer token"
-        log.warning(
-            "auditor page refused",
-            path=request.url.path,
-            reason=why,
-            client=request.client.host if request.client else None,
-        )  # never the header itself
+        services.auditor_failures.failed(client)
+        log.warning("auditor page refused", path=request.url.path, reason=why, client=client)  # never the header
         raise Refused(
             401,
             "unauthorized",
@@ -165,7 +174,7 @@ async def authorized(request: Request, services: Annotated[Services, Depends(ser
 
 
 Auditor = Annotated[Services, Depends(authorized)]
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(rate_limited)])  # per client: server.client_rate_per_minute
 
 
 def _read(path: str, **options: Any) -> Callable[[Callable[..., Response]], Callable[..., Response]]:

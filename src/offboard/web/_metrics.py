@@ -5,22 +5,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-__all__ = ["CONTENT_TYPE", "Metrics", "exposition"]
+__all__ = ["CONTENT_TYPE", "OTHER_SOURCE", "STANDARD_SOURCE", "Metrics", "exposition"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: The label of ``/v1/events`` refusals (the source is not known yet), and of every source not known in advance.
+STANDARD_SOURCE, OTHER_SOURCE = "standard", "other"
 
 
 class Metrics:
     """Prometheus metrics of one app (its own registry, so several apps can coexist)."""
 
-    def __init__(self, engine: Any):
+    def __init__(self, engine: Any, sources: Iterable[str] = ()):
         self.registry = CollectorRegistry()
+        self.sources = frozenset(sources) | {STANDARD_SOURCE, OTHER_SOURCE}
         self.received = Counter(
             "offboard_hr_events_received",
             "HR events accepted or recognized as duplicates",
@@ -44,6 +47,10 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StoreCollector(engine))
+
+    def source(self, name: str) -> str:
+        """A sender-named source's label: its own when known in advance, else ``other`` (labels stay a fixed set)."""
+        return name if name in self.sources else OTHER_SOURCE
 
     def outcome(self, status: str) -> None:
         self.outcomes.labels(status).inc()

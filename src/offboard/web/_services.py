@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from ..audit import TrustList
 from ..config._secrets import Secret
 from ..intake._intake import Intake
+from ._limits import FailureLimiter, RateLimiter
 from ._metrics import Metrics
 from ._settings import ServerSettings
 
@@ -29,6 +30,8 @@ class Services:
     metrics: Metrics
     intake: Intake
     clock: Callable[[], datetime]
+    rate_limiter: RateLimiter
+    auditor_failures: FailureLimiter
     auditor_token: Secret | None = None  # None: the auditor pages are off
     auditor_trust: tuple[TrustList, str] | None = None  # pinned trust list and its name; None: the log's own
 

@@ -39,6 +39,19 @@ class ServerSettings(BaseModel):
     max_connections: int = Field(
         default=100, ge=1, le=100_000, description="concurrent connections and requests; beyond it, 503 at once"
     )
+    client_rate_per_minute: int = Field(
+        default=600, ge=1, le=10_000_000, description="requests a minute per client on /v1/ and /audit/; then 429"
+    )
+    client_burst: int = Field(default=60, ge=1, le=1_000_000, description="requests a client may send at once")
+    trusted_proxy_header: str | None = Field(
+        default=None, description="header a reverse proxy sets to the client address (its last entry counts)"
+    )
+    auditor_failures_per_minute: int = Field(
+        default=10, ge=1, le=10_000, description="wrong auditor tokens a client may send a minute; then 429"
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, le=1024 * 1024, description="largest request line and headers uvicorn reads"
+    )
     tolerance_seconds: int = Field(
         default=300, ge=1, le=3600, description="allowed distance of webhook-timestamp from now"
     )
@@ -49,6 +62,10 @@ class ServerSettings(BaseModel):
     )
     sources: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="HR systems' own webhooks: bamboohr, hibob, or a plugin's"
+    )
+    event_sources: list[str] = Field(
+        default_factory=list,
+        description="sources of /v1/events counted under their own metrics label (besides the people sources)",
     )
     auditor_token: str | None = Field(
         default=None,

@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
@@ -23,7 +23,8 @@ from ..config._logging import get_logger
 from ..intake._hr_adapters import HREvent, WebhookRejected, check_person_ref
 from ..intake._intake import Intake
 from ._events import JSON_TYPES, CloudEventIn, EventIn, Problem, Receipt, parse_event, verify_standard
-from ._metrics import Metrics
+from ._limits import rate_limited
+from ._metrics import STANDARD_SOURCE, Metrics
 from ._services import ServicesDep
 
 __all__ = ["router"]
@@ -33,7 +34,7 @@ log = get_logger("offboard.web")
 #: The metrics label of every ``/v1/hooks/<name>`` that is not configured (labels stay a fixed set).
 UNKNOWN_SOURCE = "unknown"
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(rate_limited)])  # per client: server.client_rate_per_minute
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "description": text}
@@ -46,6 +47,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "body over the size limit",
         415: "not a JSON content type",
         422: "not a valid event (the message names the field), or an unknown event type",
+        429: "too many requests from this client (server.client_rate_per_minute); see Retry-After",
     }.items()
 }
 
@@ -75,9 +77,9 @@ async def post_event(request: Request, services: ServicesDep) -> JSONResponse:
         delivery = verify_standard(request.headers, body, services.signing_key, now, settings.tolerance_seconds)
         event = parse_event(_json(body), content_type)
     except Exception as exc:  # the error boundary: a request that cannot be read is refused, never a 5xx
-        return _reject(services.metrics, "standard", _refusal(exc))
+        return _reject(services.metrics, STANDARD_SOURCE, _refusal(exc))
     result = await _store(services.intake, event, body, f"standard:{delivery}")
-    return _answer(services.metrics, event.source, [event], [result])
+    return _answer(services.metrics, services.metrics.source(event.source), [event], [result])  # the sender's name
 
 
 @router.post(
