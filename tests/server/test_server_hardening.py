@@ -36,6 +36,24 @@ def post_logged(server, path: str, body: bytes, headers: dict) -> tuple:
 # -- 2. no 5xx without a valid signature ------------------------------------------------
 
 
+def raw_post_scope() -> dict:
+    """An ASGI scope for ``POST /v1/events`` with a JSON content type, for tests that drive the app directly."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/events",
+        "raw_path": b"/v1/events",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"test")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("test", 80),
+    }
+
+
 def test_a_superscript_digit_as_webhook_timestamp_is_400(server):
     body = json.dumps(event()).encode()
     headers = sign(server.secret, body, at=server.clock())
@@ -111,20 +129,7 @@ def test_a_client_that_disconnects_mid_body_gets_no_traceback(server):
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/events",
-        "raw_path": b"/v1/events",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"test")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("test", 80),
-    }
+    scope = raw_post_scope()
     with capture_logs() as logs:
         asyncio.run(server.app(scope, receive, send))  # raises if ClientDisconnect escapes
     starts = [m for m in sent if m["type"] == "http.response.start"]
@@ -309,20 +314,7 @@ def test_a_body_that_trickles_in_too_slowly_is_408(make_company, monkeypatch):
         async def send(message: dict) -> None:
             sent.append(message)
 
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/v1/events",
-            "raw_path": b"/v1/events",
-            "root_path": "",
-            "query_string": b"",
-            "headers": [(b"content-type", b"application/json"), (b"host", b"test")],
-            "client": ("127.0.0.1", 5000),
-            "server": ("test", 80),
-        }
+        scope = raw_post_scope()
         asyncio.run(asyncio.wait_for(srv.app(scope, receive, send), 5))
         (start_message,) = [m for m in sent if m["type"] == "http.response.start"]
         assert start_message["status"] == 408
