@@ -8,6 +8,8 @@ import json
 import pytest
 from structlog.testing import capture_logs
 
+from offboard.web._headers import HeaderDeadlineProtocol, with_header_deadline
+
 from ._support import bamboo_headers, bob_headers, event, sign
 
 DEEP = b'{"a":' * 1000 + b"1" + b"}" * 1000  # 1,000 levels: json.loads raises RecursionError
@@ -286,7 +288,8 @@ def test_serve_passes_the_header_size_limit_to_uvicorn(make_company, monkeypatch
     seen: dict = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
     assert run("--config", str(company.config_path), "serve").exit_code == 0
-    assert seen["h11_max_incomplete_event_size"] == 8192 and seen["http"] == "h11"  # httptools would ignore it
+    assert seen["h11_max_incomplete_event_size"] == 8192  # httptools would ignore it: the protocol is h11's
+    assert issubclass(seen["http"], HeaderDeadlineProtocol) and seen["http"].header_timeout == 10
 
 
 def test_the_limits_have_safe_defaults():
@@ -294,7 +297,7 @@ def test_the_limits_have_safe_defaults():
 
     settings = ServerSettings(webhook_secret="env:X")
     assert settings.max_connections == 100 and settings.keep_alive_seconds == 5
-    assert settings.read_timeout_seconds == 10
+    assert settings.read_timeout_seconds == 10 and settings.header_timeout_seconds == 10
 
 
 def test_a_body_that_trickles_in_too_slowly_is_408(make_company, monkeypatch):
@@ -320,3 +323,99 @@ def test_a_body_that_trickles_in_too_slowly_is_408(make_company, monkeypatch):
         assert start_message["status"] == 408
     finally:
         stop(srv)
+
+
+@pytest.fixture
+def deadline_server():
+    """uvicorn on a free loopback port with the header-deadline protocol (0.5 s) over a tiny app."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, http=with_header_deadline(0.5), lifespan="off", log_level="error"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        threading.Event().wait(0.02)
+    assert server.started, "uvicorn did not start"
+    yield port
+    server.should_exit = True
+    thread.join(10)
+
+
+def _read_all(sock, limit: float) -> bytes:
+    sock.settimeout(limit)
+    data = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_request_headers_that_trickle_in_are_cut_off_with_408(deadline_server):
+    import socket
+    import time
+
+    with socket.create_connection(("127.0.0.1", deadline_server)) as sock:
+        sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: test\r\n")  # and never the end of the headers
+        start = time.monotonic()
+        answer = _read_all(sock, 10)  # the server closes the connection: recv returns b""
+        waited = time.monotonic() - start
+    assert answer.startswith(b"HTTP/1.1 408 ") and b'"error": "request_timeout"' in answer
+    assert waited < 5  # the 0.5 s deadline, not the client's patience
+
+
+def test_a_slowloris_that_sends_a_byte_at_a_time_is_still_cut_off(deadline_server):
+    import socket
+    import time
+
+    with socket.create_connection(("127.0.0.1", deadline_server)) as sock:
+        start, answer = time.monotonic(), b""
+        sock.settimeout(0.1)
+        for byte in b"POST /v1/events HTTP/1.1\r\nHost: test\r\nX-Slow: " + b"a" * 200:
+            try:
+                sock.sendall(bytes([byte]))
+                answer += sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:  # the server closed the connection
+                break
+            if answer or time.monotonic() - start > 5:
+                break
+        if not answer:
+            try:
+                answer = _read_all(sock, 5)
+            except OSError:
+                pass
+    assert answer.startswith(b"HTTP/1.1 408 ") and time.monotonic() - start < 5
+
+
+def test_headers_in_time_are_answered_and_the_next_request_gets_its_own_deadline(deadline_server):
+    import socket
+    import time
+
+    with socket.create_connection(("127.0.0.1", deadline_server)) as sock:
+        sock.settimeout(5)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+        time.sleep(0.3)  # well inside the deadline: the connection is kept
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: te")  # a second request that stalls
+        assert _read_all(sock, 5).startswith(b"HTTP/1.1 408 ")

@@ -35,6 +35,7 @@ def serve(app: App, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from ..web._app import ServerSettings, create_app
+    from ..web._headers import with_header_deadline
 
     settings = ServerSettings.from_config(app.config)  # config errors before anything listens
     engine = app.engine()
@@ -55,8 +56,9 @@ def serve(app: App, host: str | None, port: int | None) -> None:
         lifespan="on",
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,
-        http="h11",  # not httptools, should it be installed: only h11 takes the header-size limit below
-        h11_max_incomplete_event_size=settings.max_header_bytes,  # request line and headers; no header timeout
+        # uvicorn's h11 protocol (httptools would ignore the header-size limit) with a header deadline
+        http=with_header_deadline(settings.header_timeout_seconds),
+        h11_max_incomplete_event_size=settings.max_header_bytes,  # request line and headers
     )
 
 

@@ -49,6 +49,9 @@ class ServerSettings(BaseModel):
     auditor_failures_per_minute: int = Field(
         default=10, ge=1, le=10_000, description="wrong auditor tokens a client may send a minute; then 429"
     )
+    header_timeout_seconds: float = Field(
+        default=10, gt=0, le=300, description="time a client has to send a request line and headers; then 408"
+    )
     max_header_bytes: int = Field(
         default=16 * 1024, ge=1024, le=1024 * 1024, description="largest request line and headers uvicorn reads"
     )
