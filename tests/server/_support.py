@@ -132,6 +132,16 @@ def open_engine(company: Any, clock: Clock) -> Engine:
     return Engine.open(load_config(company.config_path), data_dir(), clock=clock)
 
 
+def start_hooks(make_company: Any, monkeypatch: Any, **server: Any) -> Server:
+    """A started app with the bundled BambooHR and HiBob sources configured (plus ``server`` settings)."""
+    company = make_company(systems=2)
+    secret = new_secret()
+    monkeypatch.setenv("BAMBOO_KEY", BAMBOO_KEY)
+    monkeypatch.setenv("BOB_KEY", BOB_KEY)
+    configure(company, secret, monkeypatch, server={"sources": HOOK_SOURCES, **server})
+    return start(company, secret, Clock())
+
+
 def start(company: Any, secret: str, clock: Clock, process: bool = False) -> Server:
     engine = open_engine(company, clock)
     app = create_app(engine, clock=clock, process=process)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ._support import BAMBOO_KEY, BOB_KEY, HOOK_SOURCES, Clock, configure, new_secret, start, stop
+from ._support import Clock, configure, new_secret, start, start_hooks, stop
 
 
 @pytest.fixture
@@ -26,11 +26,6 @@ def server(make_company, monkeypatch, clock):
 @pytest.fixture
 def hooks(make_company, monkeypatch):
     """A started app with the bundled BambooHR and HiBob sources configured."""
-    company = make_company(systems=2)
-    secret = new_secret()
-    monkeypatch.setenv("BAMBOO_KEY", BAMBOO_KEY)
-    monkeypatch.setenv("BOB_KEY", BOB_KEY)
-    configure(company, secret, monkeypatch, server={"sources": HOOK_SOURCES})
-    srv = start(company, secret, Clock())
+    srv = start_hooks(make_company, monkeypatch)
     yield srv
     stop(srv)

@@ -18,17 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ._support import (
-    BAMBOO_KEY,
-    BOB_KEY,
-    HOOK_SOURCES,
     UNLIMITED,
-    Clock,
     bamboo_headers,
     bob_headers,
-    configure,
-    new_secret,
     sign,
-    start,
+    start_hooks,
     stop,
 )
 
@@ -36,12 +30,7 @@ from ._support import (
 @pytest.fixture
 def hooks(make_company, monkeypatch):
     """The bundled HR sources, as in conftest, with no per-client rate limit: hundreds of requests at one instant."""
-    company = make_company(systems=2)
-    secret = new_secret()
-    monkeypatch.setenv("BAMBOO_KEY", BAMBOO_KEY)
-    monkeypatch.setenv("BOB_KEY", BOB_KEY)
-    configure(company, secret, monkeypatch, server={"sources": HOOK_SOURCES, **UNLIMITED})
-    srv = start(company, secret, Clock())
+    srv = start_hooks(make_company, monkeypatch, **UNLIMITED)
     yield srv
     stop(srv)
 

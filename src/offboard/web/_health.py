@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -30,7 +29,7 @@ async def health() -> dict[str, str]:
 async def ready(services: ServicesDep) -> JSONResponse:
     intake = services.intake
     try:
-        waiting = await asyncio.to_thread(_pending_events, intake.store)
+        waiting = await asyncio.to_thread(intake.store.hr_events.waiting)
     except Exception as exc:
         return JSONResponse(
             {"error": "store_unavailable", "message": f"the store does not answer: {type(exc).__name__}"},
@@ -50,8 +49,3 @@ async def ready(services: ServicesDep) -> JSONResponse:
 async def metrics(services: ServicesDep) -> Response:
     data = await asyncio.to_thread(exposition, services.metrics)
     return Response(data, media_type=CONTENT_TYPE)
-
-
-def _pending_events(store: Any) -> int:
-    """How many accepted HR events the worker has yet to act on."""
-    return int(store.hr_events.waiting())

@@ -75,33 +75,18 @@ class _StoreCollector:
 
     def collect(self) -> Iterator[Metric]:
         by_case = GaugeMetricFamily("offboard_cases", "Cases by status", labels=["status"])
-        for status, count in _case_counts(self.engine):
+        for status, count in self.engine.store.case_counts_by_status().items():
             by_case.add_metric([status], count)
         by_event = GaugeMetricFamily(
             "offboard_hr_events", "Stored HR events by status (unresolved = unknown person)", labels=["status"]
         )
-        for status, count in _hr_event_counts(self.engine):
+        for status, count in self.engine.store.hr_events.counts_by_status().items():
             by_event.add_metric([status], count)
         waits = CounterMetricFamily(
             "offboard_rate_limit_wait_seconds", "Seconds spent waiting on a system's rate limit", labels=["system"]
         )
-        for system, seconds in _rate_limit_waits(self.engine).items():
+        for system, seconds in self.engine.rate_limit_waits().items():
             waits.add_metric([system], seconds)
         yield by_case
         yield by_event
         yield waits
-
-
-def _case_counts(engine: Any) -> list[tuple[str, int]]:
-    """(status, number of cases) for each case status in the store."""
-    return list(engine.store.case_counts_by_status().items())
-
-
-def _hr_event_counts(engine: Any) -> list[tuple[str, int]]:
-    """(status, number of stored HR events) for each HR event status."""
-    return list(engine.store.hr_events.counts_by_status().items())
-
-
-def _rate_limit_waits(engine: Any) -> dict[str, float]:
-    """Seconds each system's rate limit has made the engine wait."""
-    return engine.rate_limit_waits()
