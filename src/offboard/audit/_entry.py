@@ -36,6 +36,8 @@ MAX_INT = 2**53 - 1
 TIME_RE = re.compile(r"\d{4}-[01]\d-[0-3]\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z\Z")
 TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 _TIME_MATCH = TIME_RE.match
+#: A run of 16 digits: the only way a line can hold an integer outside +-(2**53-1) (then every value is checked).
+_LONG_NUMBER = re.compile(rb"[0-9]{16}").search
 
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
@@ -110,13 +112,26 @@ def _check_value(value: Any, where: str) -> None:
 def canonical(entry: dict[str, Any]) -> bytes:
     """The canonical line (without LF): sorted keys, no whitespace, UTF-8, no floats."""
     _check_value(entry, "entry")
-    return _encode(entry).encode("utf-8")
+    return _utf8(_encode(entry))
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EntryError(
+            f"a string holds a lone surrogate ({exc.object[exc.start : exc.end]!r}), which UTF-8 cannot encode"
+        ) from None
 
 
 def parse_entry(line: bytes) -> dict[str, Any]:
     """Parse one line strictly: UTF-8, no BOM, no duplicate keys, no floats, byte-for-byte canonical."""
     obj = fast_parse(line)
-    return strict_parse(line) if obj is None else obj
+    if obj is None:
+        obj = strict_parse(line)
+    if _LONG_NUMBER(line) is not None:
+        _check_value(obj, "entry")
+    return obj
 
 
 def strict_parse(line: bytes) -> dict[str, Any]:
@@ -143,11 +158,16 @@ def checked_entry(line: bytes, index: int, origin: str) -> dict[str, Any]:
     obj = fast_parse(line)
     if obj is None:
         obj = strict_parse(line)
-    seq, kind, ts = obj.get("seq"), obj.get("type"), obj.get("time")
+    if _LONG_NUMBER(line) is not None:
+        _check_value(obj, "entry")
+    seq, kind, ts, prev = obj.get("seq"), obj.get("type"), obj.get("time"), obj.get("person_prev")
     if not (  # the common case in one expression; check_common names whatever is wrong
         type(seq) is int
         and seq == index
+        and type(obj.get("v")) is int
         and obj.get("v") == FORMAT_VERSION
+        and (prev is None or type(prev) is int)
+        and ("person" not in obj or _person_ok(obj["person"]))
         and obj.get("log") == origin
         and type(kind) is str
         and (kind in _TYPES_SEEN or _new_type(kind))
@@ -170,10 +190,20 @@ def _new_type(kind: str) -> bool:
     return True
 
 
+def _person_ok(person: Any) -> bool:
+    return type(person) is dict and type(person.get("id")) is str and person["id"] != ""
+
+
 def check_common(obj: dict[str, Any], index: int, origin: str) -> None:
-    """The common fields: ``v``, ``log`` = origin, ``seq`` = index, ``type``, ``time``."""
-    if obj.get("v") != FORMAT_VERSION:
-        raise EntryError(f"'v' must be {FORMAT_VERSION}")
+    """The common fields: ``v``, ``log`` = origin, ``seq`` = index, ``type``, ``time``, ``person``, ``person_prev``."""
+    v = obj.get("v")
+    if type(v) is not int or v != FORMAT_VERSION:
+        raise EntryError(f"'v' must be the integer {FORMAT_VERSION}, not {v!r}")
+    prev = obj.get("person_prev")
+    if prev is not None and type(prev) is not int:
+        raise EntryError(f"'person_prev' must be an integer or null, not {prev!r}")
+    if "person" in obj and not _person_ok(obj["person"]):
+        raise EntryError("'person' must be an object whose 'id' is a non-empty string")
     if obj.get("log") != origin:
         raise EntryError(f"'log' is {obj.get('log')!r}, not this log's origin {origin!r}")
     seq = obj.get("seq")
@@ -255,6 +285,7 @@ def check_fields(entry_type: str, fields: dict[str, Any]) -> None:
         if "approver" not in fields:
             raise EntryError("approval entry: 'approver' is required")
     _check_value(fields, entry_type)
+    _utf8(_encode(fields))
 
 
 def format_time(moment: datetime) -> str:

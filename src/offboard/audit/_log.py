@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import AuditError
 from ._entry import FORMAT_VERSION, EntryError, canonical, check_fields, checked_entry, now
+from ._history import SealBook, book_record, book_seals, history_problems, read_history, refuse
 from ._merkle import CompactRange, leaf_hash
 from ._note import (
     Checkpoint,
@@ -182,6 +183,10 @@ class AuditLog:
         self._latest: Checkpoint | None = None
         self.trust = TrustList()
         self.recovered: list[int] = []
+        #: Where each signed checkpoint is also recorded, outside this directory (``store.audit_seals``).
+        self.seals: SealBook | None = None
+        self._checked = CompactRange()  # the tree at the size up to which history was last checked
+        self._unchecked: list[bytes] = []  # leaf hashes after it
         #: This directory mirrors a log sequenced by a database (see ``offboard.audit.use_database``).
         self.mirror = (directory / SEQUENCER).exists()
 
@@ -196,8 +201,12 @@ class AuditLog:
         signer: Signer | None = None,
         config: Any = None,
         pm: Any = None,
+        seals: SealBook | None = None,
     ) -> AuditLog:
-        """Open (or create) the log, recover a torn last line, and seal unsealed entries."""
+        """Open (or create) the log, recover a torn last line, and seal unsealed entries.
+
+        ``seals`` (the state store's ``audit_seals``) records every checkpoint signed; the log
+        refuses to sign when its entries no longer match one of them or its checkpoint files."""
         directory = Path(directory)
         if not valid_name(origin):
             raise AuditError(f"the audit origin {origin!r} must be non-empty with no spaces and no '+'")
@@ -218,6 +227,7 @@ class AuditLog:
         except NoteError as exc:
             raise AuditError(f"audit signing key: {exc}") from None
         log = cls(directory, origin, signer, FileStore(directory))
+        log.seals = seals
         try:
             with log._store.locked():
                 log._load()
@@ -249,23 +259,22 @@ class AuditLog:
             pass
         self._latest = self._read_latest()
         latest_size = self._latest.size if self._latest else 0
-        if latest_size > len(lines):
-            raise AuditError(
-                f"{store.path} has {len(lines)} entries but the latest checkpoint covers {latest_size}: "
-                "the log was truncated; restore it from a backup and run 'offboard audit verify'"
-            )
+        history = {} if self.mirror else read_history(self.directory / CHECKPOINTS, self.trust, self.origin)
+        seals = book_seals(self.seals, self.origin)
+        wanted = set(history) | set(seals) | {latest_size}
+        roots: dict[int, bytes] = {}
         self._persons = persons
         for index, line in enumerate(lines):
-            if index == latest_size and self._latest and self._range.root() != self._latest.root:
-                raise AuditError(
-                    f"the first {latest_size} entries no longer match the latest checkpoint; "
-                    "refusing to sign over them: run 'offboard audit verify'"
-                )
+            if index in wanted:
+                roots[index] = self._range.root()
             self._range.append(hashes[index])
             if index >= min(start, latest_size):
                 self._apply(self._parse(line, index), index, index >= start)
-        if len(lines) == latest_size and self._latest and self._range.root() != self._latest.root:
-            raise AuditError("the entries no longer match the latest checkpoint; run 'offboard audit verify'")
+        roots[len(lines)] = self._range.root()
+        problems = history_problems(len(lines), roots, history, seals, self._latest, mirror=self.mirror)
+        if problems:
+            raise refuse(problems)
+        self._checked, self._unchecked = self._range.copy(), []
         store.advance(lines)
         if torn and self.mirror:
             store.truncate_tail()  # a line cut short while mirroring: the database has it whole
@@ -372,7 +381,9 @@ class AuditLog:
         for i, line in enumerate(lines):
             index = self._store.size + i
             obj = self._parse(line, index)
-            self._range.append(leaf_hash(line))
+            h = leaf_hash(line)
+            self._range.append(h)
+            self._unchecked.append(h)
             self._apply(obj, index)
         self._store.advance(lines)
         if torn:
@@ -424,7 +435,9 @@ class AuditLog:
             seqs.append(seq)
         self._store.write(lines)
         for line in lines:
-            self._range.append(leaf_hash(line))
+            h = leaf_hash(line)
+            self._range.append(h)
+            self._unchecked.append(h)
         self._persons.update(persons)
         return seqs
 
@@ -454,19 +467,78 @@ class AuditLog:
 
     def _seal(self, signers: list[Signer] | None = None) -> None:
         size, root = self.size, self._range.root()
-        try:
-            note = sign_note(checkpoint_text(self.origin, size, root), signers or [self.signer])
-            checkpoint = parse_checkpoint(note, self.trust, self.origin)
-        except NoteError as exc:
-            raise AuditError(f"cannot sign the checkpoint at size {size}: {exc}") from None
+        database = getattr(self._store, "database", False)  # audit_checkpoints records its seals
+        existing = None if database else self._check_history(size, root)
+        if existing is not None and signers is None:  # already signed for this size: never a second note
+            checkpoint, note = existing, existing.note
+        else:
+            try:
+                note = sign_note(checkpoint_text(self.origin, size, root), signers or [self.signer])
+                checkpoint = parse_checkpoint(note, self.trust, self.origin)
+            except NoteError as exc:
+                raise AuditError(f"cannot sign the checkpoint at size {size}: {exc}") from None
         self._latest = checkpoint
         persons = json.dumps({"origin": self.origin, "size": size, "persons": self._persons}).encode()
-        self._store.publish(size, note, lambda: self.write_checkpoint(size, note, persons))
+        self._store.publish(
+            size, note, lambda: self.write_checkpoint(size, note, persons, replace=existing is not None)
+        )
+        if not database:
+            book_record(self.seals, self.origin, checkpoint)
+        self._checked, self._unchecked = self._range.copy(), []
 
-    def write_checkpoint(self, size: int, note: str, persons: bytes | None = None) -> None:
-        """Store a checkpoint's files: its history file, ``latest.note`` and the per-person index."""
+    def _check_history(self, size: int, root: bytes) -> Checkpoint | None:
+        """Refuse to seal unless the entries since the last check match every checkpoint signed over them.
+
+        Returns the checkpoint already stored for ``size`` (with this root), if there is one."""
+        low = self._checked.size + 1
         folder = self.directory / CHECKPOINTS
-        _write_atomic(folder / checkpoint_name(size), note.encode())
+        history = read_history(folder, self.trust, self.origin, low)
+        seals = book_seals(self.seals, self.origin, low)
+        latest = self._read_latest()
+        wanted = set(history) | set(seals) | ({latest.size} if latest else set())
+        tree, roots = self._checked.copy(), {}
+        for h in self._unchecked:
+            tree.append(h)
+            if tree.size in wanted:
+                roots[tree.size] = tree.root()
+        problems = history_problems(size, roots, history, seals, None, mirror=self.mirror, files=False)
+        known = self._latest
+        if latest is None:
+            if known is not None or history:
+                problems.append("checkpoints/latest.note is missing")
+        else:
+            newest = max([*history, known.size if known else 0])
+            if latest.size < newest:
+                problems.append(
+                    f"checkpoints/latest.note (size {latest.size}) is older than the checkpoint of size {newest}"
+                )
+            elif latest.size > size:
+                problems.append(f"checkpoints/latest.note covers {latest.size} entries but the log has only {size}")
+            elif latest.size >= low and roots.get(latest.size) != latest.root:
+                problems.append(f"the first {latest.size} entries no longer match checkpoints/latest.note")
+            elif known is not None and latest.size == known.size and latest.root != known.root:
+                problems.append("checkpoints/latest.note was replaced by a different checkpoint of the same size")
+            if not self.mirror and not (folder / checkpoint_name(latest.size)).exists():
+                problems.append(
+                    f"checkpoints/{checkpoint_name(latest.size)}, the history file of latest.note, is missing"
+                )
+        if problems:
+            raise refuse(problems)
+        existing = history.get(size)
+        if existing is not None and existing.root != root:  # pragma: no cover - history_problems caught it
+            raise refuse([f"checkpoints/{checkpoint_name(size)} holds a different root"])
+        return existing
+
+    def write_checkpoint(self, size: int, note: str, persons: bytes | None = None, *, replace: bool = False) -> None:
+        """Store a checkpoint's files: its history file, ``latest.note`` and the per-person index.
+
+        A history file that exists is never overwritten (``replace`` says the note is the one in it)."""
+        folder = self.directory / CHECKPOINTS
+        history = folder / checkpoint_name(size)
+        if not history.exists():
+            _write_atomic(history, note.encode())
+        elif not replace and history.read_bytes() != note.encode():
+            raise AuditError(f"{history} already holds a different checkpoint for size {size}; not overwritten")
         _write_atomic(folder / LATEST, note.encode())
         if persons is not None:
             _write_atomic(self.directory / PERSONS_CACHE, persons, 0o600)

@@ -202,9 +202,17 @@ def _verify_log(
         report.add("integrity", f"{CHECKPOINTS}/{LATEST}", "missing")
     if latest and newest and latest.size < newest.size:
         report.add(
-            "warning",
+            "integrity",
             f"{CHECKPOINTS}/{LATEST}",
-            f"is older ({latest.size}) than the newest stored checkpoint ({newest.size})",
+            f"is older ({latest.size}) than the newest stored checkpoint ({newest.size}): "
+            "the writer refuses to sign until it is restored",
+        )
+    if n and not stored and not report.of("integrity"):
+        report.add(
+            "integrity",
+            CHECKPOINTS,
+            f"the log has {n} entries but no checkpoint: an empty log is sealed at size 0 when it is "
+            "created, so every checkpoint was deleted",
         )
     report.checkpoint = newest
     sealed = newest.size if newest else 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, overload
 
@@ -27,6 +29,7 @@ from ..audit._cases import sla_seconds
 from ..audit._log import CHECKPOINTS, ENTRIES, LATEST, TRUSTED_KEYS
 from ..audit._note import b64, parse_checkpoint
 from ..config._paths import data_dir
+from ..errors import OffboardError
 
 __all__ = ["audit"]
 
@@ -72,6 +75,27 @@ def _lines(log: Path) -> list[bytes]:
     return data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]
 
 
+@contextmanager
+def _writer(log: Path) -> Iterator[AuditLog]:
+    """The log opened for writing, with the state store's record of every checkpoint signed (audit_seals)."""
+    from ..state._store import Store
+
+    ctx = click.get_current_context()
+    root = ctx.find_root().obj
+    if root is not None and hasattr(root, "config"):
+        config = root.config
+    else:
+        from ..config._config import load_config
+
+        config = load_config()
+    store = Store.open(config.store, data_dir())
+    try:
+        with AuditLog.open(log, read_origin(log), seals=store.audit_seals) as writer:
+            yield writer
+    finally:
+        store.close()
+
+
 def _seal(log: Path, trust: Any) -> None:
     """Sign a checkpoint over entries appended since the latest one (a running engine may seal them later)."""
     try:
@@ -79,7 +103,7 @@ def _seal(log: Path, trust: Any) -> None:
     except (FileNotFoundError, NoteError):
         sealed = -1
     if len(_lines(log)) != sealed:
-        with AuditLog.open(log, read_origin(log)) as writer:
+        with _writer(log) as writer:
             writer.checkpoint()
 
 
@@ -225,7 +249,7 @@ def evidence(ctx, person, out, sla) -> None:
     try:
         _seal(log, trust)
         summary = build_evidence(log, person, out, trust, sla_seconds=sla_seconds)
-    except (AuditError, NoteError, OSError) as exc:
+    except (OffboardError, OSError) as exc:
         _fail(str(exc), 2)
     click.echo(
         f"wrote {out}: {len(summary['entries'])} entries for person {summary['person']} in "
@@ -326,7 +350,7 @@ def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal) 
     if seal or (seal is None and (log / ENTRIES).exists() and _writable(log)):
         try:
             _seal(log, _trust(None, log, 2))
-        except (AuditError, NoteError, OSError):
+        except (OffboardError, OSError):
             pass  # the writer refuses to sign a log it cannot prove: the verification below says where it fails
     try:
         built = build_report(
@@ -478,10 +502,10 @@ def rotate_key(ctx, reason, approver, as_json) -> None:
     """Replace the local signing key; the next checkpoint is signed by both keys."""
     log = _log_dir(ctx)
     try:
-        with AuditLog.open(log, read_origin(log)) as writer:
+        with _writer(log) as writer:
             old, new = writer.rotate_key(reason, approver)
             trust_text = (log / TRUSTED_KEYS).read_text()
-    except (AuditError, NoteError, OSError) as exc:
+    except (OffboardError, OSError) as exc:
         _fail(str(exc), 2)
     if as_json:
         click.echo(json.dumps({"old": old, "new": new, "trusted_keys": trust_text}, indent=2))

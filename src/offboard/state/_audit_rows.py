@@ -7,16 +7,19 @@ process at a time appends or signs; ``reading()`` reads without the lock, to mir
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from hashlib import sha256
+from typing import Any
 
 import sqlalchemy as sa
 
 from ..errors import StoreError
-from .schema import audit_checkpoints, audit_entries
+from .schema import audit_checkpoints, audit_entries, audit_seals
 
-__all__ = ["AuditRows", "LOCK_KEY"]
+__all__ = ["AuditRows", "AuditSeals", "LOCK_KEY"]
 
 #: ``pg_advisory_xact_lock`` key held while entries are sequenced or a checkpoint is signed.
 LOCK_KEY = int.from_bytes(sha256(b"offboard audit log").digest()[:8], "big", signed=True)
@@ -93,3 +96,43 @@ class AuditTables:
             query = query.where(audit_checkpoints.c.size <= at_most)
         row = self.conn.execute(query.order_by(audit_checkpoints.c.size.desc()).limit(1)).first()
         return (row.size, row.note) if row is not None else None
+
+
+class AuditSeals:
+    """``audit_seals``: every checkpoint the audit writer signed, by origin and size (``store.audit_seals``).
+
+    The writer checks its entries against these before it signs again, so deleting or rewriting
+    the checkpoint files in the log's directory cannot make it sign over edited history.
+    """
+
+    def __init__(self, store: Any):
+        self.store = store
+
+    def record(self, origin: str, size: int, root: bytes, note: str) -> None:
+        """Remember a signed checkpoint; a second one for the same size must have the same root."""
+        encoded = base64.b64encode(root).decode("ascii")
+        known = self.seals(origin, size, size).get(size)
+        if known is not None:
+            if known != root:
+                raise StoreError(f"audit_seals already holds a different root for {origin} size {size}")
+            return
+        try:
+            with self.store._writing() as conn:
+                conn.execute(
+                    audit_seals.insert().values(
+                        origin=origin, size=size, root=encoded, note=note, signed_at=datetime.now(UTC)
+                    )
+                )
+        except sa.exc.IntegrityError:  # another process recorded it meanwhile
+            if self.seals(origin, size, size).get(size) != root:
+                raise StoreError(f"audit_seals already holds a different root for {origin} size {size}") from None
+
+    def seals(self, origin: str, low: int = 0, high: int | None = None) -> dict[int, bytes]:
+        """{size: root} of the checkpoints signed for ``origin`` with ``low <= size <= high``."""
+        query = sa.select(audit_seals.c.size, audit_seals.c.root).where(
+            audit_seals.c.origin == origin, audit_seals.c.size >= low
+        )
+        if high is not None:
+            query = query.where(audit_seals.c.size <= high)
+        with self.store._reading() as conn:
+            return {row.size: base64.b64decode(row.root) for row in conn.execute(query)}

@@ -4,7 +4,7 @@ The schema is created and upgraded by Alembic (``state/migrations``); ``state.sc
 holds the tables the migrations are tested against. The store is the only owner of the
 database: other subsystems call its methods and those of the parts hanging off it
 (``store.hr_events``, ``store.inventory``, ``store.notices``, ``store.tasks``, ``store.jobs``,
-``store.rate_limits``).
+``store.rate_limits``, ``store.audit_seals``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy import event
 
 from ..errors import CaseConflict, ConfigError
 from ..models import ActionStatus, CaseStatus, FollowUpStatus
-from ._audit_rows import AuditRows
+from ._audit_rows import AuditRows, AuditSeals
 from ._intake import HREvents
 from ._inventory import Inventory, Notices
 from ._jobs import Jobs, RateLimits
@@ -77,6 +77,7 @@ class Store:
         self.tasks = Tasks(self)
         self.jobs = Jobs(self)
         self.rate_limits = RateLimits(self)
+        self.audit_seals = AuditSeals(self)
 
     @classmethod
     def open(cls, url: str | None, data_dir: Path) -> Store:

@@ -25,6 +25,7 @@ __all__ = [
     "rate_limits",
     "audit_entries",
     "audit_checkpoints",
+    "audit_seals",
 ]
 
 metadata = sa.MetaData()
@@ -225,4 +226,16 @@ audit_checkpoints = sa.Table(
     metadata,
     sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("note", sa.Text, nullable=False),  # the signed C2SP checkpoint
+)
+
+# Every checkpoint the writer ever signed, kept outside the log's directory: a writer that finds
+# its entries or checkpoint files changed refuses to sign again (see audit/_history.py).
+audit_seals = sa.Table(
+    "audit_seals",
+    metadata,
+    sa.Column("origin", sa.String(400), primary_key=True),
+    sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root", sa.String(44), nullable=False),  # base64 of the RFC 6962 root
+    sa.Column("note", sa.Text, nullable=False),  # the signed checkpoint
+    sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
 )
