@@ -190,3 +190,13 @@ def test_the_store_records_every_seal(log_dir, store):
     recorded = store.audit_seals.seals(ORIGIN)
     assert sorted(recorded) == sorted(int(name[:20]) for name in history(log_dir))
     assert len(recorded) == 4  # size 0 and one per case
+
+
+def test_lone_surrogate_is_an_entry_error_and_nothing_is_written(log_dir):
+    """Defect 6: a lone surrogate raised a raw UnicodeEncodeError."""
+    from offboard.audit import EntryError
+
+    before = (log_dir / "entries.jsonl").read_bytes()
+    with open_log(log_dir) as log, pytest.raises(EntryError, match="lone surrogate"):
+        log.append("note", {"text": "half a pair: \ud800"})
+    assert (log_dir / "entries.jsonl").read_bytes() == before

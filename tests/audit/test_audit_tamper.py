@@ -365,6 +365,149 @@ def test_compliance_approval_without_approver_and_incomplete_case(audit_home, au
     assert "INTEGRITY" not in result.output
 
 
+# -- keys (section 9, items 20-23) -------------------------------------------------------
+
+
+def _mark_key(directory: Path, options: str, tmp_path: Path) -> Path:
+    """An auditor's trust list with the log's only key carrying ``options``."""
+    vkey = (directory / "trusted-keys.txt").read_text().split("\n")
+    line = next(x for x in vkey if x and not x.startswith("#")).split()[0]
+    path = tmp_path / "keys.txt"
+    path.write_text(f"{line} {options}\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        ("status=compromised", "compromised for every size"),
+        ("valid_to_size=4 status=compromised", "compromised after size 4"),
+        ("status=retired", "no signature from a key trusted for tree size"),
+        ("valid_to_size=8 status=retired", "no signature from a key trusted for tree size 12"),
+    ],
+)
+def test_20_21_retired_or_compromised_key(sealed_log, audit_kit, tmp_path, options, fragment):
+    keys = _mark_key(sealed_log, options, tmp_path)
+    expect(audit_kit.run("verify", "--trusted-keys", str(keys)), 1, fragment)
+
+
+def test_21_compromised_key_still_proves_the_history_before_it(sealed_log, audit_kit, tmp_path):
+    keys = _mark_key(sealed_log, "valid_to_size=12 status=compromised", tmp_path)
+    expect(audit_kit.run("verify", "--trusted-keys", str(keys)), 0)
+
+
+def test_22_key_rotation_announcing_an_untrusted_key(sealed_log, audit_kit):
+    with audit_kit.open_log(sealed_log) as log:
+        log.append("key_rotation", {"old": [], "new": "stranger+00000000+AAAA", "reason": "x", "approver": None})
+        log.checkpoint()
+    expect(audit_kit.run("verify"), 1, "not in the trusted keys")
+
+
+def test_23_trust_list_with_a_mangled_key_id(sealed_log, audit_kit, tmp_path):
+    keys = _mark_key(sealed_log, "", tmp_path)
+    name, kid, key = keys.read_text().split()[0].split("+")
+    keys.write_text(f"{name}+{(int(kid, 16) ^ 1):08x}+{key}\n")
+    result = audit_kit.run("verify", "--trusted-keys", str(keys))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+# -- an insider with write access to the directory (issue #18) -----------------------------
+
+
+def resign(directory: Path, lines: list[bytes]) -> None:
+    """Re-sign every stored checkpoint over ``lines`` with the log's own key, as an insider with the key can."""
+    write_lines(directory, lines)
+    leaves = [leaf_hash(line) for line in lines]
+    signer = local_signer(directory)
+    newest = None
+    for path in sorted((directory / "checkpoints").iterdir()):
+        if path.name == "latest.note":
+            continue
+        size = int(path.name[:20])
+        note = sign_note(checkpoint_text(origin_of(directory), size, Tree(leaves[:size]).root()), [signer])
+        path.write_text(note)
+        newest = note
+    if newest is not None:
+        latest(directory).write_text(newest)
+
+
+def origin_of(directory: Path) -> str:
+    return (directory / "origin").read_text().strip()
+
+
+def test_37_edit_with_latest_deleted(sealed_log, audit_kit):
+    lines = lines_of(sealed_log)
+    lines[1] = _retime(lines[1])
+    write_lines(sealed_log, lines)
+    latest(sealed_log).unlink()
+    expect(audit_kit.run("verify"), 1, "root hash does not match", "latest.note: missing")
+
+
+def test_38_edit_with_every_checkpoint_deleted(sealed_log, audit_kit):
+    lines = lines_of(sealed_log)
+    lines[1] = _retime(lines[1])
+    write_lines(sealed_log, lines)
+    (sealed_log / "leafhashes.bin").unlink()
+    shutil.rmtree(sealed_log / "checkpoints")
+    result = audit_kit.run("verify")
+    expect(result, 1, "no checkpoint")
+    assert "not sealed yet" not in result.output
+
+
+def test_39_history_file_overwritten_with_another_checkpoint(sealed_log, audit_kit):
+    folder = sealed_log / "checkpoints"
+    (folder / f"{8:020d}.note").write_bytes((folder / f"{4:020d}.note").read_bytes())
+    expect(audit_kit.run("verify"), 1, "the file name says size 8")
+
+
+def test_40_history_file_resigned_with_another_root(sealed_log, audit_kit):
+    other = sign_note(checkpoint_text(audit_kit.origin, 8, bytes(32)), [local_signer(sealed_log)])
+    (sealed_log / "checkpoints" / f"{8:020d}.note").write_text(other)
+    expect(audit_kit.run("verify"), 1, "root hash does not match the first 8")
+
+
+def test_41_latest_older_than_the_newest_history_file(sealed_log, audit_kit):
+    folder = sealed_log / "checkpoints"
+    latest(sealed_log).write_bytes((folder / f"{8:020d}.note").read_bytes())
+    expect(audit_kit.run("verify"), 1, "is older (8) than the newest stored checkpoint (12)")
+
+
+@pytest.mark.parametrize(
+    "old, new, fragment",
+    [
+        (b'"v":1', b'"v":true', "'v' must be the integer 1"),
+        (b'"person_prev":4', b'"person_prev":true', "'person_prev' must be an integer or null"),
+        (b'"person_prev":null', b'"person_prev":false', "'person_prev' must be an integer or null"),
+        (b'"attempts":1', b'"attempts":9007199254740992', "outside +-(2**53-1)"),
+        (b'"attempts":1', b'"attempts":-9007199254740992', "outside +-(2**53-1)"),
+        (b'"id":"p-bob"', b'"id":7', "'person' must be an object whose 'id' is a non-empty string"),
+        (b'"seq":5', b'"seq":true', "'seq' is True"),
+    ],
+)
+def test_42_values_the_writer_never_writes_even_when_resigned(sealed_log, audit_kit, old, new, fragment):
+    lines = lines_of(sealed_log)
+    index = next(i for i, line in enumerate(lines) if old in line and (old != b'"v":1' or i == 5))
+    lines[index] = lines[index].replace(old, new, 1)
+    resign(sealed_log, lines)
+    expect(audit_kit.run("verify"), 1, fragment)
+
+
+def test_43_stray_files_in_checkpoints_are_warnings(sealed_log, audit_kit):
+    (sealed_log / "checkpoints" / "notes.txt").write_text("hello")
+    (sealed_log / "checkpoints" / f"{12:020d}.note.tmp").write_text("half")
+    expect(audit_kit.run("verify"), 0, "unexpected file", "interrupted write")
+
+
+def test_44_rewritten_and_resigned_with_the_real_key_caught_by_a_pin(sealed_log, audit_kit, tmp_path):
+    pin = tmp_path / "pin.note"
+    shutil.copy(latest(sealed_log), pin)
+    lines = lines_of(sealed_log)
+    lines[2] = _retime(lines[2])
+    resign(sealed_log, lines)
+    expect(audit_kit.run("verify"), 0)  # the directory alone cannot tell ...
+    expect(audit_kit.run("verify", "--pinned", str(pin)), 1, "fork")  # ... the auditor's pin can
+
+
 @pytest.fixture(autouse=True, params=["one pass", "three processes"])
 def verify_mode(request, monkeypatch):
     """Every tamper case also runs with the log cut into three stretches scanned by worker processes."""

@@ -254,8 +254,13 @@ class TrustedKey:
     status: str = "active"
 
     def covers(self, size: int) -> bool:
-        """Whether this key may sign a checkpoint of ``size``."""
-        return self.valid_from_size <= size and (self.valid_to_size is None or size <= self.valid_to_size)
+        """Whether this key may sign a checkpoint of ``size``.
+
+        A ``retired`` or ``compromised`` key is trusted only up to its ``valid_to_size`` (for no
+        size at all without one); an ``active`` key up to ``valid_to_size`` when it has one."""
+        if self.valid_to_size is None:
+            return self.status == "active" and self.valid_from_size <= size
+        return self.valid_from_size <= size <= self.valid_to_size
 
     def line(self) -> str:
         """The trust-list line."""
@@ -322,6 +327,12 @@ class TrustList:
         """Open a note; when ``size`` is given, one signer must be trusted for that size."""
         note = open_note(message, [k.verifier for k in self.keys])
         if size is not None:
+            for k in self.keys:
+                if k.status == "compromised" and not k.covers(size) and k.verifier in note.verified:
+                    raise NoteError(
+                        f"signed by {k.verifier.vkey}, which the trust list marks compromised "
+                        + (f"after size {k.valid_to_size}" if k.valid_to_size is not None else "for every size")
+                    )
             valid = {k.verifier for k in self.keys if k.covers(size)}
             if not valid.intersection(note.verified):
                 raise NoteError(
