@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
@@ -14,8 +15,8 @@ from typing import Any
 from ._cases import CaseBook
 from ._entry import EntryError, _encode, check_common, parse_entry
 from ._log import CHECKPOINTS, ENTRIES, LATEST, AuditError
-from ._merkle import Tree, leaf_hash, verify_inclusion
-from ._note import Checkpoint, NoteError, TrustList, b64, format_proof, parse_checkpoint, parse_proof
+from ._merkle import Tree, leaf_hash, verify_consistency, verify_inclusion
+from ._note import Checkpoint, NoteError, TrustList, b64, format_proof, parse_checkpoint, parse_proof, unb64
 
 __all__ = ["summarize", "build_evidence", "verify_evidence", "EvidenceReport", "find_person"]
 
@@ -227,10 +228,38 @@ keys.txt, this README and MANIFEST.sha256 are informative; the proofs and the si
 """
 
 
+def format_consistency(proof: list[bytes]) -> bytes:
+    """``consistency/<m>.txt``: the RFC 9162 proof from size m to the bundle's checkpoint, one base64 hash a line."""
+    return "".join(b64(p) + "\n" for p in proof).encode()
+
+
+def parse_consistency(data: bytes, name: str) -> list[bytes]:
+    """The hashes of a ``consistency/<m>.txt`` file (each 32 bytes, strict base64)."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise NoteError(f"{name} is not ASCII") from None
+    if text and not text.endswith("\n"):
+        raise NoteError(f"{name}: the last line has no newline")
+    hashes = [unb64(line, f"{name} line {i}") for i, line in enumerate(text.split("\n")[:-1], 1)]
+    if any(len(h) != 32 for h in hashes):
+        raise NoteError(f"{name}: every line must be a 32-byte hash")
+    return hashes
+
+
 def build_evidence(
-    directory: Path, person: str, out: Path, trust: TrustList, *, sla_seconds: int = 86400
+    directory: Path,
+    person: str,
+    out: Path,
+    trust: TrustList,
+    *,
+    sla_seconds: int = 86400,
+    pinned: Sequence[Checkpoint] = (),
 ) -> dict[str, Any]:
-    """Write the evidence zip for ``person`` against the latest checkpoint; returns the summary."""
+    """Write the evidence zip for ``person`` against the latest checkpoint; returns the summary.
+
+    For each ``pinned`` checkpoint (an auditor's earlier copy) the bundle carries
+    ``consistency/<size>.txt``, the proof that the log only grew from it to the bundle's checkpoint."""
     directory = Path(directory)
     try:
         checkpoint = parse_checkpoint((directory / CHECKPOINTS / LATEST).read_bytes(), trust)
@@ -263,6 +292,14 @@ def build_evidence(
         "README.md": _readme(summary, checkpoint).encode(),
         **render(summary),
     }
+    for pin in pinned:
+        if pin.size > checkpoint.size:
+            raise AuditError(
+                f"the pinned checkpoint has size {pin.size} but the log's latest only {checkpoint.size}: rollback"
+            )
+        if tree.root(pin.size) != pin.root:
+            raise AuditError(f"fork: the log's tree at size {pin.size} has a different root than the pinned checkpoint")
+        files[f"consistency/{pin.size}.txt"] = format_consistency(tree.consistency_proof(pin.size, checkpoint.size))
     for _line, obj in chosen:
         seq = obj["seq"]
         files[f"proofs/{seq}.tlog-proof"] = format_proof(
@@ -298,8 +335,16 @@ class EvidenceReport:
         return 1 if self.problems else (2 if self.findings else 0)
 
 
-def verify_evidence(path: Path, trust: TrustList, sla_seconds: int | None = None) -> EvidenceReport:
-    """Check every proof, the signature, the person chain and the summaries; ``sla_seconds`` re-judges the SLA."""
+def verify_evidence(
+    path: Path,
+    trust: TrustList,
+    sla_seconds: int | None = None,
+    pinned: Sequence[tuple[str, Checkpoint]] = (),
+) -> EvidenceReport:
+    """Check every proof, the signature, the person chain and the summaries; ``sla_seconds`` re-judges the SLA.
+
+    Each ``pinned`` (name, checkpoint) must be proved an ancestor of the bundle's checkpoint by
+    the bundle's ``consistency/<size>.txt``; a pin newer than the bundle makes it stale (exit 1)."""
     report = EvidenceReport()
     problem = report.problems.append
     try:
@@ -371,6 +416,31 @@ def verify_evidence(path: Path, trust: TrustList, sla_seconds: int | None = None
             problem(f"{name}: the inclusion proof does not lead to the checkpoint root")
         entries.append(obj)
     report.entries = len(entries)
+    proofs: dict[int, list[bytes]] = {}
+    for name in sorted(files):
+        if name.startswith("consistency/"):
+            size_text = name[len("consistency/") : -len(".txt")]
+            if not name.endswith(".txt") or not size_text.isdigit() or str(int(size_text)) != size_text:
+                continue  # reported as unexpected below
+            expected.add(name)
+            try:
+                proofs[int(size_text)] = parse_consistency(files[name], name)
+            except NoteError as exc:
+                problem(str(exc))
+            if int(size_text) > checkpoint.size:
+                problem(f"{name}: size {size_text} is beyond the bundle's checkpoint ({checkpoint.size})")
+    for where, pin in pinned:
+        if pin.origin != checkpoint.origin:
+            problem(f"pinned {where}: its origin {pin.origin!r} is not the bundle's {checkpoint.origin!r}")
+        elif pin.size > checkpoint.size:
+            problem(
+                f"pinned {where}: stale bundle: its checkpoint (size {checkpoint.size}) is older than the pinned one "
+                f"(size {pin.size}); ask for a bundle exported with 'offboard audit evidence --pinned'"
+            )
+        elif pin.size not in proofs:
+            problem(f"pinned {where}: the bundle has no consistency/{pin.size}.txt proof from the pinned size")
+        elif not verify_consistency(pin.size, checkpoint.size, pin.root, checkpoint.root, proofs[pin.size]):
+            problem(f"pinned {where}: fork: consistency/{pin.size}.txt does not prove the log only grew since the pin")
     for name in sorted(set(files) - expected):
         problem(f"{name}: unexpected file")
     manifest = "".join(f"{sha256(v).hexdigest()}  {k}\n" for k, v in sorted(files.items()) if k != "MANIFEST.sha256")

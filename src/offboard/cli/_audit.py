@@ -107,6 +107,19 @@ def _seal(log: Path, trust: Any) -> None:
             writer.checkpoint()
 
 
+def _pins(paths: tuple[Path, ...], trust: Any, code: int) -> list[tuple[str, Any]]:
+    """Pinned checkpoints, each read and verified against the trust list."""
+    out = []
+    for path in paths:
+        try:
+            out.append((str(path), parse_checkpoint(path.read_bytes(), trust)))
+        except OSError as exc:
+            _fail(f"cannot read pinned checkpoint {path}: {exc.strerror}", code)
+        except NoteError as exc:
+            _fail(f"pinned checkpoint {path}: {exc}", code)
+    return out
+
+
 def _writable(log: Path) -> bool:
     return os.access(log, os.W_OK) and os.access(log / ENTRIES, os.W_OK)
 
@@ -240,15 +253,22 @@ def show(ctx, person, case_id, entry_type, as_json) -> None:
 @click.argument("person")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The zip to write.")
 @click.option("--sla", default="24h", show_default=True, help="SLA to report against.")
+@click.option(
+    "--pinned",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    help="An auditor's earlier checkpoint: the bundle carries the consistency proof from it. Repeatable.",
+)
 @click.pass_context
-def evidence(ctx, person, out, sla) -> None:
+def evidence(ctx, person, out, sla, pinned) -> None:
     """Export PERSON's entries, proofs, checkpoint and summary as a zip (nobody else's data)."""
     log = _log_dir(ctx)
     sla_seconds = _sla(sla)
     trust = _trust(None, log, 2)
+    pins = [cp for _, cp in _pins(pinned, trust, 2)]
     try:
         _seal(log, trust)
-        summary = build_evidence(log, person, out, trust, sla_seconds=sla_seconds)
+        summary = build_evidence(log, person, out, trust, sla_seconds=sla_seconds, pinned=pins)
     except (OffboardError, OSError) as exc:
         _fail(str(exc), 2)
     click.echo(
@@ -402,12 +422,18 @@ def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal) 
     "--trusted-keys", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The pinned trust list."
 )
 @click.option("--sla", help="Judge the SLA with this (default: the SLA the bundle was exported with).")
+@click.option(
+    "--pinned",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    help="A checkpoint you kept earlier: the bundle must prove the log only grew since. Repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
-def verify_evidence_cmd(bundle, trusted_keys, sla, as_json) -> None:
+def verify_evidence_cmd(bundle, trusted_keys, sla, pinned, as_json) -> None:
     """Check an evidence zip: proofs, signature, completeness and summary. Exit 0, 1 or 2 as verify."""
     sla_seconds = _sla(sla)
     trust = _trust(trusted_keys, Path("."), 1)
-    report = verify_evidence(bundle, trust, sla_seconds)
+    report = verify_evidence(bundle, trust, sla_seconds, pinned=_pins(pinned, trust, 1))
     if as_json:
         click.echo(
             json.dumps(
