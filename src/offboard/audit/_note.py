@@ -295,11 +295,12 @@ class TrustList:
                 if not eq or key not in ("valid_from_size", "valid_to_size", "status") or key in values:
                     raise NoteError(f"{where} line {number}: unexpected {option!r}")
                 values[key] = value
-            try:
-                start = int(values.get("valid_from_size", "0"))
-                end = int(values["valid_to_size"]) if "valid_to_size" in values else None
-            except ValueError:
-                raise NoteError(f"{where} line {number}: sizes must be integers") from None
+            if any(
+                not re.fullmatch(r"[0-9]{1,20}", values[k]) for k in ("valid_from_size", "valid_to_size") if k in values
+            ):
+                raise NoteError(f"{where} line {number}: sizes must be decimal integers (digits 0-9 only)")
+            start = int(values.get("valid_from_size", "0"))
+            end = int(values["valid_to_size"]) if "valid_to_size" in values else None
             status = values.get("status", "active")
             if status not in ("active", "retired", "compromised"):
                 raise NoteError(f"{where} line {number}: status must be active, retired or compromised")
