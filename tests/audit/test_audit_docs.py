@@ -139,3 +139,14 @@ def test_doc_vectors_verify_independently():
 if __name__ == "__main__":  # print the vectors for the document
     for name, value in vectors().items():
         print(f"<!-- vector: {name} -->\n```text\n{value}```\n")
+
+
+def test_consistency_vector_is_the_bundle_file_format(tmp_path):
+    """The spec's consistency vector is what a bundle exported with --pinned carries as consistency/1.txt."""
+    from offboard.audit._evidence import format_consistency, parse_consistency
+
+    v = vectors()
+    leaves = [leaf_hash(line.encode()) for line in v["entries"].splitlines()]
+    text = format_consistency(Tree(leaves).consistency_proof(1, 3))
+    assert text.decode() == v["consistency"]
+    assert parse_consistency(text, "consistency/1.txt") == Tree(leaves).consistency_proof(1, 3)
