@@ -508,6 +508,54 @@ def test_44_rewritten_and_resigned_with_the_real_key_caught_by_a_pin(sealed_log,
     expect(audit_kit.run("verify", "--pinned", str(pin)), 1, "fork")  # ... the auditor's pin can
 
 
+def test_45_compromised_key_cosigning_a_later_checkpoint(sealed_log, audit_kit, tmp_path):
+    """A checkpoint beyond a compromised key's range is rejected even when a trusted key signed it too."""
+    origin = audit_kit.origin
+    old = local_signer(sealed_log)
+    new = KeySigner(generate_skey(origin))
+    with audit_kit.open_log(sealed_log) as log:
+        log.append("note", {"text": "one more"})
+    lines = lines_of(sealed_log)
+    note = sign_note(checkpoint_text(origin, len(lines), Tree([leaf_hash(x) for x in lines]).root()), [old, new])
+    set_checkpoint(sealed_log, note, len(lines))
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"{old.vkey} valid_to_size=12 status=compromised\n{new.vkey} valid_from_size=13\n")
+    expect(audit_kit.run("verify", "--trusted-keys", str(keys)), 1, "compromised after size 12")
+    keys.write_text(f"{old.vkey} valid_to_size=13 status=retired\n{new.vkey} valid_from_size=13\n")
+    expect(audit_kit.run("verify", "--trusted-keys", str(keys)), 0)
+
+
+@pytest.mark.parametrize(
+    "suffix, fragment",
+    [
+        ("\n{vkey} status=retired", "is listed twice"),
+        (" valid_from_size=\u0663", "decimal integers"),
+        (" valid_from_size=+3", "decimal integers"),
+        (" status=revoked", "status must be"),
+        (" valid_from_size=1 valid_from_size=2", "unexpected"),
+    ],
+)
+def test_46_trust_list_that_must_not_parse(sealed_log, audit_kit, tmp_path, suffix, fragment):
+    vkey = local_signer(sealed_log).vkey
+    keys = tmp_path / "keys.txt"
+    keys.write_text(vkey + suffix.format(vkey=vkey) + "  # a comment\n")
+    expect(audit_kit.run("verify", "--trusted-keys", str(keys)), 1, fragment)
+
+
+def test_47_vkey_with_plus_in_base64_and_inline_comment(tmp_path):
+    """A vkey whose base64 holds '+' is split on the first two '+' only; '#' starts a comment."""
+    from offboard.audit import TrustList
+
+    for _i in range(200):
+        signer = KeySigner(generate_skey("t.example/log"))
+        if "+" in signer.vkey.split("+", 2)[2]:
+            break
+    else:  # pragma: no cover - 200 keys without a '+' in base64 is vanishingly unlikely
+        pytest.skip("no key with '+' in its base64")
+    trust = TrustList.parse(f"{signer.vkey} valid_from_size=0#comment\n# whole line\n\n")
+    assert trust.keys[0].verifier.vkey == signer.vkey and trust.keys[0].status == "active"
+
+
 @pytest.fixture(autouse=True, params=["one pass", "three processes"])
 def verify_mode(request, monkeypatch):
     """Every tamper case also runs with the log cut into three stretches scanned by worker processes."""
