@@ -405,7 +405,7 @@ def test_22_key_rotation_announcing_an_untrusted_key(sealed_log, audit_kit):
 
 def test_23_trust_list_with_a_mangled_key_id(sealed_log, audit_kit, tmp_path):
     keys = _mark_key(sealed_log, "", tmp_path)
-    name, kid, key = keys.read_text().split()[0].split("+")
+    name, kid, key = keys.read_text().split()[0].split("+", 2)
     keys.write_text(f"{name}+{(int(kid, 16) ^ 1):08x}+{key}\n")
     result = audit_kit.run("verify", "--trusted-keys", str(keys))
     assert result.exit_code == 1 and "Traceback" not in result.output
