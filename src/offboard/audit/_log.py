@@ -31,6 +31,7 @@ from ._note import (
     valid_name,
 )
 from ._signer import FileSigner, resolve_signer, write_private
+from ._witness import collect_cosignatures
 
 if TYPE_CHECKING:
     from ._database import DatabaseStore
@@ -185,6 +186,8 @@ class AuditLog:
         self.recovered: list[int] = []
         #: Where each signed checkpoint is also recorded, outside this directory (``store.audit_seals``).
         self.seals: SealBook | None = None
+        self.witnesses: list[Any] = []  # audit.witnesses: [{"url": ..., "key": vkey}]
+        self.witness_failures: list[str] = []
         self._checked = CompactRange()  # the tree at the size up to which history was last checked
         self._unchecked: list[bytes] = []  # leaf hashes after it
         #: This directory mirrors a log sequenced by a database (see ``offboard.audit.use_database``).
@@ -202,6 +205,7 @@ class AuditLog:
         config: Any = None,
         pm: Any = None,
         seals: SealBook | None = None,
+        witnesses: list[Any] | None = None,
     ) -> AuditLog:
         """Open (or create) the log, recover a torn last line, and seal unsealed entries.
 
@@ -227,7 +231,7 @@ class AuditLog:
         except NoteError as exc:
             raise AuditError(f"audit signing key: {exc}") from None
         log = cls(directory, origin, signer, FileStore(directory))
-        log.seals = seals
+        log.seals, log.witnesses = seals, list(witnesses or [])
         try:
             with log._store.locked():
                 log._load()
@@ -484,6 +488,8 @@ class AuditLog:
         )
         if not database:
             book_record(self.seals, self.origin, checkpoint)
+            if self.witnesses:  # independent cosigners: checkpoints/<size>.cosig (see _witness.py)
+                self.witness_failures = collect_cosignatures(self.directory, note, size, self.witnesses)
         self._checked, self._unchecked = self._range.copy(), []
 
     def _check_history(self, size: int, root: bytes) -> Checkpoint | None:

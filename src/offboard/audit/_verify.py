@@ -17,12 +17,14 @@ from ._log import CHECKPOINTS, ENTRIES, LATEST, LEAF_HASHES, TRUSTED_KEYS, read_
 from ._merkle import CompactRange
 from ._note import Checkpoint, NoteError, TrustList, parse_checkpoint
 from ._scan import MAX_LISTED, Part, layout, merge_records, person_problem, read_lines, scan, time_finding
+from ._witness import WitnessKey, verify_cosignatures
 
 __all__ = ["Problem", "Report", "load_trust", "verify_log", "MAX_LISTED"]
 
 #: A log is split over processes only when each gets at least this many bytes of entries.
 MIN_BYTES_PER_PROCESS = 32 << 20
 HISTORY_RE = re.compile(r"[0-9]{20}\.note\Z")
+COSIG_RE = re.compile(r"[0-9]{20}\.cosig\Z")
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,8 @@ def _verify_log(
     sla_seconds: int | None = None,
     strict: bool = False,
     processes: int | None = None,
+    witness_keys: Sequence[WitnessKey] = (),
+    min_witnesses: int = 0,
 ) -> Report:
     directory = Path(directory)
     source = "given"
@@ -215,6 +219,8 @@ def _verify_log(
             "created, so every checkpoint was deleted",
         )
     report.checkpoint = newest
+    if newest is not None and (witness_keys or min_witnesses):
+        _check_witnesses(directory, newest, witness_keys, min_witnesses, report)
     sealed = newest.size if newest else 0
     if n > sealed and not report.of("integrity"):
         severity = "integrity" if strict else "warning"
@@ -250,6 +256,28 @@ def _verify_log(
     return report
 
 
+def _check_witnesses(
+    directory: Path, checkpoint: Checkpoint, keys: Sequence[WitnessKey], minimum: int, report: Report
+) -> None:
+    """The newest checkpoint must carry ``minimum`` valid cosignatures from distinct ``keys``."""
+    where = f"{CHECKPOINTS}/{checkpoint.size:020d}.cosig"
+    try:
+        text = (directory / where).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    good, problems = verify_cosignatures(checkpoint, text, keys)
+    for problem in problems:
+        report.add("integrity", where, problem)
+    if len(good) < minimum:
+        report.add(
+            "integrity",
+            where,
+            f"the newest checkpoint (size {checkpoint.size}) has {len(good)} valid witness cosignature(s); "
+            f"{minimum} required: the witnesses did not see it (a rewritten, forked or rolled-back log, "
+            "or witnesses that were down)",
+        )
+
+
 def _checkpoints(
     directory: Path, trust: TrustList, origin: str, pinned: Sequence[tuple[str, bytes]], report: Report
 ) -> tuple[list[tuple[str, Checkpoint]], list[tuple[str, Checkpoint]]]:
@@ -262,6 +290,8 @@ def _checkpoints(
         if name.endswith(".tmp"):
             report.add("warning", where, "left over from an interrupted write")
             continue
+        if COSIG_RE.match(name):
+            continue  # witness cosignatures: checked with --witness-key
         if name != LATEST and not HISTORY_RE.match(name):
             report.add("warning", where, "unexpected file")
             continue

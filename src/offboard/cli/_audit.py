@@ -28,6 +28,7 @@ from ..audit import (
 from ..audit._cases import sla_seconds
 from ..audit._log import CHECKPOINTS, ENTRIES, LATEST, TRUSTED_KEYS
 from ..audit._note import b64, parse_checkpoint
+from ..audit._witness import WitnessKey
 from ..config._paths import data_dir
 from ..errors import OffboardError
 
@@ -90,7 +91,8 @@ def _writer(log: Path) -> Iterator[AuditLog]:
         config = load_config()
     store = Store.open(config.store, data_dir())
     try:
-        with AuditLog.open(log, read_origin(log), seals=store.audit_seals) as writer:
+        witnesses = config.audit.get("witnesses")
+        with AuditLog.open(log, read_origin(log), seals=store.audit_seals, witnesses=witnesses) as writer:
             yield writer
     finally:
         store.close()
@@ -155,9 +157,13 @@ def audit(ctx: click.Context, log_dir: Path | None) -> None:
 )
 @click.option("--origin", help="Expected log origin (default: the trusted key's name).")
 @click.option("--strict", is_flag=True, help="Treat entries after the latest checkpoint as a failure.")
+@click.option("--witness-key", "witness_keys", multiple=True, help="A witness's verifier key (vkey). Repeatable.")
+@click.option(
+    "--min-witnesses", type=click.IntRange(0), help="Cosignatures the newest checkpoint needs (default: one per key)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 @click.pass_context
-def verify(ctx, trusted_keys, pinned, sla, origin, strict, as_json) -> None:
+def verify(ctx, trusted_keys, pinned, sla, origin, strict, witness_keys, min_witnesses, as_json) -> None:
     """Check the whole log. Exit 0 intact, 1 integrity failure, 2 compliance findings only."""
     log = _log_dir(ctx)
     sla_seconds = _sla(sla)
@@ -169,7 +175,17 @@ def verify(ctx, trusted_keys, pinned, sla, origin, strict, as_json) -> None:
         except OSError as exc:
             _fail(f"cannot read pinned checkpoint {path}: {exc.strerror}", 1)
     try:
-        report = verify_log(log, trust, origin=origin, pinned=pins, sla_seconds=sla_seconds, strict=strict)
+        keys = [WitnessKey.parse(k) for k in witness_keys]
+        report = verify_log(
+            log,
+            trust,
+            origin=origin,
+            pinned=pins,
+            sla_seconds=sla_seconds,
+            strict=strict,
+            witness_keys=keys,
+            min_witnesses=len(keys) if min_witnesses is None else min_witnesses,
+        )
     except (AuditError, NoteError, OSError) as exc:
         _fail(str(exc), 1)
     if trusted_keys is None:

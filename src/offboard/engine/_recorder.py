@@ -129,7 +129,7 @@ class _Ticket:
     error: BaseException | None = None
 
 
-def open_audit(data_dir: Path, origin: str | None = None, seals: Any = None) -> Any:
+def open_audit(data_dir: Path, origin: str | None = None, seals: Any = None, witnesses: Any = None) -> Any:
     """The audit log in ``data_dir/audit``; its origin is the configured one, else the one it was created with."""
     try:
         from ..audit import AuditLog, read_origin
@@ -141,4 +141,4 @@ def open_audit(data_dir: Path, origin: str | None = None, seals: Any = None) -> 
             origin = read_origin(directory)
         except AuditError:  # a new log: name it after this machine
             origin = f"offboard/{socket.gethostname()}"
-    return AuditLog.open(directory, origin=origin, seals=seals)
+    return AuditLog.open(directory, origin=origin, seals=seals, witnesses=witnesses)
