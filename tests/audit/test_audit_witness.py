@@ -223,3 +223,36 @@ def test_witness_protocol_answers(tmp_path):
     assert "PRIVATE" not in repr(witness_signer)
     with pytest.raises(Exception, match="not a cosignature key"):
         WitnessKey.parse(log_signer.vkey)
+
+
+def test_evidence_bundle_carries_the_cosignatures(witnessed, audit_kit, tmp_path):
+    import zipfile
+
+    directory, witnesses, _ = witnessed
+    with open_witnessed(directory, witnesses) as log:
+        audit_kit.write_case(log, "p-alice", "case-0")
+        log.checkpoint()
+    keys = tmp_path / "keys.txt"
+    shutil.copy(directory / "trusted-keys.txt", keys)
+    bundle = tmp_path / "alice.zip"
+    assert audit_kit.run("evidence", "p-alice", "--out", str(bundle)).exit_code == 0
+    with zipfile.ZipFile(bundle) as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    assert files["checkpoint.cosig"].count("\u2014 ".encode()) == 2
+    args = ["verify-evidence", str(bundle), "--trusted-keys", str(keys)]
+    for w in witnesses:
+        args += ["--witness-key", w["key"]]
+    result = audit_kit.run(*args)
+    assert result.exit_code == 0, result.output
+    # Drop one witness's line: two are required.
+    files["checkpoint.cosig"] = files["checkpoint.cosig"].split(b"\n", 1)[1]
+    from hashlib import sha256
+
+    files["MANIFEST.sha256"] = "".join(
+        f"{sha256(v).hexdigest()}  {k}\n" for k, v in sorted(files.items()) if k != "MANIFEST.sha256"
+    ).encode()
+    with zipfile.ZipFile(bundle, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    result = audit_kit.run(*args)
+    assert result.exit_code == 1 and "1 valid witness cosignature(s)" in result.output, result.output

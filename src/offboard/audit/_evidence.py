@@ -17,6 +17,7 @@ from ._entry import EntryError, _encode, check_common, parse_entry
 from ._log import CHECKPOINTS, ENTRIES, LATEST, AuditError
 from ._merkle import Tree, leaf_hash, verify_consistency, verify_inclusion
 from ._note import Checkpoint, NoteError, TrustList, b64, format_proof, parse_checkpoint, parse_proof, unb64
+from ._witness import WitnessKey, verify_cosignatures
 
 __all__ = ["summarize", "build_evidence", "verify_evidence", "EvidenceReport", "find_person"]
 
@@ -292,6 +293,9 @@ def build_evidence(
         "README.md": _readme(summary, checkpoint).encode(),
         **render(summary),
     }
+    cosigs = directory / CHECKPOINTS / f"{checkpoint.size:020d}.cosig"
+    if cosigs.exists():  # witness cosignatures of this checkpoint
+        files["checkpoint.cosig"] = cosigs.read_bytes()
     for pin in pinned:
         if pin.size > checkpoint.size:
             raise AuditError(
@@ -340,6 +344,8 @@ def verify_evidence(
     trust: TrustList,
     sla_seconds: int | None = None,
     pinned: Sequence[tuple[str, Checkpoint]] = (),
+    witness_keys: Sequence[WitnessKey] = (),
+    min_witnesses: int = 0,
 ) -> EvidenceReport:
     """Check every proof, the signature, the person chain and the summaries; ``sla_seconds`` re-judges the SLA.
 
@@ -416,6 +422,17 @@ def verify_evidence(
             problem(f"{name}: the inclusion proof does not lead to the checkpoint root")
         entries.append(obj)
     report.entries = len(entries)
+    if "checkpoint.cosig" in files:
+        expected.add("checkpoint.cosig")
+    if witness_keys or min_witnesses:
+        text = files.get("checkpoint.cosig", b"").decode("utf-8", "replace")
+        good, bad = verify_cosignatures(checkpoint, text, witness_keys)
+        report.problems.extend(f"checkpoint.cosig: {b}" for b in bad)
+        if len(good) < min_witnesses:
+            problem(
+                f"checkpoint.cosig: {len(good)} valid witness cosignature(s) of the checkpoint; "
+                f"{min_witnesses} required"
+            )
     proofs: dict[int, list[bytes]] = {}
     for name in sorted(files):
         if name.startswith("consistency/"):

@@ -444,12 +444,27 @@ def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal) 
     multiple=True,
     help="A checkpoint you kept earlier: the bundle must prove the log only grew since. Repeatable.",
 )
+@click.option("--witness-key", "witness_keys", multiple=True, help="A witness's verifier key (vkey). Repeatable.")
+@click.option(
+    "--min-witnesses", type=click.IntRange(0), help="Cosignatures the checkpoint needs (default: one per key)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
-def verify_evidence_cmd(bundle, trusted_keys, sla, pinned, as_json) -> None:
+def verify_evidence_cmd(bundle, trusted_keys, sla, pinned, witness_keys, min_witnesses, as_json) -> None:
     """Check an evidence zip: proofs, signature, completeness and summary. Exit 0, 1 or 2 as verify."""
     sla_seconds = _sla(sla)
     trust = _trust(trusted_keys, Path("."), 1)
-    report = verify_evidence(bundle, trust, sla_seconds, pinned=_pins(pinned, trust, 1))
+    try:
+        keys = [WitnessKey.parse(k) for k in witness_keys]
+    except NoteError as exc:
+        _fail(str(exc), 1)
+    report = verify_evidence(
+        bundle,
+        trust,
+        sla_seconds,
+        pinned=_pins(pinned, trust, 1),
+        witness_keys=keys,
+        min_witnesses=len(keys) if min_witnesses is None else min_witnesses,
+    )
     if as_json:
         click.echo(
             json.dumps(
