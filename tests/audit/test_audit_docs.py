@@ -18,6 +18,7 @@ from offboard.audit._note import (
     parse_proof,
     sign_note,
 )
+from offboard.audit._witness import WitnessKey, format_add_checkpoint, parse_add_checkpoint, verify_cosignatures
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "audit-format.md"
 ORIGIN = "corp.example/offboard/audit/v1"
@@ -32,6 +33,22 @@ def vector_signer() -> KeySigner:
     public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
     key_id = vkey_for(ORIGIN, public).split("+")[1]
     return KeySigner(f"PRIVATE+KEY+{ORIGIN}+{key_id}+{b64(bytes([1]) + seed)}")
+
+
+WITNESS = "witness.example/w1"
+COSIGN_TIME = 1772442002  # 2026-03-02T09:00:02Z
+
+
+def vector_witness():
+    """The witness key of the vectors: seed SHA-256("offboard witness test vector")."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from offboard.audit._note import b64
+    from offboard.audit._witness import WitnessSigner, _key_id
+
+    seed = sha256(b"offboard witness test vector").digest()
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
+    return WitnessSigner(f"PRIVATE+KEY+{WITNESS}+{_key_id(WITNESS, public):08x}+{b64(bytes([4]) + seed)}")
 
 
 def vectors() -> dict[str, str]:
@@ -104,6 +121,9 @@ def vectors() -> dict[str, str]:
         "proof": format_proof(1, tree.inclusion_proof(1, 3), note),
         "checkpoint-1": one,
         "consistency": "".join(base64.b64encode(p).decode() + "\n" for p in tree.consistency_proof(1, 3)),
+        "witness-vkey": vector_witness().key.vkey + "\n",
+        "add-checkpoint": format_add_checkpoint(1, tree.consistency_proof(1, 3), note).decode(),
+        "cosignature": vector_witness().cosign(note[: note.rfind("\n\n") + 1], COSIGN_TIME),
     }
 
 
@@ -134,6 +154,13 @@ def test_doc_vectors_verify_independently():
     old = parse_checkpoint(v["checkpoint-1"], trust, ORIGIN)
     hashes = [base64.b64decode(x) for x in v["consistency"].split()]
     assert verify_consistency(old.size, cp.size, old.root, cp.root, hashes)
+    key = WitnessKey.parse(v["witness-vkey"])
+    good, bad = verify_cosignatures(cp, v["cosignature"], [key])
+    assert good == {key.vkey} and not bad
+    sig = base64.b64decode(v["cosignature"].split()[-1])
+    assert int.from_bytes(sig[4:12], "big") == COSIGN_TIME
+    size, request_proof, request_note = parse_add_checkpoint(v["add-checkpoint"].encode())
+    assert (size, request_proof, request_note) == (1, hashes, v["checkpoint"])
 
 
 if __name__ == "__main__":  # print the vectors for the document
