@@ -1,8 +1,9 @@
 """The orchestrator: resolve -> gather -> plan -> guard -> apply -> verify -> record.
 
 The engine owns everything connectors must not: threads, per-system concurrency caps
-and token buckets, retries (``_retry``: backoff, Retry-After), timing, and the record of
-every step (the store, and the audit log through one channel, ``Recorder``).
+and token buckets, retries (``_retry``: a call's own backoff, a vendor's Retry-After for
+all, a time budget), timing, and the record of every step (the store, and the audit log
+through one channel, ``Recorder``).
 """
 
 from __future__ import annotations
@@ -202,6 +203,7 @@ class Engine:
                 limits=self.config.limits,
                 pause=lambda lane, seconds: self._lane_bucket(instance, lane).pause(seconds),
                 sleep=self.sleep,
+                clock=lambda: self.monotonic(),
             )
         except AuthError as exc:  # stop this connector: every later call fails at once
             self._stopped.setdefault(instance, str(exc))
