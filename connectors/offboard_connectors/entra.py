@@ -142,6 +142,9 @@ class EntraConnector(Connector):
                 timeout=s.timeout,
             )
         except ValueError as exc:
+            status, headers = self._auth_http.last
+            if status == 429 or status >= 500:  # authority discovery throttled or down: the engine retries
+                raise error_for(status, headers, short(str(exc)), system=instance, what="authority discovery") from None
             raise ConfigError(f"entra settings: {short(str(exc))}", where=instance) from None
         except requests.RequestException as exc:
             raise TransientError(f"cannot reach the authority: {type(exc).__name__}", system=instance) from None

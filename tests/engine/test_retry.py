@@ -1,10 +1,11 @@
-"""The retry policy of connector calls, on its own: no connector, no engine, no real sleeping."""
+"""The retry policy of connector calls, on its own: no connector, no engine, no real sleeping (a fake clock)."""
 
 from __future__ import annotations
 
 import pytest
 
 from offboard.config._config import Limits
+from offboard.engine._ratelimit import TokenBucket
 from offboard.engine._retry import backoff, call_with_retries
 from offboard.errors import (
     AuthError,
@@ -19,28 +20,41 @@ from offboard.errors import (
 
 
 class Script:
-    """Raises the scripted errors in turn, then answers; records every pause and sleep."""
+    """Raises the scripted errors in turn, then answers; records every pause and sleep on a fake clock."""
 
-    def __init__(self, *errors: BaseException, answer: object = "done"):
+    def __init__(self, *errors: BaseException, answer: object = "done", cost: float = 0.0):
         self.errors = list(errors)
         self.answer = answer
+        self.cost = cost  # seconds each attempt takes
         self.calls = 0
+        self.now = 0.0
         self.pauses: list[tuple[str | None, float]] = []
         self.sleeps: list[float] = []
 
     def __call__(self) -> object:
         self.calls += 1
+        self.now += self.cost
         if self.errors:
             raise self.errors.pop(0)
         return self.answer
 
-    def run(self, limits: Limits | None = None) -> tuple[object, int]:
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def pause(self, lane: str | None, seconds: float) -> None:
+        self.pauses.append((lane, seconds))
+        self.now += seconds  # the next attempt waits for its token that long
+
+    def run(self, limits: Limits | None = None, rng=lambda: 1.0) -> tuple[object, int]:
         return call_with_retries(
             self,
             system="slack",
             limits=limits or Limits(),
-            pause=lambda lane, seconds: self.pauses.append((lane, seconds)),
-            sleep=self.sleeps.append,
+            pause=self.pause,
+            sleep=self.sleep,
+            clock=lambda: self.now,
+            rng=rng,
         )
 
 
@@ -50,45 +64,97 @@ def test_success_at_once_is_one_attempt_and_no_wait():
     assert script.pauses == [] and script.sleeps == []
 
 
-def test_transient_errors_are_retried_with_exponential_backoff():
+def test_transient_errors_back_off_on_their_own_and_never_pause_the_system():
     script = Script(TransientError("503"), TransientError("reset"), TransientError("timeout"))
     assert script.run() == ("done", 4)
-    assert script.pauses == [(None, 0.2), (None, 0.4), (None, 0.8)]
-    assert all(s == 0 for s in script.sleeps)  # the pause holds callers back; nothing sleeps here
+    assert script.sleeps == [0.5, 1.0, 2.0]  # min_retry_wait doubling (rng 1.0: the top of the jitter)
+    assert script.pauses == []  # nobody else waits for this call's failures
 
 
-def test_backoff_is_capped_by_max_retry_wait():
-    limits = Limits(max_retry_wait=1.0, max_attempts=10)
-    assert [backoff(n, limits) for n in range(1, 6)] == [0.2, 0.4, 0.8, 1.0, 1.0]
-    assert backoff(1000, Limits()) == Limits().max_retry_wait  # no overflow on a long run
-    script = Script(*[TransientError() for _ in range(5)])
-    script.run(limits)
-    assert [seconds for _, seconds in script.pauses] == [0.2, 0.4, 0.8, 1.0, 1.0]
+def test_backoff_is_jittered_between_half_and_all_of_the_ceiling_and_never_below_the_minimum():
+    limits = Limits(min_retry_wait=0.5, max_retry_wait=30)
+    assert [backoff(n, limits, rng=lambda: 1.0) for n in range(1, 9)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert [backoff(n, limits, rng=lambda: 0.0) for n in range(1, 9)] == [0.5, 0.5, 1, 2, 4, 8, 15, 15]
+    assert backoff(10_000, limits, rng=lambda: 1.0) == 30  # no overflow on a long run
+    assert Limits().min_retry_wait == 0.5 and Limits().max_retry_wait == 30 and Limits().action_budget == 300
 
 
-def test_transient_error_with_retry_after_waits_that_long():
-    script = Script(TransientError("busy"))
-    script.errors[0].retry_after = 3  # type: ignore[attr-defined]
-    assert script.run() == ("done", 2)
-    assert script.pauses == [(None, 3.0)]
+def test_the_backoff_counts_the_calls_own_failures_not_the_rate_limits_before_them():
+    # The reported fault: 429s had pushed the attempt count up, so a later 5xx waited 102 s.
+    script = Script(*[RateLimited(retry_after=1) for _ in range(9)], TransientError("503"))
+    assert script.run() == ("done", 11)
+    assert script.sleeps == [0.5]  # the first failure of the call itself: the minimum
+    assert script.pauses == [(None, 1.0)] * 9
 
 
-def test_rate_limits_honour_retry_after_and_name_their_lane():
+def test_rate_limits_pause_the_system_for_exactly_the_time_the_vendor_asked():
     script = Script(RateLimited(retry_after=7), RateLimited(retry_after=2.5, lane="chat.write"))
     assert script.run() == ("done", 3)
     assert script.pauses == [(None, 7.0), ("chat.write", 2.5)]
+    assert script.sleeps == []
 
 
-def test_retry_after_is_capped_by_max_retry_wait():
-    script = Script(RateLimited(retry_after=3600))
-    script.run(Limits(max_retry_wait=30))
-    assert script.pauses == [(None, 30.0)]
+def test_a_long_retry_after_is_honoured_not_cut_short():
+    script = Script(RateLimited(retry_after=120))
+    assert script.run(Limits(max_retry_wait=30)) == ("done", 2)
+    assert script.pauses == [(None, 120.0)]  # retrying after 30 s would only earn another 429
 
 
-def test_rate_limit_without_retry_after_backs_off():
-    script = Script(RateLimited(), RateLimited())
+def test_transient_error_with_retry_after_is_a_vendor_answer_for_everyone():
+    script = Script(TransientError("busy"))
+    script.errors[0].retry_after = 3  # type: ignore[attr-defined]
+    assert script.run() == ("done", 2)
+    assert script.pauses == [(None, 3.0)] and script.sleeps == []
+
+
+def test_rate_limit_without_retry_after_pauses_for_a_backoff_of_its_own_count():
+    script = Script(RateLimited(), RateLimited(), TransientError())
     script.run()
-    assert script.pauses == [(None, 0.2), (None, 0.4)]
+    assert script.pauses == [(None, 0.5), (None, 1.0)] and script.sleeps == [0.5]
+
+
+def test_a_transient_failure_does_not_hold_back_another_caller_of_the_system():
+    now = [0.0]
+    bucket = TokenBucket("slack", rate=None, clock=lambda: now[0])
+    waited: list[float] = []
+
+    def failing_twice(calls=[0]) -> str:  # noqa: B006 - a counter local to this test
+        calls[0] += 1
+        if calls[0] <= 2:
+            raise TransientError("503")
+        return "done"
+
+    call_with_retries(
+        failing_twice,
+        system="slack",
+        limits=Limits(),
+        pause=lambda lane, s: bucket.pause(s),
+        sleep=waited.append,
+        clock=lambda: now[0],
+    )
+    assert len(waited) == 2
+    assert bucket.acquire(sleep=lambda s: pytest.fail(f"another caller waited {s} s")) == 0.0
+    bucket.pause(5)  # whereas a vendor's Retry-After holds everybody back
+    slept: list[float] = []
+    bucket.acquire(sleep=lambda s: (slept.append(s), now.__setitem__(0, now[0] + s)))
+    assert slept == [5]
+
+
+def test_a_call_gives_up_when_the_next_wait_would_pass_its_time_budget():
+    limits = Limits(action_budget=60, max_attempts=50)
+    script = Script(*[TransientError(f"timeout #{n}") for n in range(40)], cost=10)  # each attempt times out in 10 s
+    with pytest.raises(TransientError, match=r"gave up after \d+ attempts: .*limits.action_budget") as caught:
+        script.run(limits)
+    assert caught.value.budget_spent is True
+    assert script.now <= 60  # never past the budget, never spinning
+    assert script.calls == caught.value.attempts < 40
+
+
+def test_a_retry_after_past_the_budget_gives_up_at_once_without_pausing_anyone():
+    script = Script(RateLimited(retry_after=3600))  # GitHub's primary limit resets in an hour
+    with pytest.raises(RateLimited, match="limits.action_budget") as caught:
+        script.run()
+    assert script.calls == 1 and script.pauses == [] and caught.value.attempts == 1
 
 
 @pytest.mark.parametrize(
@@ -115,21 +181,19 @@ def test_gives_up_after_max_attempts_of_transient_errors():
     script = Script(*[TransientError(f"503 #{n}") for n in range(10)])
     with pytest.raises(TransientError, match="503 #2") as caught:
         script.run(Limits(max_attempts=3))
-    assert script.calls == 3 and caught.value.attempts == 3
-    # Today the wait is worked out (and the system paused) before the stop is checked, so the
-    # last failure pauses the system too (tenacity's order); the policy's later rework may drop it.
-    assert [seconds for _, seconds in script.pauses] == [0.2, 0.4, 0.8]
+    assert script.calls == 3 and caught.value.attempts == 3 and caught.value.budget_spent
+    assert script.sleeps == [0.5, 1.0]  # no wait after the last failure
+    assert script.pauses == []
 
 
-def test_rate_limits_spend_a_time_budget_not_the_attempt_budget():
-    limits = Limits(max_attempts=2, max_rate_limited_wait=25, max_retry_wait=10)
+def test_rate_limits_spend_the_rate_limited_budget_not_the_attempt_budget():
+    limits = Limits(max_attempts=2, max_rate_limited_wait=25)
     script = Script(*[RateLimited(retry_after=10) for _ in range(5)], TransientError())
     with pytest.raises(RateLimited) as caught:
         script.run(limits)
-    # Each wait counts as it is worked out, before the stop: 10, then 20 s are under the 25 s
-    # budget; the third failure's wait brings it to 30 s, which spends it.
+    # 10, then 20 s are under the 25 s budget; the third wait would bring it to 30 s: no pause.
     assert script.calls == 3 and caught.value.attempts == 3
-    assert [seconds for _, seconds in script.pauses] == [10.0, 10.0, 10.0]
+    assert [seconds for _, seconds in script.pauses] == [10.0, 10.0]
 
 
 def test_rate_limits_do_not_use_up_the_attempts_of_transient_errors():

@@ -58,7 +58,11 @@ class Limits(_Strict):
     max_cases: int = Field(default=25, ge=1)
     max_percent: float = Field(default=10.0, gt=0, le=100)
     max_attempts: int = Field(default=6, ge=1, le=50)
-    max_retry_wait: float = Field(default=120.0, gt=0)
+    min_retry_wait: float = Field(default=0.5, gt=0, description="first backoff after a call's own failure (s)")
+    max_retry_wait: float = Field(default=30.0, gt=0, description="longest backoff after a call's own failure (s)")
+    action_budget: float = Field(
+        default=300.0, gt=0, description="seconds one call may take with its retries before it gives up"
+    )
     max_rate_limited_wait: float = Field(
         default=900.0, gt=0, description="total seconds one call may wait on rate limits"
     )

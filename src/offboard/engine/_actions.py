@@ -36,6 +36,11 @@ class ActionRunner:
         progress: Callable[[dict[str, Any]], None] | None,
     ) -> None:
         stop: str | None = None
+        try:
+            if rows:
+                self.engine.connector(rows[0]["system"])
+        except ConnectorError as exc:  # set-up still failing after its retries: the chain fails, owed
+            stop = f"connector set-up failed: {type(exc).__name__}: {exc}"
         for row in rows:
             if ActionStatus(row["status"]) in ActionStatus.FINAL:
                 continue

@@ -1,13 +1,13 @@
 """The orchestrator: resolve -> gather -> plan -> guard -> apply -> verify -> record.
 
 The engine owns everything connectors must not: threads, per-system concurrency caps
-and token buckets, retries (``_retry``: backoff, Retry-After), timing, and the record of
-every step (the store, and the audit log through one channel, ``Recorder``).
+and token buckets, retries (``_retry``: a call's own backoff, a vendor's Retry-After for
+all, a time budget), timing, and the record of every step (the store, and the audit log
+through one channel, ``Recorder``).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 import time
@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
 from .. import plugins
 from ..checklist._tasks import checklist_for, last_day, task_rows
 from ..checklist._tasks import counts as task_counts
-from ..config._config import Config, format_validation_error
+from ..config._config import Config
 from ..config._logging import redact
 from ..config._policy import Policy, Protection, load_policies
 from ..connector import Connector
@@ -40,6 +39,7 @@ from ..models import (
 )
 from ..state._store import Store, dumps, new_id, utcnow
 from ._actions import ActionRunner
+from ._connectors import build_connector, connector_class
 from ._plan import CaseResult, Plan
 from ._ratelimit import TokenBucket
 from ._recorder import Recorder
@@ -70,6 +70,8 @@ class Engine:
         self._buckets: dict[str, TokenBucket] = {}
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._stopped: dict[str, str] = {}
+        self._building: dict[str, threading.Lock] = {}  # one set-up at a time per connector
+        self._setup_failed: dict[str, tuple[float, ConnectorError]] = {}
         self._lock = threading.Lock()
         #: Replaceable together in tests: the buckets read ``monotonic``, retries ``sleep``.
         self.sleep: Callable[[float], None] = time.sleep
@@ -115,39 +117,8 @@ class Engine:
     # -- connectors -------------------------------------------------------------
 
     def connector(self, instance: str) -> Connector:
-        """The configured connector instance, built on first use."""
-        with self._lock:
-            if instance in self._connectors:
-                return self._connectors[instance]
-            cfg = self.config.connectors.get(instance)
-            if cfg is None:
-                raise ConfigError(f"no connector named {instance!r} in the configuration")
-            classes = plugins.connector_classes()
-            cls = classes.get(cfg.type)
-            source = str(self.config.source or "config")
-            if cls is None:
-                known = ", ".join(sorted(classes)) or "none"
-                raise ConfigError(
-                    f"unknown connector type {cfg.type!r} (installed: {known})",
-                    where=f"{source}: connectors.{instance}",
-                )
-            try:
-                settings = cls.Settings.model_validate(cfg.settings)
-            except ValidationError as exc:
-                raise ConfigError(format_validation_error(exc, source, f"connectors.{instance}.settings")) from None
-            connector = cls(instance, settings)
-            self._connectors[instance] = connector
-            rate = cfg.rate if cfg.rate is not None else cls.default_rate
-            self._buckets[instance] = self.bucket_factory(instance, rate, cfg.burst, clock=lambda: self.monotonic())
-            for lane, (lane_rate, lane_burst) in cls.rate_limits.items():
-                lane_rate = cfg.rates.get(lane, cfg.rates.get("*", lane_rate))
-                self._buckets[f"{instance}:{lane}"] = self.bucket_factory(
-                    f"{instance}:{lane}", lane_rate, lane_burst, clock=lambda: self.monotonic()
-                )
-            if cls.rate_limits:  # per request: the system's own bucket, then the request's lane
-                connector.throttle = functools.partial(self._throttle, instance)  # type: ignore[method-assign]
-            self._slots[instance] = threading.BoundedSemaphore(cfg.concurrency or cls.default_concurrency)
-            return connector
+        """The configured connector instance, built on first use; its set-up is retried like any call."""
+        return build_connector(self, instance)
 
     def _lane_bucket(self, instance: str, lane: str | None, strict: bool = False) -> Any:
         """The bucket of one rate-limit lane of a system, or the system's own bucket."""
@@ -202,6 +173,7 @@ class Engine:
                 limits=self.config.limits,
                 pause=lambda lane, seconds: self._lane_bucket(instance, lane).pause(seconds),
                 sleep=self.sleep,
+                clock=lambda: self.monotonic(),
             )
         except AuthError as exc:  # stop this connector: every later call fails at once
             self._stopped.setdefault(instance, str(exc))
@@ -454,12 +426,15 @@ class Engine:
         return [results[case_id] for case_id in case_ids]
 
     def _system_pool(self, instance: str) -> ThreadPoolExecutor:
-        self.connector(instance)  # built (and its settings checked) before any thread is spent on it
+        try:
+            self.connector(instance)  # built (and its settings checked) before any thread is spent on it
+        except ConnectorError:  # its set-up kept failing past the budget: each chain fails with the reason
+            pass
         with self._lock:
             pool = self._system_pools.get(instance)
             if pool is None:
                 cap = (
-                    self.config.connectors[instance].concurrency or type(self._connectors[instance]).default_concurrency
+                    self.config.connectors[instance].concurrency or connector_class(self, instance).default_concurrency
                 )
                 pool = self._system_pools[instance] = ThreadPoolExecutor(
                     max_workers=cap, thread_name_prefix=f"offboard-{instance}"

@@ -1,0 +1,106 @@
+"""Building a configured connector: settings checked, buckets and cap made, set-up retried.
+
+A connector's set-up talks to its system (MSAL's authority discovery, a token, an SDK's
+discovery document). That is a call like any other: a throttled or failing set-up is retried
+under the retry policy (``_retry``), so ``resume``, a worker or the server never gives up on
+one 429. A set-up that still fails when its time budget is spent is remembered for one budget
+(later chains fail at once with the same reason, instead of each spending the budget again).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from .. import plugins
+from ..config._config import format_validation_error
+from ..connector import Connector
+from ..errors import ConfigError, ConnectorError
+from ._retry import call_with_retries
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["build_connector", "connector_class"]
+
+
+def connector_class(engine: Engine, instance: str) -> type[Connector]:
+    """The class configured for ``instance``; a ConfigError naming the instance when there is none."""
+    cfg = engine.config.connectors.get(instance)
+    if cfg is None:
+        raise ConfigError(f"no connector named {instance!r} in the configuration")
+    classes = plugins.connector_classes()
+    cls = classes.get(cfg.type)
+    if cls is None:
+        known = ", ".join(sorted(classes)) or "none"
+        raise ConfigError(
+            f"unknown connector type {cfg.type!r} (installed: {known})",
+            where=f"{engine.config.source or 'config'}: connectors.{instance}",
+        )
+    return cls
+
+
+def build_connector(engine: Engine, instance: str) -> Connector:
+    """The connector instance, built once per engine; concurrent callers for one instance wait for the first."""
+    with engine._lock:
+        if instance in engine._connectors:
+            return engine._connectors[instance]
+        building = engine._building.setdefault(instance, threading.Lock())
+    with building:
+        with engine._lock:
+            if instance in engine._connectors:
+                return engine._connectors[instance]
+        failed = engine._setup_failed.get(instance)
+        if failed is not None and engine.monotonic() - failed[0] < engine.config.limits.action_budget:
+            raise failed[1]
+        try:
+            return _build(engine, instance)
+        except ConnectorError as exc:
+            engine._setup_failed[instance] = (engine.monotonic(), exc)
+            raise
+
+
+def _build(engine: Engine, instance: str) -> Connector:
+    cls = connector_class(engine, instance)
+    cfg = engine.config.connectors[instance]
+    try:
+        settings = cls.Settings.model_validate(cfg.settings)
+    except ValidationError as exc:
+        where = f"connectors.{instance}.settings"
+        raise ConfigError(format_validation_error(exc, str(engine.config.source or "config"), where)) from None
+    with engine._lock:
+        if instance not in engine._buckets:
+            rate = cfg.rate if cfg.rate is not None else cls.default_rate
+            engine._buckets[instance] = engine.bucket_factory(
+                instance, rate, cfg.burst, clock=lambda: engine.monotonic()
+            )
+            for lane, (lane_rate, lane_burst) in cls.rate_limits.items():
+                lane_rate = cfg.rates.get(lane, cfg.rates.get("*", lane_rate))
+                engine._buckets[f"{instance}:{lane}"] = engine.bucket_factory(
+                    f"{instance}:{lane}", lane_rate, lane_burst, clock=lambda: engine.monotonic()
+                )
+        bucket = engine._buckets[instance]
+
+    def attempt() -> Connector:
+        bucket.acquire(engine.sleep)
+        return cls(instance, settings)
+
+    connector: Connector
+    connector, _ = call_with_retries(
+        attempt,
+        system=instance,
+        limits=engine.config.limits,
+        pause=lambda lane, seconds: engine._lane_bucket(instance, lane).pause(seconds),
+        sleep=engine.sleep,
+        clock=lambda: engine.monotonic(),
+    )
+    if cls.rate_limits:  # per request: the system's own bucket, then the request's lane
+        connector.throttle = functools.partial(engine._throttle, instance)  # type: ignore[method-assign]
+    with engine._lock:
+        engine._slots[instance] = threading.BoundedSemaphore(cfg.concurrency or cls.default_concurrency)
+        engine._connectors[instance] = connector
+        engine._setup_failed.pop(instance, None)
+    return connector
