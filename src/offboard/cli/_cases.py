@@ -294,6 +294,11 @@ def status(app: App, case: str | None, as_json: bool) -> None:
                 f"{r['created_at']:%Y-%m-%d %H:%M:%S}",
             )
         out.print(table if rows else "No cases yet.")
+        from ._owed import owed_summary
+
+        summary = owed_summary(engine)
+        if summary:
+            out.print(f"[red]{escape(summary)}[/]")
         return
     row = engine.find_case(case)
     if row is None:

@@ -38,6 +38,7 @@ LAZY_COMMANDS = {
     "sweep": ("offboard.cli._inventory", "sweep"),
     "worker": ("offboard.cli._worker", "worker"),
     "tasks": ("offboard.cli._tasks", "tasks"),
+    "cases": ("offboard.cli._owed", "cases"),
 }
 HELP = {
     "plan": "Show what would happen for PERSON; writes nothing.",
@@ -56,6 +57,7 @@ HELP = {
     "sweep": "Revoke everyone past their end date who still has access.",
     "worker": "Run jobs from PostgreSQL (execution: distributed).",
     "tasks": "List and close the checklist tasks of cases.",
+    "cases": "List, retry or abandon owed work (failed actions).",
 }
 
 

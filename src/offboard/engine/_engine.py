@@ -558,7 +558,13 @@ class Engine:
         for case_id in running:
             self.record("recovery", case_id, {"case": case_id, "note": "resuming a case interrupted before it closed"})
         results = self.run_cases(running, progress) if running else []
-        return results + self.run_due_followups(progress)
+        return results + self.run_due_followups(progress) + self.retry_owed(progress)
+
+    def retry_owed(self, progress: Callable[[dict[str, Any]], None] | None = None, **kw: Any) -> list[CaseResult]:
+        """Retry owed (failed) actions whose backoff has passed; escalate overdue ones (``_owed.retry_owed``)."""
+        from ._owed import retry_owed
+
+        return retry_owed(self, progress, **kw)
 
     def run_due_followups(
         self, progress: Callable[[dict[str, Any]], None] | None = None, wait: bool = True
