@@ -39,6 +39,7 @@ LAZY_COMMANDS = {
     "worker": ("offboard.cli._worker", "worker"),
     "tasks": ("offboard.cli._tasks", "tasks"),
     "cases": ("offboard.cli._owed", "cases"),
+    "check": ("offboard.cli._check", "check"),
 }
 HELP = {
     "plan": "Show what would happen for PERSON; writes nothing.",
@@ -58,6 +59,7 @@ HELP = {
     "worker": "Run jobs from PostgreSQL (execution: distributed).",
     "tasks": "List and close the checklist tasks of cases.",
     "cases": "List, retry or abandon owed work (failed actions).",
+    "check": "Ask every system what PERSON still holds (read-only).",
 }
 
 

@@ -479,6 +479,10 @@ class Engine:
     def close_case(self, case_id: str, seal: bool = True) -> CaseResult:
         """Decide ``complete`` or ``incomplete`` from the actions and record the close."""
         case = self._case(case_id)
+        if self.config.cases.check_on_close:  # the last word before the close: what does the person still hold?
+            from ._check import check_case
+
+            check_case(self, case)
         rows = self.store.actions(case_id)
         counts: dict[str, int] = defaultdict(int)
         reasons = [case["detail"]] if case["detail"] else []
