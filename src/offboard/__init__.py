@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
         ActionStatus,
         CaseStatus,
         CheckResult,
+        Leftover,
         Person,
         Receipt,
         Verification,
@@ -59,7 +60,8 @@ _HOMES = {
     ),
     **dict.fromkeys(
         (
-            "Account AccountPage Action ActionKind ActionStatus CaseStatus CheckResult Person Receipt Verification"
+            "Account AccountPage Action ActionKind ActionStatus CaseStatus CheckResult Leftover Person Receipt "
+            "Verification"
         ).split(),
         ".models",
     ),
@@ -93,6 +95,7 @@ __all__ = [
     "ConnectorError",
     "ConnectorSettings",
     "HREvent",
+    "Leftover",
     "NotFound",
     "Notice",
     "Notifier",

@@ -7,7 +7,10 @@ A connector is a class with a ``name``, a pydantic ``Settings`` model, and metho
 * write side, one method per action kind it supports, named after the kind
   (``disable_account``, ``revoke_sessions``, ...), each idempotent and returning a
   ``Receipt`` with the before-state;
-* ``undo_<kind>(receipt)`` for kinds the system lets us reverse.
+* ``undo_<kind>(receipt)`` for kinds the system lets us reverse;
+* optionally ``residual(person)``: access the person still holds that ``verify`` cannot read
+  without a receipt (sessions, OAuth grants, ...), for ``offboard check``. The engine itself
+  verifies ``residual_kinds`` (read back without a receipt) on every account ``discover`` finds.
 
 Capabilities are derived from which methods exist. Connectors stay plain: no retries,
 no sleeping, no threads, no audit. They translate their SDK's errors into
@@ -22,7 +25,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from .errors import PermanentError
-from .models import Account, AccountPage, Action, ActionKind, CheckResult, Person, Receipt, Verification
+from .models import Account, AccountPage, Action, ActionKind, CheckResult, Leftover, Person, Receipt, Verification
 
 __all__ = ["Connector", "ConnectorSettings"]
 
@@ -50,6 +53,11 @@ class Connector:
     #: lane -> (requests per second, burst). Call ``self.throttle(lane)`` before each
     #: request of that lane; the engine backs each lane with its own bucket.
     rate_limits: ClassVar[dict[str, tuple[float, int]]] = {}
+    #: Action kinds whose ``verify(action, None)`` reads the account's current state (no receipt needed):
+    #: the residual-access check (``offboard check``) reads these back on every account the person holds.
+    residual_kinds: ClassVar[frozenset[ActionKind]] = frozenset(
+        {ActionKind.DISABLE_ACCOUNT, ActionKind.REVOKE_TOKENS, ActionKind.REMOVE_MEMBERSHIPS}
+    )
 
     def __init__(self, instance: str, settings: ConnectorSettings | dict[str, Any] | None = None):
         self.instance = instance
@@ -100,6 +108,11 @@ class Connector:
     def list_accounts(self, cursor: str | None = None) -> AccountPage:
         """One page of every account in the system, for the inventory."""
         raise NotImplementedError
+
+    def residual(self, person: Person, accounts: list[Account]) -> list[Leftover]:
+        """Optional, read-only: access ``person`` still holds beyond what ``residual_kinds`` read back
+        (sessions, OAuth grants, ...) on ``accounts`` (what ``discover`` found). Must not write."""
+        return []
 
     def close(self) -> None:
         """Release connections."""

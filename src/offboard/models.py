@@ -29,6 +29,7 @@ __all__ = [
     "SyncStatus",
     "CheckResult",
     "AccountPage",
+    "Leftover",
 ]
 
 
@@ -325,6 +326,26 @@ class CheckResult:
     identity: str = ""
     missing: tuple[str, ...] = ()
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Access a person still holds, found by the residual-access check: ``kind`` is the action that removes it."""
+
+    account: Account
+    kind: ActionKind
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "system": self.account.system,
+            "account": {"id": self.account.id, "name": self.account.name},
+            "kind": self.kind.value,
+            "detail": self.detail,
+        }
+
+    def __str__(self) -> str:
+        return f"{self.account.system} {self.account.name} {self.kind.value}: {self.detail}"
 
 
 @dataclass(frozen=True)

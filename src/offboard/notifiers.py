@@ -22,7 +22,7 @@ __all__ = ["Notice", "Notifier", "NotifyError"]
 class Notice:
     """One message. ``to`` holds email addresses; empty means the notifier's IT destination."""
 
-    kind: str  # case_closed, end_date, task_due or task_overdue
+    kind: str  # case_closed, end_date, task_due, task_overdue, owed or residual
     subject: str
     text: str
     to: tuple[str, ...] = ()

@@ -13,7 +13,7 @@ and SMTP email are built in. The configuration names instances::
         type: email
         settings: {host: smtp.corp.example, sender: offboard@corp.example, to: [it@corp.example],
                    username: offboard, password: file:/run/secrets/smtp}
-        events: [end_date]          # default: [case_closed, end_date, task_due, task_overdue]
+        events: [end_date]          # default: [case_closed, end_date, task_due, task_overdue, owed, residual]
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ __all__ = [
 ]
 
 log = get_logger("offboard.notifiers")
-Event = Literal["case_closed", "end_date", "task_due", "task_overdue"]
-EVENTS: tuple[Event, ...] = ("case_closed", "end_date", "task_due", "task_overdue")
+Event = Literal["case_closed", "end_date", "task_due", "task_overdue", "owed", "residual"]
+EVENTS: tuple[Event, ...] = ("case_closed", "end_date", "task_due", "task_overdue", "owed", "residual")
 
 
 class SlackNotifier(Notifier):

@@ -152,6 +152,13 @@ def plan(app: App, person: str, policy: str | None, as_json: bool) -> None:
         emit_json(result.to_dict())
     else:
         print_plan(result)
+    if result.errors:  # a system that could not be searched may hold accounts the plan does not show
+        click.echo(
+            f"error: {len(result.errors)} system(s) could not be searched: {', '.join(sorted(result.errors))}; "
+            "the plan may be missing accounts",
+            err=True,
+        )
+        sys.exit(EXIT_INCOMPLETE)
 
 
 @click.command()
@@ -160,19 +167,33 @@ def plan(app: App, person: str, policy: str | None, as_json: bool) -> None:
 @click.option("--reason", default="", help="Why; recorded in the case and the audit log.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
+@click.option("--again", is_flag=True, help="Revoke even if PERSON has a complete case within cases.again_within.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def revoke(app: App, person: str, policy: str | None, reason: str, yes: bool, dry_run: bool, as_json: bool) -> None:
-    """Disable every account PERSON holds, verify each by reading it back, and record it."""
+def revoke(
+    app: App, person: str, policy: str | None, reason: str, yes: bool, dry_run: bool, again: bool, as_json: bool
+) -> None:
+    """Disable every account PERSON holds, verify each by reading it back, and record it.
+
+    Exits 0 without opening a case when there is nothing to do, and 2 when every account found is protected.
+    """
+    code = EXIT_OK
     with Progress(live=out.is_terminal and not as_json) as progress:
 
         def confirm(the_plan: Any) -> bool:
+            nonlocal code
             if dry_run:
                 if as_json:
                     emit_json({"dry_run": True, "plan": the_plan.to_dict()})
                 else:
                     print_plan(the_plan)
                     out.print("Dry run: nothing was changed.")
+                return False
+            if not the_plan.actions and not the_plan.errors:  # no case: it would record work never done
+                code = nothing_to_do(the_plan, as_json)
+                return False
+            if not again and not confirm_again(app, the_plan, yes, as_json):
+                code = EXIT_USAGE
                 return False
             if not as_json:
                 print_plan(the_plan)
@@ -187,8 +208,8 @@ def revoke(app: App, person: str, policy: str | None, reason: str, yes: bool, dr
         result = app.engine().revoke(
             person, policy=policy, trigger="cli", reason=reason, confirm=confirm, progress=None if as_json else progress
         )
-    if result is None:  # a dry run
-        sys.exit(EXIT_OK)
+    if result is None:  # a dry run, nothing to do, or turned down
+        sys.exit(code)
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -200,6 +221,36 @@ def revoke(app: App, person: str, policy: str | None, reason: str, yes: bool, dr
         )
         print_checklist(result)
     sys.exit(EXIT_OK if result.ok else EXIT_INCOMPLETE)
+
+
+def nothing_to_do(plan: Any, as_json: bool) -> int:
+    """Say why no case opens: 2 when every account found is protected (naming the protections), else 0."""
+    protections = [f"{a.system} {a.name}: {why}" for a, why in plan.protected]
+    if as_json:
+        emit_json({"case": None, "person": plan.person.id, "nothing_to_do": True, "protected": protections})
+    elif protections:
+        who = plan.person.id
+        click.echo(f"error: every account of {who} is protected; nothing was done, no case opened:", err=True)
+        for line in protections:
+            click.echo(f"  {line}", err=True)
+    else:
+        out.print(f"Nothing to do for {escape(plan.person.id)}: no account to act on; no case opened.")
+    return EXIT_USAGE if protections else EXIT_OK
+
+
+def confirm_again(app: App, plan: Any, yes: bool, as_json: bool) -> bool:
+    """True unless PERSON has a recent complete case and the operator does not confirm (or pass --again)."""
+    from ..engine._owed import recent_complete
+
+    earlier = recent_complete(app.engine(), plan.person.id)
+    if earlier is None:
+        return True
+    closed = earlier["closed_at"] or earlier["created_at"]
+    what = f"{plan.person.id} already has a complete case {earlier['id']} (closed {closed:%Y-%m-%d %H:%M})"
+    if yes or as_json or not sys.stdin.isatty():
+        click.echo(f"error: {what}; pass --again to open another one", err=True)
+        return False
+    return click.confirm(f"{what}. Revoke again?", default=False)
 
 
 def print_checklist(result: Any) -> None:
@@ -243,6 +294,11 @@ def status(app: App, case: str | None, as_json: bool) -> None:
                 f"{r['created_at']:%Y-%m-%d %H:%M:%S}",
             )
         out.print(table if rows else "No cases yet.")
+        from ._owed import owed_summary
+
+        summary = owed_summary(engine)
+        if summary:
+            out.print(f"[red]{escape(summary)}[/]")
         return
     row = engine.find_case(case)
     if row is None:

@@ -39,6 +39,8 @@ LAZY_COMMANDS = {
     "worker": ("offboard.cli._worker", "worker"),
     "tasks": ("offboard.cli._tasks", "tasks"),
     "witness": ("offboard.cli._witness", "witness"),
+    "cases": ("offboard.cli._owed", "cases"),
+    "check": ("offboard.cli._check", "check"),
 }
 HELP = {
     "plan": "Show what would happen for PERSON; writes nothing.",
@@ -58,6 +60,8 @@ HELP = {
     "worker": "Run jobs from PostgreSQL (execution: distributed).",
     "tasks": "List and close the checklist tasks of cases.",
     "witness": "Run an independent witness that cosigns audit checkpoints.",
+    "cases": "List, retry or abandon owed work (failed actions).",
+    "check": "Ask every system what PERSON still holds (read-only).",
 }
 
 

@@ -101,6 +101,22 @@ class TasksConfig(_Strict):
         return value
 
 
+class CasesConfig(_Strict):
+    """Owed work and repeat revokes: when failed actions are retried, escalated, and when a revoke needs ``--again``."""
+
+    retry_after: str = Field(default="5m", description="first wait before an owed action is retried")
+    retry_max: str = Field(default="6h", description="longest wait between retries (the backoff doubles up to this)")
+    escalate_after: str = Field(default="3d", description="notify (event 'owed') when an action is owed this long")
+    again_within: str = Field(default="30d", description="a revoke this soon after a complete case needs --again")
+    check_on_close: bool = Field(default=True, description="run the residual-access check before closing a case")
+
+    @field_validator("retry_after", "retry_max", "escalate_after", "again_within")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 class Config(_Strict):
     """The whole configuration file."""
 
@@ -119,6 +135,7 @@ class Config(_Strict):
     inventory: dict[str, Any] = Field(default_factory=dict, description="correlation rules and mapping file")
     audit: dict[str, Any] = Field(default_factory=dict)
     tasks: TasksConfig = Field(default_factory=TasksConfig)
+    cases: CasesConfig = Field(default_factory=CasesConfig)
     execution: str = Field(default="embedded", pattern="^(embedded|distributed)$")
 
     source: Path | None = Field(default=None, exclude=True)

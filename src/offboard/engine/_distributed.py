@@ -139,6 +139,7 @@ def make_app(engine_factory: Callable[[], Any], stalled_after: float = 30.0) -> 
         with lock:
             retry_stalled_jobs(engine.store, stalled_after)
             engine.run_due_followups(wait=False)
+            engine.retry_owed(wait=False)  # owed actions whose backoff passed: their jobs are enqueued
 
     return app
 

@@ -454,6 +454,10 @@ class Engine:
     def close_case(self, case_id: str, seal: bool = True) -> CaseResult:
         """Decide ``complete`` or ``incomplete`` from the actions and record the close."""
         case = self._case(case_id)
+        if self.config.cases.check_on_close:  # the last word before the close: what does the person still hold?
+            from ._check import check_case
+
+            check_case(self, case)
         rows = self.store.actions(case_id)
         counts: dict[str, int] = defaultdict(int)
         reasons = [case["detail"]] if case["detail"] else []
@@ -533,7 +537,13 @@ class Engine:
         for case_id in running:
             self.record("recovery", case_id, {"case": case_id, "note": "resuming a case interrupted before it closed"})
         results = self.run_cases(running, progress) if running else []
-        return results + self.run_due_followups(progress)
+        return results + self.run_due_followups(progress) + self.retry_owed(progress)
+
+    def retry_owed(self, progress: Callable[[dict[str, Any]], None] | None = None, **kw: Any) -> list[CaseResult]:
+        """Retry owed (failed) actions whose backoff has passed; escalate overdue ones (``_owed.retry_owed``)."""
+        from ._owed import retry_owed
+
+        return retry_owed(self, progress, **kw)
 
     def run_due_followups(
         self, progress: Callable[[dict[str, Any]], None] | None = None, wait: bool = True

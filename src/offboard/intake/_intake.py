@@ -259,8 +259,9 @@ class Intake:
                 self._reconcile(row)
             try:
                 self.engine.run_due_followups()
+                self.engine.retry_owed()  # failed actions stay owed until verified or abandoned
             except Exception as exc:
-                log.error("running due follow-ups failed", error=f"{type(exc).__name__}: {exc}")
+                log.error("running due follow-ups or owed work failed", error=f"{type(exc).__name__}: {exc}")
             self._scheduled_sweep(now)
             self._remind(now)
             self._prune(now)

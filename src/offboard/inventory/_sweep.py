@@ -43,10 +43,11 @@ class SweepResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     sync: Any = None
     notices: int = 0
+    retried: list[Any] = field(default_factory=list)  # owed work of earlier cases, retried by this sweep
 
     @property
     def ok(self) -> bool:
-        return not self.halted and all(c.ok for c in self.cases)
+        return not self.halted and all(c.ok for c in [*self.cases, *self.retried])
 
     @property
     def message(self) -> str:
@@ -60,7 +61,11 @@ class SweepResult:
             verb = "would halt: " + "; ".join(self.reasons) if self.reasons else f"would open {len(self.plans)} case(s)"
             return f"dry run: {len(self.leavers)} person(s) past their end date; {verb}"
         incomplete = sum(not c.ok for c in self.cases)
-        return f"{len(self.cases)} case(s) opened and run, {incomplete} incomplete" if self.cases else "nothing to do"
+        text = f"{len(self.cases)} case(s) opened and run, {incomplete} incomplete" if self.cases else "nothing to do"
+        if self.retried:
+            still = sum(not c.ok for c in self.retried)
+            text += f"; owed work of {len(self.retried)} earlier case(s) retried, {still} still incomplete"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +80,7 @@ class SweepResult:
             "cases": [c.to_dict() for c in self.cases],
             "skipped": [{"person": p, "why": w} for p, w in self.skipped],
             "sync": self.sync.to_dict() if self.sync is not None else None,
+            "retried": [c.to_dict() for c in self.retried],
         }
 
 
@@ -149,7 +155,11 @@ def run_sweep(
     approver = (approver or "").strip() or None
     if approve and not approver:
         raise ApprovalRequired("--approve needs --approver NAME: the approval is recorded with the approver's name")
-    return _sweep(engine, approve, approver, dry_run, sync, notify, progress)
+    # failed actions of earlier cases stay owed until verified: retry those due first, then look for new leavers
+    retried = [] if dry_run else engine.retry_owed(progress)
+    result = _sweep(engine, approve, approver, dry_run, sync, notify, progress)
+    result.retried = retried
+    return result
 
 
 def _sweep(

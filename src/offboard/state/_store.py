@@ -231,6 +231,55 @@ class Store:
         with self._writing() as conn:
             conn.execute(actions.update().where(actions.c.id == action_id).values(**values))
 
+    def owed_actions(self, case_id: str | None = None) -> list[dict[str, Any]]:
+        """Owed work: the failed or unverified actions of incomplete cases, oldest case first."""
+        query = (
+            sa.select(
+                actions,
+                cases.c.person_id,
+                cases.c.created_at.label("case_created_at"),
+                cases.c.closed_at.label("case_closed_at"),
+                cases.c.detail.label("case_detail"),
+            )
+            .join(cases, cases.c.id == actions.c.case_id)
+            .where(
+                cases.c.status == CaseStatus.INCOMPLETE.value,
+                actions.c.status.in_([ActionStatus.FAILED.value, ActionStatus.UNVERIFIED.value]),
+            )
+            .order_by(cases.c.created_at, actions.c.case_id, actions.c.position)
+        )
+        if case_id is not None:
+            query = query.where(actions.c.case_id == case_id)
+        with self._reading() as conn:
+            return [_row(r) for r in conn.execute(query).mappings()]
+
+    def reopen_actions(
+        self, case_id: str, action_ids: list[int], detail: str, also: Callable[[Any], None] | None = None
+    ) -> bool:
+        """Put an incomplete case back to running (with ``detail``) and ``action_ids`` to pending, in one transaction.
+
+        False (and nothing changed) when the case is no longer incomplete or its person has a running case.
+        ``also`` joins the transaction (``store.jobs.deferrer``: the retried chains' jobs)."""
+        try:
+            with self._writing() as conn:
+                claimed = conn.execute(
+                    cases.update()
+                    .where(cases.c.id == case_id, cases.c.status == CaseStatus.INCOMPLETE.value)
+                    .values(status=CaseStatus.RUNNING.value, detail=detail, updated_at=utcnow())
+                ).rowcount
+                if claimed != 1:
+                    return False
+                conn.execute(
+                    actions.update()
+                    .where(actions.c.case_id == case_id, actions.c.id.in_(action_ids))
+                    .values(status=ActionStatus.PENDING.value, error=None)
+                )
+                if also is not None:
+                    also(conn)
+        except sa.exc.IntegrityError:  # the person's one running case is another one
+            return False
+        return True
+
     # -- follow-ups -----------------------------------------------------------
 
     def due_followups(self, now: datetime) -> list[dict[str, Any]]:

@@ -1,0 +1,176 @@
+"""The residual-access check: what a person still holds, asked of every system, read-only, independent of any case.
+
+For every enabled connector: ``discover`` the person's accounts, apply the policy (protected
+accounts are left out, as a case would), read back each planned action kind the connector can
+verify without a receipt (``Connector.residual_kinds``), and add what the connector's optional
+``residual(person, accounts)`` reports (sessions, OAuth grants, ...). A read-back that disagrees
+is a leftover. A system that cannot be searched is an error: the check cannot say nothing is left.
+
+Every case ends with this check (``cases.check_on_close``): a ``residual_check`` audit entry just
+before ``case_closed``. A leftover on an action the case verified turns that action ``unverified``
+(it is owed again and retried); the case is ``complete`` only if nothing the policy removes is left.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..config._durations import aware, iso
+from ..config._logging import redact
+from ..config._policy import Protection
+from ..errors import ConnectorError, OffboardError
+from ..models import Action, ActionStatus, Leftover, Person, Verification
+
+if TYPE_CHECKING:
+    from ..config._policy import Policy
+    from ._engine import Engine
+
+__all__ = ["Residual", "residual", "check_case"]
+
+
+@dataclass
+class Residual:
+    """What the check found for one person."""
+
+    person: Person
+    leftovers: list[Leftover] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # system -> why it could not be searched
+    checked: list[str] = field(default_factory=list)  # systems searched
+
+    @property
+    def clean(self) -> bool:
+        return not self.leftovers and not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "person": self.person.id,
+            "clean": self.clean,
+            "leftovers": [x.to_dict() for x in self.leftovers],
+            "errors": dict(self.errors),
+            "checked": list(self.checked),
+        }
+
+
+def residual(engine: Engine, person: Person, policy: Policy | None = None) -> Residual:
+    """Ask every enabled system, read-only, what ``person`` still holds that ``policy`` would remove."""
+    policy = policy or engine.policy_for(person)
+    accounts, errors = engine.gather(person)
+    report = Residual(person, errors=dict(errors))
+    by_system: dict[str, list[Action]] = {}
+    protection = Protection.combine(policy, engine.config.protected)
+    for account in accounts:  # what a case would act on (plan_for, without drawing up a checklist)
+        if protection.reason(account):
+            continue
+        capabilities = type(engine.connector(account.system)).capabilities()
+        kinds, _ = policy.actions_for(account.system, engine.config.connectors[account.system].type)
+        by_system.setdefault(account.system, []).extend(Action(k, account) for k in kinds if k in capabilities)
+    names = [n for n in engine.enabled_connectors() if n not in errors]
+    futures = {}
+    for name in names:
+        futures[name] = engine._pool.submit(_check_system, engine, name, person, by_system.get(name, []))
+    for name, future in futures.items():
+        try:
+            report.leftovers.extend(future.result())
+            report.checked.append(name)
+        except ConnectorError as exc:
+            report.errors[name] = redact(f"{type(exc).__name__}: {exc}")
+    return report
+
+
+def _check_system(engine: Engine, name: str, person: Person, actions: list[Action]) -> list[Leftover]:
+    connector = engine.connector(name)
+    kinds = type(connector).residual_kinds
+    found: list[Leftover] = []
+    for action in actions:
+        if action.kind not in kinds:
+            continue
+        verification, _ = engine.call(name, connector.verify, action, None)
+        if not verification.ok and not verification.pending:
+            found.append(Leftover(action.account, action.kind, verification.detail or "read-back disagrees"))
+    accounts = list({a.account.ref: a.account for a in actions}.values())
+    extra, _ = engine.call(name, connector.residual, person, accounts)
+    found.extend(extra)
+    return found
+
+
+def check_case(engine: Engine, case: dict[str, Any]) -> None:
+    """Run the check for a closing case and record it (``residual_check``); leftovers on verified actions turn them
+    unverified, so the case closes incomplete and the work is owed again."""
+    person = Person.from_dict(json.loads(case["person"]))
+    policy = engine.policies.get(case["policy"]) or engine.policy_for(person)
+    try:
+        report = residual(engine, person, policy)
+    except OffboardError as exc:  # the close goes on; the entry says the check could not run
+        report = Residual(person, errors={"*": redact(f"{type(exc).__name__}: {exc}")})
+    rows = {(r["system"], r["account_id"], r["kind"]): r for r in engine.store.actions(case["id"])}
+    reopened = []
+    for leftover in report.leftovers:
+        row = rows.get((leftover.account.system, leftover.account.id, leftover.kind.value))
+        if row is None or row["status"] != ActionStatus.VERIFIED.value:
+            continue
+        verification = Verification(
+            Action(leftover.kind, leftover.account), False, {}, f"residual check: {leftover.detail}"
+        )
+        account = json.loads(row["account"])
+        engine.record(
+            "action",
+            case["id"],
+            {
+                "case": case["id"],
+                "person": {"id": case["person_id"]},
+                "system": row["system"],
+                "account": {"id": account["id"], "name": account["name"]},
+                "kind": row["kind"],
+                "requested_at": iso(aware(row["requested_at"])),
+                "responded_at": iso(aware(row["responded_at"])),
+                "result": ActionStatus.UNVERIFIED.value,
+                "reference": None,
+                "changed": False,
+                "verification": verification.to_dict(),
+                "error": None,
+                "attempts": row["attempts"],
+                "recovered": False,
+            },
+            action=(
+                row["id"],
+                {"status": ActionStatus.UNVERIFIED.value, "verification": json.dumps(verification.to_dict())},
+            ),
+        )
+        reopened.append(str(leftover))
+    engine.record(
+        "residual_check",
+        case["id"],
+        {
+            "case": case["id"],
+            "person": {"id": case["person_id"]},
+            "clean": report.clean,
+            "leftovers": [x.to_dict() for x in report.leftovers],
+            "errors": report.errors,
+            "checked": report.checked,
+            "unverified": reopened,
+        },
+    )
+    if report.leftovers:
+        from ..checklist._notifiers import notify
+        from ..notifiers import Notice
+
+        try:
+            notify(
+                engine.config,
+                "residual",
+                Notice(
+                    kind="residual",
+                    subject=f"offboard: {person.id} still holds access after case {case['id']}",
+                    text="\n".join(str(x) for x in report.leftovers),
+                ),
+            )
+        except Exception as exc:  # a notifier must never change a case's outcome
+            engine_log(exc, case["id"])
+
+
+def engine_log(exc: Exception, case_id: str) -> None:
+    import structlog
+
+    structlog.get_logger("offboard.check").warning("residual notice failed", case=case_id, error=redact(str(exc)))
