@@ -98,6 +98,7 @@ class GitHubConnector(Connector):
         accounts: dict[str, str] = Field(default_factory=dict, description="person -> login")
         timeout: float = 30.0
         ca_file: str | None = None
+        page_size: int = Field(100, ge=1, le=100, description="list_accounts page size (GitHub's maximum: 100)")
 
         @model_validator(mode="after")
         def _emu_needs_enterprise(self) -> GitHubConnector.Settings:
@@ -205,39 +206,41 @@ class GitHubConnector(Connector):
 
     def list_accounts(self, cursor: str | None = None) -> AccountPage:
         """Members page by page, then outside collaborators (cursor ``c<page>``): both hold access."""
+        size = self.settings.page_size
         if cursor and cursor.startswith("c"):
             page = int(cursor[1:])
             people = self._call(
                 "GET",
                 f"orgs/{self._org}/outside_collaborators",
                 "list outside collaborators",
-                params={"per_page": 100, "page": page},
+                params={"per_page": size, "page": page},
             ).json()
             accounts = tuple(
                 Account(self.instance, c["login"], c["login"], attributes={"kind": "outside_collaborator"})
                 for c in people
             )
-            return AccountPage(accounts, f"c{page + 1}" if len(people) == 100 else None)
+            return AccountPage(accounts, f"c{page + 1}" if len(people) == size else None)
         page = int(cursor or 1)
-        if self.settings.emu:
-            start = (page - 1) * 100 + 1
+        if self.settings.emu:  # the cursor is the SCIM startIndex: the server may answer fewer than asked
+            start = page
             body = self._call(
-                "GET", self._scim, "list SCIM users", SCIM, params={"startIndex": start, "count": 100}
+                "GET", self._scim, "list SCIM users", SCIM, params={"startIndex": start, "count": size}
             ).json()
             users = body.get("Resources") or []
             accounts = tuple(self._emu_account(u) for u in users)
-            more = start + len(users) <= int(body.get("totalResults") or 0)
+            following = start + len(users)
+            more = following <= int(body.get("totalResults") or 0)
+            return AccountPage(accounts, str(following) if accounts and more else None)
         else:
             members = self._call(
-                "GET", f"orgs/{self._org}/members", "list members", params={"per_page": 100, "page": page}
+                "GET", f"orgs/{self._org}/members", "list members", params={"per_page": size, "page": page}
             ).json()
             accounts = tuple(
                 Account(self.instance, m["login"], m["login"], attributes={"kind": "member"}) for m in members
             )
-            if len(members) < 100:
+            if len(members) < size:
                 return AccountPage(accounts, "c1")
             return AccountPage(accounts, str(page + 1))
-        return AccountPage(accounts, str(page + 1) if accounts and more else None)
 
     def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:
         who = action.account.name

@@ -26,6 +26,16 @@ class _GitHubFixtures:
         connector.close()
 
     @pytest.fixture
+    def list_connector(self, connector, sandbox_settings, sandbox):
+        settings = {
+            **sandbox_settings,
+            **{k: (sandbox.company.enterprise if v == "ENTERPRISE" else v) for k, v in self.extra.items()},
+        }
+        lister = GitHubConnector("github", {**settings, "page_size": 3})
+        yield lister
+        lister.close()
+
+    @pytest.fixture
     def person(self, sandbox_people):
         return next(i for i in sandbox_people if i.github_login and not i.outside_collaborator).person
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import ldap3
 import pytest
@@ -55,6 +56,14 @@ class TestLdapContract(ConnectorContract):
     """The conformance kit, once against slapd and once against Samba (``directory`` is parametrized)."""
 
     retry_after_reported = False
+
+    @pytest.fixture
+    def list_connector(self, directory: Directory):
+        for _ in range(5):  # enough accounts for three pages of two
+            directory.make_person(groups=False)
+        lister = LdapConnector("pages", directory.settings(page_size=2))
+        yield lister
+        lister.close()
 
 
 def _action(connector: LdapConnector, person: Person, kind: ActionKind, **params) -> Action:
@@ -312,6 +321,8 @@ def test_revoke_disables_one_person_in_both_directories_and_every_sandbox_system
         path = tmp_path / "offboard.yaml"
         path.write_text(yaml.safe_dump(config))
         env = {"OFFBOARD_HOME": str(home), "PATH": "/usr/bin:/bin"}
+        if os.environ.get("PYTHONPATH"):  # a worktree's sources, not the installed copy
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         revoke = subprocess.run(
             [sys.executable, "-m", "offboard", "--config", str(path), "revoke", person.id, "--yes", "--json"],
             capture_output=True,

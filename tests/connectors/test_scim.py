@@ -62,6 +62,15 @@ class TestScimAgainstScim2Server(ConnectorContract):
         connector.close()
 
     @pytest.fixture
+    def list_connector(self, scim2_server, client):
+        for _ in range(5):  # enough users for three pages of two
+            _seed(client, f"{unique('l')}@corp.example", unique("E"))
+        settings = {"base_url": scim2_server[0], "token": Secret(SCIM2_TOKEN, "test"), "page_size": 2}
+        lister = ScimConnector("app", settings)
+        yield lister
+        lister.close()
+
+    @pytest.fixture
     def person(self, client):
         email = f"{unique('u')}@corp.example"
         employee_id = unique("E")

@@ -426,6 +426,7 @@ class Entra(Simulator):
                 "Invalid page size specified: '%d'. Must be between 1 and 999 inclusive." % top,
                 reason="Request_UnsupportedQuery",
             )
+        top = self.knobs.page(top)  # Graph may answer fewer than $top: clients follow @odata.nextLink
         skip = int(req.query.get("$skiptoken", "0") or 0)
         page = users[skip : skip + top]
         body: dict[str, Any] = {

@@ -669,7 +669,7 @@ class GitHub(GitHubEnterprise, Simulator):
         if req.query.get("filter"):
             users = [u for u in users if compile_filter(req.query["filter"])(u)]
         start = max(int(req.query.get("startIndex", "1") or 1), 1)
-        count = int(req.query.get("count", "30") or 30)
+        count = self.knobs.page(int(req.query.get("count", "30") or 30))
         page = users[start - 1 : start - 1 + count]
         return Response(
             200,

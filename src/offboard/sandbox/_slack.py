@@ -206,7 +206,15 @@ class Slack(Simulator):
         if status >= 500:
             return self.unavailable(req, status)
         if req.path.startswith("/api/"):
-            return Response(status, {"ok": False, "error": "forced"})
+            # The Web API answers HTTP 200 with an error code: invalid_auth for rejected credentials,
+            # missing_scope (with needed/provided) for a missing right.
+            if status == 401:
+                return Response(200, {"ok": False, "error": "invalid_auth"})
+            if status == 403:
+                needed = _SCOPES.get(req.params.get("method", "")) or "admin"
+                provided = ",".join(sorted(self.granted - {needed}))
+                return Response(200, {"ok": False, "error": "missing_scope", "needed": needed, "provided": provided})
+            return Response(status, {"ok": False, "error": "invalid_request"})
         return self.render(req, HTTPError(status, f"forced status {status}", reason="scim"))
 
     def decorate(self, req: Request, resp: Response) -> None:
