@@ -51,6 +51,8 @@ SESSIONS = "User.RevokeSessions.All"
 MEMBERS = "GroupMember.ReadWrite.All"
 LICENSES = "LicenseAssignment.ReadWrite.All"
 DELETE = "User.ReadWrite.All"
+#: Changing the members of a role-assignable group (isAssignableToRole) needs this as well as MEMBERS.
+ROLE_GROUPS = "RoleManagement.ReadWrite.Directory"
 PRIVILEGED_ROLE = "Privileged Authentication Administrator (directory role)"
 #: Higher-privileged application permissions that also grant each least-privileged one.
 COVERED_BY = {
@@ -60,6 +62,7 @@ COVERED_BY = {
     MEMBERS: {"Group.ReadWrite.All", "Directory.ReadWrite.All"},
     LICENSES: {"User.ReadWrite.All", "Directory.ReadWrite.All"},
     DELETE: {"Directory.ReadWrite.All"},
+    ROLE_GROUPS: set(),
 }
 GRAPH_SCOPE = ["https://graph.microsoft.com/.default"]
 USER_FIELDS = "id,userPrincipalName,mail,displayName,accountEnabled,onPremisesSyncEnabled,employeeId"
@@ -75,7 +78,7 @@ class EntraConnector(Connector):
     # Identity writes: 3,000 per 2 min 30 s per app and tenant = 20/s.
     default_rate = 20.0
     default_concurrency = 8
-    permissions = (READ, DISABLE, SESSIONS, MEMBERS, LICENSES, DELETE)
+    permissions = (READ, DISABLE, SESSIONS, MEMBERS, LICENSES, DELETE, ROLE_GROUPS)
 
     class Settings(ConnectorSettings):
         tenant_id: str
@@ -259,7 +262,17 @@ class EntraConnector(Connector):
                 action, not enabled, {"accountEnabled": enabled}, f"{who}: accountEnabled is {str(enabled).lower()}"
             )
         if kind is ActionKind.REVOKE_SESSIONS:
-            user = self._require(action, "id,signInSessionsValidFromDateTime")
+            user = self._require(action, "id,userType,signInSessionsValidFromDateTime")
+            if _guest(user):
+                return Verification(
+                    action,
+                    False,
+                    {
+                        "userType": user.get("userType"),
+                        "signInSessionsValidFromDateTime": user.get("signInSessionsValidFromDateTime"),
+                    },
+                    f"{who}: {_GUEST_NOTE}",
+                )
             valid_from = _when(user.get("signInSessionsValidFromDateTime"))
             before = _when((receipt.before if receipt else {}).get("signInSessionsValidFromDateTime"))
             if receipt is not None and not receipt.changed:  # already revoked recently, so nothing moved
@@ -276,7 +289,10 @@ class EntraConnector(Connector):
             groups = self._removable_groups(action.account.id)
             names = sorted(g.get("displayName") or g["id"] for g in groups)
             detail = f"{who}: still in {', '.join(names)}" if names else f"{who}: in no removable group"
-            return Verification(action, not groups, {"groups": names}, detail)
+            synced = self._synced_groups(action.account.id)
+            if synced:
+                detail += f"; {_synced_note(synced)}"
+            return Verification(action, not groups, {"groups": names, "on_premises_groups": synced}, detail)
         if kind is ActionKind.REMOVE_LICENSES:
             direct, inherited = self._licenses(action)
             detail = (
@@ -313,9 +329,11 @@ class EntraConnector(Connector):
         return Receipt(receipt.action, changed=True, before={"accountEnabled": not wanted}, reference=user["id"])
 
     def revoke_sessions(self, action: Action) -> Receipt:
-        user = self._require(action, "id,signInSessionsValidFromDateTime")
+        user = self._require(action, "id,userType,signInSessionsValidFromDateTime")
         previous = user.get("signInSessionsValidFromDateTime")
         before = {"signInSessionsValidFromDateTime": previous}
+        if _guest(user):
+            before["userType"] = user.get("userType")
         valid_from = _when(previous)
         if valid_from is not None and _recent(valid_from):
             return Receipt(action, changed=False, before=before, detail=f"sessions already revoked at {previous}")
@@ -326,19 +344,36 @@ class EntraConnector(Connector):
             SESSIONS,
             content=b"",
         )
-        return Receipt(action, changed=True, before=before, reference=user["id"])
+        detail = _GUEST_NOTE if _guest(user) else ""
+        return Receipt(action, changed=True, before=before, reference=user["id"], detail=detail)
 
     def remove_memberships(self, action: Action) -> Receipt:
         user_id = action.account.id
-        groups = self._removable_groups(user_id)
-        requests_ = [("DELETE", f"/groups/{g['id']}/members/{user_id}/$ref", None) for g in groups]
-        failed = self._batch(requests_, MEMBERS, f"remove {action.account.name} from groups", ok_statuses=(204, 404))
+        what = f"remove {action.account.name} from groups"
+        everything = self._groups(user_id)
+        # Role-assignable groups go last, in their own batch: they also need RoleManagement.ReadWrite.Directory.
+        plain = [g for g in everything if _removable(g) and not g.get("isAssignableToRole")]
+        roles = [g for g in everything if _removable(g) and g.get("isAssignableToRole")]
+
+        def refs(groups: list[dict[str, Any]]) -> list[tuple[str, str, Any]]:
+            return [("DELETE", f"/groups/{g['id']}/members/{user_id}/$ref", None) for g in groups]
+
+        failed = self._batch(refs(plain), MEMBERS, what, ok_statuses=(204, 404))
+        if roles:
+            try:
+                failed += self._batch(refs(roles), ROLE_GROUPS, what, ok_statuses=(204, 404))
+            except PermissionDenied:
+                failed += [f"HTTP 403: a role-assignable group; the app needs {ROLE_GROUPS}"] * len(roles)
+        groups = plain + roles
         removed = [g for g, f in zip(groups, failed) if f is None]
         before = {"groups": [{"id": g["id"], "displayName": g.get("displayName")} for g in removed]}
         problems = [f"{g.get('displayName') or g['id']}: {f}" for g, f in zip(groups, failed) if f]
         detail = f"removed from {len(removed)} group(s)" + (
             f"; could not remove: {'; '.join(problems)}" if problems else ""
         )
+        synced = sorted(g.get("displayName") or g["id"] for g in everything if g.get("onPremisesSyncEnabled"))
+        if synced:
+            detail += f"; {_synced_note(synced)}"
         return Receipt(action, changed=bool(removed), before=before, detail=detail)
 
     def undo_remove_memberships(self, receipt: Receipt) -> Receipt:
@@ -440,7 +475,7 @@ class EntraConnector(Connector):
         out: list[dict[str, Any]] = []
         path: str | None = f"users/{_seg(user_id)}/memberOf/microsoft.graph.group"
         params: dict[str, str] | None = {
-            "$select": "id,displayName,groupTypes,mailEnabled,securityEnabled,isAssignableToRole"
+            "$select": "id,displayName,groupTypes,mailEnabled,securityEnabled,isAssignableToRole,onPremisesSyncEnabled"
         }
         while path:
             body = self._call("GET", path, "list group memberships", READ, params=params).json()
@@ -449,13 +484,12 @@ class EntraConnector(Connector):
         return out
 
     def _removable_groups(self, user_id: str) -> list[dict[str, Any]]:
-        """Memberships Graph can remove: not dynamic, not mail-enabled (Exchange manages those)."""
-        return [
-            g
-            for g in self._groups(user_id)
-            if "DynamicMembership" not in (g.get("groupTypes") or [])
-            and not (g.get("mailEnabled") and "Unified" not in (g.get("groupTypes") or []))
-        ]
+        """Memberships Graph can remove: not dynamic, not mail-enabled (Exchange manages those), not
+        synced from on-premises AD (mastered there)."""
+        return [g for g in self._groups(user_id) if _removable(g)]
+
+    def _synced_groups(self, user_id: str) -> list[str]:
+        return sorted(g.get("displayName") or g["id"] for g in self._groups(user_id) if g.get("onPremisesSyncEnabled"))
 
     def _licenses(self, action: Action) -> tuple[list[dict[str, Any]], list[str]]:
         """(direct licenses with their disabled plans, skuIds inherited from groups)."""
@@ -596,6 +630,33 @@ class EntraLeaveDate(PeopleSource):
             timezone=self.settings.timezone,
             active=bool(user.get("accountEnabled", True)),
         )
+
+
+_GUEST_NOTE = (
+    "guest (external) user: revokeSignInSessions does not end their sessions, which their home tenant "
+    "issues; not verified. What works here: disable_account (accountEnabled false blocks sign-in to this "
+    "tenant) or delete_account; their home organization can revoke their sessions"
+)
+
+
+def _guest(user: dict[str, Any]) -> bool:
+    return str(user.get("userType") or "").lower() == "guest"
+
+
+def _removable(group: dict[str, Any]) -> bool:
+    types = group.get("groupTypes") or []
+    return (
+        "DynamicMembership" not in types
+        and not (group.get("mailEnabled") and "Unified" not in types)
+        and not group.get("onPremisesSyncEnabled")
+    )
+
+
+def _synced_note(names: list[str]) -> str:
+    return (
+        f"skipped {', '.join(names)}: synced from the on-premises directory (Active Directory), where its members "
+        "are mastered; Graph cannot change them: remove the membership in AD, e.g. with the ldap connector"
+    )
 
 
 def _seg(key: str) -> str:

@@ -22,7 +22,7 @@ from offboard import (
     Verification,
     hookimpl,
 )
-from offboard.errors import AuthError, ConfigError, NotFound, PermanentError, RateLimited
+from offboard.errors import AuthError, ConfigError, NotFound, PermanentError, PermissionDenied, RateLimited
 
 from ._http import error_for, escape_filter, make_client, mapped, retry_after, send, short
 
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     import httpx
 
 ORG = "admin:org"
-ENTERPRISE = "admin:enterprise"
+ENTERPRISE = "admin:enterprise"  # enterprise SAML, Copilot seats, enterprise membership (not SCIM)
+SCIM = "scim:enterprise"  # the EMU SCIM API; admin:enterprise does not include it
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 _EXTERNAL_IDENTITY = """
 query($org: String!, $email: String!) {
@@ -42,6 +43,36 @@ query($org: String!, $email: String!) {
     }
   }
 }"""
+_ENTERPRISE_IDENTITY = """
+query($enterprise: String!, $email: String!) {
+  enterprise(slug: $enterprise) {
+    ownerInfo {
+      samlIdentityProvider {
+        externalIdentities(first: 5, userName: $email) {
+          nodes { samlIdentity { nameId username } user { login } }
+        }
+      }
+    }
+  }
+}"""
+_ENTERPRISE_MEMBER = """
+query($enterprise: String!, $login: String!) {
+  enterprise(slug: $enterprise) {
+    id
+    members(first: 10, query: $login) {
+      nodes {
+        ... on User { id login }
+        ... on EnterpriseUserAccount { id login user { id login } }
+      }
+    }
+  }
+}"""
+_REMOVE_ENTERPRISE_MEMBER = """
+mutation($enterpriseId: ID!, $userId: ID!) {
+  removeEnterpriseMember(input: {enterpriseId: $enterpriseId, userId: $userId}) {
+    clientMutationId
+  }
+}"""
 
 
 class GitHubConnector(Connector):
@@ -51,13 +82,15 @@ class GitHubConnector(Connector):
     # A personal access token gets 5,000 requests per hour.
     default_rate = 5000 / 3600
     default_concurrency = 4
-    permissions = (ORG,)
+    permissions = (ORG, ENTERPRISE, SCIM)
 
     class Settings(ConnectorSettings):
         org: str
         token: Secret
         api_url: str = "https://api.github.com"
-        graphql_url: str | None = Field(None, description="default: {api_url}/graphql")
+        graphql_url: str | None = Field(
+            None, description="default: {api_url}/graphql; on GitHub Enterprise Server https://HOST/api/graphql"
+        )
         enterprise: str | None = None
         emu: bool = Field(False, description="Enterprise Managed Users: disable means SCIM suspend")
         saml_lookup: bool = True
@@ -65,6 +98,7 @@ class GitHubConnector(Connector):
         accounts: dict[str, str] = Field(default_factory=dict, description="person -> login")
         timeout: float = 30.0
         ca_file: str | None = None
+        page_size: int = Field(100, ge=1, le=100, description="list_accounts page size (GitHub's maximum: 100)")
 
         @model_validator(mode="after")
         def _emu_needs_enterprise(self) -> GitHubConnector.Settings:
@@ -89,6 +123,18 @@ class GitHubConnector(Connector):
             self._logins.update(_load_logins(s.logins_file, instance))
         self._org = quote(s.org, safe="")
         self._scim = f"scim/v2/enterprises/{quote(s.enterprise or '', safe='')}/Users"
+        self._enterprise = quote(s.enterprise or "", safe="")
+
+    @property
+    def graphql_url(self) -> str:
+        """GraphQL endpoint: api.github.com/graphql, or https://HOST/api/graphql on GitHub Enterprise Server
+        (whose REST root is https://HOST/api/v3)."""
+        if self.settings.graphql_url:
+            return self.settings.graphql_url
+        api = self.settings.api_url.rstrip("/")
+        if api.endswith("/api/v3"):
+            return api[: -len("/v3")] + "/graphql"
+        return api + "/graphql"
 
     def close(self) -> None:
         self._client.close()
@@ -134,7 +180,7 @@ class GitHubConnector(Connector):
             return CheckResult(
                 False, identity=self.settings.org, missing=getattr(exc, "permissions", ()), detail=str(exc)
             )
-        needed = [ORG] + ([ENTERPRISE] if self.settings.emu else [])
+        needed = [ORG] + ([ENTERPRISE] if self.settings.enterprise else []) + ([SCIM] if self.settings.emu else [])
         header = response.headers.get("x-oauth-scopes")
         if header is None:  # fine-grained tokens and GitHub Apps send no scope header
             return CheckResult(True, identity=self.settings.org, detail="no x-oauth-scopes header; scopes not listed")
@@ -160,39 +206,41 @@ class GitHubConnector(Connector):
 
     def list_accounts(self, cursor: str | None = None) -> AccountPage:
         """Members page by page, then outside collaborators (cursor ``c<page>``): both hold access."""
+        size = self.settings.page_size
         if cursor and cursor.startswith("c"):
             page = int(cursor[1:])
             people = self._call(
                 "GET",
                 f"orgs/{self._org}/outside_collaborators",
                 "list outside collaborators",
-                params={"per_page": 100, "page": page},
+                params={"per_page": size, "page": page},
             ).json()
             accounts = tuple(
                 Account(self.instance, c["login"], c["login"], attributes={"kind": "outside_collaborator"})
                 for c in people
             )
-            return AccountPage(accounts, f"c{page + 1}" if len(people) == 100 else None)
+            return AccountPage(accounts, f"c{page + 1}" if len(people) == size else None)
         page = int(cursor or 1)
-        if self.settings.emu:
-            start = (page - 1) * 100 + 1
+        if self.settings.emu:  # the cursor is the SCIM startIndex: the server may answer fewer than asked
+            start = page
             body = self._call(
-                "GET", self._scim, "list SCIM users", ENTERPRISE, params={"startIndex": start, "count": 100}
+                "GET", self._scim, "list SCIM users", SCIM, params={"startIndex": start, "count": size}
             ).json()
             users = body.get("Resources") or []
             accounts = tuple(self._emu_account(u) for u in users)
-            more = start + len(users) <= int(body.get("totalResults") or 0)
+            following = start + len(users)
+            more = following <= int(body.get("totalResults") or 0)
+            return AccountPage(accounts, str(following) if accounts and more else None)
         else:
             members = self._call(
-                "GET", f"orgs/{self._org}/members", "list members", params={"per_page": 100, "page": page}
+                "GET", f"orgs/{self._org}/members", "list members", params={"per_page": size, "page": page}
             ).json()
             accounts = tuple(
                 Account(self.instance, m["login"], m["login"], attributes={"kind": "member"}) for m in members
             )
-            if len(members) < 100:
+            if len(members) < size:
                 return AccountPage(accounts, "c1")
             return AccountPage(accounts, str(page + 1))
-        return AccountPage(accounts, str(page + 1) if accounts and more else None)
 
     def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:
         who = action.account.name
@@ -214,6 +262,23 @@ class GitHubConnector(Connector):
                 not creds,
                 {"credentials": len(creds)},
                 f"{who}: {len(creds)} SAML-authorized credential(s) left",
+            )
+        if action.kind is ActionKind.REMOVE_LICENSES:
+            seat = self._copilot_seat(action.account)
+            held = _seat_held(seat)
+            return Verification(
+                action,
+                not held,
+                {"copilot_seat": held, "pending_cancellation_date": (seat or {}).get("pending_cancellation_date")},
+                f"{who}: {'holds a Copilot seat' if held else 'no Copilot seat (or pending cancellation)'}",
+            )
+        if action.kind is ActionKind.REMOVE_MEMBERSHIPS:
+            _, user_id = self._enterprise_member(action.account)
+            return Verification(
+                action,
+                user_id is None,
+                {"enterprise_member": user_id is not None},
+                f"{who}: {'still' if user_id else 'no longer'} a member of enterprise {self.settings.enterprise}",
             )
         raise PermanentError(f"github cannot verify {action.kind.value}", system=self.instance)
 
@@ -295,22 +360,130 @@ class GitHubConnector(Connector):
             action, changed=bool(creds), before=before, detail=f"revoked {len(creds)} SAML-authorized credential(s)"
         )
 
+    def remove_licenses(self, action: Action) -> Receipt:
+        """Cancel the person's Copilot seat (enterprise-level when ``enterprise`` is set, else the org's).
+        GitHub sets it to "pending cancellation": access ends at the end of the billing cycle."""
+        seat = self._copilot_seat(action.account)
+        if not _seat_held(seat):
+            detail = "no Copilot seat" if seat is None else "Copilot seat already pending cancellation"
+            return Receipt(action, changed=False, before={"copilot_seat": False}, detail=detail)
+        login = _login(action.account)
+        self._call(
+            "DELETE",
+            f"{self._copilot_base()}/copilot/billing/selected_users",
+            f"cancel the Copilot seat of {action.account.name}",
+            self._copilot_scope(),
+            json={"selected_usernames": [login]},
+        )
+        return Receipt(
+            action,
+            changed=True,
+            before={"copilot_seat": True, "plan_type": (seat or {}).get("plan_type")},
+            detail="Copilot seat set to pending cancellation (ends with the billing cycle)",
+        )
+
+    def undo_remove_licenses(self, receipt: Receipt) -> Receipt:
+        if not receipt.before.get("copilot_seat"):
+            return Receipt(receipt.action, changed=False)
+        self._call(
+            "POST",
+            f"{self._copilot_base()}/copilot/billing/selected_users",
+            f"assign a Copilot seat to {receipt.action.account.name}",
+            self._copilot_scope(),
+            json={"selected_usernames": [_login(receipt.action.account)]},
+        )
+        return Receipt(receipt.action, changed=True, before={"copilot_seat": False})
+
+    def remove_memberships(self, action: Action) -> Receipt:
+        """Remove the user from the enterprise (GraphQL ``removeEnterpriseMember``: every organization of
+        it, and the enterprise's seat), for users removed from every org who stay enterprise members."""
+        enterprise_id, user_id = self._enterprise_member(action.account)
+        if user_id is None:
+            return Receipt(
+                action, changed=False, before={"enterprise_member": False}, detail="not an enterprise member"
+            )
+        self._graphql(
+            _REMOVE_ENTERPRISE_MEMBER,
+            {"enterpriseId": enterprise_id, "userId": user_id},
+            f"remove {action.account.name} from enterprise {self.settings.enterprise}",
+            ENTERPRISE,
+        )
+        return Receipt(
+            action,
+            changed=True,
+            before={"enterprise_member": True},
+            detail=f"removed from enterprise {self.settings.enterprise} (no undo: re-invite to its organizations)",
+        )
+
     # -- helpers --------------------------------------------------------------
 
+    def _copilot_base(self) -> str:
+        return f"enterprises/{self._enterprise}" if self.settings.enterprise else f"orgs/{self._org}"
+
+    def _copilot_scope(self) -> str:
+        return ENTERPRISE if self.settings.enterprise else ORG
+
+    def _copilot_seat(self, account: Account) -> dict[str, Any] | None:
+        login = quote(_login(account), safe="")
+        response = self._call(
+            "GET",
+            f"{self._copilot_base()}/members/{login}/copilot",
+            f"read the Copilot seat of {account.name}",
+            self._copilot_scope(),
+            ok=(404, 422),  # 404: no seat; 422: not a member of the organization
+        )
+        return None if response.status_code in (404, 422) else response.json()
+
+    def _enterprise_member(self, account: Account) -> tuple[str, str | None]:
+        """(the enterprise's node id, the user's node id or None when not an enterprise member)."""
+        if not self.settings.enterprise:
+            raise PermanentError(
+                "removing enterprise membership needs enterprise: (the enterprise slug)", system=self.instance
+            )
+        login = _login(account)
+        data = self._graphql(
+            _ENTERPRISE_MEMBER,
+            {"enterprise": self.settings.enterprise, "login": login},
+            f"read enterprise membership of {account.name}",
+            ENTERPRISE,
+        )
+        enterprise = data.get("enterprise")
+        if not enterprise:
+            raise NotFound(f"enterprise {self.settings.enterprise} not found", system=self.instance)
+        for node in (enterprise.get("members") or {}).get("nodes") or []:
+            user = node.get("user") or node
+            if str(user.get("login") or "").lower() == login.lower():
+                return enterprise["id"], user.get("id")
+        return enterprise["id"], None
+
+    def _graphql(self, query: str, variables: dict[str, Any], what: str, scope: str = ORG) -> dict[str, Any]:
+        body = self._call("POST", self.graphql_url, what, scope, json={"query": query, "variables": variables}).json()
+        errors = [e for e in body.get("errors") or [] if e.get("type") != "NOT_FOUND"]
+        if errors and not any((body.get("data") or {}).values()):
+            message = "; ".join(str(e.get("message")) for e in errors)
+            if any(e.get("type") in ("FORBIDDEN", "INSUFFICIENT_SCOPES") for e in errors):
+                raise PermissionDenied(f"{what}: {short(message)}", permissions=(scope,), system=self.instance)
+            raise PermanentError(f"{what} failed: {short(message)}", system=self.instance)
+        return body.get("data") or {}
+
     def _saml_login(self, person: Person) -> str | None:
-        url = self.settings.graphql_url or self.settings.api_url.rstrip("/") + "/graphql"
+        """The login linked to one of the person's emails by SAML SSO: the organization's identity
+        provider, or the enterprise's (``Enterprise.ownerInfo.samlIdentityProvider``) when SAML is
+        configured at the enterprise level, where the organization has none."""
         for email in person.emails:
-            body = self._call(
-                "POST",
-                url,
-                "look up SAML identity",
-                json={"query": _EXTERNAL_IDENTITY, "variables": {"org": self.settings.org, "email": email}},
-            ).json()
-            if body.get("errors") and not body.get("data"):
-                message = "; ".join(str(e.get("message")) for e in body["errors"])
-                raise PermanentError(f"SAML identity lookup failed: {short(message)}", system=self.instance)
-            provider = ((body.get("data") or {}).get("organization") or {}).get("samlIdentityProvider") or {}
-            for node in (provider.get("externalIdentities") or {}).get("nodes") or []:
+            data = self._graphql(
+                _EXTERNAL_IDENTITY, {"org": self.settings.org, "email": email}, "look up SAML identity"
+            )
+            provider = (data.get("organization") or {}).get("samlIdentityProvider")
+            if provider is None and self.settings.enterprise:
+                data = self._graphql(
+                    _ENTERPRISE_IDENTITY,
+                    {"enterprise": self.settings.enterprise, "email": email},
+                    "look up enterprise SAML identity",
+                    ENTERPRISE,
+                )
+                provider = ((data.get("enterprise") or {}).get("ownerInfo") or {}).get("samlIdentityProvider")
+            for node in ((provider or {}).get("externalIdentities") or {}).get("nodes") or []:
                 if node.get("user") and node["user"].get("login"):
                     return node["user"]["login"]
         return None
@@ -377,7 +550,7 @@ class GitHubConnector(Connector):
                 "GET",
                 self._scim,
                 "search SCIM users",
-                ENTERPRISE,
+                SCIM,
                 params={"filter": f"userName eq {escape_filter(name)}"},
             ).json()
             for user in body.get("Resources") or []:
@@ -387,7 +560,7 @@ class GitHubConnector(Connector):
                 "GET",
                 self._scim,
                 "search SCIM users",
-                ENTERPRISE,
+                SCIM,
                 params={"filter": f"externalId eq {escape_filter(person.employee_id)}"},
             ).json()
             for user in body.get("Resources") or []:
@@ -407,15 +580,21 @@ class GitHubConnector(Connector):
         )
 
     def _emu_user(self, scim_id: str) -> dict[str, Any] | None:
-        response = self._call("GET", f"{self._scim}/{quote(scim_id, safe='')}", "read SCIM user", ENTERPRISE, ok=(404,))
+        response = self._call("GET", f"{self._scim}/{quote(scim_id, safe='')}", "read SCIM user", SCIM, ok=(404,))
         return None if response.status_code == 404 else response.json()
 
     def _emu_set_active(self, account: Account, active: bool) -> None:
         body = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": active}]}
         verb = "unsuspend" if active else "suspend"
-        self._call(
-            "PATCH", f"{self._scim}/{quote(account.id, safe='')}", f"{verb} {account.name}", ENTERPRISE, json=body
-        )
+        self._call("PATCH", f"{self._scim}/{quote(account.id, safe='')}", f"{verb} {account.name}", SCIM, json=body)
+
+
+def _login(account: Account) -> str:
+    return str(account.attributes.get("login") or account.id)
+
+
+def _seat_held(seat: dict[str, Any] | None) -> bool:
+    return seat is not None and not seat.get("pending_cancellation_date")
 
 
 def _is_emu(account: Account) -> bool:

@@ -32,6 +32,7 @@ from offboard.errors import (
     NotFound,
     OffboardError,
     PermanentError,
+    PermissionDenied,
     RateLimited,
     TransientError,
 )
@@ -92,6 +93,7 @@ class GoogleWorkspaceConnector(Connector):
         self._info = info
         self._api = s.api_url if s.api_url.endswith("/") else s.api_url + "/"
         self._local = threading.local()  # httplib2 is not thread-safe: one transport per thread
+        self._admin: dict[str, Any] | None = None
 
     # -- transport ----------------------------------------------------------------
 
@@ -188,6 +190,38 @@ class GoogleWorkspaceConnector(Connector):
             return self._run(self._directory("users").get(userKey=key, fields=_USER_FIELDS), f"read user {key}", USER)
         except NotFound:
             return None
+        except PermissionDenied:
+            # Google answers users.get for an address at a domain the customer does not own with
+            # 403 "Not Authorized to access this resource/api", the same answer as a missing right.
+            # If the admin can read its own user, the rights are there: the address is not ours.
+            if "@" in key and key.lower() != self.settings.subject.lower() and self._own_admin():
+                return None
+            raise
+
+    def _own_admin(self) -> dict[str, Any]:
+        """The impersonated admin's own user (id, customerId), read once."""
+        if self._admin is None:
+            self._admin = (
+                self._run(
+                    self._directory("users").get(userKey=self.settings.subject, fields="id,primaryEmail,customerId"),
+                    f"read the admin {self.settings.subject}",
+                    USER,
+                )
+                or {}
+            )
+        return self._admin
+
+    def _customer_id(self) -> str:
+        """The immutable customer id the Data Transfer API takes (it documents no ``my_customer`` alias)."""
+        if self.settings.customer != "my_customer":
+            return self.settings.customer
+        found = self._own_admin().get("customerId")
+        if not found:
+            raise PermanentError(
+                f"Google gave no customerId for {self.settings.subject}; set customer: to the account's customer id",
+                system=self.instance,
+            )
+        return str(found)
 
     def _require(self, action: Action) -> dict[str, Any]:
         user = self._get_user(action.account.id)
@@ -504,7 +538,7 @@ class GoogleWorkspaceConnector(Connector):
             )
         apps = (
             self._run(
-                self._svc("transfer").applications().list(customerId=self.settings.customer),
+                self._svc("transfer").applications().list(customerId=self._customer_id()),
                 "list transfer applications",
                 TRANSFER,
             )
@@ -596,7 +630,7 @@ class GoogleWorkspaceConnector(Connector):
                 return self._run(svc.transfers().get(dataTransferId=receipt.reference), "read transfer", TRANSFER)
             except NotFound:
                 return None
-        params: dict[str, Any] = {"customerId": self.settings.customer, "oldOwnerUserId": action.account.id}
+        params: dict[str, Any] = {"customerId": self._customer_id(), "oldOwnerUserId": action.account.id}
         if new_owner:
             params["newOwnerUserId"] = new_owner
         found = self._pages(svc.transfers().list, "dataTransfers", "list transfers", TRANSFER, **params)

@@ -140,6 +140,9 @@ class LdapSettings(ConnectorSettings):
         return self
 
 
+_OPEN_LISTINGS = 8  # unfinished list_accounts listings kept open at once
+
+
 class LdapConnector(Connector):
     """Disables directory accounts and removes their group memberships, reversibly."""
 
@@ -159,6 +162,7 @@ class LdapConnector(Connector):
         super().__init__(instance, settings)
         self._conn: ldap3.Connection | None = None
         self._lock = threading.Lock()
+        self._listings: dict[str, ldap3.Connection] = {}  # list_accounts: listing id -> its own connection
 
     # -- connection -----------------------------------------------------------
 
@@ -399,14 +403,54 @@ class LdapConnector(Connector):
         return list(accounts.values())
 
     def list_accounts(self, cursor: str | None = None) -> AccountPage:
+        """One page of accounts. A paged-results cookie belongs to one connection and one search
+        (RFC 2696), so each listing gets a connection of its own, kept until its last page; the
+        shared connection stays free for concurrent lookups and writes."""
+        listing, raw = "", None
+        if cursor:
+            try:
+                listing, _, encoded = cursor.partition(".")
+                raw = base64.urlsafe_b64decode(encoded.encode())
+            except (binascii.Error, ValueError):
+                raise PermanentError(f"invalid list_accounts cursor {cursor!r}", system=self.instance) from None
+            if not listing or not raw:
+                raise PermanentError(f"invalid list_accounts cursor {cursor!r}", system=self.instance)
+        with self._lock:
+            conn = self._listings.pop(listing, None) if listing else None
+        if cursor and conn is None:
+            raise PermanentError(
+                f"list_accounts cursor {cursor[:12]}... belongs to a listing that has ended or whose "
+                "connection closed; an LDAP paged search cannot be resumed on another connection: start over",
+                system=self.instance,
+            )
+        if conn is None:
+            conn, listing = self._open(self.settings.bind_dn, self.settings.password.reveal()), secrets.token_hex(8)
         try:
-            raw = base64.urlsafe_b64decode(cursor.encode()) if cursor else None
-        except (binascii.Error, ValueError):
-            raise PermanentError(f"invalid list_accounts cursor {cursor!r}", system=self.instance) from None
-        entries, next_cookie = self._page(
-            self.settings.base_dn, self._user_filter(), self._user_attrs(), ldap3.SUBTREE, raw
-        )
-        nxt = base64.urlsafe_b64encode(next_cookie).decode() if next_cookie else None
+            _, result, response, _ = conn.search(
+                self.settings.base_dn,
+                self._user_filter(),
+                search_scope=ldap3.SUBTREE,
+                attributes=self._user_attrs(),
+                paged_size=self.settings.page_size,
+                paged_cookie=raw,
+            )
+        except lx.LDAPException as exc:
+            _unbind(conn)
+            raise self._network_error(exc) from None
+        if result["result"] not in (0, 4):
+            _unbind(conn)
+            self._raise(result, f"list accounts under {self.settings.base_dn}")
+        control = (result.get("controls") or {}).get(_PAGED) or {}
+        next_cookie = (control.get("value") or {}).get("cookie") or None
+        entries = [e for e in response or [] if e.get("type") == "searchResEntry"]
+        if not next_cookie:
+            _unbind(conn)
+            return AccountPage(tuple(self._account(e) for e in entries), None)
+        with self._lock:
+            self._listings[listing] = conn
+            while len(self._listings) > _OPEN_LISTINGS:  # abandoned listings: end the oldest
+                _unbind(self._listings.pop(next(iter(self._listings))))
+        nxt = f"{listing}.{base64.urlsafe_b64encode(next_cookie).decode()}"
         return AccountPage(tuple(self._account(e) for e in entries), nxt)
 
     def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:

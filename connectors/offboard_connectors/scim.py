@@ -67,6 +67,7 @@ class ScimConnector(Connector):
             headers={"Accept": "application/scim+json, application/json"},
         )
         self._patch: bool | None = None  # learned from ServiceProviderConfig or a refused PATCH
+        self._filter: bool | None = None  # ServiceProviderConfig filter.supported
 
     def close(self) -> None:
         self._client.close()
@@ -86,9 +87,21 @@ class ScimConnector(Connector):
             return None
 
     def _search(self, resource: str, scim_filter: str, permission: str = USER_READ) -> list[dict[str, Any]]:
-        params = {"filter": scim_filter, "count": str(self.settings.page_size)}
-        body = self._call("GET", resource, f"search {resource} ({scim_filter})", permission, params=params).json()
-        return list(body.get("Resources") or [])
+        return self._listing(resource, f"search {resource} ({scim_filter})", permission, {"filter": scim_filter})
+
+    def _listing(self, resource: str, what: str, permission: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        """Every resource of a query: pages by startIndex until ``totalResults`` (RFC 7644 3.4.2.4)."""
+        found: list[dict[str, Any]] = []
+        start = 1
+        while True:
+            query = {**params, "startIndex": str(start), "count": str(self.settings.page_size)}
+            body = self._call("GET", resource, what, permission, params=query).json()
+            page = list(body.get("Resources") or [])
+            found += page
+            total = int(body.get("totalResults") or 0)
+            start += len(page)
+            if not page or start > total:
+                return found
 
     # -- read side ------------------------------------------------------------
 
@@ -206,9 +219,27 @@ class ScimConnector(Connector):
         return user
 
     def _groups_of(self, user_id: str) -> list[dict[str, Any]]:
+        """The groups ``user_id`` is a member of. Filtering is optional in SCIM (RFC 7644 3.4.2.2), so
+        ServiceProviderConfig decides: ``members.value eq`` where filter is supported, else every group
+        paged through with only the attributes needed, and the members matched here."""
         if not self.settings.groups:
             return []
-        return self._search("Groups", f"members.value eq {escape_filter(user_id)}")
+        self._service_config()
+        if self._filter:
+            return self._search("Groups", f"members.value eq {escape_filter(user_id)}")
+        groups = self._listing("Groups", "list groups", USER_READ, {"attributes": "displayName,members"})
+        return [g for g in groups if any(str(m.get("value")) == user_id for m in g.get("members") or ())]
+
+    def _service_config(self) -> None:
+        if self._patch is not None and self._filter is not None:
+            return
+        try:
+            config = self._call("GET", "ServiceProviderConfig", "read ServiceProviderConfig", USER_READ).json()
+        except (NotFound, PermanentError):
+            config = {}  # no discovery endpoint: assume what RFC 7644 servers commonly do, learn from refusals
+        if self._patch is None:
+            self._patch = bool((config.get("patch") or {}).get("supported", True))
+        self._filter = bool((config.get("filter") or {}).get("supported", not config))
 
     def _patch_group(self, group_id: str, operation: dict[str, Any]) -> None:
         body = {"schemas": [PATCH_OP], "Operations": [operation]}
@@ -216,12 +247,8 @@ class ScimConnector(Connector):
 
     def _patch_supported(self) -> bool:
         if self._patch is None:
-            try:
-                config = self._call("GET", "ServiceProviderConfig", "read ServiceProviderConfig", USER_READ).json()
-                self._patch = bool((config.get("patch") or {}).get("supported", True))
-            except (NotFound, PermanentError):
-                self._patch = True  # no discovery endpoint: try PATCH and fall back on refusal
-        return self._patch
+            self._service_config()  # no discovery endpoint: try PATCH and fall back on refusal
+        return bool(self._patch)
 
     def _set_active(self, user: dict[str, Any], active: bool) -> None:
         what = f"{'enable' if active else 'deactivate'} user {user.get('userName') or user['id']}"

@@ -34,6 +34,7 @@ from ._http import error_for, is_loopback, mapped, retry_after, short
 
 SCIM_SCOPE = "admin"
 LOOKUP_SCOPE = "users:read.email"
+USERS_READ = "users:read"  # users.info, for the workspace (team_id) a session listing needs
 SESSION_READ = "admin.users:read"
 SESSION_WRITE = "admin.users:write"
 PATCH_V2 = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -61,7 +62,7 @@ class SlackConnector(Connector):
         "admin.users.session.list": (20 / 60, 5),  # Tier 2
         "admin.users.session.reset": (20 / 60, 5),  # Tier 2
     }
-    permissions = (SCIM_SCOPE, LOOKUP_SCOPE, SESSION_READ, SESSION_WRITE)
+    permissions = (SCIM_SCOPE, USERS_READ, LOOKUP_SCOPE, SESSION_READ, SESSION_WRITE)
 
     class Settings(ConnectorSettings):
         token: Secret = Field(description="user token (xoxp-) of an Org/Workspace Owner with the admin scope")
@@ -203,7 +204,8 @@ class SlackConnector(Connector):
             raise error from None
         identity = f"{answer.get('user')} in {answer.get('team')}"
         header = next((v for k, v in (answer.headers or {}).items() if k.lower() == "x-oauth-scopes"), None)
-        needed = [SCIM_SCOPE, LOOKUP_SCOPE] + ([SESSION_READ, SESSION_WRITE] if self.settings.session_reset else [])
+        needed = [SCIM_SCOPE, USERS_READ, LOOKUP_SCOPE]
+        needed += [SESSION_READ, SESSION_WRITE] if self.settings.session_reset else []
         if header is None:
             return CheckResult(True, identity=identity, detail="Slack sent no x-oauth-scopes header; scopes not listed")
         granted = {p.strip() for p in (header if isinstance(header, str) else ",".join(header)).split(",")}
@@ -237,7 +239,7 @@ class SlackConnector(Connector):
                         email=email,
                         active=not user.get("deleted"),
                         admin=bool(user.get("is_admin") or user.get("is_owner")),
-                        attributes={"handle": user.get("name")},
+                        attributes={"handle": user.get("name"), "team_id": user.get("team_id")},
                     ),
                 )
         return list(found.values())
@@ -333,24 +335,45 @@ class SlackConnector(Connector):
             raise PermanentError(
                 "session reset is turned off (session_reset: false; it needs Enterprise Grid)", system=self.instance
             )
-        answer = self._api(
-            "admin.users.session.list",
-            f"list sessions of {action.account.name}",
-            SESSION_READ,
-            user_id=action.account.id,
-        )
-        return list(answer.get("active_sessions") or [])
+        # Slack: user_id and team_id "must be used together"; the list is cursor-paginated.
+        team = self._team_id(action)
+        sessions: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            params: dict[str, Any] = {"user_id": action.account.id, "team_id": team, "limit": 1000}
+            if cursor:
+                params["cursor"] = cursor
+            answer = self._api(
+                "admin.users.session.list", f"list sessions of {action.account.name}", SESSION_READ, **params
+            )
+            sessions += list(answer.get("active_sessions") or [])
+            cursor = str((answer.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return sessions
+
+    def _team_id(self, action: Action) -> str:
+        team = action.account.attributes.get("team_id")
+        if team:
+            return str(team)
+        answer = self._api("users.info", f"read workspace of {action.account.name}", USERS_READ, user=action.account.id)
+        team = (answer.get("user") or {}).get("team_id")
+        if not team:
+            raise PermanentError(f"Slack gave no workspace (team_id) for {action.account.name}", system=self.instance)
+        return str(team)
 
     def _set_active(self, action: Action, active: bool) -> None:
         version = self._scim_version()
-        if version == "v2":
-            body = {"schemas": [PATCH_V2], "Operations": [{"op": "replace", "path": "active", "value": active}]}
-        else:
-            body = {"schemas": [CORE_V1], "active": active}
         verb = "reactivate" if active else "deactivate"
-        self._call_scim(
-            version, "PATCH", f"Users/{action.account.id}", f"{verb} {action.account.name}", body_params=body
-        )
+        what = f"{verb} {action.account.name}"
+        if not active:
+            # Slack documents DELETE /Users/<id> as the call that deactivates a user (v1 and v2).
+            self._call_scim(version, "DELETE", f"Users/{action.account.id}", what)
+            return
+        if version == "v2":
+            body = {"schemas": [PATCH_V2], "Operations": [{"op": "replace", "path": "active", "value": True}]}
+        else:
+            body = {"schemas": [CORE_V1], "active": True}
+        self._call_scim(version, "PATCH", f"Users/{action.account.id}", what, body_params=body)
 
     def _account(self, user: dict[str, Any]) -> Account:
         emails = user.get("emails") or []

@@ -17,6 +17,10 @@ Optional fixture: ``lie``, a function() -> context manager inside which the targ
 acknowledges writes without applying them; with it, the kit checks that such a write
 fails verification and the failure names the account.
 
+Optional fixture: ``list_connector``, a connector whose ``list_accounts`` needs at least
+three pages on the test target (a small page size); default: ``connector``. Every connector
+that can list must page through everything, each account once.
+
 Optional class attributes: ``kinds`` (the action kinds to exercise; default: every
 capability except ``delete_account``) and ``retry_after_reported`` (False when the
 system sends no Retry-After with its rate-limit answers).
@@ -33,7 +37,7 @@ import pytest
 import structlog
 
 from .connector import Connector
-from .errors import RateLimited, TransientError
+from .errors import AuthError, PermissionDenied, RateLimited, TransientError
 from .models import Action, ActionKind, Person, Receipt
 
 __all__ = ["ConnectorContract", "actions_for"]
@@ -138,6 +142,55 @@ class ConnectorContract:
         verification = connector.verify(action, receipt)
         assert not verification.ok, f"{action.key} verified although the write was never applied"
         assert action.account.name in verification.detail, "the failure must name the account"
+
+    def test_list_accounts_pages_through_at_least_three_pages(self, connector, person, request):
+        if not connector.can_list():
+            pytest.skip(f"{connector.name} cannot list accounts")
+        try:
+            lister = request.getfixturevalue("list_connector")
+        except pytest.FixtureLookupError:
+            lister = connector
+        seen: list[str] = []
+        cursor, pages = None, 0
+        while True:
+            page = lister.list_accounts(cursor)
+            seen += [a.id for a in page.accounts]
+            pages += 1
+            assert pages < 10_000, "list_accounts never ends"
+            if page.cursor is None:
+                break
+            cursor = page.cursor  # (it may repeat: Samba's paged-results cookie names the search, not a place)
+        assert pages >= 3, (
+            f"list_accounts took {pages} page(s); give the kit a list_connector with a page size small enough "
+            "for three pages, so following cursors is tested"
+        )
+        assert len(seen) == len(set(seen)), "list_accounts returned an account twice"
+        missing = {a.id for a in connector.discover(person)} - set(seen)
+        assert not missing, f"list_accounts missed {sorted(missing)}"
+
+    def test_foreign_account_lookup_does_not_abort_discovery(self, connector, person):
+        """An address at a domain the target does not own (a partner's, a personal one) is "not ours",
+        whatever the target answers for it (Google: 403), and the person's own accounts are still found."""
+        foreign = "someone-7f3a@partner-7f3a.example"
+        mixed = Person(
+            id=person.id, email=foreign, aliases=(*person.emails,), employee_id=person.employee_id, name=person.name
+        )
+        assert {a.id for a in connector.discover(mixed)} == {a.id for a in connector.discover(person)}
+        assert connector.discover(Person(id=foreign, email=foreign)) == []
+
+    def test_401_maps_to_auth_error(self, connector, person, fault):
+        connector.check()  # a token first, so the answer under test comes from the API itself
+        with fault(401):
+            with pytest.raises(AuthError) as info:
+                connector.discover(person)
+        assert not isinstance(info.value, PermissionDenied), "401 is rejected credentials, not a missing right"
+
+    def test_403_maps_to_permission_denied(self, connector, person, fault):
+        connector.check()  # a token first, so the answer under test comes from the API itself
+        with fault(403):
+            with pytest.raises((PermissionDenied, RateLimited)) as info:
+                connector.discover(person)
+        assert not getattr(info.value, "retryable", False) or isinstance(info.value, RateLimited)
 
     def test_429_maps_to_rate_limited(self, connector, person, fault):
         with fault(429, retry_after=7):

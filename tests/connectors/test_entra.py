@@ -54,6 +54,54 @@ class TestEntra(SandboxContract):
         assert inner and all(e.path.endswith("/$ref") for e in inner)
         assert sim.account(account.id) is not None, "the user object itself must survive"
 
+    def _in_group(self, sim, account, name):
+        group = next(g for g in sim.groups.values() if g["displayName"] == name)
+        group["members"].add(account.id)
+        return group
+
+    def test_on_premises_synced_group_is_skipped_with_a_reason(self, connector, sandbox_people, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        account = connector.discover(next(sandbox_people).person)[0]
+        synced = self._in_group(sim, account, "onprem-finance")
+        sim.log.clear()
+        action = Action(ActionKind.REMOVE_MEMBERSHIPS, account)
+        receipt = connector.apply(action)
+        assert synced["id"] not in {g["id"] for g in receipt.before["groups"]}
+        assert "onprem-finance" in receipt.detail and "on-premises" in receipt.detail and "ldap" in receipt.detail
+        assert not [e for e in sim.log.entries(method="DELETE") if synced["id"] in e.path], "no doomed attempt"
+        verification = connector.verify(action, receipt)
+        assert verification.ok and "onprem-finance" in verification.detail
+        assert account.id in synced["members"]
+
+    def test_role_assignable_group_needs_role_management(self, connector, sandbox_people, sandbox, sandbox_settings):
+        sim = sandbox.sim(SYSTEM)
+        account = connector.discover(next(sandbox_people).person)[0]
+        group = self._in_group(sim, account, "role-helpdesk-admins")
+        granted = sim.granted
+        sim.granted = frozenset(granted - {"RoleManagement.ReadWrite.Directory"})
+        lacking = EntraConnector("entra", sandbox_settings)  # a token issued without the permission
+        try:
+            result = lacking.check()
+            receipt = lacking.apply(Action(ActionKind.REMOVE_MEMBERSHIPS, account))
+        finally:
+            sim.granted = granted
+            lacking.close()
+        assert not result.ok and "RoleManagement.ReadWrite.Directory" in result.missing
+        assert "RoleManagement.ReadWrite.Directory" in receipt.detail and account.id in group["members"]
+        assert "RoleManagement.ReadWrite.Directory" in connector.permissions
+        connector.apply(Action(ActionKind.REMOVE_MEMBERSHIPS, account))  # with the permission it goes
+        assert account.id not in group["members"]
+
+    def test_session_revocation_is_not_verified_for_guests(self, connector, sandbox_people, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        account = connector.discover(next(sandbox_people).person)[0]
+        sim.users[account.id]["userType"] = "Guest"
+        action = Action(ActionKind.REVOKE_SESSIONS, account)
+        receipt = connector.apply(action)
+        verification = connector.verify(action, receipt)
+        assert not verification.ok and "home tenant" in verification.detail
+        assert "disable_account" in verification.detail and "home tenant" in receipt.detail
+
     def test_group_licenses_are_left_alone(self, connector, sandbox):
         ident = next(
             i

@@ -26,6 +26,16 @@ class _GitHubFixtures:
         connector.close()
 
     @pytest.fixture
+    def list_connector(self, connector, sandbox_settings, sandbox):
+        settings = {
+            **sandbox_settings,
+            **{k: (sandbox.company.enterprise if v == "ENTERPRISE" else v) for k, v in self.extra.items()},
+        }
+        lister = GitHubConnector("github", {**settings, "page_size": 3})
+        yield lister
+        lister.close()
+
+    @pytest.fixture
     def person(self, sandbox_people):
         return next(i for i in sandbox_people if i.github_login and not i.outside_collaborator).person
 
@@ -48,6 +58,9 @@ class _GitHubFixtures:
 
 
 class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
+    # remove_memberships is the enterprise's (TestGitHubEnterprise below)
+    kinds = (ActionKind.DISABLE_ACCOUNT, ActionKind.REVOKE_TOKENS, ActionKind.REMOVE_LICENSES)
+
     def test_undo_restores_the_before_state(self, connector, person, sandbox):
         """GitHub cannot restore a removed membership: undo re-invites with the same role and says it is pending."""
         account = connector.discover(person)[0]
@@ -99,6 +112,7 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
 
 class TestGitHubEnterpriseManagedUsers(_GitHubFixtures, ConnectorContract):
     extra = {"enterprise": "ENTERPRISE", "emu": True}
+    kinds = (ActionKind.DISABLE_ACCOUNT, ActionKind.REVOKE_TOKENS)
 
     @pytest.fixture
     def target_state(self, sandbox):
@@ -110,3 +124,30 @@ class TestGitHubEnterpriseManagedUsers(_GitHubFixtures, ConnectorContract):
             return {k: v for k, v in found.items() if k != "credentials"}
 
         return state
+
+    def test_scim_needs_scim_enterprise_not_admin_enterprise(self, connector, person, sandbox):
+        """GitHub's SCIM API needs scim:enterprise, which admin:enterprise does not include."""
+        sim = sandbox.sim(SYSTEM)
+        granted = sim.granted
+        sim.granted = frozenset(granted - {"scim:enterprise"})
+        try:
+            with pytest.raises(PermissionDenied) as info:
+                connector.discover(person)
+            result = connector.check()
+        finally:
+            sim.granted = granted
+        assert "scim:enterprise" in info.value.permissions
+        assert not result.ok and "scim:enterprise" in result.missing
+
+
+@pytest.mark.parametrize(
+    ("api_url", "graphql_url"),
+    [
+        ("https://api.github.com", "https://api.github.com/graphql"),
+        ("https://github.example.com/api/v3", "https://github.example.com/api/graphql"),
+        ("https://github.example.com/api/v3/", "https://github.example.com/api/graphql"),
+    ],
+)
+def test_graphql_url_on_github_enterprise_server(api_url, graphql_url, secret):
+    connector = GitHubConnector("github", {"org": "o", "token": secret("t"), "api_url": api_url})
+    assert connector.graphql_url == graphql_url

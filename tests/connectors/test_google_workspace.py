@@ -134,3 +134,32 @@ class TestGoogleWorkspace(SandboxContract):
             if cursor is None:
                 break
         assert len(seen) == len(set(seen)) == len(sandbox.sim(SYSTEM).users)
+
+    def test_a_foreign_address_is_not_ours_not_an_abort(self, connector, person, sandbox):
+        """users.get on an address outside the customer's domains answers 403, not 404."""
+        sim = sandbox.sim(SYSTEM)
+        ours = person.emails[0]
+        foreign = Person(id=person.id, email="someone@partner.example", aliases=(ours,))
+        sim.log.clear()
+        found = connector.discover(foreign)
+        assert [a.name for a in found] == [connector.discover(person)[0].name]
+        assert [e for e in sim.log.entries(contains="partner.example") if e.status == 403]
+
+    def test_a_real_missing_right_still_fails_for_a_foreign_address(self, connector, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        granted = sim.granted
+        sim.granted = frozenset(granted - {"admin.directory.user", "admin.directory.user.readonly"})
+        try:
+            with pytest.raises(PermissionDenied):
+                connector.discover(Person(id="f", email="someone@partner.example"))
+        finally:
+            sim.granted = granted
+
+    def test_data_transfer_uses_the_real_customer_id(self, connector, person, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        account = connector.discover(person)[0]
+        sim.log.clear()
+        connector.apply(Action(ActionKind.TRANSFER_OWNERSHIP, account))
+        transfer_calls = sim.log.entries(contains="/datatransfer/")
+        assert transfer_calls and all("my_customer" not in e.query for e in transfer_calls)
+        assert any(f"customerId={sim.customer_id}" in e.query for e in transfer_calls)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import ldap3
 import pytest
@@ -55,6 +56,14 @@ class TestLdapContract(ConnectorContract):
     """The conformance kit, once against slapd and once against Samba (``directory`` is parametrized)."""
 
     retry_after_reported = False
+
+    @pytest.fixture
+    def list_connector(self, directory: Directory):
+        for _ in range(5):  # enough accounts for three pages of two
+            directory.make_person(groups=False)
+        lister = LdapConnector("pages", directory.settings(page_size=2))
+        yield lister
+        lister.close()
 
 
 def _action(connector: LdapConnector, person: Person, kind: ActionKind, **params) -> Action:
@@ -312,6 +321,8 @@ def test_revoke_disables_one_person_in_both_directories_and_every_sandbox_system
         path = tmp_path / "offboard.yaml"
         path.write_text(yaml.safe_dump(config))
         env = {"OFFBOARD_HOME": str(home), "PATH": "/usr/bin:/bin"}
+        if os.environ.get("PYTHONPATH"):  # a worktree's sources, not the installed copy
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         revoke = subprocess.run(
             [sys.executable, "-m", "offboard", "--config", str(path), "revoke", person.id, "--yes", "--json"],
             capture_output=True,
@@ -349,3 +360,35 @@ def test_revoke_disables_one_person_in_both_directories_and_every_sandbox_system
     ad.admin.search(ad.base, f"(mail={person.email})", attributes=["userAccountControl"])
     assert ad.admin.entries[0].userAccountControl.value & 2  # ACCOUNTDISABLE, read straight from the DC
     assert "OU=Disabled Users" in ad.admin.entries[0].entry_dn and dns["ad"] != ad.admin.entries[0].entry_dn
+
+
+def test_list_accounts_cookie_survives_other_searches_and_a_dropped_shared_connection(directory: Directory):
+    """A paged-results cookie belongs to one connection and one search: a listing must not share
+    the connection that lookups use, nor lose its cookie when that connection is reopened."""
+    people = [directory.make_person(groups=False)[0] for _ in range(3)]
+    conn = LdapConnector("interleaved", directory.settings(page_size=2))
+    try:
+        page = conn.list_accounts()
+        seen = [a.id for a in page.accounts]
+        pages = 1
+        while page.cursor is not None:
+            for person in people:  # paged searches on the shared connection between pages
+                assert conn.discover(person)
+            conn.close()  # and the shared connection dropped (idle timeout): it is reopened
+            page = conn.list_accounts(page.cursor)
+            seen += [a.id for a in page.accounts]
+            pages += 1
+        assert pages >= 3 and len(seen) == len(set(seen))
+        everyone = LdapConnector("whole", directory.settings(page_size=1000)).list_accounts()
+        assert sorted(seen) == sorted(a.id for a in everyone.accounts)
+    finally:
+        conn.close()
+
+
+def test_a_cursor_of_an_ended_listing_is_a_clear_error(directory: Directory):
+    for _ in range(3):
+        directory.make_person(groups=False)
+    first = LdapConnector("a", directory.settings(page_size=2)).list_accounts()
+    assert first.cursor
+    with pytest.raises(PermanentError, match="cannot be resumed on another connection"):
+        LdapConnector("b", directory.settings(page_size=2)).list_accounts(first.cursor)

@@ -62,6 +62,15 @@ class TestScimAgainstScim2Server(ConnectorContract):
         connector.close()
 
     @pytest.fixture
+    def list_connector(self, scim2_server, client):
+        for _ in range(5):  # enough users for three pages of two
+            _seed(client, f"{unique('l')}@corp.example", unique("E"))
+        settings = {"base_url": scim2_server[0], "token": Secret(SCIM2_TOKEN, "test"), "page_size": 2}
+        lister = ScimConnector("app", settings)
+        yield lister
+        lister.close()
+
+    @pytest.fixture
     def person(self, client):
         email = f"{unique('u')}@corp.example"
         employee_id = unique("E")
@@ -197,3 +206,38 @@ class TestScimAgainstSandbox(SandboxContract):
     def target_state(self, sandbox):
         sim = sandbox.sim(SYSTEM)
         return lambda account: {k: v for k, v in (sim.account(account.id) or {}).items() if k not in ("meta",)}
+
+    def _many_groups(self, sandbox, person, connector) -> tuple[str, set[str]]:
+        """Put the person's user in more groups than three pages hold; return its id and group ids."""
+        sim = sandbox.sim(SYSTEM)
+        settings = sim.connector_settings(lambda name, value: value)
+        client = raw_client(settings["base_url"] + "/", settings["token"])
+        user_id = connector.discover(person)[0].id
+        for i in range(3 * sim.knobs.page_cap + 1):
+            group = {"schemas": [GROUP], "displayName": f"extra-{i}-{unique()}", "members": [{"value": user_id}]}
+            assert client.post("Groups", json=group).status_code == 201
+        return user_id, {g["id"] for g in client.get("Groups", params={"count": "1000"}).json()["Resources"]}
+
+    @pytest.mark.parametrize("filter_supported", [True, False])
+    def test_memberships_over_many_pages_with_and_without_filter(
+        self, connector, sandbox_people, sandbox, filter_supported
+    ):
+        """ServiceProviderConfig decides filter vs paging /Groups; every listing follows totalResults."""
+        sim = sandbox.sim(SYSTEM)
+        person = next(sandbox_people).person
+        user_id, _ = self._many_groups(sandbox, person, connector)
+        expected = set(sim.account(user_id)["groups"])
+        assert len(expected) > 3 * sim.knobs.page_cap
+        sim.filter_supported = filter_supported
+        try:
+            account = connector.discover(person)[0]
+            action = Action(ActionKind.REMOVE_MEMBERSHIPS, account)
+            before = connector.verify(action)
+            assert set(before.observed["groups"]) == expected
+            receipt = connector.apply(action)
+            assert len(receipt.before["groups"]) == len(expected)
+            assert sim.account(user_id)["groups"] == [] and connector.verify(action).ok
+            if not filter_supported:
+                assert not sim.log.entries(contains="members.value")
+        finally:
+            sim.filter_supported = True

@@ -46,7 +46,7 @@ class TestSlack(SandboxContract):
         account = connector.discover(next(sandbox_people).person)[0]
         sim.log.clear()
         connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
-        assert sim.log.entries(method="PATCH", contains="/scim/v1/Users/")
+        assert sim.log.entries(method="DELETE", contains="/scim/v1/Users/")
         assert sim.account(account.id)["active"] is False
 
     def test_list_accounts_pages(self, sandbox_settings, sandbox):
@@ -59,3 +59,28 @@ class TestSlack(SandboxContract):
             if cursor is None:
                 break
         assert len(seen) == len(set(seen)) == len(sandbox.sim(SYSTEM).users)
+
+    def test_deactivates_with_scim_delete(self, connector, sandbox_people, sandbox):
+        """Slack documents DELETE /Users/<id> as the call that deactivates (PATCH overwrites values)."""
+        sim = sandbox.sim(SYSTEM)
+        account = connector.discover(next(sandbox_people).person)[0]
+        sim.log.clear()
+        connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+        writes = [(e.method, e.path) for e in sim.log.writes()]
+        assert ("DELETE", f"/scim/v2/Users/{account.id}") in writes
+        assert not [w for w in writes if w[0] == "PATCH"]
+        assert sim.account(account.id)["active"] is False
+
+    def test_session_listing_follows_the_cursor_with_team_id(self, connector, sandbox_people, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        account = connector.discover(next(sandbox_people).person)[0]
+        sim.users[account.id]["sessions"] = [f"{account.id}-extra{i}" for i in range(3 * sim.knobs.page_cap)]
+        action = Action(ActionKind.REVOKE_SESSIONS, account)
+        before = connector.verify(action)
+        assert before.observed["active_sessions"] == 3 * sim.knobs.page_cap
+        sim.log.clear()
+        receipt = connector.apply(action)
+        assert receipt.changed and receipt.before["active_sessions"] == 3 * sim.knobs.page_cap
+        listed = sim.log.entries(contains="admin.users.session.list")
+        assert len(listed) >= 3
+        assert connector.verify(action).ok

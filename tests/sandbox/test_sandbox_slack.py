@@ -25,7 +25,9 @@ def test_web_api(sandbox, slack):
     person = sandbox.company.people[1]
     user = client.users_lookupByEmail(email=person.email)["user"]
     assert user["profile"]["email"] == person.email
-    assert client.admin_users_session_list(user_id=user["id"])["active_sessions"]
+    assert client.admin_users_session_list(user_id=user["id"], team_id=user["team_id"])["active_sessions"]
+    with pytest.raises(SlackApiError, match="invalid_arguments"):  # Slack: user_id and team_id go together
+        client.admin_users_session_list(user_id=user["id"])
     assert client.admin_users_session_reset(user_id=user["id"])["ok"] is True
     assert sandbox.account("slack", person.email)["sessions"] == []
     with pytest.raises(SlackApiError) as err:

@@ -61,6 +61,7 @@ class Entra(Simulator):
             "LicenseAssignment.ReadWrite.All",
             "User.ReadWrite.All",
             "Organization.Read.All",
+            "RoleManagement.ReadWrite.Directory",
         }
     )
 
@@ -90,6 +91,8 @@ class Entra(Simulator):
                 "groupTypes": ["DynamicMembership"] if dynamic else [],
                 "members": set(),
                 "membershipRule": "(user.accountEnabled -eq true)" if dynamic else None,
+                "onPremisesSyncEnabled": None,
+                "isAssignableToRole": False,
             }
         lic_gid = str(uuid.uuid5(_GROUP_NS, f"{company.seed}:licensing-ems"))
         self.groups[lic_gid] = {
@@ -102,7 +105,25 @@ class Entra(Simulator):
             "members": set(),
             "membershipRule": None,
             "assignedLicenses": [_SKU_IDS["EMS"]],
+            "onPremisesSyncEnabled": None,
+            "isAssignableToRole": False,
         }
+        # A group synced from on-premises AD (Graph cannot change its members) and a role-assignable
+        # group (changing its members needs RoleManagement.ReadWrite.Directory); members added by tests.
+        for name, synced, assignable in (("onprem-finance", True, False), ("role-helpdesk-admins", False, True)):
+            gid = str(uuid.uuid5(_GROUP_NS, f"{company.seed}:{name}"))
+            self.groups[gid] = {
+                "id": gid,
+                "displayName": name,
+                "description": "synced from on-premises AD" if synced else "role-assignable",
+                "mailEnabled": False,
+                "securityEnabled": True,
+                "groupTypes": [],
+                "members": set(),
+                "membershipRule": None,
+                "onPremisesSyncEnabled": True if synced else None,
+                "isAssignableToRole": assignable,
+            }
         by_name = {g["displayName"]: gid for gid, g in self.groups.items()}
         limit = 3500 if len(company.identities) < 50 else 5000 if len(company.identities) <= 500 else 8000
         self.limits["ru"].count = limit
@@ -405,6 +426,7 @@ class Entra(Simulator):
                 "Invalid page size specified: '%d'. Must be between 1 and 999 inclusive." % top,
                 reason="Request_UnsupportedQuery",
             )
+        top = self.knobs.page(top)  # Graph may answer fewer than $top: clients follow @odata.nextLink
         skip = int(req.query.get("$skiptoken", "0") or 0)
         page = users[skip : skip + top]
         body: dict[str, Any] = {
@@ -503,6 +525,8 @@ class Entra(Simulator):
                 "mailEnabled": g["mailEnabled"],
                 "securityEnabled": g["securityEnabled"],
                 "membershipRule": g["membershipRule"],
+                "onPremisesSyncEnabled": g.get("onPremisesSyncEnabled"),
+                "isAssignableToRole": g.get("isAssignableToRole", False),
             }
             for g in self.groups.values()
             if uid in g["members"]
@@ -718,6 +742,16 @@ class Entra(Simulator):
         return Response(204)
 
     def _check_group_writable(self, g: dict[str, Any]) -> None:
+        if g.get("onPremisesSyncEnabled"):
+            raise HTTPError(
+                400,
+                "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.",
+                reason="Request_BadRequest",
+            )
+        if g.get("isAssignableToRole") and "RoleManagement.ReadWrite.Directory" not in self.granted:
+            raise HTTPError(
+                403, "Insufficient privileges to complete the operation.", reason="Authorization_RequestDenied"
+            )
         if "DynamicMembership" in g["groupTypes"]:
             raise HTTPError(
                 400,

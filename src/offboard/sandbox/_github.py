@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._app import HTTPError, Request, Response, Simulator, route
+from ._github_ent import GitHubEnterprise
 from ._knobs import Limit
 from ._scimutil import compile_filter, patch_operations
 
@@ -51,7 +52,7 @@ def simple_user(login: str, uid: int) -> dict[str, Any]:
     }
 
 
-class GitHub(Simulator):
+class GitHub(GitHubEnterprise, Simulator):
     """A GitHub Enterprise Cloud org with SAML SSO, plus an EMU enterprise's SCIM endpoint."""
 
     system = "github"
@@ -62,7 +63,9 @@ class GitHub(Simulator):
         "secondary": Limit(900, 60),
         "scim": Limit(1000, 3600),
     }
-    default_granted = frozenset({"admin:org", "read:org", "repo", "admin:enterprise", "read:user", "user:email"})
+    default_granted = frozenset(
+        {"admin:org", "read:org", "repo", "admin:enterprise", "scim:enterprise", "read:user", "user:email"}
+    )
     max_concurrent = 100
 
     def __init__(self, company: Any, **kw: Any):
@@ -139,6 +142,7 @@ class GitHub(Simulator):
                 "roles": [{"value": "enterprise_owner" if ident.admin else "user", "primary": False}],
                 "login": login,
             }
+        self._init_enterprise()
 
     # ----- framework hooks --------------------------------------------------------------------
     def connector_settings(self, secret: Callable[[str, str], str]) -> dict[str, Any]:
@@ -565,6 +569,9 @@ class GitHub(Simulator):
             )
         query, variables = body["query"], body.get("variables") or {}
         text = re.sub(r"\$(\w+)", lambda m: json.dumps(variables.get(m.group(1))), re.sub(r"^\s*query[^{]*", "", query))
+        enterprise = self.graphql_enterprise(text, self._external_identities)
+        if enterprise is not None:
+            return enterprise
         m = re.search(r"organization\s*\(\s*login\s*:\s*(\"[^\"]*\"|null)\s*\)", text)
         if not m or "externalIdentities" not in text:
             return Response(
@@ -572,7 +579,8 @@ class GitHub(Simulator):
                 {
                     "errors": [
                         {
-                            "message": "The sandbox supports organization { samlIdentityProvider { externalIdentities } } queries only."
+                            "message": "The sandbox supports organization { samlIdentityProvider { externalIdentities } } "
+                            "and enterprise queries only."
                         }
                     ]
                 },
@@ -593,6 +601,12 @@ class GitHub(Simulator):
                     ],
                 },
             )
+        # With SAML configured at the enterprise level the organization has no identity provider of its own.
+        provider = self._external_identities(text) if self.saml_level == "org" else None
+        return Response(200, {"data": {"organization": {"samlIdentityProvider": provider}}})
+
+    def _external_identities(self, text: str) -> dict[str, Any]:
+        """``samlIdentityProvider { externalIdentities(...) }`` for the arguments in ``text``."""
         a = re.search(r"externalIdentities\s*\(([^)]*)\)", text)
         args = dict(re.findall(r"(\w+)\s*:\s*(\"[^\"]*\"|\d+|null)", a.group(1))) if a else {}
         args = {k: json.loads(v) for k, v in args.items()}
@@ -623,7 +637,7 @@ class GitHub(Simulator):
                 "endCursor": str(start + len(page)) if page else None,
             },
         }
-        return Response(200, {"data": {"organization": {"samlIdentityProvider": {"externalIdentities": conn}}}})
+        return {"externalIdentities": conn}
 
     # ----- EMU SCIM ---------------------------------------------------------------------------
     def _ent(self, req: Request) -> None:
@@ -648,14 +662,14 @@ class GitHub(Simulator):
             raise HTTPError(404, "Resource not found")
         return u
 
-    @route("GET", "/scim/v2/enterprises/{enterprise}/Users", perm="admin:enterprise")
+    @route("GET", "/scim/v2/enterprises/{enterprise}/Users", perm="scim:enterprise")
     async def scim_list(self, req: Request) -> Response:
         self._ent(req)
         users = list(self.scim_users.values())
         if req.query.get("filter"):
             users = [u for u in users if compile_filter(req.query["filter"])(u)]
         start = max(int(req.query.get("startIndex", "1") or 1), 1)
-        count = int(req.query.get("count", "30") or 30)
+        count = self.knobs.page(int(req.query.get("count", "30") or 30))
         page = users[start - 1 : start - 1 + count]
         return Response(
             200,
@@ -669,7 +683,7 @@ class GitHub(Simulator):
             content_type="application/scim+json; charset=utf-8",
         )
 
-    @route("GET", "/scim/v2/enterprises/{enterprise}/Users/{id}", perm="admin:enterprise")
+    @route("GET", "/scim/v2/enterprises/{enterprise}/Users/{id}", perm="scim:enterprise")
     async def scim_get(self, req: Request) -> Response:
         return Response(200, self._scim_out(self._scim_user(req)), content_type="application/scim+json; charset=utf-8")
 
@@ -691,7 +705,7 @@ class GitHub(Simulator):
             if k in changes:
                 u[k] = changes[k]
 
-    @route("PATCH", "/scim/v2/enterprises/{enterprise}/Users/{id}", perm="admin:enterprise")
+    @route("PATCH", "/scim/v2/enterprises/{enterprise}/Users/{id}", perm="scim:enterprise")
     async def scim_patch(self, req: Request) -> Response:
         u = self._scim_user(req)
         changes = patch_operations(req.json())
@@ -706,7 +720,7 @@ class GitHub(Simulator):
             content_type="application/scim+json; charset=utf-8",
         )
 
-    @route("PUT", "/scim/v2/enterprises/{enterprise}/Users/{id}", perm="admin:enterprise")
+    @route("PUT", "/scim/v2/enterprises/{enterprise}/Users/{id}", perm="scim:enterprise")
     async def scim_put(self, req: Request) -> Response:
         u = self._scim_user(req)
         body = req.json()
@@ -720,7 +734,7 @@ class GitHub(Simulator):
         self._scim_apply(u, {**body, "active": body.get("active", True)}, req)
         return Response(200, self._scim_out(u), content_type="application/scim+json; charset=utf-8")
 
-    @route("DELETE", "/scim/v2/enterprises/{enterprise}/Users/{id}", perm="admin:enterprise")
+    @route("DELETE", "/scim/v2/enterprises/{enterprise}/Users/{id}", perm="scim:enterprise")
     async def scim_delete(self, req: Request) -> Response:
         u = self._scim_user(req)
         if not req.lie:

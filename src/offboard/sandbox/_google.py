@@ -90,7 +90,9 @@ class GoogleWorkspace(Simulator):
         self._index: dict[str, str] = {}
         self.groups: dict[str, dict[str, Any]] = {}
         self.transfers: dict[str, dict[str, Any]] = {}
+        self.customer_id = "C0sandbx"
         dom = company.domain
+        self.domains = {dom.lower()}  # the customer's domains; addresses elsewhere are foreign (403 on users.get)
         for name, desc in company.groups.items():
             gid = f"0{_uid(company.seed, 'g' + name)[:16]}"
             self.groups[gid] = {"id": gid, "email": f"{name}@{dom}", "name": name, "description": desc, "members": {}}
@@ -128,7 +130,7 @@ class GoogleWorkspace(Simulator):
                 "organizations": [{"title": ident.title, "department": ident.department, "primary": True}]
                 if ident.department
                 else [],
-                "customerId": "C0sandbx",
+                "customerId": self.customer_id,
                 "orgUnitPath": ou,
                 "isMailboxSetup": True,
                 "isEnrolledIn2Sv": True,
@@ -199,7 +201,7 @@ class GoogleWorkspace(Simulator):
                 "orgUnitPath": "/Admins",
                 "aliases": [],
                 "emails": [],
-                "customerId": "C0sandbx",
+                "customerId": self.customer_id,
                 "_tokens": {},
                 "_asps": {},
                 "_codes": [],
@@ -434,7 +436,11 @@ class GoogleWorkspace(Simulator):
     @route("GET", D + "/users/{userKey}")
     async def users_get(self, req: Request) -> Response:
         self._scope(req, "users_read")
-        return Response(200, self._out(self._user(req.params["userKey"]), req))
+        key = req.params["userKey"]
+        if "@" in key and key.rpartition("@")[2].lower() not in self.domains:
+            # Google answers an address at a domain the customer does not own with 403, not 404.
+            raise HTTPError(403, "Not Authorized to access this resource/api", reason="forbidden")
+        return Response(200, self._out(self._user(key), req))
 
     @route("GET", D + "/users")
     async def users_list(self, req: Request) -> Response:
@@ -465,6 +471,7 @@ class GoogleWorkspace(Simulator):
         size = int(q.get("maxResults", "100"))
         if not 1 <= size <= 500:
             raise HTTPError(400, "Invalid Input: maxResults", reason="invalid")
+        size = self.knobs.page(size)
         start = int(q.get("pageToken", "0") or 0)
         body: dict[str, Any] = {
             "kind": "admin#directory#users",
@@ -737,9 +744,16 @@ class GoogleWorkspace(Simulator):
         return Response(200, {"kind": "admin#directory#orgUnits", "etag": _etag(), "organizationUnits": units})
 
     # ----- data transfer ----------------------------------------------------------------------
+    def _transfer_customer(self, req: Request) -> None:
+        """The Data Transfer API takes the immutable customer id; it documents no my_customer alias."""
+        given = req.query.get("customerId")
+        if given is not None and given != self.customer_id:
+            raise HTTPError(400, f"Invalid Input: customerId {given}", reason="invalid")
+
     @route("GET", T + "/applications")
     async def transfer_applications(self, req: Request) -> Response:
         self._scope(req, "transfer_read")
+        self._transfer_customer(req)
         apps = [
             {
                 "kind": "admin#datatransfer#ApplicationResource",
@@ -800,6 +814,7 @@ class GoogleWorkspace(Simulator):
     @route("GET", T + "/transfers")
     async def transfer_list(self, req: Request) -> Response:
         self._scope(req, "transfer_read")
+        self._transfer_customer(req)
         items = [self._transfer_out(t) for t in self.transfers.values()]
         if req.query.get("oldOwnerUserId"):
             items = [t for t in items if t["oldOwnerUserId"] == req.query["oldOwnerUserId"]]

@@ -33,6 +33,9 @@ class Knobs:
     storm_length: int = 20
     lie_rate: float = 0.0  # acknowledge a write without applying it
     timeout_seconds: float = 30.0
+    # Largest page any listing answers, whatever the client asks for (0: the vendor's own maximum).
+    # Small by default so every listing in the tests paginates, as a real tenant's would.
+    page_cap: int = 4
 
     def update(self, **changes: Any) -> None:
         """Set several knobs at once, refusing unknown names."""
@@ -41,6 +44,10 @@ class Knobs:
             if name not in known:
                 raise ValueError(f"unknown sandbox knob {name!r}; known: {', '.join(sorted(known))}")
             setattr(self, name, value)
+
+    def page(self, asked: int) -> int:
+        """The page size to answer for a request that asked for ``asked`` items."""
+        return max(1, min(asked, self.page_cap)) if self.page_cap > 0 else max(1, asked)
 
     @property
     def faulty(self) -> bool:

@@ -39,6 +39,9 @@ class ScimApp(Simulator):
                 return hashlib.sha256(f"{seed}:{resource_type.name}:{self.counter}".encode()).hexdigest()[:32]
 
         self.token = "scim-" + secrets.token_urlsafe(24)
+        # filter.supported in ServiceProviderConfig. False: /Groups ignores ?filter= and answers every
+        # group, as some applications do (RFC 7644 makes filtering optional).
+        self.filter_supported = True
         self.storage = _SeededStorage()
         self.inner = ASGIApplication(AsyncInMemoryStorage(self.storage), load_default_provider())
         types = load_default_resource_types()
@@ -149,15 +152,29 @@ class ScimApp(Simulator):
         if req.lie and req.method in ("PATCH", "PUT", "DELETE"):
             return await self._lie(req, path)
         host = req.header("host") or self.base_url.split("://", 1)[-1]
+        query = dict(req.query)
+        listing = req.method == "GET" and path.rstrip("/") in ("/v2/Users", "/v2/Groups")
+        if listing:
+            if self.knobs.page_cap > 0:  # every listing pages, whatever count the client asks for
+                asked = int(query["count"]) if query.get("count", "").isdigit() else self.knobs.page_cap
+                query["count"] = str(self.knobs.page(asked))
+            if not self.filter_supported and path.rstrip("/") == "/v2/Groups":
+                query.pop("filter", None)
         sreq = ScimRequest(
             method=req.method,
             base_url=f"http://{host}/scim/v2",
             path=self.inner.split_path(path),
-            query=dict(req.query),
+            query=query,
             headers=list(req.headers.items()),
             body=req.body,
         )
         sresp = await self.inner.serve(sreq)
+        if path.rstrip("/") == "/v2/ServiceProviderConfig" and isinstance(sresp.body, dict):
+            sresp.body["filter"] = {
+                **(sresp.body.get("filter") or {}),
+                "supported": self.filter_supported,
+                "maxResults": self.knobs.page_cap or 1000,
+            }
         headers = {k: v for k, v in sresp.headers.items() if k.lower() not in ("content-type", "content-length")}
         ctype = next((v for k, v in sresp.headers.items() if k.lower() == "content-type"), _SCIM_JSON)
         return Response(int(sresp.status), sresp.body, headers, content_type=ctype)

@@ -206,7 +206,15 @@ class Slack(Simulator):
         if status >= 500:
             return self.unavailable(req, status)
         if req.path.startswith("/api/"):
-            return Response(status, {"ok": False, "error": "forced"})
+            # The Web API answers HTTP 200 with an error code: invalid_auth for rejected credentials,
+            # missing_scope (with needed/provided) for a missing right.
+            if status == 401:
+                return Response(200, {"ok": False, "error": "invalid_auth"})
+            if status == 403:
+                needed = _SCOPES.get(req.params.get("method", "")) or "admin"
+                provided = ",".join(sorted(self.granted - {needed}))
+                return Response(200, {"ok": False, "error": "missing_scope", "needed": needed, "provided": provided})
+            return Response(status, {"ok": False, "error": "invalid_request"})
         return self.render(req, HTTPError(status, f"forced status {status}", reason="scim"))
 
     def decorate(self, req: Request, resp: Response) -> None:
@@ -318,7 +326,7 @@ class Slack(Simulator):
         return {"ok": True, "user": self._web_user(self._arg_user(args))}
 
     async def _m_users_list(self, req: Request, args: dict[str, str]) -> dict[str, Any]:
-        limit = int(args.get("limit", "200") or 200)
+        limit = self.knobs.page(int(args.get("limit", "200") or 200))
         start = int(args.get("cursor", "0") or 0) if args.get("cursor", "").isdigit() else 0
         ids = list(self.users)
         page = ids[start : start + limit]
@@ -340,19 +348,37 @@ class Slack(Simulator):
         return {"ok": True}
 
     async def _m_admin_users_session_list(self, req: Request, args: dict[str, str]) -> dict[str, Any]:
-        u = self._arg_user(args, "user_id")
+        # Slack: "user_id and team_id (which must be used together)"; cursor-paginated, limit 1-1000.
+        if bool(args.get("user_id")) != bool(args.get("team_id")):
+            raise HTTPError(200, "invalid_arguments")
+        limit = int(args.get("limit", "1000") or 1000) if args.get("limit", "1000").isdigit() else 0
+        if not 1 <= limit <= 1000:
+            raise HTTPError(200, "invalid_limit")
+        if args.get("user_id"):
+            u = self._arg_user(args, "user_id")
+            if args["team_id"] != u["team_id"]:
+                raise HTTPError(200, "team_not_found")
+            owners = [u]
+        else:
+            owners = list(self.users.values())
+        sessions = [
+            {
+                "user_id": o["id"],
+                "team_id": o["team_id"],
+                "session_id": s,
+                "created": {"device_hardware": "Computer", "os": "Mac", "ip": "203.0.113.7"},
+            }
+            for o in owners
+            for s in o["sessions"]
+        ]
+        cursor = args.get("cursor", "")
+        start = int(cursor) if cursor.isdigit() else 0
+        size = self.knobs.page(limit)
+        following = start + size
         return {
             "ok": True,
-            "active_sessions": [
-                {
-                    "user_id": u["id"],
-                    "team_id": self.team_id,
-                    "session_id": s,
-                    "created": {"device_hardware": "Computer", "os": "Mac", "ip": "203.0.113.7"},
-                }
-                for s in u["sessions"]
-            ],
-            "response_metadata": {"next_cursor": ""},
+            "active_sessions": sessions[start:following],
+            "response_metadata": {"next_cursor": str(following) if following < len(sessions) else ""},
         }
 
     async def _m_chat_postMessage(self, req: Request, args: dict[str, str]) -> dict[str, Any]:
@@ -417,7 +443,7 @@ class Slack(Simulator):
             pred = compile_filter(q["filter"], {"email": "emails", "userName": "userName"})
             users = [u for u in users if pred(self._scim_user(u, v1))]
         start = max(int(q.get("startIndex", "1") or 1), 1)
-        count = min(int(q.get("count", "100") or 100), 1000)
+        count = self.knobs.page(min(int(q.get("count", "100") or 100), 1000))
         page = users[start - 1 : start - 1 + count]
         body = {
             "totalResults": len(users),
