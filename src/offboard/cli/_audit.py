@@ -37,7 +37,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _log_dir(ctx: click.Context) -> Path:
-    return ctx.obj["log"] if ctx.obj and ctx.obj.get("log") else data_dir() / "audit"
+    return ctx.obj["log"] if ctx.obj and ctx.obj.get("log") else data_dir(create=False) / "audit"
 
 
 def _trust(path: Path | None, log: Path, code: int):
@@ -124,6 +124,8 @@ def verify(ctx, trusted_keys, pinned, sla, origin, strict, as_json) -> None:
     """Check the whole log. Exit 0 intact, 1 integrity failure, 2 compliance findings only."""
     log = _log_dir(ctx)
     sla_seconds = _sla(sla)
+    if not (log / ENTRIES).is_file():  # nothing to verify is a usage problem, not tampering
+        _fail(f"no audit log at {log} (point --log at one, or check --data-dir / OFFBOARD_HOME)", 2)
     trust = _trust(trusted_keys, log, 1)
     pins = []
     for path in pinned:

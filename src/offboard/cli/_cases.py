@@ -32,6 +32,14 @@ STYLE = {
 }
 
 
+def stdin_is_terminal() -> bool:
+    """Whether a person can answer a prompt: stdin is open (``0<&-`` closes it) and a terminal."""
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):  # closed or detached
+        return False
+
+
 def styled(status: str) -> str:
     style = STYLE.get(status, "default")
     return f"[{style}]{escape(status)}[/]"
@@ -147,7 +155,7 @@ class Progress:
 @click.pass_obj
 def plan(app: App, person: str, policy: str | None, as_json: bool) -> None:
     """Show what would happen for PERSON; writes nothing."""
-    result = app.engine().plan(person, policy)
+    result = app.engine(needs_connectors=True, read_only=True).plan(person, policy)
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -177,14 +185,14 @@ def revoke(app: App, person: str, policy: str | None, reason: str, yes: bool, dr
             if not as_json:
                 print_plan(the_plan)
             if not yes:
-                if not sys.stdin.isatty():
+                if not stdin_is_terminal():
                     click.echo("error: not a terminal; pass --yes to revoke without a prompt", err=True)
                     sys.exit(EXIT_USAGE)
                 click.confirm(f"Revoke {len(the_plan.actions)} actions for {the_plan.person.id}?", abort=True)
             progress.start(the_plan.actions)
             return True
 
-        result = app.engine().revoke(
+        result = app.engine(needs_connectors=True).revoke(
             person, policy=policy, trigger="cli", reason=reason, confirm=confirm, progress=None if as_json else progress
         )
     if result is None:  # a dry run
@@ -219,8 +227,9 @@ def print_checklist(result: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def status(app: App, case: str | None, as_json: bool) -> None:
-    """Show CASE in full, or the latest cases. Exits 3 if the case is not complete."""
-    engine = app.engine()
+    """Show CASE in full, or the latest cases. Exits 3 if the case is neither complete nor cancelled."""
+    app.require_data()
+    engine = app.engine(read_only=True)
     if case is None:
         rows = engine.latest_cases(limit=20)
         if as_json:
@@ -264,7 +273,7 @@ def status(app: App, case: str | None, as_json: bool) -> None:
 @click.pass_obj
 def resume(app: App, as_json: bool) -> None:
     """Finish cases left running (after a crash) and run follow-ups that are due."""
-    results = app.engine().resume()
+    results = app.engine(needs_connectors=True).resume()
     if as_json:
         emit_json([r.to_dict() for r in results])
     else:
@@ -281,13 +290,13 @@ def resume(app: App, as_json: bool) -> None:
 @click.pass_obj
 def undo(app: App, case: str, yes: bool, as_json: bool) -> None:
     """Restore what is reversible in CASE (rehire, mistaken termination); say what is not."""
-    engine = app.engine()
+    engine = app.engine(needs_connectors=True)
     row = engine.find_case(case)
     if row is None:
         click.echo(f"error: no case matches {case!r}", err=True)
         sys.exit(EXIT_USAGE)
     if not yes:
-        if not sys.stdin.isatty():
+        if not stdin_is_terminal():
             click.echo("error: not a terminal; pass --yes to undo without a prompt", err=True)
             sys.exit(EXIT_USAGE)
         click.confirm(f"Undo case {row['id']} for {row['person_id']}?", abort=True)
