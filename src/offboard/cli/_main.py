@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # imported when used: `offboard --help` must start fast
     from ..engine._engine import Engine
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+EXIT_SIGPIPE = 128 + 13
 
 #: Sub-commands in their own modules: (module, attribute). Imported on first use so
 #: ``offboard --help`` stays fast.
@@ -38,6 +39,7 @@ LAZY_COMMANDS = {
     "sweep": ("offboard.cli._inventory", "sweep"),
     "worker": ("offboard.cli._worker", "worker"),
     "tasks": ("offboard.cli._tasks", "tasks"),
+    "config": ("offboard.cli._config", "config"),
 }
 HELP = {
     "plan": "Show what would happen for PERSON; writes nothing.",
@@ -56,6 +58,7 @@ HELP = {
     "sweep": "Revoke everyone past their end date who still has access.",
     "worker": "Run jobs from PostgreSQL (execution: distributed).",
     "tasks": "List and close the checklist tasks of cases.",
+    "config": "Show the effective configuration and check that it works.",
 }
 
 
@@ -138,6 +141,8 @@ class OffboardGroup(click.Group):
             _fail(str(exc), EXIT_USAGE)
         except OffboardError as exc:
             _fail(str(exc), EXIT_UNEXPECTED)
+        except BrokenPipeError:  # `offboard ... | head`: the reader has gone; stop quietly
+            quiet_broken_pipe()
         except KeyboardInterrupt:
             _fail("interrupted; run `offboard resume` to finish any case left running", 130)
         except Exception as exc:
@@ -149,6 +154,16 @@ class OffboardGroup(click.Group):
                 f"unexpected {type(exc).__name__}: {redact(str(exc))} (set OFFBOARD_DEBUG=1 for a traceback)",
                 EXIT_UNEXPECTED,
             )
+
+
+def quiet_broken_pipe() -> None:
+    """Exit 141 (as if killed by SIGPIPE) without another write to the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(EXIT_SIGPIPE)
 
 
 def _fail(message: str, code: int) -> None:
@@ -193,7 +208,8 @@ def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, ver
         os.environ["OFFBOARD_HOME"] = str(data_dir)
     if config_path is not None:
         os.environ["OFFBOARD_CONFIG"] = str(config_path)
-    ctx.obj = App(config_path, verbose)
+    from_env = ctx.get_parameter_source("config_path") == click.core.ParameterSource.ENVIRONMENT
+    ctx.obj = App(None if from_env else config_path, verbose)
     from ..config._logging import configure_logging
 
     configure_logging(verbose)
@@ -297,4 +313,7 @@ def main() -> None:
             get_plugin_manager().hook.register_commands(cli=cli)
         except OffboardError as exc:
             _fail(str(exc), EXIT_USAGE)
-    cli(prog_name="offboard")
+    try:
+        cli(prog_name="offboard")
+    except BrokenPipeError:
+        quiet_broken_pipe()

@@ -139,17 +139,72 @@ class Config(_Strict):
         return value
 
 
-def format_validation_error(exc: ValidationError, where: str, prefix: str = "") -> str:
-    """One line per problem: ``file: key.path: message``."""
+def keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys ``model`` accepts in the mapping at ``loc`` (empty when that mapping is free-form).
+
+    Follows fields, the values of ``dict[str, Model]`` and the items of ``list[Model]``.
+    """
+    import typing
+
+    current: Any = model
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+            continue
+        current = _without_none(current)
+        origin, args = typing.get_origin(current), typing.get_args(current)
+        if origin is dict and len(args) == 2:
+            current = args[1]
+        elif origin is list and args:
+            current = args[0]
+        else:
+            return []
+    current = _without_none(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [k for k in current.model_fields if k != "source"]
+    return []
+
+
+def _without_none(annotation: Any) -> Any:
+    """``M | None`` -> ``M``; anything else unchanged."""
+    import types
+    import typing
+
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def format_validation_error(
+    exc: ValidationError, where: str, prefix: str = "", model: type[BaseModel] | None = None
+) -> str:
+    """One line per problem: ``file: key.path: message``; an unknown key gets the nearest known ones."""
+    from ._hints import did_you_mean
+
+    model = model or _validated_model(exc)
     lines = []
     for err in exc.errors():
         parts = ([prefix] if prefix else []) + [str(p) for p in err["loc"]]
         loc = ".".join(parts) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            known = keys_at(model, tuple(err["loc"][:-1])) if model is not None else []
+            hint = did_you_mean(str(err["loc"][-1]), known)
+            msg = "unknown key" + (f".{hint}" if hint else "")
         lines.append(f"{where}: {loc}: {msg}")
     return "\n".join(lines)
+
+
+def _validated_model(exc: ValidationError) -> type[BaseModel] | None:
+    """The model class a ValidationError was raised for, when it is one of ours."""
+    return _MODELS.get(exc.title)
 
 
 def load_yaml(path: Path) -> Any:
@@ -165,6 +220,11 @@ def load_yaml(path: Path) -> Any:
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"not valid YAML{at}: {problem}", where=str(path)) from None
+
+
+_MODELS: dict[str, type[BaseModel]] = {
+    m.__name__: m for m in (Config, ConnectorConfig, Limits, PeopleConfig, TasksConfig)
+}
 
 
 def load_config(path: str | Path | None = None) -> Config:
