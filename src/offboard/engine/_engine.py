@@ -29,7 +29,7 @@ from ..config._logging import redact
 from ..config._policy import Policy, Protection, load_policies
 from ..connector import Connector
 from ..errors import AuthError, CaseConflict, ConfigError, ConnectorError, OffboardError, UnknownPerson
-from ..inventory._people import configured_sources
+from ..inventory._people import configured_sources, nearest_people
 from ..models import (
     Account,
     Action,
@@ -223,8 +223,14 @@ class Engine:
             if person:
                 return person
         if self.config.people:
-            raise UnknownPerson(f"nobody matches {ref!r} in the configured people sources")
+            raise UnknownPerson(
+                f"nobody matches {ref!r} in the configured people sources", suggestions=self.nearest_people(ref)
+            )
         return Person(id=ref, email=ref if "@" in ref else None, employee_id=None if "@" in ref else ref)
+
+    def nearest_people(self, ref: str) -> list[str]:
+        """Known identifiers close to ``ref``, from the people sources and the inventory (for "did you mean")."""
+        return nearest_people(ref, self.people(), self.store)
 
     def gather(self, person: Person) -> tuple[list[Account], dict[str, str]]:
         """Discover the person's accounts on every enabled connector, in parallel."""
@@ -258,7 +264,8 @@ class Engine:
         if not accounts and not errors and not self.config.people:
             raise UnknownPerson(
                 f"no account matches {person.id!r} in any system "
-                f"({', '.join(self.enabled_connectors()) or 'no connectors configured'})"
+                f"({', '.join(self.enabled_connectors()) or 'no connectors configured'})",
+                suggestions=self.nearest_people(person.id),
             )
         return self.plan_for(person, chosen, accounts, errors)
 
