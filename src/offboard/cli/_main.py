@@ -297,9 +297,18 @@ class App:
         return home
 
 
+def _json_default(value: Any) -> Any:
+    """Timestamps in ISO 8601 with a ``T``; anything else as its string."""
+    from datetime import date, datetime
+
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
+
+
 def emit_json(value: Any) -> None:
-    """Print ``value`` as JSON on stdout."""
-    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+    """Print ``value`` as JSON on stdout (timestamps ISO 8601)."""
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=_json_default))
 
 
 def main() -> None:
