@@ -44,12 +44,12 @@ def serve(app: App, host: str | None, port: int | None, as_json: bool) -> None:
     host = host or settings.host
     port = port or settings.port
     auditors = "; /audit/ for auditors" if settings.auditor_token else ""
+    from ..config._logging import configure_logging
+
+    configure_logging(app.verbose, json=True if as_json else None, stderr=True)  # a service logs to stderr
     if as_json:
         import json
 
-        from ..config._logging import configure_logging
-
-        configure_logging(app.verbose, json=True)
         click.echo(json.dumps({"serving": f"http://{host}:{port}", "host": host, "port": port}))
     else:
         click.echo(

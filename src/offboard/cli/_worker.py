@@ -41,12 +41,12 @@ def worker(app: App, concurrency: int, stalled_after: float, heartbeat: float, a
         with lock:
             return engine
 
+    from ..config._logging import configure_logging
+
+    configure_logging(app.verbose, json=True if as_json else None, stderr=True)  # a service logs to stderr
     if as_json:
         import json
 
-        from ..config._logging import configure_logging
-
-        configure_logging(app.verbose, json=True)
         click.echo(json.dumps({"worker": {"concurrency": concurrency, "store": engine.store.url}}))
     else:
         click.echo(f"offboard worker: concurrency {concurrency}, store {engine.store.url}", err=True)

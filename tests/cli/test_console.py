@@ -1,0 +1,73 @@
+"""Console output for people: library logs go to the log file, not between the tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+NOISY = """
+import logging
+
+import offboard
+from tests._fakes import TestSystem
+
+
+class Noisy(TestSystem):
+    __test__ = False
+    name = "noisy"
+
+    def discover(self, person):
+        logging.getLogger("slack_sdk.web.base_client").error("Failed to send a request to Slack API server")
+        return super().discover(person)
+
+
+@offboard.hookimpl
+def register_connectors(register):
+    register(Noisy)
+"""
+
+
+def offboard(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "OFFBOARD_HOME": str(home),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "connectors"), str(ROOT)]),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "offboard", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_library_logs_go_to_the_log_file_unless_verbose(make_company, tmp_path, home):
+    company = make_company(systems=1, people=1)
+    assert company.config_path is not None
+    plugin = tmp_path / "noisy_plugin.py"
+    plugin.write_text(NOISY)
+    data = yaml.safe_load(company.config_path.read_text())
+    data["plugins"].append(str(plugin))
+    data["connectors"]["sys0"]["type"] = "noisy"
+    company.config_path.write_text(yaml.safe_dump(data))
+    result = offboard("--config", str(company.config_path), "revoke", "user0@corp.example", "--yes", home=home)
+    assert result.returncode == 0, result.stderr
+    assert "Failed to send" not in result.stdout + result.stderr
+    logged = (home / "offboard.log").read_text().splitlines()
+    assert any("Failed to send a request" in line and "slack_sdk" in line for line in logged)
+    assert all(json.loads(line) for line in logged if line.startswith("{"))
+    verbose = offboard("--config", str(company.config_path), "plan", "user0@corp.example", "-v", home=home)
+    assert verbose.returncode == 0
+    assert "ERROR slack_sdk.web.base_client: Failed to send a request" in verbose.stderr
+    assert "Failed to send" not in verbose.stdout
+
+
+def test_a_read_only_command_on_a_missing_data_folder_writes_no_log(make_company, tmp_path, home):
+    company = make_company(systems=1, people=1)
+    result = offboard("--config", str(company.config_path), "plan", "user0@corp.example", home=home)
+    assert result.returncode == 0, result.stderr
+    assert not home.exists()
