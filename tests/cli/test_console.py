@@ -71,3 +71,40 @@ def test_a_read_only_command_on_a_missing_data_folder_writes_no_log(make_company
     result = offboard("--config", str(company.config_path), "plan", "user0@corp.example", home=home)
     assert result.returncode == 0, result.stderr
     assert not home.exists()
+
+
+def test_an_incomplete_result_lists_each_problem_once_in_words(make_company):
+    from click.testing import CliRunner
+
+    from offboard.cli._main import cli
+
+    company = make_company(systems=2, people=1)
+    config = company.write_config(sys0={"forbid": ["disable_account"]})
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "revoke", "user0@corp.example", "--yes"], catch_exceptions=False
+    )
+    assert result.exit_code == 3
+    lines = result.stdout.splitlines()
+    start = lines.index("Problems:")
+    problems = lines[start + 1 : start + 3]
+    assert problems == [
+        "  sys0 user0 disable_account: failed, missing permission: Accounts.disable_account",
+        "  sys0 user0 remove_memberships: failed, missing permission: Accounts.disable_account",
+    ]
+    case = lines[start + 3]
+    assert case.startswith("Case case-") and case.endswith(
+        "incomplete: 4 of 6 action(s) verified, 2 problem(s) listed above "
+        f"(`offboard status {case.split()[1]}` shows them again)"
+    )
+    assert "PermissionDenied" not in result.stdout  # the reason in words, not a class name
+    assert result.stdout.count("incomplete:") == 1  # one summary line, the result once
+    assert result.stdout.count("remove_memberships: failed") == 1
+
+
+def test_reasons_lose_python_reprs_and_class_names():
+    from offboard.cli._output import plain
+
+    assert plain("(\"('socket ssl wrapping error: reset by peer',)\",)") == "socket ssl wrapping error: reset by peer"
+    assert plain("['quota exceeded']") == "quota exceeded"
+    assert plain("TransientError: HTTP 503") == "HTTP 503"
+    assert plain("Slack: token revoked") == "Slack: token revoked"

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ..models import CaseStatus
 from ._main import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, App, emit_json
+from ._output import DiscoverySpinner, plain, problem_lines, read_back, summary_line
 
 out = Console(highlight=False)
 STYLE = {
@@ -87,14 +88,24 @@ def result_table(result: Any, accounts: bool = True) -> Table:
     for column in columns:
         table.add_column(column, no_wrap=column in ("action", "result"))
     for item in result.outcomes:
-        back = item["error"] or (item["verification"]["detail"] if item["verification"] else "")
-        name = item["account"]
-        cells = [item["system"], escape(name), item["kind"], styled(item["status"]), escape(back)]
+        back = plain(item["error"]) or read_back(item)
+        cells = [item["system"], escape(item["account"]), item["kind"], styled(item["status"]), escape(back)]
         if not accounts:
             del cells[1]
-            cells[-1] = escape(back.removeprefix(f"{name}: "))
         table.add_row(*cells)
     return table
+
+
+def print_result(result: Any) -> None:
+    """The result table, then each problem on one line, then one summary line."""
+    out.print(result_table(result))
+    problems = problem_lines(result.outcomes)
+    if problems:
+        out.print("[red]Problems:[/]")
+        for line in problems:
+            out.print(f"  {escape(line)}", soft_wrap=True)
+    colour = "green" if result.ok else "red"
+    out.print(f"[{colour}]{escape(summary_line(result))}[/]", soft_wrap=True)
 
 
 class Progress:
@@ -138,14 +149,9 @@ class Progress:
             self.done[system] += 1
             if event["status"] != "verified":
                 self.failed[system] += 1
-            if self._progress:
+            if self._progress:  # off a terminal the result table says it all, once
                 note = f"[red]{self.failed[system]} not verified[/]" if self.failed[system] else ""
                 self._progress.update(self._tasks[system], advance=1, note=note)
-            else:
-                out.print(
-                    f"  {system} {event['account']} {event['kind']}: {event['status']}"
-                    + (f" ({event['error']})" if event.get("error") else "")
-                )
 
 
 @click.command()
@@ -155,7 +161,9 @@ class Progress:
 @click.pass_obj
 def plan(app: App, person: str, policy: str | None, as_json: bool) -> None:
     """Show what would happen for PERSON; writes nothing."""
-    result = app.engine(needs_connectors=True, read_only=True).plan(person, policy)
+    engine = app.engine(needs_connectors=True, read_only=True)
+    with DiscoverySpinner(out, live=out.is_terminal and not as_json).attach(engine):
+        result = engine.plan(person, policy)
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -172,9 +180,12 @@ def plan(app: App, person: str, policy: str | None, as_json: bool) -> None:
 @click.pass_obj
 def revoke(app: App, person: str, policy: str | None, reason: str, yes: bool, dry_run: bool, as_json: bool) -> None:
     """Disable every account PERSON holds, verify each by reading it back, and record it."""
-    with Progress(live=out.is_terminal and not as_json) as progress:
+    engine = app.engine(needs_connectors=True)
+    spinner = DiscoverySpinner(out, live=out.is_terminal and not as_json).attach(engine)
+    with spinner, Progress(live=out.is_terminal and not as_json) as progress:
 
         def confirm(the_plan: Any) -> bool:
+            spinner.stop()
             if dry_run:
                 if as_json:
                     emit_json({"dry_run": True, "plan": the_plan.to_dict()})
@@ -192,7 +203,7 @@ def revoke(app: App, person: str, policy: str | None, reason: str, yes: bool, dr
             progress.start(the_plan.actions)
             return True
 
-        result = app.engine(needs_connectors=True).revoke(
+        result = engine.revoke(
             person, policy=policy, trigger="cli", reason=reason, confirm=confirm, progress=None if as_json else progress
         )
     if result is None:  # a dry run
@@ -200,12 +211,7 @@ def revoke(app: App, person: str, policy: str | None, reason: str, yes: bool, dr
     if as_json:
         emit_json(result.to_dict())
     else:
-        out.print(result_table(result))
-        colour = "green" if result.ok else "red"
-        out.print(
-            f"[{colour}]Case {result.case_id} {result.status.value}[/]"
-            + ("" if result.ok else f": {len(result.detail.splitlines())} problem(s)")
-        )
+        print_result(result)
         print_checklist(result)
     sys.exit(EXIT_OK if result.ok else EXIT_INCOMPLETE)
 
@@ -261,9 +267,7 @@ def status(app: App, case: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_dict())
     else:
-        out.print(result_table(result))
-        if result.detail:
-            out.print(escape(result.detail))
+        print_result(result)
         print_checklist(result)
     sys.exit(EXIT_OK if result.status in (CaseStatus.COMPLETE, CaseStatus.CANCELLED) else EXIT_INCOMPLETE)
 

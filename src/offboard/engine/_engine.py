@@ -13,7 +13,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,9 @@ class Engine:
         self._system_pools: dict[str, ThreadPoolExecutor] = {}
         #: Set by ``_distributed.attach`` (``Engine.open`` with ``execution: distributed``): jobs go to workers.
         self.dispatcher: Any = None
+        #: Screens may watch discovery: ``on_discovering(systems)``, then ``on_discovered(system, n, error)`` each.
+        self.on_discovering: Callable[[list[str]], None] | None = None
+        self.on_discovered: Callable[[str, int, str | None], None] | None = None
         self.bucket_factory: Callable[..., Any] = TokenBucket
         self._actions = ActionRunner(self)
 
@@ -238,15 +241,19 @@ class Engine:
         for name in names:
             self.connector(name)
         futures = {name: self._pool.submit(self.call, name, self._connectors[name].discover, person) for name in names}
-        accounts: list[Account] = []
+        if self.on_discovering is not None:
+            self.on_discovering(list(names))
+        found_by: dict[str, list[Account]] = {}
         errors: dict[str, str] = {}
-        for name, future in futures.items():
+        for future in as_completed(futures.values()):
+            name = next(n for n, f in futures.items() if f is future)
             try:
-                found, _ = future.result()
-                accounts.extend(found)
+                found_by[name] = list(future.result()[0])
             except ConnectorError as exc:
                 errors[name] = redact(f"{type(exc).__name__}: {exc}")
-        return accounts, errors
+            if self.on_discovered is not None:
+                self.on_discovered(name, len(found_by.get(name, ())), errors.get(name))
+        return [a for name in futures for a in found_by.get(name, ())], errors
 
     def policy_for(self, person: Person, name: str | None = None) -> Policy:
         if name is None:
