@@ -40,12 +40,16 @@ class _Strict(BaseModel):
 class ConnectorConfig(_Strict):
     """One connector instance: its type (connector name) and settings."""
 
-    type: str
-    settings: dict[str, Any] = Field(default_factory=dict)
-    enabled: bool = True
-    concurrency: int | None = Field(default=None, ge=1, le=256)
-    rate: float | None = Field(default=None, gt=0, description="requests per second")
-    burst: int | None = Field(default=None, ge=1)
+    type: str = Field(description="connector name (`offboard connectors` lists them)")
+    settings: dict[str, Any] = Field(default_factory=dict, description="the connector's settings (its docs page)")
+    enabled: bool = Field(default=True, description="include in discovery and plans")
+    concurrency: int | None = Field(
+        default=None, ge=1, le=256, description="at most this many calls at once to this system (none: the connector's)"
+    )
+    rate: float | None = Field(
+        default=None, gt=0, description="token bucket: calls per second (none: the vendor's published limit)"
+    )
+    burst: int | None = Field(default=None, ge=1, description="token bucket: how many calls may be saved up")
     rates: dict[str, float] = Field(
         default_factory=dict,
         description="per-lane rates (requests per second) overriding the connector's; '*' for every lane",
@@ -55,21 +59,23 @@ class ConnectorConfig(_Strict):
 class Limits(_Strict):
     """Guards against mass mistakes and retry budgets."""
 
-    max_cases: int = Field(default=25, ge=1)
-    max_percent: float = Field(default=10.0, gt=0, le=100)
-    max_attempts: int = Field(default=6, ge=1, le=50)
-    max_retry_wait: float = Field(default=120.0, gt=0)
+    max_cases: int = Field(default=25, ge=1, description="bulk guard: a sweep over this many cases halts for approval")
+    max_percent: float = Field(
+        default=10.0, gt=0, le=100, description="bulk guard: a sweep over this share of people halts for approval"
+    )
+    max_attempts: int = Field(default=6, ge=1, le=50, description="retry budget per call")
+    max_retry_wait: float = Field(default=120.0, gt=0, description="the longest single wait between retries (s)")
     max_rate_limited_wait: float = Field(
         default=900.0, gt=0, description="total seconds one call may wait on rate limits"
     )
-    workers: int = Field(default=32, ge=1, le=512)
+    workers: int = Field(default=32, ge=1, le=512, description="engine threads")
 
 
 class PeopleConfig(_Strict):
     """A people source: its type and settings (see ``register_people_sources``)."""
 
-    type: str
-    settings: dict[str, Any] = Field(default_factory=dict)
+    type: str = Field(description="people source type, e.g. `hr_export`")
+    settings: dict[str, Any] = Field(default_factory=dict, description="the source's settings")
 
 
 class TasksConfig(_Strict):
@@ -100,22 +106,36 @@ class TasksConfig(_Strict):
 class Config(_Strict):
     """The whole configuration file."""
 
-    connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
-    people: list[PeopleConfig] = Field(default_factory=list)
+    connectors: dict[str, ConnectorConfig] = Field(
+        default_factory=dict, description="connector instances by name (the keys below)"
+    )
+    people: list[PeopleConfig] = Field(
+        default_factory=list, description="people sources: `[{type: hr_export, settings: {path: hr.csv}}]`"
+    )
     policies: list[str] = Field(default_factory=list, description="extra policy files or folders")
-    default_policy: str = "default"
-    policy_by_type: dict[str, str] = Field(default_factory=lambda: {"contractor": "contractor"})
+    default_policy: str = Field(
+        default="default", description="policy for people whose type has no entry in `policy_by_type`"
+    )
+    policy_by_type: dict[str, str] = Field(
+        default_factory=lambda: {"contractor": "contractor"}, description="person type -> policy name"
+    )
     protected: list[str] = Field(default_factory=list, description="account names or glob patterns never touched")
-    limits: Limits = Field(default_factory=Limits)
+    limits: Limits = Field(default_factory=Limits, description="bulk guards and retry budgets (the keys below)")
     store: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in the data directory")
     plugins: list[str] = Field(default_factory=list, description="extra plugin modules or .py files")
-    notifiers: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    server: dict[str, Any] = Field(default_factory=dict)
-    sweep: dict[str, Any] = Field(default_factory=dict)
+    notifiers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="notifier instances by name: their type and settings (checklists.md)"
+    )
+    server: dict[str, Any] = Field(default_factory=dict, description="`offboard serve` (the table below; webhooks.md)")
+    sweep: dict[str, Any] = Field(default_factory=dict, description="end-date sweeps: schedule and guards (sweeps.md)")
     inventory: dict[str, Any] = Field(default_factory=dict, description="correlation rules and mapping file")
-    audit: dict[str, Any] = Field(default_factory=dict)
-    tasks: TasksConfig = Field(default_factory=TasksConfig)
-    execution: str = Field(default="embedded", pattern="^(embedded|distributed)$")
+    audit: dict[str, Any] = Field(default_factory=dict, description="audit log settings such as `origin` (auditors.md)")
+    tasks: TasksConfig = Field(default_factory=TasksConfig, description="checklists (the keys below; checklists.md)")
+    execution: str = Field(
+        default="embedded",
+        pattern="^(embedded|distributed)$",
+        description="`embedded` runs jobs in this process; `distributed`: `offboard worker`s on PostgreSQL",
+    )
 
     source: Path | None = Field(default=None, exclude=True)
 
