@@ -108,3 +108,16 @@ def test_reasons_lose_python_reprs_and_class_names():
     assert plain("['quota exceeded']") == "quota exceeded"
     assert plain("TransientError: HTTP 503") == "HTTP 503"
     assert plain("Slack: token revoked") == "Slack: token revoked"
+
+
+def test_the_plan_lists_unsupported_actions(make_company):
+    from click.testing import CliRunner
+
+    from offboard.cli._main import cli
+
+    company = make_company(systems=1, people=1)
+    result = CliRunner().invoke(
+        cli, ["--config", str(company.config_path), "plan", "user0@corp.example"], catch_exceptions=False
+    )
+    assert result.exit_code == 0
+    assert "not supported by this connector: revoke_tokens" in result.stdout

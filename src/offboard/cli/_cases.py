@@ -57,8 +57,13 @@ def plan_table(plan: Any) -> Table:
         table.add_row(system, escape(account), ", ".join(kinds))
     for account, reason in plan.protected:
         table.add_row(account.system, escape(account.name), f"[yellow]protected, not touched: {escape(reason)}[/]")
+    unsupported: dict[tuple[str, str], list[str]] = {}
+    for account, kind in plan.unsupported:
+        unsupported.setdefault((account.system, account.name), []).append(kind.value)
+    for (system, account_name), kinds in unsupported.items():
+        table.add_row(system, escape(account_name), f"[dim]not supported by this connector: {', '.join(kinds)}[/]")
     for system, error in plan.errors.items():
-        table.add_row(system, "?", f"[red]{escape(error)}[/]")
+        table.add_row(system, "?", f"[red]{escape(plain(error))}[/]")
     return table
 
 
