@@ -80,7 +80,13 @@ class SecretError(ConfigError):
 
 
 class UnknownPerson(OffboardError):
-    """No person and no account match the reference given."""
+    """No person and no account match the reference given; ``suggestions`` are the nearest known identifiers."""
+
+    def __init__(self, message: str, *, suggestions: tuple[str, ...] | list[str] = ()):
+        self.suggestions = tuple(suggestions)
+        if self.suggestions:
+            message += ". Did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
+        super().__init__(message)
 
 
 class PluginError(OffboardError):

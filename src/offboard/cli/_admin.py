@@ -81,13 +81,18 @@ def validate(files: tuple[Path, ...], as_json: bool) -> None:
 
 
 @policies.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def list_policies(app: App) -> None:
+def list_policies(app: App, as_json: bool) -> None:
     """List the policies in effect."""
     from ..config._policy import load_policies
 
     base = app.config.source.parent if app.config.source else None
-    for name, policy in sorted(load_policies(app.config.policies, base).items()):
+    found = sorted(load_policies(app.config.policies, base).items())
+    if as_json:
+        emit_json([policy.model_dump(mode="json") for _, policy in found])
+        return
+    for name, policy in found:
         out.print(f"[bold]{name}[/]: {', '.join(k.value for k in policy.actions)} ({', '.join(policy.person_types)})")
 
 
@@ -96,12 +101,13 @@ def list_policies(app: App) -> None:
 @click.option("--latency", default=40, show_default=True, help="Simulated latency per request, ms.")
 @click.option("--seed", default=7, show_default=True)
 @click.option("--yes", is_flag=True, hidden=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the case as JSON instead of tables.")
 @click.pass_obj
-def demo(app: App, people: int, latency: int, seed: int, yes: bool) -> None:
+def demo(app: App, people: int, latency: int, seed: int, yes: bool, as_json: bool) -> None:
     """Revoke a departing person across a simulated company, end to end."""
     try:
         from ._demo import run_demo
     except ImportError as exc:
         click.echo(f"error: the demo needs the sandbox, which this build lacks ({exc})", err=True)
         sys.exit(EXIT_USAGE)
-    sys.exit(run_demo(people=people, latency=latency, seed=seed))
+    sys.exit(run_demo(people=people, latency=latency, seed=seed, as_json=as_json))

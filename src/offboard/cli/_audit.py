@@ -41,7 +41,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _log_dir(ctx: click.Context) -> Path:
-    return ctx.obj["log"] if ctx.obj and ctx.obj.get("log") else data_dir() / "audit"
+    return ctx.obj["log"] if ctx.obj and ctx.obj.get("log") else data_dir(create=False) / "audit"
 
 
 def _trust(path: Path | None, log: Path, code: int):
@@ -167,6 +167,8 @@ def verify(ctx, trusted_keys, pinned, sla, origin, strict, witness_keys, min_wit
     """Check the whole log. Exit 0 intact, 1 integrity failure, 2 compliance findings only."""
     log = _log_dir(ctx)
     sla_seconds = _sla(sla)
+    if not (log / ENTRIES).is_file():  # nothing to verify is a usage problem, not tampering
+        _fail(f"no audit log at {log} (point --log at one, or check --data-dir / OFFBOARD_HOME)", 2)
     trust = _trust(trusted_keys, log, 1)
     pins = []
     for path in pinned:
@@ -275,8 +277,9 @@ def show(ctx, person, case_id, entry_type, as_json) -> None:
     multiple=True,
     help="An auditor's earlier checkpoint: the bundle carries the consistency proof from it. Repeatable.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def evidence(ctx, person, out, sla, pinned) -> None:
+def evidence(ctx, person, out, sla, pinned, as_json) -> None:
     """Export PERSON's entries, proofs, checkpoint and summary as a zip (nobody else's data)."""
     log = _log_dir(ctx)
     sla_seconds = _sla(sla)
@@ -287,6 +290,11 @@ def evidence(ctx, person, out, sla, pinned) -> None:
         summary = build_evidence(log, person, out, trust, sla_seconds=sla_seconds, pinned=pins)
     except (OffboardError, OSError) as exc:
         _fail(str(exc), 2)
+    if as_json:
+        from ._main import emit_json
+
+        emit_json({"out": str(out), **summary})
+        return
     click.echo(
         f"wrote {out}: {len(summary['entries'])} entries for person {summary['person']} in "
         f"{len(summary['cases'])} case(s), checkpoint size {summary['checkpoint']['size']}"
@@ -361,8 +369,9 @@ def _leavers(ctx: click.Context, path: Path | None) -> Any:
     default=None,
     help="Sign a checkpoint over entries not yet sealed before reporting (default: when the log is writable).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on standard output (needs --out).")
 @click.pass_context
-def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal) -> None:
+def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal, as_json) -> None:
     """Write the auditors' report for a period: per person, termination and access-removal times.
 
     Built only from a log that verifies (exit 1 and where it fails otherwise); exit 2 for bad input.
@@ -372,6 +381,8 @@ def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal) 
     from ..audit._report_csv import report_csv
     from ..audit._report_html import render_report, unsealed_notice
 
+    if as_json and (out is None or str(out) == "-"):
+        _fail("--json prints the summary, so the report needs a file: add --out FILE", 2)
     try:
         period = Period.parse(start, end)
     except ValueError as exc:
@@ -413,6 +424,10 @@ def report(ctx, start, end, sla, out, fmt, leavers, sample, trusted_keys, seal) 
         except OSError as exc:
             _fail(f"cannot write {out}: {exc.strerror or exc}", 2)
     s = built.summary()
+    if as_json:
+        from ._main import emit_json
+
+        emit_json({"out": str(out), "format": fmt, "checkpoint_size": built.checkpoint.size, **s})
     click.echo(
         f"{'wrote ' + str(out) if out is not None and str(out) != '-' else 'report'}: {s['people']} people, "
         f"{s['cases']} cases ({s['complete']} complete, {s['incomplete']} incomplete, {s['open']} open), "

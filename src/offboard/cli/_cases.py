@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ..models import CaseStatus
 from ._main import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, App, emit_json
+from ._output import DiscoverySpinner, plain, problem_lines, read_back, summary_line
 
 out = Console(highlight=False)
 STYLE = {
@@ -32,6 +33,14 @@ STYLE = {
 }
 
 
+def stdin_is_terminal() -> bool:
+    """Whether a person can answer a prompt: stdin is open (``0<&-`` closes it) and a terminal."""
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):  # closed or detached
+        return False
+
+
 def styled(status: str) -> str:
     style = STYLE.get(status, "default")
     return f"[{style}]{escape(status)}[/]"
@@ -48,8 +57,13 @@ def plan_table(plan: Any) -> Table:
         table.add_row(system, escape(account), ", ".join(kinds))
     for account, reason in plan.protected:
         table.add_row(account.system, escape(account.name), f"[yellow]protected, not touched: {escape(reason)}[/]")
+    unsupported: dict[tuple[str, str], list[str]] = {}
+    for account, kind in plan.unsupported:
+        unsupported.setdefault((account.system, account.name), []).append(kind.value)
+    for (system, account_name), kinds in unsupported.items():
+        table.add_row(system, escape(account_name), f"[dim]not supported by this connector: {', '.join(kinds)}[/]")
     for system, error in plan.errors.items():
-        table.add_row(system, "?", f"[red]{escape(error)}[/]")
+        table.add_row(system, "?", f"[red]{escape(plain(error))}[/]")
     return table
 
 
@@ -79,14 +93,24 @@ def result_table(result: Any, accounts: bool = True) -> Table:
     for column in columns:
         table.add_column(column, no_wrap=column in ("action", "result"))
     for item in result.outcomes:
-        back = item["error"] or (item["verification"]["detail"] if item["verification"] else "")
-        name = item["account"]
-        cells = [item["system"], escape(name), item["kind"], styled(item["status"]), escape(back)]
+        back = plain(item["error"]) or read_back(item)
+        cells = [item["system"], escape(item["account"]), item["kind"], styled(item["status"]), escape(back)]
         if not accounts:
             del cells[1]
-            cells[-1] = escape(back.removeprefix(f"{name}: "))
         table.add_row(*cells)
     return table
+
+
+def print_result(result: Any) -> None:
+    """The result table, then each problem on one line, then one summary line."""
+    out.print(result_table(result))
+    problems = problem_lines(result.outcomes)
+    if problems:
+        out.print("[red]Problems:[/]")
+        for line in problems:
+            out.print(f"  {escape(line)}", soft_wrap=True)
+    colour = "green" if result.ok else "red"
+    out.print(f"[{colour}]{escape(summary_line(result))}[/]", soft_wrap=True)
 
 
 class Progress:
@@ -130,14 +154,9 @@ class Progress:
             self.done[system] += 1
             if event["status"] != "verified":
                 self.failed[system] += 1
-            if self._progress:
+            if self._progress:  # off a terminal the result table says it all, once
                 note = f"[red]{self.failed[system]} not verified[/]" if self.failed[system] else ""
                 self._progress.update(self._tasks[system], advance=1, note=note)
-            else:
-                out.print(
-                    f"  {system} {event['account']} {event['kind']}: {event['status']}"
-                    + (f" ({event['error']})" if event.get("error") else "")
-                )
 
 
 @click.command()
@@ -147,7 +166,9 @@ class Progress:
 @click.pass_obj
 def plan(app: App, person: str, policy: str | None, as_json: bool) -> None:
     """Show what would happen for PERSON; writes nothing."""
-    result = app.engine().plan(person, policy)
+    engine = app.engine(needs_connectors=True, read_only=True)
+    with DiscoverySpinner(out, live=out.is_terminal and not as_json).attach(engine):
+        result = engine.plan(person, policy)
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -178,10 +199,13 @@ def revoke(
     Exits 0 without opening a case when there is nothing to do, and 2 when every account found is protected.
     """
     code = EXIT_OK
-    with Progress(live=out.is_terminal and not as_json) as progress:
+    engine = app.engine(needs_connectors=True)
+    spinner = DiscoverySpinner(out, live=out.is_terminal and not as_json).attach(engine)
+    with spinner, Progress(live=out.is_terminal and not as_json) as progress:
 
         def confirm(the_plan: Any) -> bool:
             nonlocal code
+            spinner.stop()
             if dry_run:
                 if as_json:
                     emit_json({"dry_run": True, "plan": the_plan.to_dict()})
@@ -198,14 +222,14 @@ def revoke(
             if not as_json:
                 print_plan(the_plan)
             if not yes:
-                if not sys.stdin.isatty():
+                if not stdin_is_terminal():
                     click.echo("error: not a terminal; pass --yes to revoke without a prompt", err=True)
                     sys.exit(EXIT_USAGE)
                 click.confirm(f"Revoke {len(the_plan.actions)} actions for {the_plan.person.id}?", abort=True)
             progress.start(the_plan.actions)
             return True
 
-        result = app.engine().revoke(
+        result = engine.revoke(
             person, policy=policy, trigger="cli", reason=reason, confirm=confirm, progress=None if as_json else progress
         )
     if result is None:  # a dry run, nothing to do, or turned down
@@ -213,12 +237,7 @@ def revoke(
     if as_json:
         emit_json(result.to_dict())
     else:
-        out.print(result_table(result))
-        colour = "green" if result.ok else "red"
-        out.print(
-            f"[{colour}]Case {result.case_id} {result.status.value}[/]"
-            + ("" if result.ok else f": {len(result.detail.splitlines())} problem(s)")
-        )
+        print_result(result)
         print_checklist(result)
     sys.exit(EXIT_OK if result.ok else EXIT_INCOMPLETE)
 
@@ -247,7 +266,7 @@ def confirm_again(app: App, plan: Any, yes: bool, as_json: bool) -> bool:
         return True
     closed = earlier["closed_at"] or earlier["created_at"]
     what = f"{plan.person.id} already has a complete case {earlier['id']} (closed {closed:%Y-%m-%d %H:%M})"
-    if yes or as_json or not sys.stdin.isatty():
+    if yes or as_json or not stdin_is_terminal():
         click.echo(f"error: {what}; pass --again to open another one", err=True)
         return False
     return click.confirm(f"{what}. Revoke again?", default=False)
@@ -270,8 +289,9 @@ def print_checklist(result: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def status(app: App, case: str | None, as_json: bool) -> None:
-    """Show CASE in full, or the latest cases. Exits 3 if the case is not complete."""
-    engine = app.engine()
+    """Show CASE in full, or the latest cases. Exits 3 if the case is neither complete nor cancelled."""
+    app.require_data()
+    engine = app.engine(read_only=True)
     if case is None:
         rows = engine.latest_cases(limit=20)
         if as_json:
@@ -308,9 +328,7 @@ def status(app: App, case: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_dict())
     else:
-        out.print(result_table(result))
-        if result.detail:
-            out.print(escape(result.detail))
+        print_result(result)
         print_checklist(result)
     sys.exit(EXIT_OK if result.status in (CaseStatus.COMPLETE, CaseStatus.CANCELLED) else EXIT_INCOMPLETE)
 
@@ -320,7 +338,7 @@ def status(app: App, case: str | None, as_json: bool) -> None:
 @click.pass_obj
 def resume(app: App, as_json: bool) -> None:
     """Finish cases left running (after a crash) and run follow-ups that are due."""
-    results = app.engine().resume()
+    results = app.engine(needs_connectors=True).resume()
     if as_json:
         emit_json([r.to_dict() for r in results])
     else:
@@ -337,13 +355,13 @@ def resume(app: App, as_json: bool) -> None:
 @click.pass_obj
 def undo(app: App, case: str, yes: bool, as_json: bool) -> None:
     """Restore what is reversible in CASE (rehire, mistaken termination); say what is not."""
-    engine = app.engine()
+    engine = app.engine(needs_connectors=True)
     row = engine.find_case(case)
     if row is None:
         click.echo(f"error: no case matches {case!r}", err=True)
         sys.exit(EXIT_USAGE)
     if not yes:
-        if not sys.stdin.isatty():
+        if not stdin_is_terminal():
             click.echo("error: not a terminal; pass --yes to undo without a prompt", err=True)
             sys.exit(EXIT_USAGE)
         click.confirm(f"Undo case {row['id']} for {row['person_id']}?", abort=True)

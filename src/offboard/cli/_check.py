@@ -24,7 +24,7 @@ def check(app: App, person: str | None, since: str | None, policy: str | None, a
     from ..config._durations import parse_duration
     from ..engine._check import residual
 
-    engine = app.engine()
+    engine = app.engine(needs_connectors=True, read_only=True)
     if (person is None) == (since is None):
         click.echo("error: give PERSON or --since DURATION (not both)", err=True)
         sys.exit(EXIT_USAGE)

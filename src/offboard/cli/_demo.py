@@ -30,8 +30,8 @@ def pick_departing(sandbox) -> Person:
     raise RuntimeError("the simulated company has nobody in it; use --people 1 or more")
 
 
-def run_demo(people: int = 25, latency: int = 40, seed: int = 7) -> int:
-    """Run the demo; returns the exit code (0 complete, 3 incomplete)."""
+def run_demo(people: int = 25, latency: int = 40, seed: int = 7, as_json: bool = False) -> int:
+    """Run the demo; returns the exit code (0 complete, 3 incomplete). ``as_json``: one JSON document, no tables."""
     from ..sandbox import Sandbox
     from ._cases import Progress, print_checklist, print_plan, result_table
 
@@ -39,6 +39,8 @@ def run_demo(people: int = 25, latency: int = 40, seed: int = 7) -> int:
     home = data_dir()
     demo_dir = home / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
+    if as_json:
+        return _run_demo_json(people, latency, seed, home, demo_dir, started)
     out.print(
         f"[bold]offboard demo[/]: starting a simulated company of {people} people "
         f"(Entra ID, Google Workspace, Slack, GitHub, a SCIM app; {latency} ms per request)"
@@ -76,6 +78,31 @@ def run_demo(people: int = 25, latency: int = 40, seed: int = 7) -> int:
     out.print(
         f"Next: [bold]offboard status {result.case_id}[/]  and  [bold]offboard audit verify[/]"
         + (f"  (data directory {home})" if not _is_default(home) else "")
+    )
+    return 0 if result.ok else 3
+
+
+def _run_demo_json(people: int, latency: int, seed: int, home: Path, demo_dir: Path, started: float) -> int:
+    from ..sandbox import Sandbox
+    from ._main import emit_json
+
+    with Sandbox(people=max(people, 1), seed=seed, latency_ms=latency, data_dir=demo_dir / "sandbox") as sandbox:
+        config_path = sandbox.write_config(demo_dir / "offboard.yaml")
+        engine = Engine.open(load_config(config_path), home)
+        try:
+            person = pick_departing(sandbox)
+            result = engine.revoke(person.id, trigger="demo", reason="offboard demo", confirm=lambda plan: True)
+            assert result is not None
+            read_back = {system: sandbox.account(system, person.email or person.id) for system in sandbox.systems}
+        finally:
+            engine.close()
+    emit_json(
+        {
+            "case": result.to_dict(),
+            "read_back": read_back,
+            "seconds": round(time.monotonic() - started, 3),
+            "data_dir": str(home),
+        }
     )
     return 0 if result.ok else 3
 

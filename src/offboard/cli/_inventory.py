@@ -87,7 +87,7 @@ def sync_command(app: App, systems: tuple[str, ...], as_json: bool, as_csv: bool
     """List every account in every system and correlate it to people."""
     from ..inventory._inventory import sync
 
-    report = sync(app.engine(), list(systems) or None)
+    report = sync(app.engine(needs_connectors=True), list(systems) or None)
     rows = [s.to_dict() for s in report.systems]
     columns = ("system", "accounts", "matched", "removed", "pages", "status", "error")
     if as_json:
@@ -107,7 +107,7 @@ def show(app: App, person: str, as_json: bool, as_csv: bool) -> None:
     """Every inventoried account of PERSON (email, alias or employee id)."""
     from ..inventory._inventory import accounts_of
 
-    engine = app.engine()
+    engine = app.engine(read_only=True)
     who = engine.resolve(person)
     rows = accounts_of(engine.store, who.id)
     n = _emit_rows(rows, as_json, as_csv, f"Accounts of {who.id}")
@@ -124,7 +124,7 @@ def orphans_command(app: App, include_protected: bool, as_json: bool, as_csv: bo
     from ..config._policy import Protection
     from ..inventory._inventory import orphans, people_index
 
-    engine = app.engine()
+    engine = app.engine(read_only=True)
     if not engine.config.people:
         click.echo("error: orphans need a people source: add `people:` to the configuration", err=True)
         sys.exit(EXIT_USAGE)
@@ -151,7 +151,9 @@ def sweep(app: App, dry_run: bool, approve: bool, approver: str | None, no_sync:
     if approver and not approve:
         raise click.UsageError("--approver is only meaningful with --approve")
     try:
-        result = run_sweep(app.engine(), approve=approve, approver=approver, dry_run=dry_run, sync=not no_sync)
+        result = run_sweep(
+            app.engine(needs_connectors=True), approve=approve, approver=approver, dry_run=dry_run, sync=not no_sync
+        )
     except ApprovalRequired as exc:
         raise click.UsageError(str(exc)) from None
     if as_json:

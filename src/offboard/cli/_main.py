@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # imported when used: `offboard --help` must start fast
     from ..engine._engine import Engine
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+EXIT_SIGPIPE = 128 + 13
 
 #: Sub-commands in their own modules: (module, attribute). Imported on first use so
 #: ``offboard --help`` stays fast.
@@ -41,6 +42,7 @@ LAZY_COMMANDS = {
     "witness": ("offboard.cli._witness", "witness"),
     "cases": ("offboard.cli._owed", "cases"),
     "check": ("offboard.cli._check", "check"),
+    "config": ("offboard.cli._config", "config"),
 }
 HELP = {
     "plan": "Show what would happen for PERSON; writes nothing.",
@@ -62,11 +64,53 @@ HELP = {
     "witness": "Run an independent witness that cosigns audit checkpoints.",
     "cases": "List, retry or abandon owed work (failed actions).",
     "check": "Ask every system what PERSON still holds (read-only).",
+    "config": "Show the effective configuration and check that it works.",
 }
+
+
+#: Global options that may also come after the sub-command (``offboard plan X --config f.yaml``):
+#: name -> whether it takes a value.
+GLOBAL_OPTIONS = {"--config": True, "--data-dir": True, "--verbose": False, "-v": False, "-vv": False, "-vvv": False}
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move global options found after the sub-command to the front, so click parses them as the group's."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            front.append(arg)
+            if GLOBAL_OPTIONS[name] and "=" not in arg and i + 1 < len(args):
+                front.append(args[i + 1])
+                i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 class OffboardGroup(click.Group):
     """Loads sub-commands lazily and turns errors into one clear line and an exit code."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = click.utils.make_str(args[0]) if args else None
+        if name is not None and not name.startswith("-") and self.get_command(ctx, name) is None:
+            from ..config._hints import did_you_mean
+
+            hint = did_you_mean(name, self.list_commands(ctx))
+            ctx.fail(f"No such command {name!r}.{hint}")
+        return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
@@ -103,6 +147,8 @@ class OffboardGroup(click.Group):
             _fail(str(exc), EXIT_USAGE)
         except OffboardError as exc:
             _fail(str(exc), EXIT_UNEXPECTED)
+        except BrokenPipeError:  # `offboard ... | head`: the reader has gone; stop quietly
+            quiet_broken_pipe()
         except KeyboardInterrupt:
             _fail("interrupted; run `offboard resume` to finish any case left running", 130)
         except Exception as exc:
@@ -114,6 +160,16 @@ class OffboardGroup(click.Group):
                 f"unexpected {type(exc).__name__}: {redact(str(exc))} (set OFFBOARD_DEBUG=1 for a traceback)",
                 EXIT_UNEXPECTED,
             )
+
+
+def quiet_broken_pipe() -> None:
+    """Exit 141 (as if killed by SIGPIPE) without another write to the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(EXIT_SIGPIPE)
 
 
 def _fail(message: str, code: int) -> None:
@@ -158,7 +214,8 @@ def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, ver
         os.environ["OFFBOARD_HOME"] = str(data_dir)
     if config_path is not None:
         os.environ["OFFBOARD_CONFIG"] = str(config_path)
-    ctx.obj = App(config_path, verbose)
+    from_env = ctx.get_parameter_source("config_path") == click.core.ParameterSource.ENVIRONMENT
+    ctx.obj = App(None if from_env else config_path, verbose)
     from ..config._logging import configure_logging
 
     configure_logging(verbose)
@@ -172,28 +229,92 @@ class App:
         self.verbose = verbose
         self._config: Config | None = None
         self._engine: Engine | None = None
+        self._scratch: Path | None = None
+        from ..config._discovery import discover
+
+        self.discovery = discover(config_path)
 
     @property
     def config(self) -> Any:
         if self._config is None:
-            from ..config._config import load_config
+            from ..config._config import Config, load_config
 
-            self._config = load_config(self.config_path)
+            path = self.discovery.path
+            self._config = load_config(path) if path is not None else Config()
         return self._config
 
-    def engine(self) -> Any:
+    def require_connectors(self) -> None:
+        """Stop with exit 2 and where we looked when no connector is configured."""
+        if self.config.connectors:
+            return
+        if self.discovery.path is None:
+            raise ConfigError(self.discovery.where_looked())
+        raise ConfigError(
+            f"{self.discovery.path} (from {self.discovery.origin}) defines no connectors; "
+            "add a `connectors:` section (see docs/configuration.md)"
+        )
+
+    def engine(self, *, needs_connectors: bool = False, read_only: bool = False) -> Any:
+        """The engine. ``read_only`` never creates the data folder, a database or a key: with no data
+        folder yet it works on a scratch database that is removed afterwards."""
+        if needs_connectors:
+            self.require_connectors()
         if self._engine is None:
             from ..config._paths import data_dir
             from ..engine._engine import Engine
 
-            self._engine = Engine.open(self.config, data_dir())
-            click.get_current_context().call_on_close(self._engine.close)
+            ctx = click.get_current_context()
+            if read_only:
+                self._engine = self._read_only_engine(data_dir(create=False))
+            else:
+                self._engine = Engine.open(self.config, data_dir())
+            ctx.call_on_close(self._engine.close)
         return self._engine
+
+    def _read_only_engine(self, home: Path) -> Any:
+        import shutil
+        import tempfile
+
+        from ..engine._engine import Engine
+        from ..state._store import Store
+
+        if self.config.store is None and not (home / "offboard.db").is_file():
+            self._scratch = Path(tempfile.mkdtemp(prefix="offboard-readonly-"))
+            click.get_current_context().call_on_close(lambda: shutil.rmtree(self._scratch or "", ignore_errors=True))
+            store = Store.open(None, self._scratch)
+        else:
+            store = Store.open(self.config.store, home)
+        try:
+            return Engine(self.config, store, home, audit=None)
+        except BaseException:
+            store.close()
+            raise
+
+    def require_data(self) -> Path:
+        """The data folder, which must exist: a clear error (exit 2) naming it otherwise."""
+        from ..config._paths import data_dir
+
+        home = data_dir(create=False)
+        if self.config.store is None and not (home / "offboard.db").is_file():
+            raise ConfigError(
+                f"no offboard data at {home}: nothing has run with this data folder yet "
+                "(check --data-dir / OFFBOARD_HOME, or run `offboard demo` or `offboard revoke` first)"
+            )
+        return home
+
+
+def _json_default(value: Any) -> Any:
+    """Timestamps in ISO 8601 with a ``T``; anything else as its string."""
+    from datetime import date, datetime
+
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
 
 
 def emit_json(value: Any) -> None:
-    """Print ``value`` as JSON on stdout."""
-    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+    """Print ``value`` as JSON on stdout (timestamps ISO 8601)."""
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=_json_default))
 
 
 def main() -> None:
@@ -207,4 +328,7 @@ def main() -> None:
             get_plugin_manager().hook.register_commands(cli=cli)
         except OffboardError as exc:
             _fail(str(exc), EXIT_USAGE)
-    cli(prog_name="offboard")
+    try:
+        cli(prog_name="offboard")
+    except BrokenPipeError:
+        quiet_broken_pipe()

@@ -50,7 +50,7 @@ def owed_command(app: App, as_json: bool) -> None:
     """List owed actions (failed or unverified, in incomplete cases) with their age. Exits 3 if any."""
     from ..engine._owed import owed
 
-    engine = app.engine()
+    engine = app.engine(read_only=True)
     now = engine.clock()
     items = owed(engine)
     if as_json:
@@ -85,7 +85,7 @@ def owed_command(app: App, as_json: bool) -> None:
 @click.pass_obj
 def retry_command(app: App, case: str | None, as_json: bool) -> None:
     """Retry owed actions of CASE (or of every case) now, not waiting for the backoff. Exits 3 if any still fail."""
-    engine = app.engine()
+    engine = app.engine(needs_connectors=True)
     case_id = None
     if case is not None:
         row = engine.find_case(case)

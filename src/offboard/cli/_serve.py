@@ -29,8 +29,9 @@ STYLE = {
     "--host", default=None, help="Address to bind (default: server.host, else 127.0.0.1; loopback only unless told)."
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default: server.port, else 8080).")
+@click.option("--json", "as_json", is_flag=True, help="Announce the address as one JSON line; logs as JSON lines.")
 @click.pass_obj
-def serve(app: App, host: str | None, port: int | None) -> None:
+def serve(app: App, host: str | None, port: int | None, as_json: bool) -> None:
     """Receive HR events over HTTP, run due work, and answer health and metrics."""
     import uvicorn
 
@@ -43,10 +44,18 @@ def serve(app: App, host: str | None, port: int | None) -> None:
     host = host or settings.host
     port = port or settings.port
     auditors = "; /audit/ for auditors" if settings.auditor_token else ""
-    click.echo(
-        f"offboard serving on http://{host}:{port} (POST /v1/events; /health, /ready, /metrics, /docs{auditors})",
-        err=True,
-    )
+    from ..config._logging import configure_logging
+
+    configure_logging(app.verbose, json=True if as_json else None, stderr=True)  # a service logs to stderr
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"serving": f"http://{host}:{port}", "host": host, "port": port}))
+    else:
+        click.echo(
+            f"offboard serving on http://{host}:{port} (POST /v1/events; /health, /ready, /metrics, /docs{auditors})",
+            err=True,
+        )
     uvicorn.run(
         asgi,
         host=host,

@@ -19,8 +19,9 @@ from ._main import EXIT_USAGE, App
     help="Seconds without a heartbeat before another worker's job is taken over.",
 )
 @click.option("--heartbeat", default=10.0, show_default=True, help="Seconds between this worker's heartbeats.")
+@click.option("--json", "as_json", is_flag=True, help="Announce the worker as one JSON line; logs as JSON lines.")
 @click.pass_obj
-def worker(app: App, concurrency: int, stalled_after: float, heartbeat: float) -> None:
+def worker(app: App, concurrency: int, stalled_after: float, heartbeat: float, as_json: bool) -> None:
     """Run offboard's jobs from PostgreSQL; start as many as you like, on any machines."""
     from ..engine._distributed import run_worker
 
@@ -40,8 +41,13 @@ def worker(app: App, concurrency: int, stalled_after: float, heartbeat: float) -
         with lock:
             return engine
 
-    click.echo(
-        f"offboard worker: concurrency {concurrency}, store {engine.store.url}",
-        err=True,
-    )
+    from ..config._logging import configure_logging
+
+    configure_logging(app.verbose, json=True if as_json else None, stderr=True)  # a service logs to stderr
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"worker": {"concurrency": concurrency, "store": engine.store.url}}))
+    else:
+        click.echo(f"offboard worker: concurrency {concurrency}, store {engine.store.url}", err=True)
     run_worker(engine_factory, concurrency=concurrency, stalled_after=stalled_after, heartbeat=heartbeat)

@@ -40,12 +40,16 @@ class _Strict(BaseModel):
 class ConnectorConfig(_Strict):
     """One connector instance: its type (connector name) and settings."""
 
-    type: str
-    settings: dict[str, Any] = Field(default_factory=dict)
-    enabled: bool = True
-    concurrency: int | None = Field(default=None, ge=1, le=256)
-    rate: float | None = Field(default=None, gt=0, description="requests per second")
-    burst: int | None = Field(default=None, ge=1)
+    type: str = Field(description="connector name (`offboard connectors` lists them)")
+    settings: dict[str, Any] = Field(default_factory=dict, description="the connector's settings (its docs page)")
+    enabled: bool = Field(default=True, description="include in discovery and plans")
+    concurrency: int | None = Field(
+        default=None, ge=1, le=256, description="at most this many calls at once to this system (none: the connector's)"
+    )
+    rate: float | None = Field(
+        default=None, gt=0, description="token bucket: calls per second (none: the vendor's published limit)"
+    )
+    burst: int | None = Field(default=None, ge=1, description="token bucket: how many calls may be saved up")
     rates: dict[str, float] = Field(
         default_factory=dict,
         description="per-lane rates (requests per second) overriding the connector's; '*' for every lane",
@@ -55,9 +59,13 @@ class ConnectorConfig(_Strict):
 class Limits(_Strict):
     """Guards against mass mistakes and retry budgets."""
 
-    max_cases: int = Field(default=25, ge=1)
-    max_percent: float = Field(default=10.0, gt=0, le=100)
-    max_attempts: int = Field(default=6, ge=1, le=50)
+    max_cases: int = Field(default=25, ge=1, description="bulk guard: a sweep over this many cases halts for approval")
+    max_percent: float = Field(
+        default=10.0, gt=0, le=100, description="bulk guard: a sweep over this share of people halts for approval"
+    )
+    max_attempts: int = Field(
+        default=6, ge=1, le=50, description="failures (5xx, timeouts) one call may have before it gives up"
+    )
     min_retry_wait: float = Field(default=0.5, gt=0, description="first backoff after a call's own failure (s)")
     max_retry_wait: float = Field(default=30.0, gt=0, description="longest backoff after a call's own failure (s)")
     action_budget: float = Field(
@@ -66,14 +74,14 @@ class Limits(_Strict):
     max_rate_limited_wait: float = Field(
         default=900.0, gt=0, description="total seconds one call may wait on rate limits"
     )
-    workers: int = Field(default=32, ge=1, le=512)
+    workers: int = Field(default=32, ge=1, le=512, description="engine threads")
 
 
 class PeopleConfig(_Strict):
     """A people source: its type and settings (see ``register_people_sources``)."""
 
-    type: str
-    settings: dict[str, Any] = Field(default_factory=dict)
+    type: str = Field(description="people source type, e.g. `hr_export`")
+    settings: dict[str, Any] = Field(default_factory=dict, description="the source's settings")
 
 
 class TasksConfig(_Strict):
@@ -120,23 +128,39 @@ class CasesConfig(_Strict):
 class Config(_Strict):
     """The whole configuration file."""
 
-    connectors: dict[str, ConnectorConfig] = Field(default_factory=dict)
-    people: list[PeopleConfig] = Field(default_factory=list)
+    connectors: dict[str, ConnectorConfig] = Field(
+        default_factory=dict, description="connector instances by name (the keys below)"
+    )
+    people: list[PeopleConfig] = Field(
+        default_factory=list, description="people sources: `[{type: hr_export, settings: {path: hr.csv}}]`"
+    )
     policies: list[str] = Field(default_factory=list, description="extra policy files or folders")
-    default_policy: str = "default"
-    policy_by_type: dict[str, str] = Field(default_factory=lambda: {"contractor": "contractor"})
+    default_policy: str = Field(
+        default="default", description="policy for people whose type has no entry in `policy_by_type`"
+    )
+    policy_by_type: dict[str, str] = Field(
+        default_factory=lambda: {"contractor": "contractor"}, description="person type -> policy name"
+    )
     protected: list[str] = Field(default_factory=list, description="account names or glob patterns never touched")
-    limits: Limits = Field(default_factory=Limits)
+    limits: Limits = Field(default_factory=Limits, description="bulk guards and retry budgets (the keys below)")
     store: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in the data directory")
     plugins: list[str] = Field(default_factory=list, description="extra plugin modules or .py files")
-    notifiers: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    server: dict[str, Any] = Field(default_factory=dict)
-    sweep: dict[str, Any] = Field(default_factory=dict)
+    notifiers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="notifier instances by name: their type and settings (checklists.md)"
+    )
+    server: dict[str, Any] = Field(default_factory=dict, description="`offboard serve` (the table below; webhooks.md)")
+    sweep: dict[str, Any] = Field(default_factory=dict, description="end-date sweeps: schedule and guards (sweeps.md)")
     inventory: dict[str, Any] = Field(default_factory=dict, description="correlation rules and mapping file")
-    audit: dict[str, Any] = Field(default_factory=dict)
-    tasks: TasksConfig = Field(default_factory=TasksConfig)
-    cases: CasesConfig = Field(default_factory=CasesConfig)
-    execution: str = Field(default="embedded", pattern="^(embedded|distributed)$")
+    audit: dict[str, Any] = Field(default_factory=dict, description="audit log settings such as `origin` (auditors.md)")
+    tasks: TasksConfig = Field(default_factory=TasksConfig, description="checklists (the keys below; checklists.md)")
+    cases: CasesConfig = Field(
+        default_factory=CasesConfig, description="owed work, retries and escalation (the keys below)"
+    )
+    execution: str = Field(
+        default="embedded",
+        pattern="^(embedded|distributed)$",
+        description="`embedded` runs jobs in this process; `distributed`: `offboard worker`s on PostgreSQL",
+    )
 
     source: Path | None = Field(default=None, exclude=True)
 
@@ -160,17 +184,72 @@ class Config(_Strict):
         return value
 
 
-def format_validation_error(exc: ValidationError, where: str, prefix: str = "") -> str:
-    """One line per problem: ``file: key.path: message``."""
+def keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys ``model`` accepts in the mapping at ``loc`` (empty when that mapping is free-form).
+
+    Follows fields, the values of ``dict[str, Model]`` and the items of ``list[Model]``.
+    """
+    import typing
+
+    current: Any = model
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+            continue
+        current = _without_none(current)
+        origin, args = typing.get_origin(current), typing.get_args(current)
+        if origin is dict and len(args) == 2:
+            current = args[1]
+        elif origin is list and args:
+            current = args[0]
+        else:
+            return []
+    current = _without_none(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [k for k in current.model_fields if k != "source"]
+    return []
+
+
+def _without_none(annotation: Any) -> Any:
+    """``M | None`` -> ``M``; anything else unchanged."""
+    import types
+    import typing
+
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def format_validation_error(
+    exc: ValidationError, where: str, prefix: str = "", model: type[BaseModel] | None = None
+) -> str:
+    """One line per problem: ``file: key.path: message``; an unknown key gets the nearest known ones."""
+    from ._hints import did_you_mean
+
+    model = model or _validated_model(exc)
     lines = []
     for err in exc.errors():
         parts = ([prefix] if prefix else []) + [str(p) for p in err["loc"]]
         loc = ".".join(parts) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            known = keys_at(model, tuple(err["loc"][:-1])) if model is not None else []
+            hint = did_you_mean(str(err["loc"][-1]), known)
+            msg = "unknown key" + (f".{hint}" if hint else "")
         lines.append(f"{where}: {loc}: {msg}")
     return "\n".join(lines)
+
+
+def _validated_model(exc: ValidationError) -> type[BaseModel] | None:
+    """The model class a ValidationError was raised for, when it is one of ours."""
+    return _MODELS.get(exc.title)
 
 
 def load_yaml(path: Path) -> Any:
@@ -186,6 +265,11 @@ def load_yaml(path: Path) -> Any:
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"not valid YAML{at}: {problem}", where=str(path)) from None
+
+
+_MODELS: dict[str, type[BaseModel]] = {
+    m.__name__: m for m in (Config, ConnectorConfig, Limits, PeopleConfig, TasksConfig)
+}
 
 
 def load_config(path: str | Path | None = None) -> Config:

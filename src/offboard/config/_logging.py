@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -73,13 +75,67 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
-def configure_logging(verbosity: int = 0, json: bool | None = None) -> None:
-    """Configure structlog and stdlib logging to stderr."""
+class LogFile:
+    """``DATA_DIR/offboard.log``, opened on the first write, and only if the data folder exists (a read-only
+    command never creates it); otherwise the lines are dropped. File-like enough for logging and structlog."""
+
+    def __init__(self, directory: Any = None):
+        self._directory = directory
+        self._file: Any = None
+        self._lock = threading.Lock()
+        self.path: Any = None
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            if self._file is None:
+                from ._paths import data_dir
+
+                directory = self._directory or data_dir(create=False)
+                if not directory.is_dir():
+                    return len(text)
+                self.path = directory / "offboard.log"
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                self._file = os.fdopen(fd, "a", encoding="utf-8")
+            self._file.write(text)
+            self._file.flush()
+            return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+_log_file: LogFile | None = None
+
+
+def configure_logging(verbosity: int = 0, json: bool | None = None, stderr: bool | None = None) -> None:
+    """Configure structlog and stdlib logging (SDKs log through it).
+
+    Library and engine log lines go to ``DATA_DIR/offboard.log`` (as JSON lines) so they never mix with
+    what a command prints for people; to stderr instead with ``-v`` (``verbosity`` > 0) or ``stderr=True``
+    (the long-running ``serve`` and ``worker``). On stderr they are JSON when it is not a terminal.
+    """
     import structlog
 
-    level = logging.WARNING - 10 * verbosity
-    if json is None:
-        json = not sys.stderr.isatty()
+    global _log_file
+    if stderr is None:
+        stderr = verbosity > 0
+    if stderr:
+        level = logging.WARNING - 10 * verbosity
+        stream: Any = sys.stderr
+        if json is None:
+            json = not sys.stderr.isatty()
+    else:
+        level = logging.INFO
+        if _log_file is None:
+            _log_file = LogFile()
+        stream = _log_file
+        json = True
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[
@@ -91,13 +147,15 @@ def configure_logging(verbosity: int = 0, json: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
     root = logging.getLogger()
     root.setLevel(level)
-    if not any(isinstance(f, _RedactingFilter) for h in root.handlers for f in h.filters):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.addFilter(_RedactingFilter())
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
+    for old in [h for h in root.handlers if getattr(h, "_offboard", False)]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler(stream)
+    handler._offboard = True  # type: ignore[attr-defined]
+    handler.addFilter(_RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)

@@ -256,7 +256,7 @@ def load_policy(path: Path) -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(format_validation_error(exc, str(path))) from None
+        raise PolicyError(format_validation_error(exc, str(path), model=Policy)) from None
 
 
 def policy_files(extra: list[str] | None = None, base: Path | None = None) -> list[Path]:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from ..config._logging import redact
 from ..config._policy import Policy, Protection, load_policies
 from ..connector import Connector
 from ..errors import AuthError, CaseConflict, ConfigError, ConnectorError, OffboardError, UnknownPerson
-from ..inventory._people import configured_sources
+from ..inventory._people import configured_sources, nearest_people
 from ..models import (
     Account,
     Action,
@@ -80,6 +80,9 @@ class Engine:
         self._system_pools: dict[str, ThreadPoolExecutor] = {}
         #: Set by ``_distributed.attach`` (``Engine.open`` with ``execution: distributed``): jobs go to workers.
         self.dispatcher: Any = None
+        #: Screens may watch discovery: ``on_discovering(systems)``, then ``on_discovered(system, n, error)`` each.
+        self.on_discovering: Callable[[list[str]], None] | None = None
+        self.on_discovered: Callable[[str, int, str | None], None] | None = None
         self.bucket_factory: Callable[..., Any] = TokenBucket
         self._actions = ActionRunner(self)
 
@@ -195,8 +198,14 @@ class Engine:
             if person:
                 return person
         if self.config.people:
-            raise UnknownPerson(f"nobody matches {ref!r} in the configured people sources")
+            raise UnknownPerson(
+                f"nobody matches {ref!r} in the configured people sources", suggestions=self.nearest_people(ref)
+            )
         return Person(id=ref, email=ref if "@" in ref else None, employee_id=None if "@" in ref else ref)
+
+    def nearest_people(self, ref: str) -> list[str]:
+        """Known identifiers close to ``ref``, from the people sources and the inventory (for "did you mean")."""
+        return nearest_people(ref, self.people(), self.store)
 
     def gather(self, person: Person) -> tuple[list[Account], dict[str, str]]:
         """Discover the person's accounts on every enabled connector, in parallel."""
@@ -204,15 +213,19 @@ class Engine:
         for name in names:
             self.connector(name)
         futures = {name: self._pool.submit(self.call, name, self._connectors[name].discover, person) for name in names}
-        accounts: list[Account] = []
+        if self.on_discovering is not None:
+            self.on_discovering(list(names))
+        found_by: dict[str, list[Account]] = {}
         errors: dict[str, str] = {}
-        for name, future in futures.items():
+        for future in as_completed(futures.values()):
+            name = next(n for n, f in futures.items() if f is future)
             try:
-                found, _ = future.result()
-                accounts.extend(found)
+                found_by[name] = list(future.result()[0])
             except ConnectorError as exc:
                 errors[name] = redact(f"{type(exc).__name__}: {exc}")
-        return accounts, errors
+            if self.on_discovered is not None:
+                self.on_discovered(name, len(found_by.get(name, ())), errors.get(name))
+        return [a for name in futures for a in found_by.get(name, ())], errors
 
     def policy_for(self, person: Person, name: str | None = None) -> Policy:
         if name is None:
@@ -230,7 +243,8 @@ class Engine:
         if not accounts and not errors and not self.config.people:
             raise UnknownPerson(
                 f"no account matches {person.id!r} in any system "
-                f"({', '.join(self.enabled_connectors()) or 'no connectors configured'})"
+                f"({', '.join(self.enabled_connectors()) or 'no connectors configured'})",
+                suggestions=self.nearest_people(person.id),
             )
         return self.plan_for(person, chosen, accounts, errors)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -347,3 +347,29 @@ def configured_sources(config: Any) -> list[tuple[str, PeopleSource]]:
         except ValidationError as exc:
             raise ConfigError(format_validation_error(exc, where, f"people.{index}.settings")) from None
     return out
+
+
+def nearest_people(ref: str, sources: Iterable[PeopleSource], store: Any = None, limit: int = 100_000) -> list[str]:
+    """Known identifiers close to ``ref``: the sources' ids, emails, aliases and employee ids, and the
+    inventory's person ids, account names and emails. A source that fails is skipped: a hint is never
+    worth a failure."""
+    from ..config._hints import nearest
+
+    known: set[str] = set()
+    for source in sources:
+        try:
+            for person in source.people():
+                known.update(n for n in (person.id, person.email, *person.aliases, person.employee_id) if n)
+                if len(known) >= limit:
+                    break
+        except Exception:
+            continue
+    if store is not None:
+        try:
+            for row in store.inventory.accounts():
+                known.update(str(row[k]) for k in ("person_id", "email", "name") if row.get(k))
+                if len(known) >= limit:
+                    break
+        except Exception:
+            pass
+    return nearest(ref, known)
