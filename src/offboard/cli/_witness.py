@@ -51,7 +51,15 @@ def serve(key_path: Path, name: str | None, state_path: Path, logs: tuple[str, .
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     bound_host, bound_port = server.server_address[:2]
-    click.echo(f"witness {signer.key.vkey} listening on http://{bound_host!s}:{bound_port}")
+    url = f"http://{bound_host!s}:{bound_port}"
+    if as_json:
+        import json
+
+        click.echo(
+            json.dumps({"witness": signer.key.vkey, "serving": url, "host": str(bound_host), "port": bound_port})
+        )
+    else:
+        click.echo(f"witness {signer.key.vkey} listening on {url}")
     sys.stdout.flush()
     try:
         server.serve_forever()
