@@ -322,7 +322,7 @@ def test_bad_trust_list_and_missing_log_are_clear_errors(sealed_log, audit_kit, 
     result = audit_kit.run(
         "--log", str(tmp_path / "nowhere"), "verify", "--trusted-keys", str(sealed_log / "trusted-keys.txt")
     )
-    assert result.exit_code == 1 and "not an audit log" in result.output
+    assert result.exit_code == 2 and "no audit log at" in result.output  # missing, not tampered: exit 2
 
 
 # -- compliance findings: exit 2 ------------------------------------------------------------

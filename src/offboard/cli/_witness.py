@@ -39,7 +39,10 @@ def witness() -> None:
 @click.option(
     "--listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT to listen on (port 0: any free port)."
 )
-def serve(key_path: Path, name: str | None, state_path: Path, logs: tuple[str, ...], listen: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Announce the key and address as one JSON line.")
+def serve(
+    key_path: Path, name: str | None, state_path: Path, logs: tuple[str, ...], listen: str, as_json: bool
+) -> None:
     """Serve POST /add-checkpoint: cosign only checkpoints consistent with the last one seen."""
     from ..audit._witness_server import load_witness_key, make_server
 
