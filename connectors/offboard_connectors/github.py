@@ -272,6 +272,11 @@ class GitHubConnector(Connector):
                 {"copilot_seat": held, "pending_cancellation_date": (seat or {}).get("pending_cancellation_date")},
                 f"{who}: {'holds a Copilot seat' if held else 'no Copilot seat (or pending cancellation)'}",
             )
+        if action.kind is ActionKind.REMOVE_MEMBERSHIPS and not self.settings.enterprise:
+            state = self._access(action.account)
+            return Verification(
+                action, state is None, {"access": state}, f"{who}: {state or 'no access to the organization'}"
+            )
         if action.kind is ActionKind.REMOVE_MEMBERSHIPS:
             _, user_id = self._enterprise_member(action.account)
             return Verification(
@@ -363,6 +368,7 @@ class GitHubConnector(Connector):
     def remove_licenses(self, action: Action) -> Receipt:
         """Cancel the person's Copilot seat (enterprise-level when ``enterprise`` is set, else the org's).
         GitHub sets it to "pending cancellation": access ends at the end of the billing cycle."""
+        self._not_emu(action)
         seat = self._copilot_seat(action.account)
         if not _seat_held(seat):
             detail = "no Copilot seat" if seat is None else "Copilot seat already pending cancellation"
@@ -396,7 +402,18 @@ class GitHubConnector(Connector):
 
     def remove_memberships(self, action: Action) -> Receipt:
         """Remove the user from the enterprise (GraphQL ``removeEnterpriseMember``: every organization of
-        it, and the enterprise's seat), for users removed from every org who stay enterprise members."""
+        it, and the enterprise's seat), for users removed from every org who stay enterprise members.
+        Without ``enterprise:`` the organization is the only membership, which disable_account removes."""
+        self._not_emu(action)
+        if not self.settings.enterprise:
+            state = self._access(action.account)
+            if state is None:
+                return Receipt(action, changed=False, detail="no organization access; no enterprise configured")
+            raise PermanentError(
+                f"{action.account.name}: still {state} of {self.settings.org}; remove_memberships removes enterprise "
+                "membership (set enterprise:), disable_account removes organization membership: put it first",
+                system=self.instance,
+            )
         enterprise_id, user_id = self._enterprise_member(action.account)
         if user_id is None:
             return Receipt(
@@ -416,6 +433,14 @@ class GitHubConnector(Connector):
         )
 
     # -- helpers --------------------------------------------------------------
+
+    def _not_emu(self, action: Action) -> None:
+        if _is_emu(action.account):
+            raise PermanentError(
+                f"{action.account.name}: under Enterprise Managed Users, {action.kind.value} is not offered: "
+                "suspend with disable_account (SCIM); the identity provider manages membership and Copilot access",
+                system=self.instance,
+            )
 
     def _copilot_base(self) -> str:
         return f"enterprises/{self._enterprise}" if self.settings.enterprise else f"orgs/{self._org}"

@@ -59,6 +59,7 @@ class SlackConnector(Connector):
         "scim_user_read": (5.0, 50),  # GET /Users/<id>: 300 a minute
         "scim_read": (16.0, 100),  # other GETs: 1,000 a minute
         "users.lookupByEmail": (50 / 60, 10),  # Tier 3
+        "users.info": (100 / 60, 20),  # Tier 4
         "admin.users.session.list": (20 / 60, 5),  # Tier 2
         "admin.users.session.reset": (20 / 60, 5),  # Tier 2
     }
