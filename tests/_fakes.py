@@ -88,6 +88,7 @@ class TestSystem(Connector):
     class Settings(ConnectorSettings):
         path: str
         latency_ms: float = 0
+        page_size: int = Field(default=50, ge=1)  # list_accounts' page size
         lie: bool = False  # acknowledge writes without applying them
         token: offboard.Secret | None = None
         forbid: list[str] = Field(default_factory=list)  # action kinds answered 403
@@ -159,13 +160,13 @@ class TestSystem(Connector):
 
     def list_accounts(self, cursor: str | None = None) -> AccountPage:
         def run(db: sqlite3.Connection) -> AccountPage:
-            offset = int(cursor or 0)
+            offset, size = int(cursor or 0), self.settings.page_size
             rows = db.execute(
-                "select id, name, email, enabled, admin from accounts order by id limit 50 offset ?", (offset,)
+                "select id, name, email, enabled, admin from accounts order by id limit ? offset ?", (size, offset)
             ).fetchall()
             return AccountPage(
                 tuple(Account(self.instance, r[0], r[1], r[2], bool(r[3]), bool(r[4])) for r in rows),
-                str(offset + 50) if len(rows) == 50 else None,
+                str(offset + size) if len(rows) == size else None,
             )
 
         return self._call("list", run)
@@ -231,9 +232,13 @@ def _raise(status: int, retry_after: float | None, system: str, token: offboard.
         raise RateLimited(retry_after=retry_after, system=system, status=429)
     if status >= 500:
         raise TransientError(f"HTTP {status}", system=system, status=status)
-    if status in (401, 403):
-        shown = token.reveal() if token else "-"  # SDK errors sometimes echo the credential
-        raise AuthError(f"HTTP {status}: credentials rejected for {shown}", system=system, status=status)
+    shown = token.reveal() if token else "-"  # SDK errors sometimes echo the credential
+    if status == 401:
+        raise AuthError(f"HTTP 401: credentials rejected for {shown}", system=system, status=status)
+    if status == 403:  # authenticated, but not allowed: what a vendor's 403 means
+        raise PermissionDenied(
+            f"HTTP 403: {shown} may not read accounts", permissions=("Accounts.Read",), system=system, status=status
+        )
     raise PermanentError(f"HTTP {status}", system=system, status=status)
 
 

@@ -54,7 +54,7 @@ def test_check_runs_every_connector_check(make_company):
     result = run("--config", str(company.config_path), "config", "check")
     assert result.exit_code == 0, result.output
     assert "ok      sys0 (testsys) as tester" in result.stdout and result.stdout.endswith("2 of 2 connector(s) ok\n")
-    _fakes.add_faults(company.systems["sys1"], (403, None))
+    _fakes.add_faults(company.systems["sys1"], (401, None))
     result = run("--config", str(company.config_path), "config", "check", "--json")
     assert result.exit_code == 3
     checks = {c["connector"]: c for c in json.loads(result.stdout)["connectors"]}

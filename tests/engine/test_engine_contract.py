@@ -28,6 +28,11 @@ class TestTestSystemContract(ConnectorContract):
         return _fakes.TestSystem("sys", {"path": str(system_db), "token": Secret(TOKEN)})
 
     @pytest.fixture
+    def list_connector(self, system_db):  # three accounts, one per page, and an empty last page
+        _fakes.seed(system_db, [("carol", "carol@corp.example")])
+        return _fakes.TestSystem("sys", {"path": str(system_db), "token": Secret(TOKEN), "page_size": 1})
+
+    @pytest.fixture
     def person(self):
         return Person("alice@corp.example", "alice@corp.example")
 
