@@ -45,6 +45,7 @@ _SIXTEEN = b"0" * 16
 def _long_number(line: bytes) -> bool:
     return _SIXTEEN in line.translate(_DIGITS_AS_ZERO)
 
+
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
