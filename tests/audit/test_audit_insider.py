@@ -200,3 +200,13 @@ def test_lone_surrogate_is_an_entry_error_and_nothing_is_written(log_dir):
     with open_log(log_dir) as log, pytest.raises(EntryError, match="lone surrogate"):
         log.append("note", {"text": "half a pair: \ud800"})
     assert (log_dir / "entries.jsonl").read_bytes() == before
+
+
+def test_every_checkpoint_deleted_is_refused_even_without_the_store(log_dir):
+    """Defect 2, writer side: a non-empty log with no checkpoint is not signed afresh."""
+    edit_entry(log_dir)
+    shutil.rmtree(log_dir / "checkpoints")
+    (log_dir / "leafhashes.bin").unlink()
+    with pytest.raises(AuditError, match="no checkpoint at all"):
+        open_log(log_dir)  # no audit_seals given
+    assert not (log_dir / "checkpoints" / "latest.note").exists()

@@ -256,3 +256,22 @@ def test_evidence_bundle_carries_the_cosignatures(witnessed, audit_kit, tmp_path
             zf.writestr(name, data)
     result = audit_kit.run(*args)
     assert result.exit_code == 1 and "1 valid witness cosignature(s)" in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--log", "not-a-vkey", "--name", "w.example"], "is not <name>+<id>+<key>"),
+        (["--log", "x", "--listen", "127.0.0.1:http"], "is not HOST:PORT"),
+        (["--log", "x"], "give --name to create a witness key there"),
+    ],
+)
+def test_witness_serve_bad_input_is_a_clear_error(tmp_path, extra, fragment):
+    from click.testing import CliRunner
+
+    from offboard.cli._witness import witness
+
+    args = ["serve", "--key", str(tmp_path / "w.key"), "--state", str(tmp_path / "s.json"), *extra]
+    result = CliRunner().invoke(witness, args)
+    assert result.exit_code == 2 and fragment in result.output, result.output
+    assert "Traceback" not in result.output

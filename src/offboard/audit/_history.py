@@ -12,6 +12,7 @@ without a checkpoint as an integrity failure.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Protocol
@@ -38,7 +39,7 @@ def read_history(
     """The history files ``<size:020d>.note`` with ``low <= size <= high``, each verified."""
     out: dict[int, Checkpoint] = {}
     try:
-        names = [p.name for p in folder.iterdir()]
+        names = os.listdir(folder)
     except FileNotFoundError:
         return out
     for name in names:

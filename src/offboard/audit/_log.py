@@ -212,8 +212,8 @@ class AuditLog:
         ``seals`` (the state store's ``audit_seals``) records every checkpoint signed; the log
         refuses to sign when its entries no longer match one of them or its checkpoint files."""
         directory = Path(directory)
-        if not valid_name(origin):
-            raise AuditError(f"the audit origin {origin!r} must be non-empty with no spaces and no '+'")
+        if not valid_name(origin) or "#" in origin:  # '#' starts a comment in trusted-keys.txt
+            raise AuditError(f"the audit origin {origin!r} must be non-empty with no spaces, '+' or '#'")
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         (directory / CHECKPOINTS).mkdir(exist_ok=True)
         origin_file = directory / ORIGIN_FILE
@@ -321,6 +321,8 @@ class AuditLog:
         data = self._store.latest_note()
         if data is None:
             return None
+        if self._latest is not None and data == self._latest.note.encode():
+            return self._latest  # the note this process verified or signed: no second signature check
         try:
             return parse_checkpoint(data, self.trust, self.origin)
         except NoteError as exc:

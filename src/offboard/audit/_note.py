@@ -280,11 +280,11 @@ class TrustList:
     def parse(cls, text: str, where: str = "trusted-keys") -> TrustList:
         """Parse ``<vkey> [valid_from_size=N] [valid_to_size=M] [status=...]`` lines; '#' comments."""
         keys: list[TrustedKey] = []
-        for number, raw in enumerate(text.splitlines(), 1):
-            line = raw.split("#", 1)[0].strip()
+        for number, raw in enumerate(text.split("\n"), 1):
+            line = raw.split("#", 1)[0].strip(" \t\r")
             if not line:
                 continue
-            vkey, *options = line.split()
+            vkey, *options = re.split(r"[ \t\r]+", line)
             try:
                 verifier = Verifier.parse(vkey)
             except NoteError as exc:

@@ -325,6 +325,8 @@ def collect_cosignatures(directory: Path, note: str, size: int, witnesses: Seque
             lines.extend(line + "\n" for line in answer.split("\n") if line.startswith(SIG_PREFIX))
         except (WitnessFailed, NoteError) as exc:
             failures.append(str(exc))
+        except (OSError, ValueError) as exc:  # leafhashes.bin unreadable or short: no proof to send
+            failures.append(f"{url}: cannot compute the consistency proof: {exc}")
     if lines:
         path = witness_files(directory, size)
         old = path.read_text() if path.exists() else ""

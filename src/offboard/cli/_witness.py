@@ -47,6 +47,9 @@ def serve(
     from ..audit._witness_server import load_witness_key, make_server
 
     host, _, port = listen.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        click.echo(f"error: --listen {listen!r} is not HOST:PORT (a port from 0 to 65535)", err=True)
+        sys.exit(2)
     try:
         signer = load_witness_key(key_path, name)
         server = make_server(signer, state_path, logs, host or "127.0.0.1", int(port))

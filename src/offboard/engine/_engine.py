@@ -92,7 +92,8 @@ class Engine:
         store = Store.open(config.store, data_dir)
         audit = kw.pop("audit", None)
         if audit is None:
-            audit = _open_audit(data_dir, config.audit.get("origin"), store.audit_seals, config.audit.get("witnesses"))
+            seals = store.audit_seals if config.execution != "distributed" else None  # there: audit_checkpoints
+            audit = _open_audit(data_dir, config.audit.get("origin"), seals, config.audit.get("witnesses"))
         engine = cls(config, store, data_dir, audit=audit, **kw)
         if config.execution == "distributed":  # workers run the jobs; rate limits and the log are shared
             from ._distributed import attach
