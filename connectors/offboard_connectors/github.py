@@ -180,7 +180,9 @@ class GitHubConnector(Connector):
             return CheckResult(
                 False, identity=self.settings.org, missing=getattr(exc, "permissions", ()), detail=str(exc)
             )
-        needed = [ORG] + ([ENTERPRISE] if self.settings.enterprise else []) + ([SCIM] if self.settings.emu else [])
+        s = self.settings
+        # EMU: SCIM is the lever (scim:enterprise); otherwise an enterprise needs admin:enterprise.
+        needed = [ORG] + ([SCIM] if s.emu else [ENTERPRISE] if s.enterprise else [])
         header = response.headers.get("x-oauth-scopes")
         if header is None:  # fine-grained tokens and GitHub Apps send no scope header
             return CheckResult(True, identity=self.settings.org, detail="no x-oauth-scopes header; scopes not listed")

@@ -9,6 +9,7 @@ import pytest
 
 from offboard import Secret
 
+from ._spec import record, violations
 from ._support import FaultGate, serve_wsgi
 
 SCIM2_TOKEN = "scim2-server-token-" + uuid.uuid4().hex
@@ -53,10 +54,14 @@ def sandbox(request):
 
     assert system in SYSTEMS, f"the sandbox has no {system} simulator"
     sb = Sandbox(people=150, seed=11, systems=(system,)).start()
+    sent = record(sb.sim(system))  # kept apart from the simulator's log, which tests clear
     try:
         yield sb
+        found = violations(system, sent)
     finally:
         sb.stop()
+    if found:  # every request the module's tests sent, checked against the vendor's specification
+        pytest.fail(f"{len(found)} request(s) the {system} specification does not allow:\n" + "\n".join(found[:20]))
 
 
 @pytest.fixture(scope="module")

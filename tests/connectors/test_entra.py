@@ -143,3 +143,28 @@ def _person(email):
     from offboard import Person
 
     return Person(id=email, email=email)
+
+
+def test_certificate_credential_flow(sandbox, sandbox_settings, secret):
+    """msal signs a client assertion with the certificate; the token endpoint checks it as Entra does."""
+    sim = sandbox.sim(SYSTEM)
+    cert = sim.certificate
+    settings = {k: v for k, v in sandbox_settings.items() if k != "client_secret"}
+    good = EntraConnector(
+        "entra", {**settings, "certificate": secret(cert.private_key_pem), "certificate_thumbprint": cert.thumbprint}
+    )
+    try:
+        assert good.check().ok
+    finally:
+        good.close()
+    from offboard.sandbox._entra_cert import AppCertificate
+
+    other = AppCertificate(sim.client_id)  # a certificate the app never registered
+    bad = EntraConnector(
+        "entra", {**settings, "certificate": secret(other.private_key_pem), "certificate_thumbprint": other.thumbprint}
+    )
+    try:
+        result = bad.check()
+    finally:
+        bad.close()
+    assert not result.ok and "not registered" in result.detail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import secrets
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._app import HTTPError, Request, Response, Simulator, route
+from ._entra_cert import ASSERTION_TYPE, AppCertificate
 from ._knobs import Limit
 
 __all__ = ["Entra"]
@@ -179,6 +181,11 @@ class Entra(Simulator):
                 self.groups[lic_gid]["members"].add(uid)
             if ident.admin:
                 self.roles["62e90394-69f5-4237-9190-012177145e10"].add(uid)
+
+    @functools.cached_property
+    def certificate(self) -> AppCertificate:
+        """The app's registered certificate (``private_key_pem``, ``thumbprint``), for the certificate flow."""
+        return AppCertificate(self.client_id)
 
     # ----- framework hooks --------------------------------------------------------------------
     def connector_settings(self, secret: Callable[[str, str], str]) -> dict[str, Any]:
@@ -360,7 +367,11 @@ class Entra(Simulator):
                 700016,
                 f"Application with identifier '{form.get('client_id')}' was not found in the directory.",
             )
-        if form.get("client_secret") != self.client_secret:
+        if form.get("client_assertion_type") == ASSERTION_TYPE:
+            why = self.certificate.check(form.get("client_assertion", ""), req.path)
+            if why is not None:
+                return fail(401, "invalid_client", 700027, why)
+        elif form.get("client_secret") != self.client_secret:
             return fail(401, "invalid_client", 7000215, "Invalid client secret provided.")
         if not form.get("scope", "").endswith("/.default"):
             return fail(
