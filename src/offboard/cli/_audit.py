@@ -229,7 +229,8 @@ def evidence(ctx, person, out, sla, as_json) -> None:
         _seal(log, trust)
         summary = build_evidence(log, person, out, trust, sla_seconds=sla_seconds)
     except (AuditError, NoteError, OSError) as exc:
-        _fail(str(exc), 2)
+        hint = " (`offboard status` lists the people with cases)" if str(exc).startswith("no audit entries") else ""
+        _fail(f"{exc}{hint}", 2)
     if as_json:
         from ._main import emit_json
 

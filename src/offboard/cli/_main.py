@@ -233,7 +233,12 @@ class App:
         if self._config is None:
             from ..config._config import Config, load_config
 
-            path = self.discovery.path
+            path, origin = self.discovery.path, self.discovery.origin
+            if path is not None and not path.exists() and origin in ("--config", "OFFBOARD_CONFIG"):
+                raise ConfigError(
+                    f"{path} (from {origin}) does not exist: write one (see docs/configuration.md, "
+                    f"or `offboard sandbox up` for a sandbox's) or point {origin} at your configuration file"
+                )
             self._config = load_config(path) if path is not None else Config()
         return self._config
 
