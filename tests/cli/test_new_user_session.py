@@ -114,3 +114,13 @@ def test_the_readme_in_order_on_a_fresh_machine(shell, tmp_path):
             assert code == 0 and "complete" in output and (home / "audit").is_dir()
     assert ("offboard audit verify", 0) in seen
     assert ("offboard config check", 2) in seen and ("offboard undo CASE", 2) in seen
+
+
+def test_a_spinner_per_system_while_discovering(shell, make_company):
+    company = make_company(systems=2, people=1)
+    config = company.write_config(sys0={"latency_ms": 1500}, sys1={"latency_ms": 1500})
+    shell.sendline(f'offboard --config {config} plan user0@corp.example; echo "@@rc=$?@@"')
+    shell.expect(r"sys0\s+looking for accounts")  # on the screen before any system has answered
+    shell.expect(RC)
+    assert int(shell.match.group(1)) == 0
+    assert "Plan for user0@corp.example" in shell.before
