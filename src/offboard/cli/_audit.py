@@ -124,7 +124,8 @@ def verify(ctx, trusted_keys, pinned, sla, origin, strict, as_json) -> None:
     """Check the whole log. Exit 0 intact, 1 integrity failure, 2 compliance findings only."""
     log = _log_dir(ctx)
     sla_seconds = _sla(sla)
-    if not (log / ENTRIES).is_file():  # nothing to verify is a usage problem, not tampering
+    if not (log / ENTRIES).exists() and not (log / CHECKPOINTS).exists():
+        # nothing there is a usage problem; entries deleted beside their checkpoints is tampering (below)
         _fail(f"no audit log at {log} (point --log at one, or check --data-dir / OFFBOARD_HOME)", 2)
     trust = _trust(trusted_keys, log, 1)
     pins = []
