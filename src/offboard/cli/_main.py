@@ -188,7 +188,8 @@ def _unavailable(name: str, why: str) -> click.Command:
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="OFFBOARD_CONFIG",
-    help="Configuration file (or OFFBOARD_CONFIG).",
+    help="Configuration file (else OFFBOARD_CONFIG, ./offboard.yaml, $OFFBOARD_HOME/offboard.yaml, "
+    "~/.config/offboard/offboard.yaml).",
 )
 @click.option(
     "--data-dir",
@@ -196,7 +197,7 @@ def _unavailable(name: str, why: str) -> click.Command:
     envvar="OFFBOARD_HOME",
     help="Where state and the audit log live (or OFFBOARD_HOME).",
 )
-@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+@click.option("-v", "--verbose", count=True, help="Log lines on stderr, not DATA_DIR/offboard.log (repeat for debug).")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, verbose: int) -> None:
     """Disable every account a departing person holds: fast, everywhere, provably.
