@@ -322,7 +322,8 @@ def test_bad_trust_list_and_missing_log_are_clear_errors(sealed_log, audit_kit, 
     result = audit_kit.run(
         "--log", str(tmp_path / "nowhere"), "verify", "--trusted-keys", str(sealed_log / "trusted-keys.txt")
     )
-    assert result.exit_code == 2 and "no audit log at" in result.output  # missing, not tampered: exit 2
+    # nothing to verify is a usage error (2), not tampering (1)
+    assert result.exit_code == 2 and f"no audit log at {tmp_path / 'nowhere'}" in result.output
 
 
 # -- compliance findings: exit 2 ------------------------------------------------------------

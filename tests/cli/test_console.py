@@ -121,3 +121,26 @@ def test_the_plan_lists_unsupported_actions(make_company):
     )
     assert result.exit_code == 0
     assert "not supported by this connector: revoke_tokens" in result.stdout
+
+
+def test_a_system_that_could_not_be_searched_is_a_problem_line(make_company):
+    from click.testing import CliRunner
+
+    from offboard.cli._main import cli
+
+    from .. import _fakes
+
+    company = make_company(systems=2, people=1)
+    _fakes.add_faults(company.systems["sys1"], (404, None))
+    result = CliRunner().invoke(
+        cli, ["--config", str(company.config_path), "revoke", "user0@corp.example", "--yes"], catch_exceptions=False
+    )
+    assert result.exit_code == 3, result.output
+    lines = result.stdout.splitlines()
+    start = lines.index("Problems:")
+    assert lines[start + 1] == "  sys1: could not look for accounts, HTTP 404"
+    assert lines[start + 2].endswith(
+        "3 of 3 action(s) verified, 1 problem(s) listed above (`offboard status "
+        + lines[start + 2].split()[1]
+        + "` shows them again)"
+    )

@@ -132,3 +132,11 @@ def test_a_mistyped_subcommand_gets_a_suggestion():
     assert result.exit_code == 2 and "No such command 'revok'. Did you mean 'revoke'?" in result.stderr
     result = run("zzzz")
     assert result.exit_code == 2 and "Did you mean" not in result.stderr
+
+
+def test_verify_tells_a_missing_log_from_a_deleted_one(make_company, home):
+    company = make_company(systems=1, people=1)
+    assert run("--config", str(company.config_path), "revoke", "user0@corp.example", "--yes").exit_code == 0
+    assert run("audit", "verify").exit_code == 0
+    (home / "audit" / "entries.jsonl").unlink()  # deleted beside its checkpoints: tampering
+    assert run("audit", "verify").exit_code == 1

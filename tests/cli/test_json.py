@@ -58,3 +58,4 @@ def test_policies_list_and_demo_as_json(home):
     report = json.loads(result.stdout)  # only JSON on stdout: no tables, no progress
     assert report["case"]["status"] == "complete" and report["data_dir"] == str(home)
     assert set(report["read_back"]) == {o["system"] for o in report["case"]["actions"]}
+    assert not (home / "demo").exists()  # no sandbox secrets or a config for closed ports left behind

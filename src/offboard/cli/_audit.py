@@ -167,7 +167,8 @@ def verify(ctx, trusted_keys, pinned, sla, origin, strict, witness_keys, min_wit
     """Check the whole log. Exit 0 intact, 1 integrity failure, 2 compliance findings only."""
     log = _log_dir(ctx)
     sla_seconds = _sla(sla)
-    if not (log / ENTRIES).is_file():  # nothing to verify is a usage problem, not tampering
+    if not (log / ENTRIES).exists() and not (log / CHECKPOINTS).exists():
+        # nothing there is a usage problem; entries deleted beside their checkpoints is tampering (below)
         _fail(f"no audit log at {log} (point --log at one, or check --data-dir / OFFBOARD_HOME)", 2)
     trust = _trust(trusted_keys, log, 1)
     pins = []
@@ -289,7 +290,8 @@ def evidence(ctx, person, out, sla, pinned, as_json) -> None:
         _seal(log, trust)
         summary = build_evidence(log, person, out, trust, sla_seconds=sla_seconds, pinned=pins)
     except (OffboardError, OSError) as exc:
-        _fail(str(exc), 2)
+        hint = " (`offboard status` lists the people with cases)" if str(exc).startswith("no audit entries") else ""
+        _fail(f"{exc}{hint}", 2)
     if as_json:
         from ._main import emit_json
 

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..models import CaseStatus
 from ._main import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, App, emit_json
-from ._output import DiscoverySpinner, plain, problem_lines, read_back, summary_line
+from ._output import DiscoverySpinner, case_problems, plain, read_back, summary_line
 
 out = Console(highlight=False)
 STYLE = {
@@ -104,7 +104,7 @@ def result_table(result: Any, accounts: bool = True) -> Table:
 def print_result(result: Any) -> None:
     """The result table, then each problem on one line, then one summary line."""
     out.print(result_table(result))
-    problems = problem_lines(result.outcomes)
+    problems = case_problems(result)
     if problems:
         out.print("[red]Problems:[/]")
         for line in problems:

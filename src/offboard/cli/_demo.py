@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -31,16 +32,26 @@ def pick_departing(sandbox) -> Person:
 
 
 def run_demo(people: int = 25, latency: int = 40, seed: int = 7, as_json: bool = False) -> int:
-    """Run the demo; returns the exit code (0 complete, 3 incomplete). ``as_json``: one JSON document, no tables."""
-    from ..sandbox import Sandbox
-    from ._cases import Progress, print_checklist, print_plan, result_table
+    """Run the demo; returns the exit code (0 complete, 3 incomplete). ``as_json``: one JSON document, no tables.
 
+    The simulated company's files (secrets, TLS key, its config) are removed afterwards; the case and the
+    signed audit log stay in the data directory."""
     started = time.monotonic()
     home = data_dir()
     demo_dir = home / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
-    if as_json:
-        return _run_demo_json(people, latency, seed, home, demo_dir, started)
+    try:
+        if as_json:
+            return _run_demo_json(people, latency, seed, home, demo_dir, started)
+        return _run_demo(people, latency, seed, home, demo_dir, started)
+    finally:  # the simulators' secrets, keys and a config pointing at their (now closed) ports
+        shutil.rmtree(demo_dir, ignore_errors=True)
+
+
+def _run_demo(people: int, latency: int, seed: int, home: Path, demo_dir: Path, started: float) -> int:
+    from ..sandbox import Sandbox
+    from ._cases import Progress, print_checklist, print_plan, result_table
+
     out.print(
         f"[bold]offboard demo[/]: starting a simulated company of {people} people "
         f"(Entra ID, Google Workspace, Slack, GitHub, a SCIM app; {latency} ms per request)"

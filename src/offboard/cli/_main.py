@@ -194,7 +194,8 @@ def _unavailable(name: str, why: str) -> click.Command:
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="OFFBOARD_CONFIG",
-    help="Configuration file (or OFFBOARD_CONFIG).",
+    help="Configuration file (else OFFBOARD_CONFIG, ./offboard.yaml, $OFFBOARD_HOME/offboard.yaml, "
+    "~/.config/offboard/offboard.yaml).",
 )
 @click.option(
     "--data-dir",
@@ -202,7 +203,7 @@ def _unavailable(name: str, why: str) -> click.Command:
     envvar="OFFBOARD_HOME",
     help="Where state and the audit log live (or OFFBOARD_HOME).",
 )
-@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+@click.option("-v", "--verbose", count=True, help="Log lines on stderr, not DATA_DIR/offboard.log (repeat for debug).")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None, verbose: int) -> None:
     """Disable every account a departing person holds: fast, everywhere, provably.
@@ -239,7 +240,12 @@ class App:
         if self._config is None:
             from ..config._config import Config, load_config
 
-            path = self.discovery.path
+            path, origin = self.discovery.path, self.discovery.origin
+            if path is not None and not path.exists() and origin in ("--config", "OFFBOARD_CONFIG"):
+                raise ConfigError(
+                    f"{path} (from {origin}) does not exist: write one (see docs/configuration.md, "
+                    f"or `offboard sandbox up` for a sandbox's) or point {origin} at your configuration file"
+                )
             self._config = load_config(path) if path is not None else Config()
         return self._config
 

@@ -6,7 +6,7 @@ import re
 import threading
 from typing import Any
 
-__all__ = ["DiscoverySpinner", "plain", "problem_lines", "summary_line", "read_back"]
+__all__ = ["DiscoverySpinner", "case_problems", "plain", "problem_lines", "summary_line", "read_back"]
 
 _TUPLE_REPR = re.compile(r"""^\(\s*(?P<q>['"])(?P<body>.*)(?P=q)\s*,?\s*\)$""", re.S)
 _LIST_REPR = re.compile(r"""^\[\s*(?P<q>['"])(?P<body>.*)(?P=q)\s*\]$""", re.S)
@@ -60,11 +60,21 @@ def problem_lines(outcomes: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def case_problems(result: Any) -> list[str]:
+    """Every problem of a case, one line each: systems whose accounts could not be discovered, then actions."""
+    lines = []
+    for line in (result.detail or "").splitlines():
+        system, sep, error = line.partition(": discovery failed: ")
+        if sep:
+            lines.append(f"{system}: could not look for accounts, {plain(error)}")
+    return lines + problem_lines(result.outcomes)
+
+
 def summary_line(result: Any) -> str:
     """One line: the case, its status, and how many actions need attention."""
     total = len(result.outcomes)
     verified = sum(o["status"] == "verified" for o in result.outcomes)
-    problems = len(problem_lines(result.outcomes))
+    problems = len(case_problems(result))
     line = f"Case {result.case_id} {result.status.value}: {verified} of {total} action(s) verified"
     if problems:
         line += f", {problems} problem(s) listed above (`offboard status {result.case_id}` shows them again)"

@@ -75,6 +75,17 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+def _tell_the_person(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """When logs go to the file, offboard's own warnings and errors also reach the person: one plain line on
+    stderr (``warning: what happened (error: why)``). Libraries' log lines stay in the file."""
+    level = str(event_dict.get("level", ""))
+    if level in ("warning", "error", "critical"):
+        why = event_dict.get("error")
+        line = f"{'error' if level != 'warning' else 'warning'}: {event_dict.get('event', '')}"
+        sys.stderr.write(line + (f" ({why})" if why else "") + "\n")
+    return event_dict
+
+
 class LogFile:
     """``DATA_DIR/offboard.log``, opened on the first write, and only if the data folder exists (a read-only
     command never creates it); otherwise the lines are dropped. File-like enough for logging and structlog."""
@@ -144,6 +155,7 @@ def configure_logging(verbosity: int = 0, json: bool | None = None, stderr: bool
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             _redact_processor,
+            *([] if stderr else [_tell_the_person]),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
