@@ -67,6 +67,20 @@ PPOLICY_CONTROL = "1.3.6.1.4.1.42.2.27.8.5.1"
 _PAGED = "1.2.840.113556.1.4.319"
 _FILETIME_EPOCH = 11644473600  # seconds from 1601-01-01 to 1970-01-01
 _NEVER_EXPIRES = {"0", "9223372036854775807"}
+#: LDAP_MATCHING_RULE_IN_CHAIN: AD's transitive (nested) group membership match.
+IN_CHAIN = "1.2.840.113556.1.4.1941"
+#: AD's protected groups (those AdminSDHolder covers): their members, direct or nested, are administrators.
+AD_ADMIN_GROUPS = (
+    "Domain Admins",
+    "Enterprise Admins",
+    "Schema Admins",
+    "Administrators",
+    "Account Operators",
+    "Backup Operators",
+    "Server Operators",
+    "Print Operators",
+)
+_ADMIN_TTL = 300.0  # seconds an AD administrators list is reused
 _STAMP = "Disabled by offboard"
 
 _EMAIL_ATTRS = {"mail": "mail", "userprincipalname": "userPrincipalName", "proxyaddresses": "proxyAddresses"}
@@ -112,6 +126,9 @@ class LdapSettings(ConnectorSettings):
     stamp_description: bool = True
     scramble_password: bool = False
     disabled_ou: str | None = Field(None, description="AD only: move disabled accounts here")
+    admin_groups: tuple[str, ...] = Field(
+        (), description="AD: more groups (names or DNs) whose members, direct or nested, count as administrators"
+    )
 
     @field_validator("discover_by")
     @classmethod
@@ -159,6 +176,7 @@ class LdapConnector(Connector):
         super().__init__(instance, settings)
         self._conn: ldap3.Connection | None = None
         self._lock = threading.Lock()
+        self._admins: tuple[float, frozenset[str]] | None = None  # (when read, lowercased DNs)
 
     # -- connection -----------------------------------------------------------
 
@@ -340,7 +358,7 @@ class LdapConnector(Connector):
                 name=_first(a, "sAMAccountName") or entry["dn"],
                 email=_first(a, "mail") or _first(a, "userPrincipalName"),
                 active=not uac & ACCOUNTDISABLE,
-                admin=_first(a, "adminCount") == "1",
+                admin=_first(a, "adminCount") == "1" or entry["dn"].lower() in self._ad_admins(),
                 attributes={"dn": entry["dn"], "flavor": "ad"},
             )
         flavor = self.settings.flavor
@@ -353,6 +371,30 @@ class LdapConnector(Connector):
             active=not _is_locked(flavor, lock),
             attributes={"dn": entry["dn"], "flavor": flavor},
         )
+
+    def _ad_admins(self) -> frozenset[str]:
+        """DNs (lowercased) of every member, direct or nested, of AD's protected groups and ``admin_groups``.
+
+        ``adminCount`` alone misses fresh members and accounts AdminSDHolder cleanup reset; the
+        transitive match (LDAP_MATCHING_RULE_IN_CHAIN) finds them. Read at most every few minutes."""
+        cached = self._admins
+        if cached is not None and time.monotonic() - cached[0] < _ADMIN_TTL:
+            return cached[1]
+        s = self.settings
+        root = (
+            ",".join(p for p in (x.strip() for x in s.base_dn.split(",")) if p.lower().startswith("dc=")) or s.base_dn
+        )
+        names = [*AD_ADMIN_GROUPS, *(g for g in s.admin_groups if "=" not in g)]
+        groups = [g for g in s.admin_groups if "=" in g]
+        terms = "".join(f"(cn={escape_filter_chars(n)})(sAMAccountName={escape_filter_chars(n)})" for n in names)
+        groups += [e["dn"] for e in self._search(root, f"(&(objectClass=group)(|{terms}))", ["cn"])]
+        members: set[str] = set()
+        if groups:
+            chain = "".join(f"(memberOf:{IN_CHAIN}:={escape_filter_chars(g)})" for g in dict.fromkeys(groups))
+            members = {e["dn"].lower() for e in self._search(root, f"(&(objectClass=user)(|{chain}))", ["cn"])}
+        admins = frozenset(members)
+        self._admins = (time.monotonic(), admins)
+        return admins
 
     def _entry(self, account: Account, extra: tuple[str, ...] = ()) -> dict:
         """The account's entry, found by its stable id (DNs move)."""
@@ -522,7 +564,14 @@ class LdapConnector(Connector):
         if s.set_account_expires and (expires in _NEVER_EXPIRES or int(expires) > now):
             changes["accountExpires"] = [(ldap3.MODIFY_REPLACE, [str(now)])]
         case = action.params.get("case")
-        if s.stamp_description and not any(_STAMP in d and (not case or str(case) in d) for d in description):
+        stamped = any(_STAMP in d for d in description)
+        # stamp when this disables, or once on an account disabled by hand; never re-stamp a disabled
+        # account with a later case's id: a second disable changes nothing and says so
+        if (
+            s.stamp_description
+            and (not uac & ACCOUNTDISABLE or not stamped)
+            and not any(_STAMP in d and (not case or str(case) in d) for d in description)
+        ):
             stamp = f"{_STAMP} on {datetime.now(UTC):%Y-%m-%d}" + (f", case {case}" if case else "")
             changes["description"] = [(ldap3.MODIFY_REPLACE, [stamp])]
         move_to = s.disabled_ou if s.disabled_ou and not _same_dn(_parent(dn), s.disabled_ou) else None

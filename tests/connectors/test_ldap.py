@@ -349,3 +349,60 @@ def test_revoke_disables_one_person_in_both_directories_and_every_sandbox_system
     ad.admin.search(ad.base, f"(mail={person.email})", attributes=["userAccountControl"])
     assert ad.admin.entries[0].userAccountControl.value & 2  # ACCOUNTDISABLE, read straight from the DC
     assert "OU=Disabled Users" in ad.admin.entries[0].entry_dn and dns["ad"] != ad.admin.entries[0].entry_dn
+
+
+@AD_ONLY
+def test_ad_a_nested_domain_admins_member_without_admincount_is_an_administrator(directory: Directory):
+    import secrets
+
+    from offboard.config._policy import Protection
+
+    a = directory.admin
+    person, dn, _ = directory.make_person(groups=False)
+    plain, _, _ = directory.make_person(groups=False)
+    configured, configured_dn, _ = directory.make_person(groups=False)
+    nested = f"CN=ops-admins-{secrets.token_hex(3)},{directory.groups_base}"
+    helpdesk = f"helpdesk-{secrets.token_hex(3)}"
+    for group in (nested, f"CN={helpdesk},{directory.groups_base}"):
+        assert a.add(group, ["group"], {"sAMAccountName": group[3:].split(",")[0]}), a.result
+    # Domain Admins <- ops-admins <- the person: nested, and no adminCount (AdminSDHolder has not run)
+    assert a.modify(f"CN=Domain Admins,CN=Users,{directory.base}", {"member": [(ldap3.MODIFY_ADD, [nested])]})
+    assert a.modify(nested, {"member": [(ldap3.MODIFY_ADD, [dn])]}), a.result
+    assert a.modify(f"CN={helpdesk},{directory.groups_base}", {"member": [(ldap3.MODIFY_ADD, [configured_dn])]})
+    a.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["adminCount"])
+    assert not a.entries[0].adminCount.values
+    connector = LdapConnector("ad", directory.settings(admin_groups=[helpdesk]))
+    try:
+        [account] = connector.discover(person)
+        [other] = connector.discover(plain)
+        [by_config] = connector.discover(configured)
+        listed = {x.id: x.admin for x in _all_accounts(connector)}
+    finally:
+        connector.close()
+    assert account.admin is True and by_config.admin is True and other.admin is False
+    assert listed[account.id] is True and listed[other.id] is False  # the inventory sees the same
+    # a policy with admins: true (the default) and no name pattern never plans it
+    assert Protection.combine(None).reason(account) == "administrator account"
+    assert Protection.combine(None).reason(other) is None
+
+
+def _all_accounts(connector: LdapConnector):
+    cursor = None
+    while True:
+        page = connector.list_accounts(cursor)
+        yield from page.accounts
+        if not page.cursor:
+            return
+        cursor = page.cursor
+
+
+@AD_ONLY
+def test_ad_a_second_disable_by_another_case_changes_nothing(directory: Directory, connector, person, target_state):
+    [account] = connector.discover(person)
+    first = connector.apply(Action(DISABLE, account, {"case": "case-first"}))
+    assert first.changed is True
+    state = target_state(account)
+    again = connector.apply(Action(DISABLE, account, {"case": "case-second"}))
+    assert again.changed is False and again.detail == "already disabled"
+    assert target_state(account) == state  # the description still names the first case
+    assert any("case-first" in d for d in state["description"])
