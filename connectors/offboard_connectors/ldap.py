@@ -126,6 +126,11 @@ class LdapSettings(ConnectorSettings):
     stamp_description: bool = True
     scramble_password: bool = False
     disabled_ou: str | None = Field(None, description="AD only: move disabled accounts here")
+    ppolicy_dn: str | None = Field(
+        None,
+        description="OpenLDAP: the ppolicy overlay's ppolicy_default (the policy of accounts without "
+        "pwdPolicySubentry); default: the one pwdPolicy entry in the directory",
+    )
     admin_groups: tuple[str, ...] = Field(
         (), description="AD: more groups (names or DNs) whose members, direct or nested, count as administrators"
     )
@@ -484,6 +489,10 @@ class LdapConnector(Connector):
         observed: dict[str, Any] = {_LOCK_ATTR[flavor]: value}
         if not _is_locked(flavor, value, forever=True):
             return Verification(action, False, observed, f"{_LOCK_ATTR[flavor]} is {value!r}")
+        if flavor == "openldap":  # a refused probe bind proves nothing where the lock is not enforced
+            problem = self._lockout_problem(action.account)
+            if problem:
+                return Verification(action, False, observed, problem)
         outcome = self._bind_probe(entry["dn"])
         observed["bind"] = outcome
         if outcome == "success":
@@ -493,6 +502,39 @@ class LdapConnector(Connector):
         if flavor == "openldap" and not self._server_supports(PPOLICY_CONTROL):
             return Verification(action, False, observed, "the server has no ppolicy overlay: the lock is not enforced")
         return Verification(action, True, observed, f"bind refused ({outcome}); server did not say why")
+
+    def _lockout_problem(self, account: Account) -> str | None:
+        """Why ``pwdAccountLockedTime`` would not lock ``account`` (no pwdLockout: TRUE in its policy), or None.
+
+        The effective policy is the entry's ``pwdPolicySubentry``, else ``ppolicy_dn`` (the overlay's
+        ``ppolicy_default``), else the only ``pwdPolicy`` entry under the directory's root."""
+        entry = self._entry(account, ("pwdPolicySubentry",))
+        policy = _first(entry["attributes"], "pwdPolicySubentry") or self.settings.ppolicy_dn
+        lockout: str | None = None
+        if policy:
+            try:
+                found = list(self._search(policy, "(objectClass=*)", ["pwdLockout"], ldap3.BASE))
+            except NotFound:
+                found = []
+            if not found:
+                return f"its password policy {policy} does not exist or is not readable; pwdLockout cannot be checked"
+            lockout = _first(found[0]["attributes"], "pwdLockout")
+        else:
+            s = self.settings
+            domain = [p for p in (x.strip() for x in s.base_dn.split(",")) if p.lower().startswith("dc=")]
+            found = list(self._search(",".join(domain) or s.base_dn, "(objectClass=pwdPolicy)", ["pwdLockout"]))
+            if len(found) != 1:
+                return (
+                    f"its effective password policy cannot be told ({len(found)} pwdPolicy entries readable, no "
+                    "pwdPolicySubentry): set ppolicy_dn to the overlay's ppolicy_default"
+                )
+            policy, lockout = found[0]["dn"], _first(found[0]["attributes"], "pwdLockout")
+        if str(lockout).upper() != "TRUE":
+            return (
+                f"the effective password policy {policy} has pwdLockout: {lockout or 'unset'}, so "
+                "pwdAccountLockedTime does not stop logins; set pwdLockout: TRUE there (and ppolicy_use_lockout)"
+            )
+        return None
 
     def _bind_probe(self, dn: str) -> str:
         """Bind as the account with a throwaway password and the ppolicy control; say how it went."""
@@ -536,6 +578,10 @@ class LdapConnector(Connector):
         current = _first(entry["attributes"], attr)
         before = {"dn": entry["dn"], attr: current}
         right = f"{'manage' if flavor == 'openldap' else 'write'} {attr} on people"
+        if flavor == "openldap":  # a lock only disables under a policy with pwdLockout: TRUE
+            problem = self._lockout_problem(action.account)
+            if problem:
+                raise PermanentError(f"cannot disable {entry['dn']}: {problem}", system=self.instance)
         if current == value:
             return Receipt(action, False, before, detail=f"already locked ({attr})")
         if self.settings.scramble_password:

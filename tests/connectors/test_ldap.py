@@ -287,6 +287,7 @@ def test_revoke_disables_one_person_in_both_directories_and_every_sandbox_system
     slapd_server, samba_dc, tmp_path, home
 ):
     """`offboard revoke` with a config holding slapd, Samba AD and the five simulated SaaS systems."""
+    import os
     import subprocess
     import sys
 
@@ -312,6 +313,8 @@ def test_revoke_disables_one_person_in_both_directories_and_every_sandbox_system
         path = tmp_path / "offboard.yaml"
         path.write_text(yaml.safe_dump(config))
         env = {"OFFBOARD_HOME": str(home), "PATH": "/usr/bin:/bin"}
+        if os.environ.get("PYTHONPATH"):  # the code under test, not whatever is installed
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         revoke = subprocess.run(
             [sys.executable, "-m", "offboard", "--config", str(path), "revoke", person.id, "--yes", "--json"],
             capture_output=True,
@@ -406,3 +409,42 @@ def test_ad_a_second_disable_by_another_case_changes_nothing(directory: Director
     assert again.changed is False and again.detail == "already disabled"
     assert target_state(account) == state  # the description still names the first case
     assert any("case-first" in d for d in state["description"])
+
+
+@OPENLDAP_ONLY
+def test_openldap_with_lockout_off_fails_the_disable_naming_the_setting_never_verified(directory: Directory):
+    """pwdLockout: FALSE makes pwdAccountLockedTime do nothing: the account would still log in."""
+    import secrets
+
+    a = directory.admin
+    policy = f"cn=nolockout-{secrets.token_hex(3)},ou=policies,{directory.base}"
+    assert a.add(
+        policy,
+        ["device", "pwdPolicy"],
+        {"cn": policy[3:].split(",")[0], "pwdAttribute": "userPassword", "pwdLockout": "FALSE"},
+    ), a.result
+    person, dn, password = directory.make_person(groups=False)
+    assert a.modify(dn, {"pwdPolicySubentry": [(ldap3.MODIFY_REPLACE, [policy])]}), a.result
+    connector = LdapConnector("openldap", directory.settings())
+    try:
+        action = _action(connector, person, DISABLE)
+        with pytest.raises(PermanentError) as failed:
+            connector.apply(action)
+        assert "pwdLockout: FALSE" in str(failed.value) and policy in str(failed.value)
+        assert directory.bind(dn, password) is not None  # nothing was written: the account still logs in
+        # locked behind offboard's back under that policy: the read-back does not call it disabled
+        assert a.modify(dn, {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, ["000001010000Z"])]}), a.result
+        assert directory.bind(dn, password) is not None, "slapd enforced the lock although pwdLockout is FALSE"
+        verification = connector.verify(action)
+        assert not verification.ok and "pwdLockout: FALSE" in verification.detail
+    finally:
+        connector.close()
+
+
+@OPENLDAP_ONLY
+def test_openldap_with_lockout_on_the_locked_account_cannot_bind(directory: Directory, connector):
+    person, dn, password = directory.make_person(groups=False)
+    action = _action(connector, person, DISABLE)
+    assert connector.apply(action).changed is True
+    assert connector.verify(action).ok
+    assert directory.bind(dn, password) is None
