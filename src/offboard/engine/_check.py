@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..config._durations import aware, iso
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from ..config._policy import Policy
     from ._engine import Engine
 
-__all__ = ["Residual", "residual", "check_case"]
+__all__ = ["Residual", "residual", "check_case", "recent_leavers", "check_recent"]
 
 
 @dataclass
@@ -174,3 +175,39 @@ def engine_log(exc: Exception, case_id: str) -> None:
     import structlog
 
     structlog.get_logger("offboard.check").warning("residual notice failed", case=case_id, error=redact(str(exc)))
+
+
+def recent_leavers(engine: Engine, window: timedelta, policy: str | None = None) -> list[tuple[Person, Policy]]:
+    """Each person with a case opened within ``window``, once, with that newest case's policy (or ``policy``)."""
+    cutoff = engine.clock() - window
+    seen: dict[str, tuple[Person, Policy]] = {}
+    for case in engine.store.find_cases(limit=100_000):
+        if aware(case["created_at"]) < cutoff or case["person_id"] in seen:
+            continue
+        who = Person.from_dict(json.loads(case["person"]))
+        chosen = engine.policy_for(who, policy) if policy else engine.policies.get(case["policy"])
+        seen[case["person_id"]] = (who, chosen or engine.policy_for(who))
+    return list(seen.values())
+
+
+def check_recent(engine: Engine, window: timedelta) -> list[Residual]:
+    """The check over every recent leaver (sweeps, with ``sweep.check_since``); notify (``residual``) on leftovers."""
+    reports = [residual(engine, who, chosen) for who, chosen in recent_leavers(engine, window)]
+    found = [r for r in reports if r.leftovers]
+    if found:
+        from ..checklist._notifiers import notify
+        from ..notifiers import Notice
+
+        try:
+            notify(
+                engine.config,
+                "residual",
+                Notice(
+                    kind="residual",
+                    subject=f"offboard: {len(found)} recent leaver(s) still hold access",
+                    text="\n".join(f"{r.person.id}: {x}" for r in found for x in r.leftovers),
+                ),
+            )
+        except Exception as exc:  # the check's result stands whatever a notifier does
+            engine_log(exc, "-")
+    return reports
