@@ -171,9 +171,8 @@ def run_sweep(
     since = engine.config.sweep.get("check_since")
     if since and not dry_run and not result.halted:  # what do recent leavers still hold, whatever the cases say?
         from ..config._durations import parse_duration
-        from ..engine._check import check_recent
 
-        result.residual = check_recent(engine, parse_duration(str(since)))
+        result.residual = engine.check_recent(parse_duration(str(since)))
     return result
 
 
