@@ -67,6 +67,20 @@ PPOLICY_CONTROL = "1.3.6.1.4.1.42.2.27.8.5.1"
 _PAGED = "1.2.840.113556.1.4.319"
 _FILETIME_EPOCH = 11644473600  # seconds from 1601-01-01 to 1970-01-01
 _NEVER_EXPIRES = {"0", "9223372036854775807"}
+#: LDAP_MATCHING_RULE_IN_CHAIN: AD's transitive (nested) group membership match.
+IN_CHAIN = "1.2.840.113556.1.4.1941"
+#: AD's protected groups (those AdminSDHolder covers): their members, direct or nested, are administrators.
+AD_ADMIN_GROUPS = (
+    "Domain Admins",
+    "Enterprise Admins",
+    "Schema Admins",
+    "Administrators",
+    "Account Operators",
+    "Backup Operators",
+    "Server Operators",
+    "Print Operators",
+)
+_ADMIN_TTL = 300.0  # seconds an AD administrators list is reused
 _STAMP = "Disabled by offboard"
 
 _EMAIL_ATTRS = {"mail": "mail", "userprincipalname": "userPrincipalName", "proxyaddresses": "proxyAddresses"}
@@ -112,6 +126,14 @@ class LdapSettings(ConnectorSettings):
     stamp_description: bool = True
     scramble_password: bool = False
     disabled_ou: str | None = Field(None, description="AD only: move disabled accounts here")
+    ppolicy_dn: str | None = Field(
+        None,
+        description="OpenLDAP: the ppolicy overlay's ppolicy_default (the policy of accounts without "
+        "pwdPolicySubentry); default: the one pwdPolicy entry in the directory",
+    )
+    admin_groups: tuple[str, ...] = Field(
+        (), description="AD: more groups (names or DNs) whose members, direct or nested, count as administrators"
+    )
 
     @field_validator("discover_by")
     @classmethod
@@ -163,6 +185,7 @@ class LdapConnector(Connector):
         self._conn: ldap3.Connection | None = None
         self._lock = threading.Lock()
         self._listings: dict[str, ldap3.Connection] = {}  # list_accounts: listing id -> its own connection
+        self._admins: tuple[float, frozenset[str]] | None = None  # (when read, lowercased DNs)
 
     # -- connection -----------------------------------------------------------
 
@@ -344,7 +367,7 @@ class LdapConnector(Connector):
                 name=_first(a, "sAMAccountName") or entry["dn"],
                 email=_first(a, "mail") or _first(a, "userPrincipalName"),
                 active=not uac & ACCOUNTDISABLE,
-                admin=_first(a, "adminCount") == "1",
+                admin=_first(a, "adminCount") == "1" or entry["dn"].lower() in self._ad_admins(),
                 attributes={"dn": entry["dn"], "flavor": "ad"},
             )
         flavor = self.settings.flavor
@@ -357,6 +380,30 @@ class LdapConnector(Connector):
             active=not _is_locked(flavor, lock),
             attributes={"dn": entry["dn"], "flavor": flavor},
         )
+
+    def _ad_admins(self) -> frozenset[str]:
+        """DNs (lowercased) of every member, direct or nested, of AD's protected groups and ``admin_groups``.
+
+        ``adminCount`` alone misses fresh members and accounts AdminSDHolder cleanup reset; the
+        transitive match (LDAP_MATCHING_RULE_IN_CHAIN) finds them. Read at most every few minutes."""
+        cached = self._admins
+        if cached is not None and time.monotonic() - cached[0] < _ADMIN_TTL:
+            return cached[1]
+        s = self.settings
+        root = (
+            ",".join(p for p in (x.strip() for x in s.base_dn.split(",")) if p.lower().startswith("dc=")) or s.base_dn
+        )
+        names = [*AD_ADMIN_GROUPS, *(g for g in s.admin_groups if "=" not in g)]
+        groups = [g for g in s.admin_groups if "=" in g]
+        terms = "".join(f"(cn={escape_filter_chars(n)})(sAMAccountName={escape_filter_chars(n)})" for n in names)
+        groups += [e["dn"] for e in self._search(root, f"(&(objectClass=group)(|{terms}))", ["cn"])]
+        members: set[str] = set()
+        if groups:
+            chain = "".join(f"(memberOf:{IN_CHAIN}:={escape_filter_chars(g)})" for g in dict.fromkeys(groups))
+            members = {e["dn"].lower() for e in self._search(root, f"(&(objectClass=user)(|{chain}))", ["cn"])}
+        admins = frozenset(members)
+        self._admins = (time.monotonic(), admins)
+        return admins
 
     def _entry(self, account: Account, extra: tuple[str, ...] = ()) -> dict:
         """The account's entry, found by its stable id (DNs move)."""
@@ -486,6 +533,10 @@ class LdapConnector(Connector):
         observed: dict[str, Any] = {_LOCK_ATTR[flavor]: value}
         if not _is_locked(flavor, value, forever=True):
             return Verification(action, False, observed, f"{_LOCK_ATTR[flavor]} is {value!r}")
+        if flavor == "openldap":  # a refused probe bind proves nothing where the lock is not enforced
+            problem = self._lockout_problem(action.account)
+            if problem:
+                return Verification(action, False, observed, problem)
         outcome = self._bind_probe(entry["dn"])
         observed["bind"] = outcome
         if outcome == "success":
@@ -495,6 +546,39 @@ class LdapConnector(Connector):
         if flavor == "openldap" and not self._server_supports(PPOLICY_CONTROL):
             return Verification(action, False, observed, "the server has no ppolicy overlay: the lock is not enforced")
         return Verification(action, True, observed, f"bind refused ({outcome}); server did not say why")
+
+    def _lockout_problem(self, account: Account) -> str | None:
+        """Why ``pwdAccountLockedTime`` would not lock ``account`` (no pwdLockout: TRUE in its policy), or None.
+
+        The effective policy is the entry's ``pwdPolicySubentry``, else ``ppolicy_dn`` (the overlay's
+        ``ppolicy_default``), else the only ``pwdPolicy`` entry under the directory's root."""
+        entry = self._entry(account, ("pwdPolicySubentry",))
+        policy = _first(entry["attributes"], "pwdPolicySubentry") or self.settings.ppolicy_dn
+        lockout: str | None = None
+        if policy:
+            try:
+                found = list(self._search(policy, "(objectClass=*)", ["pwdLockout"], ldap3.BASE))
+            except NotFound:
+                found = []
+            if not found:
+                return f"its password policy {policy} does not exist or is not readable; pwdLockout cannot be checked"
+            lockout = _first(found[0]["attributes"], "pwdLockout")
+        else:
+            s = self.settings
+            domain = [p for p in (x.strip() for x in s.base_dn.split(",")) if p.lower().startswith("dc=")]
+            found = list(self._search(",".join(domain) or s.base_dn, "(objectClass=pwdPolicy)", ["pwdLockout"]))
+            if len(found) != 1:
+                return (
+                    f"its effective password policy cannot be told ({len(found)} pwdPolicy entries readable, no "
+                    "pwdPolicySubentry): set ppolicy_dn to the overlay's ppolicy_default"
+                )
+            policy, lockout = found[0]["dn"], _first(found[0]["attributes"], "pwdLockout")
+        if str(lockout).upper() != "TRUE":
+            return (
+                f"the effective password policy {policy} has pwdLockout: {lockout or 'unset'}, so "
+                "pwdAccountLockedTime does not stop logins; set pwdLockout: TRUE there (and ppolicy_use_lockout)"
+            )
+        return None
 
     def _bind_probe(self, dn: str) -> str:
         """Bind as the account with a throwaway password and the ppolicy control; say how it went."""
@@ -538,6 +622,10 @@ class LdapConnector(Connector):
         current = _first(entry["attributes"], attr)
         before = {"dn": entry["dn"], attr: current}
         right = f"{'manage' if flavor == 'openldap' else 'write'} {attr} on people"
+        if flavor == "openldap":  # a lock only disables under a policy with pwdLockout: TRUE
+            problem = self._lockout_problem(action.account)
+            if problem:
+                raise PermanentError(f"cannot disable {entry['dn']}: {problem}", system=self.instance)
         if current == value:
             return Receipt(action, False, before, detail=f"already locked ({attr})")
         if self.settings.scramble_password:
@@ -566,7 +654,14 @@ class LdapConnector(Connector):
         if s.set_account_expires and (expires in _NEVER_EXPIRES or int(expires) > now):
             changes["accountExpires"] = [(ldap3.MODIFY_REPLACE, [str(now)])]
         case = action.params.get("case")
-        if s.stamp_description and not any(_STAMP in d and (not case or str(case) in d) for d in description):
+        stamped = any(_STAMP in d for d in description)
+        # stamp when this disables, or once on an account disabled by hand; never re-stamp a disabled
+        # account with a later case's id: a second disable changes nothing and says so
+        if (
+            s.stamp_description
+            and (not uac & ACCOUNTDISABLE or not stamped)
+            and not any(_STAMP in d and (not case or str(case) in d) for d in description)
+        ):
             stamp = f"{_STAMP} on {datetime.now(UTC):%Y-%m-%d}" + (f", case {case}" if case else "")
             changes["description"] = [(ldap3.MODIFY_REPLACE, [stamp])]
         move_to = s.disabled_ou if s.disabled_ou and not _same_dn(_parent(dn), s.disabled_ou) else None

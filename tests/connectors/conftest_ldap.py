@@ -109,6 +109,8 @@ class Directory:
         }
         if self.ad:
             base["disabled_ou"] = self.disabled_ou
+        else:  # the overlay's ppolicy_default: the policy of accounts without pwdPolicySubentry
+            base["ppolicy_dn"] = f"cn=default,ou=policies,{self.base}"
         return {**base, **overrides}
 
     def _make_groups(self) -> list[str]:

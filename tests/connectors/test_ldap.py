@@ -296,6 +296,7 @@ def test_revoke_disables_one_person_in_both_directories_and_every_sandbox_system
     slapd_server, samba_dc, tmp_path, home
 ):
     """`offboard revoke` with a config holding slapd, Samba AD and the five simulated SaaS systems."""
+    import os
     import subprocess
     import sys
 
@@ -392,3 +393,99 @@ def test_a_cursor_of_an_ended_listing_is_a_clear_error(directory: Directory):
     assert first.cursor
     with pytest.raises(PermanentError, match="cannot be resumed on another connection"):
         LdapConnector("b", directory.settings(page_size=2)).list_accounts(first.cursor)
+
+
+@AD_ONLY
+def test_ad_a_nested_domain_admins_member_without_admincount_is_an_administrator(directory: Directory):
+    import secrets
+
+    from offboard.config._policy import Protection
+
+    a = directory.admin
+    person, dn, _ = directory.make_person(groups=False)
+    plain, _, _ = directory.make_person(groups=False)
+    configured, configured_dn, _ = directory.make_person(groups=False)
+    nested = f"CN=ops-admins-{secrets.token_hex(3)},{directory.groups_base}"
+    helpdesk = f"helpdesk-{secrets.token_hex(3)}"
+    for group in (nested, f"CN={helpdesk},{directory.groups_base}"):
+        assert a.add(group, ["group"], {"sAMAccountName": group[3:].split(",")[0]}), a.result
+    # Domain Admins <- ops-admins <- the person: nested, and no adminCount (AdminSDHolder has not run)
+    assert a.modify(f"CN=Domain Admins,CN=Users,{directory.base}", {"member": [(ldap3.MODIFY_ADD, [nested])]})
+    assert a.modify(nested, {"member": [(ldap3.MODIFY_ADD, [dn])]}), a.result
+    assert a.modify(f"CN={helpdesk},{directory.groups_base}", {"member": [(ldap3.MODIFY_ADD, [configured_dn])]})
+    a.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["adminCount"])
+    assert not a.entries[0].adminCount.values
+    connector = LdapConnector("ad", directory.settings(admin_groups=[helpdesk]))
+    try:
+        [account] = connector.discover(person)
+        [other] = connector.discover(plain)
+        [by_config] = connector.discover(configured)
+        listed = {x.id: x.admin for x in _all_accounts(connector)}
+    finally:
+        connector.close()
+    assert account.admin is True and by_config.admin is True and other.admin is False
+    assert listed[account.id] is True and listed[other.id] is False  # the inventory sees the same
+    # a policy with admins: true (the default) and no name pattern never plans it
+    assert Protection.combine(None).reason(account) == "administrator account"
+    assert Protection.combine(None).reason(other) is None
+
+
+def _all_accounts(connector: LdapConnector):
+    cursor = None
+    while True:
+        page = connector.list_accounts(cursor)
+        yield from page.accounts
+        if not page.cursor:
+            return
+        cursor = page.cursor
+
+
+@AD_ONLY
+def test_ad_a_second_disable_by_another_case_changes_nothing(directory: Directory, connector, person, target_state):
+    [account] = connector.discover(person)
+    first = connector.apply(Action(DISABLE, account, {"case": "case-first"}))
+    assert first.changed is True
+    state = target_state(account)
+    again = connector.apply(Action(DISABLE, account, {"case": "case-second"}))
+    assert again.changed is False and again.detail == "already disabled"
+    assert target_state(account) == state  # the description still names the first case
+    assert any("case-first" in d for d in state["description"])
+
+
+@OPENLDAP_ONLY
+def test_openldap_with_lockout_off_fails_the_disable_naming_the_setting_never_verified(directory: Directory):
+    """pwdLockout: FALSE makes pwdAccountLockedTime do nothing: the account would still log in."""
+    import secrets
+
+    a = directory.admin
+    policy = f"cn=nolockout-{secrets.token_hex(3)},ou=policies,{directory.base}"
+    assert a.add(
+        policy,
+        ["device", "pwdPolicy"],
+        {"cn": policy[3:].split(",")[0], "pwdAttribute": "userPassword", "pwdLockout": "FALSE"},
+    ), a.result
+    person, dn, password = directory.make_person(groups=False)
+    assert a.modify(dn, {"pwdPolicySubentry": [(ldap3.MODIFY_REPLACE, [policy])]}), a.result
+    connector = LdapConnector("openldap", directory.settings())
+    try:
+        action = _action(connector, person, DISABLE)
+        with pytest.raises(PermanentError) as failed:
+            connector.apply(action)
+        assert "pwdLockout: FALSE" in str(failed.value) and policy in str(failed.value)
+        assert directory.bind(dn, password) is not None  # nothing was written: the account still logs in
+        # locked behind offboard's back under that policy: the read-back does not call it disabled
+        assert a.modify(dn, {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, ["000001010000Z"])]}), a.result
+        assert directory.bind(dn, password) is not None, "slapd enforced the lock although pwdLockout is FALSE"
+        verification = connector.verify(action)
+        assert not verification.ok and "pwdLockout: FALSE" in verification.detail
+    finally:
+        connector.close()
+
+
+@OPENLDAP_ONLY
+def test_openldap_with_lockout_on_the_locked_account_cannot_bind(directory: Directory, connector):
+    person, dn, password = directory.make_person(groups=False)
+    action = _action(connector, person, DISABLE)
+    assert connector.apply(action).changed is True
+    assert connector.verify(action).ok
+    assert directory.bind(dn, password) is None

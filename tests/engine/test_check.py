@@ -15,6 +15,7 @@ from offboard.engine._engine import Engine
 from offboard.sandbox import Sandbox
 
 from .. import _fakes
+from .._smtp import wait_for
 
 
 def rejoin(company, system: str, login: str, groups: list[str]) -> None:
@@ -110,3 +111,46 @@ def test_check_finds_a_github_collaborator_reinvited_and_a_google_group_rejoined
     assert any(
         f"google_workspace {person.email} remove_memberships" in line and group["email"] in line for line in lines
     ), lines
+
+
+def test_a_sweep_with_check_since_finds_and_notifies_what_recent_leavers_still_hold(make_company, tmp_path, run, smtp):
+    from ..inventory._support import write_hr
+
+    company = make_company(systems=1, people=6)
+    hr = write_hr(tmp_path / "hr.json", company.people)
+    company.extra = {
+        "people": [{"type": "hr_export", "settings": {"path": str(hr)}}],
+        "sweep": {"check_since": "30d"},
+        "notifiers": {
+            "mail": {
+                "type": "email",
+                "events": ["residual"],
+                "settings": {
+                    "host": "127.0.0.1",
+                    "port": smtp.port,
+                    "security": "none",
+                    "sender": "offboard@corp.example",
+                    "to": ["it@corp.example"],
+                },
+            }
+        },
+    }
+    config = str(company.write_config())
+    assert run("--config", config, "revoke", "user1@corp.example", "--yes").exit_code == 0
+    clean = run("--config", config, "sweep", "--json")
+    assert clean.exit_code == 0, clean.output
+    assert "1 recent leaver(s) checked, 0 still hold access" in json.loads(clean.stdout)["message"]
+    rejoin(company, "sys0", "user1", ["vpn"])
+    found = run("--config", config, "sweep", "--json")
+    assert found.exit_code == 3
+    report = json.loads(found.stdout)
+    assert [(r["person"], [x["kind"] for x in r["leftovers"]]) for r in report["residual"]] == [
+        ("user1@corp.example", ["remove_memberships"])
+    ]
+    wait_for(lambda: len(smtp.messages) >= 1)
+    _, message = smtp.messages[-1]
+    assert "still hold access" in message["Subject"] and "groups is still ['vpn']" in message.get_content()
+    bad = company.extra | {"sweep": {"check_since": "soon"}}
+    company.extra = bad
+    wrong = run("--config", str(company.write_config()), "sweep")
+    assert wrong.exit_code == 2 and "check_since" in wrong.output

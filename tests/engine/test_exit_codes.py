@@ -102,3 +102,25 @@ def test_again_within_zero_never_asks(make_company, run, home):
     assert run("--config", config, "revoke", "user1@corp.example", "--yes").exit_code == 0
     assert run("--config", config, "revoke", "user1@corp.example", "--yes").exit_code == 0
     assert len(cases(home)) == 2
+
+
+def test_revoke_of_accounts_no_connector_can_act_on_exits_3_naming_them_with_no_case(make_company, run, home, tmp_path):
+    company = make_company(systems=1)
+    policy = tmp_path / "licences.yaml"
+    policy.write_text("name: licences\nactions: [remove_licenses]\n")
+    company.extra = {"policies": [str(policy)]}
+    config = str(company.write_config())
+    result = run("--config", config, "revoke", "user1@corp.example", "--policy", "licences", "--yes")
+    assert result.exit_code == 3, result.output
+    assert "sys0 user1: remove_licenses is not supported" in result.output
+    assert cases(home) == []
+
+
+def test_revoke_dry_run_exits_3_when_a_system_cannot_be_searched(sandbox, tmp_path, run):
+    config = copy.deepcopy(sandbox.config())
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text("xoxb-not-the-token")
+    config["connectors"]["slack"]["settings"]["token"] = f"file:{wrong}"
+    result = run("--config", _write(tmp_path, config), "revoke", _person(sandbox).email, "--dry-run")
+    assert result.exit_code == 3, result.output
+    assert "Dry run" in result.output

@@ -207,6 +207,7 @@ def revoke(
             nonlocal code
             spinner.stop()
             if dry_run:
+                code = EXIT_INCOMPLETE if the_plan.errors else EXIT_OK  # as `plan`: a system not searched
                 if as_json:
                     emit_json({"dry_run": True, "plan": the_plan.to_dict()})
                 else:
@@ -243,10 +244,24 @@ def revoke(
 
 
 def nothing_to_do(plan: Any, as_json: bool) -> int:
-    """Say why no case opens: 2 when every account found is protected (naming the protections), else 0."""
+    """Say why no case opens: 2 when every account found is protected (naming the protections), 3 when
+    accounts were found that no connector can act on (naming them), else 0."""
     protections = [f"{a.system} {a.name}: {why}" for a, why in plan.protected]
+    unsupported = [f"{a.system} {a.name}: {kind.value} is not supported" for a, kind in plan.unsupported]
     if as_json:
-        emit_json({"case": None, "person": plan.person.id, "nothing_to_do": True, "protected": protections})
+        emit_json(
+            {
+                "case": None,
+                "person": plan.person.id,
+                "nothing_to_do": True,
+                "protected": protections,
+                "unsupported": unsupported,
+            }
+        )
+    elif unsupported:
+        click.echo(f"error: offboard cannot act on the accounts of {plan.person.id}; no case opened:", err=True)
+        for line in unsupported + protections:
+            click.echo(f"  {line}", err=True)
     elif protections:
         who = plan.person.id
         click.echo(f"error: every account of {who} is protected; nothing was done, no case opened:", err=True)
@@ -254,6 +269,8 @@ def nothing_to_do(plan: Any, as_json: bool) -> int:
             click.echo(f"  {line}", err=True)
     else:
         out.print(f"Nothing to do for {escape(plan.person.id)}: no account to act on; no case opened.")
+    if unsupported:
+        return EXIT_INCOMPLETE
     return EXIT_USAGE if protections else EXIT_OK
 
 

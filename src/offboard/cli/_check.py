@@ -22,7 +22,7 @@ def check(app: App, person: str | None, since: str | None, policy: str | None, a
     Exits 0 when nothing is left, 3 when something is (one line each) or a system could not be searched.
     """
     from ..config._durations import parse_duration
-    from ..engine._check import residual
+    from ..engine._check import recent_leavers, residual
 
     engine = app.engine(needs_connectors=True, read_only=True)
     if (person is None) == (since is None):
@@ -38,7 +38,7 @@ def check(app: App, person: str | None, since: str | None, policy: str | None, a
         except ValueError as exc:
             click.echo(f"error: --since: {exc}", err=True)
             sys.exit(EXIT_USAGE)
-        targets = _recent_leavers(engine, window, policy)
+        targets = recent_leavers(engine, window, policy)
     reports = [residual(engine, who, chosen) for who, chosen in targets]
     if as_json:
         emit_json(reports[0].to_dict() if person is not None else [r.to_dict() for r in reports])
@@ -53,21 +53,3 @@ def check(app: App, person: str | None, since: str | None, policy: str | None, a
         if since is not None and not reports:
             click.echo(f"No case opened within {since}.")
     sys.exit(EXIT_OK if all(r.clean for r in reports) else EXIT_INCOMPLETE)
-
-
-def _recent_leavers(engine: Any, window: Any, policy: str | None) -> list[tuple[Any, Any]]:
-    """Each person with a case opened within ``window``, once, with the newest case's policy."""
-    import json
-
-    from ..config._durations import aware
-    from ..models import Person
-
-    cutoff = engine.clock() - window
-    seen: dict[str, tuple[Any, Any]] = {}
-    for case in engine.store.find_cases(limit=100_000):
-        if aware(case["created_at"]) < cutoff or case["person_id"] in seen:
-            continue
-        who = Person.from_dict(json.loads(case["person"]))
-        chosen = engine.policy_for(who, policy) if policy else engine.policies.get(case["policy"])
-        seen[case["person_id"]] = (who, chosen or engine.policy_for(who))
-    return list(seen.values())

@@ -173,6 +173,11 @@ class Config(_Strict):
 
             if not isinstance(schedule, str) or not croniter.is_valid(schedule):
                 raise ValueError(f"schedule {schedule!r} is not a cron expression such as '0 * * * *'")
+        if value.get("check_since") is not None:
+            try:
+                parse_duration(str(value["check_since"]))
+            except ValueError as exc:
+                raise ValueError(f"check_since: {exc}") from None
         return value
 
     @field_validator("connectors")

@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..config._durations import aware, iso
 from ..config._logging import redact
 from ..config._policy import Protection
-from ..errors import ConnectorError, OffboardError
-from ..models import Action, ActionStatus, Leftover, Person, Verification
+from ..connector import Connector
+from ..errors import ConnectorError
+from ..models import Account, Action, ActionStatus, Leftover, Person, Verification
 
 if TYPE_CHECKING:
     from ..config._policy import Policy
     from ._engine import Engine
 
-__all__ = ["Residual", "residual", "check_case"]
+__all__ = ["Residual", "residual", "check_case", "recent_leavers", "check_recent"]
 
 
 @dataclass
@@ -53,10 +55,19 @@ class Residual:
         }
 
 
-def residual(engine: Engine, person: Person, policy: Policy | None = None) -> Residual:
-    """Ask every enabled system, read-only, what ``person`` still holds that ``policy`` would remove."""
+def residual(
+    engine: Engine, person: Person, policy: Policy | None = None, accounts: list[Account] | None = None
+) -> Residual:
+    """Ask every enabled system, read-only, what ``person`` still holds that ``policy`` would remove.
+
+    ``accounts`` (a closing case's own) skips discovery and asks only their systems."""
     policy = policy or engine.policy_for(person)
-    accounts, errors = engine.gather(person)
+    if accounts is None:
+        accounts, errors = engine.gather(person)
+        names = [n for n in engine.enabled_connectors() if n not in errors]
+    else:
+        errors = {}
+        names = list(dict.fromkeys(a.system for a in accounts if a.system in engine.config.connectors))
     report = Residual(person, errors=dict(errors))
     by_system: dict[str, list[Action]] = {}
     protection = Protection.combine(policy, engine.config.protected)
@@ -66,7 +77,6 @@ def residual(engine: Engine, person: Person, policy: Policy | None = None) -> Re
         capabilities = type(engine.connector(account.system)).capabilities()
         kinds, _ = policy.actions_for(account.system, engine.config.connectors[account.system].type)
         by_system.setdefault(account.system, []).extend(Action(k, account) for k in kinds if k in capabilities)
-    names = [n for n in engine.enabled_connectors() if n not in errors]
     futures = {}
     for name in names:
         futures[name] = engine._pool.submit(_check_system, engine, name, person, by_system.get(name, []))
@@ -90,8 +100,9 @@ def _check_system(engine: Engine, name: str, person: Person, actions: list[Actio
         if not verification.ok and not verification.pending:
             found.append(Leftover(action.account, action.kind, verification.detail or "read-back disagrees"))
     accounts = list({a.account.ref: a.account for a in actions}.values())
-    extra, _ = engine.call(name, connector.residual, person, accounts)
-    found.extend(extra)
+    if type(connector).residual is not Connector.residual:  # asked only of connectors that answer it
+        extra, _ = engine.call(name, connector.residual, person, accounts)
+        found.extend(extra)
     return found
 
 
@@ -100,9 +111,17 @@ def check_case(engine: Engine, case: dict[str, Any]) -> None:
     unverified, so the case closes incomplete and the work is owed again."""
     person = Person.from_dict(json.loads(case["person"]))
     policy = engine.policies.get(case["policy"]) or engine.policy_for(person)
+    # The case's own accounts, read back without discovery: a bulk run pays one read per action, not a
+    # discovery per system per person (``offboard check`` and ``sweep.check_since`` discover afresh).
+    accounts = list(
+        {
+            (r["system"], r["account_id"]): Account.from_dict(json.loads(r["account"]))
+            for r in engine.store.actions(case["id"])
+        }.values()
+    )
     try:
-        report = residual(engine, person, policy)
-    except OffboardError as exc:  # the close goes on; the entry says the check could not run
+        report = residual(engine, person, policy, accounts)
+    except Exception as exc:  # the close goes on whatever happens; the entry says the check could not run
         report = Residual(person, errors={"*": redact(f"{type(exc).__name__}: {exc}")})
     rows = {(r["system"], r["account_id"], r["kind"]): r for r in engine.store.actions(case["id"])}
     reopened = []
@@ -174,3 +193,39 @@ def engine_log(exc: Exception, case_id: str) -> None:
     import structlog
 
     structlog.get_logger("offboard.check").warning("residual notice failed", case=case_id, error=redact(str(exc)))
+
+
+def recent_leavers(engine: Engine, window: timedelta, policy: str | None = None) -> list[tuple[Person, Policy]]:
+    """Each person with a case opened within ``window``, once, with that newest case's policy (or ``policy``)."""
+    cutoff = engine.clock() - window
+    seen: dict[str, tuple[Person, Policy]] = {}
+    for case in engine.store.find_cases(limit=100_000):
+        if aware(case["created_at"]) < cutoff or case["person_id"] in seen:
+            continue
+        who = Person.from_dict(json.loads(case["person"]))
+        chosen = engine.policy_for(who, policy) if policy else engine.policies.get(case["policy"])
+        seen[case["person_id"]] = (who, chosen or engine.policy_for(who))
+    return list(seen.values())
+
+
+def check_recent(engine: Engine, window: timedelta) -> list[Residual]:
+    """The check over every recent leaver (sweeps, with ``sweep.check_since``); notify (``residual``) on leftovers."""
+    reports = [residual(engine, who, chosen) for who, chosen in recent_leavers(engine, window)]
+    found = [r for r in reports if r.leftovers]
+    if found:
+        from ..checklist._notifiers import notify
+        from ..notifiers import Notice
+
+        try:
+            notify(
+                engine.config,
+                "residual",
+                Notice(
+                    kind="residual",
+                    subject=f"offboard: {len(found)} recent leaver(s) still hold access",
+                    text="\n".join(f"{r.person.id}: {x}" for r in found for x in r.leftovers),
+                ),
+            )
+        except Exception as exc:  # the check's result stands whatever a notifier does
+            engine_log(exc, "-")
+    return reports

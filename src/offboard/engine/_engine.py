@@ -560,6 +560,12 @@ class Engine:
 
         return retry_owed(self, progress, **kw)
 
+    def check_recent(self, window: timedelta) -> list[Any]:
+        """The residual-access check over everyone with a case opened within ``window`` (``_check.check_recent``)."""
+        from ._check import check_recent
+
+        return check_recent(self, window)
+
     def run_due_followups(
         self, progress: Callable[[dict[str, Any]], None] | None = None, wait: bool = True
     ) -> list[CaseResult]:

@@ -44,10 +44,15 @@ class SweepResult:
     sync: Any = None
     notices: int = 0
     retried: list[Any] = field(default_factory=list)  # owed work of earlier cases, retried by this sweep
+    residual: list[Any] = field(default_factory=list)  # the residual-access check of recent leavers (check_since)
 
     @property
     def ok(self) -> bool:
-        return not self.halted and all(c.ok for c in [*self.cases, *self.retried])
+        return (
+            not self.halted
+            and all(c.ok for c in [*self.cases, *self.retried])
+            and all(not r.leftovers for r in self.residual)
+        )
 
     @property
     def message(self) -> str:
@@ -65,6 +70,9 @@ class SweepResult:
         if self.retried:
             still = sum(not c.ok for c in self.retried)
             text += f"; owed work of {len(self.retried)} earlier case(s) retried, {still} still incomplete"
+        if self.residual:
+            left = sum(bool(r.leftovers) for r in self.residual)
+            text += f"; {len(self.residual)} recent leaver(s) checked, {left} still hold access"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +89,7 @@ class SweepResult:
             "skipped": [{"person": p, "why": w} for p, w in self.skipped],
             "sync": self.sync.to_dict() if self.sync is not None else None,
             "retried": [c.to_dict() for c in self.retried],
+            "residual": [r.to_dict() for r in self.residual],
         }
 
 
@@ -159,6 +168,11 @@ def run_sweep(
     retried = [] if dry_run else engine.retry_owed(progress)
     result = _sweep(engine, approve, approver, dry_run, sync, notify, progress)
     result.retried = retried
+    since = engine.config.sweep.get("check_since")
+    if since and not dry_run and not result.halted:  # what do recent leavers still hold, whatever the cases say?
+        from ..config._durations import parse_duration
+
+        result.residual = engine.check_recent(parse_duration(str(since)))
     return result
 
 
