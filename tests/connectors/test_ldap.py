@@ -296,7 +296,6 @@ def test_revoke_disables_one_person_in_both_directories_and_every_sandbox_system
     slapd_server, samba_dc, tmp_path, home
 ):
     """`offboard revoke` with a config holding slapd, Samba AD and the five simulated SaaS systems."""
-    import os
     import subprocess
     import sys
 
