@@ -64,7 +64,7 @@ def test_sync_correlates_and_keeps_first_seen(make_company, tmp_path, run, home)
 def test_a_failing_system_keeps_its_last_inventory(make_company, tmp_path, run, home):
     company, _ = setup(make_company, tmp_path)
     run("--config", str(company.config_path), "inventory", "sync")
-    _fakes.add_faults(company.systems["sys1"], *[(403, None)] * 3)
+    _fakes.add_faults(company.systems["sys1"], *[(401, None)] * 3)
     result = run("--config", str(company.config_path), "inventory", "sync", "--json")
     assert result.exit_code == 3
     report = json.loads(result.output)

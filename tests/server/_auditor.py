@@ -29,7 +29,9 @@ def run_cases(engine: Any, company: Any) -> None:
     engine.revoke("user0@corp.example")
     engine.revoke("user1@corp.example")
     case = engine.open_case(engine.plan("user2@corp.example"))
-    _fakes.add_faults(company.systems["sys1"], (403, None))  # never retried: the case ends incomplete
+    _fakes.add_faults(
+        company.systems["sys1"], (401, None)
+    )  # credentials rejected, never retried: the case ends incomplete
     engine.run_cases([case])
     engine.wait_sealed()  # the pages show what a checkpoint covers: wait for the background seal, never on timing
 
