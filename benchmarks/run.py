@@ -5,7 +5,15 @@ from __future__ import annotations
 import importlib
 import sys
 
-SCENARIOS = ["bench_engine", "bench_audit", "bench_bulk", "bench_intake", "bench_inventory", "bench_scaleout"]
+SCENARIOS = [
+    "bench_engine",
+    "bench_audit",
+    "bench_bulk",
+    "bench_intake",
+    "bench_inventory",
+    "bench_scaleout",
+    "bench_faults",
+]
 
 
 def main(argv: list[str]) -> int:
