@@ -103,3 +103,25 @@ def test_a_lease_is_taken_only_when_free_expired_or_its_holder_is_a_dead_local_p
         assert leases.holders([case_id]) == {}
     finally:
         store.close()
+
+
+def test_a_workers_clean_up_leaves_alone_a_case_whose_owner_is_about_to_close_it(make_company, home):
+    from offboard.config._config import load_config
+    from offboard.engine._engine import Engine
+
+    company = make_company(systems=2, people=2)
+    home.mkdir(parents=True, exist_ok=True)
+    owner = Engine.open(load_config(company.config_path), home)
+    janitor = Engine.open(load_config(company.config_path), home)  # another engine: its own lease owner
+    try:
+        case_id = owner.open_case(owner.plan("user1@corp.example"))
+        for row in owner.store.actions(case_id):  # the work is done; the owner has not closed the case yet
+            owner.store.update_action(row["id"], status="verified", responded_at=utcnow())
+        assert janitor.close_stragglers() == []  # before leases: claimed and closed here, then again by the owner
+        assert owner.store.case(case_id)["status"] == "running"
+        owner.close_case(case_id)
+        assert janitor.close_stragglers() == []
+    finally:
+        janitor.close()
+        owner.close()
+    assert _audit_types(home).count("case_closed") == 1
