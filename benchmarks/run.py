@@ -13,6 +13,7 @@ SCENARIOS = [
     "bench_inventory",
     "bench_scaleout",
     "bench_startup",
+    "bench_faults",
 ]
 
 

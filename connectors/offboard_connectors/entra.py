@@ -144,7 +144,7 @@ class EntraConnector(Connector):
                 instance_discovery=False,
                 timeout=s.timeout,
             )
-        except ValueError as exc:
+        except (ValueError, msal.exceptions.MsalServiceError) as exc:
             status, headers = self._auth_http.last
             if status == 429 or status >= 500:  # authority discovery throttled or down: the engine retries
                 raise error_for(status, headers, short(str(exc)), system=instance, what="authority discovery") from None

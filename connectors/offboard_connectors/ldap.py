@@ -36,6 +36,9 @@ from offboard import (
 )
 from offboard.errors import AuthError, NotFound, PermanentError, PermissionDenied, TransientError
 
+#: What an undo cannot give back after ``scramble_password`` (``Receipt.before["irreversible"]``).
+SCRAMBLED = "the password was scrambled: the original cannot be restored; set a new one"
+
 
 class _Lazy:
     """A module imported on first use: `offboard --help` must not pay for ldap3."""
@@ -635,6 +638,7 @@ class LdapConnector(Connector):
                 f"scramble password of {entry['dn']}",
                 ("write userPassword on people",),
             )
+            before["irreversible"] = [SCRAMBLED]
         self._modify(entry["dn"], {attr: [(ldap3.MODIFY_REPLACE, [value])]}, f"lock {entry['dn']}", (right,))
         self.log.info("account locked", account=action.account.name, attribute=attr)
         return Receipt(action, True, before, detail=f"{attr} set to {value}")
@@ -679,6 +683,7 @@ class LdapConnector(Connector):
             )
         if s.scramble_password and "userAccountControl" in changes:  # only when this apply disables
             self._scramble_ad(dn)
+            before["irreversible"] = [SCRAMBLED]
         if changes:
             self._modify(dn, changes, f"disable {dn}", tuple(f"write {k} on user objects" for k in changes))
         done = list(changes)

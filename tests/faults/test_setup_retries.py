@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from offboard.config._config import load_config
@@ -23,7 +24,10 @@ def _running_case(config: Path, home: Path, person: str) -> str:
         engine.close()
 
 
-def test_resume_completes_while_entra_answers_429_to_the_first_discovery_and_token_requests(tmp_path, home, run):
+@pytest.mark.parametrize(("status", "retry_after"), [(429, 0.3), (503, None)])
+def test_resume_completes_while_entra_refuses_the_first_discovery_and_token_requests(
+    tmp_path, home, run, status, retry_after
+):
     with Sandbox(people=12, seed=5, systems=("entra",)) as sandbox:
         config = sandbox.write_config(tmp_path / "offboard.yaml")
         person = next(
@@ -34,7 +38,7 @@ def test_resume_completes_while_entra_answers_429_to_the_first_discovery_and_tok
         case_id = _running_case(config, home, person.email)
         entra = sandbox.sim("entra")
         seen = entra.log.total
-        with entra.force(429, retry_after=0.3, count=4):
+        with entra.force(status, retry_after=retry_after, count=4):
             result = run("--config", str(config), "resume", "--json")
         assert result.exit_code == 0, result.output
         [case] = json.loads(result.stdout)
@@ -44,7 +48,7 @@ def test_resume_completes_while_entra_answers_429_to_the_first_discovery_and_tok
         assert len(forced) == 4
         # The first answers refused were the set-up's own: MSAL's authority discovery, then the token.
         assert forced[0].path.endswith("/.well-known/openid-configuration")
-        assert all(e.status == 429 for e in forced)
+        assert all(e.status == status for e in forced)
         assert any(e.path.endswith("/oauth2/v2.0/token") and e.status == 200 for e in requests)
         assert sandbox.account("entra", person.email)["accountEnabled"] is False
 

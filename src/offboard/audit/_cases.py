@@ -46,6 +46,11 @@ class CaseRecord:
     planned: list[tuple[str, str, str]] = field(default_factory=list)
     actions: dict[tuple[str, str, str], Any] = field(default_factory=dict)
     names: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    #: ``case_undone`` entries: {actor, time, failed} (``keep``: the whole entry), in log order.
+    undone: list[dict[str, Any]] = field(default_factory=list)
+    #: Items an ``action`` entry with result ``undone`` reversed after the close: kept apart from
+    #: ``actions``, which stay what the case did (and what ``case_closed`` counted).
+    reversed: dict[tuple[str, str, str], Any] = field(default_factory=dict)
 
     def merge(self, later: CaseRecord) -> None:
         """Take in what a later stretch of the log says about this case (as if read in one pass)."""
@@ -56,12 +61,26 @@ class CaseRecord:
         if later.closed is not None:
             self.closed = later.closed
         self.actions.update(later.actions)
+        self.undone.extend(later.undone)
+        self.reversed.update(later.reversed)
 
     def final(self) -> dict[tuple[str, str, str], Any]:
-        """Every item (planned or acted on) with its last action, or None."""
+        """Every item (planned or acted on) with its last action (an undo's, if one reversed it), or None."""
         out: dict[tuple[str, str, str], Any] = {key: None for key in self.planned}
         out.update(self.actions)
+        out.update(self.reversed)
         return out
+
+    def undone_fully(self) -> bool:
+        """An undo ran for the case and reversed everything it could (nothing failed): a final state."""
+        return any(not entry.get("failed") for entry in self.undone)
+
+    def status(self) -> str | None:
+        """The case's final word: ``cancelled`` once fully undone, else the close's status (None while open)."""
+        if self.undone_fully():
+            return "cancelled"
+        closed = self.closed.get("status") if self.closed else None
+        return closed if isinstance(closed, str) else None
 
     def counts(self) -> dict[str, int]:
         """Items by their last result."""
@@ -125,7 +144,7 @@ class CaseRecord:
             found.append("opened but never closed")
         else:
             status = closed.get("status")
-            if status == "incomplete":
+            if status == "incomplete" and not self.undone_fully():  # undone: reversed, nothing is owed
                 found.append("closed incomplete")
             if status != "cancelled":
                 actions = self.actions
@@ -143,6 +162,13 @@ class CaseRecord:
             claimed_ms = closed.get("elapsed_ms")
             if isinstance(claimed_ms, int) and elapsed is not None and abs(claimed_ms - elapsed) > ELAPSED_TOLERANCE_MS:
                 found.append(f"case_closed elapsed_ms {claimed_ms} disagrees with the action entries ({elapsed})")
+        if self.reversed and not self.undone:
+            found.append(f"{len(self.reversed)} action(s) undone without a case_undone entry")
+        for entry in self.undone:
+            failed = entry.get("failed")
+            if failed:
+                listed = "; ".join(map(str, failed)) if isinstance(failed, list) else str(failed)
+                found.append(f"undo by {entry.get('actor') or 'unknown'} could not restore: {listed}")
         if sla_seconds is not None and elapsed is not None and elapsed > sla_seconds * 1000:
             found.append(
                 f"SLA missed: last verified action {last_verified} is "
@@ -196,7 +222,7 @@ class CaseBook:
             if not obj.get("approver"):
                 self.approval_findings.append(f"approval at seq {obj.get('seq')} has no approver")
             return
-        if kind not in ("action", "case_opened", "case_closed"):
+        if kind not in ("action", "case_opened", "case_closed", "case_undone"):
             return
         case = obj.get("case")
         if not isinstance(case, str):
@@ -210,7 +236,13 @@ class CaseBook:
                 record.person = person["id"]
         if kind == "action":
             key = item_key(obj.get("system"), obj.get("account"), obj.get("kind"))
-            record.actions[key] = obj if self.keep else (obj.get("result"), obj.get("responded_at"))
+            kept = obj if self.keep else (obj.get("result"), obj.get("responded_at"))
+            if obj.get("result") == "undone":  # a reversal after the close, not what the case did
+                record.reversed[key] = kept
+            else:
+                record.actions[key] = kept
+        elif kind == "case_undone":
+            record.undone.append(obj if self.keep else {k: obj.get(k) for k in ("actor", "time", "failed")})
         elif kind == "case_opened":
             if record.opened is None:
                 record.opened = obj

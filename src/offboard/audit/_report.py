@@ -478,7 +478,7 @@ def _case_view(record: CaseRecord, gathered: _Gathered, sla_seconds: int, now: d
         trigger=_text(opened.get("trigger")),
         policy=_text(opened.get("policy")),
         reason=_text(opened.get("reason")),
-        status=_text(closed.get("status")) or "open",
+        status=record.status() or "open",
         opened_at=_text(opened.get("time")),
         closed_at=_text(closed.get("time")),
         termination_at=record.termination_at(),

@@ -46,6 +46,8 @@ CSV_COLUMNS = (
     "time_to_revoke_seconds",
     "deadline_utc",
     "over_deadline",
+    "undone_by",
+    "undone_at_utc",
 )
 
 
@@ -92,6 +94,8 @@ def csv_rows(report: AuditReport) -> list[list[str]]:
             case.deadline,
             None if case.followup else case.over_deadline,
         ]
+        undo = case.undone[-1] if case.undone else {}
+        tail += [undo.get("actor"), undo.get("time")]
         items: list[Any] = list(case.items) or [None]
         for item in items:
             if item is None:

@@ -32,7 +32,7 @@ MAX_LISTED = 50
 BACKWARDS_TOLERANCE_S = 2
 BLOCK_LEVEL = 12  # leaves are folded in aligned blocks of 4096 with a plain compact range
 BLOCK = 1 << BLOCK_LEVEL
-CASE_TYPES = frozenset({"action", "case_opened", "case_closed", "approval"})
+CASE_TYPES = frozenset({"action", "case_opened", "case_closed", "case_undone", "approval"})
 _UNSEEN = object()
 
 Node = tuple[int, bytes]  # (level, hash) of a perfect, aligned subtree

@@ -355,7 +355,11 @@ def status(app: App, case: str | None, as_json: bool) -> None:
 @click.pass_obj
 def resume(app: App, as_json: bool) -> None:
     """Finish cases left running (after a crash) and run follow-ups that are due."""
-    results = app.engine(needs_connectors=True).resume()
+
+    def left_alone(case_id: str, why: str) -> None:
+        click.echo(f"left alone: case {case_id}: {why}", err=True)
+
+    results = app.engine(needs_connectors=True).resume(left_alone=left_alone)
     if as_json:
         emit_json([r.to_dict() for r in results])
     else:

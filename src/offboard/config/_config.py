@@ -75,6 +75,9 @@ class Limits(_Strict):
         default=900.0, gt=0, description="total seconds one call may wait on rate limits"
     )
     workers: int = Field(default=32, ge=1, le=512, description="engine threads")
+    lease_seconds: float = Field(
+        default=30.0, ge=3, description="a running case's lease lasts this long without a heartbeat"
+    )
 
 
 class PeopleConfig(_Strict):

@@ -40,6 +40,7 @@ from ..models import (
 from ..state._store import Store, dumps, new_id, utcnow
 from ._actions import ActionRunner
 from ._connectors import build_connector, connector_class
+from ._leases import LeaseKeeper, describe
 from ._plan import CaseResult, Plan
 from ._ratelimit import TokenBucket
 from ._recorder import Recorder
@@ -85,6 +86,7 @@ class Engine:
         self.on_discovered: Callable[[str, int, str | None], None] | None = None
         self.bucket_factory: Callable[..., Any] = TokenBucket
         self._actions = ActionRunner(self)
+        self.leases = LeaseKeeper(store, config.limits.lease_seconds)
 
     @classmethod
     def open(cls, config: Config, data_dir: Path, **kw: Any) -> Engine:
@@ -113,6 +115,7 @@ class Engine:
         self._pool.shutdown(wait=True)
         for pool in self._system_pools.values():
             pool.shutdown(wait=True)
+        self.leases.close()
         for connector in self._connectors.values():
             connector.close()
         self.record.close()
@@ -335,8 +338,15 @@ class Engine:
         if plan.as_of is not None and last_day(plan.person, termination_at or now) != last_day(plan.person, plan.as_of):
             tasks = self.checklist(plan.person, plan.policy, termination_at or now)  # due dates count from another day
         enqueue = self.dispatcher.enqueuer(case_id, action_rows) if self.dispatcher else None
+        lease = self.leases.on_insert(case_id)  # leased in the insert's transaction: no window for a resume
+
+        def also(conn: Any) -> None:
+            lease(conn)
+            if enqueue is not None:
+                enqueue(conn)
+
         try:
-            self.store.insert_case(row, action_rows, later, also=enqueue, task_rows=task_rows(case_id, tasks, now))
+            self.store.insert_case(row, action_rows, later, also=also, task_rows=task_rows(case_id, tasks, now))
         except CaseConflict:
             raise OffboardError(f"another case for {plan.person.id} is already running; resume it instead") from None
         self.record(
@@ -514,6 +524,7 @@ class Engine:
         # The record first, then the status: a crash in between leaves the case open, and closing
         # it again adds a second, identical close (the log's last word counts), never a missing one.
         self.store.update_case(case_id, status=status.value, closed_at=now, detail="\n".join(reasons))
+        self.leases.release(case_id)
         if seal:
             self.record.seal()
         _notify_closed(self, {**case, "status": status.value}, reasons)
@@ -537,18 +548,33 @@ class Engine:
         results = []
         cutoff = self.clock() - timedelta(seconds=older_than)
         for case in self.store.find_cases(statuses=[CaseStatus.CLOSING], limit=10_000):
-            if case["updated_at"] <= cutoff:
+            if case["updated_at"] <= cutoff and self.leases.take(case["id"]) is None:
                 results.append(self.close_case(case["id"]))
         for case in self.store.find_cases(statuses=[CaseStatus.RUNNING.value], limit=10_000):
+            if self.leases.take(case["id"]) is not None:  # a live process runs it and will close it
+                continue
             if self.store.claim_close(case["id"]):
                 results.append(self.close_case(case["id"]))
+            else:
+                self.leases.give_back(case["id"])
         return results
 
-    def resume(self, progress: Callable[[dict[str, Any]], None] | None = None) -> list[CaseResult]:
-        """Finish every case left running (after a crash or a kill)."""
-        running = [
-            c["id"] for c in self.store.find_cases(statuses=[CaseStatus.RUNNING, CaseStatus.CLOSING], limit=10_000)
-        ]
+    def resume(
+        self,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        left_alone: Callable[[str, str], None] | None = None,
+    ) -> list[CaseResult]:
+        """Finish every case left running (after a crash or a kill) whose lease this engine can take.
+
+        A case another live process still holds is left alone; ``left_alone(case_id, why)`` hears of it.
+        """
+        running = []
+        for case in self.store.find_cases(statuses=[CaseStatus.RUNNING, CaseStatus.CLOSING], limit=10_000):
+            holder = self.leases.take(case["id"])
+            if holder is None:
+                running.append(case["id"])
+            elif left_alone is not None:
+                left_alone(case["id"], f"owned by {describe(holder)}")
         for case_id in running:
             self.record("recovery", case_id, {"case": case_id, "note": "resuming a case interrupted before it closed"})
         results = self.run_cases(running, progress) if running else []

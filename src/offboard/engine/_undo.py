@@ -35,6 +35,8 @@ def undo_case(engine: Engine, case_id: str, actor: str = "") -> dict[str, list[s
             continue
         engine.store.update_action(row["id"], status=ActionStatus.UNDONE.value)
         restored.append(label)
+        # What the connector said, when it applied, no undo can give back (a scrambled password).
+        irreversible.extend(f"{label}: {why}" for why in receipt.before.get("irreversible") or ())
         engine.record(
             "action",
             case_id,

@@ -22,6 +22,7 @@ __all__ = [
     "inventory_syncs",
     "notices",
     "tasks",
+    "case_leases",
     "rate_limits",
     "audit_entries",
     "audit_checkpoints",
@@ -202,6 +203,20 @@ tasks = sa.Table(
     sa.Column("reminded_due_at", sa.DateTime(timezone=True)),
     sa.Column("reminded_overdue_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("case_id", "task_id", name="uq_task"),
+)
+
+# -- case leases: which process is running a case, while its heartbeat lasts ---------------
+
+case_leases = sa.Table(
+    "case_leases",
+    metadata,
+    sa.Column("case_id", sa.String(40), sa.ForeignKey("cases.id"), primary_key=True),
+    sa.Column("owner", sa.String(100), nullable=False),  # one id per engine: host, pid and a random part
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
 )
 
 # -- distributed execution: shared rate limits and the shared audit log --------------------
