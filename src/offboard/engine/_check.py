@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..config._durations import aware, iso
+from ..config._durations import aware
 from ..config._logging import redact
 from ..config._policy import Protection
 from ..connector import Connector
 from ..errors import ConnectorError
 from ..models import Account, Action, ActionStatus, Leftover, Person, Verification
+from ._owed import action_entry
 
 if TYPE_CHECKING:
     from ..config._policy import Policy
@@ -132,26 +133,10 @@ def check_case(engine: Engine, case: dict[str, Any]) -> None:
         verification = Verification(
             Action(leftover.kind, leftover.account), False, {}, f"residual check: {leftover.detail}"
         )
-        account = json.loads(row["account"])
         engine.record(
             "action",
             case["id"],
-            {
-                "case": case["id"],
-                "person": {"id": case["person_id"]},
-                "system": row["system"],
-                "account": {"id": account["id"], "name": account["name"]},
-                "kind": row["kind"],
-                "requested_at": iso(aware(row["requested_at"])),
-                "responded_at": iso(aware(row["responded_at"])),
-                "result": ActionStatus.UNVERIFIED.value,
-                "reference": None,
-                "changed": False,
-                "verification": verification.to_dict(),
-                "error": None,
-                "attempts": row["attempts"],
-                "recovered": False,
-            },
+            action_entry(case, row, ActionStatus.UNVERIFIED, verification=verification.to_dict()),
             action=(
                 row["id"],
                 {"status": ActionStatus.UNVERIFIED.value, "verification": json.dumps(verification.to_dict())},

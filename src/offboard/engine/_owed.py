@@ -232,7 +232,6 @@ def abandon(engine: Engine, case_ref: str, action_id: int, reason: str, by: str)
             "incomplete cases can be abandoned"
         )
     error = redact(f"abandoned by {by}: {reason}")
-    account = json.loads(row["account"])
     engine.record(
         "owed_abandoned",
         case["id"],
@@ -241,25 +240,38 @@ def abandon(engine: Engine, case_ref: str, action_id: int, reason: str, by: str)
     engine.record(
         "action",
         case["id"],
-        {
-            "case": case["id"],
-            "person": {"id": case["person_id"]},
-            "system": row["system"],
-            "account": {"id": account["id"], "name": account["name"]},
-            "kind": row["kind"],
-            "requested_at": iso(aware(row["requested_at"])),
-            "responded_at": iso(aware(row["responded_at"])),
-            "result": ActionStatus.SKIPPED.value,
-            "reference": None,
-            "changed": False,
-            "verification": None,
-            "error": error,
-            "attempts": row["attempts"],
-            "recovered": False,
-        },
+        action_entry(case, row, ActionStatus.SKIPPED, error=error),
         action=(row["id"], {"status": ActionStatus.SKIPPED.value, "error": error}),
     )
     return engine.close_case(case["id"])
+
+
+def action_entry(
+    case: dict[str, Any],
+    row: dict[str, Any],
+    result: ActionStatus,
+    *,
+    verification: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """The audit ``action`` entry that re-records a stored action ``row`` with a new ``result``."""
+    account = json.loads(row["account"])
+    return {
+        "case": case["id"],
+        "person": {"id": case["person_id"]},
+        "system": row["system"],
+        "account": {"id": account["id"], "name": account["name"]},
+        "kind": row["kind"],
+        "requested_at": iso(aware(row["requested_at"])),
+        "responded_at": iso(aware(row["responded_at"])),
+        "result": result.value,
+        "reference": None,
+        "changed": False,
+        "verification": verification,
+        "error": error,
+        "attempts": row["attempts"],
+        "recovered": False,
+    }
 
 
 def _ref(row: dict[str, Any]) -> dict[str, Any]:
