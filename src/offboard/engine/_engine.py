@@ -20,7 +20,6 @@ from typing import Any
 
 import structlog
 
-from .. import plugins
 from ..checklist._tasks import checklist_for, last_day, task_rows
 from ..checklist._tasks import counts as task_counts
 from ..config._config import Config
@@ -39,6 +38,7 @@ from ..models import (
 )
 from ..state._store import Store, dumps, new_id, utcnow
 from ._actions import ActionRunner
+from ._close import close_case
 from ._connectors import build_connector, connector_class
 from ._leases import LeaseKeeper, describe
 from ._plan import CaseResult, Plan
@@ -477,60 +477,8 @@ class Engine:
             self.close_case(case_id)
 
     def close_case(self, case_id: str, seal: bool = True) -> CaseResult:
-        """Decide ``complete`` or ``incomplete`` from the actions and record the close."""
-        case = self._case(case_id)
-        if self.config.cases.check_on_close:  # the last word before the close: what does the person still hold?
-            from ._check import check_case
-
-            check_case(self, case)
-        rows = self.store.actions(case_id)
-        counts: dict[str, int] = defaultdict(int)
-        reasons = [case["detail"]] if case["detail"] else []
-        for row in rows:
-            counts[row["status"]] += 1
-            if row["status"] != ActionStatus.VERIFIED.value:
-                account = json.loads(row["account"])["name"]
-                why = row["error"] or (
-                    json.loads(row["verification"])["detail"] if row["verification"] else row["status"]
-                )
-                reasons.append(f"{row['system']} {account} {row['kind']}: {row['status']} ({why})")
-        automated = CaseStatus.COMPLETE if not reasons else CaseStatus.INCOMPLETE
-        checklist = task_counts(self.store, case_id)
-        status = (
-            CaseStatus.AWAITING_TASKS if automated is CaseStatus.COMPLETE and checklist["blocking_open"] else automated
-        )
-        now = self.clock()
-        # "done" is when the system answered the write that the read-back then confirmed (as the log says)
-        verified_at = [
-            r["responded_at"] or r["verified_at"] for r in rows if r["status"] == ActionStatus.VERIFIED.value
-        ]
-        termination = case["termination_at"] or case["created_at"]
-        last = max(verified_at) if verified_at else None
-        self.record(
-            "case_closed",
-            case_id,
-            {
-                "case": case_id,
-                "person": {"id": case["person_id"]},
-                "status": status.value,
-                "counts": dict(counts),
-                "termination_at": _iso(termination),
-                "last_verified_at": _iso(last),
-                "elapsed_ms": int((last - termination).total_seconds() * 1000) if last else None,
-                "automated": automated.value,
-                **({"checklist": checklist} if checklist["total"] else {}),
-            },
-        )
-        # The record first, then the status: a crash in between leaves the case open, and closing
-        # it again adds a second, identical close (the log's last word counts), never a missing one.
-        self.store.update_case(case_id, status=status.value, closed_at=now, detail="\n".join(reasons))
-        self.leases.release(case_id)
-        if seal:
-            self.record.seal()
-        _notify_closed(self, {**case, "status": status.value}, reasons)
-        return CaseResult(
-            case_id, case["person_id"], status, self.store.actions(case_id), "\n".join(reasons), checklist
-        )
+        """Decide ``complete`` or ``incomplete`` from the actions and record the close (``_close.close_case``)."""
+        return close_case(self, case_id, seal)
 
     def result(self, case_id: str) -> CaseResult:
         case = self._case(case_id)
@@ -623,24 +571,3 @@ class Engine:
 
 def _errors_detail(errors: dict[str, str]) -> str:
     return "\n".join(f"{system}: discovery failed: {error}" for system, error in errors.items())
-
-
-def _notify_closed(engine: Engine, case: dict[str, Any], reasons: list[str]) -> None:
-    """Call the ``case_closed`` hooks with the public ``CaseClosed``, never the engine itself."""
-    from ..cases import CaseClosed
-    from ..checklist._notifiers import notify
-
-    try:
-        closed = CaseClosed(
-            id=case["id"],
-            person=Person.from_dict(json.loads(case["person"])),
-            status=case["status"],
-            trigger=case["trigger"],
-            policy=case["policy"],
-            reason=case["reason"] or "",
-            summary=tuple(reasons),
-            notify=lambda notice: notify(engine.config, "case_closed", notice),
-        )
-        plugins.get_plugin_manager().hook.case_closed(case=closed)
-    except Exception as exc:  # a notifier must never change a case's outcome
-        log.warning("case_closed hook failed", case=case["id"], error=redact(str(exc)))
