@@ -67,6 +67,50 @@ query($enterprise: String!, $login: String!) {
     }
   }
 }"""
+_IDENTITY_NODES = """
+        pageInfo { hasNextPage endCursor }
+        nodes {
+          samlIdentity { nameId username emails { value primary } }
+          scimIdentity { username emails { value primary } }
+          user { login }
+        }"""
+_ALL_EXTERNAL_IDENTITIES = (
+    """
+query($org: String!, $after: String) {
+  organization(login: $org) {
+    samlIdentityProvider {
+      externalIdentities(first: 100, after: $after) {"""
+    + _IDENTITY_NODES
+    + """
+      }
+    }
+  }
+}"""
+)
+_ALL_ENTERPRISE_IDENTITIES = (
+    """
+query($enterprise: String!, $after: String) {
+  enterprise(slug: $enterprise) {
+    ownerInfo {
+      samlIdentityProvider {
+        externalIdentities(first: 100, after: $after) {"""
+    + _IDENTITY_NODES
+    + """
+        }
+      }
+    }
+  }
+}"""
+)
+_VERIFIED_EMAILS = """
+query($org: String!, $after: String) {
+  organization(login: $org) {
+    membersWithRole(first: 100, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes { login organizationVerifiedDomainEmails(login: $org) }
+    }
+  }
+}"""
 _REMOVE_ENTERPRISE_MEMBER = """
 mutation($enterpriseId: ID!, $userId: ID!) {
   removeEnterpriseMember(input: {enterpriseId: $enterpriseId, userId: $userId}) {
@@ -124,6 +168,8 @@ class GitHubConnector(Connector):
         self._org = quote(s.org, safe="")
         self._scim = f"scim/v2/enterprises/{quote(s.enterprise or '', safe='')}/Users"
         self._enterprise = quote(s.enterprise or "", safe="")
+        self._identities: dict[str, dict[str, Any]] | None = None  # login (lower) -> who, for list_accounts
+        self._identity_error: str | None = None
 
     @property
     def graphql_url(self) -> str:
@@ -217,12 +263,11 @@ class GitHubConnector(Connector):
                 "list outside collaborators",
                 params={"per_page": size, "page": page},
             ).json()
-            accounts = tuple(
-                Account(self.instance, c["login"], c["login"], attributes={"kind": "outside_collaborator"})
-                for c in people
-            )
+            accounts = tuple(self._listed(c["login"], "outside_collaborator") for c in people)
             return AccountPage(accounts, f"c{page + 1}" if len(people) == size else None)
         page = int(cursor or 1)
+        if not self.settings.emu and (cursor is None or self._identities is None):
+            self._identities = self._read_identities()  # once per listing, in bulk: who each login is
         if self.settings.emu:  # the cursor is the SCIM startIndex: the server may answer fewer than asked
             start = page
             body = self._call(
@@ -237,9 +282,7 @@ class GitHubConnector(Connector):
             members = self._call(
                 "GET", f"orgs/{self._org}/members", "list members", params={"per_page": size, "page": page}
             ).json()
-            accounts = tuple(
-                Account(self.instance, m["login"], m["login"], attributes={"kind": "member"}) for m in members
-            )
+            accounts = tuple(self._listed(m["login"], "member") for m in members)
             if len(members) < size:
                 return AccountPage(accounts, "c1")
             return AccountPage(accounts, str(page + 1))
@@ -515,6 +558,86 @@ class GitHubConnector(Connector):
                     return node["user"]["login"]
         return None
 
+    def _listed(self, login: str, kind: str) -> Account:
+        """A listed login with what identifies its person (email, SAML NameID), so the inventory can correlate it."""
+        attributes: dict[str, Any] = {"kind": kind}
+        who = (self._identities or {}).get(login.lower())
+        if who:
+            attributes.update(who)
+        elif self._identity_error:
+            attributes["correlation"] = self._identity_error
+        return Account(self.instance, login, login, email=(who or {}).get("email"), attributes=attributes)
+
+    def _read_identities(self) -> dict[str, dict[str, Any]]:
+        """login (lower) -> {email, emails, saml_name_id, identified_by} for every login GitHub links to a person,
+        read in bulk (100 a request): the SAML external identities of the organization's identity provider, or of
+        the enterprise's when SAML is configured there; without SAML, members' verified-domain emails."""
+        self._identity_error = None
+        out: dict[str, dict[str, Any]] = {}
+        if not self.settings.saml_lookup:
+            self._identity_error = "saml_lookup is off: map logins with accounts: or logins_file"
+            return out
+        try:
+            if not self._all_external_identities(out):
+                self._verified_domain_emails(out)
+        except PermissionDenied as exc:
+            # The listing still holds: the accounts go uncorrelated and sweeps say so (docs/connectors/github.md).
+            self._identity_error = f"cannot read who the logins are: {exc}"
+        return out
+
+    def _all_external_identities(self, out: dict[str, dict[str, Any]]) -> bool:
+        """Fill ``out`` from the SAML identity provider; False when neither organization nor enterprise has one."""
+        level, after = "organization", None
+        while True:
+            if level == "organization":
+                data = self._graphql(
+                    _ALL_EXTERNAL_IDENTITIES, {"org": self.settings.org, "after": after}, "list SAML identities"
+                )
+                provider = (data.get("organization") or {}).get("samlIdentityProvider")
+                if provider is None and after is None and self.settings.enterprise:
+                    level = "enterprise"
+                    continue
+            else:
+                data = self._graphql(
+                    _ALL_ENTERPRISE_IDENTITIES,
+                    {"enterprise": self.settings.enterprise, "after": after},
+                    "list enterprise SAML identities",
+                    ENTERPRISE,
+                )
+                provider = ((data.get("enterprise") or {}).get("ownerInfo") or {}).get("samlIdentityProvider")
+            if provider is None:
+                return False
+            connection = provider.get("externalIdentities") or {}
+            for node in connection.get("nodes") or []:
+                login = ((node or {}).get("user") or {}).get("login")
+                if login:
+                    out[login.lower()] = _who(node, level)
+            info = connection.get("pageInfo") or {}
+            if not info.get("hasNextPage") or not info.get("endCursor"):
+                return True
+            after = info["endCursor"]
+
+    def _verified_domain_emails(self, out: dict[str, dict[str, Any]]) -> None:
+        """Members' emails in the organization's verified domains (``User.organizationVerifiedDomainEmails``)."""
+        after = None
+        while True:
+            data = self._graphql(
+                _VERIFIED_EMAILS, {"org": self.settings.org, "after": after}, "list members' verified-domain emails"
+            )
+            connection = (data.get("organization") or {}).get("membersWithRole") or {}
+            for node in connection.get("nodes") or []:
+                emails = [str(e) for e in (node or {}).get("organizationVerifiedDomainEmails") or [] if e]
+                if node.get("login") and emails:
+                    out[node["login"].lower()] = {
+                        "email": emails[0],
+                        "emails": emails,
+                        "identified_by": "verified_domain_email",
+                    }
+            info = connection.get("pageInfo") or {}
+            if not info.get("hasNextPage") or not info.get("endCursor"):
+                return
+            after = info["endCursor"]
+
     def _member(self, login: str) -> Account | None:
         account = Account(self.instance, login, login, attributes={"kind": "member"})
         state = self._access(account)
@@ -618,6 +741,24 @@ class GitHubConnector(Connector):
 
 def _login(account: Account) -> str:
     return str(account.attributes.get("login") or account.id)
+
+
+def _who(node: dict[str, Any], level: str) -> dict[str, Any]:
+    """What an external identity says about its person: every email-shaped value, the primary one first."""
+    saml, scim = node.get("samlIdentity") or {}, node.get("scimIdentity") or {}
+    values: list[str] = []
+    for identity in (saml, scim):
+        emails = identity.get("emails") or []
+        values += [str(e["value"]) for e in emails if e and e.get("primary") and e.get("value")]
+    values += [str(v) for v in (saml.get("nameId"), saml.get("username"), scim.get("username")) if v]
+    for identity in (saml, scim):
+        values += [str(e["value"]) for e in identity.get("emails") or [] if e and e.get("value")]
+    emails = list(dict.fromkeys(v for v in values if "@" in v))
+    who: dict[str, Any] = {"identified_by": f"{level}_saml" if saml else f"{level}_scim", "emails": emails}
+    who["email"] = emails[0] if emails else None
+    if saml.get("nameId"):
+        who["saml_name_id"] = saml["nameId"]
+    return who
 
 
 def _seat_held(seat: dict[str, Any] | None) -> bool:

@@ -107,7 +107,10 @@ class Correlator:
         self.index, self.rules, self.mapping = index, rules, mapping
 
     def __call__(self, account: Account, system_type: str) -> tuple[str | None, str | None]:
-        keys = [identity_key(k) for k in (account.id, account.name, account.email) if k]
+        # ``emails``: more addresses a connector read for the account (GitHub: its SAML/SCIM identity's emails)
+        extra = account.attributes.get("emails")
+        more = [str(e) for e in extra if e] if isinstance(extra, list) else []
+        keys = list(dict.fromkeys(identity_key(k) for k in (account.id, account.name, account.email, *more) if k))
         for rule in self.rules.correlate:
             if rule == "mapping":
                 for scope in (account.system, system_type, "*"):
