@@ -82,6 +82,33 @@ def test_orphans_are_exactly_the_planted_ones(synced, run):
     assert listed == planted
 
 
+def test_a_sweep_names_the_systems_it_cannot_correlate_for_a_leaver(company, run, home):
+    """Without SAML, GitHub knows members' verified emails but nothing about outside collaborators: the sweep
+    plans the members' GitHub accounts and says, on the plan, that GitHub is unknown for everyone else."""
+    sb, path = company
+    sim = sb.sim("github")
+    sim.saml_level = "none"
+    try:
+        dry = run("--config", path, "sweep", "--dry-run", "--json")
+        text = run("--config", path, "sweep", "--dry-run")
+    finally:
+        sim.saml_level = "org"
+    assert dry.exit_code == 0, dry.output
+    body = json.loads(dry.output)
+    plans = {p["person"]["id"]: p for p in body["plans"]}
+    flagged = {(u["person"], u["system"]) for u in body["uncorrelated"]}
+    leaving = [i for i in sb.company.identities if i.person is not None and i.person in sb.company.contractors_past_end]
+    collaborator = next(i for i in leaving if i.outside_collaborator)
+    member = next(i for i in leaving if "github" in i.systems and not i.outside_collaborator)
+    assert "github" in {a["system"] for a in plans[member.person.id]["actions"]}
+    assert (member.person.id, "github") not in flagged and plans[member.person.id]["uncorrelated"] == {}
+    assert "github" not in {a["system"] for a in plans[collaborator.person.id]["actions"]}
+    assert "no email to correlate by" in plans[collaborator.person.id]["uncorrelated"]["github"]
+    assert flagged == {(i.person.id, "github") for i in leaving if i is not member}
+    assert f"{collaborator.person.id}: not correlated in github" in " ".join(text.output.split())
+    assert "could not be correlated in github" in body["message"]
+
+
 def test_after_a_sweep_no_swept_person_holds_access_in_any_simulator(synced, run):
     sb, path, _ = synced
     leaving = {p.id for p in sb.company.contractors_past_end}
