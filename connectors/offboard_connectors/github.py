@@ -520,7 +520,7 @@ class GitHubConnector(Connector):
         attributes: dict[str, Any] = {"kind": kind}
         who = (self._identities or {}).get(login.lower())
         if who:
-            attributes.update(who)
+            attributes.update({k: v for k, v in who.items() if k != "email"})
         elif self._identity_error:
             attributes["correlation"] = self._identity_error
         return Account(self.instance, login, login, email=(who or {}).get("email"), attributes=attributes)
