@@ -119,6 +119,7 @@ def test_after_a_sweep_no_swept_person_holds_access_in_any_simulator(synced, run
     dry = run("--config", path, "sweep", "--dry-run", "--json")
     assert dry.exit_code == 0, dry.output
     planned = {p["person"]["id"]: {a["system"] for a in p["actions"]} for p in json.loads(dry.output)["plans"]}
+    assert json.loads(dry.output)["uncorrelated"] == []  # every listed account is tied to someone, or protected
     for ident in on_github:
         assert "github" in planned[ident.person.id], ident.person.id
 
