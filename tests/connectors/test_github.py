@@ -134,6 +134,23 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
         assert listed[ident.github_login.lower()].email == ident.email
         assert listed[ident.github_login.lower()].attributes["identified_by"] == "enterprise_saml"
 
+    def test_identities_the_token_may_not_read_leave_the_listing_whole_and_say_why(self, sandbox_settings, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        sim.saml_level, granted = "enterprise", sim.granted
+        sim.granted = frozenset(granted - {"admin:enterprise"})
+        connector = GitHubConnector("github", {**sandbox_settings, "enterprise": sandbox.company.enterprise})
+        try:
+            listed = self._listed(connector)
+        finally:
+            sim.saml_level, sim.granted = "org", granted
+            connector.close()
+        reach = {i.github_login.lower() for i in sandbox.company.in_system(SYSTEM)}
+        assert {k for k in reach if sim.account(k)["state"] in ("active", "collaborator")} <= set(listed)
+        for account in listed.values():
+            assert account.email is None
+            assert "cannot read who the logins are" in account.attributes["correlation"]
+            assert "admin:enterprise" in account.attributes["correlation"]
+
     def test_without_saml_members_carry_their_verified_domain_email(self, connector, sandbox):
         sim = sandbox.sim(SYSTEM)
         sim.saml_level = "none"
