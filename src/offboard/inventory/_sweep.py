@@ -200,7 +200,7 @@ def _sweep(
     unknown = _uncorrelated(engine, result.sync)
     for person in people:
         accounts = holdings.get(person.id, [])
-        # a system that listed accounts none of which could be correlated is unknown for this person, not empty
+        # a system holding accounts the rules could not tie to anyone is unknown for this person, not empty
         held = {a.system for a in accounts}
         open_questions = {s: why for s, why in unknown.items() if s not in held}
         result.uncorrelated += [(person.id, s, why) for s, why in open_questions.items()]
