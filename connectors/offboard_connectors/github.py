@@ -24,6 +24,7 @@ from offboard import (
 )
 from offboard.errors import AuthError, ConfigError, NotFound, PermanentError, PermissionDenied, RateLimited
 
+from ._github_ids import all_external_identities, verified_domain_emails
 from ._http import error_for, escape_filter, make_client, mapped, retry_after, send, short
 
 if TYPE_CHECKING:
@@ -124,6 +125,8 @@ class GitHubConnector(Connector):
         self._org = quote(s.org, safe="")
         self._scim = f"scim/v2/enterprises/{quote(s.enterprise or '', safe='')}/Users"
         self._enterprise = quote(s.enterprise or "", safe="")
+        self._identities: dict[str, dict[str, Any]] | None = None  # login (lower) -> who, for list_accounts
+        self._identity_error: str | None = None
 
     @property
     def graphql_url(self) -> str:
@@ -217,12 +220,11 @@ class GitHubConnector(Connector):
                 "list outside collaborators",
                 params={"per_page": size, "page": page},
             ).json()
-            accounts = tuple(
-                Account(self.instance, c["login"], c["login"], attributes={"kind": "outside_collaborator"})
-                for c in people
-            )
+            accounts = tuple(self._listed(c["login"], "outside_collaborator") for c in people)
             return AccountPage(accounts, f"c{page + 1}" if len(people) == size else None)
         page = int(cursor or 1)
+        if not self.settings.emu and (cursor is None or self._identities is None):
+            self._identities = self._read_identities()  # once per listing, in bulk: who each login is
         if self.settings.emu:  # the cursor is the SCIM startIndex: the server may answer fewer than asked
             start = page
             body = self._call(
@@ -237,9 +239,7 @@ class GitHubConnector(Connector):
             members = self._call(
                 "GET", f"orgs/{self._org}/members", "list members", params={"per_page": size, "page": page}
             ).json()
-            accounts = tuple(
-                Account(self.instance, m["login"], m["login"], attributes={"kind": "member"}) for m in members
-            )
+            accounts = tuple(self._listed(m["login"], "member") for m in members)
             if len(members) < size:
                 return AccountPage(accounts, "c1")
             return AccountPage(accounts, str(page + 1))
@@ -514,6 +514,33 @@ class GitHubConnector(Connector):
                 if node.get("user") and node["user"].get("login"):
                     return node["user"]["login"]
         return None
+
+    def _listed(self, login: str, kind: str) -> Account:
+        """A listed login with what identifies its person (email, SAML NameID), so the inventory can correlate it."""
+        attributes: dict[str, Any] = {"kind": kind}
+        who = (self._identities or {}).get(login.lower())
+        if who:
+            attributes.update({k: v for k, v in who.items() if k != "email"})
+        elif self._identity_error:
+            attributes["correlation"] = self._identity_error
+        return Account(self.instance, login, login, email=(who or {}).get("email"), attributes=attributes)
+
+    def _read_identities(self) -> dict[str, dict[str, Any]]:
+        """login (lower) -> {email, emails, saml_name_id, identified_by} for every login GitHub links to a person,
+        read in bulk (100 a request): the SAML external identities of the organization's identity provider, or of
+        the enterprise's when SAML is configured there; without SAML, members' verified-domain emails."""
+        self._identity_error = None
+        out: dict[str, dict[str, Any]] = {}
+        if not self.settings.saml_lookup:
+            self._identity_error = "saml_lookup is off: map logins with accounts: or logins_file"
+            return out
+        try:
+            if not all_external_identities(self._graphql, self.settings.org, self.settings.enterprise, out):
+                verified_domain_emails(self._graphql, self.settings.org, out)
+        except PermissionDenied as exc:
+            # The listing still holds: the accounts go uncorrelated and sweeps say so (docs/connectors/github.md).
+            self._identity_error = f"cannot read who the logins are: {exc}"
+        return out
 
     def _member(self, login: str) -> Account | None:
         account = Account(self.instance, login, login, attributes={"kind": "member"})

@@ -97,6 +97,85 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
         connector = GitHubConnector("github", {**sandbox_settings, "logins_file": str(mapping), "saml_lookup": False})
         assert [a.id for a in connector.discover(Person(id="someone@elsewhere.example"))] == [ident.github_login]
 
+    def _listed(self, connector):
+        accounts, cursor = [], None
+        while True:
+            page = connector.list_accounts(cursor)
+            accounts += page.accounts
+            if page.cursor is None:
+                return {a.id.lower(): a for a in accounts}
+            cursor = page.cursor
+
+    def test_listed_logins_carry_their_saml_identity_read_in_bulk(self, list_connector, sandbox):
+        """The inventory correlates by email: each listed login carries its SAML identity's, members and outside
+        collaborators alike, read with one GraphQL request per 100 identities, never one per login."""
+        sim = sandbox.sim(SYSTEM)
+        before = len(sim.log.entries(method="POST", contains="/graphql"))
+        listed = self._listed(list_connector)
+        lookups = len(sim.log.entries(method="POST", contains="/graphql")) - before
+        idents = [i for i in sandbox.company.in_system(SYSTEM) if i.github_login.lower() in listed]
+        assert len(idents) > 3 and any(i.outside_collaborator for i in idents)
+        for ident in idents:
+            account = listed[ident.github_login.lower()]
+            assert account.email == ident.email, ident.github_login
+            assert account.attributes["identified_by"] == "organization_saml"
+        assert lookups == -(-len(idents) // 100)
+
+    def test_enterprise_level_saml_identities(self, sandbox_settings, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        sim.saml_level = "enterprise"
+        connector = GitHubConnector("github", {**sandbox_settings, "enterprise": sandbox.company.enterprise})
+        try:
+            listed = self._listed(connector)
+        finally:
+            sim.saml_level = "org"
+            connector.close()
+        ident = next(i for i in sandbox.company.in_system(SYSTEM) if i.github_login.lower() in listed)
+        assert listed[ident.github_login.lower()].email == ident.email
+        assert listed[ident.github_login.lower()].attributes["identified_by"] == "enterprise_saml"
+
+    def test_identities_the_token_may_not_read_leave_the_listing_whole_and_say_why(self, sandbox_settings, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        sim.saml_level, granted = "enterprise", sim.granted
+        sim.granted = frozenset(granted - {"admin:enterprise"})
+        connector = GitHubConnector("github", {**sandbox_settings, "enterprise": sandbox.company.enterprise})
+        try:
+            listed = self._listed(connector)
+        finally:
+            sim.saml_level, sim.granted = "org", granted
+            connector.close()
+        reach = {i.github_login.lower() for i in sandbox.company.in_system(SYSTEM)}
+        assert {k for k in reach if sim.account(k)["state"] in ("active", "collaborator")} <= set(listed)
+        for account in listed.values():
+            assert account.email is None
+            assert "cannot read who the logins are" in account.attributes["correlation"]
+            assert "admin:enterprise" in account.attributes["correlation"]
+
+    def test_without_saml_members_carry_their_verified_domain_email(self, connector, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        sim.saml_level = "none"
+        try:
+            listed = self._listed(connector)
+        finally:
+            sim.saml_level = "org"
+        members = [i for i in sandbox.company.in_system(SYSTEM) if sim.account(i.github_login)["state"] == "active"]
+        assert members
+        for ident in members:
+            account = listed[ident.github_login.lower()]
+            assert (account.email, account.attributes["identified_by"]) == (ident.email, "verified_domain_email")
+        # outside collaborators are not members: GitHub has no verified email for them, the login stays unidentified
+        for ident in sandbox.company.in_system(SYSTEM):
+            if sim.account(ident.github_login)["state"] == "collaborator":
+                assert listed[ident.github_login.lower()].email is None
+
+    def test_saml_lookup_off_says_why_logins_are_unidentified(self, sandbox_settings):
+        connector = GitHubConnector("github", {**sandbox_settings, "saml_lookup": False})
+        try:
+            listed = self._listed(connector)
+        finally:
+            connector.close()
+        assert listed and all(a.email is None and "saml_lookup" in a.attributes["correlation"] for a in listed.values())
+
     def test_secondary_rate_limit_without_headers_waits_a_minute(self, connector, person, sandbox):
         from offboard.errors import RateLimited
 

@@ -198,6 +198,8 @@ def _print(result: Any, rows: list[dict[str, Any]]) -> None:
         out.print(table)
     for person, why in result.skipped:
         out.print(f"[dim]skipped {escape(person)}: {escape(why)}[/]")
+    for person, system, why in result.uncorrelated:
+        out.print(f"[yellow]{escape(person)}: not correlated in {escape(system)}: {escape(why)}[/]")
     if result.approved_by:
         out.print(f"Approved by {escape(result.approved_by)}: {escape('; '.join(result.reasons))}")
     if not result.halted:

@@ -23,6 +23,8 @@ class Plan:
     protected: list[tuple[Account, str]] = field(default_factory=list)
     unsupported: list[tuple[Account, ActionKind]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    # system -> why: listed by the inventory, but whether this person holds an account there is unknown (sweeps)
+    uncorrelated: dict[str, str] = field(default_factory=dict)
     later: list[tuple[Action, timedelta]] = field(default_factory=list)
     tasks: list[Any] = field(default_factory=list)  # offboard.checklist._tasks.TaskSpec, due from ``as_of``
     as_of: datetime | None = None  # when the plan was made; None: no checklist was drawn up (a follow-up)
@@ -41,6 +43,7 @@ class Plan:
             "protected": [{"system": a.system, "account": a.name, "reason": r} for a, r in self.protected],
             "unsupported": [{"system": a.system, "account": a.name, "kind": k.value} for a, k in self.unsupported],
             "errors": self.errors,
+            "uncorrelated": self.uncorrelated,
             "later": [
                 {"system": a.account.system, "account": a.account.name, "kind": a.kind.value, "after_days": d.days}
                 for a, d in self.later

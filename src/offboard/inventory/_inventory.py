@@ -36,6 +36,7 @@ __all__ = [
     "active_accounts",
     "active_counts",
     "orphans",
+    "uncorrelated",
     "mark_inactive",
 ]
 
@@ -107,7 +108,10 @@ class Correlator:
         self.index, self.rules, self.mapping = index, rules, mapping
 
     def __call__(self, account: Account, system_type: str) -> tuple[str | None, str | None]:
-        keys = [identity_key(k) for k in (account.id, account.name, account.email) if k]
+        # ``emails``: more addresses a connector read for the account (GitHub: its SAML/SCIM identity's emails)
+        extra = account.attributes.get("emails")
+        more = [str(e) for e in extra if e] if isinstance(extra, list) else []
+        keys = list(dict.fromkeys(identity_key(k) for k in (account.id, account.name, account.email, *more) if k))
         for rule in self.rules.correlate:
             if rule == "mapping":
                 for scope in (account.system, system_type, "*"):
@@ -373,6 +377,29 @@ def orphans(store: Any, index: PeopleIndex, protection: Any = None) -> Iterator[
             continue
         row["why"] = "no owner" if owner is None else f"owner {owner} is inactive"
         yield row
+
+
+def uncorrelated(store: Any, protection: Any = None) -> dict[str, str]:
+    """Systems holding active accounts that belong to no one and carry no email: the rules had nothing to match
+    them by, so whether a given person holds one of them is unknown. ``system -> why`` (protected accounts left
+    out when ``protection`` is given)."""
+    counts: dict[str, int] = {}
+    reasons: dict[str, str] = {}
+    for row in store.inventory.accounts(active=True):
+        if row["person_id"] is not None or row["email"]:
+            continue
+        found = account(row)
+        if found.attributes.get("emails") or (protection is not None and protection.reason(found)):
+            continue
+        counts[row["system"]] = counts.get(row["system"], 0) + 1
+        if found.attributes.get("correlation"):
+            reasons.setdefault(row["system"], str(found.attributes["correlation"]))
+    return {
+        system: f"{n} active account(s) there belong to no one and carry no email to correlate by"
+        + (f" ({reasons[system]})" if system in reasons else "")
+        + "; map them with inventory.mapping or the connector's accounts:"
+        for system, n in sorted(counts.items())
+    }
 
 
 def mark_inactive(store: Any, keys: Iterable[tuple[str, str]]) -> None:

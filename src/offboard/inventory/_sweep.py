@@ -45,6 +45,8 @@ class SweepResult:
     notices: int = 0
     retried: list[Any] = field(default_factory=list)  # owed work of earlier cases, retried by this sweep
     residual: list[Any] = field(default_factory=list)  # the residual-access check of recent leavers (check_since)
+    # leavers for whom a listed system cannot be correlated: (person, system, why); on their plans too
+    uncorrelated: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -64,7 +66,7 @@ class SweepResult:
             )
         if self.dry_run:
             verb = "would halt: " + "; ".join(self.reasons) if self.reasons else f"would open {len(self.plans)} case(s)"
-            return f"dry run: {len(self.leavers)} person(s) past their end date; {verb}"
+            return f"dry run: {len(self.leavers)} person(s) past their end date; {verb}{self._unknown()}"
         incomplete = sum(not c.ok for c in self.cases)
         text = f"{len(self.cases)} case(s) opened and run, {incomplete} incomplete" if self.cases else "nothing to do"
         if self.retried:
@@ -73,7 +75,14 @@ class SweepResult:
         if self.residual:
             left = sum(bool(r.leftovers) for r in self.residual)
             text += f"; {len(self.residual)} recent leaver(s) checked, {left} still hold access"
-        return text
+        return text + self._unknown()
+
+    def _unknown(self) -> str:
+        if not self.uncorrelated:
+            return ""
+        people = len({p for p, _, _ in self.uncorrelated})
+        systems = ", ".join(sorted({s for _, s, _ in self.uncorrelated}))
+        return f"; {people} leaver(s) could not be correlated in {systems}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +99,7 @@ class SweepResult:
             "sync": self.sync.to_dict() if self.sync is not None else None,
             "retried": [c.to_dict() for c in self.retried],
             "residual": [r.to_dict() for r in self.residual],
+            "uncorrelated": [{"person": p, "system": s, "why": w} for p, s, w in self.uncorrelated],
         }
 
 
@@ -187,8 +197,13 @@ def _sweep(
     result.leavers = [p.id for p in people]
     holdings = _inventory.active_accounts(engine.store, result.leavers)
     busy = _running(engine)
+    unknown = _uncorrelated(engine, result.sync)
     for person in people:
         accounts = holdings.get(person.id, [])
+        # a system holding accounts the rules could not tie to anyone is unknown for this person, not empty
+        held = {a.system for a in accounts}
+        open_questions = {s: why for s, why in unknown.items() if s not in held}
+        result.uncorrelated += [(person.id, s, why) for s, why in open_questions.items()]
         if not accounts:
             continue
         if person.id in busy:
@@ -201,6 +216,7 @@ def _sweep(
         plan = engine.plan_for(
             person, engine.policy_for(person), [a for a in accounts if a.system in engine.config.connectors]
         )
+        plan.uncorrelated = open_questions
         if plan.actions:
             result.plans.append(plan)
         elif plan.protected:
@@ -209,6 +225,7 @@ def _sweep(
     if dry_run:
         return result
     summary = {
+        "uncorrelated": [{"person": p, "system": s, "why": w} for p, s, w in result.uncorrelated],
         "leavers": len(people),
         "cases": len(result.plans),
         "people": [p.person.id for p in result.plans],
@@ -245,6 +262,19 @@ def _sweep(
     if notify:
         result.notices = _notices(engine)
     return result
+
+
+def _uncorrelated(engine: Any, sync: Any) -> dict[str, str]:
+    """Systems whose accounts the inventory cannot tie to people (see ``inventory.uncorrelated``), and
+    systems whose sync just failed (their stored inventory may miss accounts)."""
+    from ..config._policy import Protection
+
+    protection = Protection.combine(engine.policies.get(engine.config.default_policy), engine.config.protected)
+    unknown = _inventory.uncorrelated(engine.store, protection)
+    for system in sync.systems if sync is not None else ():
+        if not system.ok:
+            unknown.setdefault(system.system, f"inventory sync failed, using its last inventory: {system.error}")
+    return unknown
 
 
 def _disabled(cases: Iterable[Any]) -> list[tuple[str, str]]:

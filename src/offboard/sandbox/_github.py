@@ -573,14 +573,14 @@ class GitHub(GitHubEnterprise, Simulator):
         if enterprise is not None:
             return enterprise
         m = re.search(r"organization\s*\(\s*login\s*:\s*(\"[^\"]*\"|null)\s*\)", text)
-        if not m or "externalIdentities" not in text:
+        if not m or ("externalIdentities" not in text and "membersWithRole" not in text):
             return Response(
                 200,
                 {
                     "errors": [
                         {
-                            "message": "The sandbox supports organization { samlIdentityProvider { externalIdentities } } "
-                            "and enterprise queries only."
+                            "message": "The sandbox supports organization { samlIdentityProvider { externalIdentities } "
+                            "membersWithRole } and enterprise queries only."
                         }
                     ]
                 },
@@ -601,9 +601,39 @@ class GitHub(GitHubEnterprise, Simulator):
                     ],
                 },
             )
+        if "membersWithRole" in text:
+            return Response(200, {"data": {"organization": {"membersWithRole": self._members_with_role(text)}}})
         # With SAML configured at the enterprise level the organization has no identity provider of its own.
         provider = self._external_identities(text) if self.saml_level == "org" else None
         return Response(200, {"data": {"organization": {"samlIdentityProvider": provider}}})
+
+    def _members_with_role(self, text: str) -> dict[str, Any]:
+        """``membersWithRole(first, after) { nodes { login organizationVerifiedDomainEmails(login) } }``: members
+        only (outside collaborators are not members); a member's verified email in the company's domain."""
+        a = re.search(r"membersWithRole\s*\(([^)]*)\)", text)
+        args = dict(re.findall(r"(\w+)\s*:\s*(\"[^\"]*\"|\d+|null)", a.group(1))) if a else {}
+        args = {k: json.loads(v) for k, v in args.items()}
+        recs = [r for r in self.members.values() if r["state"] == "active"]
+        after = str(args.get("after") or "0")
+        start = int(after) if after.isdigit() else 0
+        first = min(int(args.get("first") or 100), 100)
+        page = recs[start : start + first]
+        domain = "@" + self.company.domain.lower()
+        nodes = [
+            {
+                "login": r["login"],
+                "organizationVerifiedDomainEmails": [r["email"]] if r["email"].lower().endswith(domain) else [],
+            }
+            for r in page
+        ]
+        return {
+            "totalCount": len(recs),
+            "nodes": nodes,
+            "pageInfo": {
+                "hasNextPage": start + first < len(recs),
+                "endCursor": str(start + len(page)) if page else None,
+            },
+        }
 
     def _external_identities(self, text: str) -> dict[str, Any]:
         """``samlIdentityProvider { externalIdentities(...) }`` for the arguments in ``text``."""

@@ -29,7 +29,7 @@ class GitHubEnterprise:
 
     def _init_enterprise(self) -> None:
         # Where SAML SSO is configured: "org" (organization.samlIdentityProvider) or "enterprise"
-        # (Enterprise.ownerInfo.samlIdentityProvider; the organization then has none).
+        # (Enterprise.ownerInfo.samlIdentityProvider; the organization then has none); "none": no SAML at all.
         self.saml_level = "org"
         # Enterprise members stay members after removal from every organization (and keep Copilot seats).
         self.enterprise_members: set[str] = {
