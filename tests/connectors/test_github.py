@@ -228,5 +228,5 @@ class TestGitHubEnterpriseManagedUsers(_GitHubFixtures, ConnectorContract):
     ],
 )
 def test_graphql_url_on_github_enterprise_server(api_url, graphql_url, secret):
-    connector = GitHubConnector("github", {"org": "o", "token": secret("t"), "api_url": api_url})
+    connector = GitHubConnector("github", {"org": "o", "token": secret("ghp_" + "x" * 36), "api_url": api_url})
     assert connector.graphql_url == graphql_url
