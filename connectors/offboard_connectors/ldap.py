@@ -36,6 +36,8 @@ from offboard import (
 )
 from offboard.errors import AuthError, NotFound, PermanentError, PermissionDenied, TransientError
 
+from ._tls import tls_problem
+
 
 class _Lazy:
     """A module imported on first use: `offboard --help` must not pay for ldap3."""
@@ -268,9 +270,11 @@ class LdapConnector(Connector):
     def _network_error(self, exc: Exception) -> Exception:
         text = str(exc)
         url = self.settings.url
-        if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(exc, lx.LDAPCertificateError):
-            where = f"the CA in {self.settings.ca_file}" if self.settings.ca_file else "the system CAs"
-            return PermanentError(f"TLS certificate of {url} is not trusted by {where}: {text}", system=self.instance)
+        problem = tls_problem(exc, url, self.settings.ca_file)  # another host's certificate, or an unknown CA
+        if problem is not None:
+            return PermanentError(problem, system=self.instance)
+        if isinstance(exc, lx.LDAPCertificateError):
+            return PermanentError(f"TLS certificate of {url} was refused: {text}", system=self.instance)
         if isinstance(exc, lx.LDAPStartTLSError):
             return PermanentError(f"StartTLS with {url} failed: {text}", system=self.instance)
         if isinstance(exc, (lx.LDAPCommunicationError, lx.LDAPResponseTimeoutError, OSError)):
