@@ -511,7 +511,7 @@ class LdapConnector(Connector):
         elif action.kind is ActionKind.REMOVE_MEMBERSHIPS:
             groups = sorted({m["group"] for m in self._memberships(entry)})
             found = Verification(
-                action, not groups, {"groups": groups}, "" if not groups else f"still in {len(groups)} group(s)"
+                action, not groups, {"groups": groups}, "in no group" if not groups else f"still in {len(groups)} group(s)"
             )
         else:
             raise PermanentError(f"ldap cannot verify {action.kind.value}", system=self.instance)
@@ -527,16 +527,20 @@ class LdapConnector(Connector):
             uac = int(_first(a, "userAccountControl") or 0)
             target = self.settings.disabled_ou
             misplaced = bool(target and not _same_dn(_parent(entry["dn"]), target))
+            ok = bool(uac & ACCOUNTDISABLE) and not misplaced
             detail = (
                 "ACCOUNTDISABLE bit is not set"
                 if not uac & ACCOUNTDISABLE
-                else (f"disabled, but not in {target}" if misplaced else "")
+                else (f"disabled, but not in {target}" if misplaced else "ACCOUNTDISABLE bit is set")
             )
-            return Verification(action, not detail, {"userAccountControl": uac, "dn": entry["dn"]}, detail)
+            if ok and target:
+                detail += f", in {target}"
+            return Verification(action, ok, {"userAccountControl": uac, "dn": entry["dn"]}, detail)
         value = _first(a, _LOCK_ATTR[flavor])
         observed: dict[str, Any] = {_LOCK_ATTR[flavor]: value}
         if not _is_locked(flavor, value, forever=True):
-            return Verification(action, False, observed, f"{_LOCK_ATTR[flavor]} is {value!r}")
+            state = f"is {value}" if value else "is not set"
+            return Verification(action, False, observed, f"{_LOCK_ATTR[flavor]} {state}")
         if flavor == "openldap":  # a refused probe bind proves nothing where the lock is not enforced
             problem = self._lockout_problem(action.account)
             if problem:
