@@ -548,6 +548,22 @@ def test_the_checklist_works_the_same_on_postgresql(company, tmp_path, pg_url, r
     assert run(*cfg, "audit", "verify", "--strict").exit_code == 0
 
 
+def test_status_exits_as_its_help_and_the_docs_say(company, run):
+    """Exit 0 for a complete or cancelled case, 3 for one awaiting tasks (#21: the help said 3 unless complete)."""
+    cfg = ("--config", str(company.config_path))
+    helptext = " ".join(run("status", "--help").output.split())
+    assert "Exits 3 if the case is neither complete nor cancelled" in helptext
+    docs = " ".join(DOCS.read_text().split())
+    assert "`offboard status CASE` exits 0 for a complete or cancelled case, 3 otherwise" in docs
+    waiting = json.loads(run(*cfg, "revoke", CONTRACTOR, "--yes", "--json").output)["case"]
+    done = json.loads(run(*cfg, "revoke", "user2@corp.example", "--yes", "--json").output)["case"]
+    assert run(*cfg, "status", waiting).exit_code == 3  # awaiting_tasks
+    assert run(*cfg, "status", done).exit_code == 0  # complete
+    assert run(*cfg, "undo", waiting, "--yes").exit_code == 0
+    assert json.loads(run(*cfg, "status", waiting, "--json").output)["status"] == "cancelled"
+    assert run(*cfg, "status", waiting).exit_code == 0
+
+
 def test_remind_without_notifiers_says_so(company, run):
     result = run("--config", str(company.config_path), "tasks", "remind")
     assert result.exit_code == 2
