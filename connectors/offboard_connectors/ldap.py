@@ -511,7 +511,10 @@ class LdapConnector(Connector):
         elif action.kind is ActionKind.REMOVE_MEMBERSHIPS:
             groups = sorted({m["group"] for m in self._memberships(entry)})
             found = Verification(
-                action, not groups, {"groups": groups}, "in no group" if not groups else f"still in {len(groups)} group(s)"
+                action,
+                not groups,
+                {"groups": groups},
+                "in no group" if not groups else f"still in {len(groups)} group(s)",
             )
         else:
             raise PermanentError(f"ldap cannot verify {action.kind.value}", system=self.instance)

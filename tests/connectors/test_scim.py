@@ -153,7 +153,9 @@ class TestScimAgainstScim2Server(ConnectorContract):
     def test_the_read_back_says_what_was_read(self, connector, person):
         account = connector.discover(person)[0]
         disable, groups = Action(ActionKind.DISABLE_ACCOUNT, account), Action(ActionKind.REMOVE_MEMBERSHIPS, account)
-        assert connector.verify(disable).detail == f"{account.name}: active: true"  # was "disable_account does not hold"
+        assert (
+            connector.verify(disable).detail == f"{account.name}: active: true"
+        )  # was "disable_account does not hold"
         connector.apply(disable)
         assert connector.verify(disable).detail == f"{account.name}: active: false"  # was "disable_account holds"
         connector.apply(groups)
