@@ -216,12 +216,19 @@ class TestSystem(Connector):
 
         def run(db: sqlite3.Connection) -> Verification:
             row = self._row(db, action.account.id)
-            ok = row[want[0]] == want[1]
+            value = row[want[0]]
+            ok = value == want[1]
+            if isinstance(value, bool):
+                words = str(value).lower()
+            elif isinstance(value, list):
+                words = ", ".join(value) or "none"
+            else:
+                words = str(value)
             return Verification(
                 action,
                 ok,
-                {want[0]: row[want[0]]},
-                "" if ok else f"{action.account.name}: {want[0]} is still {row[want[0]]!r}",
+                {want[0]: value},
+                f"{want[0]}: {words}" if ok else f"{action.account.name}: {want[0]} is still {words}",
             )
 
         return self._call("verify", run)

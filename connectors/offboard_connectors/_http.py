@@ -138,6 +138,11 @@ def send(client: httpx.Client, method: str, url: str, *, system: str, what: str,
     except httpx.TimeoutException as exc:
         raise TransientError(f"{what}: timed out ({type(exc).__name__})", system=system) from None
     except httpx.TransportError as exc:
+        from ._tls import tls_problem
+
+        problem = tls_problem(exc, str(client.base_url), getattr(client, "ca_file", None))
+        if problem is not None:  # a certificate does not mend itself: no retrying
+            raise PermanentError(f"{what}: {problem}", system=system) from None
         raise TransientError(f"{what}: {type(exc).__name__}: {short(str(exc))}", system=system) from None
 
 
@@ -158,7 +163,7 @@ def make_client(
         all_headers["Authorization"] = f"Bearer {token}"
     import ssl
 
-    return httpx.Client(
+    client = httpx.Client(
         base_url=base_url,
         headers=all_headers,
         timeout=timeout,
@@ -166,6 +171,8 @@ def make_client(
         trust_env=not is_loopback(base_url),
         follow_redirects=False,
     )
+    client.ca_file = ca_file  # type: ignore[attr-defined]  # named by a certificate error
+    return client
 
 
 def is_loopback(url: str) -> bool:

@@ -36,6 +36,8 @@ from offboard import (
 )
 from offboard.errors import AuthError, NotFound, PermanentError, PermissionDenied, TransientError
 
+from ._tls import tls_problem
+
 #: What an undo cannot give back after ``scramble_password`` (``Receipt.before["irreversible"]``).
 SCRAMBLED = "the password was scrambled: the original cannot be restored; set a new one"
 
@@ -271,9 +273,11 @@ class LdapConnector(Connector):
     def _network_error(self, exc: Exception) -> Exception:
         text = str(exc)
         url = self.settings.url
-        if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(exc, lx.LDAPCertificateError):
-            where = f"the CA in {self.settings.ca_file}" if self.settings.ca_file else "the system CAs"
-            return PermanentError(f"TLS certificate of {url} is not trusted by {where}: {text}", system=self.instance)
+        problem = tls_problem(exc, url, self.settings.ca_file)  # another host's certificate, or an unknown CA
+        if problem is not None:
+            return PermanentError(problem, system=self.instance)
+        if isinstance(exc, lx.LDAPCertificateError):
+            return PermanentError(f"TLS certificate of {url} was refused: {text}", system=self.instance)
         if isinstance(exc, lx.LDAPStartTLSError):
             return PermanentError(f"StartTLS with {url} failed: {text}", system=self.instance)
         if isinstance(exc, (lx.LDAPCommunicationError, lx.LDAPResponseTimeoutError, OSError)):
@@ -510,7 +514,10 @@ class LdapConnector(Connector):
         elif action.kind is ActionKind.REMOVE_MEMBERSHIPS:
             groups = sorted({m["group"] for m in self._memberships(entry)})
             found = Verification(
-                action, not groups, {"groups": groups}, "" if not groups else f"still in {len(groups)} group(s)"
+                action,
+                not groups,
+                {"groups": groups},
+                "in no group" if not groups else f"still in {len(groups)} group(s)",
             )
         else:
             raise PermanentError(f"ldap cannot verify {action.kind.value}", system=self.instance)
@@ -526,16 +533,20 @@ class LdapConnector(Connector):
             uac = int(_first(a, "userAccountControl") or 0)
             target = self.settings.disabled_ou
             misplaced = bool(target and not _same_dn(_parent(entry["dn"]), target))
+            ok = bool(uac & ACCOUNTDISABLE) and not misplaced
             detail = (
                 "ACCOUNTDISABLE bit is not set"
                 if not uac & ACCOUNTDISABLE
-                else (f"disabled, but not in {target}" if misplaced else "")
+                else (f"disabled, but not in {target}" if misplaced else "ACCOUNTDISABLE bit is set")
             )
-            return Verification(action, not detail, {"userAccountControl": uac, "dn": entry["dn"]}, detail)
+            if ok and target:
+                detail += f", in {target}"
+            return Verification(action, ok, {"userAccountControl": uac, "dn": entry["dn"]}, detail)
         value = _first(a, _LOCK_ATTR[flavor])
         observed: dict[str, Any] = {_LOCK_ATTR[flavor]: value}
         if not _is_locked(flavor, value, forever=True):
-            return Verification(action, False, observed, f"{_LOCK_ATTR[flavor]} is {value!r}")
+            state = f"is {value}" if value else "is not set"
+            return Verification(action, False, observed, f"{_LOCK_ATTR[flavor]} {state}")
         if flavor == "openldap":  # a refused probe bind proves nothing where the lock is not enforced
             problem = self._lockout_problem(action.account)
             if problem:

@@ -274,12 +274,15 @@ def _active(user: dict[str, Any]) -> bool:
 
 
 def _detail(action: Action, ok: bool, remaining: list[str] | None = None) -> str:
+    """What the read-back showed, in words: the attribute and its value, or the groups left."""
     who = action.account.name
-    if ok:
-        return f"{who}: {action.kind.value} holds"
+    if action.kind is ActionKind.DELETE_ACCOUNT:
+        return f"{who}: {'no longer exists' if ok else 'still exists'}"
+    if action.kind is ActionKind.DISABLE_ACCOUNT:
+        return f"{who}: active: {'false' if ok else 'true'}"
     if remaining:
         return f"{who}: still in {', '.join(remaining)}"
-    return f"{who}: {action.kind.value} does not hold"
+    return f"{who}: in no group"
 
 
 @hookimpl

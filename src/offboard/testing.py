@@ -101,6 +101,9 @@ class ConnectorContract:
             assert verification.ok or (receipt.pending and verification.pending), (
                 f"{action.key} not verified after apply: {verification.detail}"
             )
+            # The read-back in words: what was read (``active: false``, ``in no group``), not the action's name.
+            detail = verification.detail.strip()
+            assert detail and action.kind.value not in detail, f"{action.key} read back as {detail!r}"
 
     def test_unapplied_action_does_not_verify(self, connector, person):
         for action in self._actions(connector, person):

@@ -150,6 +150,17 @@ class TestScimAgainstScim2Server(ConnectorContract):
         assert receipt.changed and client.get(f"Users/{account.id}").json()["active"] is False
         assert connector.verify(Action(ActionKind.DISABLE_ACCOUNT, account)).ok
 
+    def test_the_read_back_says_what_was_read(self, connector, person):
+        account = connector.discover(person)[0]
+        disable, groups = Action(ActionKind.DISABLE_ACCOUNT, account), Action(ActionKind.REMOVE_MEMBERSHIPS, account)
+        assert (
+            connector.verify(disable).detail == f"{account.name}: active: true"
+        )  # was "disable_account does not hold"
+        connector.apply(disable)
+        assert connector.verify(disable).detail == f"{account.name}: active: false"  # was "disable_account holds"
+        connector.apply(groups)
+        assert connector.verify(groups).detail == f"{account.name}: in no group"
+
     def test_delete_as_a_later_step(self, connector, person, client):
         account = connector.discover(person)[0]
         action = Action(ActionKind.DELETE_ACCOUNT, account)

@@ -6,6 +6,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -124,11 +125,12 @@ def test_a_contractor_with_two_devices_gets_the_policy_tasks_and_two_returns_due
         "wipe-devices": "it",
         "final-invoice": "finance",
     }
-    # Due dates count from the last day in Auckland (1 November), at 17:00 local = 04:00 UTC the same day.
+    # Due dates count from the last day in Auckland (1 November), at 17:00 local = 04:00 UTC the same day. The
+    # case opens at 09:00 on the last day: the tasks due before it (-2d, -1d) are due at 17:00 that day, not overdue.
     assert {t: (r["due_date"], r["due_at"]) for t, r in by_id.items()} == {
-        "announce-end": ("2026-10-30", "2026-10-30T04:00:00.000Z"),
-        "handover": ("2026-10-30", "2026-10-30T04:00:00.000Z"),
-        "exit-interview": ("2026-10-31", "2026-10-31T04:00:00.000Z"),
+        "announce-end": ("2026-11-01", "2026-11-01T04:00:00.000Z"),
+        "handover": ("2026-11-01", "2026-11-01T04:00:00.000Z"),
+        "exit-interview": ("2026-11-01", "2026-11-01T04:00:00.000Z"),
         "return-lap-1001": ("2026-11-01", "2026-11-01T04:00:00.000Z"),
         "return-phn-2002": ("2026-11-01", "2026-11-01T04:00:00.000Z"),
         "wipe-devices": ("2026-11-08", "2026-11-08T04:00:00.000Z"),
@@ -138,7 +140,7 @@ def test_a_contractor_with_two_devices_gets_the_policy_tasks_and_two_returns_due
     assert by_id["return-lap-1001"]["title"] == "Return laptop LAP-1001 (loaned 2025-03-01) and check it for wear"
     assert by_id["return-phn-2002"]["asset"] == {"asset_tag": "PHN-2002", "kind": "phone", "loaned_on": "2025-04-10"}
     assert [t for t, r in by_id.items() if r["blocking"]] == ["return-lap-1001", "return-phn-2002", "wipe-devices"]
-    assert [t for t, r in by_id.items() if r["overdue"]] == ["announce-end", "handover", "exit-interview"]
+    assert [t for t, r in by_id.items() if r["overdue"]] == []
     # Every account verified, but blocking tasks are open: not complete.
     assert result.status is CaseStatus.AWAITING_TASKS and result.automated == "complete" and result.ok
     assert result.checklist == {"total": 7, "open": 7, "blocking_open": 3, "done": 0, "skipped": 0}
@@ -285,6 +287,45 @@ def test_closing_a_task_twice_is_refused(company, tmp_path, run):
     assert run(*cfg, "tasks", "done", case_id, "handover", "--by", "Mona").exit_code == 0
     again = run(*cfg, "tasks", "skip", case_id, "handover", "--by", "Other", "--reason", "x")
     assert again.exit_code == 2 and "is already done (by Mona at " in again.output
+
+
+def test_a_fresh_revoke_starts_with_no_overdue_task(company, run):
+    """A termination effective now: the policy's -2d and -1d tasks are due after the case opens, at 17:00 local."""
+    cfg = ("--config", str(company.config_path))
+    before = datetime.now(UTC)
+    revoked = run(*cfg, "revoke", "user2@corp.example", "--yes", "--json")
+    assert revoked.exit_code == 0, revoked.output
+    case = json.loads(revoked.output)["case"]
+    assert json.loads(run(*cfg, "tasks", "--overdue", "--json").output) == []
+    listed = json.loads(run(*cfg, "tasks", "--case", case, "--json").output)
+    assert {t["task"] for t in listed} >= {"announce", "handover", "exit-interview"}
+    for task in listed:
+        due = datetime.fromisoformat(task["due_at"].replace("Z", "+00:00"))
+        assert due >= before + timedelta(hours=4), task  # tasks.min_notice, by default 4h
+        local = due.astimezone(ZoneInfo("Europe/Berlin"))
+        assert (local.strftime("%H:%M"), local.date().isoformat()) == ("17:00", task["due_date"]), task
+
+
+def test_a_case_opening_late_on_the_last_day_moves_what_is_due_sooner_to_the_next_due_time(company, tmp_path):
+    # 03:00 UTC on 1 November is 16:00 in Auckland: the returns (0d, 17:00) would be due within the hour.
+    opened = TERMINATION + timedelta(hours=7)
+    engine = open_engine(company, tmp_path, opened, tasks={**company.extra["tasks"], "min_notice": "2h"})
+    try:
+        case_id = contractor_case(engine)
+        rows = list_tasks(engine.store, opened, case_id=case_id)
+    finally:
+        engine.close()
+    due = {r["task"]: (r["due_date"], r["due_at"], r["overdue"]) for r in rows}
+    moved = ("2026-11-02", "2026-11-02T04:00:00.000Z", False)  # 17:00 the next day in Auckland
+    assert due == {
+        "announce-end": moved,
+        "handover": moved,
+        "exit-interview": moved,
+        "return-lap-1001": moved,
+        "return-phn-2002": moved,
+        "wipe-devices": ("2026-11-08", "2026-11-08T04:00:00.000Z", False),  # +7d: left as the policy says
+        "final-invoice": ("2026-11-15", "2026-11-15T04:00:00.000Z", False),
+    }
 
 
 def test_overdue_json_is_usable_from_a_script_and_every_field_is_documented(company, tmp_path, run):
@@ -457,12 +498,12 @@ def test_the_server_reminds_owners_in_slack_once_each(tmp_path, monkeypatch):
             assert server.engine.revoke(leaver.id).ok
             server.intake.run_once()
             manager = sim._index[leaver.manager.lower()]
-            # At once: announce and handover (-2d) are overdue, to the manager; the exit interview (-1d, hr, no
-            # address configured) goes to the IT channel.
+            # At once: announce and handover (-2d) come due (at 17:00 local, tasks.min_notice after the case opens,
+            # not overdue), to the manager; the exit interview (-1d, hr, no address configured) goes to the IT channel.
             assert sorted((m["channel"], m["text"].split(":")[0]) for m in sim.messages) == [
-                ("C0ITOPS", "*Overdue"),
-                (manager, "*Overdue"),
-                (manager, "*Overdue"),
+                ("C0ITOPS", "*Due"),
+                (manager, "*Due"),
+                (manager, "*Due"),
             ]
             assert all("owner: hr" in m["text"] for m in sim.messages if m["channel"] == "C0ITOPS")
             for step in ({"minutes": 20}, {"days": 14}, {"minutes": 20}, {"days": 2}, {"minutes": 20}):
@@ -505,6 +546,22 @@ def test_the_checklist_works_the_same_on_postgresql(company, tmp_path, pg_url, r
         ("wipe-devices", "skipped"),
     ]
     assert run(*cfg, "audit", "verify", "--strict").exit_code == 0
+
+
+def test_status_exits_as_its_help_and_the_docs_say(company, run):
+    """Exit 0 for a complete or cancelled case, 3 for one awaiting tasks (#21: the help said 3 unless complete)."""
+    cfg = ("--config", str(company.config_path))
+    helptext = " ".join(run("status", "--help").output.split())
+    assert "Exits 3 if the case is neither complete nor cancelled" in helptext
+    docs = " ".join(DOCS.read_text().split())
+    assert "`offboard status CASE` exits 0 for a complete or cancelled case, 3 otherwise" in docs
+    waiting = json.loads(run(*cfg, "revoke", CONTRACTOR, "--yes", "--json").output)["case"]
+    done = json.loads(run(*cfg, "revoke", "user2@corp.example", "--yes", "--json").output)["case"]
+    assert run(*cfg, "status", waiting).exit_code == 3  # awaiting_tasks
+    assert run(*cfg, "status", done).exit_code == 0  # complete
+    assert run(*cfg, "undo", waiting, "--yes").exit_code == 0
+    assert json.loads(run(*cfg, "status", waiting, "--json").output)["status"] == "cancelled"
+    assert run(*cfg, "status", waiting).exit_code == 0
 
 
 def test_remind_without_notifiers_says_so(company, run):

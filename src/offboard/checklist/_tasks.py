@@ -15,8 +15,8 @@ import csv
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -33,6 +33,7 @@ __all__ = [
     "TaskSpec",
     "checklist",
     "checklist_for",
+    "not_before",
     "equipment_for",
     "task_rows",
     "list_tasks",
@@ -177,6 +178,30 @@ def checklist_for(config: Any, policy: Policy, person: Person, termination: date
             error=problem,
         )
     return checklist(policy, person, termination, items, config.tasks.due_time, problem)
+
+
+def not_before(specs: list[TaskSpec], opened: datetime, settings: Any) -> list[TaskSpec]:
+    """``specs`` with none due sooner than ``settings.min_notice`` after ``opened`` (a case that opens late).
+
+    A task that would be due sooner, or is already past, is due at the first ``settings.due_time``
+    (in its own time zone) at least ``min_notice`` after the case opens: the people who own it get
+    that much time, and a new case never starts with overdue tasks.
+    """
+    earliest = _aware(opened) + parse_duration(settings.min_notice)
+    at = time.fromisoformat(settings.due_time)
+    out = []
+    for spec in specs:
+        if spec.due_at >= earliest:
+            out.append(spec)
+            continue
+        zone = ZoneInfo(spec.timezone)
+        date = earliest.astimezone(zone).date()
+        due = datetime.combine(date, at, tzinfo=zone)
+        if due < earliest:
+            date += timedelta(days=1)
+            due = datetime.combine(date, at, tzinfo=zone)
+        out.append(replace(spec, due_at=due.astimezone(UTC), due_date=date.isoformat()))
+    return out
 
 
 def _slug(text: str) -> str:

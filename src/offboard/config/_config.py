@@ -98,6 +98,11 @@ class TasksConfig(_Strict):
     )
     due_time: str = Field(default="17:00", description="local time of day a task is due on its due date")
     remind_before: str = Field(default="1d", description="send the 'due' reminder this long before a task is due")
+    min_notice: str = Field(
+        default="4h",
+        description="a task is never due sooner than this after its case opens: one that would be (or is "
+        "already past) is due at the first `due_time` after it",
+    )
     remind_every: str = Field(default="15m", description="how often `offboard serve` looks for reminders to send")
 
     @field_validator("due_time")
@@ -105,7 +110,7 @@ class TasksConfig(_Strict):
     def _time(cls, value: str) -> str:
         return time_of_day(value)
 
-    @field_validator("remind_before", "remind_every")
+    @field_validator("remind_before", "remind_every", "min_notice")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)

@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from ..checklist._tasks import checklist_for, last_day, task_rows
+from ..checklist._tasks import checklist_for, last_day, not_before, task_rows
 from ..checklist._tasks import counts as task_counts
 from ..config._config import Config
 from ..config._logging import redact
@@ -278,7 +278,7 @@ class Engine:
                     step.connectors is None or account.system in step.connectors or cfg.type in step.connectors
                 ) and step.action in cls.capabilities():
                     plan.later.append((Action(step.action, account, params), step.delay))
-        plan.tasks = self.checklist(person, policy, now)
+        plan.tasks = not_before(self.checklist(person, policy, now), now, self.config.tasks)
         return plan
 
     def checklist(self, person: Person, policy: Policy, termination: datetime) -> list[Any]:
@@ -337,6 +337,7 @@ class Engine:
         tasks = plan.tasks
         if plan.as_of is not None and last_day(plan.person, termination_at or now) != last_day(plan.person, plan.as_of):
             tasks = self.checklist(plan.person, plan.policy, termination_at or now)  # due dates count from another day
+        tasks = not_before(tasks, now, self.config.tasks)  # none due sooner than tasks.min_notice after opening
         enqueue = self.dispatcher.enqueuer(case_id, action_rows) if self.dispatcher else None
         lease = self.leases.on_insert(case_id)  # leased in the insert's transaction: no window for a resume
 
