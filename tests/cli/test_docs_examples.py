@@ -36,6 +36,21 @@ def test_the_configuration_reference_is_current():
     assert all(row.count("|") >= 4 and not row.endswith("|  |") for row in table.splitlines())
 
 
+def test_every_nested_section_of_the_configuration_is_expanded():
+    """A section whose type is a model (limits, tasks, cases, ...) lists its own keys in the reference."""
+    from pydantic import BaseModel
+
+    from offboard.config._config import Config
+    from offboard.config._reference import SECTIONS
+
+    nested = [
+        name
+        for name, field in Config.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    ]
+    assert nested and set(nested) <= set(SECTIONS), f"add to SECTIONS: {sorted(set(nested) - set(SECTIONS))}"
+
+
 def examples() -> list[tuple[str, int, Any]]:
     found = []
     for page in PAGES:

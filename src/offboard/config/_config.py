@@ -19,7 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..errors import ConfigError
 from ._durations import parse_duration
 
-__all__ = ["Config", "ConnectorConfig", "Limits", "TasksConfig", "load_config", "format_validation_error"]
+__all__ = [
+    "CasesConfig",
+    "Config",
+    "ConnectorConfig",
+    "Limits",
+    "TasksConfig",
+    "load_config",
+    "format_validation_error",
+]
 
 
 def time_of_day(value: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from ._config import Config, ConnectorConfig, Limits, PeopleConfig, TasksConfig
+from ._config import CasesConfig, Config, ConnectorConfig, Limits, PeopleConfig, TasksConfig
 
 __all__ = ["reference_table", "update_page", "START", "END"]
 
@@ -27,6 +27,7 @@ SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "people": (PeopleConfig, "people[]."),
     "limits": (Limits, "limits."),
     "tasks": (TasksConfig, "tasks."),
+    "cases": (CasesConfig, "cases."),
 }
 
 
