@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AuditError
 from ._entry import FORMAT_VERSION, EntryError, canonical, check_fields, checked_entry, now
 from ._history import SealBook, book_record, book_seals, history_problems, read_history, refuse
+from ._index import update_index
 from ._merkle import CompactRange, leaf_hash
 from ._note import (
     Checkpoint,
@@ -550,6 +551,10 @@ class AuditLog:
         _write_atomic(folder / LATEST, note.encode())
         if persons is not None:
             _write_atomic(self.directory / PERSONS_CACHE, persons, 0o600)
+        try:  # the per-person index is advisory: evidence scans the log without it, verify reports it
+            update_index(self.directory, self.origin)
+        except OSError:
+            pass
 
     def rotate_key(self, reason: str, approver: str | None = None) -> tuple[str, str]:
         """Replace the local signing key: log it, cross-sign a checkpoint with both keys, retire the old one."""
