@@ -43,6 +43,9 @@ __all__ = [
     "update_index",
     "index_evidence",
     "IndexedEvidence",
+    "NO_PERSON",
+    "RECORD",
+    "line_tag",
 ]
 
 INDEX_DIR = "index"
@@ -52,6 +55,7 @@ TREE = "tree.bin"
 RECORD = 16
 NO_PERSON = bytes(8)
 _ENTRIES = "entries.jsonl"
+_PERSONS = "persons.json"
 
 
 def person_tag(pid: str) -> bytes:
@@ -59,7 +63,7 @@ def person_tag(pid: str) -> bytes:
     return sha256(pid.encode("utf-8", "surrogatepass")).digest()[:8]
 
 
-def _line_tag(line: bytes) -> bytes:
+def line_tag(line: bytes) -> bytes:
     """The tag of the person a line names (zeros when it names none or does not parse)."""
     obj: Any = fast_parse(line)
     if obj is None:
@@ -151,11 +155,12 @@ def _append(path: Path, keep: int, data: bytes) -> None:
         os.close(fd)
 
 
-def update_index(directory: Path, origin: str) -> int:
+def update_index(directory: Path, origin: str, size: int | None = None, root: bytes | None = None) -> int:
     """Extend ``index/`` over the lines added to ``entries.jsonl`` since it was last extended.
 
-    Call with the log locked for writing. A missing or inconsistent index is rebuilt from the
-    start. Returns the number of entries the index covers."""
+    Call with the log locked for writing, after sealing ``size`` entries with tree ``root``: an
+    index whose tree does not reach that root at that size (the entries were rewritten under it),
+    or that is missing or inconsistent, is rebuilt from the start. Returns the entries covered."""
     directory = Path(directory)
     folder = directory / INDEX_DIR
     folder.mkdir(exist_ok=True, mode=0o700)
@@ -167,8 +172,24 @@ def update_index(directory: Path, origin: str) -> int:
                 state = None
         except OSError:
             state = None
-    if state is None:
+    if state is not None and size is not None and state.size > size:
+        state = None
+    extended = None if state is None else _extend(directory, state, size, root)
+    if state is None or extended is None:
         state = IndexState(0, 0, [])
+        extended = _extend(directory, state, None, None)  # rebuilt from the entries as they are
+        assert extended is not None
+    recs, nodes, new = extended
+    _append(records, RECORD * state.size, recs)
+    _append(tree, 32 * tree_count(state.size), nodes)
+    _write_state(folder, origin, new)
+    return new.size
+
+
+def _extend(
+    directory: Path, state: IndexState, size: int | None, root: bytes | None
+) -> tuple[bytes, bytes, IndexState] | None:
+    """The records and nodes of the lines after ``state``; None when the tree misses ``root`` at ``size``."""
     with open(directory / _ENTRIES, "rb") as f:
         f.seek(state.offset)
         data = f.read()
@@ -176,23 +197,24 @@ def update_index(directory: Path, origin: str) -> int:
     lines = data[:end].split(b"\n")[:-1] if end else []
     recs: list[bytes] = []
     nodes: list[bytes] = []
-    size, offset, peaks = state.size, state.offset, state.peaks
+    n, offset, peaks = state.size, state.offset, list(state.peaks)
+    if root is not None and n == size and state.root() != root:
+        return None
     for line in lines:
-        recs.append(_line_tag(line) + offset.to_bytes(8, "big"))
+        recs.append(line_tag(line) + offset.to_bytes(8, "big"))
         offset += len(line) + 1
         h = leaf_hash(line)
         nodes.append(h)
-        n = size
-        while n & 1:
+        k = n
+        while k & 1:
             h = sha256(b"\x01" + peaks.pop() + h).digest()
             nodes.append(h)
-            n >>= 1
+            k >>= 1
         peaks.append(h)
-        size += 1
-    _append(records, RECORD * state.size, b"".join(recs))
-    _append(tree, 32 * tree_count(state.size), b"".join(nodes))
-    _write_state(folder, origin, IndexState(size, offset, peaks))
-    return size
+        n += 1
+        if root is not None and n == size and IndexState(n, offset, peaks).root() != root:
+            return None
+    return b"".join(recs), b"".join(nodes), IndexState(n, offset, peaks)
 
 
 class _FileTree(Tree):
@@ -226,6 +248,30 @@ class IndexedEvidence:
     chosen: list[tuple[bytes, dict[str, Any]]]
     proofs: dict[int, list[bytes]]
     consistency: dict[int, list[bytes]]
+
+
+def _persons_last(directory: Path, person: str, size: int) -> int:
+    """``person``'s last ``seq`` as the writer's ``persons.json`` (written at the same seal) records it.
+
+    A second, independent record of where each person's chain ends: records.bin must agree with it,
+    so an index that lost a person's newest entries is not used. Found by a search, not a parse (the
+    file is ``json.dumps`` output: a key is preceded by ``{`` or ``, ``, a quote inside a string by ``\\``)."""
+    data = (directory / _PERSONS).read_bytes()
+    if not data.startswith(b"{") or f'"size": {size}, '.encode() not in data[:4096]:
+        raise _Miss(f"{_PERSONS} is not the record of the checkpoint at size {size}")
+    needle = (json.dumps(person) + ": ").encode()
+    pos = data.find(needle)
+    while pos > 0 and data[pos - 1 : pos] != b"{" and data[pos - 2 : pos] != b", ":
+        pos = data.find(needle, pos + 1)
+    if pos <= 0:
+        raise _Miss(f"{_PERSONS} has no entry for the person")
+    start = pos + len(needle)
+    stop = start
+    while data[stop : stop + 1].isdigit():
+        stop += 1
+    if stop == start:
+        raise _Miss(f"{_PERSONS} is malformed")
+    return int(data[start:stop])
 
 
 def _aligned_matches(records: bytes, tag: bytes) -> list[int]:
@@ -277,6 +323,8 @@ def _index_evidence(
         # The slow path refuses when the person has an entry after the checkpoint: so must this one.
         if seqs[-1] >= size:
             raise _Miss("the person has entries after the checkpoint")
+        if seqs[-1] != _persons_last(directory, person, size):
+            raise _Miss(f"records.bin ends the person's entries at {seqs[-1]}, persons.json elsewhere")
         f.seek(state.offset)
         if needle in f.read():  # lines the index does not cover yet
             raise _Miss("the person may have entries the index does not cover")

@@ -487,7 +487,9 @@ class AuditLog:
         self._latest = checkpoint
         persons = json.dumps({"origin": self.origin, "size": size, "persons": self._persons}).encode()
         self._store.publish(
-            size, note, lambda: self.write_checkpoint(size, note, persons, replace=existing is not None)
+            size,
+            note,
+            lambda: self.write_checkpoint(size, note, persons, replace=existing is not None, root=checkpoint.root),
         )
         if not database:
             book_record(self.seals, self.origin, checkpoint)
@@ -538,7 +540,9 @@ class AuditLog:
             raise refuse([f"checkpoints/{checkpoint_name(size)} holds a different root"])
         return existing
 
-    def write_checkpoint(self, size: int, note: str, persons: bytes | None = None, *, replace: bool = False) -> None:
+    def write_checkpoint(
+        self, size: int, note: str, persons: bytes | None = None, *, replace: bool = False, root: bytes | None = None
+    ) -> None:
         """Store a checkpoint's files: its history file, ``latest.note`` and the per-person index.
 
         A history file that exists is never overwritten (``replace`` says the note is the one in it)."""
@@ -552,7 +556,7 @@ class AuditLog:
         if persons is not None:
             _write_atomic(self.directory / PERSONS_CACHE, persons, 0o600)
         try:  # the per-person index is advisory: evidence scans the log without it, verify reports it
-            update_index(self.directory, self.origin)
+            update_index(self.directory, self.origin, size, root)
         except OSError:
             pass
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ._cases import CaseBook, CaseRecord
 from ._entry import EntryError, checked_entry, parse_time
+from ._index import NO_PERSON, RECORD, line_tag, person_tag
 
 __all__ = [
     "Part",
@@ -58,6 +59,8 @@ class Part:
     case_findings: dict[str, list[str]] = field(default_factory=dict)
     approvals: list[str] = field(default_factory=list)
     cache_diff: int | None = None  # first leaf whose cached hash differs
+    index_diff: int | None = None  # first entry whose index/records.bin record differs
+    index_end: int | None = None  # byte offset just after the entries the index covers, if in this stretch
 
 
 def _push(stack: list[Node], pos: int, level: int, h: bytes) -> None:
@@ -92,10 +95,25 @@ def time_finding(ts: str, prev: str) -> str | None:
 
 
 def scan(
-    lines: list[bytes], first: int, origin: str, wanted: set[int], sla_seconds: int | None, cache: Path | None
+    lines: list[bytes],
+    first: int,
+    origin: str,
+    wanted: set[int],
+    sla_seconds: int | None,
+    cache: Path | None,
+    index_at: tuple[Path, int, int] | None = None,
 ) -> tuple[Part, CaseBook]:
-    """Check entries ``first``.. of ``origin``; the chains that cross stretches are left to the merge."""
+    """Check entries ``first``.. of ``origin``; the chains that cross stretches are left to the merge.
+
+    ``index_at`` is ``(records.bin, entries it covers, this stretch's byte offset)``: the records of
+    the stretch's entries are recomputed and compared."""
     part = Part(first, len(lines))
+    recs: list[bytes] | None = None
+    tags: dict[str, bytes] = {}
+    offset = 0
+    if index_at is not None and first < index_at[1]:
+        recs, offset = [], index_at[2]
+        keep_rec = recs.append
     book = CaseBook()
     add_case = book.add
     hashes: list[bytes] = []
@@ -135,8 +153,21 @@ def scan(
             part.bad_count += 1
             if len(bad) < MAX_LISTED:
                 bad.append((index, str(exc)))
+            if recs is not None:
+                keep_rec(line_tag(line) + offset.to_bytes(8, "big"))
+                offset += len(line) + 1
             continue
         person = obj.get("person")
+        if recs is not None:
+            who = person.get("id") if type(person) is dict else None
+            if isinstance(who, str):
+                tag = tags.get(who)
+                if tag is None:
+                    tag = tags[who] = person_tag(who)
+            else:
+                tag = NO_PERSON
+            keep_rec(tag + offset.to_bytes(8, "big"))
+            offset += len(line) + 1
         if isinstance(person, dict) and isinstance(person.get("id"), str):
             pid = person["id"]
             prev = obj.get("person_prev", "missing")
@@ -173,7 +204,27 @@ def scan(
     part.approvals = book.approval_findings
     if cache is not None:
         part.cache_diff = _cache_diff(cache, first, hashes)
+    if recs is not None and index_at is not None:
+        covered = min(len(recs), index_at[1] - first)
+        if covered < len(recs):
+            part.index_end = int.from_bytes(recs[covered][8:], "big")
+        elif first + len(recs) == index_at[1]:
+            part.index_end = offset
+        part.index_diff = _index_diff(index_at[0], first, recs[:covered])
     return part, book
+
+
+def _index_diff(records: Path, first: int, recs: list[bytes]) -> int | None:
+    """The first entry of this stretch whose record in ``records.bin`` differs (or is missing)."""
+    with open(records, "rb") as f:
+        f.seek(first * RECORD)
+        stored = f.read(len(recs) * RECORD)
+    if stored == b"".join(recs):
+        return None
+    return next(
+        (first + i for i, rec in enumerate(recs) if stored[i * RECORD : i * RECORD + RECORD] != rec),
+        first + len(stored) // RECORD,
+    )
 
 
 def _cache_diff(cache: Path, first: int, hashes: list[bytes]) -> int | None:
