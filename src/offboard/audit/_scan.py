@@ -9,8 +9,11 @@ the log was cut.
 from __future__ import annotations
 
 import os
+import sys
+from array import array
 from dataclasses import dataclass, field
 from hashlib import sha256
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -108,12 +111,8 @@ def scan(
     ``index_at`` is ``(records.bin, entries it covers, this stretch's byte offset)``: the records of
     the stretch's entries are recomputed and compared."""
     part = Part(first, len(lines))
-    recs: list[bytes] | None = None
-    tags: dict[str, bytes] = {}
-    offset = 0
-    if index_at is not None and first < index_at[1]:
-        recs, offset = [], index_at[2]
-        keep_rec = recs.append
+    whose: list[Any] = []  # per entry: its person.id, None, or (a line that failed its checks) its tag
+    keep_whose = whose.append
     book = CaseBook()
     add_case = book.add
     hashes: list[bytes] = []
@@ -153,23 +152,12 @@ def scan(
             part.bad_count += 1
             if len(bad) < MAX_LISTED:
                 bad.append((index, str(exc)))
-            if recs is not None:
-                keep_rec(line_tag(line) + offset.to_bytes(8, "big"))
-                offset += len(line) + 1
+            keep_whose(line_tag(line))
             continue
         person = obj.get("person")
-        if recs is not None:
-            who = person.get("id") if type(person) is dict else None
-            if isinstance(who, str):
-                tag = tags.get(who)
-                if tag is None:
-                    tag = tags[who] = person_tag(who)
-            else:
-                tag = NO_PERSON
-            keep_rec(tag + offset.to_bytes(8, "big"))
-            offset += len(line) + 1
         if isinstance(person, dict) and isinstance(person.get("id"), str):
             pid = person["id"]
+            keep_whose(pid)
             prev = obj.get("person_prev", "missing")
             last = persons.get(pid, _UNSEEN)
             if last is _UNSEEN:
@@ -179,10 +167,12 @@ def scan(
                 if len(bad) < MAX_LISTED:
                     bad.append((index, person_problem(pid, prev, last)))
             persons[pid] = index
-        elif "person_prev" in obj:
-            part.bad_count += 1
-            if len(bad) < MAX_LISTED:
-                bad.append((index, "person_prev without a person.id"))
+        else:
+            keep_whose(None)
+            if "person_prev" in obj:
+                part.bad_count += 1
+                if len(bad) < MAX_LISTED:
+                    bad.append((index, "person_prev without a person.id"))
         ts = obj["time"]
         if ts >= prev_time:
             prev_time = ts
@@ -204,26 +194,42 @@ def scan(
     part.approvals = book.approval_findings
     if cache is not None:
         part.cache_diff = _cache_diff(cache, first, hashes)
-    if recs is not None and index_at is not None:
-        covered = min(len(recs), index_at[1] - first)
-        if covered < len(recs):
-            part.index_end = int.from_bytes(recs[covered][8:], "big")
-        elif first + len(recs) == index_at[1]:
-            part.index_end = offset
-        part.index_diff = _index_diff(index_at[0], first, recs[:covered])
+    if index_at is not None and first < index_at[1]:
+        _check_records(part, lines, whose, *index_at)
     return part, book
 
 
-def _index_diff(records: Path, first: int, recs: list[bytes]) -> int | None:
-    """The first entry of this stretch whose record in ``records.bin`` differs (or is missing)."""
+def _check_records(part: Part, lines: list[bytes], whose: list[Any], records: Path, covered: int, begin: int) -> None:
+    """Compare ``records.bin`` for this stretch with the person tags and line offsets of its entries."""
+    first = part.first
+    count = min(len(lines), covered - first)
+    offsets = array("Q", accumulate(map(len, lines[:count]), lambda total, n: total + n + 1, initial=begin))
+    if count < len(lines) or first + count == covered:
+        part.index_end = offsets[count]
+    del offsets[count:]
+    tags: dict[Any, bytes] = {None: NO_PERSON}
+    for who in set(whose[:count]):
+        if who not in tags:
+            tags[who] = who if isinstance(who, bytes) else person_tag(who)
+    expected_tags = b"".join(map(tags.__getitem__, whose[:count]))
+    if sys.byteorder == "little":
+        offsets.byteswap()
     with open(records, "rb") as f:
         f.seek(first * RECORD)
-        stored = f.read(len(recs) * RECORD)
-    if stored == b"".join(recs):
-        return None
-    return next(
-        (first + i for i, rec in enumerate(recs) if stored[i * RECORD : i * RECORD + RECORD] != rec),
-        first + len(stored) // RECORD,
+        stored = f.read(count * RECORD)
+    if len(stored) == count * RECORD:
+        pairs = array("Q")
+        pairs.frombytes(stored)  # 8-byte items copied as they are: tag, offset, tag, offset, ...
+        if pairs[0::2].tobytes() == expected_tags and pairs[1::2].tobytes() == offsets.tobytes():
+            return
+    want = offsets.tobytes()
+    part.index_diff = next(
+        (
+            first + i
+            for i in range(count)
+            if stored[i * RECORD : i * RECORD + RECORD] != expected_tags[i * 8 : i * 8 + 8] + want[i * 8 : i * 8 + 8]
+        ),
+        first + count,
     )
 
 
