@@ -215,3 +215,20 @@ def test_verify_finds_a_wrong_record_however_the_log_is_cut(spread_log, processe
     report = verify_log(spread_log, processes=processes)
     assert report.exit_code == 1
     assert [p.what for p in report.problems if "records.bin" in p.where][0].startswith(f"the record of entry {seq} ")
+
+
+def test_an_index_ahead_of_the_seal_is_kept_only_when_its_tree_has_the_sealed_root(spread_log, audit_kit):
+    """A database mirror can hold lines beyond the checkpoint it writes: the index is checked, not rebuilt."""
+    from offboard.audit._index import update_index
+
+    sealed = len(lines_of(spread_log))
+    root = Tree([leaf_hash(x) for x in lines_of(spread_log)]).root()
+    with audit_kit.open_log(spread_log) as log:
+        log.append("note", {"text": "beyond the seal"})
+    assert update_index(spread_log, audit_kit.origin) == sealed + 1
+    set_record(spread_log, 0, tag=b"marker!!")  # survives only if the index is kept
+    assert update_index(spread_log, audit_kit.origin, sealed, root) == sealed + 1
+    assert (spread_log / "index" / "records.bin").read_bytes()[:8] == b"marker!!"
+    assert update_index(spread_log, audit_kit.origin, sealed, bytes(32)) == sealed + 1  # not the tree: rebuilt
+    assert (spread_log / "index" / "records.bin").read_bytes()[:8] != b"marker!!"
+    assert index_problems(spread_log) == []

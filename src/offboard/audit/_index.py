@@ -172,8 +172,10 @@ def update_index(directory: Path, origin: str, size: int | None = None, root: by
                 state = None
         except OSError:
             state = None
-    if state is not None and size is not None and state.size > size:
-        state = None
+    if state is not None and size is not None and state.size > size:  # a mirror may hold lines beyond the seal
+        if root is not None and _tree_root(tree, state.size, size) != root:
+            state = None
+        size = root = None  # checked here: _extend only adds lines beyond the state
     extended = None if state is None else _extend(directory, state, size, root)
     if state is None or extended is None:
         state = IndexState(0, 0, [])
@@ -215,6 +217,15 @@ def _extend(
         if root is not None and n == size and IndexState(n, offset, peaks).root() != root:
             return None
     return b"".join(recs), b"".join(nodes), IndexState(n, offset, peaks)
+
+
+def _tree_root(path: Path, covered: int, size: int) -> bytes | None:
+    """The root at ``size`` from ``tree.bin`` (which holds ``covered`` leaves), or None if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            return _FileTree(f.fileno(), covered).root(size)
+    except (OSError, _Miss):
+        return None
 
 
 class _FileTree(Tree):
