@@ -232,3 +232,19 @@ def test_an_index_ahead_of_the_seal_is_kept_only_when_its_tree_has_the_sealed_ro
     assert update_index(spread_log, audit_kit.origin, sealed, bytes(32)) == sealed + 1  # not the tree: rebuilt
     assert (spread_log / "index" / "records.bin").read_bytes()[:8] != b"marker!!"
     assert index_problems(spread_log) == []
+
+
+def test_lines_slipped_in_before_the_states_offset_are_not_missed(spread_log, audit_kit, tmp_path):
+    """Unsealed lines for the person, with state.json's offset moved past them: the scan refuses, so must evidence."""
+    with audit_kit.open_log(spread_log) as log:
+        log.append("note", {"person": {"id": "p-alice"}, "text": "unsealed"})
+    state = spread_log / "index" / "state.json"
+    raw = json.loads(state.read_text())
+    raw["offset"] = (spread_log / "entries.jsonl").stat().st_size
+    state.write_text(json.dumps(raw))
+    notes: list[str] = []
+    with pytest.raises(AuditError, match="not sealed yet"):
+        build_evidence(
+            spread_log, "p-alice", tmp_path / "a.zip", load_trust(spread_log / "trusted-keys.txt"), notes=notes
+        )
+    assert notes and "offset" in notes[0]

@@ -336,6 +336,10 @@ def _index_evidence(
             raise _Miss("the person has entries after the checkpoint")
         if seqs[-1] != _persons_last(directory, person, size):
             raise _Miss(f"records.bin ends the person's entries at {seqs[-1]}, persons.json elsewhere")
+        last = int.from_bytes(records[-8:], "big")
+        tail = os.pread(f.fileno(), state.offset - last, last) if state.offset > last else b""
+        if not tail.endswith(b"\n") or tail.find(b"\n") != len(tail) - 1:
+            raise _Miss("state.json's offset is not the end of the last entry records.bin covers")
         f.seek(state.offset)
         if needle in f.read():  # lines the index does not cover yet
             raise _Miss("the person may have entries the index does not cover")
