@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             used = _cpu_seconds() - cpu
             status = "intact" if report.exit_code == 0 else f"exit {report.exit_code}"
             rate = args.entries / elapsed
-            goal = f"; goal >= 200,000/s: {'met' if rate >= 200_000 else 'MISSED'}" if processes != 1 else ""
+            verdict = "met" if rate >= 200_000 else "MISSED"
+            goal = f"; goal >= 200,000/s: {rate / 200_000:.2f}x the goal, {verdict}" if processes != 1 else ""
             rows.append(
                 (
                     f"{label}, {args.entries:,} entries ({size_mb:,.0f} MB, {checkpoints} checkpoints)",
@@ -169,12 +170,37 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
 
-        # 3. one person's evidence.
+        # 3. one person's evidence: through the per-person index (index/), then by scanning the log.
         trust = load_trust(big_dir / "trusted-keys.txt")
         bundle = Path(tmp) / "evidence.zip"
+        person = f"p-{n // 2:07d}"
+        exports, notes = [], []
+        for _ in range(20):
+            start = time.perf_counter()
+            build_evidence(big_dir, person, bundle, trust, notes=notes)
+            exports.append(time.perf_counter() - start)
+        fast_ms = statistics.median(exports) * 1000
+        rows.append(
+            (
+                f"export one person's evidence through the index (median of 20), {args.entries:,} entries",
+                f"{fast_ms:,.1f} ms",
+                f"goal < 50 ms: {50 / fast_ms:.1f}x the goal's speed, {'met' if fast_ms < 50 else 'MISSED'}"
+                + (f"; index NOT used: {notes[0]}" if notes else ""),
+            )
+        )
+        (big_dir / "index").rename(big_dir / "index.off")
         start = time.perf_counter()
-        build_evidence(big_dir, f"p-{n // 2:07d}", bundle, trust)
-        rows.append(("export one person's evidence", f"{(time.perf_counter() - start) * 1000:,.0f} ms", ""))
+        build_evidence(big_dir, person, Path(tmp) / "scanned.zip", trust)
+        scan_ms = (time.perf_counter() - start) * 1000
+        (big_dir / "index.off").rename(big_dir / "index")
+        same = (Path(tmp) / "scanned.zip").read_bytes() == bundle.read_bytes()
+        rows.append(
+            (
+                "export the same evidence by scanning the whole log (index removed)",
+                f"{scan_ms:,.0f} ms",
+                f"{scan_ms / fast_ms:,.0f}x slower than through the index; same zip: {'yes' if same else 'NO'}",
+            )
+        )
         times = []
         for _ in range(20):
             start = time.perf_counter()
@@ -185,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "verify one person's evidence (median of 20)",
                 f"{ms:.1f} ms",
-                f"exit {result.exit_code}; goal < 50 ms: {'met' if ms < 50 else 'MISSED'}",
+                f"exit {result.exit_code}",
             )
         )
 

@@ -127,6 +127,9 @@ def test_rewritten_and_resigned_with_the_real_key_is_refused(log_dir, store):
         note = sign_note(checkpoint_text(ORIGIN, size, Tree(leaves[:size]).root()), [signer])
         (folder / name).write_text(note)
         (folder / "latest.note").write_text(note)
+    told = run("verify")  # the per-person index still describes the old entries ...
+    assert told.exit_code == 1 and "index/" in told.output, told.output
+    shutil.rmtree(log_dir / "index")  # ... so a careful insider deletes it too
     assert run("verify").exit_code == 0  # the files alone cannot tell (witnesses or a pin can)
     with pytest.raises(AuditError, match="audit_seals"):
         open_log(log_dir, store.audit_seals)

@@ -430,6 +430,7 @@ def resign(directory: Path, lines: list[bytes]) -> None:
         newest = note
     if newest is not None:
         latest(directory).write_text(newest)
+    shutil.rmtree(directory / "index", ignore_errors=True)  # the person index would tell: rebuilt by the next seal
 
 
 def origin_of(directory: Path) -> str:

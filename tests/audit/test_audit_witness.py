@@ -142,6 +142,7 @@ def test_fork_resigned_with_the_real_key_is_refused_and_detected(witnessed, audi
             note = sign_note(checkpoint_text(ORIGIN, size, Tree(leaves[:size]).root()), [signer])
             path.write_text(note)
             (directory / "checkpoints" / "latest.note").write_text(note)
+    shutil.rmtree(directory / "index")  # the per-person index would tell (verify compares it with the entries)
     assert audit_kit.run("verify").exit_code == 0  # the directory alone cannot tell
     with open_witnessed(directory, witnesses) as log:  # the next seal goes to the witnesses ...
         audit_kit.write_case(log, "p-carol", "case-2")

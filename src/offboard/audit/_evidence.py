@@ -14,6 +14,7 @@ from typing import Any
 
 from ._cases import CaseBook
 from ._entry import EntryError, _encode, check_common, parse_entry
+from ._index import IndexedEvidence, index_evidence
 from ._log import CHECKPOINTS, ENTRIES, LATEST, AuditError
 from ._merkle import Tree, leaf_hash, verify_consistency, verify_inclusion
 from ._note import Checkpoint, NoteError, TrustList, b64, format_proof, parse_checkpoint, parse_proof, unb64
@@ -256,8 +257,12 @@ def build_evidence(
     *,
     sla_seconds: int = 86400,
     pinned: Sequence[Checkpoint] = (),
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Write the evidence zip for ``person`` against the latest checkpoint; returns the summary.
+
+    The entries are found through the person index (``index/``, see ``_index.py``) when it agrees
+    with everything read, else by scanning the whole log; ``notes`` then says why.
 
     For each ``pinned`` checkpoint (an auditor's earlier copy) the bundle carries
     ``consistency/<size>.txt``, the proof that the log only grew from it to the bundle's checkpoint."""
@@ -268,6 +273,52 @@ def build_evidence(
         raise AuditError("the audit log has no checkpoint yet") from None
     except NoteError as exc:
         raise AuditError(f"the latest checkpoint does not verify: {exc}") from None
+    for pin in pinned:
+        if pin.size > checkpoint.size:
+            raise AuditError(
+                f"the pinned checkpoint has size {pin.size} but the log's latest only {checkpoint.size}: rollback"
+            )
+    found = index_evidence(
+        directory, person, checkpoint.origin, checkpoint.size, checkpoint.root, [(p.size, p.root) for p in pinned]
+    )
+    if isinstance(found, str):  # no usable index: scan the log
+        if notes is not None:
+            notes.append(f"the person index was not used ({found}); the whole log was scanned")
+        found = _scan_evidence(directory, person, checkpoint, pinned)
+    pid, chosen = found.person, found.chosen
+    summary = summarize(pid, checkpoint, sla_seconds, [obj for _, obj in chosen])
+    files: dict[str, bytes] = {
+        "entries.jsonl": b"".join(line + b"\n" for line, _ in chosen),
+        "checkpoint.note": checkpoint.note.encode(),
+        "keys.txt": "".join(f"{v.vkey}\n" for v in checkpoint.signers).encode(),
+        "README.md": _readme(summary, checkpoint).encode(),
+        **render(summary),
+    }
+    cosigs = directory / CHECKPOINTS / f"{checkpoint.size:020d}.cosig"
+    if cosigs.exists():  # witness cosignatures of this checkpoint
+        files["checkpoint.cosig"] = cosigs.read_bytes()
+    for pin in pinned:
+        files[f"consistency/{pin.size}.txt"] = format_consistency(found.consistency[pin.size])
+    for _line, obj in chosen:
+        seq = obj["seq"]
+        files[f"proofs/{seq}.tlog-proof"] = format_proof(seq, found.proofs[seq], checkpoint.note).encode()
+    files["MANIFEST.sha256"] = "".join(f"{sha256(v).hexdigest()}  {k}\n" for k, v in sorted(files.items())).encode()
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, files[name])
+    tmp.replace(out)
+    return summary
+
+
+def _scan_evidence(
+    directory: Path, person: str, checkpoint: Checkpoint, pinned: Sequence[Checkpoint]
+) -> IndexedEvidence:
+    """The person's entries and proofs from the whole log: hash every line, check the checkpoint root."""
     data = (directory / ENTRIES).read_bytes()
     lines = data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]
     pid = find_person(lines, person)
@@ -285,41 +336,13 @@ def build_evidence(
                 if index >= checkpoint.size:
                     raise AuditError(f"entry {index} for {pid} is not sealed yet: checkpoint the log first")
                 chosen.append((line, obj))
-    summary = summarize(pid, checkpoint, sla_seconds, [obj for _, obj in chosen])
-    files: dict[str, bytes] = {
-        "entries.jsonl": b"".join(line + b"\n" for line, _ in chosen),
-        "checkpoint.note": checkpoint.note.encode(),
-        "keys.txt": "".join(f"{v.vkey}\n" for v in checkpoint.signers).encode(),
-        "README.md": _readme(summary, checkpoint).encode(),
-        **render(summary),
-    }
-    cosigs = directory / CHECKPOINTS / f"{checkpoint.size:020d}.cosig"
-    if cosigs.exists():  # witness cosignatures of this checkpoint
-        files["checkpoint.cosig"] = cosigs.read_bytes()
+    consistency: dict[int, list[bytes]] = {}
     for pin in pinned:
-        if pin.size > checkpoint.size:
-            raise AuditError(
-                f"the pinned checkpoint has size {pin.size} but the log's latest only {checkpoint.size}: rollback"
-            )
         if tree.root(pin.size) != pin.root:
             raise AuditError(f"fork: the log's tree at size {pin.size} has a different root than the pinned checkpoint")
-        files[f"consistency/{pin.size}.txt"] = format_consistency(tree.consistency_proof(pin.size, checkpoint.size))
-    for _line, obj in chosen:
-        seq = obj["seq"]
-        files[f"proofs/{seq}.tlog-proof"] = format_proof(
-            seq, tree.inclusion_proof(seq, checkpoint.size), checkpoint.note
-        ).encode()
-    files["MANIFEST.sha256"] = "".join(f"{sha256(v).hexdigest()}  {k}\n" for k, v in sorted(files.items())).encode()
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in sorted(files):
-            info = zipfile.ZipInfo(name, ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, files[name])
-    tmp.replace(out)
-    return summary
+        consistency[pin.size] = tree.consistency_proof(pin.size, checkpoint.size)
+    proofs = {obj["seq"]: tree.inclusion_proof(obj["seq"], checkpoint.size) for _, obj in chosen}
+    return IndexedEvidence(pid, chosen, proofs, consistency)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AuditError
 from ._entry import FORMAT_VERSION, EntryError, canonical, check_fields, checked_entry, now
 from ._history import SealBook, book_record, book_seals, history_problems, read_history, refuse
+from ._index import update_index
 from ._merkle import CompactRange, leaf_hash
 from ._note import (
     Checkpoint,
@@ -486,7 +487,9 @@ class AuditLog:
         self._latest = checkpoint
         persons = json.dumps({"origin": self.origin, "size": size, "persons": self._persons}).encode()
         self._store.publish(
-            size, note, lambda: self.write_checkpoint(size, note, persons, replace=existing is not None)
+            size,
+            note,
+            lambda: self.write_checkpoint(size, note, persons, replace=existing is not None, root=checkpoint.root),
         )
         if not database:
             book_record(self.seals, self.origin, checkpoint)
@@ -537,7 +540,9 @@ class AuditLog:
             raise refuse([f"checkpoints/{checkpoint_name(size)} holds a different root"])
         return existing
 
-    def write_checkpoint(self, size: int, note: str, persons: bytes | None = None, *, replace: bool = False) -> None:
+    def write_checkpoint(
+        self, size: int, note: str, persons: bytes | None = None, *, replace: bool = False, root: bytes | None = None
+    ) -> None:
         """Store a checkpoint's files: its history file, ``latest.note`` and the per-person index.
 
         A history file that exists is never overwritten (``replace`` says the note is the one in it)."""
@@ -550,6 +555,10 @@ class AuditLog:
         _write_atomic(folder / LATEST, note.encode())
         if persons is not None:
             _write_atomic(self.directory / PERSONS_CACHE, persons, 0o600)
+        try:  # the per-person index is advisory: evidence scans the log without it, verify reports it
+            update_index(self.directory, self.origin, size, root)
+        except OSError:
+            pass
 
     def rotate_key(self, reason: str, approver: str | None = None) -> tuple[str, str]:
         """Replace the local signing key: log it, cross-sign a checkpoint with both keys, retire the old one."""

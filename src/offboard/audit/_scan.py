@@ -9,13 +9,17 @@ the log was cut.
 from __future__ import annotations
 
 import os
+import sys
+from array import array
 from dataclasses import dataclass, field
 from hashlib import sha256
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 from ._cases import CaseBook, CaseRecord
 from ._entry import EntryError, checked_entry, parse_time
+from ._index import NO_PERSON, RECORD, line_tag, person_tag
 
 __all__ = [
     "Part",
@@ -58,6 +62,8 @@ class Part:
     case_findings: dict[str, list[str]] = field(default_factory=dict)
     approvals: list[str] = field(default_factory=list)
     cache_diff: int | None = None  # first leaf whose cached hash differs
+    index_diff: int | None = None  # first entry whose index/records.bin record differs
+    index_end: int | None = None  # byte offset just after the entries the index covers, if in this stretch
 
 
 def _push(stack: list[Node], pos: int, level: int, h: bytes) -> None:
@@ -92,10 +98,21 @@ def time_finding(ts: str, prev: str) -> str | None:
 
 
 def scan(
-    lines: list[bytes], first: int, origin: str, wanted: set[int], sla_seconds: int | None, cache: Path | None
+    lines: list[bytes],
+    first: int,
+    origin: str,
+    wanted: set[int],
+    sla_seconds: int | None,
+    cache: Path | None,
+    index_at: tuple[Path, int, int] | None = None,
 ) -> tuple[Part, CaseBook]:
-    """Check entries ``first``.. of ``origin``; the chains that cross stretches are left to the merge."""
+    """Check entries ``first``.. of ``origin``; the chains that cross stretches are left to the merge.
+
+    ``index_at`` is ``(records.bin, entries it covers, this stretch's byte offset)``: the records of
+    the stretch's entries are recomputed and compared."""
     part = Part(first, len(lines))
+    whose: list[Any] = []  # per entry: its person.id, None, or (a line that failed its checks) its tag
+    keep_whose = whose.append
     book = CaseBook()
     add_case = book.add
     hashes: list[bytes] = []
@@ -135,10 +152,12 @@ def scan(
             part.bad_count += 1
             if len(bad) < MAX_LISTED:
                 bad.append((index, str(exc)))
+            keep_whose(line_tag(line))
             continue
         person = obj.get("person")
         if isinstance(person, dict) and isinstance(person.get("id"), str):
             pid = person["id"]
+            keep_whose(pid)
             prev = obj.get("person_prev", "missing")
             last = persons.get(pid, _UNSEEN)
             if last is _UNSEEN:
@@ -148,10 +167,12 @@ def scan(
                 if len(bad) < MAX_LISTED:
                     bad.append((index, person_problem(pid, prev, last)))
             persons[pid] = index
-        elif "person_prev" in obj:
-            part.bad_count += 1
-            if len(bad) < MAX_LISTED:
-                bad.append((index, "person_prev without a person.id"))
+        else:
+            keep_whose(None)
+            if "person_prev" in obj:
+                part.bad_count += 1
+                if len(bad) < MAX_LISTED:
+                    bad.append((index, "person_prev without a person.id"))
         ts = obj["time"]
         if ts >= prev_time:
             prev_time = ts
@@ -173,7 +194,43 @@ def scan(
     part.approvals = book.approval_findings
     if cache is not None:
         part.cache_diff = _cache_diff(cache, first, hashes)
+    if index_at is not None and first < index_at[1]:
+        _check_records(part, lines, whose, *index_at)
     return part, book
+
+
+def _check_records(part: Part, lines: list[bytes], whose: list[Any], records: Path, covered: int, begin: int) -> None:
+    """Compare ``records.bin`` for this stretch with the person tags and line offsets of its entries."""
+    first = part.first
+    count = min(len(lines), covered - first)
+    offsets = array("Q", accumulate(map(len, lines[:count]), lambda total, n: total + n + 1, initial=begin))
+    if count < len(lines) or first + count == covered:
+        part.index_end = offsets[count]
+    del offsets[count:]
+    tags: dict[Any, bytes] = {None: NO_PERSON}
+    for who in set(whose[:count]):
+        if who not in tags:
+            tags[who] = who if isinstance(who, bytes) else person_tag(who)
+    expected_tags = b"".join(map(tags.__getitem__, whose[:count]))
+    if sys.byteorder == "little":
+        offsets.byteswap()
+    with open(records, "rb") as f:
+        f.seek(first * RECORD)
+        stored = f.read(count * RECORD)
+    if len(stored) == count * RECORD:
+        pairs = array("Q")
+        pairs.frombytes(stored)  # 8-byte items copied as they are: tag, offset, tag, offset, ...
+        if pairs[0::2].tobytes() == expected_tags and pairs[1::2].tobytes() == offsets.tobytes():
+            return
+    want = offsets.tobytes()
+    part.index_diff = next(
+        (
+            first + i
+            for i in range(count)
+            if stored[i * RECORD : i * RECORD + RECORD] != expected_tags[i * 8 : i * 8 + 8] + want[i * 8 : i * 8 + 8]
+        ),
+        first + count,
+    )
 
 
 def _cache_diff(cache: Path, first: int, hashes: list[bytes]) -> int | None:

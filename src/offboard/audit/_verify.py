@@ -13,6 +13,8 @@ from typing import Any
 
 from ._cases import CaseRecord
 from ._entry import EntryError, checked_entry
+from ._index import INDEX_DIR, RECORDS, read_state
+from ._index_check import check_index
 from ._log import CHECKPOINTS, ENTRIES, LATEST, LEAF_HASHES, TRUSTED_KEYS, read_origin
 from ._merkle import CompactRange
 from ._note import Checkpoint, NoteError, TrustList, parse_checkpoint
@@ -139,17 +141,24 @@ def _verify_log(
         wanted = {cp.size for _, cp in stored + pins}  # the tree sizes that need a root
         cache = directory / LEAF_HASHES
         cache_path = cache if cache.exists() else None
+        state = read_state(directory, origin)
+        index_at = (directory / INDEX_DIR / RECORDS, state.size) if state is not None else None
+        if state is not None:
+            wanted.add(state.size)
         parts: list[Part] | None = None
         records: dict[str, list[CaseRecord]] = {}
         if workers is not None:
             try:
-                parts = workers.scan(origin, wanted, sla_seconds, cache_path)
+                parts = workers.scan(origin, wanted, sla_seconds, cache_path, index_at)
                 records = workers.records(parts)
             except _WorkerFailed:
                 parts = None  # fall back to one pass here: same checks, same report
         if parts is None:
             ranges = [(0, end)] if end else []
-            parts = [scan(read_lines(path, 0, end), 0, origin, wanted, sla_seconds, cache_path)[0]] if end else []
+            whole = (index_at[0], index_at[1], 0) if index_at is not None else None
+            parts = (
+                [scan(read_lines(path, 0, end), 0, origin, wanted, sla_seconds, cache_path, whole)[0]] if end else []
+            )
     finally:
         if workers is not None:
             workers.close()
@@ -243,6 +252,7 @@ def _verify_log(
                 where,
                 f"fork: the log's tree at size {pin.size} has a different root than the pinned checkpoint",
             )
+    check_index(directory, state, parts, n, roots, report)  # after the checks that look at report.of("integrity")
     for part in parts:
         for index, vkey in part.rotations:
             if not isinstance(vkey, str) or trust.find(vkey) is None:
@@ -422,8 +432,9 @@ def _work(conn: Any, path: Path, begin: int, end: int) -> None:
     try:
         lines = read_lines(path, begin, end)
         conn.send(len(lines))
-        first, origin, wanted, sla_seconds, cache = conn.recv()
-        part, book = scan(lines, first, origin, wanted, sla_seconds, cache)
+        first, origin, wanted, sla_seconds, cache, records = conn.recv()
+        index = (records[0], records[1], begin) if records is not None else None
+        part, book = scan(lines, first, origin, wanted, sla_seconds, cache, index)
         del lines
         conn.send(part)
         conn.send({case: book.cases[case] for case in conn.recv()})
@@ -466,12 +477,19 @@ class _Workers:
             raise _WorkerFailed(value.what)
         return value
 
-    def scan(self, origin: str, wanted: set[int], sla_seconds: int | None, cache: Path | None) -> list[Part]:
+    def scan(
+        self,
+        origin: str,
+        wanted: set[int],
+        sla_seconds: int | None,
+        cache: Path | None,
+        records: tuple[Path, int] | None,
+    ) -> list[Part]:
         """Scan every stretch; each learns its first index once all have counted their lines."""
         counts = [self._recv(conn) for conn in self.conns]
         first = 0
         for conn, count in zip(self.conns, counts):
-            conn.send((first, origin, wanted, sla_seconds, cache))
+            conn.send((first, origin, wanted, sla_seconds, cache, records))
             first += count
         return [self._recv(conn) for conn in self.conns]
 
