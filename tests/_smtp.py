@@ -42,6 +42,23 @@ def smtp():
     controller.stop()
 
 
+def mail_notifier(inbox: Inbox, *events: str) -> dict:
+    """The ``notifiers:`` section of a config: one email notifier for ``events``, sending to ``inbox``."""
+    return {
+        "mail": {
+            "type": "email",
+            "events": list(events),
+            "settings": {
+                "host": "127.0.0.1",
+                "port": inbox.port,
+                "security": "none",
+                "sender": "offboard@corp.example",
+                "to": ["it@corp.example"],
+            },
+        }
+    }
+
+
 def wait_for(predicate, timeout=5.0):
     deadline = time.monotonic() + timeout
     while not predicate() and time.monotonic() < deadline:

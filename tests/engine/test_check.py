@@ -15,7 +15,7 @@ from offboard.engine._engine import Engine
 from offboard.sandbox import Sandbox
 
 from .. import _fakes
-from .._smtp import wait_for
+from .._smtp import mail_notifier, wait_for
 
 
 def rejoin(company, system: str, login: str, groups: list[str]) -> None:
@@ -121,19 +121,7 @@ def test_a_sweep_with_check_since_finds_and_notifies_what_recent_leavers_still_h
     company.extra = {
         "people": [{"type": "hr_export", "settings": {"path": str(hr)}}],
         "sweep": {"check_since": "30d"},
-        "notifiers": {
-            "mail": {
-                "type": "email",
-                "events": ["residual"],
-                "settings": {
-                    "host": "127.0.0.1",
-                    "port": smtp.port,
-                    "security": "none",
-                    "sender": "offboard@corp.example",
-                    "to": ["it@corp.example"],
-                },
-            }
-        },
+        "notifiers": mail_notifier(smtp, "residual"),
     }
     config = str(company.write_config())
     assert run("--config", config, "revoke", "user1@corp.example", "--yes").exit_code == 0

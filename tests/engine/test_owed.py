@@ -10,7 +10,7 @@ from offboard.config._config import load_config
 from offboard.config._paths import data_dir
 from offboard.engine._engine import Engine
 
-from .._smtp import wait_for
+from .._smtp import mail_notifier, wait_for
 from ..inventory._support import events, write_hr
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -132,19 +132,7 @@ def test_abandon_is_recorded_with_who_and_why_and_stops_retries(make_company, ru
 
 def test_work_owed_past_escalate_after_is_escalated_once_through_the_notifiers(make_company, smtp):
     company = make_company(systems=1)
-    company.extra["notifiers"] = {
-        "mail": {
-            "type": "email",
-            "events": ["owed"],
-            "settings": {
-                "host": "127.0.0.1",
-                "port": smtp.port,
-                "security": "none",
-                "sender": "offboard@corp.example",
-                "to": ["it@corp.example"],
-            },
-        }
-    }
+    company.extra["notifiers"] = mail_notifier(smtp, "owed")
     company.extra["cases"] = {"escalate_after": "3d"}
     case_id = failed_memberships(company)
     company.write_config(sys0={"forbid": ["remove_memberships"]})  # still failing

@@ -14,7 +14,7 @@ from offboard.config._config import load_config
 from offboard.engine._engine import Engine
 from offboard.sandbox import Sandbox
 
-from .._smtp import free_port, wait_for
+from .._smtp import free_port, mail_notifier, wait_for
 from ._support import events
 
 
@@ -62,19 +62,7 @@ def test_manager_gets_one_email_before_a_contractors_end_date(smtp, tmp_path, mo
         tmp_path,
         {
             "people": [{"type": "hr_export", "settings": {"path": str(hr)}}],
-            "notifiers": {
-                "mail": {
-                    "type": "email",
-                    "events": ["end_date"],
-                    "settings": {
-                        "host": "127.0.0.1",
-                        "port": smtp.port,
-                        "security": "none",
-                        "sender": "offboard@corp.example",
-                        "to": ["it@corp.example"],
-                    },
-                }
-            },
+            "notifiers": mail_notifier(smtp, "end_date"),
         },
     )
     try:

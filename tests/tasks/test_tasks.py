@@ -17,7 +17,7 @@ from offboard.engine._engine import Engine
 from offboard.inventory._sweep import run_sweep
 from offboard.models import CaseStatus
 
-from .._smtp import wait_for
+from .._smtp import mail_notifier, wait_for
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "checklists.md"
 # 20:00 UTC on 31 October is 09:00 on 1 November in Auckland (UTC+13 in summer): the last day is 1 November.
@@ -342,19 +342,7 @@ def test_overdue_json_is_usable_from_a_script_and_every_field_is_documented(comp
 
 
 def test_a_task_is_reminded_once_when_due_and_once_when_overdue_not_once_per_sweep(company, tmp_path, home, smtp):
-    mail = {
-        "mail": {
-            "type": "email",
-            "events": ["task_due", "task_overdue"],
-            "settings": {
-                "host": "127.0.0.1",
-                "port": smtp.port,
-                "security": "none",
-                "sender": "offboard@corp.example",
-                "to": ["it@corp.example"],
-            },
-        }
-    }
+    mail = mail_notifier(smtp, "task_due", "task_overdue")
     engine = open_engine(company, tmp_path, TERMINATION - timedelta(days=10), notifiers=mail)
     try:
         plan = engine.plan(CONTRACTOR)
