@@ -1,0 +1,123 @@
+"""A TCP proxy in front of a real LDAP server that cuts a write's connection after the server applied it.
+
+It reads the plain LDAP messages the client sends (BER: SEQUENCE { messageID, protocolOp }); when a
+modifyRequest ([APPLICATION 6]) carrying ``marker`` passes, it forwards it, lets the server answer,
+drops that answer and closes both sides, then refuses every new connection while ``down`` is set
+(the server looks dead to the client's retries).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+__all__ = ["CuttingProxy"]
+
+MODIFY_REQUEST = 0x66
+
+
+def _length(data: bytes, at: int) -> tuple[int, int]:
+    """A BER length at ``at``: (length, index after it)."""
+    first = data[at]
+    if first < 0x80:
+        return first, at + 1
+    n = first & 0x7F
+    return int.from_bytes(data[at + 1 : at + 1 + n], "big"), at + 1 + n
+
+
+def _operation(message: bytes) -> int | None:
+    """The protocolOp tag of the LDAPMessage starting ``message``, or None when it is not one."""
+    try:
+        if message[0] != 0x30:
+            return None
+        _, at = _length(message, 1)
+        if message[at] != 0x02:  # messageID INTEGER
+            return None
+        size, at = _length(message, at + 1)
+        return message[at + size]
+    except IndexError:
+        return None
+
+
+class CuttingProxy:
+    def __init__(self, host: str, port: int, marker: bytes):
+        self.target = (host, port)
+        self.marker = marker
+        self.armed = True  # cut the next matching write
+        self.down = False  # refuse connections (the server looks dead)
+        self.cuts = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"ldap://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        for s in self._sockets:
+            _close(s)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.down:
+                _close(client)
+                continue
+            server = socket.create_connection(self.target)
+            self._sockets += [client, server]
+            cut = threading.Event()
+            threading.Thread(target=self._upstream, args=(client, server, cut), daemon=True).start()
+            threading.Thread(target=self._downstream, args=(server, client, cut), daemon=True).start()
+
+    def _upstream(self, client: socket.socket, server: socket.socket, cut: threading.Event) -> None:
+        while True:
+            try:
+                data = client.recv(65536)
+            except OSError:
+                return
+            if not data:
+                _close(server)
+                return
+            if self.armed and _operation(data) == MODIFY_REQUEST and self.marker in data:
+                self.armed = False
+                cut.set()  # the server applies it; its answer never comes back
+            try:
+                server.sendall(data)
+            except OSError:
+                return
+
+    def _downstream(self, server: socket.socket, client: socket.socket, cut: threading.Event) -> None:
+        while True:
+            try:
+                data = server.recv(65536)
+            except OSError:
+                return
+            if not data:
+                _close(client)
+                return
+            if cut.is_set():  # the write's reply: drop it, the connection and, for a while, the server
+                self.down = True
+                self.cuts += 1
+                _close(client)
+                _close(server)
+                return
+            try:
+                client.sendall(data)
+            except OSError:
+                return
+
+
+def _close(s: socket.socket) -> None:
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    s.close()
