@@ -1,15 +1,19 @@
-"""A TCP proxy in front of a real LDAP server that cuts a write's connection after the server applied it.
+"""A TCP proxy in front of a real LDAP server that cuts the connection of one write.
 
-It reads the plain LDAP messages the client sends (BER: SEQUENCE { messageID, protocolOp }); when a
-modifyRequest ([APPLICATION 6]) carrying ``marker`` passes, it forwards it, lets the server answer,
-drops that answer and closes both sides, then refuses every new connection while ``down`` is set
-(the server looks dead to the client's retries).
+It reads the LDAP messages the client sends (BER: SEQUENCE { messageID, protocolOp }), in the clear
+or, with ``tls`` (a certificate the client trusts), by terminating TLS on both sides. When a
+modifyRequest ([APPLICATION 6]) carrying ``marker`` passes, it either drops it and closes the
+connection (``after_apply=False``: the request never reaches the server) or forwards it, lets the
+server apply it and answer, drops that answer and closes both sides (``after_apply=True``). Then it
+refuses every new connection while ``down`` is set: the server looks dead to the client's retries.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
+from pathlib import Path
 
 __all__ = ["CuttingProxy"]
 
@@ -40,9 +44,26 @@ def _operation(message: bytes) -> int | None:
 
 
 class CuttingProxy:
-    def __init__(self, host: str, port: int, marker: bytes):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        marker: bytes,
+        *,
+        after_apply: bool = True,
+        tls: tuple[Path, Path, Path] | None = None,  # (certificate, key, the server's CA)
+    ):
         self.target = (host, port)
         self.marker = marker
+        self.after_apply = after_apply
+        self._serve: ssl.SSLContext | None = None
+        self._upstream_tls: ssl.SSLContext | None = None
+        if tls is not None:
+            cert, key, ca = tls
+            self._serve = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._serve.load_cert_chain(cert, key)
+            self._upstream_tls = ssl.create_default_context(cafile=str(ca))
+            self._upstream_tls.check_hostname = False  # the CA is the test's own; the address is loopback
         self.armed = True  # cut the next matching write
         self.down = False  # refuse connections (the server looks dead)
         self.cuts = 0
@@ -54,7 +75,7 @@ class CuttingProxy:
 
     @property
     def url(self) -> str:
-        return f"ldap://127.0.0.1:{self.port}"
+        return f"{'ldaps' if self._serve else 'ldap'}://127.0.0.1:{self.port}"
 
     def close(self) -> None:
         self._stop.set()
@@ -71,7 +92,15 @@ class CuttingProxy:
             if self.down:
                 _close(client)
                 continue
-            server = socket.create_connection(self.target)
+            try:
+                if self._serve is not None and self._upstream_tls is not None:
+                    client = self._serve.wrap_socket(client, server_side=True)
+                    server = self._upstream_tls.wrap_socket(socket.create_connection(self.target))
+                else:
+                    server = socket.create_connection(self.target)
+            except OSError:
+                _close(client)
+                continue
             self._sockets += [client, server]
             cut = threading.Event()
             threading.Thread(target=self._upstream, args=(client, server, cut), daemon=True).start()
@@ -88,6 +117,12 @@ class CuttingProxy:
                 return
             if self.armed and _operation(data) == MODIFY_REQUEST and self.marker in data:
                 self.armed = False
+                if not self.after_apply:  # the request never reaches the server
+                    self.down = True
+                    self.cuts += 1
+                    _close(client)
+                    _close(server)
+                    return
                 cut.set()  # the server applies it; its answer never comes back
             try:
                 server.sendall(data)

@@ -1,12 +1,16 @@
-"""Undo restores the true before-state after the directory applied a disable whose reply was lost.
+"""Undo restores the true before-state after the directory lost a disable's request or its reply.
 
-A proxy between offboard and the real slapd forwards the lock, lets slapd apply it, then cuts the
-connection before the reply and refuses connections: the revoke's disable fails. The directory comes
-back, a second revoke completes ("already locked"), and undo of either case must unlock the account
-and give back its bind: the before-state kept is the one read before offboard's first write.
+A proxy between offboard and the real slapd or Samba AD DC cuts the connection of the disable's
+write, either before the request reaches the server or after the server applied it but before the
+reply, and then refuses connections: the revoke's disable fails. The directory comes back, a second
+revoke completes, and undo of either case must give the account back exactly its original lock
+attributes and its bind: the before-state kept is the one read before offboard's first write.
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import pytest
 
@@ -15,54 +19,72 @@ from offboard.engine._engine import Engine
 from offboard.models import Account
 from offboard.state._store import Store
 
-from ..connectors.conftest_ldap import Directory, slapd_server  # noqa: F401  (fixtures)
+from ..connectors.conftest_ldap import directory, samba_dc, slapd_server  # noqa: F401  (fixtures)
 from ._proxy import CuttingProxy
 
 pytestmark = [pytest.mark.ldap]
 
 
-@pytest.fixture
-def slapd(slapd_server):  # noqa: F811
-    return Directory("openldap", slapd_server)
+def _proxy(directory: Any, after_apply: bool) -> CuttingProxy:  # noqa: F811
+    server = directory.server
+    if directory.ad:  # Samba refuses simple binds in the clear: the proxy terminates TLS
+        cert, key = server.ca.issue("proxy", ["localhost"], ["127.0.0.1"])
+        return CuttingProxy(
+            server.host, 636, b"userAccountControl", after_apply=after_apply, tls=(cert, key, server.ca.path)
+        )
+    return CuttingProxy(server.host, server.port, b"pwdAccountLockedTime", after_apply=after_apply)
 
 
-def _engine(slapd: Directory, proxy: CuttingProxy, tmp_path) -> Engine:
-    settings = slapd.settings(url=proxy.url, allow_plain=True, ca_file=None)
+def _engine(directory: Any, proxy: CuttingProxy, tmp_path) -> Engine:  # noqa: F811
+    if directory.ad:
+        settings = directory.settings(url=proxy.url, disabled_ou=None)
+    else:
+        settings = directory.settings(url=proxy.url, allow_plain=True, ca_file=None)
     limits = Limits(max_attempts=2, min_retry_wait=0.05, max_retry_wait=0.1)
     config = Config(connectors={"dir": ConnectorConfig(type="ldap", settings=settings)}, limits=limits)
     return Engine(config, Store.open(None, tmp_path), tmp_path)
 
 
 def _account(engine: Engine, case_id: str) -> Account:
-    import json
-
     row = next(r for r in engine.store.actions(case_id) if r["kind"] == "disable_account")
     return Account.from_dict(json.loads(row["account"]))
 
 
+def _lock(directory: Any, account: Account) -> dict[str, Any]:  # noqa: F811
+    """The attributes a disable writes, as an administrator reads them."""
+    state = directory.state(account)
+    if directory.ad:
+        return {k: state[k] for k in ("dn", "userAccountControl", "accountExpires", "description")}
+    return {"dn": state["dn"], "locked": state["locked"]}
+
+
+@pytest.mark.parametrize("directory", ["openldap", "ad"], indirect=True)
+@pytest.mark.parametrize("after_apply", [True, False], ids=["cut-after-apply", "cut-before-request"])
 @pytest.mark.parametrize("undo_first_case", [False, True], ids=["undo-rerun", "undo-cut-case"])
-def test_undo_after_a_disable_whose_reply_was_lost_restores_the_original(slapd, tmp_path, undo_first_case):
-    person, dn, password = slapd.make_person(groups=False)
-    host, port = slapd.server.host, slapd.server.port
-    proxy = CuttingProxy(host, port, marker=b"pwdAccountLockedTime")
-    engine = _engine(slapd, proxy, tmp_path)
+def test_undo_after_a_cut_disable_restores_the_original(directory, tmp_path, after_apply, undo_first_case):  # noqa: F811
+    person, dn, password = directory.make_person(groups=False)
+    proxy = _proxy(directory, after_apply)
+    engine = _engine(directory, proxy, tmp_path)
     try:
+        account = engine.gather(person)[0][0]
+        original = _lock(directory, account)
         first = engine.revoke(person.email)
-        assert first is not None and not first.ok  # the lock was applied, its reply lost, the server gone
+        assert first is not None and not first.ok  # the write's connection was cut, the server gone
         assert proxy.cuts == 1
-        account = _account(engine, first.case_id)
-        assert slapd.state(account)["locked"], "the cut write must have landed on slapd"
-        assert slapd.bind(dn, password) is None
+        assert (directory.bind(dn, password) is None) == after_apply  # the cut write landed, or never arrived
 
         proxy.down = False  # the directory is back
         second = engine.revoke(person.email)
         assert second is not None and second.ok
+        assert directory.bind(dn, password) is None
 
         report = engine.undo(first.case_id if undo_first_case else second.case_id, actor="tester")
     finally:
         engine.close()
         proxy.close()
     assert report["failed"] == []
-    assert slapd.state(account)["locked"] == []  # pwdAccountLockedTime is gone again (it stayed, before the fix)
-    assert slapd.bind(dn, password) is not None  # and the person can bind
-    assert any(label.endswith("disable_account") for label in report["original"])  # and undo says from what
+    # Exactly the original lock attributes (pwdAccountLockedTime / userAccountControl stayed, before the fix) ...
+    assert _lock(directory, account) == original
+    assert directory.bind(dn, password) is not None  # ... and the person can bind again
+    restored = [label for label in report["restored"] if label.endswith("disable_account")]
+    assert restored, report
