@@ -2,8 +2,8 @@
 
 A proxy between offboard and the real slapd or Samba AD DC cuts the connection of the disable's
 write, either before the request reaches the server or after the server applied it but before the
-reply, and then refuses connections: the revoke's disable fails. The directory comes back, a second
-revoke completes, and undo of either case must give the account back exactly its original lock
+reply, and then refuses connections: the revoke's disable fails. The directory comes back, the owed
+disable is retried or a second revoke completes, and undo of either case must give the account back exactly its original lock
 attributes and its bind: the before-state kept is the one read before offboard's first write.
 """
 
@@ -60,8 +60,8 @@ def _lock(directory: Any, account: Account) -> dict[str, Any]:  # noqa: F811
 
 @pytest.mark.parametrize("directory", ["openldap", "ad"], indirect=True)
 @pytest.mark.parametrize("after_apply", [True, False], ids=["cut-after-apply", "cut-before-request"])
-@pytest.mark.parametrize("undo_first_case", [False, True], ids=["undo-rerun", "undo-cut-case"])
-def test_undo_after_a_cut_disable_restores_the_original(directory, tmp_path, after_apply, undo_first_case):  # noqa: F811
+@pytest.mark.parametrize("rerun", ["revoke-undo-second", "revoke-undo-cut-case", "retry-owed"])
+def test_undo_after_a_cut_disable_restores_the_original(directory, tmp_path, after_apply, rerun):  # noqa: F811
     person, dn, password = directory.make_person(groups=False)
     proxy = _proxy(directory, after_apply)
     engine = _engine(directory, proxy, tmp_path)
@@ -74,11 +74,17 @@ def test_undo_after_a_cut_disable_restores_the_original(directory, tmp_path, aft
         assert (directory.bind(dn, password) is None) == after_apply  # the cut write landed, or never arrived
 
         proxy.down = False  # the directory is back
-        second = engine.revoke(person.email)
-        assert second is not None and second.ok
+        if rerun == "retry-owed":  # the same case, its owed disable retried (what resume and the server do)
+            results = engine.retry_owed(case_id=first.case_id, force=True)
+            assert [r.ok for r in results] == [True]
+            undo = first.case_id
+        else:  # a second revoke: a new case that finds the account already disabled
+            second = engine.revoke(person.email)
+            assert second is not None and second.ok
+            undo = second.case_id if rerun == "revoke-undo-second" else first.case_id
         assert directory.bind(dn, password) is None
 
-        report = engine.undo(first.case_id if undo_first_case else second.case_id, actor="tester")
+        report = engine.undo(undo, actor="tester")
     finally:
         engine.close()
         proxy.close()
