@@ -43,6 +43,19 @@ def _operation(message: bytes) -> int | None:
         return None
 
 
+def _message_id(message: bytes) -> bytes:
+    """The messageID INTEGER (tag, length and value) of the LDAPMessage starting ``message``."""
+    _, at = _length(message, 1)
+    size, end = _length(message, at + 1)
+    return message[at : end + size]
+
+
+def _modify_success(message: bytes) -> bytes:
+    """A modifyResponse [APPLICATION 7] saying success (0) to the modifyRequest ``message``."""
+    body = _message_id(message) + bytes([0x67, 0x07, 0x0A, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00])
+    return bytes([0x30, len(body)]) + body
+
+
 class CuttingProxy:
     def __init__(
         self,
@@ -65,6 +78,7 @@ class CuttingProxy:
             self._upstream_tls = ssl.create_default_context(cafile=str(ca))
             self._upstream_tls.check_hostname = False  # the CA is the test's own; the address is loopback
         self.armed = True  # cut the next matching write
+        self.lie = False  # instead: answer the next matching write "success" and never send it (a lying replica)
         self.down = False  # refuse connections (the server looks dead)
         self.cuts = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -115,6 +129,13 @@ class CuttingProxy:
             if not data:
                 _close(server)
                 return
+            if self.lie and _operation(data) == MODIFY_REQUEST and self.marker in data:
+                self.lie = False
+                try:
+                    client.sendall(_modify_success(data))
+                except OSError:
+                    return
+                continue
             if self.armed and _operation(data) == MODIFY_REQUEST and self.marker in data:
                 self.armed = False
                 if not self.after_apply:  # the request never reaches the server

@@ -19,13 +19,12 @@ from offboard.engine._engine import Engine
 from offboard.models import Account
 from offboard.state._store import Store
 
-from ..connectors.conftest_ldap import directory, samba_dc, slapd_server  # noqa: F401  (fixtures)
 from ._proxy import CuttingProxy
 
 pytestmark = [pytest.mark.ldap]
 
 
-def _proxy(directory: Any, after_apply: bool) -> CuttingProxy:  # noqa: F811
+def _proxy(directory: Any, after_apply: bool) -> CuttingProxy:
     server = directory.server
     if directory.ad:  # Samba refuses simple binds in the clear: the proxy terminates TLS
         cert, key = server.ca.issue("proxy", ["localhost"], ["127.0.0.1"])
@@ -35,7 +34,7 @@ def _proxy(directory: Any, after_apply: bool) -> CuttingProxy:  # noqa: F811
     return CuttingProxy(server.host, server.port, b"pwdAccountLockedTime", after_apply=after_apply)
 
 
-def _engine(directory: Any, proxy: CuttingProxy, tmp_path) -> Engine:  # noqa: F811
+def _engine(directory: Any, proxy: CuttingProxy, tmp_path) -> Engine:
     if directory.ad:
         settings = directory.settings(url=proxy.url, disabled_ou=None)
     else:
@@ -50,7 +49,7 @@ def _account(engine: Engine, case_id: str) -> Account:
     return Account.from_dict(json.loads(row["account"]))
 
 
-def _lock(directory: Any, account: Account) -> dict[str, Any]:  # noqa: F811
+def _lock(directory: Any, account: Account) -> dict[str, Any]:
     """The attributes a disable writes, as an administrator reads them."""
     state = directory.state(account)
     if directory.ad:
@@ -61,7 +60,7 @@ def _lock(directory: Any, account: Account) -> dict[str, Any]:  # noqa: F811
 @pytest.mark.parametrize("directory", ["openldap", "ad"], indirect=True)
 @pytest.mark.parametrize("after_apply", [True, False], ids=["cut-after-apply", "cut-before-request"])
 @pytest.mark.parametrize("rerun", ["revoke-undo-second", "revoke-undo-cut-case", "retry-owed"])
-def test_undo_after_a_cut_disable_restores_the_original(directory, tmp_path, after_apply, rerun):  # noqa: F811
+def test_undo_after_a_cut_disable_restores_the_original(directory, tmp_path, after_apply, rerun):
     person, dn, password = directory.make_person(groups=False)
     proxy = _proxy(directory, after_apply)
     engine = _engine(directory, proxy, tmp_path)
@@ -94,3 +93,26 @@ def test_undo_after_a_cut_disable_restores_the_original(directory, tmp_path, aft
     assert directory.bind(dn, password) is not None  # ... and the person can bind again
     restored = [label for label in report["restored"] if label.endswith("disable_account")]
     assert restored, report
+
+
+@pytest.mark.parametrize("directory", ["openldap"], indirect=True)
+def test_undo_reads_the_account_back_and_reports_a_restore_that_did_not_land(directory, tmp_path):
+    """The directory answers the unlock "success" but never applies it: undo must not say restored."""
+    person, dn, password = directory.make_person(groups=False)
+    proxy = _proxy(directory, after_apply=True)
+    proxy.armed = False  # the revoke goes through untouched
+    engine = _engine(directory, proxy, tmp_path)
+    try:
+        result = engine.revoke(person.email)
+        assert result is not None and result.ok
+        proxy.lie = True
+        report = engine.undo(result.case_id, actor="tester")
+        status = engine.store.case(result.case_id)["status"]
+    finally:
+        engine.close()
+        proxy.close()
+    assert directory.bind(dn, password) is None  # still locked: the unlock never reached slapd
+    disable = [label for label in report["failed"] if "disable_account" in label]
+    assert len(disable) == 1 and disable[0].endswith("still not as before: pwdAccountLockedTime"), report
+    assert not any(label.endswith("disable_account") for label in report["restored"])
+    assert status != "cancelled"

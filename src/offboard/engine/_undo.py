@@ -10,6 +10,7 @@ from ..errors import ConnectorError
 from ..models import Account, Action, ActionKind, ActionStatus, CaseStatus, FollowUpStatus, Receipt
 
 if TYPE_CHECKING:
+    from ..connector import Connector
     from ._engine import Engine
 
 __all__ = ["undo_case"]
@@ -34,6 +35,10 @@ def undo_case(engine: Engine, case_id: str, actor: str = "") -> dict[str, list[s
             engine.call(row["system"], connector.undo, receipt)
         except ConnectorError as exc:
             failed.append(f"{label}: {type(exc).__name__}: {exc}")
+            continue
+        problem = _read_back(engine, row["system"], connector, receipt)
+        if problem:
+            failed.append(f"{label}: {problem}")
             continue
         engine.store.update_action(row["id"], status=ActionStatus.UNDONE.value)
         engine.store.originals.release(row["system"], row["account_id"], row["kind"])
@@ -105,3 +110,29 @@ def _receipt(engine: Engine, case_id: str, row: dict[str, Any]) -> tuple[Receipt
     account = Account.from_dict(json.loads(row["account"]))
     action = Action(ActionKind(row["kind"]), account, {**json.loads(row["params"]), "case": case_id})
     return Receipt(action, True, before), True
+
+
+def _read_back(engine: Engine, system: str, connector: Connector, receipt: Receipt) -> str | None:
+    """Read the account again after its undo; what still differs from the state restored, or None.
+
+    Only for kinds whose connector can read a before-state (``before_<kind>``); others say nothing."""
+    try:
+        now, _ = engine.call(system, connector.read_before, receipt.action)
+    except ConnectorError as exc:
+        return f"restored, but reading it back failed: {type(exc).__name__}: {exc}"
+    if now is None:
+        return None
+    want = {k: v for k, v in receipt.before.items() if k != "irreversible"}
+    differ = sorted(k for k in want.keys() | now.keys() if _normal(want.get(k)) != _normal(now.get(k)))
+    if differ:
+        return f"read back after the undo, still not as before: {', '.join(differ)}"
+    return None
+
+
+def _normal(value: Any) -> str:
+    """``value`` as comparable JSON: lists as sets (a directory does not keep value order)."""
+    if isinstance(value, list):
+        return json.dumps(sorted(_normal(v) for v in value))
+    if isinstance(value, dict):
+        return json.dumps({k: _normal(v) for k, v in sorted(value.items())})
+    return json.dumps(value, default=str)
