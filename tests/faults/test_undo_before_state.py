@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from offboard.audit._verify import verify_log
 from offboard.config._config import Config, ConnectorConfig, Limits
 from offboard.engine._engine import Engine
 from offboard.models import Account
-from offboard.state._store import Store
 
 from ._proxy import CuttingProxy
 
@@ -41,7 +41,7 @@ def _engine(directory: Any, proxy: CuttingProxy, tmp_path) -> Engine:
         settings = directory.settings(url=proxy.url, allow_plain=True, ca_file=None)
     limits = Limits(max_attempts=2, min_retry_wait=0.05, max_retry_wait=0.1)
     config = Config(connectors={"dir": ConnectorConfig(type="ldap", settings=settings)}, limits=limits)
-    return Engine(config, Store.open(None, tmp_path), tmp_path)
+    return Engine.open(config, tmp_path)
 
 
 def _account(engine: Engine, case_id: str) -> Account:
@@ -84,6 +84,7 @@ def test_undo_after_a_cut_disable_restores_the_original(directory, tmp_path, aft
         assert directory.bind(dn, password) is None
 
         report = engine.undo(undo, actor="tester")
+        engine.wait_sealed()
     finally:
         engine.close()
         proxy.close()
@@ -93,6 +94,11 @@ def test_undo_after_a_cut_disable_restores_the_original(directory, tmp_path, aft
     assert directory.bind(dn, password) is not None  # ... and the person can bind again
     restored = [label for label in report["restored"] if label.endswith("disable_account")]
     assert restored, report
+    # The audit log agrees. Undoing the second case leaves the first one incomplete: a finding, as it should be.
+    verified = verify_log(tmp_path / "audit")
+    assert not verified.of("integrity"), verified.as_dict()["problems"]
+    if rerun != "revoke-undo-second":
+        assert verified.exit_code == 0, verified.as_dict()["problems"]
 
 
 @pytest.mark.parametrize("directory", ["openldap"], indirect=True)
