@@ -634,7 +634,7 @@ class LdapConnector(Connector):
         attr, value = _LOCK_ATTR[flavor], _LOCK_VALUE[flavor]
         entry = self._entry(action.account)
         current = _first(entry["attributes"], attr)
-        before = {"dn": entry["dn"], attr: current}
+        before = self._disable_before(entry)
         right = f"{'manage' if flavor == 'openldap' else 'write'} {attr} on people"
         if flavor == "openldap":  # a lock only disables under a policy with pwdLockout: TRUE
             problem = self._lockout_problem(action.account)
@@ -654,14 +654,30 @@ class LdapConnector(Connector):
         self.log.info("account locked", account=action.account.name, attribute=attr)
         return Receipt(action, True, before, detail=f"{attr} set to {value}")
 
+    def _disable_before(self, entry: dict) -> dict[str, Any]:
+        """What ``undo_disable_account`` needs, read from ``entry``."""
+        a = entry["attributes"]
+        if not self._ad:
+            attr = _LOCK_ATTR[self.settings.flavor]
+            return {"dn": entry["dn"], attr: _first(a, attr)}
+        return {
+            "dn": entry["dn"],
+            "userAccountControl": int(_first(a, "userAccountControl") or 0),
+            "accountExpires": _first(a, "accountExpires") or "0",
+            "description": _all(a, "description"),
+        }
+
+    def before_disable_account(self, action: Action) -> dict[str, Any]:
+        """The account's state as ``disable_account`` would record it, read now (no write)."""
+        return self._disable_before(self._entry(action.account))
+
     def _disable_ad(self, action: Action) -> Receipt:
         s = self.settings
         entry = self._entry(action.account, ("allowedAttributesEffective",))
         a, dn = entry["attributes"], entry["dn"]
-        uac = int(_first(a, "userAccountControl") or 0)
-        expires = _first(a, "accountExpires") or "0"
-        description = _all(a, "description")
-        before = {"dn": dn, "userAccountControl": uac, "accountExpires": expires, "description": description}
+        before = self._disable_before(entry)
+        uac, expires = before["userAccountControl"], before["accountExpires"]
+        description = before["description"]
         changes: dict[str, list] = {}
         if not uac & ACCOUNTDISABLE:
             changes["userAccountControl"] = [(ldap3.MODIFY_REPLACE, [uac | ACCOUNTDISABLE])]
@@ -850,6 +866,11 @@ class LdapConnector(Connector):
             self.log.info("memberships removed", account=action.account.name, groups=len(removed))
         before = {"dn": entry["dn"], "memberships": memberships}
         return Receipt(action, bool(removed), before, detail=f"removed from {len(removed)} group(s)")
+
+    def before_remove_memberships(self, action: Action) -> dict[str, Any]:
+        """The memberships ``remove_memberships`` would remove and record, read now (no write)."""
+        entry = self._entry(action.account)
+        return {"dn": entry["dn"], "memberships": self._memberships(entry)}
 
     def undo_remove_memberships(self, receipt: Receipt) -> Receipt:
         action, before = receipt.action, receipt.before

@@ -7,7 +7,8 @@ A connector is a class with a ``name``, a pydantic ``Settings`` model, and metho
 * write side, one method per action kind it supports, named after the kind
   (``disable_account``, ``revoke_sessions``, ...), each idempotent and returning a
   ``Receipt`` with the before-state;
-* ``undo_<kind>(receipt)`` for kinds the system lets us reverse;
+* ``undo_<kind>(receipt)`` for kinds the system lets us reverse, and ``before_<kind>(action)``,
+  a read of the before-state that ``<kind>`` would record, taken before offboard's first write;
 * optionally ``residual(person)``: access the person still holds that ``verify`` cannot read
   without a receipt (sessions, OAuth grants, ...), for ``offboard check``. The engine itself
   verifies ``residual_kinds`` (read back without a receipt) on every account ``discover`` finds.
@@ -125,6 +126,16 @@ class Connector:
         if method is None:
             raise PermanentError(f"{self.name} cannot {action.kind.value}", system=self.instance)
         return method(action)
+
+    def read_before(self, action: Action) -> dict[str, Any] | None:
+        """Read, without writing, what ``action``'s write would record as ``Receipt.before`` now.
+
+        The engine calls it before the first write of the first case that touches an account and
+        keeps the answer (``store.originals``): undo restores that original, even when a lost reply
+        let a later attempt read offboard's own change. A connector opts in per kind with a
+        ``before_<kind>(action)`` method; None when it has none."""
+        method = getattr(self, f"before_{action.kind.value}", None)
+        return dict(method(action)) if method is not None else None
 
     def undo(self, receipt: Receipt) -> Receipt:
         """Restore the before-state recorded in ``receipt``."""

@@ -8,13 +8,11 @@ from offboard.config._config import Config, ConnectorConfig
 from offboard.engine._engine import Engine
 from offboard.state._store import Store
 
-from ..connectors.conftest_ldap import directory, samba_dc, slapd_server  # noqa: F401  (fixtures)
-
 pytestmark = [pytest.mark.ldap]
 
 
 @pytest.mark.parametrize("directory", ["openldap", "ad"], indirect=True)
-def test_undo_lists_a_scrambled_password_as_irreversible(directory, tmp_path):  # noqa: F811
+def test_undo_lists_a_scrambled_password_as_irreversible(directory, tmp_path):
     person, dn, password = directory.make_person(groups=False)
     settings = directory.settings(scramble_password=True, disabled_ou=None)
     config = Config(connectors={"dir": ConnectorConfig(type="ldap", settings=settings)})

@@ -393,7 +393,8 @@ def undo(app: App, case: str, yes: bool, as_json: bool) -> None:
         emit_json({"case": row["id"], **report})
     else:
         for label in report["restored"]:
-            out.print(f"[green]restored[/] {label}")
+            kept = " (to its state before offboard's first write)" if label in report["original"] else ""
+            out.print(f"[green]restored[/] {label}{kept}")
         for label in report["irreversible"]:
             out.print(f"[yellow]cannot be undone[/] {label}")
         for label in report["failed"]:

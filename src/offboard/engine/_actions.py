@@ -88,6 +88,21 @@ class ActionRunner:
                     recovered=True,
                 )
                 return
+        try:
+            self._keep_original(row, connector, action)
+        except AuthError:
+            raise
+        except ConnectorError as exc:  # nothing was written: fail now rather than write without an undo
+            self._finish(
+                case_id,
+                person_id,
+                row,
+                ActionStatus.FAILED,
+                error=f"could not read the before-state: {type(exc).__name__}: {exc}",
+                attempts=attempts + getattr(exc, "attempts", 1),
+                progress=progress,
+            )
+            return
         requested = self.engine.clock()
         self.engine.store.update_action(row["id"], status=ActionStatus.APPLYING.value, requested_at=requested)
         try:
@@ -134,6 +149,15 @@ class ActionRunner:
             responded=responded,
             progress=progress,
         )
+
+    def _keep_original(self, row: dict[str, Any], connector: Connector, action: Action) -> None:
+        """Read and keep the account's before-state before offboard's first write to it (first one wins)."""
+        originals = self.engine.store.originals
+        if originals.get(row["system"], row["account_id"], row["kind"]) is not None:
+            return  # a re-run, or a later case: the state before offboard's first write is already kept
+        before, _ = self.engine.call(row["system"], connector.read_before, action)
+        if before is not None:
+            originals.keep(row["system"], row["account_id"], row["kind"], row["case_id"], before)
 
     def _verify(self, system: str, connector: Connector, action: Action, receipt: Receipt) -> Verification:
         """Read back, allowing a little time for eventual consistency."""

@@ -4,7 +4,7 @@ The schema is created and upgraded by Alembic (``state/migrations``); ``state.sc
 holds the tables the migrations are tested against. The store is the only owner of the
 database: other subsystems call its methods and those of the parts hanging off it
 (``store.hr_events``, ``store.inventory``, ``store.notices``, ``store.tasks``, ``store.jobs``,
-``store.rate_limits``, ``store.audit_seals``, ``store.leases``).
+``store.rate_limits``, ``store.audit_seals``, ``store.leases``, ``store.originals``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from ._intake import HREvents
 from ._inventory import Inventory, Notices
 from ._jobs import Jobs, RateLimits
 from ._leases import Leases
+from ._originals import Originals
 from ._rows import row_dict as _row
 from ._tasks import Tasks
 from .schema import actions, cases, events, followups, tasks
@@ -80,6 +81,7 @@ class Store:
         self.rate_limits = RateLimits(self)
         self.audit_seals = AuditSeals(self)
         self.leases = Leases(self)
+        self.originals = Originals(self)
 
     @classmethod
     def open(cls, url: str | None, data_dir: Path) -> Store:

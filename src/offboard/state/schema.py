@@ -23,6 +23,7 @@ __all__ = [
     "notices",
     "tasks",
     "case_leases",
+    "original_states",
     "rate_limits",
     "audit_entries",
     "audit_checkpoints",
@@ -217,6 +218,21 @@ case_leases = sa.Table(
     sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+# -- original states: what an account was before offboard's first write to it ----------------
+
+# Read before the first write of the first case that touched the account, inserted once and never
+# overwritten: a re-run or a later case that finds offboard's own change still undoes to this.
+original_states = sa.Table(
+    "original_states",
+    metadata,
+    sa.Column("system", sa.String(100), primary_key=True),
+    sa.Column("account_id", sa.String(400), primary_key=True),
+    sa.Column("kind", sa.String(40), primary_key=True),
+    sa.Column("case_id", sa.String(40), nullable=False),  # the case that read it
+    sa.Column("before", sa.Text, nullable=False),  # JSON, the shape of Receipt.before
+    sa.Column("captured_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 # -- distributed execution: shared rate limits and the shared audit log --------------------
