@@ -15,6 +15,10 @@ from offboard.cli._main import cli
 from . import _fakes
 from ._smtp import smtp  # noqa: F401  (a fixture for every test module)
 
+# The real directories, defined once for the whole run: a session fixture imported into two modules
+# is two definitions, and a second Samba DC cannot bind the AD ports the first one holds.
+from .connectors.conftest_ldap import directory, samba_dc, slapd_server  # noqa: F401, E402  (fixtures)
+
 FAKES = Path(_fakes.__file__)
 
 

@@ -21,13 +21,10 @@ try:
     from .conftest_ldap import (  # noqa: F401  (fixtures)
         Directory,
         connector,
-        directory,
         fault,
         lie,
         person,
-        samba_dc,
         secret_values,
-        slapd_server,
         target_state,
     )
 except ImportError:  # tests/connectors is not a package
@@ -35,13 +32,10 @@ except ImportError:  # tests/connectors is not a package
     from conftest_ldap import (  # noqa: F401
         Directory,
         connector,
-        directory,
         fault,
         lie,
         person,
-        samba_dc,
         secret_values,
-        slapd_server,
         target_state,
     )
 
