@@ -152,6 +152,8 @@ class ActionRunner:
 
     def _keep_original(self, row: dict[str, Any], connector: Connector, action: Action) -> None:
         """Read and keep the account's before-state before offboard's first write to it (first one wins)."""
+        if getattr(connector, f"before_{action.kind.value}", None) is None:
+            return  # the connector reads no before-state for this kind: no call, no token spent
         originals = self.engine.store.originals
         if originals.get(row["system"], row["account_id"], row["kind"]) is not None:
             return  # a re-run, or a later case: the state before offboard's first write is already kept

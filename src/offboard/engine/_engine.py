@@ -339,10 +339,13 @@ class Engine:
             tasks = self.checklist(plan.person, plan.policy, termination_at or now)  # due dates count from another day
         tasks = not_before(tasks, now, self.config.tasks)  # none due sooner than tasks.min_notice after opening
         enqueue = self.dispatcher.enqueuer(case_id, action_rows) if self.dispatcher else None
-        lease = self.leases.on_insert(case_id)  # leased in the insert's transaction: no window for a resume
+        # Leased in the insert's transaction (no window for a resume) when this process runs the case;
+        # in distributed execution the workers run it and the jobs are its owners, not the opener.
+        lease = self.leases.on_insert(case_id) if enqueue is None else None
 
         def also(conn: Any) -> None:
-            lease(conn)
+            if lease is not None:
+                lease(conn)
             if enqueue is not None:
                 enqueue(conn)
 
