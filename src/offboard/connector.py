@@ -60,6 +60,11 @@ class Connector:
         {ActionKind.DISABLE_ACCOUNT, ActionKind.REVOKE_TOKENS, ActionKind.REMOVE_MEMBERSHIPS}
     )
 
+    #: Ordering constraints between this connector's action kinds on one account: ``(first, then)``
+    #: means ``then`` is applied only after ``first`` is verified (when both are planned); for example
+    #: a mailbox handover the vendor refuses for a suspended user comes before ``disable_account``.
+    ordering: ClassVar[tuple[tuple[ActionKind, ActionKind], ...]] = ()
+
     def __init__(self, instance: str, settings: ConnectorSettings | dict[str, Any] | None = None):
         self.instance = instance
         if not isinstance(settings, self.Settings):

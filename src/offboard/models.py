@@ -36,9 +36,15 @@ __all__ = [
 class ActionKind(str, enum.Enum):
     """What can be done to an account, in the order a policy usually runs them."""
 
+    # handover steps some systems refuse once the account is disabled (their ``ordering`` says so)
+    HANDOVER_MAILBOX = "handover_mailbox"  # the manager gets access to the mailbox (delegate)
+    SET_AUTO_REPLY = "set_auto_reply"  # an out-of-office reply naming who takes over
+    REMOVE_FORWARDING = "remove_forwarding"  # auto-forwarding, forwarding filters and inbox rules
     REVOKE_SESSIONS = "revoke_sessions"
     REVOKE_TOKENS = "revoke_tokens"
+    REVOKE_APP_GRANTS = "revoke_app_grants"  # OAuth consents / app role assignments to third-party apps
     DISABLE_ACCOUNT = "disable_account"
+    WIPE_DEVICES = "wipe_devices"  # company data on managed devices wiped or retired
     REMOVE_MEMBERSHIPS = "remove_memberships"
     REMOVE_LICENSES = "remove_licenses"
     TRANSFER_OWNERSHIP = "transfer_ownership"
