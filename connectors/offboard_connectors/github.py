@@ -533,13 +533,22 @@ class GitHubConnector(Connector):
         out: dict[str, dict[str, Any]] = {}
         if not self.settings.saml_lookup:
             self._identity_error = "saml_lookup is off: map logins with accounts: or logins_file"
-            return out
-        try:
-            if not all_external_identities(self._graphql, self.settings.org, self.settings.enterprise, out):
-                verified_domain_emails(self._graphql, self.settings.org, out)
-        except PermissionDenied as exc:
-            # The listing still holds: the accounts go uncorrelated and sweeps say so (docs/connectors/github.md).
-            self._identity_error = f"cannot read who the logins are: {exc}"
+        else:
+            try:
+                if not all_external_identities(self._graphql, self.settings.org, self.settings.enterprise, out):
+                    verified_domain_emails(self._graphql, self.settings.org, out)
+            except PermissionDenied as exc:
+                # The listing still holds: the accounts go uncorrelated and sweeps say so (docs/connectors/github.md).
+                self._identity_error = f"cannot read who the logins are: {exc}"
+        # An admin's mapping (``accounts:``, ``logins_file``) wins, as it does in ``discover``; it is how logins no
+        # identity names are correlated: outside collaborators never sign in through the organization's SAML SSO.
+        for person, login in self._logins.items():
+            out[login.lower()] = {
+                "email": person if "@" in person else None,
+                "emails": [person] if "@" in person else [],
+                "mapped_person": person,
+                "identified_by": "mapping",
+            }
         return out
 
     def _member(self, login: str) -> Account | None:

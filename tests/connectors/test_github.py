@@ -107,8 +107,9 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
             cursor = page.cursor
 
     def test_listed_logins_carry_their_saml_identity_read_in_bulk(self, list_connector, sandbox):
-        """The inventory correlates by email: each listed login carries its SAML identity's, members and outside
-        collaborators alike, read with one GraphQL request per 100 identities, never one per login."""
+        """The inventory correlates by email: each listed member carries its SAML identity's, read with one GraphQL
+        request per 100 identities, never one per login; outside collaborators, whom GitHub exempts from SAML SSO
+        (so no external identity names them), carry the person the config's ``accounts:`` maps them to."""
         sim = sandbox.sim(SYSTEM)
         before = len(sim.log.entries(method="POST", contains="/graphql"))
         listed = self._listed(list_connector)
@@ -118,8 +119,23 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
         for ident in idents:
             account = listed[ident.github_login.lower()]
             assert account.email == ident.email, ident.github_login
-            assert account.attributes["identified_by"] == "organization_saml"
-        assert lookups == -(-len(idents) // 100)
+            expected = "mapping" if ident.outside_collaborator else "organization_saml"
+            assert account.attributes["identified_by"] == expected, ident.github_login
+        members = [i for i in idents if not i.outside_collaborator]
+        assert lookups == -(-len(members) // 100)
+
+    def test_outside_collaborators_have_no_saml_identity(self, connector, sandbox_settings, sandbox):
+        """GitHub: outside collaborators are not required to use SAML SSO, so the identity provider's external
+        identities never name them; without a mapping, discovery cannot find them by email."""
+        still = {r["login"] for r in sandbox.sim(SYSTEM).members.values() if r["state"] == "collaborator"}
+        ident = next(i for i in sandbox.company.in_system(SYSTEM) if i.github_login in still)
+        assert connector._saml_login(Person(id=ident.email)) is None
+        unmapped = GitHubConnector("github", {**sandbox_settings, **self.extra, "accounts": {}})
+        try:
+            assert unmapped.discover(Person(id=ident.email)) == []
+        finally:
+            unmapped.close()
+        assert [a.id for a in connector.discover(Person(id=ident.email))] == [ident.github_login]
 
     def test_enterprise_level_saml_identities(self, sandbox_settings, sandbox):
         sim = sandbox.sim(SYSTEM)
@@ -146,12 +162,17 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
             connector.close()
         reach = {i.github_login.lower() for i in sandbox.company.in_system(SYSTEM)}
         assert {k for k in reach if sim.account(k)["state"] in ("active", "collaborator")} <= set(listed)
-        for account in listed.values():
+        mapped = {login.lower() for login in sandbox_settings.get("accounts", {}).values()}
+        assert mapped  # the sandbox maps its outside collaborators: they stay correlated by the admin's mapping
+        for login, account in listed.items():
+            if login in mapped:
+                assert account.attributes["identified_by"] == "mapping"
+                continue
             assert account.email is None
             assert "cannot read who the logins are" in account.attributes["correlation"]
             assert "admin:enterprise" in account.attributes["correlation"]
 
-    def test_without_saml_members_carry_their_verified_domain_email(self, connector, sandbox):
+    def test_without_saml_members_carry_their_verified_domain_email(self, connector, sandbox_settings, sandbox):
         sim = sandbox.sim(SYSTEM)
         sim.saml_level = "none"
         try:
@@ -163,13 +184,26 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
         for ident in members:
             account = listed[ident.github_login.lower()]
             assert (account.email, account.attributes["identified_by"]) == (ident.email, "verified_domain_email")
-        # outside collaborators are not members: GitHub has no verified email for them, the login stays unidentified
-        for ident in sandbox.company.in_system(SYSTEM):
-            if sim.account(ident.github_login)["state"] == "collaborator":
-                assert listed[ident.github_login.lower()].email is None
+        # outside collaborators are not members: GitHub has no verified email for them; only the admin's mapping
+        # (the sandbox config's ``accounts:``) names them
+        collaborators = [
+            i for i in sandbox.company.in_system(SYSTEM) if sim.account(i.github_login)["state"] == "collaborator"
+        ]
+        assert collaborators
+        for ident in collaborators:
+            assert listed[ident.github_login.lower()].attributes["identified_by"] == "mapping"
+        unmapped = GitHubConnector("github", {**sandbox_settings, "accounts": {}})
+        sim.saml_level = "none"
+        try:
+            bare = self._listed(unmapped)
+        finally:
+            sim.saml_level = "org"
+            unmapped.close()
+        for ident in collaborators:
+            assert bare[ident.github_login.lower()].email is None
 
     def test_saml_lookup_off_says_why_logins_are_unidentified(self, sandbox_settings):
-        connector = GitHubConnector("github", {**sandbox_settings, "saml_lookup": False})
+        connector = GitHubConnector("github", {**sandbox_settings, "saml_lookup": False, "accounts": {}})
         try:
             listed = self._listed(connector)
         finally:

@@ -1,5 +1,6 @@
 """One account set, whatever the path: over the seeded sandbox company, with its configuration as
-``offboard sandbox up`` writes it (no mapping of GitHub logins), ``plan`` and the inventory agree."""
+``offboard sandbox up`` writes it (GitHub members named by SAML, outside collaborators by the admin's
+``accounts:`` mapping), ``plan`` and the inventory agree."""
 
 from __future__ import annotations
 
@@ -82,10 +83,15 @@ def test_orphans_are_exactly_the_planted_ones(synced, run):
     assert listed == planted
 
 
-def test_a_sweep_names_the_systems_it_cannot_correlate_for_a_leaver(company, run, home):
-    """Without SAML, GitHub knows members' verified emails but nothing about outside collaborators: the sweep
-    plans the members' GitHub accounts and says, on the plan, that GitHub is unknown for everyone else."""
-    sb, path = company
+def test_a_sweep_names_the_systems_it_cannot_correlate_for_a_leaver(company, run, home, tmp_path):
+    """Without SAML, GitHub knows members' verified emails but nothing about outside collaborators (and without
+    an admin's mapping of their logins, nothing names them): the sweep plans the members' GitHub accounts and
+    says, on the plan, that GitHub is unknown for everyone else."""
+    sb, mapped = company
+    config = yaml.safe_load(open(mapped))
+    assert config["connectors"]["github"]["settings"].pop("accounts")  # the sandbox maps its outside collaborators
+    path = str(tmp_path / "unmapped.yaml")
+    open(path, "w").write(yaml.safe_dump(config))
     sim = sb.sim("github")
     sim.saml_level = "none"
     try:

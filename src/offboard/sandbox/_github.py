@@ -146,7 +146,13 @@ class GitHub(GitHubEnterprise, Simulator):
 
     # ----- framework hooks --------------------------------------------------------------------
     def connector_settings(self, secret: Callable[[str, str], str]) -> dict[str, Any]:
-        return {"org": self.org, "token": secret("github-token", self.token), "api_url": self.base_url}
+        settings: dict[str, Any] = {"org": self.org, "token": secret("github-token", self.token), "api_url": self.base_url}
+        # Outside collaborators sign in without the organization's SAML SSO, so no external identity names
+        # them: an admin maps their logins by hand, as the sandbox's config does here.
+        collaborators = {r["email"]: r["login"] for r in self.members.values() if r["state"] == "collaborator"}
+        if collaborators:
+            settings["accounts"] = dict(sorted(collaborators.items()))
+        return settings
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self._inflight += 1
@@ -640,7 +646,10 @@ class GitHub(GitHubEnterprise, Simulator):
         a = re.search(r"externalIdentities\s*\(([^)]*)\)", text)
         args = dict(re.findall(r"(\w+)\s*:\s*(\"[^\"]*\"|\d+|null)", a.group(1))) if a else {}
         args = {k: json.loads(v) for k, v in args.items()}
-        recs = [r for r in self.members.values() if r["state"] in ("active", "pending", "collaborator")]
+        # Only organization members authenticate through the organization's SAML SSO; outside collaborators
+        # are exempt from it and have no external identity (GitHub docs, "About identity and access
+        # management with SAML single sign-on": outside collaborators are not required to use SAML SSO).
+        recs = [r for r in self.members.values() if r["state"] in ("active", "pending")]
         if args.get("userName"):
             recs = [r for r in recs if r["email"].lower() == str(args["userName"]).lower()]
         if args.get("login"):
