@@ -146,7 +146,11 @@ class GitHub(GitHubEnterprise, Simulator):
 
     # ----- framework hooks --------------------------------------------------------------------
     def connector_settings(self, secret: Callable[[str, str], str]) -> dict[str, Any]:
-        settings: dict[str, Any] = {"org": self.org, "token": secret("github-token", self.token), "api_url": self.base_url}
+        settings: dict[str, Any] = {
+            "org": self.org,
+            "token": secret("github-token", self.token),
+            "api_url": self.base_url,
+        }
         # Outside collaborators sign in without the organization's SAML SSO, so no external identity names
         # them: an admin maps their logins by hand, as the sandbox's config does here.
         collaborators = {r["email"]: r["login"] for r in self.members.values() if r["state"] == "collaborator"}
