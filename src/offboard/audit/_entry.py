@@ -19,6 +19,8 @@ __all__ = [
     "canonical",
     "parse_entry",
     "strict_parse",
+    "fast_parse_many",
+    "common_ok",
     "checked_entry",
     "check_common",
     "check_fields",
@@ -94,6 +96,61 @@ def fast_parse(line: bytes) -> dict[str, Any] | None:
     return None
 
 
+#: Lines parsed and proven canonical together by ``fast_parse_many``: one orjson call each way per batch.
+BATCH = 512
+
+
+def fast_parse_many(lines: list[bytes]) -> list[dict[str, Any] | None]:
+    """``parse_entry`` for many lines at once, where orjson can prove them canonical as a batch.
+
+    A batch of lines joined with commas into one JSON array parses to exactly one value per line
+    and re-encodes (sorted keys) to the same bytes only if every line is its value's canonical
+    encoding: the two strings are equal, so their top-level commas, and hence the line boundaries,
+    fall in the same places. A batch that may hold a float or a long integer, or fails either test,
+    gives None for each of its lines: the caller parses those one by one (``checked_entry``)."""
+    out: list[dict[str, Any] | None] = [None] * len(lines)
+    if _orjson is None:
+        return out
+    loads, dumps, sort = _orjson.loads, _orjson.dumps, _orjson.OPT_SORT_KEYS
+    for start in range(0, len(lines), BATCH):
+        chunk = lines[start : start + BATCH]
+        joined = b"[" + b",".join(chunk) + b"]"
+        if _SIXTEEN in joined.translate(_DIGITS_AS_ZERO):
+            continue
+        t = joined.translate(_FLOAT_TABLE, _DIGITS)
+        if b",e," in t or b"ee," in t:
+            continue
+        try:
+            objs = loads(joined)
+        except ValueError:
+            continue
+        if len(objs) != len(chunk) or dumps(objs, option=sort) != joined:
+            continue
+        out[start : start + len(chunk)] = objs
+    return out
+
+
+def common_ok(obj: Any, index: int, origin: str) -> bool:
+    """Whether a parsed entry's common fields are right (``check_common`` names what is wrong when not)."""
+    if type(obj) is not dict:
+        return False
+    seq, kind, ts, prev = obj.get("seq"), obj.get("type"), obj.get("time"), obj.get("person_prev")
+    return (
+        type(seq) is int
+        and seq == index
+        and type(obj.get("v")) is int
+        and obj.get("v") == FORMAT_VERSION
+        and (prev is None or type(prev) is int)
+        and ("person" not in obj or _person_ok(obj["person"]))
+        and obj.get("log") == origin
+        and type(kind) is str
+        and (kind in _TYPES_SEEN or _new_type(kind))
+        and type(ts) is str
+        and _TIME_MATCH(ts) is not None
+        and _valid_date(ts)
+    )
+
+
 def _check_value(value: Any, where: str) -> None:
     if value is None or isinstance(value, (str, bool)):
         return
@@ -167,21 +224,7 @@ def checked_entry(line: bytes, index: int, origin: str) -> dict[str, Any]:
         obj = strict_parse(line)
     if _long_number(line):
         _check_value(obj, "entry")
-    seq, kind, ts, prev = obj.get("seq"), obj.get("type"), obj.get("time"), obj.get("person_prev")
-    if not (  # the common case in one expression; check_common names whatever is wrong
-        type(seq) is int
-        and seq == index
-        and type(obj.get("v")) is int
-        and obj.get("v") == FORMAT_VERSION
-        and (prev is None or type(prev) is int)
-        and ("person" not in obj or _person_ok(obj["person"]))
-        and obj.get("log") == origin
-        and type(kind) is str
-        and (kind in _TYPES_SEEN or _new_type(kind))
-        and type(ts) is str
-        and _TIME_MATCH(ts) is not None
-        and _valid_date(ts)
-    ):
+    if not common_ok(obj, index, origin):  # the common case in one call; check_common names whatever is wrong
         check_common(obj, index, origin)
     return obj
 
