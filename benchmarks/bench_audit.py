@@ -188,6 +188,22 @@ def main(argv: list[str] | None = None) -> int:
                 + (f"; index NOT used: {notes[0]}" if notes else ""),
             )
         )
+        from offboard.cli._audit import _seal
+
+        cli = []
+        for _ in range(20):  # as `offboard audit evidence` runs it: is anything left to seal? then export
+            start = time.perf_counter()
+            _seal(big_dir, trust)
+            build_evidence(big_dir, person, bundle, trust)
+            cli.append(time.perf_counter() - start)
+        cli_ms = statistics.median(cli) * 1000
+        rows.append(
+            (
+                "`offboard audit evidence`: the seal check, then the indexed export (median of 20)",
+                f"{cli_ms:,.1f} ms",
+                f"goal < 50 ms: {'met' if cli_ms < 50 else 'MISSED'}",
+            )
+        )
         (big_dir / "index").rename(big_dir / "index.off")
         start = time.perf_counter()
         build_evidence(big_dir, person, Path(tmp) / "scanned.zip", trust)

@@ -92,6 +92,25 @@ def test_evidence_by_employee_id_and_seals_unsealed_entries(sealed_log, pinned_k
     assert json.loads(read_zip(out)["summary.json"])["checkpoint"]["size"] == 16
 
 
+def test_evidence_of_a_sealed_log_does_not_read_the_log_to_know_it_is_sealed(
+    sealed_log, pinned_keys, audit_kit, tmp_path, monkeypatch
+):
+    """The seal check asks the per-person index where the sealed entries end and reads only what follows;
+    counting every line of a million-entry log cost more than the whole indexed export."""
+    from offboard.cli import _audit
+
+    def whole_log(log):
+        raise AssertionError("the whole log was read to find out whether it is sealed")
+
+    monkeypatch.setattr(_audit, "_lines", whole_log)
+    out = export(audit_kit, "p-bob", tmp_path / "bob.zip")
+    check(audit_kit, out, pinned_keys, 0, "person p-bob")
+    with audit_kit.open_log(sealed_log) as log:  # a complete line after the sealed ones: the count decides
+        audit_kit.write_case(log, "p-dave", "case-3")
+    with pytest.raises(AssertionError, match="whole log was read"):
+        export(audit_kit, "p-dave", tmp_path / "dave.zip")
+
+
 def test_unknown_person_is_a_clear_error(sealed_log, audit_kit, tmp_path):
     result = audit_kit.run("evidence", "nobody", "--out", str(tmp_path / "x.zip"))
     assert result.exit_code == 2 and "no audit entries for person 'nobody'" in result.output

@@ -101,12 +101,33 @@ def _writer(log: Path) -> Iterator[AuditLog]:
 def _seal(log: Path, trust: Any) -> None:
     """Sign a checkpoint over entries appended since the latest one (a running engine may seal them later)."""
     try:
-        sealed = parse_checkpoint((log / CHECKPOINTS / LATEST).read_bytes(), trust).size
+        latest = parse_checkpoint((log / CHECKPOINTS / LATEST).read_bytes(), trust)
     except (FileNotFoundError, NoteError):
-        sealed = -1
-    if len(_lines(log)) != sealed:
+        latest = None
+    if latest is not None and _sealed_to_the_end(log, latest.origin, latest.size):
+        return
+    if latest is None or len(_lines(log)) != latest.size:
         with _writer(log) as writer:
             writer.checkpoint()
+
+
+def _sealed_to_the_end(log: Path, origin: str, sealed: int) -> bool:
+    """Whether the per-person index covers exactly the ``sealed`` entries and no complete line follows
+    them: then nothing is left to seal, known without reading the log (the index is advisory: when it
+    disagrees, the caller counts the lines; evidence built afterwards checks every line it uses)."""
+    from ..audit._index import read_state
+
+    state = read_state(log, origin)
+    if state is None or state.size != sealed:
+        return False
+    try:
+        with open(log / ENTRIES, "rb") as f:
+            if os.fstat(f.fileno()).st_size < state.offset:  # shorter than what was sealed: not ours to judge here
+                return False
+            f.seek(state.offset)
+            return b"\n" not in f.read()
+    except FileNotFoundError:
+        _fail(f"no audit log at {log}", 2)
 
 
 def _pins(paths: tuple[Path, ...], trust: Any, code: int) -> list[tuple[str, Any]]:
