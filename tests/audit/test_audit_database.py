@@ -190,3 +190,66 @@ def test_a_lagging_mirror_is_brought_up_to_date(db, tmp_path, write_case):
     assert report.exit_code == 0 and report.checkpoint.size == 12
     note = (second / "checkpoints" / "latest.note").read_bytes()
     assert parse_checkpoint(note, load_trust(second / "trusted-keys.txt")).size == 12
+
+
+def test_witnesses_cosign_the_shared_log_and_every_mirror_gets_the_cosignatures(db, tmp_path, write_case, audit_kit):
+    """execution: distributed: the worker that signs a checkpoint asks the witnesses (separate processes), keeps
+    their cosignatures in audit_checkpoints, and every other worker's mirror gets them with the checkpoint, so
+    ``verify --min-witnesses 2`` passes on any machine; without them it fails."""
+    from test_audit_witness import cosig, start_witness, verify_args
+
+    from offboard.audit._note import KeySigner
+
+    first = machine(tmp_path, "m1")
+    second = machine(tmp_path, "m2", like=first)
+    vkey = KeySigner((first / "signing.key").read_text()).vkey
+    started = [start_witness(tmp_path, name, vkey) for name in ("w1.example", "w2.example")]
+    witnesses = [{"url": url, "key": key} for _, url, key in started]
+
+    def attach(directory: Path) -> AuditLog:
+        log = AuditLog.open(
+            directory, ORIGIN, signer=FileSigner(directory / "signing.key", ORIGIN), witnesses=witnesses
+        )
+        return use_database(log, db)
+
+    try:
+        one, two = attach(first), attach(second)
+        write_case(one, "p-alice", "case-0")
+        one.checkpoint()
+        assert one.witness_failures == []
+        write_case(two, "p-bob", "case-1")
+        two.checkpoint()  # a larger checkpoint of the same log, from another machine: consistent, cosigned
+        assert two.witness_failures == []
+        newest = two.size
+        with db.reading() as tables:
+            assert tables.cosignatures(newest).count("\u2014 ") == 2
+        # A worker whose checkpoint reaches the witnesses after a larger one: they have vouched for its entries.
+        write_case(one, "p-carol", "case-2")
+        one.witnesses = []
+        one.checkpoint()
+        late = (one.size, (first / "checkpoints" / "latest.note").read_text())
+        two.witnesses = witnesses
+        write_case(two, "p-dave", "case-3")
+        two.checkpoint()
+        one.witnesses = witnesses
+        one._store._witness_due.append(late)
+        one._store.ask_witnesses()
+        assert one.witness_failures == []
+        newest = two.size
+        with open_log(first) as mirror, mirror._store.locked():  # machine one's mirror catches up
+            sync_mirror(mirror._store, db)
+        for directory in (first, second):
+            assert cosig(directory, newest).read_text().count("\u2014 ") == 2, directory
+            result = audit_kit.run("--log", str(directory), *verify_args(witnesses))
+            assert result.exit_code == 0, result.output
+        cosig(first, newest).unlink()
+        result = audit_kit.run("--log", str(first), *verify_args(witnesses))
+        assert result.exit_code == 1 and "0 valid witness cosignature(s); 2 required" in result.output
+        one.close()
+        two.close()
+    finally:
+        for proc, _, _ in started:
+            proc.terminate()
+            proc.wait(timeout=10)
+            proc.stdout.close()
+            proc.stderr.close()

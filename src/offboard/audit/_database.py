@@ -38,6 +38,7 @@ from ._log import (
     checkpoint_name,
 )
 from ._merkle import CompactRange, leaf_hash
+from ._witness import Superseded, ask_witnesses, keep_cosignatures
 
 __all__ = ["DatabaseStore", "sync_mirror", "use_database"]
 
@@ -81,6 +82,7 @@ def use_database(audit: AuditLog, rows: Any) -> AuditLog:
         except BaseException:
             audit._store = files
             raise
+    store.ask_witnesses()
     return audit
 
 
@@ -99,6 +101,7 @@ class DatabaseStore:
         self._pending: dict[int, bytes] = {}  # seq -> line, to mirror once committed
         self._after: list[tuple[int, Callable[[], None]]] = []  # checkpoint files, after the lines they cover
         self._published = 0  # largest checkpoint size whose files this process wrote or saw
+        self._witness_due: list[tuple[int, str]] = []  # (size, note) signed here, for audit.witnesses
 
     @property
     def offset(self) -> int:
@@ -123,6 +126,7 @@ class DatabaseStore:
             except BaseException:
                 self._pending.clear()
                 self._after.clear()
+                self._witness_due.clear()
                 with self.files.locked():
                     self._reload()  # nothing was committed: forget what this scope took in
                 raise
@@ -132,6 +136,7 @@ class DatabaseStore:
             if self._after or len(self._pending) >= MIRROR_EVERY:
                 with self.files.locked():
                     self._mirror()
+            self.ask_witnesses()
 
     def _held_tables(self) -> Any:
         if self._tables is None:
@@ -161,6 +166,8 @@ class DatabaseStore:
         """Keep a signed checkpoint in the table; its files follow the mirrored lines."""
         self._held_tables().add_checkpoint(size, note)
         self._after.append((size, write))
+        if self.audit.witnesses:
+            self._witness_due.append((size, note))
         self._published = max(self._published, size)
 
     def latest_note(self) -> bytes | None:
@@ -198,6 +205,41 @@ class DatabaseStore:
         if local > count:  # this directory is ahead: its entries continue the table's
             tables.insert(count, lines[count:local])
             log.info("audit entries uploaded to the database", first=count, entries=local - count)
+
+    def ask_witnesses(self) -> None:
+        """Send the checkpoints this process signed (committed, mirrored) to ``audit.witnesses``, outside
+        every lock; keep their cosignatures in ``audit_checkpoints`` for every worker's mirror.
+
+        Workers sign in turn under the database lock but reach the witnesses in any order: a witness that
+        has already cosigned a larger checkpoint of this log (one in ``audit_checkpoints``; it checked that
+        one's consistency) has vouched for this one's entries too, so that refusal is no failure."""
+        due, self._witness_due = self._witness_due, []
+        failures: list[str] = []
+        for size, note in due:
+            if size > self.files.size:  # not mirrored yet (the mirror failed): the next mirror's signer asks
+                failures.append(f"checkpoint {size} is not in {self.directory} yet; its witnesses were not asked")
+                continue
+            lines, refusals = ask_witnesses(self.directory, note, size, self.audit.witnesses)
+            for refusal in refusals:
+                if isinstance(refusal, Superseded) and self._signed(refusal.size):
+                    continue
+                failures.append(str(refusal))
+            if lines:
+                try:
+                    self.rows.add_cosignatures(size, lines)
+                except (StoreError, OSError) as exc:
+                    failures.append(f"cosignatures of checkpoint {size} not kept in the database: {exc}")
+                keep_cosignatures(self.directory, size, lines)
+        if due:
+            self.audit.witness_failures = failures
+            for failure in failures:
+                log.warning("audit witness did not cosign", error=failure)
+
+    def _signed(self, size: int) -> bool:
+        """Whether the shared log has a checkpoint of exactly ``size``."""
+        with self.rows.reading() as tables:
+            found = tables.latest_checkpoint(at_most=size)
+        return found is not None and found[0] == size
 
     def _reload(self) -> None:
         """Rebuild this process's view from the mirror after a rolled-back scope."""
@@ -272,6 +314,7 @@ def sync_mirror(
             if size <= files.size:
                 write()
         newest = tables.latest_checkpoint(at_most=files.size)
+        cosigned = tables.cosignatures(newest[0]) if newest is not None else ""
     if newest is not None:
         size, note = newest
         folder = files.directory / CHECKPOINTS
@@ -281,6 +324,8 @@ def sync_mirror(
             _write_atomic(history, note.encode())
         if _latest_size(folder / LATEST) < size:
             _write_atomic(folder / LATEST, note.encode())
+        if cosigned:  # the witnesses' cosignatures, whichever worker asked them
+            keep_cosignatures(files.directory, size, cosigned.splitlines(keepends=True))
     return files.size
 
 

@@ -51,6 +51,11 @@ __all__ = [
     "verify_cosignatures",
     "cosign",
     "generate_witness_skey",
+    "WitnessFailed",
+    "Superseded",
+    "ask_witnesses",
+    "keep_cosignatures",
+    "collect_cosignatures",
 ]
 
 COSIGNATURE = 0x04
@@ -258,6 +263,14 @@ class WitnessFailed(Exception):
     """A witness did not cosign."""
 
 
+class Superseded(WitnessFailed):
+    """The witness has already seen a larger checkpoint (``size``) of this log."""
+
+    def __init__(self, size: int, message: str):
+        super().__init__(message)
+        self.size = size
+
+
 def cosign(url: str, note: str, size: int, proof_from: Callable[[int], list[bytes]], timeout: float = 10.0) -> str:
     """Ask the witness at ``url`` to cosign; returns its cosignature line(s).
 
@@ -266,7 +279,7 @@ def cosign(url: str, note: str, size: int, proof_from: Callable[[int], list[byte
     old = 0
     for _attempt in range(2):
         if old > size:
-            raise WitnessFailed(f"{url} has seen size {old}, larger than this checkpoint ({size}): rollback")
+            raise Superseded(old, f"{url} has seen size {old}, larger than this checkpoint ({size}): rollback")
         body = format_add_checkpoint(old, proof_from(old), note)
         request = urllib.request.Request(
             url.rstrip("/") + "/add-checkpoint", data=body, method="POST", headers={"Content-Type": "text/plain"}
@@ -297,6 +310,16 @@ def collect_cosignatures(directory: Path, note: str, size: int, witnesses: Seque
     """Send a new checkpoint to each configured witness and keep their cosignatures; returns the failures.
 
     ``witnesses`` are ``{"url": ..., "key": vkey}`` mappings (the key checks the answer)."""
+    lines, failures = ask_witnesses(directory, note, size, witnesses)
+    keep_cosignatures(directory, size, lines)
+    return [str(f) for f in failures]
+
+
+def ask_witnesses(
+    directory: Path, note: str, size: int, witnesses: Sequence[Any]
+) -> tuple[list[str], list[WitnessFailed]]:
+    """Each witness's cosignature lines for the checkpoint ``note`` of ``size`` (checked against its key
+    when one is configured), and the refusals; the consistency proofs come from ``leafhashes.bin``."""
     from ._merkle import Tree
 
     tree: list[Any] = []
@@ -308,11 +331,11 @@ def collect_cosignatures(directory: Path, note: str, size: int, witnesses: Seque
         return list(tree[0].consistency_proof(old, size))
 
     lines: list[str] = []
-    failures: list[str] = []
+    failures: list[WitnessFailed] = []
     for spec in witnesses:
         url = spec.get("url") if isinstance(spec, dict) else None
         if not isinstance(url, str):
-            failures.append(f"audit.witnesses entry {spec!r} has no url")
+            failures.append(WitnessFailed(f"audit.witnesses entry {spec!r} has no url"))
             continue
         try:
             answer = cosign(url, note, size, proof_from)
@@ -323,14 +346,21 @@ def collect_cosignatures(directory: Path, note: str, size: int, witnesses: Seque
                 if not good:
                     raise WitnessFailed(f"{url} answered without a valid cosignature by {key.vkey}: {bad}")
             lines.extend(line + "\n" for line in answer.split("\n") if line.startswith(SIG_PREFIX))
-        except (WitnessFailed, NoteError) as exc:
-            failures.append(str(exc))
+        except WitnessFailed as exc:
+            failures.append(exc)
+        except NoteError as exc:
+            failures.append(WitnessFailed(str(exc)))
         except (OSError, ValueError) as exc:  # leafhashes.bin unreadable or short: no proof to send
-            failures.append(f"{url}: cannot compute the consistency proof: {exc}")
-    if lines:
-        path = witness_files(directory, size)
-        old = path.read_text() if path.exists() else ""
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(old + "".join(line for line in lines if line not in old))
-        os.replace(tmp, path)
-    return failures
+            failures.append(WitnessFailed(f"{url}: cannot compute the consistency proof: {exc}"))
+    return lines, failures
+
+
+def keep_cosignatures(directory: Path, size: int, lines: Sequence[str]) -> None:
+    """Add cosignature lines to ``checkpoints/<size>.cosig`` (each line once)."""
+    if not lines:
+        return
+    path = witness_files(directory, size)
+    old = path.read_text() if path.exists() else ""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(old + "".join(line for line in lines if line not in old))
+    os.replace(tmp, path)

@@ -51,6 +51,18 @@ class AuditRows:
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"the audit tables cannot be read: {exc}") from exc
 
+    def add_cosignatures(self, size: int, lines: list[str]) -> None:
+        """Keep witnesses' cosignature lines of the checkpoint at ``size`` beside it (each line once)."""
+        with self.db.begin() as conn:
+            kept = conn.execute(
+                sa.select(audit_checkpoints.c.cosignatures).where(audit_checkpoints.c.size == size).with_for_update()
+            ).first()
+            if kept is None:
+                raise StoreError(f"no checkpoint of size {size} in audit_checkpoints to keep cosignatures for")
+            text = kept.cosignatures or ""
+            text += "".join(line for line in lines if line not in text)
+            conn.execute(audit_checkpoints.update().where(audit_checkpoints.c.size == size).values(cosignatures=text))
+
 
 class AuditTables:
     """The two tables, through one connection."""
@@ -88,6 +100,13 @@ class AuditTables:
             sa.text("insert into audit_checkpoints (size, note) values (:size, :note) on conflict (size) do nothing"),
             {"size": size, "note": note},
         )
+
+    def cosignatures(self, size: int) -> str:
+        """The witnesses' cosignature lines kept for the checkpoint at ``size`` ("" when none)."""
+        found = self.conn.execute(
+            sa.select(audit_checkpoints.c.cosignatures).where(audit_checkpoints.c.size == size)
+        ).scalar()
+        return found or ""
 
     def latest_checkpoint(self, at_most: int | None = None) -> tuple[int, str] | None:
         """(size, note) of the newest checkpoint, or of the newest covering at most ``at_most`` entries."""

@@ -257,6 +257,7 @@ audit_checkpoints = sa.Table(
     metadata,
     sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("note", sa.Text, nullable=False),  # the signed C2SP checkpoint
+    sa.Column("cosignatures", sa.Text, nullable=True),  # witnesses' cosignature lines (audit.witnesses)
 )
 
 # Every checkpoint the writer ever signed, kept outside the log's directory: a writer that finds
