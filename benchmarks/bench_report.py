@@ -44,6 +44,8 @@ def kind_of(n: int) -> str:
         return "undone"  # revoked, then reversed by an undo (cancelled)
     if n % 17 == 3:
         return "open"  # never closed (the engine stopped mid-case)
+    if n % 7 == 2:
+        return "slow"  # ldap answers 20 hours after termination: late in the day, within the deadline
     return "complete"
 
 
@@ -95,6 +97,8 @@ def case_entries(n: int, termination: datetime) -> list[tuple[str, dict[str, Any
         answered = termination + timedelta(minutes=2 + SLOW[system] * (step + 1) + n % 7, seconds=n % 50)
         if kind == "late" and system == "github":
             answered = termination + timedelta(hours=30, minutes=n % 40)
+        if kind == "slow" and system == "ldap":
+            answered = termination + timedelta(hours=20, minutes=n % 40)
         result = "failed" if kind == "incomplete" and system == "slack" else "verified"
         if kind == "open" and step >= 2:
             continue  # the engine stopped before these
@@ -191,10 +195,14 @@ def _task(case: str, person: str, task: str, status: str, at: datetime) -> dict[
     }
 
 
-def write_period(directory: Path, people: int, *, end: datetime, days: int = 42, signer: Any = None) -> None:
-    """A sealed log of ``people`` cases with terminations spread over the ``days`` before ``end``."""
-    signer = signer or KeySigner(generate_skey(ORIGIN))
-    with AuditLog.open(directory, ORIGIN, signer=signer) as log:
+def write_period(
+    directory: Path, people: int, *, end: datetime, days: int = 42, origin: str = ORIGIN, signer: Any = None
+) -> None:
+    """A sealed log of ``people`` cases with terminations spread over the ``days`` before ``end``.
+
+    Without ``signer`` the log signs as the engine would (its key file beside the directory).
+    """
+    with AuditLog.open(directory, origin, signer=signer) as log:
         entries: list[tuple[str, dict[str, Any]]] = []
         for n in range(people):
             termination = end - timedelta(days=days) + timedelta(seconds=(days * 86400 - 7200) * n / max(people, 1))

@@ -135,6 +135,7 @@ def bins_for(values_ms: Sequence[int], sla_ms: int, parts: int = 12) -> list[Bin
     """Equal round-width bins from 0 covering every value; the deadline falls on a bin edge when it can."""
     if not values_ms:
         return []
+    values_ms = [max(v, 0) for v in values_ms]  # revoked before the termination time: drawn at 0
     top = max(values_ms)
     width = step_for(max(top, 1), parts)
     if sla_ms % width and top > sla_ms:  # let one edge be the deadline: cases on each side of it stay apart
