@@ -13,7 +13,7 @@ Times are milliseconds on a linear axis that starts at 0 (the termination).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
@@ -149,8 +149,18 @@ def bins_for(values_ms: Sequence[int], sla_ms: int, parts: int = 12) -> list[Bin
     return out
 
 
-def distribution(values_ms: Sequence[int], sla_ms: int, median_ms: int | None, worst_ms: int | None, label: str) -> str:
-    """A histogram of times to revoke with the deadline line and the median and worst marked."""
+def distribution(
+    values_ms: Sequence[int],
+    sla_ms: int,
+    median_ms: int | None,
+    worst_ms: int | None,
+    label: str,
+    spell: Callable[[int], str] = short,
+) -> str:
+    """A histogram of times to revoke with the deadline line and the median and worst marked.
+
+    ``spell`` writes the median and worst as the tables beside the chart do (ticks stay short).
+    """
     bins = bins_for(values_ms, sla_ms)
     left, right, top, bottom = 44, WIDTH - 16, 34, 196
     end = _end(bins[-1].end_ms if bins else None, sla_ms)
@@ -187,10 +197,10 @@ def distribution(values_ms: Sequence[int], sla_ms: int, median_ms: int | None, w
             f'<path d="M{_n(mx)} {_n(bottom + 2)}l-6 10h12z" fill="{PAPER if name == "median" else INK}" '
             f'stroke="{INK}" stroke-width="1.5"/>'
         )
-        anchor = "end" if mx > right - 90 else "start"
+        anchor = "end" if mx > right - 150 else "start"
         body.append(
             f'<g class="{name}" data-ms="{value}">{shape}'
-            + _text(mx + (-8 if anchor == "end" else 8), top + 2 + dy, f"{name} {short(value)}", anchor)
+            + _text(mx + (-8 if anchor == "end" else 8), top + 2 + dy, f"{name} {spell(value)}", anchor)
             + f'<line x1="{_n(mx)}" y1="{_n(top + 6 + dy)}" x2="{_n(mx)}" y2="{_n(bottom)}" stroke="{INK}" '
             f'stroke-dasharray="{"1 3" if name == "median" else "3 2"}"/></g>'
         )
@@ -212,9 +222,9 @@ class SystemBar:
     over: int
 
 
-def systems(rows: Sequence[SystemBar], sla_ms: int, label: str) -> str:
+def systems(rows: Sequence[SystemBar], sla_ms: int, label: str, spell: Callable[[int], str] = short) -> str:
     """One row per system (as given: slowest first): the worst as a light bar, the median as a dark one."""
-    left, right, top, row = 110, WIDTH - 250, 30, 30
+    left, right, top, row = 100, WIDTH - 290, 30, 34
     bottom = top + row * max(len(rows), 1)
     end = _end(*(r.worst_ms for r in rows), sla_ms)
     x = lambda ms: left + (right - left) * ms / end  # noqa: E731
@@ -240,13 +250,13 @@ def systems(rows: Sequence[SystemBar], sla_ms: int, label: str) -> str:
                 f'height="{_n(row - 22)}" fill="{INK}"/>'
             )
         summary = (
-            f"median {short(r.median_ms or 0)} \u00b7 worst {short(r.worst_ms)}"
+            f"median {spell(r.median_ms or 0)} \u00b7 worst {spell(r.worst_ms)}"
             if r.worst_ms is not None
             else "no time"
         )
-        late = f" \u00b7 {r.over} over" if r.over else ""
-        weight = ' font-weight="700"' if r.over else ""
-        parts.append(_text(right + 8, y0 + row / 2 + 4, summary + late, "start", weight))
+        parts.append(_text(right + 8, y0 + row / 2 - 2, summary))
+        late = f"{r.over} over the deadline" if r.over else "none over the deadline"
+        parts.append(_text(right + 8, y0 + row / 2 + 12, late, "start", ' font-weight="700"' if r.over else ""))
         parts.append("</g>")
         body.append("".join(parts))
     body += _deadline(x(sla_ms), top - 2, bottom, f"deadline {short(sla_ms)}")

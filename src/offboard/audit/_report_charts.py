@@ -57,6 +57,10 @@ def _ms(later: str | None, start: datetime | None) -> int | None:
     return int((moment - start).total_seconds() * 1000)
 
 
+def _spell(ms: int) -> str:
+    return duration(ms)
+
+
 # -- time to revoke --------------------------------------------------------------------------
 
 
@@ -73,11 +77,11 @@ def distribution(report: AuditReport) -> str:
     if values:
         caption = (
             f"Time to revoke of {len(values)} fully revoked cases: median {duration(s['median_ms'])}, worst "
-            f"{duration(s['worst_ms'])}; {sum(b.over for b in bins)} over the {duration(sla_ms)} deadline."
+            f"{duration(s['worst_ms'])}; {sum(b.over for b in bins)} of them over the {duration(sla_ms)} deadline."
         )
     else:
         caption = "Time to revoke: no case in the period had every account revoked, so there is nothing to draw."
-    svg = _charts.distribution(values, sla_ms, s["median_ms"], s["worst_ms"], caption)
+    svg = _charts.distribution(values, sla_ms, s["median_ms"], s["worst_ms"], caption, _spell)
     rows = [
         [
             f"{_e(_charts.short(b.start_ms))} to {_e(_charts.short(b.end_ms))}",
@@ -155,7 +159,7 @@ def systems(report: AuditReport) -> str:
         )
     else:
         caption = "Per system: no account actions in the period, so there is nothing to draw."
-    svg = _charts.systems(rows, sla_ms, caption)
+    svg = _charts.systems(rows, sla_ms, caption, _spell)
     table = [
         [
             f"<code>{_e(r.system)}</code>",
