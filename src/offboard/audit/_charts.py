@@ -72,7 +72,7 @@ def step_for(span_ms: float, parts: int = 6) -> int:
 
 
 def _svg(kind: str, height: float, label: str, body: list[str], data: Mapping[str, object]) -> str:
-    attrs = "".join(f' data-{k}="{_e(v)}"' for k, v in data.items() if v is not None)
+    attrs = "".join(f' data-{k}="{v if isinstance(v, int) else _e(v)}"' for k, v in data.items() if v is not None)
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-{kind}" viewBox="0 0 {WIDTH} {_n(height)}" '
         f'width="{WIDTH}" height="{_n(height)}" role="img" aria-label="{_e(label)}" font-size="{FONT}" '
@@ -82,8 +82,9 @@ def _svg(kind: str, height: float, label: str, body: list[str], data: Mapping[st
     )
 
 
-def _text(x: float, y: float, text: str, anchor: str = "start", extra: str = "") -> str:
-    return f'<text x="{_n(x)}" y="{_n(y)}" text-anchor="{anchor}"{extra}>{_e(text)}</text>'
+def _text(x: float, y: float, text: str, anchor: str = "start", extra: str = "", *, safe: bool = False) -> str:
+    """A label; ``safe`` for text made here (numbers, durations) that needs no escaping."""
+    return f'<text x="{_n(x)}" y="{_n(y)}" text-anchor="{anchor}"{extra}>{text if safe else _e(text)}</text>'
 
 
 def _axis(x0: float, x1: float, y: float, top: float, end_ms: float, step: int) -> list[str]:
@@ -107,7 +108,9 @@ def _deadline(x: float, top: float, bottom: float, label: str) -> list[str]:
     """The deadline: a heavy dashed vertical line, labelled above it."""
     return [
         f'<g class="deadline"><line x1="{_n(x)}" y1="{_n(top)}" x2="{_n(x)}" y2="{_n(bottom)}" stroke="{INK}" '
-        f'stroke-width="2" stroke-dasharray="6 4"/>' + _text(x, top - 4, label, "middle", ' font-weight="600"') + "</g>"
+        f'stroke-width="2" stroke-dasharray="6 4"/>'
+        + _text(x, top - 4, label, "middle", ' font-weight="600"', safe=True)
+        + "</g>"
     ]
 
 
@@ -308,9 +311,10 @@ def timeline(lanes: Sequence[Lane], sla_ms: int | None, label: str) -> str:
     for n, lane in enumerate(lanes):
         y0, mid = top + n * row, top + n * row + row / 2
         name = lane.name if len(lane.name) <= 18 else lane.name[:17] + "\u2026"
+        full = _e(lane.name)
         parts = [
-            f'<g class="lane" data-lane="{_e(lane.name)}" data-tasks="{str(lane.tasks).lower()}" '
-            f'data-end-ms="{_e("" if lane.end_ms is None else lane.end_ms)}"><title>{_e(lane.name)}</title>',
+            f'<g class="lane" data-lane="{full}" data-tasks="{str(lane.tasks).lower()}" '
+            f'data-end-ms="{"" if lane.end_ms is None else lane.end_ms}"><title>{full}</title>',
             _text(left - 8, mid + 4, name, "end"),
         ]
         if not lane.tasks:
@@ -326,10 +330,11 @@ def timeline(lanes: Sequence[Lane], sla_ms: int | None, label: str) -> str:
                 )
         else:
             parts.append(f'<line x1="{left}" y1="{_n(mid)}" x2="{right}" y2="{_n(mid)}" stroke="{LIGHT}"/>')
-        for mark in lane.marks:
-            parts.append(_mark(x(mark.at_ms), mid, mark))
+        at = _n(mid)
+        parts.extend(_mark(x(mark.at_ms), at, mark) for mark in lane.marks)
         ending = "not finished" if lane.end_ms is None else short(lane.end_ms)
-        parts.append(_text(right + 8, mid + 4, ending, "start", ' font-weight="700"' if lane.end_ms is None else ""))
+        bold = ' font-weight="700"' if lane.end_ms is None else ""
+        parts.append(_text(right + 8, mid + 4, ending, "start", bold, safe=True))
         parts.append("</g>")
         body.append("".join(parts))
     if sla_ms is not None:
@@ -338,17 +343,20 @@ def timeline(lanes: Sequence[Lane], sla_ms: int | None, label: str) -> str:
     return _svg("timeline", bottom + 30, label, body, data)
 
 
-def _mark(x: float, y: float, mark: Mark) -> str:
+SHAPES = {  # at (x, y): a mark's shape, as a path or an element (one string template each)
+    "revoked": '<circle cx="{x}" cy="{y}" r="4" fill="' + INK + '"/>',
+    "failed": '<path d="M{x} {y}m-5 -5l10 10m0 -10l-10 10" stroke="' + INK + '" stroke-width="2.5"/>',
+    "due": '<path d="M{x} {y}m0 -6l6 6l-6 6l-6 -6z" fill="' + PAPER + '" stroke="' + INK + '" stroke-width="1.5"/>',
+    "done": '<path d="M{x} {y}m-4.5 -4.5h9v9h-9z" fill="' + MID + '" stroke="' + INK + '"/>',
+}
+
+
+def _mark(x: float, y: str, mark: Mark) -> str:
     """Revoked: a filled circle; failed: a cross; task due: a hollow diamond; task done: a filled square."""
-    shapes = {
-        "revoked": f'<circle cx="{_n(x)}" cy="{_n(y)}" r="4" fill="{INK}"/>',
-        "failed": f'<path d="M{_n(x - 5)} {_n(y - 5)}l10 10m0 -10l-10 10" stroke="{INK}" stroke-width="2.5"/>',
-        "due": f'<path d="M{_n(x)} {_n(y - 6)}l6 6l-6 6l-6 -6z" fill="{PAPER}" stroke="{INK}" stroke-width="1.5"/>',
-        "done": f'<rect x="{_n(x - 4.5)}" y="{_n(y - 4.5)}" width="9" height="9" fill="{MID}" stroke="{INK}"/>',
-    }
+    shape = SHAPES.get(mark.kind, SHAPES["revoked"]).format(x=_n(x), y=y)
     return (
         f'<g class="mark" data-kind="{_e(mark.kind)}" data-at-ms="{mark.at_ms}"><title>{_e(mark.text)}</title>'
-        f"{shapes.get(mark.kind, shapes['revoked'])}</g>"
+        f"{shape}</g>"
     )
 
 
