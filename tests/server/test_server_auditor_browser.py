@@ -265,6 +265,7 @@ def test_a_report_of_45_people_fits_the_screen_and_the_page_with_every_chart(cro
     assert deadline["x"] + deadline["width"] <= 1280
     page.locator("#charts").screenshot(path=str(SHOTS / "report-charts-1280.png"))
     page.locator("table.people").screenshot(path=str(SHOTS / "report-people-1280.png"))
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SHOTS / "report-top-1280.png"))
 
     # in print, on A4 (210 mm less 2 x 10 mm margins = 718 CSS px): nothing cut off, each person kept together

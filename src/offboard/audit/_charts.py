@@ -300,7 +300,7 @@ class Lane:
     tasks: bool = False
 
 
-def timeline(lanes: Sequence[Lane], sla_ms: int | None, label: str) -> str:
+def timeline(lanes: Sequence[Lane], sla_ms: int | None, label: str, spell: Callable[[int], str] = short) -> str:
     """From termination (0) to the last moment shown: a bar per system up to its last revocation, marks on it."""
     left, right, top, row = 130, WIDTH - 110, 24, 26
     bottom = top + row * max(len(lanes), 1)
@@ -332,7 +332,7 @@ def timeline(lanes: Sequence[Lane], sla_ms: int | None, label: str) -> str:
             parts.append(f'<line x1="{left}" y1="{_n(mid)}" x2="{right}" y2="{_n(mid)}" stroke="{LIGHT}"/>')
         at = _n(mid)
         parts.extend(_mark(x(mark.at_ms), at, mark) for mark in lane.marks)
-        ending = "not finished" if lane.end_ms is None else short(lane.end_ms)
+        ending = "not finished" if lane.end_ms is None else _e(spell(lane.end_ms))
         bold = ' font-weight="700"' if lane.end_ms is None else ""
         parts.append(_text(right + 8, mid + 4, ending, "start", bold, safe=True))
         parts.append("</g>")

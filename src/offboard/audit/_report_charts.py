@@ -308,7 +308,7 @@ def case_timeline(case: CaseView, sla_seconds: int) -> str:
         + (f"; {tasks} checklist tasks, {sum(r.end_ms is not None for r in rows if r.tasks)} closed" if tasks else "")
         + "."
     )
-    svg = _charts.timeline(rows, sla_ms, caption)
+    svg = _charts.timeline(rows, sla_ms, caption, _spell)
     table = [
         [
             _e(r.name),

@@ -36,7 +36,7 @@ form.period input { font: inherit; padding: .2rem .3rem; }
 form.period button { font: inherit; padding: .25rem .9rem; }
 a { color: #0645ad; }
 /* the people table: seven columns that fit 1280 px and an A4 page; long values wrap */
-table.people .tag { white-space: normal; }
+table.people .tag { white-space: normal; } table.people code { white-space: nowrap; }
 table.people .id { display: block; color: #3d3d3d; font-size: .92em; }
 abbr[title] { text-decoration: underline dotted; cursor: help; }
 /* charts: inline SVG beside the numbers they draw */
