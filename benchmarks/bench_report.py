@@ -4,8 +4,11 @@ Run: python -m benchmarks.bench_report [--people 0 1 1000] [--budget 2.0]
 
 Each report is built from a real signed log (``build_report`` verifies it first) and rendered by
 ``render_report``; the time printed is build + render, with the ratio to the budget (2 s, issue
-#26). The log writer here, :func:`write_period`, is also what the report tests use for a period
-of many people across five systems with late, incomplete, open and undone cases.
+#26), as wall time and as this process's CPU time (on a shared, loaded machine the CPU time is
+what an idle one would take), next to the load average. The baseline measured in the same run is
+the same report rendered without its charts. The log writer here, :func:`write_period`, is also
+what the report tests use for a period of many people across five systems with late, incomplete,
+open and undone cases.
 """
 
 from __future__ import annotations
@@ -226,7 +229,7 @@ def _timed(action: Any) -> tuple[float, float, Any]:
         wall, cpu = time.perf_counter(), time.process_time()
         result = action()
         took = (time.perf_counter() - wall, time.process_time() - cpu)
-        best = took if best is None or took[0] < best[0] else best
+        best = took if best is None or took[1] < best[1] else best  # the least disturbed run: least CPU
     assert best is not None
     return best[0], best[1], result
 
@@ -259,7 +262,7 @@ def run(argv: list[str] | None = None) -> None:
             charts = _report_html.overview, _report_html.case_timeline
             _report_html.overview, _report_html.case_timeline = (lambda *a: ""), (lambda *a: "")
             try:
-                plain_wall, _, _ = _timed(lambda b=built: _report_html.render_report(b))
+                _, plain_cpu, _ = _timed(lambda b=built: _report_html.render_report(b))
             finally:
                 _report_html.overview, _report_html.case_timeline = charts
             total = build_wall + render_wall
@@ -267,8 +270,8 @@ def run(argv: list[str] | None = None) -> None:
             rows.append(
                 (
                     f"{people:,} people: build {build_wall:.2f} s + render {render_wall:.2f} s "
-                    f"({len(html) / 1e6:.1f} MB, {html.count('<svg')} charts; without them "
-                    f"{plain_wall:.2f} s: x{render_wall / max(plain_wall, 1e-6):.2f})",
+                    f"({len(html) / 1e6:.1f} MB, {html.count('<svg')} charts; render CPU {render_cpu:.2f} s, "
+                    f"without the charts {plain_cpu:.2f} s: x{render_cpu / max(plain_cpu, 1e-6):.2f})",
                     f"{total:.3f} s wall ({total / args.budget:.0%} of budget); {cpu:.3f} s CPU "
                     f"({cpu / args.budget:.0%})",
                     f"< {args.budget:.1f} s",
