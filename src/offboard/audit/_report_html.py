@@ -40,6 +40,11 @@ def e(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
+def key(value: Any) -> str:
+    """An identifier (an address, an account name): on paper it may break anywhere rather than run off."""
+    return f'<span class="key">{e(value)}</span>'
+
+
 def unsealed_notice(report: AuditReport) -> str:
     """Say that the log holds entries the report's checkpoint does not cover yet."""
     return (
@@ -311,13 +316,13 @@ def case_block(case: CaseView, heading: str = "h4", sla_seconds: int | None = No
         rows.append(
             [
                 e(item.system),
-                e(item.account_name or item.account_id)
+                key(item.account_name or item.account_id)
                 + (
                     f'<span class="local">{e(item.account_id)}</span>'
                     if item.account_name and item.account_name != item.account_id
                     else ""
                 ),
-                e(item.kind),
+                e(item.kind).replace("_", "_<wbr>"),
                 when(item.requested_at, zone),
                 when(item.responded_at, zone),
                 result,
@@ -359,14 +364,14 @@ def case_block(case: CaseView, heading: str = "h4", sla_seconds: int | None = No
                 [
                     [
                         e(t.title or t.id),
-                        e(t.owner or "\u2014"),
+                        key(t.owner or "\u2014"),
                         "yes" if t.blocking else "no",
                         when(t.due_at, zone),
                         tag(
                             t.status,
                             "good" if t.status == "done" else ("bad" if t.status == "open" and t.blocking else "warn"),
                         ),
-                        e(t.by or "\u2014"),
+                        key(t.by or "\u2014"),
                         when(t.at, zone),
                         e(t.note or ""),
                         "<br>".join(e(r) for r in t.reminders),

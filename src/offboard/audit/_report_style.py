@@ -60,7 +60,8 @@ footer { margin-top: 2.5rem; border-top: 1px solid #bbb; padding-top: .5rem; col
   section.person + section.person { border-top: 1px solid #999; }
   figure.chart svg { max-width: 100%; flex-basis: 100%; }
   figure.chart { padding: .3rem .4rem; }
-  td { overflow-wrap: anywhere; }  /* on paper a long name or address breaks rather than run off the page */
+  /* on paper a long identifier breaks anywhere rather than run off the page; words stay whole */
+  td code, td a, td .mono, td .local, td .key { overflow-wrap: anywhere; }
   abbr[title]::after { content: " (" attr(title) ")"; }
   thead { display: table-header-group; }
   table { font-size: 8.5pt; }
