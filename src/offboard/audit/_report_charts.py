@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from html import escape
 
@@ -103,7 +103,7 @@ def distribution(report: AuditReport) -> str:
 class _SystemTimes:
     cases: int = 0
     over: int = 0
-    times: list[int] | None = None
+    times: list[int] = field(default_factory=list)
 
 
 def system_bars(report: AuditReport) -> list[SystemBar]:
@@ -125,11 +125,10 @@ def system_bars(report: AuditReport) -> list[SystemBar]:
         for item in case.items:
             by_system.setdefault(item.system, []).append(_ms(item.completed_at, start))
         for system, times in by_system.items():
-            entry = found.setdefault(system, _SystemTimes(times=[]))
+            entry = found.setdefault(system, _SystemTimes())
             entry.cases += 1
             if all(t is not None for t in times):
                 took = max(t for t in times if t is not None)
-                assert entry.times is not None
                 entry.times.append(took)
                 entry.over += took > sla_ms
             elif start is not None and now > start + timedelta(milliseconds=sla_ms):
@@ -138,7 +137,7 @@ def system_bars(report: AuditReport) -> list[SystemBar]:
         SystemBar(
             system,
             entry.cases,
-            len(entry.times or []),
+            len(entry.times),
             int(statistics.median(entry.times)) if entry.times else None,
             max(entry.times) if entry.times else None,
             entry.over,
