@@ -1,7 +1,9 @@
 """The auditor pages in a real browser: Debian's headless Chromium driven by Playwright (no browser download).
 
 Screenshots of the report and of a person page are kept in the test's temporary directory
-(``report.png``, ``person.png``, and ``report.pdf`` as printed), as test artifacts.
+(``report.png``, ``person.png``, and ``report.pdf`` as printed), as test artifacts. The report of
+45 people (charts, the people table, a person page at 1280 px, and the whole report printed to an
+A4 PDF) is kept in ``tests/server/screenshots/``, next to this file, to look at after a run.
 """
 
 from __future__ import annotations
