@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
+from functools import lru_cache
 from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,55 +19,13 @@ from ._entry import parse_time
 from ._note import b64
 from ._reconcile import Reconciliation
 from ._report import AuditReport, CaseView, PersonView, duration, zone_name
+from ._report_charts import case_timeline, overview
+from ._report_style import CSS
+from ._report_text import entry_text as _entry_text
+from ._report_text import how_to_verify as _how_to_verify
+from ._report_text import sla_text
 
 __all__ = ["Links", "render_report", "render_person", "render_error", "sla_text", "unsealed_notice"]
-
-CSS = """
-:root { color-scheme: light; }
-* { box-sizing: border-box; }
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-       color: #111; background: #fff; margin: 1.5rem auto; max-width: 88rem; padding: 0 1rem; }
-h1 { font-size: 1.6rem; margin: 0 0 .3rem; }
-h2 { font-size: 1.25rem; border-bottom: 2px solid #222; padding-bottom: .15rem; margin-top: 2.2rem; }
-h3 { font-size: 1.05rem; margin: 1.6rem 0 .4rem; }
-p.lead { margin: 0 0 1rem; color: #333; }
-table { border-collapse: collapse; width: 100%; margin: .4rem 0 1.1rem; font-size: .88rem; }
-table.summary { width: auto; min-width: 36rem; }
-caption { text-align: left; font-weight: 600; padding: .3rem 0; }
-th, td { border: 1px solid #8a8a8a; padding: .25rem .45rem; text-align: left; vertical-align: top; }
-thead th { background: #e9e9e9; }
-tbody th[scope=row] { background: #f4f4f4; font-weight: 600; width: 22rem; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-time, .when { white-space: nowrap; }
-.local { display: block; color: #3d3d3d; font-size: .92em; white-space: nowrap; }
-code, pre, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: .85em; }
-code { overflow-wrap: break-word; }
-pre { background: #f4f4f4; border: 1px solid #ccc; padding: .5rem .7rem; white-space: pre-wrap; word-break: break-all; }
-.tag { display: inline-block; border: 1px solid currentColor; border-radius: .25rem; padding: 0 .3rem; font-weight: 600;
-       font-size: .85em; white-space: nowrap; }
-.good { color: #0b5d1e; } .bad { color: #a4000f; } .warn { color: #7a4a00; } .none { color: #555; }
-nav ol { columns: 2; margin: .3rem 0 1rem; }
-dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; margin: .5rem 0 1rem; }
-dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; }
-form.period { display: flex; flex-wrap: wrap; gap: .8rem; align-items: end; border: 1px solid #bbb;
-  padding: .6rem .8rem; margin: .6rem 0; }
-form.period label { display: flex; flex-direction: column; font-weight: 600; font-size: .9rem; }
-form.period input { font: inherit; padding: .2rem .3rem; }
-form.period button { font: inherit; padding: .25rem .9rem; }
-a { color: #0645ad; }
-footer { margin-top: 2.5rem; border-top: 1px solid #bbb; padding-top: .5rem; color: #444; font-size: .85rem; }
-@media print {
-  body { margin: 0; max-width: none; font-size: 9.5pt; padding: 0; }
-  nav, form.period, .noprint { display: none !important; }
-  a { color: inherit; text-decoration: none; }
-  h2 { break-after: avoid-page; } h3 { break-after: avoid-page; }
-  tr, .case { break-inside: avoid-page; }
-  thead { display: table-header-group; }
-  table { font-size: 8.5pt; }
-  thead th, tbody th[scope=row], pre { background: none; }
-  @page { margin: 14mm 10mm; }
-}
-"""
 
 
 @dataclass
@@ -84,6 +43,11 @@ def e(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
+def key(value: Any) -> str:
+    """An identifier (an address, an account name): on paper it may break anywhere rather than run off."""
+    return f'<span class="key">{e(value)}</span>'
+
+
 def unsealed_notice(report: AuditReport) -> str:
     """Say that the log holds entries the report's checkpoint does not cover yet."""
     return (
@@ -92,26 +56,34 @@ def unsealed_notice(report: AuditReport) -> str:
     )
 
 
-def sla_text(seconds: int) -> str:
-    """As ``--sla`` takes it: ``24h``, ``90m``, ``45s``."""
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
 def when(text: Any, zone: str = "UTC") -> str:
     """A logged time in UTC and, below it, in ``zone``."""
+    if isinstance(text, str) and isinstance(zone, str):
+        return _when(text, zone)  # a person's times recur in their row, case facts and charts' tables
+    return _when.__wrapped__(text, zone)
+
+
+def clear_caches() -> None:
+    """Forget the formatted times kept between pages (for benchmarks and tests)."""
+    _when.cache_clear()
+
+
+@lru_cache(maxsize=16384)
+def _when(text: Any, zone: str) -> str:
     moment = parse_time(text)
     if moment is None:
         return '<span class="none">\u2014</span>'
     utc = moment.astimezone(UTC)
     stamp = e(utc.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
-    out = f'<time datetime="{stamp}">{utc:%Y-%m-%d %H:%M:%S} UTC</time>'
+    # the day, the time and the zone name may go on lines of their own in a narrow column
+    out = f'<time datetime="{stamp}">{utc:%Y-%m-%d} <span class="t">{utc:%H:%M:%S} UTC</span></time>'
     zone = zone_name(zone)
     if zone != "UTC":
         local = moment.astimezone(ZoneInfo(zone))
-        out += f'<span class="local">{local:%Y-%m-%d %H:%M:%S} {e(local.tzname())} ({e(zone)})</span>'
+        out += (
+            f'<span class="local">{local:%Y-%m-%d} <span class="t">{local:%H:%M:%S} {e(local.tzname())}</span> '
+            f'<span class="t">({e(zone)})</span></span>'
+        )
     return out
 
 
@@ -264,7 +236,15 @@ def _summary(report: AuditReport, links: Links) -> str:
     )
 
 
+def _case_ref(case: str) -> str:
+    """A case id in a narrow cell: its unique tail, the full id on hover (and after it in print)."""
+    if len(case) <= 14:
+        return f"<code>{e(case)}</code>"
+    return f'<abbr title="{e(case)}"><code>\u2026{e(case[-8:])}</code></abbr>'
+
+
 def _people_rows(report: AuditReport, links: Links) -> str:
+    """One row per person in seven columns (fits 1280 px and A4): the time zone is in each local time."""
     rows = []
     for person in report.people:
         c = person.main
@@ -273,33 +253,21 @@ def _people_rows(report: AuditReport, links: Links) -> str:
         )
         rows.append(
             [
-                f'<a href="{e(links.person(person.id))}">{e(person.id)}</a>',
-                e(person.employee_id or "\u2014"),
-                e(person.timezone),
+                f'<a href="{e(links.person(person.id))}">{e(person.id)}</a>'
+                f'<span class="id">{e(person.employee_id or "no employee ID")}</span>',
                 when(c.termination_at, person.timezone),
                 revoked,
                 f'<span class="num">{e(_ttr(c))}</span>',
-                when(c.deadline, person.timezone),
-                deadline_tag(c),
+                when(c.deadline, person.timezone) + f'<span class="local">{deadline_tag(c)}</span>',
                 status_tag(c.status),
-                ", ".join(f"<code>{e(x.case)}</code>" for x in person.cases),
+                " ".join(_case_ref(x.case) for x in person.cases),
             ]
         )
     return _table(
         "One row per person (their main case; details below)",
-        [
-            "Person",
-            "Employee ID",
-            "Time zone",
-            "Termination",
-            "All access removed",
-            "Time to revoke",
-            "Deadline",
-            "Deadline met",
-            "Case status",
-            "Cases",
-        ],
+        ["Person, employee ID", "Termination", "All access removed", "Time to revoke", "Deadline", "Status", "Cases"],
         rows,
+        cls="people",
         empty="no cases in this period",
     )
 
@@ -310,7 +278,8 @@ def _observed(value: Any) -> str:
     return e(json.dumps(value, sort_keys=True, ensure_ascii=False)[:300])
 
 
-def case_block(case: CaseView, heading: str = "h4") -> str:
+def case_block(case: CaseView, heading: str = "h4", sla_seconds: int | None = None) -> str:
+    """A case: its facts, its timeline chart (given the deadline), per-system actions, checklist."""
     zone = case.timezone
     facts = [
         ("Case", f"<code>{e(case.case)}</code>"),
@@ -342,13 +311,13 @@ def case_block(case: CaseView, heading: str = "h4") -> str:
         rows.append(
             [
                 e(item.system),
-                e(item.account_name or item.account_id)
+                key(item.account_name or item.account_id)
                 + (
                     f'<span class="local">{e(item.account_id)}</span>'
                     if item.account_name and item.account_name != item.account_id
                     else ""
                 ),
-                e(item.kind),
+                e(item.kind).replace("_", "_<wbr>"),
                 when(item.requested_at, zone),
                 when(item.responded_at, zone),
                 result,
@@ -359,6 +328,7 @@ def case_block(case: CaseView, heading: str = "h4") -> str:
     out = [
         f'<div class="case"><{heading}>Case <code>{e(case.case)}</code></{heading}>',
         _facts(facts),
+        case_timeline(case, sla_seconds) if sla_seconds is not None else "",
         _table(
             f"Per-system timeline, case {case.case}",
             ["System", "Account", "Action", "Requested", "System answered", "Result", "Read-back", "System reference"],
@@ -389,14 +359,14 @@ def case_block(case: CaseView, heading: str = "h4") -> str:
                 [
                     [
                         e(t.title or t.id),
-                        e(t.owner or "\u2014"),
+                        key(t.owner or "\u2014"),
                         "yes" if t.blocking else "no",
                         when(t.due_at, zone),
                         tag(
                             t.status,
                             "good" if t.status == "done" else ("bad" if t.status == "open" and t.blocking else "warn"),
                         ),
-                        e(t.by or "\u2014"),
+                        key(t.by or "\u2014"),
                         when(t.at, zone),
                         e(t.note or ""),
                         "<br>".join(e(r) for r in t.reminders),
@@ -417,7 +387,7 @@ def _person_details(report: AuditReport, links: Links, level: int = 3) -> str:
             f'<h{level} id="person-{n}-h">{e(person.id)}</h{level}>'
             f"<p>Employee ID {e(person.employee_id or 'not recorded')}; times in UTC and in {e(person.timezone)}.</p>"
         )
-        out.extend(case_block(c, f"h{level + 1}") for c in person.cases)
+        out.extend(case_block(c, f"h{level + 1}", report.sla_seconds) for c in person.cases)
         out.append("</section>")
     return "".join(out)
 
@@ -489,38 +459,6 @@ def _reconciliation(rec: Reconciliation | None, links: Links) -> str:
     return "".join(out)
 
 
-def _how_to_verify(report: AuditReport) -> str:
-    sla = sla_text(report.sla_seconds)
-    period = report.period
-    span = f" --from {period.start} --to {period.end}" if period.start and period.end else ""
-    example = report.people[0].id if report.people else "PERSON"
-    return f"""
-<p>Nothing here needs to be taken on trust. With a copy of the audit log directory and the signing keys
-obtained out of band (compare the SHA-256 fingerprint above), anyone can re-check every figure:</p>
-<ol>
-<li>Verify the whole log (exit 0 intact, 2 compliance findings only, 1 integrity failure):
-<pre>offboard audit --log AUDIT_DIR verify --trusted-keys pinned-keys.txt --sla {e(sla)}</pre></li>
-<li>Prove the log only grew since this report: save the checkpoint above as <code>checkpoint.note</code>, later run
-<pre>offboard audit --log AUDIT_DIR consistency checkpoint.note --trusted-keys pinned-keys.txt</pre></li>
-<li>For each sampled person, export and check their evidence bundle:
-<pre>offboard audit --log AUDIT_DIR evidence {e(example)} --sla {e(sla)} --out evidence.zip
-offboard audit verify-evidence evidence.zip --trusted-keys pinned-keys.txt</pre></li>
-<li>Rebuild this report, or its rows for a spreadsheet:
-<pre>offboard audit --log AUDIT_DIR report{e(span)} --sla {e(sla)} --out report.html
-offboard audit --log AUDIT_DIR report{e(span)} --sla {e(sla)} --format csv --out report.csv</pre></li>
-</ol>
-<p>An evidence bundle (<code>offboard-evidence/v1</code>) is a zip holding the person\u2019s entries byte for byte
-(<code>entries.jsonl</code>), one C2SP inclusion proof per entry (<code>proofs/SEQ.tlog-proof</code>), the signed
-<code>checkpoint.note</code>, <code>keys.txt</code>, <code>summary.json</code>, <code>summary.csv</code> and
-<code>summary.md</code> (recomputable from the entries), a <code>README.md</code> and <code>MANIFEST.sha256</code>.
-To verify one without offboard: check the checkpoint\u2019s Ed25519 signature (a C2SP signed note), fold each proof from
-SHA-256(0x00 || line) to the checkpoint\u2019s root hash (RFC 6962), check that each entry\u2019s
-<code>person_prev</code> names the person\u2019s previous entry, and recompute the summaries. The format is
-specified, with test vectors, in <code>docs/audit-format.md</code>; this report\u2019s contents in
-<code>docs/auditors.md</code>.</p>
-"""
-
-
 def _form(report: AuditReport, links: Links) -> str:
     if not links.form:
         return ""
@@ -548,6 +486,7 @@ def render_report(report: AuditReport, links: Links | None = None) -> str:
     sections = [
         ("verification", "Verification: the signed log this report is built from", _verification(report)),
         ("summary", "Summary", _summary(report, links)),
+        ("charts", "At a glance: time to revoke, per system and over time", overview(report)),
         (
             "people",
             "People and their per-system timelines",
@@ -598,7 +537,7 @@ def render_person(report: AuditReport, person: PersonView, links: Links) -> str:
     if report.unsealed:
         body.append(f'<p class="warn" id="unsealed">{e(unsealed_notice(report))}</p>')
     body.append('<section aria-labelledby="cases-h"><h2 id="cases-h">Cases</h2>')
-    body.extend(case_block(c, "h3") for c in person.cases)
+    body.extend(case_block(c, "h3", report.sla_seconds) for c in person.cases)
     body.append("</section>")
     body.append(
         '<section aria-labelledby="exc-h"><h2 '
@@ -614,33 +553,6 @@ def render_person(report: AuditReport, person: PersonView, links: Links) -> str:
         f'id="verify-h">Verification</h2>{_verification(report)}</section></main>'
     )
     return _page(f"Evidence for {person.id}", "".join(body), when(report.generated_at.isoformat()))
-
-
-def _entry_text(obj: dict[str, Any]) -> str:
-    kind = obj.get("type")
-    account: dict[str, Any] = obj["account"] if isinstance(obj.get("account"), dict) else {}
-    if kind == "action":
-        return (
-            f"{obj.get('system')} {account.get('name') or account.get('id')} {obj.get('kind')}: {obj.get('result')}"
-            + (f" (ref {obj.get('reference')})" if obj.get("reference") else "")
-            + (f"; {obj.get('error')}" if obj.get("error") else "")
-        )
-    if kind == "case_opened":
-        return (
-            f"case {obj.get('case')} opened by {obj.get('trigger')}, policy {obj.get('policy')}, "
-            f"{len(obj.get('plan') or [])} planned actions; termination "
-            f"{obj.get('termination_at')}; {obj.get('reason') or ''}"
-        ).rstrip("; ")
-    if kind == "case_closed":
-        return (
-            f"case {obj.get('case')} closed {obj.get('status')}; counts {json.dumps(obj.get('counts'), sort_keys=True)}"
-        )
-    if kind == "task":
-        return f"task {obj.get('title') or obj.get('task')}: {obj.get('status')} by {obj.get('by') or '?'}" + (
-            f" ({obj.get('note') or obj.get('reason')})" if obj.get("note") or obj.get("reason") else ""
-        )
-    rest = {k: v for k, v in obj.items() if k not in ("v", "log", "seq", "time", "type", "person", "person_prev")}
-    return json.dumps(rest, sort_keys=True, ensure_ascii=False)[:300]
 
 
 def render_error(title: str, message: str) -> str:
