@@ -29,6 +29,9 @@ def serve(make_company: Any, tmp_path: Path, monkeypatch: Any, *, server: dict |
     """A started app (TestClient) over a company whose contractor's case is open, with links on."""
     company = make_company(systems=2, people=4)
     hr = write_people(tmp_path)
+    people = json.loads(hr.read_text())
+    people[0]["timezone"] = "Europe/Berlin"  # the manager: due times shown in their zone too
+    hr.write_text(json.dumps(people))
     links_secret(monkeypatch)
     configure(
         company,

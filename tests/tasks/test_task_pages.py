@@ -54,7 +54,8 @@ def test_the_handover_page_shows_the_task_in_the_owners_zone_and_closes_it_as_th
     text = page.text
     title = task_row(srv, "handover")["title"]
     assert "Kiri Contractor (user1@corp.example)" in text and title in text
-    assert "(Pacific/Auckland)" in text and "this link is for mgr@corp.example" in text
+    assert "(Europe/Berlin), your time; " in text and "(Pacific/Auckland) where the person leaving is" in text
+    assert "this link is for mgr@corp.example" in text
     assert "Your other open tasks in this case" in text and "Hold the exit interview" in text  # the manager's
     assert "Return laptop" not in text  # IT's, not the manager's
     for header in ("content-security-policy", "x-frame-options", "referrer-policy", "x-content-type-options"):

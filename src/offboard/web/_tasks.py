@@ -40,6 +40,8 @@ __all__ = ["router", "task_kind", "links_of", "other_tasks"]
 log = get_logger("offboard.tasks.pages")
 router = APIRouter(dependencies=[Depends(rate_limited)], include_in_schema=False)
 _opened: set[str] = set()  # links whose first opening is recorded (per process)
+_zones: dict[int, tuple[float, dict[str, str]]] = {}  # engine -> (read at, email -> time zone)
+ZONES_SECONDS = 300
 
 
 def links_of(request: Request) -> Links:
@@ -98,6 +100,36 @@ def other_tasks(
     return out
 
 
+def owner_zone(engine: Any, email: str) -> str | None:
+    """The time zone of the person ``email`` names, from the people sources (read at most every 5 minutes)."""
+    import time
+
+    from ..errors import OffboardError
+
+    read_at, zones = _zones.get(id(engine), (0.0, {}))
+    if time.monotonic() - read_at > ZONES_SECONDS:
+        zones = {}
+        try:
+            for source in engine.people():
+                for person in source.people():
+                    if person.email and person.timezone and _known_zone(person.timezone):
+                        zones.setdefault(person.email.lower(), person.timezone)
+        except OffboardError as exc:  # the page still shows the due time in the leaver's zone
+            log.warning("people sources unreadable; owners' time zones unknown", error=str(exc))
+        _zones[id(engine)] = (time.monotonic(), zones)
+    return zones.get(email.lower())
+
+
+def _known_zone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 def _who(person: dict[str, Any]) -> str:
     name, pid = person.get("name"), person.get("id", "?")
     return f"{name} ({pid})" if name else pid
@@ -141,7 +173,9 @@ def show_task(request: Request, token: str) -> Response:
         _record_opened(request, token, grant, task, now)
         others = other_tasks(services.engine, links_of(request), task, person, grant.recipient, now)
         today = now.astimezone(_zone(task)).date().isoformat()
-        return html(task_page(task, _who(person), grant.recipient, task_kind(task), others, today))
+        zone = owner_zone(services.engine, grant.recipient)
+        page = task_page(task, _who(person), grant.recipient, task_kind(task), others, today, owner_zone=zone)
+        return html(page)
     except PageRefused as exc:
         return refused(request, exc)
 

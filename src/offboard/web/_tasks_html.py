@@ -136,12 +136,17 @@ def task_page(
     others: list[dict[str, Any]],
     today: str,
     message: str = "",
+    owner_zone: str | None = None,
 ) -> str:
-    """The page of one open (or closed) task."""
+    """The page of one open (or closed) task; its due time in the owner's zone when known, and the leaver's."""
+    due_at = datetime.fromisoformat(task["due_at"].replace("Z", "+00:00"))
+    due = local_due(due_at, task["timezone"])
+    if owner_zone and owner_zone != task["timezone"]:
+        due = f"{local_due(due_at, owner_zone)}, your time; {due} where the person leaving is"
     facts = [
         ("Person leaving", person),
         ("Task", task["title"]),
-        ("Due", local_due(datetime.fromisoformat(task["due_at"].replace("Z", "+00:00")), task["timezone"])),
+        ("Due", due),
         ("Owner", f"{task['owner']} (this link is for {recipient})"),
         ("Case", task["case"]),
     ]
