@@ -240,7 +240,7 @@ def _exchange(oidc: OIDCSettings, code: str, verifier: str, nonce: str, redirect
     try:
         token = jwt.decode(str(tokens.get("id_token", "")), keys)
         jwt.JWTClaimsRegistry(
-            now=int(now.timestamp()),
+            now=int(time.time()),  # the provider's clock is the wall clock, whatever clock the app runs on
             leeway=60,
             iss={"essential": True, "value": oidc.issuer},
             aud={"essential": True, "value": oidc.client_id},
