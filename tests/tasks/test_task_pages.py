@@ -267,3 +267,30 @@ def test_a_link_key_never_shows_and_a_token_never_opens_with_another_key():
         other.check(token, "task", now)
     with pytest.raises(LinkError, match="something else"):
         links.check(token, "approval", now)
+
+
+def test_the_auditors_report_lists_each_persons_equipment_returned_missing_and_damaged(srv):
+    from offboard.audit._report import build_report
+    from offboard.audit._report_equipment import equipment_rows
+    from offboard.audit._report_html import render_report
+
+    image = png()
+    srv.client.post(
+        link(srv, LAPTOP, IT),
+        data={"asset_tag_confirmed": "yes", "condition": "damaged", "note": "cracked screen"},
+        files={"photo": ("screen.png", image, "image/png")},
+    )
+    srv.client.post(link(srv, PHONE, IT), data={"condition": "missing"})
+    srv.engine.record.seal()
+    srv.engine.wait_sealed()
+    report = build_report(Path(srv.engine.data_dir) / "audit", now=srv.clock())
+    rows = {r["task"]: r for r in equipment_rows(report)}
+    assert (rows[LAPTOP]["condition"], rows[LAPTOP]["by"], rows[LAPTOP]["status"]) == ("damaged", IT, "done")
+    assert (
+        rows[LAPTOP]["photo_sha256"] == hashlib.sha256(image).hexdigest() and rows[LAPTOP]["item"] == "laptop LAP-1001"
+    )
+    assert (rows[PHONE]["condition"], rows[PHONE]["status"]) == ("missing", "open")
+    page = render_report(report)
+    assert "Equipment returned, missing and damaged" in page
+    assert "2 loaned item(s): 1 returned (1 damaged), 1 missing, 0 with no condition recorded." in page
+    assert "<strong>missing</strong>" in page and "cracked screen" in page

@@ -18,6 +18,7 @@ from ._entry import parse_time
 from ._note import b64
 from ._reconcile import Reconciliation
 from ._report import AuditReport, CaseView, PersonView, duration, zone_name
+from ._report_equipment import equipment_section
 
 __all__ = ["Links", "render_report", "render_person", "render_error", "sla_text", "unsealed_notice"]
 
@@ -554,6 +555,7 @@ def render_report(report: AuditReport, links: Links | None = None) -> str:
             _people_rows(report, links) + _person_details(report, links),
         ),
         ("exceptions", "Incomplete cases and exceptions", _exceptions(report, links)),
+        ("equipment", "Equipment returned, missing and damaged", equipment_section(report, links.person)),
         ("reconciliation", "Reconciliation with HR\u2019s leavers", _reconciliation(report.reconciliation, links)),
         ("how-to-verify", "How to verify this independently", _how_to_verify(report)),
     ]
