@@ -7,6 +7,7 @@ nothing: the task row and the audit log are compared before and after.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import zlib
 from datetime import timedelta
@@ -19,7 +20,7 @@ from offboard.config._secrets import Secret
 from offboard.errors import ConfigError
 
 from ..server._support import stop
-from ._pages import HTML, IT, MANAGER, OPENED, entries, link, serve, task_row
+from ._pages import HTML, IT, LINKS_ENV, MANAGER, OPENED, entries, link, serve, task_row
 
 LAPTOP, PHONE = "return-lap-1001", "return-phn-2002"
 
@@ -96,6 +97,10 @@ def test_the_handover_page_shows_the_task_in_the_owners_zone_and_closes_it_as_th
     assert again.status_code == 409 and "already done" in again.text
     assert unchanged(srv, "handover") == before
     assert "This task is done" in srv.client.get(path, headers=HTML).text
+    secret = os.environ[LINKS_ENV]  # the links key is in no page, entry or log line
+    audit = (Path(srv.engine.data_dir) / "audit" / "entries.jsonl").read_text()
+    assert secret not in audit and secret not in page.text and secret not in answer.text
+    assert secret not in repr(srv.app.state.links)
 
 
 def test_equipment_returns_record_condition_and_photo_and_a_missing_item_keeps_its_task_open(srv, smtp):
@@ -294,3 +299,19 @@ def test_the_auditors_report_lists_each_persons_equipment_returned_missing_and_d
     assert "Equipment returned, missing and damaged" in page
     assert "2 loaned item(s): 1 returned (1 damaged), 1 missing, 0 with no condition recorded." in page
     assert "<strong>missing</strong>" in page and "cracked screen" in page
+
+
+def test_the_cli_prints_a_link_that_opens_the_task_and_says_what_is_wrong_otherwise(srv, run):
+    config = str(srv.company.config_path)
+    printed = run("--config", config, "tasks", "link", srv.extra["case"], "handover", "--for", MANAGER)
+    assert printed.exit_code == 0, printed.output
+    url = printed.output.strip()
+    assert url.startswith("https://offboard.corp.example/tasks/t/")
+    assert srv.client.get(url.removeprefix("https://offboard.corp.example"), headers=HTML).status_code == 200
+    for args, says in (
+        (["nosuchcase", "handover", "--for", MANAGER], "no case matches"),
+        ([srv.extra["case"], "nosuchtask", "--for", MANAGER], "has no task 'nosuchtask'"),
+        ([srv.extra["case"], "handover", "--for", " "], "--for"),
+    ):
+        result = run("--config", config, "tasks", "link", *args)
+        assert result.exit_code == 2 and says in result.output

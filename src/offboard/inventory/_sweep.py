@@ -64,6 +64,7 @@ class SweepResult:
                 "sweep halted before any action: "
                 + "; ".join(self.reasons)
                 + ". Check the people source; if this is right, re-run with --approve --approver NAME"
+                + (f" (or approve request {self.approval} from its page)" if self.approval else "")
             )
         if self.dry_run:
             verb = "would halt: " + "; ".join(self.reasons) if self.reasons else f"would open {len(self.plans)} case(s)"

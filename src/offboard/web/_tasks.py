@@ -160,6 +160,8 @@ def _record_opened(request: Request, token: str, grant: Grant, task: dict[str, A
         task["case"],
         {"case": task["case"], "person": {"id": task["person"]}, "task": task["task"], "opened_at": iso(now), **fields},
     )
+    if len(_opened) > 100_000:  # bounded: at worst a link's first opening is recorded twice
+        _opened.clear()
     _opened.add(key)
 
 
