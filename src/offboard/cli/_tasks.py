@@ -153,6 +153,7 @@ def link(app: App, case: str, task: str, recipient: str) -> None:
     links = links_for(engine.config)
     if links is None:
         _fail("personal links are off: set server.links_secret (and server.public_url) in the configuration")
+        return
     click.echo(links.task_url(found["id"], task, recipient, engine.clock()))
 
 
