@@ -75,7 +75,7 @@ def test_the_request_shows_what_would_happen_and_two_different_approvers_release
     assert halted.cases() == []
 
     done = halted.client.post(second, data={"approver": "Eli Auditor", "decision": "approve"}, headers=HTML)
-    assert done.status_code == 200 and "Approved: the sweep ran" in done.text
+    assert done.status_code == 200 and "Approved. 12 case(s) opened and run, 0 incomplete" in done.text
     opened = halted.cases()
     assert len(opened) == 12 and all("approved by Dana Reviewer, Eli Auditor" in c["reason"] for c in opened)
     approvals = entries(halted, "approval")
@@ -147,3 +147,16 @@ def test_the_cli_needs_as_many_different_approvers_as_sweep_approvals_says(halte
     ]
     page = halted.client.get(path(halted.extra["links"][APPROVERS[0]]), headers=HTML)
     assert "This request is closed" in page.text  # the CLI's sweep ran: the pending request no longer stands
+
+
+def test_an_approved_sweep_that_cannot_run_says_so_and_how_to_run_it(halted, tmp_path):
+    (tmp_path / "hr.json").write_text("{not json")  # the people source breaks after the halt
+    first, second = (path(halted.extra["links"][a]) for a in APPROVERS)
+    halted.client.post(first, data={"approver": "Dana Reviewer", "decision": "approve"})
+    answer = halted.client.post(second, data={"approver": "Eli Auditor", "decision": "approve"}, headers=HTML)
+    assert answer.status_code == 200 and "the sweep could not run" in answer.text
+    assert (
+        "offboard sweep --approve --approver &quot;Dana Reviewer&quot; --approver &quot;Eli Auditor&quot;"
+        in answer.text
+    )
+    assert halted.cases() == []

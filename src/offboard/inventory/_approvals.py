@@ -26,7 +26,7 @@ from typing import Any
 
 from ..config._durations import iso
 from ..config._logging import get_logger
-from ..errors import ApprovalRequired, ConfigError
+from ..errors import ApprovalRequired, ConfigError, OffboardError
 
 __all__ = ["approval_settings", "request_for", "load", "decide", "close_pending", "DecisionError"]
 
@@ -232,14 +232,21 @@ def decide(
     if request["status"] == APPROVED:
         from ._sweep import run_sweep
 
-        result = run_sweep(engine, approve=True, approver=approvals, recorded=True, expected=set(request["people"]))
+        try:
+            result = run_sweep(engine, approve=True, approver=approvals, recorded=True, expected=set(request["people"]))
+            outcome = {"halted": result.halted, "message": result.message, "cases": [c.case_id for c in result.cases]}
+        except OffboardError as exc:  # approved, but it could not run: say so, and how to run it by hand
+            names = " ".join(f'--approver "{a}"' for a in approvals)
+            log.error("approved sweep could not run", request=request_id, error=str(exc))
+            outcome = {
+                "halted": True,
+                "message": f"approved, but the sweep could not run: {exc}. Run it with "
+                f"`offboard sweep --approve {names}`",
+                "cases": [],
+            }
         with _locked(engine):
             request = load(engine, request_id)
-            request["outcome"] = {
-                "halted": result.halted,
-                "message": result.message,
-                "cases": [c.case_id for c in result.cases],
-            }
+            request["outcome"] = outcome
             _save(engine, request)
     return request
 

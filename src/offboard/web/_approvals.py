@@ -133,7 +133,7 @@ async def decide_approval(request: Request, token: str) -> Response:
             raise PageRefused(exc.status, "not_decided", str(exc)) from None
         message = {
             REJECTED: "Rejected: the sweep does not run, and nothing was opened.",
-            APPROVED: "Approved: the sweep ran.",
+            APPROVED: f"Approved. {(after.get('outcome') or {}).get('message', '')}",
         }.get(after["status"], f"Your approval is recorded; {after['needed']} different approvers are needed.")
         return html(render(after, grant.recipient, message))
     except PageRefused as exc:
