@@ -3,9 +3,14 @@ served with personal links on."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,3 +77,32 @@ def urls(text: str) -> list[str]:
 
 
 HTML = {"accept": "text/html"}
+
+
+@contextlib.contextmanager
+def live_server(sock: socket.socket, app: Any) -> Iterator[None]:
+    """``app`` served by uvicorn on the bound ``sock`` until the block ends."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
+
+
+def bound_socket() -> tuple[socket.socket, str]:
+    """A socket bound to a free loopback port, and the base URL it will serve."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"

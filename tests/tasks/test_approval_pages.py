@@ -62,7 +62,8 @@ def test_the_request_shows_what_would_happen_and_two_different_approvers_release
         for action in plan.actions:
             per_system[action.account.system] = per_system.get(action.account.system, 0) + 1
     assert sorted(per_system) == ["sys0", "sys1", "sys2"] and min(per_system.values()) >= 12
-    assert all(f">{system}</td><td>{n}<" in text for system, n in per_system.items())
+    # each system: 12 accounts touched (one per person), and every action planned on them
+    assert all(f">{system}</td><td>12</td><td>{n}<" in text for system, n in per_system.items())
     assert "needs 2 different approver(s)" in text
 
     answer = halted.client.post(first, data={"approver": "Dana Reviewer", "decision": "approve"}, headers=HTML)

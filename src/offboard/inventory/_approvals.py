@@ -107,12 +107,16 @@ def _pending(engine: Any) -> list[dict[str, Any]]:
     return found
 
 
-def _systems(plans: list[Any]) -> dict[str, int]:
-    counts: dict[str, int] = {}
+def _systems(plans: list[Any]) -> dict[str, dict[str, int]]:
+    """Per system: the accounts the sweep would touch and the actions it would take."""
+    accounts: dict[str, set[str]] = {}
+    actions: dict[str, int] = {}
     for plan in plans:
         for action in plan.actions:
-            counts[action.account.system] = counts.get(action.account.system, 0) + 1
-    return dict(sorted(counts.items()))
+            system = action.account.system
+            accounts.setdefault(system, set()).add(action.account.id)
+            actions[system] = actions.get(system, 0) + 1
+    return {s: {"accounts": len(accounts[s]), "actions": actions[s]} for s in sorted(actions)}
 
 
 def request_for(engine: Any, result: Any, summary: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +169,7 @@ def _post(engine: Any, request: dict[str, Any]) -> None:
 
     links = links_for(engine.config)
     now = engine.clock()
-    counts = ", ".join(f"{system}: {n}" for system, n in request["systems"].items())
+    counts = ", ".join(f"{system}: {n['accounts']} accounts" for system, n in request["systems"].items())
     text = (
         f"A sweep halted before any action and waits for {request['needed']} approval(s): "
         + "; ".join(request["reasons"])

@@ -9,6 +9,7 @@ the sweep then runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
@@ -42,8 +43,8 @@ def _load(engine: Any, grant: Grant) -> dict[str, Any]:
         raise PageRefused(exc.status, "not_found", str(exc)) from None
 
 
-def _rows(items: list[tuple[str, str]]) -> str:
-    return "".join(f"<tr><td>{escape(a)}</td><td>{escape(b)}</td></tr>" for a, b in items)
+def _rows(items: Sequence[Sequence[str]]) -> str:
+    return "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in items)
 
 
 def render(request_: dict[str, Any], recipient: str, message: str = "") -> str:
@@ -56,12 +57,13 @@ def render(request_: dict[str, Any], recipient: str, message: str = "") -> str:
         f"It needs {request_['needed']} different approver(s). This link is for {escape(recipient)}.</p>"
     )
     parts.append("<h2>Why it halted</h2><ul>" + "".join(f"<li>{escape(r)}</li>" for r in request_["reasons"]) + "</ul>")
-    systems = [(s, str(n)) for s, n in request_["systems"].items()]
+    systems = [(s, str(n["accounts"]), str(n["actions"])) for s, n in request_["systems"].items()]
     parts.append(
         f"<h2>What would happen</h2><p>{len(request_['people'])} case(s) would open, "
         f"with {request_['actions']} action(s) in all.</p>"
-        '<table><caption class="note">Actions per system</caption><thead><tr><th scope="col">System</th>'
-        f'<th scope="col">Actions</th></tr></thead><tbody>{_rows(systems)}</tbody></table>'
+        '<table><caption class="note">Per system</caption><thead><tr><th scope="col">System</th>'
+        '<th scope="col">Accounts touched</th><th scope="col">Actions</th></tr></thead>'
+        f"<tbody>{_rows(systems)}</tbody></table>"
         '<h2>People</h2><ul class="people">' + "".join(f"<li>{escape(p)}</li>" for p in request_["people"]) + "</ul>"
     )
     if request_["decisions"]:
