@@ -315,3 +315,13 @@ def test_the_cli_prints_a_link_that_opens_the_task_and_says_what_is_wrong_otherw
     ):
         result = run("--config", config, "tasks", "link", *args)
         assert result.exit_code == 2 and says in result.output
+
+
+def test_two_clicks_at_once_close_a_task_once(srv):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = link(srv, "announce-end", MANAGER)
+    with ThreadPoolExecutor(4) as pool:
+        codes = sorted(pool.map(lambda _: srv.client.post(path, data={"action": "done"}).status_code, range(4)))
+    assert codes == [200, 409, 409, 409]
+    assert len([e for e in entries(srv, "task") if e["task"] == "announce-end"]) == 1

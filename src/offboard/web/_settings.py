@@ -40,7 +40,10 @@ class ServerSettings(BaseModel):
         default=100, ge=1, le=100_000, description="concurrent connections and requests; beyond it, 503 at once"
     )
     client_rate_per_minute: int = Field(
-        default=600, ge=1, le=10_000_000, description="requests a minute per client on /v1/ and /audit/; then 429"
+        default=600,
+        ge=1,
+        le=10_000_000,
+        description="requests a minute per client on /v1/, /audit/ and the task pages; then 429",
     )
     client_burst: int = Field(default=60, ge=1, le=1_000_000, description="requests a client may send at once")
     trusted_proxy_header: str | None = Field(
