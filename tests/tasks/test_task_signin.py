@@ -99,3 +99,11 @@ def test_without_oidc_the_overview_says_to_use_the_links(make_company, tmp_path,
         assert answer.status_code == 404 and "links in the reminders" in answer.text
     finally:
         stop(srv)
+
+
+def test_an_unreachable_provider_says_so(signin):
+    srv, provider = signin
+    srv.app.state.oidc.issuer = "http://127.0.0.1:9"  # nothing listens on the discard port
+    srv.app.state.oidc._discovery = None
+    answer = srv.client.get("/tasks/login", headers=HTML)
+    assert answer.status_code == 503 and "could not be reached" in answer.text

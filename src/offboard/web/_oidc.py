@@ -64,7 +64,9 @@ class OIDCSettings:
             url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
             document = _get_json(url)
             if document.get("issuer") != self.issuer:
-                raise PageRefused(400, "bad_issuer", f"the identity provider names itself {document.get('issuer')!r}")
+                raise PageRefused(
+                    503, "bad_issuer", f"the identity provider names itself {document.get('issuer')!r}, not the issuer"
+                )
             self._discovery, self._fetched = document, time.monotonic()
         return self._discovery
 
@@ -76,7 +78,9 @@ def _get_json(url: str, **kw: Any) -> dict[str, Any]:
         return response.json()
     except (httpx.HTTPError, ValueError) as exc:
         log.warning("identity provider unreachable or answered badly", url=url, error=type(exc).__name__)
-        raise PageRefused(400, "sign_in_failed", "sign-in failed: the identity provider could not be reached") from None
+        raise PageRefused(
+            503, "provider_unreachable", "sign-in failed: the identity provider could not be reached; try again later"
+        ) from None
 
 
 def settings_of(server: Any, links: Links | None) -> OIDCSettings | None:

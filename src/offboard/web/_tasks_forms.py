@@ -34,6 +34,7 @@ TITLES = {
     410: "This link has expired",
     413: "Too large",
     415: "Not accepted",
+    503: "Sign-in is unavailable",
 }
 
 

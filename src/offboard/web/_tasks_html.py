@@ -166,9 +166,10 @@ def task_page(
     return page("Offboarding task", body + _others(others))
 
 
-def done_page(title: str, lines: list[str], others: list[dict[str, Any]] = ()) -> str:  # type: ignore[assignment]
+def done_page(title: str, lines: list[str], others: list[dict[str, Any]] | None = None) -> str:
+    """What a closed (or recorded) task says, and the recipient's other open tasks."""
     body = '<div class="status" role="status">' + "".join(f"<p>{escape(line)}</p>" for line in lines) + "</div>"
-    return page(title, body + _others(list(others)))
+    return page(title, body + _others(others or []))
 
 
 def tasks_overview(email: str, rows: list[dict[str, Any]]) -> str:
