@@ -119,6 +119,7 @@ class Task:
     at: str | None = None
     note: str | None = None
     reminders: list[str] = field(default_factory=list)
+    equipment: dict[str, Any] | None = None  # what a return page recorded: condition, asset tag, photo hash
 
 
 @dataclass
@@ -393,6 +394,10 @@ def _gather(objects: list[dict[str, Any]]) -> _Gathered:
             task.status = _text(obj.get("status")) or "open"
             task.by, task.at = _text(obj.get("by")), _text(obj.get("at")) or _text(obj.get("time"))
             task.note = _text(obj.get("note")) or _text(obj.get("reason"))
+            task.equipment = obj["equipment"] if isinstance(obj.get("equipment"), dict) else task.equipment
+        elif kind == "equipment_return" and isinstance(case, str) and isinstance(obj.get("equipment"), dict):
+            task = out.tasks.setdefault(case, {}).setdefault(str(obj.get("task")), Task(str(obj.get("task"))))
+            task.equipment = {**obj["equipment"], "recorded_at": _text(obj.get("time"))}
         elif kind == "task_reminder" and isinstance(case, str) and isinstance(obj.get("task"), str):
             task = out.tasks.setdefault(case, {}).setdefault(obj["task"], Task(obj["task"]))
             to = obj.get("to")

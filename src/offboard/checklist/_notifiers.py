@@ -13,7 +13,8 @@ and SMTP email are built in. The configuration names instances::
         type: email
         settings: {host: smtp.corp.example, sender: offboard@corp.example, to: [it@corp.example],
                    username: offboard, password: file:/run/secrets/smtp}
-        events: [end_date]          # default: [case_closed, end_date, task_due, task_overdue, owed, residual]
+        events: [end_date]          # default: all (case_closed, end_date, task_due, task_overdue, owed,
+                                    # residual, equipment_missing, approval)
 """
 
 from __future__ import annotations
@@ -44,8 +45,19 @@ __all__ = [
 ]
 
 log = get_logger("offboard.notifiers")
-Event = Literal["case_closed", "end_date", "task_due", "task_overdue", "owed", "residual"]
-EVENTS: tuple[Event, ...] = ("case_closed", "end_date", "task_due", "task_overdue", "owed", "residual")
+Event = Literal[
+    "case_closed", "end_date", "task_due", "task_overdue", "owed", "residual", "equipment_missing", "approval"
+]
+EVENTS: tuple[Event, ...] = (
+    "case_closed",
+    "end_date",
+    "task_due",
+    "task_overdue",
+    "owed",
+    "residual",
+    "equipment_missing",
+    "approval",
+)
 
 
 class SlackNotifier(Notifier):

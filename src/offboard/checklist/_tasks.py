@@ -343,9 +343,18 @@ def counts(store: Any, case_id: str) -> dict[str, int]:
     return out
 
 
-def close_task(engine: Any, case_ref: str, task_id: str, *, status: str, by: str, note: str = "") -> dict[str, Any]:
+def close_task(
+    engine: Any,
+    case_ref: str,
+    task_id: str,
+    *,
+    status: str,
+    by: str,
+    note: str = "",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Mark a task done or skipped (a skip needs its reason in ``note``), record it, and complete the case
-    if it was the last blocker."""
+    if it was the last blocker. ``extra``: more fields for the audit entry (what a task page recorded)."""
     by, note = (by or "").strip(), (note or "").strip()
     if not by:
         raise TaskError("say who did it: --by NAME is required")
@@ -386,6 +395,7 @@ def close_task(engine: Any, case_ref: str, task_id: str, *, status: str, by: str
             ("reason" if status == SKIPPED else "note"): note,
             "at": iso(now),
             "overdue": _aware(row["due_at"]) <= now,
+            **(extra or {}),
         },
     )
     engine.store.tasks.update(row["id"], **values)
@@ -401,11 +411,13 @@ def close_task(engine: Any, case_ref: str, task_id: str, *, status: str, by: str
 
 def send_reminders(engine: Any, now: datetime | None = None) -> list[dict[str, Any]]:
     """Remind owners once when a task comes due (``tasks.remind_before``) and once when it is overdue."""
-    from ._notifiers import Notice, notifiers_for
+    from ._links import links_for
     from ._notifiers import _deliver as deliver
+    from ._notifiers import notifiers_for
 
     now = _aware(now or engine.clock())
     settings = engine.config.tasks
+    links = links_for(engine.config)
     soon = now + parse_duration(settings.remind_before)
     rows = engine.store.tasks.to_remind(now, soon, leave_out=INACTIVE_CASES)
     sent = []
@@ -426,9 +438,12 @@ def send_reminders(engine: Any, now: datetime | None = None) -> list[dict[str, A
             f'Offboarding of {who}, case {row["case_id"]}: the task "{row["title"]}" (owner: {row["owner"]}'
             f"{', blocks completion' if row['blocking'] else ''}) {'was' if kind == 'overdue' else 'is'} due "
             f"{local:%Y-%m-%d %H:%M} {row['timezone']}.\n"
-            f"When it is done: offboard tasks done {row['case_id']} {row['task_id']} --by YOUR-NAME"
         )
-        reached, errors = deliver(notifiers, Notice(f"task_{kind}", subject, text, tuple(to)))
+        reached, errors = [], []
+        for notice in _notices(links, row, f"task_{kind}", subject, text, to, now):
+            got, failed = deliver(notifiers, notice)
+            reached += got
+            errors += failed
         if not reached:
             continue  # nobody got it: try again next time
         stamp = {"reminded_overdue_at": now} if kind == "overdue" else {}
@@ -448,6 +463,32 @@ def send_reminders(engine: Any, now: datetime | None = None) -> list[dict[str, A
         engine.store.tasks.update(row["id"], **stamp)
         sent.append(fields)
     return sent
+
+
+def _notices(links: Any, row: Any, kind: str, subject: str, text: str, to: list[str], now: datetime) -> list[Any]:
+    """The reminder as sent: with a personal link per recipient when links are configured (one notice each),
+    else one notice naming the CLI command."""
+    from ._notifiers import Notice
+
+    if links is None:
+        command = f"When it is done: offboard tasks done {row['case_id']} {row['task_id']} --by YOUR-NAME"
+        return [Notice(kind, subject, text + command, tuple(to))]
+    # no address: the IT destination gets it, and the link names the owner role
+    return [
+        Notice(
+            kind,
+            subject,
+            text + f"Open your task (a personal link; do not forward it): "
+            f"{links.task_url(row['case_id'], row['task_id'], recipient or row['owner'], now)}",
+            (recipient,) if recipient else (),
+        )
+        for recipient in (to or [""])
+    ]
+
+
+def recipients(config: Any, owner: str, person: dict[str, Any]) -> list[str]:
+    """Email addresses for ``owner`` (public name of :func:`_recipients`, for the task pages)."""
+    return _recipients(config, owner, person)
 
 
 def _recipients(config: Any, owner: str, person: dict[str, Any]) -> list[str]:

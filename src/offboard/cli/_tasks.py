@@ -132,6 +132,31 @@ def skip(app: App, case: str, task: str, by: str, reason: str, as_json: bool) ->
     _close(app, case, task, "skipped", by, reason, as_json)
 
 
+@tasks.command("link")
+@click.argument("case")
+@click.argument("task")
+@click.option("--for", "recipient", required=True, help="Who the link is for (recorded when it is used).")
+@click.pass_obj
+def link(app: App, case: str, task: str, recipient: str) -> None:
+    """Print a personal link to TASK of CASE (to resend one by hand); needs server.links_secret."""
+    from ..checklist._links import links_for
+
+    engine = app.engine()
+    found = engine.find_case(case)
+    if found is None:
+        _fail(f"no case matches {case!r} (see `offboard status`)")
+    if engine.store.tasks.get(found["id"], task) is None:
+        _fail(f"case {found['id']} has no task {task!r} (see `offboard tasks --case {found['id']}`)")
+    recipient = recipient.strip()
+    if not recipient or len(recipient) > 200:
+        _fail("--for: give who the link is for (an email address or a name, at most 200 characters)")
+    links = links_for(engine.config)
+    if links is None:
+        _fail("personal links are off: set server.links_secret (and server.public_url) in the configuration")
+        return
+    click.echo(links.task_url(found["id"], task, recipient, engine.clock()))
+
+
 @tasks.command("remind")
 @click.option("--json", "as_json", is_flag=True, help="Print the reminders sent as JSON.")
 @click.pass_obj

@@ -39,6 +39,7 @@ class SweepResult:
     halted: bool = False
     dry_run: bool = False
     approved_by: str | None = None
+    approval: str | None = None  # the approval request a halted sweep waits on
     cases: list[Any] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     sync: Any = None
@@ -63,6 +64,7 @@ class SweepResult:
                 "sweep halted before any action: "
                 + "; ".join(self.reasons)
                 + ". Check the people source; if this is right, re-run with --approve --approver NAME"
+                + (f" (or approve request {self.approval} from its page)" if self.approval else "")
             )
         if self.dry_run:
             verb = "would halt: " + "; ".join(self.reasons) if self.reasons else f"would open {len(self.plans)} case(s)"
@@ -90,6 +92,7 @@ class SweepResult:
             "dry_run": self.dry_run,
             "reasons": self.reasons,
             "approved_by": self.approved_by,
+            "approval": self.approval,
             "leavers": self.leavers,
             "message": self.message,
             "notices": self.notices,
@@ -163,20 +166,34 @@ def _running(engine: Any) -> set[str]:
 def run_sweep(
     engine: Any,
     approve: bool = False,
-    approver: str | None = None,
+    approver: str | list[str] | None = None,
     dry_run: bool = False,
     *,
     sync: bool = True,
     notify: bool = True,
     progress: Any = None,
+    recorded: bool = False,
+    expected: set[str] | None = None,
 ) -> SweepResult:
-    """Find, guard, open and run the cases of everyone past their end date; see the module docstring."""
-    approver = (approver or "").strip() or None
-    if approve and not approver:
+    """Find, guard, open and run the cases of everyone past their end date; see the module docstring.
+
+    ``approver``: one name, or several when ``sweep.approvals`` asks for more than one different
+    approver. ``recorded``: the approvals are already in the audit log (decided on the approval
+    page); ``expected``: the people they approved, beyond whom the approval does not reach."""
+    from ._approvals import approval_settings
+
+    names = [approver] if isinstance(approver, str) or approver is None else list(approver)
+    approvers = list(dict.fromkeys(n.strip() for n in names if n and n.strip()))
+    if approve and not approvers:
         raise ApprovalRequired("--approve needs --approver NAME: the approval is recorded with the approver's name")
+    needed = approval_settings(engine.config)[0]
+    if approve and len({a.casefold() for a in approvers}) < needed:
+        raise ApprovalRequired(
+            f"sweep.approvals is {needed}: name {needed} different approvers (--approver NAME, once for each)"
+        )
     # failed actions of earlier cases stay owed until verified: retry those due first, then look for new leavers
     retried = [] if dry_run else engine.retry_owed(progress)
-    result = _sweep(engine, approve, approver, dry_run, sync, notify, progress)
+    result = _sweep(engine, approve, approvers, dry_run, sync, notify, progress, recorded, expected)
     result.retried = retried
     since = engine.config.sweep.get("check_since")
     if since and not dry_run and not result.halted:  # what do recent leavers still hold, whatever the cases say?
@@ -187,7 +204,15 @@ def run_sweep(
 
 
 def _sweep(
-    engine: Any, approve: bool, approver: str | None, dry_run: bool, sync: bool, notify: bool, progress: Any
+    engine: Any,
+    approve: bool,
+    approvers: list[str],
+    dry_run: bool,
+    sync: bool,
+    notify: bool,
+    progress: Any,
+    recorded: bool = False,
+    expected: set[str] | None = None,
 ) -> SweepResult:
     result = SweepResult(dry_run=dry_run)
     if sync:
@@ -224,21 +249,35 @@ def _sweep(
     result.reasons = guard(result.plans, _inventory.active_counts(engine.store), engine.config.limits)
     if dry_run:
         return result
+    people_ids = [p.person.id for p in result.plans]
     summary = {
         "uncorrelated": [{"person": p, "system": s, "why": w} for p, s, w in result.uncorrelated],
         "leavers": len(people),
         "cases": len(result.plans),
-        "people": [p.person.id for p in result.plans],
+        "people": people_ids,
         "limits": {"max_cases": engine.config.limits.max_cases, "max_percent": f"{engine.config.limits.max_percent:g}"},
     }
-    if result.reasons and not approve:
+    beyond = sorted(set(people_ids) - expected) if expected is not None else []
+    if beyond:  # approved for fewer people than it would now reach: ask again
+        result.reasons.append(f"{len(beyond)} person(s) not in what was approved: {', '.join(beyond[:10])}")
+    if result.reasons and (not approve or beyond):
+        from ._approvals import request_for
+
         result.halted = True
         engine.record("sweep_halted", None, {**summary, "reasons": result.reasons})
         log.warning("sweep halted", reasons=result.reasons)
+        try:
+            result.approval = request_for(engine, result, summary)["id"]
+        except Exception as exc:  # the halt stands even when the request cannot be kept or posted
+            log.error("approval request not made", error=str(exc))
         return result
     if result.reasons:
-        result.approved_by = approver
-        engine.record("approval", None, {**summary, "scope": "sweep", "approver": approver, "reasons": result.reasons})
+        from ._approvals import cli_entry
+
+        result.approved_by = ", ".join(approvers)
+        if not recorded:
+            for name in approvers:
+                engine.record("approval", None, cli_entry(summary, result.reasons, name))
     case_ids = []
     for plan in result.plans:
         end = plan.person.end_date
@@ -259,6 +298,9 @@ def _sweep(
             "incomplete": [c.case_id for c in result.cases if not c.ok],
         },
     )
+    from ._approvals import close_pending
+
+    close_pending(engine, "a later sweep ran")
     if notify:
         result.notices = _notices(engine)
     return result

@@ -27,12 +27,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..checklist._links import links_for
 from ..config._secrets import resolve_reference
 from ..errors import ConfigError, SecretError
 from ..intake._hr_adapters import BUNDLED_SOURCES, check_source_settings
 from ..intake._intake import Intake
 from ..state._store import utcnow
-from . import _auditor, _health, _webhooks
+from . import _approvals, _auditor, _health, _oidc, _tasks, _webhooks
 from ._auditor import Refused, auditor_token, auditor_trust
 from ._events import CloudEventIn, EventIn
 from ._limits import FailureLimiter, Limited, RateLimiter, retry_after
@@ -64,6 +65,9 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
     app.include_router(_health.router)
     app.include_router(_webhooks.router)
     app.include_router(_auditor.router)
+    app.include_router(_tasks.router)  # task and approval pages, sign-in: issue #25
+    app.include_router(_approvals.router)
+    app.include_router(_oidc.router)
     app.openapi = partial(_openapi, app, EventIn, CloudEventIn)  # type: ignore[method-assign]
     return app
 
@@ -106,6 +110,8 @@ def _set_up(app: FastAPI, engine: Any) -> None:
         auditor_trust=auditor_trust(settings, engine.config),
     )
     app.state.intake = intake  # the worker, for those who embed or test the app
+    app.state.links = links_for(engine.config)  # personal task and approval links; None: off
+    app.state.oidc = _oidc.settings_of(settings, app.state.links)
 
 
 @asynccontextmanager

@@ -40,7 +40,10 @@ class ServerSettings(BaseModel):
         default=100, ge=1, le=100_000, description="concurrent connections and requests; beyond it, 503 at once"
     )
     client_rate_per_minute: int = Field(
-        default=600, ge=1, le=10_000_000, description="requests a minute per client on /v1/ and /audit/; then 429"
+        default=600,
+        ge=1,
+        le=10_000_000,
+        description="requests a minute per client on /v1/, /audit/ and the task pages; then 429",
     )
     client_burst: int = Field(default=60, ge=1, le=1_000_000, description="requests a client may send at once")
     trusted_proxy_header: str | None = Field(
@@ -78,12 +81,21 @@ class ServerSettings(BaseModel):
         default=None, description="pinned trust list the /audit/ pages verify with; default the log's own copy"
     )
 
+    links_secret: str | None = Field(
+        default=None, description="key that signs personal task and approval links: env:NAME or file:PATH; unset = off"
+    )
+    public_url: str | None = Field(default=None, description="the address people reach this server at, for links")
+    link_days: int = Field(default=14, ge=1, le=90, description="days a task or approval link stays valid")
+    oidc: dict[str, Any] | None = Field(
+        default=None, description="OpenID Connect sign-in for /tasks/: issuer, client_id, client_secret (checklists.md)"
+    )
+
     @field_validator("day_ends_at")
     @classmethod
     def _time(cls, value: str) -> str:
         return time_of_day(value)
 
-    @field_validator("webhook_secret", "auditor_token")
+    @field_validator("webhook_secret", "auditor_token", "links_secret")
     @classmethod
     def _reference(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("env:", "file:")):  # never echo it: it may be the secret itself
