@@ -1,14 +1,14 @@
 """audit cosignatures: the witnesses' cosignatures of each checkpoint of the shared (PostgreSQL) audit log
 
 Revision ID: 0011
-Revises: 0010
+Revises: 0006, 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0010"
+down_revision = ("0006", "0010")  # audit_checkpoints comes from 0006
 branch_labels = None
 depends_on = None
 
