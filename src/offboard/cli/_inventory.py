@@ -141,10 +141,17 @@ def orphans_command(app: App, include_protected: bool, as_json: bool, as_csv: bo
 @click.option("--dry-run", is_flag=True, help="Show who would be revoked; change nothing.")
 @click.option("--approve", is_flag=True, help="Proceed although a guard (max_cases, max_percent) halts the sweep.")
 @click.option("--approver", metavar="NAME", help="Who approves; recorded in the audit log. Required with --approve.")
+@click.option(
+    "--allow-destructive",
+    is_flag=True,
+    help="Proceed although the plans hold steps offboard cannot undo (deletions); recorded in the audit log.",
+)
 @click.option("--no-sync", is_flag=True, help="Plan from the stored inventory without syncing it first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def sweep(app: App, dry_run: bool, approve: bool, approver: str | None, no_sync: bool, as_json: bool) -> None:
+def sweep(
+    app: App, dry_run: bool, approve: bool, approver: str | None, allow_destructive: bool, no_sync: bool, as_json: bool
+) -> None:
     """Revoke everyone past their end date who still has access."""
     from ..inventory._sweep import ApprovalRequired, plan_rows, run_sweep
 
@@ -152,7 +159,12 @@ def sweep(app: App, dry_run: bool, approve: bool, approver: str | None, no_sync:
         raise click.UsageError("--approver is only meaningful with --approve")
     try:
         result = run_sweep(
-            app.engine(needs_connectors=True), approve=approve, approver=approver, dry_run=dry_run, sync=not no_sync
+            app.engine(needs_connectors=True),
+            approve=approve,
+            approver=approver,
+            dry_run=dry_run,
+            sync=not no_sync,
+            allow_destructive=allow_destructive,
         )
     except ApprovalRequired as exc:
         raise click.UsageError(str(exc)) from None
