@@ -51,6 +51,9 @@ class ScimApp(Simulator):
         self.storage = _SeededStorage()
         self.inner = ASGIApplication(AsyncInMemoryStorage(self.storage), load_default_provider())
         types = load_default_resource_types()
+        user_model = self.inner.service.get_model(
+            next(t for t in self.inner.provider.resource_types if t.name == "User")
+        )
         ids: dict[str, str] = {}
         members: dict[str, list[str]] = {}
         for ident in company.in_system("scim"):
@@ -69,6 +72,9 @@ class ScimApp(Simulator):
                 user[EnterpriseUser] = EnterpriseUser(
                     employee_number=ident.employee_id, department=ident.department or None
                 )
+            # stored as the server's own model of the resource type (as a POST would be), so that a later
+            # PUT can compare against it (a plain scim2_models User lacks the provider's field names)
+            user = user_model.model_validate(user.model_dump(mode="json", by_alias=True, exclude_none=True))
             created = self.storage.create(types["User"], user)
             created_id = str(created.id)  # the storage always assigns one
             ids[ident.email] = created_id
