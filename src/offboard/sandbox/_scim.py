@@ -74,8 +74,8 @@ class ScimApp(Simulator):
                 )
             # stored as the server's own model of the resource type (as a POST would be), so that a later
             # PUT can compare against it (a plain scim2_models User lacks the provider's field names)
-            user = user_model.model_validate(user.model_dump(mode="json", by_alias=True, exclude_none=True))
-            created = self.storage.create(types["User"], user)
+            stored = user_model.model_validate(user.model_dump(mode="json", by_alias=True, exclude_none=True))
+            created = self.storage.create(types["User"], stored)
             created_id = str(created.id)  # the storage always assigns one
             ids[ident.email] = created_id
             for g in ident.groups:
