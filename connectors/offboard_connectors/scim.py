@@ -28,6 +28,8 @@ from offboard import (
 from offboard.errors import AuthError, NotFound, PermanentError
 
 from ._http import escape_filter, make_client, mapped, raise_for_status, send
+from ._scim_probe import ScimProbe
+from ._scim_probe import is_active as _active
 from ._scim_profiles import PROFILES, ScimProfile
 
 if TYPE_CHECKING:
@@ -41,7 +43,7 @@ GROUP_WRITE = "write /Groups"
 _READ_ONLY = ("meta", "groups")
 
 
-class ScimConnector(Connector):
+class ScimConnector(ScimProbe, Connector):
     """Any application that speaks SCIM 2.0 (RFC 7644) with a bearer token."""
 
     name = "scim"
@@ -333,13 +335,6 @@ class ScimConnector(Connector):
         replacement = {k: v for k, v in user.items() if k not in _READ_ONLY}
         replacement["active"] = active
         self._call("PUT", f"Users/{user['id']}", what, USER_WRITE, json=replacement)
-
-
-def _active(user: dict[str, Any]) -> bool:
-    value = user.get("active", True)
-    if isinstance(value, str):  # some servers answer "False"
-        return value.strip().lower() != "false"
-    return bool(value)
 
 
 def _detail(action: Action, ok: bool, remaining: list[str] | None = None) -> str:

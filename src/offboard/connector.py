@@ -106,8 +106,9 @@ class Connector:
 
     @classmethod
     def reversible(cls) -> frozenset[ActionKind]:
-        """Action kinds that have an ``undo_<kind>`` method."""
-        return frozenset(k for k in cls.capabilities() if callable(getattr(cls, f"undo_{k.value}", None)))
+        """Action kinds that have an ``undo_<kind>`` method (and are not declared ``destructive_kinds``)."""
+        kinds = frozenset(k for k in cls.capabilities() if callable(getattr(cls, f"undo_{k.value}", None)))
+        return kinds - cls.destructive_kinds if cls.destructive_kinds is not None else kinds
 
     @classmethod
     def destructive(cls) -> frozenset[ActionKind]:
@@ -115,6 +116,10 @@ class Connector:
         if cls.destructive_kinds is not None:
             return cls.destructive_kinds & cls.capabilities()
         return frozenset(cls.capabilities() - cls.reversible() - NOTHING_TO_RESTORE)
+
+    def can_undo(self, kind: ActionKind) -> bool:
+        """Whether ``undo`` can restore what ``kind`` did on this instance (what ``offboard undo`` tries)."""
+        return callable(getattr(self, f"undo_{kind.value}", None)) and not self.is_destructive(kind)
 
     def is_destructive(self, kind: ActionKind) -> bool:
         """Whether ``kind`` cannot be undone on this instance; a connector whose settings change what a

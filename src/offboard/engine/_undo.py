@@ -28,7 +28,7 @@ def undo_case(engine: Engine, case_id: str, actor: str = "") -> dict[str, list[s
         if receipt is None:
             continue
         connector = engine.connector(row["system"])
-        if receipt.action.kind not in connector.reversible() or connector.is_destructive(receipt.action.kind):
+        if not connector.can_undo(receipt.action.kind):
             irreversible.append(label)
             if connector.is_destructive(receipt.action.kind):  # named apart: the step took what undo cannot restore
                 destructive.append(label)
