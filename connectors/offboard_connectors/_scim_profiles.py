@@ -59,6 +59,10 @@ _AWS = "https://docs.aws.amazon.com/singlesignon/latest/developerguide/"
 _SLACK = "https://docs.slack.dev/reference/scim-api/"
 _SLACK_LIMITS = "https://docs.slack.dev/reference/scim-api/rate-limits"
 _GITHUB = "https://docs.github.com/en/enterprise-cloud@latest/rest/enterprise-admin/scim"
+_GITHUB_REST_PROVISIONING = (
+    "https://docs.github.com/en/enterprise-cloud@latest/admin/managing-iam/provisioning-user-accounts-with-scim/"
+    "provisioning-users-and-groups-with-scim-using-the-rest-api"
+)
 _GITHUB_DEPROVISION = (
     "https://docs.github.com/en/enterprise-cloud@latest/admin/managing-iam/provisioning-user-accounts-with-scim/"
     "deprovisioning-and-reinstating-users"
@@ -100,13 +104,7 @@ PROFILES: dict[str, ScimProfile] = {
                 "deletes the SCIM record; only a new SCIM record (a new id) brings it back",
                 "a deactivated account can be reactivated in Atlassian Administration",
             ),
-            sources={
-                "base_url": _ATLASSIAN,
-                "auth": _ATLASSIAN,
-                "patch": _ATLASSIAN_USERS,
-                "delete": _ATLASSIAN_USERS,
-                "deactivate": _ATLASSIAN_USERS,
-            },
+            sources={"base_url": _ATLASSIAN, "auth": _ATLASSIAN, "delete": _ATLASSIAN_USERS},
         ),
         ScimProfile(
             name="zoom",
@@ -230,7 +228,6 @@ PROFILES: dict[str, ScimProfile] = {
                 "auth": _SLACK,
                 "patch": _SLACK,
                 "delete": _SLACK,
-                "deactivate": _SLACK,
                 "rate": _SLACK_LIMITS,
             },
         ),
@@ -254,11 +251,11 @@ PROFILES: dict[str, ScimProfile] = {
             ),
             sources={
                 "base_url": _GITHUB,
-                "auth": _GITHUB,
+                "auth": _GITHUB_REST_PROVISIONING,
                 "patch": _GITHUB,
                 "deactivate": _GITHUB_DEPROVISION,
                 "delete": _GITHUB_DEPROVISION,
-                "rate": _GITHUB,
+                "rate": _GITHUB_REST_PROVISIONING,
             },
         ),
     )

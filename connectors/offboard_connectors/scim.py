@@ -64,6 +64,7 @@ class ScimConnector(ScimProbe, Connector):
         timeout: float = 30.0
         ca_file: str | None = None
         page_size: int = Field(100, ge=1, le=1000)
+        probe_user: str | None = Field(None, description="test account `offboard connectors probe` deactivates")
 
         @field_validator("profile")
         @classmethod
