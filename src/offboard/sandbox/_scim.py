@@ -114,7 +114,10 @@ class ScimApp(Simulator):
 
     # ----- framework hooks --------------------------------------------------------------------
     def connector_settings(self, secret: Callable[[str, str], str]) -> dict[str, Any]:
-        return {"base_url": f"{self.base_url}/scim/v2", "token": secret("scim-token", self.token)}
+        settings = {"base_url": f"{self.base_url}/scim/v2", "token": secret("scim-token", self.token)}
+        if self.behaviour.vendor and self.behaviour.name != "generic":
+            settings["profile"] = self.behaviour.name  # the connector reads the same application's profile
+        return settings
 
     def authenticate(self, req: Request) -> None:
         if req.path.endswith("/ServiceProviderConfig"):

@@ -31,6 +31,7 @@ class ScimBehaviour:
     # what DELETE /Users/{id} does: remove the user, or deactivate it (Slack)
     delete: Literal["remove", "deactivate"] = "remove"
     limit: Limit | None = None  # the application's request budget (None: the simulator's default)
+    vendor: bool = True  # a vendor's profile (the connector has one of the same name), not a test behaviour
 
 
 BEHAVIOURS: dict[str, ScimBehaviour] = {
@@ -45,8 +46,8 @@ BEHAVIOURS: dict[str, ScimBehaviour] = {
         ScimBehaviour("aws-identity-center", bulk=False),
         ScimBehaviour("slack", bulk=False, delete="deactivate", limit=Limit(600, 60, 180)),
         ScimBehaviour("github-emu", bulk=False),
-        ScimBehaviour("ignores-active", deactivate="ignore"),
-        ScimBehaviour("active-removes", deactivate="remove"),
+        ScimBehaviour("ignores-active", deactivate="ignore", vendor=False),
+        ScimBehaviour("active-removes", deactivate="remove", vendor=False),
     )
 }
 
