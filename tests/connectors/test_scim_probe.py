@@ -118,3 +118,18 @@ def test_probe_flags_scim2_server_behind_a_gate_that_drops_the_write(run, tmp_pa
     finally:
         gate.lie_for.discard("/Users/")
     assert code == 3 and report["verdict"] == "ineffective"
+
+
+def test_probe_says_why_it_could_not_create_a_test_user(run, tmp_path, scim2_server):
+    token = tmp_path / "scim2-token"
+    token.write_text(SCIM2_TOKEN)
+    config = _config(tmp_path, {"base_url": scim2_server[0], "token": f"file:{token}"})
+    gate = scim2_server[1]
+    gate.deny["POST"] = "this token may not create users"
+    try:
+        code, report = _probe(run, config, "app")
+    finally:
+        gate.deny.pop("POST")
+    assert code == 3 and report["verdict"] == "error"
+    assert report["detail"].startswith("could not get a test account: PermissionDenied")
+    assert "this token may not create users" in report["detail"] and "with --user instead" in report["detail"]

@@ -71,6 +71,8 @@ def probe(
         account = _account(engine, instance, connector, user, result)
     except ConnectorError as exc:
         result.detail = f"could not get a test account: {type(exc).__name__}: {exc}"
+        if result.created:
+            result.detail += "; name an existing test account with --user instead"
         _record(engine, result)
         return result
     if account is None:
