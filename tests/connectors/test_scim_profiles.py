@@ -28,7 +28,7 @@ def sandbox():
     """The SCIM simulator with enough people for every profile's run of the contract (fresh people per test)."""
     from offboard.sandbox import Sandbox
 
-    sb = Sandbox(people=1200, seed=23, systems=(SYSTEM,)).start()
+    sb = Sandbox(people=320, seed=23, systems=(SYSTEM,)).start()
     sent = record(sb.sim(SYSTEM))
     try:
         yield sb

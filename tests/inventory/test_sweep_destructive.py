@@ -143,3 +143,15 @@ def test_allow_destructive_in_the_config_must_be_a_boolean(sandbox, tmp_path, ru
     result = run("--config", str(config), "sweep", "--dry-run")
     assert result.exit_code == 2
     assert "allow_destructive must be true or false" in result.output
+
+
+def test_a_later_destructive_step_is_marked_in_the_plan_and_does_not_halt_the_run(sandbox, tmp_path, run):
+    """The halt counts the steps the run applies; a scheduled deletion is shown as destructive when the case opens."""
+    config, gone = _setup(sandbox, tmp_path, "atlassian", leavers=1)
+    policy = {**POLICY, "actions": ["disable_account"], "later": [{"action": "delete_account", "after": "30d"}]}
+    (tmp_path / "leaver-delete.yaml").write_text(yaml.safe_dump(policy))
+    plan = json.loads(run("--config", str(config), "plan", gone[0], "--policy", "leaver-delete", "--json").output)
+    assert [(s["kind"], s["destructive"]) for s in plan["later"]] == [("delete_account", True)]
+    result = run("--config", str(config), "sweep", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["destructive"] == []
