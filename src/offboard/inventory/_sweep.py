@@ -62,15 +62,17 @@ class SweepResult:
     @property
     def message(self) -> str:
         if self.halted:
-            hint = "re-run with --approve --approver NAME"
-            if self.destructive and not self.allow_destructive:
-                hint = "re-run with --allow-destructive (or --approve --approver NAME)"
-                if len(self.destructive) < len(self.reasons):
-                    hint = "re-run with --approve --approver NAME"
+            # only destructive steps halted it: --allow-destructive is enough; a blast-radius guard needs approval
+            only_destructive = not self.allow_destructive and len(self.reasons) == len(self.destructive)
+            hint = "re-run with " + (
+                "--allow-destructive (or --approve --approver NAME)"
+                if only_destructive
+                else "--approve --approver NAME"
+            )
             return (
                 "sweep halted before any action: "
                 + "; ".join(self.reasons)
-                + f". Check the people source and the policy; if this is right, {hint}"
+                + f". Check the people source; if this is right, {hint}"
             )
         if self.dry_run:
             verb = "would halt: " + "; ".join(self.reasons) if self.reasons else f"would open {len(self.plans)} case(s)"
@@ -199,9 +201,9 @@ def run_sweep(
     approver = (approver or "").strip() or None
     if approve and not approver:
         raise ApprovalRequired("--approve needs --approver NAME: the approval is recorded with the approver's name")
-    # failed actions of earlier cases stay owed until verified: retry those due first, then look for new leavers
     # a scheduled sweep (no flag) may be allowed once in the configuration: sweep.allow_destructive
     allow_destructive = allow_destructive or engine.config.sweep.get("allow_destructive") is True
+    # failed actions of earlier cases stay owed until verified: retry those due first, then look for new leavers
     retried = [] if dry_run else engine.retry_owed(progress)
     result = _sweep(engine, approve, approver, dry_run, sync, notify, progress, allow_destructive)
     result.retried = retried
