@@ -237,18 +237,20 @@ class ScimConnector(ScimProbe, Connector):
         return Receipt(action, changed=True, before=before, reference=user["id"])
 
     def undo_delete_account(self, receipt: Receipt) -> Receipt:
-        """Where the application's DELETE only deactivates (the profile says ``delete: reversible``), switch
-        the user back on; elsewhere the user is gone and the engine names the step as not undoable."""
+        """Where the application's DELETE only deactivates (the profile says ``delete: reversible``), put
+        ``active`` back as it was before the deletion; elsewhere the user is gone and the engine names the
+        step as not undoable."""
         if self.profile.delete != "reversible":
             raise PermanentError(
                 f"{receipt.action.account.name} was deleted in {self.profile.title}; it cannot be restored",
                 system=self.instance,
             )
         user = self._require(receipt.action)
-        if _active(user):
-            return Receipt(receipt.action, changed=False, before={"active": True})
-        self._set_active(user, True)
-        return Receipt(receipt.action, changed=True, before={"active": False}, reference=user["id"])
+        wanted = bool(receipt.before.get("active", True))  # a user disabled before its deletion stays disabled
+        if _active(user) == wanted:
+            return Receipt(receipt.action, changed=False, before={"active": wanted})
+        self._set_active(user, wanted)
+        return Receipt(receipt.action, changed=True, before={"active": _active(user)}, reference=user["id"])
 
     # -- helpers --------------------------------------------------------------
 
