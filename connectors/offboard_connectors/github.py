@@ -402,6 +402,13 @@ class GitHubConnector(Connector):
         )
         return Receipt(receipt.action, changed=True, before={"copilot_seat": False})
 
+    def is_destructive(self, kind: ActionKind) -> bool:
+        """Removal from the enterprise has no undo (re-invite to its organizations); without ``enterprise:``
+        remove_memberships changes nothing, so it is destructive only where an enterprise is configured."""
+        if kind is ActionKind.REMOVE_MEMBERSHIPS:
+            return bool(self.settings.enterprise)
+        return super().is_destructive(kind)
+
     def remove_memberships(self, action: Action) -> Receipt:
         """Remove the user from the enterprise (GraphQL ``removeEnterpriseMember``: every organization of
         it, and the enterprise's seat), for users removed from every org who stay enterprise members.

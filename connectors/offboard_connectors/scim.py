@@ -1,10 +1,15 @@
-"""Generic SCIM 2.0 (RFC 7643/7644): deactivate, remove group memberships, delete later."""
+"""Generic SCIM 2.0 (RFC 7643/7644): deactivate, remove group memberships, delete later.
+
+``profile`` names the application (``_scim_profiles``: atlassian, zoom, slack, ...): what is known of
+its PATCH, filter and Bulk support, what ``active: false`` and DELETE do there (reversible or
+destructive), and its rate limit. ``generic`` learns all of it from ``/ServiceProviderConfig``.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from offboard import (
     Account,
@@ -23,6 +28,9 @@ from offboard import (
 from offboard.errors import AuthError, NotFound, PermanentError
 
 from ._http import escape_filter, make_client, mapped, raise_for_status, send
+from ._scim_probe import ScimProbe
+from ._scim_probe import is_active as _active
+from ._scim_profiles import PROFILES, ScimProfile
 
 if TYPE_CHECKING:
     import httpx
@@ -35,7 +43,7 @@ GROUP_WRITE = "write /Groups"
 _READ_ONLY = ("meta", "groups")
 
 
-class ScimConnector(Connector):
+class ScimConnector(ScimProbe, Connector):
     """Any application that speaks SCIM 2.0 (RFC 7644) with a bearer token."""
 
     name = "scim"
@@ -43,8 +51,12 @@ class ScimConnector(Connector):
     default_concurrency = 4
     permissions = (USER_READ, USER_WRITE, GROUP_WRITE)
 
+    # DELETE has no undo in general; the instance's profile decides (``is_destructive``)
+    destructive_kinds = frozenset({ActionKind.DELETE_ACCOUNT})
+
     class Settings(ConnectorSettings):
         base_url: str = Field(description="SCIM root URL; /Users and /Groups live below it")
+        profile: str = Field("generic", description="the application: " + ", ".join(sorted(PROFILES)))
         token: Secret | None = None
         employee_id_attribute: str | None = "externalId"
         accounts: dict[str, str] = Field(default_factory=dict, description="person -> SCIM userName")
@@ -52,8 +64,30 @@ class ScimConnector(Connector):
         timeout: float = 30.0
         ca_file: str | None = None
         page_size: int = Field(100, ge=1, le=1000)
+        probe_user: str | None = Field(None, description="test account `offboard connectors probe` deactivates")
+
+        @field_validator("profile")
+        @classmethod
+        def _known_profile(cls, value: str) -> str:
+            if value not in PROFILES:
+                raise ValueError(f"unknown SCIM profile {value!r}; known: {', '.join(sorted(PROFILES))}")
+            return value
 
     settings: Settings
+    profile: ScimProfile
+
+    @classmethod
+    def rate_for(cls, settings: ConnectorSettings) -> float | None:
+        """The profile's published rate, else the generic default."""
+        profile = PROFILES.get(str(getattr(settings, "profile", "generic")))
+        return profile.rate if profile is not None and profile.rate is not None else cls.default_rate
+
+    def is_destructive(self, kind: ActionKind) -> bool:
+        if kind is ActionKind.DISABLE_ACCOUNT:
+            return self.profile.deactivate == "destructive"
+        if kind is ActionKind.DELETE_ACCOUNT:
+            return self.profile.delete != "reversible"
+        return super().is_destructive(kind)
 
     def __init__(self, instance: str, settings: Any = None):
         super().__init__(instance, settings)
@@ -66,8 +100,10 @@ class ScimConnector(Connector):
             ca_file=s.ca_file,
             headers={"Accept": "application/scim+json, application/json"},
         )
-        self._patch: bool | None = None  # learned from ServiceProviderConfig or a refused PATCH
-        self._filter: bool | None = None  # ServiceProviderConfig filter.supported
+        self.profile = PROFILES[s.profile]
+        # what the profile documents; None: learned from ServiceProviderConfig or a refused PATCH
+        self._patch: bool | None = self.profile.patch
+        self._filter: bool | None = self.profile.filter_members
 
     def close(self) -> None:
         self._client.close()
@@ -144,6 +180,9 @@ class ScimConnector(Connector):
     def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:
         user = self._user(action.account.id)
         if action.kind is ActionKind.DELETE_ACCOUNT:
+            if user is not None and self.profile.delete == "reversible":  # the app's DELETE deactivates (Slack)
+                active = _active(user)
+                return Verification(action, not active, {"exists": True, "active": active}, _detail(action, not active))
             return Verification(action, user is None, {"exists": user is not None}, _detail(action, user is None))
         if user is None:
             return Verification(action, True, {"exists": False}, f"{action.account.name} no longer exists")
@@ -177,8 +216,7 @@ class ScimConnector(Connector):
         user_id = self._require(action)["id"]
         groups = self._groups_of(user_id)
         for group in groups:
-            op = {"op": "remove", "path": f"members[value eq {escape_filter(user_id)}]"}
-            self._patch_group(group["id"], op)
+            self._change_member(group["id"], user_id, remove=True)
         before = {"groups": [{"id": g["id"], "display": g.get("displayName")} for g in groups]}
         return Receipt(action, changed=bool(groups), before=before, detail=f"removed from {len(groups)} group(s)")
 
@@ -187,7 +225,7 @@ class ScimConnector(Connector):
         current = {g["id"] for g in self._groups_of(user_id)}
         restored = [g for g in receipt.before.get("groups", []) if g["id"] not in current]
         for group in restored:
-            self._patch_group(group["id"], {"op": "add", "path": "members", "value": [{"value": user_id}]})
+            self._change_member(group["id"], user_id, remove=False)
         return Receipt(receipt.action, changed=bool(restored), before={"groups": sorted(current)})
 
     def delete_account(self, action: Action) -> Receipt:
@@ -197,6 +235,22 @@ class ScimConnector(Connector):
         self._call("DELETE", f"Users/{user['id']}", f"delete user {action.account.name}", USER_WRITE)
         before = {"active": _active(user), "userName": user.get("userName")}
         return Receipt(action, changed=True, before=before, reference=user["id"])
+
+    def undo_delete_account(self, receipt: Receipt) -> Receipt:
+        """Where the application's DELETE only deactivates (the profile says ``delete: reversible``), put
+        ``active`` back as it was before the deletion; elsewhere the user is gone and the engine names the
+        step as not undoable."""
+        if self.profile.delete != "reversible":
+            raise PermanentError(
+                f"{receipt.action.account.name} was deleted in {self.profile.title}; it cannot be restored",
+                system=self.instance,
+            )
+        user = self._require(receipt.action)
+        wanted = bool(receipt.before.get("active", True))  # a user disabled before its deletion stays disabled
+        if _active(user) == wanted:
+            return Receipt(receipt.action, changed=False, before={"active": wanted})
+        self._set_active(user, wanted)
+        return Receipt(receipt.action, changed=True, before={"active": _active(user)}, reference=user["id"])
 
     # -- helpers --------------------------------------------------------------
 
@@ -241,9 +295,29 @@ class ScimConnector(Connector):
             self._patch = bool((config.get("patch") or {}).get("supported", True))
         self._filter = bool((config.get("filter") or {}).get("supported", not config))
 
-    def _patch_group(self, group_id: str, operation: dict[str, Any]) -> None:
-        body = {"schemas": [PATCH_OP], "Operations": [operation]}
-        self._call("PATCH", f"Groups/{group_id}", f"update group {group_id}", GROUP_WRITE, json=body)
+    def _change_member(self, group_id: str, user_id: str, remove: bool) -> None:
+        """Remove ``user_id`` from the group or add it back: PATCH where supported, else GET and PUT."""
+        what = f"update group {group_id}"
+        if self._patch_supported():
+            if remove:
+                op: dict[str, Any] = {"op": "remove", "path": f"members[value eq {escape_filter(user_id)}]"}
+            else:
+                op = {"op": "add", "path": "members", "value": [{"value": user_id}]}
+            try:
+                self._call(
+                    "PATCH", f"Groups/{group_id}", what, GROUP_WRITE, json={"schemas": [PATCH_OP], "Operations": [op]}
+                )
+                return
+            except PermanentError as exc:
+                if exc.status not in (405, 501):
+                    raise
+                self._patch = False  # the server refuses PATCH: use PUT from now on
+        group = self._call("GET", f"Groups/{group_id}", f"read group {group_id}", USER_READ).json()
+        members = [str(m.get("value")) for m in group.get("members") or () if isinstance(m, dict)]
+        members = [m for m in members if m != user_id] + ([] if remove else [user_id])
+        replacement = {k: v for k, v in group.items() if k != "meta"}
+        replacement["members"] = [{"value": m} for m in members]
+        self._call("PUT", f"Groups/{group_id}", what, GROUP_WRITE, json=replacement)
 
     def _patch_supported(self) -> bool:
         if self._patch is None:
@@ -264,13 +338,6 @@ class ScimConnector(Connector):
         replacement = {k: v for k, v in user.items() if k not in _READ_ONLY}
         replacement["active"] = active
         self._call("PUT", f"Users/{user['id']}", what, USER_WRITE, json=replacement)
-
-
-def _active(user: dict[str, Any]) -> bool:
-    value = user.get("active", True)
-    if isinstance(value, str):  # some servers answer "False"
-        return value.strip().lower() != "false"
-    return bool(value)
 
 
 def _detail(action: Action, ok: bool, remaining: list[str] | None = None) -> str:

@@ -28,7 +28,11 @@ from pydantic import BaseModel, ConfigDict
 from .errors import PermanentError
 from .models import Account, AccountPage, Action, ActionKind, CheckResult, Leftover, Person, Receipt, Verification
 
-__all__ = ["Connector", "ConnectorSettings"]
+__all__ = ["Connector", "ConnectorSettings", "NOTHING_TO_RESTORE"]
+
+#: Kinds with no undo that take nothing an undo would give back: once the account is enabled again
+#: the person signs in afresh (new sessions, new tokens). Never counted as destructive by default.
+NOTHING_TO_RESTORE: frozenset[ActionKind] = frozenset({ActionKind.REVOKE_SESSIONS, ActionKind.REVOKE_TOKENS})
 
 
 class ConnectorSettings(BaseModel):
@@ -65,6 +69,13 @@ class Connector:
     #: a mailbox handover the vendor refuses for a suspended user comes before ``disable_account``.
     ordering: ClassVar[tuple[tuple[ActionKind, ActionKind], ...]] = ()
 
+    #: Action kinds offboard cannot undo here (deleted accounts, removed enterprise seats, wiped devices):
+    #: ``plan`` marks them, bulk runs halt on them without ``--allow-destructive`` or an approval, and
+    #: ``undo`` names them. None: derived, every capability without an ``undo_<kind>`` except the kinds
+    #: that leave nothing to restore (``NOTHING_TO_RESTORE``). Set it where an undo exists but gives back
+    #: only part of what the step took.
+    destructive_kinds: ClassVar[frozenset[ActionKind] | None] = None
+
     def __init__(self, instance: str, settings: ConnectorSettings | dict[str, Any] | None = None):
         self.instance = instance
         if not isinstance(settings, self.Settings):
@@ -76,6 +87,12 @@ class Connector:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.instance!r}>"
+
+    @classmethod
+    def rate_for(cls, settings: ConnectorSettings) -> float | None:
+        """The default rate for an instance with ``settings`` (``default_rate`` unless the settings
+        name a system with its own published limit, such as a SCIM app profile)."""
+        return cls.default_rate
 
     def throttle(self, lane: str) -> None:
         """Wait for a token of rate-limit ``lane`` (the engine replaces this; alone it does nothing)."""
@@ -89,8 +106,25 @@ class Connector:
 
     @classmethod
     def reversible(cls) -> frozenset[ActionKind]:
-        """Action kinds that have an ``undo_<kind>`` method."""
-        return frozenset(k for k in cls.capabilities() if callable(getattr(cls, f"undo_{k.value}", None)))
+        """Action kinds that have an ``undo_<kind>`` method (and are not declared ``destructive_kinds``)."""
+        kinds = frozenset(k for k in cls.capabilities() if callable(getattr(cls, f"undo_{k.value}", None)))
+        return kinds - cls.destructive_kinds if cls.destructive_kinds is not None else kinds
+
+    @classmethod
+    def destructive(cls) -> frozenset[ActionKind]:
+        """Action kinds that cannot be undone by offboard (see ``destructive_kinds``)."""
+        if cls.destructive_kinds is not None:
+            return cls.destructive_kinds & cls.capabilities()
+        return frozenset(cls.capabilities() - cls.reversible() - NOTHING_TO_RESTORE)
+
+    def can_undo(self, kind: ActionKind) -> bool:
+        """Whether ``undo`` can restore what ``kind`` did on this instance (what ``offboard undo`` tries)."""
+        return callable(getattr(self, f"undo_{kind.value}", None)) and not self.is_destructive(kind)
+
+    def is_destructive(self, kind: ActionKind) -> bool:
+        """Whether ``kind`` cannot be undone on this instance; a connector whose settings change what a
+        step does there (a SCIM app profile) overrides it. Default: the class's ``destructive()``."""
+        return kind in self.destructive()
 
     @classmethod
     def can_list(cls) -> bool:

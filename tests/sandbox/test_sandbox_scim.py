@@ -81,3 +81,27 @@ def test_rate_limit_answers_429_with_retry_after(sandbox, http):
     finally:
         sim.limits["requests"] = old
         sim.limiter.reset()
+
+
+def test_the_sandbox_starts_the_scim_app_as_a_profile():
+    """`offboard sandbox up --scim-profile slack`: the simulator behaves as Slack and the config says so."""
+    from offboard.sandbox import Sandbox
+
+    sb = Sandbox(people=5, systems=("scim",), scim_profile="slack")
+    assert sb.sim("scim").behaviour.delete == "deactivate"
+    sb.start()
+    try:
+        assert sb.config()["connectors"]["scim"]["settings"]["profile"] == "slack"
+    finally:
+        sb.stop()
+    with pytest.raises(ValueError, match="unknown SCIM profile 'jira'; known: 1password, active-removes"):
+        Sandbox(people=5, systems=("scim",), scim_profile="jira")
+
+
+def test_sandbox_up_refuses_an_unknown_scim_profile():
+    from click.testing import CliRunner
+
+    from offboard.cli._sandbox import sandbox
+
+    result = CliRunner().invoke(sandbox, ["up", "--people", "3", "--scim-profile", "jira"])
+    assert result.exit_code == 2 and "unknown SCIM profile 'jira'" in result.output

@@ -8,17 +8,25 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from ._main import EXIT_OK, EXIT_USAGE, App, emit_json
+from ._main import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, App, emit_json
 
 out = Console(highlight=False)
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def connectors(as_json: bool) -> None:
-    """List installed connectors, their capabilities and which are reversible."""
+@click.pass_context
+def connectors(ctx: click.Context, as_json: bool) -> None:
+    """List installed connectors, their capabilities, which are reversible and which destructive.
+
+    \b
+    offboard connectors probe NAME   does deactivation really take effect in NAME?
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from ..plugins import connector_classes
 
     classes = connector_classes()
@@ -28,6 +36,7 @@ def connectors(as_json: bool) -> None:
             "module": cls.__module__,
             "capabilities": sorted(k.value for k in cls.capabilities()),
             "reversible": sorted(k.value for k in cls.reversible()),
+            "destructive": sorted(k.value for k in cls.destructive()),
             "inventory": cls.can_list(),
         }
         for name, cls in sorted(classes.items())
@@ -36,16 +45,48 @@ def connectors(as_json: bool) -> None:
         emit_json(rows)
         return
     table = Table(title="Connectors", title_justify="left")
-    for column in ("name", "can do", "reversible", "inventory"):
+    for column in ("name", "can do", "reversible", "destructive", "inventory"):
         table.add_column(column)
     for row in rows:
         table.add_row(
             row["name"],
             ", ".join(row["capabilities"]),
             ", ".join(row["reversible"]) or "-",
+            ", ".join(row["destructive"]) or "-",
             "yes" if row["inventory"] else "no",
         )
     out.print(table if rows else "No connectors installed.")
+
+
+@connectors.command("probe")
+@click.argument("name")
+@click.option("--user", metavar="ACCOUNT", help="An existing test account to deactivate and re-enable.")
+@click.option("--keep", is_flag=True, help="Keep the test account the probe created (default: delete it).")
+@click.option("--conformance", is_flag=True, help="Also run scim2-tester's RFC 7644 checks (SCIM; creates users).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def probe(app: App, name: str, user: str | None, keep: bool, conformance: bool, as_json: bool) -> None:
+    """Deactivate a test account in connector NAME and read it back: does active:false take effect?
+
+    Exit 0 when it does, 3 when the system accepted the deactivation and the account is still
+    active (or the probe could not run), 2 for a usage error.
+    """
+    from ..engine._probe import probe as run_probe
+
+    result = run_probe(app.engine(needs_connectors=True), name, user=user, keep=keep, conformance=conformance)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        style = {"effective": "green", "ineffective": "red"}.get(result.verdict, "yellow")
+        out.print(f"[{style}]{result.verdict}[/] {escape(name)}: {escape(result.detail)}")
+        for check in result.checks:
+            mark = "[green]ok[/]" if check["ok"] else "[red]still active[/]"
+            out.print(f"  {mark} {escape(check['check'])}: {escape(check['detail'])}")
+        for item in result.conformance:
+            out.print(f"  conformance {escape(item['status'])}: {escape(item['check'])} {escape(item['reason'])}")
+        if result.cleanup:
+            out.print(f"  [dim]{escape(result.cleanup)}[/]")
+    sys.exit(EXIT_OK if result.ok else EXIT_INCOMPLETE)
 
 
 @click.group()

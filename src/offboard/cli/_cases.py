@@ -52,7 +52,10 @@ def plan_table(plan: Any) -> Table:
         table.add_column(column)
     by_account: dict[tuple[str, str], list[str]] = {}
     for action in plan.actions:
-        by_account.setdefault((action.account.system, action.account.name), []).append(action.kind.value)
+        kind = action.kind.value
+        if plan.is_destructive(action):
+            kind += " [red](destructive: cannot be undone)[/]"
+        by_account.setdefault((action.account.system, action.account.name), []).append(kind)
     for (system, account), kinds in by_account.items():
         table.add_row(system, escape(account), ", ".join(kinds))
     for account, reason in plan.protected:
@@ -70,7 +73,10 @@ def plan_table(plan: Any) -> Table:
 def print_plan(plan: Any) -> None:
     out.print(plan_table(plan))
     if plan.later:
-        later = Counter(f"{a.kind.value} after {d.days}d" for a, d in plan.later)
+        later = Counter(
+            f"{a.kind.value} after {d.days}d" + (" (destructive: cannot be undone)" if plan.is_destructive(a) else "")
+            for a, d in plan.later
+        )
         out.print("Later: " + "; ".join(f"{k} ({n} accounts)" for k, n in later.items()))
     if plan.tasks:
         blocking = sum(t.blocking for t in plan.tasks)
@@ -396,7 +402,10 @@ def undo(app: App, case: str, yes: bool, as_json: bool) -> None:
             kept = " (to its state before offboard's first write)" if label in report["original"] else ""
             out.print(f"[green]restored[/] {label}{kept}")
         for label in report["irreversible"]:
-            out.print(f"[yellow]cannot be undone[/] {label}")
+            if label in report.get("destructive", ()):
+                out.print(f"[red]cannot be undone (destructive)[/] {escape(label)}")
+            else:
+                out.print(f"[yellow]cannot be undone[/] {escape(label)}")
         for label in report["failed"]:
             out.print(f"[red]failed[/] {label}")
     sys.exit(EXIT_OK if not report["failed"] else EXIT_INCOMPLETE)

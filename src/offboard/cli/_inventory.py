@@ -148,10 +148,23 @@ def orphans_command(app: App, include_protected: bool, as_json: bool, as_csv: bo
     help="Who approves; recorded in the audit log. Required with --approve; once per approver "
     "when sweep.approvals asks for more than one.",
 )
+@click.option(
+    "--allow-destructive",
+    is_flag=True,
+    help="Proceed although the plans hold steps offboard cannot undo (deletions); recorded in the audit log.",
+)
 @click.option("--no-sync", is_flag=True, help="Plan from the stored inventory without syncing it first.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def sweep(app: App, dry_run: bool, approve: bool, approvers: tuple[str, ...], no_sync: bool, as_json: bool) -> None:
+def sweep(
+    app: App,
+    dry_run: bool,
+    approve: bool,
+    approvers: tuple[str, ...],
+    allow_destructive: bool,
+    no_sync: bool,
+    as_json: bool,
+) -> None:
     """Revoke everyone past their end date who still has access."""
     from ..inventory._sweep import ApprovalRequired, plan_rows, run_sweep
 
@@ -164,6 +177,7 @@ def sweep(app: App, dry_run: bool, approve: bool, approvers: tuple[str, ...], no
             approver=list(approvers),
             dry_run=dry_run,
             sync=not no_sync,
+            allow_destructive=allow_destructive,
         )
     except ApprovalRequired as exc:
         raise click.UsageError(str(exc)) from None

@@ -53,6 +53,12 @@ def sandbox() -> None:
 )
 @click.option("--no-rate-limits", is_flag=True, help="Serve without the vendors' rate limits.")
 @click.option(
+    "--scim-profile",
+    default="generic",
+    show_default=True,
+    help="Make the SCIM app behave as this application (atlassian, zoom, slack, ignores-active, ...).",
+)
+@click.option(
     "--config-out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -69,6 +75,7 @@ def up(
     orphans: int,
     admins: int,
     no_rate_limits: bool,
+    scim_profile: str,
     config_out: Path | None,
     as_json: bool,
 ) -> None:
@@ -88,6 +95,7 @@ def up(
             jitter_ms=jitter,
             port_base=port_base,
             knobs={"rate_limits": not no_rate_limits},
+            scim_profile=scim_profile,
         )
         sb.start()
     except (ValueError, OSError, RuntimeError) as exc:

@@ -189,6 +189,8 @@ class Config(_Strict):
 
             if not isinstance(schedule, str) or not croniter.is_valid(schedule):
                 raise ValueError(f"schedule {schedule!r} is not a cron expression such as '0 * * * *'")
+        if "allow_destructive" in value and not isinstance(value["allow_destructive"], bool):
+            raise ValueError(f"allow_destructive must be true or false, not {value['allow_destructive']!r}")
         if value.get("check_since") is not None:
             try:
                 parse_duration(str(value["check_since"]))

@@ -73,7 +73,7 @@ def _build(engine: Engine, instance: str) -> Connector:
         raise ConfigError(format_validation_error(exc, str(engine.config.source or "config"), where)) from None
     with engine._lock:
         if instance not in engine._buckets:
-            rate = cfg.rate if cfg.rate is not None else cls.default_rate
+            rate = cfg.rate if cfg.rate is not None else cls.rate_for(settings)
             engine._buckets[instance] = engine.bucket_factory(
                 instance, rate, cfg.burst, clock=lambda: engine.monotonic()
             )

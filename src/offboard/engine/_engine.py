@@ -40,6 +40,7 @@ from ..state._store import Store, dumps, new_id, utcnow
 from ._actions import ActionRunner
 from ._close import close_case
 from ._connectors import build_connector, connector_class
+from ._destructive import destructive_steps
 from ._leases import LeaseKeeper, describe
 from ._plan import CaseResult, Plan
 from ._ratelimit import TokenBucket
@@ -278,6 +279,8 @@ class Engine:
                     step.connectors is None or account.system in step.connectors or cfg.type in step.connectors
                 ) and step.action in cls.capabilities():
                     plan.later.append((Action(step.action, account, params), step.delay))
+            planned = {*kinds, *(step.action for step in policy.later)} & cls.capabilities()
+            plan.destructive |= destructive_steps(self.connector(account.system), account, planned)
         plan.tasks = not_before(self.checklist(person, policy, now), now, self.config.tasks)
         return plan
 

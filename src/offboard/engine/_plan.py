@@ -28,6 +28,16 @@ class Plan:
     later: list[tuple[Action, timedelta]] = field(default_factory=list)
     tasks: list[Any] = field(default_factory=list)  # offboard.checklist._tasks.TaskSpec, due from ``as_of``
     as_of: datetime | None = None  # when the plan was made; None: no checklist was drawn up (a follow-up)
+    # (system, account id, kind) of the steps offboard cannot undo (``Connector.is_destructive``), later ones too
+    destructive: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def is_destructive(self, action: Action) -> bool:
+        return (action.account.system, action.account.id, action.kind.value) in self.destructive
+
+    @property
+    def destructive_actions(self) -> list[Action]:
+        """The steps of this run that cannot be undone (what halts a bulk run without approval)."""
+        return [a for a in self.actions if self.is_destructive(a)]
 
     @property
     def accounts(self) -> list[Account]:
@@ -38,14 +48,26 @@ class Plan:
             "person": self.person.to_dict(),
             "policy": self.policy.name,
             "actions": [
-                {"system": a.account.system, "account": a.account.name, "kind": a.kind.value} for a in self.actions
+                {
+                    "system": a.account.system,
+                    "account": a.account.name,
+                    "kind": a.kind.value,
+                    "destructive": self.is_destructive(a),
+                }
+                for a in self.actions
             ],
             "protected": [{"system": a.system, "account": a.name, "reason": r} for a, r in self.protected],
             "unsupported": [{"system": a.system, "account": a.name, "kind": k.value} for a, k in self.unsupported],
             "errors": self.errors,
             "uncorrelated": self.uncorrelated,
             "later": [
-                {"system": a.account.system, "account": a.account.name, "kind": a.kind.value, "after_days": d.days}
+                {
+                    "system": a.account.system,
+                    "account": a.account.name,
+                    "kind": a.kind.value,
+                    "after_days": d.days,
+                    "destructive": self.is_destructive(a),
+                }
                 for a, d in self.later
             ],
             "tasks": [t.to_entry() for t in self.tasks],

@@ -19,7 +19,7 @@ __all__ = ["undo_case"]
 def undo_case(engine: Engine, case_id: str, actor: str = "") -> dict[str, list[str]]:
     """Restore what is reversible in ``case_id``, newest action first; record each step and the outcome."""
     case = engine._case(case_id)
-    restored, irreversible, failed, original = [], [], [], []
+    restored, irreversible, failed, original, destructive = [], [], [], [], []
     for row in reversed(engine.store.actions(case_id)):
         label = f"{row['system']} {json.loads(row['account'])['name']} {row['kind']}"
         if row["status"] == ActionStatus.UNDONE.value:
@@ -28,8 +28,10 @@ def undo_case(engine: Engine, case_id: str, actor: str = "") -> dict[str, list[s
         if receipt is None:
             continue
         connector = engine.connector(row["system"])
-        if receipt.action.kind not in connector.reversible():
+        if not connector.can_undo(receipt.action.kind):
             irreversible.append(label)
+            if connector.is_destructive(receipt.action.kind):  # named apart: the step took what undo cannot restore
+                destructive.append(label)
             continue
         try:
             engine.call(row["system"], connector.undo, receipt)
@@ -80,10 +82,17 @@ def undo_case(engine: Engine, case_id: str, actor: str = "") -> dict[str, list[s
             "restored": restored,
             "irreversible": irreversible,
             "failed": failed,
+            **({"destructive": destructive} if destructive else {}),
         },
     )
     engine.record.seal()
-    return {"restored": restored, "irreversible": irreversible, "failed": failed, "original": original}
+    return {
+        "restored": restored,
+        "irreversible": irreversible,
+        "failed": failed,
+        "original": original,
+        "destructive": destructive,
+    }
 
 
 def _receipt(engine: Engine, case_id: str, row: dict[str, Any]) -> tuple[Receipt | None, bool]:

@@ -10,7 +10,7 @@ and run in one parallel batch.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +23,7 @@ from ..errors import ApprovalRequired, OffboardError
 from ..models import ActionKind, ActionStatus, CaseStatus, Person
 from . import _inventory
 
-__all__ = ["run_sweep", "SweepResult", "leavers", "past_end", "guard"]
+__all__ = ["run_sweep", "SweepResult", "leavers", "past_end", "guard", "destructive_reasons"]
 
 log = structlog.get_logger("offboard.sweep")
 REMOVING = {ActionKind.DISABLE_ACCOUNT.value, ActionKind.DELETE_ACCOUNT.value}
@@ -48,6 +48,9 @@ class SweepResult:
     residual: list[Any] = field(default_factory=list)  # the residual-access check of recent leavers (check_since)
     # leavers for whom a listed system cannot be correlated: (person, system, why); on their plans too
     uncorrelated: list[tuple[str, str, str]] = field(default_factory=list)
+    # steps offboard cannot undo (``destructive_reasons``): a halt reason unless allowed or approved
+    destructive: list[str] = field(default_factory=list)
+    allow_destructive: bool = False
 
     @property
     def ok(self) -> bool:
@@ -60,10 +63,17 @@ class SweepResult:
     @property
     def message(self) -> str:
         if self.halted:
+            # only destructive steps halted it: --allow-destructive is enough; a blast-radius guard needs approval
+            only_destructive = not self.allow_destructive and len(self.reasons) == len(self.destructive)
+            hint = "re-run with " + (
+                "--allow-destructive (or --approve --approver NAME)"
+                if only_destructive
+                else "--approve --approver NAME"
+            )
             return (
                 "sweep halted before any action: "
                 + "; ".join(self.reasons)
-                + ". Check the people source; if this is right, re-run with --approve --approver NAME"
+                + f". Check the people source; if this is right, {hint}"
                 + (f" (or approve request {self.approval} from its page)" if self.approval else "")
             )
         if self.dry_run:
@@ -91,6 +101,8 @@ class SweepResult:
             "halted": self.halted,
             "dry_run": self.dry_run,
             "reasons": self.reasons,
+            "destructive": self.destructive,
+            "allow_destructive": self.allow_destructive,
             "approved_by": self.approved_by,
             "approval": self.approval,
             "leavers": self.leavers,
@@ -149,6 +161,20 @@ def guard(plans: list[Any], active: dict[str, int], limits: Any) -> list[str]:
     return reasons
 
 
+def destructive_reasons(plans: Iterable[Any]) -> list[str]:
+    """Why a bulk run of ``plans`` must not run unattended: per system and kind, the steps offboard cannot
+    undo (``Plan.destructive_actions``) and how many accounts; empty when every step can be undone.
+    ``--allow-destructive`` or an approval lets the run proceed."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for plan in plans:
+        for action in plan.destructive_actions:
+            counts[(action.account.system, action.kind.value)] += 1
+    return [
+        f"it would {kind} on {n} account(s) in {system}, which offboard cannot undo"
+        for (system, kind), n in sorted(counts.items())
+    ]
+
+
 def _handled(engine: Any, person_id: str) -> set[tuple[str, str]]:
     """Accounts a complete case already dealt with: not planned again even if still active."""
     done: set[tuple[str, str]] = set()
@@ -169,6 +195,7 @@ def run_sweep(
     approver: str | list[str] | None = None,
     dry_run: bool = False,
     *,
+    allow_destructive: bool = False,
     sync: bool = True,
     notify: bool = True,
     progress: Any = None,
@@ -191,9 +218,11 @@ def run_sweep(
         raise ApprovalRequired(
             f"sweep.approvals is {needed}: name {needed} different approvers (--approver NAME, once for each)"
         )
+    # a scheduled sweep (no flag) may be allowed once in the configuration: sweep.allow_destructive
+    allow_destructive = allow_destructive or engine.config.sweep.get("allow_destructive") is True
     # failed actions of earlier cases stay owed until verified: retry those due first, then look for new leavers
     retried = [] if dry_run else engine.retry_owed(progress)
-    result = _sweep(engine, approve, approvers, dry_run, sync, notify, progress, recorded, expected)
+    result = _sweep(engine, approve, approvers, dry_run, sync, notify, progress, recorded, expected, allow_destructive)
     result.retried = retried
     since = engine.config.sweep.get("check_since")
     if since and not dry_run and not result.halted:  # what do recent leavers still hold, whatever the cases say?
@@ -213,8 +242,9 @@ def _sweep(
     progress: Any,
     recorded: bool = False,
     expected: set[str] | None = None,
+    allow_destructive: bool = False,
 ) -> SweepResult:
-    result = SweepResult(dry_run=dry_run)
+    result = SweepResult(dry_run=dry_run, allow_destructive=allow_destructive)
     if sync:
         result.sync = _inventory.sync(engine)
     now = engine.clock()
@@ -247,6 +277,9 @@ def _sweep(
         elif plan.protected:
             result.skipped.append((person.id, "every remaining account is protected"))
     result.reasons = guard(result.plans, _inventory.active_counts(engine.store), engine.config.limits)
+    result.destructive = destructive_reasons(result.plans)
+    if not allow_destructive:  # a step offboard cannot undo halts the sweep like a blast-radius guard
+        result.reasons += result.destructive
     if dry_run:
         return result
     people_ids = [p.person.id for p in result.plans]
@@ -256,6 +289,7 @@ def _sweep(
         "cases": len(result.plans),
         "people": people_ids,
         "limits": {"max_cases": engine.config.limits.max_cases, "max_percent": f"{engine.config.limits.max_percent:g}"},
+        **({"allowed_destructive": result.destructive} if allow_destructive and result.destructive else {}),
     }
     beyond = sorted(set(people_ids) - expected) if expected is not None else []
     if beyond:  # approved for fewer people than it would now reach: ask again

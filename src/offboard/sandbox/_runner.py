@@ -83,7 +83,8 @@ class Sandbox:
 
     ``company`` (or ``people``/``seed``/``company_options``) decides the seeded data;
     ``latency_ms`` and ``knobs`` set every simulator's knobs; ``port_base`` picks fixed
-    ports (port_base, port_base+1, ... in SYSTEMS order) instead of free ones.
+    ports (port_base, port_base+1, ... in SYSTEMS order) instead of free ones; ``scim_profile``
+    makes the SCIM application behave as that application (``_scim_profiles``).
     """
 
     def __init__(
@@ -99,6 +100,7 @@ class Sandbox:
         knobs: dict[str, Any] | None = None,
         port_base: int | None = None,
         data_dir: str | Path | None = None,
+        scim_profile: str = "generic",
     ):
         unknown = [s for s in systems if s not in SYSTEMS]
         if unknown:
@@ -114,7 +116,8 @@ class Sandbox:
             k = Knobs(latency_ms=latency_ms, jitter_ms=jitter_ms)
             if knobs:
                 k.update(**knobs)
-            self._sims[name] = _simulator_class(name)(self.company, seed=seed, knobs=k)
+            options: dict[str, Any] = {"profile": scim_profile} if name == "scim" else {}
+            self._sims[name] = _simulator_class(name)(self.company, seed=seed, knobs=k, **options)
         self._servers: dict[str, Any] = {}
         self._threads: list[threading.Thread] = []
         self._urls: dict[str, str] = {}

@@ -9,6 +9,7 @@ from typing import Any
 
 from ._app import HTTPError, Request, Response, Simulator, route
 from ._knobs import Limit
+from ._scim_profiles import ScimBehaviour, behaviour
 
 __all__ = ["ScimApp"]
 
@@ -17,12 +18,16 @@ _SCIM_JSON = "application/scim+json"
 
 
 class ScimApp(Simulator):
-    """RFC 7644 service provider at ``/scim/v2``: Users, Groups, filters, PATCH, PUT, DELETE, ETags, discovery."""
+    """RFC 7644 service provider at ``/scim/v2``: Users, Groups, filters, PATCH, PUT, DELETE, ETags, discovery.
+
+    ``profile`` (or ``use_profile`` at run time) makes it behave as one application does
+    (``_scim_profiles``): PATCH or Bulk refused, what ``active: false`` and DELETE do, its rate limit.
+    """
 
     system = "scim"
     default_limits = {"requests": Limit(6000, 60, 600)}  # no vendor: a typical SaaS SCIM budget of 100 requests/s
 
-    def __init__(self, company: Any, **kw: Any):
+    def __init__(self, company: Any, profile: str = "generic", **kw: Any):
         super().__init__(company, **kw)
         from scim2_models import Email, EnterpriseUser, Group, GroupMember, Name, Role, User
         from scim2_server.applications.asgi import ASGIApplication
@@ -41,10 +46,14 @@ class ScimApp(Simulator):
         self.token = "scim-" + secrets.token_urlsafe(24)
         # filter.supported in ServiceProviderConfig. False: /Groups ignores ?filter= and answers every
         # group, as some applications do (RFC 7644 makes filtering optional).
-        self.filter_supported = True
+        self.behaviour: ScimBehaviour = behaviour("generic")
+        self.use_profile(profile)
         self.storage = _SeededStorage()
         self.inner = ASGIApplication(AsyncInMemoryStorage(self.storage), load_default_provider())
         types = load_default_resource_types()
+        user_model = self.inner.service.get_model(
+            next(t for t in self.inner.provider.resource_types if t.name == "User")
+        )
         ids: dict[str, str] = {}
         members: dict[str, list[str]] = {}
         for ident in company.in_system("scim"):
@@ -63,7 +72,10 @@ class ScimApp(Simulator):
                 user[EnterpriseUser] = EnterpriseUser(
                     employee_number=ident.employee_id, department=ident.department or None
                 )
-            created = self.storage.create(types["User"], user)
+            # stored as the server's own model of the resource type (as a POST would be), so that a later
+            # PUT can compare against it (a plain scim2_models User lacks the provider's field names)
+            stored = user_model.model_validate(user.model_dump(mode="json", by_alias=True, exclude_none=True))
+            created = self.storage.create(types["User"], stored)
             created_id = str(created.id)  # the storage always assigns one
             ids[ident.email] = created_id
             for g in ident.groups:
@@ -80,9 +92,32 @@ class ScimApp(Simulator):
                 ),
             )
 
+    def use_profile(self, name: str, **changes: Any) -> ScimBehaviour:
+        """Behave as application ``name`` from now on (``changes``: knobs of ``ScimBehaviour``)."""
+        self.behaviour = behaviour(name, **changes)
+        limit = self.behaviour.limit or self.default_limits["requests"]
+        self.limits["requests"] = Limit(limit.count, limit.per, limit.burst)
+        self.limiter.reset()
+        return self.behaviour
+
+    @property
+    def filter_supported(self) -> bool:
+        """filter.supported in ServiceProviderConfig. False: /Groups ignores ?filter= and answers every
+        group, as some applications do (RFC 7644 makes filtering optional)."""
+        return self.behaviour.filter_members
+
+    @filter_supported.setter
+    def filter_supported(self, value: bool) -> None:
+        from dataclasses import replace
+
+        self.behaviour = replace(self.behaviour, filter_members=value)
+
     # ----- framework hooks --------------------------------------------------------------------
     def connector_settings(self, secret: Callable[[str, str], str]) -> dict[str, Any]:
-        return {"base_url": f"{self.base_url}/scim/v2", "token": secret("scim-token", self.token)}
+        settings = {"base_url": f"{self.base_url}/scim/v2", "token": secret("scim-token", self.token)}
+        if self.behaviour.vendor and self.behaviour.name != "generic":
+            settings["profile"] = self.behaviour.name  # the connector reads the same application's profile
+        return settings
 
     def authenticate(self, req: Request) -> None:
         if req.path.endswith("/ServiceProviderConfig"):
@@ -151,6 +186,9 @@ class ScimApp(Simulator):
         path = req.path.removeprefix("/scim")
         if req.lie and req.method in ("PATCH", "PUT", "DELETE"):
             return await self._lie(req, path)
+        quirk = await self._quirk(req, path)
+        if quirk is not None:
+            return quirk
         host = req.header("host") or self.base_url.split("://", 1)[-1]
         query = dict(req.query)
         listing = req.method == "GET" and path.rstrip("/") in ("/v2/Users", "/v2/Groups")
@@ -175,9 +213,50 @@ class ScimApp(Simulator):
                 "supported": self.filter_supported,
                 "maxResults": self.knobs.page_cap or 1000,
             }
+            sresp.body["patch"] = {**(sresp.body.get("patch") or {}), "supported": self.behaviour.patch}
+            if not self.behaviour.bulk:
+                sresp.body["bulk"] = {"supported": False, "maxOperations": 0, "maxPayloadSize": 0}
         headers = {k: v for k, v in sresp.headers.items() if k.lower() not in ("content-type", "content-length")}
         ctype = next((v for k, v in sresp.headers.items() if k.lower() == "content-type"), _SCIM_JSON)
         return Response(int(sresp.status), sresp.body, headers, content_type=ctype)
+
+    async def _quirk(self, req: Request, path: str) -> Response | None:
+        """The profile's departures from plain RFC 7644 for this request, or None to serve it as is."""
+        b = self.behaviour
+        user = path.startswith("/v2/Users/") and path.count("/") == 3
+        if req.method == "PATCH" and not b.patch:
+            return self.error(HTTPError(501, "PATCH is not supported by this service provider"))
+        if path.rstrip("/") == "/v2/Bulk" and not b.bulk:
+            return self.error(HTTPError(501, "Bulk is not supported by this service provider"))
+        if user and req.method == "DELETE" and b.delete == "deactivate":
+            done = await self._serve_instead(req, path, "PATCH", _deactivation(False))
+            return Response(204, None) if int(done.status) < 300 else self._scim_response(done)
+        if user and req.method in ("PATCH", "PUT") and _deactivates(req.json()):
+            if b.deactivate == "ignore":
+                return await self._lie(req, path)
+            if b.deactivate == "remove":
+                done = await self._serve_instead(req, path, "DELETE", None)
+                return Response(204, None) if int(done.status) < 300 else self._scim_response(done)
+        return None
+
+    async def _serve_instead(self, req: Request, path: str, method: str, body: Any) -> Any:
+        """Serve another request than the client's on the same resource (what the application does instead)."""
+        import json
+
+        from scim2_server.requests import ScimRequest
+
+        headers = [(k, v) for k, v in req.headers.items() if k.lower() not in ("content-length", "if-match")]
+        sreq = ScimRequest(
+            method=method,
+            base_url=f"http://{req.header('host')}/scim/v2",
+            path=self.inner.split_path(path),
+            headers=headers,
+            body=json.dumps(body).encode() if body is not None else b"",
+        )
+        return await self.inner.serve(sreq)
+
+    def _scim_response(self, sresp: Any) -> Response:
+        return Response(int(sresp.status), sresp.body, content_type=_SCIM_JSON)
 
     async def _lie(self, req: Request, path: str) -> Response:
         """Acknowledge a write as the server would, without applying it."""
@@ -211,3 +290,31 @@ class ScimApp(Simulator):
     async def _forward_route(self, req: Request) -> Response:
         """(documentation only: match() routes every method and depth under /scim/v2 to the SCIM server)"""
         return await self._forward(req)
+
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+def _deactivation(active: bool) -> dict[str, Any]:
+    return {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": active}]}
+
+
+def _false(value: Any) -> bool:
+    return value is False or (isinstance(value, str) and value.strip().lower() == "false")
+
+
+def _deactivates(body: Any) -> bool:
+    """Whether a PATCH or PUT body sets ``active`` to false (PatchOp with or without a path, or a full user)."""
+    if not isinstance(body, dict):
+        return False
+    if "Operations" not in body:
+        return _false(body.get("active"))
+    for op in body.get("Operations") or ():
+        if not isinstance(op, dict) or str(op.get("op", "")).lower() not in ("replace", "add"):
+            continue
+        value = op.get("value")
+        if str(op.get("path") or "").lower() == "active" and _false(value):
+            return True
+        if not op.get("path") and isinstance(value, dict) and _false(value.get("active")):
+            return True
+    return False
