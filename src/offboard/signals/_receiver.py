@@ -96,9 +96,7 @@ class Receiver:
     ):
         self.settings = settings
         self.submit = submit  # (event, body hash) -> a future resolving once the event is durable
-        self.providers = {
-            name: _Provider(name, item, settings.issuer) for name, item in settings.transmitters.items()
-        }
+        self.providers = {name: _Provider(name, item, settings.issuer) for name, item in settings.transmitters.items()}
         self._http = httpx.Client(timeout=10, transport=transport, follow_redirects=False)
 
     def close(self) -> None:

@@ -44,7 +44,9 @@ def _transmitter(request: Request) -> Transmitter:
 def _receiver(request: Request, transmitter: Transmitter) -> str:
     name = transmitter.receiver_for(bearer(request))
     if name is None:
-        raise Refusal(401, "authentication_failed", "unknown bearer token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise Refusal(
+            401, "authentication_failed", "unknown bearer token", {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        )
     return name
 
 
@@ -150,7 +152,9 @@ async def create_stream(request: Request) -> Response:
         if len(transmitter.store.signals.streams(receiver)) >= limit:
             raise Refusal(409, "too_many_streams", f"this receiver already has {limit} streams (its max_streams)")
         stream_id = transmitter.new_stream_id()
-        await asyncio.to_thread(transmitter.store.signals.create_stream, stream_id, receiver, config, transmitter.clock())
+        await asyncio.to_thread(
+            transmitter.store.signals.create_stream, stream_id, receiver, config, transmitter.clock()
+        )
     except Refusal as exc:
         return refusal_response(exc)
     stream = transmitter.store.signals.stream(stream_id)

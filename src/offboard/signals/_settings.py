@@ -92,7 +92,9 @@ class SignalsSettings(BaseModel):
     give_up_after_hours: float = Field(default=168, gt=0, le=24 * 90, description="a SET older than this stops")
     min_verification_interval: int = Field(default=10, ge=0, le=86_400, description="seconds between verifications")
     max_poll_events: int = Field(default=100, ge=1, le=10_000, description="SETs one poll response carries at most")
-    poll_wait_seconds: float = Field(default=10, ge=0, le=60, description="how long a poll without returnImmediately waits")
+    poll_wait_seconds: float = Field(
+        default=10, ge=0, le=60, description="how long a poll without returnImmediately waits"
+    )
 
     @field_validator("issuer")
     @classmethod

@@ -78,6 +78,7 @@ class Transmitter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._push_lock = threading.Lock()
 
     # -- receivers and streams ----------------------------------------------------------
 
@@ -165,7 +166,8 @@ class Transmitter:
         """Whether the verified disable also scrambled the password (its receipt says so)."""
         account = (payload.get("account") or {}).get("id")
         for row in self.store.actions(case_id):
-            if row["system"] == payload.get("system") and row["account_id"] == account and row["receipt"]:
+            same = row["system"] == payload.get("system") and row["account_id"] == account
+            if same and row["kind"] == "disable_account" and row["receipt"]:
                 before = json.loads(row["receipt"]).get("before") or {}
                 return any("password" in str(item).lower() for item in before.get("irreversible") or ())
         return False
@@ -255,6 +257,10 @@ class Transmitter:
 
     def push_due(self) -> int:
         """POST every due SET of enabled push streams, in order per stream; the number delivered."""
+        with self._push_lock:
+            return self._push_round()
+
+    def _push_round(self) -> int:
         now = self.clock()
         streams = {
             s["stream_id"]: s
@@ -288,19 +294,24 @@ class Transmitter:
         except httpx.HTTPError as exc:
             detail = f"{type(exc).__name__}: {exc}"[:300]
         now = self.clock()
+        stored = detail if detail is None or isinstance(detail, str) else json.dumps(detail, sort_keys=True)
         if status == 202 or status == 200:
             self.store.signals.mark(row["id"], status=DELIVERED, attempts=attempt, delivered_at=now, error=None)
             self._audit(stream, row, "delivered", status, attempt, None)
             return True
         if status == 400:  # the receiver read the SET and refused it (RFC 8935 section 2.3): final
-            self.store.signals.mark(row["id"], status=FAILED, attempts=attempt, delivered_at=now, error=detail)
+            self.store.signals.mark(row["id"], status=FAILED, attempts=attempt, delivered_at=now, error=stored)
             self._audit(stream, row, "rejected", status, attempt, detail)
             log.warning("receiver rejected a SET", stream=stream["stream_id"], jti=row["jti"], detail=detail)
             return True
         give_up = now - row["created_at"] > timedelta(hours=self.settings.give_up_after_hours)
         wait = min(self.settings.retry_max_seconds, 0.5 * 2 ** min(attempt, 20))
         wait = max(wait, retry_after or 0)
-        values: dict[str, Any] = {"attempts": attempt, "error": detail, "next_attempt_at": now + timedelta(seconds=wait)}
+        values: dict[str, Any] = {
+            "attempts": attempt,
+            "error": stored,
+            "next_attempt_at": now + timedelta(seconds=wait),
+        }
         if give_up:
             values.update(status=FAILED, delivered_at=now)
         self.store.signals.mark(row["id"], **values)
@@ -402,4 +413,3 @@ def _retry_after(value: str | None, now: datetime) -> float | None:
         return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
     except (TypeError, ValueError):
         return None
-
