@@ -31,8 +31,8 @@ from ._inventory import Inventory, Notices
 from ._jobs import Jobs, RateLimits
 from ._leases import Leases
 from ._originals import Originals
-from ._signals import Signals
 from ._rows import row_dict as _row
+from ._signals import Signals
 from ._tasks import Tasks
 from .schema import actions, cases, events, followups, tasks
 
