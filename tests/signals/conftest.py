@@ -76,3 +76,6 @@ def ssf(make_company, monkeypatch):
     srv = start_ssf(make_company, monkeypatch)
     yield srv
     stop(srv.server)
+
+
+from ..server.conftest import clock, server  # noqa: E402, F401  (the plain server, for "not configured")
