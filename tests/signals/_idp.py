@@ -122,7 +122,8 @@ class IdentityProvider:
             **claims,
         }
         headers = {"typ": typ, "kid": kid or self.kid}
-        return jwt.encode(payload, key or self.key, algorithm="RS256", headers=headers)
+        body = json.dumps(payload).encode()  # PyJWS: any claims, even ones PyJWT's encode() would refuse
+        return jwt.PyJWS().encode(body, key or self.key, algorithm="RS256", headers=headers)
 
     def close(self) -> None:
         self.server.shutdown()

@@ -20,6 +20,8 @@ class SSF:
     """The app, and the receivers' bearer headers."""
 
     server: Server
+    stream_id: str = ""  # a stream a test keeps for itself
+    idp: Any = None  # a simulated identity provider, when the test has one
 
     @property
     def client(self) -> Any:
@@ -61,12 +63,24 @@ def signals_config(**extra: Any) -> dict[str, Any]:
     }
 
 
-def start_ssf(make_company: Any, monkeypatch: Any, systems: dict[str, Any] | None = None, **signals: Any) -> SSF:
+def start_ssf(
+    make_company: Any,
+    monkeypatch: Any,
+    systems: dict[str, Any] | None = None,
+    server_extra: dict[str, Any] | None = None,
+    **signals: Any,
+) -> SSF:
     monkeypatch.setenv("SSF_APP1_TOKEN", APP_TOKEN)
     monkeypatch.setenv("SSF_APP2_TOKEN", OTHER_TOKEN)
     company = make_company(systems=2)
     secret = new_secret()
-    configure(company, secret, monkeypatch, server={"signals": signals_config(**signals)}, systems=systems)
+    configure(
+        company,
+        secret,
+        monkeypatch,
+        server={"signals": signals_config(**signals), **(server_extra or {})},
+        systems=systems,
+    )
     return SSF(start(company, secret, Clock()))
 
 
