@@ -82,6 +82,7 @@ def test_stream_creation_returns_the_transmitter_supplied_fields(ssf, receiver):
     assert stream["iss"] == ISSUER and stream["aud"] == APP_AUDIENCE
     assert stream["events_delivered"] == [SESSION_REVOKED]  # the unknown one is ignored
     assert stream["delivery"]["endpoint_url"] == receiver.url and stream["description"] == "app 1"
+    assert stream["delivery"]["authorization_header"] == "(set)"  # the receiver's credential is never echoed
     read = ssf.client.get("/ssf/stream", params={"stream_id": stream["stream_id"]}, headers=ssf.auth())
     assert read.status_code == 200 and read.json() == stream
     listed = ssf.client.get("/ssf/stream", headers=ssf.auth()).json()
@@ -162,8 +163,9 @@ def test_account_enabled_on_undo(ssf, receiver):
     result = ssf.server.engine.revoke(PERSON)
     ssf.server.engine.undo(result.case_id)
     (claims,) = receiver.wait_for(1)
-    assert claims["events"] == {ACCOUNT_ENABLED: {}}
-    assert claims["sub_id"] == {"format": "iss_sub", "iss": ISSUER, "sub": PERSON}
+    subject = {"format": "iss_sub", "iss": ISSUER, "sub": PERSON}
+    assert claims["sub_id"] == subject
+    assert claims["events"] == {ACCOUNT_ENABLED: {"subject": subject}}  # SSF 1.0 3.1.1: also in the event
 
 
 def test_credential_change_when_the_disable_scrambled_the_password(make_company, monkeypatch):
@@ -305,3 +307,54 @@ def test_sets_verify_with_pyjwt_and_never_carry_sub_or_exp(ssf):
         assert claims["sub_id"] == {"format": "email", "email": PERSON}
     with pytest.raises(jwt.InvalidAudienceError):
         verify_set(next(iter(sets.values())), ssf.jwks(), issuer=ISSUER, audience="https://someone-else.example")
+
+
+def test_a_configured_push_stream_tells_a_receiver_about_every_person(make_company, monkeypatch):
+    """Receivers such as Okta take pushed SETs but create no stream: offboard keeps one from the config."""
+    push = PushReceiver(issuer=ISSUER, audience="okta-org", authorization="SSWS-like-header-value-7a1c")
+    monkeypatch.setenv("OKTA_PUSH_AUTH", push.authorization)
+    receivers = {
+        "okta": {
+            "push_to": push.url,
+            "push_authorization": "env:OKTA_PUSH_AUTH",
+            "audience": "okta-org",
+            "events": [SESSION_REVOKED],
+        }
+    }
+    ssf = start_ssf(make_company, monkeypatch, receivers=receivers)
+    try:
+        push.jwks = ssf.jwks()
+        ssf.server.engine.revoke("user3@corp.example")
+        (claims,) = push.wait_for(1)
+        assert claims["events"][SESSION_REVOKED]["subject"] == {"format": "email", "email": "user3@corp.example"}
+        assert claims["aud"] == "okta-org"
+        assert [s["stream_id"] for s in ssf.server.engine.store.signals.streams()] == ["config-okta"]
+    finally:
+        stop(ssf.server)
+        push.close()
+
+
+def test_tokens_and_push_credentials_never_reach_logs_audit_or_answers(ssf, receiver, capsys):
+    stream = push_stream(ssf, receiver)
+    ssf.add(stream["stream_id"], {"format": "email", "email": PERSON})
+    receiver.down = True
+    ssf.server.engine.revoke(PERSON)
+    ssf.transmitter.feed()
+    ssf.transmitter.push_due()  # a failed attempt: logged and audited
+    receiver.down = False
+    ssf.server.clock.advance(seconds=5)
+    receiver.wait_for(2)
+    ssf.client.post("/ssf/stream", json={}, headers=ssf.auth("wrong-token-value-5d2e9f"))
+    listed = ssf.client.get("/ssf/stream", headers=ssf.auth()).text
+    ssf.server.engine.wait_sealed()
+    audit = "".join(
+        p.read_text(errors="replace")
+        for p in ssf.server.engine.data_dir.rglob("*")
+        if p.is_file() and not p.name.startswith(("offboard.db", "ssf-signing-key"))
+    )  # the state database keeps it, to send it
+    stored = json.dumps([e["payload"] for e in ssf.server.engine.store.events()])
+    seen = capsys.readouterr()
+    for secret in (APP_TOKEN, OTHER_TOKEN, receiver.authorization, "wrong-token-value-5d2e9f"):
+        for where, text in (("audit", audit), ("events", stored), ("stdout", seen.out + seen.err), ("answer", listed)):
+            assert secret not in text, where
+    assert APP_TOKEN not in repr(ssf.transmitter.tokens) and "kid=" in repr(ssf.transmitter.key)

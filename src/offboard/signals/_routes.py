@@ -29,8 +29,15 @@ TRANSMITTER_SUPPLIED = ("iss", "aud", "events_supported", "events_delivered", "m
 
 
 def refusal_response(exc: Refusal, *, rfc: bool = False) -> JSONResponse:
-    """``{"error", "message"}``, or RFC 8935/8936's ``{"err", "description"}`` with ``rfc``."""
-    body = {"err": exc.code, "description": exc.message} if rfc else {"error": exc.code, "message": exc.message}
+    """``{"error", "message"}``, or RFC 8935/8936's ``{"err", "description"}`` with ``rfc``.
+
+    A 404 (no such stream or transmitter, or signals not configured) is a routing refusal: it
+    always has offboard's shape, like every other unknown path.
+    """
+    if rfc and exc.status != 404:
+        body = {"err": exc.code, "description": exc.message}
+    else:
+        body = {"error": exc.code, "message": exc.message}
     return JSONResponse(body, status_code=exc.status, headers={**NO_STORE, **exc.headers})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..config._config import format_validation_error
 from ..errors import ConfigError
@@ -27,18 +27,49 @@ def _issuer_url(value: str) -> str:
 
 
 class ReceiverSettings(BaseModel):
-    """An app that receives offboard's signals: the bearer token it calls the stream management API with."""
+    """An app that receives offboard's signals.
+
+    Either it manages its own streams through the stream management API with ``token``, or (a
+    receiver such as Okta that only takes pushed SETs) offboard pushes to ``push_to`` on a stream
+    configured here, about every person, or both.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    token: str = Field(description="bearer token this receiver presents: env:NAME or file:PATH")
+    token: str | None = Field(
+        default=None, description="bearer token this receiver presents to the management API: env:NAME or file:PATH"
+    )
     audience: str | list[str] | None = Field(default=None, description="the SETs' aud; default the receiver's name")
     max_streams: int = Field(default=5, ge=1, le=100, description="streams this receiver may create")
+    push_to: str | None = Field(
+        default=None, description="a push endpoint offboard delivers to on a configured stream (every person)"
+    )
+    push_authorization: str | None = Field(
+        default=None, description="Authorization header value for push_to: env:NAME or file:PATH"
+    )
+    events: list[str] | None = Field(default=None, description="event type URIs for the configured stream; default all")
 
-    @field_validator("token")
+    @field_validator("token", "push_authorization")
     @classmethod
-    def _token(cls, value: str) -> str | None:
+    def _token(cls, value: str | None) -> str | None:
         return _reference(value)
+
+    @field_validator("push_to")
+    @classmethod
+    def _push_to(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost")
+        if not (parts.scheme == "https" and parts.hostname) and not loopback:
+            raise ValueError("must be an https URL (http only to a loopback address)")
+        return value
+
+    @model_validator(mode="after")
+    def _some_way_in(self) -> ReceiverSettings:
+        if self.token is None and self.push_to is None:
+            raise ValueError("give token (the receiver manages its streams) or push_to (a configured stream), or both")
+        return self
 
 
 class TransmitterSettings(BaseModel):

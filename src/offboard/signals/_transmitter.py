@@ -68,11 +68,16 @@ class Transmitter:
         self.key = key
         self.clock = clock
         self.tokens: dict[str, Secret] = {}
+        self.push_headers: dict[str, Secret] = {}
         for name, receiver in settings.receivers.items():
-            try:
-                self.tokens[name] = resolve_reference(receiver.token)
-            except SecretError as exc:
-                raise ConfigError(f"server.signals.receivers.{name}.token: {exc}") from None
+            for field, into in (("token", self.tokens), ("push_authorization", self.push_headers)):
+                reference = getattr(receiver, field)
+                if reference is None:
+                    continue
+                try:
+                    into[name] = resolve_reference(reference)
+                except SecretError as exc:
+                    raise ConfigError(f"server.signals.receivers.{name}.{field}: {exc}") from None
         self._http = httpx.Client(timeout=settings.push_timeout_seconds, transport=transport, follow_redirects=False)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -100,6 +105,8 @@ class Transmitter:
         """The stream configuration a receiver reads (SSF 1.0 "Stream Configuration")."""
         config = stream["config"]
         delivery = dict(config["delivery"])
+        if "authorization_header" in delivery:  # a credential of the receiver's: kept, never shown again
+            delivery["authorization_header"] = "(set)"
         if delivery["method"] == POLL:
             delivery["endpoint_url"] = self.poll_url(stream["stream_id"])
         out: dict[str, Any] = {
@@ -119,6 +126,25 @@ class Transmitter:
 
     def new_stream_id(self) -> str:
         return uuid.uuid4().hex
+
+    def configure_streams(self) -> None:
+        """Create or update the stream of every receiver with ``push_to`` (id ``config-<name>``, every person)."""
+        now = self.clock()
+        for name, receiver in self.settings.receivers.items():
+            if receiver.push_to is None:
+                continue
+            stream_id = f"config-{name}"[:64]
+            config = {
+                "delivery": {"method": PUSH, "endpoint_url": receiver.push_to},
+                "events_requested": receiver.events,
+                "description": f"configured in server.signals.receivers.{name}",
+                "all_subjects": True,
+            }
+            existing = self.store.signals.stream(stream_id)
+            if existing is None:
+                self.store.signals.create_stream(stream_id, name, config, now)
+            elif existing["config"] != config:
+                self.store.signals.update_stream(stream_id, now, config=config)
 
     # -- the feed -----------------------------------------------------------------------
 
@@ -196,10 +222,13 @@ class Transmitter:
             if event_type not in delivered(stream["config"].get("events_requested")):
                 continue
             added = [json.loads(s) for s in subjects.get(stream["stream_id"], [])]
+            if stream["config"].get("all_subjects"):
+                added.append({"format": "complex", "user": own[0]})  # every person: named by email
             hit = next((s for s in added if matches(s, own, self.settings.tenant)), None)
             if hit is None:
                 continue
             subject = self._subject(hit, own)
+            fields = {**fields, "subject": subject}  # SSF 1.0 3.1.1: existing CAEP/RISC events MAY carry it too
             rows.append(self._row(stream, event_type, subject, fields, cause, record["created_at"], person.id))
         return rows
 
@@ -283,6 +312,8 @@ class Transmitter:
         headers = {"Content-Type": SET_CONTENT_TYPE, "Accept": "application/json"}
         if delivery.get("authorization_header"):
             headers["Authorization"] = delivery["authorization_header"]
+        elif stream["stream_id"] == f"config-{stream['receiver']}" and stream["receiver"] in self.push_headers:
+            headers["Authorization"] = self.push_headers[stream["receiver"]].reveal()
         attempt = row["attempts"] + 1
         status: int | None = None
         retry_after: float | None = None
@@ -295,7 +326,7 @@ class Transmitter:
             detail = f"{type(exc).__name__}: {exc}"[:300]
         now = self.clock()
         stored = detail if detail is None or isinstance(detail, str) else json.dumps(detail, sort_keys=True)
-        if status == 202 or status == 200:
+        if status is not None and 200 <= status < 300:  # RFC 8935 says 202; some receivers answer 200 or 204
             self.store.signals.mark(row["id"], status=DELIVERED, attempts=attempt, delivered_at=now, error=None)
             self._audit(stream, row, "delivered", status, attempt, None)
             return True
@@ -359,6 +390,7 @@ class Transmitter:
     def start(self) -> None:
         if self._thread is not None:
             return
+        self.configure_streams()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="offboard-signals", daemon=True)
         self._thread.start()
