@@ -14,6 +14,7 @@ SCENARIOS = [
     "bench_scaleout",
     "bench_startup",
     "bench_faults",
+    "bench_signals",
 ]
 
 

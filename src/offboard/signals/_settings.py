@@ -119,6 +119,7 @@ class SignalsSettings(BaseModel):
     transmitters: dict[str, TransmitterSettings] = Field(default_factory=dict)
     feed_seconds: float = Field(default=0.05, gt=0, le=10, description="how often new verified changes are read")
     push_timeout_seconds: float = Field(default=5, gt=0, le=60)
+    push_concurrency: int = Field(default=8, ge=1, le=64, description="SETs pushed at once (one person's in order)")
     retry_max_seconds: float = Field(default=300, ge=1, le=86_400, description="longest wait between push retries")
     give_up_after_hours: float = Field(default=168, gt=0, le=24 * 90, description="a SET older than this stops")
     min_verification_interval: int = Field(default=10, ge=0, le=86_400, description="seconds between verifications")

@@ -18,6 +18,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -80,10 +81,13 @@ class Transmitter:
                     raise ConfigError(f"server.signals.receivers.{name}.{field}: {exc}") from None
         self._http = httpx.Client(timeout=settings.push_timeout_seconds, transport=transport, follow_redirects=False)
         self._wake = threading.Event()
+        self._push_wake = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._push_lock = threading.Lock()
+        # Receivers answer in parallel: one person's SETs stay in order, different people's go at once.
+        self._pool = ThreadPoolExecutor(max_workers=settings.push_concurrency, thread_name_prefix="offboard-ssf-push")
 
     # -- receivers and streams ----------------------------------------------------------
 
@@ -156,21 +160,22 @@ class Transmitter:
             if not records:
                 return 0
             streams = [s for s in self.store.signals.streams() if s["status"] != "disabled"]
-            subjects = self.store.signals.subjects()
+            subjects = {k: [json.loads(v) for v in vs] for k, vs in self.store.signals.subjects().items()}
             people: dict[str, Person | None] = {}
             rows: list[dict[str, Any]] = []
+            wanted = {e for s in streams for e in delivered(s["config"].get("events_requested"))}
             for record in records:
-                for event_type, cause, fields in self._owed(record):
+                for event_type, cause, fields in self._owed(record, wanted):
                     person = self._person(record["case_id"], people)
                     if person is None:
                         continue
                     rows.extend(self._fan_out(streams, subjects, person, event_type, cause, fields, record))
             queued = self.store.signals.enqueue(rows, records[-1]["id"])
         if queued:
-            self._wake.set()
+            self._push_wake.set()
         return len(queued)
 
-    def _owed(self, record: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    def _owed(self, record: dict[str, Any], wanted: set[str]) -> list[tuple[str, str, dict[str, Any]]]:
         payload = record["payload"]
         if payload.get("kind") != "disable_account":
             return []
@@ -180,7 +185,7 @@ class Transmitter:
         base = {"event_timestamp": at, "initiating_entity": "policy", "reason_admin": reason}
         if payload.get("result") == "verified":
             owed = [(SESSION_REVOKED, case_id, dict(base)), (ACCOUNT_DISABLED, case_id, {})]
-            if self._scrambled(case_id, payload):
+            if CREDENTIAL_CHANGE in wanted and self._scrambled(case_id, payload):
                 change = {**base, "credential_type": "password", "change_type": "update"}
                 owed.append((CREDENTIAL_CHANGE, case_id, change))
             return owed
@@ -191,12 +196,11 @@ class Transmitter:
     def _scrambled(self, case_id: str, payload: dict[str, Any]) -> bool:
         """Whether the verified disable also scrambled the password (its receipt says so)."""
         account = (payload.get("account") or {}).get("id")
-        for row in self.store.actions(case_id):
-            same = row["system"] == payload.get("system") and row["account_id"] == account
-            if same and row["kind"] == "disable_account" and row["receipt"]:
-                before = json.loads(row["receipt"]).get("before") or {}
-                return any("password" in str(item).lower() for item in before.get("irreversible") or ())
-        return False
+        receipt = self.store.signals.receipt(case_id, str(payload.get("system")), str(account), "disable_account")
+        if not receipt:
+            return False
+        before = json.loads(receipt).get("before") or {}
+        return any("password" in str(item).lower() for item in before.get("irreversible") or ())
 
     def _person(self, case_id: str | None, people: dict[str, Person | None]) -> Person | None:
         if case_id is None:
@@ -209,7 +213,7 @@ class Transmitter:
     def _fan_out(
         self,
         streams: list[dict[str, Any]],
-        subjects: dict[str, list[str]],
+        subjects: dict[str, list[dict[str, Any]]],
         person: Person,
         event_type: str,
         cause: str,
@@ -221,7 +225,7 @@ class Transmitter:
         for stream in streams:
             if event_type not in delivered(stream["config"].get("events_requested")):
                 continue
-            added = [json.loads(s) for s in subjects.get(stream["stream_id"], [])]
+            added = list(subjects.get(stream["stream_id"], []))
             if stream["config"].get("all_subjects"):
                 added.append({"format": "complex", "user": own[0]})  # every person: named by email
             hit = next((s for s in added if matches(s, own, self.settings.tenant)), None)
@@ -280,7 +284,7 @@ class Transmitter:
         subject = {"format": "opaque", "id": stream["stream_id"]}
         cause = f"verification:{uuid.uuid4().hex}"
         self.store.signals.add(self._row(stream, VERIFICATION, subject, fields, cause, self.clock(), None))
-        self._wake.set()
+        self._push_wake.set()
 
     # -- push delivery --------------------------------------------------------------------
 
@@ -296,16 +300,23 @@ class Transmitter:
             for s in self.store.signals.streams()
             if s["status"] == "enabled" and s["config"]["delivery"]["method"] == PUSH
         }
-        blocked: set[str] = set()
-        done = 0
+        queues: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
         for row in self.store.signals.due(streams, now):
-            if row["stream_id"] in blocked:
-                continue
-            if self._push(streams[row["stream_id"]], row):
+            queues.setdefault((row["stream_id"], row["person_id"]), []).append(row)
+        if not queues:
+            return 0
+
+        def deliver(rows: list[dict[str, Any]]) -> int:
+            done = 0
+            for row in rows:  # in order: a person's later SETs wait while an earlier one is retried
+                if not self._push(streams[row["stream_id"]], row):
+                    break
                 done += 1
-            else:
-                blocked.add(row["stream_id"])  # keep the order: later SETs wait for this one
-        return done
+            return done
+
+        if len(queues) == 1:
+            return deliver(next(iter(queues.values())))
+        return sum(self._pool.map(deliver, queues.values()))
 
     def _push(self, stream: dict[str, Any], row: dict[str, Any]) -> bool:
         delivery = stream["config"]["delivery"]
@@ -388,33 +399,51 @@ class Transmitter:
     # -- life cycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None:
+        """Run the feed and the pusher, each in its own thread (signing never waits for a slow receiver)."""
+        if self._threads:
             return
         self.configure_streams()
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="offboard-signals", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._feed_loop, name="offboard-ssf-feed", daemon=True),
+            threading.Thread(target=self._push_loop, name="offboard-ssf-push", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._push_wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
+        self._pool.shutdown(wait=True)
         self._http.close()
 
     def wake(self) -> None:
         self._wake.set()
+        self._push_wake.set()
 
-    def _loop(self) -> None:
+    def _feed_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.feed()
-                self.push_due()
+                if self.feed():
+                    self._push_wake.set()
             except Exception as exc:  # the database or a bug: say so, try again next round
-                log.error("shared signals round failed", error=f"{type(exc).__name__}: {exc}")
+                log.error("shared signals feed failed", error=f"{type(exc).__name__}: {exc}")
             self._wake.wait(self.settings.feed_seconds)
             self._wake.clear()
+
+    def _push_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                while self.push_due() and not self._stop.is_set():
+                    pass  # more may have become due while this round was out
+            except Exception as exc:
+                log.error("shared signals delivery failed", error=f"{type(exc).__name__}: {exc}")
+            self._push_wake.wait(max(self.settings.feed_seconds, 0.05))
+            self._push_wake.clear()
 
 
 def delivered(requested: list[str] | None) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ._rows import row_dict
-from .schema import events, ssf_cursor, ssf_outbox, ssf_streams, ssf_subjects
+from .schema import actions, events, ssf_cursor, ssf_outbox, ssf_streams, ssf_subjects
 
 __all__ = ["Signals", "PENDING", "DELIVERED", "FAILED"]
 
@@ -103,6 +103,9 @@ class Signals:
 
     def start_cursor(self) -> int:
         """The cursor, set to the newest engine event when there is none yet (history is not replayed)."""
+        position = self.cursor()
+        if position is not None:
+            return int(position)
         with self._store._writing() as c:
             position = c.execute(sa.select(ssf_cursor.c.position).where(ssf_cursor.c.name == CURSOR)).scalar()
             if position is None:
@@ -130,23 +133,39 @@ class Signals:
 
     def enqueue(self, rows: list[dict[str, Any]], position: int) -> list[dict[str, Any]]:
         """Queue ``rows`` (skipping any already queued) and move the cursor to ``position``; the rows queued."""
-        queued = []
         with self._store._writing() as c:
-            for row in rows:
-                seen = c.execute(
-                    sa.select(ssf_outbox.c.id).where(
-                        ssf_outbox.c.stream_id == row["stream_id"], ssf_outbox.c.dedupe == row["dedupe"]
+            seen: set[tuple[str, str]] = set()
+            if rows:
+                found = c.execute(
+                    sa.select(ssf_outbox.c.stream_id, ssf_outbox.c.dedupe).where(
+                        ssf_outbox.c.dedupe.in_(list({r["dedupe"] for r in rows}))
                     )
-                ).first()
-                if seen is None:
-                    c.execute(ssf_outbox.insert().values(status=PENDING, attempts=0, **row))
-                    queued.append(row)
+                )
+                seen = {(r[0], r[1]) for r in found}
+            queued = []
+            for row in rows:
+                if (row["stream_id"], row["dedupe"]) not in seen:
+                    seen.add((row["stream_id"], row["dedupe"]))
+                    queued.append({**row, "status": PENDING, "attempts": 0})
+            if queued:
+                c.execute(ssf_outbox.insert(), queued)
             current = c.execute(sa.select(ssf_cursor.c.position).where(ssf_cursor.c.name == CURSOR)).scalar()
             if current is None:
                 c.execute(ssf_cursor.insert().values(name=CURSOR, position=position))
             elif position > current:
                 c.execute(ssf_cursor.update().where(ssf_cursor.c.name == CURSOR).values(position=position))
         return queued
+
+    def receipt(self, case_id: str, system: str, account_id: str, kind: str) -> str | None:
+        """The stored receipt (JSON) of one action of a case."""
+        query = sa.select(actions.c.receipt).where(
+            actions.c.case_id == case_id,
+            actions.c.system == system,
+            actions.c.account_id == account_id,
+            actions.c.kind == kind,
+        )
+        with self._store._reading() as c:
+            return c.execute(query).scalar()
 
     def add(self, row: dict[str, Any]) -> None:
         """Queue one SET outside the feed (a verification event)."""
