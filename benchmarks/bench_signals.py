@@ -132,8 +132,9 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def measure(people: int = PEOPLE) -> tuple[list[float], float, int]:
-    """Seconds from each verified disable to its SET accepted; the bare POST baseline; SETs received."""
+def measure(people: int = PEOPLE) -> tuple[list[float], float, int, list[float], list[float]]:
+    """Seconds from each verified disable to its SET accepted; the bare POST baseline; SETs received;
+    and the two legs: verified -> queued in the outbox (feed, signing) and queued -> accepted (push)."""
     pm = plugins.get_plugin_manager()
     if not pm.has_plugin("bench_instant"):
         pm.register(_Plugin(), "bench_instant")
@@ -178,21 +179,25 @@ def measure(people: int = PEOPLE) -> tuple[list[float], float, int]:
             deadline = time.monotonic() + 60
             while len(receiver.accepted) < people and time.monotonic() < deadline:
                 time.sleep(0.05)
-            latencies = []
+            latencies, feed, push = [], [], []
+            queued = {(r["person_id"], r["event_type"]): r["created_at"] for r in engine.store.signals.outbox()}
             for case_id in cases:
                 (row,) = engine.store.actions(case_id)
                 email = json.loads(row["account"])["email"]
                 if email in receiver.accepted:
                     latencies.append((receiver.accepted[email] - row["verified_at"]).total_seconds())
+                    at = queued[(email, ACCOUNT_DISABLED)]
+                    feed.append((at - row["verified_at"]).total_seconds())
+                    push.append((receiver.accepted[email] - at).total_seconds())
             signals.stop()
             engine.close()
     finally:
         receiver.close()
-    return latencies, statistics.median(bare), receiver.count
+    return latencies, statistics.median(bare), receiver.count, feed, push
 
 
 def run() -> None:
-    latencies, bare, received = measure()
+    latencies, bare, received, feed, push = measure()
     if not latencies:
         report("Shared signals", [("verified disable -> SET accepted", "no SET arrived", f"p99 < {GOAL:g} s", "")])
         return
@@ -203,6 +208,18 @@ def run() -> None:
             ("p50", f"{p50 * 1000:.0f} ms", "", ""),
             ("p99", f"{p99 * 1000:.0f} ms", f"< {GOAL * 1000:.0f} ms", verdict(p99 < GOAL)),
             ("p99 / goal", f"{p99 / GOAL:.2f}", "< 1", verdict(p99 < GOAL)),
+            (
+                "  of which verified -> queued (feed, signing), p50 / p99",
+                f"{_pct(feed, 0.5) * 1000:.0f} / {_pct(feed, 0.99) * 1000:.0f} ms",
+                "",
+                "",
+            ),
+            (
+                "  of which queued -> accepted (push, audit), p50 / p99",
+                f"{_pct(push, 0.5) * 1000:.0f} / {_pct(push, 0.99) * 1000:.0f} ms",
+                "",
+                "",
+            ),
             ("bare POST to the same receiver (baseline, median)", f"{bare * 1000:.1f} ms", "", ""),
             ("p50 / bare POST", f"{p50 / bare:.0f}x", "", ""),
             ("SETs accepted (2 per person)", f"{received}", f"{2 * PEOPLE}", verdict(received == 2 * PEOPLE)),

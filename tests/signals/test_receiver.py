@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from offboard.signals import configuration_url
@@ -59,7 +61,10 @@ def test_the_configuration_url_goes_before_the_issuers_path():
 
 
 def test_offboard_creates_a_push_stream_at_the_identity_provider(offboard, idp):
-    stream = offboard.app.state.signals.receiver.subscribe("corp-idp")
+    deadline = time.monotonic() + 5
+    while not idp.streams and time.monotonic() < deadline:  # made at start-up, in the background
+        time.sleep(0.02)
+    stream = offboard.app.state.signals.receiver.subscribe("corp-idp")  # found again, not made twice
     assert stream["iss"] == idp.issuer
     (created,) = idp.streams
     assert created["delivery"] == {

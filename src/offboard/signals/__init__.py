@@ -10,6 +10,7 @@ cases through the HR intake. docs/shared-signals.md is the guide.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ class Signals:
     def start(self) -> None:
         if self.transmitter is not None:
             self.transmitter.start()
+        if self.receiver is not None:  # streams at identity providers, without delaying start-up
+            threading.Thread(target=self.receiver.subscribe_all, name="offboard-ssf-subscribe", daemon=True).start()
 
     def stop(self) -> None:
         if self.transmitter is not None:

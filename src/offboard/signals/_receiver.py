@@ -184,6 +184,16 @@ class Receiver:
         log.info("stream created at identity provider", transmitter=name, stream=provider.stream_id)
         return stream
 
+    def subscribe_all(self) -> None:
+        """Create or reuse a stream at every provider with a ``management_token``; problems are logged."""
+        for name, provider in self.providers.items():
+            if provider.management_token is None:
+                continue
+            try:
+                self.subscribe(name)
+            except ConfigError as exc:
+                log.error("cannot create a stream at identity provider", transmitter=name, error=str(exc))
+
     # -- receiving -------------------------------------------------------------------------------
 
     def authenticate(self, name: str, authorization: str | None) -> None:

@@ -18,7 +18,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -86,6 +86,7 @@ class Transmitter:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._push_lock = threading.Lock()
+        self._busy: set[tuple[str, str | None]] = set()  # (stream, person) with a SET out right now
         # Receivers answer in parallel: one person's SETs stay in order, different people's go at once.
         self._pool = ThreadPoolExecutor(max_workers=settings.push_concurrency, thread_name_prefix="offboard-ssf-push")
 
@@ -289,34 +290,48 @@ class Transmitter:
     # -- push delivery --------------------------------------------------------------------
 
     def push_due(self) -> int:
-        """POST every due SET of enabled push streams, in order per stream; the number delivered."""
+        """POST every due SET of enabled push streams and wait for the answers; the number delivered."""
+        done = 0
+        while True:
+            futures = self._dispatch()
+            if not futures:
+                return done
+            results = [f.result() for f in futures]
+            done += sum(results)
+            if not any(results):
+                return done
+
+    def _dispatch(self) -> list[Future[bool]]:
+        """Hand every due SET whose (stream, person) has none in flight to the pool; their futures.
+
+        One person's SETs on a stream go one at a time, in order (a failed one postpones the
+        later ones with it); different people's go in parallel, up to ``push_concurrency``.
+        """
         with self._push_lock:
-            return self._push_round()
+            now = self.clock()
+            streams = {
+                s["stream_id"]: s
+                for s in self.store.signals.streams()
+                if s["status"] == "enabled" and s["config"]["delivery"]["method"] == PUSH
+            }
+            futures = []
+            held: set[tuple[str, str | None]] = set()
+            for row in self.store.signals.due(streams, now, limit=1000):
+                key = (row["stream_id"], row["person_id"])
+                if key in self._busy or key in held:
+                    held.add(key)  # a later SET of someone whose earlier one is still out
+                    continue
+                self._busy.add(key)
+                futures.append(self._pool.submit(self._deliver, streams[row["stream_id"]], row, key))
+            return futures
 
-    def _push_round(self) -> int:
-        now = self.clock()
-        streams = {
-            s["stream_id"]: s
-            for s in self.store.signals.streams()
-            if s["status"] == "enabled" and s["config"]["delivery"]["method"] == PUSH
-        }
-        queues: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
-        for row in self.store.signals.due(streams, now):
-            queues.setdefault((row["stream_id"], row["person_id"]), []).append(row)
-        if not queues:
-            return 0
-
-        def deliver(rows: list[dict[str, Any]]) -> int:
-            done = 0
-            for row in rows:  # in order: a person's later SETs wait while an earlier one is retried
-                if not self._push(streams[row["stream_id"]], row):
-                    break
-                done += 1
-            return done
-
-        if len(queues) == 1:
-            return deliver(next(iter(queues.values())))
-        return sum(self._pool.map(deliver, queues.values()))
+    def _deliver(self, stream: dict[str, Any], row: dict[str, Any], key: tuple[str, str | None]) -> bool:
+        try:
+            return self._push(stream, row)
+        finally:
+            with self._push_lock:
+                self._busy.discard(key)
+            self._push_wake.set()  # the next of this person's SETs may go now
 
     def _push(self, stream: dict[str, Any], row: dict[str, Any]) -> bool:
         delivery = stream["config"]["delivery"]
@@ -357,6 +372,8 @@ class Transmitter:
         if give_up:
             values.update(status=FAILED, delivered_at=now)
         self.store.signals.mark(row["id"], **values)
+        if not give_up:  # this person's later SETs wait for this one: the receiver sees them in order
+            self.store.signals.postpone(row["stream_id"], row["person_id"], row["id"], values["next_attempt_at"])
         self._audit(stream, row, "given_up" if give_up else "retrying", status, attempt, detail)
         return False
 
@@ -437,13 +454,12 @@ class Transmitter:
 
     def _push_loop(self) -> None:
         while not self._stop.is_set():
+            self._push_wake.clear()
             try:
-                while self.push_due() and not self._stop.is_set():
-                    pass  # more may have become due while this round was out
+                self._dispatch()
             except Exception as exc:
                 log.error("shared signals delivery failed", error=f"{type(exc).__name__}: {exc}")
             self._push_wake.wait(max(self.settings.feed_seconds, 0.05))
-            self._push_wake.clear()
 
 
 def delivered(requested: list[str] | None) -> list[str]:

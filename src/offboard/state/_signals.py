@@ -238,6 +238,19 @@ class Signals:
             done = c.execute(ssf_outbox.update().where(*where).values(status=FAILED, delivered_at=now, error=why))
         return int(done.rowcount or 0)
 
+    def postpone(self, stream_id: str, person_id: str | None, after_id: int, until: datetime) -> None:
+        """Hold the pending SETs of a stream about one person queued after ``after_id`` until ``until``."""
+        person = ssf_outbox.c.person_id.is_(None) if person_id is None else ssf_outbox.c.person_id == person_id
+        where = (
+            ssf_outbox.c.stream_id == stream_id,
+            person,
+            ssf_outbox.c.id > after_id,
+            ssf_outbox.c.status == PENDING,
+            ssf_outbox.c.next_attempt_at < until,
+        )
+        with self._store._writing() as c:
+            c.execute(ssf_outbox.update().where(*where).values(next_attempt_at=until))
+
     def mark(self, outbox_id: int, **values: Any) -> None:
         with self._store._writing() as c:
             c.execute(ssf_outbox.update().where(ssf_outbox.c.id == outbox_id).values(**values))
