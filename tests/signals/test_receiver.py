@@ -169,3 +169,27 @@ def test_a_push_without_the_agreed_token_is_refused(offboard, idp):
 
 def push_to(server, name, token):
     return server.client.post(f"/ssf/receive/{name}", content=token, headers={**SET_TYPE})
+
+
+def test_a_signal_goes_through_the_same_guards_as_an_hr_event(make_company, monkeypatch, idp):
+    """A protected account stays untouched however the termination arrives."""
+    monkeypatch.setenv("IDP_PUSH_TOKEN", PUSH_TOKEN)
+    company = make_company(systems=2)
+    secret = new_secret()
+    signals = {
+        "issuer": ISSUER,
+        "transmitters": {"corp-idp": {"issuer": idp.issuer, "push_token": "env:IDP_PUSH_TOKEN"}},
+    }
+    configure(company, secret, monkeypatch, server={"signals": signals}, protected=["user1"])
+    server = start(company, secret, Clock())
+    try:
+        assert push(server, idp.set(RISC + "account-purged", PERSON, audience=ISSUER)).status_code == 202
+        server.intake.run_once()
+        (event,) = server.events()
+        assert event["source"] == "ssf:corp-idp" and event["status"] == "done"
+        (case,) = server.cases()
+        assert server.engine.store.actions(case["id"]) == []  # the plan left the protected accounts out
+        for system in ("sys0", "sys1"):
+            assert server.company.state(system, "user1")["enabled"] == 1  # protected: never disabled
+    finally:
+        stop(server)
