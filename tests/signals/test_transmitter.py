@@ -121,6 +121,8 @@ def test_verification_event_reaches_the_receiver_with_its_state(ssf, receiver):
     (claims,) = receiver.wait_for(1)
     assert claims["events"] == {VERIFICATION: {"state": "c3RhdGUtMTIz"}}
     assert claims["sub_id"] == {"format": "opaque", "id": stream["stream_id"]}
+    assert eventually(lambda: [d["event_type"] for d in deliveries(ssf)] == [VERIFICATION])  # audited, no person
+    assert "person" not in deliveries(ssf)[0]
 
 
 def test_push_of_session_revoked_and_account_disabled_within_one_second(ssf, receiver):

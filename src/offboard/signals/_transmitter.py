@@ -328,6 +328,9 @@ class Transmitter:
     def _deliver(self, stream: dict[str, Any], row: dict[str, Any], key: tuple[str, str | None]) -> bool:
         try:
             return self._push(stream, row)
+        except Exception as exc:  # the audit log or the database failed: said; the SET stays pending, sent again
+            log.error("shared signals delivery failed", stream=row["stream_id"], jti=row["jti"], error=repr(exc)[:300])
+            return False
         finally:
             with self._push_lock:
                 self._busy.discard(key)
@@ -353,12 +356,14 @@ class Transmitter:
         now = self.clock()
         stored = detail if detail is None or isinstance(detail, str) else json.dumps(detail, sort_keys=True)
         if status is not None and 200 <= status < 300:  # RFC 8935 says 202; some receivers answer 200 or 204
-            self.store.signals.mark(row["id"], status=DELIVERED, attempts=attempt, delivered_at=now, error=None)
+            # The signed log first, then the state (as the engine's recorder does): a crash between
+            # sends the SET again (same jti, at-least-once), never leaves a delivery unlogged.
             self._audit(stream, row, "delivered", status, attempt, None)
+            self.store.signals.mark(row["id"], status=DELIVERED, attempts=attempt, delivered_at=now, error=None)
             return True
         if status == 400:  # the receiver read the SET and refused it (RFC 8935 section 2.3): final
-            self.store.signals.mark(row["id"], status=FAILED, attempts=attempt, delivered_at=now, error=stored)
             self._audit(stream, row, "rejected", status, attempt, detail)
+            self.store.signals.mark(row["id"], status=FAILED, attempts=attempt, delivered_at=now, error=stored)
             log.warning("receiver rejected a SET", stream=stream["stream_id"], jti=row["jti"], detail=detail)
             return True
         give_up = now - row["created_at"] > timedelta(hours=self.settings.give_up_after_hours)
@@ -371,32 +376,30 @@ class Transmitter:
         }
         if give_up:
             values.update(status=FAILED, delivered_at=now)
+        self._audit(stream, row, "given_up" if give_up else "retrying", status, attempt, detail)
         self.store.signals.mark(row["id"], **values)
         if not give_up:  # this person's later SETs wait for this one: the receiver sees them in order
             self.store.signals.postpone(row["stream_id"], row["person_id"], row["id"], values["next_attempt_at"])
-        self._audit(stream, row, "given_up" if give_up else "retrying", status, attempt, detail)
         return False
 
     def _audit(
         self, stream: dict[str, Any], row: dict[str, Any], result: str, status: int | None, attempt: int, detail: Any
     ) -> None:
-        self.engine.record(
-            "ssf_delivery",
-            None,
-            {
-                "receiver": stream["receiver"],
-                "stream": stream["stream_id"],
-                "method": stream["config"]["delivery"]["method"],
-                "jti": row["jti"],
-                "event_type": row["event_type"],
-                "person": {"id": row["person_id"]} if row["person_id"] else None,
-                "at": self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                "result": result,
-                "status_code": status,
-                "attempt": attempt,
-                "detail": detail,
-            },
-        )
+        fields = {
+            "receiver": stream["receiver"],
+            "stream": stream["stream_id"],
+            "method": stream["config"]["delivery"]["method"],
+            "jti": row["jti"],
+            "event_type": row["event_type"],
+            "at": self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "result": result,
+            "status_code": status,
+            "attempt": attempt,
+            "detail": detail,
+        }
+        if row["person_id"]:  # in that person's evidence; a verification event concerns nobody
+            fields["person"] = {"id": row["person_id"]}
+        self.engine.record("ssf_delivery", None, fields)
 
     def acknowledged(self, stream: dict[str, Any], jtis: list[str], errors: dict[str, Any]) -> None:
         """Record a poll receiver's acknowledgements and errors (RFC 8936 ``ack`` and ``setErrs``)."""
