@@ -213,8 +213,10 @@ class Receiver:
         try:
             text = token.decode("ascii").strip()
             header = jws.extract_compact(text.encode()).headers()
-        except (UnicodeDecodeError, JoseError, ValueError, TypeError, IndexError):
+        except Exception:  # the error boundary: whatever a malformed token makes the parser raise is a 400
             raise Refusal(400, "invalid_request", "the body is not a compact JWS (a SET)") from None
+        if not isinstance(header, dict):
+            raise Refusal(400, "invalid_request", "the SET's header is not a JSON object")
         if header.get("typ") != "secevent+jwt":
             raise Refusal(400, "invalid_request", "the SET's typ must be secevent+jwt (SSF 1.0 explicit typing)")
         if header.get("alg") not in ACCEPTED_ALGORITHMS:
