@@ -360,3 +360,39 @@ def test_tokens_and_push_credentials_never_reach_logs_audit_or_answers(ssf, rece
         for where, text in (("audit", audit), ("events", stored), ("stdout", seen.out + seen.err), ("answer", listed)):
             assert secret not in text, where
     assert APP_TOKEN not in repr(ssf.transmitter.tokens) and "kid=" in repr(ssf.transmitter.key)
+
+
+def test_a_paused_stream_holds_its_sets_and_a_disabled_one_drops_them(ssf, receiver):
+    stream = push_stream(ssf, receiver)
+    sid = stream["stream_id"]
+    for person in (PERSON, "user2@corp.example"):
+        ssf.add(sid, {"format": "email", "email": person})
+    ssf.client.post("/ssf/status", json={"stream_id": sid, "status": "paused"}, headers=ssf.auth())
+    ssf.server.engine.revoke(PERSON)
+    ssf.transmitter.feed()
+    ssf.transmitter.push_due()
+    assert receiver.received == []  # held while paused
+    ssf.client.post("/ssf/status", json={"stream_id": sid, "status": "enabled"}, headers=ssf.auth())
+    assert len(receiver.wait_for(2)) == 2  # sent once enabled again
+    ssf.client.post("/ssf/status", json={"stream_id": sid, "status": "disabled"}, headers=ssf.auth())
+    ssf.server.engine.revoke("user2@corp.example")
+    ssf.transmitter.feed()
+    ssf.transmitter.push_due()
+    ssf.client.post("/ssf/status", json={"stream_id": sid, "status": "enabled"}, headers=ssf.auth())
+    ssf.transmitter.push_due()
+    time.sleep(0.2)
+    assert len(receiver.received) == 2  # a disabled stream holds nothing for later
+
+
+def test_one_persons_sets_arrive_in_order_even_after_a_failure(ssf, receiver):
+    stream = push_stream(ssf, receiver)
+    ssf.add(stream["stream_id"], {"format": "email", "email": PERSON})
+    receiver.down = True
+    ssf.server.engine.revoke(PERSON)
+    ssf.transmitter.feed()
+    ssf.transmitter.push_due()
+    assert receiver.attempts == 1  # the second SET waited for the first, which failed
+    receiver.down = False
+    ssf.server.clock.advance(seconds=5)
+    receiver.wait_for(2)
+    assert [event for event, _ in receiver.events()] == [SESSION_REVOKED, ACCOUNT_DISABLED]
