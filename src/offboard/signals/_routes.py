@@ -66,6 +66,10 @@ def _stream(transmitter: Transmitter, receiver: str, stream_id: Any) -> dict[str
     return stream
 
 
+def _gone(stream_id: str) -> Refusal:
+    return Refusal(404, "not_found", f"stream {stream_id[:80]!r} was deleted meanwhile")
+
+
 def _delivery(value: Any) -> dict[str, Any]:
     """The receiver-supplied ``delivery`` object; poll when absent (SSF 1.0, "Creating a Stream")."""
     if value is None:
@@ -165,7 +169,8 @@ async def create_stream(request: Request) -> Response:
     except Refusal as exc:
         return refusal_response(exc)
     stream = transmitter.store.signals.stream(stream_id)
-    assert stream is not None
+    if stream is None:  # deleted by a concurrent request of the same receiver
+        return refusal_response(_gone(stream_id))
     return JSONResponse(transmitter.render(stream), status_code=201, headers=NO_STORE)
 
 
@@ -206,7 +211,8 @@ async def _change(request: Request, *, replace: bool) -> Response:
     except Refusal as exc:
         return refusal_response(exc)
     updated = transmitter.store.signals.stream(stream["stream_id"])
-    assert updated is not None
+    if updated is None:
+        return refusal_response(_gone(stream["stream_id"]))
     return JSONResponse(transmitter.render(updated), headers=NO_STORE)
 
 
@@ -262,7 +268,8 @@ async def update_status(request: Request) -> Response:
     except Refusal as exc:
         return refusal_response(exc)
     updated = transmitter.store.signals.stream(stream["stream_id"])
-    assert updated is not None
+    if updated is None:
+        return refusal_response(_gone(stream["stream_id"]))
     return JSONResponse(_status(updated), headers=NO_STORE)
 
 
