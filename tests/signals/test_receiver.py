@@ -126,6 +126,8 @@ def test_key_rotation_refetches_the_jwks(offboard, idp, monkeypatch):
         ("untyped", "invalid_request"),
         ("with_exp", "invalid_request"),
         ("not_a_jws", "invalid_request"),
+        ("invisible_person", "invalid_request"),
+        ("phone_subject", "invalid_request"),
     ],
 )
 def test_a_forged_or_misdirected_set_opens_nothing(offboard, idp, forge, err):
@@ -140,6 +142,10 @@ def test_a_forged_or_misdirected_set_opens_nothing(offboard, idp, forge, err):
         "untyped": lambda: idp.set(RISC + "account-disabled", PERSON, audience=ISSUER, typ="JWT"),
         "with_exp": lambda: idp.set(RISC + "account-disabled", PERSON, audience=ISSUER, exp=2_000_000_000),
         "not_a_jws": lambda: "definitely.not.a-set",
+        "invisible_person": lambda: idp.set(RISC + "account-disabled", "user1\u200b@corp.example", audience=ISSUER),
+        "phone_subject": lambda: idp.set(
+            RISC + "account-disabled", PERSON, audience=ISSUER, sub_id={"format": "phone_number", "phone_number": "+1"}
+        ),
     }[forge]()
     answer = push(offboard, token)
     assert answer.status_code == 400

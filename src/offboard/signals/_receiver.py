@@ -29,7 +29,8 @@ from joserfc.jwk import KeySet
 
 from ..config._secrets import Secret, resolve_reference
 from ..errors import ConfigError, SecretError
-from ..hr import HREvent
+from ..hr import HREvent, WebhookRejected
+from ..intake._hr_adapters import check_person_ref
 from ._requests import Refusal
 from ._settings import SignalsSettings, TransmitterSettings
 from ._subjects import CAEP, RISC, SSF, SubjectError, check_subject
@@ -292,4 +293,9 @@ class Receiver:
         value = {"email": "email", "iss_sub": "sub", "opaque": "id"}.get(str(fmt))
         if value is None:
             raise Refusal(400, "invalid_request", f"a {fmt} subject cannot name a person here (email, iss_sub, opaque)")
-        return str(subject[value])[:320]
+        person = str(subject[value])[:320]
+        try:  # as for an HR webhook: no invisible characters in a person reference
+            check_person_ref(person, "sub_id")
+        except WebhookRejected as exc:
+            raise Refusal(400, "invalid_request", exc.message) from None
+        return person
