@@ -15,6 +15,7 @@ SCENARIOS = [
     "bench_startup",
     "bench_faults",
     "bench_report",
+    "bench_signals",
 ]
 
 

@@ -93,6 +93,7 @@ class TestSystem(Connector):
         token: offboard.Secret | None = None
         forbid: list[str] = Field(default_factory=list)  # action kinds answered 403
         careless_logging: bool = False  # log the bearer token, as a careless SDK would (tests the redactor)
+        scramble_password: bool = False  # disabling also scrambles the password (as the LDAP connector can)
 
     def _db(self) -> sqlite3.Connection:
         return open_db(self.settings.path)
@@ -193,7 +194,11 @@ class TestSystem(Connector):
         return self._call(action.kind.value, run)
 
     def disable_account(self, action: Action) -> Receipt:
-        return self._write(action, "enabled", False)
+        receipt = self._write(action, "enabled", False)
+        if self.settings.scramble_password and receipt.changed:
+            before = {**receipt.before, "irreversible": ["the password was scrambled: set a new one"]}
+            return Receipt(receipt.action, receipt.changed, before, reference=receipt.reference)
+        return receipt
 
     def revoke_sessions(self, action: Action) -> Receipt:
         return self._write(action, "sessions", 0)

@@ -32,6 +32,7 @@ from ._jobs import Jobs, RateLimits
 from ._leases import Leases
 from ._originals import Originals
 from ._rows import row_dict as _row
+from ._signals import Signals
 from ._tasks import Tasks
 from .schema import actions, cases, events, followups, tasks
 
@@ -82,6 +83,7 @@ class Store:
         self.audit_seals = AuditSeals(self)
         self.leases = Leases(self)
         self.originals = Originals(self)
+        self.signals = Signals(self)
 
     @classmethod
     def open(cls, url: str | None, data_dir: Path) -> Store:

@@ -28,6 +28,10 @@ __all__ = [
     "audit_entries",
     "audit_checkpoints",
     "audit_seals",
+    "ssf_streams",
+    "ssf_subjects",
+    "ssf_outbox",
+    "ssf_cursor",
 ]
 
 metadata = sa.MetaData()
@@ -270,4 +274,58 @@ audit_seals = sa.Table(
     sa.Column("root", sa.String(44), nullable=False),  # base64 of the RFC 6962 root
     sa.Column("note", sa.Text, nullable=False),  # the signed checkpoint
     sa.Column("signed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# -- Shared Signals (offboard.signals): streams receivers created, their subjects, the outbox --------
+
+ssf_streams = sa.Table(
+    "ssf_streams",
+    metadata,
+    sa.Column("stream_id", sa.String(64), primary_key=True),
+    sa.Column("receiver", sa.String(100), nullable=False, index=True),  # the server.signals.receivers name
+    sa.Column("config", sa.Text, nullable=False),  # JSON: the receiver-supplied properties
+    sa.Column("status", sa.String(16), nullable=False),  # enabled | paused | disabled
+    sa.Column("reason", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("verified_at", sa.DateTime(timezone=True)),  # the last verification request
+)
+
+ssf_subjects = sa.Table(
+    "ssf_subjects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("stream_id", sa.String(64), nullable=False, index=True),
+    sa.Column("subject", sa.Text, nullable=False),  # canonical JSON of the RFC 9493 subject identifier
+    sa.UniqueConstraint("stream_id", "subject", name="uq_ssf_subject"),
+)
+
+# Every SET a stream owes its receiver, signed once: a redelivery sends the same bytes (same jti).
+ssf_outbox = sa.Table(
+    "ssf_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("stream_id", sa.String(64), nullable=False, index=True),
+    sa.Column("jti", sa.String(64), nullable=False),
+    sa.Column("dedupe", sa.String(300), nullable=False),  # one SET per (stream, cause, event type)
+    sa.Column("event_type", sa.String(200), nullable=False),
+    sa.Column("person_id", sa.String(320)),
+    sa.Column("token", sa.Text, nullable=False),  # the signed SET (compact JWS)
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("caused_at", sa.DateTime(timezone=True), nullable=False),  # when the verified change happened
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.Column("error", sa.Text),
+    sa.UniqueConstraint("jti", name="uq_ssf_outbox_jti"),
+    sa.UniqueConstraint("stream_id", "dedupe", name="uq_ssf_outbox_dedupe"),
+)
+
+# How far the transmitter has read the ``events`` table (one row, name "events").
+ssf_cursor = sa.Table(
+    "ssf_cursor",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
 )

@@ -21,7 +21,7 @@ from datetime import datetime, time, timedelta
 from functools import partial
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -32,11 +32,13 @@ from ..config._secrets import resolve_reference
 from ..errors import ConfigError, SecretError
 from ..intake._hr_adapters import BUNDLED_SOURCES, check_source_settings
 from ..intake._intake import Intake
+from ..signals import open_signals
+from ..signals import router as signals_router
 from ..state._store import utcnow
 from . import _approvals, _auditor, _health, _oidc, _tasks, _webhooks
 from ._auditor import Refused, auditor_token, auditor_trust
 from ._events import CloudEventIn, EventIn
-from ._limits import FailureLimiter, Limited, RateLimiter, retry_after
+from ._limits import FailureLimiter, Limited, RateLimiter, rate_limited, retry_after
 from ._metrics import Metrics
 from ._services import Services
 from ._settings import ServerSettings, signing_key
@@ -57,6 +59,7 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
     app.state.clock = clock
     app.state.process = process
     app.state.intake = None
+    app.state.signals = None
     if not owned:
         _set_up(app, engine_or_factory)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -68,6 +71,7 @@ def create_app(engine_or_factory: Any, clock: Callable[[], datetime] = utcnow, *
     app.include_router(_tasks.router)  # task and approval pages, sign-in: issue #25
     app.include_router(_approvals.router)
     app.include_router(_oidc.router)
+    app.include_router(signals_router, dependencies=[Depends(rate_limited)])  # docs/shared-signals.md
     app.openapi = partial(_openapi, app, EventIn, CloudEventIn)  # type: ignore[method-assign]
     return app
 
@@ -112,6 +116,7 @@ def _set_up(app: FastAPI, engine: Any) -> None:
     app.state.intake = intake  # the worker, for those who embed or test the app
     app.state.links = links_for(engine.config)  # personal task and approval links; None: off
     app.state.oidc = _oidc.settings_of(settings, app.state.links)
+    app.state.signals = open_signals(engine, settings.signals, intake, clock, engine.data_dir)
 
 
 @asynccontextmanager
@@ -122,9 +127,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         _set_up(app, open_engine())
     services: Services = app.state.services
     services.intake.start(process=app.state.process)
+    signals = app.state.signals
+    if signals is not None:
+        signals.start()
     try:
         yield
     finally:
+        if signals is not None:
+            await asyncio.to_thread(signals.stop)
         await asyncio.to_thread(services.intake.stop)
         if open_engine is not None:
             services.engine.close()

@@ -77,6 +77,9 @@ class ServerSettings(BaseModel):
         default=None,
         description="bearer token for the read-only /audit/ pages: env:NAME or file:PATH; unset = pages off",
     )
+    signals: dict[str, Any] = Field(
+        default_factory=dict, description="Shared Signals (SSF) transmitter and receiver; see docs/shared-signals.md"
+    )
     auditor_trusted_keys: str | None = Field(
         default=None, description="pinned trust list the /audit/ pages verify with; default the log's own copy"
     )
