@@ -27,6 +27,7 @@ _CLASSES = {
     "slack": "_slack:Slack",
     "github": "_github:GitHub",
     "scim": "_scim:ScimApp",
+    "okta": "_okta:Okta",
 }
 
 
