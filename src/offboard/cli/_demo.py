@@ -138,6 +138,7 @@ def _summary(state: dict | None) -> str:
         "active",
         "deleted",
         "state",
+        "status",
         "role",
         "memberOf",
         "groups",

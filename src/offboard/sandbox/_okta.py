@@ -61,9 +61,7 @@ class Okta(Simulator):
     system = "okta"
     scheme = "https"
     default_limits = _BUCKETS
-    default_granted = frozenset(
-        {"okta.users.read", "okta.users.manage", "okta.groups.read", "okta.groups.manage", "okta.logs.read"}
-    )
+    default_granted = frozenset({"okta.users.read", "okta.users.manage", "okta.groups.manage", "okta.logs.read"})
 
     def __init__(self, company: Any, **kw: Any):
         super().__init__(company, **kw)
@@ -449,7 +447,7 @@ class Okta(Simulator):
             self._event("user.session.clear", user)
         return Response(204)
 
-    @route("GET", "/api/v1/users/{id}/groups", perm=("okta.users.read", "okta.users.manage", "okta.groups.read"))
+    @route("GET", "/api/v1/users/{id}/groups", perm=("okta.users.read", "okta.users.manage"))
     async def user_groups(self, req: Request) -> Response:
         user = self._require(req.params["id"])
         # listUserGroups takes no paging parameters: every group comes in one answer.
