@@ -342,6 +342,14 @@ class AwsConnector(Connector):
             return Verification(
                 action, not groups, {"groups": groups}, f"{who}: in {len(groups)} Identity Center group(s)"
             )
+        if action.kind is ActionKind.REVOKE_TOKENS:  # the residual check reads this on every account
+            return Verification(action, True, {"access_keys": 0}, f"{who}: Identity Center users hold no access keys")
+        if action.kind is ActionKind.DISABLE_ACCOUNT:
+            user = self._idc_user(store, user_id)
+            status = str((user or {}).get("UserStatus") or ("DELETED" if user is None else "not reported"))
+            return Verification(
+                action, status in ("DISABLED", "DELETED"), {"status": status}, f"{who}: status {status}"
+            )
         raise PermanentError(_IDC_ONLY.format(kind=action.kind.value), system=self.instance)
 
     # -- IAM reads ----------------------------------------------------------------------------

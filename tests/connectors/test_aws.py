@@ -296,6 +296,9 @@ class TestAws(ConnectorContract):
         assert not connector.verify(Action(ActionKind.REMOVE_MEMBERSHIPS, account)).ok
         with pytest.raises(PermanentError, match="cannot disable a user"):
             connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+        # what the residual check reads on every account: no keys to hold, and a status that is not DISABLED
+        assert connector.verify(Action(ActionKind.REVOKE_TOKENS, account)).ok
+        assert not connector.verify(Action(ActionKind.DISABLE_ACCOUNT, account)).ok
         delete = Action(ActionKind.DELETE_ACCOUNT, account)
         assert connector.apply(delete).changed and connector.verify(delete).ok
         assert connector.apply(delete).changed is False

@@ -12,7 +12,7 @@ from offboard.sandbox import Sandbox
 
 from ._support import cases, events
 
-SYSTEMS = ("entra", "google_workspace", "slack", "github", "scim")
+SYSTEMS = ("entra", "google_workspace", "slack", "github", "scim", "okta")
 WRITES = ("PATCH", "POST", "PUT", "DELETE")
 
 
@@ -39,6 +39,7 @@ def disabled(sb: Sandbox, system: str, ident) -> bool:
         "slack": lambda s: not s["active"],
         "github": lambda s: s["state"] in ("removed", "suspended"),
         "scim": lambda s: not s["active"],
+        "okta": lambda s: s["status"] in ("SUSPENDED", "DEPROVISIONED"),
     }[system](state)
 
 
