@@ -155,6 +155,11 @@ class OktaConnector(Connector):
             answer: tuple[Any, ...] = asyncio.run(method(*args, **kwargs))
         except _Transport as exc:
             raise self._transport_error(what, exc.error) from None
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # the SDK could not read Okta's answer
+            raise PermanentError(
+                f"{what}: the okta SDK failed on Okta's answer: {type(exc).__name__}: {short(str(exc))}",
+                system=self.instance,
+            ) from None
         data, response, error = answer if len(answer) == 3 else (None, answer[0], answer[1])
         if error is not None:
             raise self._api_error(lane, what, error)

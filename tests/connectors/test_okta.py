@@ -151,3 +151,38 @@ def test_every_simulated_route_is_an_okta_operation(sandbox):
     operations = {(verb, rx.pattern) for verb, rx, _, _ in _okta()}
     for method, pattern in sandbox.sim(SYSTEM).routes():
         assert (method, _template(pattern).pattern) in operations, (method, pattern)
+
+
+class TestOktaSettings:
+    def test_missing_org_url_and_token_are_named(self):
+        from pydantic import ValidationError
+
+        with pytest.raises(ValidationError) as info:
+            OktaConnector("okta", {})
+        text = str(info.value)
+        assert "org_url" in text and "token" in text
+
+    def test_a_page_larger_than_okta_serves_is_refused(self):
+        from pydantic import ValidationError
+
+        with pytest.raises(ValidationError, match="page_size"):
+            OktaConnector(
+                "okta", {"org_url": "https://corp.okta.com", "token": "00-okta-token-abcdefgh", "page_size": 500}
+            )
+
+    def test_an_answer_the_sdk_cannot_read_is_a_permanent_error_in_words(self, sandbox, sandbox_settings):
+        """A body Okta's model does not allow (here: a user without an id) fails clearly, not with a traceback."""
+        from offboard.sandbox import Response
+
+        sim = sandbox.sim(SYSTEM)
+        original = sim.list_users
+
+        async def broken(req):
+            return Response(200, [{"status": 17, "profile": "not an object"}])
+
+        sim._static[("GET", "/api/v1/users")] = (broken, False, None)
+        try:
+            with pytest.raises(PermanentError, match="okta SDK failed"):
+                OktaConnector("sandbox", sandbox_settings).list_accounts()
+        finally:
+            sim._static[("GET", "/api/v1/users")] = (original, False, None)
