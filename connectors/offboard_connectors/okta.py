@@ -47,6 +47,8 @@ USERS_READ = "okta.users.read"
 USERS_MANAGE = "okta.users.manage"
 GROUPS_MANAGE = "okta.groups.manage"
 LOGS_READ = "okta.logs.read"
+APPS_READ = "okta.apps.read"
+APPS_MANAGE = "okta.apps.manage"
 #: What each lane's requests need; a 403 names them.
 _NEEDS = {
     "users": (USERS_READ,),
@@ -54,6 +56,7 @@ _NEEDS = {
     "user_write": (USERS_MANAGE,),
     "groups_id": (GROUPS_MANAGE,),
     "logs": (LOGS_READ,),
+    "apps": (APPS_MANAGE,),
     "other": (USERS_READ,),
 }
 _DISABLED = {"SUSPENDED", "DEPROVISIONED"}
@@ -105,10 +108,13 @@ class OktaConnector(Connector):
         "user_write": (600 / 60, 20),  # lifecycle, sessions, grants under /api/v1/users/{id}
         "groups_id": (600 / 60, 20),  # /api/v1/groups/{id}/users/{userId}
         "logs": (50 / 60, 5),  # /api/v1/logs
+        "apps": (100 / 60, 10),  # /api/v1/apps/* (app assignments)
         "other": (600 / 60, 20),  # GET /api/v1/users/{id}/groups and other /api/v1 calls
     }
-    permissions = (USERS_READ, USERS_MANAGE, GROUPS_MANAGE, LOGS_READ)
-    residual_kinds = frozenset({ActionKind.DISABLE_ACCOUNT, ActionKind.REMOVE_MEMBERSHIPS})
+    permissions = (USERS_READ, USERS_MANAGE, GROUPS_MANAGE, LOGS_READ, APPS_READ, APPS_MANAGE)
+    residual_kinds = frozenset(
+        {ActionKind.DISABLE_ACCOUNT, ActionKind.REMOVE_MEMBERSHIPS, ActionKind.REVOKE_APP_GRANTS}
+    )
 
     class Settings(ConnectorSettings):
         org_url: str = Field(description="https://YOUR-ORG.okta.com")
@@ -118,6 +124,9 @@ class OktaConnector(Connector):
         page_size: int = Field(200, ge=1, le=200)
         timeout: int = Field(30, ge=1)
         oauth_tokens: bool = Field(True, description="revoke OAuth/OIDC tokens with the sessions (oauthTokens=true)")
+        unassign_apps: bool = Field(
+            False, description="revoke_app_grants also unassigns direct app assignments (destructive in Okta)"
+        )
 
     settings: Settings
 
@@ -321,7 +330,11 @@ class OktaConnector(Connector):
         if kind is ActionKind.REVOKE_APP_GRANTS:
             grants = sorted(str(getattr(g, "client_id", None) or g.id) for g in self._grants(action.account.id))
             detail = f"{who}: {len(grants)} OAuth grant(s)" + (f" ({', '.join(grants)})" if grants else "")
-            return Verification(action, not grants, {"grants": grants}, detail)
+            apps: list[str] = []
+            if self.settings.unassign_apps:
+                apps = sorted(str(link.label or link.app_instance_id) for link in self._direct_apps(action.account.id))
+                detail += f", {len(apps)} direct app assignment(s)" + (f" ({', '.join(apps)})" if apps else "")
+            return Verification(action, not grants and not apps, {"grants": grants, "apps": apps}, detail)
         if kind is ActionKind.REVOKE_SESSIONS:
             user = self._require(action)
             last_login = _iso(getattr(user, "last_login", None))
@@ -434,18 +447,51 @@ class OktaConnector(Connector):
         )
 
     def revoke_app_grants(self, action: Action) -> Receipt:
-        """Revoke every OAuth grant (consent) the person gave. Not reversible: the person would consent again."""
+        """Revoke every OAuth grant (consent) the person gave and, with ``unassign_apps``, remove the direct app
+        assignments. Not reversible: the person would consent again, and Okta calls unassigning "a destructive
+        operation" (the app may deprovision the user's account and data)."""
         grants = self._grants(action.account.id)
-        if not grants:
-            return Receipt(action, changed=False, before={"grants": []}, detail="no OAuth grants")
-        self._call(
-            "user_write",
-            f"revoke OAuth grants of {action.account.name}",
-            "revoke_user_grants",
-            action.account.id,
-        )
-        before = [{"id": str(g.id), "client_id": str(getattr(g, "client_id", "") or "")} for g in grants]
-        return Receipt(action, changed=True, before={"grants": before})
+        if grants:
+            self._call(
+                "user_write",
+                f"revoke OAuth grants of {action.account.name}",
+                "revoke_user_grants",
+                action.account.id,
+            )
+        apps = self._direct_apps(action.account.id) if self.settings.unassign_apps else []
+        for link in apps:
+            self._call(
+                "apps",
+                f"unassign {action.account.name} from {link.label}",
+                "unassign_user_from_application",
+                str(link.app_instance_id),
+                action.account.id,
+                send_email=False,
+            )
+        before = {
+            "grants": [{"id": str(g.id), "client_id": str(getattr(g, "client_id", "") or "")} for g in grants],
+            "apps": [{"id": str(link.app_instance_id), "label": str(link.label)} for link in apps],
+        }
+        return Receipt(action, changed=bool(grants or apps), before=before)
+
+    def _direct_apps(self, user_id: str) -> list[Any]:
+        """App links of the apps assigned to the user directly (scope USER); group assignments go with the group."""
+        links, _ = self._call("other", f"list apps of {user_id}", "list_app_links", user_id)
+        direct = []
+        for link in links or []:
+            try:
+                assignment, _ = self._call(
+                    "apps",
+                    f"read app assignment of {user_id}",
+                    "get_application_user",
+                    str(link.app_instance_id),
+                    user_id,
+                )
+            except NotFound:  # unassigned since the links were read
+                continue
+            if str(getattr(assignment, "scope", "") or "") == "USER":
+                direct.append(link)
+        return direct
 
     # -- helpers ----------------------------------------------------------------------------
 

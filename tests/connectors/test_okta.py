@@ -96,6 +96,24 @@ class TestOkta(SandboxContract):
         assert sim.account(account.id)["groups"] == ["Everyone"]
         assert not [e for e in sim.log.entries(method="DELETE") if "/groups/" in e.path and e.status >= 400]
 
+    def test_direct_app_assignments_are_removed_only_by_setting(self, sandbox_settings, sandbox_people, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        engineer = next(p for p in sandbox_people if "engineering" in sim.account(p.person.email)["groups"])
+        connector = OktaConnector("sandbox", {**sandbox_settings, "unassign_apps": True})
+        account = connector.discover(engineer.person)[0]
+        assert sim.account(account.id)["apps"] == ["GitHub SSO", "Zoom"]
+        action = Action(ActionKind.REVOKE_APP_GRANTS, account)
+        assert not connector.verify(action).ok
+        sim.log.clear()
+        receipt = connector.apply(action)
+        assert receipt.before["apps"] == [{"id": receipt.before["apps"][0]["id"], "label": "Zoom"}]
+        assert [e.query for e in sim.log.entries(method="DELETE") if "/apps/" in e.path] == ["sendEmail=false"]
+        # GitHub SSO is assigned through the engineering group: it goes with the membership, not by itself
+        assert sim.account(account.id)["apps"] == ["GitHub SSO"] and connector.verify(action).ok
+        connector.apply(Action(ActionKind.REMOVE_MEMBERSHIPS, account))
+        assert sim.account(account.id)["apps"] == []
+        assert ActionKind.REVOKE_APP_GRANTS not in connector.reversible()
+
     def test_missing_scope_names_it(self, connector, person, sandbox):
         sim = sandbox.sim(SYSTEM)
         account = connector.discover(person)[0]

@@ -40,6 +40,7 @@ _BUCKETS = {
     "user_write": Limit(600, 60),  # POST, PUT, DELETE /api/v1/users/{id}
     "groups_id": Limit(600, 60),  # /api/v1/groups/{id}
     "logs": Limit(50, 60),  # /api/v1/logs
+    "apps": Limit(100, 60),  # /api/v1/apps/* (create, list and other app actions)
     "other": Limit(600, 60),  # most other /api/v1 calls
 }
 _SEARCHABLE = ("profile.login", "profile.email", "profile.secondEmail", "id", "status", "profile.employeeNumber")
@@ -61,7 +62,16 @@ class Okta(Simulator):
     system = "okta"
     scheme = "https"
     default_limits = _BUCKETS
-    default_granted = frozenset({"okta.users.read", "okta.users.manage", "okta.groups.manage", "okta.logs.read"})
+    default_granted = frozenset(
+        {
+            "okta.users.read",
+            "okta.users.manage",
+            "okta.groups.manage",
+            "okta.logs.read",
+            "okta.apps.read",
+            "okta.apps.manage",
+        }
+    )
 
     def __init__(self, company: Any, **kw: Any):
         super().__init__(company, **kw)
@@ -81,6 +91,11 @@ class Okta(Simulator):
                 "members": set(),
             }
         by_name = {g["name"]: gid for gid, g in self.groups.items()}
+        # Apps: Zoom assigned to each person directly (scope USER), GitHub SSO through the engineering group.
+        self.apps: dict[str, dict[str, Any]] = {}
+        for name, label, group in (("zoomus", "Zoom", None), ("githubcloud", "GitHub SSO", "engineering")):
+            aid = _oid("0oa", company.seed, name)
+            self.apps[aid] = {"id": aid, "name": name, "label": label, "group": by_name.get(group or ""), "users": {}}
         for ident in company.in_system("okta"):
             uid = _oid("00u", company.seed, ident.key)
             person = ident.person
@@ -108,6 +123,9 @@ class Okta(Simulator):
                 ],
             }
             self.groups[everyone]["members"].add(uid)
+            for app in self.apps.values():
+                if app["group"] is None:
+                    app["users"][uid] = "USER"
             for g in ident.groups:
                 if g in by_name:
                     self.groups[by_name[g]]["members"].add(uid)
@@ -146,6 +164,8 @@ class Okta(Simulator):
             return "user_write" if req.write else "other"
         if len(parts) >= 5 and parts[3] == "groups":
             return "groups_id"
+        if len(parts) >= 4 and parts[3] == "apps":
+            return "apps"
         return "other"
 
     def _rate_headers(self, req: Request, wait: float = 0.0) -> dict[str, str]:
@@ -234,6 +254,7 @@ class Okta(Simulator):
             "active": user["status"] == "ACTIVE",
             "groups": sorted(g["name"] for g in self.groups.values() if user["id"] in g["members"]),
             "grants": sorted(g["clientId"] for g in user["grants"] if g["status"] == "ACTIVE"),
+            "apps": sorted(a["label"] for a in self.apps.values() if self._scope(a, user["id"])),
             "sessions": user["sessions"],
         }
 
@@ -418,6 +439,8 @@ class Okta(Simulator):
             user["sessions"] = 0
             for grant in user["grants"]:
                 grant["status"] = "REVOKED"
+            for app in self.apps.values():
+                app["users"].pop(user["id"], None)
         return Response(200, {})
 
     @route("POST", "/api/v1/users/{id}/lifecycle/activate", perm="okta.users.manage")
@@ -516,6 +539,82 @@ class Okta(Simulator):
         if not req.lie:
             for grant in user["grants"]:
                 grant["status"] = "REVOKED"
+        return Response(204)
+
+    # ----- apps ---------------------------------------------------------------------------------
+    def _scope(self, app: dict[str, Any], user_id: str) -> str | None:
+        """USER for a direct assignment, GROUP through the app's group (while the user is ACTIVE there)."""
+        if user_id in app["users"]:
+            return app["users"][user_id]
+        group = self.groups.get(app["group"] or "")
+        return "GROUP" if group is not None and user_id in group["members"] else None
+
+    def _app(self, app_id: str) -> dict[str, Any]:
+        app = self.apps.get(app_id)
+        if app is None:
+            raise HTTPError(404, f"Not found: Resource not found: {app_id} (AppInstance)", reason="E0000007")
+        return app
+
+    @route("GET", "/api/v1/users/{id}/appLinks", perm=("okta.users.read", "okta.users.manage"))
+    async def app_links(self, req: Request) -> Response:
+        user = self._require(req.params["id"])
+        links = []
+        for n, app in enumerate(a for a in self.apps.values() if self._scope(a, user["id"])):
+            links.append(
+                {
+                    "id": f"{app['id']}-{user['id']}",
+                    "label": app["label"],
+                    "appName": app["name"],
+                    "appInstanceId": app["id"],
+                    "appAssignmentId": f"0ua{app['id'][3:10]}{user['id'][3:10]}",
+                    "linkUrl": f"{self.base_url}/home/{app['name']}/{app['id']}/1",
+                    "logoUrl": f"{self.base_url}/assets/img/logos/{app['name']}.png",
+                    "credentialsSetup": False,
+                    "hidden": False,
+                    "sortOrder": n,
+                }
+            )
+        return Response(200, links)
+
+    @route("GET", "/api/v1/apps/{appId}/users/{userId}", perm=("okta.apps.read", "okta.apps.manage"))
+    async def app_user(self, req: Request) -> Response:
+        app = self._app(req.params["appId"])
+        user = self._require(req.params["userId"])
+        scope = self._scope(app, user["id"])
+        if scope is None:
+            raise HTTPError(404, f"Not found: Resource not found: {user['id']} (AppUser)", reason="E0000007")
+        return Response(
+            200,
+            {
+                "id": user["id"],
+                "scope": scope,
+                "status": "PROVISIONED",
+                "created": "2024-02-01T09:00:00.000Z",
+                "lastUpdated": "2024-02-01T09:00:00.000Z",
+                "statusChanged": "2024-02-01T09:00:00.000Z",
+                "syncState": "DISABLED",
+                "credentials": {"userName": user["profile"]["login"]},
+                "profile": {},
+                "_links": {"app": {"href": f"{self.base_url}/api/v1/apps/{app['id']}"}},
+            },
+        )
+
+    @route("DELETE", "/api/v1/apps/{appId}/users/{userId}", perm="okta.apps.manage")
+    async def unassign_app(self, req: Request) -> Response:
+        app = self._app(req.params["appId"])
+        user = self._require(req.params["userId"])
+        scope = self._scope(app, user["id"])
+        if scope is None:
+            raise HTTPError(404, f"Not found: Resource not found: {user['id']} (AppUser)", reason="E0000007")
+        if scope == "GROUP":  # a group assignment goes with the group membership, not by itself
+            raise HTTPError(
+                403,
+                "You do not have permission to perform the requested action",
+                reason="E0000006",
+                headers={"x-causes": "The user is assigned to this app through a group."},
+            )
+        if not req.lie:
+            app["users"].pop(user["id"], None)
         return Response(204)
 
     # ----- System Log ---------------------------------------------------------------------------
