@@ -339,3 +339,37 @@ class TestAws(ConnectorContract):
         connector = AwsConnector("aws", {"endpoint_url": moto_server[0]})
         with pytest.raises(AuthError, match="no AWS credentials"):
             connector.discover(Person(id="x@corp.example", email="x@corp.example"))
+
+
+class TestSandboxAws:
+    """The sandbox's own small IAM simulator (for ``offboard demo``) answers boto3 as IAM does."""
+
+    @pytest.fixture(scope="class")
+    def sandbox(self):
+        from offboard.sandbox import Sandbox
+
+        with Sandbox(people=12, seed=3, systems=("aws",)) as sb:
+            yield sb
+
+    def test_the_connector_disables_a_person_there(self, sandbox):
+        connector = AwsConnector("aws", sandbox.config()["connectors"]["aws"]["settings"])
+        ident = next(i for i in sandbox.company.in_system("aws") if i.person is not None)
+        (account,) = connector.discover(ident.person)
+        for kind in (ActionKind.REVOKE_TOKENS, ActionKind.DISABLE_ACCOUNT, ActionKind.REMOVE_MEMBERSHIPS):
+            action = Action(kind, account)
+            assert connector.verify(action, connector.apply(action)).ok
+        state = sandbox.account("aws", ident.email)
+        assert state["active"] is False and state["groups"] == [] and state["mfa_devices"] == []
+
+    def test_throttling_and_bad_keys_answer_as_iam_does(self, sandbox):
+        from offboard.errors import RateLimited
+
+        settings = sandbox.config()["connectors"]["aws"]["settings"]
+        connector = AwsConnector("aws", settings)
+        person = next(i for i in sandbox.company.in_system("aws") if i.person is not None).person
+        with sandbox.sim("aws").force(429, count=1):
+            with pytest.raises(RateLimited):
+                connector.discover(person)
+        stranger = AwsConnector("aws", {**settings, "access_key_id": "AKIAUNKNOWN000000000"})
+        result = stranger.check()
+        assert not result.ok and "InvalidClientTokenId" in result.detail

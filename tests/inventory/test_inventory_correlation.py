@@ -10,7 +10,7 @@ import yaml
 
 from offboard.sandbox import Sandbox
 
-SYSTEMS = ("entra", "google_workspace", "slack", "github", "scim", "okta")
+SYSTEMS = ("entra", "google_workspace", "slack", "github", "scim", "okta", "aws")
 
 
 def holds_access(sb: Sandbox, system: str, ident) -> bool:
@@ -27,6 +27,7 @@ def holds_access(sb: Sandbox, system: str, ident) -> bool:
         "github": lambda s: s["state"] in ("active", "pending", "collaborator"),
         "scim": lambda s: s["active"],
         "okta": lambda s: s["active"],  # status ACTIVE (SUSPENDED and DEPROVISIONED users cannot sign in)
+        "aws": lambda s: s["active"],  # an active access key or a console password
     }[system](state)
 
 

@@ -139,6 +139,8 @@ def _summary(state: dict | None) -> str:
         "deleted",
         "state",
         "status",
+        "active_keys",
+        "console_password",
         "role",
         "memberOf",
         "groups",

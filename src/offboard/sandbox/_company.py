@@ -16,7 +16,7 @@ __all__ = ["Company", "Identity", "make_company", "SYSTEMS"]
 _DRAWN = ("entra", "google_workspace", "slack", "github", "scim")
 #: Systems added later take their members from a hash of the identity's key, so the seeded companies
 #: (names, groups, contractors) stay what they were.
-_HASHED = ("okta",)
+_HASHED = ("okta", "aws")
 SYSTEMS = _DRAWN + _HASHED
 
 _GIVEN = (

@@ -28,6 +28,7 @@ _CLASSES = {
     "github": "_github:GitHub",
     "scim": "_scim:ScimApp",
     "okta": "_okta:Okta",
+    "aws": "_aws:Aws",
 }
 
 
