@@ -12,6 +12,10 @@ against:
 - GitHub GraphQL: ``@octokit/graphql-schema`` ``schema.graphql`` (tests/connectors/data/github-schema.graphql.gz):
   every query and mutation validated by graphql-core, with its variables.
 
+- Okta: the operations of the official ``okta`` SDK (PyPI), generated from Okta's Management OpenAPI
+  document: each ``_<operation>_serialize`` method's HTTP method, resource path and query parameters
+  (the OpenAPI document itself is not shipped in any package installed here).
+
 Not checked (no machine-readable source installed here): Microsoft Graph, Slack, SCIM 2.0 (RFC 7644 has
 no machine-readable request schema). The OAuth token endpoints and Google's multipart ``/batch``
 envelope are transport, not API calls (the requests inside a batch are logged and checked one by one).
@@ -251,7 +255,41 @@ def check_github(method: str, path: str, query: str, body: bytes) -> list[str]:
     return check_github_rest(method, path, query, body)
 
 
-CHECKS = {"google_workspace": check_google, "github": check_github}
+# -- Okta: operations of the okta SDK, generated from the Management OpenAPI document ----------------
+
+_SERIALIZE = re.compile(r"def _(\w+)_serialize\(.*?(?=\n    (?:async )?def |\n    @)", re.S)
+_OKTA_METHOD = re.compile(r'method="([A-Z]+)",\s*resource_path="([^"]+)"')
+_OKTA_QUERY = re.compile(r'_query_params\.append\(\("([^"]+)"')
+
+
+@functools.cache
+def _okta() -> list[tuple[str, re.Pattern[str], str, frozenset[str]]]:
+    import okta
+
+    out = []
+    for source in sorted((Path(okta.__file__).parent / "api").glob("*_api.py")):
+        text = source.read_text() + "\n    def "
+        for block in _SERIALIZE.finditer(text):
+            found = _OKTA_METHOD.search(block.group(0))
+            if found:
+                method, path = found.groups()
+                query = frozenset(_OKTA_QUERY.findall(block.group(0)))
+                out.append((method, _template(path), block.group(1), query))
+    # literal paths before templated ones: /api/v1/users/me is not /api/v1/users/{id}
+    return sorted(out, key=lambda t: t[1].pattern.count("[^/]+"))
+
+
+def check_okta(method: str, path: str, query: str, body: bytes) -> list[str]:
+    """What the okta SDK's operations (Okta's Management OpenAPI document) do not allow in this request."""
+    where = f"{method} {path}"
+    found = [(op, q) for verb, rx, op, q in _okta() if verb == method and rx.match(path)]
+    if not found:
+        return [f"{where}: no such operation in Okta's Management API (okta SDK)"]
+    operation, allowed = found[0]
+    return [f"{where} ({operation}): unknown query parameter {k!r}" for k, _ in parse_qsl(query) if k not in allowed]
+
+
+CHECKS = {"google_workspace": check_google, "github": check_github, "okta": check_okta}
 
 
 def record(sim: Any) -> list[Any]:

@@ -19,7 +19,7 @@ def test_demo_revokes_everywhere_and_leaves_a_verifiable_record(home):
     demo = _offboard("demo", home=home)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "complete" in demo.stdout
-    for system in ("entra", "google_workspace", "slack", "github", "scim"):
+    for system in ("entra", "google_workspace", "slack", "github", "scim", "okta", "aws"):
         assert system in demo.stdout
     assert "Traceback" not in demo.stderr
     status = _offboard("status", "--json", home=home)

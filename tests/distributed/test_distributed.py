@@ -137,7 +137,8 @@ def test_500_people_in_five_sandbox_systems_with_a_worker_killed(pg_url, home, t
     from offboard.sandbox import Sandbox
 
     people, slack_rate = 500, 40.0
-    with Sandbox(people=people, seed=11, knobs={"rate_limits": False}) as sandbox:
+    five = ("entra", "google_workspace", "slack", "github", "scim")
+    with Sandbox(people=people, seed=11, knobs={"rate_limits": False}, systems=five) as sandbox:
         raw = sandbox.config()
         raw.update(store=pg_url, execution="distributed", policy_by_type={}, default_policy="suspend-only")
         for _name, connector in raw["connectors"].items():  # the simulators' limits are off: only ours bind

@@ -11,7 +11,7 @@ import yaml
 
 from offboard.sandbox import Sandbox
 
-SYSTEMS = ("entra", "google_workspace", "slack", "github", "scim")
+SYSTEMS = ("entra", "google_workspace", "slack", "github", "scim", "okta", "aws")
 
 
 def holds_access(sb: Sandbox, system: str, ident) -> bool:
@@ -27,6 +27,8 @@ def holds_access(sb: Sandbox, system: str, ident) -> bool:
         # an org member (active, or invited back: pending) or an outside collaborator still reaches the org's code
         "github": lambda s: s["state"] in ("active", "pending", "collaborator"),
         "scim": lambda s: s["active"],
+        "okta": lambda s: s["active"],  # status ACTIVE (SUSPENDED and DEPROVISIONED users cannot sign in)
+        "aws": lambda s: s["active"],  # an active access key or a console password
     }[system](state)
 
 

@@ -12,12 +12,12 @@ from offboard.sandbox import Sandbox
 
 from ._support import cases, events
 
-SYSTEMS = ("entra", "google_workspace", "slack", "github", "scim")
+SYSTEMS = ("entra", "google_workspace", "slack", "github", "scim", "okta", "aws")
 WRITES = ("PATCH", "POST", "PUT", "DELETE")
 
 
 def writes(entries) -> list:
-    """Requests that may change something: GraphQL queries are POSTed but only read (mutations write)."""
+    """Requests that may change something: GraphQL queries and AWS Get*/List* actions are POSTed but only read."""
     return [
         e
         for e in entries
@@ -25,6 +25,8 @@ def writes(entries) -> list:
         and "token" not in e.path
         and "/oauth2/" not in e.path
         and not (e.path == "/graphql" and b"mutation" not in e.body)
+        # AWS's query protocol POSTs every call: Get*/List* actions only read
+        and not (e.path == "/" and (b"Action=Get" in e.body or b"Action=List" in e.body))
     ]
 
 
@@ -39,6 +41,8 @@ def disabled(sb: Sandbox, system: str, ident) -> bool:
         "slack": lambda s: not s["active"],
         "github": lambda s: s["state"] in ("removed", "suspended"),
         "scim": lambda s: not s["active"],
+        "okta": lambda s: s["status"] in ("SUSPENDED", "DEPROVISIONED"),
+        "aws": lambda s: not s["active"],
     }[system](state)
 
 

@@ -32,7 +32,7 @@ def test_sandbox_up_serves_and_prints_a_usable_config(tmp_path):
             chunks.append(chunk)
         config = yaml.safe_load(b"".join(chunks).decode())
         parsed = Config.model_validate(config)
-        assert set(parsed.connectors) == {"entra", "google_workspace", "slack", "github", "scim"}
+        assert set(parsed.connectors) == {"entra", "google_workspace", "slack", "github", "scim", "okta", "aws"}
         slack = config["connectors"]["slack"]["settings"]
         token = open(slack["token"].removeprefix("file:")).read()
         people = yaml.safe_load(open(config["people"][0]["settings"]["path"]))

@@ -1,4 +1,4 @@
-"""Faithful local simulators of Entra ID, Google Workspace, Slack, GitHub and a SCIM 2.0 app.
+"""Faithful local simulators of Entra ID, Google Workspace, Slack, GitHub, Okta, AWS IAM and a SCIM 2.0 app.
 
 Interface::
 
@@ -16,7 +16,7 @@ Interface::
         with sim.force(429, retry_after=2, count=1): ...   # next request(s) answer that status, vendor-shaped
         sim.limits["tier3"].count = 500; sim.knobs.window_scale = 0.01; sim.limiter.reset()
 
-Systems (connector type names): entra, google_workspace, slack, github, scim.
+Systems (connector type names): entra, google_workspace, slack, github, scim, okta (TLS, like entra), aws (IAM).
 Secrets in ``config()`` are ``file:`` references into the sandbox's data directory.
 """
 

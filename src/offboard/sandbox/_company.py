@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -11,7 +12,12 @@ from ..models import Person
 
 __all__ = ["Company", "Identity", "make_company", "SYSTEMS"]
 
-SYSTEMS = ("entra", "google_workspace", "slack", "github", "scim")
+#: The systems whose membership is drawn from the seeded random stream (their order fixes every company).
+_DRAWN = ("entra", "google_workspace", "slack", "github", "scim")
+#: Systems added later take their members from a hash of the identity's key, so the seeded companies
+#: (names, groups, contractors) stay what they were.
+_HASHED = ("okta", "aws")
+SYSTEMS = _DRAWN + _HASHED
 
 _GIVEN = (
     "Ada Alan Alice Amara Arjun Bea Ben Bruno Carla Chen Chloe Dara Diego Elif Emil Emma Eva Farah Felix Gita Hana "
@@ -132,6 +138,11 @@ class Company:
         return [i for i in self.identities if i.kind == "orphan"]
 
 
+def _hashed_systems(key: str) -> tuple[str, ...]:
+    """Systems of ``_HASHED`` an identity holds an account in: about four in five, fixed by its key."""
+    return tuple(s for s in _HASHED if zlib.crc32(f"{s}:{key}".encode()) % 5 != 0)
+
+
 def _uuid(rng: random.Random) -> str:
     h = f"{rng.getrandbits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
@@ -240,6 +251,7 @@ def make_company(
             systems.append("github")
         if rng.random() < 0.7:
             systems.append("scim")
+        systems += _hashed_systems(f"p{n + 1:04d}")
         grp = ["all-staff", dept.lower()]
         grp += ["managers"] if n < n_managers else []
         grp += ["contractors"] if contractor else []
@@ -277,7 +289,8 @@ def make_company(
                 given_name=given.title(),
                 family_name=family.title(),
                 kind="orphan",
-                systems=tuple(s for s in SYSTEMS if rng.random() < 0.7) or ("entra",),
+                systems=(tuple(s for s in _DRAWN if rng.random() < 0.7) or ("entra",))
+                + _hashed_systems(f"orphan{n + 1:02d}"),
                 groups=("all-staff",),
                 licenses=("SPE_E3",),
                 github_login=f"{given}-{family}{n + 1}",

@@ -27,6 +27,8 @@ _CLASSES = {
     "slack": "_slack:Slack",
     "github": "_github:GitHub",
     "scim": "_scim:ScimApp",
+    "okta": "_okta:Okta",
+    "aws": "_aws:Aws",
 }
 
 
