@@ -21,6 +21,7 @@ no sleeping, no threads, no audit. They translate their SDK's errors into
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -28,13 +29,27 @@ from pydantic import BaseModel, ConfigDict
 from .errors import PermanentError
 from .models import Account, AccountPage, Action, ActionKind, CheckResult, Leftover, Person, Receipt, Verification
 
-__all__ = ["Connector", "ConnectorSettings"]
+__all__ = ["Connector", "ConnectorSettings", "ManualTask"]
 
 
 class ConnectorSettings(BaseModel):
     """Base for a connector's settings: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class ManualTask:
+    """A step the system offers no API for (``Connector.manual_tasks``): it joins the case's checklist.
+
+    ``id`` is unique within the connector (the engine prefixes the instance name); ``owner``, ``due``
+    (relative to the last day, e.g. ``-1d``) and ``blocking`` mean what they mean in a policy's ``tasks``."""
+
+    id: str
+    title: str
+    owner: str = "it"
+    due: str = "0d"
+    blocking: bool = False
 
 
 class Connector:
@@ -118,6 +133,11 @@ class Connector:
     def residual(self, person: Person, accounts: list[Account]) -> list[Leftover]:
         """Optional, read-only: access ``person`` still holds beyond what ``residual_kinds`` read back
         (sessions, OAuth grants, ...) on ``accounts`` (what ``discover`` found). Must not write."""
+        return []
+
+    def manual_tasks(self, actions: list[Action], person: Person) -> list[ManualTask]:
+        """Optional, read-only, no I/O: steps of ``actions`` (this connector's, for ``person``) that the
+        system has no API for, such as an Exchange Online command; the plan shows them as checklist tasks."""
         return []
 
     def close(self) -> None:

@@ -41,6 +41,7 @@ from ._actions import ActionRunner
 from ._close import close_case
 from ._connectors import build_connector, connector_class
 from ._leases import LeaseKeeper, describe
+from ._manual import with_manual_tasks
 from ._plan import CaseResult, Plan
 from ._ratelimit import TokenBucket
 from ._recorder import Recorder
@@ -278,6 +279,8 @@ class Engine:
                     step.connectors is None or account.system in step.connectors or cfg.type in step.connectors
                 ) and step.action in cls.capabilities():
                     plan.later.append((Action(step.action, account, params), step.delay))
+        planned = [*plan.actions, *(a for a, _ in plan.later)]
+        plan.policy = policy = with_manual_tasks(policy, planned, person, self.connector)
         plan.tasks = not_before(self.checklist(person, policy, now), now, self.config.tasks)
         return plan
 
