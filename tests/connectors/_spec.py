@@ -12,8 +12,12 @@ against:
 - GitHub GraphQL: ``@octokit/graphql-schema`` ``schema.graphql`` (tests/connectors/data/github-schema.graphql.gz):
   every query and mutation validated by graphql-core, with its variables.
 
-Not checked (no machine-readable source installed here): Microsoft Graph, Slack, SCIM 2.0 (RFC 7644 has
-no machine-readable request schema). The OAuth token endpoints and Google's multipart ``/batch``
+- Microsoft Graph v1.0: the request builders and models of the official ``msgraph-sdk`` (generated from
+  Microsoft's OpenAPI description; see ``_graph_spec.py``): method and path, query parameters, body
+  properties, nested objects, primitive kinds and enum values.
+
+Not checked (no machine-readable source installed here): Slack, SCIM 2.0 (RFC 7644 has no
+machine-readable request schema). The OAuth token endpoints and Google's multipart ``/batch``
 envelope are transport, not API calls (the requests inside a batch are logged and checked one by one).
 """
 
@@ -26,6 +30,8 @@ import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
+
+from ._graph_spec import check_graph
 
 DATA = Path(__file__).parent / "data"
 _SKIP = {"google_workspace": ("/token", "/batch"), "github": ()}
@@ -251,7 +257,7 @@ def check_github(method: str, path: str, query: str, body: bytes) -> list[str]:
     return check_github_rest(method, path, query, body)
 
 
-CHECKS = {"google_workspace": check_google, "github": check_github}
+CHECKS = {"google_workspace": check_google, "github": check_github, "entra": check_graph}
 
 
 def record(sim: Any) -> list[Any]:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._app import HTTPError, Request, Response, Simulator, route
+from ._entra_apps import EntraApps
 from ._entra_cert import ASSERTION_TYPE, AppCertificate
 from ._entra_handover import EntraHandover
 from ._knobs import Limit
@@ -47,7 +48,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Entra(EntraHandover, Simulator):
+class Entra(EntraHandover, EntraApps, Simulator):
     """Entra ID tenant: msal-compatible token endpoint and the Graph users/groups/licenses/$batch surface."""
 
     system = "entra"
