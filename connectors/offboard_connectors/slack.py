@@ -31,6 +31,7 @@ from offboard.errors import (
 )
 
 from ._http import error_for, is_loopback, mapped, retry_after, short
+from ._slack_handover import CHANNELS_READ, GROUPS_READ, GROUPS_WRITE, HANDOVER_LANES, PRIVATE_READ, SlackHandover
 
 SCIM_SCOPE = "admin"
 LOOKUP_SCOPE = "users:read.email"
@@ -46,7 +47,7 @@ _TRANSIENT = {"internal_error", "fatal_error", "service_unavailable", "request_t
 _MISSING = {"users_not_found", "user_not_found"}
 
 
-class SlackConnector(Connector):
+class SlackConnector(SlackHandover, Connector):
     """Slack workspaces and Enterprise Grid orgs."""
 
     name = "slack"
@@ -62,8 +63,19 @@ class SlackConnector(Connector):
         "users.info": (100 / 60, 20),  # Tier 4
         "admin.users.session.list": (20 / 60, 5),  # Tier 2
         "admin.users.session.reset": (20 / 60, 5),  # Tier 2
+        **HANDOVER_LANES,
     }
-    permissions = (SCIM_SCOPE, USERS_READ, LOOKUP_SCOPE, SESSION_READ, SESSION_WRITE)
+    permissions = (
+        SCIM_SCOPE,
+        USERS_READ,
+        LOOKUP_SCOPE,
+        SESSION_READ,
+        SESSION_WRITE,
+        GROUPS_READ,
+        GROUPS_WRITE,
+        CHANNELS_READ,
+        PRIVATE_READ,
+    )
 
     class Settings(ConnectorSettings):
         token: Secret = Field(description="user token (xoxp-) of an Org/Workspace Owner with the admin scope")
@@ -205,7 +217,7 @@ class SlackConnector(Connector):
             raise error from None
         identity = f"{answer.get('user')} in {answer.get('team')}"
         header = next((v for k, v in (answer.headers or {}).items() if k.lower() == "x-oauth-scopes"), None)
-        needed = [SCIM_SCOPE, USERS_READ, LOOKUP_SCOPE]
+        needed = [SCIM_SCOPE, USERS_READ, LOOKUP_SCOPE, GROUPS_READ, GROUPS_WRITE, CHANNELS_READ, PRIVATE_READ]
         needed += [SESSION_READ, SESSION_WRITE] if self.settings.session_reset else []
         if header is None:
             return CheckResult(True, identity=identity, detail="Slack sent no x-oauth-scopes header; scopes not listed")
@@ -274,6 +286,8 @@ class SlackConnector(Connector):
             return Verification(
                 action, not sessions, {"active_sessions": len(sessions)}, f"{who}: {len(sessions)} active session(s)"
             )
+        if action.kind is ActionKind.REMOVE_MEMBERSHIPS:
+            return self.verify_memberships(action)
         raise PermanentError(f"slack cannot verify {action.kind.value}", system=self.instance)
 
     # -- write side -----------------------------------------------------------

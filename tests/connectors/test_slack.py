@@ -84,3 +84,88 @@ class TestSlack(SandboxContract):
         listed = sim.log.entries(contains="admin.users.session.list")
         assert len(listed) >= 3
         assert connector.verify(action).ok
+
+
+# -- handover: user groups and channels ------------------------------------------------------------
+
+
+def _with_groups_and_channels(sandbox_people, sim, want_connect=False):
+    for ident in sandbox_people:
+        uid = sim._index.get(ident.email.lower())
+        groups = [g for g in sim.groups.values() if uid in g["members"]]
+        created = [c for c in sim.channels.values() if c["creator"] == uid and not c["is_private"]]
+        if uid and groups and created and (not want_connect or any(c["is_ext_shared"] for c in created)):
+            return ident, uid
+    raise AssertionError("no such sandbox person left")
+
+
+def test_user_groups_are_left_and_rejoined_on_undo_and_created_channels_are_named(sandbox_people, sandbox):
+    sim = sandbox.sim(SYSTEM)
+    connector = SlackConnector("slack", dict(sandbox.config()["connectors"][SYSTEM]["settings"]))
+    ident, uid = _with_groups_and_channels(sandbox_people, sim, want_connect=True)
+    account = connector.discover(ident.person)[0]
+    groups = sorted(g["displayName"] for g in sim.groups.values() if uid in g["members"])
+    action = Action(ActionKind.REMOVE_MEMBERSHIPS, account)
+    assert not connector.verify(action).ok
+    sim.log.clear()
+    receipt = connector.apply(action)
+    assert sim.log.entries(contains="usergroups.users.update")
+    assert sim.account(account.id)["groups"] == []
+    connect = sorted("#" + c["name"] for c in sim.channels.values() if c["creator"] == uid and c["is_ext_shared"])
+    assert receipt.before["slack_connect_channels"] == connect and all(c in receipt.detail for c in connect)
+    assert "Slack cannot transfer" in receipt.detail
+    verification = connector.verify(action, receipt)
+    assert verification.ok and verification.observed["slack_connect_channels"] == connect
+    assert not any(c.startswith("#priv-") for c in verification.observed["channels_created"]), "not shared with us"
+    assert connector.apply(action).changed is False
+    connector.undo(receipt)
+    assert sim.account(account.id)["groups"] == groups
+
+
+def test_the_last_member_leaves_a_user_group_with_an_empty_list(sandbox_people, sandbox):
+    sim = sandbox.sim(SYSTEM)
+    connector = SlackConnector("slack", dict(sandbox.config()["connectors"][SYSTEM]["settings"]))
+    ident, uid = _with_groups_and_channels(sandbox_people, sim)
+    account = connector.discover(ident.person)[0]
+    group = next(g for g in sim.groups.values() if uid in g["members"])
+    others, group["members"] = group["members"] - {uid}, {uid}
+    try:
+        sim.log.clear()
+        receipt = connector.apply(Action(ActionKind.REMOVE_MEMBERSHIPS, account))
+        assert group["members"] == set()
+        bodies = [e.body for e in sim.log.entries(contains="usergroups.users.update")]
+        assert any(b"users=%5B%5D" in b for b in bodies), bodies  # "[]": Slack refuses an empty string
+        connector.undo(receipt)
+        assert group["members"] == {uid}
+    finally:
+        group["members"] |= others
+
+
+def test_user_groups_need_usergroups_write_and_say_so(sandbox_people, sandbox):
+    sim = sandbox.sim(SYSTEM)
+    connector = SlackConnector("slack", dict(sandbox.config()["connectors"][SYSTEM]["settings"]))
+    ident, uid = _with_groups_and_channels(sandbox_people, sim)
+    account = connector.discover(ident.person)[0]
+    granted = sim.granted
+    sim.granted = set(granted) - {"usergroups:write"}
+    try:
+        with pytest.raises(PermissionDenied) as info:
+            connector.apply(Action(ActionKind.REMOVE_MEMBERSHIPS, account))
+        result = connector.check()
+    finally:
+        sim.granted = granted
+    assert "usergroups:write" in info.value.permissions
+    assert not result.ok and result.missing == ("usergroups:write",)
+
+
+def test_groups_go_before_deactivation_and_the_channel_handover_is_a_checklist_task():
+    from offboard import Account, Person
+
+    assert (ActionKind.REMOVE_MEMBERSHIPS, ActionKind.DISABLE_ACCOUNT) in SlackConnector.ordering
+    person = Person(id="ana@corp.example", manager="bo@corp.example")
+    account = Account("slack", "U1", "ana@corp.example")
+    connector = SlackConnector.__new__(SlackConnector)  # manual_tasks reads nothing: no client needed
+    tasks = connector.manual_tasks([Action(ActionKind.DISABLE_ACCOUNT, account)], person)
+    assert [t.id for t in tasks] == ["slack-channels"] and "bo@corp.example" in tasks[0].title
+    assert "Slack Connect" in tasks[0].title and len(tasks[0].title) <= 300
+    assert connector.manual_tasks([Action(ActionKind.REVOKE_SESSIONS, account)], person) == []
