@@ -383,7 +383,13 @@ class GraphHandover:
             before.append(entry)
         names = ", ".join(str(d.get("deviceName")) for d in devices) or "none"
         detail = f"retired and disabled: {names}" if devices else "no Intune-managed devices"
-        return Receipt(action, changed=changed, before={"devices": before}, detail=detail)
+        kept: dict[str, Any] = {"devices": before}
+        if changed:
+            kept["irreversible"] = [
+                f"retired {names}: company data is removed and a device must re-enrol in Intune; "
+                "device objects can be re-enabled in the Entra admin center"
+            ]
+        return Receipt(action, changed=changed, before=kept, detail=detail)
 
     # -- app grants ------------------------------------------------------------------------
 
