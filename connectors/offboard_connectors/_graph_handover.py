@@ -535,14 +535,15 @@ class GraphHandover:
 
     def manual_tasks(self, actions: list[Action], person: Person) -> list[ManualTask]:
         """Exchange Online steps Graph has no API for, as checklist tasks with the command to run."""
-        kinds = {a.kind for a in actions}
-        names = sorted({a.account.name for a in actions})
-        if not names or not kinds & (HANDOVER_KINDS | {K.REMOVE_LICENSES, K.DELETE_ACCOUNT}):
-            return []
+        mine = [a for a in actions if a.account.system == self.instance]
+        kinds = {a.kind for a in mine}
+        names = sorted({a.account.name for a in mine})
+        if not names or not kinds & {K.SET_AUTO_REPLY, K.REMOVE_FORWARDING, K.TRANSFER_OWNERSHIP}:
+            return []  # only a policy that hands the mailbox over gets the Exchange steps
         box = names[0]  # one Entra account per person
         manager = person.manager or "<manager>"
         tasks = []
-        if kinds & {K.SET_AUTO_REPLY, K.TRANSFER_OWNERSHIP, K.REMOVE_LICENSES, K.DELETE_ACCOUNT}:
+        if kinds & {K.SET_AUTO_REPLY, K.TRANSFER_OWNERSHIP}:
             tasks.append(
                 ManualTask(
                     "exchange-shared-mailbox",
@@ -565,17 +566,16 @@ class GraphHandover:
                     blocking=True,
                 )
             )
-        if kinds & {K.REMOVE_LICENSES, K.DELETE_ACCOUNT}:
-            tasks.append(
-                ManualTask(
-                    "exchange-litigation-hold",
-                    f"If {person.id} is under legal hold, put {box}'s mailbox on litigation hold before the licence "
-                    f"goes: Set-Mailbox -Identity {box} -LitigationHoldEnabled $true",
-                    owner="it",
-                    due="0d",
-                    blocking=False,
-                )
+        tasks.append(
+            ManualTask(
+                "exchange-litigation-hold",
+                f"If {person.id} is under legal hold, put {box}'s mailbox on litigation hold before the licence "
+                f"goes: Set-Mailbox -Identity {box} -LitigationHoldEnabled $true",
+                owner="it",
+                due="0d",
+                blocking=False,
             )
+        )
         return tasks
 
 

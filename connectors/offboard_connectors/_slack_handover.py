@@ -29,6 +29,15 @@ HANDOVER_LANES = {
     "users.conversations": (50 / 60, 10),  # Tier 3
 }
 _PAGE = 200
+#: Kinds that make a plan a handover (the person's work goes to someone), on whichever system.
+HANDOVER = frozenset(
+    {
+        ActionKind.HANDOVER_MAILBOX,
+        ActionKind.SET_AUTO_REPLY,
+        ActionKind.REMOVE_FORWARDING,
+        ActionKind.TRANSFER_OWNERSHIP,
+    }
+)
 
 
 class SlackHandover:
@@ -123,8 +132,11 @@ class SlackHandover:
         )
 
     def manual_tasks(self, actions: list[Action], person: Person) -> list[ManualTask]:
-        if not any(a.kind in (ActionKind.REMOVE_MEMBERSHIPS, ActionKind.DISABLE_ACCOUNT) for a in actions):
+        """The channel handover, when the plan hands work over (on any system) and holds a Slack account."""
+        if not any(a.account.system == self.instance for a in actions):
             return []
+        if not any(a.kind in HANDOVER for a in actions):
+            return []  # a plain disable (the bundled policies) hands nothing over
         manager = person.manager or "the manager"
         return [
             ManualTask(

@@ -136,8 +136,9 @@ class Connector:
         return []
 
     def manual_tasks(self, actions: list[Action], person: Person) -> list[ManualTask]:
-        """Optional, read-only, no I/O: steps of ``actions`` (this connector's, for ``person``) that the
-        system has no API for, such as an Exchange Online command; the plan shows them as checklist tasks."""
+        """Optional, read-only, no I/O: steps the system has no API for (an Exchange Online command, ...)
+        that ``actions`` (the whole plan for ``person``, every system's; this connector's are those whose
+        ``account.system`` is ``self.instance``) call for; the plan shows them as checklist tasks."""
         return []
 
     def close(self) -> None:

@@ -225,12 +225,17 @@ def test_manual_tasks_carry_the_exchange_commands(connector):
     account = Account("entra", "u1", "ana@corp.example")
     tasks = {t.id: t for t in connector.manual_tasks([Action(K.REMOVE_FORWARDING, account)], person)}
     assert "-ForwardingSmtpAddress $null" in tasks["exchange-mailbox-forwarding"].title
-    tasks = {t.id: t for t in connector.manual_tasks([Action(K.REMOVE_LICENSES, account)], person)}
+    assert "exchange-shared-mailbox" not in tasks
+    planned = [Action(K.SET_AUTO_REPLY, account), Action(K.REMOVE_LICENSES, account)]
+    tasks = {t.id: t for t in connector.manual_tasks(planned, person)}
     assert "-Type Shared" in tasks["exchange-shared-mailbox"].title and tasks["exchange-shared-mailbox"].blocking
     assert "bo@corp.example" in tasks["exchange-shared-mailbox"].title
     assert "-LitigationHoldEnabled $true" in tasks["exchange-litigation-hold"].title
     assert all(len(t.title) <= 300 for t in tasks.values())
-    assert connector.manual_tasks([Action(K.DISABLE_ACCOUNT, account)], person) == []
+    # a policy without a mailbox handover gets no Exchange steps (a licence removal alone is not a handover)
+    assert (
+        connector.manual_tasks([Action(K.DISABLE_ACCOUNT, account), Action(K.REMOVE_LICENSES, account)], person) == []
+    )
 
 
 def test_the_plan_shows_the_exchange_steps_as_open_checklist_tasks(sandbox, sandbox_people, sim, tmp_path, run):

@@ -165,7 +165,11 @@ def test_groups_go_before_deactivation_and_the_channel_handover_is_a_checklist_t
     person = Person(id="ana@corp.example", manager="bo@corp.example")
     account = Account("slack", "U1", "ana@corp.example")
     connector = SlackConnector.__new__(SlackConnector)  # manual_tasks reads nothing: no client needed
-    tasks = connector.manual_tasks([Action(ActionKind.DISABLE_ACCOUNT, account)], person)
+    connector.instance = "slack"
+    elsewhere = Action(ActionKind.TRANSFER_OWNERSHIP, Account("google_workspace", "g1", "ana@corp.example"))
+    tasks = connector.manual_tasks([Action(ActionKind.DISABLE_ACCOUNT, account), elsewhere], person)
     assert [t.id for t in tasks] == ["slack-channels"] and "bo@corp.example" in tasks[0].title
     assert "Slack Connect" in tasks[0].title and len(tasks[0].title) <= 300
-    assert connector.manual_tasks([Action(ActionKind.REVOKE_SESSIONS, account)], person) == []
+    # a plain disable hands nothing over; a handover without a Slack account has nothing for Slack
+    assert connector.manual_tasks([Action(ActionKind.DISABLE_ACCOUNT, account)], person) == []
+    assert connector.manual_tasks([elsewhere], person) == []

@@ -18,14 +18,14 @@ __all__ = ["with_manual_tasks"]
 
 
 def with_manual_tasks(policy: Policy, actions: list[Action], person: Person, connector: Callable[[str], Any]) -> Policy:
-    """``policy`` with the manual tasks the connectors of ``actions`` ask for (the same policy when none do)."""
-    by_system: dict[str, list[Action]] = {}
-    for action in actions:
-        by_system.setdefault(action.account.system, []).append(action)
+    """``policy`` with the manual tasks the connectors of ``actions`` ask for (the same policy when none do).
+
+    Each connector sees the whole plan (every system's actions), so it can tell a handover policy from
+    a plain disable; its tasks are named after its instance."""
     taken = {t.id for t in policy.tasks}
     extra: list[TaskRule] = []
-    for system, mine in sorted(by_system.items()):
-        for task in connector(system).manual_tasks(mine, person):
+    for system in sorted({a.account.system for a in actions}):
+        for task in connector(system).manual_tasks(list(actions), person):
             task_id = f"{system}-{task.id}"[:64]
             if task_id in taken:
                 continue
