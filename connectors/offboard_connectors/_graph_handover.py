@@ -17,6 +17,7 @@ returned by ``manual_tasks`` as checklist tasks with the Exchange Online PowerSh
 
 from __future__ import annotations
 
+import json
 import string
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -155,6 +156,11 @@ class GraphHandover:
             )
         return template.format(**values)
 
+    def before_set_auto_reply(self, action: Action) -> dict[str, Any]:
+        settings = self._mailbox_settings(action)
+        current = (settings or {}).get("automaticRepliesSetting") or {}
+        return {"automaticRepliesSetting": {k: current[k] for k in _REPLY_KEYS if k in current}}
+
     def set_auto_reply(self, action: Action) -> Receipt:
         settings = self._mailbox_settings(action)
         if settings is None:
@@ -206,6 +212,10 @@ class GraphHandover:
             return None
         return list(body.get("value") or [])
 
+    def before_remove_forwarding(self, action: Action) -> dict[str, Any]:
+        rules = self._rules(action) or []
+        return {"rules": _kept([r for r in rules if _forwards(r) and not r.get("isReadOnly")])}
+
     def remove_forwarding(self, action: Action) -> Receipt:
         rules = self._rules(action)
         if rules is None:
@@ -226,7 +236,7 @@ class GraphHandover:
             except NotFound:
                 continue  # gone already
             removed.append(rule)
-        before = {"rules": [{k: r[k] for k in _RULE_KEYS if k in r} for r in removed]}
+        before = {"rules": _kept(removed)}
         detail = f"removed {len(removed)} forwarding rule(s)" + "".join(
             f"; {r.get('displayName')!r} -> {', '.join(_targets(r))}" for r in removed
         )
@@ -238,10 +248,10 @@ class GraphHandover:
 
     def undo_remove_forwarding(self, receipt: Receipt) -> Receipt:
         rules = self._rules(receipt.action) or []
-        have = {(r.get("displayName"), repr(sorted((r.get("actions") or {}).items()))) for r in rules}
+        have = {(r.get("displayName"), _canonical(r.get("actions"))) for r in rules}
         restored = 0
         for rule in receipt.before.get("rules") or []:
-            if (rule.get("displayName"), repr(sorted((rule.get("actions") or {}).items()))) in have:
+            if (rule.get("displayName"), _canonical(rule.get("actions"))) in have:
                 continue
             body = {k: v for k, v in rule.items() if k in _RULE_KEYS and v not in (None, {})}
             body.setdefault("conditions", rule.get("conditions") or {})
@@ -408,6 +418,9 @@ class GraphHandover:
         ]
         return mine, list(roles.get("value") or [])
 
+    def before_revoke_app_grants(self, action: Action) -> dict[str, Any]:
+        return _grants_before(*self._grants(action))
+
     def revoke_app_grants(self, action: Action) -> Receipt:
         grants, roles = self._grants(action)
         for grant in grants:
@@ -430,12 +443,7 @@ class GraphHandover:
                 )
             except NotFound:
                 pass
-        before = {
-            "grants": [
-                {k: g.get(k) for k in ("clientId", "consentType", "principalId", "resourceId", "scope")} for g in grants
-            ],
-            "app_roles": [{k: r.get(k) for k in ("resourceId", "appRoleId", "resourceDisplayName")} for r in roles],
-        }
+        before = _grants_before(grants, roles)
         detail = f"revoked {len(grants)} delegated grant(s) and {len(roles)} app assignment(s)"
         return Receipt(action, changed=bool(grants or roles), before=before, detail=detail)
 
@@ -577,6 +585,28 @@ class GraphHandover:
             )
         )
         return tasks
+
+
+def _kept(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rules as a receipt keeps them: what re-creating one needs, in a stable order."""
+    out = [{k: r[k] for k in _RULE_KEYS if k in r and r[k] not in (None, {})} for r in rules]
+    return sorted(out, key=lambda r: (str(r.get("displayName")), _canonical(r.get("actions"))))
+
+
+def _canonical(value: Any) -> str:
+    """A JSON value as text that does not depend on key order (a stored receipt's keys are sorted)."""
+    return json.dumps(value or {}, sort_keys=True)
+
+
+def _grants_before(grants: list[dict[str, Any]], roles: list[dict[str, Any]]) -> dict[str, Any]:
+    kept_grants = [
+        {k: g.get(k) for k in ("clientId", "consentType", "principalId", "resourceId", "scope")} for g in grants
+    ]
+    kept_roles = [{k: r.get(k) for k in ("resourceId", "appRoleId", "resourceDisplayName")} for r in roles]
+    return {
+        "grants": sorted(kept_grants, key=lambda g: (str(g["clientId"]), str(g["resourceId"]))),
+        "app_roles": sorted(kept_roles, key=lambda r: (str(r["resourceId"]), str(r["appRoleId"]))),
+    }
 
 
 def _forwards(rule: dict[str, Any]) -> bool:

@@ -140,7 +140,7 @@ class SlackHandover:
         manager = person.manager or "the manager"
         return [
             ManualTask(
-                "slack-channels",
+                "channels",
                 f"Hand over the Slack channels {person.id} created or managed to {manager} (Slack has no API for "
                 "it: channel details > Settings > Channel Managers), and review the Slack Connect channels "
                 "among them with the other organizations (the case record lists them)",

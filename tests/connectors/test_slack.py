@@ -168,7 +168,7 @@ def test_groups_go_before_deactivation_and_the_channel_handover_is_a_checklist_t
     connector.instance = "slack"
     elsewhere = Action(ActionKind.TRANSFER_OWNERSHIP, Account("google_workspace", "g1", "ana@corp.example"))
     tasks = connector.manual_tasks([Action(ActionKind.DISABLE_ACCOUNT, account), elsewhere], person)
-    assert [t.id for t in tasks] == ["slack-channels"] and "bo@corp.example" in tasks[0].title
+    assert [t.id for t in tasks] == ["channels"] and "bo@corp.example" in tasks[0].title  # slack-channels in the plan
     assert "Slack Connect" in tasks[0].title and len(tasks[0].title) <= 300
     # a plain disable hands nothing over; a handover without a Slack account has nothing for Slack
     assert connector.manual_tasks([Action(ActionKind.DISABLE_ACCOUNT, account)], person) == []

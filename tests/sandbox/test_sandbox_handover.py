@@ -202,3 +202,77 @@ def test_users_conversations_pages_and_refuses_bad_arguments(slack):
     assert session.post(f"{api}users.conversations", data={"limit": 0}).json()["error"] == "invalid_limit"
     assert session.post(f"{api}users.conversations", data={"types": "rooms"}).json()["error"] == "invalid_types"
     assert session.post(f"{api}users.conversations", data={"user": "U-nobody"}).json()["error"] == "user_not_found"
+
+
+# -- end to end: offboard revoke and undo with a handover policy --------------------------------------
+
+
+def test_revoke_hands_the_microsoft_365_and_slack_work_over_and_undo_gives_back_what_it_can(sandbox, tmp_path, run):
+    import copy
+
+    import yaml
+
+    entra, slack = sandbox.sim("entra"), sandbox.sim("slack")
+    person = next(
+        p
+        for p in sandbox.company.people
+        if p.manager
+        and p.active
+        and (uid := entra._index.get(p.email.lower()))
+        and any(r["actions"].get("forwardTo") for r in entra.mailboxes[uid]["_rules"])
+        and any(g["principalId"] == uid for g in entra.grants.values())
+        and slack._index.get(p.email.lower())
+        and any(slack._index[p.email.lower()] in g["members"] for g in slack.groups.values())
+    )
+    uid, sid = entra._index[person.email.lower()], slack._index[person.email.lower()]
+    before_entra, before_groups = entra.handover_state(uid), slack.account(sid)["groups"]
+    config = copy.deepcopy(sandbox.config())
+    config["connectors"] = {k: v for k, v in config["connectors"].items() if k in ("entra", "slack")}
+    policy = {
+        "name": "handover-m365",
+        "actions": [
+            "set_auto_reply",
+            "remove_forwarding",
+            "transfer_ownership",
+            "revoke_app_grants",
+            "wipe_devices",
+            "revoke_sessions",
+            "remove_memberships",
+            "disable_account",
+            "remove_licenses",
+        ],
+    }
+    (tmp_path / "handover.yaml").write_text(yaml.safe_dump(policy))
+    config["policies"] = [str(tmp_path / "handover.yaml")]
+    path = tmp_path / "offboard.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    plan = run("--config", str(path), "plan", person.email, "--policy", "handover-m365", "--json")
+    assert plan.exit_code == 0, plan.output
+    for task in ("entra-exchange-shared-mailbox", "entra-exchange-mailbox-forwarding", "slack-channels"):
+        assert task in plan.output
+
+    revoke = run("--config", str(path), "revoke", person.email, "--policy", "handover-m365", "--yes")
+    assert revoke.exit_code == 0, revoke.output
+    assert "awaiting_tasks" in revoke.output, "the Exchange steps are open tasks, not reported as done"
+    state = entra.handover_state(uid)
+    assert (
+        state["auto_reply"]["status"] == "alwaysEnabled"
+        and person.manager in state["auto_reply"]["internalReplyMessage"]
+    )
+    assert not any("forwardTo" in actions for _, actions in state["inbox_rules"])
+    assert state["drive_shared_with"] == [(person.manager, ("write",))]
+    assert state["devices"] and all(s == "retirePending" and enabled is False for _, s, enabled in state["devices"])
+    assert state["grants"] == [] and state["app_roles"] == []
+    assert slack.account(sid)["groups"] == [] and slack.account(sid)["active"] is False
+
+    import re
+
+    case = re.search(r"case-\d{8}-[0-9a-f]+", revoke.output).group(0)
+    undo = run("--config", str(path), "undo", case, "--yes")
+    assert undo.exit_code == 0, undo.output
+    assert any("cannot be undone" in line and "wipe_devices" in line for line in undo.output.splitlines())
+    after = entra.handover_state(uid)
+    for key in ("auto_reply", "inbox_rules", "drive_shared_with", "grants", "app_roles"):
+        assert after[key] == before_entra[key], key
+    assert slack.account(sid)["groups"] == before_groups

@@ -25,6 +25,7 @@ permissions, so the connector reaches devices through Intune (``azureADDeviceId`
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -250,7 +251,7 @@ class EntraHandover:
             "auto_reply": None if box is None else dict(box["automaticRepliesSetting"]),
             "inbox_rules": None
             if box is None
-            else sorted((r["displayName"], repr(sorted(r["actions"].items()))) for r in box["_rules"]),
+            else sorted((r["displayName"], json.dumps(r["actions"], sort_keys=True)) for r in box["_rules"]),
             "drive_shared_with": sorted(
                 (p["grantedTo"]["user"].get("email") or "", tuple(p["roles"])) for p in drive.get("permissions", [])
             ),
