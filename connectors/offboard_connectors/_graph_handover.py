@@ -6,10 +6,7 @@
   ``forwardTo``, ``forwardAsAttachmentTo`` or ``redirectTo``) are deleted; undo re-creates them.
 - ``transfer_ownership``: the manager (or the policy's ``handover: {to: ...}``) gets write access to
   the OneDrive root (``driveItem: invite``); undo deletes that permission.
-- ``wipe_devices``: Intune-managed devices are retired (company data removed) and their Entra
-  device objects disabled; neither is reversible through Graph (a retired device re-enrols).
-- ``revoke_app_grants``: the person's delegated permission grants (``oauth2PermissionGrants``
-  with consentType Principal) and app role assignments are deleted; undo re-creates them.
+- ``wipe_devices`` and ``revoke_app_grants``: in ``_graph_apps.py``.
 
 What Graph cannot do (shared mailbox conversion, mailbox-level forwarding, litigation hold) is
 returned by ``manual_tasks`` as checklist tasks with the Exchange Online PowerShell command.
@@ -24,6 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from offboard import Action, ActionKind, ManualTask, Person, Receipt, Verification
 from offboard.errors import NotFound, PermanentError
 
+from ._graph_apps import APP_ROLES, DEVICE_OBJECTS, DEVICES_READ, DEVICES_RETIRE, GRANTS, GraphApps, _seg
+
 if TYPE_CHECKING:
     import httpx
 
@@ -31,11 +30,6 @@ __all__ = ["GraphHandover", "HANDOVER_COVERED_BY", "HANDOVER_ORDERING", "HANDOVE
 
 MAILBOX = "MailboxSettings.ReadWrite"
 FILES = "Files.ReadWrite.All"
-DEVICES_READ = "DeviceManagementManagedDevices.Read.All"
-DEVICES_RETIRE = "DeviceManagementManagedDevices.PrivilegedOperations.All"
-DEVICE_OBJECTS = "Device.ReadWrite.All"
-GRANTS = "DelegatedPermissionGrant.ReadWrite.All"
-APP_ROLES = "AppRoleAssignment.ReadWrite.All"
 MANAGER = "User.Read.All"
 HANDOVER_PERMISSIONS = (MAILBOX, FILES, DEVICES_READ, DEVICES_RETIRE, DEVICE_OBJECTS, GRANTS, APP_ROLES)
 HANDOVER_COVERED_BY: dict[str, set[str]] = {
@@ -69,14 +63,13 @@ _REPLY_KEYS = (
     "scheduledEndDateTime",
 )
 _RULE_KEYS = ("displayName", "sequence", "isEnabled", "conditions", "actions", "exceptions")
-_RETIRED = ("retirePending", "retireIssued")
 _NO_MAILBOX = (
     "has no Exchange Online mailbox Graph can reach (inactive, soft-deleted or hosted on-premises: "
     "MailboxNotEnabledForRESTAPI)"
 )
 
 
-class GraphHandover:
+class GraphHandover(GraphApps):
     """Handover actions for ``EntraConnector`` (which provides ``_call``, ``_user``, ``_require``)."""
 
     instance: str
@@ -340,146 +333,6 @@ class GraphHandover:
             return Receipt(receipt.action, changed=False, detail="the sharing permission is gone already")
         return Receipt(receipt.action, changed=True, detail="OneDrive sharing removed")
 
-    # -- devices --------------------------------------------------------------------------
-
-    def _managed_devices(self, action: Action) -> list[dict[str, Any]]:
-        body = self._call(
-            "GET",
-            f"users/{_seg(action.account.id)}/managedDevices",
-            f"list the managed devices of {action.account.name}",
-            DEVICES_READ,
-            params={"$select": "id,deviceName,operatingSystem,managementState,azureADDeviceId,managedDeviceOwnerType"},
-        ).json()
-        return list(body.get("value") or [])
-
-    def _device_object(self, device_id: str) -> dict[str, Any] | None:
-        body = self._call(
-            "GET",
-            "devices",
-            f"read device {device_id}",
-            DEVICE_OBJECTS,
-            params={"$filter": f"deviceId eq '{device_id}'", "$select": "id,deviceId,displayName,accountEnabled"},
-        ).json()
-        found = body.get("value") or []
-        return found[0] if found else None
-
-    def wipe_devices(self, action: Action) -> Receipt:
-        devices = self._managed_devices(action)
-        before: list[dict[str, Any]] = []
-        changed = False
-        for device in devices:
-            entry = {k: device.get(k) for k in ("id", "deviceName", "managementState", "azureADDeviceId")}
-            if device.get("managementState") not in _RETIRED:
-                self._call(
-                    "POST",
-                    f"deviceManagement/managedDevices/{_seg(device['id'])}/retire",
-                    f"retire {device.get('deviceName')} of {action.account.name}",
-                    DEVICES_RETIRE,
-                    content=b"",
-                )
-                changed = True
-            obj = self._device_object(device["azureADDeviceId"]) if device.get("azureADDeviceId") else None
-            if obj is not None:
-                entry["entra_device"] = {"id": obj["id"], "accountEnabled": obj.get("accountEnabled")}
-                if obj.get("accountEnabled"):
-                    self._call(
-                        "PATCH",
-                        f"devices/{_seg(obj['id'])}",
-                        f"disable device {obj.get('displayName')} of {action.account.name}",
-                        DEVICE_OBJECTS,
-                        json={"accountEnabled": False},
-                    )
-                    changed = True
-            before.append(entry)
-        names = ", ".join(str(d.get("deviceName")) for d in devices) or "none"
-        detail = f"retired and disabled: {names}" if devices else "no Intune-managed devices"
-        kept: dict[str, Any] = {"devices": before}
-        if changed:
-            kept["irreversible"] = [
-                f"retired {names}: company data is removed and a device must re-enrol in Intune; "
-                "device objects can be re-enabled in the Entra admin center"
-            ]
-        return Receipt(action, changed=changed, before=kept, detail=detail)
-
-    # -- app grants ------------------------------------------------------------------------
-
-    def _grants(self, action: Action) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        uid = _seg(action.account.id)
-        grants = self._call(
-            "GET", f"users/{uid}/oauth2PermissionGrants", f"list the app consents of {action.account.name}", GRANTS
-        ).json()
-        roles = self._call(
-            "GET", f"users/{uid}/appRoleAssignments", f"list the app assignments of {action.account.name}", APP_ROLES
-        ).json()
-        mine = [
-            g
-            for g in grants.get("value") or []
-            if g.get("consentType") == "Principal" and g.get("principalId") == action.account.id
-        ]
-        return mine, list(roles.get("value") or [])
-
-    def before_revoke_app_grants(self, action: Action) -> dict[str, Any]:
-        return _grants_before(*self._grants(action))
-
-    def revoke_app_grants(self, action: Action) -> Receipt:
-        grants, roles = self._grants(action)
-        for grant in grants:
-            try:
-                self._call(
-                    "DELETE",
-                    f"oauth2PermissionGrants/{_seg(grant['id'])}",
-                    f"revoke an app consent of {action.account.name}",
-                    GRANTS,
-                )
-            except NotFound:
-                pass
-        for role in roles:
-            try:
-                self._call(
-                    "DELETE",
-                    f"users/{_seg(action.account.id)}/appRoleAssignments/{_seg(role['id'])}",
-                    f"remove {action.account.name} from app {role.get('resourceDisplayName')}",
-                    APP_ROLES,
-                )
-            except NotFound:
-                pass
-        before = _grants_before(grants, roles)
-        detail = f"revoked {len(grants)} delegated grant(s) and {len(roles)} app assignment(s)"
-        return Receipt(action, changed=bool(grants or roles), before=before, detail=detail)
-
-    def undo_revoke_app_grants(self, receipt: Receipt) -> Receipt:
-        action = receipt.action
-        grants, roles = self._grants(action)
-        have_grants = {(g.get("clientId"), g.get("resourceId")) for g in grants}
-        have_roles = {(r.get("resourceId"), r.get("appRoleId")) for r in roles}
-        made = 0
-        for grant in receipt.before.get("grants") or []:
-            if (grant.get("clientId"), grant.get("resourceId")) not in have_grants:
-                self._call(
-                    "POST",
-                    "oauth2PermissionGrants",
-                    f"restore an app consent of {action.account.name}",
-                    GRANTS,
-                    json=grant,
-                )
-                made += 1
-        for role in receipt.before.get("app_roles") or []:
-            if (role.get("resourceId"), role.get("appRoleId")) not in have_roles:
-                body = {
-                    "principalId": action.account.id,
-                    "resourceId": role["resourceId"],
-                    "appRoleId": role["appRoleId"],
-                }
-                self._call(
-                    "POST",
-                    f"users/{_seg(action.account.id)}/appRoleAssignments",
-                    f"restore app {role.get('resourceDisplayName')} for {action.account.name}",
-                    APP_ROLES,
-                    json=body,
-                )
-                made += 1
-        return Receipt(action, changed=bool(made), detail=f"restored {made} grant(s) and assignment(s)")
-
     # -- read back ---------------------------------------------------------------------------
 
     def verify_handover(self, action: Action, receipt: Receipt | None) -> Verification:
@@ -512,31 +365,8 @@ class GraphHandover:
             return Verification(
                 action, share is not None, {"shared_with": _label(successor), "write": bool(share)}, detail
             )
-        if kind is K.WIPE_DEVICES:
-            devices = self._managed_devices(action)
-            unretired: list[str] = []
-            enabled: list[str] = []
-            for device in devices:
-                if device.get("managementState") not in _RETIRED:
-                    unretired.append(str(device.get("deviceName")))
-                obj = self._device_object(device["azureADDeviceId"]) if device.get("azureADDeviceId") else None
-                if obj is not None and obj.get("accountEnabled"):
-                    enabled.append(str(obj.get("displayName")))
-            pending = [str(d.get("deviceName")) for d in devices if d.get("managementState") in _RETIRED]
-            parts = [f"not retired: {', '.join(unretired)}"] if unretired else []
-            parts += [f"device objects enabled: {', '.join(enabled)}"] if enabled else []
-            if not parts:
-                parts = [f"retire pending until check-in: {', '.join(pending)}" if pending else "no managed device"]
-            observed = {"not_retired": unretired, "enabled_device_objects": enabled, "retire_pending": pending}
-            return Verification(action, not unretired and not enabled, observed, f"{who}: {'; '.join(parts)}")
-        if kind is K.REVOKE_APP_GRANTS:
-            grants, roles = self._grants(action)
-            apps = sorted({str(g.get("clientId")) for g in grants})
-            assigned = sorted({str(r.get("resourceDisplayName") or r.get("resourceId")) for r in roles})
-            parts = [f"consents to {len(apps)} app(s)"] if apps else []
-            parts += [f"assigned to {', '.join(assigned)}"] if assigned else []
-            detail = f"{who}: {'; '.join(parts)} remain" if parts else f"{who}: no delegated grant or app assignment"
-            return Verification(action, not parts, {"grant_clients": apps, "assigned_apps": assigned}, detail)
+        if kind in (K.WIPE_DEVICES, K.REVOKE_APP_GRANTS):
+            return self.verify_apps(action)
         raise PermanentError(f"entra cannot verify {kind.value}", system=self.instance)
 
     # -- the checklist ---------------------------------------------------------------------
@@ -598,17 +428,6 @@ def _canonical(value: Any) -> str:
     return json.dumps(value or {}, sort_keys=True)
 
 
-def _grants_before(grants: list[dict[str, Any]], roles: list[dict[str, Any]]) -> dict[str, Any]:
-    kept_grants = [
-        {k: g.get(k) for k in ("clientId", "consentType", "principalId", "resourceId", "scope")} for g in grants
-    ]
-    kept_roles = [{k: r.get(k) for k in ("resourceId", "appRoleId", "resourceDisplayName")} for r in roles]
-    return {
-        "grants": sorted(kept_grants, key=lambda g: (str(g["clientId"]), str(g["resourceId"]))),
-        "app_roles": sorted(kept_roles, key=lambda r: (str(r["resourceId"]), str(r["appRoleId"]))),
-    }
-
-
 def _forwards(rule: dict[str, Any]) -> bool:
     actions = rule.get("actions") or {}
     return any(actions.get(k) for k in _FORWARDS)
@@ -634,9 +453,3 @@ def _grant_for(shares: list[dict[str, Any]], user: dict[str, Any]) -> dict[str, 
 
 def _label(user: dict[str, Any]) -> str:
     return str(user.get("mail") or user.get("userPrincipalName") or user.get("id"))
-
-
-def _seg(key: str) -> str:
-    from urllib.parse import quote
-
-    return quote(str(key), safe="@!")

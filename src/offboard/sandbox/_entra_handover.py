@@ -1,8 +1,7 @@
 """The Microsoft 365 side of the Entra simulator: what a handover touches through Graph v1.0.
 
 Mailbox settings and inbox rules (Exchange Online), the OneDrive root and its sharing
-permissions, Intune managed devices and their Entra device objects, delegated permission
-grants and app role assignments, and the user's manager. Shapes, permissions and status codes
+permissions, and the user's manager (devices and app grants: ``_entra_apps.py``). Shapes, permissions and status codes
 follow the Graph v1.0 reference and its CSDL (msgraph-metadata ``schemas/v1.0-Prod.csdl``):
 
 - ``GET|PATCH /users/{id}/mailboxSettings`` (MailboxSettings.Read / .ReadWrite; 200 with the
@@ -11,12 +10,9 @@ follow the Graph v1.0 reference and its CSDL (msgraph-metadata ``schemas/v1.0-Pr
 - ``GET /users/{id}/drive``, ``GET /drives/{d}/root``, ``POST /drives/{d}/items/{i}/invite``
   (Files.ReadWrite.All; 200 ``{value: [permission]}``; an app cannot invite new guests),
   ``GET|DELETE /drives/{d}/items/{i}/permissions[/{p}]`` (204);
-- ``GET /users/{id}/managedDevices`` (DeviceManagementManagedDevices.Read.All),
-  ``POST /deviceManagement/managedDevices/{id}/retire`` (…PrivilegedOperations.All; no body; 204);
-- ``GET /devices?$filter=deviceId eq '…'``, ``PATCH /devices/{id}`` (Device.ReadWrite.All; 204);
-- ``GET /users/{id}/oauth2PermissionGrants``, ``DELETE|POST /oauth2PermissionGrants`` (204, 201);
-- ``GET|POST /users/{id}/appRoleAssignments``, ``DELETE /users/{id}/appRoleAssignments/{a}`` (201, 204);
 - ``GET /users/{id}/manager`` (404 when none is set).
+
+It seeds the state of ``_entra_apps.py`` too (managed devices, device objects, grants, app role assignments).
 
 ``GET /users/{id}/registeredDevices`` is not served: Graph does not support it with application
 permissions, so the connector reaches devices through Intune (``azureADDeviceId``).
