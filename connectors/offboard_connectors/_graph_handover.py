@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import string
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from offboard import Action, ActionKind, ManualTask, Person, Receipt, Verification
+from offboard import Account, Action, ActionKind, Leftover, ManualTask, Person, Receipt, Verification
 from offboard.errors import NotFound, PermanentError
 
 from ._graph_apps import APP_ROLES, DEVICE_OBJECTS, DEVICES_READ, DEVICES_RETIRE, GRANTS, GraphApps, _seg
@@ -129,6 +130,8 @@ class GraphHandover(GraphApps):
 
     def _reply_text(self, action: Action) -> str:
         template = str((action.params or {}).get("auto_reply") or "")
+        if template and (action.params or {}).get("handover_to"):
+            return template  # the engine filled in the policy's handover.auto_reply for this person
         successor = self._successor(action, required=bool(template and "{manager}" in template))
         if not template:
             template = DEFAULT_AUTO_REPLY if successor else DEFAULT_AUTO_REPLY_NO_MANAGER
@@ -139,7 +142,10 @@ class GraphHandover(GraphApps):
             "manager": "" if successor is None else _label(successor),
             "manager_email": "" if successor is None else (successor.get("mail") or successor["userPrincipalName"]),
         }
-        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        except ValueError:  # a lone brace: text the engine already filled in, used as it is
+            return template
         unknown = sorted(fields - set(values))
         if unknown:
             raise PermanentError(
@@ -369,6 +375,31 @@ class GraphHandover(GraphApps):
             return self.verify_apps(action)
         raise PermanentError(f"entra cannot verify {kind.value}", system=self.instance)
 
+    # -- what the leaver set up lately -------------------------------------------------------
+
+    def recent_setups(self, person: Person, accounts: list[Account], since: datetime) -> list[Leftover]:
+        """Read-only: forwarding inbox rules and delegated grants (Graph keeps no creation date for either,
+        so all are listed, saying so) and app role assignments created since ``since``, for the plan and
+        the case record: what a security team checks for exfiltration set-ups."""
+        out: list[Leftover] = []
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        for account in accounts:
+            probe = Action(K.REMOVE_FORWARDING, account)
+            for rule in [r for r in self._rules(probe) or [] if _forwards(r)]:
+                targets = ", ".join(_targets(rule))
+                text = f"inbox rule {rule.get('displayName')!r} forwards to {targets} (Graph records no creation date)"
+                out.append(Leftover(account, K.REMOVE_FORWARDING, text))
+            grants, roles = self._grants(Action(K.REVOKE_APP_GRANTS, account))
+            for grant in grants:
+                text = f"delegated consent to app {grant.get('clientId')}: {grant.get('scope')} (no creation date)"
+                out.append(Leftover(account, K.REVOKE_APP_GRANTS, text))
+            for role in roles:
+                created = _when(role.get("createdDateTime"))
+                if created is not None and created >= since:
+                    text = f"assigned to app {role.get('resourceDisplayName')} on {role.get('createdDateTime')}"
+                    out.append(Leftover(account, K.REVOKE_APP_GRANTS, text))
+        return out
+
     # -- the checklist ---------------------------------------------------------------------
 
     def manual_tasks(self, actions: list[Action], person: Person) -> list[ManualTask]:
@@ -415,6 +446,14 @@ class GraphHandover(GraphApps):
             )
         )
         return tasks
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _kept(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -257,3 +257,40 @@ def test_the_plan_shows_the_exchange_steps_as_open_checklist_tasks(sandbox, sand
     assert result.exit_code == 0, result.output
     assert "entra-exchange-shared-mailbox" in result.output and "Set-Mailbox" in result.output
     assert "entra-exchange-mailbox-forwarding" in result.output
+
+
+def test_recent_setups_list_forwarders_and_consents_and_only_recent_app_assignments(connector, sim, sandbox_people):
+    from datetime import UTC, datetime, timedelta
+
+    ident, uid = _someone(
+        sandbox_people,
+        sim,
+        lambda u: (
+            _forwarder(sim)(u)
+            and any(g["principalId"] == u for g in sim.grants.values())
+            and any(a["principalId"] == u for a in sim.app_roles.values())
+        ),
+    )
+    account = connector.discover(ident.person)[0]
+    assignment = next(a for a in sim.app_roles.values() if a["principalId"] == uid)
+    since = datetime.now(UTC) - timedelta(days=30)
+    found = connector.recent_setups(ident.person, [account], since)
+    texts = [f.detail for f in found]
+    assert any("personal-mail.example" in t and "no creation date" in t for t in texts)
+    assert any(t.startswith("delegated consent") for t in texts)
+    assert not any("Expense Portal" in t for t in texts), "an assignment from 2024 is not recent"
+    assignment["createdDateTime"] = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    found = connector.recent_setups(ident.person, [account], since.replace(tzinfo=None))
+    assert any("Expense Portal" in f.detail and f.kind is K.REVOKE_APP_GRANTS for f in found)
+    assert sim.handover_state(uid)["grants"], "reading the set-ups changed nothing"
+
+
+def test_an_auto_reply_the_engine_already_filled_in_is_used_as_it_is(connector, sim, sandbox_people):
+    ident, uid = _someone(sandbox_people, sim)
+    account = connector.discover(ident.person)[0]
+    text = "Ada has left {for good}; write to bo@corp.example"  # braces from the policy's {{ }}: not placeholders
+    receipt = connector.apply(
+        Action(K.SET_AUTO_REPLY, account, {"auto_reply": text, "handover_to": ident.person.manager})
+    )
+    assert sim.mailboxes[uid]["automaticRepliesSetting"]["internalReplyMessage"] == text
+    connector.undo(receipt)
