@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from offboard import Action, ActionKind, ManualTask, Person, Receipt, Verification
+from offboard.errors import PermissionDenied
 
 __all__ = ["SlackHandover", "GROUPS_READ", "GROUPS_WRITE", "CHANNELS_READ", "PRIVATE_READ", "HANDOVER_LANES"]
 
@@ -87,7 +88,11 @@ class SlackHandover:
                 return found
 
     def _channel_note(self, user_id: str) -> tuple[dict[str, list[str]], str]:
-        channels = self._created_channels(user_id)
+        try:
+            channels = self._created_channels(user_id)
+        except PermissionDenied as exc:  # a note, not the action: say what is missing and go on
+            need = ", ".join(exc.permissions) or f"{CHANNELS_READ}, {PRIVATE_READ}"
+            return {}, f"channels not listed: the token lacks {need}"
         created = sorted("#" + str(c.get("name")) for c in channels)
         connect = sorted("#" + str(c.get("name")) for c in channels if c.get("is_ext_shared"))
         note = ""

@@ -220,8 +220,13 @@ class EntraConnector(GraphHandover, Connector):
             return CheckResult(
                 True, identity=self.settings.client_id, detail="token has no roles claim; permissions not listed"
             )
-        missing = tuple(p for p in self.permissions if p not in roles and not (COVERED_BY[p] & roles))
+        lacking = [p for p in self.permissions if p not in roles and not (COVERED_BY[p] & roles)]
+        # The handover permissions matter only to policies with handover steps: named, not failing the check.
+        missing = tuple(p for p in lacking if p not in HANDOVER_PERMISSIONS)
+        optional = [p for p in lacking if p in HANDOVER_PERMISSIONS]
         detail = "missing application permissions: " + ", ".join(missing) if missing else "all permissions granted"
+        if optional:
+            detail += "; the handover steps would also need: " + ", ".join(optional)
         return CheckResult(not missing, identity=self.settings.client_id, missing=missing, detail=detail)
 
     def discover(self, person: Person) -> list[Account]:

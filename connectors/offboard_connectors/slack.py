@@ -217,18 +217,17 @@ class SlackConnector(SlackHandover, Connector):
             raise error from None
         identity = f"{answer.get('user')} in {answer.get('team')}"
         header = next((v for k, v in (answer.headers or {}).items() if k.lower() == "x-oauth-scopes"), None)
-        needed = [SCIM_SCOPE, USERS_READ, LOOKUP_SCOPE, GROUPS_READ, GROUPS_WRITE, CHANNELS_READ, PRIVATE_READ]
+        needed = [SCIM_SCOPE, USERS_READ, LOOKUP_SCOPE, GROUPS_READ, GROUPS_WRITE]
         needed += [SESSION_READ, SESSION_WRITE] if self.settings.session_reset else []
         if header is None:
             return CheckResult(True, identity=identity, detail="Slack sent no x-oauth-scopes header; scopes not listed")
         granted = {p.strip() for p in (header if isinstance(header, str) else ",".join(header)).split(",")}
         missing = tuple(p for p in needed if p not in granted)
-        return CheckResult(
-            not missing,
-            identity=identity,
-            missing=missing,
-            detail=("missing scopes: " + ", ".join(missing)) if missing else "all scopes granted",
-        )
+        detail = ("missing scopes: " + ", ".join(missing)) if missing else "all scopes granted"
+        unlisted = [p for p in (CHANNELS_READ, PRIVATE_READ) if p not in granted]
+        if unlisted:  # only the channel note of remove_memberships reads channels
+            detail += "; without " + ", ".join(unlisted) + " the channels a leaver created are not listed"
+        return CheckResult(not missing, identity=identity, missing=missing, detail=detail)
 
     def discover(self, person: Person) -> list[Account]:
         explicit = mapped(person, self.settings.accounts)

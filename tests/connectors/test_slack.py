@@ -173,3 +173,21 @@ def test_groups_go_before_deactivation_and_the_channel_handover_is_a_checklist_t
     # a plain disable hands nothing over; a handover without a Slack account has nothing for Slack
     assert connector.manual_tasks([Action(ActionKind.DISABLE_ACCOUNT, account)], person) == []
     assert connector.manual_tasks([elsewhere], person) == []
+
+
+def test_without_channel_scopes_the_groups_still_go_and_the_note_says_why(sandbox_people, sandbox):
+    sim = sandbox.sim(SYSTEM)
+    connector = SlackConnector("slack", dict(sandbox.config()["connectors"][SYSTEM]["settings"]))
+    ident, uid = _with_groups_and_channels(sandbox_people, sim)
+    account = connector.discover(ident.person)[0]
+    granted = sim.granted
+    sim.granted = set(granted) - {"channels:read"}
+    try:
+        receipt = connector.apply(Action(ActionKind.REMOVE_MEMBERSHIPS, account))
+        result = connector.check()
+    finally:
+        sim.granted = granted
+    assert receipt.changed and sim.account(account.id)["groups"] == []
+    assert "channels not listed" in receipt.detail and "channels:read" in receipt.detail
+    assert result.ok and "channels:read" in result.detail
+    connector.undo(receipt)
