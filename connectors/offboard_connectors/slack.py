@@ -31,7 +31,7 @@ from offboard.errors import (
 )
 
 from ._http import error_for, is_loopback, mapped, retry_after, short
-from ._slack_handover import CHANNELS_READ, GROUPS_READ, GROUPS_WRITE, HANDOVER_LANES, PRIVATE_READ, SlackHandover
+from ._slack_handover import CHANNELS_READ, HANDOVER_LANES, PRIVATE_READ, SlackHandover
 
 SCIM_SCOPE = "admin"
 LOOKUP_SCOPE = "users:read.email"
@@ -71,8 +71,6 @@ class SlackConnector(SlackHandover, Connector):
         LOOKUP_SCOPE,
         SESSION_READ,
         SESSION_WRITE,
-        GROUPS_READ,
-        GROUPS_WRITE,
         CHANNELS_READ,
         PRIVATE_READ,
     )
@@ -84,6 +82,9 @@ class SlackConnector(SlackHandover, Connector):
         scim_v1_url: str = "https://api.slack.com/scim/v1/"
         scim_version: str = Field("auto", pattern="^(auto|v1|v2)$")
         session_reset: bool = Field(True, description="reset sessions with admin.users.session.reset (Enterprise Grid)")
+        channel_note: bool = Field(
+            True, description="list the channels a leaver created in remove_memberships' receipt (users.conversations)"
+        )
         accounts: dict[str, str] = Field(default_factory=dict, description="person -> Slack user id")
         timeout: int = 30
         page_size: int = Field(200, ge=1, le=1000)
@@ -217,14 +218,14 @@ class SlackConnector(SlackHandover, Connector):
             raise error from None
         identity = f"{answer.get('user')} in {answer.get('team')}"
         header = next((v for k, v in (answer.headers or {}).items() if k.lower() == "x-oauth-scopes"), None)
-        needed = [SCIM_SCOPE, USERS_READ, LOOKUP_SCOPE, GROUPS_READ, GROUPS_WRITE]
+        needed = [SCIM_SCOPE, USERS_READ, LOOKUP_SCOPE]
         needed += [SESSION_READ, SESSION_WRITE] if self.settings.session_reset else []
         if header is None:
             return CheckResult(True, identity=identity, detail="Slack sent no x-oauth-scopes header; scopes not listed")
         granted = {p.strip() for p in (header if isinstance(header, str) else ",".join(header)).split(",")}
         missing = tuple(p for p in needed if p not in granted)
         detail = ("missing scopes: " + ", ".join(missing)) if missing else "all scopes granted"
-        unlisted = [p for p in (CHANNELS_READ, PRIVATE_READ) if p not in granted]
+        unlisted = [p for p in (CHANNELS_READ, PRIVATE_READ) if p not in granted and self.settings.channel_note]
         if unlisted:  # only the channel note of remove_memberships reads channels
             detail += "; without " + ", ".join(unlisted) + " the channels a leaver created are not listed"
         return CheckResult(not missing, identity=identity, missing=missing, detail=detail)

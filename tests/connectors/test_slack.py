@@ -109,53 +109,33 @@ def test_user_groups_are_left_and_rejoined_on_undo_and_created_channels_are_name
     assert not connector.verify(action).ok
     sim.log.clear()
     receipt = connector.apply(action)
-    assert sim.log.entries(contains="usergroups.users.update")
+    patches = [e for e in sim.log.entries(method="PATCH") if "/Groups/" in e.path]
+    assert len(patches) == len(groups) and all(b'"remove"' in e.body for e in patches)
     assert sim.account(account.id)["groups"] == []
     connect = sorted("#" + c["name"] for c in sim.channels.values() if c["creator"] == uid and c["is_ext_shared"])
     assert receipt.before["slack_connect_channels"] == connect and all(c in receipt.detail for c in connect)
     assert "Slack cannot transfer" in receipt.detail
+    assert not any(c.startswith("#priv-") for c in receipt.before["channels_created"]), "not shared with us"
     verification = connector.verify(action, receipt)
-    assert verification.ok and verification.observed["slack_connect_channels"] == connect
-    assert not any(c.startswith("#priv-") for c in verification.observed["channels_created"]), "not shared with us"
+    assert verification.ok and "in no user group" in verification.detail
     assert connector.apply(action).changed is False
     connector.undo(receipt)
     assert sim.account(account.id)["groups"] == groups
 
 
-def test_the_last_member_leaves_a_user_group_with_an_empty_list(sandbox_people, sandbox):
+def test_v1_removes_and_restores_user_groups_too(sandbox_people, sandbox):
     sim = sandbox.sim(SYSTEM)
-    connector = SlackConnector("slack", dict(sandbox.config()["connectors"][SYSTEM]["settings"]))
+    settings = {**sandbox.config()["connectors"][SYSTEM]["settings"], "scim_version": "v1", "channel_note": False}
+    connector = SlackConnector("slack", settings)
     ident, uid = _with_groups_and_channels(sandbox_people, sim)
     account = connector.discover(ident.person)[0]
-    group = next(g for g in sim.groups.values() if uid in g["members"])
-    others, group["members"] = group["members"] - {uid}, {uid}
-    try:
-        sim.log.clear()
-        receipt = connector.apply(Action(ActionKind.REMOVE_MEMBERSHIPS, account))
-        assert group["members"] == set()
-        bodies = [e.body for e in sim.log.entries(contains="usergroups.users.update")]
-        assert any(b"users=%5B%5D" in b for b in bodies), bodies  # "[]": Slack refuses an empty string
-        connector.undo(receipt)
-        assert group["members"] == {uid}
-    finally:
-        group["members"] |= others
-
-
-def test_user_groups_need_usergroups_write_and_say_so(sandbox_people, sandbox):
-    sim = sandbox.sim(SYSTEM)
-    connector = SlackConnector("slack", dict(sandbox.config()["connectors"][SYSTEM]["settings"]))
-    ident, uid = _with_groups_and_channels(sandbox_people, sim)
-    account = connector.discover(ident.person)[0]
-    granted = sim.granted
-    sim.granted = set(granted) - {"usergroups:write"}
-    try:
-        with pytest.raises(PermissionDenied) as info:
-            connector.apply(Action(ActionKind.REMOVE_MEMBERSHIPS, account))
-        result = connector.check()
-    finally:
-        sim.granted = granted
-    assert "usergroups:write" in info.value.permissions
-    assert not result.ok and result.missing == ("usergroups:write",)
+    groups = sim.account(account.id)["groups"]
+    sim.log.clear()
+    receipt = connector.apply(Action(ActionKind.REMOVE_MEMBERSHIPS, account))
+    assert sim.account(account.id)["groups"] == [] and sim.log.entries(contains="/scim/v1/Groups/")
+    assert not sim.log.entries(contains="users.conversations"), "channel_note: false lists no channels"
+    connector.undo(receipt)
+    assert sim.account(account.id)["groups"] == groups
 
 
 def test_groups_go_before_deactivation_and_the_channel_handover_is_a_checklist_task():

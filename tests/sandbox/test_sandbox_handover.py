@@ -164,27 +164,6 @@ def slack(sandbox, secret):
     return sandbox.sim("slack"), session, s["api_url"]
 
 
-@pytest.mark.parametrize(
-    ("args", "error"),
-    [
-        ({"usergroup": "S-none", "users": "U1"}, "no_such_subteam"),
-        ({"users": "U1"}, "missing_argument"),
-        ({"usergroup": "{group}"}, "no_users_provided"),
-        ({"usergroup": "{group}", "users": ""}, "invalid_users"),
-        ({"usergroup": "{group}", "users": "U-nobody"}, "failed_for_some_users"),
-    ],
-)
-def test_usergroup_updates_refuse_what_slack_refuses(slack, args, error):
-    sim, session, api = slack
-    group = next(iter(sim.groups.values()))
-    members = set(group["members"])
-    args = {k: v.replace("{group}", group["id"]) for k, v in args.items()}
-    answer = session.post(f"{api}usergroups.users.update", data=args)
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["ok"] is False and answer.json()["error"] == error, answer.text
-    assert group["members"] == members
-
-
 def test_users_conversations_pages_and_refuses_bad_arguments(slack):
     sim, session, api = slack
     creator = next(c["creator"] for c in sim.channels.values() if not c["is_private"])

@@ -64,7 +64,7 @@ class Slack(SlackHandover, Simulator):
     }
     default_granted = frozenset(
         {"admin", "admin.users:read", "admin.users:write", "users:read", "users:read.email", "chat:write", "im:write"}
-        | {"usergroups:read", "usergroups:write", "channels:read", "groups:read"}
+        | {"channels:read", "groups:read"}
     )
 
     def __init__(self, company: Any, **kw: Any):

@@ -1,14 +1,9 @@
-"""The handover side of the Slack simulator: user groups through the Web API, and channels.
+"""The handover side of the Slack simulator: channels (user groups are the SCIM Groups of ``_slack.py``).
 
-- ``usergroups.list`` (``usergroups:read``; ``include_users`` adds each group's ``users``; Tier 2);
-- ``usergroups.users.update`` (``usergroups:write``; ``users`` is the *entire* new member list, comma
-  separated; an empty string is ``invalid_users``, ``[]`` empties the group; unknown users:
-  ``failed_for_some_users``; Tier 2);
 - ``users.conversations`` (``channels:read``, and ``groups:read`` for private channels; the channels
   ``user`` is a member of; ``types``, ``exclude_archived``, ``limit`` up to 1000, cursor paging in
   ``response_metadata.next_cursor``, pages may be shorter than ``limit``; Tier 3).
 
-User groups here are the SCIM Groups of the simulator (Slack's SCIM Groups are its user groups).
 Channels carry ``creator`` and, for Slack Connect, ``is_ext_shared`` with the other organization's team id.
 No method transfers a channel's creator: Slack has none, so neither has the simulator. The token's
 user (the admin running offboard) is in no channel, so another user's private channels are not listed.
@@ -23,20 +18,15 @@ from ._app import HTTPError, Request
 
 __all__ = ["SlackHandover", "HANDOVER_SCOPES", "HANDOVER_TIERS"]
 
-HANDOVER_SCOPES = {
-    "usergroups.list": "usergroups:read",
-    "usergroups.users.update": "usergroups:write",
-    "users.conversations": "channels:read",
-}
-HANDOVER_TIERS = {"usergroups.list": "tier2", "usergroups.users.update": "tier2", "users.conversations": "tier3"}
+HANDOVER_SCOPES = {"users.conversations": "channels:read"}
+HANDOVER_TIERS = {"users.conversations": "tier3"}
 _PARTNER_TEAM = "T0PARTNER9"
 
 
 class SlackHandover:
-    """Mixed into the Slack simulator (which provides users, groups, granted and the team id)."""
+    """Mixed into the Slack simulator (which provides users, granted and the team id)."""
 
     users: dict[str, dict[str, Any]]
-    groups: dict[str, dict[str, Any]]
     granted: set[str]
     team_id: str
     company: Any
@@ -76,49 +66,6 @@ class SlackHandover:
         }
         self.channels[cid] = channel
         return channel
-
-    def _usergroup(self, g: dict[str, Any], include_users: bool) -> dict[str, Any]:
-        members = sorted(u for u in g["members"] if u in self.users)
-        out = {
-            "id": g["id"],
-            "team_id": self.team_id,
-            "is_usergroup": True,
-            "name": g["displayName"],
-            "handle": g["displayName"].lower().replace(" ", "-"),
-            "description": "",
-            "date_delete": 0,
-            "user_count": len(members),
-        }
-        if include_users:
-            out["users"] = members
-        return out
-
-    async def _m_usergroups_list(self, req: Request, args: dict[str, str]) -> dict[str, Any]:
-        include = args.get("include_users", "").lower() in ("1", "true")
-        return {"ok": True, "usergroups": [self._usergroup(g, include) for g in self.groups.values()]}
-
-    async def _m_usergroups_users_update(self, req: Request, args: dict[str, str]) -> dict[str, Any]:
-        gid, raw = args.get("usergroup", ""), args.get("users")
-        if not gid or raw is None:
-            raise HTTPError(200, "no_users_provided" if gid else "missing_argument")
-        group = self.groups.get(gid)
-        if group is None:
-            raise HTTPError(200, "no_such_subteam")
-        if raw.strip() == "[]":
-            wanted: list[str] = []
-        else:
-            wanted = [u.strip() for u in raw.split(",") if u.strip()]
-            if not wanted:
-                raise HTTPError(200, "invalid_users")
-        if any(u not in self.users or self.users[u]["deleted"] for u in wanted):
-            raise HTTPError(200, "failed_for_some_users")
-        if not req.lie:
-            group["members"] = set(wanted)
-        include = args.get("include_count", "").lower() in ("1", "true")
-        body = self._usergroup(group, True)
-        if not include:
-            body.pop("user_count")
-        return {"ok": True, "usergroup": body}
 
     async def _m_users_conversations(self, req: Request, args: dict[str, str]) -> dict[str, Any]:
         uid = args.get("user", "")
