@@ -39,6 +39,7 @@ from offboard.errors import (
 )
 from offboard.people import person_type
 
+from ._graph_handover import HANDOVER_COVERED_BY, HANDOVER_KINDS, HANDOVER_PERMISSIONS, GraphHandover
 from ._http import error_for, is_loopback, make_client, mapped, raise_for_status, retry_after, send, short
 
 if TYPE_CHECKING:  # SDKs load on first use: `offboard --help` must start fast
@@ -63,6 +64,7 @@ COVERED_BY = {
     LICENSES: {"User.ReadWrite.All", "Directory.ReadWrite.All"},
     DELETE: {"Directory.ReadWrite.All"},
     ROLE_GROUPS: set(),
+    **HANDOVER_COVERED_BY,
 }
 GRAPH_SCOPE = ["https://graph.microsoft.com/.default"]
 USER_FIELDS = "id,userPrincipalName,mail,displayName,accountEnabled,onPremisesSyncEnabled,employeeId"
@@ -71,14 +73,15 @@ BATCH_SIZE = 20  # Graph's $batch maximum
 RECENT_REVOCATION = timedelta(minutes=5)
 
 
-class EntraConnector(Connector):
+class EntraConnector(GraphHandover, Connector):
     """Microsoft Entra ID (Azure AD) users, groups and licenses via Graph v1.0."""
 
     name = "entra"
     # Identity writes: 3,000 per 2 min 30 s per app and tenant = 20/s.
     default_rate = 20.0
     default_concurrency = 8
-    permissions = (READ, DISABLE, SESSIONS, MEMBERS, LICENSES, DELETE, ROLE_GROUPS)
+    permissions = (READ, DISABLE, SESSIONS, MEMBERS, LICENSES, DELETE, ROLE_GROUPS, *HANDOVER_PERMISSIONS)
+    residual_kinds = Connector.residual_kinds | {ActionKind.REMOVE_FORWARDING, ActionKind.REVOKE_APP_GRANTS}
 
     class Settings(ConnectorSettings):
         tenant_id: str
@@ -217,8 +220,13 @@ class EntraConnector(Connector):
             return CheckResult(
                 True, identity=self.settings.client_id, detail="token has no roles claim; permissions not listed"
             )
-        missing = tuple(p for p in self.permissions if p not in roles and not (COVERED_BY[p] & roles))
+        lacking = [p for p in self.permissions if p not in roles and not (COVERED_BY[p] & roles)]
+        # The handover permissions matter only to policies with handover steps: named, not failing the check.
+        missing = tuple(p for p in lacking if p not in HANDOVER_PERMISSIONS)
+        optional = [p for p in lacking if p in HANDOVER_PERMISSIONS]
         detail = "missing application permissions: " + ", ".join(missing) if missing else "all permissions granted"
+        if optional:
+            detail += "; the handover steps would also need: " + ", ".join(optional)
         return CheckResult(not missing, identity=self.settings.client_id, missing=missing, detail=detail)
 
     def discover(self, person: Person) -> list[Account]:
@@ -252,6 +260,8 @@ class EntraConnector(Connector):
 
     def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:
         kind, who = action.kind, action.account.name
+        if kind in HANDOVER_KINDS:
+            return self.verify_handover(action, receipt)
         if kind is ActionKind.DELETE_ACCOUNT:
             gone = self._user(action.account.id, "id") is None
             return Verification(action, gone, {"exists": not gone}, f"{who}: {'deleted' if gone else 'still exists'}")

@@ -31,6 +31,7 @@ from offboard.errors import (
 )
 
 from ._http import error_for, is_loopback, mapped, retry_after, short
+from ._slack_handover import CHANNELS_READ, HANDOVER_LANES, PRIVATE_READ, SlackHandover
 
 SCIM_SCOPE = "admin"
 LOOKUP_SCOPE = "users:read.email"
@@ -46,7 +47,7 @@ _TRANSIENT = {"internal_error", "fatal_error", "service_unavailable", "request_t
 _MISSING = {"users_not_found", "user_not_found"}
 
 
-class SlackConnector(Connector):
+class SlackConnector(SlackHandover, Connector):
     """Slack workspaces and Enterprise Grid orgs."""
 
     name = "slack"
@@ -62,8 +63,17 @@ class SlackConnector(Connector):
         "users.info": (100 / 60, 20),  # Tier 4
         "admin.users.session.list": (20 / 60, 5),  # Tier 2
         "admin.users.session.reset": (20 / 60, 5),  # Tier 2
+        **HANDOVER_LANES,
     }
-    permissions = (SCIM_SCOPE, USERS_READ, LOOKUP_SCOPE, SESSION_READ, SESSION_WRITE)
+    permissions = (
+        SCIM_SCOPE,
+        USERS_READ,
+        LOOKUP_SCOPE,
+        SESSION_READ,
+        SESSION_WRITE,
+        CHANNELS_READ,
+        PRIVATE_READ,
+    )
 
     class Settings(ConnectorSettings):
         token: Secret = Field(description="user token (xoxp-) of an Org/Workspace Owner with the admin scope")
@@ -72,6 +82,9 @@ class SlackConnector(Connector):
         scim_v1_url: str = "https://api.slack.com/scim/v1/"
         scim_version: str = Field("auto", pattern="^(auto|v1|v2)$")
         session_reset: bool = Field(True, description="reset sessions with admin.users.session.reset (Enterprise Grid)")
+        channel_note: bool = Field(
+            True, description="list the channels a leaver created in remove_memberships' receipt (users.conversations)"
+        )
         accounts: dict[str, str] = Field(default_factory=dict, description="person -> Slack user id")
         timeout: int = 30
         page_size: int = Field(200, ge=1, le=1000)
@@ -211,12 +224,11 @@ class SlackConnector(Connector):
             return CheckResult(True, identity=identity, detail="Slack sent no x-oauth-scopes header; scopes not listed")
         granted = {p.strip() for p in (header if isinstance(header, str) else ",".join(header)).split(",")}
         missing = tuple(p for p in needed if p not in granted)
-        return CheckResult(
-            not missing,
-            identity=identity,
-            missing=missing,
-            detail=("missing scopes: " + ", ".join(missing)) if missing else "all scopes granted",
-        )
+        detail = ("missing scopes: " + ", ".join(missing)) if missing else "all scopes granted"
+        unlisted = [p for p in (CHANNELS_READ, PRIVATE_READ) if p not in granted and self.settings.channel_note]
+        if unlisted:  # only the channel note of remove_memberships reads channels
+            detail += "; without " + ", ".join(unlisted) + " the channels a leaver created are not listed"
+        return CheckResult(not missing, identity=identity, missing=missing, detail=detail)
 
     def discover(self, person: Person) -> list[Account]:
         explicit = mapped(person, self.settings.accounts)
@@ -274,6 +286,8 @@ class SlackConnector(Connector):
             return Verification(
                 action, not sessions, {"active_sessions": len(sessions)}, f"{who}: {len(sessions)} active session(s)"
             )
+        if action.kind is ActionKind.REMOVE_MEMBERSHIPS:
+            return self.verify_memberships(action)
         raise PermanentError(f"slack cannot verify {action.kind.value}", system=self.instance)
 
     # -- write side -----------------------------------------------------------

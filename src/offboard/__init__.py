@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # for type checkers and editors; at run time names load on first use
     from .cases import CaseClosed
     from .config._secrets import Secret
-    from .connector import Connector, ConnectorSettings
+    from .connector import Connector, ConnectorSettings, ManualTask
     from .errors import (
         AuthError,
         ConfigError,
@@ -44,6 +44,7 @@ _HOMES = {
     "Secret": ".config._secrets",
     "Connector": ".connector",
     "ConnectorSettings": ".connector",
+    "ManualTask": ".connector",
     "hookimpl": ".hookspecs",
     "CaseClosed": ".cases",
     "HREvent": ".hr",
@@ -96,6 +97,7 @@ __all__ = [
     "ConnectorSettings",
     "HREvent",
     "Leftover",
+    "ManualTask",
     "NotFound",
     "Notice",
     "Notifier",

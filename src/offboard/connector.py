@@ -21,6 +21,7 @@ no sleeping, no threads, no audit. They translate their SDK's errors into
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -28,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from .errors import PermanentError
 from .models import Account, AccountPage, Action, ActionKind, CheckResult, Leftover, Person, Receipt, Verification
 
-__all__ = ["Connector", "ConnectorSettings", "NOTHING_TO_RESTORE"]
+__all__ = ["Connector", "ConnectorSettings", "ManualTask", "NOTHING_TO_RESTORE"]
 
 #: Kinds with no undo that take nothing an undo would give back: once the account is enabled again
 #: the person signs in afresh (new sessions, new tokens). Never counted as destructive by default.
@@ -39,6 +40,20 @@ class ConnectorSettings(BaseModel):
     """Base for a connector's settings: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class ManualTask:
+    """A step the system offers no API for (``Connector.manual_tasks``): it joins the case's checklist.
+
+    ``id`` is unique within the connector (the engine prefixes the instance name); ``owner``, ``due``
+    (relative to the last day, e.g. ``-1d``) and ``blocking`` mean what they mean in a policy's ``tasks``."""
+
+    id: str
+    title: str
+    owner: str = "it"
+    due: str = "0d"
+    blocking: bool = False
 
 
 class Connector:
@@ -152,6 +167,12 @@ class Connector:
     def residual(self, person: Person, accounts: list[Account]) -> list[Leftover]:
         """Optional, read-only: access ``person`` still holds beyond what ``residual_kinds`` read back
         (sessions, OAuth grants, ...) on ``accounts`` (what ``discover`` found). Must not write."""
+        return []
+
+    def manual_tasks(self, actions: list[Action], person: Person) -> list[ManualTask]:
+        """Optional, read-only, no I/O: steps the system has no API for (an Exchange Online command, ...)
+        that ``actions`` (the whole plan for ``person``, every system's; this connector's are those whose
+        ``account.system`` is ``self.instance``) call for; the plan shows them as checklist tasks."""
         return []
 
     def close(self) -> None:

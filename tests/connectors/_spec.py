@@ -10,14 +10,16 @@ against:
 - GitHub REST: ``@octokit/openapi`` ``generated/ghec.json`` (tests/connectors/data/ghec.json.gz):
   method and path, query parameters, request body (JSON Schema, and no field the schema does not name);
 - GitHub GraphQL: ``@octokit/graphql-schema`` ``schema.graphql`` (tests/connectors/data/github-schema.graphql.gz):
-  every query and mutation validated by graphql-core, with its variables.
-
+  every query and mutation validated by graphql-core, with its variables;
 - Okta: the operations of the official ``okta`` SDK (PyPI), generated from Okta's Management OpenAPI
   document: each ``_<operation>_serialize`` method's HTTP method, resource path and query parameters
   (the OpenAPI document itself is not shipped in any package installed here).
+- Microsoft Graph v1.0: the request builders and models of the official ``msgraph-sdk`` (generated from
+  Microsoft's OpenAPI description; see ``_graph_spec.py``): method and path, query parameters, body
+  properties, nested objects, primitive kinds and enum values.
 
-Not checked (no machine-readable source installed here): Microsoft Graph, Slack, SCIM 2.0 (RFC 7644 has
-no machine-readable request schema). The OAuth token endpoints and Google's multipart ``/batch``
+Not checked (no machine-readable source installed here): Slack, SCIM 2.0 (RFC 7644 has no
+machine-readable request schema). The OAuth token endpoints and Google's multipart ``/batch``
 envelope are transport, not API calls (the requests inside a batch are logged and checked one by one).
 """
 
@@ -30,6 +32,8 @@ import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
+
+from ._graph_spec import check_graph
 
 DATA = Path(__file__).parent / "data"
 _SKIP = {"google_workspace": ("/token", "/batch"), "github": ()}
@@ -289,7 +293,7 @@ def check_okta(method: str, path: str, query: str, body: bytes) -> list[str]:
     return [f"{where} ({operation}): unknown query parameter {k!r}" for k, _ in parse_qsl(query) if k not in allowed]
 
 
-CHECKS = {"google_workspace": check_google, "github": check_github, "okta": check_okta}
+CHECKS = {"google_workspace": check_google, "github": check_github, "okta": check_okta, "entra": check_graph}
 
 
 def record(sim: Any) -> list[Any]:

@@ -84,3 +84,90 @@ class TestSlack(SandboxContract):
         listed = sim.log.entries(contains="admin.users.session.list")
         assert len(listed) >= 3
         assert connector.verify(action).ok
+
+
+# -- handover: user groups and channels ------------------------------------------------------------
+
+
+def _with_groups_and_channels(sandbox_people, sim, want_connect=False):
+    for ident in sandbox_people:
+        uid = sim._index.get(ident.email.lower())
+        groups = [g for g in sim.groups.values() if uid in g["members"]]
+        created = [c for c in sim.channels.values() if c["creator"] == uid and not c["is_private"]]
+        if uid and groups and created and (not want_connect or any(c["is_ext_shared"] for c in created)):
+            return ident, uid
+    raise AssertionError("no such sandbox person left")
+
+
+def test_user_groups_are_left_and_rejoined_on_undo_and_created_channels_are_named(sandbox_people, sandbox):
+    sim = sandbox.sim(SYSTEM)
+    connector = SlackConnector("slack", dict(sandbox.config()["connectors"][SYSTEM]["settings"]))
+    ident, uid = _with_groups_and_channels(sandbox_people, sim, want_connect=True)
+    account = connector.discover(ident.person)[0]
+    groups = sorted(g["displayName"] for g in sim.groups.values() if uid in g["members"])
+    action = Action(ActionKind.REMOVE_MEMBERSHIPS, account)
+    assert not connector.verify(action).ok
+    sim.log.clear()
+    receipt = connector.apply(action)
+    patches = [e for e in sim.log.entries(method="PATCH") if "/Groups/" in e.path]
+    assert len(patches) == len(groups) and all(b'"remove"' in e.body for e in patches)
+    assert sim.account(account.id)["groups"] == []
+    connect = sorted("#" + c["name"] for c in sim.channels.values() if c["creator"] == uid and c["is_ext_shared"])
+    assert receipt.before["slack_connect_channels"] == connect and all(c in receipt.detail for c in connect)
+    assert "Slack cannot transfer" in receipt.detail
+    assert not any(c.startswith("#priv-") for c in receipt.before["channels_created"]), "not shared with us"
+    verification = connector.verify(action, receipt)
+    assert verification.ok and "in no user group" in verification.detail
+    assert connector.apply(action).changed is False
+    connector.undo(receipt)
+    assert sim.account(account.id)["groups"] == groups
+
+
+def test_v1_removes_and_restores_user_groups_too(sandbox_people, sandbox):
+    sim = sandbox.sim(SYSTEM)
+    settings = {**sandbox.config()["connectors"][SYSTEM]["settings"], "scim_version": "v1", "channel_note": False}
+    connector = SlackConnector("slack", settings)
+    ident, uid = _with_groups_and_channels(sandbox_people, sim)
+    account = connector.discover(ident.person)[0]
+    groups = sim.account(account.id)["groups"]
+    sim.log.clear()
+    receipt = connector.apply(Action(ActionKind.REMOVE_MEMBERSHIPS, account))
+    assert sim.account(account.id)["groups"] == [] and sim.log.entries(contains="/scim/v1/Groups/")
+    assert not sim.log.entries(contains="users.conversations"), "channel_note: false lists no channels"
+    connector.undo(receipt)
+    assert sim.account(account.id)["groups"] == groups
+
+
+def test_groups_go_before_deactivation_and_the_channel_handover_is_a_checklist_task():
+    from offboard import Account, Person
+
+    assert (ActionKind.REMOVE_MEMBERSHIPS, ActionKind.DISABLE_ACCOUNT) in SlackConnector.ordering
+    person = Person(id="ana@corp.example", manager="bo@corp.example")
+    account = Account("slack", "U1", "ana@corp.example")
+    connector = SlackConnector.__new__(SlackConnector)  # manual_tasks reads nothing: no client needed
+    connector.instance = "slack"
+    elsewhere = Action(ActionKind.TRANSFER_OWNERSHIP, Account("google_workspace", "g1", "ana@corp.example"))
+    tasks = connector.manual_tasks([Action(ActionKind.DISABLE_ACCOUNT, account), elsewhere], person)
+    assert [t.id for t in tasks] == ["channels"] and "bo@corp.example" in tasks[0].title  # slack-channels in the plan
+    assert "Slack Connect" in tasks[0].title and len(tasks[0].title) <= 300
+    # a plain disable hands nothing over; a handover without a Slack account has nothing for Slack
+    assert connector.manual_tasks([Action(ActionKind.DISABLE_ACCOUNT, account)], person) == []
+    assert connector.manual_tasks([elsewhere], person) == []
+
+
+def test_without_channel_scopes_the_groups_still_go_and_the_note_says_why(sandbox_people, sandbox):
+    sim = sandbox.sim(SYSTEM)
+    connector = SlackConnector("slack", dict(sandbox.config()["connectors"][SYSTEM]["settings"]))
+    ident, uid = _with_groups_and_channels(sandbox_people, sim)
+    account = connector.discover(ident.person)[0]
+    granted = sim.granted
+    sim.granted = set(granted) - {"channels:read"}
+    try:
+        receipt = connector.apply(Action(ActionKind.REMOVE_MEMBERSHIPS, account))
+        result = connector.check()
+    finally:
+        sim.granted = granted
+    assert receipt.changed and sim.account(account.id)["groups"] == []
+    assert "channels not listed" in receipt.detail and "channels:read" in receipt.detail
+    assert result.ok and "channels:read" in result.detail
+    connector.undo(receipt)

@@ -10,7 +10,7 @@ import pytest
 from offboard.sandbox import Sandbox
 from offboard_connectors.github import _ENTERPRISE_IDENTITY, _ENTERPRISE_MEMBER, _REMOVE_ENTERPRISE_MEMBER
 
-from ._spec import check_github, check_google, record, violations
+from ._spec import check_github, check_google, check_graph, record, violations
 
 SYSTEM = "github"  # (the module's sandbox fixture is not used: each test starts its own)
 
@@ -110,3 +110,47 @@ def test_a_wrong_request_to_the_live_simulator_is_caught():
     assert any("nonsense" in p for p in found_github)
     assert not any("/members:" in p for p in found_github), "a valid request was flagged"
     assert any("suspnded" in p for p in found_google)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "body", "expected"),
+    [
+        ("GET", "/v1.0/users/u1/mailboxSetings", "", b"", "no such path"),
+        ("PUT", "/v1.0/users/u1/mailboxSettings", "", b"{}", "has no PUT"),
+        ("GET", "/v1.0/users/u1/managedDevices", "$selct=id", b"", "unknown query parameter '$selct'"),
+        (
+            "PATCH",
+            "/v1.0/users/u1/mailboxSettings",
+            "",
+            b'{"automaticRepliesSetting": {"status": "enabled"}}',
+            "'enabled' is not one of",
+        ),
+        (
+            "POST",
+            "/v1.0/users/u1/mailFolders/inbox/messageRules",
+            "",
+            b'{"displayName": "x", "sequence": "1", "actions": {"forwardTo": []}}',
+            "sequence: expected int",
+        ),
+        ("POST", "/v1.0/drives/d1/items/i1/invite", "", b'{"recipient": [{"email": "a@b.example"}]}', "no such"),
+        ("POST", "/v1.0/deviceManagement/managedDevices/m1/retire", "", b'{"keepData": true}', "takes no request body"),
+    ],
+)
+def test_graph_requests_outside_the_sdk_description_fail(method, path, query, body, expected):
+    problems = check_graph(method, path, query, body)
+    assert problems and expected in " ".join(problems)
+
+
+def test_graph_requests_the_sdk_description_allows_pass():
+    assert check_graph("GET", "/v1.0/users/u1/memberOf/microsoft.graph.group", "$select=id", b"") == []
+    assert check_graph("DELETE", "/v1.0/groups/g1/members/u1/$ref", "", b"") == []
+    assert (
+        check_graph(
+            "POST",
+            "/v1.0/drives/d1/items/i1/invite",
+            "",
+            b'{"recipients": [{"email": "a@b.example"}], "roles": ["write"], "requireSignIn": true}',
+        )
+        == []
+    )
+    assert check_graph("GET", "/v1.0/users", "$top=5&$skiptoken=10", b"") == []

@@ -42,6 +42,7 @@ from ._close import close_case
 from ._connectors import build_connector, connector_class
 from ._destructive import destructive_steps
 from ._leases import LeaseKeeper, describe
+from ._manual import with_manual_tasks
 from ._plan import CaseResult, Plan
 from ._ratelimit import TokenBucket
 from ._recorder import Recorder
@@ -279,8 +280,10 @@ class Engine:
                     step.connectors is None or account.system in step.connectors or cfg.type in step.connectors
                 ) and step.action in cls.capabilities():
                     plan.later.append((Action(step.action, account, params), step.delay))
-            planned = {*kinds, *(step.action for step in policy.later)} & cls.capabilities()
-            plan.destructive |= destructive_steps(self.connector(account.system), account, planned)
+            planned_kinds = {*kinds, *(step.action for step in policy.later)} & cls.capabilities()
+            plan.destructive |= destructive_steps(self.connector(account.system), account, planned_kinds)
+        planned = [*plan.actions, *(a for a, _ in plan.later)]
+        plan.policy = policy = with_manual_tasks(policy, planned, person, self.connector)
         plan.tasks = not_before(self.checklist(person, policy, now), now, self.config.tasks)
         return plan
 

@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._app import HTTPError, Request, Response, Simulator, route
+from ._entra_apps import EntraApps
 from ._entra_cert import ASSERTION_TYPE, AppCertificate
+from ._entra_handover import EntraHandover
 from ._knobs import Limit
 
 __all__ = ["Entra"]
@@ -46,7 +48,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Entra(Simulator):
+class Entra(EntraHandover, EntraApps, Simulator):
     """Entra ID tenant: msal-compatible token endpoint and the Graph users/groups/licenses/$batch surface."""
 
     system = "entra"
@@ -64,6 +66,14 @@ class Entra(Simulator):
             "User.ReadWrite.All",
             "Organization.Read.All",
             "RoleManagement.ReadWrite.Directory",
+            # the handover actions (_entra_handover.py)
+            "MailboxSettings.ReadWrite",
+            "Files.ReadWrite.All",
+            "DeviceManagementManagedDevices.Read.All",
+            "DeviceManagementManagedDevices.PrivilegedOperations.All",
+            "Device.ReadWrite.All",
+            "DelegatedPermissionGrant.ReadWrite.All",
+            "AppRoleAssignment.ReadWrite.All",
         }
     )
 
@@ -181,6 +191,7 @@ class Entra(Simulator):
                 self.groups[lic_gid]["members"].add(uid)
             if ident.admin:
                 self.roles["62e90394-69f5-4237-9190-012177145e10"].add(uid)
+        self._init_handover()
 
     @functools.cached_property
     def certificate(self) -> AppCertificate:
@@ -309,6 +320,7 @@ class Entra(Simulator):
         out["groups"] = sorted(g["displayName"] for g in self.groups.values() if user["id"] in g["members"])
         out["licenses"] = sorted(_sku_name(s["skuId"]) for s in user["assignedLicenses"])
         out["admin"] = any(user["id"] in m for m in self.roles.values())
+        out.update(self.handover_state(user["id"]))
         return out
 
     def accounts(self) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from typing import Any
 from ._app import HTTPError, Request, Response, Simulator, route
 from ._knobs import Limit
 from ._scimutil import compile_filter, patch_operations
+from ._slack_handover import HANDOVER_SCOPES, HANDOVER_TIERS, SlackHandover
 
 __all__ = ["Slack"]
 
@@ -34,6 +35,8 @@ _SCOPES = {
     "conversations.open": "im:write",
     "auth.test": None,
 }
+_SCOPES.update(HANDOVER_SCOPES)
+_TIERS.update(HANDOVER_TIERS)
 V1 = "urn:scim:schemas:core:1.0"
 V2 = "urn:ietf:params:scim:schemas:core:2.0:User"
 V2E = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -43,7 +46,7 @@ def _sid(prefix: str, seed: int, key: str) -> str:
     return prefix + hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:10].upper()
 
 
-class Slack(Simulator):
+class Slack(SlackHandover, Simulator):
     """An Enterprise Grid org: Web API methods the connectors use, and SCIM provisioning."""
 
     system = "slack"
@@ -61,6 +64,7 @@ class Slack(Simulator):
     }
     default_granted = frozenset(
         {"admin", "admin.users:read", "admin.users:write", "users:read", "users:read.email", "chat:write", "im:write"}
+        | {"channels:read", "groups:read"}
     )
 
     def __init__(self, company: Any, **kw: Any):
@@ -111,6 +115,7 @@ class Slack(Simulator):
             for g in ident.groups:
                 if g in by_name:
                     self.groups[by_name[g]]["members"].add(uid)
+        self._init_handover()
 
     # ----- framework hooks --------------------------------------------------------------------
     def connector_settings(self, secret: Callable[[str, str], str]) -> dict[str, Any]:
