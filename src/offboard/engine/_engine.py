@@ -47,6 +47,7 @@ from ._recorder import Recorder
 from ._recorder import iso as _iso
 from ._recorder import open_audit as _open_audit
 from ._retry import call_with_retries
+from ._schedule import run_phases
 from ._undo import undo_case
 
 __all__ = ["Engine", "Plan", "CaseResult"]
@@ -87,6 +88,8 @@ class Engine:
         self.bucket_factory: Callable[..., Any] = TokenBucket
         self._actions = ActionRunner(self)
         self.leases = LeaseKeeper(store, config.limits.lease_seconds)
+        #: Per system, when the last bulk run cut everyone's access and ended its cleanup (``_schedule``).
+        self.last_timing: dict[str, Any] = {}
 
     @classmethod
     def open(cls, config: Config, data_dir: Path, **kw: Any) -> Engine:
@@ -445,9 +448,12 @@ class Engine:
 
         # One queue per system, served by as many threads as the system's concurrency cap:
         # a slow or rate-limited system never holds threads another system could use.
-        futures = [self._system_pool(key[1]).submit(run, key[0], rows) for key, rows in chains.items()]
-        for future in futures:
-            future.result()
+        if len(case_ids) > 1:  # a bulk run: everyone's access is cut on a system before its cleanup starts
+            self.last_timing = run_phases(self, chains, run, left)
+        else:
+            futures = [self._system_pool(key[1]).submit(run, key[0], rows) for key, rows in chains.items()]
+            for future in futures:
+                future.result()
         for case_id in case_ids:
             if case_id not in results:  # a case with no actions (everything protected or undiscoverable)
                 results[case_id] = self.close_case(case_id, seal=False)

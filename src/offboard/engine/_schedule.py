@@ -1,0 +1,220 @@
+"""Critical-first scheduling of bulk runs: everyone loses access before anyone is cleaned up.
+
+Each action kind has a priority: **critical** kinds cut access (``disable_account``,
+``revoke_sessions``, ``revoke_tokens``, ``revoke_app_grants``); every other kind is
+**cleanup** (memberships, licences, transfers, deletion, ...). An action that a critical
+action must wait for (a connector's ``ordering`` pair ``(first, then)`` with ``then``
+critical, such as a mailbox handover the vendor refuses once the account is disabled) is
+critical too, transitively.
+
+In a bulk run (more than one case) each account's chain is split in two, keeping the
+chain's order within each part: the critical part, then the cleanup part. Per system,
+every account's critical part runs before the first cleanup part starts, so the system's
+rate budget is spent on cutting everyone's access first. Every ``(first, then)`` pair
+still holds: if ``then`` is critical, so is ``first``, and both keep their order in the
+critical part; if only ``first`` is critical it runs in the earlier phase; if neither,
+their order in the cleanup part is the chain's.
+
+``Phases`` runs this for one batch: it hands out the critical parts at once and a
+system's cleanup parts when that system's last critical part ends, and records per system
+the time when the last person lost access there and when its cleanup ended.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import OffboardError
+from ..models import ActionKind
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["CRITICAL", "critical_kinds", "priority", "split", "Phases", "SystemTiming", "run_phases"]
+
+#: The kinds that cut access; the rest is cleanup.
+CRITICAL: frozenset[ActionKind] = frozenset(
+    {
+        ActionKind.DISABLE_ACCOUNT,
+        ActionKind.REVOKE_SESSIONS,
+        ActionKind.REVOKE_TOKENS,
+        ActionKind.REVOKE_APP_GRANTS,
+    }
+)
+
+
+def priority(kind: ActionKind | str) -> int:
+    """0 for a kind that cuts access, 1 for cleanup."""
+    return 0 if ActionKind(kind) in CRITICAL else 1
+
+
+def critical_kinds(ordering: Iterable[tuple[ActionKind, ActionKind]] = ()) -> frozenset[ActionKind]:
+    """``CRITICAL`` plus every kind a critical kind waits on through ``ordering`` (transitively)."""
+    pairs = [(ActionKind(first), ActionKind(then)) for first, then in ordering]
+    found = set(CRITICAL)
+    grew = True
+    while grew:
+        grew = False
+        for first, then in pairs:
+            if then in found and first not in found:
+                found.add(first)
+                grew = True
+    return frozenset(found)
+
+
+def split(
+    rows: list[dict[str, Any]], critical: frozenset[ActionKind]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One account's chain as (critical rows, cleanup rows), each in the chain's order."""
+    first = [r for r in rows if ActionKind(r["kind"]) in critical]
+    rest = [r for r in rows if ActionKind(r["kind"]) not in critical]
+    return first, rest
+
+
+@dataclass
+class SystemTiming:
+    """When a system's phases ended, in seconds after the batch started (None: that phase had no work)."""
+
+    access_cut: float | None = None  # the last critical action on this system ended
+    cleanup_end: float | None = None  # the last action of any kind on this system ended
+    critical_chains: int = 0
+    cleanup_chains: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "access_cut_seconds": None if self.access_cut is None else round(self.access_cut, 3),
+            "cleanup_end_seconds": None if self.cleanup_end is None else round(self.cleanup_end, 3),
+            "critical_chains": self.critical_chains,
+            "cleanup_chains": self.cleanup_chains,
+        }
+
+
+@dataclass
+class _System:
+    critical: list[Any] = field(default_factory=list)
+    cleanup: list[Any] = field(default_factory=list)
+    open_critical: int = 0
+    open_all: int = 0
+
+
+class Phases:
+    """Runs one batch of chain parts critical-first per system; ``wait()`` returns when all have ended.
+
+    ``submit(system, fn)`` queues ``fn`` on that system's executor. A part is any object;
+    ``run(part)`` does its work. Parts are added with ``add(system, part, critical)``.
+    """
+
+    def __init__(
+        self,
+        submit: Callable[[str, Callable[[], None]], Any],
+        run: Callable[[Any], None],
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._submit = submit
+        self._run = run
+        self._clock = clock
+        self._systems: dict[str, _System] = {}
+        self._cond = threading.Condition()
+        self._open = 0
+        self._errors: list[BaseException] = []
+        self.timing: dict[str, SystemTiming] = {}
+        self._start = 0.0
+
+    def add(self, system: str, part: Any, critical: bool) -> None:
+        entry = self._systems.setdefault(system, _System())
+        (entry.critical if critical else entry.cleanup).append(part)
+
+    def start(self) -> None:
+        """Hand out every system's critical parts (or its cleanup parts when it has no critical one)."""
+        self._start = self._clock()
+        with self._cond:
+            for system, entry in self._systems.items():
+                self.timing[system] = SystemTiming(
+                    critical_chains=len(entry.critical), cleanup_chains=len(entry.cleanup)
+                )
+                entry.open_critical = len(entry.critical)
+                entry.open_all = len(entry.critical) + len(entry.cleanup)
+                self._open += entry.open_all
+        for system, entry in self._systems.items():
+            first = entry.critical or entry.cleanup
+            for part in first:
+                self._queue(system, part, critical=bool(entry.critical))
+
+    def _queue(self, system: str, part: Any, critical: bool) -> None:
+        def job() -> None:
+            try:
+                self._run(part)
+            except BaseException as exc:  # kept for wait(); the batch goes on for everyone else
+                with self._cond:
+                    self._errors.append(exc)
+            finally:
+                self._ended(system, critical)
+
+        self._submit(system, job)
+
+    def _ended(self, system: str, critical: bool) -> None:
+        entry = self._systems[system]
+        release: list[Any] = []
+        with self._cond:
+            now = self._clock() - self._start
+            timing = self.timing[system]
+            entry.open_all -= 1
+            self._open -= 1
+            if critical:
+                entry.open_critical -= 1
+                if entry.open_critical == 0:
+                    timing.access_cut = now
+                    release = entry.cleanup
+            if entry.open_all == 0:
+                timing.cleanup_end = now
+            if self._open == 0:
+                self._cond.notify_all()
+        for part in release:  # this system's access is cut for everyone: its cleanup may start
+            self._queue(system, part, critical=False)
+
+    def wait(self) -> None:
+        """Block until every part has ended; re-raise the first error a part raised."""
+        with self._cond:
+            while self._open > 0:
+                self._cond.wait()
+            if self._errors:
+                raise self._errors[0]
+
+
+def run_phases(
+    engine: Engine,
+    chains: dict[tuple[str, str, str], list[dict[str, Any]]],
+    run: Callable[[str, list[dict[str, Any]]], None],
+    left: dict[str, int],
+) -> dict[str, SystemTiming]:
+    """Run a bulk batch's ``chains`` (keyed by case, system, account) critical-first; each system's timing.
+
+    ``run(case_id, rows)`` runs one part of a chain and closes the case when ``left[case_id]``
+    (the parts still to run, counted here) reaches zero.
+    """
+    from ._connectors import connector_class
+
+    phases = Phases(
+        lambda system, job: engine._system_pool(system).submit(job),
+        lambda part: run(*part),
+        clock=lambda: engine.monotonic(),
+    )
+    critical: dict[str, frozenset[ActionKind]] = {}
+    for (case_id, system, _), rows in chains.items():
+        if system not in critical:
+            try:
+                ordering = connector_class(engine, system).ordering
+            except OffboardError:  # no such connector any more: its chains fail in run_chain, naming it
+                ordering = ()
+            critical[system] = critical_kinds(ordering)
+        parts = [(p, c) for p, c in zip(split(rows, critical[system]), (True, False), strict=True) if p]
+        left[case_id] += len(parts) - 1
+        for part, is_critical in parts:
+            phases.add(system, (case_id, part), is_critical)
+    phases.start()
+    phases.wait()
+    return phases.timing
