@@ -64,6 +64,21 @@ class SlackConnector(Connector):
         "admin.users.session.reset": (20 / 60, 5),  # Tier 2
     }
     permissions = (SCIM_SCOPE, USERS_READ, LOOKUP_SCOPE, SESSION_READ, SESSION_WRITE)
+    # Requests per action in a bulk run (docs/connectors/slack.md, "Calls per action").
+    calls = {
+        # GET /Users/<id> (before-state: active, groups for undo), DELETE /Users/<id>, GET to read back
+        ActionKind.DISABLE_ACCOUNT: {"scim_user_read": 2, "scim_write": 1},
+        # bulk: admin.users.session.reset without listing first (nothing to undo), one list to read back
+        ActionKind.REVOKE_SESSIONS: {"admin.users.session.reset": 1, "admin.users.session.list": 1},
+    }
+    # Slack: a deactivated member is "signed out of your workspace(s) on all devices and unable to sign back in";
+    # DELETE /Users/<id> is documented as the SCIM call that deactivates (docs.slack.dev/reference/scim-api).
+    implied = {
+        ActionKind.REVOKE_SESSIONS: (
+            ActionKind.DISABLE_ACCOUNT,
+            "https://slack.com/help/articles/204475027-Deactivate-a-members-account",
+        )
+    }
 
     class Settings(ConnectorSettings):
         token: Secret = Field(description="user token (xoxp-) of an Org/Workspace Owner with the admin scope")
@@ -318,16 +333,26 @@ class SlackConnector(Connector):
         return Receipt(receipt.action, changed=True, before={"active": not wanted})
 
     def revoke_sessions(self, action: Action) -> Receipt:
+        if action.params.get("bulk"):  # one Tier 2 call, not two: the count before is detail, not undo state
+            self._reset(action)
+            return Receipt(action, changed=True, before={}, detail="sessions reset (bulk: not listed first)")
         sessions = self._sessions(action)
         if not sessions:
             return Receipt(action, changed=False, before={"active_sessions": 0}, detail="no active sessions")
+        self._reset(action)
+        return Receipt(action, changed=True, before={"active_sessions": len(sessions)})
+
+    def _reset(self, action: Action) -> None:
+        if not self.settings.session_reset:
+            raise PermanentError(
+                "session reset is turned off (session_reset: false; it needs Enterprise Grid)", system=self.instance
+            )
         self._api(
             "admin.users.session.reset",
             f"reset sessions of {action.account.name}",
             SESSION_WRITE,
             user_id=action.account.id,
         )
-        return Receipt(action, changed=True, before={"active_sessions": len(sessions)})
 
     # -- helpers --------------------------------------------------------------
 

@@ -47,7 +47,7 @@ from ._recorder import Recorder
 from ._recorder import iso as _iso
 from ._recorder import open_audit as _open_audit
 from ._retry import call_with_retries
-from ._schedule import run_phases
+from ._schedule import bulk_plan, run_phases
 from ._undo import undo_case
 
 __all__ = ["Engine", "Plan", "CaseResult"]
@@ -242,7 +242,13 @@ class Engine:
             raise ConfigError(f"unknown policy {name!r} (known: {', '.join(sorted(self.policies))})")
         return policy
 
-    def plan(self, ref: str | Person, policy: str | None = None) -> Plan:
+    def estimate(self, plans: list[Plan], latency: float = 0.05) -> Any:
+        """The ETA of running ``plans`` together (``_eta.estimate``)."""
+        from ._eta import estimate
+
+        return estimate(self, plans, latency)
+
+    def plan(self, ref: str | Person, policy: str | None = None, *, bulk: bool = False) -> Plan:
         """What would happen for ``ref``; reads only."""
         person = ref if isinstance(ref, Person) else self.resolve(ref)
         chosen = self.policy_for(person, policy)
@@ -253,12 +259,18 @@ class Engine:
                 f"({', '.join(self.enabled_connectors()) or 'no connectors configured'})",
                 suggestions=self.nearest_people(person.id),
             )
-        return self.plan_for(person, chosen, accounts, errors)
+        return self.plan_for(person, chosen, accounts, errors, bulk=bulk)
 
     def plan_for(
-        self, person: Person, policy: Policy, accounts: Iterable[Account], errors: dict[str, str] | None = None
+        self,
+        person: Person,
+        policy: Policy,
+        accounts: Iterable[Account],
+        errors: dict[str, str] | None = None,
+        *,
+        bulk: bool = False,
     ) -> Plan:
-        """Apply ``policy`` and the guards to known accounts."""
+        """Apply ``policy`` and the guards to known accounts; ``bulk``: one of many (``_schedule.bulk_plan``)."""
         now = self.clock()
         plan = Plan(person, policy, [], errors=dict(errors or {}), as_of=now)
         protection = Protection.combine(policy, self.config.protected)
@@ -282,7 +294,7 @@ class Engine:
                 ) and step.action in cls.capabilities():
                     plan.later.append((Action(step.action, account, params), step.delay))
         plan.tasks = not_before(self.checklist(person, policy, now), now, self.config.tasks)
-        return plan
+        return bulk_plan(self, plan) if bulk else plan
 
     def checklist(self, person: Person, policy: Policy, termination: datetime) -> list[Any]:
         """The checklist tasks ``policy`` asks for ``person``, with due dates from ``termination``."""
@@ -384,6 +396,7 @@ class Engine:
                     for a, r in plan.protected
                 ],
                 "discovery_errors": plan.errors,
+                **({"covered": plan.to_dict()["covered"]} if plan.covered else {}),
                 **({"tasks": [t.to_entry() for t in tasks]} if tasks else {}),
             },
         )

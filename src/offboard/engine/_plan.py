@@ -28,6 +28,8 @@ class Plan:
     later: list[tuple[Action, timedelta]] = field(default_factory=list)
     tasks: list[Any] = field(default_factory=list)  # offboard.checklist._tasks.TaskSpec, due from ``as_of``
     as_of: datetime | None = None  # when the plan was made; None: no checklist was drawn up (a follow-up)
+    # bulk plans: actions the vendor documents as done by another planned action (kind, documentation URL)
+    covered: list[tuple[Action, ActionKind, str]] = field(default_factory=list)
 
     @property
     def accounts(self) -> list[Account]:
@@ -49,7 +51,18 @@ class Plan:
                 for a, d in self.later
             ],
             "tasks": [t.to_entry() for t in self.tasks],
+            **({"covered": [_covered(a, k, why) for a, k, why in self.covered]} if self.covered else {}),
         }
+
+
+def _covered(action: Action, by: ActionKind, documented: str) -> dict[str, Any]:
+    return {
+        "system": action.account.system,
+        "account": action.account.name,
+        "kind": action.kind.value,
+        "covered_by": by.value,
+        "documented": documented,
+    }
 
 
 @dataclass

@@ -34,7 +34,7 @@ from ..models import ActionKind
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["CRITICAL", "critical_kinds", "priority", "split", "Phases", "SystemTiming", "run_phases"]
+__all__ = ["CRITICAL", "critical_kinds", "priority", "split", "Phases", "SystemTiming", "run_phases", "bulk_plan"]
 
 #: The kinds that cut access; the rest is cleanup.
 CRITICAL: frozenset[ActionKind] = frozenset(
@@ -218,3 +218,27 @@ def run_phases(
     phases.start()
     phases.wait()
     return phases.timing
+
+
+def bulk_plan(engine: Engine, plan: Any) -> Any:
+    """``plan`` as one of many: implied actions marked covered, the rest told they run in bulk.
+
+    An action whose kind the connector's vendor documents as done by another kind planned for
+    the same account (``Connector.implied``) moves to ``plan.covered`` with the documentation's
+    address, and is not called. Every other action gets ``params["bulk"] = True``: a connector
+    may then skip requests that serve only the receipt's detail (never a before-state that an
+    undo needs), as the connector pages in docs/connectors/ say.
+    """
+    from ..models import Action
+    from ._connectors import connector_class
+
+    planned = {(a.account.ref, a.kind) for a in plan.actions}
+    kept = []
+    for action in plan.actions:
+        by = connector_class(engine, action.account.system).implied.get(action.kind)
+        if by is not None and (action.account.ref, by[0]) in planned and by[0] is not action.kind:
+            plan.covered.append((action, by[0], by[1]))
+            continue
+        kept.append(Action(action.kind, action.account, {**action.params, "bulk": True}))
+    plan.actions = kept
+    return plan
