@@ -93,7 +93,8 @@ def print_eta(eta: Any, measured: dict[str, Any] | None = None) -> None:
     from ..engine._eta import format_seconds
 
     table = Table(title="Bulk run: calls and ETA (critical-first)", title_justify="left")
-    for column in ("system", "actions", "covered", "calls", "of them cutting access", "binding limit", "access cut", "cleanup"):
+    columns = ("system", "actions", "covered", "calls", "cutting access", "binding limit", "access cut", "cleanup")
+    for column in columns:
         table.add_column(column)
     if measured:
         table.add_column("measured: cut / cleanup")
