@@ -47,6 +47,8 @@ class SweepResult:
     residual: list[Any] = field(default_factory=list)  # the residual-access check of recent leavers (check_since)
     # leavers for whom a listed system cannot be correlated: (person, system, why); on their plans too
     uncorrelated: list[tuple[str, str, str]] = field(default_factory=list)
+    eta: Any = None  # the bulk run's estimate (offboard.engine._eta.Eta), before any action
+    timing: dict[str, Any] = field(default_factory=dict)  # measured per system: access cut, cleanup end
 
     @property
     def ok(self) -> bool:
@@ -100,6 +102,8 @@ class SweepResult:
             "retried": [c.to_dict() for c in self.retried],
             "residual": [r.to_dict() for r in self.residual],
             "uncorrelated": [{"person": p, "system": s, "why": w} for p, s, w in self.uncorrelated],
+            "eta": self.eta.to_dict() if self.eta is not None else None,
+            "measured": {system: t.to_dict() for system, t in self.timing.items()},
         }
 
 
@@ -214,7 +218,10 @@ def _sweep(
         if not accounts:
             continue
         plan = engine.plan_for(
-            person, engine.policy_for(person), [a for a in accounts if a.system in engine.config.connectors]
+            person,
+            engine.policy_for(person),
+            [a for a in accounts if a.system in engine.config.connectors],
+            bulk=True,
         )
         plan.uncorrelated = open_questions
         if plan.actions:
@@ -222,6 +229,7 @@ def _sweep(
         elif plan.protected:
             result.skipped.append((person.id, "every remaining account is protected"))
     result.reasons = guard(result.plans, _inventory.active_counts(engine.store), engine.config.limits)
+    result.eta = engine.estimate(result.plans) if result.plans else None
     if dry_run:
         return result
     summary = {
@@ -230,6 +238,7 @@ def _sweep(
         "cases": len(result.plans),
         "people": [p.person.id for p in result.plans],
         "limits": {"max_cases": engine.config.limits.max_cases, "max_percent": f"{engine.config.limits.max_percent:g}"},
+        **({"eta": result.eta.to_dict()} if result.eta is not None else {}),
     }
     if result.reasons and not approve:
         result.halted = True
@@ -248,6 +257,7 @@ def _sweep(
         case_ids.append(engine.open_case(plan, trigger="sweep", reason=reason, termination_at=end))
     if case_ids:
         result.cases = engine.run_cases(case_ids, progress)
+        result.timing = dict(getattr(engine, "last_timing", {})) if len(case_ids) > 1 else {}
         _inventory.mark_inactive(engine.store, _disabled(result.cases))
     engine.record(
         "sweep",
