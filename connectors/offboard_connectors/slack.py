@@ -71,6 +71,10 @@ class SlackConnector(Connector):
         # bulk: admin.users.session.reset without listing first (nothing to undo), one list to read back
         ActionKind.REVOKE_SESSIONS: {"admin.users.session.reset": 1, "admin.users.session.list": 1},
     }
+    reads = {
+        ActionKind.DISABLE_ACCOUNT: {"scim_user_read": 1},
+        ActionKind.REVOKE_SESSIONS: {"admin.users.session.list": 1},
+    }
     # Slack: a deactivated member is "signed out of your workspace(s) on all devices and unable to sign back in";
     # DELETE /Users/<id> is documented as the SCIM call that deactivates (docs.slack.dev/reference/scim-api).
     implied = {

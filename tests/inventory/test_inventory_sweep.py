@@ -132,9 +132,10 @@ def test_a_corrupted_export_halts_before_any_action_until_approved(make_company,
     assert cases(home) == []
     halted = events(home, "sweep_halted")
     assert len(halted) == 1 and halted[0]["payload"]["cases"] == 12 and len(halted[0]["payload"]["reasons"]) == 4
-    # the approval request carries the ETA: per system the calls (12 people x 3 actions x write + read-back)
+    # the approval request carries the ETA: per system the calls (12 people x 3 actions x write + read-back,
+    # and the residual check's read-back of disable and memberships at each close)
     eta = halted[0]["payload"]["eta"]
-    assert {s["system"]: s["calls"] for s in eta["systems"]} == {"sys0": 72, "sys1": 72, "sys2": 72}
+    assert {s["system"]: s["calls"] for s in eta["systems"]} == {"sys0": 96, "sys1": 96, "sys2": 96}
     assert eta["cleanup_end_seconds"] >= eta["access_cut_seconds"] >= 0
     assert "Everyone's access cut in about" in result.output
 

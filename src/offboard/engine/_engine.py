@@ -47,7 +47,7 @@ from ._recorder import Recorder
 from ._recorder import iso as _iso
 from ._recorder import open_audit as _open_audit
 from ._retry import call_with_retries
-from ._schedule import bulk_plan, run_phases
+from ._schedule import bulk_plan, run_bulk
 from ._undo import undo_case
 
 __all__ = ["Engine", "Plan", "CaseResult"]
@@ -462,7 +462,7 @@ class Engine:
         # One queue per system, served by as many threads as the system's concurrency cap:
         # a slow or rate-limited system never holds threads another system could use.
         if len(case_ids) > 1:  # a bulk run: everyone's access is cut on a system before its cleanup starts
-            self.last_timing = run_phases(self, chains, run, left)
+            self.last_timing = run_bulk(self, chains, persons, results, progress)
         else:
             futures = [self._system_pool(key[1]).submit(run, key[0], rows) for key, rows in chains.items()]
             for future in futures:

@@ -16,7 +16,9 @@ spends each bucket first on the access-cutting actions, then on cleanup, so:
   ``n * latency / concurrency`` (the floor when no limit binds);
 - **access cut**: that time for the critical calls alone; **cleanup end**: for all calls.
 
-Actions a vendor documents as implied by another (``Plan.covered``) make no calls.
+Actions a vendor documents as implied by another (``Plan.covered``) make no calls. The
+residual check at each case's close (``cases.check_on_close``) reads each account back
+once per kind the policy removes (``Connector.residual_kinds``): cleanup-phase calls.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from ..connector import Connector
     from ._engine import Engine
 
-__all__ = ["Eta", "SystemEta", "estimate", "calls_of", "format_seconds"]
+__all__ = ["Eta", "SystemEta", "estimate", "calls_of", "reads_of", "format_seconds"]
 
 SYSTEM = ""  # the bucket key of a system's own bucket
 
@@ -130,6 +132,30 @@ def calls_of(cls: type[Connector], kind: ActionKind) -> dict[str, float]:
     return {SYSTEM: 2.0 + (1.0 if reads_before else 0.0)}
 
 
+def reads_of(cls: type[Connector], kind: ActionKind) -> dict[str, float]:
+    """The tokens one read-back (``verify``) of ``kind`` takes, per bucket."""
+    if cls.rate_limits:
+        declared = dict(cls.reads.get(kind, {})) or {next(iter(cls.rate_limits)): 1.0}
+        return {**declared, SYSTEM: sum(declared.values())}
+    return {SYSTEM: 1.0}
+
+
+def _residual(engine: Engine, plan: Any, every: dict[str, Counter[str]]) -> None:
+    """The residual check at each case's close (``cases.check_on_close``): one read-back per account and kind
+    the policy removes that the connector reads without a receipt; it comes after the case's last action."""
+    from ._connectors import connector_class
+
+    accounts = {a.account.ref: a.account for a in plan.actions}
+    for account in accounts.values():
+        if account.system not in every:
+            continue
+        cls = connector_class(engine, account.system)
+        kinds, _ = plan.policy.actions_for(account.system, engine.config.connectors[account.system].type)
+        for kind in kinds:
+            if kind in cls.capabilities() and kind in cls.residual_kinds:
+                every[account.system].update(reads_of(cls, kind))
+
+
 def _limit(rate: float, burst: int) -> str:
     if rate >= 1:
         return f"{rate:g}/s, burst {burst}"
@@ -160,6 +186,8 @@ def estimate(engine: Engine, plans: list[Any], latency: float = 0.05) -> Eta:
             if action.kind in critical[system]:
                 entry.critical_actions += 1
                 crit.update(per)
+        if engine.config.cases.check_on_close:
+            _residual(engine, plan, {system: pair[1] for system, pair in tokens.items()})
         for action, _kind, _why in getattr(plan, "covered", ()):
             system = action.account.system
             by_system.setdefault(system, SystemEta(system)).covered += 1

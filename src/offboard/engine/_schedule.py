@@ -34,7 +34,7 @@ from ..models import ActionKind
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["CRITICAL", "critical_kinds", "priority", "split", "Phases", "SystemTiming", "run_phases", "bulk_plan"]
+__all__ = ["CRITICAL", "critical_kinds", "priority", "split", "Phases", "SystemTiming", "run_bulk", "bulk_plan"]
 
 #: The kinds that cut access; the rest is cleanup.
 CRITICAL: frozenset[ActionKind] = frozenset(
@@ -83,6 +83,7 @@ class SystemTiming:
     cleanup_end: float | None = None  # the last action of any kind on this system ended
     critical_chains: int = 0
     cleanup_chains: int = 0
+    started: float = 0.0  # the batch's start on the engine's monotonic clock
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,7 +135,7 @@ class Phases:
         with self._cond:
             for system, entry in self._systems.items():
                 self.timing[system] = SystemTiming(
-                    critical_chains=len(entry.critical), cleanup_chains=len(entry.cleanup)
+                    critical_chains=len(entry.critical), cleanup_chains=len(entry.cleanup), started=self._start
                 )
                 entry.open_critical = len(entry.critical)
                 entry.open_all = len(entry.critical) + len(entry.cleanup)
@@ -185,18 +186,38 @@ class Phases:
                 raise self._errors[0]
 
 
-def run_phases(
+def run_bulk(
     engine: Engine,
     chains: dict[tuple[str, str, str], list[dict[str, Any]]],
-    run: Callable[[str, list[dict[str, Any]]], None],
-    left: dict[str, int],
+    persons: dict[str, str],
+    results: dict[str, Any],
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    closers: int = 8,
 ) -> dict[str, SystemTiming]:
     """Run a bulk batch's ``chains`` (keyed by case, system, account) critical-first; each system's timing.
 
-    ``run(case_id, rows)`` runs one part of a chain and closes the case when ``left[case_id]``
-    (the parts still to run, counted here) reaches zero.
+    A case closes (``results[case_id]``) when its last part ends, on a pool of its own: the
+    close's residual check reads every system the person holds, and a system's threads must
+    not wait on another system's rate limit.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from ._connectors import connector_class
+
+    left: dict[str, int] = {}
+    lock = threading.Lock()
+    closing = ThreadPoolExecutor(closers, thread_name_prefix="offboard-close")
+    closes: list[Any] = []
+
+    def close(case_id: str) -> None:
+        results[case_id] = engine.close_case(case_id, seal=False)
+
+    def run(case_id: str, rows: list[dict[str, Any]]) -> None:
+        engine._actions.run_chain(case_id, persons[case_id], rows, progress)
+        with lock:
+            left[case_id] -= 1
+            if left[case_id] == 0:
+                closes.append(closing.submit(close, case_id))
 
     phases = Phases(
         lambda system, job: engine._system_pool(system).submit(job),
@@ -212,11 +233,16 @@ def run_phases(
                 ordering = ()
             critical[system] = critical_kinds(ordering)
         parts = [(p, c) for p, c in zip(split(rows, critical[system]), (True, False), strict=True) if p]
-        left[case_id] += len(parts) - 1
+        left[case_id] = left.get(case_id, 0) + len(parts)
         for part, is_critical in parts:
             phases.add(system, (case_id, part), is_critical)
-    phases.start()
-    phases.wait()
+    try:
+        phases.start()
+        phases.wait()
+    finally:
+        closing.shutdown(wait=True)
+    for future in closes:
+        future.result()
     return phases.timing
 
 
