@@ -56,8 +56,8 @@ class SlackConnector(Connector):
     default_concurrency = 4
     rate_limits = {
         "scim_write": (3.0, 20),  # PUT/PATCH/DELETE /Users/<id>: 180 a minute, burst 20
-        "scim_user_read": (5.0, 50),  # GET /Users/<id>: 300 a minute
-        "scim_read": (16.0, 100),  # other GETs: 1,000 a minute
+        "scim_user_read": (5.0, 300),  # GET /Users/<id>: 300 a minute, burst 300
+        "scim_read": (1000 / 60, 1000),  # other GETs: 1,000 a minute, burst 1,000
         "users.lookupByEmail": (50 / 60, 10),  # Tier 3
         "users.info": (100 / 60, 20),  # Tier 4
         "admin.users.session.list": (20 / 60, 5),  # Tier 2

@@ -121,6 +121,9 @@ class Phases:
         self._systems: dict[str, _System] = {}
         self._cond = threading.Condition()
         self._open = 0
+        self._open_critical = 0  # critical parts still to end, over every system
+        #: Called once, when the last critical part of every system has ended (at once if there is none).
+        self.on_access_cut: Callable[[], None] | None = None
         self._errors: list[BaseException] = []
         self.timing: dict[str, SystemTiming] = {}
         self._start = 0.0
@@ -138,8 +141,11 @@ class Phases:
                     critical_chains=len(entry.critical), cleanup_chains=len(entry.cleanup), started=self._start
                 )
                 entry.open_critical = len(entry.critical)
+                self._open_critical += len(entry.critical)
                 entry.open_all = len(entry.critical) + len(entry.cleanup)
                 self._open += entry.open_all
+        if self._open_critical == 0 and self.on_access_cut is not None:
+            self.on_access_cut()
         for system, entry in self._systems.items():
             first = entry.critical or entry.cleanup
             for part in first:
@@ -167,6 +173,8 @@ class Phases:
             self._open -= 1
             if critical:
                 entry.open_critical -= 1
+                self._open_critical -= 1
+                everyone = self._open_critical == 0
                 if entry.open_critical == 0:
                     timing.access_cut = now
                     release = entry.cleanup
@@ -174,6 +182,8 @@ class Phases:
                 timing.cleanup_end = now
             if self._open == 0:
                 self._cond.notify_all()
+        if critical and everyone and self.on_access_cut is not None:
+            self.on_access_cut()
         for part in release:  # this system's access is cut for everyone: its cleanup may start
             self._queue(system, part, critical=False)
 
@@ -198,7 +208,8 @@ def run_bulk(
 
     A case closes (``results[case_id]``) when its last part ends, on a pool of its own: the
     close's residual check reads every system the person holds, and a system's threads must
-    not wait on another system's rate limit.
+    not wait on another system's rate limit. Those reads are cleanup too: a case whose work
+    ends before every system has cut everyone's access closes only once they all have.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -208,6 +219,8 @@ def run_bulk(
     lock = threading.Lock()
     closing = ThreadPoolExecutor(closers, thread_name_prefix="offboard-close")
     closes: list[Any] = []
+    held: list[str] = []  # cases done before everyone's access was cut: their closing reads wait
+    cut = [False]
 
     def close(case_id: str) -> None:
         results[case_id] = engine.close_case(case_id, seal=False)
@@ -217,13 +230,23 @@ def run_bulk(
         with lock:
             left[case_id] -= 1
             if left[case_id] == 0:
-                closes.append(closing.submit(close, case_id))
+                if cut[0]:
+                    closes.append(closing.submit(close, case_id))
+                else:  # the close's residual check reads every system: not before access is cut everywhere
+                    held.append(case_id)
+
+    def access_cut() -> None:
+        with lock:
+            cut[0] = True
+            closes.extend(closing.submit(close, case_id) for case_id in held)
+            held.clear()
 
     phases = Phases(
         lambda system, job: engine._system_pool(system).submit(job),
         lambda part: run(*part),
         clock=lambda: engine.monotonic(),
     )
+    phases.on_access_cut = access_cut
     critical: dict[str, frozenset[ActionKind]] = {}
     for (case_id, system, _), rows in chains.items():
         if system not in critical:
