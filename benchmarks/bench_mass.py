@@ -13,7 +13,11 @@ by ``--scale``, the connectors' rates divided by it, as in ``bench_bulk``):
 
 - **critical bound**: the tokens spent by requests served until that system's last
   critical action ended (the access-cutting calls alone), at each bucket's rate after its
-  burst; the largest bucket. Goal: time to the last access cut <= 1.10x this bound;
+  burst; the largest bucket, over the vendor's buckets as the sandbox meters them and the
+  engine's own buckets at the configured limits (the connectors' defaults, which are the
+  vendors' published limits; where they are stricter than the sandbox's model, as Graph's
+  20/s against Entra's resource units, they bind). Goal: time to the last access cut <= 1.10x
+  this bound;
 - **all-actions bound**: the same over the whole run; goal: wall <= 1.10x its largest;
 - under 1% of requests answered 429 (or the vendor's 403 rate-limit answer);
 - the ETA (access cut for everyone; every action done) within 15% of the measured times;
@@ -50,6 +54,37 @@ def _system_bound(stats: dict[str, Any]) -> tuple[float, str]:
     return bound({"": stats})
 
 
+def _counting_bucket() -> Any:
+    """A TokenBucket that stamps every token it hands out (monotonic time), for the configured-limit bound."""
+    from offboard.engine._ratelimit import TokenBucket
+
+    class CountingBucket(TokenBucket):
+        def __init__(self, *args: Any, **kw: Any):
+            super().__init__(*args, **kw)
+            self.stamps: list[float] = []
+
+        def acquire(self, sleep: Any = time.sleep) -> float:
+            waited = super().acquire(sleep)
+            self.stamps.append(time.monotonic())
+            return waited
+
+    return CountingBucket
+
+
+def _configured_bound(engine: Any, system: str, since: float, until: float) -> tuple[float, str]:
+    """Seconds the tokens taken from ``system``'s engine buckets between ``since`` and ``until`` need at their
+    rates after the burst: the bound set by the configured limits (the vendors' published defaults)."""
+    best, where = 0.0, "no bucket binds"
+    for name, bucket in engine._buckets.items():
+        if name != system and not name.startswith(f"{system}:") or not bucket.rate:
+            continue
+        n = sum(1 for t in bucket.stamps if since <= t <= until)
+        need = max(0.0, n - bucket.burst) / bucket.rate
+        if need > best:
+            best, where = need, f"engine {name}: {n} at {bucket.rate:g}/s, burst {bucket.burst}"
+    return best, where
+
+
 def _mass(people: int, scale: float, seed: int, latency_ms: float) -> dict[str, Any]:
     from offboard.engine._engine import Engine
 
@@ -57,6 +92,7 @@ def _mass(people: int, scale: float, seed: int, latency_ms: float) -> dict[str, 
     home = Path(tempfile.mkdtemp(prefix="offboard-bench-mass-"))
     with RemoteSandbox(people, seed, timeline=True, window_scale=scale, latency_ms=latency_ms) as sandbox:
         engine = Engine.open(engine_config(sandbox.config, scale), home)
+        engine.bucket_factory = _counting_bucket()
         try:
             chosen = sandbox.people[:people]
             with stopwatch() as planned, ThreadPoolExecutor(8, thread_name_prefix="bench-plan") as pool:
@@ -66,7 +102,8 @@ def _mass(people: int, scale: float, seed: int, latency_ms: float) -> dict[str, 
             out["eta"] = eta
             case_ids = [engine.open_case(plan, trigger="bench", reason="mass benchmark") for plan in plans]
             sandbox.reset()
-            time.sleep(1.0)  # let the engine's own buckets refill too
+            for bucket in engine._buckets.values():  # the engine's buckets start full, as the sandbox's do
+                bucket._tokens, bucket._stamp = float(bucket.burst), time.monotonic()
             cpu = time.process_time()
             start_wall, start = time.time(), time.monotonic()
             with stopwatch() as ran:
@@ -81,6 +118,11 @@ def _mass(people: int, scale: float, seed: int, latency_ms: float) -> dict[str, 
             cut_wall = {s: offset + t.started + t.access_cut for s, t in timing.items() if t.access_cut is not None}
             out["cut"] = {s: t.started - start + t.access_cut for s, t in timing.items() if t.access_cut is not None}
             out["end"] = {s: t.started - start + (t.cleanup_end or 0.0) for s, t in timing.items()}
+            out["configured"] = {
+                s: _configured_bound(engine, s, start, t.started + t.access_cut)
+                for s, t in timing.items()
+                if t.access_cut is not None
+            }
             out["critical"] = sandbox.stats_until(cut_wall)
             out["all"] = sandbox.stats_until({})
         finally:
@@ -124,7 +166,11 @@ def run(
     by_eta = {s.system: s for s in eta.systems}
     for system in sorted(m["cut"]):
         cut_at, end_at = m["cut"][system], m["end"][system]
-        crit_bound, where = _system_bound(crit_stats[system])
+        vendor_bound, where = _system_bound(crit_stats[system])
+        configured, configured_at = m["configured"].get(system, (0.0, ""))
+        crit_bound = max(vendor_bound, configured)
+        where = where if vendor_bound >= configured else configured_at
+        kind = "vendor" if vendor_bound >= configured else "configured"
         judged = crit_bound >= floor
         ratio = cut_at / crit_bound if crit_bound else float("inf")
         ok = ratio <= 1.10
@@ -132,9 +178,9 @@ def run(
         e = by_eta.get(system)
         rows.append(
             (
-                f"{system}: last access cut / critical bound",
+                f"{system}: last access cut / critical bound ({kind})",
                 f"{cut_at:.1f} s / {crit_bound:.1f} s = {ratio:.2f}" if crit_bound else f"{cut_at:.1f} s / 0",
-                "<= 1.10" if judged else f"(bound < {floor:g} s: not vendor-bound)",
+                "<= 1.10" if judged else f"(bound < {floor:g} s: not judged)",
                 verdict(ok) if judged else "",
             )
         )
@@ -152,6 +198,8 @@ def run(
             "cleanup_end": end_at,
             "critical_bound": crit_bound,
             "critical_bound_at": where,
+            "critical_bound_vendor": vendor_bound,
+            "critical_bound_configured": configured,
             "eta_access_cut": e.access_cut if e else None,
             "eta_cleanup_end": e.cleanup_end if e else None,
         }
