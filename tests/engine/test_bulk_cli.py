@@ -45,7 +45,7 @@ def test_plan_from_a_csv_prints_the_eta_per_system_and_writes_nothing(run, compa
     assert "access cut" in table.output and "sys0" in table.output
 
 
-def test_a_list_over_the_guard_halts_with_its_eta_until_approved(run, company, tmp_path):
+def test_a_list_over_the_guard_halts_with_its_eta_until_approved(run, company, tmp_path, home):
     people = _file(tmp_path, "people.json", json.dumps([f"user{i}@corp.example" for i in range(5)]))
     cfg = str(company.config_path)
     halted = run("--config", cfg, "revoke", "--from-file", people, "--yes", "--json")
@@ -64,6 +64,16 @@ def test_a_list_over_the_guard_halts_with_its_eta_until_approved(run, company, t
     assert all(c["status"] == "complete" for c in data["cases"])
     assert set(data["measured"]) == {"sys0", "sys1"}
     assert data["measured"]["sys0"]["access_cut_seconds"] <= data["measured"]["sys0"]["cleanup_end_seconds"]
+    # the audit log keeps both: the ETA in the approval, the measured times (whole ms) in the bulk entry
+    from offboard.state._store import Store
+
+    store = Store(f"sqlite:///{home / 'offboard.db'}")
+    try:
+        entries = {e["type"]: json.loads(e["payload"]) for e in store.events()}
+    finally:
+        store.close()
+    assert entries["approval"]["scope"] == "bulk" and entries["approval"]["eta"]["systems"]
+    assert isinstance(entries["bulk"]["measured"]["sys0"]["access_cut_ms"], int)
 
 
 def test_protected_accounts_are_never_planned(run, company, tmp_path):

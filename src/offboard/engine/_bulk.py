@@ -229,6 +229,7 @@ def revoke_many(
             "opened": case_ids,
             "approved_by": result.approved_by,
             "incomplete": [c.case_id for c in result.cases if not c.ok],
+            "measured": {system: t.to_entry() for system, t in result.timing.items()},
         },
     )
     return result

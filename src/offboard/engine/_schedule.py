@@ -85,6 +85,13 @@ class SystemTiming:
     cleanup_chains: int = 0
     started: float = 0.0  # the batch's start on the engine's monotonic clock
 
+    def to_entry(self) -> dict[str, Any]:
+        """Whole milliseconds, for audit entries (which hold no floats)."""
+        return {
+            "access_cut_ms": None if self.access_cut is None else int(self.access_cut * 1000),
+            "cleanup_end_ms": None if self.cleanup_end is None else int(self.cleanup_end * 1000),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "access_cut_seconds": None if self.access_cut is None else round(self.access_cut, 3),

@@ -267,6 +267,7 @@ def _sweep(
             "opened": case_ids,
             "approved_by": result.approved_by,
             "incomplete": [c.case_id for c in result.cases if not c.ok],
+            "measured": {system: t.to_entry() for system, t in result.timing.items()},
         },
     )
     if notify:
