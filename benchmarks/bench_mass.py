@@ -18,7 +18,8 @@ by ``--scale``, the connectors' rates divided by it, as in ``bench_bulk``):
   vendors' published limits; where they are stricter than the sandbox's model, as Graph's
   20/s against Entra's resource units, they bind). Goal: time to the last access cut <= 1.10x
   this bound;
-- **all-actions bound**: the same over the whole run; goal: wall <= 1.10x its largest;
+- **all-actions bound**: the same over the whole run (vendor and configured buckets); goal:
+  wall <= 1.10x its largest;
 - under 1% of requests answered 429 (or the vendor's 403 rate-limit answer);
 - the ETA (access cut for everyone; every action done) within 15% of the measured times;
 - peak memory (RSS) of the engine process and of the sandbox process.
@@ -123,6 +124,10 @@ def _mass(people: int, scale: float, seed: int, latency_ms: float) -> dict[str, 
                 for s, t in timing.items()
                 if t.access_cut is not None
             }
+            out["configured_all"] = max(
+                (_configured_bound(engine, s, start, t.started + (t.cleanup_end or 0.0)) for s, t in timing.items()),
+                default=(0.0, "no bucket binds"),
+            )
             out["critical"] = sandbox.stats_until(cut_wall)
             out["all"] = sandbox.stats_until({})
         finally:
@@ -155,7 +160,7 @@ def run(
     crit_stats, all_stats = m["critical"]["systems"], m["all"]["systems"]
     throttled, requests = throttled_share(all_stats)
     share = throttled / requests if requests else 0.0
-    total_bound, total_where = bound(all_stats)
+    total_bound, total_where = max(bound(all_stats), m["configured_all"])
     complete = m["status"].get("complete", 0)
     rows = [
         ("people, actions, covered", f"{m['people']:,}, {m['actions']:,}, {m['covered']:,}", "", ""),
