@@ -26,10 +26,19 @@ class OrderedSystem(_fakes.TestSystem):
     ordering = ((ActionKind.REMOVE_MEMBERSHIPS, ActionKind.DISABLE_ACCOUNT),)
 
 
+class ImpliedSystem(_fakes.TestSystem):
+    """A test system whose vendor documents that disabling an account ends its sessions."""
+
+    __test__ = False
+    name = "testsys_implied"
+    implied = {ActionKind.REVOKE_SESSIONS: (ActionKind.DISABLE_ACCOUNT, "https://vendor.example/docs/deactivate")}
+
+
 class _Plugin:
     @hookimpl
     def register_connectors(self, register):
         register(OrderedSystem)
+        register(ImpliedSystem)
 
 
 @pytest.fixture
@@ -146,3 +155,25 @@ def test_a_failing_part_is_reported_after_everyone_else_ran():
         phases.wait()
     assert ran == ["boom", "later"]
     assert json.dumps(phases.timing["s"].to_dict())
+
+
+def test_a_bulk_plan_covers_what_the_vendor_documents_and_says_where(make_company, tmp_path, ordered_plugin):
+    company = _bulk_company(make_company, tmp_path, 2)
+    data = yaml.safe_load(company.config_path.read_text())
+    data["connectors"]["sys1"]["type"] = "testsys_implied"
+    company.config_path.write_text(yaml.safe_dump(data))
+    engine = Engine.open(load_config(company.config_path), data_dir())
+    try:
+        single = engine.plan("user0@corp.example")
+        bulk = engine.plan("user0@corp.example", bulk=True)
+    finally:
+        engine.close()
+    assert not single.covered and ("sys1", "revoke_sessions") in {
+        (a.account.system, a.kind.value) for a in single.actions
+    }
+    assert [(a.account.system, a.kind.value, by.value, url) for a, by, url in bulk.covered] == [
+        ("sys1", "revoke_sessions", "disable_account", "https://vendor.example/docs/deactivate")
+    ]
+    assert ("sys1", "revoke_sessions") not in {(a.account.system, a.kind.value) for a in bulk.actions}
+    assert all(a.params.get("bulk") is True for a in bulk.actions)
+    assert bulk.to_dict()["covered"][0]["documented"] == "https://vendor.example/docs/deactivate"
