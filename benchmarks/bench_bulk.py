@@ -46,9 +46,11 @@ FIXED_WINDOWS = {"github": ("primary", "graphql", "scim")}  # GitHub's primary l
 class _Meter:
     """Counts, per simulator, the limit tokens that served requests spent and the throttled answers."""
 
-    def __init__(self, sim: Any):
+    def __init__(self, sim: Any, timeline: bool = False):
         self.sim = sim
         self.used: Counter[tuple[str, str]] = Counter()
+        #: with ``timeline``: (wall time, bucket, key, tokens) of every served request, for ``stats(until)``
+        self.timeline: list[tuple[float, str, str, float]] | None = [] if timeline else None
         self.requests = 0
         self.throttled = 0
         self.statuses: Counter[int] = Counter()
@@ -84,11 +86,14 @@ class _Meter:
             if wait:
                 self.throttled += 1
                 return wait
-            for name, key, cost in takes:
-                self.used[(name, key)] += cost
             if sim.system == "github" and req.path != "/rate_limit":
                 resource = sim._resource(req)
-                self.used[("primary" if resource == "core" else resource, "")] += 1
+                takes.append(("primary" if resource == "core" else resource, "", 1))
+            stamp = time.time()
+            for name, key, cost in takes:
+                self.used[(name, key)] += cost
+                if self.timeline is not None:
+                    self.timeline.append((stamp, name, key, cost))
             return wait
 
         sim.limiter.take = metered_take
@@ -97,6 +102,8 @@ class _Meter:
 
     def reset(self) -> None:
         self.used.clear()
+        if self.timeline is not None:
+            self.timeline.clear()
         self.requests = self.throttled = 0
         self.busy = 0.0
         self.sim.log.clear()
@@ -104,11 +111,20 @@ class _Meter:
         if hasattr(self.sim, "_window"):
             self.sim._window.clear()
 
-    def stats(self) -> dict[str, Any]:
-        """Requests, throttled answers, and per bucket: tokens spent and the seconds they need at the limit."""
+    def stats(self, until: float | None = None) -> dict[str, Any]:
+        """Requests, throttled answers, and per bucket: tokens spent and the seconds they need at the limit.
+
+        ``until`` (a wall time; needs ``timeline``): count only the tokens of requests served before it.
+        """
         sim, scale = self.sim, self.sim.knobs.window_scale
+        used_by = self.used
+        if until is not None and self.timeline is not None:
+            used_by = Counter()
+            for stamp, name, key, cost in self.timeline:
+                if stamp <= until:
+                    used_by[(name, key)] += cost
         buckets = []
-        for (name, key), used in self.used.items():
+        for (name, key), used in used_by.items():
             limit = sim.limits.get(name)
             if limit is None:
                 continue
@@ -129,11 +145,13 @@ class _Meter:
         }
 
 
-def _serve_sandbox(conn: Any, people: int, seed: int, knobs: dict[str, Any]) -> None:
+def _serve_sandbox(conn: Any, people: int, seed: int, knobs: dict[str, Any], timeline: bool = False) -> None:
+    import resource
+
     from offboard.sandbox import Sandbox
 
     with Sandbox(people=people, seed=seed, knobs=knobs) as sandbox:
-        meters = {system: _Meter(sandbox.sim(system)) for system in sandbox.systems}
+        meters = {system: _Meter(sandbox.sim(system), timeline) for system in sandbox.systems}
         conn.send({"config": sandbox.config(), "people": list(sandbox.company.people)})
         cpu = time.process_time()
         while True:
@@ -146,6 +164,10 @@ def _serve_sandbox(conn: Any, people: int, seed: int, knobs: dict[str, Any]) -> 
             elif command == "stats":
                 stats = {system: meter.stats() for system, meter in meters.items()}
                 conn.send({"systems": stats, "cpu": time.process_time() - cpu})
+            elif isinstance(command, tuple) and command[0] == "stats_until":  # {system: wall time}
+                stats = {system: meter.stats(command[1].get(system)) for system, meter in meters.items()}
+                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+                conn.send({"systems": stats, "cpu": time.process_time() - cpu, "peak_rss": rss})
             else:
                 break
 
@@ -153,10 +175,10 @@ def _serve_sandbox(conn: Any, people: int, seed: int, knobs: dict[str, Any]) -> 
 class RemoteSandbox:
     """A :class:`offboard.sandbox.Sandbox` served from a child process, metered."""
 
-    def __init__(self, people: int, seed: int = SEED, **knobs: Any):
+    def __init__(self, people: int, seed: int = SEED, timeline: bool = False, **knobs: Any):
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve_sandbox, args=(child, people, seed, knobs), daemon=True)
+        self._proc = ctx.Process(target=_serve_sandbox, args=(child, people, seed, knobs, timeline), daemon=True)
         self._proc.start()
         if not self._conn.poll(120):
             self._proc.kill()
@@ -173,6 +195,12 @@ class RemoteSandbox:
     def stats(self) -> dict[str, Any]:
         """``{"systems": {system: meter stats}, "cpu": seconds of sandbox CPU since the last reset}``."""
         self._conn.send("stats")
+        return self._conn.recv()
+
+    def stats_until(self, until: dict[str, float]) -> dict[str, Any]:
+        """As ``stats``, counting per system only requests served before its wall time in ``until``
+        (the sandbox must keep a ``timeline``); also the sandbox process's peak RSS in bytes."""
+        self._conn.send(("stats_until", until))
         return self._conn.recv()
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ SCENARIOS = [
     "bench_engine",
     "bench_audit",
     "bench_bulk",
+    "bench_mass",
     "bench_intake",
     "bench_inventory",
     "bench_scaleout",

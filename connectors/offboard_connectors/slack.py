@@ -57,8 +57,8 @@ class SlackConnector(SlackHandover, Connector):
     default_concurrency = 4
     rate_limits = {
         "scim_write": (3.0, 20),  # PUT/PATCH/DELETE /Users/<id>: 180 a minute, burst 20
-        "scim_user_read": (5.0, 50),  # GET /Users/<id>: 300 a minute
-        "scim_read": (16.0, 100),  # other GETs: 1,000 a minute
+        "scim_user_read": (5.0, 300),  # GET /Users/<id>: 300 a minute, burst 300
+        "scim_read": (1000 / 60, 1000),  # other GETs: 1,000 a minute, burst 1,000
         "users.lookupByEmail": (50 / 60, 10),  # Tier 3
         "users.info": (100 / 60, 20),  # Tier 4
         "admin.users.session.list": (20 / 60, 5),  # Tier 2
@@ -74,6 +74,25 @@ class SlackConnector(SlackHandover, Connector):
         CHANNELS_READ,
         PRIVATE_READ,
     )
+    # Requests per action in a bulk run (docs/connectors/slack.md, "Calls per action").
+    calls = {
+        # GET /Users/<id> (before-state: active, groups for undo), DELETE /Users/<id>, GET to read back
+        ActionKind.DISABLE_ACCOUNT: {"scim_user_read": 2, "scim_write": 1},
+        # bulk: admin.users.session.reset without listing first (nothing to undo), one list to read back
+        ActionKind.REVOKE_SESSIONS: {"admin.users.session.reset": 1, "admin.users.session.list": 1},
+    }
+    reads = {
+        ActionKind.DISABLE_ACCOUNT: {"scim_user_read": 1},
+        ActionKind.REVOKE_SESSIONS: {"admin.users.session.list": 1},
+    }
+    # Slack: a deactivated member is "signed out of your workspace(s) on all devices and unable to sign back in";
+    # DELETE /Users/<id> is documented as the SCIM call that deactivates (docs.slack.dev/reference/scim-api).
+    implied = {
+        ActionKind.REVOKE_SESSIONS: (
+            ActionKind.DISABLE_ACCOUNT,
+            "https://slack.com/help/articles/204475027-Deactivate-a-members-account",
+        )
+    }
 
     class Settings(ConnectorSettings):
         token: Secret = Field(description="user token (xoxp-) of an Org/Workspace Owner with the admin scope")
@@ -332,16 +351,26 @@ class SlackConnector(SlackHandover, Connector):
         return Receipt(receipt.action, changed=True, before={"active": not wanted})
 
     def revoke_sessions(self, action: Action) -> Receipt:
+        if action.params.get("bulk"):  # one Tier 2 call, not two: the count before is detail, not undo state
+            self._reset(action)
+            return Receipt(action, changed=True, before={}, detail="sessions reset (bulk: not listed first)")
         sessions = self._sessions(action)
         if not sessions:
             return Receipt(action, changed=False, before={"active_sessions": 0}, detail="no active sessions")
+        self._reset(action)
+        return Receipt(action, changed=True, before={"active_sessions": len(sessions)})
+
+    def _reset(self, action: Action) -> None:
+        if not self.settings.session_reset:
+            raise PermanentError(
+                "session reset is turned off (session_reset: false; it needs Enterprise Grid)", system=self.instance
+            )
         self._api(
             "admin.users.session.reset",
             f"reset sessions of {action.account.name}",
             SESSION_WRITE,
             user_id=action.account.id,
         )
-        return Receipt(action, changed=True, before={"active_sessions": len(sessions)})
 
     # -- helpers --------------------------------------------------------------
 

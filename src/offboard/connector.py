@@ -83,6 +83,17 @@ class Connector:
     #: means ``then`` is applied only after ``first`` is verified (when both are planned); for example
     #: a mailbox handover the vendor refuses for a suspended user comes before ``disable_account``.
     ordering: ClassVar[tuple[tuple[ActionKind, ActionKind], ...]] = ()
+    #: For connectors with ``rate_limits``: the requests one action of a kind sends per lane in a bulk
+    #: run (before-state read, write and read-back), for the ETA ``offboard plan`` prints. Connectors
+    #: without lanes need not declare it: the engine counts its own calls (read before, apply, verify).
+    calls: ClassVar[dict[ActionKind, dict[str, float]]] = {}
+    #: Likewise, the requests one read-back (``verify``) of a kind sends per lane, as the residual check
+    #: at a case's close makes them.
+    reads: ClassVar[dict[ActionKind, dict[str, float]]] = {}
+    #: Kinds the vendor documents as done by another: ``{kind: (implied_by, documentation URL)}``.
+    #: In a bulk plan that holds both for one account, ``kind`` is marked covered (citing the URL)
+    #: and not called. Declare only what the vendor's documentation says, never what seems likely.
+    implied: ClassVar[dict[ActionKind, tuple[ActionKind, str]]] = {}
 
     #: Action kinds offboard cannot undo here (deleted accounts, removed enterprise seats, wiped devices):
     #: ``plan`` marks them, bulk runs halt on them without ``--allow-destructive`` or an approval, and

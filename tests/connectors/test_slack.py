@@ -71,6 +71,22 @@ class TestSlack(SandboxContract):
         assert not [w for w in writes if w[0] == "PATCH"]
         assert sim.account(account.id)["active"] is False
 
+    def test_in_bulk_sessions_are_reset_without_listing_first(self, connector, sandbox_people, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        account = connector.discover(next(sandbox_people).person)[0]
+        sim.users[account.id]["sessions"] = [f"{account.id}-s{i}" for i in range(3)]
+        action = Action(ActionKind.REVOKE_SESSIONS, account, {"bulk": True})
+        sim.log.clear()
+        receipt = connector.apply(action)
+        assert receipt.changed and receipt.before == {}  # nothing to undo: the count before is not read
+        assert not sim.log.entries(contains="admin.users.session.list")
+        assert len(sim.log.entries(contains="admin.users.session.reset")) == 1
+        assert connector.verify(action).ok  # the one listing: the read-back
+
+    def test_deactivation_is_documented_to_end_sessions(self):
+        by, url = SlackConnector.implied[ActionKind.REVOKE_SESSIONS]
+        assert by is ActionKind.DISABLE_ACCOUNT and url.startswith("https://slack.com/help/articles/204475027")
+
     def test_session_listing_follows_the_cursor_with_team_id(self, connector, sandbox_people, sandbox):
         sim = sandbox.sim(SYSTEM)
         account = connector.discover(next(sandbox_people).person)[0]

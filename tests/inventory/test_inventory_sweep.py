@@ -132,6 +132,12 @@ def test_a_corrupted_export_halts_before_any_action_until_approved(make_company,
     assert cases(home) == []
     halted = events(home, "sweep_halted")
     assert len(halted) == 1 and halted[0]["payload"]["cases"] == 12 and len(halted[0]["payload"]["reasons"]) == 4
+    # the approval request carries the ETA: per system the calls (12 people x 3 actions x write + read-back,
+    # and the residual check's read-back of disable and memberships at each close)
+    eta = halted[0]["payload"]["eta"]
+    assert {s["system"]: s["calls"] for s in eta["systems"]} == {"sys0": 96, "sys1": 96, "sys2": 96}
+    assert eta["cleanup_end_seconds"] >= eta["access_cut_seconds"] >= 0
+    assert "Everyone's access cut in about" in result.output
 
     result = run("--config", str(company.config_path), "sweep", "--approve")
     assert result.exit_code == 2 and "--approver" in result.output
@@ -156,6 +162,7 @@ def test_dry_run_changes_nothing_and_says_it_would_halt(make_company, tmp_path, 
     body = json.loads(result.output)
     assert body["dry_run"] and not body["halted"] and len(body["plans"]) == 10
     assert body["reasons"] == ["it would open 10 cases and limits.max_cases is 5"]
+    assert [s["critical_actions"] for s in body["eta"]["systems"]] == [20, 20, 20]  # sessions and disable
     assert cases(home) == [] and events(home, "sweep_halted") == []
     assert all(company.changes(s) == [] for s in company.systems)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import click
@@ -165,13 +166,26 @@ class Progress:
                 self._progress.update(self._tasks[system], advance=1, note=note)
 
 
+FROM_FILE = click.option(
+    "--from-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A CSV or JSON list of people: one bulk run, guarded like a sweep, with its ETA (docs/sweeps.md).",
+)
+
+
 @click.command()
-@click.argument("person")
+@click.argument("person", required=False)
 @click.option("--policy", help="Policy name (default: by person type).")
+@FROM_FILE
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def plan(app: App, person: str, policy: str | None, as_json: bool) -> None:
-    """Show what would happen for PERSON; writes nothing."""
+def plan(app: App, person: str | None, policy: str | None, from_file: Path | None, as_json: bool) -> None:
+    """Show what would happen for PERSON (or everyone in --from-file, with the ETA); writes nothing."""
+    if from_file is not None or person is None:
+        from ._bulk import bulk_revoke
+
+        bulk_revoke(app, person, from_file, policy=policy, dry_run=True, as_json=as_json)
+        return
     engine = app.engine(needs_connectors=True, read_only=True)
     with DiscoverySpinner(out, live=out.is_terminal and not as_json).attach(engine):
         result = engine.plan(person, policy)
@@ -189,21 +203,57 @@ def plan(app: App, person: str, policy: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("person")
+@click.argument("person", required=False)
 @click.option("--policy", help="Policy name (default: by person type).")
 @click.option("--reason", default="", help="Why; recorded in the case and the audit log.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
 @click.option("--again", is_flag=True, help="Revoke even if PERSON has a complete case within cases.again_within.")
+@FROM_FILE
+@click.option("--approve", is_flag=True, help="With --from-file: proceed although a guard halts the run.")
+@click.option("--approver", metavar="NAME", help="Who approves; recorded in the audit log. Required with --approve.")
+@click.option(
+    "--allow-destructive",
+    is_flag=True,
+    help="With --from-file: proceed although the plans hold steps offboard cannot undo; recorded in the audit log.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def revoke(
-    app: App, person: str, policy: str | None, reason: str, yes: bool, dry_run: bool, again: bool, as_json: bool
+    app: App,
+    person: str | None,
+    policy: str | None,
+    reason: str,
+    yes: bool,
+    dry_run: bool,
+    again: bool,
+    from_file: Path | None,
+    approve: bool,
+    approver: str | None,
+    allow_destructive: bool,
+    as_json: bool,
 ) -> None:
-    """Disable every account PERSON holds, verify each by reading it back, and record it.
+    """Disable every account PERSON (or everyone in --from-file) holds, verify each by reading it back, and record it.
 
     Exits 0 without opening a case when there is nothing to do, and 2 when every account found is protected.
     """
+    if from_file is not None or person is None or approve or approver or allow_destructive:
+        from ._bulk import bulk_revoke
+
+        bulk_revoke(
+            app,
+            person,
+            from_file,
+            policy=policy,
+            reason=reason,
+            yes=yes,
+            dry_run=dry_run,
+            approve=approve,
+            approver=approver,
+            allow_destructive=allow_destructive,
+            as_json=as_json,
+        )
+        return
     code = EXIT_OK
     engine = app.engine(needs_connectors=True)
     spinner = DiscoverySpinner(out, live=out.is_terminal and not as_json).attach(engine)

@@ -221,6 +221,10 @@ def _print(result: Any, rows: list[dict[str, Any]]) -> None:
         for case in result.cases:
             table.add_row(case.case_id, escape(case.person_id), styled(case.status.value), str(len(case.actions)))
         out.print(table)
+    if result.eta is not None and result.eta.systems and (result.dry_run or result.halted or result.timing):
+        from ._bulk import print_eta
+
+        print_eta(result.eta, result.timing or None)
     for person, why in result.skipped:
         out.print(f"[dim]skipped {escape(person)}: {escape(why)}[/]")
     for person, system, why in result.uncorrelated:

@@ -49,6 +49,7 @@ from ._recorder import Recorder
 from ._recorder import iso as _iso
 from ._recorder import open_audit as _open_audit
 from ._retry import call_with_retries
+from ._schedule import bulk_plan, run_bulk
 from ._undo import undo_case
 
 __all__ = ["Engine", "Plan", "CaseResult"]
@@ -89,6 +90,8 @@ class Engine:
         self.bucket_factory: Callable[..., Any] = TokenBucket
         self._actions = ActionRunner(self)
         self.leases = LeaseKeeper(store, config.limits.lease_seconds)
+        #: Per system, when the last bulk run cut everyone's access and ended its cleanup (``_schedule``).
+        self.last_timing: dict[str, Any] = {}
 
     @classmethod
     def open(cls, config: Config, data_dir: Path, **kw: Any) -> Engine:
@@ -241,7 +244,13 @@ class Engine:
             raise ConfigError(f"unknown policy {name!r} (known: {', '.join(sorted(self.policies))})")
         return policy
 
-    def plan(self, ref: str | Person, policy: str | None = None) -> Plan:
+    def estimate(self, plans: list[Plan], latency: float = 0.05) -> Any:
+        """The ETA of running ``plans`` together (``_eta.estimate``)."""
+        from ._eta import estimate
+
+        return estimate(self, plans, latency)
+
+    def plan(self, ref: str | Person, policy: str | None = None, *, bulk: bool = False) -> Plan:
         """What would happen for ``ref``; reads only."""
         person = ref if isinstance(ref, Person) else self.resolve(ref)
         chosen = self.policy_for(person, policy)
@@ -252,12 +261,18 @@ class Engine:
                 f"({', '.join(self.enabled_connectors()) or 'no connectors configured'})",
                 suggestions=self.nearest_people(person.id),
             )
-        return self.plan_for(person, chosen, accounts, errors)
+        return self.plan_for(person, chosen, accounts, errors, bulk=bulk)
 
     def plan_for(
-        self, person: Person, policy: Policy, accounts: Iterable[Account], errors: dict[str, str] | None = None
+        self,
+        person: Person,
+        policy: Policy,
+        accounts: Iterable[Account],
+        errors: dict[str, str] | None = None,
+        *,
+        bulk: bool = False,
     ) -> Plan:
-        """Apply ``policy`` and the guards to known accounts."""
+        """Apply ``policy`` and the guards to known accounts; ``bulk``: one of many (``_schedule.bulk_plan``)."""
         now = self.clock()
         plan = Plan(person, policy, [], errors=dict(errors or {}), as_of=now)
         protection = Protection.combine(policy, self.config.protected)
@@ -285,7 +300,7 @@ class Engine:
         planned = [*plan.actions, *(a for a, _ in plan.later)]
         plan.policy = policy = with_manual_tasks(policy, planned, person, self.connector)
         plan.tasks = not_before(self.checklist(person, policy, now), now, self.config.tasks)
-        return plan
+        return bulk_plan(self, plan) if bulk else plan
 
     def checklist(self, person: Person, policy: Policy, termination: datetime) -> list[Any]:
         """The checklist tasks ``policy`` asks for ``person``, with due dates from ``termination``."""
@@ -387,6 +402,7 @@ class Engine:
                     for a, r in plan.protected
                 ],
                 "discovery_errors": plan.errors,
+                **({"covered": plan.to_dict()["covered"]} if plan.covered else {}),
                 **({"tasks": [t.to_entry() for t in tasks]} if tasks else {}),
             },
         )
@@ -451,9 +467,12 @@ class Engine:
 
         # One queue per system, served by as many threads as the system's concurrency cap:
         # a slow or rate-limited system never holds threads another system could use.
-        futures = [self._system_pool(key[1]).submit(run, key[0], rows) for key, rows in chains.items()]
-        for future in futures:
-            future.result()
+        if len(case_ids) > 1:  # a bulk run: everyone's access is cut on a system before its cleanup starts
+            self.last_timing = run_bulk(self, chains, persons, results, progress)
+        else:
+            futures = [self._system_pool(key[1]).submit(run, key[0], rows) for key, rows in chains.items()]
+            for future in futures:
+                future.result()
         for case_id in case_ids:
             if case_id not in results:  # a case with no actions (everything protected or undiscoverable)
                 results[case_id] = self.close_case(case_id, seal=False)

@@ -39,6 +39,9 @@ class Plan:
         """The steps of this run that cannot be undone (what halts a bulk run without approval)."""
         return [a for a in self.actions if self.is_destructive(a)]
 
+    # bulk plans: actions the vendor documents as done by another planned action (kind, documentation URL)
+    covered: list[tuple[Action, ActionKind, str]] = field(default_factory=list)
+
     @property
     def accounts(self) -> list[Account]:
         return list({a.account.ref: a.account for a in self.actions}.values())
@@ -71,7 +74,18 @@ class Plan:
                 for a, d in self.later
             ],
             "tasks": [t.to_entry() for t in self.tasks],
+            **({"covered": [_covered(a, k, why) for a, k, why in self.covered]} if self.covered else {}),
         }
+
+
+def _covered(action: Action, by: ActionKind, documented: str) -> dict[str, Any]:
+    return {
+        "system": action.account.system,
+        "account": action.account.name,
+        "kind": action.kind.value,
+        "covered_by": by.value,
+        "documented": documented,
+    }
 
 
 @dataclass

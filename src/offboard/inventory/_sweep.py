@@ -51,6 +51,8 @@ class SweepResult:
     # steps offboard cannot undo (``destructive_reasons``): a halt reason unless allowed or approved
     destructive: list[str] = field(default_factory=list)
     allow_destructive: bool = False
+    eta: Any = None  # the bulk run's estimate (offboard.engine._eta.Eta), before any action
+    timing: dict[str, Any] = field(default_factory=dict)  # measured per system: access cut, cleanup end
 
     @property
     def ok(self) -> bool:
@@ -115,6 +117,8 @@ class SweepResult:
             "retried": [c.to_dict() for c in self.retried],
             "residual": [r.to_dict() for r in self.residual],
             "uncorrelated": [{"person": p, "system": s, "why": w} for p, s, w in self.uncorrelated],
+            "eta": self.eta.to_dict() if self.eta is not None else None,
+            "measured": {system: t.to_dict() for system, t in self.timing.items()},
         }
 
 
@@ -269,7 +273,10 @@ def _sweep(
         if not accounts:
             continue
         plan = engine.plan_for(
-            person, engine.policy_for(person), [a for a in accounts if a.system in engine.config.connectors]
+            person,
+            engine.policy_for(person),
+            [a for a in accounts if a.system in engine.config.connectors],
+            bulk=True,
         )
         plan.uncorrelated = open_questions
         if plan.actions:
@@ -280,6 +287,7 @@ def _sweep(
     result.destructive = destructive_reasons(result.plans)
     if not allow_destructive:  # a step offboard cannot undo halts the sweep like a blast-radius guard
         result.reasons += result.destructive
+    result.eta = engine.estimate(result.plans) if result.plans else None
     if dry_run:
         return result
     people_ids = [p.person.id for p in result.plans]
@@ -290,6 +298,7 @@ def _sweep(
         "people": people_ids,
         "limits": {"max_cases": engine.config.limits.max_cases, "max_percent": f"{engine.config.limits.max_percent:g}"},
         **({"allowed_destructive": result.destructive} if allow_destructive and result.destructive else {}),
+        **({"eta": result.eta.to_dict()} if result.eta is not None else {}),
     }
     beyond = sorted(set(people_ids) - expected) if expected is not None else []
     if beyond:  # approved for fewer people than it would now reach: ask again
@@ -321,6 +330,7 @@ def _sweep(
         case_ids.append(engine.open_case(plan, trigger="sweep", reason=reason, termination_at=end))
     if case_ids:
         result.cases = engine.run_cases(case_ids, progress)
+        result.timing = dict(getattr(engine, "last_timing", {})) if len(case_ids) > 1 else {}
         _inventory.mark_inactive(engine.store, _disabled(result.cases))
     engine.record(
         "sweep",
@@ -330,6 +340,7 @@ def _sweep(
             "opened": case_ids,
             "approved_by": result.approved_by,
             "incomplete": [c.case_id for c in result.cases if not c.ok],
+            "measured": {system: t.to_entry() for system, t in result.timing.items()},
         },
     )
     from ._approvals import close_pending

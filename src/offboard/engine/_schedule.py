@@ -1,0 +1,300 @@
+"""Critical-first scheduling of bulk runs: everyone loses access before anyone is cleaned up.
+
+Each action kind has a priority: **critical** kinds cut access (``disable_account``,
+``revoke_sessions``, ``revoke_tokens``, ``revoke_app_grants``); every other kind is
+**cleanup** (memberships, licences, transfers, deletion, ...). An action that a critical
+action must wait for (a connector's ``ordering`` pair ``(first, then)`` with ``then``
+critical, such as a mailbox handover the vendor refuses once the account is disabled) is
+critical too, transitively.
+
+In a bulk run (more than one case) each account's chain is split in two, keeping the
+chain's order within each part: the critical part, then the cleanup part. Per system,
+every account's critical part runs before the first cleanup part starts, so the system's
+rate budget is spent on cutting everyone's access first. Every ``(first, then)`` pair
+still holds: if ``then`` is critical, so is ``first``, and both keep their order in the
+critical part; if only ``first`` is critical it runs in the earlier phase; if neither,
+their order in the cleanup part is the chain's.
+
+``Phases`` runs this for one batch: it hands out the critical parts at once and a
+system's cleanup parts when that system's last critical part ends, and records per system
+the time when the last person lost access there and when its cleanup ended.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import OffboardError
+from ..models import ActionKind
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["CRITICAL", "critical_kinds", "priority", "split", "Phases", "SystemTiming", "run_bulk", "bulk_plan"]
+
+#: The kinds that cut access; the rest is cleanup.
+CRITICAL: frozenset[ActionKind] = frozenset(
+    {
+        ActionKind.DISABLE_ACCOUNT,
+        ActionKind.REVOKE_SESSIONS,
+        ActionKind.REVOKE_TOKENS,
+        ActionKind.REVOKE_APP_GRANTS,
+    }
+)
+
+
+def priority(kind: ActionKind | str) -> int:
+    """0 for a kind that cuts access, 1 for cleanup."""
+    return 0 if ActionKind(kind) in CRITICAL else 1
+
+
+def critical_kinds(ordering: Iterable[tuple[ActionKind, ActionKind]] = ()) -> frozenset[ActionKind]:
+    """``CRITICAL`` plus every kind a critical kind waits on through ``ordering`` (transitively)."""
+    pairs = [(ActionKind(first), ActionKind(then)) for first, then in ordering]
+    found = set(CRITICAL)
+    grew = True
+    while grew:
+        grew = False
+        for first, then in pairs:
+            if then in found and first not in found:
+                found.add(first)
+                grew = True
+    return frozenset(found)
+
+
+def split(
+    rows: list[dict[str, Any]], critical: frozenset[ActionKind]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One account's chain as (critical rows, cleanup rows), each in the chain's order."""
+    first = [r for r in rows if ActionKind(r["kind"]) in critical]
+    rest = [r for r in rows if ActionKind(r["kind"]) not in critical]
+    return first, rest
+
+
+@dataclass
+class SystemTiming:
+    """When a system's phases ended, in seconds after the batch started (None: that phase had no work)."""
+
+    access_cut: float | None = None  # the last critical action on this system ended
+    cleanup_end: float | None = None  # the last action of any kind on this system ended
+    critical_chains: int = 0
+    cleanup_chains: int = 0
+    started: float = 0.0  # the batch's start on the engine's monotonic clock
+
+    def to_entry(self) -> dict[str, Any]:
+        """Whole milliseconds, for audit entries (which hold no floats)."""
+        return {
+            "access_cut_ms": None if self.access_cut is None else int(self.access_cut * 1000),
+            "cleanup_end_ms": None if self.cleanup_end is None else int(self.cleanup_end * 1000),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "access_cut_seconds": None if self.access_cut is None else round(self.access_cut, 3),
+            "cleanup_end_seconds": None if self.cleanup_end is None else round(self.cleanup_end, 3),
+            "critical_chains": self.critical_chains,
+            "cleanup_chains": self.cleanup_chains,
+        }
+
+
+@dataclass
+class _System:
+    critical: list[Any] = field(default_factory=list)
+    cleanup: list[Any] = field(default_factory=list)
+    open_critical: int = 0
+    open_all: int = 0
+
+
+class Phases:
+    """Runs one batch of chain parts critical-first per system; ``wait()`` returns when all have ended.
+
+    ``submit(system, fn)`` queues ``fn`` on that system's executor. A part is any object;
+    ``run(part)`` does its work. Parts are added with ``add(system, part, critical)``.
+    """
+
+    def __init__(
+        self,
+        submit: Callable[[str, Callable[[], None]], Any],
+        run: Callable[[Any], None],
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._submit = submit
+        self._run = run
+        self._clock = clock
+        self._systems: dict[str, _System] = {}
+        self._cond = threading.Condition()
+        self._open = 0
+        self._open_critical = 0  # critical parts still to end, over every system
+        #: Called once, when the last critical part of every system has ended (at once if there is none).
+        self.on_access_cut: Callable[[], None] | None = None
+        self._errors: list[BaseException] = []
+        self.timing: dict[str, SystemTiming] = {}
+        self._start = 0.0
+
+    def add(self, system: str, part: Any, critical: bool) -> None:
+        entry = self._systems.setdefault(system, _System())
+        (entry.critical if critical else entry.cleanup).append(part)
+
+    def start(self) -> None:
+        """Hand out every system's critical parts (or its cleanup parts when it has no critical one)."""
+        self._start = self._clock()
+        with self._cond:
+            for system, entry in self._systems.items():
+                self.timing[system] = SystemTiming(
+                    critical_chains=len(entry.critical), cleanup_chains=len(entry.cleanup), started=self._start
+                )
+                entry.open_critical = len(entry.critical)
+                self._open_critical += len(entry.critical)
+                entry.open_all = len(entry.critical) + len(entry.cleanup)
+                self._open += entry.open_all
+        if self._open_critical == 0 and self.on_access_cut is not None:
+            self.on_access_cut()
+        for system, entry in self._systems.items():
+            first = entry.critical or entry.cleanup
+            for part in first:
+                self._queue(system, part, critical=bool(entry.critical))
+
+    def _queue(self, system: str, part: Any, critical: bool) -> None:
+        def job() -> None:
+            try:
+                self._run(part)
+            except BaseException as exc:  # kept for wait(); the batch goes on for everyone else
+                with self._cond:
+                    self._errors.append(exc)
+            finally:
+                self._ended(system, critical)
+
+        self._submit(system, job)
+
+    def _ended(self, system: str, critical: bool) -> None:
+        entry = self._systems[system]
+        release: list[Any] = []
+        with self._cond:
+            now = self._clock() - self._start
+            timing = self.timing[system]
+            entry.open_all -= 1
+            self._open -= 1
+            if critical:
+                entry.open_critical -= 1
+                self._open_critical -= 1
+                everyone = self._open_critical == 0
+                if entry.open_critical == 0:
+                    timing.access_cut = now
+                    release = entry.cleanup
+            if entry.open_all == 0:
+                timing.cleanup_end = now
+            if self._open == 0:
+                self._cond.notify_all()
+        if critical and everyone and self.on_access_cut is not None:
+            self.on_access_cut()
+        for part in release:  # this system's access is cut for everyone: its cleanup may start
+            self._queue(system, part, critical=False)
+
+    def wait(self) -> None:
+        """Block until every part has ended; re-raise the first error a part raised."""
+        with self._cond:
+            while self._open > 0:
+                self._cond.wait()
+            if self._errors:
+                raise self._errors[0]
+
+
+def run_bulk(
+    engine: Engine,
+    chains: dict[tuple[str, str, str], list[dict[str, Any]]],
+    persons: dict[str, str],
+    results: dict[str, Any],
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    closers: int = 8,
+) -> dict[str, SystemTiming]:
+    """Run a bulk batch's ``chains`` (keyed by case, system, account) critical-first; each system's timing.
+
+    A case closes (``results[case_id]``) when its last part ends, on a pool of its own: the
+    close's residual check reads every system the person holds, and a system's threads must
+    not wait on another system's rate limit. Those reads are cleanup too: a case whose work
+    ends before every system has cut everyone's access closes only once they all have.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ._connectors import connector_class
+
+    left: dict[str, int] = {}
+    lock = threading.Lock()
+    closing = ThreadPoolExecutor(closers, thread_name_prefix="offboard-close")
+    closes: list[Any] = []
+    held: list[str] = []  # cases done before everyone's access was cut: their closing reads wait
+    cut = [False]
+
+    def close(case_id: str) -> None:
+        results[case_id] = engine.close_case(case_id, seal=False)
+
+    def run(case_id: str, rows: list[dict[str, Any]]) -> None:
+        engine._actions.run_chain(case_id, persons[case_id], rows, progress)
+        with lock:
+            left[case_id] -= 1
+            if left[case_id] == 0:
+                if cut[0]:
+                    closes.append(closing.submit(close, case_id))
+                else:  # the close's residual check reads every system: not before access is cut everywhere
+                    held.append(case_id)
+
+    def access_cut() -> None:
+        with lock:
+            cut[0] = True
+            closes.extend(closing.submit(close, case_id) for case_id in held)
+            held.clear()
+
+    phases = Phases(
+        lambda system, job: engine._system_pool(system).submit(job),
+        lambda part: run(*part),
+        clock=lambda: engine.monotonic(),
+    )
+    phases.on_access_cut = access_cut
+    critical: dict[str, frozenset[ActionKind]] = {}
+    for (case_id, system, _), rows in chains.items():
+        if system not in critical:
+            try:
+                ordering = connector_class(engine, system).ordering
+            except OffboardError:  # no such connector any more: its chains fail in run_chain, naming it
+                ordering = ()
+            critical[system] = critical_kinds(ordering)
+        parts = [(p, c) for p, c in zip(split(rows, critical[system]), (True, False), strict=True) if p]
+        left[case_id] = left.get(case_id, 0) + len(parts)
+        for part, is_critical in parts:
+            phases.add(system, (case_id, part), is_critical)
+    try:
+        phases.start()
+        phases.wait()
+    finally:
+        closing.shutdown(wait=True)
+    for future in closes:
+        future.result()
+    return phases.timing
+
+
+def bulk_plan(engine: Engine, plan: Any) -> Any:
+    """``plan`` as one of many: implied actions marked covered, the rest told they run in bulk.
+
+    An action whose kind the connector's vendor documents as done by another kind planned for
+    the same account (``Connector.implied``) moves to ``plan.covered`` with the documentation's
+    address, and is not called. Every other action gets ``params["bulk"] = True``: a connector
+    may then skip requests that serve only the receipt's detail (never a before-state that an
+    undo needs), as the connector pages in docs/connectors/ say.
+    """
+    from ..models import Action
+    from ._connectors import connector_class
+
+    planned = {(a.account.ref, a.kind) for a in plan.actions}
+    kept = []
+    for action in plan.actions:
+        by = connector_class(engine, action.account.system).implied.get(action.kind)
+        if by is not None and (action.account.ref, by[0]) in planned and by[0] is not action.kind:
+            plan.covered.append((action, by[0], by[1]))
+            continue
+        kept.append(Action(action.kind, action.account, {**action.params, "bulk": True}))
+    plan.actions = kept
+    return plan

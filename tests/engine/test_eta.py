@@ -1,0 +1,79 @@
+"""The ETA of a bulk run: calls counted as the engine makes them, the binding limit, and a run that keeps to it."""
+
+from __future__ import annotations
+
+import yaml
+
+from offboard import ActionKind, Connector
+from offboard.config._config import load_config
+from offboard.config._paths import data_dir
+from offboard.engine._engine import Engine
+from offboard.engine._eta import calls_of, format_seconds, reads_of
+
+from .test_engine_run import FakeTime
+
+PEOPLE = 10
+
+
+def _company(make_company, rate: float = 5.0):
+    company = make_company(systems=1, people=PEOPLE)
+    data = yaml.safe_load(company.config_path.read_text())
+    data["connectors"]["sys0"].update(rate=rate, burst=1, concurrency=1)
+    company.config_path.write_text(yaml.safe_dump(data))
+    return company
+
+
+def test_the_eta_counts_write_and_read_back_per_action_and_the_closing_check(make_company):
+    company = _company(make_company)
+    engine = Engine.open(load_config(company.config_path), data_dir())
+    try:
+        plans = [engine.plan(f"user{i}@corp.example", bulk=True) for i in range(PEOPLE)]
+        eta = engine.estimate(plans, latency=0.0)
+    finally:
+        engine.close()
+    (system,) = eta.systems
+    # default policy on the test system: revoke_sessions, disable_account, remove_memberships
+    assert (system.actions, system.critical_actions) == (3 * PEOPLE, 2 * PEOPLE)
+    assert system.critical_calls == 2 * 2 * PEOPLE
+    assert system.calls == 3 * 2 * PEOPLE + 2 * PEOPLE  # and the residual read-backs of disable and memberships
+    assert (system.binding, system.limit) == ("system", "5/s, burst 1")
+    assert system.access_cut == (4 * PEOPLE - 1) / 5.0
+    assert system.cleanup_end == (8 * PEOPLE - 1) / 5.0
+    assert eta.to_dict()["access_cut_seconds"] == 8  # whole seconds, rounded up: audit entries hold no floats
+    assert any("access cut for everyone in 7.8 s" in line for line in eta.lines())
+
+
+def test_a_bulk_run_cuts_access_when_the_eta_said(make_company):
+    """With the engine's clock replaced (waits are exact), the measured access cut is the ETA's."""
+    company = _company(make_company)
+    engine = Engine.open(load_config(company.config_path), data_dir())
+    clock = FakeTime()
+    engine.sleep, engine.monotonic = clock.sleep, clock.monotonic
+    try:
+        plans = [engine.plan(f"user{i}@corp.example", bulk=True) for i in range(PEOPLE)]
+        eta = engine.estimate(plans, latency=0.0)
+        results = engine.run_cases([engine.open_case(plan) for plan in plans])
+        measured = engine.last_timing["sys0"]
+    finally:
+        engine.close()
+    assert all(r.ok for r in results)
+    (system,) = eta.systems
+    assert measured.access_cut is not None and measured.cleanup_end is not None
+    assert abs(measured.access_cut - system.access_cut) <= 0.15 * system.access_cut
+    assert measured.cleanup_end >= measured.access_cut
+
+
+def test_lane_connectors_count_the_requests_they_declare():
+    class Laned(Connector):
+        name = "laned_eta"
+        rate_limits = {"read": (5.0, 5), "write": (1.0, 1)}
+        calls = {ActionKind.DISABLE_ACCOUNT: {"read": 2, "write": 1}}
+        reads = {ActionKind.DISABLE_ACCOUNT: {"read": 1}}
+
+    assert calls_of(Laned, ActionKind.DISABLE_ACCOUNT) == {"read": 2, "write": 1, "": 3}
+    assert reads_of(Laned, ActionKind.DISABLE_ACCOUNT) == {"read": 1, "": 1}
+    assert calls_of(Laned, ActionKind.REVOKE_SESSIONS) == {"read": 2.0, "": 2.0}  # undeclared: write and read-back
+
+
+def test_durations_read_as_people_say_them():
+    assert [format_seconds(s) for s in (4.25, 42, 725, 12_000)] == ["4.2 s", "42 s", "12 min 5 s", "3 h 20 min"]

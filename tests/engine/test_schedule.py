@@ -1,0 +1,179 @@
+"""Critical-first bulk runs: everyone's access is cut on a system before its first cleanup call."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from offboard import ActionKind, hookimpl, plugins
+from offboard.config._config import load_config
+from offboard.config._paths import data_dir
+from offboard.engine._engine import Engine
+from offboard.engine._schedule import CRITICAL, Phases, critical_kinds, priority, split
+
+from .. import _fakes
+
+CRITICAL_KINDS = {"disable_account", "revoke_sessions"}
+
+
+class OrderedSystem(_fakes.TestSystem):
+    """A test system whose vendor drops memberships it cannot list any more once the account is disabled."""
+
+    __test__ = False
+    name = "testsys_ordered"
+    ordering = ((ActionKind.REMOVE_MEMBERSHIPS, ActionKind.DISABLE_ACCOUNT),)
+
+
+class ImpliedSystem(_fakes.TestSystem):
+    """A test system whose vendor documents that disabling an account ends its sessions."""
+
+    __test__ = False
+    name = "testsys_implied"
+    implied = {ActionKind.REVOKE_SESSIONS: (ActionKind.DISABLE_ACCOUNT, "https://vendor.example/docs/deactivate")}
+
+
+class _Plugin:
+    @hookimpl
+    def register_connectors(self, register):
+        register(OrderedSystem)
+        register(ImpliedSystem)
+
+
+@pytest.fixture
+def ordered_plugin():
+    pm = plugins.get_plugin_manager()
+    plugin = _Plugin()
+    pm.register(plugin)
+    yield
+    pm.unregister(plugin)
+
+
+def _bulk_company(make_company, tmp_path, people: int):
+    company = make_company(systems=2, people=people)
+    policy = tmp_path / "bulk.yaml"
+    # cleanup first on purpose: the policy's order is not a constraint, the connector's ``ordering`` is
+    policy.write_text("name: bulk\nactions: [remove_memberships, disable_account, revoke_sessions]\n")
+    data = yaml.safe_load(company.config_path.read_text())
+    data["connectors"]["sys0"].update(rate=400.0, burst=1, concurrency=4)  # rate-limited
+    data["connectors"]["sys1"].update(type="testsys_ordered", rate=400.0, burst=1, concurrency=4)
+    data.update(policies=[str(policy)], default_policy="bulk")
+    company.config_path.write_text(yaml.safe_dump(data))
+    return company
+
+
+def _writes(path):
+    db = _fakes.open_db(path)
+    rows = db.execute("select account, kind, t from writes order by n").fetchall()
+    db.close()
+    return rows
+
+
+def test_a_bulk_run_cuts_everyones_access_before_any_cleanup_and_keeps_each_accounts_order(
+    make_company, tmp_path, ordered_plugin
+):
+    people = 24
+    company = _bulk_company(make_company, tmp_path, people)
+    engine = Engine.open(load_config(company.config_path), data_dir())
+    try:
+        plans = [engine.plan(f"user{i}@corp.example") for i in range(people)]
+        case_ids = [engine.open_case(plan, trigger="test") for plan in plans]
+        results = engine.run_cases(case_ids)
+        timing = {system: t.to_dict() for system, t in engine.last_timing.items()}
+    finally:
+        engine.close()
+    assert all(r.ok for r in results), [r.detail for r in results if not r.ok]
+
+    # sys0: no ordering constraints; every access-cutting write comes before the first cleanup write
+    writes = _writes(company.systems["sys0"])
+    kinds = [kind for _, kind, _ in writes]
+    assert len(writes) == 3 * people
+    first_cleanup = kinds.index("remove_memberships")
+    assert set(kinds[:first_cleanup]) == CRITICAL_KINDS and first_cleanup == 2 * people
+    assert set(kinds[first_cleanup:]) == {"remove_memberships"}
+    assert timing["sys0"]["access_cut_seconds"] <= timing["sys0"]["cleanup_end_seconds"]
+
+    # sys1: remove_memberships must come before disable_account on each account, so it is critical there
+    # (it runs with the critical phase) and the order holds account by account
+    ordered = _writes(company.systems["sys1"])
+    assert len(ordered) == 3 * people
+    for i in range(people):
+        mine = [kind for account, kind, _ in ordered if account == f"id-user{i}"]
+        assert mine.index("remove_memberships") < mine.index("disable_account")
+    assert timing["sys1"]["cleanup_chains"] == 0  # nothing left for a cleanup phase there
+    for system in company.systems:
+        for i in range(people):
+            state = company.state(system, f"user{i}")
+            assert state["enabled"] is False and state["sessions"] == 0 and state["groups"] == []
+
+
+def test_one_persons_case_keeps_the_policy_order(make_company, tmp_path, ordered_plugin):
+    company = _bulk_company(make_company, tmp_path, 2)
+    engine = Engine.open(load_config(company.config_path), data_dir())
+    try:
+        result = engine.revoke("user0@corp.example")
+    finally:
+        engine.close()
+    assert result.ok
+    assert [kind for _, kind, _ in _writes(company.systems["sys0"])] == [
+        "remove_memberships",
+        "disable_account",
+        "revoke_sessions",
+    ]
+
+
+def test_kinds_a_critical_kind_waits_on_are_critical_too():
+    handover = ActionKind.HANDOVER_MAILBOX
+    reply = ActionKind.SET_AUTO_REPLY
+    assert handover not in CRITICAL and priority(handover) == 1 and priority("disable_account") == 0
+    found = critical_kinds([(reply, handover), (handover, ActionKind.DISABLE_ACCOUNT)])
+    assert {handover, reply} <= found  # transitively
+    assert ActionKind.REMOVE_LICENSES not in critical_kinds([(ActionKind.DISABLE_ACCOUNT, ActionKind.REMOVE_LICENSES)])
+
+
+def test_split_keeps_the_chains_order_in_each_part():
+    rows = [{"kind": k} for k in ("remove_memberships", "handover_mailbox", "disable_account", "delete_account")]
+    first, rest = split(rows, critical_kinds([(ActionKind.HANDOVER_MAILBOX, ActionKind.DISABLE_ACCOUNT)]))
+    assert [r["kind"] for r in first] == ["handover_mailbox", "disable_account"]
+    assert [r["kind"] for r in rest] == ["remove_memberships", "delete_account"]
+
+
+def test_a_failing_part_is_reported_after_everyone_else_ran():
+    ran: list[str] = []
+
+    def run(part):
+        ran.append(part)
+        if part == "boom":
+            raise RuntimeError("connector bug")
+
+    phases = Phases(lambda system, job: job(), run)
+    phases.add("s", "boom", True)
+    phases.add("s", "later", False)
+    phases.start()
+    with pytest.raises(RuntimeError, match="connector bug"):
+        phases.wait()
+    assert ran == ["boom", "later"]
+    assert json.dumps(phases.timing["s"].to_dict())
+
+
+def test_a_bulk_plan_covers_what_the_vendor_documents_and_says_where(make_company, tmp_path, ordered_plugin):
+    company = _bulk_company(make_company, tmp_path, 2)
+    data = yaml.safe_load(company.config_path.read_text())
+    data["connectors"]["sys1"]["type"] = "testsys_implied"
+    company.config_path.write_text(yaml.safe_dump(data))
+    engine = Engine.open(load_config(company.config_path), data_dir())
+    try:
+        single = engine.plan("user0@corp.example")
+        bulk = engine.plan("user0@corp.example", bulk=True)
+    finally:
+        engine.close()
+    assert not single.covered and ("sys1", "revoke_sessions") in {
+        (a.account.system, a.kind.value) for a in single.actions
+    }
+    assert [(a.account.system, a.kind.value, by.value, url) for a, by, url in bulk.covered] == [
+        ("sys1", "revoke_sessions", "disable_account", "https://vendor.example/docs/deactivate")
+    ]
+    assert ("sys1", "revoke_sessions") not in {(a.account.system, a.kind.value) for a in bulk.actions}
+    assert all(a.params.get("bulk") is True for a in bulk.actions)
+    assert bulk.to_dict()["covered"][0]["documented"] == "https://vendor.example/docs/deactivate"
