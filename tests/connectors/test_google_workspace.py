@@ -11,7 +11,7 @@ from offboard_connectors.google_workspace import GROUP_MEMBER, SECURITY, GoogleW
 from ._support import SandboxContract
 
 SYSTEM = "google_workspace"
-_VOLATILE = ("sessions", "drive_files", "lastLoginTime", "etag")
+_VOLATILE = ("sessions", "drive_files", "calendars", "lastLoginTime", "etag")
 
 
 class TestGoogleWorkspace(SandboxContract):

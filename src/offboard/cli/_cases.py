@@ -78,6 +78,8 @@ def print_plan(plan: Any) -> None:
             f"Checklist: {len(plan.tasks)} task(s) for people to do ({blocking} blocking completion): "
             + ", ".join(escape(t.id) for t in plan.tasks)
         )
+    for note in getattr(plan, "reordered", ()):
+        out.print(f"[dim]Order: {escape(note)}[/]")
     if not plan.actions:
         out.print("[yellow]Nothing to do.[/]")
 

@@ -40,7 +40,9 @@ from ..state._store import Store, dumps, new_id, utcnow
 from ._actions import ActionRunner
 from ._close import close_case
 from ._connectors import build_connector, connector_class
+from ._handover import handover_params
 from ._leases import LeaseKeeper, describe
+from ._ordering import order_kinds
 from ._plan import CaseResult, Plan
 from ._ratelimit import TokenBucket
 from ._recorder import Recorder
@@ -268,11 +270,13 @@ class Engine:
             cls = type(self.connector(account.system))
             kinds, params = policy.actions_for(account.system, cfg.type)
             params = {k: (person.manager if v == "manager" else v) for k, v in params.items()}
-            for kind in kinds:
-                if kind in cls.capabilities():
-                    plan.actions.append(Action(kind, account, params))
-                else:
-                    plan.unsupported.append((account, kind))
+            supported = [k for k in kinds if k in cls.capabilities()]
+            plan.unsupported += [(account, k) for k in kinds if k not in cls.capabilities()]
+            ordered, notes = order_kinds(supported, cls.ordering, where=f"connector {account.system}")
+            plan.actions += [
+                Action(kind, account, {**handover_params(person, policy, kind), **params}) for kind in ordered
+            ]
+            plan.reordered += [f"{account.system} {account.name}: {note}" for note in notes]
             for step in policy.later:
                 if (
                     step.connectors is None or account.system in step.connectors or cfg.type in step.connectors

@@ -28,6 +28,8 @@ class Plan:
     later: list[tuple[Action, timedelta]] = field(default_factory=list)
     tasks: list[Any] = field(default_factory=list)  # offboard.checklist._tasks.TaskSpec, due from ``as_of``
     as_of: datetime | None = None  # when the plan was made; None: no checklist was drawn up (a follow-up)
+    # steps moved from the policy's order to honour a connector's ordering constraint (``_ordering``)
+    reordered: list[str] = field(default_factory=list)
 
     @property
     def accounts(self) -> list[Account]:
@@ -49,6 +51,7 @@ class Plan:
                 for a, d in self.later
             ],
             "tasks": [t.to_entry() for t in self.tasks],
+            "reordered": list(self.reordered),
         }
 
 
