@@ -80,6 +80,17 @@ def print_plan(plan: Any) -> None:
         )
     for note in getattr(plan, "reordered", ()):
         out.print(f"[dim]Order: {escape(note)}[/]")
+    if plan.person.legal_hold:
+        held = "; ".join(plan.held) or "none planned now"
+        out.print(
+            f"[yellow]Legal hold {escape(plan.person.legal_hold)}: no deletion runs while it holds[/] "
+            f"(left out: {escape(held)}; deletion follow-ups refused)"
+        )
+    if plan.recent:
+        out.print(f"[bold]Set up lately[/] (the {plan.policy.handover.recent_days} days before the end):")
+        for item in plan.recent:
+            where = f"{item.get('system')} {(item.get('account') or {}).get('name', '')}".strip()
+            out.print(f"  {escape(where)}: {escape(item.get('detail') or item.get('error') or '')}")
     if not plan.actions:
         out.print("[yellow]Nothing to do.[/]")
 
@@ -191,10 +202,19 @@ def plan(app: App, person: str, policy: str | None, as_json: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
 @click.option("--again", is_flag=True, help="Revoke even if PERSON has a complete case within cases.again_within.")
+@click.option("--hold", "hold", metavar="NAME", help="Put the case under legal hold NAME: no deletion while it holds.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def revoke(
-    app: App, person: str, policy: str | None, reason: str, yes: bool, dry_run: bool, again: bool, as_json: bool
+    app: App,
+    person: str,
+    policy: str | None,
+    reason: str,
+    yes: bool,
+    dry_run: bool,
+    again: bool,
+    as_json: bool,
+    hold: str | None = None,
 ) -> None:
     """Disable every account PERSON holds, verify each by reading it back, and record it.
 
@@ -232,8 +252,17 @@ def revoke(
             progress.start(the_plan.actions)
             return True
 
+        if hold is not None and not hold.strip():
+            click.echo("error: --hold needs a name (e.g. the matter it belongs to)", err=True)
+            sys.exit(EXIT_USAGE)
         result = engine.revoke(
-            person, policy=policy, trigger="cli", reason=reason, confirm=confirm, progress=None if as_json else progress
+            person,
+            policy=policy,
+            trigger="cli",
+            reason=reason,
+            confirm=confirm,
+            progress=None if as_json else progress,
+            hold=hold,
         )
     if result is None:  # a dry run, nothing to do, or turned down
         sys.exit(code)
@@ -343,12 +372,17 @@ def status(app: App, case: str | None, as_json: bool) -> None:
     if row is None:
         click.echo(f"error: no case matches {case!r}", err=True)
         sys.exit(EXIT_USAGE)
+    from ..engine._hold import hold_of
+
     result = engine.result(row["id"])
+    hold = hold_of(row)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "legal_hold": hold})
     else:
         print_result(result)
         print_checklist(result)
+        if hold:
+            out.print(f"[yellow]Legal hold: {escape(hold)}[/]: no deletion follow-up runs while it holds.")
     sys.exit(EXIT_OK if result.status in (CaseStatus.COMPLETE, CaseStatus.CANCELLED) else EXIT_INCOMPLETE)
 
 

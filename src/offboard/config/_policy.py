@@ -190,7 +190,9 @@ class HandoverRule(_Strict):
         description="the auto-reply text; may use {name}, {email}, {manager}, {manager_name}, {last_day}",
     )
     auto_reply_subject: str = Field(default="{name} has left", min_length=1, max_length=500)
-    recent_days: int = Field(default=30, ge=0, le=3650, description="list set-ups created this many days before the end")
+    recent_days: int = Field(
+        default=30, ge=0, le=3650, description="list set-ups created this many days before the end"
+    )
 
     @field_validator("to")
     @classmethod

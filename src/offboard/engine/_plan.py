@@ -30,6 +30,8 @@ class Plan:
     as_of: datetime | None = None  # when the plan was made; None: no checklist was drawn up (a follow-up)
     # steps moved from the policy's order to honour a connector's ordering constraint (``_ordering``)
     reordered: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # deletions left out: the person is under legal hold
+    recent: list[dict[str, Any]] = field(default_factory=list)  # set-ups made before the end (``_hold``)
 
     @property
     def accounts(self) -> list[Account]:
@@ -52,6 +54,9 @@ class Plan:
             ],
             "tasks": [t.to_entry() for t in self.tasks],
             "reordered": list(self.reordered),
+            "legal_hold": self.person.legal_hold,
+            "held": list(self.held),
+            "recent_setups": list(self.recent),
         }
 
 

@@ -103,6 +103,7 @@ class HRExport(PeopleSource):
             timezone=tz,
             active=str(active).lower() not in ("false", "0", "no", "inactive") if active not in (None, "") else True,
             equipment=_equipment(get("equipment"), number, self.settings.path),
+            legal_hold=str(get("legal_hold")).strip() or None if get("legal_hold") else None,
         )
 
 
