@@ -80,6 +80,11 @@ def print_plan(plan: Any) -> None:
         )
     for note in getattr(plan, "reordered", ()):
         out.print(f"[dim]Order: {escape(note)}[/]")
+    if plan.no_successor:
+        out.print(
+            f"[yellow]No handover: {escape(plan.person.id)} has no manager and the policy's handover.to names "
+            f"nobody[/]; left out: {escape('; '.join(plan.no_successor))}"
+        )
     if plan.person.legal_hold:
         held = "; ".join(plan.held) or "none planned now"
         out.print(

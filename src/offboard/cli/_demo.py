@@ -35,13 +35,6 @@ def pick_departing(sandbox) -> Person:
     raise RuntimeError("the simulated company has nobody in it; use --people 1 or more")
 
 
-def _quick_transfers(sandbox) -> None:
-    """The demo's simulated Drive and Calendar transfers finish at once (Google's take minutes to hours:
-    a real case waits for them, and removes the licence on the owed retry after they complete)."""
-    if "google_workspace" in sandbox.systems:
-        sandbox.sim("google_workspace").transfer_seconds = 0.0
-
-
 def run_demo(people: int = 25, latency: int = 40, seed: int = 7, as_json: bool = False) -> int:
     """Run the demo; returns the exit code (0 complete, 3 incomplete). ``as_json``: one JSON document, no tables.
 
@@ -69,7 +62,6 @@ def _run_demo(people: int, latency: int, seed: int, home: Path, demo_dir: Path, 
     )
     with Sandbox(people=max(people, 1), seed=seed, latency_ms=latency, data_dir=demo_dir / "sandbox") as sandbox:
         config_path = sandbox.write_config(demo_dir / "offboard.yaml")
-        _quick_transfers(sandbox)
         engine = Engine.open(load_config(config_path), home)
         try:
             person = pick_departing(sandbox)
@@ -111,7 +103,6 @@ def _run_demo_json(people: int, latency: int, seed: int, home: Path, demo_dir: P
 
     with Sandbox(people=max(people, 1), seed=seed, latency_ms=latency, data_dir=demo_dir / "sandbox") as sandbox:
         config_path = sandbox.write_config(demo_dir / "offboard.yaml")
-        _quick_transfers(sandbox)
         engine = Engine.open(load_config(config_path), home)
         try:
             person = pick_departing(sandbox)

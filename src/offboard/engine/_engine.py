@@ -41,7 +41,7 @@ from ..state._store import Store, dumps, new_id, utcnow
 from ._actions import ActionRunner
 from ._close import close_case
 from ._connectors import build_connector, connector_class
-from ._handover import handover_params
+from ._handover import HANDOVER_KINDS, handover_params, successor
 from ._hold import DELETIONS, recent_setups, refuse_held
 from ._leases import LeaseKeeper, describe
 from ._ordering import order_kinds
@@ -275,13 +275,17 @@ class Engine:
             kinds, params = policy.actions_for(account.system, cfg.type)
             params = {k: (person.manager if v == "manager" else v) for k, v in params.items()}
             supported = [k for k in kinds if k in cls.capabilities()]
+            if not successor(person, policy, params):  # nobody to hand over to: say so instead of failing
+                dropped = [k for k in supported if k in HANDOVER_KINDS]
+                plan.no_successor += [f"{account.system} {account.name}: {k.value}" for k in dropped]
+                supported = [k for k in supported if k not in HANDOVER_KINDS]
             if person.legal_hold:
                 plan.held += [f"{account.system} {account.name}: {k.value}" for k in supported if k in DELETIONS]
                 supported = [k for k in supported if k not in DELETIONS]
             plan.unsupported += [(account, k) for k in kinds if k not in cls.capabilities()]
             ordered, notes = order_kinds(supported, cls.ordering, where=f"connector {account.system}")
             plan.actions += [
-                Action(kind, account, {**handover_params(person, policy, kind), **params}) for kind in ordered
+                Action(kind, account, {**handover_params(person, policy, kind, params), **params}) for kind in ordered
             ]
             plan.reordered += [f"{account.system} {account.name}: {note}" for note in notes]
             for step in policy.later:

@@ -7,13 +7,21 @@ from typing import Any
 from ..config._policy import Policy
 from ..models import ActionKind, Person
 
-__all__ = ["HANDOVER_KINDS", "handover_params"]
+__all__ = ["HANDOVER_KINDS", "handover_params", "successor"]
 
 #: Steps that hand something to the successor; they carry ``handover_to`` (and the auto-reply its text).
 HANDOVER_KINDS = frozenset({ActionKind.HANDOVER_MAILBOX, ActionKind.SET_AUTO_REPLY, ActionKind.TRANSFER_OWNERSHIP})
 
 
-def handover_params(person: Person, policy: Policy, kind: ActionKind) -> dict[str, Any]:
+def successor(person: Person, policy: Policy, params: dict[str, Any]) -> str | None:
+    """Who takes over: the connector rule's ``to``, else the policy's ``handover.to`` (``manager``: the manager)."""
+    explicit = params.get("to")
+    if explicit:
+        return str(explicit)
+    return person.manager if policy.handover.to == "manager" else policy.handover.to
+
+
+def handover_params(person: Person, policy: Policy, kind: ActionKind, params: dict[str, Any]) -> dict[str, Any]:
     """The parameters ``kind`` takes from the policy's ``handover`` block (none for other kinds).
 
     ``handover_to`` is None when the policy says ``manager`` and the person has none: the connector
@@ -21,7 +29,7 @@ def handover_params(person: Person, policy: Policy, kind: ActionKind) -> dict[st
     rule = policy.handover
     if kind not in HANDOVER_KINDS:
         return {}
-    to = person.manager if rule.to == "manager" else rule.to
+    to = successor(person, policy, params)
     params: dict[str, Any] = {"handover_to": to}
     if kind is ActionKind.SET_AUTO_REPLY:
         fields = {

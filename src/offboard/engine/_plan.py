@@ -30,6 +30,7 @@ class Plan:
     as_of: datetime | None = None  # when the plan was made; None: no checklist was drawn up (a follow-up)
     # steps moved from the policy's order to honour a connector's ordering constraint (``_ordering``)
     reordered: list[str] = field(default_factory=list)
+    no_successor: list[str] = field(default_factory=list)  # handover steps left out: nobody to hand over to
     held: list[str] = field(default_factory=list)  # deletions left out: the person is under legal hold
     recent: list[dict[str, Any]] = field(default_factory=list)  # set-ups made before the end (``_hold``)
 
@@ -56,6 +57,7 @@ class Plan:
             "reordered": list(self.reordered),
             "legal_hold": self.person.legal_hold,
             "held": list(self.held),
+            "no_successor": list(self.no_successor),
             "recent_setups": list(self.recent),
         }
 
