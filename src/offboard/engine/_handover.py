@@ -21,15 +21,14 @@ def successor(person: Person, policy: Policy, params: dict[str, Any]) -> str | N
     return person.manager if policy.handover.to == "manager" else policy.handover.to
 
 
-def handover_params(person: Person, policy: Policy, kind: ActionKind, params: dict[str, Any]) -> dict[str, Any]:
-    """The parameters ``kind`` takes from the policy's ``handover`` block (none for other kinds).
-
-    ``handover_to`` is None when the policy says ``manager`` and the person has none: the connector
-    then refuses the step with that reason rather than hand the mailbox to nobody."""
+def handover_params(person: Person, policy: Policy, kind: ActionKind, given: dict[str, Any]) -> dict[str, Any]:
+    """The parameters ``kind`` takes from the policy's ``handover`` block (none for other kinds); ``given``
+    are the connector rule's parameters (its ``to`` wins). The planner leaves handover steps out when
+    there is no successor; a connector refuses one that comes without ``handover_to``."""
     rule = policy.handover
     if kind not in HANDOVER_KINDS:
         return {}
-    to = successor(person, policy, params)
+    to = successor(person, policy, given)
     params: dict[str, Any] = {"handover_to": to}
     if kind is ActionKind.SET_AUTO_REPLY:
         fields = {
