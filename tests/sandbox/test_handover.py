@@ -160,3 +160,29 @@ def test_revoke_hold_needs_a_name(sandbox, config_path, run):
     ident = sandbox.company.leaver
     result = run("--config", str(config_path), "revoke", ident.email, "--yes", "--hold", "  ")
     assert result.exit_code == 2 and "--hold needs a name" in result.output
+
+
+def test_a_failed_handover_holds_the_licence_back_but_never_the_suspension(sandbox, config_path, run):
+    sim = sandbox.sim(G)
+    ident = next(
+        i
+        for i in sandbox.company.identities
+        if i.person
+        and i.person.manager
+        and G in i.systems
+        and i is not sandbox.company.leaver
+        and not sim.account(i.email)["suspended"]
+    )
+    boss = sim._find(ident.person.manager)
+    boss["suspended"] = True  # Gmail refuses a suspended delegate
+    try:
+        revoke = run("--config", str(config_path), "revoke", ident.email, "--yes", "--json")
+    finally:
+        boss["suspended"] = False
+    assert revoke.exit_code == 3, revoke.output
+    by_kind = {a["kind"]: a for a in json.loads(revoke.stdout)["actions"] if a["system"] == G}
+    assert by_kind["handover_mailbox"]["status"] == "failed" and "suspended" in by_kind["handover_mailbox"]["error"]
+    assert by_kind["disable_account"]["status"] == "verified"  # access is cut regardless
+    held = by_kind["remove_licenses"]
+    assert held["status"] == "failed" and held["error"].startswith("held: remove_licenses runs only after handover")
+    assert sim.account(ident.email)["licenses"] == ["1010020020"]  # the mailbox keeps its licence
