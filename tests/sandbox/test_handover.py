@@ -79,6 +79,15 @@ def test_revoke_hands_over_in_the_declared_order_and_undo_restores_what_google_a
     licence = next(i for i, (m, p, _) in enumerate(served) if p.startswith("/apps/licensing/") and m == "DELETE")
     assert transfer < licence
 
+    bundle = config_path.parent / "evidence.zip"
+    made = run("--config", str(config_path), "audit", "evidence", leaver.email, "--out", str(bundle))
+    assert made.exit_code in (0, 2), made.output
+    import zipfile
+
+    with zipfile.ZipFile(bundle) as z:
+        text = " ".join(z.read(n).decode("utf-8", "replace") for n in z.namelist() if not n.endswith(".pdf"))
+    assert "recent_setups" in text and leaver.mail_forward_to[0] in text  # the set-ups are in the evidence
+
     undo = run("--config", str(config_path), "undo", result["case"], "--yes", "--json")
     assert undo.exit_code == 0, undo.output
     report = json.loads(undo.output)

@@ -41,7 +41,7 @@ class HRExport(PeopleSource):
         columns: dict[str, str] = Field(
             default_factory=dict,
             description="our field -> the file's column: id, email, aliases, employee_id, name, "
-            "type, manager, end_date, timezone, active, equipment",
+            "type, manager, end_date, timezone, active, equipment, legal_hold",
         )
 
     settings: Settings
