@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from offboard import Account, Action, ActionKind, Leftover, Person, Receipt, Verification
-from offboard.errors import NotFound, PermanentError
+from offboard.errors import AuthError, NotFound, PermanentError
 
 _S = "https://www.googleapis.com/auth/"
 GMAIL_BASIC = _S + "gmail.settings.basic"  # vacation, filters, reading delegates and forwarding
@@ -91,20 +91,23 @@ class GoogleHandover:
             )
         return cache[email].users().settings()
 
-    def _google(self, name: str, version: str) -> Any:
+    def _google(self, name: str, version: str, scope: str) -> Any:
+        """An API client whose token carries only ``scope`` (the admin as subject): a tenant that has not
+        delegated it loses only the steps that need it, not the connector's other calls."""
         self._svc()  # the thread's transport and clients, built on first use
         services = self._local.services
-        if name not in services:
+        key = f"{name}:{version}:{scope}"
+        if key not in services:
             from googleapiclient.discovery import build
 
-            services[name] = build(
+            services[key] = build(
                 name,
                 version,
-                http=services["http"],
+                http=self._http(self._credentials.with_scopes([scope])),
                 static_discovery=True,
                 client_options={"api_endpoint": self.settings.api_url},
             )
-        return services[name]
+        return services[key]
 
     def _successor(self, action: Action) -> str:
         to = action.params.get("handover_to") or action.params.get("to")
@@ -313,7 +316,7 @@ class GoogleHandover:
     # -- wipe_devices: the account (not the whole device) wiped from managed mobile devices ---------
 
     def _devices(self, email: str) -> list[dict[str, Any]]:
-        svc = self._svc().mobiledevices()
+        svc = self._google("admin", "directory_v1", MOBILE_ACTION).mobiledevices()
         items: list[dict[str, Any]] = []
         token = None
         while True:
@@ -365,7 +368,7 @@ class GoogleHandover:
     # -- remove_licenses: Workspace licence to Archived User, or removed ----------------------------
 
     def _licensing(self) -> Any:
-        return self._google("licensing", "v1").licenseAssignments()
+        return self._google("licensing", "v1", LICENSING).licenseAssignments()
 
     def _assigned(self, email: str) -> list[dict[str, str]]:
         """The Workspace and Archived User licences ``email`` holds: one batch of licenseAssignments.get
@@ -448,7 +451,7 @@ class GoogleHandover:
 
     def vault_holds(self, account: Account) -> list[str]:
         """Names of open Vault matters' holds covering ``account`` (by account or by its org unit)."""
-        vault = self._google("vault", "v1").matters()
+        vault = self._google("vault", "v1", VAULT_READ).matters()
         user = self._get_user(account.id) or {}
         ou_id = user.get("orgUnitId")
         names: list[str] = []
@@ -513,6 +516,10 @@ class GoogleHandover:
                 fwd = self._forwarding(email)
                 delegates = self._delegates(email)
             except PermanentError:  # Gmail refuses a suspended user's settings: nothing can be listed there
+                continue
+            except AuthError as exc:  # read-only listing: say what could not be read, never stop the connector
+                why = f"Gmail settings not read ({type(exc).__name__}: {exc})"
+                out.append(Leftover(account, ActionKind.REMOVE_FORWARDING, why))
                 continue
             if fwd["autoForwarding"].get("enabled"):
                 out.append(

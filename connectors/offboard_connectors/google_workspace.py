@@ -47,7 +47,8 @@ SECURITY = _S + "admin.directory.user.security"
 GROUP_READ = _S + "admin.directory.group.readonly"
 GROUP_MEMBER = _S + "admin.directory.group.member"
 TRANSFER = _S + "admin.datatransfer"
-SCOPES = (USER, SECURITY, GROUP_READ, GROUP_MEMBER, TRANSFER, *HANDOVER_SCOPES)
+BASE_SCOPES = (USER, SECURITY, GROUP_READ, GROUP_MEMBER, TRANSFER)  # the main token's
+SCOPES = (*BASE_SCOPES, *HANDOVER_SCOPES)  # every scope the connector uses (each handover API has its own token)
 _QUOTA_REASONS = {"userRateLimitExceeded", "rateLimitExceeded", "quotaExceeded"}
 _USER_FIELDS = "id,primaryEmail,aliases,suspended,isAdmin,orgUnitPath,externalIds,name"
 
@@ -89,7 +90,7 @@ class GoogleWorkspaceConnector(GoogleHandover, Connector):
         try:
             info = json.loads(s.service_account.reveal())
             self._credentials = service_account.Credentials.from_service_account_info(
-                info, scopes=list(SCOPES), subject=s.subject
+                info, scopes=list(BASE_SCOPES), subject=s.subject
             )
         except (ValueError, KeyError, TypeError) as exc:
             # Never echo the key: name only what is wrong with its shape.

@@ -244,3 +244,21 @@ class TestGoogleWorkspace(SandboxContract):
             sim.authorized_scopes = authorized
         assert not result.ok and result.missing == (LICENSING,)
         assert GMAIL_SHARING in GoogleWorkspaceConnector.permissions
+
+    def test_a_handover_scope_not_delegated_costs_only_its_own_steps(self, sandbox_settings, sandbox, sandbox_people):
+        from offboard.errors import AuthError
+        from offboard_connectors._google_handover import LICENSING
+
+        sim = sandbox.sim(SYSTEM)
+        authorized = sim.authorized_scopes
+        sim.authorized_scopes = frozenset(s for s in authorized if s != LICENSING)
+        try:
+            connector = GoogleWorkspaceConnector("google", sandbox_settings)
+            person = next(sandbox_people).person
+            account = connector.discover(person)[0]
+            with pytest.raises(AuthError):
+                connector.apply(Action(ActionKind.REMOVE_LICENSES, account))
+            receipt = connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+            assert connector.verify(receipt.action, receipt).ok
+        finally:
+            sim.authorized_scopes = authorized
