@@ -337,7 +337,7 @@ class GoogleHandover:
         todo = [d for d in devices if d.get("status") not in _WIPED]
         for device in todo:
             self._run(
-                self._svc()
+                self._google("admin", "directory_v1", MOBILE_ACTION)
                 .mobiledevices()
                 .action(
                     customerId=self.settings.customer,
