@@ -195,3 +195,24 @@ def test_a_failed_handover_holds_the_licence_back_but_never_the_suspension(sandb
     held = by_kind["remove_licenses"]
     assert held["status"] == "failed" and held["error"].startswith("held: remove_licenses runs only after handover")
     assert sim.account(ident.email)["licenses"] == ["1010020020"]  # the mailbox keeps its licence
+
+
+def test_offboard_check_reports_the_set_ups_still_in_place(sandbox, config_path, run):
+    sim = sandbox.sim(G)
+    ident = next(
+        i
+        for i in sandbox.company.identities
+        if i.person
+        and i.app_passwords
+        and i.oauth_apps
+        and G in i.systems
+        and not sim.account(i.email)["suspended"]
+        and i is not sandbox.company.leaver
+    )
+    revoke = run("--config", str(config_path), "revoke", ident.email, "--policy", "suspend-only", "--yes", "--json")
+    assert revoke.exit_code == 0, revoke.output
+    check = run("--config", str(config_path), "check", ident.email, "--json")
+    found = json.loads(check.stdout)
+    details = [item["detail"] for item in found["leftovers"] if item["system"] == G]
+    assert any(d.startswith("OAuth grant to ") for d in details), details
+    assert any(d.startswith("app password ") for d in details), details
