@@ -38,6 +38,7 @@ from offboard.errors import (
 )
 from offboard.people import end_date, person_type
 
+from ._google_handover import HANDOVER_SCOPES, ORDERING, GoogleHandover
 from ._http import error_for, is_loopback, mapped, short
 
 _S = "https://www.googleapis.com/auth/"
@@ -46,19 +47,22 @@ SECURITY = _S + "admin.directory.user.security"
 GROUP_READ = _S + "admin.directory.group.readonly"
 GROUP_MEMBER = _S + "admin.directory.group.member"
 TRANSFER = _S + "admin.datatransfer"
-SCOPES = (USER, SECURITY, GROUP_READ, GROUP_MEMBER, TRANSFER)
+BASE_SCOPES = (USER, SECURITY, GROUP_READ, GROUP_MEMBER, TRANSFER)  # the main token's
+SCOPES = (*BASE_SCOPES, *HANDOVER_SCOPES)  # every scope the connector uses (each handover API has its own token)
 _QUOTA_REASONS = {"userRateLimitExceeded", "rateLimitExceeded", "quotaExceeded"}
 _USER_FIELDS = "id,primaryEmail,aliases,suspended,isAdmin,orgUnitPath,externalIds,name"
 
 
-class GoogleWorkspaceConnector(Connector):
-    """Google Workspace users: suspend, sign out, tokens and app passwords, groups, Drive transfer."""
+class GoogleWorkspaceConnector(GoogleHandover, Connector):
+    """Google Workspace users: suspend, sign out, tokens and app passwords, groups, Drive and Calendar
+    transfer, and the handover steps of ``_google_handover`` (Gmail, devices, licences, Vault)."""
 
     name = "google_workspace"
     # Directory API: 2,400 queries per minute per user per project = 40/s.
     default_rate = 40.0
     default_concurrency = 10
     permissions = SCOPES
+    ordering = ORDERING
 
     class Settings(ConnectorSettings):
         service_account: Secret = Field(description="the service account key JSON")
@@ -67,7 +71,10 @@ class GoogleWorkspaceConnector(Connector):
         domain: str | None = None
         api_url: str = "https://admin.googleapis.com/"
         offboarded_org_unit: str | None = Field(None, description="move suspended users here, e.g. /Offboarded")
-        transfer_applications: list[str] = Field(default_factory=lambda: ["Drive and Docs"])
+        transfer_applications: list[str] = Field(default_factory=lambda: ["Drive and Docs", "Calendar"])
+        archive_licenses: bool = Field(
+            True, description="remove_licenses assigns the matching Archived User SKU (else only removes)"
+        )
         accounts: dict[str, str] = Field(default_factory=dict, description="person -> primary email or user id")
         timeout: float = 30.0
         ca_file: str | None = None
@@ -83,7 +90,7 @@ class GoogleWorkspaceConnector(Connector):
         try:
             info = json.loads(s.service_account.reveal())
             self._credentials = service_account.Credentials.from_service_account_info(
-                info, scopes=list(SCOPES), subject=s.subject
+                info, scopes=list(BASE_SCOPES), subject=s.subject
             )
         except (ValueError, KeyError, TypeError) as exc:
             # Never echo the key: name only what is wrong with its shape.
@@ -341,6 +348,9 @@ class GoogleWorkspaceConnector(Connector):
 
     def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:
         kind, who, key = action.kind, action.account.name, action.account.id
+        handover = self.verify_handover(action, receipt)
+        if handover is not None:
+            return handover
         if kind is ActionKind.DELETE_ACCOUNT:
             gone = self._get_user(key) is None
             return Verification(action, gone, {"exists": not gone}, f"{who}: {'deleted' if gone else 'still exists'}")
@@ -517,7 +527,7 @@ class GoogleWorkspaceConnector(Connector):
         return Receipt(receipt.action, changed=bool(missing), before={"groups": sorted(current)})
 
     def transfer_ownership(self, action: Action) -> Receipt:
-        target = action.params.get("to") or action.account.attributes.get("manager")
+        target = action.params.get("to") or action.params.get("handover_to") or action.account.attributes.get("manager")
         if not target:
             raise PermanentError(
                 f"{action.account.name}: no manager or 'to' given to transfer data to", system=self.instance
@@ -578,6 +588,11 @@ class GoogleWorkspaceConnector(Connector):
         user = self._get_user(action.account.id)
         if user is None:
             return Receipt(action, changed=False, detail="already deleted")
+        holds = self.vault_holds(action.account)
+        if holds:
+            raise PermanentError(
+                f"{action.account.name} is under Vault hold ({'; '.join(holds)}): not deleted", system=self.instance
+            )
         self._run(self._directory("users").delete(userKey=user["id"]), f"delete {action.account.name}", USER)
         return Receipt(
             action,

@@ -31,6 +31,7 @@ class HREvent:
     effective: str | None = None  # RFC 3339, a local date-time, or a date; None = now
     timezone: str | None = None  # IANA zone for a local effective time; default: the person's
     reason: str = ""
+    legal_hold: str | None = None  # a hold the case carries (no deletion follow-up while it holds)
 
     @property
     def key(self) -> str:
@@ -42,4 +43,5 @@ class HREvent:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HREvent:
         fields: dict[str, Any] = {k: data.get(k) for k in ("source", "id", "type", "person", "effective", "timezone")}
-        return cls(**fields, reason=data.get("reason") or "")
+        hold = data.get("legal_hold")
+        return cls(**fields, reason=data.get("reason") or "", legal_hold=str(hold).strip() or None if hold else None)

@@ -212,6 +212,7 @@ class Person:
     timezone: str = "UTC"
     active: bool = True
     equipment: tuple[Equipment, ...] = ()
+    legal_hold: str | None = None  # the hold's name: no deletion follow-up runs while it holds
 
     @property
     def emails(self) -> tuple[str, ...]:

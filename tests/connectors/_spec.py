@@ -5,7 +5,8 @@ module under tests/connectors, the requests logged by the Google and GitHub simu
 against:
 
 - Google: the discovery documents shipped inside google-api-python-client
-  (``googleapiclient/discovery_cache/documents/admin.directory_v1.json``, ``admin.datatransfer_v1.json``):
+  (``googleapiclient/discovery_cache/documents/admin.directory_v1.json``, ``admin.datatransfer_v1.json``,
+  ``gmail.v1.json``, ``licensing.v1.json``, ``vault.v1.json``):
   method and path, query parameters (the method's and the API's global ones) and request body fields;
 - GitHub REST: ``@octokit/openapi`` ``generated/ghec.json`` (tests/connectors/data/ghec.json.gz):
   method and path, query parameters, request body (JSON Schema, and no field the schema does not name);
@@ -93,7 +94,13 @@ def _google() -> list[tuple[str, re.Pattern[str], dict[str, Any], dict[str, Any]
 
     root = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents"
     out = []
-    for name in ("admin.directory_v1.json", "admin.datatransfer_v1.json"):
+    for name in (
+        "admin.directory_v1.json",
+        "admin.datatransfer_v1.json",
+        "gmail.v1.json",
+        "licensing.v1.json",
+        "vault.v1.json",
+    ):
         doc = json.loads((root / name).read_text())
 
         def walk(resources: dict[str, Any], doc: dict[str, Any] = doc) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from offboard import Action, ActionKind, Person
-from offboard.errors import PermissionDenied
+from offboard.errors import PermanentError, PermissionDenied
 from offboard_connectors.google_workspace import GROUP_MEMBER, SECURITY, GoogleWorkspaceConnector
 
 from ._support import SandboxContract
 
 SYSTEM = "google_workspace"
-_VOLATILE = ("sessions", "drive_files", "lastLoginTime", "etag")
+_VOLATILE = ("sessions", "drive_files", "calendars", "lastLoginTime", "etag")
 
 
 class TestGoogleWorkspace(SandboxContract):
@@ -22,6 +22,7 @@ class TestGoogleWorkspace(SandboxContract):
         ActionKind.REVOKE_TOKENS,
         ActionKind.REMOVE_MEMBERSHIPS,
         ActionKind.TRANSFER_OWNERSHIP,
+        ActionKind.REMOVE_LICENSES,
     )
     retry_after_reported = True
 
@@ -163,3 +164,101 @@ class TestGoogleWorkspace(SandboxContract):
         transfer_calls = sim.log.entries(contains="/datatransfer/")
         assert transfer_calls and all("my_customer" not in e.query for e in transfer_calls)
         assert any(f"customerId={sim.customer_id}" in e.query for e in transfer_calls)
+
+    # -- handover (issue 22) -------------------------------------------------------
+
+    def test_handover_steps_verify_and_the_reversible_ones_undo(self, connector, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        ident = next(
+            i
+            for i in reversed(list(sandbox.company.in_system(SYSTEM)))
+            if i.person
+            and i.person.manager
+            and i.oauth_apps
+            and not (sim.account(i.email) or {"suspended": 1})["suspended"]
+        )
+        account = connector.discover(ident.person)[0]
+        params = {
+            "handover_to": ident.person.manager,
+            "auto_reply": "Gone; write to my manager",
+            "auto_reply_subject": "Left",
+        }
+        for kind in (ActionKind.HANDOVER_MAILBOX, ActionKind.SET_AUTO_REPLY):
+            action = Action(kind, account, params)
+            before = connector.read_before(action)
+            receipt = connector.apply(action)
+            assert receipt.changed and connector.verify(action, receipt).ok
+            assert not connector.apply(action).changed  # idempotent
+            connector.undo(receipt)
+            assert connector.read_before(action) == before
+        grants = Action(ActionKind.REVOKE_APP_GRANTS, account)
+        assert not connector.verify(grants).ok  # the person holds grants: the unapplied step does not verify
+        receipt = connector.apply(grants)
+        assert receipt.changed and connector.verify(grants, receipt).ok and sim.account(account.id)["tokens"] == []
+        assert ActionKind.REVOKE_APP_GRANTS not in connector.reversible()
+
+    def test_a_handover_without_a_successor_is_refused_naming_why(self, connector, person):
+        account = connector.discover(person)[0]
+        with pytest.raises(PermanentError, match="nobody to hand over to"):
+            connector.apply(Action(ActionKind.HANDOVER_MAILBOX, account))
+
+    def test_a_vault_hold_stops_the_deletion(self, connector, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        ident = next(
+            i for i in sandbox.company.in_system(SYSTEM) if i.person and not i.admin and i.person.manager is not None
+        )
+        account = connector.discover(ident.person)[0]
+        sim.add_hold("Acme v. Corp", "Mail of the sales team", [ident.email])
+        try:
+            with pytest.raises(PermanentError, match="under Vault hold \\(Acme v. Corp: Mail of the sales team\\)"):
+                connector.apply(Action(ActionKind.DELETE_ACCOUNT, account))
+        finally:
+            sim.matters.clear()
+        assert sim.account(account.id) is not None
+
+    def test_recent_setups_list_what_the_leaver_set_up(self, connector, sandbox):
+        from datetime import UTC, datetime, timedelta
+
+        leaver = sandbox.company.leaver
+        account = connector.discover(leaver.person)[0]
+        found = connector.recent_setups(leaver.person, [account], datetime.now(UTC) - timedelta(days=30))
+        details = {(x.kind, x.detail) for x in found}
+        assert (ActionKind.REMOVE_FORWARDING, f"filter forwarding to {leaver.mail_forward_to[0]}") in details
+        assert (ActionKind.HANDOVER_MAILBOX, f"mailbox delegate {leaver.mail_delegates[0]}") in details
+        assert any(k is ActionKind.REVOKE_TOKENS and "app password" in d for k, d in details)
+        assert any(k is ActionKind.REVOKE_APP_GRANTS for k, _ in details)
+        old = connector.recent_setups(leaver.person, [account], datetime.now(UTC))
+        assert not any("app password" in x.detail for x in old)  # dated before the window: left out
+        residual = connector.residual(leaver.person, [account])
+        assert residual and all(x.kind is not ActionKind.HANDOVER_MAILBOX for x in residual)
+
+    def test_the_handover_scopes_are_asked_for_and_checked(self, sandbox_settings, sandbox):
+        from offboard_connectors._google_handover import GMAIL_SHARING, LICENSING
+
+        sim = sandbox.sim(SYSTEM)
+        authorized = sim.authorized_scopes
+        sim.authorized_scopes = frozenset(s for s in authorized if s != LICENSING)
+        try:
+            result = GoogleWorkspaceConnector("google", sandbox_settings).check()
+        finally:
+            sim.authorized_scopes = authorized
+        assert not result.ok and result.missing == (LICENSING,)
+        assert GMAIL_SHARING in GoogleWorkspaceConnector.permissions
+
+    def test_a_handover_scope_not_delegated_costs_only_its_own_steps(self, sandbox_settings, sandbox, sandbox_people):
+        from offboard.errors import AuthError
+        from offboard_connectors._google_handover import LICENSING
+
+        sim = sandbox.sim(SYSTEM)
+        authorized = sim.authorized_scopes
+        sim.authorized_scopes = frozenset(s for s in authorized if s != LICENSING)
+        try:
+            connector = GoogleWorkspaceConnector("google", sandbox_settings)
+            person = next(sandbox_people).person
+            account = connector.discover(person)[0]
+            with pytest.raises(AuthError):
+                connector.apply(Action(ActionKind.REMOVE_LICENSES, account))
+            receipt = connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+            assert connector.verify(receipt.action, receipt).ok
+        finally:
+            sim.authorized_scopes = authorized

@@ -30,10 +30,18 @@ DOCS = os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache"
 
 def _discovery_routes() -> set[tuple[str, str]]:
     routes = set()
-    for name in ("admin.directory_v1.json", "admin.datatransfer_v1.json"):
+    names = (
+        "admin.directory_v1.json",
+        "admin.datatransfer_v1.json",
+        "gmail.v1.json",
+        "licensing.v1.json",
+        "vault.v1.json",
+    )
+    for name in names:
         with open(os.path.join(DOCS, name)) as f:
             doc = json.load(f)
-        routes.add(("POST", "/" + doc["batchPath"]))
+        if name.startswith("admin."):  # the simulator serves Google's batch endpoint of the Admin SDK
+            routes.add(("POST", "/" + doc["batchPath"]))
 
         def walk(resources, doc=doc):
             for res in resources.values():

@@ -304,3 +304,19 @@ def test_a_second_termination_supersedes_a_scheduled_one(server):
     server.post(event(id="evt-2", effective_at=(server.clock() + timedelta(days=1)).isoformat()))
     server.intake.run_once()
     assert [e["status"] for e in server.events()] == ["superseded", "scheduled"]
+
+
+def test_an_events_legal_hold_is_carried_by_its_case(server):
+    import json as _json
+
+    response = server.post(event(id="evt-hold", legal_hold="Matter 88"))
+    assert response.status_code == 202, response.text
+    server.intake.run_once()
+    (case,) = server.cases()
+    assert _json.loads(case["person"])["legal_hold"] == "Matter 88"
+
+
+def test_an_empty_legal_hold_is_refused_naming_the_field(server):
+    response = server.post(event(id="evt-hold-empty", legal_hold=""))
+    assert_refused(response, 422, "invalid_event", server)
+    assert "legal_hold" in response.json()["message"]

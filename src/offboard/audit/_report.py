@@ -149,6 +149,8 @@ class CaseView:
     approved_by: str | None = None
     over_deadline: bool = False
     over_reason: str | None = None
+    legal_hold: str | None = None  # no deletion runs while it holds
+    recent_setups: list[dict[str, Any]] = field(default_factory=list)  # set up before the end
 
     @property
     def followup(self) -> bool:
@@ -499,6 +501,8 @@ def _case_view(record: CaseRecord, gathered: _Gathered, sla_seconds: int, now: d
         checklist=closed.get("checklist") if isinstance(closed.get("checklist"), dict) else None,
         undone=gathered.undone.get(record.case, []),
         approved_by=gathered.approved_by.get(record.case),
+        legal_hold=_text(opened.get("legal_hold")),
+        recent_setups=[r for r in opened.get("recent_setups") or [] if isinstance(r, dict)],
     )
     view.over_deadline, view.over_reason = _over(view, sla_seconds, now)
     return view

@@ -279,6 +279,11 @@ def _observed(value: Any) -> str:
     return e(json.dumps(value, sort_keys=True, ensure_ascii=False)[:300])
 
 
+def _setup(item: dict[str, Any]) -> str:
+    account = (item.get("account") or {}).get("name", "")
+    return f"{item.get('system')} {account}: {item.get('detail') or item.get('error')}"
+
+
 def case_block(case: CaseView, heading: str = "h4", sla_seconds: int | None = None) -> str:
     """A case: its facts, its timeline chart (given the deadline), per-system actions, checklist."""
     zone = case.timezone
@@ -298,6 +303,11 @@ def case_block(case: CaseView, heading: str = "h4", sla_seconds: int | None = No
     ]
     if case.over_reason:
         facts.append(("Over the deadline", e(case.over_reason)))
+    if case.legal_hold:
+        facts.append(("Legal hold", e(case.legal_hold) + " (no deletion runs while it holds)"))
+    if case.recent_setups:
+        lines = [_setup(r) for r in case.recent_setups]
+        facts.append(("Set up before the end", "<br>".join(e(line) for line in lines)))
     rows = []
     for item in sorted(case.items, key=lambda i: (i.responded_at or "~", i.system)):
         if item.read_back is True:

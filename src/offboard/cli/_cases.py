@@ -85,6 +85,24 @@ def print_plan(plan: Any) -> None:
             f"Checklist: {len(plan.tasks)} task(s) for people to do ({blocking} blocking completion): "
             + ", ".join(escape(t.id) for t in plan.tasks)
         )
+    for note in getattr(plan, "reordered", ()):
+        out.print(f"[dim]Order: {escape(note)}[/]")
+    if plan.no_successor:
+        out.print(
+            f"[yellow]No handover: {escape(plan.person.id)} has no manager and the policy's handover.to names "
+            f"nobody[/]; left out: {escape('; '.join(plan.no_successor))}"
+        )
+    if plan.person.legal_hold:
+        held = "; ".join(plan.held) or "none planned now"
+        out.print(
+            f"[yellow]Legal hold {escape(plan.person.legal_hold)}: no deletion runs while it holds[/] "
+            f"(left out: {escape(held)}; deletion follow-ups refused)"
+        )
+    if plan.recent:
+        out.print(f"[bold]Set up lately[/] (the {plan.policy.handover.recent_days} days before the end):")
+        for item in plan.recent:
+            where = f"{item.get('system')} {(item.get('account') or {}).get('name', '')}".strip()
+            out.print(f"  {escape(where)}: {escape(item.get('detail') or item.get('error') or '')}")
     if not plan.actions:
         out.print("[yellow]Nothing to do.[/]")
 
@@ -217,6 +235,7 @@ def plan(app: App, person: str | None, policy: str | None, from_file: Path | Non
     is_flag=True,
     help="With --from-file: proceed although the plans hold steps offboard cannot undo; recorded in the audit log.",
 )
+@click.option("--hold", "hold", metavar="NAME", help="Put the case under legal hold NAME: no deletion while it holds.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def revoke(
@@ -232,6 +251,7 @@ def revoke(
     approver: str | None,
     allow_destructive: bool,
     as_json: bool,
+    hold: str | None = None,
 ) -> None:
     """Disable every account PERSON (or everyone in --from-file) holds, verify each by reading it back, and record it.
 
@@ -239,6 +259,9 @@ def revoke(
     """
     if from_file is not None or person is None or approve or approver or allow_destructive:
         from ._bulk import bulk_revoke
+
+        if hold is not None:
+            raise click.UsageError("--hold puts one PERSON's case under legal hold; it does not go with --from-file")
 
         bulk_revoke(
             app,
@@ -286,8 +309,17 @@ def revoke(
             progress.start(the_plan.actions)
             return True
 
+        if hold is not None and not hold.strip():
+            click.echo("error: --hold needs a name (e.g. the matter it belongs to)", err=True)
+            sys.exit(EXIT_USAGE)
         result = engine.revoke(
-            person, policy=policy, trigger="cli", reason=reason, confirm=confirm, progress=None if as_json else progress
+            person,
+            policy=policy,
+            trigger="cli",
+            reason=reason,
+            confirm=confirm,
+            progress=None if as_json else progress,
+            hold=hold,
         )
     if result is None:  # a dry run, nothing to do, or turned down
         sys.exit(code)
@@ -397,12 +429,17 @@ def status(app: App, case: str | None, as_json: bool) -> None:
     if row is None:
         click.echo(f"error: no case matches {case!r}", err=True)
         sys.exit(EXIT_USAGE)
+    from ..engine._hold import hold_of
+
     result = engine.result(row["id"])
+    hold = hold_of(row)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), "legal_hold": hold})
     else:
         print_result(result)
         print_checklist(result)
+        if hold:
+            out.print(f"[yellow]Legal hold: {escape(hold)}[/]: no deletion follow-up runs while it holds.")
     sys.exit(EXIT_OK if result.status in (CaseStatus.COMPLETE, CaseStatus.CANCELLED) else EXIT_INCOMPLETE)
 
 

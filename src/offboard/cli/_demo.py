@@ -20,7 +20,11 @@ out = Console(highlight=False)
 
 
 def pick_departing(sandbox) -> Person:
-    """An employee with an account in every simulated system, not protected."""
+    """The company's leaver (set up for a handover) when it is in every simulated system, else an employee
+    with an account in every simulated system, not protected."""
+    leaver = sandbox.company.leaver
+    if leaver is not None and leaver.person is not None and set(leaver.systems) >= set(sandbox.systems):
+        return leaver.person
     for ident in sandbox.company.identities:
         person = ident.person
         if person and person.type == "employee" and set(ident.systems) >= set(sandbox.systems) and person.manager:
@@ -126,6 +130,10 @@ def read_back_table(sandbox, person: Person) -> Table:
     for system in sandbox.systems:
         state = sandbox.account(system, person.email or person.id)
         table.add_row(system, escape(_summary(state)))
+        if system == "google_workspace" and state:  # the handover, beside the disable
+            keys = ("mail_delegates", "auto_reply", "forwarding", "forwarding_filters", "tokens", "licenses", "devices")
+            shown = {k: state[k] for k in keys if k in state}
+            table.add_row("  handover", escape(json.dumps(shown, default=str)[:160]))
     return table
 
 

@@ -33,6 +33,10 @@ A policy is a YAML file::
       owner: it
       due: 0d
       blocking: true
+    handover:                      # mailbox, files and calendars go to; the auto-reply (docs/policies.md)
+      to: manager                  # or an email address
+      auto_reply: "{name} has left. Please write to {manager}."
+      recent_days: 30              # list forwarding, filters, grants... set up this many days before the end
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from ._paths import bundled_policies_dir
 __all__ = [
     "Policy",
     "TaskRule",
+    "HandoverRule",
     "EquipmentRule",
     "load_policy",
     "load_policies",
@@ -170,6 +175,45 @@ class EquipmentRule(_Assigned):
         return value
 
 
+_REPLY_FIELDS = {"name": "", "email": "", "manager": "", "manager_name": "", "last_day": ""}
+
+
+class HandoverRule(_Strict):
+    """Who takes over a leaver's mailbox, files and calendars, the auto-reply they get, and how far back
+    ``recent set-ups`` (forwarding, filters, delegations, grants, app passwords) are listed."""
+
+    to: str = Field(default="manager", description="'manager' (the person's manager) or an email address")
+    auto_reply: str = Field(
+        default="{name} has left the company. {manager} is looking after their work: please write to {manager}.",
+        min_length=1,
+        max_length=10_000,
+        description="the auto-reply text; may use {name}, {email}, {manager}, {manager_name}, {last_day}",
+    )
+    auto_reply_subject: str = Field(default="{name} has left", min_length=1, max_length=500)
+    recent_days: int = Field(
+        default=30, ge=0, le=3650, description="list set-ups created this many days before the end"
+    )
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: str) -> str:
+        if value != "manager" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError(f"{value!r} is neither 'manager' nor an email address")
+        return value
+
+    @field_validator("auto_reply", "auto_reply_subject")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            value.format(**_REPLY_FIELDS)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"{value[:60]!r} may only use {{name}}, {{email}}, {{manager}}, {{manager_name}}, {{last_day}} "
+                f"(problem: {type(exc).__name__} {exc}; write {{{{ and }}}} for literal braces)"
+            ) from None
+        return value
+
+
 class Policy(_Strict):
     """A validated policy."""
 
@@ -182,6 +226,7 @@ class Policy(_Strict):
     later: list[LaterStep] = Field(default_factory=list)
     tasks: list[TaskRule] = Field(default_factory=list)
     equipment: EquipmentRule | None = Field(default_factory=EquipmentRule, description="null: no return tasks")
+    handover: HandoverRule = Field(default_factory=HandoverRule)
 
     @field_validator("tasks")
     @classmethod

@@ -13,6 +13,7 @@ from ..connector import Connector
 from ..errors import AuthError, ConnectorError
 from ..models import Account, Action, ActionKind, ActionStatus, Receipt, Verification
 from ..state._store import dumps
+from ._ordering import prerequisites
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -47,6 +48,10 @@ class ActionRunner:
             if stop:
                 self._finish(case_id, person_id, row, ActionStatus.FAILED, error=stop, progress=progress)
                 continue
+            held = self._held(row, rows)
+            if held:
+                self._finish(case_id, person_id, row, ActionStatus.FAILED, error=held, progress=progress)
+                continue
             try:
                 self._run_action(case_id, person_id, row, progress)
             except AuthError as exc:
@@ -60,6 +65,21 @@ class ActionRunner:
                     attempts=getattr(exc, "attempts", 1),
                     progress=progress,
                 )
+
+    def _held(self, row: dict[str, Any], rows: list[dict[str, Any]]) -> str | None:
+        """Why ``row`` must wait: a step the connector's ``ordering`` puts first did not verify (``_ordering``)."""
+        try:
+            ordering = type(self.engine.connector(row["system"])).ordering
+        except ConnectorError:
+            return None
+        needs = prerequisites(ActionKind(row["kind"]), ordering)
+        for other in rows:
+            if other["kind"] in {k.value for k in needs} and other["status"] != ActionStatus.VERIFIED.value:
+                return (
+                    f"held: {row['kind']} runs only after {other['kind']} is verified "
+                    f"({row['system']}'s ordering), and {other['kind']} is {other['status']}"
+                )
+        return None
 
     def _run_action(
         self, case_id: str, person_id: str, row: dict[str, Any], progress: Callable[[dict[str, Any]], None] | None
@@ -173,7 +193,7 @@ class ActionRunner:
                 verification = Verification(action, False, detail=f"read-back failed: {type(exc).__name__}: {exc}")
                 if isinstance(exc, AuthError):
                     break
-            if verification.ok or verification.pending:
+            if verification.ok:  # a pending one is read again: a short transfer finishes within the delays
                 break
         return verification
 
@@ -194,6 +214,7 @@ class ActionRunner:
         recovered: bool = False,
     ) -> None:
         now = self.engine.clock()
+        row["status"] = status.value  # the chain's later steps read it (``_held``)
         error = redact(error) if error else error
         values: dict[str, Any] = {"status": status.value, "error": error}
         if recovered and responded is None and row.get("responded_at") is None:

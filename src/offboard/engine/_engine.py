@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,11 @@ from ._actions import ActionRunner
 from ._close import close_case
 from ._connectors import build_connector, connector_class
 from ._destructive import destructive_steps
+from ._handover import HANDOVER_KINDS, handover_params, successor
+from ._hold import DELETIONS, recent_setups, refuse_held
 from ._leases import LeaseKeeper, describe
 from ._manual import with_manual_tasks
+from ._ordering import order_kinds
 from ._plan import CaseResult, Plan
 from ._ratelimit import TokenBucket
 from ._recorder import Recorder
@@ -261,7 +265,9 @@ class Engine:
                 f"({', '.join(self.enabled_connectors()) or 'no connectors configured'})",
                 suggestions=self.nearest_people(person.id),
             )
-        return self.plan_for(person, chosen, accounts, errors, bulk=bulk)
+        plan = self.plan_for(person, chosen, accounts, errors, bulk=bulk)
+        plan.recent = recent_setups(self, person, accounts, chosen.handover.recent_days, self.clock())
+        return plan
 
     def plan_for(
         self,
@@ -285,11 +291,20 @@ class Engine:
             cls = type(self.connector(account.system))
             kinds, params = policy.actions_for(account.system, cfg.type)
             params = {k: (person.manager if v == "manager" else v) for k, v in params.items()}
-            for kind in kinds:
-                if kind in cls.capabilities():
-                    plan.actions.append(Action(kind, account, params))
-                else:
-                    plan.unsupported.append((account, kind))
+            supported = [k for k in kinds if k in cls.capabilities()]
+            if not successor(person, policy, params):  # nobody to hand over to: say so instead of failing
+                dropped = [k for k in supported if k in HANDOVER_KINDS]
+                plan.no_successor += [f"{account.system} {account.name}: {k.value}" for k in dropped]
+                supported = [k for k in supported if k not in HANDOVER_KINDS]
+            if person.legal_hold:
+                plan.held += [f"{account.system} {account.name}: {k.value}" for k in supported if k in DELETIONS]
+                supported = [k for k in supported if k not in DELETIONS]
+            plan.unsupported += [(account, k) for k in kinds if k not in cls.capabilities()]
+            ordered, notes = order_kinds(supported, cls.ordering, where=f"connector {account.system}")
+            plan.actions += [
+                Action(kind, account, {**handover_params(person, policy, kind, params), **params}) for kind in ordered
+            ]
+            plan.reordered += [f"{account.system} {account.name}: {note}" for note in notes]
             for step in policy.later:
                 if (
                     step.connectors is None or account.system in step.connectors or cfg.type in step.connectors
@@ -403,6 +418,8 @@ class Engine:
                 ],
                 "discovery_errors": plan.errors,
                 **({"covered": plan.to_dict()["covered"]} if plan.covered else {}),
+                **({"legal_hold": plan.person.legal_hold} if plan.person.legal_hold else {}),
+                **({"recent_setups": plan.recent} if plan.recent else {}),
                 **({"tasks": [t.to_entry() for t in tasks]} if tasks else {}),
             },
         )
@@ -417,13 +434,18 @@ class Engine:
         reason: str = "",
         confirm: Callable[[Plan], bool] | None = None,
         progress: Callable[[dict[str, Any]], None] | None = None,
+        hold: str | None = None,
     ) -> CaseResult | None:
         """Plan, confirm, open and run a case for one person; None when ``confirm`` turns the plan down.
 
         Every enabled connector is built first, so a configuration error surfaces before any write.
-        ``progress`` hears of each action as it ends.
+        ``progress`` hears of each action as it ends. ``hold`` puts the case under that legal hold.
         """
         self.check_connectors()
+        if hold is not None:
+            if not hold.strip():
+                raise OffboardError("a legal hold needs a name (e.g. the matter it belongs to)")
+            ref = replace(ref if isinstance(ref, Person) else self.resolve(ref), legal_hold=hold.strip())
         plan = self.plan(ref, policy)
         if confirm is not None and not confirm(plan):
             return None
@@ -580,6 +602,9 @@ class Engine:
         results = []
         for origin, items in by_case.items():
             case = self._case(origin)
+            items = refuse_held(self, origin, case, items)
+            if not items:
+                continue
             person = Person.from_dict(json.loads(case["person"]))
             plan = Plan(
                 person,

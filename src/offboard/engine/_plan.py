@@ -41,6 +41,11 @@ class Plan:
 
     # bulk plans: actions the vendor documents as done by another planned action (kind, documentation URL)
     covered: list[tuple[Action, ActionKind, str]] = field(default_factory=list)
+    # steps moved from the policy's order to honour a connector's ordering constraint (``_ordering``)
+    reordered: list[str] = field(default_factory=list)
+    no_successor: list[str] = field(default_factory=list)  # handover steps left out: nobody to hand over to
+    held: list[str] = field(default_factory=list)  # deletions left out: the person is under legal hold
+    recent: list[dict[str, Any]] = field(default_factory=list)  # set-ups made before the end (``_hold``)
 
     @property
     def accounts(self) -> list[Account]:
@@ -75,6 +80,11 @@ class Plan:
             ],
             "tasks": [t.to_entry() for t in self.tasks],
             **({"covered": [_covered(a, k, why) for a, k, why in self.covered]} if self.covered else {}),
+            "reordered": list(self.reordered),
+            "legal_hold": self.person.legal_hold,
+            "held": list(self.held),
+            "no_successor": list(self.no_successor),
+            "recent_setups": list(self.recent),
         }
 
 

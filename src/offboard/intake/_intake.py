@@ -14,7 +14,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -426,6 +426,9 @@ class Intake:
                 detail=f"a case for {person.id} was already running",
             )
             return
+        hold = self._event(row).legal_hold
+        if hold:
+            person = replace(person, legal_hold=hold)
         try:
             plan = self.engine.plan(person)
         except UnknownPerson as exc:

@@ -41,7 +41,7 @@ class HRExport(PeopleSource):
         columns: dict[str, str] = Field(
             default_factory=dict,
             description="our field -> the file's column: id, email, aliases, employee_id, name, "
-            "type, manager, end_date, timezone, active, equipment",
+            "type, manager, end_date, timezone, active, equipment, legal_hold",
         )
 
     settings: Settings
@@ -103,6 +103,7 @@ class HRExport(PeopleSource):
             timezone=tz,
             active=str(active).lower() not in ("false", "0", "no", "inactive") if active not in (None, "") else True,
             equipment=_equipment(get("equipment"), number, self.settings.path),
+            legal_hold=str(get("legal_hold")).strip() or None if get("legal_hold") else None,
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from ..models import Person
@@ -82,6 +82,11 @@ class Identity:
     github_credentials: int = 0
     outside_collaborator: bool = False
     timezone: str = "UTC"
+    # set-ups a leaver may leave running (Google Workspace): forwarding filters to these addresses,
+    # mailbox delegates, managed mobile devices (models)
+    mail_forward_to: tuple[str, ...] = ()
+    mail_delegates: tuple[str, ...] = ()
+    mobile_devices: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -136,6 +141,12 @@ class Company:
     @property
     def orphans(self) -> list[Identity]:
         return [i for i in self.identities if i.kind == "orphan"]
+
+    @property
+    def leaver(self) -> Identity | None:
+        """The employee set up for a handover demo: a forwarding filter to a personal address, a delegated
+        mailbox, a managed phone, OAuth grants and a licence (the one ``offboard demo`` picks)."""
+        return next((i for i in self.identities if i.mail_forward_to), None)
 
 
 def _hashed_systems(key: str) -> tuple[str, ...]:
@@ -314,6 +325,7 @@ def make_company(
                 title="Emergency access",
             )
         )
+    _set_up_leaver(identities, domain)
     return Company(
         seed=seed,
         domain=domain,
@@ -324,4 +336,33 @@ def make_company(
         identities=tuple(identities),
         groups=groups,
         today=today,
+    )
+
+
+def _set_up_leaver(identities: list[Identity], domain: str) -> None:
+    """Give one employee (with a manager, in every system when one is) the set-ups a handover deals with,
+    and every fourth person a managed phone. No random draws: the rest of the company stays as it was."""
+    people = [i for i in identities if i.person is not None]
+    for n, ident in enumerate(people):
+        if n % 4 == 3:
+            identities[identities.index(ident)] = replace(ident, mobile_devices=("Pixel 8",))
+    candidates = [
+        i
+        for i in identities
+        if i.person and i.person.type == "employee" and i.person.manager and "google_workspace" in i.systems
+    ]
+    everywhere = [i for i in candidates if set(i.systems) >= set(SYSTEMS)]
+    if not candidates:
+        return
+    chosen = (everywhere or candidates)[0]
+    manager = chosen.person.manager if chosen.person else None
+    colleague = next((i.email for i in people if i is not chosen and i.email != manager), None)
+    oauth = chosen.oauth_apps or (_OAUTH_APPS[1],)
+    identities[identities.index(chosen)] = replace(
+        chosen,
+        mail_forward_to=(f"{chosen.local}.private@personal-mail.example",),
+        mail_delegates=(colleague,) if colleague else (),
+        mobile_devices=("Pixel 8", "iPhone 15"),
+        oauth_apps=oauth,
+        app_passwords=max(chosen.app_passwords, 1),
     )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._app import HTTPError, Request, Response, Simulator, route
+from ._google_handover import CALENDAR_APP, GMAIL_SCOPES, HANDOVER_NEED, HANDOVER_SCOPES, GoogleHandoverSim
 from ._knobs import Limit
 
 __all__ = ["GoogleWorkspace"]
@@ -34,6 +35,7 @@ SCOPES = tuple(
         "admin.directory.orgunit.readonly",
         "admin.datatransfer",
         "admin.datatransfer.readonly",
+        *HANDOVER_SCOPES,
     )
 )
 _NEED = {  # route prefix -> scopes that grant it (any of)
@@ -50,6 +52,7 @@ _NEED = {  # route prefix -> scopes that grant it (any of)
     "orgunits": ("admin.directory.orgunit", "admin.directory.orgunit.readonly"),
     "transfer": ("admin.datatransfer",),
     "transfer_read": ("admin.datatransfer", "admin.datatransfer.readonly"),
+    **HANDOVER_NEED,
 }
 _DRIVE_APP = 55656082996
 _OUS = ("/", "/Employees", "/Contractors", "/Suspended", "/Admins", "/Service Accounts")
@@ -63,7 +66,7 @@ def _uid(seed: int, key: str) -> str:
     return str(1 + int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest(), 16) % 10**20).rjust(21, "1")
 
 
-class GoogleWorkspace(Simulator):
+class GoogleWorkspace(GoogleHandoverSim, Simulator):
     """A Workspace customer: users, security (tokens, ASPs, backup codes), groups, org units, Drive transfers."""
 
     system = "google_workspace"
@@ -210,6 +213,7 @@ class GoogleWorkspace(Simulator):
             }
             self._index[admin] = uid
         self.admin_email = admin
+        self._init_handover(company)
 
     # ----- framework hooks --------------------------------------------------------------------
     def service_account_info(self) -> dict[str, Any]:
@@ -343,6 +347,14 @@ class GoogleWorkspace(Simulator):
         out["sessions"] = user["_sessions"]
         out["drive_files"] = user["_drive_files"]
         out["groups"] = sorted(g["email"] for g in self.groups.values() if user["id"] in g["members"])
+        mail = user.get("_mail") or {}
+        out["mail_delegates"] = sorted(mail.get("delegates") or ())
+        out["auto_reply"] = bool((mail.get("vacation") or {}).get("enableAutoReply"))
+        out["forwarding"] = sorted(mail.get("forwarding") or ())
+        out["forwarding_filters"] = len(mail.get("filters") or ())
+        out["licenses"] = [sku for _, sku in self.licenses_of(user["id"])]
+        out["devices"] = sorted(d["status"] for d in self.devices_of(user["id"]))
+        out["calendars"] = user.get("_calendars", 0)
         return out
 
     def accounts(self) -> list[dict[str, Any]]:
@@ -379,8 +391,8 @@ class GoogleWorkspace(Simulator):
         if (
             not sub
             or subject is None
-            or not subject.get("isAdmin")
-            or subject.get("suspended")
+            or not (subject.get("isAdmin") or scopes <= GMAIL_SCOPES)  # any user, for their own Gmail settings
+            or (subject.get("suspended") and subject.get("isAdmin"))
             or not scopes
             or not scopes <= self.authorized_scopes
         ):
@@ -760,7 +772,13 @@ class GoogleWorkspace(Simulator):
                 "id": _DRIVE_APP,
                 "name": "Drive and Docs",
                 "transferParams": [{"key": "PRIVACY_LEVEL", "value": ["PRIVATE", "SHARED"]}],
-            }
+            },
+            {
+                "kind": "admin#datatransfer#ApplicationResource",
+                "id": CALENDAR_APP,
+                "name": "Calendar",
+                "transferParams": [{"key": "RELEASE_RESOURCES", "value": ["TRUE"]}],
+            },
         ]
         return Response(200, {"kind": "admin#datatransfer#applicationsList", "etag": _etag(), "applications": apps})
 
@@ -774,7 +792,7 @@ class GoogleWorkspace(Simulator):
         if old is new:
             raise HTTPError(400, "Invalid Input: the old and new owners must differ", reason="invalid")
         apps = body.get("applicationDataTransfers") or []
-        if not apps or any(int(a.get("applicationId", 0)) != _DRIVE_APP for a in apps):
+        if not apps or any(int(a.get("applicationId", 0)) not in (_DRIVE_APP, CALENDAR_APP) for a in apps):
             raise HTTPError(400, "Invalid Input: applicationId", reason="invalid")
         tid = "AKrEtI" + secrets.token_hex(10)
         transfer = {
@@ -799,8 +817,13 @@ class GoogleWorkspace(Simulator):
                 a["applicationTransferStatus"] = "completed"
             old, new = self.users.get(t["oldOwnerUserId"]), self.users.get(t["newOwnerUserId"])
             if t["_apply"] and old is not None and new is not None:
-                new["_drive_files"] += old["_drive_files"]
-                old["_drive_files"] = 0
+                apps = {int(a["applicationId"]) for a in t["applicationDataTransfers"]}
+                if _DRIVE_APP in apps:
+                    new["_drive_files"] += old["_drive_files"]
+                    old["_drive_files"] = 0
+                if CALENDAR_APP in apps:
+                    new["_calendars"] = new.get("_calendars", 0) + old.get("_calendars", 0)
+                    old["_calendars"] = 0
         return {k: v for k, v in t.items() if not k.startswith("_")}
 
     @route("GET", T + "/transfers/{dataTransferId}")

@@ -49,6 +49,12 @@ class EventData(BaseModel):
         default=None, max_length=64, description="IANA zone for a local effective_at; default the person's"
     )
     reason: str = Field(default="", max_length=2000)
+    legal_hold: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="a legal hold the case carries: no deletion while it holds",
+    )
 
 
 class EventIn(EventData):
@@ -109,11 +115,21 @@ def parse_event(data: Any, content_type: str) -> HREvent:
                     ce.data.effective_at,
                     ce.data.timezone,
                     ce.data.reason,
+                    ce.data.legal_hold,
                 ),
             )
         else:
             body = EventIn.model_validate(data)
-            event = HREvent(body.source, body.id, body.type, body.person, body.effective_at, body.timezone, body.reason)
+            event = HREvent(
+                body.source,
+                body.id,
+                body.type,
+                body.person,
+                body.effective_at,
+                body.timezone,
+                body.reason,
+                body.legal_hold,
+            )
     except ValidationError as exc:
         raise WebhookRejected(422, "invalid_event", format_validation_error(exc, "event").replace("\n", "; ")) from None
     check_person_ref(event.person, "event: data.person" if cloud else "event: person")
