@@ -32,7 +32,9 @@ def test_resume_leaves_alone_a_case_that_a_live_process_is_running(make_company,
     url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
     if url:
         company.extra["store"] = url
-    company.write_config(**{s: {"latency_ms": 300} for s in company.systems})
+    # slow systems: the revoke must still be running when `resume` (a new process, slow to start on a
+    # loaded machine) looks at the case; at 300 ms a call it could finish first, and then nothing is "left alone"
+    company.write_config(**{s: {"latency_ms": 1500} for s in company.systems})
     config = str(company.config_path)
     revoke = _offboard("--config", config, "revoke", "user1@corp.example", "--yes", "--json", home=home)
     deadline = time.time() + 60
