@@ -6,6 +6,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -108,7 +109,7 @@ def _run_demo_json(people: int, latency: int, seed: int, home: Path, demo_dir: P
             person = pick_departing(sandbox)
             result = engine.revoke(person.id, trigger="demo", reason="offboard demo", confirm=lambda plan: True)
             assert result is not None
-            read_back = {system: sandbox.account(system, person.email or person.id) for system in sandbox.systems}
+            read_back = {s: state for s, state in _read_back(sandbox, person).items() if state is not None}
         finally:
             engine.close()
     emit_json(
@@ -127,14 +128,23 @@ def read_back_table(sandbox, person: Person) -> Table:
     table = Table(title="Read back from each system", title_justify="left")
     table.add_column("system")
     table.add_column("state now")
-    for system in sandbox.systems:
-        state = sandbox.account(system, person.email or person.id)
+    for system, state in _read_back(sandbox, person).items():
         table.add_row(system, escape(_summary(state)))
         if system == "google_workspace" and state:  # the handover, beside the disable
             keys = ("mail_delegates", "auto_reply", "forwarding", "forwarding_filters", "tokens", "licenses", "devices")
             shown = {k: state[k] for k in keys if k in state}
             table.add_row("  handover", escape(json.dumps(shown, default=str)[:160]))
     return table
+
+
+def _read_back(sandbox, person: Person) -> dict[str, Any]:
+    """Each simulator's own state of the person's account (None: no account there); GitHub by login."""
+    ident = sandbox.company.identity(person.id)
+    out = {}
+    for system in sandbox.systems:
+        key = ident.github_login if system == "github" and ident is not None and ident.github_login else None
+        out[system] = sandbox.account(system, key or person.email or person.id)
+    return out
 
 
 def _summary(state: dict | None) -> str:

@@ -136,8 +136,9 @@ def skip(app: App, case: str, task: str, by: str, reason: str, as_json: bool) ->
 @click.argument("case")
 @click.argument("task")
 @click.option("--for", "recipient", required=True, help="Who the link is for (recorded when it is used).")
+@click.option("--json", "as_json", is_flag=True, help="Print the link as JSON.")
 @click.pass_obj
-def link(app: App, case: str, task: str, recipient: str) -> None:
+def link(app: App, case: str, task: str, recipient: str, as_json: bool) -> None:
     """Print a personal link to TASK of CASE (to resend one by hand); needs server.links_secret."""
     from ..checklist._links import links_for
 
@@ -154,7 +155,11 @@ def link(app: App, case: str, task: str, recipient: str) -> None:
     if links is None:
         _fail("personal links are off: set server.links_secret (and server.public_url) in the configuration")
         return
-    click.echo(links.task_url(found["id"], task, recipient, engine.clock()))
+    url = links.task_url(found["id"], task, recipient, engine.clock())
+    if as_json:
+        emit_json({"case": found["id"], "task": task, "for": recipient, "url": url})
+        return
+    click.echo(url)
 
 
 @tasks.command("remind")
