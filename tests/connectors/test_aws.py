@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -370,6 +371,6 @@ class TestSandboxAws:
         with sandbox.sim("aws").force(429, count=1):
             with pytest.raises(RateLimited):
                 connector.discover(person)
-        stranger = AwsConnector("aws", {**settings, "access_key_id": "AKIAUNKNOWN000000000"})
+        stranger = AwsConnector("aws", {**settings, "access_key_id": "AKIA" + secrets.token_hex(8).upper()})
         result = stranger.check()
         assert not result.ok and "InvalidClientTokenId" in result.detail

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from offboard import Action, ActionKind, Person
@@ -262,5 +264,7 @@ class TestGitHubEnterpriseManagedUsers(_GitHubFixtures, ConnectorContract):
     ],
 )
 def test_graphql_url_on_github_enterprise_server(api_url, graphql_url, secret):
-    connector = GitHubConnector("github", {"org": "o", "token": secret("ghp_" + "x" * 36), "api_url": api_url})
+    connector = GitHubConnector(
+        "github", {"org": "o", "token": secret("ghp_" + secrets.token_hex(18)), "api_url": api_url}
+    )
     assert connector.graphql_url == graphql_url

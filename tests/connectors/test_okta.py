@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from offboard import Action, ActionKind, Person
@@ -185,7 +187,7 @@ class TestOktaSettings:
 
         with pytest.raises(ValidationError, match="page_size"):
             OktaConnector(
-                "okta", {"org_url": "https://corp.okta.com", "token": "00-okta-token-abcdefgh", "page_size": 500}
+                "okta", {"org_url": "https://corp.okta.com", "token": "00" + secrets.token_hex(20), "page_size": 500}
             )
 
     def test_an_answer_the_sdk_cannot_read_is_a_permanent_error_in_words(self, sandbox, sandbox_settings):

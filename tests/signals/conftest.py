@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,8 +11,8 @@ import pytest
 from ..server._support import Clock, Server, configure, new_secret, start, stop
 
 ISSUER = "http://testserver"
-APP_TOKEN = "ssf-app1-token-8c1d0e5f2a9b4c7d"
-OTHER_TOKEN = "ssf-app2-token-3f6a9b2c8d1e4f70"
+APP_TOKEN = "ssf-app1-" + secrets.token_hex(12)  # made per run, never a literal
+OTHER_TOKEN = "ssf-app2-" + secrets.token_hex(12)
 APP_AUDIENCE = "https://app1.example"
 
 

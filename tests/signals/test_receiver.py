@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import pytest
@@ -12,8 +13,8 @@ from ..server._support import Clock, configure, new_secret, start, stop
 from ._idp import CAEP, RISC, IdentityProvider, new_key
 from .conftest import ISSUER
 
-PUSH_TOKEN = "idp-push-token-6b1e2c9d7a3f4e58"
-MANAGEMENT_TOKEN = "idp-mgmt-token-0d4c8b2e6f1a9375"
+PUSH_TOKEN = "idp-push-" + secrets.token_hex(12)  # made per run, never a literal
+MANAGEMENT_TOKEN = "idp-mgmt-" + secrets.token_hex(12)
 PERSON = "user1@corp.example"
 SET_TYPE = {"content-type": "application/secevent+jwt"}
 

@@ -9,6 +9,7 @@ shape and changes nothing.
 from __future__ import annotations
 
 import json
+import secrets
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -55,7 +56,7 @@ FIELDS = [
 ]
 
 
-PUSH_TOKEN = "idp-push-token-fuzz-93b1c7e2d4"
+PUSH_TOKEN = "idp-push-fuzz-" + secrets.token_hex(12)  # made per run
 
 
 @pytest.fixture

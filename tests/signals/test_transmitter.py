@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -316,7 +317,7 @@ def test_sets_verify_with_pyjwt_and_never_carry_sub_or_exp(ssf):
 
 def test_a_configured_push_stream_tells_a_receiver_about_every_person(make_company, monkeypatch):
     """Receivers such as Okta take pushed SETs but create no stream: offboard keeps one from the config."""
-    push = PushReceiver(issuer=ISSUER, audience="okta-org", authorization="SSWS-like-header-value-7a1c")
+    push = PushReceiver(issuer=ISSUER, audience="okta-org", authorization="SSWS " + secrets.token_hex(12))
     monkeypatch.setenv("OKTA_PUSH_AUTH", push.authorization)
     receivers = {
         "okta": {

@@ -12,7 +12,7 @@ assignments: the rest of the Entra simulator's handover surface (state seeded by
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._app import HTTPError, Request, Response, route
 from ._entra_handover import _DEFAULT_ROLE, _META, _id, _not_found
@@ -40,16 +40,15 @@ class EntraApps:
     app_roles: dict[str, dict[str, Any]]
     service_principals: dict[str, dict[str, Any]]
 
-    def _user(self, key: str) -> dict[str, Any]:  # provided by Entra
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by the Entra simulator and EntraHandover; declared for the type checker only
 
-    @staticmethod
-    def _body(req: Request, what: str) -> dict[str, Any]:  # provided by EntraHandover
-        raise NotImplementedError
+        def _user(self, key: str) -> dict[str, Any]: ...
 
-    @staticmethod
-    def _unknown(fields: Any, allowed: set[str], typename: str) -> None:  # provided by EntraHandover
-        raise NotImplementedError
+        @staticmethod
+        def _body(req: Request, what: str) -> dict[str, Any]: ...
+
+        @staticmethod
+        def _unknown(fields: Any, allowed: set[str], typename: str) -> None: ...
 
     # ----- Intune managed devices and Entra device objects -------------------------------------
     @route(

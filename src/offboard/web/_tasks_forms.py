@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
-from starlette.requests import ClientDisconnect
 
 from ._auditor import HEADERS
+from ._limits import read_bounded
 from ._tasks_html import error_page
 
 __all__ = ["PageRefused", "refused", "read_form", "text_field", "stored_upload", "html", "UPLOAD_MAX_BYTES"]
@@ -66,22 +66,15 @@ async def read_form(request: Request, timeout: float, uploads: bool) -> FormData
     if kind not in accepted:
         raise PageRefused(415, "unsupported_media_type", f"send the form as {' or '.join(accepted)}")
     limit = (UPLOAD_MAX_BYTES if uploads else 0) + FORM_SLACK_BYTES
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise PageRefused(413, "body_too_large", f"the form is {declared} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PageRefused(413, "body_too_large", f"the form is over the limit of {limit} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise PageRefused(408, "request_timeout", f"the form did not arrive within {timeout:g} s") from None
-    except ClientDisconnect:
-        raise PageRefused(400, "client_disconnected", "the browser disconnected before the form was sent") from None
-    request._body = b"".join(chunks)  # starlette reads the form from the cached body
+    # starlette reads the form from the cached body
+    request._body = await read_bounded(
+        request,
+        limit,
+        timeout,
+        PageRefused,
+        what="the form",
+        disconnected="the browser disconnected before the form was sent",
+    )
     try:
         return await request.form(max_files=2, max_fields=20, max_part_size=FORM_SLACK_BYTES)
     except Exception as exc:  # python-multipart and starlette raise several kinds for malformed input

@@ -23,7 +23,7 @@ from ..config._logging import get_logger
 from ..intake._hr_adapters import HREvent, WebhookRejected, check_person_ref
 from ..intake._intake import Intake
 from ._events import JSON_TYPES, CloudEventIn, EventIn, Problem, Receipt, parse_event, verify_standard
-from ._limits import rate_limited
+from ._limits import rate_limited, read_bounded
 from ._metrics import STANDARD_SOURCE, Metrics
 from ._services import ServicesDep
 
@@ -125,20 +125,7 @@ def _content_type(request: Request) -> str:
 
 async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     """The body, at most ``limit`` bytes and within ``timeout`` seconds (413 or 408 otherwise)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise WebhookRejected(413, "body_too_large", f"the body is {declared} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise WebhookRejected(413, "body_too_large", f"the body is over the limit of {limit} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise WebhookRejected(408, "request_timeout", f"the body did not arrive within {timeout:g} s") from None
-    return b"".join(chunks)
+    return await read_bounded(request, limit, timeout, WebhookRejected)
 
 
 def _json(body: bytes) -> Any:
