@@ -325,6 +325,7 @@ class EntraConnector(GraphHandover, Connector):
                 "disable it with the ldap connector",
                 system=self.instance,
             )
+        self.keep_before(action, {"accountEnabled": bool(user.get("accountEnabled"))})
         if not user.get("accountEnabled"):
             return Receipt(action, changed=False, before={"accountEnabled": False}, detail="already disabled")
         self._set_enabled(action, False)

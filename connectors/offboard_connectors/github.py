@@ -297,22 +297,26 @@ class GitHubConnector(Connector):
             user = self._emu_user(account.id)
             if user is None:
                 raise NotFound(f"SCIM user {who} not found", system=self.instance)
+            self.keep_before(action, {"active": bool(user.get("active", True))})
             if not user.get("active", True):
                 return Receipt(action, changed=False, before={"active": False}, detail="already suspended")
             self._emu_set_active(account, False)
             return Receipt(action, changed=True, before={"active": True}, reference=account.id)
         state = self._access(account)
         if state is None:
+            self.keep_before(action, {})
             return Receipt(action, changed=False, before={}, detail="no access left in the organization")
         login = quote(account.id, safe="")
         if state.startswith("outside collaborator"):
+            self.keep_before(action, {"kind": "outside_collaborator"})
             self._call(
                 "DELETE", f"orgs/{self._org}/outside_collaborators/{login}", f"remove outside collaborator {who}"
             )
             return Receipt(action, changed=True, before={"kind": "outside_collaborator"})
         membership = self._call("GET", f"orgs/{self._org}/memberships/{login}", f"read membership of {who}").json()
-        self._call("DELETE", f"orgs/{self._org}/memberships/{login}", f"remove {who} from {self.settings.org}")
         before = {"kind": "member", "role": membership.get("role"), "state": membership.get("state")}
+        self.keep_before(action, before)
+        self._call("DELETE", f"orgs/{self._org}/memberships/{login}", f"remove {who} from {self.settings.org}")
         return Receipt(action, changed=True, before=before, detail=f"removed {membership.get('state')} membership")
 
     def undo_disable_account(self, receipt: Receipt) -> Receipt:

@@ -408,6 +408,7 @@ class GoogleWorkspaceConnector(GoogleHandover, Connector):
     def disable_account(self, action: Action) -> Receipt:
         user = self._require(action)
         before = {"suspended": bool(user.get("suspended")), "orgUnitPath": user.get("orgUnitPath")}
+        self.keep_before(action, before)
         body: dict[str, Any] = {}
         if not user.get("suspended"):
             body["suspended"] = True

@@ -199,6 +199,7 @@ class ScimConnector(ScimProbe, Connector):
 
     def disable_account(self, action: Action) -> Receipt:
         user = self._require(action)
+        self.keep_before(action, {"active": _active(user)})
         if not _active(user):
             return Receipt(action, changed=False, before={"active": False}, detail="already inactive")
         self._set_active(user, False)

@@ -314,11 +314,13 @@ class SlackConnector(SlackHandover, Connector):
     def disable_account(self, action: Action) -> Receipt:
         user = self._require(action)
         if not user.get("active", True):
+            self.keep_before(action, {"active": False})
             return Receipt(action, changed=False, before={"active": False}, detail="already deactivated")
         # Slack drops a deactivated user from every user group: keep them so undo can put them back.
         groups = [
             {"value": g.get("value"), "display": g.get("display")} for g in user.get("groups") or [] if g.get("value")
         ]
+        self.keep_before(action, {"active": True, "groups": groups})
         self._set_active(action, False)
         return Receipt(
             action,

@@ -21,6 +21,7 @@ no sleeping, no threads, no audit. They translate their SDK's errors into
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -122,6 +123,10 @@ class Connector:
 
     def throttle(self, lane: str) -> None:
         """Wait for a token of rate-limit ``lane`` (the engine replaces this; alone it does nothing)."""
+
+    def keep_before(self, action: Action, before: Mapping[str, Any]) -> None:
+        """Hand over the state a write is about to change, read by the write itself (the engine keeps the
+        first one per account as its original for undo, see ``read_before``; alone it does nothing)."""
 
     # -- capabilities -------------------------------------------------------
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -19,6 +20,7 @@ from .. import plugins
 from ..config._config import format_validation_error
 from ..connector import Connector
 from ..errors import ConfigError, ConnectorError
+from ..models import Action
 from ._retry import call_with_retries
 
 if TYPE_CHECKING:
@@ -99,8 +101,17 @@ def _build(engine: Engine, instance: str) -> Connector:
     )
     if cls.rate_limits:  # per request: the system's own bucket, then the request's lane
         connector.throttle = functools.partial(engine._throttle, instance)  # type: ignore[method-assign]
+    connector.keep_before = functools.partial(_keep_before, engine, instance)  # type: ignore[method-assign]
     with engine._lock:
         engine._slots[instance] = threading.BoundedSemaphore(cfg.concurrency or cls.default_concurrency)
         engine._connectors[instance] = connector
         engine._setup_failed.pop(instance, None)
     return connector
+
+
+def _keep_before(engine: Engine, instance: str, action: Action, before: Mapping[str, Any]) -> None:
+    """What a case's write read just before writing: kept as the account's original (the first one wins,
+    so an attempt after a lost reply, which reads offboard's own change, cannot replace it)."""
+    case_id = action.params.get("case")
+    if case_id:  # undo's own writes carry no case: they restore, they keep nothing
+        engine.store.originals.keep(instance, action.account.id, action.kind.value, str(case_id), dict(before))
