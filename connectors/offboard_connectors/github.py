@@ -24,6 +24,7 @@ from offboard import (
 )
 from offboard.errors import AuthError, ConfigError, NotFound, PermanentError, PermissionDenied, RateLimited
 
+from ._github_commits import commit_emails_of, login_by_commit_email
 from ._github_ids import all_external_identities, verified_domain_emails
 from ._http import error_for, escape_filter, make_client, mapped, retry_after, send, short
 
@@ -97,6 +98,11 @@ class GitHubConnector(Connector):
         saml_lookup: bool = True
         logins_file: str | None = Field(None, description="YAML mapping of person (email or id) to GitHub login")
         accounts: dict[str, str] = Field(default_factory=dict, description="person -> login")
+        commit_emails: bool = Field(
+            False,
+            description="also link logins to people by the author email of commits GitHub linked to them in the "
+            "organization's repositories (commit search: 30 requests a minute; needs repo read access)",
+        )
         timeout: float = 30.0
         ca_file: str | None = None
         page_size: int = Field(100, ge=1, le=100, description="list_accounts page size (GitHub's maximum: 100)")
@@ -204,6 +210,8 @@ class GitHubConnector(Connector):
         login = mapped(person, self._logins)
         if not login and self.settings.saml_lookup:
             login = self._saml_login(person)
+        if not login and self.settings.commit_emails:
+            login = login_by_commit_email(self._call, self.settings.org, person.emails)
         if not login:
             return []
         account = self._member(login)
@@ -530,6 +538,9 @@ class GitHubConnector(Connector):
         """A listed login with what identifies its person (email, SAML NameID), so the inventory can correlate it."""
         attributes: dict[str, Any] = {"kind": kind}
         who = (self._identities or {}).get(login.lower())
+        if who is None and self.settings.commit_emails:  # what discover finds by a person's email, from this side
+            emails = commit_emails_of(self._call, self.settings.org, login)
+            who = {"email": emails[0], "emails": emails, "identified_by": "commit_email"} if emails else None
         if who:
             attributes.update({k: v for k, v in who.items() if k != "email"})
         elif self._identity_error:

@@ -204,6 +204,34 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
         for ident in collaborators:
             assert bare[ident.github_login.lower()].email is None
 
+    def test_commit_emails_name_outside_collaborators_both_ways(self, sandbox_settings, sandbox):
+        """Without a mapping, ``commit_emails`` finds an outside collaborator from their email (discover) and the
+        same person from their login (the listing), through the commits GitHub linked to them; an email GitHub
+        linked to no account (an unverified commit email) names nobody."""
+        sim = sandbox.sim(SYSTEM)
+        collaborators = [
+            i for i in sandbox.company.in_system(SYSTEM) if sim.account(i.github_login)["state"] == "collaborator"
+        ]
+        assert collaborators
+        bare = {**sandbox_settings, **self.extra, "accounts": {}}
+        off, on = GitHubConnector("github", bare), GitHubConnector("github", {**bare, "commit_emails": True})
+        try:
+            ident = collaborators[0]
+            person = Person(id=ident.email, email=ident.email)
+            assert off.discover(person) == []  # nothing else names them
+            assert [a.id for a in on.discover(person)] == [ident.github_login]
+            listed = self._listed(on)
+            for c in collaborators:
+                account = listed[c.github_login.lower()]
+                assert (account.email, account.attributes["identified_by"]) == (c.email, "commit_email")
+            sim.add_commit(None, "stranger@corp.example")  # an author email no account verified
+            assert on.discover(Person(id="stranger@corp.example", email="stranger@corp.example")) == []
+        finally:
+            off.close()
+            on.close()
+        searches = [e for e in sim.log.entries(method="GET") if e.path == "/search/commits"]
+        assert searches and all("org%3A" in e.query for e in searches)  # never a search across all of GitHub
+
     def test_saml_lookup_off_says_why_logins_are_unidentified(self, sandbox_settings):
         connector = GitHubConnector("github", {**sandbox_settings, "saml_lookup": False, "accounts": {}})
         try:

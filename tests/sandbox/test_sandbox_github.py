@@ -88,6 +88,11 @@ def test_rest_shapes_match_the_description(sandbox, gh):
     _check(client, "GET", f"/orgs/{org}/memberships/{login}", "/orgs/{org}/memberships/{username}", 200)
     _check(client, "GET", f"/orgs/{org}/outside_collaborators", "/orgs/{org}/outside_collaborators", 200)
     _check(client, "GET", f"/orgs/{org}/invitations", "/orgs/{org}/invitations", 200)
+    found = _check(
+        client, "GET", "/search/commits", "/search/commits", 200, params={"q": f"author:{login} org:{org}"}
+    ).json()
+    assert found["total_count"] == 2 and all(i["author"]["login"] == login for i in found["items"])
+    assert client.get("/search/commits").status_code == 422  # q is required
     creds = _check(
         client,
         "GET",

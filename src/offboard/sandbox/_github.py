@@ -10,8 +10,10 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from ._app import HTTPError, Request, Response, Simulator, route
+from ._github_commits import GitHubCommits
 from ._github_ent import GitHubEnterprise
 from ._knobs import Limit
 from ._scimutil import compile_filter, patch_operations
@@ -52,7 +54,7 @@ def simple_user(login: str, uid: int) -> dict[str, Any]:
     }
 
 
-class GitHub(GitHubEnterprise, Simulator):
+class GitHub(GitHubEnterprise, GitHubCommits, Simulator):
     """A GitHub Enterprise Cloud org with SAML SSO, plus an EMU enterprise's SCIM endpoint."""
 
     system = "github"
@@ -62,6 +64,7 @@ class GitHub(GitHubEnterprise, Simulator):
         "graphql": Limit(5000, 3600),
         "secondary": Limit(900, 60),
         "scim": Limit(1000, 3600),
+        "search": Limit(30, 60),  # the search API's own limit for an authenticated caller
     }
     default_granted = frozenset(
         {"admin:org", "read:org", "repo", "admin:enterprise", "scim:enterprise", "read:user", "user:email"}
@@ -143,6 +146,7 @@ class GitHub(GitHubEnterprise, Simulator):
                 "login": login,
             }
         self._init_enterprise()
+        self._init_commits(company.seed)
 
     # ----- framework hooks --------------------------------------------------------------------
     def connector_settings(self, secret: Callable[[str, str], str]) -> dict[str, Any]:
@@ -178,6 +182,8 @@ class GitHub(GitHubEnterprise, Simulator):
             raise HTTPError(401, "Requires authentication" if not tok else "Bad credentials")
 
     def _resource(self, req: Request) -> str:
+        if req.path.startswith("/search/"):
+            return "search"
         return "graphql" if req.path == "/graphql" else "scim" if req.path.startswith("/scim/") else "core"
 
     def _primary(self, resource: str) -> tuple[int, int, int]:
@@ -351,7 +357,8 @@ class GitHub(GitHubEnterprise, Simulator):
         headers = {}
         if page * per < len(items):
             last = (len(items) + per - 1) // per
-            base = f"{self.base_url}{req.path}?per_page={per}"
+            kept = "".join(f"&{k}={quote(v, safe='')}" for k, v in req.query.items() if k not in ("page", "per_page"))
+            base = f"{self.base_url}{req.path}?per_page={per}{kept}"
             headers["link"] = f'<{base}&page={page + 1}>; rel="next", <{base}&page={last}>; rel="last"'
         return Response(200, chunk, headers)
 
@@ -362,10 +369,9 @@ class GitHub(GitHubEnterprise, Simulator):
     @route("GET", "/rate_limit")
     async def rate_limit_status(self, req: Request) -> Response:
         res = {}
-        for r in ("core", "graphql", "scim"):
+        for r in ("core", "graphql", "scim", "search"):
             lim, used, reset = self._primary(r)
             res[r] = {"limit": lim, "used": used, "remaining": max(lim - used, 0), "reset": reset}
-        res["search"] = {"limit": 30, "used": 0, "remaining": 30, "reset": int(time.time()) + 60}
         return Response(200, {"resources": res, "rate": res["core"]})
 
     @route("GET", "/orgs/{org}", perm=("read:org", "admin:org"))
