@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -35,6 +36,7 @@ ORG = "admin:org"
 ENTERPRISE = "admin:enterprise"  # enterprise SAML, Copilot seats, enterprise membership (not SCIM)
 SCIM = "scim:enterprise"  # the EMU SCIM API; admin:enterprise does not include it
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+VERIFIED_EMAILS_TTL = 300.0  # seconds discover reuses members' verified-domain emails (organizations without SAML)
 _EXTERNAL_IDENTITY = """
 query($org: String!, $email: String!) {
   organization(login: $org) {
@@ -132,6 +134,8 @@ class GitHubConnector(Connector):
         self._scim = f"scim/v2/enterprises/{quote(s.enterprise or '', safe='')}/Users"
         self._enterprise = quote(s.enterprise or "", safe="")
         self._identities: dict[str, dict[str, Any]] | None = None  # login (lower) -> who, for list_accounts
+        self._without_saml = False  # the last SAML lookup found no identity provider at all
+        self._verified: tuple[float, dict[str, str]] | None = None  # (read at, verified email -> login)
         self._identity_error: str | None = None
 
     @property
@@ -210,6 +214,8 @@ class GitHubConnector(Connector):
         login = mapped(person, self._logins)
         if not login and self.settings.saml_lookup:
             login = self._saml_login(person)
+            if not login and self._without_saml:  # as the listing does: members' verified-domain emails
+                login = self._verified_login(person)
         if not login and self.settings.commit_emails:
             login = login_by_commit_email(self._call, self.settings.org, person.emails)
         if not login:
@@ -529,10 +535,22 @@ class GitHubConnector(Connector):
                     ENTERPRISE,
                 )
                 provider = ((data.get("enterprise") or {}).get("ownerInfo") or {}).get("samlIdentityProvider")
+            self._without_saml = provider is None
             for node in ((provider or {}).get("externalIdentities") or {}).get("nodes") or []:
                 if node.get("user") and node["user"].get("login"):
                     return node["user"]["login"]
         return None
+
+    def _verified_login(self, person: Person) -> str | None:
+        """The member with one of the person's emails among their organization-verified-domain emails (read in
+        bulk, 100 members a request, and kept for ``VERIFIED_EMAILS_TTL`` seconds for the next people)."""
+        now = time.monotonic()
+        if self._verified is None or now - self._verified[0] > VERIFIED_EMAILS_TTL:
+            found: dict[str, dict[str, Any]] = {}
+            verified_domain_emails(self._graphql, self.settings.org, found)
+            by_email = {e.lower(): login for login, who in found.items() for e in who["emails"]}
+            self._verified = (now, by_email)
+        return next((self._verified[1][e] for e in person.emails if e in self._verified[1]), None)
 
     def _listed(self, login: str, kind: str) -> Account:
         """A listed login with what identifies its person (email, SAML NameID), so the inventory can correlate it."""

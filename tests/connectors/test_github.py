@@ -232,6 +232,25 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
         searches = [e for e in sim.log.entries(method="GET") if e.path == "/search/commits"]
         assert searches and all("org%3A" in e.query for e in searches)  # never a search across all of GitHub
 
+    def test_without_saml_discover_finds_members_as_the_listing_does(self, sandbox_settings, sandbox):
+        """An organization without SAML SSO: the listing names members by verified-domain email, and so must
+        ``discover`` (one account set, whatever the path), reading them in bulk once for many people."""
+        sim = sandbox.sim(SYSTEM)
+        members = [i for i in sandbox.company.in_system(SYSTEM) if sim.account(i.github_login)["state"] == "active"]
+        connector = GitHubConnector("github", {**sandbox_settings, **self.extra, "accounts": {}})
+        sim.saml_level = "none"
+        sim.log.clear()
+        try:
+            found = {i.github_login: connector.discover(Person(id=i.email, email=i.email)) for i in members[:5]}
+        finally:
+            sim.saml_level = "org"
+            connector.close()
+        assert {login: [a.id for a in accounts] for login, accounts in found.items()} == {
+            login: [login] for login in found
+        }
+        bulk = [e for e in sim.log.entries(method="POST") if b"organizationVerifiedDomainEmails" in e.body]
+        assert len(bulk) == -(-len(sim.members) // 100)  # read once for the five people
+
     def test_saml_lookup_off_says_why_logins_are_unidentified(self, sandbox_settings):
         connector = GitHubConnector("github", {**sandbox_settings, "saml_lookup": False, "accounts": {}})
         try:
