@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,30 @@ def test_a_workers_clean_up_leaves_alone_a_case_whose_owner_is_about_to_close_it
         janitor.close()
         owner.close()
     assert _audit_types(home).count("case_closed") == 1
+
+
+def test_on_postgresql_a_machine_whose_clock_runs_fast_cannot_take_a_live_lease(tmp_path, pg_url, monkeypatch):
+    """Machines' clocks differ. On PostgreSQL every lease time is the database's, so a process on a host whose
+    clock is ten minutes ahead still sees another machine's 30-second lease as live, and takes it once it
+    really has expired."""
+    import offboard.state._leases as module
+
+    store = Store.open(pg_url, tmp_path)
+    try:
+        case_id = _case(store)
+        assert store.leases.acquire(case_id, "a", "host-a", 11, ttl=30) is None
+
+        class Ahead(datetime):
+            @classmethod
+            def now(cls, tz=None):  # this host's clock, ten minutes fast
+                return datetime.now(tz) + timedelta(minutes=10)
+
+        monkeypatch.setattr(module, "datetime", Ahead)
+        holder = store.leases.acquire(case_id, "b", "host-b", 22, ttl=30)
+        assert holder is not None and holder["owner"] == "a"
+        assert store.leases.renew("a", ttl=0.5) == {case_id}
+        time.sleep(1.0)
+        assert store.leases.acquire(case_id, "b", "host-b", 22, ttl=30) is None
+        assert store.leases.holder(case_id)["owner"] == "b"
+    finally:
+        store.close()

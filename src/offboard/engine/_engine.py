@@ -573,7 +573,7 @@ class Engine:
             if holder is None:
                 running.append(case["id"])
             elif left_alone is not None:
-                left_alone(case["id"], f"owned by {describe(holder)}")
+                left_alone(case["id"], f"owned by {describe(holder, self.store.leases.now())}")
         for case_id in running:
             self.record("recovery", case_id, {"case": case_id, "note": "resuming a case interrupted before it closed"})
         results = self.run_cases(running, progress) if running else []

@@ -31,9 +31,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def describe(holder: dict[str, Any]) -> str:
-    """'process 4242 on host-a, lease expires in 27 s', for people deciding whether to wait."""
-    left = (holder["expires_at"] - datetime.now(UTC)).total_seconds()
+def describe(holder: dict[str, Any], now: datetime | None = None) -> str:
+    """'process 4242 on host-a, lease expires in 27 s', for people deciding whether to wait (``now`` by the
+    leases' clock, ``store.leases.now()``)."""
+    left = (holder["expires_at"] - (now or datetime.now(UTC))).total_seconds()
     return f"process {holder['pid']} on {holder['host']}, lease expires in {max(0, round(left))} s"
 
 

@@ -5,6 +5,10 @@ pid, and when it expires. Every statement writes first (update, else insert), so
 processes racing for a case, on SQLite or on PostgreSQL from different machines, cannot
 both win: the update matches only a lease that is free to take, and the insert fails on the
 primary key when someone else holds the row.
+
+Every time is read from one clock: the database's on PostgreSQL (``clock_timestamp()``), where the
+processes run on machines whose clocks may differ by minutes, so a host whose clock runs fast can
+never see a live lease as expired; this host's clock on SQLite, which one machine uses.
 """
 
 from __future__ import annotations
@@ -26,6 +30,16 @@ class Leases:
 
     def __init__(self, store: Any):
         self._store = store
+        self._shared = store._db.dialect.name == "postgresql"
+
+    def now(self, conn: sa.Connection | None = None) -> datetime:
+        """The clock leases are measured by (the database's on PostgreSQL, shared by every machine)."""
+        if not self._shared:
+            return _host_now()
+        if conn is not None:
+            return conn.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
+        with self._store._reading() as c:
+            return c.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
 
     def acquire(
         self,
@@ -42,7 +56,7 @@ class Leases:
         It is taken when free, expired, already ``owner``'s, or held by a process ``dead`` says
         is gone (a killed process on this host). ``conn`` joins a transaction (a case's insert).
         """
-        now = datetime.now(UTC)
+        now = self.now(conn)
         values = dict(
             owner=owner, host=host, pid=pid, acquired_at=now, heartbeat_at=now, expires_at=now + timedelta(seconds=ttl)
         )
@@ -76,7 +90,7 @@ class Leases:
 
     def renew(self, owner: str, ttl: float) -> set[str]:
         """Push back the expiry of every lease ``owner`` holds; the ids of the cases it still holds."""
-        now = datetime.now(UTC)
+        now = self.now()
         with self._store._writing() as c:
             c.execute(
                 case_leases.update()
@@ -102,3 +116,7 @@ class Leases:
         with self._store._reading() as c:
             rows = c.execute(sa.select(case_leases).where(case_leases.c.case_id.in_(list(case_ids)))).mappings()
             return {r["case_id"]: row_dict(r) for r in rows}
+
+
+def _host_now() -> datetime:
+    return datetime.now(UTC)
