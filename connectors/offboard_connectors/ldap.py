@@ -5,20 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import importlib
-import ipaddress
 import secrets
 import ssl
 import threading
-import time
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
-
-from pydantic import Field, field_validator, model_validator
 
 from offboard import (
     Account,
@@ -30,147 +22,47 @@ from offboard import (
     ConnectorSettings,
     Person,
     Receipt,
-    Secret,
     Verification,
     hookimpl,
 )
 from offboard.errors import AuthError, NotFound, PermanentError, PermissionDenied, TransientError
 
+from ._ldap_ad import ActiveDirectory
+from ._ldap_checks import LdapChecks
+from ._ldap_support import (
+    _ALREADY_GONE,
+    _ALREADY_THERE,
+    _DEFAULT_DISCOVER,
+    _DEFAULT_USER_FILTER,
+    _EMAIL_ATTRS,
+    _ID_ATTR,
+    _LOCK_ATTR,
+    _LOCK_VALUE,
+    _OPEN_LISTINGS,
+    _PAGED,
+    _TRANSIENT_CODES,
+    _USERNAME_ATTRS,
+    ACCOUNTDISABLE,
+    SCRAMBLED,
+    LdapSettings,
+    _all,
+    _entry_id,
+    _first,
+    _is_ip,
+    _is_locked,
+    _parent,
+    _same_dn,
+    _unbind,
+    escape_filter_chars,
+    ldap3,
+    lx,
+)
 from ._tls import tls_problem
-
-#: What an undo cannot give back after ``scramble_password`` (``Receipt.before["irreversible"]``).
-SCRAMBLED = "the password was scrambled: the original cannot be restored; set a new one"
-
-
-class _Lazy:
-    """A module imported on first use: `offboard --help` must not pay for ldap3."""
-
-    def __init__(self, name: str):
-        self._name = name
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(importlib.import_module(self._name), attr)
-
-
-ldap3: Any = _Lazy("ldap3")
-lx: Any = _Lazy("ldap3.core.exceptions")
-
-
-def escape_filter_chars(text: str) -> str:
-    return importlib.import_module("ldap3.utils.conv").escape_filter_chars(text)
-
-
-def parse_dn(dn: str, *args: Any, **kwargs: Any) -> Any:
-    return importlib.import_module("ldap3.utils.dn").parse_dn(dn, *args, **kwargs)
-
 
 __all__ = ["LdapConnector", "LdapSettings"]
 
-ACCOUNTDISABLE = 0x2
-LOCKED_FOREVER = "000001010000Z"  # ppolicy: locked until an administrator unlocks
-PPOLICY_CONTROL = "1.3.6.1.4.1.42.2.27.8.5.1"
-_PAGED = "1.2.840.113556.1.4.319"
-_FILETIME_EPOCH = 11644473600  # seconds from 1601-01-01 to 1970-01-01
-_NEVER_EXPIRES = {"0", "9223372036854775807"}
-#: LDAP_MATCHING_RULE_IN_CHAIN: AD's transitive (nested) group membership match.
-IN_CHAIN = "1.2.840.113556.1.4.1941"
-#: AD's protected groups (those AdminSDHolder covers): their members, direct or nested, are administrators.
-AD_ADMIN_GROUPS = (
-    "Domain Admins",
-    "Enterprise Admins",
-    "Schema Admins",
-    "Administrators",
-    "Account Operators",
-    "Backup Operators",
-    "Server Operators",
-    "Print Operators",
-)
-_ADMIN_TTL = 300.0  # seconds an AD administrators list is reused
-_STAMP = "Disabled by offboard"
 
-_EMAIL_ATTRS = {"mail": "mail", "userprincipalname": "userPrincipalName", "proxyaddresses": "proxyAddresses"}
-_USERNAME_ATTRS = {"uid": "uid", "samaccountname": "sAMAccountName"}
-_EMPLOYEE_ATTRS = {"employeeid": "employeeID", "employeenumber": "employeeNumber"}
-_DEFAULT_DISCOVER = {
-    "ad": ("mail", "proxyAddresses", "userPrincipalName", "employeeID"),
-    "openldap": ("mail", "uid", "employeeNumber"),
-    "389ds": ("mail", "uid", "employeeNumber"),
-}
-_DEFAULT_USER_FILTER = {
-    "ad": "(&(objectCategory=person)(objectClass=user))",
-    "openldap": "(|(objectClass=inetOrgPerson)(objectClass=posixAccount))",
-    "389ds": "(|(objectClass=inetOrgPerson)(objectClass=posixAccount))",
-}
-_ID_ATTR = {"ad": "objectGUID", "openldap": "entryUUID", "389ds": "nsUniqueId"}
-_LOCK_ATTR = {"openldap": "pwdAccountLockedTime", "389ds": "nsAccountLock"}
-_LOCK_VALUE = {"openldap": LOCKED_FOREVER, "389ds": "TRUE"}
-_TRANSIENT_CODES = {3, 51, 52, 80}  # timeLimitExceeded, busy, unavailable, other
-_ALREADY_GONE = frozenset({16, 53})  # member delete: OpenLDAP noSuchAttribute, AD/Samba unwillingToPerform
-_ALREADY_THERE = frozenset({20, 68})  # member add: attributeOrValueExists, Samba entryAlreadyExists
-
-
-class LdapSettings(ConnectorSettings):
-    """How to reach the directory and what disabling means there."""
-
-    url: str = Field(description="ldaps://host:636, or ldap://host:389 with start_tls")
-    flavor: Literal["ad", "openldap", "389ds"]
-    bind_dn: str
-    password: Secret
-    base_dn: str = Field(description="where people's accounts live")
-    group_base_dn: str | None = Field(None, description="where groups live; default base_dn")
-    ca_file: Path | None = Field(None, description="PEM CA bundle to verify the server; default: system CAs")
-    start_tls: bool = False
-    allow_plain: bool = Field(False, description="allow unencrypted LDAP (never in production)")
-    connect_timeout: float = Field(5.0, gt=0)
-    timeout: int = Field(15, ge=1, description="seconds to wait for any answer")
-    page_size: int = Field(500, ge=1, le=5000)
-    user_filter: str | None = None
-    discover_by: tuple[str, ...] | None = None
-    username_domains: tuple[str, ...] = Field((), description="email domains whose local part is the username")
-    set_account_expires: bool = True
-    stamp_description: bool = True
-    scramble_password: bool = False
-    disabled_ou: str | None = Field(None, description="AD only: move disabled accounts here")
-    ppolicy_dn: str | None = Field(
-        None,
-        description="OpenLDAP: the ppolicy overlay's ppolicy_default (the policy of accounts without "
-        "pwdPolicySubentry); default: the one pwdPolicy entry in the directory",
-    )
-    admin_groups: tuple[str, ...] = Field(
-        (), description="AD: more groups (names or DNs) whose members, direct or nested, count as administrators"
-    )
-
-    @field_validator("discover_by")
-    @classmethod
-    def _known_attributes(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        known = {**_EMAIL_ATTRS, **_USERNAME_ATTRS, **_EMPLOYEE_ATTRS}
-        if value is not None:
-            unknown = [v for v in value if v.lower() not in known]
-            if unknown or not value:
-                raise ValueError(f"unknown attribute(s) {unknown}; choose from {sorted(known.values())}")
-            value = tuple(known[v.lower()] for v in value)
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> LdapSettings:
-        scheme = self.url.split("://", 1)[0].lower()
-        if scheme not in ("ldap", "ldaps"):
-            raise ValueError(f"url must start with ldaps:// or ldap://, got {self.url!r}")
-        if scheme == "ldaps" and self.start_tls:
-            raise ValueError("start_tls is for ldap:// urls; ldaps:// is already encrypted")
-        if scheme == "ldap" and not (self.start_tls or self.allow_plain):
-            raise ValueError(f"{self.url} is unencrypted: use ldaps://, set start_tls: true, or allow_plain: true")
-        if self.ca_file is not None and not self.ca_file.is_file():
-            raise ValueError(f"ca_file {self.ca_file} does not exist")
-        if self.disabled_ou and self.flavor != "ad":
-            raise ValueError("disabled_ou is only supported for flavor ad (AD keeps group links on moves)")
-        return self
-
-
-_OPEN_LISTINGS = 8  # unfinished list_accounts listings kept open at once
-
-
-class LdapConnector(Connector):
+class LdapConnector(ActiveDirectory, LdapChecks, Connector):
     """Disables directory accounts and removes their group memberships, reversibly."""
 
     name: ClassVar[str] = "ldap"
@@ -388,30 +280,6 @@ class LdapConnector(Connector):
             attributes={"dn": entry["dn"], "flavor": flavor},
         )
 
-    def _ad_admins(self) -> frozenset[str]:
-        """DNs (lowercased) of every member, direct or nested, of AD's protected groups and ``admin_groups``.
-
-        ``adminCount`` alone misses fresh members and accounts AdminSDHolder cleanup reset; the
-        transitive match (LDAP_MATCHING_RULE_IN_CHAIN) finds them. Read at most every few minutes."""
-        cached = self._admins
-        if cached is not None and time.monotonic() - cached[0] < _ADMIN_TTL:
-            return cached[1]
-        s = self.settings
-        root = (
-            ",".join(p for p in (x.strip() for x in s.base_dn.split(",")) if p.lower().startswith("dc=")) or s.base_dn
-        )
-        names = [*AD_ADMIN_GROUPS, *(g for g in s.admin_groups if "=" not in g)]
-        groups = [g for g in s.admin_groups if "=" in g]
-        terms = "".join(f"(cn={escape_filter_chars(n)})(sAMAccountName={escape_filter_chars(n)})" for n in names)
-        groups += [e["dn"] for e in self._search(root, f"(&(objectClass=group)(|{terms}))", ["cn"])]
-        members: set[str] = set()
-        if groups:
-            chain = "".join(f"(memberOf:{IN_CHAIN}:={escape_filter_chars(g)})" for g in dict.fromkeys(groups))
-            members = {e["dn"].lower() for e in self._search(root, f"(&(objectClass=user)(|{chain}))", ["cn"])}
-        admins = frozenset(members)
-        self._admins = (time.monotonic(), admins)
-        return admins
-
     def _entry(self, account: Account, extra: tuple[str, ...] = ()) -> dict:
         """The account's entry, found by its stable id (DNs move)."""
         attrs = self._user_attrs() + list(extra)
@@ -527,104 +395,6 @@ class LdapConnector(Connector):
             found, detail=f"{action.account.name}: {found.detail}"
         )  # a failure names the account
 
-    def _verify_disabled(self, action: Action, entry: dict) -> Verification:
-        a, flavor = entry["attributes"], self.settings.flavor
-        if flavor == "ad":
-            uac = int(_first(a, "userAccountControl") or 0)
-            target = self.settings.disabled_ou
-            misplaced = bool(target and not _same_dn(_parent(entry["dn"]), target))
-            ok = bool(uac & ACCOUNTDISABLE) and not misplaced
-            detail = (
-                "ACCOUNTDISABLE bit is not set"
-                if not uac & ACCOUNTDISABLE
-                else (f"disabled, but not in {target}" if misplaced else "ACCOUNTDISABLE bit is set")
-            )
-            if ok and target:
-                detail += f", in {target}"
-            return Verification(action, ok, {"userAccountControl": uac, "dn": entry["dn"]}, detail)
-        value = _first(a, _LOCK_ATTR[flavor])
-        observed: dict[str, Any] = {_LOCK_ATTR[flavor]: value}
-        if not _is_locked(flavor, value, forever=True):
-            state = f"is {value}" if value else "is not set"
-            return Verification(action, False, observed, f"{_LOCK_ATTR[flavor]} {state}")
-        if flavor == "openldap":  # a refused probe bind proves nothing where the lock is not enforced
-            problem = self._lockout_problem(action.account)
-            if problem:
-                return Verification(action, False, observed, problem)
-        outcome = self._bind_probe(entry["dn"])
-        observed["bind"] = outcome
-        if outcome == "success":
-            return Verification(action, False, observed, "a bind as the account still succeeds")
-        if outcome == "accountLocked":
-            return Verification(action, True, observed, "bind refused: account locked")
-        if flavor == "openldap" and not self._server_supports(PPOLICY_CONTROL):
-            return Verification(action, False, observed, "the server has no ppolicy overlay: the lock is not enforced")
-        return Verification(action, True, observed, f"bind refused ({outcome}); server did not say why")
-
-    def _lockout_problem(self, account: Account) -> str | None:
-        """Why ``pwdAccountLockedTime`` would not lock ``account`` (no pwdLockout: TRUE in its policy), or None.
-
-        The effective policy is the entry's ``pwdPolicySubentry``, else ``ppolicy_dn`` (the overlay's
-        ``ppolicy_default``), else the only ``pwdPolicy`` entry under the directory's root."""
-        entry = self._entry(account, ("pwdPolicySubentry",))
-        policy = _first(entry["attributes"], "pwdPolicySubentry") or self.settings.ppolicy_dn
-        lockout: str | None = None
-        if policy:
-            try:
-                found = list(self._search(policy, "(objectClass=*)", ["pwdLockout"], ldap3.BASE))
-            except NotFound:
-                found = []
-            if not found:
-                return f"its password policy {policy} does not exist or is not readable; pwdLockout cannot be checked"
-            lockout = _first(found[0]["attributes"], "pwdLockout")
-        else:
-            s = self.settings
-            domain = [p for p in (x.strip() for x in s.base_dn.split(",")) if p.lower().startswith("dc=")]
-            found = list(self._search(",".join(domain) or s.base_dn, "(objectClass=pwdPolicy)", ["pwdLockout"]))
-            if len(found) != 1:
-                return (
-                    f"its effective password policy cannot be told ({len(found)} pwdPolicy entries readable, no "
-                    "pwdPolicySubentry): set ppolicy_dn to the overlay's ppolicy_default"
-                )
-            policy, lockout = found[0]["dn"], _first(found[0]["attributes"], "pwdLockout")
-        if str(lockout).upper() != "TRUE":
-            return (
-                f"the effective password policy {policy} has pwdLockout: {lockout or 'unset'}, so "
-                "pwdAccountLockedTime does not stop logins; set pwdLockout: TRUE there (and ppolicy_use_lockout)"
-            )
-        return None
-
-    def _bind_probe(self, dn: str) -> str:
-        """Bind as the account with a throwaway password and the ppolicy control; say how it went."""
-        conn = ldap3.Connection(
-            self._server(),
-            user=dn,
-            password=secrets.token_urlsafe(24),
-            client_strategy=ldap3.SAFE_SYNC,
-            auto_referrals=False,
-            receive_timeout=self.settings.timeout,
-            raise_exceptions=False,
-        )
-        try:
-            conn.open()
-            if self.settings.start_tls:
-                conn.start_tls()
-            bound, result, _, _ = conn.bind(controls=[(PPOLICY_CONTROL, False, None)])
-        except lx.LDAPException as exc:
-            raise self._network_error(exc) from None
-        finally:
-            _unbind(conn)
-        if bound:
-            return "success"
-        control = (result.get("controls") or {}).get(PPOLICY_CONTROL) or {}
-        if _ppolicy_error(control.get("value")) == 1 or "inactivated" in (result.get("message") or "").lower():
-            return "accountLocked"
-        return str(result.get("description"))
-
-    def _server_supports(self, oid: str) -> bool:
-        root = list(self._search("", "(objectClass=*)", ["supportedControl"], ldap3.BASE))
-        return bool(root) and oid in _all(root[0]["attributes"], "supportedControl")
-
     # -- disable --------------------------------------------------------------
 
     def disable_account(self, action: Action) -> Receipt:
@@ -670,89 +440,6 @@ class LdapConnector(Connector):
     def before_disable_account(self, action: Action) -> dict[str, Any]:
         """The account's state as ``disable_account`` would record it, read now (no write)."""
         return self._disable_before(self._entry(action.account))
-
-    def _disable_ad(self, action: Action) -> Receipt:
-        s = self.settings
-        entry = self._entry(action.account, ("allowedAttributesEffective",))
-        a, dn = entry["attributes"], entry["dn"]
-        before = self._disable_before(entry)
-        uac, expires = before["userAccountControl"], before["accountExpires"]
-        description = before["description"]
-        changes: dict[str, list] = {}
-        if not uac & ACCOUNTDISABLE:
-            changes["userAccountControl"] = [(ldap3.MODIFY_REPLACE, [uac | ACCOUNTDISABLE])]
-        now = _filetime(time.time())
-        if s.set_account_expires and (expires in _NEVER_EXPIRES or int(expires) > now):
-            changes["accountExpires"] = [(ldap3.MODIFY_REPLACE, [str(now)])]
-        case = action.params.get("case")
-        stamped = any(_STAMP in d for d in description)
-        # stamp when this disables, or once on an account disabled by hand; never re-stamp a disabled
-        # account with a later case's id: a second disable changes nothing and says so
-        if (
-            s.stamp_description
-            and (not uac & ACCOUNTDISABLE or not stamped)
-            and not any(_STAMP in d and (not case or str(case) in d) for d in description)
-        ):
-            stamp = f"{_STAMP} on {datetime.now(UTC):%Y-%m-%d}" + (f", case {case}" if case else "")
-            changes["description"] = [(ldap3.MODIFY_REPLACE, [stamp])]
-        move_to = s.disabled_ou if s.disabled_ou and not _same_dn(_parent(dn), s.disabled_ou) else None
-        # Check every right first, so a missing one never leaves the account half done.
-        allowed = {v.lower() for v in _all(a, "allowedAttributesEffective")}
-        needed = [k for k in changes] + (["cn"] if move_to else [])  # a move writes the RDN attribute
-        missing = [f"write {k} on user objects" for k in needed if k.lower() not in allowed]
-        if move_to and "user" not in self._child_classes(move_to):
-            missing.append(f"create user objects in {move_to}")
-        if missing:
-            raise PermissionDenied(
-                f"cannot disable {dn}: the service account lacks: {', '.join(missing)}",
-                permissions=tuple(missing),
-                system=self.instance,
-            )
-        if s.scramble_password and "userAccountControl" in changes:  # only when this apply disables
-            self._scramble_ad(dn)
-            before["irreversible"] = [SCRAMBLED]
-        if changes:
-            self._modify(dn, changes, f"disable {dn}", tuple(f"write {k} on user objects" for k in changes))
-        done = list(changes)
-        if move_to:
-            try:
-                self._move(dn, move_to)
-                done.append(f"moved to {move_to}")
-            except (PermissionDenied, PermanentError, NotFound) as exc:
-                # The account is disabled: keep the receipt so undo stays possible; verify reports the location.
-                self.log.warning("account disabled but not moved", account=action.account.name, error=str(exc))
-                done.append(f"NOT moved to {move_to}: {exc}")
-        changed = bool(changes) or any(d.startswith("moved") for d in done)
-        if changed:
-            self.log.info("account disabled", account=action.account.name, detail=done)
-        return Receipt(action, changed, before, detail=", ".join(done) or "already disabled")
-
-    def _scramble_ad(self, dn: str) -> None:
-        """Reset the password to a random one nobody learns (AD wants it quoted, in UTF-16-LE)."""
-        value = f'"{_random_ad_password()}"'.encode("utf-16-le")
-        self._modify(
-            dn,
-            {"unicodePwd": [(ldap3.MODIFY_REPLACE, [value])]},
-            f"scramble the password of {dn}",
-            ("Reset Password on user objects",),
-        )
-
-    def _move(self, dn: str, parent: str) -> str:
-        rdn = _rdn(dn)
-        result, _ = self._call("modify_dn", dn, rdn, new_superior=parent)
-        if result["result"] != 0:
-            self._raise(
-                result,
-                f"move {dn} to {parent}",
-                (f"create user objects in {parent}", "delete user objects in its OU", "write name"),
-            )
-        return f"{rdn},{parent}"
-
-    def _child_classes(self, dn: str) -> set[str]:
-        found = list(self._search(dn, "(objectClass=*)", ["allowedChildClassesEffective"], ldap3.BASE))
-        if not found:
-            raise NotFound(f"disabled_ou {dn} does not exist", system=self.instance)
-        return {v.lower() for v in _all(found[0]["attributes"], "allowedChildClassesEffective")}
 
     def undo_disable_account(self, receipt: Receipt) -> Receipt:
         action, before = receipt.action, receipt.before
@@ -891,171 +578,6 @@ class LdapConnector(Connector):
         return Receipt(action, restored > 0, {"dn": entry["dn"]}, detail=f"restored {restored} membership(s)")
 
     # -- rights ---------------------------------------------------------------
-
-    def _samples(self, base: str, flt: str, attrs: list[str], limit: int) -> list[dict]:
-        """Up to ``limit`` entries to test rights on: not the service account, not AD's critical objects."""
-        if self._ad:
-            flt = f"(&{flt}(!(isCriticalSystemObject=TRUE)))"
-        result, response = self._call(
-            "search", base, flt, search_scope=ldap3.SUBTREE, attributes=attrs, size_limit=limit
-        )
-        if result["result"] not in (0, 4):
-            self._raise(result, f"search {flt} under {base}")
-        return [
-            e for e in response if e.get("type") == "searchResEntry" and not _same_dn(e["dn"], self.settings.bind_dn)
-        ][:limit]
-
-    def _rights(self, entries: list[dict], needed: list[tuple[str, str]], allowed) -> tuple[list[str], list[str]]:
-        """A right is missing when no sampled entry grants it; partly granted ones become notes."""
-        missing, notes = [], []
-        for attr, right in needed:
-            lacking = [e["dn"] for e in entries if not allowed(e, attr)]
-            if len(lacking) == len(entries):
-                missing.append(right)
-            elif lacking:
-                where = sorted({_parent(dn) for dn in lacking})
-                notes.append(f"{right} not granted under {'; '.join(where)}")
-        return missing, notes
-
-    def _ad_rights(self) -> tuple[list[str], list[str]]:
-        s = self.settings
-        effective = "allowedAttributesEffective"
-        allowed = lambda e, attr: attr.lower() in {v.lower() for v in _all(e["attributes"], effective)}  # noqa: E731
-        users = self._samples(s.base_dn, self._user_filter(), [effective], 50)
-        if not users:
-            return [], [f"no user under {s.base_dn} to check rights against"]
-        names = ["userAccountControl"] + ["accountExpires"] * s.set_account_expires
-        names += ["description"] * s.stamp_description + ["cn"] * bool(s.disabled_ou)
-        missing, notes = self._rights(users, [(n, f"write {n} on user objects") for n in names], allowed)
-        groups = self._samples(s.group_base_dn or s.base_dn, "(objectClass=group)", [effective], 50)
-        more, extra = self._rights(groups, [("member", "write member on group objects")], allowed)
-        missing, notes = missing + more, notes + extra
-        if s.disabled_ou and "user" not in self._child_classes(s.disabled_ou):
-            missing.append(f"create user objects in {s.disabled_ou}")
-        notes += ["not checkable without writing: Reset Password on user objects"] * s.scramble_password
-        if s.disabled_ou:
-            notes.append("not checkable without writing: delete user objects and write name, in their OU")
-        return missing, notes
-
-    def _ldap_rights(self) -> tuple[list[str], list[str]]:
-        """Probe with deletes of values that cannot exist: refused (50) or noSuchAttribute (16)."""
-        s, flavor = self.settings, self.settings.flavor
-        lock, verb = _LOCK_ATTR[flavor], "manage" if flavor == "openldap" else "write"
-        probes = {
-            lock: "19700101000000Z" if flavor == "openldap" else "offboard-rights-probe",
-            "userPassword": "offboard-rights-probe",
-            "memberUid": "offboard-rights-probe",
-        }
-
-        def allowed(entry: dict, attr: str) -> bool:
-            value = probes.get(attr, "cn=offboard-rights-probe")
-            result, _ = self._call("modify", entry["dn"], {attr: [(ldap3.MODIFY_DELETE, [value])]})
-            if result["result"] == 0:  # cannot happen with these values; say so rather than hide it
-                self.log.warning("rights probe changed an entry", dn=entry["dn"], attribute=attr)
-            return result["result"] != 50
-
-        users = self._samples(s.base_dn, self._user_filter(), ["objectClass"], 5)
-        if not users:
-            return [], [f"no user under {s.base_dn} to check rights against"]
-        needed = [(lock, f"{verb} {lock} on people")]
-        needed += [("userPassword", "write userPassword on people")] * s.scramble_password
-        missing, notes = self._rights(users, needed, allowed)
-        group_flt = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))"
-        groups = self._samples(s.group_base_dn or s.base_dn, group_flt, ["objectClass"], 5)
-        for cls, attr in (
-            ("groupofnames", "member"),
-            ("groupofuniquenames", "uniqueMember"),
-            ("posixgroup", "memberUid"),
-        ):
-            of_kind = [g for g in groups if cls in {c.lower() for c in _all(g["attributes"], "objectClass")}]
-            if of_kind:
-                more, extra = self._rights(of_kind, [(attr, f"write {attr} on groups")], allowed)
-                missing, notes = missing + more, notes + extra
-        return missing, notes
-
-
-# -- helpers ------------------------------------------------------------------
-
-
-def _all(attrs: dict, name: str) -> list[str]:
-    value = attrs.get(name)
-    if value is None:
-        return []
-    values = value if isinstance(value, list) else [value]
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
-
-
-def _unbind(conn: ldap3.Connection) -> None:
-    """Close quietly: the socket may already be gone."""
-    try:
-        conn.unbind()
-    except (lx.LDAPException, OSError):
-        pass
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _first(attrs: dict, name: str) -> str | None:
-    values = _all(attrs, name)
-    return values[0] if values else None
-
-
-def _entry_id(entry: dict, flavor: str) -> str:
-    if flavor == "ad":
-        raw = entry["raw_attributes"]["objectGUID"][0]
-        return str(uuid.UUID(bytes_le=raw))
-    return _first(entry["attributes"], _ID_ATTR[flavor]) or entry["dn"]
-
-
-def _is_locked(flavor: str, value: str | None, forever: bool = False) -> bool:
-    if flavor == "389ds":
-        return (value or "").lower() == "true"
-    return value == LOCKED_FOREVER if forever else bool(value)
-
-
-def _ppolicy_error(value: bytes | None) -> int | None:
-    """The error code in a ppolicy response control (``[1] ENUMERATED``), if any."""
-    if not value or len(value) < 2 or value[0] != 0x30:
-        return None
-    body, i = value[2:], 0
-    while i + 1 < len(body):
-        tag, length = body[i], body[i + 1]
-        if tag == 0x81 and length == 1 and i + 2 < len(body):
-            return body[i + 2]
-        i += 2 + length
-    return None
-
-
-def _parent(dn: str) -> str:
-    parts = parse_dn(dn)
-    return ",".join(f"{k}={v}" for k, v, _ in parts[1:])
-
-
-def _rdn(dn: str) -> str:
-    k, v, _ = parse_dn(dn)[0]
-    return f"{k}={v}"
-
-
-def _same_dn(a: str, b: str) -> bool:
-    norm = lambda d: ",".join(f"{k.lower()}={v.lower()}" for k, v, _ in parse_dn(d))  # noqa: E731
-    try:
-        return norm(a) == norm(b)
-    except lx.LDAPException:
-        return a.lower() == b.lower()
-
-
-def _filetime(epoch: float) -> int:
-    return int((epoch + _FILETIME_EPOCH) * 10_000_000)
-
-
-def _random_ad_password() -> str:
-    return "Ob1!" + secrets.token_urlsafe(30)
 
 
 @hookimpl
