@@ -74,6 +74,26 @@ def test_several_workers_finish_every_case_once(make_company, pg_url, home):
         assert len(changes) == people * 3 and len(set(changes)) == len(changes)
 
 
+def test_workers_cut_everyones_access_before_any_cleanup(make_company, pg_url, home):
+    """Critical-first across cases: every queued critical part (sessions, disable) is taken before any cleanup
+    part (memberships), and each account's cleanup still comes after its own critical part."""
+    people = 8
+    company = make_company(systems=1, people=people)
+    config = _distributed(company, pg_url, sys0={"latency_ms": 5})
+    engine, case_ids = _open_all(config, people)  # every case's jobs are queued before the worker starts
+    worker = _worker(config, home, "--concurrency", "1")
+    try:
+        results = engine.run_cases(case_ids)
+    finally:
+        _stop(worker)
+        engine.close()
+    assert [r.status for r in results] == [CaseStatus.COMPLETE] * people
+    kinds = [kind for _, kind in company.changes("sys0")]
+    assert kinds.count("remove_memberships") == people and kinds.count("disable_account") == people
+    last_cut = max(i for i, k in enumerate(kinds) if k in ("revoke_sessions", "disable_account"))
+    assert last_cut < kinds.index("remove_memberships"), kinds
+
+
 def test_a_worker_killed_mid_job_loses_nothing(make_company, pg_url, home):
     people = 6
     company = make_company(systems=2, people=people)

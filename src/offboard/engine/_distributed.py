@@ -1,9 +1,12 @@
 """Scale-out: PostgreSQL and procrastinate workers share the work.
 
 With ``execution: distributed`` and a PostgreSQL ``store``, the engine does not run
-actions itself. Opening a case enqueues one procrastinate job per (case, system,
-account) in the same transaction that writes the case, so a case is never stored
-without its jobs or the other way round. Any number of ``offboard worker`` processes
+actions itself. Opening a case enqueues procrastinate jobs per (case, system, account)
+in the same transaction that writes the case, so a case is never stored without its
+jobs or the other way round: one for the chain's critical part (what cuts access, at a
+higher priority, so workers take every queued one before any cleanup) and one for its
+cleanup part, sharing a lock so that the cleanup starts only after the critical part
+ended (``_schedule`` splits the chain as it does for local bulk runs). Any number of ``offboard worker`` processes
 on any number of machines take the jobs; the last job of a case closes it (one worker
 wins the claim). Rate limits are shared through PostgreSQL (``SharedBucket``), so they
 hold in aggregate however many workers run. A worker killed mid-job leaves its job
@@ -22,8 +25,10 @@ from typing import Any
 
 import structlog
 
-from ..errors import ConfigError
-from ..models import ActionStatus
+from ..errors import ConfigError, OffboardError
+from ..models import ActionKind, ActionStatus
+from ._connectors import connector_class
+from ._schedule import critical_kinds, split
 
 __all__ = ["Dispatcher", "SharedBucket", "attach", "make_app", "retry_stalled_jobs"]
 
@@ -37,7 +42,7 @@ def attach(engine: Any) -> None:
     """Switch ``engine`` to distributed execution (enqueue and wait; shared rate limits)."""
     if engine.store.is_sqlite:
         raise ConfigError("execution: distributed needs `store:` to be a PostgreSQL URL", where="execution")
-    engine.dispatcher = Dispatcher(engine.store)
+    engine.dispatcher = Dispatcher(engine.store, lambda system: _critical(engine, system))
     engine.bucket_factory = lambda system, rate, burst, clock=None: SharedBucket(engine.store, system, rate, burst)
     if engine.record.audit is not None:  # one log for all workers: entries sequenced through PostgreSQL
         from ..audit import use_database
@@ -45,18 +50,36 @@ def attach(engine: Any) -> None:
         use_database(engine.record.audit, engine.store.audit_rows())
 
 
+def _critical(engine: Any, system: str) -> frozenset[ActionKind]:
+    """The kinds of ``system`` that run in the critical phase (its connector's ordering included)."""
+    try:
+        ordering = connector_class(engine, system).ordering
+    except OffboardError:  # no such connector any more: its chains fail when run, naming it
+        ordering = ()
+    return critical_kinds(ordering)
+
+
 class Dispatcher:
     """Enqueues a case's jobs inside the case's own transaction, and waits for cases to close."""
 
     poll = 0.2
 
-    def __init__(self, store: Any):
-        self.store = store
+    def __init__(self, store: Any, critical_of: Callable[[str], frozenset[ActionKind]] = lambda system: frozenset()):
+        self.store, self.critical_of = store, critical_of
 
     def enqueuer(self, case_id: str, action_rows: list[dict[str, Any]]) -> Callable[[Any], None]:
-        """One job per (system, account) of the case, written in the case's own transaction."""
-        chains = dict.fromkeys((r["system"], r["account_id"]) for r in action_rows)
-        jobs = [{"case_id": case_id, "system": system, "account_id": account_id} for system, account_id in chains]
+        """Per (system, account) of the case, a critical job (priority 1) and a cleanup job (priority 0) for
+        the parts the chain has, sharing a lock; written in the case's own transaction."""
+        chains: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in action_rows:
+            chains.setdefault((row["system"], row["account_id"]), []).append(row)
+        jobs = []
+        for (system, account_id), rows in chains.items():
+            parts = split(rows, self.critical_of(system))
+            for phase, part, priority in zip(("critical", "cleanup"), parts, (1, 0), strict=True):
+                if part:
+                    chain = {"case_id": case_id, "system": system, "account_id": account_id, "phase": phase}
+                    jobs.append({**chain, "priority": priority, "lock": f"offboard:{case_id}:{system}:{account_id}"})
         return self.store.jobs.deferrer(QUEUE, CHAIN_TASK, jobs)
 
     def wait(self, engine: Any, case_ids: list[str], progress: Callable[[dict[str, Any]], None] | None) -> list[Any]:
@@ -128,8 +151,9 @@ def make_app(engine_factory: Callable[[], Any], stalled_after: float = 30.0) -> 
     lock = threading.Lock()
 
     @app.task(name=CHAIN_TASK, queue=QUEUE)
-    def run_chain(case_id: str, system: str, account_id: str) -> None:
-        engine_factory().run_chain_job(case_id, system, account_id)
+    def run_chain(case_id: str, system: str, account_id: str, phase: str = "all") -> None:
+        engine = engine_factory()
+        engine.run_chain_job(case_id, system, account_id, phase, _critical(engine, system))
 
     @app.periodic(cron="* * * * *", periodic_id="offboard-tick")
     @app.task(name=TICK_TASK, queue=QUEUE)

@@ -32,6 +32,7 @@ from ..inventory._people import configured_sources, nearest_people
 from ..models import (
     Account,
     Action,
+    ActionKind,
     ActionStatus,
     CaseStatus,
     FollowUpStatus,
@@ -53,7 +54,7 @@ from ._recorder import Recorder
 from ._recorder import iso as _iso
 from ._recorder import open_audit as _open_audit
 from ._retry import call_with_retries
-from ._schedule import bulk_plan, run_bulk
+from ._schedule import bulk_plan, run_bulk, split
 from ._undo import undo_case
 
 __all__ = ["Engine", "Plan", "CaseResult"]
@@ -517,12 +518,22 @@ class Engine:
                 )
             return pool
 
-    def run_chain_job(self, case_id: str, system: str, account_id: str) -> None:
-        """Run one account's actions in one case (a worker's job), closing the case if it was the last."""
+    def run_chain_job(
+        self,
+        case_id: str,
+        system: str,
+        account_id: str,
+        phase: str = "all",
+        critical: frozenset[ActionKind] = frozenset(),
+    ) -> None:
+        """Run one account's actions in one case (a worker's job; ``phase`` "critical" or "cleanup": that part of
+        the chain, split by the ``critical`` kinds), closing the case if it was the last."""
         case = self.store.case(case_id)
         if case is None or case["status"] in CaseStatus.FINAL:
             return
         rows = [r for r in self.store.actions(case_id) if r["system"] == system and r["account_id"] == account_id]
+        if phase != "all":
+            rows = split(rows, critical)[0 if phase == "critical" else 1]
         self._actions.run_chain(case_id, case["person_id"], rows, None)
         if self.store.claim_close(case_id):
             self.close_case(case_id)

@@ -30,17 +30,29 @@ class Jobs:
     def deferrer(
         self, queue: str, task: str, jobs: list[dict[str, Any]], at: datetime | None = None
     ) -> Callable[[Any], None]:
-        """What ``insert_case(also=...)`` calls to enqueue ``jobs`` (their arguments) in the case's transaction."""
+        """What ``insert_case(also=...)`` calls to enqueue ``jobs`` (their arguments) in the case's transaction.
+
+        A job's ``priority`` and ``lock`` keys, when present, are procrastinate's: workers take higher
+        priorities first, and run the jobs sharing a lock one at a time, higher priority (then older) first."""
 
         def defer(conn: sa.Connection) -> None:
             if not jobs:
                 return
+            rows = [
+                {
+                    "args": json.dumps({k: v for k, v in a.items() if k not in ("priority", "lock")}),
+                    "priority": int(a.get("priority", 0)),
+                    "lock": a.get("lock"),
+                }
+                for a in jobs
+            ]
             conn.execute(
                 sa.text(
-                    "select procrastinate_defer_jobs_v1(array(select row(:queue, :task, 0, null, null, j.args::jsonb, "
-                    ":at)::procrastinate_job_to_defer_v1 from json_to_recordset(cast(:jobs as json)) as j(args text)))"
+                    "select procrastinate_defer_jobs_v1(array(select row(:queue, :task, j.priority, j.lock, null, "
+                    "j.args::jsonb, :at)::procrastinate_job_to_defer_v1 from json_to_recordset(cast(:jobs as json)) "
+                    "as j(args text, priority int, lock text)))"
                 ),
-                {"queue": queue, "task": task, "at": at, "jobs": json.dumps([{"args": json.dumps(a)} for a in jobs])},
+                {"queue": queue, "task": task, "at": at, "jobs": json.dumps(rows)},
             )
 
         return defer
