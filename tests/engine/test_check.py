@@ -142,3 +142,34 @@ def test_a_sweep_with_check_since_finds_and_notifies_what_recent_leavers_still_h
     company.extra = bad
     wrong = run("--config", str(company.write_config()), "sweep")
     assert wrong.exit_code == 2 and "check_since" in wrong.output
+
+
+
+def test_check_names_an_app_password_readded_behind_offboards_back_in_one_line(tmp_path, run):
+    """The acceptance test of the check: after a complete revoke, an app password the person adds again in
+    their Google account settings is found, named once (not also as the read-back's count), and exits 3."""
+    with Sandbox(people=8, seed=11, systems=("google_workspace",)) as sandbox:
+        person = next(
+            i
+            for i in sandbox.company.identities
+            if i.kind == "person" and not i.admin and "google_workspace" in i.systems and i.app_passwords
+        )
+        path = tmp_path / "offboard.yaml"
+        path.write_text(yaml.safe_dump(sandbox.config()))
+        _app_password_readded(sandbox, person, path, run)
+
+
+def _app_password_readded(sandbox, person, path, run):
+    revoke = run("--config", str(path), "revoke", person.email, "--yes")
+    assert revoke.exit_code == 0, revoke.output
+    clean = run("--config", str(path), "check", person.email)
+    assert clean.exit_code == 0, clean.output
+    google = sandbox.sim("google_workspace")
+    google.log.clear()
+    google.add_app_password(person.email, "Thunderbird", created_ms=1767225600000)  # 2026-01-01
+    result = run("--config", str(path), "check", person.email)
+    assert result.exit_code == 3, result.output
+    assert result.output.strip().splitlines() == [
+        f"left {person.email}: google_workspace {person.email} revoke_tokens: app password 'Thunderbird' created 2026-01-01"
+    ]
+    assert {e.method for e in google.log.entries() if e.path != "/token"} == {"GET"}  # read-only
