@@ -16,6 +16,7 @@ from offboard import (
     CheckResult,
     Connector,
     ConnectorSettings,
+    Leftover,
     Person,
     Receipt,
     Secret,
@@ -25,6 +26,7 @@ from offboard import (
 from offboard.errors import AuthError, ConfigError, NotFound, PermanentError, PermissionDenied, RateLimited
 
 from ._github_ids import all_external_identities, verified_domain_emails
+from ._github_residual import pending_invitations
 from ._http import error_for, escape_filter, make_client, mapped, retry_after, send, short
 
 if TYPE_CHECKING:
@@ -288,6 +290,14 @@ class GitHubConnector(Connector):
                 f"{who}: {'still' if user_id else 'no longer'} a member of enterprise {self.settings.enterprise}",
             )
         raise PermanentError(f"github cannot verify {action.kind.value}", system=self.instance)
+
+    def residual(self, person: Person, accounts: list[Account]) -> list[Leftover]:
+        """Pending invitations to the organization for the person's mailboxes or mapped login
+        (``_github_residual``); an Enterprise Managed Users enterprise invites nobody (SCIM provisions)."""
+        if self.settings.emu:
+            return []
+        login = mapped(person, self._logins)
+        return pending_invitations(self._call, self.instance, self.settings.org, person, accounts, {login or ""})
 
     # -- write side -----------------------------------------------------------
 

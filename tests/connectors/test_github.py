@@ -92,6 +92,49 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
         action = Action(ActionKind.DISABLE_ACCOUNT, found[0])
         assert connector.apply(action).changed and connector.verify(action).ok
 
+    def test_the_residual_check_finds_a_pending_invitation_to_the_persons_mailbox(self, connector, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        ident = next(
+            i
+            for i in sandbox.company.in_system(SYSTEM)
+            if i.person and not i.admin and not i.outside_collaborator and i.person.type == "employee"
+        )
+        local, _, domain = ident.email.partition("@")
+        accounts = connector.discover(ident.person)
+        assert connector.residual(ident.person, accounts) == []  # nothing pending: clean
+        sim.invite(email=f"someone.else+{local}@{domain}")  # another mailbox: not theirs
+        mine = sim.invite(email=f"{local.upper()}+gh@{domain}", role="admin")  # a sub-address of theirs
+        sim.log.clear()
+        try:
+            found = connector.residual(ident.person, accounts)
+        finally:
+            sim.invitations.clear()
+        assert [(x.account.name, x.kind, x.account.attributes["invitation"]) for x in found] == [
+            (f"{local.upper()}+gh@{domain}", ActionKind.DISABLE_ACCOUNT, mine)
+        ]
+        assert f"pending invitation to {sim.org} as admin, sent 2025-01-02" in found[0].detail
+        assert {e.method for e in sim.log.entries()} == {"GET"}  # read-only
+        granted = sim.granted
+        sim.granted = frozenset(granted - {"admin:org"})  # a read:org token cannot list invitations
+        try:
+            unread = connector.residual(ident.person, accounts)
+        finally:
+            sim.granted = granted
+        assert len(unread) == 1 and "pending invitations not read (PermissionDenied" in unread[0].detail
+
+    def test_a_login_invited_again_is_a_pending_membership_the_read_back_finds(self, connector, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        ident = next(i for i in sandbox.company.in_system(SYSTEM) if i.person and not i.admin and i.github_login)
+        account = connector.discover(ident.person)[0]
+        connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+        assert connector.discover(ident.person) == []
+        sim.invite(login=ident.github_login)
+        again = connector.discover(ident.person)
+        assert again and connector.verify(Action(ActionKind.DISABLE_ACCOUNT, again[0])).detail.endswith("(pending, member)")
+        assert connector.residual(ident.person, again) == []  # the read-back covers it: not listed twice
+        connector.apply(Action(ActionKind.DISABLE_ACCOUNT, again[0]))
+        assert sim.account(ident.github_login)["state"] == "removed"
+
     def test_login_from_mapping_file(self, sandbox_settings, sandbox_people, tmp_path):
         ident = next(i for i in sandbox_people if i.github_login and not i.outside_collaborator)
         mapping = tmp_path / "logins.yaml"

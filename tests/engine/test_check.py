@@ -83,7 +83,7 @@ def sandbox():
         yield sb
 
 
-def test_check_finds_a_github_collaborator_reinvited_and_a_google_group_rejoined_in_the_sandbox(sandbox, tmp_path, run):
+def test_check_finds_a_github_collaborator_and_an_invitation_and_a_google_group_rejoined_in_the_sandbox(sandbox, tmp_path, run):
     config = copy.deepcopy(sandbox.config())
     person = next(
         i
@@ -98,6 +98,7 @@ def test_check_finds_a_github_collaborator_reinvited_and_a_google_group_rejoined
     assert run("--config", str(path), "check", person.email).exit_code == 0
     github = sandbox.sim("github")
     github.members[person.github_login.lower()]["state"] = "collaborator"  # re-invited as an outside collaborator
+    github.invite(email=person.email)  # and invited to join again by email, which needs no GitHub account yet
     google = sandbox.sim("google_workspace")
     uid = google.account(person.email)["id"]
     group = next(g for g in google.groups.values() if g["name"] == person.groups[0])
@@ -111,6 +112,10 @@ def test_check_finds_a_github_collaborator_reinvited_and_a_google_group_rejoined
     assert any(
         f"google_workspace {person.email} remove_memberships" in line and group["email"] in line for line in lines
     ), lines
+    assert f"github {person.email} disable_account: pending invitation to {github.org} as direct_member" in (
+        result.output
+    )
+    github.invitations.clear()
 
 
 def test_a_sweep_with_check_since_finds_and_notifies_what_recent_leavers_still_hold(make_company, tmp_path, run, smtp):
