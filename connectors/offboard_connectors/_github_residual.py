@@ -49,7 +49,10 @@ def pending_invitations(
     while True:
         try:
             batch = call(
-                "GET", f"orgs/{quote(org, safe='')}/invitations", "list pending invitations", params={"per_page": 100, "page": page}
+                "GET",
+                f"orgs/{quote(org, safe='')}/invitations",
+                "list pending invitations",
+                params={"per_page": 100, "page": page},
             ).json()
         except (AuthError, PermissionDenied) as exc:  # say what could not be read; never stop the connector
             who = person.email or person.id

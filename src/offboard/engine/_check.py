@@ -5,7 +5,8 @@ accounts are left out, as a case would), read back each planned action kind the 
 verify without a receipt (``Connector.residual_kinds``), and add what the connector's optional
 ``residual(person, accounts)`` reports (sessions, OAuth grants, ...). A read-back that disagrees
 is a leftover; where ``residual`` names the items of the same account and kind, those named lines
-stand in for the read-back's summary (one line per leftover). A system that cannot be searched is an error: the check cannot say nothing is left.
+stand in for the read-back's summary (one line per leftover). A system that cannot be searched is
+an error: the check cannot say nothing is left.
 
 Every case ends with this check (``cases.check_on_close``): a ``residual_check`` audit entry just
 before ``case_closed``. A leftover on an action the case verified turns that action ``unverified``
