@@ -130,7 +130,9 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
         assert connector.discover(ident.person) == []
         sim.invite(login=ident.github_login)
         again = connector.discover(ident.person)
-        assert again and connector.verify(Action(ActionKind.DISABLE_ACCOUNT, again[0])).detail.endswith("(pending, member)")
+        assert again and connector.verify(Action(ActionKind.DISABLE_ACCOUNT, again[0])).detail.endswith(
+            "(pending, member)"
+        )
         assert connector.residual(ident.person, again) == []  # the read-back covers it: not listed twice
         connector.apply(Action(ActionKind.DISABLE_ACCOUNT, again[0]))
         assert sim.account(ident.github_login)["state"] == "removed"

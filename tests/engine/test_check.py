@@ -83,7 +83,9 @@ def sandbox():
         yield sb
 
 
-def test_check_finds_a_github_collaborator_and_an_invitation_and_a_google_group_rejoined_in_the_sandbox(sandbox, tmp_path, run):
+def test_check_finds_a_github_collaborator_and_an_invitation_and_a_google_group_rejoined_in_the_sandbox(
+    sandbox, tmp_path, run
+):
     config = copy.deepcopy(sandbox.config())
     person = next(
         i
@@ -147,7 +149,6 @@ def test_a_sweep_with_check_since_finds_and_notifies_what_recent_leavers_still_h
     company.extra = bad
     wrong = run("--config", str(company.write_config()), "sweep")
     assert wrong.exit_code == 2 and "check_since" in wrong.output
-
 
 
 def test_check_names_an_app_password_readded_behind_offboards_back_in_one_line(tmp_path, run):
