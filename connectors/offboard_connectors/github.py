@@ -26,7 +26,7 @@ from offboard import (
 from offboard.errors import AuthError, ConfigError, NotFound, PermanentError, PermissionDenied, RateLimited
 
 from ._github_ids import all_external_identities, verified_domain_emails
-from ._github_residual import pending_invitations
+from ._github_residual import Invitations, pending_invitations
 from ._http import error_for, escape_filter, make_client, mapped, retry_after, send, short
 
 if TYPE_CHECKING:
@@ -129,6 +129,7 @@ class GitHubConnector(Connector):
         self._enterprise = quote(s.enterprise or "", safe="")
         self._identities: dict[str, dict[str, Any]] | None = None  # login (lower) -> who, for list_accounts
         self._identity_error: str | None = None
+        self._invitations = Invitations(self._call, s.org)
 
     @property
     def graphql_url(self) -> str:
@@ -297,7 +298,7 @@ class GitHubConnector(Connector):
         if self.settings.emu:
             return []
         login = mapped(person, self._logins)
-        return pending_invitations(self._call, self.instance, self.settings.org, person, accounts, {login or ""})
+        return pending_invitations(self._invitations, self.instance, self.settings.org, person, accounts, {login or ""})
 
     # -- write side -----------------------------------------------------------
 
