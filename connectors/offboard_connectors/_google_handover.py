@@ -485,9 +485,12 @@ class GoogleHandover:
 
     # -- recent set-ups and leftovers ----------------------------------------------------------------
 
-    def recent_setups(self, person: Person, accounts: list[Account], since: datetime) -> list[Leftover]:
+    def recent_setups(
+        self, person: Person, accounts: list[Account], since: datetime, backup_codes: bool = False
+    ) -> list[Leftover]:
         """Forwarding, filters, delegates, OAuth grants and app passwords of ``person`` (the ones Google
-        dates, created after ``since``; Gmail dates none of its settings, so all of those are listed)."""
+        dates, created after ``since``; Gmail dates none of its settings, so all of those are listed);
+        with ``backup_codes``, also the 2-Step Verification backup codes still valid (Google dates none)."""
         out: list[Leftover] = []
         for account in accounts:
             if account.system != self.instance:
@@ -512,6 +515,9 @@ class GoogleHandover:
                             else f"app password {a.get('name')!r}",
                         )
                     )
+            if backup_codes and creds["verification_codes"]:
+                n = creds["verification_codes"]
+                out.append(Leftover(account, ActionKind.REVOKE_TOKENS, f"{n} valid 2-Step Verification backup code(s)"))
             try:
                 fwd = self._forwarding(email)
                 delegates = self._delegates(email)
@@ -546,10 +552,12 @@ class GoogleHandover:
         return out
 
     def residual(self, person: Person, accounts: list[Account]) -> list[Leftover]:
-        """What could still carry mail or data out: forwarding, OAuth grants, app passwords (not delegates:
-        the successor's delegation is the handover itself)."""
+        """What could still sign in or carry mail or data out: OAuth grants, app passwords and backup codes
+        (each named: the check prints these instead of ``verify``'s count of the same), forwarding (not
+        delegates: the successor's delegation is the handover itself)."""
         since = datetime.now(UTC) - timedelta(days=3650)
-        return [x for x in self.recent_setups(person, accounts, since) if x.kind is not ActionKind.HANDOVER_MAILBOX]
+        found = self.recent_setups(person, accounts, since, backup_codes=True)
+        return [x for x in found if x.kind is not ActionKind.HANDOVER_MAILBOX]
 
     def verify_handover(self, action: Action, receipt: Receipt | None) -> Verification | None:
         """The read-back of a handover kind, or None for the kinds ``GoogleWorkspaceConnector.verify`` reads."""

@@ -23,6 +23,7 @@ from offboard import (
     CheckResult,
     Connector,
     ConnectorSettings,
+    Leftover,
     Person,
     Receipt,
     Secret,
@@ -285,6 +286,19 @@ class AwsConnector(Connector):
                 )
                 break
         return found
+
+    def residual(self, person: Person, accounts: list[Account]) -> list[Leftover]:
+        """An IAM user's console password (``iam:GetLoginProfile``): access ``residual_kinds`` leaves out,
+        since ``disable_account`` cannot act on an Identity Center user, whose status the check would
+        otherwise report forever. Access keys are ``revoke_tokens``'s read-back."""
+        out: list[Leftover] = []
+        for account in accounts:
+            if account.system != self.instance or not account.id.startswith("iam:"):
+                continue
+            _, scope, key = self._parse(account)
+            if self._login_profile(scope, key):
+                out.append(Leftover(account, ActionKind.DISABLE_ACCOUNT, "console password (login profile) present"))
+        return out
 
     def list_accounts(self, cursor: str | None = None) -> AccountPage:
         accounts = self._accounts()

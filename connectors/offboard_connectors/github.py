@@ -17,6 +17,7 @@ from offboard import (
     CheckResult,
     Connector,
     ConnectorSettings,
+    Leftover,
     Person,
     Receipt,
     Secret,
@@ -27,6 +28,7 @@ from offboard.errors import AuthError, ConfigError, NotFound, PermanentError, Pe
 
 from ._github_commits import commit_emails_of, login_by_commit_email
 from ._github_ids import all_external_identities, verified_domain_emails
+from ._github_residual import Invitations, pending_invitations
 from ._http import error_for, escape_filter, make_client, mapped, retry_after, send, short
 
 if TYPE_CHECKING:
@@ -137,6 +139,7 @@ class GitHubConnector(Connector):
         self._without_saml = False  # the last SAML lookup found no identity provider at all
         self._verified: tuple[float, dict[str, str]] | None = None  # (read at, verified email -> login)
         self._identity_error: str | None = None
+        self._invitations = Invitations(self._call, s.org)
 
     @property
     def graphql_url(self) -> str:
@@ -302,6 +305,14 @@ class GitHubConnector(Connector):
                 f"{who}: {'still' if user_id else 'no longer'} a member of enterprise {self.settings.enterprise}",
             )
         raise PermanentError(f"github cannot verify {action.kind.value}", system=self.instance)
+
+    def residual(self, person: Person, accounts: list[Account]) -> list[Leftover]:
+        """Pending invitations to the organization for the person's mailboxes or mapped login
+        (``_github_residual``); an Enterprise Managed Users enterprise invites nobody (SCIM provisions)."""
+        if self.settings.emu:
+            return []
+        login = mapped(person, self._logins)
+        return pending_invitations(self._invitations, self.instance, self.settings.org, person, accounts, {login or ""})
 
     # -- write side -----------------------------------------------------------
 

@@ -182,7 +182,10 @@ class Connector:
 
     def residual(self, person: Person, accounts: list[Account]) -> list[Leftover]:
         """Optional, read-only: access ``person`` still holds beyond what ``residual_kinds`` read back
-        (sessions, OAuth grants, ...) on ``accounts`` (what ``discover`` found). Must not write."""
+        (sessions, OAuth grants, pending invitations, ...) on ``accounts`` (what ``discover`` found; may be
+        empty, for access that needs no account, such as an invitation). Must not write. Leftovers of an
+        account and kind that ``verify`` also reads must name every item that read-back counts: the check
+        prints them instead of the read-back's summary."""
         return []
 
     def manual_tasks(self, actions: list[Action], person: Person) -> list[ManualTask]:

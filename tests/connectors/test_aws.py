@@ -240,6 +240,15 @@ class TestAws(ConnectorContract):
         assert state["login"] is False and state["mfa"] == []
         assert ActionKind.DISABLE_ACCOUNT not in connector.reversible()
 
+    def test_the_residual_check_finds_a_console_password_until_disabled(self, connector, person, aws):
+        account = connector.discover(person)[0]
+        found = connector.residual(person, [account])
+        assert [(x.account.id, x.kind, x.detail) for x in found] == [
+            (account.id, ActionKind.DISABLE_ACCOUNT, "console password (login profile) present")
+        ]
+        connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+        assert connector.residual(person, [account]) == []
+
     def test_policies_are_left_alone_unless_the_setting_says_so(self, settings, person, aws):
         connector = AwsConnector("aws", {**settings, "detach_policies": False})
         account = connector.discover(person)[0]

@@ -92,6 +92,60 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
         action = Action(ActionKind.DISABLE_ACCOUNT, found[0])
         assert connector.apply(action).changed and connector.verify(action).ok
 
+    def test_the_residual_check_finds_a_pending_invitation_to_the_persons_mailbox(
+        self, connector, sandbox_settings, sandbox
+    ):
+        sim = sandbox.sim(SYSTEM)
+        ident = next(
+            i
+            for i in sandbox.company.in_system(SYSTEM)
+            if i.person and not i.admin and not i.outside_collaborator and i.person.type == "employee"
+        )
+        local, _, domain = ident.email.partition("@")
+        accounts = connector.discover(ident.person)
+        assert connector.residual(ident.person, accounts) == []  # nothing pending: clean
+        other = sim.invite(email=f"someone.else+{local}@{domain}")  # another mailbox: not theirs
+        mine = sim.invite(email=f"{local.upper()}+gh@{domain}", role="admin")  # a sub-address of theirs
+        assert connector.residual(ident.person, accounts) == []  # the same connector within a minute: its last read
+        fresh = GitHubConnector("github", sandbox_settings)  # as the next `offboard check` run
+        sim.log.clear()
+        try:
+            found = fresh.residual(ident.person, accounts)
+            again = fresh.residual(ident.person, accounts)
+        finally:
+            fresh.close()
+            del sim.invitations[other], sim.invitations[mine]
+        assert [(x.account.name, x.kind, x.account.attributes["invitation"]) for x in found] == [
+            (f"{local.upper()}+gh@{domain}", ActionKind.DISABLE_ACCOUNT, mine)
+        ]
+        assert f"pending invitation to {sim.org} as admin, sent 2025-01-02" in found[0].detail
+        assert again == found and len(sim.log.entries(contains="/invitations")) == 1  # listed once, not per person
+        assert {e.method for e in sim.log.entries()} == {"GET"}  # read-only
+        granted = sim.granted
+        sim.granted = frozenset(granted - {"admin:org"})  # a read:org token cannot list invitations
+        unreadable = GitHubConnector("github", sandbox_settings)
+        try:
+            unread = unreadable.residual(ident.person, accounts)
+        finally:
+            sim.granted = granted
+            unreadable.close()
+        assert len(unread) == 1 and "pending invitations not read (PermissionDenied" in unread[0].detail
+
+    def test_a_login_invited_again_is_a_pending_membership_the_read_back_finds(self, connector, sandbox):
+        sim = sandbox.sim(SYSTEM)
+        ident = next(i for i in sandbox.company.in_system(SYSTEM) if i.person and not i.admin and i.github_login)
+        account = connector.discover(ident.person)[0]
+        connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+        assert connector.discover(ident.person) == []
+        sim.invite(login=ident.github_login)
+        again = connector.discover(ident.person)
+        assert again and connector.verify(Action(ActionKind.DISABLE_ACCOUNT, again[0])).detail.endswith(
+            "(pending, member)"
+        )
+        assert connector.residual(ident.person, again) == []  # the read-back covers it: not listed twice
+        connector.apply(Action(ActionKind.DISABLE_ACCOUNT, again[0]))
+        assert sim.account(ident.github_login)["state"] == "removed"
+
     def test_login_from_mapping_file(self, sandbox_settings, sandbox_people, tmp_path):
         ident = next(i for i in sandbox_people if i.github_login and not i.outside_collaborator)
         mapping = tmp_path / "logins.yaml"
@@ -315,3 +369,31 @@ def test_graphql_url_on_github_enterprise_server(api_url, graphql_url, secret):
         "github", {"org": "o", "token": secret("ghp_" + secrets.token_hex(18)), "api_url": api_url}
     )
     assert connector.graphql_url == graphql_url
+
+
+def test_the_invitation_list_is_read_again_once_a_minute_has_passed():
+    from offboard_connectors._github_residual import Invitations
+
+    pages = {1: [{"id": n, "email": f"p{n}@corp.example"} for n in range(100)], 2: [{"id": 100, "email": None}]}
+    calls = []
+
+    class Answer:
+        def __init__(self, body):
+            self.body = body
+
+        def json(self):
+            return self.body
+
+    def call(method, path, what, params):
+        calls.append((method, path, params["page"]))
+        return Answer(pages[params["page"]])
+
+    now = [1000.0]
+    invitations = Invitations(call, "acme corp", fresh_for=60, clock=lambda: now[0])
+    assert len(invitations.read()) == 101 and calls == [("GET", "orgs/acme%20corp/invitations", p) for p in (1, 2)]
+    now[0] += 59
+    invitations.read()
+    assert len(calls) == 2  # within the minute: the list already read
+    now[0] += 2
+    invitations.read()
+    assert len(calls) == 4  # a minute on: read again, every page

@@ -262,3 +262,27 @@ class TestGoogleWorkspace(SandboxContract):
             assert connector.verify(receipt.action, receipt).ok
         finally:
             sim.authorized_scopes = authorized
+
+    def test_the_residual_check_names_each_app_password_oauth_grant_and_backup_codes_until_revoked(
+        self, connector, sandbox
+    ):
+        sim = sandbox.sim(SYSTEM)
+        ident = next(i for i in sandbox.company.in_system(SYSTEM) if i.person and not i.admin and i.app_passwords)
+        account = connector.discover(ident.person)[0]
+        sim.users[account.id]["_codes"] = ["12345678", "23456789"]  # printed backup codes, as the user would
+        code = sim.add_app_password(ident.email, "Thunderbird", created_ms=1767225600000)
+        found = {(x.kind, x.detail) for x in connector.residual(ident.person, [account])}
+        assert (ActionKind.REVOKE_TOKENS, "app password 'Thunderbird' created 2026-01-01") in found
+        assert (ActionKind.REVOKE_TOKENS, "2 valid 2-Step Verification backup code(s)") in found
+        assert len([k for k, _ in found if k is ActionKind.REVOKE_TOKENS]) == ident.app_passwords + 2
+        assert {x for x in found if x[0] is ActionKind.REVOKE_APP_GRANTS} == {
+            (ActionKind.REVOKE_APP_GRANTS, f"OAuth grant to {name}") for _, name in ident.oauth_apps
+        }
+        sim.log.clear()
+        connector.residual(ident.person, [account])
+        assert {e.method for e in sim.log.entries()} <= {"GET", "POST"}  # POST: the token endpoint only
+        assert all(e.path == "/token" for e in sim.log.entries(method="POST"))
+        connector.apply(Action(ActionKind.REVOKE_TOKENS, account))
+        assert code not in sim.users[account.id]["_asps"]
+        left = connector.residual(ident.person, [account])
+        assert not [x for x in left if x.kind in (ActionKind.REVOKE_TOKENS, ActionKind.REVOKE_APP_GRANTS)], left

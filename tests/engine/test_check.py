@@ -83,7 +83,9 @@ def sandbox():
         yield sb
 
 
-def test_check_finds_a_github_collaborator_reinvited_and_a_google_group_rejoined_in_the_sandbox(sandbox, tmp_path, run):
+def test_check_finds_a_github_collaborator_and_an_invitation_and_a_google_group_rejoined_in_the_sandbox(
+    sandbox, tmp_path, run
+):
     config = copy.deepcopy(sandbox.config())
     person = next(
         i
@@ -98,6 +100,7 @@ def test_check_finds_a_github_collaborator_reinvited_and_a_google_group_rejoined
     assert run("--config", str(path), "check", person.email).exit_code == 0
     github = sandbox.sim("github")
     github.members[person.github_login.lower()]["state"] = "collaborator"  # re-invited as an outside collaborator
+    github.invite(email=person.email)  # and invited to join again by email, which needs no GitHub account yet
     google = sandbox.sim("google_workspace")
     uid = google.account(person.email)["id"]
     group = next(g for g in google.groups.values() if g["name"] == person.groups[0])
@@ -111,6 +114,10 @@ def test_check_finds_a_github_collaborator_reinvited_and_a_google_group_rejoined
     assert any(
         f"google_workspace {person.email} remove_memberships" in line and group["email"] in line for line in lines
     ), lines
+    assert f"github {person.email} disable_account: pending invitation to {github.org} as direct_member" in (
+        result.output
+    )
+    github.invitations.clear()
 
 
 def test_a_sweep_with_check_since_finds_and_notifies_what_recent_leavers_still_hold(make_company, tmp_path, run, smtp):
@@ -142,3 +149,33 @@ def test_a_sweep_with_check_since_finds_and_notifies_what_recent_leavers_still_h
     company.extra = bad
     wrong = run("--config", str(company.write_config()), "sweep")
     assert wrong.exit_code == 2 and "check_since" in wrong.output
+
+
+def test_check_names_an_app_password_readded_behind_offboards_back_in_one_line(tmp_path, run):
+    """The acceptance test of the check: after a complete revoke, an app password the person adds again in
+    their Google account settings is found, named once (not also as the read-back's count), and exits 3."""
+    with Sandbox(people=8, seed=11, systems=("google_workspace",)) as sandbox:
+        person = next(
+            i
+            for i in sandbox.company.identities
+            if i.kind == "person" and not i.admin and "google_workspace" in i.systems and i.app_passwords
+        )
+        path = tmp_path / "offboard.yaml"
+        path.write_text(yaml.safe_dump(sandbox.config()))
+        _app_password_readded(sandbox, person, path, run)
+
+
+def _app_password_readded(sandbox, person, path, run):
+    revoke = run("--config", str(path), "revoke", person.email, "--yes")
+    assert revoke.exit_code == 0, revoke.output
+    clean = run("--config", str(path), "check", person.email)
+    assert clean.exit_code == 0, clean.output
+    google = sandbox.sim("google_workspace")
+    google.log.clear()
+    google.add_app_password(person.email, "Thunderbird", created_ms=1767225600000)  # 2026-01-01
+    result = run("--config", str(path), "check", person.email)
+    assert result.exit_code == 3, result.output
+    assert result.output.strip().splitlines() == [
+        f"left {person.email}: google_workspace {person.email} revoke_tokens: app password 'Thunderbird' created 2026-01-01"
+    ]
+    assert {e.method for e in google.log.entries() if e.path != "/token"} == {"GET"}  # read-only

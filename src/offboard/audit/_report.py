@@ -24,6 +24,7 @@ from ._merkle import CompactRange, leaf_hash
 from ._note import Checkpoint, NoteError, TrustList
 from ._reconcile import Reconciliation, reconcile
 from ._report_exceptions import Exception_, Finding, exceptions, findings_about
+from ._report_owed import OwedLog, OwedRow, owed_rows
 from ._verify import load_trust, verify_log
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "CaseView",
     "Finding",
     "Item",
+    "OwedRow",
     "Period",
     "ReportError",
     "build_report",
@@ -199,6 +201,7 @@ class AuditReport:
     findings: list[Finding]
     reconciliation: Reconciliation | None
     sample: list[str] | None = None
+    owed: list[OwedRow] = field(default_factory=list)  # actions still owed (or abandoned), oldest first
 
     @property
     def cases(self) -> list[CaseView]:
@@ -320,6 +323,7 @@ def build_report(
         sample=sorted(wanted) if wanted is not None else None,
     )
     report.exceptions = exceptions(report, gathered.approvals, wanted, case_keys)
+    report.owed = owed_rows(report.cases, gathered.owed, now)
     if leavers is not None:
         report.reconciliation = reconcile(
             leavers, period, [(c.case, c.person, c.employee_id, m, c.followup) for c, m in case_keys]
@@ -361,6 +365,7 @@ class _Gathered:
     approved_by: dict[str, str] = field(default_factory=dict)
     by_person: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     employee_ids: dict[str, str] = field(default_factory=dict)
+    owed: OwedLog = field(default_factory=OwedLog)
 
 
 def _gather(objects: list[dict[str, Any]]) -> _Gathered:
@@ -369,6 +374,7 @@ def _gather(objects: list[dict[str, Any]]) -> _Gathered:
     for obj in objects:
         kind = obj.get("type")
         book.add(obj)
+        out.owed.add(obj)
         person: dict[str, Any] = obj["person"] if isinstance(obj.get("person"), dict) else {}
         pid = person.get("id")
         if isinstance(pid, str):

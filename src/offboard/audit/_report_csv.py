@@ -48,6 +48,13 @@ CSV_COLUMNS = (
     "over_deadline",
     "undone_by",
     "undone_at_utc",
+    "owed",
+    "owed_since_utc",
+    "owed_age_seconds",
+    "owed_retries",
+    "owed_escalated_at_utc",
+    "abandoned_by",
+    "abandoned_at_utc",
 )
 
 
@@ -75,6 +82,7 @@ def _safe(value: Any) -> str:
 def csv_rows(report: AuditReport) -> list[list[str]]:
     """One row per planned action (a case with none still gets one row)."""
     rows = []
+    owed = {(r.case, r.system, r.account_id, r.kind): r for r in report.owed}
     for case in report.cases:
         zone = case.timezone
         head = [
@@ -98,6 +106,7 @@ def csv_rows(report: AuditReport) -> list[list[str]]:
         tail += [undo.get("actor"), undo.get("time")]
         items: list[Any] = list(case.items) or [None]
         for item in items:
+            debt = None if item is None else owed.get((case.case, item.system, item.account_id, item.kind))
             if item is None:
                 middle: list[Any] = [None] * 15
             else:
@@ -118,7 +127,18 @@ def csv_rows(report: AuditReport) -> list[list[str]]:
                     item.attempts,
                     item.seq,
                 ]
-            rows.append([_safe(v) for v in head + middle + tail])
+            debts: list[Any] = [None] * 7
+            if debt is not None:
+                debts = [
+                    debt.state,
+                    debt.first_failed_at,
+                    None if debt.age_ms is None else f"{debt.age_ms / 1000:.3f}",
+                    debt.retries,
+                    debt.escalated_at,
+                    debt.abandoned_by,
+                    debt.abandoned_at,
+                ]
+            rows.append([_safe(v) for v in head + middle + tail + debts])
     return rows
 
 

@@ -21,6 +21,7 @@ from ._reconcile import Reconciliation
 from ._report import AuditReport, CaseView, PersonView, duration, zone_name
 from ._report_charts import case_timeline, overview
 from ._report_equipment import equipment_section
+from ._report_owed import owed_section
 from ._report_style import CSS
 from ._report_text import entry_text as _entry_text
 from ._report_text import how_to_verify as _how_to_verify
@@ -504,6 +505,11 @@ def render_report(report: AuditReport, links: Links | None = None) -> str:
             _people_rows(report, links) + _person_details(report, links),
         ),
         ("exceptions", "Incomplete cases and exceptions", _exceptions(report, links)),
+        (
+            "owed",
+            "Owed work: actions still failing, and for how long",
+            owed_section(report.owed, links.person, duration),
+        ),
         ("equipment", "Equipment returned, missing and damaged", equipment_section(report, links.person)),
         ("reconciliation", "Reconciliation with HR\u2019s leavers", _reconciliation(report.reconciliation, links)),
         ("how-to-verify", "How to verify this independently", _how_to_verify(report)),

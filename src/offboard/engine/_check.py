@@ -4,7 +4,9 @@ For every enabled connector: ``discover`` the person's accounts, apply the polic
 accounts are left out, as a case would), read back each planned action kind the connector can
 verify without a receipt (``Connector.residual_kinds``), and add what the connector's optional
 ``residual(person, accounts)`` reports (sessions, OAuth grants, ...). A read-back that disagrees
-is a leftover. A system that cannot be searched is an error: the check cannot say nothing is left.
+is a leftover; where ``residual`` names the items of the same account and kind, those named lines
+stand in for the read-back's summary (one line per leftover). A system that cannot be searched is
+an error: the check cannot say nothing is left.
 
 Every case ends with this check (``cases.check_on_close``): a ``residual_check`` audit entry just
 before ``case_closed``. A leftover on an action the case verified turns that action ``unverified``
@@ -103,7 +105,10 @@ def _check_system(engine: Engine, name: str, person: Person, actions: list[Actio
     accounts = list({a.account.ref: a.account for a in actions}.values())
     if type(connector).residual is not Connector.residual:  # asked only of connectors that answer it
         extra, _ = engine.call(name, connector.residual, person, accounts)
-        found.extend(extra)
+        # One line per leftover: where ``residual`` names the items of an account's kind (each app password),
+        # the read-back's summary of the same kind ("left: 1 asps") is not printed as well.
+        named = {(x.account.id, x.kind) for x in extra}
+        found = [x for x in found if (x.account.id, x.kind) not in named] + list(extra)
     return found
 
 

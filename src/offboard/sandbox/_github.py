@@ -497,10 +497,33 @@ class GitHub(GitHubEnterprise, GitHubCommits, Simulator):
             self._remove(rec, req)
         return Response(204)
 
+    def invite(self, email: str | None = None, login: str | None = None, role: str = "direct_member") -> int:
+        """Behind offboard's back, as an owner would on the organization's People page: invite ``email``
+        (an email invitation: ``login`` null until accepted) or an existing ``login`` (a pending membership)."""
+        if login is not None:
+            rec = self.members[login.lower()]
+            rec["state"], rec["role"] = "pending", "admin" if role == "admin" else "member"
+            return _num(0, f"invite:{rec['login']}")
+        inv = _num(len(self.invitations), f"invite:{email}")
+        self.invitations[inv] = {"id": inv, "login": None, "email": email, "role": role}
+        return inv
+
     @route("GET", "/orgs/{org}/invitations", perm="admin:org")
     async def list_invitations(self, req: Request) -> Response:
         self._org(req)
         inviter = simple_user(self.token_login, _num(0, self.token_login))
+        # An invitation by login is the user's pending membership: GitHub lists it here too, with its login
+        # and a null email (https://docs.github.com/en/rest/orgs/members#list-pending-organization-invitations).
+        pending = {
+            _num(0, f"invite:{r['login']}"): {
+                "id": _num(0, f"invite:{r['login']}"),
+                "login": r["login"],
+                "email": None,
+                "role": "admin" if r["role"] == "admin" else "direct_member",
+            }
+            for r in self.members.values()
+            if r["state"] == "pending"
+        }
         items = [
             {
                 **inv,
@@ -513,7 +536,7 @@ class GitHub(GitHubEnterprise, GitHubCommits, Simulator):
                 "invitation_teams_url": f"{API}/organizations/1/invitations/{inv['id']}/teams",
                 "invitation_source": "member",
             }
-            for inv in self.invitations.values()
+            for inv in [*self.invitations.values(), *pending.values()]
         ]
         return self._page(req, items)
 
@@ -524,6 +547,11 @@ class GitHub(GitHubEnterprise, GitHubCommits, Simulator):
             inv = int(req.params["invitation_id"])
         except ValueError:
             raise HTTPError(404, "Not Found") from None
+        rec = next((r for r in self.members.values() if _num(0, f"invite:{r['login']}") == inv), None)
+        if rec is not None and rec["state"] == "pending":  # cancelling a login's invitation ends its membership
+            if not req.lie:
+                rec["state"] = "removed"
+            return Response(204)
         if inv not in self.invitations:
             raise HTTPError(404, "Not Found")
         if not req.lie:

@@ -129,6 +129,27 @@ class GoogleHandoverSim:
         user = self._find(key)
         return [d for d in self.devices.values() if user is not None and user["primaryEmail"] in d["email"]]
 
+    def add_app_password(self, key: str, name: str, created_ms: int | None = None) -> int:
+        """Behind offboard's back, as the user would in their account settings: an app password for ``key``.
+
+        Shaped as the Directory API's Asp resource (admin.directory_v1 discovery document, schema ``Asp``;
+        https://developers.google.com/workspace/admin/directory/reference/rest/v1/asps): ``codeId`` an
+        integer, ``creationTime`` and ``lastTimeUsed`` int64 milliseconds as strings. Returns the codeId."""
+        user = self._find(key)
+        if user is None:
+            raise KeyError(key)
+        code = max([*user["_asps"], 1999]) + 1
+        user["_asps"][code] = {
+            "kind": "admin#directory#asp",
+            "codeId": code,
+            "name": name,
+            "creationTime": str(created_ms if created_ms is not None else int(time.time() * 1000)),
+            "lastTimeUsed": "0",
+            "userKey": user["id"],
+            "etag": f'"{secrets.token_hex(8)}"',
+        }
+        return code
+
     def add_hold(self, matter: str, hold: str, emails: list[str]) -> None:
         """Open a Vault matter with a hold on these accounts."""
         mid = f"{len(self.matters) + 1:04d}-matter"
