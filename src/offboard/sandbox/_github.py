@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import re
 import secrets
 import time
 from collections.abc import Callable
@@ -14,15 +12,15 @@ from urllib.parse import quote
 
 from ._app import HTTPError, Request, Response, Simulator, route
 from ._github_commits import GitHubCommits
+from ._github_emu import GitHubEmu
 from ._github_ent import GitHubEnterprise
+from ._github_graphql import GitHubGraphQL
 from ._knobs import Limit
-from ._scimutil import compile_filter, patch_operations
 
 __all__ = ["GitHub"]
 
 API = "https://api.github.com"
 _DOCS = "https://docs.github.com/rest"
-SCIM_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 
 
 def _num(seed: int, key: str) -> int:
@@ -54,7 +52,7 @@ def simple_user(login: str, uid: int) -> dict[str, Any]:
     }
 
 
-class GitHub(GitHubEnterprise, GitHubCommits, Simulator):
+class GitHub(GitHubEnterprise, GitHubGraphQL, GitHubEmu, GitHubCommits, Simulator):
     """A GitHub Enterprise Cloud org with SAML SSO, plus an EMU enterprise's SCIM endpoint."""
 
     system = "github"
@@ -602,222 +600,3 @@ class GitHub(GitHubEnterprise, GitHubCommits, Simulator):
                 "updated_at": "2025-01-01T00:00:00Z",
             },
         )
-
-    # ----- GraphQL: SAML external identities --------------------------------------------------
-    @route("POST", "/graphql", write=False, perm=("admin:org", "read:org"))
-    async def graphql(self, req: Request) -> Response:
-        body = req.json()
-        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-            return Response(
-                400, {"message": "Problems parsing JSON", "documentation_url": "https://docs.github.com/graphql"}
-            )
-        query, variables = body["query"], body.get("variables") or {}
-        text = re.sub(r"\$(\w+)", lambda m: json.dumps(variables.get(m.group(1))), re.sub(r"^\s*query[^{]*", "", query))
-        enterprise = self.graphql_enterprise(text, self._external_identities)
-        if enterprise is not None:
-            return enterprise
-        m = re.search(r"organization\s*\(\s*login\s*:\s*(\"[^\"]*\"|null)\s*\)", text)
-        if not m or ("externalIdentities" not in text and "membersWithRole" not in text):
-            return Response(
-                200,
-                {
-                    "errors": [
-                        {
-                            "message": "The sandbox supports organization { samlIdentityProvider { externalIdentities } "
-                            "membersWithRole } and enterprise queries only."
-                        }
-                    ]
-                },
-            )
-        org = json.loads(m.group(1))
-        if (org or "").lower() != self.org.lower():
-            return Response(
-                200,
-                {
-                    "data": {"organization": None},
-                    "errors": [
-                        {
-                            "type": "NOT_FOUND",
-                            "path": ["organization"],
-                            "locations": [{"line": 2, "column": 3}],
-                            "message": f"Could not resolve to an Organization with the login of '{org}'.",
-                        }
-                    ],
-                },
-            )
-        if "membersWithRole" in text:
-            return Response(200, {"data": {"organization": {"membersWithRole": self._members_with_role(text)}}})
-        # With SAML configured at the enterprise level the organization has no identity provider of its own.
-        provider = self._external_identities(text) if self.saml_level == "org" else None
-        return Response(200, {"data": {"organization": {"samlIdentityProvider": provider}}})
-
-    def _members_with_role(self, text: str) -> dict[str, Any]:
-        """``membersWithRole(first, after) { nodes { login organizationVerifiedDomainEmails(login) } }``: members
-        only (outside collaborators are not members); a member's verified email in the company's domain."""
-        a = re.search(r"membersWithRole\s*\(([^)]*)\)", text)
-        args = dict(re.findall(r"(\w+)\s*:\s*(\"[^\"]*\"|\d+|null)", a.group(1))) if a else {}
-        args = {k: json.loads(v) for k, v in args.items()}
-        recs = [r for r in self.members.values() if r["state"] == "active"]
-        after = str(args.get("after") or "0")
-        start = int(after) if after.isdigit() else 0
-        first = min(int(args.get("first") or 100), 100)
-        page = recs[start : start + first]
-        domain = "@" + self.company.domain.lower()
-        nodes = [
-            {
-                "login": r["login"],
-                "organizationVerifiedDomainEmails": [r["email"]] if r["email"].lower().endswith(domain) else [],
-            }
-            for r in page
-        ]
-        return {
-            "totalCount": len(recs),
-            "nodes": nodes,
-            "pageInfo": {
-                "hasNextPage": start + first < len(recs),
-                "endCursor": str(start + len(page)) if page else None,
-            },
-        }
-
-    def _external_identities(self, text: str) -> dict[str, Any]:
-        """``samlIdentityProvider { externalIdentities(...) }`` for the arguments in ``text``."""
-        a = re.search(r"externalIdentities\s*\(([^)]*)\)", text)
-        args = dict(re.findall(r"(\w+)\s*:\s*(\"[^\"]*\"|\d+|null)", a.group(1))) if a else {}
-        args = {k: json.loads(v) for k, v in args.items()}
-        # Only organization members authenticate through the organization's SAML SSO; outside collaborators
-        # are exempt from it and have no external identity (GitHub docs, "About identity and access
-        # management with SAML single sign-on": outside collaborators are not required to use SAML SSO).
-        recs = [r for r in self.members.values() if r["state"] in ("active", "pending")]
-        if args.get("userName"):
-            recs = [r for r in recs if r["email"].lower() == str(args["userName"]).lower()]
-        if args.get("login"):
-            recs = [r for r in recs if r["login"].lower() == str(args["login"]).lower()]
-        start = int(args.get("after") or 0) if str(args.get("after") or "0").isdigit() else 0
-        first = int(args.get("first") or 100)
-        page = recs[start : start + first]
-        nodes = [
-            {
-                "guid": f"{r['id']:x}-guid",
-                "id": f"EI_{r['id']}",
-                "samlIdentity": {"nameId": r["email"], "username": r["email"], "emails": [{"value": r["email"]}]},
-                "scimIdentity": {"username": None, "emails": []},
-                "user": {"login": r["login"]},
-            }
-            for r in page
-        ]
-        conn = {
-            "totalCount": len(recs),
-            "nodes": nodes,
-            "edges": [{"node": n, "cursor": str(start + i + 1)} for i, n in enumerate(nodes)],
-            "pageInfo": {
-                "hasNextPage": start + first < len(recs),
-                "endCursor": str(start + len(page)) if page else None,
-            },
-        }
-        return {"externalIdentities": conn}
-
-    # ----- EMU SCIM ---------------------------------------------------------------------------
-    def _ent(self, req: Request) -> None:
-        if req.params["enterprise"].lower() != self.enterprise.lower():
-            raise HTTPError(404, "Not Found")
-
-    def _scim_out(self, u: dict[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in u.items() if k != "login"}
-        out["schemas"] = [SCIM_USER]
-        out["meta"] = {
-            "resourceType": "User",
-            "created": "2023-01-01T00:00:00Z",
-            "lastModified": "2025-01-01T00:00:00Z",
-            "location": f"{API}/scim/v2/enterprises/{self.enterprise}/Users/{u['id']}",
-        }
-        return out
-
-    def _scim_user(self, req: Request) -> dict[str, Any]:
-        self._ent(req)
-        u = self.scim_users.get(req.params["id"])
-        if u is None:
-            raise HTTPError(404, "Resource not found")
-        return u
-
-    @route("GET", "/scim/v2/enterprises/{enterprise}/Users", perm="scim:enterprise")
-    async def scim_list(self, req: Request) -> Response:
-        self._ent(req)
-        users = list(self.scim_users.values())
-        if req.query.get("filter"):
-            users = [u for u in users if compile_filter(req.query["filter"])(u)]
-        start = max(int(req.query.get("startIndex", "1") or 1), 1)
-        count = self.knobs.page(int(req.query.get("count", "30") or 30))
-        page = users[start - 1 : start - 1 + count]
-        return Response(
-            200,
-            {
-                "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-                "totalResults": len(users),
-                "itemsPerPage": len(page),
-                "startIndex": start,
-                "Resources": [self._scim_out(u) for u in page],
-            },
-            content_type="application/scim+json; charset=utf-8",
-        )
-
-    @route("GET", "/scim/v2/enterprises/{enterprise}/Users/{id}", perm="scim:enterprise")
-    async def scim_get(self, req: Request) -> Response:
-        return Response(200, self._scim_out(self._scim_user(req)), content_type="application/scim+json; charset=utf-8")
-
-    def _scim_apply(self, u: dict[str, Any], changes: dict[str, Any], req: Request) -> None:
-        if req.lie:
-            return
-        if "active" in changes:
-            active = bool(changes["active"])
-            rec = self.members.get(u["login"].lower())
-            if not active and u["active"]:  # suspend: obfuscate the handle and email, drop credentials
-                if rec is not None:
-                    rec["state"] = "suspended"
-                    for cid in [c for c, v in self.credentials.items() if v["login"] == u["login"]]:
-                        del self.credentials[cid]
-            elif active and not u["active"] and rec is not None:
-                rec["state"] = "active"
-            u["active"] = active
-        for k in ("displayName", "externalId", "userName", "name", "emails", "roles"):
-            if k in changes:
-                u[k] = changes[k]
-
-    @route("PATCH", "/scim/v2/enterprises/{enterprise}/Users/{id}", perm="scim:enterprise")
-    async def scim_patch(self, req: Request) -> Response:
-        u = self._scim_user(req)
-        changes = patch_operations(req.json())
-        for path in changes.get("_remove", ()):
-            raise HTTPError(400, f"Unsupported remove of {path}", reason="invalidPath")
-        self._scim_apply(u, changes, req)
-        return Response(
-            200,
-            self._scim_out(u)
-            if not req.lie
-            else {**self._scim_out(u), **{k: v for k, v in changes.items() if k == "active"}},
-            content_type="application/scim+json; charset=utf-8",
-        )
-
-    @route("PUT", "/scim/v2/enterprises/{enterprise}/Users/{id}", perm="scim:enterprise")
-    async def scim_put(self, req: Request) -> Response:
-        u = self._scim_user(req)
-        body = req.json()
-        if (
-            not isinstance(body, dict)
-            or not body.get("userName")
-            or not body.get("displayName")
-            or not body.get("emails")
-        ):
-            raise HTTPError(400, "userName, displayName and emails are required", reason="invalidValue")
-        self._scim_apply(u, {**body, "active": body.get("active", True)}, req)
-        return Response(200, self._scim_out(u), content_type="application/scim+json; charset=utf-8")
-
-    @route("DELETE", "/scim/v2/enterprises/{enterprise}/Users/{id}", perm="scim:enterprise")
-    async def scim_delete(self, req: Request) -> Response:
-        u = self._scim_user(req)
-        if not req.lie:
-            self._scim_apply(u, {"active": False}, req)
-            rec = self.members.get(u["login"].lower())
-            if rec is not None:
-                rec["state"] = "deleted"
-            del self.scim_users[u["id"]]
-        return Response(204)
