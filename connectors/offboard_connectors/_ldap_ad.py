@@ -4,11 +4,9 @@ transitive membership of the protected groups) and what a disable writes there."
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
-from offboard import Account, Action, Receipt
+from offboard import Action, Receipt
 from offboard.errors import NotFound, PermanentError, PermissionDenied
 
 from ._ldap_support import (
@@ -19,7 +17,7 @@ from ._ldap_support import (
     AD_ADMIN_GROUPS,
     IN_CHAIN,
     SCRAMBLED,
-    LdapSettings,
+    DirectoryParts,
     _all,
     _filetime,
     _parent,
@@ -31,28 +29,8 @@ from ._ldap_support import (
 )
 
 
-class ActiveDirectory:
+class ActiveDirectory(DirectoryParts):
     """Mixed into LdapConnector."""
-
-    if TYPE_CHECKING:  # provided by LdapConnector; declared for the type checker only
-        settings: LdapSettings
-        instance: str
-        log: Any
-        _admins: tuple[float, frozenset[str]] | None
-
-        @property
-        def _ad(self) -> bool: ...
-        def _server(self) -> Any: ...
-        def _network_error(self, exc: Exception) -> Exception: ...
-        def _call(self, op: str, *args: Any, **kw: Any) -> tuple[dict, list]: ...
-        def _raise(self, result: dict, what: str, rights: tuple[str, ...] = ()) -> None: ...
-        def _modify(
-            self, dn: str, changes: dict, what: str, rights: tuple[str, ...], already: frozenset[int] = frozenset()
-        ) -> int: ...
-        def _search(self, base: str, flt: str, attrs: list[str], scope: str = "SUBTREE") -> Iterator[dict]: ...
-        def _user_filter(self) -> str: ...
-        def _entry(self, account: Account, extra: tuple[str, ...] = ()) -> dict: ...
-        def _disable_before(self, entry: dict) -> dict[str, Any]: ...
 
     def _ad_admins(self) -> frozenset[str]:
         """DNs (lowercased) of every member, direct or nested, of AD's protected groups and ``admin_groups``.

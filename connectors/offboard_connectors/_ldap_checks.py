@@ -4,8 +4,7 @@ for a disable's read-back, whether the lock really locks (OpenLDAP's ppolicy mus
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from offboard import Account, Action, Verification
 from offboard.errors import NotFound
@@ -14,7 +13,7 @@ from ._ldap_support import (
     _LOCK_ATTR,
     ACCOUNTDISABLE,
     PPOLICY_CONTROL,
-    LdapSettings,
+    DirectoryParts,
     _all,
     _first,
     _is_locked,
@@ -27,29 +26,8 @@ from ._ldap_support import (
 )
 
 
-class LdapChecks:
+class LdapChecks(DirectoryParts):
     """Mixed into LdapConnector."""
-
-    if TYPE_CHECKING:  # provided by LdapConnector; declared for the type checker only
-        settings: LdapSettings
-        instance: str
-        log: Any
-        _admins: tuple[float, frozenset[str]] | None
-
-        @property
-        def _ad(self) -> bool: ...
-        def _server(self) -> Any: ...
-        def _network_error(self, exc: Exception) -> Exception: ...
-        def _call(self, op: str, *args: Any, **kw: Any) -> tuple[dict, list]: ...
-        def _raise(self, result: dict, what: str, rights: tuple[str, ...] = ()) -> None: ...
-        def _modify(
-            self, dn: str, changes: dict, what: str, rights: tuple[str, ...], already: frozenset[int] = frozenset()
-        ) -> int: ...
-        def _search(self, base: str, flt: str, attrs: list[str], scope: str = "SUBTREE") -> Iterator[dict]: ...
-        def _user_filter(self) -> str: ...
-        def _entry(self, account: Account, extra: tuple[str, ...] = ()) -> dict: ...
-        def _disable_before(self, entry: dict) -> dict[str, Any]: ...
-        def _child_classes(self, dn: str) -> set[str]: ...
 
     def _verify_disabled(self, action: Action, entry: dict) -> Verification:
         a, flavor = entry["attributes"], self.settings.flavor

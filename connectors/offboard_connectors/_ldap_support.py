@@ -7,12 +7,13 @@ import importlib
 import ipaddress
 import secrets
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from offboard import ConnectorSettings, Secret
+from offboard import Account, ConnectorSettings, Secret
 
 #: What an undo cannot give back after ``scramble_password`` (``Receipt.before["irreversible"]``).
 SCRAMBLED = "the password was scrambled: the original cannot be restored; set a new one"
@@ -142,6 +143,32 @@ class LdapSettings(ConnectorSettings):
 
 
 _OPEN_LISTINGS = 8  # unfinished list_accounts listings kept open at once
+
+
+class DirectoryParts:
+    """What LdapConnector provides to its mixins (``LdapChecks``, ``ActiveDirectory``), declared once for the
+    type checker; nothing at run time."""
+
+    if TYPE_CHECKING:
+        settings: LdapSettings
+        instance: str
+        log: Any
+        _admins: tuple[float, frozenset[str]] | None
+
+        @property
+        def _ad(self) -> bool: ...
+        def _server(self) -> Any: ...
+        def _network_error(self, exc: Exception) -> Exception: ...
+        def _call(self, op: str, *args: Any, **kw: Any) -> tuple[dict, list]: ...
+        def _raise(self, result: dict, what: str, rights: tuple[str, ...] = ()) -> None: ...
+        def _modify(
+            self, dn: str, changes: dict, what: str, rights: tuple[str, ...], already: frozenset[int] = frozenset()
+        ) -> int: ...
+        def _search(self, base: str, flt: str, attrs: list[str], scope: str = "SUBTREE") -> Iterator[dict]: ...
+        def _user_filter(self) -> str: ...
+        def _entry(self, account: Account, extra: tuple[str, ...] = ()) -> dict: ...
+        def _disable_before(self, entry: dict) -> dict[str, Any]: ...
+        def _child_classes(self, dn: str) -> set[str]: ...
 
 
 # -- helpers ------------------------------------------------------------------

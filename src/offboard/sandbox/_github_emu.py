@@ -3,9 +3,10 @@ shaped as in ``@octokit/openapi`` ``ghec.json``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._app import HTTPError, Request, Response, route
+from ._github_ent import GitHubParts
 from ._scimutil import compile_filter, patch_operations
 
 API = "https://api.github.com"
@@ -15,21 +16,8 @@ SCIM_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 __all__ = ["GitHubEmu"]
 
 
-class GitHubEmu:
+class GitHubEmu(GitHubParts):
     """Mixed into the GitHub simulator."""
-
-    if TYPE_CHECKING:  # provided by the GitHub simulator; declared for the type checker only
-        members: dict[str, dict[str, Any]]
-        scim_users: dict[str, dict[str, Any]]
-        org: str
-        enterprise: str
-        saml_level: str
-        company: Any
-        knobs: Any
-        credentials: dict[int, dict[str, Any]]
-
-        def graphql_enterprise(self, text: str, identities: Any) -> Response | None: ...
-        def _page(self, req: Request, items: list[Any]) -> Response: ...
 
     # ----- EMU SCIM ---------------------------------------------------------------------------
     def _ent(self, req: Request) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._app import HTTPError, Request, Response, route
 
@@ -19,13 +19,26 @@ _INSUFFICIENT = (
 )
 
 
-class GitHubEnterprise:
-    """Mixed into the GitHub simulator (which provides members, org, enterprise, granted and the helpers)."""
+class GitHubParts:
+    """What the GitHub simulator provides to its mixins, declared once for the type checker; nothing at run time."""
 
-    members: dict[str, dict[str, Any]]
-    org: str
-    enterprise: str
-    granted: set[str]
+    if TYPE_CHECKING:
+        members: dict[str, dict[str, Any]]
+        scim_users: dict[str, dict[str, Any]]
+        credentials: dict[int, dict[str, Any]]
+        org: str
+        enterprise: str
+        granted: set[str]
+        saml_level: str
+        company: Any
+        knobs: Any
+
+        def graphql_enterprise(self, text: str, identities: Any) -> Response | None: ...
+        def _page(self, req: Request, items: list[Any]) -> Response: ...
+
+
+class GitHubEnterprise(GitHubParts):
+    """Mixed into the GitHub simulator: Copilot seats, enterprise membership and enterprise-level SAML."""
 
     def _init_enterprise(self) -> None:
         # Where SAML SSO is configured: "org" (organization.samlIdentityProvider) or "enterprise"

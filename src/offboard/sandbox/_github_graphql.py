@@ -5,26 +5,16 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._app import Request, Response, route
+from ._github_ent import GitHubParts
 
 __all__ = ["GitHubGraphQL"]
 
 
-class GitHubGraphQL:
+class GitHubGraphQL(GitHubParts):
     """Mixed into the GitHub simulator."""
-
-    if TYPE_CHECKING:  # provided by the GitHub simulator; declared for the type checker only
-        members: dict[str, dict[str, Any]]
-        scim_users: dict[str, dict[str, Any]]
-        org: str
-        enterprise: str
-        saml_level: str
-        company: Any
-
-        def graphql_enterprise(self, text: str, identities: Any) -> Response | None: ...
-        def _page(self, req: Request, items: list[Any]) -> Response: ...
 
     # ----- GraphQL: SAML external identities --------------------------------------------------
     @route("POST", "/graphql", write=False, perm=("admin:org", "read:org"))
