@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
-import re
 import secrets
-import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from ._app import HTTPError, Request, Response, Simulator, route
 from ._entra_apps import EntraApps
-from ._entra_cert import ASSERTION_TYPE, AppCertificate
+from ._entra_batch import EntraBatch
+from ._entra_cert import AppCertificate
+from ._entra_groups import EntraGroups
 from ._entra_handover import EntraHandover
+from ._entra_odata import _filter
+from ._entra_token import EntraToken, _now
 from ._knobs import Limit
 
 __all__ = ["Entra"]
@@ -44,11 +43,7 @@ _CLIENT_ID = "00000000-0000-0000-0000-0000000ff0b0"
 _GROUP_NS = uuid.UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8")
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class Entra(EntraHandover, EntraApps, Simulator):
+class Entra(EntraHandover, EntraApps, EntraToken, EntraGroups, EntraBatch, Simulator):
     """Entra ID tenant: msal-compatible token endpoint and the Graph users/groups/licenses/$batch surface."""
 
     system = "entra"
@@ -325,86 +320,6 @@ class Entra(EntraHandover, EntraApps, Simulator):
 
     def accounts(self) -> list[dict[str, Any]]:
         return [self.account(uid) for uid in list(self.users)]  # type: ignore[misc]
-
-    # ----- token endpoint ---------------------------------------------------------------------
-    @route("GET", "/{tenant}/v2.0/.well-known/openid-configuration")
-    async def openid_configuration(self, req: Request) -> Response:
-        t = req.params["tenant"]
-        base = f"{self.base_url}/{t}"
-        return Response(
-            200,
-            {
-                "token_endpoint": f"{base}/oauth2/v2.0/token",
-                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                "issuer": f"{self.base_url}/{self.tenant_id}/v2.0",
-                "jwks_uri": f"{base}/discovery/v2.0/keys",
-                "token_endpoint_auth_methods_supported": [
-                    "client_secret_post",
-                    "private_key_jwt",
-                    "client_secret_basic",
-                ],
-                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-                "scopes_supported": ["openid", "profile", "email", "offline_access"],
-                "tenant_region_scope": "EU",
-                "subject_types_supported": ["pairwise"],
-                "id_token_signing_alg_values_supported": ["RS256"],
-            },
-        )
-
-    @route("POST", "/{tenant}/oauth2/v2.0/token", write=False, limit="token")
-    async def token(self, req: Request) -> Response:
-        form = req.form()
-
-        def fail(status: int, error: str, code: int, text: str) -> Response:
-            return Response(
-                status,
-                {
-                    "error": error,
-                    "error_description": f"AADSTS{code}: {text}",
-                    "error_codes": [code],
-                    "timestamp": _now(),
-                    "trace_id": str(uuid.uuid4()),
-                    "correlation_id": str(uuid.uuid4()),
-                },
-            )
-
-        if req.params["tenant"] not in (self.tenant_id, "organizations", "common"):
-            return fail(400, "invalid_request", 90002, f"Tenant '{req.params['tenant']}' not found.")
-        if form.get("grant_type") != "client_credentials":
-            return fail(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
-        if form.get("client_id") != self.client_id:
-            return fail(
-                400,
-                "unauthorized_client",
-                700016,
-                f"Application with identifier '{form.get('client_id')}' was not found in the directory.",
-            )
-        if form.get("client_assertion_type") == ASSERTION_TYPE:
-            why = self.certificate.check(form.get("client_assertion", ""), req.path)
-            if why is not None:
-                return fail(401, "invalid_client", 700027, why)
-        elif form.get("client_secret") != self.client_secret:
-            return fail(401, "invalid_client", 7000215, "Invalid client secret provided.")
-        if not form.get("scope", "").endswith("/.default"):
-            return fail(
-                400,
-                "invalid_scope",
-                1002012,
-                "The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.",
-            )
-        claims = {
-            "aud": "https://graph.microsoft.com",
-            "iss": f"https://sts.windows.net/{self.tenant_id}/",
-            "appid": self.client_id,
-            "tid": self.tenant_id,
-            "roles": sorted(self.granted),
-            "exp": int(time.time()) + 3599,
-            "jti": secrets.token_urlsafe(12),
-        }
-        b64 = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
-        tok = f"{b64({'typ': 'JWT', 'alg': 'none'})}.{b64(claims)}.{secrets.token_urlsafe(16)}"
-        self._tokens.add(tok)
-        return Response(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": tok})
 
     # ----- users ------------------------------------------------------------------------------
     def _user(self, key: str) -> dict[str, Any]:
@@ -711,196 +626,6 @@ class Entra(EntraHandover, EntraApps, Simulator):
             },
         )
 
-    # ----- groups -----------------------------------------------------------------------------
-    def _group(self, gid: str) -> dict[str, Any]:
-        g = self.groups.get(gid)
-        if g is None:
-            raise HTTPError(
-                404,
-                f"Resource '{gid}' does not exist or one of its queried reference-property objects are not present.",
-                reason="Request_ResourceNotFound",
-            )
-        return g
-
-    @route(
-        "GET",
-        "/v1.0/groups/{gid}/members",
-        perm=("GroupMember.Read.All", "GroupMember.ReadWrite.All", "Directory.Read.All"),
-    )
-    async def group_members(self, req: Request) -> Response:
-        g = self._group(req.params["gid"])
-        value = [
-            {"@odata.type": "#microsoft.graph.user", **self._render(req, self.users[u])}
-            for u in sorted(g["members"])
-            if u in self.users
-        ]
-        return Response(
-            200, {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects", "value": value}
-        )
-
-    @route(
-        "POST",
-        "/v1.0/groups/{gid}/members/$ref",
-        perm=("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
-    )
-    async def add_member(self, req: Request) -> Response:
-        g = self._group(req.params["gid"])
-        ref = (req.json() or {}).get("@odata.id", "")
-        uid = ref.rstrip("/").rsplit("/", 1)[-1]
-        if uid not in self.users:
-            raise HTTPError(
-                404,
-                f"Resource '{uid}' does not exist or one of its queried reference-property objects are not present.",
-                reason="Request_ResourceNotFound",
-            )
-        self._check_group_writable(g)
-        if uid in g["members"]:
-            raise HTTPError(
-                400,
-                "One or more added object references already exist for the following modified properties: 'members'.",
-                reason="Request_BadRequest",
-            )
-        if not req.lie:
-            g["members"].add(uid)
-        return Response(204)
-
-    def _check_group_writable(self, g: dict[str, Any]) -> None:
-        if g.get("onPremisesSyncEnabled"):
-            raise HTTPError(
-                400,
-                "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.",
-                reason="Request_BadRequest",
-            )
-        if g.get("isAssignableToRole") and "RoleManagement.ReadWrite.Directory" not in self.granted:
-            raise HTTPError(
-                403, "Insufficient privileges to complete the operation.", reason="Authorization_RequestDenied"
-            )
-        if "DynamicMembership" in g["groupTypes"]:
-            raise HTTPError(
-                400,
-                "Insufficient privileges to complete the operation. Members of a dynamic group cannot be added or removed.",
-                reason="Request_BadRequest",
-            )
-
-    @route(
-        "DELETE",
-        "/v1.0/groups/{gid}/members/{uid}/$ref",
-        perm=("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
-    )
-    async def remove_member(self, req: Request) -> Response:
-        g = self._group(req.params["gid"])
-        uid = req.params["uid"]
-        self._check_group_writable(g)
-        if uid not in g["members"]:
-            raise HTTPError(
-                404,
-                f"Resource '{g['id']}' does not exist or one of its queried reference-property objects are not present.",
-                reason="Request_ResourceNotFound",
-            )
-        if not req.lie:
-            g["members"].discard(uid)
-        return Response(204)
-
-    @route(
-        "DELETE",
-        "/v1.0/groups/{gid}/members/{uid}",
-        perm=("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All"),
-    )
-    async def remove_member_without_ref(self, req: Request) -> Response:
-        """Without /$ref Graph deletes the member object itself from the directory (the real, dangerous behaviour)."""
-        self._group(req.params["gid"])
-        user = self._user(req.params["uid"])
-        if not self.can_delete_users or self.granted.isdisjoint({"User.ReadWrite.All", "Directory.ReadWrite.All"}):
-            raise HTTPError(
-                403, "Insufficient privileges to complete the operation.", reason="Authorization_RequestDenied"
-            )
-        if not req.lie:
-            self._delete(user["id"])
-        return Response(204)
-
-    # ----- $batch -----------------------------------------------------------------------------
-    @route("POST", "/v1.0/$batch", write=False)
-    async def batch(self, req: Request) -> Response:
-        body = req.json()
-        items = body.get("requests") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not items:
-            raise HTTPError(400, "Invalid batch payload format.", reason="BadRequest")
-        if len(items) > 20:
-            raise HTTPError(400, "Number of batch requests exceeds the maximum of 20.", reason="BadRequest")
-        ids: dict[str, dict[str, Any]] = {}
-        for item in items:
-            if not isinstance(item, dict) or not item.get("id") or not item.get("method") or not item.get("url"):
-                raise HTTPError(
-                    400, "Invalid batch payload format: each request needs id, method and url.", reason="BadRequest"
-                )
-            key = str(item["id"]).lower()
-            if key in ids:
-                raise HTTPError(400, "Batch request Ids must be unique.", reason="BadRequest")
-            ids[key] = item
-        for item in items:
-            for dep in item.get("dependsOn") or ():
-                if str(dep).lower() not in ids:
-                    raise HTTPError(400, f"Request with Id '{dep}' was not found in the batch.", reason="BadRequest")
-        batch_id = str(uuid.uuid4())
-        results: dict[str, dict[str, Any]] = {}
-        for item in items:
-            iid = str(item["id"])
-            failed = [
-                d for d in item.get("dependsOn") or () if results.get(str(d).lower(), {}).get("status", 500) >= 400
-            ]
-            if failed:
-                err = self.error(HTTPError(424, "Failed Dependency", reason="FailedDependency"))
-                results[iid.lower()] = {
-                    "id": iid,
-                    "status": 424,
-                    "headers": {"Content-Type": "application/json"},
-                    "body": err.body,
-                }
-                continue
-            results[iid.lower()] = await self._batch_item(item, req, batch_id)
-        order = list(results.values())
-        self.faults.rng.shuffle(order)  # Graph answers in any order; clients correlate by id
-        return Response(200, {"responses": order})
-
-    async def _batch_item(self, item: dict[str, Any], outer: Request, batch_id: str) -> dict[str, Any]:
-        url = str(item["url"])
-        if not url.startswith("/"):
-            url = "/" + url
-        if url.startswith("/v1.0/"):
-            url = url[5:]
-        path, _, qs = url.partition("?")
-        from urllib.parse import unquote
-
-        headers = {k.lower(): str(v) for k, v in (item.get("headers") or {}).items()}
-        headers["authorization"] = outer.header("authorization")
-        raw = item.get("body")
-        if raw is not None and "content-type" not in headers:
-            err = self.error(
-                HTTPError(
-                    400,
-                    "Write request id : {} does not contain Content-Type header or body.".format(item["id"]),
-                    reason="BadRequest",
-                )
-            )
-            return {
-                "id": str(item["id"]),
-                "status": 400,
-                "headers": {"Content-Type": "application/json"},
-                "body": err.body,
-            }
-        body = b"" if raw is None else (raw.encode() if isinstance(raw, str) else json.dumps(raw).encode())
-        inner = Request(str(item["method"]).upper(), "/v1.0" + unquote(path), qs, headers, body)
-        inner.batch = batch_id
-        resp = await self.dispatch(inner)
-        out: dict[str, Any] = {
-            "id": str(item["id"]),
-            "status": resp.status,
-            "headers": {"Content-Type": "application/json", **{k: str(v) for k, v in resp.headers.items()}},
-        }
-        if resp.body is not None:
-            out["body"] = resp.body
-        return out
-
 
 def _public(user: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in user.items() if not k.startswith("_")}
@@ -908,114 +633,3 @@ def _public(user: dict[str, Any]) -> dict[str, Any]:
 
 def _sku_name(sku_id: str) -> str:
     return next((n for n, s in _SKU_IDS.items() if s == sku_id), sku_id)
-
-
-_EQ = re.compile(r"^\s*(\w+)\s+(eq|ne)\s+'((?:[^']|'')*)'\s*$", re.I)
-_STARTS = re.compile(r"^\s*(startswith|endswith)\((\w+)\s*,\s*'((?:[^']|'')*)'\)\s*$", re.I)
-_ANY = re.compile(r"^\s*(\w+)/any\((\w+):\s*\2\s+eq\s+'((?:[^']|'')*)'\)\s*$", re.I)
-_FILTERABLE = {
-    "id",
-    "userprincipalname",
-    "mail",
-    "employeeid",
-    "displayname",
-    "givenname",
-    "surname",
-    "accountenabled",
-    "department",
-    "jobtitle",
-    "usertype",
-}
-
-
-def _filter(expr: str, req: Request) -> Callable[[dict[str, Any]], bool]:
-    """Compile the subset of OData $filter Graph supports on users: eq/ne, startswith/endswith, any(), and/or."""
-    advanced = req.header("consistencylevel").lower() == "eventual"
-    for joiner, combine in ((" or ", any), (" and ", all)):
-        if joiner in expr.lower():
-            parts = re.split(joiner, expr, flags=re.I)
-            preds = [_filter(p, req) for p in parts]
-
-            def joined(
-                u: dict[str, Any], preds: list[Callable[[dict[str, Any]], bool]] = preds, combine: Any = combine
-            ) -> bool:
-                return bool(combine(p(u) for p in preds))
-
-            return joined
-
-    def bad() -> HTTPError:
-        return HTTPError(400, f"Invalid filter clause: {expr}", reason="BadRequest")
-
-    m = _EQ.match(expr)
-    if m:
-        attr, op, val = m.group(1), m.group(2).lower(), m.group(3).replace("''", "'")
-        if attr.lower() not in _FILTERABLE:
-            raise HTTPError(
-                400,
-                f"Property '{attr}' does not exist as a declared property or extension property.",
-                reason="Request_UnsupportedQuery",
-            )
-        if op == "ne" and not advanced:
-            raise HTTPError(
-                400,
-                "Unsupported or invalid query filter clause specified for property 'ne' of resource 'User'.",
-                reason="Request_UnsupportedQuery",
-            )
-        key = next(
-            k
-            for k in (
-                "id",
-                "userPrincipalName",
-                "mail",
-                "employeeId",
-                "displayName",
-                "givenName",
-                "surname",
-                "accountEnabled",
-                "department",
-                "jobTitle",
-                "userType",
-            )
-            if k.lower() == attr.lower()
-        )
-        fold = key in ("userPrincipalName", "mail")
-        want = val.lower() if fold else val
-
-        def eq(u: dict[str, Any]) -> bool:
-            have = u.get(key)
-            have = have.lower() if fold and isinstance(have, str) else have
-            return (str(have) if key == "accountEnabled" else have) == (
-                want if key != "accountEnabled" else want.lower()
-            )
-
-        return eq if op == "eq" else (lambda u: not eq(u))
-    m = _STARTS.match(expr)
-    if m:
-        fn, attr, val = m.group(1).lower(), m.group(2), m.group(3).replace("''", "'").lower()
-        if fn == "endswith" and not advanced:
-            raise HTTPError(
-                400,
-                "Operator 'endsWith' is not supported because the 'ConsistencyLevel:eventual' header is missing. Refer to https://aka.ms/graph-docs/advanced-queries for more information",
-                reason="Request_UnsupportedQuery",
-            )
-        text_key = next(
-            (
-                k
-                for k in ("userPrincipalName", "mail", "displayName", "givenName", "surname")
-                if k.lower() == attr.lower()
-            ),
-            None,
-        )
-        if text_key is None:
-            raise bad()
-        if fn == "startswith":
-            return lambda u: str(u.get(text_key) or "").lower().startswith(val)
-        return lambda u: str(u.get(text_key) or "").lower().endswith(val)
-    m = _ANY.match(expr)
-    if m:
-        attr, val = m.group(1), m.group(3).replace("''", "'").lower()
-        list_key = next((k for k in ("proxyAddresses", "otherMails") if k.lower() == attr.lower()), None)
-        if list_key is None:
-            raise bad()
-        return lambda u: any(str(x).lower() == val for x in u.get(list_key) or ())
-    raise bad()
