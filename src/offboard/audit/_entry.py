@@ -25,6 +25,8 @@ __all__ = [
     "checked_entry",
     "check_common",
     "check_fields",
+    "known_type",
+    "valid_date",
     "format_time",
     "parse_time",
     "now",
@@ -185,7 +187,7 @@ def common_ok(obj: Any, index: int, origin: str) -> bool:
         and (kind in _TYPES_SEEN or _new_type(kind))
         and type(ts) is str
         and _TIME_MATCH(ts) is not None
-        and _valid_date(ts)
+        and valid_date(ts)
     )
 
 
@@ -270,6 +272,11 @@ def checked_entry(line: bytes, index: int, origin: str) -> dict[str, Any]:
 _TYPES_SEEN: set[str] = set()
 
 
+def known_type(kind: Any) -> bool:
+    """Whether ``kind`` is a well-formed entry type (``TYPE_RE``), remembering the ones seen."""
+    return type(kind) is str and (kind in _TYPES_SEEN or _new_type(kind))
+
+
 def _new_type(kind: str) -> bool:
     if TYPE_RE.match(kind) is None:
         return False
@@ -301,14 +308,15 @@ def check_common(obj: dict[str, Any], index: int, origin: str) -> None:
     if not isinstance(t, str) or not TYPE_RE.match(t):
         raise EntryError(f"'type' {t!r} is missing or malformed")
     ts = obj.get("time")
-    if not isinstance(ts, str) or not TIME_RE.match(ts) or not _valid_date(ts):
+    if not isinstance(ts, str) or not TIME_RE.match(ts) or not valid_date(ts):
         raise EntryError(f"'time' {ts!r} is not UTC with milliseconds (YYYY-MM-DDTHH:MM:SS.mmmZ)")
 
 
 _DATES: dict[str, bool] = {}
 
 
-def _valid_date(ts: str) -> bool:
+def valid_date(ts: str) -> bool:
+    """Whether the ``YYYY-MM-DD`` that ``ts`` (matched by ``TIME_RE``) starts with is a real date."""
     day = ts[:10]
     ok = _DATES.get(day)
     if ok is None:
