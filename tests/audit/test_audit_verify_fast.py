@@ -24,13 +24,6 @@ from offboard.audit._note import generate_skey
 ENTRIES = 2 * BATCH + 300  # three batches: spoiled lines land at batch edges and inside
 
 
-def _reference(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every fast path off: each line is parsed by ``strict_parse`` and checked by ``check_common``."""
-    monkeypatch.setattr(_scan, "fast_parse_many", lambda lines: [None] * len(lines))
-    monkeypatch.setattr(_scan, "_batch_ok", lambda objs, first, origin: False)
-    monkeypatch.setattr(_entry, "fast_parse", lambda line: None)
-
-
 @pytest.fixture(scope="module")
 def big_log(tmp_path_factory) -> Path:
     """About 1,300 entries of cases, a checkpoint after every few cases."""
@@ -127,8 +120,8 @@ def _spoil(directory: Path, target: Path, picks: list[tuple[str, int]]) -> None:
     (target / "leafhashes.bin").write_bytes(b"".join(leaf_hash(line) for line in lines))
 
 
-def _report(directory: Path, processes: int) -> dict:
-    return verify_log(directory, processes=processes, sla_seconds=3600).as_dict()
+def _report(directory: Path, processes: int, reference: bool = False) -> dict:
+    return verify_log(directory, processes=processes, sla_seconds=3600, reference=reference).as_dict()
 
 
 @settings(
@@ -140,33 +133,34 @@ def _report(directory: Path, processes: int) -> dict:
     ),
     processes=st.sampled_from([1, 2]),
 )
-def test_fast_and_reference_paths_give_the_same_report(big_log, tmp_path_factory, monkeypatch, picks, processes):
+def test_fast_and_reference_paths_give_the_same_report(big_log, tmp_path_factory, picks, processes):
     target = tmp_path_factory.mktemp("spoiled") / "audit"
     _spoil(big_log, target, picks)
-    fast = _report(target, processes)
-    with monkeypatch.context() as patch:
-        _reference(patch)
-        reference = _report(target, processes)
-    assert fast == reference
+    assert _report(target, processes) == _report(target, processes, reference=True)
 
 
 @pytest.mark.parametrize("name", sorted(SPOILS))
-def test_each_spoil_at_a_batch_edge(big_log, tmp_path, monkeypatch, name):
+def test_each_spoil_at_a_batch_edge(big_log, tmp_path, name):
     """Each spoil on the last line of the first batch and the first of the second."""
     target = tmp_path / "audit"
     _spoil(big_log, target, [(name, BATCH - 1), (name, BATCH)])
-    fast = _report(target, 1)
-    with monkeypatch.context() as patch:
-        _reference(patch)
-        reference = _report(target, 1)
-    assert fast == reference
+    assert _report(target, 1) == _report(target, 1, reference=True)
 
 
-def test_the_untouched_log_is_intact_both_ways(big_log, monkeypatch):
+def test_the_reference_path_uses_no_accelerator(big_log, monkeypatch):
+    def refuse(*args):
+        raise AssertionError("an accelerator was used")
+
+    monkeypatch.setattr(_entry, "fast_parse", refuse)
+    monkeypatch.setattr(_scan, "fast_parse_many", refuse)
+    monkeypatch.setattr(_scan, "_batch_ok", refuse)
+    assert _report(big_log, 1, reference=True)["exit_code"] == 0
+
+
+def test_the_untouched_log_is_intact_both_ways(big_log):
     assert _report(big_log, 1)["exit_code"] == 0
     assert _report(big_log, 2)["exit_code"] == 0
-    _reference(monkeypatch)
-    assert _report(big_log, 1)["exit_code"] == 0
+    assert _report(big_log, 2, reference=True)["exit_code"] == 0
 
 
 def test_a_time_holding_two_times_is_refused_by_the_batch_check():

@@ -14,6 +14,7 @@ import os
 import sys
 from array import array
 from dataclasses import dataclass, field
+from functools import partial
 from hashlib import sha256
 from itertools import accumulate
 from pathlib import Path
@@ -119,6 +120,10 @@ _PREV_TYPES = {int, type(None)}
 _TIMES_MATCH = re.compile(rf"(?:{TIME_RE.pattern[:-2]}\n)*{TIME_RE.pattern}").match
 
 
+def _never(objs: list[Any], first: int, origin: str) -> bool:
+    return False
+
+
 def _person_id(person: dict[str, Any]) -> bool:
     pid = person.get("id")
     return type(pid) is str and pid != ""
@@ -162,11 +167,14 @@ def _scan(
     sla_seconds: int | None,
     cache: Path | None,
     index_at: tuple[Path, int, int] | None = None,
+    reference: bool = False,
 ) -> tuple[Part, CaseBook]:
     """Check entries ``first``.. of ``origin``; the chains that cross stretches are left to the merge.
 
     ``index_at`` is ``(records.bin, entries it covers, this stretch's byte offset)``: the records of
-    the stretch's entries are recomputed and compared."""
+    the stretch's entries are recomputed and compared. ``reference`` turns every accelerator off:
+    each line is parsed by the standard library and checked on its own (the path the fast one must
+    agree with, report for report; tests/audit/test_audit_verify_fast.py)."""
     part = Part(first, len(lines))
     end = first + len(lines)
     sha = sha256
@@ -183,12 +191,14 @@ def _scan(
     persons: dict[str, int] = part.person_last
     firsts = part.person_first
     rotations = part.rotations
-    check, ok, person_id = checked_entry, common_ok, _person_id
-    parsed = fast_parse_many(lines)
+    ok, person_id = common_ok, _person_id
+    check = partial(checked_entry, accelerated=not reference)
+    parsed = [None] * len(lines) if reference else fast_parse_many(lines)
+    batch_ok = _never if reference else _batch_ok
     prev_time = ""
     for start in range(0, len(lines), BATCH):
         batch = parsed[start : start + BATCH]
-        trusted = _batch_ok(batch, first + start, origin)  # the common fields but person, at once
+        trusted = batch_ok(batch, first + start, origin)  # the common fields but person, at once
         for index, obj in enumerate(batch, first + start):
             person = obj.get("person", _UNSEEN) if trusted else _UNSEEN
             if not (trusted and (person is _UNSEEN or (type(person) is dict and person_id(person)))):
