@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from hashlib import sha256
 from itertools import accumulate
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -87,34 +88,32 @@ def _batch_ok(objs: list[Any], first: int, origin: str) -> bool:
     Each common field is gathered in one pass over the batch and checked as a whole: ``seq`` are
     the integers ``first``.., ``v`` all the integer 1, ``log`` all ``origin``, each distinct ``type``
     and day valid, every ``time`` matched by one regular expression over the batch's times joined by
-    LF (each time has a fixed length and no LF, so the match splits at the joins), ``person_prev``
+    LF (each time has 24 characters, none of them LF, so the match splits at the joins), ``person_prev``
     an integer or null."""
     try:
         return bool(objs) and set(map(type, objs)) == {dict} and _batch_fields_ok(objs, first, origin)
-    except TypeError:  # an unhashable value where a string or an integer belongs
+    except (TypeError, KeyError):  # a field missing, or unhashable where a string or an integer belongs
         return False
 
 
 def _batch_fields_ok(objs: list[dict[str, Any]], first: int, origin: str) -> bool:
-    n = len(objs)
-    seqs = [o.get("seq") for o in objs]
-    if seqs != list(range(first, first + n)) or set(map(type, seqs)) != {int}:
+    seqs, vs, logs, kinds, times = zip(*map(_FIELDS, objs))  # one pass, then a tuple per field
+    if seqs != tuple(range(first, first + len(objs))) or set(map(type, seqs)) != _INT:
         return False  # == alone lets true stand for 1
-    vs = [o.get("v") for o in objs]
-    if set(vs) != {FORMAT_VERSION} or set(map(type, vs)) != {int}:
+    vs = set(vs)
+    if vs != _VERSION or set(map(type, vs)) != _INT:
         return False
-    if {o.get("log") for o in objs} != {origin}:
+    if set(logs) != {origin} or not all(map(known_type, set(kinds))):
         return False
-    if not all(map(known_type, {o.get("type") for o in objs})):
-        return False
-    times = [o.get("time") for o in objs]
-    if set(map(type, times)) != {str} or set(map(len, times)) != {24} or _TIMES_MATCH("\n".join(times)) is None:
+    if set(map(type, times)) != _STR or set(map(len, times)) != _TIME_LENGTH or _TIMES_MATCH("\n".join(times)) is None:
         return False
     if not all(map(valid_date, {t[:10] for t in times})):
         return False
     return {type(o.get("person_prev")) for o in objs} <= _PREV_TYPES
 
 
+_FIELDS = itemgetter("seq", "v", "log", "type", "time")
+_INT, _STR, _VERSION, _TIME_LENGTH = {int}, {str}, {FORMAT_VERSION}, {24}
 _PREV_TYPES = {int, type(None)}
 #: ``TIME_RE`` repeated, LF between: the times of a batch in one match.
 _TIMES_MATCH = re.compile(rf"(?:{TIME_RE.pattern[:-2]}\n)*{TIME_RE.pattern}").match
