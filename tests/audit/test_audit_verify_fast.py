@@ -163,8 +163,8 @@ def test_the_untouched_log_is_intact_both_ways(big_log):
     assert _report(big_log, 2, reference=True)["exit_code"] == 0
 
 
-def test_a_time_holding_two_times_is_refused_by_the_batch_check():
-    """The batch regex runs over the times joined by LF: one time that is two times must not pass."""
+def test_the_batch_check_refuses_what_common_ok_refuses():
+    """One time that is two (the regex runs over the times joined by LF), true for 1, a wrong type or log."""
     lines = [
         canonical({"log": "o", "seq": i, "time": "2026-01-01T00:00:00.000Z", "type": "note", "v": 1}) for i in range(4)
     ]
@@ -173,7 +173,11 @@ def test_a_time_holding_two_times_is_refused_by_the_batch_check():
     objs[1]["time"] = "2026-01-01T00:00:00.000Z\n2026-01-01T00:00:00.000Z"
     assert not _scan._batch_ok(objs, 0, "o")
     objs[1]["time"] = "2026-01-01T00:00:00.000Z"
-    objs[2]["seq"] = True
+    for key, value in (("seq", True), ("v", True), ("person_prev", True), ("type", None), ("log", "p")):
+        spoiled = [dict(o) for o in objs]
+        spoiled[2][key] = value if key != "seq" else (True if value is True else 2)
+        assert not _scan._batch_ok(spoiled, 0, "o"), key
+    objs[1]["seq"] = True  # 1 == True: the types are checked too
     assert not _scan._batch_ok(objs, 0, "o")
 
 

@@ -100,8 +100,7 @@ def _batch_fields_ok(objs: list[dict[str, Any]], first: int, origin: str) -> boo
     seqs, vs, logs, kinds, times = zip(*map(_FIELDS, objs))  # one pass, then a tuple per field
     if seqs != tuple(range(first, first + len(objs))) or set(map(type, seqs)) != _INT:
         return False  # == alone lets true stand for 1
-    vs = set(vs)
-    if vs != _VERSION or set(map(type, vs)) != _INT:
+    if set(vs) != _VERSION or set(map(type, vs)) != _INT:  # the types of all, not of the set: {1, True} == {1}
         return False
     if set(logs) != {origin} or not all(map(known_type, set(kinds))):
         return False
