@@ -43,10 +43,21 @@ def big_log(tmp_path_factory) -> Path:
 def _case(n: int) -> list[tuple[str, dict]]:
     """A case the way the engine logs one: opened with a plan, an action per account, closed."""
     person, case, systems = {"id": f"p-{n % 97}"}, f"case-{n}", ("entra", "github", "slack")
-    plan = [{"system": s, "account": {"id": f"{s}-{n}", "name": f"u{n}@{s}.example"}, "kind": "disable_account"} for s in systems]
-    entries = [("case_opened", {"case": case, "person": person, "plan": plan, "termination_at": "2026-01-01T00:00:00.000Z"})]
+    plan = [
+        {"system": s, "account": {"id": f"{s}-{n}", "name": f"u{n}@{s}.example"}, "kind": "disable_account"}
+        for s in systems
+    ]
+    entries = [
+        ("case_opened", {"case": case, "person": person, "plan": plan, "termination_at": "2026-01-01T00:00:00.000Z"})
+    ]
     for item in plan:
-        action = {**item, "case": case, "person": person, "result": "verified", "responded_at": "2026-01-01T00:05:00.000Z"}
+        action = {
+            **item,
+            "case": case,
+            "person": person,
+            "result": "verified",
+            "responded_at": "2026-01-01T00:05:00.000Z",
+        }
         entries.append(("action", action))
     counts = {"verified": len(systems)}
     entries.append(("case_closed", {"case": case, "person": person, "status": "complete", "counts": counts}))
@@ -65,7 +76,9 @@ def _set(key, value):
 
 SPOILS = {
     "seq+1": lambda line: _edit(line, lambda o: o.__setitem__("seq", o["seq"] + 1)),
-    "seq true": lambda line: _edit(line, _set("seq", True)) if b'"seq":1,' in line else line.replace(b'"v":1', b'"v":true'),
+    "seq true": lambda line: (
+        _edit(line, _set("seq", True)) if b'"seq":1,' in line else line.replace(b'"v":1', b'"v":true')
+    ),
     "v true": lambda line: line.replace(b'"v":1', b'"v":true'),
     "v 2": lambda line: line.replace(b'"v":1', b'"v":2'),
     "log": lambda line: _edit(line, _set("log", "other.example/log")),

@@ -118,9 +118,7 @@ class Subtrees:
             pairs = (len(level) - skip) // 64
             if pairs <= 0:
                 break
-            level = b"".join(
-                [sha(b"\x01" + level[i : i + 64]).digest() for i in range(skip, skip + 64 * pairs, 64)]
-            )
+            level = b"".join([sha(b"\x01" + level[i : i + 64]).digest() for i in range(skip, skip + 64 * pairs, 64)])
             start = up
             self._levels.append(level)
             self._starts.append(start)

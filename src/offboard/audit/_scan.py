@@ -9,8 +9,8 @@ the log was cut.
 from __future__ import annotations
 
 import gc
-import re
 import os
+import re
 import sys
 from array import array
 from dataclasses import dataclass, field
@@ -191,14 +191,14 @@ def _scan(
     rotations = part.rotations
     ok, person_id = common_ok, _person_id
     check = partial(checked_entry, accelerated=not reference)
-    parsed = [None] * len(lines) if reference else fast_parse_many(lines)
+    parsed: list[Any] = [None] * len(lines) if reference else fast_parse_many(lines)
     batch_ok = _never if reference else _batch_ok
     prev_time = ""
     for start in range(0, len(lines), BATCH):
         batch = parsed[start : start + BATCH]
         trusted = batch_ok(batch, first + start, origin)  # the common fields but person, at once
         for index, obj in enumerate(batch, first + start):
-            person = obj.get("person", _UNSEEN) if trusted else _UNSEEN
+            person: Any = obj.get("person", _UNSEEN) if trusted else _UNSEEN
             if not (trusted and (person is _UNSEEN or (type(person) is dict and person_id(person)))):
                 try:
                     if obj is None or not ok(obj, index, origin):
