@@ -219,3 +219,10 @@ def test_msgspec_encoder_matches_stdlib_for_every_code_point():
     keys = [chr(cp) for cp in random.Random(7).sample(range(0x110000), 2000) if not 0xD800 <= cp < 0xE000]
     obj = dict.fromkeys(keys, 0)
     assert encode(obj) == stdlib(obj).encode()  # sorted by code point, as Python sorts str
+
+
+def test_a_line_nested_too_deeply_is_an_entry_problem_not_a_crash():
+    line = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert _entry.fast_parse(line) is None and _entry.fast_parse_many([line]) == [None]
+    with pytest.raises(_entry.EntryError, match="nested too deeply"):
+        _entry.checked_entry(line, 0, "o")

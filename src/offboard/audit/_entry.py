@@ -250,6 +250,8 @@ def strict_parse(line: bytes) -> dict[str, Any]:
         raise
     except ValueError as exc:
         raise EntryError(f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise EntryError("nested too deeply to parse") from None
     if not isinstance(obj, dict):
         raise EntryError("not a JSON object")
     if _encode(obj) != text:
