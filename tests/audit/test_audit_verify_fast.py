@@ -226,3 +226,13 @@ def test_a_line_nested_too_deeply_is_an_entry_problem_not_a_crash():
     assert _entry.fast_parse(line) is None and _entry.fast_parse_many([line]) == [None]
     with pytest.raises(_entry.EntryError, match="nested too deeply"):
         _entry.checked_entry(line, 0, "o")
+
+
+def test_actions_without_a_person_name_no_one(big_log, tmp_path):
+    """A case whose entries name no person (its open retyped): its finding names no person, not the last one seen."""
+    target = tmp_path / "audit"
+    _spoil(big_log, target, [("type unknown", 0), *(("person gone", i) for i in range(1, 5))])
+    for processes in (1, 2):
+        fast = _report(target, processes)
+        assert fast == _report(target, processes, reference=True)
+        assert "case case-0: actions or a close without a case_opened entry" in str(fast["problems"])

@@ -171,7 +171,8 @@ def _scan(
 
     ``index_at`` is ``(records.bin, entries it covers, this stretch's byte offset)``: the records of
     the stretch's entries are recomputed and compared. ``reference`` turns every accelerator off:
-    each line is parsed by the standard library and checked on its own (the path the fast one must
+    each line is parsed by the standard library and checked on its own, and every case entry goes
+    through ``CaseBook.add`` (the path the fast one must
     agree with, report for report; tests/audit/test_audit_verify_fast.py)."""
     part = Part(first, len(lines))
     end = first + len(lines)
@@ -193,6 +194,7 @@ def _scan(
     check = partial(checked_entry, accelerated=not reference)
     parsed: list[Any] = [None] * len(lines) if reference else fast_parse_many(lines)
     batch_ok = _never if reference else _batch_ok
+    inline = not reference  # the reference hands every case entry to CaseBook.add
     prev_time = ""
     for start in range(0, len(lines), BATCH):
         batch = parsed[start : start + BATCH]
@@ -238,13 +240,13 @@ def _scan(
                 if what:
                     late.append((index, what))
             kind = obj["type"]
-            if kind == "action":  # most entries: CaseBook.add's action branch, inline
+            if kind == "action" and inline:  # most entries: CaseBook.add's action branch, inline
                 case = obj.get("case")
                 if type(case) is str:
                     record = cases.get(case)
                     if record is None:
                         record = cases[case] = CaseRecord(case)
-                    if person is not None and record.person is None:
+                    if person is not _UNSEEN and record.person is None:
                         record.person = pid
                     result = obj.get("result")
                     key = item_key(obj.get("system"), obj.get("account"), obj.get("kind"))
