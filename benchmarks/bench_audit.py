@@ -2,9 +2,12 @@
 
 Run: python benchmarks/bench_audit.py [--entries 1000000] [--seal-every 1000] [--processes N]
 
-The full verify is timed twice: as ``offboard audit verify`` runs it (one process per CPU for a
-large log) and in one process. Wall time depends on what else the machine is doing, so the
-load average and the CPU seconds used are printed next to it.
+The full verify is timed three times: as ``offboard audit verify`` runs it (one process per CPU for
+a large log), in one process, and, as a baseline measured in the same run, through the reference
+path (``verify_log(reference=True)``: the standard library parses every line, one by one; the same
+checks and the same report). Wall time depends on what else the machine is doing, so the load
+average and the CPU seconds used (entries per CPU second) are printed next to it; the goal of
+200,000 entries/s is judged on wall time and on CPU time with every CPU to itself.
 """
 
 from __future__ import annotations
@@ -91,6 +94,13 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def run() -> None:
     """The scenario with its default sizes, for ``python -m benchmarks.run``."""
     main([])
@@ -150,25 +160,52 @@ def main(argv: list[str] | None = None) -> int:
         size_mb = (big_dir / "entries.jsonl").stat().st_size / 1e6
         checkpoints = len(list((big_dir / "checkpoints").iterdir()))
 
-        for label, processes in (("full verify", args.processes), ("full verify, one process", 1)):
+        # Full verify: as `offboard audit verify` runs it (one process per CPU), in one process, and the
+        # same-run baseline: the reference path (standard library only, line by line, same checks,
+        # same report). The machine may be shared: CPU seconds (this process and its workers) are
+        # measured beside wall time, and the goal is judged on both.
+        goal = 200_000
+        rates: dict[str, tuple[float, float]] = {}
+        runs = (
+            ("full verify", args.processes, False),
+            ("full verify, one process", 1, False),
+            ("baseline: reference path (stdlib, line by line)", args.processes, True),
+        )
+        for label, processes, reference in runs:
             load = os.getloadavg()[0]
             cpu = _cpu_seconds()
             start = time.perf_counter()
-            report = verify_log(big_dir, processes=processes)
+            report = verify_log(big_dir, processes=processes, reference=reference)
             elapsed = time.perf_counter() - start
             used = _cpu_seconds() - cpu
             status = "intact" if report.exit_code == 0 else f"exit {report.exit_code}"
-            rate = args.entries / elapsed
-            verdict = "met" if rate >= 200_000 else "MISSED"
-            goal = f"; goal >= 200,000/s: {rate / 200_000:.2f}x the goal, {verdict}" if processes != 1 else ""
+            rate, per_cpu = args.entries / elapsed, args.entries / used
+            rates[label] = (rate, per_cpu)
+            note = ""
+            if label == "full verify":
+                cpus = _cpus()
+                verdict = "met" if rate >= goal else "MISSED"
+                note = (
+                    f"; goal >= {goal:,}/s wall: {rate / goal:.2f}x, {verdict}; "
+                    f"with {cpus} CPU(s) to itself it needs {goal / cpus:,.0f} entries per CPU s: "
+                    f"{per_cpu / (goal / cpus):.2f}x, {'met' if per_cpu * cpus >= goal else 'MISSED'}"
+                )
             rows.append(
                 (
                     f"{label}, {args.entries:,} entries ({size_mb:,.0f} MB, {checkpoints} checkpoints)",
                     f"{rate:,.0f} entries/s",
-                    f"{elapsed:.2f} s, {status}, {used:.1f} CPU s ({args.entries / used:,.0f} entries per CPU s), "
-                    f"load {load:.1f} on {os.cpu_count()} CPUs{goal}",
+                    f"{elapsed:.2f} s, {status}, {used:.1f} CPU s ({per_cpu:,.0f} entries per CPU s), "
+                    f"load {load:.1f} on {os.cpu_count()} CPUs{note}",
                 )
             )
+        (fast_wall, fast_cpu), (base_wall, base_cpu) = rates["full verify"], rates[runs[2][0]]
+        rows.append(
+            (
+                "full verify against the same-run baseline",
+                f"{fast_cpu / base_cpu:.2f}x per CPU s",
+                f"{fast_wall / base_wall:.2f}x wall (the machine's load moves wall time; CPU seconds less so)",
+            )
+        )
 
         # 3. one person's evidence: through the per-person index (index/), then by scanning the log.
         trust = load_trust(big_dir / "trusted-keys.txt")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from ..errors import EntryError
@@ -24,6 +25,8 @@ __all__ = [
     "checked_entry",
     "check_common",
     "check_fields",
+    "known_type",
+    "valid_date",
     "format_time",
     "parse_time",
     "now",
@@ -62,17 +65,41 @@ def _no_constant(text: str) -> Any:
 _decode = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant).decode
 
 _orjson: Any
-try:  # optional accelerator; the stdlib encoder above stays the definition of "canonical"
+try:  # a second accelerator, used only where msgspec is missing (both must agree with the stdlib)
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
+
+_msgspec: Any
+try:  # the accelerator; the stdlib encoder above stays the definition of "canonical"
+    import msgspec as _msgspec
+except ImportError:  # pragma: no cover - depends on the environment
+    _msgspec = None
+
+
+def _float_literal(text: str) -> Any:
+    raise ValueError("a float")  # msgspec reports it as a ValidationError: the line is the strict parser's
+
+
+if _msgspec is not None:
+    # msgspec decodes strictly in C: UTF-8 is validated, lone surrogate escapes, NaN, trailing
+    # commas, whitespace-only garbage and trailing data are errors, and with ``float_hook`` any
+    # float literal (``1.0``, ``1e5``, ``-0.0``) makes the decode fail. Its encoder with
+    # ``order="sorted"`` writes the stdlib's canonical spelling (sorted keys, no whitespace, only
+    # ``\" \\ \b \f \n \r \t \u00XX`` escaped): tests/audit/test_audit_entry.py checks every code point.
+    # https://jcristharif.com/msgspec/api.html#msgspec.json.Decoder (float_hook),
+    # https://jcristharif.com/msgspec/api.html#msgspec.json.Encoder (order)
+    _ms_decode = _msgspec.json.Decoder(float_hook=_float_literal).decode
+    _ms_encode = _msgspec.json.Encoder(order="sorted").encode
+    _MS_ERRORS: tuple[type[BaseException], ...] = (_msgspec.MsgspecError, ValueError, RecursionError)
 
 
 # A JSON float outside strings is ``-?D+(.D+)?([eE][-+]?D+)?`` between a ':', ',' or '[' and a
 # ',', ']' or '}' (a canonical line has no whitespace). With digits deleted, '-', '.', '+' and 'E'
 # read as 'e', and ':[]}' read as ',', it leaves a run of one to five 'e' between two commas:
 # ``,e,`` or ``ee,``. Strings may raise false alarms (the strict parser then decides); nothing
-# hides a float, and ``true,``/``false,`` leave ``ue,``/``se,``.
+# hides a float, and ``true,``/``false,`` leave ``ue,``/``se,``. (The orjson path's screen: orjson
+# has no hook for float literals.)
 _FLOAT_TABLE = bytes.maketrans(b"-.+E:[]}", b"eeee,,,,")
 _DIGITS = b"0123456789"
 
@@ -84,7 +111,15 @@ def _maybe_float(line: bytes) -> bool:
 
 
 def fast_parse(line: bytes) -> dict[str, Any] | None:
-    """The entry if orjson proves it canonical and float-free; None means "ask the strict parser"."""
+    """The entry if msgspec (or orjson) proves it canonical and float-free; None means "ask the strict parser"."""
+    if _msgspec is not None:
+        try:
+            obj = _ms_decode(line)
+            if type(obj) is dict and _ms_encode(obj) == line:
+                return obj
+        except _MS_ERRORS:
+            pass
+        return None
     if _orjson is None or _maybe_float(line):
         return None
     try:
@@ -96,12 +131,12 @@ def fast_parse(line: bytes) -> dict[str, Any] | None:
     return None
 
 
-#: Lines parsed and proven canonical together by ``fast_parse_many``: one orjson call each way per batch.
+#: Lines parsed and proven canonical together by ``fast_parse_many``: one decode and one encode per batch.
 BATCH = 512
 
 
 def fast_parse_many(lines: list[bytes]) -> list[dict[str, Any] | None]:
-    """``parse_entry`` for many lines at once, where orjson can prove them canonical as a batch.
+    """``parse_entry`` for many lines at once, where msgspec (or orjson) can prove them canonical as a batch.
 
     A batch of lines joined with commas into one JSON array parses to exactly one value per line
     and re-encodes (sorted keys) to the same bytes only if every line is its value's canonical
@@ -109,22 +144,27 @@ def fast_parse_many(lines: list[bytes]) -> list[dict[str, Any] | None]:
     fall in the same places. A batch that may hold a float or a long integer, or fails either test,
     gives None for each of its lines: the caller parses those one by one (``checked_entry``)."""
     out: list[dict[str, Any] | None] = [None] * len(lines)
-    if _orjson is None:
+    if _msgspec is not None:
+        loads, dumps, errors = _ms_decode, _ms_encode, _MS_ERRORS
+    elif _orjson is not None:
+        loads, errors = _orjson.loads, (ValueError,)
+        dumps = partial(_orjson.dumps, option=_orjson.OPT_SORT_KEYS)
+    else:
         return out
-    loads, dumps, sort = _orjson.loads, _orjson.dumps, _orjson.OPT_SORT_KEYS
     for start in range(0, len(lines), BATCH):
         chunk = lines[start : start + BATCH]
         joined = b"[" + b",".join(chunk) + b"]"
         if _SIXTEEN in joined.translate(_DIGITS_AS_ZERO):
             continue
-        t = joined.translate(_FLOAT_TABLE, _DIGITS)
-        if b",e," in t or b"ee," in t:
-            continue
+        if _msgspec is None:
+            t = joined.translate(_FLOAT_TABLE, _DIGITS)
+            if b",e," in t or b"ee," in t:
+                continue
         try:
             objs = loads(joined)
-        except ValueError:
+        except errors:
             continue
-        if len(objs) != len(chunk) or dumps(objs, option=sort) != joined:
+        if len(objs) != len(chunk) or dumps(objs) != joined:
             continue
         out[start : start + len(chunk)] = objs
     return out
@@ -147,7 +187,7 @@ def common_ok(obj: Any, index: int, origin: str) -> bool:
         and (kind in _TYPES_SEEN or _new_type(kind))
         and type(ts) is str
         and _TIME_MATCH(ts) is not None
-        and _valid_date(ts)
+        and valid_date(ts)
     )
 
 
@@ -210,6 +250,8 @@ def strict_parse(line: bytes) -> dict[str, Any]:
         raise
     except ValueError as exc:
         raise EntryError(f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise EntryError("nested too deeply to parse") from None
     if not isinstance(obj, dict):
         raise EntryError("not a JSON object")
     if _encode(obj) != text:
@@ -217,9 +259,11 @@ def strict_parse(line: bytes) -> dict[str, Any]:
     return obj
 
 
-def checked_entry(line: bytes, index: int, origin: str) -> dict[str, Any]:
-    """``parse_entry`` then ``check_common``: the entry at ``index`` of the log ``origin``."""
-    obj = fast_parse(line)
+def checked_entry(line: bytes, index: int, origin: str, *, accelerated: bool = True) -> dict[str, Any]:
+    """``parse_entry`` then ``check_common``: the entry at ``index`` of the log ``origin``.
+
+    ``accelerated=False`` parses with the standard library only (``strict_parse``): the reference."""
+    obj = fast_parse(line) if accelerated else None
     if obj is None:
         obj = strict_parse(line)
     if _long_number(line):
@@ -230,6 +274,11 @@ def checked_entry(line: bytes, index: int, origin: str) -> dict[str, Any]:
 
 
 _TYPES_SEEN: set[str] = set()
+
+
+def known_type(kind: Any) -> bool:
+    """Whether ``kind`` is a well-formed entry type (``TYPE_RE``), remembering the ones seen."""
+    return type(kind) is str and (kind in _TYPES_SEEN or _new_type(kind))
 
 
 def _new_type(kind: str) -> bool:
@@ -263,14 +312,15 @@ def check_common(obj: dict[str, Any], index: int, origin: str) -> None:
     if not isinstance(t, str) or not TYPE_RE.match(t):
         raise EntryError(f"'type' {t!r} is missing or malformed")
     ts = obj.get("time")
-    if not isinstance(ts, str) or not TIME_RE.match(ts) or not _valid_date(ts):
+    if not isinstance(ts, str) or not TIME_RE.match(ts) or not valid_date(ts):
         raise EntryError(f"'time' {ts!r} is not UTC with milliseconds (YYYY-MM-DDTHH:MM:SS.mmmZ)")
 
 
 _DATES: dict[str, bool] = {}
 
 
-def _valid_date(ts: str) -> bool:
+def valid_date(ts: str) -> bool:
+    """Whether the ``YYYY-MM-DD`` that ``ts`` (matched by ``TIME_RE``) starts with is a real date."""
     day = ts[:10]
     ok = _DATES.get(day)
     if ok is None:

@@ -10,17 +10,32 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import sys
 from array import array
 from dataclasses import dataclass, field
+from functools import partial
 from hashlib import sha256
 from itertools import accumulate
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from ._cases import CaseBook, CaseRecord
-from ._entry import EntryError, checked_entry, common_ok, fast_parse_many, parse_time
+from ._cases import CaseBook, CaseRecord, item_key
+from ._entry import (
+    BATCH,
+    FORMAT_VERSION,
+    TIME_RE,
+    EntryError,
+    checked_entry,
+    common_ok,
+    fast_parse_many,
+    known_type,
+    parse_time,
+    valid_date,
+)
 from ._index import NO_PERSON, RECORD, line_tag, person_tag
+from ._merkle import Subtrees
 
 __all__ = [
     "Part",
@@ -35,8 +50,6 @@ __all__ = [
 
 MAX_LISTED = 50
 BACKWARDS_TOLERANCE_S = 2
-BLOCK_LEVEL = 12  # leaves are folded in aligned blocks of 4096 with a plain compact range
-BLOCK = 1 << BLOCK_LEVEL
 CASE_TYPES = frozenset({"action", "case_opened", "case_closed", "case_undone", "approval"})
 _UNSEEN = object()
 
@@ -67,18 +80,51 @@ class Part:
     index_end: int | None = None  # byte offset just after the entries the index covers, if in this stretch
 
 
-def _push(stack: list[Node], pos: int, level: int, h: bytes) -> None:
-    """Append the subtree ``h`` of ``2**level`` leaves starting at leaf ``pos``, merging aligned siblings."""
-    while stack and stack[-1][0] == level and (pos >> level) & 1:
-        h = sha256(b"\x01" + stack.pop()[1] + h).digest()
-        pos -= 1 << level
-        level += 1
-    stack.append((level, h))
+def _batch_ok(objs: list[Any], first: int, origin: str) -> bool:
+    """``common_ok`` but for ``person`` for entries ``first``.. of a batch at once (False: check them one by one).
+
+    The caller checks ``person`` (absent, or an object with a non-empty string ``id``) as it reads it.
+
+    Each common field is gathered in one pass over the batch and checked as a whole: ``seq`` are
+    the integers ``first``.., ``v`` all the integer 1, ``log`` all ``origin``, each distinct ``type``
+    and day valid, every ``time`` matched by one regular expression over the batch's times joined by
+    LF (each time has 24 characters, none of them LF, so the match splits at the joins), ``person_prev``
+    an integer or null."""
+    try:
+        return bool(objs) and set(map(type, objs)) == {dict} and _batch_fields_ok(objs, first, origin)
+    except (TypeError, KeyError):  # a field missing, or unhashable where a string or an integer belongs
+        return False
 
 
-def _block_nodes(stack: list[bytes], size: int) -> list[Node]:
-    levels = [b for b in range(size.bit_length() - 1, -1, -1) if size >> b & 1]
-    return list(zip(levels, stack))
+def _batch_fields_ok(objs: list[dict[str, Any]], first: int, origin: str) -> bool:
+    seqs, vs, logs, kinds, times = zip(*map(_FIELDS, objs))  # one pass, then a tuple per field
+    if seqs != tuple(range(first, first + len(objs))) or set(map(type, seqs)) != _INT:
+        return False  # == alone lets true stand for 1
+    if set(vs) != _VERSION or set(map(type, vs)) != _INT:  # the types of all, not of the set: {1, True} == {1}
+        return False
+    if set(logs) != {origin} or not all(map(known_type, set(kinds))):
+        return False
+    if set(map(type, times)) != _STR or set(map(len, times)) != _TIME_LENGTH or _TIMES_MATCH("\n".join(times)) is None:
+        return False
+    if not all(map(valid_date, {t[:10] for t in times})):
+        return False
+    return {type(o.get("person_prev")) for o in objs} <= _PREV_TYPES
+
+
+_FIELDS = itemgetter("seq", "v", "log", "type", "time")
+_INT, _STR, _VERSION, _TIME_LENGTH = {int}, {str}, {FORMAT_VERSION}, {24}
+_PREV_TYPES = {int, type(None)}
+#: ``TIME_RE`` repeated, LF between: the times of a batch in one match.
+_TIMES_MATCH = re.compile(rf"(?:{TIME_RE.pattern[:-2]}\n)*{TIME_RE.pattern}").match
+
+
+def _never(objs: list[Any], first: int, origin: str) -> bool:
+    return False
+
+
+def _person_id(person: dict[str, Any]) -> bool:
+    pid = person.get("id")
+    return type(pid) is str and pid != ""
 
 
 def person_problem(pid: str, prev: Any, expected: Any) -> str:
@@ -119,92 +165,96 @@ def _scan(
     sla_seconds: int | None,
     cache: Path | None,
     index_at: tuple[Path, int, int] | None = None,
+    reference: bool = False,
 ) -> tuple[Part, CaseBook]:
     """Check entries ``first``.. of ``origin``; the chains that cross stretches are left to the merge.
 
     ``index_at`` is ``(records.bin, entries it covers, this stretch's byte offset)``: the records of
-    the stretch's entries are recomputed and compared."""
+    the stretch's entries are recomputed and compared. ``reference`` turns every accelerator off:
+    each line is parsed by the standard library and checked on its own, and every case entry goes
+    through ``CaseBook.add`` (the path the fast one must
+    agree with, report for report; tests/audit/test_audit_verify_fast.py)."""
     part = Part(first, len(lines))
+    end = first + len(lines)
+    sha = sha256
+    hashes = b"".join([sha(b"\x00" + line).digest() for line in lines])
+    tree = Subtrees(first, hashes)
+    part.nodes = tree.cover(end)
+    part.snaps = {size: tree.cover(size) for size in wanted if first < size <= end}
+    del tree
     whose: list[Any] = []  # per entry: its person.id, None, or (a line that failed its checks) its tag
     keep_whose = whose.append
     book = CaseBook()
-    add_case = book.add
-    hashes: list[bytes] = []
-    keep_hash = hashes.append
+    add_case, cases = book.add, book.cases
     bad, late = part.bad, part.late
     persons: dict[str, int] = part.person_last
     firsts = part.person_first
     rotations = part.rotations
-    snaps = part.snaps
-    sha, check, ok, push = sha256, checked_entry, common_ok, _push
-    parsed = fast_parse_many(lines)
-    outer: list[Node] = []  # whole blocks (and leaves before the first block boundary)
-    block: list[bytes] = []  # compact range of the current block
-    filled = 0
-    aligned = first % BLOCK == 0
+    ok, person_id = common_ok, _person_id
+    check = partial(checked_entry, accelerated=not reference)
+    parsed: list[Any] = [None] * len(lines) if reference else fast_parse_many(lines)
+    batch_ok = _never if reference else _batch_ok
+    inline = not reference  # the reference hands every case entry to CaseBook.add
     prev_time = ""
-    for index, line in enumerate(lines, first):
-        h = sha(b"\x00" + line).digest()
-        keep_hash(h)
-        if aligned:
-            n, x = filled, h
-            while n & 1:
-                x = sha(b"\x01" + block.pop() + x).digest()
-                n >>= 1
-            block.append(x)
-            filled += 1
-            if filled == BLOCK:
-                push(outer, index + 1 - BLOCK, BLOCK_LEVEL, x)
-                block, filled = [], 0
-        else:
-            push(outer, index, 0, h)
-            aligned = (index + 1) % BLOCK == 0
-        if index + 1 in wanted:
-            snaps[index + 1] = outer + _block_nodes(block, filled)
-        obj = parsed[index - first]
-        try:
-            if obj is None or not ok(obj, index, origin):
-                obj = check(line, index, origin)
-        except EntryError as exc:
-            part.bad_count += 1
-            if len(bad) < MAX_LISTED:
-                bad.append((index, str(exc)))
-            keep_whose(line_tag(line))
-            continue
-        person = obj.get("person")
-        if isinstance(person, dict) and isinstance(person.get("id"), str):
-            pid = person["id"]
-            keep_whose(pid)
-            prev = obj.get("person_prev", "missing")
-            last = persons.get(pid, _UNSEEN)
-            if last is _UNSEEN:
-                firsts.append((pid, index, prev))
-            elif prev != last:
-                part.bad_count += 1
-                if len(bad) < MAX_LISTED:
-                    bad.append((index, person_problem(pid, prev, last)))
-            persons[pid] = index
-        else:
-            keep_whose(None)
-            if "person_prev" in obj:
-                part.bad_count += 1
-                if len(bad) < MAX_LISTED:
-                    bad.append((index, "person_prev without a person.id"))
-        ts = obj["time"]
-        if ts >= prev_time:
-            prev_time = ts
-            if part.first_time is None:
-                part.first_time = (index, ts)
-        else:
-            what = time_finding(ts, prev_time)
-            if what:
-                late.append((index, what))
-        kind = obj["type"]
-        if kind == "key_rotation":
-            rotations.append((index, obj.get("new")))
-        elif kind in CASE_TYPES:
-            add_case(obj)
-    part.nodes = outer + _block_nodes(block, filled)
+    for start in range(0, len(lines), BATCH):
+        batch = parsed[start : start + BATCH]
+        trusted = batch_ok(batch, first + start, origin)  # the common fields but person, at once
+        for index, obj in enumerate(batch, first + start):
+            person: Any = obj.get("person", _UNSEEN) if trusted else _UNSEEN
+            if not (trusted and (person is _UNSEEN or (type(person) is dict and person_id(person)))):
+                try:
+                    if obj is None or not ok(obj, index, origin):
+                        obj = check(lines[index - first], index, origin)
+                except EntryError as exc:
+                    part.bad_count += 1
+                    if len(bad) < MAX_LISTED:
+                        bad.append((index, str(exc)))
+                    keep_whose(line_tag(lines[index - first]))
+                    continue
+                person = obj.get("person", _UNSEEN)
+            if person is not _UNSEEN:  # checked: an object with a non-empty string id
+                pid = person["id"]
+                keep_whose(pid)
+                prev = obj.get("person_prev", "missing")
+                last = persons.get(pid, _UNSEEN)
+                if last is _UNSEEN:
+                    firsts.append((pid, index, prev))
+                elif prev != last:
+                    part.bad_count += 1
+                    if len(bad) < MAX_LISTED:
+                        bad.append((index, person_problem(pid, prev, last)))
+                persons[pid] = index
+            else:
+                keep_whose(None)
+                if "person_prev" in obj:
+                    part.bad_count += 1
+                    if len(bad) < MAX_LISTED:
+                        bad.append((index, "person_prev without a person.id"))
+            ts = obj["time"]
+            if ts >= prev_time:
+                prev_time = ts
+                if part.first_time is None:
+                    part.first_time = (index, ts)
+            else:
+                what = time_finding(ts, prev_time)
+                if what:
+                    late.append((index, what))
+            kind = obj["type"]
+            if kind == "action" and inline:  # most entries: CaseBook.add's action branch, inline
+                case = obj.get("case")
+                if type(case) is str:
+                    record = cases.get(case)
+                    if record is None:
+                        record = cases[case] = CaseRecord(case)
+                    if person is not _UNSEEN and record.person is None:
+                        record.person = pid
+                    result = obj.get("result")
+                    key = item_key(obj.get("system"), obj.get("account"), obj.get("kind"))
+                    (record.reversed if result == "undone" else record.actions)[key] = (result, obj.get("responded_at"))
+            elif kind in CASE_TYPES:
+                add_case(obj)
+            elif kind == "key_rotation":
+                rotations.append((index, obj.get("new")))
     part.max_time = prev_time
     part.cases = list(book.cases)
     part.case_findings = {case: found for case, record in book.cases.items() if (found := record.findings(sla_seconds))}
@@ -250,14 +300,14 @@ def _check_records(part: Part, lines: list[bytes], whose: list[Any], records: Pa
     )
 
 
-def _cache_diff(cache: Path, first: int, hashes: list[bytes]) -> int | None:
+def _cache_diff(cache: Path, first: int, hashes: bytes) -> int | None:
     """The first leaf of this stretch whose hash in the cache file differs (missing ones are the merge's)."""
     with open(cache, "rb") as f:
         f.seek(first * 32)
-        cached = f.read(len(hashes) * 32)
-    if cached == b"".join(hashes)[: len(cached)]:
+        cached = f.read(len(hashes))
+    if cached == hashes[: len(cached)]:
         return None
-    return next(first + i for i, h in enumerate(hashes) if cached[i * 32 : i * 32 + 32] != h)
+    return next(first + i // 32 for i in range(0, len(cached), 32) if cached[i : i + 32] != hashes[i : i + 32])
 
 
 def read_lines(path: Path, begin: int, end: int) -> list[bytes]:

@@ -93,7 +93,10 @@ def load_trust(path: Path) -> TrustList:
 
 
 def verify_log(directory: Path, trust: TrustList | None = None, **options: Any) -> Report:
-    """Verify entries, leaf-hash cache, every stored checkpoint and any pinned checkpoints."""
+    """Verify entries, leaf-hash cache, every stored checkpoint and any pinned checkpoints.
+
+    ``reference=True`` parses every line with the standard library alone, one by one: slower, the
+    same report (for an auditor who wants no accelerator between the bytes and the verdict)."""
     enabled = gc.isenabled()
     gc.disable()  # the scan allocates millions of short-lived objects; collections would dominate
     try:
@@ -114,6 +117,7 @@ def _verify_log(
     processes: int | None = None,
     witness_keys: Sequence[WitnessKey] = (),
     min_witnesses: int = 0,
+    reference: bool = False,
 ) -> Report:
     directory = Path(directory)
     source = "given"
@@ -149,7 +153,7 @@ def _verify_log(
         records: dict[str, list[CaseRecord]] = {}
         if workers is not None:
             try:
-                parts = workers.scan(origin, wanted, sla_seconds, cache_path, index_at)
+                parts = workers.scan(origin, wanted, sla_seconds, cache_path, index_at, reference)
                 records = workers.records(parts)
             except _WorkerFailed:
                 parts = None  # fall back to one pass here: same checks, same report
@@ -157,7 +161,9 @@ def _verify_log(
             ranges = [(0, end)] if end else []
             whole = (index_at[0], index_at[1], 0) if index_at is not None else None
             parts = (
-                [scan(read_lines(path, 0, end), 0, origin, wanted, sla_seconds, cache_path, whole)[0]] if end else []
+                [scan(read_lines(path, 0, end), 0, origin, wanted, sla_seconds, cache_path, whole, reference)[0]]
+                if end
+                else []
             )
     finally:
         if workers is not None:
@@ -171,7 +177,7 @@ def _verify_log(
             "newline (opening the log for writing quarantines it in a recovery entry)",
         )
     n = report.size = sum(part.count for part in parts)
-    roots = _merge(report, parts, ranges, path, origin)
+    roots = _merge(report, parts, ranges, path, origin, reference)
 
     if cache_path is not None:
         cached = os.path.getsize(cache_path)
@@ -326,7 +332,7 @@ def _checkpoints(
 
 
 def _merge(
-    report: Report, parts: list[Part], ranges: list[tuple[int, int]], path: Path, origin: str
+    report: Report, parts: list[Part], ranges: list[tuple[int, int]], path: Path, origin: str, reference: bool = False
 ) -> dict[int, bytes]:
     """Join the stretches in log order: tree roots, per-person chains, time order, entry problems."""
     prefix = CompactRange()
@@ -353,7 +359,7 @@ def _merge(
                 listed.append((index, person_problem(pid, prev, expected)))
         persons.update(part.person_last)
         if part.first_time is not None and part.first_time[1] < latest_time:
-            late.extend(_retime(path, begin, end, part, origin, latest_time))
+            late.extend(_retime(path, begin, end, part, origin, latest_time, reference))
         else:
             late.extend(part.late)
         latest_time = max(latest_time, part.max_time)
@@ -367,7 +373,9 @@ def _merge(
     return roots
 
 
-def _retime(path: Path, begin: int, end: int, part: Part, origin: str, latest: str) -> list[tuple[int, str]]:
+def _retime(
+    path: Path, begin: int, end: int, part: Part, origin: str, latest: str, reference: bool = False
+) -> list[tuple[int, str]]:
     """A stretch's backward-time findings when it starts before the time reached in the stretches before it."""
     out: list[tuple[int, str]] = []
     prev, own, stop = latest, "", part.first + part.count
@@ -376,7 +384,7 @@ def _retime(path: Path, begin: int, end: int, part: Part, origin: str, latest: s
             stop = index
             break
         try:
-            ts = checked_entry(line, index, origin)["time"]
+            ts = checked_entry(line, index, origin, accelerated=not reference)["time"]
         except EntryError:
             continue
         if ts >= prev:
@@ -432,9 +440,9 @@ def _work(conn: Any, path: Path, begin: int, end: int) -> None:
     try:
         lines = read_lines(path, begin, end)
         conn.send(len(lines))
-        first, origin, wanted, sla_seconds, cache, records = conn.recv()
+        first, origin, wanted, sla_seconds, cache, records, reference = conn.recv()
         index = (records[0], records[1], begin) if records is not None else None
-        part, book = scan(lines, first, origin, wanted, sla_seconds, cache, index)
+        part, book = scan(lines, first, origin, wanted, sla_seconds, cache, index, reference)
         del lines
         conn.send(part)
         conn.send({case: book.cases[case] for case in conn.recv()})
@@ -484,12 +492,13 @@ class _Workers:
         sla_seconds: int | None,
         cache: Path | None,
         records: tuple[Path, int] | None,
+        reference: bool = False,
     ) -> list[Part]:
         """Scan every stretch; each learns its first index once all have counted their lines."""
         counts = [self._recv(conn) for conn in self.conns]
         first = 0
         for conn, count in zip(self.conns, counts):
-            conn.send((first, origin, wanted, sla_seconds, cache, records))
+            conn.send((first, origin, wanted, sla_seconds, cache, records, reference))
             first += count
         return [self._recv(conn) for conn in self.conns]
 

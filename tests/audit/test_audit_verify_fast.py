@@ -1,0 +1,238 @@
+"""The fast verify path (msgspec batches, per-batch common checks, subtrees in bulk) against the reference path.
+
+The reference is every line through the standard library's strict parser and ``check_common``:
+the same report, problem for problem, for a log spoiled in any of the ways below, with one
+process or two, whatever batch the spoiled line falls in.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from hashlib import sha256
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from offboard.audit import AuditLog, KeySigner, _entry, _scan, verify_log
+from offboard.audit._entry import BATCH, canonical
+from offboard.audit._merkle import CompactRange, Subtrees, leaf_hash, root_of
+from offboard.audit._note import generate_skey
+
+ENTRIES = 2 * BATCH + 300  # three batches: spoiled lines land at batch edges and inside
+
+
+@pytest.fixture(scope="module")
+def big_log(tmp_path_factory) -> Path:
+    """About 1,300 entries of cases, a checkpoint after every few cases."""
+    directory = tmp_path_factory.mktemp("fast") / "audit"
+    origin = "fast.example/offboard/audit/v1"
+    with AuditLog.open(directory, origin, signer=KeySigner(generate_skey(origin))) as log:
+        n = 0
+        while log.size < ENTRIES:
+            log.append_many(_case(n))
+            if n % 7 == 0:
+                log.checkpoint()
+            n += 1
+        log.checkpoint()
+    return directory
+
+
+def _case(n: int) -> list[tuple[str, dict]]:
+    """A case the way the engine logs one: opened with a plan, an action per account, closed."""
+    person, case, systems = {"id": f"p-{n % 97}"}, f"case-{n}", ("entra", "github", "slack")
+    plan = [
+        {"system": s, "account": {"id": f"{s}-{n}", "name": f"u{n}@{s}.example"}, "kind": "disable_account"}
+        for s in systems
+    ]
+    entries = [
+        ("case_opened", {"case": case, "person": person, "plan": plan, "termination_at": "2026-01-01T00:00:00.000Z"})
+    ]
+    for item in plan:
+        action = {
+            **item,
+            "case": case,
+            "person": person,
+            "result": "verified",
+            "responded_at": "2026-01-01T00:05:00.000Z",
+        }
+        entries.append(("action", action))
+    counts = {"verified": len(systems)}
+    entries.append(("case_closed", {"case": case, "person": person, "status": "complete", "counts": counts}))
+    return entries
+
+
+def _edit(line: bytes, change) -> bytes:
+    obj = json.loads(line)
+    change(obj)
+    return canonical(obj)
+
+
+def _set(key, value):
+    return lambda obj: obj.__setitem__(key, value)
+
+
+SPOILS = {
+    "seq+1": lambda line: _edit(line, lambda o: o.__setitem__("seq", o["seq"] + 1)),
+    "seq true": lambda line: (
+        _edit(line, _set("seq", True)) if b'"seq":1,' in line else line.replace(b'"v":1', b'"v":true')
+    ),
+    "v true": lambda line: line.replace(b'"v":1', b'"v":true'),
+    "v 2": lambda line: line.replace(b'"v":1', b'"v":2'),
+    "log": lambda line: _edit(line, _set("log", "other.example/log")),
+    "type bad": lambda line: _edit(line, _set("type", "Case Opened")),
+    "type list": lambda line: _edit(line, _set("type", ["action"])),
+    "type unknown": lambda line: _edit(line, _set("type", "something_new")),
+    "time 25h": lambda line: _edit(line, lambda o: o.__setitem__("time", "2026-01-01T25:00:00.000Z")),
+    "time 30 Feb": lambda line: _edit(line, _set("time", "2026-02-30T10:00:00.000Z")),
+    "time LF": lambda line: _edit(line, _set("time", "2026-01-01T00:00:00.000Z\n2026-01-01T00:00:00.000Z")),
+    "time short": lambda line: _edit(line, _set("time", "2026-01-01T00:00:00.00Z")),
+    "time digits": lambda line: _edit(line, _set("time", "\u0662026-01-01T00:00:00.000Z")),
+    "time int": lambda line: _edit(line, _set("time", 20260101)),
+    "time back": lambda line: _edit(line, _set("time", "2020-01-01T00:00:00.000Z")),
+    "no time": lambda line: _edit(line, lambda o: o.pop("time")),
+    "person null": lambda line: _edit(line, _set("person", None)),
+    "person id empty": lambda line: _edit(line, _set("person", {"id": ""})),
+    "person id int": lambda line: _edit(line, _set("person", {"id": 7})),
+    "person other": lambda line: _edit(line, _set("person", {"id": "p-other"})),
+    "person gone": lambda line: _edit(line, lambda o: o.pop("person", None)),
+    "person_prev str": lambda line: _edit(line, _set("person_prev", "3")),
+    "person_prev bool": lambda line: _edit(line, _set("person_prev", False)),
+    "person_prev wrong": lambda line: _edit(line, _set("person_prev", 0)),
+    "float": lambda line: line[:-1] + b',"zz":1.5}',
+    "long int": lambda line: line[:-1] + b',"zz":9007199254740993}',
+    "duplicate key": lambda line: line[:-1] + b',"v":1}',
+    "space": lambda line: line.replace(b":", b": ", 1),
+    "escape": lambda line: line.replace(b'"v"', b'"\\u0076"'),
+    "not an object": lambda line: b"[" + line + b"]",
+    "bad utf-8": lambda line: line.replace(b'"v":1', b'"v":1,"\xff":1'),
+    "result undone": lambda line: _edit(line, _set("result", "undone")) if b'"type":"action"' in line else line,
+    "account odd": lambda line: _edit(line, _set("account", {"name": ["x"]})) if b'"type":"action"' in line else line,
+    "case int": lambda line: _edit(line, _set("case", 5)),
+    "key rotation": lambda line: _edit(line, _set("type", "key_rotation")),
+}
+
+
+def _spoil(directory: Path, target: Path, picks: list[tuple[str, int]]) -> None:
+    """Copy the log and spoil the lines picked; the leaf-hash cache is kept consistent, as an attacker would."""
+    import shutil
+
+    shutil.copytree(directory, target)
+    lines = (target / "entries.jsonl").read_bytes().splitlines()
+    for name, i in picks:
+        if name == "delete":
+            del lines[i % len(lines)]
+        elif name == "swap":
+            i %= len(lines) - 1
+            lines[i], lines[i + 1] = lines[i + 1], lines[i]
+        else:
+            lines[i % len(lines)] = SPOILS[name](lines[i % len(lines)])
+    (target / "entries.jsonl").write_bytes(b"".join(line + b"\n" for line in lines))
+    (target / "leafhashes.bin").write_bytes(b"".join(leaf_hash(line) for line in lines))
+
+
+def _report(directory: Path, processes: int, reference: bool = False) -> dict:
+    return verify_log(directory, processes=processes, sla_seconds=3600, reference=reference).as_dict()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    picks=st.lists(
+        st.tuples(st.sampled_from([*SPOILS, "delete", "swap"]), st.integers(0, ENTRIES + 10)), min_size=1, max_size=3
+    ),
+    processes=st.sampled_from([1, 2]),
+)
+def test_fast_and_reference_paths_give_the_same_report(big_log, tmp_path_factory, picks, processes):
+    target = tmp_path_factory.mktemp("spoiled") / "audit"
+    _spoil(big_log, target, picks)
+    assert _report(target, processes) == _report(target, processes, reference=True)
+
+
+@pytest.mark.parametrize("name", sorted(SPOILS))
+def test_each_spoil_at_a_batch_edge(big_log, tmp_path, name):
+    """Each spoil on the last line of the first batch and the first of the second."""
+    target = tmp_path / "audit"
+    _spoil(big_log, target, [(name, BATCH - 1), (name, BATCH)])
+    assert _report(target, 1) == _report(target, 1, reference=True)
+
+
+def test_the_reference_path_uses_no_accelerator(big_log, monkeypatch):
+    def refuse(*args):
+        raise AssertionError("an accelerator was used")
+
+    monkeypatch.setattr(_entry, "fast_parse", refuse)
+    monkeypatch.setattr(_scan, "fast_parse_many", refuse)
+    monkeypatch.setattr(_scan, "_batch_ok", refuse)
+    assert _report(big_log, 1, reference=True)["exit_code"] == 0
+
+
+def test_the_untouched_log_is_intact_both_ways(big_log):
+    assert _report(big_log, 1)["exit_code"] == 0
+    assert _report(big_log, 2)["exit_code"] == 0
+    assert _report(big_log, 2, reference=True)["exit_code"] == 0
+
+
+def test_the_batch_check_refuses_what_common_ok_refuses():
+    """One time that is two (the regex runs over the times joined by LF), true for 1, a wrong type or log."""
+    lines = [
+        canonical({"log": "o", "seq": i, "time": "2026-01-01T00:00:00.000Z", "type": "note", "v": 1}) for i in range(4)
+    ]
+    objs = [json.loads(line) for line in lines]
+    assert _scan._batch_ok(objs, 0, "o")
+    objs[1]["time"] = "2026-01-01T00:00:00.000Z\n2026-01-01T00:00:00.000Z"
+    assert not _scan._batch_ok(objs, 0, "o")
+    objs[1]["time"] = "2026-01-01T00:00:00.000Z"
+    for key, value in (("seq", True), ("v", True), ("person_prev", True), ("type", None), ("log", "p")):
+        spoiled = [dict(o) for o in objs]
+        spoiled[2][key] = value if key != "seq" else (True if value is True else 2)
+        assert not _scan._batch_ok(spoiled, 0, "o"), key
+    objs[1]["seq"] = True  # 1 == True: the types are checked too
+    assert not _scan._batch_ok(objs, 0, "o")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 300), st.integers(0, 300), st.lists(st.integers(0, 300), max_size=6))
+def test_subtrees_cover_gives_the_compact_range_root(first, length, sizes):
+    leaves = [sha256(i.to_bytes(4, "big")).digest() for i in range(first + length)]
+    tree = Subtrees(first, b"".join(leaves[first:]))
+    for size in [first, first + length, *(first + s % (length + 1) for s in sizes)]:
+        prefix = CompactRange()
+        prefix.extend(leaves[:first])
+        for level, node in tree.cover(size):
+            prefix.append_subtree(level, node)
+        assert prefix.root() == root_of(leaves[:size])
+
+
+def test_msgspec_encoder_matches_stdlib_for_every_code_point():
+    """The fast path's canonical check is msgspec's sorted encoding: it must be the stdlib's, character for character."""
+    if _entry._msgspec is None:
+        pytest.skip("msgspec not installed")
+    stdlib = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+    encode = _entry._ms_encode
+    for cp in [*range(0, 0xD800), *range(0xE000, 0x110000)]:
+        obj = {"k": chr(cp), chr(cp): [chr(cp), 1]}
+        assert encode(obj) == stdlib(obj).encode(), hex(cp)
+    keys = [chr(cp) for cp in random.Random(7).sample(range(0x110000), 2000) if not 0xD800 <= cp < 0xE000]
+    obj = dict.fromkeys(keys, 0)
+    assert encode(obj) == stdlib(obj).encode()  # sorted by code point, as Python sorts str
+
+
+def test_a_line_nested_too_deeply_is_an_entry_problem_not_a_crash():
+    line = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert _entry.fast_parse(line) is None and _entry.fast_parse_many([line]) == [None]
+    with pytest.raises(_entry.EntryError, match="nested too deeply"):
+        _entry.checked_entry(line, 0, "o")
+
+
+def test_actions_without_a_person_name_no_one(big_log, tmp_path):
+    """A case whose entries name no person (its open retyped): its finding names no person, not the last one seen."""
+    target = tmp_path / "audit"
+    _spoil(big_log, target, [("type unknown", 0), *(("person gone", i) for i in range(1, 5))])
+    for processes in (1, 2):
+        fast = _report(target, processes)
+        assert fast == _report(target, processes, reference=True)
+        assert "case case-0: actions or a close without a case_opened entry" in str(fast["problems"])
