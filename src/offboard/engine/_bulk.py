@@ -10,6 +10,14 @@ actions covered, ``_schedule.bulk_plan``), guarded like a sweep (``limits.max_ca
 never planned), and estimated (``_eta``). A guard halts the run before any action and
 records why with the ETA; ``approve`` with an approver's name records the approval and
 proceeds. Cases open with trigger ``bulk`` and run in one critical-first batch.
+
+``from_inventory``: plan from the account inventory (``inventory._inventory``) instead of
+discovering each person on every system: one paged listing per system (``sync``, or the
+stored inventory as last synced) replaces about ten discovery requests per person. Where
+the inventory cannot answer for a person (a system that cannot list, whose sync failed, or
+that holds active accounts with nothing to correlate by and none tied to this person), that
+person is discovered on that system alone. It needs a people source (the inventory ties
+accounts to people from it).
 """
 
 from __future__ import annotations
@@ -55,6 +63,8 @@ class BulkResult:
     cases: list[Any] = field(default_factory=list)
     nothing: list[tuple[str, str]] = field(default_factory=list)  # (person, why no case)
     cancelled: bool = False  # turned down at the prompt: nothing was opened
+    sync: Any = None  # from_inventory: the inventory sync made first (inventory._inventory.SyncReport)
+    discovered: dict[str, int] = field(default_factory=dict)  # from_inventory: system -> people discovered there
 
     @property
     def ok(self) -> bool:
@@ -96,6 +106,8 @@ class BulkResult:
             "plans": [p.to_dict() for p in self.plans],
             "cases": [c.to_dict() for c in self.cases],
             "nothing_to_do": [{"person": p, "why": w} for p, w in self.nothing],
+            **({"sync": self.sync.to_dict()} if self.sync is not None else {}),
+            **({"discovered": dict(self.discovered)} if self.discovered else {}),
         }
 
 
@@ -175,8 +187,13 @@ def revoke_many(
     threads: int = 8,
     progress: Callable[[dict[str, Any]], None] | None = None,
     confirm: Callable[[BulkResult], bool] | None = None,
+    from_inventory: bool = False,
+    sync: bool = True,
 ) -> BulkResult:
-    """Resolve, plan, guard, estimate, then (unless halted, a dry run, or ``confirm`` says no) run everyone's cases."""
+    """Resolve, plan, guard, estimate, then (unless halted, a dry run, or ``confirm`` says no) run everyone's cases.
+
+    ``from_inventory``: plan from the inventory (see the module docstring); ``sync``: list every system first
+    (else the stored inventory as last synced)."""
     approver = (approver or "").strip() or None
     if approve and not approver:
         raise ApprovalRequired("--approve needs --approver NAME: the approval is recorded with the approver's name")
@@ -191,8 +208,13 @@ def revoke_many(
         raise UnknownPerson(f"{len(unknown)} of {len(people)} listed people are unknown: " + "; ".join(unknown[:20]))
     engine.check_connectors()
     result = BulkResult(people=[p.id for p in resolved], dry_run=dry_run)
-    with ThreadPoolExecutor(threads, thread_name_prefix="offboard-bulk-plan") as pool:
-        plans = list(pool.map(lambda p: _plan(engine, p, policy), resolved))
+    if from_inventory:
+        from ._inventory_plan import plan_from_inventory
+
+        plans, result.sync, result.discovered = plan_from_inventory(engine, resolved, policy, sync, threads)
+    else:
+        with ThreadPoolExecutor(threads, thread_name_prefix="offboard-bulk-plan") as pool:
+            plans = list(pool.map(lambda p: _plan(engine, p, policy), resolved))
     for person, plan in zip(resolved, plans, strict=True):
         if isinstance(plan, str):
             result.nothing.append((person.id, plan))
