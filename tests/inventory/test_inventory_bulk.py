@@ -99,3 +99,23 @@ def test_planning_from_the_inventory_needs_a_people_source(make_company, tmp_pat
     leavers = _people_file(tmp_path, ["user1@corp.example"])
     result = run("--config", str(company.config_path), "plan", "--from-file", leavers, "--from-inventory")
     assert result.exit_code != 0 and "needs a people source" in result.output
+
+
+def test_a_long_list_reads_the_people_source_once_not_once_per_person(make_company, tmp_path, run, monkeypatch):
+    from offboard.inventory._people import HRExport
+
+    company = _company(make_company, tmp_path, people=30)
+    reads = []
+    listed = HRExport.people
+
+    def counted(self):
+        reads.append(1)
+        yield from listed(self)
+
+    monkeypatch.setattr(HRExport, "people", counted)
+    leavers = _people_file(tmp_path, [f"user{i}@corp.example" for i in range(25)] + ["E0026"])  # an employee id too
+    result = run("--config", str(company.config_path), "plan", "--from-file", leavers, "--from-inventory", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["people"] == [f"user{i}@corp.example" for i in range(25)] + ["user26@corp.example"]
+    assert len(reads) <= 3  # the bulk lookup, the inventory's people index; never one per listed person

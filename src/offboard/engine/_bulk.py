@@ -37,6 +37,7 @@ from ..errors import ApprovalRequired, OffboardError, UnknownPerson
 from ..inventory import _inventory
 from ..inventory._sweep import destructive_reasons, guard
 from ..models import Person
+from ..people import identity_key
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -199,9 +200,10 @@ def revoke_many(
         raise ApprovalRequired("--approve needs --approver NAME: the approval is recorded with the approver's name")
     resolved: list[Person] = []
     unknown = []
+    known = _people_by_name(engine) if len(people) > 20 else {}
     for ref, where in people:
         try:
-            resolved.append(engine.resolve(ref))
+            resolved.append(known.get(identity_key(ref)) or engine.resolve(ref))
         except UnknownPerson as exc:
             unknown.append(f"{where}: {exc}")
     if unknown:
@@ -268,6 +270,19 @@ def revoke_many(
         },
     )
     return result
+
+
+def _people_by_name(engine: Engine) -> dict[str, Person]:
+    """Everyone in the people sources by id, email, alias and employee id (``identity_key``), read once: resolving
+    a long list one reference at a time reads every source once per reference. The first source, then the first
+    person in it, wins, as ``engine.resolve`` finds them; a reference not here is still resolved by it."""
+    out: dict[str, Person] = {}
+    for source in engine.people():
+        for person in source.people():
+            for name in (person.id, person.email, *person.aliases, person.employee_id):
+                if name:
+                    out.setdefault(identity_key(name), person)
+    return out
 
 
 def _plan(engine: Engine, person: Person, policy: str | None) -> Any:
