@@ -66,19 +66,30 @@ class GoogleWorkspaceConnector(GoogleHandover, Connector):
     default_rate = None
     default_concurrency = 10
     rate_limits = {"queries": (40.0, 40)}  # 2,400 a minute = 40/s; a burst of one second's worth
-    # Requests per action in a bulk run (apply + read-back), for the ETA ``offboard plan`` prints. The
-    # variable parts assume a leaver with 2 OAuth tokens, no app password or backup codes, and 2 groups.
+    # Requests per action in a bulk run (before-state read, apply, read-back), for the ETA ``offboard plan``
+    # prints: measured against the sandbox's company (docs/connectors/google_workspace.md, "Calls per action");
+    # the variable parts (tokens, groups, filters, devices, licence SKUs read) are that company's averages.
     calls = {
         ActionKind.DISABLE_ACCOUNT: {"queries": 3},  # users.get, users.update; users.get to read back
         ActionKind.REVOKE_SESSIONS: {"queries": 1},  # users.signOut; nothing to read back
-        ActionKind.REVOKE_TOKENS: {"queries": 8},  # 3 lists, a batch of 2 deletes; 3 lists to read back
-        ActionKind.REMOVE_MEMBERSHIPS: {"queries": 6},  # groups.list, 2 members.get, 2 members.delete; 1 list
+        ActionKind.REVOKE_TOKENS: {"queries": 8.4},  # 3 lists, a batch of deletes; 3 lists to read back
+        ActionKind.REMOVE_MEMBERSHIPS: {"queries": 7.7},  # groups.list, members.get and .delete batches; 1 list
         ActionKind.TRANSFER_OWNERSHIP: {"queries": 5},  # users.get, transfers.list, applications.list, insert; get
+        ActionKind.HANDOVER_MAILBOX: {"queries": 5},
+        ActionKind.SET_AUTO_REPLY: {"queries": 4},
+        ActionKind.REMOVE_FORWARDING: {"queries": 9.1},
+        ActionKind.REVOKE_APP_GRANTS: {"queries": 6},
+        ActionKind.WIPE_DEVICES: {"queries": 2.4},
+        ActionKind.REMOVE_LICENSES: {"queries": 32},  # one licenseAssignments.get per SKU the product offers
     }
     reads = {
         ActionKind.DISABLE_ACCOUNT: {"queries": 1},
         ActionKind.REVOKE_TOKENS: {"queries": 3},
         ActionKind.REMOVE_MEMBERSHIPS: {"queries": 1},
+        ActionKind.REMOVE_FORWARDING: {"queries": 3},
+        ActionKind.REVOKE_APP_GRANTS: {"queries": 3},
+        ActionKind.WIPE_DEVICES: {"queries": 1},
+        ActionKind.REMOVE_LICENSES: {"queries": 10},
     }
     permissions = SCOPES
     ordering = ORDERING
