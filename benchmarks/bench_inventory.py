@@ -163,7 +163,8 @@ def run_planning(people: int = 2000, scale: float = 1.0, baseline: int = 200, se
 
     configure_logging(-1)
     console.print(
-        f"[bold]Planning a bulk run[/]: {people:,} sandbox people x 5 systems, windows and connector rates scaled by "
+        f"[bold]Planning a bulk run[/]: {people:,} sandbox people x every sandbox system, windows and connector rates "
+        "scaled by "
         f"{scale:g}; machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start"
     )
     inv = _plan_once(people, people, scale, seed, from_inventory=True)
