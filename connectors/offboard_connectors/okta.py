@@ -112,6 +112,17 @@ class OktaConnector(Connector):
         "other": (600 / 60, 20),  # GET /api/v1/users/{id}/groups and other /api/v1 calls
     }
     permissions = (USERS_READ, USERS_MANAGE, GROUPS_MANAGE, LOGS_READ, APPS_READ, APPS_MANAGE)
+    # Requests per action in a bulk run (before-state read, apply, read-back), for the ETA ``offboard plan``
+    # prints, measured against the sandbox: the sessions' read-back reads the System Log (the "logs" lane).
+    calls = {
+        ActionKind.REVOKE_SESSIONS: {"user_get": 2, "logs": 2, "user_write": 1},
+        ActionKind.DISABLE_ACCOUNT: {"user_get": 3, "user_write": 1},
+        ActionKind.REMOVE_MEMBERSHIPS: {"other": 3, "groups_id": 3},
+    }
+    reads = {
+        ActionKind.DISABLE_ACCOUNT: {"user_get": 1},
+        ActionKind.REMOVE_MEMBERSHIPS: {"other": 1},
+    }
     residual_kinds = frozenset(
         {ActionKind.DISABLE_ACCOUNT, ActionKind.REMOVE_MEMBERSHIPS, ActionKind.REVOKE_APP_GRANTS}
     )

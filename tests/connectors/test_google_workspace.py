@@ -165,6 +165,26 @@ class TestGoogleWorkspace(SandboxContract):
         assert transfer_calls and all("my_customer" not in e.query for e in transfer_calls)
         assert any(f"customerId={sim.customer_id}" in e.query for e in transfer_calls)
 
+    def test_every_request_google_counts_takes_a_quota_token(self, connector, sandbox):
+        """Google's quota counts requests, each request inside a batch included: the connector takes one
+        token of its "queries" lane per request, so the engine paces it exactly at the vendor's limit."""
+        sim = sandbox.sim(SYSTEM)
+        ident = next(
+            i
+            for i in sandbox.company.in_system(SYSTEM)
+            if i.person and not i.admin and len(i.oauth_apps) >= 2 and len(i.groups) >= 2
+        )
+        account = connector.discover(ident.person)[0]
+        taken: list[str] = []
+        connector.throttle = taken.append
+        sim.log.clear()
+        for kind in (ActionKind.REVOKE_TOKENS, ActionKind.REMOVE_MEMBERSHIPS, ActionKind.DISABLE_ACCOUNT):
+            receipt = connector.apply(Action(kind, account))
+            assert connector.verify(receipt.action, receipt).ok
+        metered = [e for e in sim.log.entries() if e.path not in ("/batch", "/token")]
+        assert sim.log.count(contains="/batch") >= 2  # the deletes went in batches
+        assert taken == ["queries"] * len(metered)
+
     # -- handover (issue 22) -------------------------------------------------------
 
     def test_handover_steps_verify_and_the_reversible_ones_undo(self, connector, sandbox):

@@ -30,8 +30,10 @@ def bulk_revoke(
     approver: str | None = None,
     allow_destructive: bool = False,
     as_json: bool = False,
+    from_inventory: bool = False,
 ) -> None:
-    """Plan (and unless ``dry_run``, run) everyone ``from_file`` lists; exits with the documented codes."""
+    """Plan (and unless ``dry_run``, run) everyone ``from_file`` lists; exits with the documented codes.
+    ``from_inventory``: plan from the inventory, synced first unless ``dry_run`` (which writes nothing)."""
     from ..engine._bulk import read_people, revoke_many
     from ._cases import stdin_is_terminal
 
@@ -39,8 +41,8 @@ def bulk_revoke(
         _usage("give either PERSON or --from-file, not both")
     if from_file is None:
         _usage("missing PERSON (or --from-file FILE for a list of people)")
-    if (approve or approver or allow_destructive) and from_file is None:
-        _usage("--approve, --approver and --allow-destructive go with --from-file")
+    if (approve or approver or allow_destructive or from_inventory) and from_file is None:
+        _usage("--approve, --approver, --allow-destructive and --from-inventory go with --from-file")
     if approver and not approve:
         _usage("--approver is only meaningful with --approve")
     assert from_file is not None
@@ -70,6 +72,8 @@ def bulk_revoke(
             dry_run=dry_run,
             reason=reason,
             confirm=confirm,
+            from_inventory=from_inventory,
+            sync=not dry_run,
         )
     except ApprovalRequired as exc:
         _usage(str(exc))

@@ -190,19 +190,29 @@ FROM_FILE = click.option(
     help="A CSV or JSON list of people: one bulk run, guarded like a sweep, with its ETA (docs/sweeps.md).",
 )
 
+FROM_INVENTORY = click.option(
+    "--from-inventory",
+    is_flag=True,
+    help="With --from-file: plan from the account inventory, not by discovering each person on every system "
+    "(revoke syncs it first; plan and --dry-run use it as last synced).",
+)
+
 
 @click.command()
 @click.argument("person", required=False)
 @click.option("--policy", help="Policy name (default: by person type).")
 @FROM_FILE
+@FROM_INVENTORY
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def plan(app: App, person: str | None, policy: str | None, from_file: Path | None, as_json: bool) -> None:
+def plan(
+    app: App, person: str | None, policy: str | None, from_file: Path | None, from_inventory: bool, as_json: bool
+) -> None:
     """Show what would happen for PERSON (or everyone in --from-file, with the ETA); writes nothing."""
-    if from_file is not None or person is None:
+    if from_file is not None or person is None or from_inventory:
         from ._bulk import bulk_revoke
 
-        bulk_revoke(app, person, from_file, policy=policy, dry_run=True, as_json=as_json)
+        bulk_revoke(app, person, from_file, policy=policy, dry_run=True, as_json=as_json, from_inventory=from_inventory)
         return
     engine = app.engine(needs_connectors=True, read_only=True)
     with DiscoverySpinner(out, live=out.is_terminal and not as_json).attach(engine):
@@ -228,6 +238,7 @@ def plan(app: App, person: str | None, policy: str | None, from_file: Path | Non
 @click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
 @click.option("--again", is_flag=True, help="Revoke even if PERSON has a complete case within cases.again_within.")
 @FROM_FILE
+@FROM_INVENTORY
 @click.option("--approve", is_flag=True, help="With --from-file: proceed although a guard halts the run.")
 @click.option("--approver", metavar="NAME", help="Who approves; recorded in the audit log. Required with --approve.")
 @click.option(
@@ -247,6 +258,7 @@ def revoke(
     dry_run: bool,
     again: bool,
     from_file: Path | None,
+    from_inventory: bool,
     approve: bool,
     approver: str | None,
     allow_destructive: bool,
@@ -257,7 +269,7 @@ def revoke(
 
     Exits 0 without opening a case when there is nothing to do, and 2 when every account found is protected.
     """
-    if from_file is not None or person is None or approve or approver or allow_destructive:
+    if from_file is not None or person is None or approve or approver or allow_destructive or from_inventory:
         from ._bulk import bulk_revoke
 
         if hold is not None:
@@ -275,6 +287,7 @@ def revoke(
             approver=approver,
             allow_destructive=allow_destructive,
             as_json=as_json,
+            from_inventory=from_inventory,
         )
         return
     code = EXIT_OK

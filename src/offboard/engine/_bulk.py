@@ -10,6 +10,14 @@ actions covered, ``_schedule.bulk_plan``), guarded like a sweep (``limits.max_ca
 never planned), and estimated (``_eta``). A guard halts the run before any action and
 records why with the ETA; ``approve`` with an approver's name records the approval and
 proceeds. Cases open with trigger ``bulk`` and run in one critical-first batch.
+
+``from_inventory``: plan from the account inventory (``inventory._inventory``) instead of
+discovering each person on every system: one paged listing per system (``sync``, or the
+stored inventory as last synced) replaces about ten discovery requests per person. Where
+the inventory cannot answer for a person (a system that cannot list, whose sync failed, or
+that holds active accounts with nothing to correlate by and none tied to this person), that
+person is discovered on that system alone. It needs a people source (the inventory ties
+accounts to people from it).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from ..errors import ApprovalRequired, OffboardError, UnknownPerson
 from ..inventory import _inventory
 from ..inventory._sweep import destructive_reasons, guard
 from ..models import Person
+from ..people import identity_key
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -55,6 +64,8 @@ class BulkResult:
     cases: list[Any] = field(default_factory=list)
     nothing: list[tuple[str, str]] = field(default_factory=list)  # (person, why no case)
     cancelled: bool = False  # turned down at the prompt: nothing was opened
+    sync: Any = None  # from_inventory: the inventory sync made first (inventory._inventory.SyncReport)
+    discovered: dict[str, int] = field(default_factory=dict)  # from_inventory: system -> people discovered there
 
     @property
     def ok(self) -> bool:
@@ -96,6 +107,8 @@ class BulkResult:
             "plans": [p.to_dict() for p in self.plans],
             "cases": [c.to_dict() for c in self.cases],
             "nothing_to_do": [{"person": p, "why": w} for p, w in self.nothing],
+            **({"sync": self.sync.to_dict()} if self.sync is not None else {}),
+            **({"discovered": dict(self.discovered)} if self.discovered else {}),
         }
 
 
@@ -175,24 +188,35 @@ def revoke_many(
     threads: int = 8,
     progress: Callable[[dict[str, Any]], None] | None = None,
     confirm: Callable[[BulkResult], bool] | None = None,
+    from_inventory: bool = False,
+    sync: bool = True,
 ) -> BulkResult:
-    """Resolve, plan, guard, estimate, then (unless halted, a dry run, or ``confirm`` says no) run everyone's cases."""
+    """Resolve, plan, guard, estimate, then (unless halted, a dry run, or ``confirm`` says no) run everyone's cases.
+
+    ``from_inventory``: plan from the inventory (see the module docstring); ``sync``: list every system first
+    (else the stored inventory as last synced)."""
     approver = (approver or "").strip() or None
     if approve and not approver:
         raise ApprovalRequired("--approve needs --approver NAME: the approval is recorded with the approver's name")
     resolved: list[Person] = []
     unknown = []
+    known = _people_by_name(engine) if len(people) > 20 else {}
     for ref, where in people:
         try:
-            resolved.append(engine.resolve(ref))
+            resolved.append(known.get(identity_key(ref)) or engine.resolve(ref))
         except UnknownPerson as exc:
             unknown.append(f"{where}: {exc}")
     if unknown:
         raise UnknownPerson(f"{len(unknown)} of {len(people)} listed people are unknown: " + "; ".join(unknown[:20]))
     engine.check_connectors()
     result = BulkResult(people=[p.id for p in resolved], dry_run=dry_run)
-    with ThreadPoolExecutor(threads, thread_name_prefix="offboard-bulk-plan") as pool:
-        plans = list(pool.map(lambda p: _plan(engine, p, policy), resolved))
+    if from_inventory:
+        from ._inventory_plan import plan_from_inventory
+
+        plans, result.sync, result.discovered = plan_from_inventory(engine, resolved, policy, sync, threads)
+    else:
+        with ThreadPoolExecutor(threads, thread_name_prefix="offboard-bulk-plan") as pool:
+            plans = list(pool.map(lambda p: _plan(engine, p, policy), resolved))
     for person, plan in zip(resolved, plans, strict=True):
         if isinstance(plan, str):
             result.nothing.append((person.id, plan))
@@ -246,6 +270,19 @@ def revoke_many(
         },
     )
     return result
+
+
+def _people_by_name(engine: Engine) -> dict[str, Person]:
+    """Everyone in the people sources by id, email, alias and employee id (``identity_key``), read once: resolving
+    a long list one reference at a time reads every source once per reference. The first source, then the first
+    person in it, wins, as ``engine.resolve`` finds them; a reference not here is still resolved by it."""
+    out: dict[str, Person] = {}
+    for source in engine.people():
+        for person in source.people():
+            for name in (person.id, person.email, *person.aliases, person.employee_id):
+                if name:
+                    out.setdefault(identity_key(name), person)
+    return out
 
 
 def _plan(engine: Engine, person: Person, policy: str | None) -> Any:

@@ -22,4 +22,9 @@ __all__ = ["destructive_steps"]
 
 def destructive_steps(connector: Connector, account: Account, kinds: Iterable[ActionKind]) -> set[tuple[str, str, str]]:
     """``(system, account id, kind)`` for each of ``kinds`` that ``connector`` cannot undo on ``account``."""
+    from ..connector import Connector
+
+    if type(connector).is_destructive is Connector.is_destructive:  # the class's answer: work it out once
+        destructive = connector.destructive()
+        return {(account.system, account.id, k.value) for k in kinds if k in destructive}
     return {(account.system, account.id, k.value) for k in kinds if connector.is_destructive(k)}

@@ -292,7 +292,8 @@ class Engine:
             cls = type(self.connector(account.system))
             kinds, params = policy.actions_for(account.system, cfg.type)
             params = {k: (person.manager if v == "manager" else v) for k, v in params.items()}
-            supported = [k for k in kinds if k in cls.capabilities()]
+            capable = cls.capabilities()  # once per account: a bulk plan makes tens of thousands of these
+            supported = [k for k in kinds if k in capable]
             if not successor(person, policy, params):  # nobody to hand over to: say so instead of failing
                 dropped = [k for k in supported if k in HANDOVER_KINDS]
                 plan.no_successor += [f"{account.system} {account.name}: {k.value}" for k in dropped]
@@ -300,7 +301,7 @@ class Engine:
             if person.legal_hold:
                 plan.held += [f"{account.system} {account.name}: {k.value}" for k in supported if k in DELETIONS]
                 supported = [k for k in supported if k not in DELETIONS]
-            plan.unsupported += [(account, k) for k in kinds if k not in cls.capabilities()]
+            plan.unsupported += [(account, k) for k in kinds if k not in capable]
             ordered, notes = order_kinds(supported, cls.ordering, where=f"connector {account.system}")
             plan.actions += [
                 Action(kind, account, {**handover_params(person, policy, kind, params), **params}) for kind in ordered
@@ -309,9 +310,9 @@ class Engine:
             for step in policy.later:
                 if (
                     step.connectors is None or account.system in step.connectors or cfg.type in step.connectors
-                ) and step.action in cls.capabilities():
+                ) and step.action in capable:
                     plan.later.append((Action(step.action, account, params), step.delay))
-            planned_kinds = {*kinds, *(step.action for step in policy.later)} & cls.capabilities()
+            planned_kinds = {*kinds, *(step.action for step in policy.later)} & capable
             plan.destructive |= destructive_steps(self.connector(account.system), account, planned_kinds)
         planned = [*plan.actions, *(a for a, _ in plan.later)]
         plan.policy = policy = with_manual_tasks(policy, planned, person, self.connector)

@@ -140,20 +140,27 @@ def reads_of(cls: type[Connector], kind: ActionKind) -> dict[str, float]:
     return {SYSTEM: 1.0}
 
 
-def _residual(engine: Engine, plan: Any, every: dict[str, Counter[str]]) -> None:
+def _residual(engine: Engine, plan: Any, every: dict[str, Counter[str]], memo: dict[Any, Counter[str]]) -> None:
     """The residual check at each case's close (``cases.check_on_close``): one read-back per account and kind
-    the policy removes that the connector reads without a receipt; it comes after the case's last action."""
+    the policy removes that the connector reads without a receipt; it comes after the case's last action.
+    ``memo``: the tokens of one account's check per (policy name, system), shared across the plans of a run."""
     from ._connectors import connector_class
 
-    accounts = {a.account.ref: a.account for a in plan.actions}
-    for account in accounts.values():
-        if account.system not in every:
+    systems = [a.account.system for a in {a.account.ref: a for a in plan.actions}.values()]
+    for system in systems:
+        if system not in every:
             continue
-        cls = connector_class(engine, account.system)
-        kinds, _ = plan.policy.actions_for(account.system, engine.config.connectors[account.system].type)
-        for kind in kinds:
-            if kind in cls.capabilities() and kind in cls.residual_kinds:
-                every[account.system].update(reads_of(cls, kind))
+        key = (plan.policy.name, system)  # a policy with manual tasks added keeps its name and its actions
+        tokens = memo.get(key)
+        if tokens is None:
+            cls = connector_class(engine, system)
+            kinds, _ = plan.policy.actions_for(system, engine.config.connectors[system].type)
+            capable = cls.capabilities()
+            tokens = memo[key] = Counter()
+            for kind in kinds:
+                if kind in capable and kind in cls.residual_kinds:
+                    tokens.update(reads_of(cls, kind))
+        every[system].update(tokens)
 
 
 def _limit(rate: float, burst: int) -> str:
@@ -171,23 +178,28 @@ def estimate(engine: Engine, plans: list[Any], latency: float = 0.05) -> Eta:
     by_system: dict[str, SystemEta] = {}
     tokens: dict[str, tuple[Counter[str], Counter[str]]] = {}  # system -> (critical, all) tokens per bucket
     critical: dict[str, frozenset[ActionKind]] = {}
+    # tokens per (system, kind) and per residual check, worked out once: a bulk run holds tens of thousands
+    per_kind: dict[tuple[str, ActionKind], dict[str, float]] = {}
+    residual: dict[Any, Counter[str]] = {}
+    check = engine.config.cases.check_on_close
     for plan in plans:
         for action in plan.actions:
             system = action.account.system
-            cls = connector_class(engine, system)
             if system not in critical:
-                critical[system] = critical_kinds(cls.ordering)
+                critical[system] = critical_kinds(connector_class(engine, system).ordering)
                 by_system[system] = SystemEta(system)
                 tokens[system] = (Counter(), Counter())
             entry, (crit, every) = by_system[system], tokens[system]
-            per = calls_of(cls, action.kind)
+            per = per_kind.get((system, action.kind))
+            if per is None:
+                per = per_kind[(system, action.kind)] = calls_of(connector_class(engine, system), action.kind)
             entry.actions += 1
             every.update(per)
             if action.kind in critical[system]:
                 entry.critical_actions += 1
                 crit.update(per)
-        if engine.config.cases.check_on_close:
-            _residual(engine, plan, {system: pair[1] for system, pair in tokens.items()})
+        if check:
+            _residual(engine, plan, {system: pair[1] for system, pair in tokens.items()}, residual)
         for action, _kind, _why in getattr(plan, "covered", ()):
             system = action.account.system
             by_system.setdefault(system, SystemEta(system)).covered += 1

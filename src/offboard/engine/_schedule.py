@@ -289,9 +289,10 @@ def bulk_plan(engine: Engine, plan: Any) -> Any:
     from ._connectors import connector_class
 
     planned = {(a.account.ref, a.kind) for a in plan.actions}
+    implied = {s: connector_class(engine, s).implied for s in {a.account.system for a in plan.actions}}
     kept = []
     for action in plan.actions:
-        by = connector_class(engine, action.account.system).implied.get(action.kind)
+        by = implied[action.account.system].get(action.kind)
         if by is not None and (action.account.ref, by[0]) in planned and by[0] is not action.kind:
             plan.covered.append((action, by[0], by[1]))
             continue

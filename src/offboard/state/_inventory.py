@@ -86,6 +86,17 @@ class Inventory:
                 out["first_seen"], out["last_seen"] = _aware(out["first_seen"]), _aware(out["last_seen"])
                 yield out
 
+    def last_syncs(self) -> dict[str, str]:
+        """Each system's latest finished sync: system -> its status (``ok`` or ``failed``)."""
+        latest = (
+            sa.select(sa.func.max(inventory_syncs.c.id))
+            .where(inventory_syncs.c.status != SyncStatus.RUNNING.value)
+            .group_by(inventory_syncs.c.system)
+        )
+        query = sa.select(inventory_syncs.c.system, inventory_syncs.c.status).where(inventory_syncs.c.id.in_(latest))
+        with self._store._reading() as conn:
+            return {system: status for system, status in conn.execute(query)}
+
     def active_counts(self) -> dict[str, int]:
         """How many active accounts each system holds."""
         query = (
