@@ -573,9 +573,13 @@ class EntraConnector(GraphHandover, Connector):
                     retry[index] = error
                 else:
                     results[index] = f"HTTP {status} {short(message, 120)}"
+            progress = len(retry) < len(pending)
             pending[:] = sorted(retry)
             if pending:  # an AuthError first: it is final, the rest would only be retried in vain
-                raise next((e for e in retry.values() if isinstance(e, AuthError)), retry[pending[0]])
+                first = next((e for e in retry.values() if isinstance(e, AuthError)), retry[pending[0]])
+                if progress and isinstance(first, TransientError):
+                    first.partial = True  # only the items that failed are sent again
+                raise first
 
         for start in range(0, len(items), BATCH_SIZE):
             # Graph documents each item of a $batch as its own request with its own status: a retry

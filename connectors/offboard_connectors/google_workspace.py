@@ -293,9 +293,13 @@ class GoogleWorkspaceConnector(GoogleHandover, Connector):
             for index in pending:
                 batch.add(calls[index][0], request_id=str(index))
             self._execute(batch, "batch request", scope)
+            progress = len(retry) < len(pending)
             pending[:] = sorted(retry)
             if pending:
-                raise retry[pending[0]]
+                first = retry[pending[0]]
+                if progress and isinstance(first, TransientError):
+                    first.partial = True  # only the items that failed are sent again
+                raise first
 
         for start in range(0, len(calls), 1000):
             pending = list(range(start, min(start + 1000, len(calls))))

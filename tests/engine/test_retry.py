@@ -338,3 +338,10 @@ def test_without_an_engine_a_request_is_sent_once():
     with pytest.raises(TransientError, match="503"):
         connector.remove_memberships(Action(ActionKind.REMOVE_MEMBERSHIPS, Account("five", "u1", "u1")))
     assert connector.sent == Counter({"GET groups": 1})
+
+
+def test_a_batch_that_gets_some_items_done_each_time_is_not_counted_as_failing():
+    limits = Limits(max_attempts=3)
+    script = Script(*[TransientError("2 of 9 items: 503", partial=True) for _ in range(5)], TransientError("503"))
+    assert script.run(limits) == ("done", 7)  # five rounds of progress, one failure: under the three allowed
+    assert script.sleeps == [0.5] * 6  # each waits the least backoff: the items left are new failures

@@ -546,8 +546,10 @@ class Engine:
                 cap = (
                     self.config.connectors[instance].concurrency or connector_class(self, instance).default_concurrency
                 )
+                # More threads than the cap: a chain waiting out a backoff holds a thread, not one of the
+                # cap's slots (``call``), so a failing request does not idle the system for everyone.
                 pool = self._system_pools[instance] = ThreadPoolExecutor(
-                    max_workers=cap, thread_name_prefix=f"offboard-{instance}"
+                    max_workers=cap * 4, thread_name_prefix=f"offboard-{instance}"
                 )
             return pool
 

@@ -105,6 +105,8 @@ def call_with_retries(
         if shared:
             rate_limits += 1
             delay = float(retry_after) if retry_after else backoff(rate_limits, limits, rng)
+        elif getattr(error, "partial", False):  # a batch that got some items done: the rest waits the least
+            delay = backoff(1, limits, rng)
         else:
             failures += 1
             if failures >= limits.max_attempts:
