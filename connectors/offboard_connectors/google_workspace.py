@@ -270,6 +270,17 @@ class GoogleWorkspaceConnector(GoogleHandover, Connector):
         idempotent = all(getattr(request, "method", "POST") in IDEMPOTENT_METHODS for request, _ in calls)
 
         def send(pending: list[int]) -> None:
+            if len(pending) == 1:  # one item left: sent on its own, it cannot fail twice (envelope and item)
+                index = pending[0]
+                try:
+                    results[index] = self._execute(calls[index][0], calls[index][1], scope)
+                except ConnectorError as err:
+                    if err.retryable:
+                        raise
+                    if not (ok_missing and isinstance(err, NotFound)):
+                        errors[index] = err
+                pending.clear()
+                return
             retry: dict[int, ConnectorError] = {}
 
             def done(request_id: str, response: Any, exception: Exception | None) -> None:
