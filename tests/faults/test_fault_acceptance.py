@@ -32,7 +32,15 @@ def access_left(sb: Sandbox, system: str, ident) -> list[str]:
     left = ["account active"] if active else []
     # sessions, tokens and app passwords, keys: every one the policy's revoke_sessions / revoke_tokens ends
     left += [name for name in ("sessions", "tokens", "asps", "active_keys") if state.get(name)]
-    groups = [g for g in state.get("groups") or () if g != "Everyone"]  # Okta's built-in group holds every user
+    # Okta's built-in Everyone holds every user; an Entra dynamic group's rule decides its members (Graph
+    # refuses to remove them; the sandbox's rule is accountEnabled -eq true, which a disabled account fails).
+    kept = {"Everyone"} | {
+        g["displayName"]
+        for g in getattr(sb.sim(system), "groups", {}).values()
+        if isinstance(g, dict)
+        if "DynamicMembership" in (g.get("groupTypes") or ())
+    }
+    groups = [g for g in state.get("groups") or () if g not in kept]
     if groups:
         left.append(f"groups {groups}")
     return left
