@@ -50,9 +50,10 @@ def _leavers(people: list[Any], count: int) -> list[Any]:
 
 
 def _settle(
-    engine: Any, sandbox: RemoteSandbox, people: list[Any], systems: list[str], rounds: int = 5
+    engine: Any, sandbox: RemoteSandbox, plans: list[Any], case_ids: list[str], systems: list[str], rounds: int = 5
 ) -> dict[str, Any]:
-    """With the faults stopped: owed work retried until none is owed, then every person checked."""
+    """With the faults stopped: owed work retried until none is owed, people whose case could not search a
+    system revoked again (``cases retry`` retries actions, not a discovery that failed), then everyone checked."""
     from offboard.engine._check import residual
     from offboard.engine._owed import owed
 
@@ -66,10 +67,19 @@ def _settle(
             retried += sum(len(item.actions) for item in items)
             engine.retry_owed(force=True)
         still_owed = len(owed(engine))
-        reports = [residual(engine, person) for person in people]
+        unsearched = [
+            plan.person
+            for plan, case_id in zip(plans, case_ids, strict=True)
+            if ": discovery failed: " in engine.result(case_id).detail
+        ]
+        if unsearched:
+            _, again = plan_all(engine, unsearched)
+            engine.run_cases(again)
+        reports = [residual(engine, plan.person) for plan in plans]
     dirty = [r for r in reports if not r.clean]
     return {
         "owed_retried": retried,
+        "revoked_again": len(unsearched),
         "still_owed": still_owed,
         "clean": len(reports) - len(dirty),
         "checked": len(reports),
@@ -95,7 +105,7 @@ def _run(people: int, scale: float, faults: dict[str, dict[str, Any]] | None) ->
                 results = engine.run_cases(case_ids)
             stats = sandbox.stats()["systems"]
             retries = [max(0, (row["attempts"] or 1) - 1) for c in case_ids for row in engine.store.actions(c)]
-            settled = _settle(engine, sandbox, [p.person for p in plans], list(faults)) if faults else {}
+            settled = _settle(engine, sandbox, plans, case_ids, list(faults)) if faults else {}
         finally:
             engine.close()
             shutil.rmtree(home, ignore_errors=True)
@@ -154,7 +164,8 @@ def run(people: int = PEOPLE, scale: float = SCALE, timeout: float = TIMEOUT) ->
         ("429 answers (faults on)", ", ".join(f"{s} {n}" for s, n in sorted(faulty["storms"].items())), "", ""),
         (
             "faults stopped: owed actions retried",
-            f"{faulty['owed_retried']}, {faulty['still_owed']} still owed "
+            f"{faulty['owed_retried']}, {faulty['still_owed']} still owed; "
+            f"{faulty['revoked_again']} people revoked again (a system not searched) "
             f"({faulty['settle_wall']:.1f} s with the check)",
             "0 owed",
             verdict(faulty["still_owed"] == 0),
