@@ -164,6 +164,11 @@ def _serve_sandbox(conn: Any, people: int, seed: int, knobs: dict[str, Any], tim
             elif command == "stats":
                 stats = {system: meter.stats() for system, meter in meters.items()}
                 conn.send({"systems": stats, "cpu": time.process_time() - cpu})
+            elif isinstance(command, tuple) and command[0] == "knobs":  # {system: {knob: value}}
+                for system, changes in command[1].items():
+                    sandbox.sim(system).knobs.update(**changes)
+                    sandbox.sim(system).faults.storm_left = 0  # a storm under way ends with the faults
+                conn.send(True)
             elif isinstance(command, tuple) and command[0] == "stats_until":  # {system: wall time}
                 stats = {system: meter.stats(command[1].get(system)) for system, meter in meters.items()}
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -190,6 +195,11 @@ class RemoteSandbox:
     def reset(self) -> None:
         """Clear the request logs and meters, refill every rate-limit bucket."""
         self._conn.send("reset")
+        self._conn.recv()
+
+    def knobs(self, per_system: dict[str, dict[str, Any]]) -> None:
+        """Change knobs of simulators (``{"slack": {"error_rate": 0.1}}``); a 429 storm under way there ends."""
+        self._conn.send(("knobs", per_system))
         self._conn.recv()
 
     def stats(self) -> dict[str, Any]:

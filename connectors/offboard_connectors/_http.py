@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # httpx is imported on first use: `offboard --help` must star
     import httpx
 
 __all__ = [
+    "IDEMPOTENT_METHODS",
     "retry_after",
     "error_for",
     "raise_for_status",
@@ -33,6 +34,12 @@ __all__ = [
     "is_loopback",
     "mapped",
 ]
+
+
+#: Methods a repeat of which leaves the system as one request would (RFC 9110 9.2.2): the engine may
+#: send such a request again on its own (``Connector.request``). A PATCH or POST that sets a state is
+#: marked idempotent at its call site.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 def retry_after(headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:

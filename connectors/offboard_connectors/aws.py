@@ -182,7 +182,12 @@ class AwsConnector(Connector):
         lane = "iam" if service == "iam" else "identitystore" if service == "identitystore" else "sts"
         self.throttle(lane)
         client = self._client(service, account)
-        return self._wrap(what, lane, getattr(client, operation), **params)
+        # Get*/List* only read: the engine may send them again on their own; writes are sent once.
+        return self.request(
+            lambda: self._wrap(what, lane, getattr(client, operation), **params),
+            lane=lane,
+            idempotent=operation.startswith(("get_", "list_")),
+        )
 
     def _wrap(self, what: str, lane: str, call: Any, **params: Any) -> dict[str, Any]:
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -40,7 +41,17 @@ from offboard.errors import (
 from offboard.people import person_type
 
 from ._graph_handover import HANDOVER_COVERED_BY, HANDOVER_KINDS, HANDOVER_PERMISSIONS, GraphHandover
-from ._http import error_for, is_loopback, make_client, mapped, raise_for_status, retry_after, send, short
+from ._http import (
+    IDEMPOTENT_METHODS,
+    error_for,
+    is_loopback,
+    make_client,
+    mapped,
+    raise_for_status,
+    retry_after,
+    send,
+    short,
+)
 
 if TYPE_CHECKING:  # SDKs load on first use: `offboard --help` must start fast
     import httpx
@@ -187,11 +198,19 @@ class EntraConnector(GraphHandover, Connector):
             raise TransientError(text, system=self.instance, status=status or None)
         raise AuthError(text, system=self.instance, status=status or None)
 
-    def _call(self, method: str, path: str, what: str, permission: str, **kw: Any) -> httpx.Response:
+    def _call(
+        self, method: str, path: str, what: str, permission: str, idempotent: bool | None = None, **kw: Any
+    ) -> httpx.Response:
+        """One Graph request; the engine retries it on its own when it is idempotent (a GET, PUT or
+        DELETE unless the caller says otherwise: a PATCH that sets a field is)."""
         headers = dict(kw.pop("headers", None) or {})
-        headers["Authorization"] = f"Bearer {self._token()}"
-        response = send(self._client, method, path, system=self.instance, what=what, headers=headers, **kw)
-        return raise_for_status(response, system=self.instance, what=what, permissions=(permission,))
+
+        def attempt() -> httpx.Response:
+            headers["Authorization"] = f"Bearer {self._token()}"
+            response = send(self._client, method, path, system=self.instance, what=what, headers=headers, **kw)
+            return raise_for_status(response, system=self.instance, what=what, permissions=(permission,))
+
+        return self.request(attempt, idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent)
 
     def _user(self, key: str, select: str = USER_FIELDS) -> dict[str, Any] | None:
         try:
@@ -470,6 +489,7 @@ class EntraConnector(GraphHandover, Connector):
                 f"users/{_seg(action.account.id)}",
                 f"{verb} {action.account.name}",
                 DISABLE,
+                idempotent=True,  # sets accountEnabled: a repeat leaves it as one request would
                 json={"accountEnabled": enabled},
             )
         except PermissionDenied as exc:
@@ -522,17 +542,20 @@ class EntraConnector(GraphHandover, Connector):
     ) -> list[str | None]:
         """Send ``items`` through ``$batch`` (20 a time); per item, None or why it failed for good."""
         results: list[str | None] = [None] * len(items)
-        for start in range(0, len(items), BATCH_SIZE):
-            chunk = items[start : start + BATCH_SIZE]
+        idempotent = all(method in IDEMPOTENT_METHODS for method, _, _ in items)
+
+        def send_batch(pending: list[int]) -> None:
+            """One ``$batch`` of the ``pending`` items; those that failed and may be retried stay pending."""
             payload: dict[str, list[dict[str, Any]]] = {"requests": []}
-            for n, (method, url, body) in enumerate(chunk):
-                entry: dict[str, Any] = {"id": str(start + n), "method": method, "url": url}
+            for index in pending:
+                method, url, body = items[index]
+                entry: dict[str, Any] = {"id": str(index), "method": method, "url": url}
                 if body is not None:
                     entry["body"] = body
                     entry["headers"] = {"Content-Type": "application/json"}
                 payload["requests"].append(entry)
-            answer = self._call("POST", "$batch", what, permission, json=payload).json()
-            retry: Exception | None = None
+            answer = self._call("POST", "$batch", what, permission, idempotent=False, json=payload).json()
+            retry: dict[int, ConnectorError] = {}
             for item in answer.get("responses") or []:
                 index, status = int(item["id"]), int(item.get("status", 0))
                 if status in ok_statuses:
@@ -548,11 +571,22 @@ class EntraConnector(GraphHandover, Connector):
                     permissions=(permission,),
                 )
                 if getattr(error, "retryable", False) or isinstance(error, AuthError):
-                    retry = retry or error
+                    retry[index] = error
                 else:
                     results[index] = f"HTTP {status} {short(message, 120)}"
-            if retry is not None:
-                raise retry
+            progress = len(retry) < len(pending)
+            pending[:] = sorted(retry)
+            if pending:  # an AuthError first: it is final, the rest would only be retried in vain
+                first = next((e for e in retry.values() if isinstance(e, AuthError)), retry[pending[0]])
+                if progress and isinstance(first, TransientError):
+                    first.partial = True  # only the items that failed are sent again
+                raise first
+
+        for start in range(0, len(items), BATCH_SIZE):
+            # Graph documents each item of a $batch as its own request with its own status: a retry
+            # sends again only the items answered 429 or 5xx (https://learn.microsoft.com/en-us/graph/json-batching).
+            pending = list(range(start, min(start + BATCH_SIZE, len(items))))
+            self.request(functools.partial(send_batch, pending), idempotent=idempotent)
         return results
 
 

@@ -29,7 +29,7 @@ from offboard.errors import AuthError, ConfigError, NotFound, PermanentError, Pe
 from ._github_commits import commit_emails_of, login_by_commit_email
 from ._github_ids import all_external_identities, verified_domain_emails
 from ._github_residual import Invitations, pending_invitations
-from ._http import error_for, escape_filter, make_client, mapped, retry_after, send, short
+from ._http import IDEMPOTENT_METHODS, error_for, escape_filter, make_client, mapped, retry_after, send, short
 
 if TYPE_CHECKING:
     import httpx
@@ -158,34 +158,51 @@ class GitHubConnector(Connector):
     # -- HTTP -------------------------------------------------------------------
 
     def _call(
-        self, method: str, path: str, what: str, scope: str = ORG, ok: tuple[int, ...] = (), **kw: Any
+        self,
+        method: str,
+        path: str,
+        what: str,
+        scope: str = ORG,
+        ok: tuple[int, ...] = (),
+        idempotent: bool | None = None,
+        **kw: Any,
     ) -> httpx.Response:
-        response = send(self._client, method, path, system=self.instance, what=what, **kw)
-        if response.is_success or response.status_code in ok:
-            return response
-        status, headers = response.status_code, response.headers
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        message = (
-            str((body or {}).get("detail") or (body or {}).get("message") or response.text)
-            if isinstance(body, dict)
-            else response.text
-        )
-        limited = (
-            headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers or "rate limit" in message.lower()
-        )
-        if status in (403, 429) and limited:
-            wait = retry_after(headers)
-            # Secondary limits may come without headers: GitHub asks for at least a minute then.
-            return_wait = wait if wait is not None else 60.0
-            raise RateLimited(f"{what}: {short(message)}", retry_after=return_wait, system=self.instance, status=status)
-        if status == 403:
-            accepted = headers.get("x-accepted-oauth-scopes") or scope
-            scopes = tuple(p.strip() for p in accepted.split(",") if p.strip()) or (scope,)
-            raise error_for(403, headers, message, system=self.instance, what=what, permissions=scopes)
-        raise error_for(status, headers, message, system=self.instance, what=what, permissions=(scope,))
+        """One request; the engine retries it on its own when it is idempotent (GET, PUT, DELETE unless
+        the caller says otherwise)."""
+
+        def attempt() -> httpx.Response:
+            response = send(self._client, method, path, system=self.instance, what=what, **kw)
+            if response.is_success or response.status_code in ok:
+                return response
+            status, headers = response.status_code, response.headers
+            try:
+                body = response.json()
+            except ValueError:
+                body = {}
+            message = (
+                str((body or {}).get("detail") or (body or {}).get("message") or response.text)
+                if isinstance(body, dict)
+                else response.text
+            )
+            limited = (
+                headers.get("x-ratelimit-remaining") == "0"
+                or "retry-after" in headers
+                or "rate limit" in message.lower()
+            )
+            if status in (403, 429) and limited:
+                wait = retry_after(headers)
+                # Secondary limits may come without headers: GitHub asks for at least a minute then.
+                return_wait = wait if wait is not None else 60.0
+                raise RateLimited(
+                    f"{what}: {short(message)}", retry_after=return_wait, system=self.instance, status=status
+                )
+            if status == 403:
+                accepted = headers.get("x-accepted-oauth-scopes") or scope
+                scopes = tuple(p.strip() for p in accepted.split(",") if p.strip()) or (scope,)
+                raise error_for(403, headers, message, system=self.instance, what=what, permissions=scopes)
+            raise error_for(status, headers, message, system=self.instance, what=what, permissions=(scope,))
+
+        return self.request(attempt, idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent)
 
     # -- read side ------------------------------------------------------------
 
@@ -520,7 +537,10 @@ class GitHubConnector(Connector):
         return enterprise["id"], None
 
     def _graphql(self, query: str, variables: dict[str, Any], what: str, scope: str = ORG) -> dict[str, Any]:
-        body = self._call("POST", self.graphql_url, what, scope, json={"query": query, "variables": variables}).json()
+        reads = query.lstrip().startswith(("query", "{"))  # a query only reads; a mutation is not sent twice
+        body = self._call(
+            "POST", self.graphql_url, what, scope, idempotent=reads, json={"query": query, "variables": variables}
+        ).json()
         errors = [e for e in body.get("errors") or [] if e.get("type") != "NOT_FOUND"]
         if errors and not any((body.get("data") or {}).values()):
             message = "; ".join(str(e.get("message")) for e in errors)

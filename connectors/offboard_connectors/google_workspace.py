@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -39,7 +40,7 @@ from offboard.errors import (
 from offboard.people import end_date, person_type
 
 from ._google_handover import HANDOVER_SCOPES, ORDERING, GoogleHandover
-from ._http import error_for, is_loopback, mapped, short
+from ._http import IDEMPOTENT_METHODS, error_for, is_loopback, mapped, short
 
 _S = "https://www.googleapis.com/auth/"
 USER = _S + "admin.directory.user"
@@ -184,8 +185,15 @@ class GoogleWorkspaceConnector(GoogleHandover, Connector):
             }
         return services[api]
 
-    def _run(self, request: Any, what: str, scope: str, requests: int = 1) -> Any:
-        """Send ``request`` (``requests``: how many Google counts against the quota; a batch's inner ones)."""
+    def _run(self, request: Any, what: str, scope: str, idempotent: bool | None = None) -> Any:
+        """Execute one request; the engine retries it on its own when it is idempotent (by default a
+        GET, PUT or DELETE, RFC 9110 9.2.2: Directory's updates are PUTs of the fields they set)."""
+        if idempotent is None:
+            idempotent = getattr(request, "method", "POST") in IDEMPOTENT_METHODS
+        return self.request(lambda: self._execute(request, what, scope), idempotent=idempotent)
+
+    def _execute(self, request: Any, what: str, scope: str, requests: int = 1) -> Any:
+        """Send ``request`` once (``requests``: how many Google counts against the quota; a batch's inner ones)."""
         import google.auth.exceptions
         import httplib2
         from googleapiclient.errors import HttpError
@@ -282,30 +290,64 @@ class GoogleWorkspaceConnector(GoogleHandover, Connector):
                 return items
 
     def _batch(self, calls: list[tuple[Any, str]], scope: str, ok_missing: bool = True) -> list[Any]:
-        """Run requests in one Google batch (up to 1000); returns their bodies, raising the first retryable error."""
+        """Run requests in one Google batch (up to 1000); returns their bodies, raising the first error.
+
+        When every request is idempotent (reads, deletes whose repeat answers 404 and ``ok_missing``
+        takes as done), the batch is one request to the engine and a retry sends again only the
+        items that failed with a retryable error (a 5xx, a quota answer)."""
         from googleapiclient.errors import HttpError
         from googleapiclient.http import BatchHttpRequest
 
         results: list[Any] = [None] * len(calls)
         errors: list[ConnectorError | None] = [None] * len(calls)
+        idempotent = all(getattr(request, "method", "POST") in IDEMPOTENT_METHODS for request, _ in calls)
 
-        def done(request_id: str, response: Any, exception: Exception | None) -> None:
-            index = int(request_id)
-            if exception is None:
-                results[index] = response
-            elif isinstance(exception, HttpError):
-                err = self._error(exception, calls[index][1], scope)
-                if not (ok_missing and isinstance(err, NotFound)):
+        def send(pending: list[int]) -> None:
+            if len(pending) == 1:  # one item left: sent on its own, it cannot fail twice (envelope and item)
+                index = pending[0]
+                try:
+                    results[index] = self._execute(calls[index][0], calls[index][1], scope)
+                except ConnectorError as err:
+                    if err.retryable:
+                        raise
+                    if not (ok_missing and isinstance(err, NotFound)):
+                        errors[index] = err
+                pending.clear()
+                return
+            retry: dict[int, ConnectorError] = {}
+
+            def done(request_id: str, response: Any, exception: Exception | None) -> None:
+                index = int(request_id)
+                if exception is None:
+                    results[index] = response
+                    return
+                err = (
+                    self._error(exception, calls[index][1], scope)
+                    if isinstance(exception, HttpError)
+                    else TransientError(f"{calls[index][1]}: {type(exception).__name__}", system=self.instance)
+                )
+                if ok_missing and isinstance(err, NotFound):
+                    return
+                if err.retryable:
+                    retry[index] = err
+                else:
                     errors[index] = err
-            else:
-                errors[index] = TransientError(f"{calls[index][1]}: {type(exception).__name__}", system=self.instance)
+
+            batch = BatchHttpRequest(callback=done, batch_uri=self._api + "batch")
+            for index in pending:
+                batch.add(calls[index][0], request_id=str(index))
+            self._execute(batch, "batch request", scope, requests=len(pending))
+            progress = len(retry) < len(pending)
+            pending[:] = sorted(retry)
+            if pending:
+                first = retry[pending[0]]
+                if progress and isinstance(first, TransientError):
+                    first.partial = True  # only the items that failed are sent again
+                raise first
 
         for start in range(0, len(calls), 1000):
-            batch = BatchHttpRequest(callback=done, batch_uri=self._api + "batch")
-            chunk = calls[start : start + 1000]
-            for n, (request, _) in enumerate(chunk):
-                batch.add(request, request_id=str(start + n))
-            self._run(batch, "batch request", scope, requests=len(chunk))
+            pending = list(range(start, min(start + 1000, len(calls))))
+            self.request(functools.partial(send, pending), idempotent=idempotent)
         first = next((e for e in errors if e is not None), None)
         if first is not None:
             raise first

@@ -60,6 +60,7 @@ _NEEDS = {
     "other": (USERS_READ,),
 }
 _DISABLED = {"SUSPENDED", "DEPROVISIONED"}
+_IDEMPOTENT_PREFIXES = ("get_", "list_", "revoke_user_")
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 
 
@@ -171,19 +172,25 @@ class OktaConnector(Connector):
         """Run the SDK's ``operation``; return ``(data, response)`` or raise the offboard error for its failure."""
         self.throttle(lane)
         method = getattr(self._sdk(), operation)
-        try:
-            answer: tuple[Any, ...] = asyncio.run(method(*args, **kwargs))
-        except _Transport as exc:
-            raise self._transport_error(what, exc.error) from None
-        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # the SDK could not read Okta's answer
-            raise PermanentError(
-                f"{what}: the okta SDK failed on Okta's answer: {type(exc).__name__}: {short(str(exc))}",
-                system=self.instance,
-            ) from None
-        data, response, error = answer if len(answer) == 3 else (None, answer[0], answer[1])
-        if error is not None:
-            raise self._api_error(lane, what, error)
-        return data, response
+
+        def attempt() -> tuple[Any, Any]:
+            try:
+                answer: tuple[Any, ...] = asyncio.run(method(*args, **kwargs))
+            except _Transport as exc:
+                raise self._transport_error(what, exc.error) from None
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:  # the SDK could not read Okta's answer
+                raise PermanentError(
+                    f"{what}: the okta SDK failed on Okta's answer: {type(exc).__name__}: {short(str(exc))}",
+                    system=self.instance,
+                ) from None
+            data, response, error = answer if len(answer) == 3 else (None, answer[0], answer[1])
+            if error is not None:
+                raise self._api_error(lane, what, error)
+            return data, response
+
+        # Reads, and the DELETEs that end all of a user's sessions or grants (a repeat finds none and
+        # answers 204): the engine may send them again; suspends, unassignments and the rest are sent once.
+        return self.request(attempt, lane=lane, idempotent=operation.startswith(_IDEMPOTENT_PREFIXES))
 
     def _transport_error(self, what: str, error: BaseException) -> ConnectorError:
         from ._tls import tls_problem

@@ -27,7 +27,7 @@ from offboard import (
 )
 from offboard.errors import AuthError, NotFound, PermanentError
 
-from ._http import escape_filter, make_client, mapped, raise_for_status, send
+from ._http import IDEMPOTENT_METHODS, escape_filter, make_client, mapped, raise_for_status, send
 from ._scim_probe import ScimProbe
 from ._scim_probe import is_active as _active
 from ._scim_profiles import PROFILES, ScimProfile
@@ -110,11 +110,29 @@ class ScimConnector(ScimProbe, Connector):
 
     # -- HTTP -----------------------------------------------------------------
 
-    def _call(self, method: str, path: str, what: str, permission: str, **kw: Any) -> httpx.Response:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        permission: str,
+        idempotent: bool | None = None,
+        done_if: str = "",
+        **kw: Any,
+    ) -> httpx.Response:
+        """One request; the engine retries it on its own when it is idempotent (a GET, PUT or DELETE
+        unless the caller says otherwise). ``done_if``: a ``scimType`` whose 400 answer means the
+        change is already made (RFC 7644 3.12 ``noTarget`` for a remove whose value is gone)."""
         if "json" in kw:
             kw["headers"] = {"Content-Type": "application/scim+json"}
-        response = send(self._client, method, path, system=self.instance, what=what, **kw)
-        return raise_for_status(response, system=self.instance, what=what, permissions=(permission,))
+
+        def attempt() -> httpx.Response:
+            response = send(self._client, method, path, system=self.instance, what=what, **kw)
+            if done_if and response.status_code == 400 and _scim_type(response) == done_if:
+                return response
+            return raise_for_status(response, system=self.instance, what=what, permissions=(permission,))
+
+        return self.request(attempt, idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent)
 
     def _user(self, user_id: str) -> dict[str, Any] | None:
         try:
@@ -305,8 +323,16 @@ class ScimConnector(ScimProbe, Connector):
             else:
                 op = {"op": "add", "path": "members", "value": [{"value": user_id}]}
             try:
+                # A remove sent again after it went through finds no member to remove: RFC 7644 3.5.2.2 answers
+                # 400 noTarget, which means done here; an add sent twice would duplicate, so it is sent once.
                 self._call(
-                    "PATCH", f"Groups/{group_id}", what, GROUP_WRITE, json={"schemas": [PATCH_OP], "Operations": [op]}
+                    "PATCH",
+                    f"Groups/{group_id}",
+                    what,
+                    GROUP_WRITE,
+                    idempotent=remove,
+                    done_if="noTarget" if remove else "",
+                    json={"schemas": [PATCH_OP], "Operations": [op]},
                 )
                 return
             except PermanentError as exc:
@@ -330,7 +356,7 @@ class ScimConnector(ScimProbe, Connector):
         if self._patch_supported():
             body = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": active}]}
             try:
-                self._call("PATCH", f"Users/{user['id']}", what, USER_WRITE, json=body)
+                self._call("PATCH", f"Users/{user['id']}", what, USER_WRITE, idempotent=True, json=body)  # sets active
                 return
             except PermanentError as exc:
                 if exc.status not in (405, 501):
@@ -339,6 +365,15 @@ class ScimConnector(ScimProbe, Connector):
         replacement = {k: v for k, v in user.items() if k not in _READ_ONLY}
         replacement["active"] = active
         self._call("PUT", f"Users/{user['id']}", what, USER_WRITE, json=replacement)
+
+
+def _scim_type(response: httpx.Response) -> str:
+    """The ``scimType`` of a SCIM error answer (RFC 7644 3.12), or ""."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    return str(body.get("scimType") or "") if isinstance(body, dict) else ""
 
 
 def _detail(action: Action, ok: bool, remaining: list[str] | None = None) -> str:

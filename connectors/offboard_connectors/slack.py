@@ -30,7 +30,7 @@ from offboard.errors import (
     TransientError,
 )
 
-from ._http import error_for, is_loopback, mapped, retry_after, short
+from ._http import IDEMPOTENT_METHODS, error_for, is_loopback, mapped, retry_after, short
 from ._slack_handover import CHANNELS_READ, HANDOVER_LANES, PRIVATE_READ, SlackHandover
 
 SCIM_SCOPE = "admin"
@@ -45,6 +45,17 @@ _DENIED = {"not_an_admin", "not_allowed_token_type", "access_denied", "ekm_acces
 _PLAN = {"feature_not_enabled", "team_not_on_enterprise_plan", "not_an_enterprise"}
 _TRANSIENT = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
 _MISSING = {"users_not_found", "user_not_found"}
+#: Web API methods (every one a POST) that the engine may send again on their own: those that only read,
+#: and admin.users.session.reset, which ends whatever sessions the user has (a repeat ends none more).
+_IDEMPOTENT_WEB = frozenset(
+    {
+        "users.lookupByEmail",
+        "users.info",
+        "users.conversations",
+        "admin.users.session.list",
+        "admin.users.session.reset",
+    }
+)
 
 
 class SlackConnector(SlackHandover, Connector):
@@ -133,15 +144,19 @@ class SlackConnector(SlackHandover, Connector):
         from slack_sdk.errors import SlackApiError, SlackRequestError
 
         self.throttle(method)
-        try:
-            return getattr(self._web, method.replace(".", "_"))(**params).data
-        except SlackApiError as exc:
-            error = self._web_error(exc, what, scope)
-            if isinstance(error, RateLimited):
-                error.lane = method
-            raise error from None
-        except (SlackRequestError, OSError) as exc:
-            raise TransientError(f"{what}: {type(exc).__name__}: {short(str(exc))}", system=self.instance) from None
+
+        def attempt() -> dict[str, Any]:
+            try:
+                return getattr(self._web, method.replace(".", "_"))(**params).data
+            except SlackApiError as exc:
+                error = self._web_error(exc, what, scope)
+                if isinstance(error, RateLimited):
+                    error.lane = method
+                raise error from None
+            except (SlackRequestError, OSError) as exc:
+                raise TransientError(f"{what}: {type(exc).__name__}: {short(str(exc))}", system=self.instance) from None
+
+        return self.request(attempt, lane=method, idempotent=method in _IDEMPOTENT_WEB)
 
     def _web_error(self, exc: Any, what: str, scope: str) -> ConnectorError:
         response = exc.response
@@ -176,31 +191,37 @@ class SlackConnector(SlackHandover, Connector):
 
         lane = "scim_write" if verb != "GET" else ("scim_user_read" if path.startswith("Users/") else "scim_read")
         self.throttle(lane)
-        try:
-            response = self._scim[version].api_call(http_verb=verb, path=path, **kw)
-        except (SlackRequestError, OSError) as exc:
-            raise TransientError(f"{what}: {type(exc).__name__}: {short(str(exc))}", system=self.instance) from None
-        if 200 <= response.status_code < 300:
-            return response.body if isinstance(response.body, dict) else {}
-        body = response.body if isinstance(response.body, dict) else {}
-        errors = body.get("Errors") or body.get("errors") or {}
-        if isinstance(errors, list):
-            errors = errors[0] if errors else {}
-        message = (
-            (errors.get("description") if isinstance(errors, dict) else None) or body.get("detail") or response.raw_body
-        )
-        headers = {k: v if isinstance(v, str) else ",".join(v) for k, v in (response.headers or {}).items()}
-        error = error_for(
-            response.status_code,
-            headers,
-            str(message or ""),
-            system=self.instance,
-            what=what,
-            permissions=(SCIM_SCOPE,),
-        )
-        if isinstance(error, RateLimited):
-            error.lane = lane
-        raise error
+
+        def attempt() -> dict[str, Any]:
+            try:
+                response = self._scim[version].api_call(http_verb=verb, path=path, **kw)
+            except (SlackRequestError, OSError) as exc:
+                raise TransientError(f"{what}: {type(exc).__name__}: {short(str(exc))}", system=self.instance) from None
+            if 200 <= response.status_code < 300:
+                return response.body if isinstance(response.body, dict) else {}
+            body = response.body if isinstance(response.body, dict) else {}
+            errors = body.get("Errors") or body.get("errors") or {}
+            if isinstance(errors, list):
+                errors = errors[0] if errors else {}
+            message = (
+                (errors.get("description") if isinstance(errors, dict) else None)
+                or body.get("detail")
+                or response.raw_body
+            )
+            headers = {k: v if isinstance(v, str) else ",".join(v) for k, v in (response.headers or {}).items()}
+            error = error_for(
+                response.status_code,
+                headers,
+                str(message or ""),
+                system=self.instance,
+                what=what,
+                permissions=(SCIM_SCOPE,),
+            )
+            if isinstance(error, RateLimited):
+                error.lane = lane
+            raise error
+
+        return self.request(attempt, lane=lane, idempotent=verb in IDEMPOTENT_METHODS)
 
     def _scim_version(self) -> str:
         if self._version is None:

@@ -14,21 +14,25 @@ A connector is a class with a ``name``, a pydantic ``Settings`` model, and metho
   verifies ``residual_kinds`` (read back without a receipt) on every account ``discover`` finds.
 
 Capabilities are derived from which methods exist. Connectors stay plain: no retries,
-no sleeping, no threads, no audit. They translate their SDK's errors into
+no sleeping, no threads, no audit. A call that sends several requests wraps each idempotent one
+in ``self.request(send, lane=...)``: the engine then retries that request on its own under its
+retry policy instead of the whole call. They translate their SDK's errors into
 ``offboard.errors`` and let the engine decide the rest. Secrets arrive as
 ``offboard.Secret`` fields of ``Settings``; a connector never reads the environment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from .errors import PermanentError
 from .models import Account, AccountPage, Action, ActionKind, CheckResult, Leftover, Person, Receipt, Verification
+
+T = TypeVar("T")
 
 __all__ = ["Connector", "ConnectorSettings", "ManualTask", "NOTHING_TO_RESTORE"]
 
@@ -127,6 +131,18 @@ class Connector:
     def keep_before(self, action: Action, before: Mapping[str, Any]) -> None:
         """Hand over the state a write is about to change, read by the write itself (the engine keeps the
         first one per account as its original for undo, see ``read_before``; alone it does nothing)."""
+
+    def request(self, send: Callable[[], T], lane: str | None = None, idempotent: bool = True) -> T:
+        """Send one request: ``send()``, which raises ``offboard.errors`` on failure.
+
+        Inside an engine call (the engine replaces this), an idempotent request that fails with a
+        ``TransientError`` or ``RateLimited`` is sent again on its own under the engine's retry policy
+        (backoff, Retry-After pausing ``lane``, a token per retry, the call's time budget), so one
+        failed request of a call that lists then writes does not send the whole call again. Pass
+        ``idempotent=False`` for a write that must not be sent twice (a POST that creates); a
+        request the vendor's answer makes safe to repeat (a PATCH that sets a field, a DELETE whose
+        repeat answers 404 and is taken as done) is idempotent. Alone, it sends once."""
+        return send()
 
     # -- capabilities -------------------------------------------------------
 

@@ -187,9 +187,16 @@ class RateLimited(ConnectorError):
 
 
 class TransientError(ConnectorError):
-    """A failure that may succeed on retry (5xx, timeout, connection reset)."""
+    """A failure that may succeed on retry (5xx, timeout, connection reset).
+
+    ``partial``: a batch some of whose items were done this time, and only the rest will be sent
+    again; the engine backs off but does not count it as a failure of the request."""
 
     retryable = True
+
+    def __init__(self, message: str = "", *, partial: bool = False, **kw):
+        self.partial = partial
+        super().__init__(message, **kw)
 
 
 class PermanentError(ConnectorError):

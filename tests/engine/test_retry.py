@@ -1,10 +1,16 @@
-"""The retry policy of connector calls, on its own: no connector, no engine, no real sleeping (a fake clock)."""
+"""The retry policy of connector calls, on its own (no real sleeping: a fake clock), and of the requests inside
+a call that a connector marks with ``Connector.request`` (an engine with one scripted connector)."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
+
 import pytest
 
-from offboard.config._config import Limits
+from offboard.config._config import Config, Limits
+from offboard.connector import Connector
+from offboard.engine._engine import Engine
 from offboard.engine._ratelimit import TokenBucket
 from offboard.engine._retry import backoff, call_with_retries
 from offboard.errors import (
@@ -17,6 +23,7 @@ from offboard.errors import (
     RateLimited,
     TransientError,
 )
+from offboard.models import Account, Action, ActionKind, Receipt
 
 
 class Script:
@@ -216,3 +223,125 @@ def test_other_offboard_errors_pass_through_unchanged():
     with pytest.raises(ConfigError) as caught:
         script.run()
     assert caught.value is error and script.calls == 1
+
+
+# -- requests retried inside a call (Connector.request, backed by the engine) ---------------------
+
+
+class FiveRequests(Connector):
+    """Removes memberships as vendors make us: one listing, then one write per group (five requests).
+
+    Each request fails the first ``fails`` times it is sent, with ``error`` (a fault injector per request)."""
+
+    name = "five"
+
+    def __init__(self, instance: str, settings: object = None):
+        super().__init__(instance, settings)  # type: ignore[arg-type]
+        self.sent: Counter[str] = Counter()
+        self.entered = 0  # how many times the engine called the whole method
+        self.fails = 1
+        self.error: Callable[[], ConnectorError] = lambda: TransientError("HTTP 503", status=503)
+        self.idempotent_writes = True
+
+    def _send(self, request: str) -> str:
+        self.sent[request] += 1
+        if self.sent[request] <= self.fails:
+            raise self.error()
+        return request
+
+    def remove_memberships(self, action: Action) -> Receipt:
+        self.entered += 1
+        self.request(lambda: self._send("GET groups"), lane="read")
+        groups = ["g1", "g2", "g3", "g4"]  # what the listing found
+        for group in groups:
+            self.request(lambda g=group: self._send(f"DELETE {g}"), lane="write", idempotent=self.idempotent_writes)
+        return Receipt(action, changed=True, before={"groups": groups})
+
+
+@pytest.fixture
+def five(tmp_path, monkeypatch):
+    """An engine with one ``FiveRequests`` system on a fake clock: (engine, connector, sleeps)."""
+    from offboard import plugins
+
+    monkeypatch.setattr(plugins, "connector_classes", lambda: {"five": FiveRequests})
+    config = Config.model_validate({"connectors": {"five": {"type": "five"}}})
+    (tmp_path / "data").mkdir()
+    engine = Engine.open(config, tmp_path / "data")
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    engine.sleep, engine.monotonic = sleep, lambda: now[0]
+    connector = engine.connector("five")
+    assert isinstance(connector, FiveRequests)
+    yield engine, connector, sleeps
+    engine.close()
+
+
+def _remove(engine: Engine, connector: FiveRequests) -> tuple[object, int]:
+    action = Action(ActionKind.REMOVE_MEMBERSHIPS, Account("five", "u1", "u1"))
+    return engine.call("five", connector.remove_memberships, action)
+
+
+def test_a_five_request_call_whose_every_request_fails_once_succeeds_in_one_call_attempt(five):
+    engine, connector, sleeps = five
+    receipt, attempts = _remove(engine, connector)
+    assert receipt.changed  # type: ignore[attr-defined]
+    assert connector.entered == 1  # the call was not sent again whole
+    assert sorted(connector.sent.values()) == [2] * 5  # each request: its failure, then its success
+    assert attempts == 6  # the call's attempt and the five requests sent again
+    assert sleeps == [0.5] * 5  # each request's own first backoff (limits.min_retry_wait), nobody else's
+
+
+def test_a_write_that_is_not_idempotent_is_not_sent_again_inside_the_call(five):
+    engine, connector, _ = five
+    connector.idempotent_writes = False
+    receipt, attempts = _remove(engine, connector)
+    assert receipt.changed  # type: ignore[attr-defined]
+    assert connector.entered == 5  # each write failed once: the whole call again, four times
+    assert connector.sent["GET groups"] == 6  # its own failure and retry, then once more per call
+    assert connector.sent["DELETE g4"] == 2 and connector.sent["DELETE g1"] == 5
+
+
+def test_a_request_that_keeps_failing_gives_up_and_the_call_is_not_sent_again(five):
+    engine, connector, _ = five
+    connector.fails = 100
+    with pytest.raises(TransientError, match=r"gave up after 6 attempts") as caught:
+        _remove(engine, connector)
+    assert connector.entered == 1 and connector.sent["GET groups"] == engine.config.limits.max_attempts
+    assert caught.value.attempts == 6 and caught.value.budget_spent  # type: ignore[attr-defined]
+
+
+def test_a_rate_limited_request_pauses_the_system_for_the_vendors_retry_after(five):
+    engine, connector, sleeps = five
+    connector.error = lambda: RateLimited(retry_after=7, status=429)
+    _, attempts = _remove(engine, connector)
+    assert connector.entered == 1 and attempts == 6
+    assert 7 in sleeps  # the retry waited for its token behind the pause: 7 s, as the vendor asked
+    assert engine._buckets["five"].acquire(sleep=lambda s: pytest.fail("paused")) == 0.0  # the pause is over
+
+
+def test_the_requests_share_the_calls_time_budget(five):
+    engine, connector, sleeps = five
+    engine.config.limits.__dict__["action_budget"] = 1.2  # room for about two backoffs in the whole call
+    connector.fails = 3
+    with pytest.raises(TransientError, match="limits.action_budget"):
+        _remove(engine, connector)
+    assert sum(sleeps) <= 1.2 and connector.entered == 1
+
+
+def test_without_an_engine_a_request_is_sent_once():
+    connector = FiveRequests("five")
+    with pytest.raises(TransientError, match="503"):
+        connector.remove_memberships(Action(ActionKind.REMOVE_MEMBERSHIPS, Account("five", "u1", "u1")))
+    assert connector.sent == Counter({"GET groups": 1})
+
+
+def test_a_batch_that_gets_some_items_done_each_time_is_not_counted_as_failing():
+    limits = Limits(max_attempts=3)
+    script = Script(*[TransientError("2 of 9 items: 503", partial=True) for _ in range(5)], TransientError("503"))
+    assert script.run(limits) == ("done", 7)  # five rounds of progress, one failure: under the three allowed
+    assert script.sleeps == [0.5] * 6  # each waits the least backoff: the items left are new failures

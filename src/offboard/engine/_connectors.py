@@ -99,6 +99,7 @@ def _build(engine: Engine, instance: str) -> Connector:
         sleep=engine.sleep,
         clock=lambda: engine.monotonic(),
     )
+    connector.request = functools.partial(engine._request, instance)  # type: ignore[method-assign]
     if cls.rate_limits:  # per request: the system's own bucket, then the request's lane
         connector.throttle = functools.partial(engine._throttle, instance)  # type: ignore[method-assign]
     connector.keep_before = functools.partial(_keep_before, engine, instance)  # type: ignore[method-assign]

@@ -53,7 +53,7 @@ from ._ratelimit import TokenBucket
 from ._recorder import Recorder
 from ._recorder import iso as _iso
 from ._recorder import open_audit as _open_audit
-from ._retry import call_with_retries
+from ._retry import CallScope, Scopes, call_with_retries, retry_request
 from ._schedule import bulk_plan, run_bulk, split
 from ._undo import undo_case
 
@@ -82,6 +82,7 @@ class Engine:
         self._building: dict[str, threading.Lock] = {}  # one set-up at a time per connector
         self._setup_failed: dict[str, tuple[float, ConnectorError]] = {}
         self._lock = threading.Lock()
+        self._scopes = Scopes()  # the call each thread is running: requests retried inside it (``request``)
         #: Replaceable together in tests: the buckets read ``monotonic``, retries ``sleep``.
         self.sleep: Callable[[float], None] = time.sleep
         self.monotonic: Callable[[], float] = time.monotonic
@@ -171,7 +172,9 @@ class Engine:
             self.connector(name)
 
     def call(self, instance: str, fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:
-        """Call ``fn`` for ``instance`` under its cap and bucket, retrying what ``_retry`` says; (result, attempts)."""
+        """Call ``fn`` for ``instance`` under its cap and bucket, retrying what ``_retry`` says; (result, attempts).
+
+        The attempts count the requests the connector marked with ``request`` and the engine sent again."""
         bucket, slots = self._buckets[instance], self._slots[instance]
         per_request = bool(type(self._connectors[instance]).rate_limits)  # such connectors take tokens in throttle()
 
@@ -183,18 +186,49 @@ class Engine:
             with slots:
                 return fn(*args)
 
+        def token(lane: str | None) -> None:  # one more request inside the call
+            bucket.acquire(self.sleep)
+            if per_request and lane:
+                self._lane_bucket(instance, lane, strict=True).acquire(self.sleep)
+
+        def sleep_unslotted(seconds: float) -> None:  # a request's backoff gives its slot to another call
+            slots.release()
+            try:
+                self.sleep(seconds)
+            finally:
+                slots.acquire()
+
+        def pause(lane: str | None, seconds: float) -> None:
+            self._lane_bucket(instance, lane).pause(seconds)
+
+        scope = CallScope(instance, self.monotonic(), token, pause, sleep_unslotted)
+        outer, self._scopes.current = self._scopes.current, scope
         try:
-            return call_with_retries(
+            result, attempts = call_with_retries(
                 attempt,
                 system=instance,
                 limits=self.config.limits,
-                pause=lambda lane, seconds: self._lane_bucket(instance, lane).pause(seconds),
+                pause=pause,
                 sleep=self.sleep,
                 clock=lambda: self.monotonic(),
             )
-        except AuthError as exc:  # stop this connector: every later call fails at once
-            self._stopped.setdefault(instance, str(exc))
+        except ConnectorError as exc:
+            exc.attempts = getattr(exc, "attempts", 1) + scope.retries  # type: ignore[attr-defined]
+            if isinstance(exc, AuthError):  # stop this connector: every later call fails at once
+                self._stopped.setdefault(instance, str(exc))
             raise
+        finally:
+            self._scopes.current = outer
+        return result, attempts + scope.retries
+
+    def _request(self, instance: str, send: Callable[[], Any], lane: str | None = None, idempotent: bool = True) -> Any:
+        """``Connector.request`` for ``instance``: one request, retried on its own inside the running call."""
+        scope = self._scopes.current
+        if scope is not None and scope.system != instance:
+            scope = None
+        return retry_request(
+            send, scope, lane=lane, idempotent=idempotent, limits=self.config.limits, clock=lambda: self.monotonic()
+        )
 
     # -- resolve, gather, plan ---------------------------------------------------
 
@@ -514,8 +548,10 @@ class Engine:
                 cap = (
                     self.config.connectors[instance].concurrency or connector_class(self, instance).default_concurrency
                 )
+                # More threads than the cap: a chain waiting out a backoff holds a thread, not one of the
+                # cap's slots (``call``), so a failing request does not idle the system for everyone.
                 pool = self._system_pools[instance] = ThreadPoolExecutor(
-                    max_workers=cap, thread_name_prefix=f"offboard-{instance}"
+                    max_workers=cap * 4, thread_name_prefix=f"offboard-{instance}"
                 )
             return pool
 
