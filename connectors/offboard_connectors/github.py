@@ -358,7 +358,10 @@ class GitHubConnector(Connector):
         membership = self._call("GET", f"orgs/{self._org}/memberships/{login}", f"read membership of {who}").json()
         before = {"kind": "member", "role": membership.get("role"), "state": membership.get("state")}
         self.keep_before(action, before)
-        self._call("DELETE", f"orgs/{self._org}/memberships/{login}", f"remove {who} from {self.settings.org}")
+        # 404: not a member (any more): a resent removal whose first answer was lost, the membership already gone
+        self._call(
+            "DELETE", f"orgs/{self._org}/memberships/{login}", f"remove {who} from {self.settings.org}", ok=(404,)
+        )
         return Receipt(action, changed=True, before=before, detail=f"removed {membership.get('state')} membership")
 
     def undo_disable_account(self, receipt: Receipt) -> Receipt:
