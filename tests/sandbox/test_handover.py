@@ -216,3 +216,54 @@ def test_offboard_check_reports_the_set_ups_still_in_place(sandbox, config_path,
     details = [item["detail"] for item in found["leftovers"] if item["system"] == G]
     assert any(d.startswith("OAuth grant to ") for d in details), details
     assert any(d.startswith("app password ") for d in details), details
+
+
+def test_a_manager_leaving_with_the_team_hands_over_nothing_the_next_manager_up_takes_over(tmp_path, run):
+    """A layoff takes a team with its manager: the reports' mailboxes and files go to the first manager up the
+    chain who stays, named on the plan, and every handover succeeds (Gmail refuses a suspended delegate)."""
+    with Sandbox(people=20, seed=7) as sb:
+        people = sb.company.people
+        manager = next(p for p in people if p.manager and any(q.manager == p.email for q in people))
+        reports = [q for q in people if q.manager == manager.email][:2]
+        above = manager.manager
+        listed = tmp_path / "layoff.csv"
+        listed.write_text("email\n" + "".join(f"{p.email}\n" for p in (manager, *reports)))
+        config = tmp_path / "offboard.yaml"
+        config.write_text(yaml.safe_dump(sb.config()))
+
+        plan = run("--config", str(config), "plan", "--from-file", str(listed), "--json")
+        assert plan.exit_code == 0, plan.output
+        notes = {p["person"]["id"]: p.get("successor") for p in json.loads(plan.output)["plans"]}
+        for report in reports:
+            assert notes[report.id] == (
+                f"manager {manager.email} leaves in the same run: handing over to {above}, "
+                "the first manager above who stays"
+            )
+        assert notes[manager.id] is None  # their own manager stays
+
+        revoke = ("revoke", "--from-file", str(listed), "--yes", "--allow-destructive", "--approve", "--approver", "hr")
+        done = run("--config", str(config), *revoke)  # the inventory was never synced: every system counts as 100%
+        assert done.exit_code == 0, done.output
+        sim = sb.sim(G)
+        for report in reports:
+            delegates = sim.mail(report.email)["delegates"]
+            assert delegates.get(above) == "accepted" and manager.email not in delegates, delegates
+
+
+def test_successors_staying_walks_up_past_everyone_leaving():
+    from offboard import Person
+    from offboard.engine._handover import successors_staying
+
+    ceo = Person(id="ceo@x.example", email="ceo@x.example")
+    vp = Person(id="vp@x.example", email="vp@x.example", manager="ceo@x.example")
+    lead = Person(id="lead@x.example", email="lead@x.example", manager="vp@x.example")
+    dev = Person(id="dev@x.example", email="dev@x.example", manager="lead@x.example")
+    people, notes = successors_staying([vp, lead, dev])
+    assert [p.manager for p in people] == ["ceo@x.example", "ceo@x.example", "ceo@x.example"]
+    assert set(notes) == {"lead@x.example", "dev@x.example"}
+    people, notes = successors_staying([ceo, vp, dev, lead])  # the whole chain leaves: nobody to hand over to
+    assert [p.manager for p in people] == [None, None, None, None]
+    assert "nobody above stays" in notes["dev@x.example"]
+    a = Person(id="a@x.example", email="a@x.example", manager="b@x.example")
+    b = Person(id="b@x.example", email="b@x.example", manager="a@x.example")
+    assert [p.manager for p in successors_staying([a, b])[0]] == [None, None]  # a cycle ends, nobody stays

@@ -87,6 +87,8 @@ def print_plan(plan: Any) -> None:
         )
     for note in getattr(plan, "reordered", ()):
         out.print(f"[dim]Order: {escape(note)}[/]")
+    if plan.successor_note:
+        out.print(f"[yellow]Handover: {escape(plan.successor_note)}[/]")
     if plan.no_successor:
         out.print(
             f"[yellow]No handover: {escape(plan.person.id)} has no manager and the policy's handover.to names "

@@ -38,6 +38,7 @@ from ..inventory import _inventory
 from ..inventory._sweep import destructive_reasons, guard
 from ..models import Person
 from ..people import identity_key
+from ._handover import successors_staying
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -209,6 +210,7 @@ def revoke_many(
     if unknown:
         raise UnknownPerson(f"{len(unknown)} of {len(people)} listed people are unknown: " + "; ".join(unknown[:20]))
     engine.check_connectors()
+    resolved, successors = successors_staying(resolved)  # a manager leaving in the same run hands over nothing
     result = BulkResult(people=[p.id for p in resolved], dry_run=dry_run)
     if from_inventory:
         from ._inventory_plan import plan_from_inventory
@@ -218,6 +220,8 @@ def revoke_many(
         with ThreadPoolExecutor(threads, thread_name_prefix="offboard-bulk-plan") as pool:
             plans = list(pool.map(lambda p: _plan(engine, p, policy), resolved))
     for person, plan in zip(resolved, plans, strict=True):
+        if not isinstance(plan, str):
+            plan.successor_note = successors.get(person.id)
         if isinstance(plan, str):
             result.nothing.append((person.id, plan))
         elif plan.actions or plan.errors:

@@ -44,6 +44,7 @@ class Plan:
     # steps moved from the policy's order to honour a connector's ordering constraint (``_ordering``)
     reordered: list[str] = field(default_factory=list)
     no_successor: list[str] = field(default_factory=list)  # handover steps left out: nobody to hand over to
+    successor_note: str | None = None  # the manager leaves in the same run: who takes over instead (``_handover``)
     held: list[str] = field(default_factory=list)  # deletions left out: the person is under legal hold
     recent: list[dict[str, Any]] = field(default_factory=list)  # set-ups made before the end (``_hold``)
 
@@ -84,6 +85,7 @@ class Plan:
             "legal_hold": self.person.legal_hold,
             "held": list(self.held),
             "no_successor": list(self.no_successor),
+            **({"successor": self.successor_note} if self.successor_note else {}),
             "recent_setups": list(self.recent),
         }
 

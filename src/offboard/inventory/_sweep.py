@@ -252,7 +252,9 @@ def _sweep(
     if sync:
         result.sync = _inventory.sync(engine)
     now = engine.clock()
-    people = leavers(engine, now)
+    from ..engine._handover import successors_staying
+
+    people, successors = successors_staying(leavers(engine, now))  # managers leaving in this run hand over nothing
     result.leavers = [p.id for p in people]
     holdings = _inventory.active_accounts(engine.store, result.leavers)
     busy = _running(engine)
@@ -279,6 +281,7 @@ def _sweep(
             bulk=True,
         )
         plan.uncorrelated = open_questions
+        plan.successor_note = successors.get(person.id)
         if plan.actions:
             result.plans.append(plan)
         elif plan.protected:
