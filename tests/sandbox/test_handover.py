@@ -252,7 +252,7 @@ def test_a_manager_leaving_with_the_team_hands_over_nothing_the_next_manager_up_
 
 def test_successors_staying_walks_up_past_everyone_leaving():
     from offboard import Person
-    from offboard.engine._handover import successors_staying
+    from offboard.inventory._sweep import successors_staying
 
     ceo = Person(id="ceo@x.example", email="ceo@x.example")
     vp = Person(id="vp@x.example", email="vp@x.example", manager="ceo@x.example")

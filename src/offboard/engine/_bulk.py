@@ -35,10 +35,9 @@ import structlog
 
 from ..errors import ApprovalRequired, OffboardError, UnknownPerson
 from ..inventory import _inventory
-from ..inventory._sweep import destructive_reasons, guard
+from ..inventory._sweep import destructive_reasons, guard, successors_staying
 from ..models import Person
 from ..people import identity_key
-from ._handover import successors_staying
 
 if TYPE_CHECKING:
     from ._engine import Engine

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable
 from typing import Any
 
 from ..config._policy import Policy
 from ..models import ActionKind, Person
 
-__all__ = ["HANDOVER_KINDS", "handover_params", "successor", "successors_staying"]
+__all__ = ["HANDOVER_KINDS", "handover_params", "successor"]
 
 #: Steps that hand something to the successor; they carry ``handover_to`` (and the auto-reply its text).
 HANDOVER_KINDS = frozenset({ActionKind.HANDOVER_MAILBOX, ActionKind.SET_AUTO_REPLY, ActionKind.TRANSFER_OWNERSHIP})
@@ -21,33 +19,6 @@ def successor(person: Person, policy: Policy, params: dict[str, Any]) -> str | N
     if explicit:
         return str(explicit)
     return person.manager if policy.handover.to == "manager" else policy.handover.to
-
-
-def successors_staying(people: Iterable[Person]) -> tuple[list[Person], dict[str, str]]:
-    """One batch of leavers with each manager who leaves in the same batch replaced by the first manager up the
-    chain who does not (None when the chain ends inside the batch: the handover steps are then left out), and per
-    person id the note that says so. A layoff takes teams with their managers: a mailbox handed to a manager who
-    is suspended in the same run is refused, and the files would go to someone who has no access either."""
-    people = list(people)
-    leaving: dict[str, Person] = {}
-    for person in people:
-        for name in (person.id, person.email, *person.aliases):
-            if name:
-                leaving.setdefault(name.lower(), person)
-    out, notes = [], {}
-    for person in people:
-        manager, seen = person.manager, set()
-        while manager and manager.lower() in leaving and manager.lower() not in seen:
-            seen.add(manager.lower())
-            manager = leaving[manager.lower()].manager
-        if manager and manager.lower() in leaving:  # managers who manage each other: nobody stays
-            manager = None
-        if manager != person.manager:
-            stays = f"handing over to {manager}, the first manager above who stays" if manager else "nobody above stays"
-            notes[person.id] = f"manager {person.manager} leaves in the same run: {stays}"
-            person = dataclasses.replace(person, manager=manager)
-        out.append(person)
-    return out, notes
 
 
 def handover_params(person: Person, policy: Policy, kind: ActionKind, given: dict[str, Any]) -> dict[str, Any]:

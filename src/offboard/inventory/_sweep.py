@@ -10,6 +10,7 @@ and run in one parallel batch.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from ..errors import ApprovalRequired, OffboardError
 from ..models import ActionKind, ActionStatus, CaseStatus, Person
 from . import _inventory
 
-__all__ = ["run_sweep", "SweepResult", "leavers", "past_end", "guard", "destructive_reasons"]
+__all__ = ["run_sweep", "SweepResult", "leavers", "past_end", "guard", "destructive_reasons", "successors_staying"]
 
 log = structlog.get_logger("offboard.sweep")
 REMOVING = {ActionKind.DISABLE_ACCOUNT.value, ActionKind.DELETE_ACCOUNT.value}
@@ -133,6 +134,33 @@ def past_end(person: Person, now: datetime) -> bool:
         except (ZoneInfoNotFoundError, ValueError):
             raise OffboardError(f"{person.id}: unknown time zone {person.timezone!r}") from None
     return end <= now
+
+
+def successors_staying(people: Iterable[Person]) -> tuple[list[Person], dict[str, str]]:
+    """One batch of leavers with each manager who leaves in the same batch replaced by the first manager up the
+    chain who does not (None when the chain ends inside the batch: the handover steps are then left out), and per
+    person id the note that says so. A layoff takes teams with their managers: a mailbox handed to a manager who
+    is suspended in the same run is refused, and the files would go to someone who has no access either."""
+    people = list(people)
+    leaving: dict[str, Person] = {}
+    for person in people:
+        for name in (person.id, person.email, *person.aliases):
+            if name:
+                leaving.setdefault(name.lower(), person)
+    out, notes = [], {}
+    for person in people:
+        manager, seen = person.manager, set()
+        while manager and manager.lower() in leaving and manager.lower() not in seen:
+            seen.add(manager.lower())
+            manager = leaving[manager.lower()].manager
+        if manager and manager.lower() in leaving:  # managers who manage each other: nobody stays
+            manager = None
+        if manager != person.manager:
+            stays = f"handing over to {manager}, the first manager above who stays" if manager else "nobody above stays"
+            notes[person.id] = f"manager {person.manager} leaves in the same run: {stays}"
+            person = dataclasses.replace(person, manager=manager)
+        out.append(person)
+    return out, notes
 
 
 def leavers(engine: Any, now: datetime) -> list[Person]:
@@ -252,8 +280,6 @@ def _sweep(
     if sync:
         result.sync = _inventory.sync(engine)
     now = engine.clock()
-    from ..engine._handover import successors_staying
-
     people, successors = successors_staying(leavers(engine, now))  # managers leaving in this run hand over nothing
     result.leavers = [p.id for p in people]
     holdings = _inventory.active_accounts(engine.store, result.leavers)
