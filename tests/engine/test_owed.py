@@ -173,3 +173,33 @@ def test_a_sweep_retries_owed_work_of_people_whose_accounts_already_count_as_ina
     report = json.loads(second.stdout)
     assert report["message"] == "nothing to do; owed work of 1 earlier case(s) retried, 0 still incomplete"
     assert company.state("sys0", "user4")["groups"] == []
+
+
+def test_a_system_that_could_not_be_searched_is_searched_again_and_its_accounts_disabled(make_company):
+    """A system whose discovery failed has no actions in the case, so nothing of it is owed: the person kept
+    their account there for good. Once the backoff passes, a new case searches every system again."""
+    from .. import _fakes
+
+    company = make_company(systems=2)
+    _fakes.add_faults(company.systems["sys1"], (403, None))  # sys1 refuses the search once
+    engine = open_engine(company, T0)
+    try:
+        first = engine.revoke("user1@corp.example")
+        assert first.status == CaseStatus.INCOMPLETE
+        assert engine.store.case(first.case_id)["detail"].startswith("sys1: discovery failed: ")
+        assert company.state("sys1", "user1")["enabled"] is True  # never found, never disabled
+        assert engine.resume() == []  # within the first backoff: not yet
+    finally:
+        engine.close()
+    engine = open_engine(company, T0 + timedelta(minutes=6))  # a later `offboard resume`
+    try:
+        results = engine.resume()
+        again = engine.resume()  # handed over once: the old case is not searched again
+    finally:
+        engine.close()
+    assert [x.status for x in results] == [CaseStatus.COMPLETE] and again == []
+    assert company.state("sys1", "user1")["enabled"] is False
+    handed = events(data_dir(), "owed_rediscovered")
+    assert [(e["case_id"], e["payload"]["systems"], e["payload"]["new_case"]) for e in handed] == [
+        (first.case_id, ["sys1"], results[0].case_id)
+    ]

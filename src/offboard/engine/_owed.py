@@ -27,13 +27,13 @@ import structlog
 from ..config._durations import aware, iso, parse_duration
 from ..config._logging import redact
 from ..errors import OffboardError
-from ..models import ActionStatus, CaseStatus
+from ..models import ActionStatus, CaseStatus, Person
 from ._plan import CaseResult
 
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["Owed", "recent_complete", "owed", "retry_owed", "abandon", "backoff"]
+__all__ = ["Owed", "recent_complete", "owed", "retry_owed", "rediscover", "abandon", "backoff"]
 
 log = structlog.get_logger("offboard.owed")
 OWED = (ActionStatus.FAILED.value, ActionStatus.UNVERIFIED.value)
@@ -162,9 +162,69 @@ def retry_owed(
         reopened.append(item.case_id)
     if reopened:
         log.info("retrying owed work", cases=len(reopened))
-    if not reopened or not wait:
+    if not wait:
         return []
-    return engine.run_cases(reopened, progress)
+    results = engine.run_cases(reopened, progress) if reopened else []
+    return results + rediscover(engine, progress, case_id=case_id, force=force)
+
+
+def rediscover(
+    engine: Engine,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    case_id: str | None = None,
+    force: bool = False,
+) -> list[CaseResult]:
+    """Search again the systems an incomplete case could not search, once its backoff has passed.
+
+    A system that could not be searched (down, throttled past the budget, refusing the credential) has no
+    actions in the case, so nothing of it is owed, yet the person may hold an account there. When the
+    case owes nothing else, a new case for the person (trigger ``owed``) searches every system again and
+    does what is left; ``owed_rediscovered`` on the old case names the new one. The wait doubles with
+    each such hop for the person, as owed retries do."""
+    now = engine.clock()
+    results: list[CaseResult] = []
+    for case in engine.store.find_cases(statuses=[CaseStatus.INCOMPLETE.value], limit=10_000):
+        if case_id is not None and case["id"] != case_id:
+            continue
+        lines = [line for line in (case["detail"] or "").splitlines() if ": discovery failed: " in line]
+        if not lines or engine.store.owed_actions(case["id"]):
+            continue  # nothing unsearched, or owed actions first (their retry keeps these lines)
+        if any(e["type"] == "owed_rediscovered" for e in engine.store.events(case["id"])):
+            continue  # already handed to a newer case
+        hops = sum(
+            any(e["type"] == "owed_rediscovered" for e in engine.store.events(c["id"]))
+            for c in engine.store.find_cases(person_id=case["person_id"], limit=100)
+        )
+        closed = aware(case["closed_at"] or case["created_at"])
+        if not force and now < closed + backoff(engine.config, hops):
+            continue
+        systems = [line.partition(": discovery failed: ")[0] for line in lines]
+        person = Person.from_dict(json.loads(case["person"]))
+        try:
+            result = engine.revoke(
+                person,
+                policy=case["policy"],
+                trigger="owed",
+                reason=f"case {case['id']} could not search {', '.join(systems)}",
+            )
+        except OffboardError as exc:  # a running case for the person, a configuration problem: next time
+            log.warning("could not search again", case=case["id"], error=redact(str(exc)))
+            continue
+        engine.record(
+            "owed_rediscovered",
+            case["id"],
+            {
+                "case": case["id"],
+                "person": {"id": case["person_id"]},
+                "systems": systems,
+                "at": iso(now),
+                "new_case": result.case_id if result is not None else None,
+            },
+        )
+        if result is not None:
+            results.append(result)
+    return results
 
 
 def escalate(engine: Engine, items: list[Owed], now: datetime) -> None:
