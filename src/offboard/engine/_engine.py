@@ -255,9 +255,10 @@ class Engine:
         """Known identifiers close to ``ref``, from the people sources and the inventory (for "did you mean")."""
         return nearest_people(ref, self.people(), self.store)
 
-    def gather(self, person: Person) -> tuple[list[Account], dict[str, str]]:
-        """Discover the person's accounts on every enabled connector, in parallel."""
-        names = self.enabled_connectors()
+    def gather(self, person: Person, systems: Iterable[str] | None = None) -> tuple[list[Account], dict[str, str]]:
+        """Discover the person's accounts on every enabled connector (or those of ``systems``), in parallel."""
+        wanted = None if systems is None else set(systems)
+        names = [n for n in self.enabled_connectors() if wanted is None or n in wanted]
         for name in names:
             self.connector(name)
         futures = {name: self._pool.submit(self.call, name, self._connectors[name].discover, person) for name in names}

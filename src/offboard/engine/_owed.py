@@ -179,9 +179,10 @@ def rediscover(
 
     A system that could not be searched (down, throttled past the budget, refusing the credential) has no
     actions in the case, so nothing of it is owed, yet the person may hold an account there. When the
-    case owes nothing else, a new case for the person (trigger ``owed``) searches every system again and
-    does what is left; ``owed_rediscovered`` on the old case names the new one. The wait doubles with
-    each such hop for the person, as owed retries do."""
+    case owes nothing else, those systems are searched again and a new case for the person (trigger
+    ``owed``) does what the policy asks there; ``owed_rediscovered`` on the old case names it (null when
+    the person holds nothing there). The other systems are not planned again: their work is the old
+    case's, done. The wait doubles with each such hop for the person, as owed retries do."""
     now = engine.clock()
     results: list[CaseResult] = []
     for case in engine.store.find_cases(statuses=[CaseStatus.INCOMPLETE.value], limit=10_000):
@@ -201,13 +202,14 @@ def rediscover(
             continue
         systems = [line.partition(": discovery failed: ")[0] for line in lines]
         person = Person.from_dict(json.loads(case["person"]))
+        result = None
         try:
-            result = engine.revoke(
-                person,
-                policy=case["policy"],
-                trigger="owed",
-                reason=f"case {case['id']} could not search {', '.join(systems)}",
-            )
+            accounts, errors = engine.gather(person, systems)
+            plan = engine.plan_for(person, engine.policy_for(person, case["policy"]), accounts, errors)
+            if plan.actions or plan.errors:  # still unsearchable: the new case says so, and is retried in turn
+                why = f"case {case['id']} could not search {', '.join(systems)}"
+                opened = engine.open_case(plan, trigger="owed", reason=why)
+                result = engine.run_cases([opened], progress)[0]
         except OffboardError as exc:  # a running case for the person, a configuration problem: next time
             log.warning("could not search again", case=case["id"], error=redact(str(exc)))
             continue
