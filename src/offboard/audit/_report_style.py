@@ -39,6 +39,8 @@ a { color: #0645ad; }
 table.people .tag { white-space: normal; } table.people code { white-space: nowrap; }
 table.people .id { display: block; color: #3d3d3d; font-size: .92em; }
 abbr[title] { text-decoration: underline dotted; cursor: help; }
+/* owed work: thirteen columns; timestamps and ids break anywhere so the table fits 1280 px */
+table.owed { font-size: .8rem; } table.owed td, table.owed th { overflow-wrap: anywhere; }
 /* charts: inline SVG beside the numbers they draw */
 .charts { display: grid; gap: .4rem; }
 figure.chart { margin: .8rem 0 1.2rem; border: 1px solid #bbb; padding: .6rem .8rem; break-inside: avoid; }
@@ -65,6 +67,7 @@ footer { margin-top: 2.5rem; border-top: 1px solid #bbb; padding-top: .5rem; col
   abbr[title]::after { content: " (" attr(title) ")"; }
   thead { display: table-header-group; }
   table { font-size: 8.5pt; }
+  table.owed { font-size: 7pt; } table.owed th, table.owed td { padding: .15rem .2rem; }
   thead th, tbody th[scope=row], pre { background: none; }
   @page { margin: 14mm 10mm; }
 }
