@@ -209,8 +209,7 @@ def test_subtrees_cover_gives_the_compact_range_root(first, length, sizes):
 
 def test_msgspec_encoder_matches_stdlib_for_every_code_point():
     """The fast path's canonical check is msgspec's sorted encoding: it must be the stdlib's, character for character."""
-    if _entry._msgspec is None:
-        pytest.skip("msgspec not installed")
+    assert _entry._msgspec is not None  # a dependency (pyproject.toml): the fast path must have it
     stdlib = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
     encode = _entry._ms_encode
     for cp in [*range(0, 0xD800), *range(0xE000, 0x110000)]:
