@@ -146,8 +146,13 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
         connector.apply(Action(ActionKind.DISABLE_ACCOUNT, again[0]))
         assert sim.account(ident.github_login)["state"] == "removed"
 
-    def test_login_from_mapping_file(self, sandbox_settings, sandbox_people, tmp_path):
-        ident = next(i for i in sandbox_people if i.github_login and not i.outside_collaborator)
+    def test_login_from_mapping_file(self, sandbox, sandbox_settings, sandbox_people, tmp_path):
+        sim = sandbox.sim(SYSTEM)  # another test may have removed the first member: take one still there
+        ident = next(
+            i
+            for i in sandbox_people
+            if i.github_login and not i.outside_collaborator and sim.account(i.github_login)["state"] == "active"
+        )
         mapping = tmp_path / "logins.yaml"
         mapping.write_text(f"someone@elsewhere.example: {ident.github_login}\n")
         connector = GitHubConnector("github", {**sandbox_settings, "logins_file": str(mapping), "saml_lookup": False})

@@ -7,13 +7,14 @@ status codes); the RFC 8935/8936 endpoints use those RFCs' ``{"err", "descriptio
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
+
+from .._bodies import read_bounded
 
 __all__ = ["Refusal", "read_json", "bearer", "text", "string_list", "endpoint_url", "MAX_BODY"]
 
@@ -42,22 +43,13 @@ def bearer(request: Request) -> str:
 
 async def read_json(request: Request, *, required: bool = True, timeout: float = 10.0) -> dict[str, Any]:
     """The body as a JSON object (at most MAX_BODY bytes); 400/413 naming the problem."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
-        raise Refusal(413, "body_too_large", f"the body is {declared} bytes; the limit is {MAX_BODY}")
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_BODY:
-                    raise Refusal(413, "body_too_large", f"the body is over the limit of {MAX_BODY} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise Refusal(408, "request_timeout", f"the body did not arrive within {timeout:g} s") from None
-    except ClientDisconnect:
-        raise Refusal(400, "client_disconnected", "the client disconnected before the body was complete") from None
-    body = b"".join(chunks)
+    body = await read_bounded(
+        request,
+        MAX_BODY,
+        timeout,
+        Refusal,
+        disconnected="the client disconnected before the body was complete",
+    )
     if not body.strip():
         if required:
             raise Refusal(400, "invalid_request", "the body is empty; send a JSON object")

@@ -13,8 +13,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
+from .._bodies import read_bounded
 from ._auditor import HEADERS
-from ._limits import read_bounded
 from ._tasks_html import error_page
 
 __all__ = ["PageRefused", "refused", "read_form", "text_field", "stored_upload", "html", "UPLOAD_MAX_BYTES"]

@@ -19,11 +19,12 @@ from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from .. import plugins
+from .._bodies import read_bounded
 from ..config._logging import get_logger
 from ..intake._hr_adapters import HREvent, WebhookRejected, check_person_ref
 from ..intake._intake import Intake
 from ._events import JSON_TYPES, CloudEventIn, EventIn, Problem, Receipt, parse_event, verify_standard
-from ._limits import rate_limited, read_bounded
+from ._limits import rate_limited
 from ._metrics import STANDARD_SOURCE, Metrics
 from ._services import ServicesDep
 
