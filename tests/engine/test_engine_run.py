@@ -94,6 +94,31 @@ def test_auth_errors_are_not_retried_and_stop_the_system(make_company):
     assert all(a["status"] == "verified" for a in result.actions if a["system"] == "sys0")
 
 
+def test_an_authentication_hold_ends_and_the_connector_is_built_again(make_company):
+    """A long-running process (``serve``, a worker) must not stay stopped for good after one expired credential:
+    calls fail at once for ``limits.action_budget`` seconds, then the connector is built again (credentials read
+    again) and the next case reaches the system."""
+    company = make_company(systems=2)
+    clock = FakeTime()
+    engine = open_engine(company, clock)
+    _fakes.add_faults(company.systems["sys1"], (401, None))  # the credential expired; rotated right after
+    first = engine.run_cases([engine.open_case(engine.plan("user1@corp.example"))])[0]
+    assert first.status == CaseStatus.INCOMPLETE and "AuthError" in first.detail
+    held = engine.connector("sys1")
+
+    second = engine.run_cases([engine.open_case(engine.plan("user2@corp.example"))])[0]
+    assert second.status == CaseStatus.INCOMPLETE  # within the hold: failed at once, nothing sent
+    assert "stopped after an authentication failure" in second.detail
+    assert not [change for change in company.changes("sys1") if "user2" in change[0]]
+
+    clock.now += engine.config.limits.action_budget
+    third = engine.run_cases([engine.open_case(engine.plan("user3@corp.example"))])[0]
+    assert engine.connector("sys1") is not held
+    engine.close()
+    assert third.status == CaseStatus.COMPLETE
+    assert all(a["status"] == "verified" for a in third.actions if a["system"] == "sys1")
+
+
 def test_missing_permission_is_named(make_company):
     company = make_company(systems=1)
     company.write_config(sys0={"forbid": ["remove_memberships"]})

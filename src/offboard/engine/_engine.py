@@ -78,7 +78,9 @@ class Engine:
         self._connectors: dict[str, Connector] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._slots: dict[str, threading.BoundedSemaphore] = {}
-        self._stopped: dict[str, str] = {}
+        #: Systems held after an authentication failure: (since, why); ``connector`` lifts the hold when it ends.
+        self._stopped: dict[str, tuple[float, str]] = {}
+        self._retired: list[Connector] = []
         self._building: dict[str, threading.Lock] = {}  # one set-up at a time per connector
         self._setup_failed: dict[str, tuple[float, ConnectorError]] = {}
         self._lock = threading.Lock()
@@ -127,7 +129,7 @@ class Engine:
         for pool in self._system_pools.values():
             pool.shutdown(wait=True)
         self.leases.close()
-        for connector in self._connectors.values():
+        for connector in [*self._retired, *self._connectors.values()]:
             connector.close()
         self.record.close()
         self.store.close()
@@ -136,7 +138,29 @@ class Engine:
 
     def connector(self, instance: str) -> Connector:
         """The configured connector instance, built on first use; its set-up is retried like any call."""
+        self._lift_auth_hold(instance)
         return build_connector(self, instance)
+
+    def _auth_held(self, instance: str) -> str | None:
+        """Why calls to ``instance`` fail at once: an authentication failure less than ``action_budget`` ago."""
+        stopped = self._stopped.get(instance)
+        if stopped is None or self.monotonic() - stopped[0] >= self.config.limits.action_budget:
+            return None
+        return stopped[1]
+
+    def _lift_auth_hold(self, instance: str) -> None:
+        """After the hold, the connector is built again: a long-running process picks up rotated credentials."""
+        stopped = self._stopped.get(instance)
+        if stopped is None or self._auth_held(instance) is not None:
+            return
+        with self._lock:
+            if self._stopped.get(instance) is not stopped:
+                return
+            del self._stopped[instance]
+            old = self._connectors.pop(instance, None)
+            if old is not None:  # a call may still be running on it: closed with the engine
+                self._retired.append(old)
+        log.info("authentication hold ended; the connector is built again", system=instance)
 
     def _lane_bucket(self, instance: str, lane: str | None, strict: bool = False) -> Any:
         """The bucket of one rate-limit lane of a system, or the system's own bucket."""
@@ -179,8 +203,9 @@ class Engine:
         per_request = bool(type(self._connectors[instance]).rate_limits)  # such connectors take tokens in throttle()
 
         def attempt() -> Any:
-            if instance in self._stopped:
-                raise AuthError(f"stopped after an authentication failure: {self._stopped[instance]}", system=instance)
+            held = self._auth_held(instance)
+            if held is not None:
+                raise AuthError(f"stopped after an authentication failure: {held}", system=instance)
             if not per_request:
                 bucket.acquire(self.sleep)
             with slots:
@@ -214,8 +239,8 @@ class Engine:
             )
         except ConnectorError as exc:
             exc.attempts = getattr(exc, "attempts", 1) + scope.retries  # type: ignore[attr-defined]
-            if isinstance(exc, AuthError):  # stop this connector: every later call fails at once
-                self._stopped.setdefault(instance, str(exc))
+            if isinstance(exc, AuthError):  # hold this system: its later calls fail at once until the hold ends
+                self._stopped.setdefault(instance, (self.monotonic(), str(exc)))
             raise
         finally:
             self._scopes.current = outer
