@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,11 @@ from ._smtp import smtp  # noqa: F401  (a fixture for every test module)
 from .connectors.conftest_ldap import directory, samba_dc, slapd_server  # noqa: F401, E402  (fixtures)
 
 FAKES = Path(_fakes.__file__)
+
+# pytest-xdist's workers export COLUMNS=80, and a rich Console fixes that width when it is built (the CLI's
+# consoles are built when a command module is first imported): without it every run reads the terminal's
+# width when it prints, so a test that passes COLUMNS to a command gets that width, however the tests run.
+os.environ.pop("COLUMNS", None)
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
-from .._bodies import read_bounded
+from ..intake._bodies import read_bounded
 
 __all__ = ["Refusal", "read_json", "bearer", "text", "string_list", "endpoint_url", "MAX_BODY"]
 

@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from .._bodies import read_bounded
+from ..intake._bodies import read_bounded
 from ._auditor import HEADERS
 from ._tasks_html import error_page
 

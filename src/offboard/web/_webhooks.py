@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from .. import plugins
-from .._bodies import read_bounded
 from ..config._logging import get_logger
+from ..intake._bodies import read_bounded
 from ..intake._hr_adapters import HREvent, WebhookRejected, check_person_ref
 from ..intake._intake import Intake
 from ._events import JSON_TYPES, CloudEventIn, EventIn, Problem, Receipt, parse_event, verify_standard

@@ -1,4 +1,4 @@
-"""Reading a request body with a size and time limit, for the web server and the Shared Signals routes."""
+"""A request body read within a size and a time limit: HR webhooks, task pages, Shared Signals routes."""
 
 from __future__ import annotations
 
