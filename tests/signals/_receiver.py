@@ -104,6 +104,13 @@ class PushReceiver:
                 self.arrived.wait(left)
             return [claims for _, claims, _ in self.received]
 
+    def wait_attempts(self, count: int, timeout: float = 10.0) -> int:
+        """The POSTs received so far, once there are ``count`` (or ``timeout`` seconds have passed)."""
+        deadline = time.monotonic() + timeout
+        while self.attempts < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.attempts
+
     def events(self) -> list[tuple[str, dict[str, Any]]]:
         """(event type, claims) of every SET received."""
         return [(next(iter(c["events"])), c) for _, c, _ in self.received]
