@@ -27,6 +27,7 @@ import argparse
 import shutil
 import sys
 import tempfile
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -101,8 +102,12 @@ def _run(people: int, scale: float, faults: dict[str, dict[str, Any]] | None) ->
             sandbox.reset()
             if faults:
                 sandbox.knobs(faults)
+            slept = _count_sleeps(engine)
+            waited = dict(engine.rate_limit_waits())
             with stopwatch() as ran:
                 results = engine.run_cases(case_ids)
+            timing = {system: t.to_dict() for system, t in engine.last_timing.items()}
+            waited = {name: s - waited.get(name, 0.0) for name, s in engine.rate_limit_waits().items()}
             stats = sandbox.stats()["systems"]
             retries = [max(0, (row["attempts"] or 1) - 1) for c in case_ids for row in engine.store.actions(c)]
             settled = _settle(engine, sandbox, plans, case_ids, list(faults)) if faults else {}
@@ -119,7 +124,48 @@ def _run(people: int, scale: float, faults: dict[str, dict[str, Any]] | None) ->
         "retries": retries,
         "requests": {system: s["requests"] for system, s in stats.items()},
         "storms": {system: s["log"].get(429, 0) for system, s in stats.items()},
+        "timing": timing,
+        "slept": dict(slept),
+        "waited": waited,
     }
+
+
+def _count_sleeps(engine: Any) -> Counter[str]:
+    """Seconds the engine slept, per system (its threads are named after it): backoffs and bucket waits."""
+    slept: Counter[str] = Counter()
+    sleep = engine.sleep
+
+    def counted(seconds: float) -> None:
+        name = threading.current_thread().name
+        if name.startswith("offboard-") and name != "offboard-close":
+            slept[name.removeprefix("offboard-").rsplit("_", 1)[0]] += seconds
+        sleep(seconds)
+
+    engine.sleep = counted
+    return slept
+
+
+def _per_system(clean: dict[str, Any], faulty: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Per system: when its last action ended (faults off / on), and what the faulty run's threads slept on it."""
+
+    def ended(run: dict[str, Any], system: str) -> str:
+        t = run["timing"].get(system) or {}
+        cut, end = t.get("access_cut_seconds"), t.get("cleanup_end_seconds")
+        return f"cut {cut if cut is not None else '-'} s, end {end if end is not None else '-'} s"
+
+    rows = []
+    for system in sorted(faulty["requests"]):
+        bucket = sum(w for name, w in faulty["waited"].items() if name == system or name.startswith(system + ":"))
+        backoff = max(faulty["slept"].get(system, 0.0) - bucket, 0.0)
+        rows.append(
+            (
+                system,
+                f"off: {ended(clean, system)}; on: {ended(faulty, system)}",
+                f"slept {backoff:.0f} s backing off, {bucket:.0f} s on rate limits (thread-seconds)",
+                "",
+            )
+        )
+    return rows
 
 
 def run(people: int = PEOPLE, scale: float = SCALE, timeout: float = TIMEOUT) -> bool:
@@ -178,6 +224,10 @@ def run(people: int = PEOPLE, scale: float = SCALE, timeout: float = TIMEOUT) ->
         ),
     ]
     report("Faults: bulk revoke under failing vendors", rows)
+    report(
+        "Per system: seconds after the batch began (access cut, last action), faults on: sleeps",
+        _per_system(clean, faulty),
+    )
     for line in (clean["incomplete"] + faulty["incomplete"])[:5]:
         console.print(f"  incomplete: {line}")
     for line in faulty["dirty"][:5]:

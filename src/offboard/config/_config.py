@@ -72,7 +72,10 @@ class Limits(_Strict):
         default=10.0, gt=0, le=100, description="bulk guard: a sweep over this share of people halts for approval"
     )
     max_attempts: int = Field(
-        default=6, ge=1, le=50, description="failures (5xx, timeouts) one call may have before it gives up"
+        default=10,
+        ge=1,
+        le=50,
+        description="failures (5xx, timeouts) one call, or one request in it, may have running before it gives up",
     )
     min_retry_wait: float = Field(default=0.5, gt=0, description="first backoff after a call's own failure (s)")
     max_retry_wait: float = Field(default=30.0, gt=0, description="longest backoff after a call's own failure (s)")
