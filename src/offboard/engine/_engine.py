@@ -55,6 +55,7 @@ from ._recorder import iso as _iso
 from ._recorder import open_audit as _open_audit
 from ._retry import CallScope, Scopes, call_with_retries, retry_request
 from ._schedule import bulk_plan, run_bulk, split
+from ._stalled import StalledRequests
 from ._undo import undo_case
 
 __all__ = ["Engine", "Plan", "CaseResult"]
@@ -83,6 +84,7 @@ class Engine:
         self._setup_failed: dict[str, tuple[float, ConnectorError]] = {}
         self._lock = threading.Lock()
         self._scopes = Scopes()  # the call each thread is running: requests retried inside it (``request``)
+        self.stalled = StalledRequests()  # a request that stalled lends its call's slot (``_stalled``)
         #: Replaceable together in tests: the buckets read ``monotonic``, retries ``sleep``.
         self.sleep: Callable[[float], None] = time.sleep
         self.monotonic: Callable[[], float] = time.monotonic
@@ -123,6 +125,7 @@ class Engine:
         self.record.wait_sealed()
 
     def close(self) -> None:
+        self.stalled.close()
         self._pool.shutdown(wait=True)
         for pool in self._system_pools.values():
             pool.shutdown(wait=True)
@@ -201,7 +204,9 @@ class Engine:
         def pause(lane: str | None, seconds: float) -> None:
             self._lane_bucket(instance, lane).pause(seconds)
 
-        scope = CallScope(instance, self.monotonic(), token, pause, sleep_unslotted)
+        scope = CallScope(
+            instance, self.monotonic(), token, pause, sleep_unslotted, watch=lambda: self.stalled.watch(instance, slots)
+        )
         outer, self._scopes.current = self._scopes.current, scope
         try:
             result, attempts = call_with_retries(

@@ -27,7 +27,8 @@ on its own under this same policy: its own failure count, jittered backoff (the 
 concurrency slot is given back while it sleeps), a Retry-After pausing the lane, each retry
 taking a token, and the call's time budget counted from the call's start. A request that gives
 up ends the call: its retries are spent, the call is not tried again for it. The retries are
-added to the call's attempts.
+added to the call's attempts. A request that stalls lends its call's concurrency slot to
+another call until it answers (``_stalled``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,6 +138,8 @@ class CallScope:
     pause: Callable[[str | None, float], None]  # hold back every caller of a lane (None: the system)
     sleep: Callable[[float], None]  # this call's own wait
     retries: int = 0  # requests sent again inside the call, for the call's attempt count
+    #: Around each request: lends the call's concurrency slot while the request has stalled (``_stalled``).
+    watch: Callable[[], AbstractContextManager[None]] | None = None
 
 
 class Scopes(threading.local):
@@ -160,8 +164,18 @@ def retry_request(
     idempotent, it sends once: the call is the unit of retry then. The first attempt is the
     connector's own (after its ``throttle``); each retry first takes a token of ``lane``.
     """
-    if scope is None or not idempotent:
+    if scope is None:
         return send()
+    watch = scope.watch
+
+    def sent() -> Any:
+        if watch is None:
+            return send()
+        with watch():
+            return send()
+
+    if not idempotent:
+        return sent()
     tries = 0
 
     def attempt() -> Any:
@@ -169,7 +183,7 @@ def retry_request(
         tries += 1
         if tries > 1:
             scope.acquire(lane)
-        return send()
+        return sent()
 
     try:
         result, _ = call_with_retries(

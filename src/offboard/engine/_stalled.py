@@ -1,0 +1,137 @@
+"""A request that has stalled gives its system's concurrency slot to another call until it answers.
+
+A system's concurrency cap (``connectors.<name>.concurrency``) bounds the calls served at once.
+A request that hangs (the vendor never answers and the connection is dropped, or the client's
+timeout ends it) would hold its slot all that while: at 5% timeouts with a 1 s hang, Google's ten
+slots spent more than half their time on requests that were lost, and its cleanup took twice as
+long as without faults (``docs/performance.md`` finding 7). So each request sent inside an
+engine call is watched: once it has taken ``factor`` times the system's median latency (over its
+last successful requests; ``floor`` seconds at least, and nothing is lent before ``warmup``
+requests have answered), its slot is lent to the next call; when it answers at last, its call
+takes a slot again before it goes on (so the call itself never runs past the cap, and at most
+the stalled requests are in flight beyond it). The token bucket still paces every request.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import statistics
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["StalledRequests"]
+
+_RUNNING, _LENT, _DONE = 0, 1, 2
+
+
+class _Watch:
+    """One request in flight, holding its call's slot until it answers or is lent out."""
+
+    __slots__ = ("slots", "state", "lock")
+
+    def __init__(self, slots: Any):
+        self.slots = slots
+        self.state = _RUNNING
+        self.lock = threading.Lock()
+
+    def lend(self) -> bool:
+        with self.lock:
+            if self.state != _RUNNING:
+                return False
+            self.state = _LENT
+        self.slots.release()
+        return True
+
+    def finish(self) -> None:
+        with self.lock:
+            lent = self.state == _LENT
+            self.state = _DONE
+        if lent:  # the call goes on under the cap: it waits for a slot like any other call
+            self.slots.acquire()
+
+
+class StalledRequests:
+    """Watches the requests of engine calls; lends the slot of one that stalled (see the module's docs)."""
+
+    def __init__(
+        self,
+        factor: float = 4.0,
+        floor: float = 0.05,
+        warmup: int = 20,
+        window: int = 200,
+        clock: Callable[[], float] = time.monotonic,
+        tick: float = 0.01,
+    ):
+        self.factor, self.floor, self.warmup, self.tick = factor, floor, warmup, tick
+        self._clock = clock
+        self._window = window
+        self._lock = threading.Lock()
+        self._due: list[tuple[float, int, _Watch, str]] = []
+        self._seq = itertools.count()
+        self._latencies: dict[str, deque[float]] = {}
+        self._limits: dict[str, float] = {}
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.lent: Counter[str] = Counter()  # per system: requests whose slot was lent, for metrics
+
+    def limit(self, system: str) -> float | None:
+        """Seconds after which a request of ``system`` is taken as stalled (None: too few answers yet)."""
+        return self._limits.get(system)
+
+    @contextmanager
+    def watch(self, system: str, slots: Any) -> Iterator[None]:
+        """Around one request sent while its call holds one of ``slots``."""
+        start = self._clock()
+        watch = _Watch(slots)
+        limit = self._limits.get(system)
+        if limit is not None:
+            with self._lock:
+                heapq.heappush(self._due, (start + limit, next(self._seq), watch, system))
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="offboard-stalled", daemon=True)
+                    self._thread.start()
+            self._wake.set()
+        answered = False
+        try:
+            yield
+            answered = True
+        finally:
+            watch.finish()
+            if answered:
+                self._learn(system, self._clock() - start)
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    def _learn(self, system: str, seconds: float) -> None:
+        with self._lock:
+            seen = self._latencies.get(system)
+            if seen is None:
+                seen = self._latencies[system] = deque(maxlen=self._window)
+            seen.append(seconds)
+            if len(seen) >= self.warmup and len(seen) % 10 == 0:
+                self._limits[system] = max(self.floor, self.factor * statistics.median(seen))
+
+    def _run(self) -> None:
+        while not self._closed:
+            with self._lock:
+                now = self._clock()
+                due = []
+                while self._due and self._due[0][0] <= now:
+                    due.append(heapq.heappop(self._due))
+                waiting = bool(self._due)
+            for _, _, watch, system in due:
+                if watch.lend():
+                    self.lent[system] += 1
+            if waiting:
+                time.sleep(self.tick)
+            else:
+                self._wake.wait()
+                self._wake.clear()
