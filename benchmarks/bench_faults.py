@@ -107,6 +107,7 @@ def _run(people: int, scale: float, faults: dict[str, dict[str, Any]] | None) ->
             with stopwatch() as ran:
                 results = engine.run_cases(case_ids)
             timing = {system: t.to_dict() for system, t in engine.last_timing.items()}
+            lent = dict(engine.stalled.lent)
             waited = {name: s - waited.get(name, 0.0) for name, s in engine.rate_limit_waits().items()}
             stats = sandbox.stats()["systems"]
             retries = [max(0, (row["attempts"] or 1) - 1) for c in case_ids for row in engine.store.actions(c)]
@@ -127,6 +128,7 @@ def _run(people: int, scale: float, faults: dict[str, dict[str, Any]] | None) ->
         "timing": timing,
         "slept": dict(slept),
         "waited": waited,
+        "lent": lent,
     }
 
 
@@ -161,7 +163,8 @@ def _per_system(clean: dict[str, Any], faulty: dict[str, Any]) -> list[tuple[str
             (
                 system,
                 f"off: {ended(clean, system)}; on: {ended(faulty, system)}",
-                f"slept {backoff:.0f} s backing off, {bucket:.0f} s on rate limits (thread-seconds)",
+                f"slept {backoff:.0f} s backing off, {bucket:.0f} s on rate limits (thread-seconds); "
+                f"{faulty['lent'].get(system, 0)} stalled requests lent their slot",
                 "",
             )
         )

@@ -9,7 +9,7 @@ import pytest
 from offboard.config._config import Config
 from offboard.connector import Connector
 from offboard.engine._engine import Engine
-from offboard.engine._stalled import StalledRequests
+from offboard.engine._stalled import CallSlot, StalledRequests
 
 
 class OneAtATime(Connector):
@@ -83,10 +83,28 @@ def test_nothing_is_lent_before_the_system_has_answered_enough_requests():
     watcher = StalledRequests(warmup=5)
     slots = threading.BoundedSemaphore(1)
     slots.acquire()
+    slot = CallSlot(slots)
     for _ in range(4):
-        with watcher.watch("x", slots):
+        with watcher.watch("x", slot):
             pass
     assert watcher.limit("x") is None
-    with watcher.watch("x", slots):  # unwatched: no limit yet
+    with watcher.watch("x", slot):  # unwatched: no limit yet
         assert not slots.acquire(timeout=0.2)
+    watcher.close()
+
+
+def test_a_request_inside_a_stalled_request_does_not_give_the_slot_twice():
+    """Entra's batch sends requests inside a request: the slot is lent once, taken again once."""
+    watcher = StalledRequests(warmup=1, floor=0.05)
+    slots = threading.BoundedSemaphore(1)
+    slots.acquire()
+    slot = CallSlot(slots)
+    with watcher.watch("x", slot):
+        pass
+    with watcher.watch("x", slot):
+        with watcher.watch("x", slot):
+            assert slots.acquire(timeout=2)  # lent by one of them
+            assert not slot.give()  # a backoff now gives nothing: the slot is already lent
+            slots.release()
+    assert slot.held and not slots.acquire(blocking=False)  # taken again, once: the cap is whole
     watcher.close()

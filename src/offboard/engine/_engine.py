@@ -55,7 +55,7 @@ from ._recorder import iso as _iso
 from ._recorder import open_audit as _open_audit
 from ._retry import CallScope, Scopes, call_with_retries, retry_request
 from ._schedule import bulk_plan, run_bulk, split
-from ._stalled import StalledRequests
+from ._stalled import CallSlot, StalledRequests
 from ._undo import undo_case
 
 __all__ = ["Engine", "Plan", "CaseResult"]
@@ -187,7 +187,11 @@ class Engine:
             if not per_request:
                 bucket.acquire(self.sleep)
             with slots:
-                return fn(*args)
+                scope.slot = CallSlot(slots)
+                try:
+                    return fn(*args)
+                finally:
+                    scope.slot = None
 
         def token(lane: str | None) -> None:  # one more request inside the call
             bucket.acquire(self.sleep)
@@ -195,17 +199,24 @@ class Engine:
                 self._lane_bucket(instance, lane, strict=True).acquire(self.sleep)
 
         def sleep_unslotted(seconds: float) -> None:  # a request's backoff gives its slot to another call
-            slots.release()
+            slot = scope.slot
+            gave = slot is not None and slot.give()
             try:
                 self.sleep(seconds)
             finally:
-                slots.acquire()
+                if gave:
+                    slot.take()  # type: ignore[union-attr]
 
         def pause(lane: str | None, seconds: float) -> None:
             self._lane_bucket(instance, lane).pause(seconds)
 
         scope = CallScope(
-            instance, self.monotonic(), token, pause, sleep_unslotted, watch=lambda: self.stalled.watch(instance, slots)
+            instance,
+            self.monotonic(),
+            token,
+            pause,
+            sleep_unslotted,
+            watch=lambda: self.stalled.watch(instance, scope.slot),
         )
         outer, self._scopes.current = self._scopes.current, scope
         try:

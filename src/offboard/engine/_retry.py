@@ -140,6 +140,7 @@ class CallScope:
     retries: int = 0  # requests sent again inside the call, for the call's attempt count
     #: Around each request: lends the call's concurrency slot while the request has stalled (``_stalled``).
     watch: Callable[[], AbstractContextManager[None]] | None = None
+    slot: Any = None  # the call's hold on its system's slot while it runs (``_stalled.CallSlot``)
 
 
 class Scopes(threading.local):

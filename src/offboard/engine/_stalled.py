@@ -24,35 +24,60 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["StalledRequests"]
+__all__ = ["CallSlot", "StalledRequests"]
 
 _RUNNING, _LENT, _DONE = 0, 1, 2
+
+
+class CallSlot:
+    """One call's hold on one of its system's slots: given back while the call cannot use it (a backoff, a
+    stalled request) and taken again before the call goes on. Giving twice gives once (a request inside a
+    request, a backoff while a stalled request's slot is lent), so the cap is never released past its size."""
+
+    __slots__ = ("slots", "held", "lock")
+
+    def __init__(self, slots: Any):
+        self.slots = slots
+        self.held = True
+        self.lock = threading.Lock()
+
+    def give(self) -> bool:
+        with self.lock:
+            if not self.held:
+                return False
+            self.held = False
+        self.slots.release()
+        return True
+
+    def take(self) -> None:
+        self.slots.acquire()
+        with self.lock:
+            self.held = True
 
 
 class _Watch:
     """One request in flight, holding its call's slot until it answers or is lent out."""
 
-    __slots__ = ("slots", "state", "lock")
+    __slots__ = ("slot", "state", "lock")
 
-    def __init__(self, slots: Any):
-        self.slots = slots
+    def __init__(self, slot: CallSlot):
+        self.slot = slot
         self.state = _RUNNING
         self.lock = threading.Lock()
 
     def lend(self) -> bool:
         with self.lock:
-            if self.state != _RUNNING:
+            if self.state != _RUNNING or not self.slot.give():
                 return False
             self.state = _LENT
-        self.slots.release()
-        return True
+            return True
 
     def finish(self) -> None:
         with self.lock:
             lent = self.state == _LENT
             self.state = _DONE
         if lent:  # the call goes on under the cap: it waits for a slot like any other call
-            self.slots.acquire()
+            self.slot.take()
 
 
 class StalledRequests:
@@ -75,6 +100,7 @@ class StalledRequests:
         self._seq = itertools.count()
         self._latencies: dict[str, deque[float]] = {}
         self._limits: dict[str, float] = {}
+        self._answered: Counter[str] = Counter()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -85,10 +111,13 @@ class StalledRequests:
         return self._limits.get(system)
 
     @contextmanager
-    def watch(self, system: str, slots: Any) -> Iterator[None]:
-        """Around one request sent while its call holds one of ``slots``."""
+    def watch(self, system: str, slot: CallSlot | None) -> Iterator[None]:
+        """Around one request sent while its call holds ``slot`` (None: outside a call's slot, not watched)."""
+        if slot is None:
+            yield
+            return
         start = self._clock()
-        watch = _Watch(slots)
+        watch = _Watch(slot)
         limit = self._limits.get(system)
         if limit is not None:
             with self._lock:
@@ -116,7 +145,9 @@ class StalledRequests:
             if seen is None:
                 seen = self._latencies[system] = deque(maxlen=self._window)
             seen.append(seconds)
-            if len(seen) >= self.warmup and len(seen) % 10 == 0:
+            self._answered[system] += 1
+            answered = self._answered[system]
+            if answered >= self.warmup and (answered == self.warmup or answered % 10 == 0):
                 self._limits[system] = max(self.floor, self.factor * statistics.median(seen))
 
     def _run(self) -> None:
