@@ -4,9 +4,9 @@ Only ``RateLimited`` and ``TransientError`` are retried; every other error is fi
 (``AuthError``, ``PermanentError``, ``NotFound``, ...). Two kinds of wait, kept apart:
 
 - **A failure of this call** (a 5xx, a timeout, a reset) is this call's business: it sleeps a
-  jittered exponential backoff worked out from *its own* count of such failures
-  (``limits.min_retry_wait`` doubling up to ``limits.max_retry_wait``, each wait between half
-  and all of that, never below the minimum). Nobody else waits.
+  jittered exponential backoff worked out from *its own* count of such failures (the first
+  between a fifth of ``limits.min_retry_wait`` and all of it, then that minimum doubling up to
+  ``limits.max_retry_wait``, each wait between half and all of that). Nobody else waits.
 - **The vendor's rate-limit answer** (``RateLimited``: 429, Google's and GitHub's quota 403s, or
   any error carrying a Retry-After) is everybody's business: ``pause`` holds back every caller
   of the system (or of the rate-limit lane the error names) for exactly the time the vendor
@@ -52,13 +52,19 @@ log = structlog.get_logger("offboard.engine")
 
 
 def backoff(attempt: int, limits: Limits, rng: Callable[[], float] = random.random) -> float:
-    """Seconds to wait after this call's failure number ``attempt``: jittered, capped, at least the minimum.
+    """Seconds to wait after this call's failure number ``attempt``: jittered, capped.
 
-    The ceiling doubles from ``limits.min_retry_wait`` up to ``limits.max_retry_wait``; the wait
-    is drawn between half the ceiling and all of it, so callers that failed together spread out.
+    The first wait is drawn between a fifth of ``limits.min_retry_wait`` and all of it ("full
+    jitter", https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/): one 5xx
+    or one lost request is most often bad luck, and the wait lies on its chain's path. After
+    that the ceiling doubles up to ``limits.max_retry_wait``; the wait is drawn between half the
+    ceiling and all of it, never below the minimum, so callers that failed together spread out.
     """
-    ceiling = min(limits.max_retry_wait, limits.min_retry_wait * 2 ** (min(max(attempt, 1), 40) - 1))
-    return max(min(limits.min_retry_wait, limits.max_retry_wait), ceiling * (0.5 + 0.5 * rng()))
+    lowest = min(limits.min_retry_wait, limits.max_retry_wait)
+    if attempt <= 1:
+        return lowest * (0.2 + 0.8 * rng())
+    ceiling = min(limits.max_retry_wait, limits.min_retry_wait * 2 ** (min(attempt, 40) - 1))
+    return max(lowest, ceiling * (0.5 + 0.5 * rng()))
 
 
 def call_with_retries(
