@@ -93,6 +93,35 @@ def test_nothing_is_lent_before_the_system_has_answered_enough_requests():
     watcher.close()
 
 
+def test_at_most_half_the_cap_is_lent_at_once():
+    """A vendor that slows down for everyone is not sent twice as much: two of a cap of four lent, not four."""
+    watcher = StalledRequests(warmup=1, floor=0.05)
+    slots = threading.BoundedSemaphore(4)
+    calls = [CallSlot(slots, 4) for _ in range(4)]
+    for _ in range(4):
+        slots.acquire()
+    with watcher.watch("x", calls[0]):
+        pass
+    answer = threading.Event()
+
+    def stalled(slot: CallSlot) -> None:
+        with watcher.watch("x", slot):
+            answer.wait(5)
+
+    threads = [threading.Thread(target=stalled, args=(slot,)) for slot in calls]
+    for thread in threads:
+        thread.start()
+    assert slots.acquire(timeout=2) and slots.acquire(timeout=2)
+    assert not slots.acquire(timeout=0.5) and watcher.lent["x"] == 2
+    slots.release()
+    slots.release()
+    answer.set()
+    for thread in threads:
+        thread.join(5)
+    assert all(slot.held for slot in calls) and not slots.acquire(blocking=False)
+    watcher.close()
+
+
 def test_a_request_inside_a_stalled_request_does_not_give_the_slot_twice():
     """Entra's batch sends requests inside a request: the slot is lent once, taken again once."""
     watcher = StalledRequests(warmup=1, floor=0.05)

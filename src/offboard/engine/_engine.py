@@ -180,6 +180,8 @@ class Engine:
         The attempts count the requests the connector marked with ``request`` and the engine sent again."""
         bucket, slots = self._buckets[instance], self._slots[instance]
         per_request = bool(type(self._connectors[instance]).rate_limits)  # such connectors take tokens in throttle()
+        configured = self.config.connectors.get(instance)
+        cap = (configured.concurrency if configured else None) or type(self._connectors[instance]).default_concurrency
 
         def attempt() -> Any:
             if instance in self._stopped:
@@ -187,7 +189,7 @@ class Engine:
             if not per_request:
                 bucket.acquire(self.sleep)
             with slots:
-                scope.slot = CallSlot(slots)
+                scope.slot = CallSlot(slots, cap)
                 try:
                     return fn(*args)
                 finally:

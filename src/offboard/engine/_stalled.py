@@ -9,7 +9,9 @@ engine call is watched: once it has taken ``factor`` times the system's median l
 last successful requests; ``floor`` seconds at least, and nothing is lent before ``warmup``
 requests have answered), its slot is lent to the next call; when it answers at last, its call
 takes a slot again before it goes on (so the call itself never runs past the cap, and at most
-the stalled requests are in flight beyond it). The token bucket still paces every request.
+the stalled requests are in flight beyond it). At most half the cap (one at least) is lent at
+once, so a vendor that slows down for everyone is not sent twice as much. The token bucket
+still paces every request.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ class CallSlot:
     stalled request) and taken again before the call goes on. Giving twice gives once (a request inside a
     request, a backoff while a stalled request's slot is lent), so the cap is never released past its size."""
 
-    __slots__ = ("slots", "held", "lock")
+    __slots__ = ("slots", "cap", "held", "lock")
 
-    def __init__(self, slots: Any):
+    def __init__(self, slots: Any, cap: int = 1):
         self.slots = slots
+        self.cap = cap  # the system's concurrency cap: at most half of it is lent at once (one at least)
         self.held = True
         self.lock = threading.Lock()
 
@@ -72,12 +75,14 @@ class _Watch:
             self.state = _LENT
             return True
 
-    def finish(self) -> None:
+    def finish(self) -> bool:
+        """The request answered; True if its slot had been lent (it is taken again first)."""
         with self.lock:
             lent = self.state == _LENT
             self.state = _DONE
         if lent:  # the call goes on under the cap: it waits for a slot like any other call
             self.slot.take()
+        return lent
 
 
 class StalledRequests:
@@ -101,6 +106,7 @@ class StalledRequests:
         self._latencies: dict[str, deque[float]] = {}
         self._limits: dict[str, float] = {}
         self._answered: Counter[str] = Counter()
+        self._lending: Counter[str] = Counter()  # per system: slots lent right now
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -131,7 +137,9 @@ class StalledRequests:
             yield
             answered = True
         finally:
-            watch.finish()
+            if watch.finish():
+                with self._lock:
+                    self._lending[system] -= 1
             if answered:
                 self._learn(system, self._clock() - start)
 
@@ -157,10 +165,19 @@ class StalledRequests:
                 due = []
                 while self._due and self._due[0][0] <= now:
                     due.append(heapq.heappop(self._due))
+            for item in due:
+                _, _, watch, system = item
+                with self._lock:
+                    full = self._lending[system] >= max(1, watch.slot.cap // 2)
+                    if full:  # a vendor slow for everyone is not sent more: this one waits its turn
+                        if watch.state == _RUNNING:
+                            heapq.heappush(self._due, (now + self.tick, next(self._seq), watch, system))
+                        continue
+                    if watch.lend():
+                        self.lent[system] += 1
+                        self._lending[system] += 1
+            with self._lock:
                 waiting = bool(self._due)
-            for _, _, watch, system in due:
-                if watch.lend():
-                    self.lent[system] += 1
             if waiting:
                 time.sleep(self.tick)
             else:
