@@ -207,7 +207,7 @@ class Engine:
                 self.sleep(seconds)
             finally:
                 if gave:
-                    slot.take()  # type: ignore[union-attr]
+                    slot.take()
 
         def pause(lane: str | None, seconds: float) -> None:
             self._lane_bucket(instance, lane).pause(seconds)
