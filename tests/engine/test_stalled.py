@@ -137,3 +137,12 @@ def test_a_request_inside_a_stalled_request_does_not_give_the_slot_twice():
             slots.release()
     assert slot.held and not slots.acquire(blocking=False)  # taken again, once: the cap is whole
     watcher.close()
+
+
+def test_eight_chains_of_a_one_slot_system_wait_out_their_backoffs_at_once(one):
+    """A chain sleeping out a backoff or a stalled request holds a thread, not the slot: eight of them at once
+    (before: four threads per slot, and the other chains of the system waited for a thread)."""
+    engine, _ = one
+    waiting = threading.Barrier(8, timeout=5)
+    futures = [engine._system_pool("one").submit(waiting.wait) for _ in range(8)]
+    assert sorted(f.result(timeout=10) for f in futures) == list(range(8))

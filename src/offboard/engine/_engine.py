@@ -61,6 +61,7 @@ from ._undo import undo_case
 __all__ = ["Engine", "Plan", "CaseResult"]
 
 log = structlog.get_logger("offboard.engine")
+THREADS_PER_SLOT = 8  # a system's pool: threads per concurrency slot (``_system_pool``)
 
 
 class Engine:
@@ -567,10 +568,11 @@ class Engine:
                 cap = (
                     self.config.connectors[instance].concurrency or connector_class(self, instance).default_concurrency
                 )
-                # More threads than the cap: a chain waiting out a backoff holds a thread, not one of the
-                # cap's slots (``call``), so a failing request does not idle the system for everyone.
+                # More threads than the cap: a chain waiting out a backoff, or a request that stalled, holds a
+                # thread, not one of the cap's slots (``call``, ``_stalled``), so a failing request does not idle
+                # the system for everyone. Eight per slot: at 20% faults, four were all waiting half the time.
                 pool = self._system_pools[instance] = ThreadPoolExecutor(
-                    max_workers=cap * 4, thread_name_prefix=f"offboard-{instance}"
+                    max_workers=cap * THREADS_PER_SLOT, thread_name_prefix=f"offboard-{instance}"
                 )
             return pool
 
