@@ -8,7 +8,10 @@ the connection, and per system a ``storm_rate`` of one over the requests the cle
 there: about one storm of 20 rate-limited answers per system). Goals: every case complete in
 both runs, and the faulty run's wall time at most 1.5x the clean one's. It prints the retries
 per action (p50, p99, max), from the attempts the store recorded: a connector's requests the
-engine sent again inside a call (``Connector.request``) count as retries.
+engine sent again inside a call (``Connector.request``) count as retries. A second table says,
+per system, when everyone's access there was cut and when its last action ended (faults off and
+on: the system that ends last is the critical path), the thread-seconds its threads slept
+backing off and waiting on rate limits, and how many stalled requests lent their slot.
 
 Then, with the faults stopped, it retries the owed work (``offboard cases retry``: the
 engine's ``retry_owed``) until nothing is owed, and runs the residual check (``offboard
