@@ -8,7 +8,10 @@ the connection, and per system a ``storm_rate`` of one over the requests the cle
 there: about one storm of 20 rate-limited answers per system). Goals: every case complete in
 both runs, and the faulty run's wall time at most 1.5x the clean one's. It prints the retries
 per action (p50, p99, max), from the attempts the store recorded: a connector's requests the
-engine sent again inside a call (``Connector.request``) count as retries.
+engine sent again inside a call (``Connector.request``) count as retries. A second table says,
+per system, when everyone's access there was cut and when its last action ended (faults off and
+on: the system that ends last is the critical path), the thread-seconds its threads slept
+backing off and waiting on rate limits, and how many stalled requests lent their slot.
 
 Then, with the faults stopped, it retries the owed work (``offboard cases retry``: the
 engine's ``retry_owed``) until nothing is owed, and runs the residual check (``offboard
@@ -27,6 +30,7 @@ import argparse
 import shutil
 import sys
 import tempfile
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -101,8 +105,13 @@ def _run(people: int, scale: float, faults: dict[str, dict[str, Any]] | None) ->
             sandbox.reset()
             if faults:
                 sandbox.knobs(faults)
+            slept = _count_sleeps(engine)
+            waited = dict(engine.rate_limit_waits())
             with stopwatch() as ran:
                 results = engine.run_cases(case_ids)
+            timing = {system: t.to_dict() for system, t in engine.last_timing.items()}
+            lent = dict(engine.stalled.lent)
+            waited = {name: s - waited.get(name, 0.0) for name, s in engine.rate_limit_waits().items()}
             stats = sandbox.stats()["systems"]
             retries = [max(0, (row["attempts"] or 1) - 1) for c in case_ids for row in engine.store.actions(c)]
             settled = _settle(engine, sandbox, plans, case_ids, list(faults)) if faults else {}
@@ -119,7 +128,50 @@ def _run(people: int, scale: float, faults: dict[str, dict[str, Any]] | None) ->
         "retries": retries,
         "requests": {system: s["requests"] for system, s in stats.items()},
         "storms": {system: s["log"].get(429, 0) for system, s in stats.items()},
+        "timing": timing,
+        "slept": dict(slept),
+        "waited": waited,
+        "lent": lent,
     }
+
+
+def _count_sleeps(engine: Any) -> Counter[str]:
+    """Seconds the engine slept, per system (its threads are named after it): backoffs and bucket waits."""
+    slept: Counter[str] = Counter()
+    sleep = engine.sleep
+
+    def counted(seconds: float) -> None:
+        name = threading.current_thread().name
+        if name.startswith("offboard-") and name != "offboard-close":
+            slept[name.removeprefix("offboard-").rsplit("_", 1)[0]] += seconds
+        sleep(seconds)
+
+    engine.sleep = counted
+    return slept
+
+
+def _per_system(clean: dict[str, Any], faulty: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Per system: when its last action ended (faults off / on), and what the faulty run's threads slept on it."""
+
+    def ended(run: dict[str, Any], system: str) -> str:
+        t = run["timing"].get(system) or {}
+        cut, end = t.get("access_cut_seconds"), t.get("cleanup_end_seconds")
+        return f"cut {cut if cut is not None else '-'} s, end {end if end is not None else '-'} s"
+
+    rows = []
+    for system in sorted(faulty["requests"]):
+        bucket = sum(w for name, w in faulty["waited"].items() if name == system or name.startswith(system + ":"))
+        backoff = max(faulty["slept"].get(system, 0.0) - bucket, 0.0)
+        rows.append(
+            (
+                system,
+                f"off: {ended(clean, system)}; on: {ended(faulty, system)}",
+                f"slept {backoff:.0f} s backing off, {bucket:.0f} s on rate limits (thread-seconds); "
+                f"{faulty['lent'].get(system, 0)} stalled requests lent their slot",
+                "",
+            )
+        )
+    return rows
 
 
 def run(people: int = PEOPLE, scale: float = SCALE, timeout: float = TIMEOUT) -> bool:
@@ -178,6 +230,10 @@ def run(people: int = PEOPLE, scale: float = SCALE, timeout: float = TIMEOUT) ->
         ),
     ]
     report("Faults: bulk revoke under failing vendors", rows)
+    report(
+        "Per system: seconds after the batch began (access cut, last action), faults on: sleeps",
+        _per_system(clean, faulty),
+    )
     for line in (clean["incomplete"] + faulty["incomplete"])[:5]:
         console.print(f"  incomplete: {line}")
     for line in faulty["dirty"][:5]:

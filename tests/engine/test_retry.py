@@ -79,9 +79,11 @@ def test_transient_errors_back_off_on_their_own_and_never_pause_the_system():
 
 
 def test_backoff_is_jittered_between_half_and_all_of_the_ceiling_and_never_below_the_minimum():
+    """The first wait is a full jitter of the minimum (a fifth of it to all of it); later ones between half and
+    all of the doubling ceiling, never below the minimum."""
     limits = Limits(min_retry_wait=0.5, max_retry_wait=30)
     assert [backoff(n, limits, rng=lambda: 1.0) for n in range(1, 9)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
-    assert [backoff(n, limits, rng=lambda: 0.0) for n in range(1, 9)] == [0.5, 0.5, 1, 2, 4, 8, 15, 15]
+    assert [backoff(n, limits, rng=lambda: 0.0) for n in range(1, 9)] == [0.1, 0.5, 1, 2, 4, 8, 15, 15]
     assert backoff(10_000, limits, rng=lambda: 1.0) == 30  # no overflow on a long run
     assert Limits().min_retry_wait == 0.5 and Limits().max_retry_wait == 30 and Limits().action_budget == 300
 
@@ -193,6 +195,18 @@ def test_gives_up_after_max_attempts_of_transient_errors():
     assert script.pauses == []
 
 
+def test_a_run_of_bad_luck_at_a_flaky_vendor_is_retried_through_under_the_default_limits():
+    """At 20% failures six running happen once in 15,000 requests (twice in a 200-person run): not a give-up.
+    Nine running are retried through within the time budget; a dead vendor still gives up after the tenth."""
+    script = Script(*[TransientError(f"503 #{n}") for n in range(9)])
+    assert script.run(Limits()) == ("done", 10)
+    assert script.now < Limits().action_budget
+    dead = Script(*[TransientError(f"503 #{n}") for n in range(50)])
+    with pytest.raises(TransientError, match="503 #9"):
+        dead.run(Limits())
+    assert dead.calls == 10 and dead.now <= 121.5  # ceilings 0.5, 1, 2, ... 30: within the budget
+
+
 def test_rate_limits_spend_the_rate_limited_budget_not_the_attempt_budget():
     limits = Limits(max_attempts=2, max_rate_limited_wait=25)
     script = Script(*[RateLimited(retry_after=10) for _ in range(5)], TransientError())
@@ -293,7 +307,7 @@ def test_a_five_request_call_whose_every_request_fails_once_succeeds_in_one_call
     assert connector.entered == 1  # the call was not sent again whole
     assert sorted(connector.sent.values()) == [2] * 5  # each request: its failure, then its success
     assert attempts == 6  # the call's attempt and the five requests sent again
-    assert sleeps == [0.5] * 5  # each request's own first backoff (limits.min_retry_wait), nobody else's
+    assert len(sleeps) == 5 and all(0.1 <= s <= 0.5 for s in sleeps)  # each request's own first backoff, only
 
 
 def test_a_write_that_is_not_idempotent_is_not_sent_again_inside_the_call(five):
@@ -309,10 +323,10 @@ def test_a_write_that_is_not_idempotent_is_not_sent_again_inside_the_call(five):
 def test_a_request_that_keeps_failing_gives_up_and_the_call_is_not_sent_again(five):
     engine, connector, _ = five
     connector.fails = 100
-    with pytest.raises(TransientError, match=r"gave up after 6 attempts") as caught:
+    with pytest.raises(TransientError, match=r"gave up after 10 attempts") as caught:
         _remove(engine, connector)
     assert connector.entered == 1 and connector.sent["GET groups"] == engine.config.limits.max_attempts
-    assert caught.value.attempts == 6 and caught.value.budget_spent  # type: ignore[attr-defined]
+    assert caught.value.attempts == 10 and caught.value.budget_spent  # type: ignore[attr-defined]
 
 
 def test_a_rate_limited_request_pauses_the_system_for_the_vendors_retry_after(five):

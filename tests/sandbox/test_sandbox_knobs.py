@@ -90,6 +90,21 @@ def test_429_storm(slack):
     assert rest == [429, 429, 200]
 
 
+def test_a_storm_ends_when_its_retry_after_has_passed():
+    """The Retry-After of a storm's answers is the time it has left: a client that waits as told is served
+    (RFC 9110 §10.2.3), even though fewer than ``storm_length`` answers were throttled."""
+    now = [100.0]
+    plan = FaultPlan(Knobs(storm_rate=1.0, storm_length=20), 7, clock=lambda: now[0])
+    assert plan.draw(False) == "storm"
+    plan.knobs.storm_rate = 0.0
+    told = plan.storm_wait()
+    assert 1.0 <= told <= 5.0 and [plan.draw(False) for _ in range(3)] == ["storm"] * 3
+    now[0] += told / 2
+    assert plan.draw(False) == "storm" and plan.storm_wait() == pytest.approx(max(told / 2, 1.0))
+    now[0] += told / 2 + 0.01
+    assert plan.draw(False) == "" and plan.storm_left == 0
+
+
 def test_forced_status_counts_down(slack):
     client, sim, email = slack
     with sim.force(503, count=2):

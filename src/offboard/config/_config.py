@@ -72,9 +72,14 @@ class Limits(_Strict):
         default=10.0, gt=0, le=100, description="bulk guard: a sweep over this share of people halts for approval"
     )
     max_attempts: int = Field(
-        default=6, ge=1, le=50, description="failures (5xx, timeouts) one call may have before it gives up"
+        default=10,
+        ge=1,
+        le=50,
+        description="failures (5xx, timeouts) one call, or one request in it, may have running before it gives up",
     )
-    min_retry_wait: float = Field(default=0.5, gt=0, description="first backoff after a call's own failure (s)")
+    min_retry_wait: float = Field(
+        default=0.5, gt=0, description="first backoff after a call's own failure: a fifth of it to all of it (s)"
+    )
     max_retry_wait: float = Field(default=30.0, gt=0, description="longest backoff after a call's own failure (s)")
     action_budget: float = Field(
         default=300.0, gt=0, description="seconds one call may take with its retries before it gives up"

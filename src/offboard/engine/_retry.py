@@ -4,9 +4,9 @@ Only ``RateLimited`` and ``TransientError`` are retried; every other error is fi
 (``AuthError``, ``PermanentError``, ``NotFound``, ...). Two kinds of wait, kept apart:
 
 - **A failure of this call** (a 5xx, a timeout, a reset) is this call's business: it sleeps a
-  jittered exponential backoff worked out from *its own* count of such failures
-  (``limits.min_retry_wait`` doubling up to ``limits.max_retry_wait``, each wait between half
-  and all of that, never below the minimum). Nobody else waits.
+  jittered exponential backoff worked out from *its own* count of such failures (the first
+  between a fifth of ``limits.min_retry_wait`` and all of it, then that minimum doubling up to
+  ``limits.max_retry_wait``, each wait between half and all of that). Nobody else waits.
 - **The vendor's rate-limit answer** (``RateLimited``: 429, Google's and GitHub's quota 403s, or
   any error carrying a Retry-After) is everybody's business: ``pause`` holds back every caller
   of the system (or of the rate-limit lane the error names) for exactly the time the vendor
@@ -27,7 +27,8 @@ on its own under this same policy: its own failure count, jittered backoff (the 
 concurrency slot is given back while it sleeps), a Retry-After pausing the lane, each retry
 taking a token, and the call's time budget counted from the call's start. A request that gives
 up ends the call: its retries are spent, the call is not tried again for it. The retries are
-added to the call's attempts.
+added to the call's attempts. A request that stalls lends its call's concurrency slot to
+another call until it answers (``_stalled``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,13 +52,19 @@ log = structlog.get_logger("offboard.engine")
 
 
 def backoff(attempt: int, limits: Limits, rng: Callable[[], float] = random.random) -> float:
-    """Seconds to wait after this call's failure number ``attempt``: jittered, capped, at least the minimum.
+    """Seconds to wait after this call's failure number ``attempt``: jittered, capped.
 
-    The ceiling doubles from ``limits.min_retry_wait`` up to ``limits.max_retry_wait``; the wait
-    is drawn between half the ceiling and all of it, so callers that failed together spread out.
+    The first wait is drawn between a fifth of ``limits.min_retry_wait`` and all of it ("full
+    jitter", https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/): one 5xx
+    or one lost request is most often bad luck, and the wait lies on its chain's path. After
+    that the ceiling doubles up to ``limits.max_retry_wait``; the wait is drawn between half the
+    ceiling and all of it, never below the minimum, so callers that failed together spread out.
     """
-    ceiling = min(limits.max_retry_wait, limits.min_retry_wait * 2 ** (min(max(attempt, 1), 40) - 1))
-    return max(min(limits.min_retry_wait, limits.max_retry_wait), ceiling * (0.5 + 0.5 * rng()))
+    lowest = min(limits.min_retry_wait, limits.max_retry_wait)
+    if attempt <= 1:
+        return lowest * (0.2 + 0.8 * rng())
+    ceiling = min(limits.max_retry_wait, limits.min_retry_wait * 2 ** (min(attempt, 40) - 1))
+    return max(lowest, ceiling * (0.5 + 0.5 * rng()))
 
 
 def call_with_retries(
@@ -136,6 +144,9 @@ class CallScope:
     pause: Callable[[str | None, float], None]  # hold back every caller of a lane (None: the system)
     sleep: Callable[[float], None]  # this call's own wait
     retries: int = 0  # requests sent again inside the call, for the call's attempt count
+    #: Around each request: lends the call's concurrency slot while the request has stalled (``_stalled``).
+    watch: Callable[[], AbstractContextManager[None]] | None = None
+    slot: Any = None  # the call's hold on its system's slot while it runs (``_stalled.CallSlot``)
 
 
 class Scopes(threading.local):
@@ -160,8 +171,18 @@ def retry_request(
     idempotent, it sends once: the call is the unit of retry then. The first attempt is the
     connector's own (after its ``throttle``); each retry first takes a token of ``lane``.
     """
-    if scope is None or not idempotent:
+    if scope is None:
         return send()
+    watch = scope.watch
+
+    def sent() -> Any:
+        if watch is None:
+            return send()
+        with watch():
+            return send()
+
+    if not idempotent:
+        return sent()
     tries = 0
 
     def attempt() -> Any:
@@ -169,7 +190,7 @@ def retry_request(
         tries += 1
         if tries > 1:
             scope.acquire(lane)
-        return send()
+        return sent()
 
     try:
         result, _ = call_with_retries(

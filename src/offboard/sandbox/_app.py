@@ -388,7 +388,7 @@ class Simulator:
         if needed and self.granted.isdisjoint(needed):
             return self.forbidden(req, needed)
         if fault == "storm":
-            return self.throttle(req, 1.0 + self.faults.rng.random() * 4, "storm")
+            return self.throttle(req, self.faults.storm_wait(), "storm")
         wait = self.rate_limit(req, limit)
         if wait:
             return self.throttle(req, wait, "limit")

@@ -29,7 +29,7 @@ class Knobs:
     error_rate: float = 0.0  # 5xx answers
     timeout_rate: float = 0.0  # hang timeout_seconds, then drop the connection
     reset_rate: float = 0.0  # drop the connection with a TCP reset, no answer
-    storm_rate: float = 0.0  # start a 429 storm: the next storm_length requests are throttled
+    storm_rate: float = 0.0  # start a 429 storm: requests are throttled for 1-5 s, at most storm_length of them
     storm_length: int = 20
     lie_rate: float = 0.0  # acknowledge a write without applying it
     timeout_seconds: float = 30.0
@@ -181,15 +181,34 @@ class FaultPlan:
     seed: int
     rng: random.Random = field(init=False)
     storm_left: int = 0
+    storm_until: float = 0.0  # by ``clock``: when the storm under way ends
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
 
+    def storm_wait(self) -> float:
+        """Seconds the storm under way has left: what its Retry-After says (at least a second, as headers round up)."""
+        return max(self.storm_until - self.clock(), 1.0)
+
     def draw(self, write: bool) -> str:
-        """The fault for the next request: '', 'error', 'timeout', 'reset', 'storm' or 'lie'."""
+        """The fault for the next request: '', 'error', 'timeout', 'reset', 'storm' or 'lie'.
+
+        A storm is the vendor throttling everyone for a while (1-5 s drawn when it starts), and
+        at most ``storm_length`` answers: each answer's Retry-After (where the vendor sends one)
+        is the time the storm has left, so a client that waits as told finds it over. RFC 9110
+        §10.2.3 (https://www.rfc-editor.org/rfc/rfc9110#field.retry-after): Retry-After says "how
+        long the user agent ought to wait before making a follow-up request"; GitHub
+        (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit):
+        "you should not retry your request until after that many seconds has elapsed", and
+        without a header "wait for at least one minute". A storm that went on answering 429 after
+        the time its own Retry-After named would make the header a lie no vendor documents.
+        """
         if self.storm_left > 0:
-            self.storm_left -= 1
-            return "storm"
+            if self.clock() < self.storm_until:
+                self.storm_left -= 1
+                return "storm"
+            self.storm_left = 0  # its time is up
         k = self.knobs
         if not k.faulty:
             return ""
@@ -203,6 +222,7 @@ class FaultPlan:
             if r < rate:
                 if name == "storm":
                     self.storm_left = max(k.storm_length - 1, 0)
+                    self.storm_until = self.clock() + 1.0 + self.rng.random() * 4
                 return name
             r -= rate
         if write and k.lie_rate and self.rng.random() < k.lie_rate:
