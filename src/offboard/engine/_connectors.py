@@ -26,7 +26,7 @@ from ._retry import call_with_retries
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["build_connector", "connector_class"]
+__all__ = ["rebuild_connector", "build_connector", "connector_class"]
 
 
 def connector_class(engine: Engine, instance: str) -> type[Connector]:
@@ -63,6 +63,23 @@ def build_connector(engine: Engine, instance: str) -> Connector:
         except ConnectorError as exc:
             engine._setup_failed[instance] = (engine.monotonic(), exc)
             raise
+
+
+def rebuild_connector(engine: Engine, instance: str) -> None:
+    """Build ``instance`` again (its credentials read again) and swap it in; calls running on the old one finish
+    on it, and it is closed with the engine. A set-up that fails is remembered as ``build_connector`` does."""
+    with engine._lock:
+        building = engine._building.setdefault(instance, threading.Lock())
+        old = engine._connectors.get(instance)
+    with building:
+        try:
+            _build(engine, instance)
+        except ConnectorError as exc:
+            engine._setup_failed[instance] = (engine.monotonic(), exc)
+            raise
+    if old is not None:
+        with engine._lock:
+            engine._retired.append(old)
 
 
 def _build(engine: Engine, instance: str) -> Connector:
@@ -104,7 +121,8 @@ def _build(engine: Engine, instance: str) -> Connector:
         connector.throttle = functools.partial(engine._throttle, instance)  # type: ignore[method-assign]
     connector.keep_before = functools.partial(_keep_before, engine, instance)  # type: ignore[method-assign]
     with engine._lock:
-        engine._slots[instance] = threading.BoundedSemaphore(cfg.concurrency or cls.default_concurrency)
+        # built again after an authentication hold: calls still running on the old one give back the same cap
+        engine._slots.setdefault(instance, threading.BoundedSemaphore(cfg.concurrency or cls.default_concurrency))
         engine._connectors[instance] = connector
         engine._setup_failed.pop(instance, None)
     return connector

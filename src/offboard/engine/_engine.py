@@ -41,7 +41,7 @@ from ..models import (
 from ..state._store import Store, dumps, new_id, utcnow
 from ._actions import ActionRunner
 from ._close import close_case
-from ._connectors import build_connector, connector_class
+from ._connectors import build_connector, connector_class, rebuild_connector
 from ._destructive import destructive_steps
 from ._handover import HANDOVER_KINDS, handover_params, successor
 from ._hold import DELETIONS, recent_setups, refuse_held
@@ -142,7 +142,9 @@ class Engine:
 
     def connector(self, instance: str) -> Connector:
         """The configured connector instance, built on first use; its set-up is retried like any call."""
-        self._lift_auth_hold(instance)
+        if self._auth_hold_ended(instance):  # a long-running process picks up rotated credentials
+            log.info("authentication hold ended; the connector is built again", system=instance)
+            rebuild_connector(self, instance)
         return build_connector(self, instance)
 
     def _auth_held(self, instance: str) -> str | None:
@@ -152,19 +154,16 @@ class Engine:
             return None
         return stopped[1]
 
-    def _lift_auth_hold(self, instance: str) -> None:
-        """After the hold, the connector is built again: a long-running process picks up rotated credentials."""
+    def _auth_hold_ended(self, instance: str) -> bool:
+        """True once, for the first caller after ``instance``'s authentication hold has passed."""
         stopped = self._stopped.get(instance)
         if stopped is None or self._auth_held(instance) is not None:
-            return
+            return False
         with self._lock:
             if self._stopped.get(instance) is not stopped:
-                return
+                return False
             del self._stopped[instance]
-            old = self._connectors.pop(instance, None)
-            if old is not None:  # a call may still be running on it: closed with the engine
-                self._retired.append(old)
-        log.info("authentication hold ended; the connector is built again", system=instance)
+        return True
 
     def _lane_bucket(self, instance: str, lane: str | None, strict: bool = False) -> Any:
         """The bucket of one rate-limit lane of a system, or the system's own bucket."""
