@@ -13,8 +13,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.requests import ClientDisconnect
 
+from ..intake._bodies import read_bounded
 from ._requests import Refusal, bearer, endpoint_url, read_json, string_list, text
 from ._subjects import SubjectError, canonical, check_subject
 from ._transmitter import POLL, PUSH, Transmitter
@@ -398,21 +398,14 @@ async def receive(name: str, request: Request) -> Response:
 
 
 async def _read_set(request: Request) -> bytes:
+    """The pushed SET's bytes; RFC 8935 answers every refusal with ``invalid_request``."""
     from ._receiver import MAX_SET_BYTES
 
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_SET_BYTES:
-        raise Refusal(413, "invalid_request", f"the SET is over {MAX_SET_BYTES} bytes")
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(10):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_SET_BYTES:
-                    raise Refusal(413, "invalid_request", f"the SET is over {MAX_SET_BYTES} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise Refusal(408, "invalid_request", "the SET did not arrive within 10 s") from None
-    except ClientDisconnect:
-        raise Refusal(400, "invalid_request", "the client disconnected before the SET was complete") from None
-    return b"".join(chunks)
+    return await read_bounded(
+        request,
+        MAX_SET_BYTES,
+        10,
+        lambda status, _code, message: Refusal(status, "invalid_request", message),
+        what="the SET",
+        disconnected="the client disconnected before the SET was complete",
+    )
