@@ -66,6 +66,8 @@ class GoogleHandover:
 
         def _run(self, request: Any, what: str, scope: str, idempotent: bool | None = None) -> Any: ...
         def _svc(self, api: str = "directory") -> Any: ...
+        def _directory(self, resource: str, api: str = "directory") -> Any: ...
+        def _collection(self, service: Any, *path: str) -> Any: ...
         def _get_user(self, key: str) -> dict[str, Any] | None: ...
         def _credentials_of(self, key: str) -> dict[str, Any]: ...
         def _batch(self, calls: list[tuple[Any, str]], scope: str, ok_missing: bool = True) -> list[Any]: ...
@@ -89,7 +91,7 @@ class GoogleHandover:
                 static_discovery=True,
                 client_options={"api_endpoint": self.settings.api_url},
             )
-        return cache[email].users().settings()
+        return self._collection(cache[email], "users", "settings")
 
     def _google(self, name: str, version: str, scope: str) -> Any:
         """An API client whose token carries only ``scope`` (the admin as subject): a tenant that has not
@@ -129,7 +131,11 @@ class GoogleHandover:
     # -- handover_mailbox: the successor becomes a Gmail delegate ---------------------------------
 
     def _delegates(self, email: str) -> list[dict[str, Any]]:
-        body = self._run(self._gmail(email).delegates().list(userId=email), f"list delegates of {email}", GMAIL_BASIC)
+        body = self._run(
+            self._collection(self._gmail(email), "delegates").list(userId=email),
+            f"list delegates of {email}",
+            GMAIL_BASIC,
+        )
         return list((body or {}).get("delegates") or [])
 
     def before_handover_mailbox(self, action: Action) -> dict[str, Any]:
@@ -141,7 +147,7 @@ class GoogleHandover:
         if to.lower() in {d.lower() for d in before["delegates"]}:
             return Receipt(action, changed=False, before=before, reference=to, detail=f"{to} is already a delegate")
         self._run(
-            self._gmail(email).delegates().create(userId=email, body={"delegateEmail": to}),
+            self._collection(self._gmail(email), "delegates").create(userId=email, body={"delegateEmail": to}),
             f"make {to} a delegate of {email}",
             GMAIL_SHARING,
         )
@@ -166,7 +172,7 @@ class GoogleHandover:
         changed = bool(to and to.lower() in current and to.lower() not in kept)
         if changed:
             self._run(
-                self._gmail(email).delegates().delete(userId=email, delegateEmail=to),
+                self._collection(self._gmail(email), "delegates").delete(userId=email, delegateEmail=to),
                 f"remove delegate {to} of {email}",
                 GMAIL_SHARING,
             )
@@ -224,9 +230,17 @@ class GoogleHandover:
     def _forwarding(self, email: str) -> dict[str, Any]:
         gmail = self._gmail(email)
         auto = self._run(gmail.getAutoForwarding(userId=email), f"read auto-forwarding of {email}", GMAIL_BASIC) or {}
-        filters = self._run(gmail.filters().list(userId=email), f"list filters of {email}", GMAIL_BASIC) or {}
+        filters = (
+            self._run(self._collection(gmail, "filters").list(userId=email), f"list filters of {email}", GMAIL_BASIC)
+            or {}
+        )
         addresses = (
-            self._run(gmail.forwardingAddresses().list(userId=email), f"list forwarding of {email}", GMAIL_BASIC) or {}
+            self._run(
+                self._collection(gmail, "forwardingAddresses").list(userId=email),
+                f"list forwarding of {email}",
+                GMAIL_BASIC,
+            )
+            or {}
         )
         return {
             "autoForwarding": dict(auto),
@@ -253,14 +267,20 @@ class GoogleHandover:
             changed = True
         for item in before["filters"]:
             try:
-                self._run(gmail.filters().delete(userId=email, id=item["id"]), f"delete filter of {email}", GMAIL_BASIC)
+                self._run(
+                    self._collection(gmail, "filters").delete(userId=email, id=item["id"]),
+                    f"delete filter of {email}",
+                    GMAIL_BASIC,
+                )
             except NotFound:
                 pass
             changed = True
         for address in before["forwardingAddresses"]:
             try:
                 self._run(
-                    gmail.forwardingAddresses().delete(userId=email, forwardingEmail=address["forwardingEmail"]),
+                    self._collection(gmail, "forwardingAddresses").delete(
+                        userId=email, forwardingEmail=address["forwardingEmail"]
+                    ),
                     f"delete forwarding address of {email}",
                     GMAIL_SHARING,
                 )
@@ -295,7 +315,7 @@ class GoogleHandover:
         if tokens:
             self._batch(
                 [
-                    (self._svc().tokens().delete(userKey=key, clientId=t["clientId"]), f"revoke grant of {who}")
+                    (self._directory("tokens").delete(userKey=key, clientId=t["clientId"]), f"revoke grant of {who}")
                     for t in tokens
                 ],
                 _S + "admin.directory.user.security",
@@ -316,7 +336,7 @@ class GoogleHandover:
     # -- wipe_devices: the account (not the whole device) wiped from managed mobile devices ---------
 
     def _devices(self, email: str) -> list[dict[str, Any]]:
-        svc = self._google("admin", "directory_v1", MOBILE_ACTION).mobiledevices()
+        svc = self._collection(self._google("admin", "directory_v1", MOBILE_ACTION), "mobiledevices")
         items: list[dict[str, Any]] = []
         token = None
         while True:
@@ -337,9 +357,7 @@ class GoogleHandover:
         todo = [d for d in devices if d.get("status") not in _WIPED]
         for device in todo:
             self._run(
-                self._google("admin", "directory_v1", MOBILE_ACTION)
-                .mobiledevices()
-                .action(
+                self._collection(self._google("admin", "directory_v1", MOBILE_ACTION), "mobiledevices").action(
                     customerId=self.settings.customer,
                     resourceId=device["resourceId"],
                     body={"action": "admin_account_wipe"},
@@ -368,7 +386,7 @@ class GoogleHandover:
     # -- remove_licenses: Workspace licence to Archived User, or removed ----------------------------
 
     def _licensing(self) -> Any:
-        return self._google("licensing", "v1", LICENSING).licenseAssignments()
+        return self._collection(self._google("licensing", "v1", LICENSING), "licenseAssignments")
 
     def _assigned(self, email: str) -> list[dict[str, str]]:
         """The Workspace and Archived User licences ``email`` holds: one batch of licenseAssignments.get
