@@ -10,6 +10,7 @@ connector's ``ordering`` puts them before ``disable_account``.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,8 @@ ARCHIVED_SKU = {
 }
 WORKSPACE_PRODUCT = "Google-Apps"
 ARCHIVED_PRODUCT = "101034"
+#: Gmail clients a thread keeps (the users whose steps it ran last; one user's steps run on one thread).
+_GMAIL_CLIENTS = 8
 _WIPED = {"ACCOUNT_WIPING", "ACCOUNT_WIPED", "WIPING", "WIPED"}
 
 
@@ -75,23 +78,37 @@ class GoogleHandover:
 
     # -- transport ---------------------------------------------------------------------------------
 
-    def _gmail(self, email: str) -> Any:
-        """The Gmail settings of ``email``, acting as that user (one client per thread and user)."""
+    def _gmail(self, email: str, *path: str) -> Any:
+        """The Gmail settings of ``email`` (or their collection ``path``, e.g. ``delegates``), acting as that
+        user: one client per thread and user, built once. A thread keeps the clients of its last few users
+        only: a client is half a megabyte, and a bulk run's thread meets thousands of users, each once."""
         cache = getattr(self._local, "gmail", None)
         if cache is None:
-            cache = self._local.gmail = {}
-        if email not in cache:
+            cache = self._local.gmail = OrderedDict()
+        held = cache.get(email)
+        if held is None:
             from googleapiclient.discovery import build
 
             creds = self._credentials.with_subject(email).with_scopes(list(GMAIL_SCOPES))
-            cache[email] = build(
+            client = build(
                 "gmail",
                 "v1",
                 http=self._http(creds),
                 static_discovery=True,
                 client_options={"api_endpoint": self.settings.api_url},
             )
-        return self._collection(cache[email], "users", "settings")
+            held = cache[email] = {(): client.users().settings()}
+            while len(cache) > _GMAIL_CLIENTS:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(email)
+        found = held.get(path)
+        if found is None:
+            found = held[()]
+            for name in path:
+                found = getattr(found, name)()
+            held[path] = found
+        return found
 
     def _google(self, name: str, version: str, scope: str) -> Any:
         """An API client whose token carries only ``scope`` (the admin as subject): a tenant that has not
@@ -132,7 +149,7 @@ class GoogleHandover:
 
     def _delegates(self, email: str) -> list[dict[str, Any]]:
         body = self._run(
-            self._collection(self._gmail(email), "delegates").list(userId=email),
+            self._gmail(email, "delegates").list(userId=email),
             f"list delegates of {email}",
             GMAIL_BASIC,
         )
@@ -147,7 +164,7 @@ class GoogleHandover:
         if to.lower() in {d.lower() for d in before["delegates"]}:
             return Receipt(action, changed=False, before=before, reference=to, detail=f"{to} is already a delegate")
         self._run(
-            self._collection(self._gmail(email), "delegates").create(userId=email, body={"delegateEmail": to}),
+            self._gmail(email, "delegates").create(userId=email, body={"delegateEmail": to}),
             f"make {to} a delegate of {email}",
             GMAIL_SHARING,
         )
@@ -172,7 +189,7 @@ class GoogleHandover:
         changed = bool(to and to.lower() in current and to.lower() not in kept)
         if changed:
             self._run(
-                self._collection(self._gmail(email), "delegates").delete(userId=email, delegateEmail=to),
+                self._gmail(email, "delegates").delete(userId=email, delegateEmail=to),
                 f"remove delegate {to} of {email}",
                 GMAIL_SHARING,
             )
@@ -231,12 +248,11 @@ class GoogleHandover:
         gmail = self._gmail(email)
         auto = self._run(gmail.getAutoForwarding(userId=email), f"read auto-forwarding of {email}", GMAIL_BASIC) or {}
         filters = (
-            self._run(self._collection(gmail, "filters").list(userId=email), f"list filters of {email}", GMAIL_BASIC)
-            or {}
+            self._run(self._gmail(email, "filters").list(userId=email), f"list filters of {email}", GMAIL_BASIC) or {}
         )
         addresses = (
             self._run(
-                self._collection(gmail, "forwardingAddresses").list(userId=email),
+                self._gmail(email, "forwardingAddresses").list(userId=email),
                 f"list forwarding of {email}",
                 GMAIL_BASIC,
             )
@@ -268,7 +284,7 @@ class GoogleHandover:
         for item in before["filters"]:
             try:
                 self._run(
-                    self._collection(gmail, "filters").delete(userId=email, id=item["id"]),
+                    self._gmail(email, "filters").delete(userId=email, id=item["id"]),
                     f"delete filter of {email}",
                     GMAIL_BASIC,
                 )
@@ -278,7 +294,7 @@ class GoogleHandover:
         for address in before["forwardingAddresses"]:
             try:
                 self._run(
-                    self._collection(gmail, "forwardingAddresses").delete(
+                    self._gmail(email, "forwardingAddresses").delete(
                         userId=email, forwardingEmail=address["forwardingEmail"]
                     ),
                     f"delete forwarding address of {email}",

@@ -342,3 +342,17 @@ def test_each_thread_builds_an_api_collection_once(sandbox_settings, sandbox_peo
     thread.start()
     thread.join()
     assert other and other[0] > 0  # another thread builds its own client and collections (httplib2 is per thread)
+
+
+def test_a_thread_keeps_the_gmail_clients_of_its_last_few_users_only(sandbox_settings, sandbox_people):
+    """A Gmail client (one per user, acting as that user) is half a megabyte: a bulk run's thread meets
+    thousands of users, each once, and keeping every client grew the engine by about a megabyte a person."""
+    connector = GoogleWorkspaceConnector("google", sandbox_settings)
+    emails = [i.person.email for i in sandbox_people if i.person.email][:12]
+    assert len(emails) == 12
+    first = connector._gmail(emails[0])
+    assert connector._gmail(emails[0]) is first  # built once while it is among the last few
+    for email in emails[1:]:
+        connector._gmail(email)
+    assert len(connector._local.gmail) == 8
+    assert emails[0] not in connector._local.gmail and emails[-1] in connector._local.gmail
