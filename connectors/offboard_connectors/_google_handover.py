@@ -85,7 +85,7 @@ class GoogleHandover:
         cache = getattr(self._local, "gmail", None)
         if cache is None:
             cache = self._local.gmail = OrderedDict()
-        held = cache.get(email)
+        held: dict[tuple[str, ...], Any] | None = cache.get(email)
         if held is None:
             from googleapiclient.discovery import build
 
@@ -97,7 +97,8 @@ class GoogleHandover:
                 static_discovery=True,
                 client_options={"api_endpoint": self.settings.api_url},
             )
-            held = cache[email] = {(): client.users().settings()}
+            held = {(): client.users().settings()}
+            cache[email] = held
             while len(cache) > _GMAIL_CLIENTS:
                 cache.popitem(last=False)
         else:
