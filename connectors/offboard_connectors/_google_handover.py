@@ -10,6 +10,7 @@ connector's ``ordering`` puts them before ``disable_account``.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,8 @@ ARCHIVED_SKU = {
 }
 WORKSPACE_PRODUCT = "Google-Apps"
 ARCHIVED_PRODUCT = "101034"
+#: Gmail clients a thread keeps (the users whose steps it ran last; one user's steps run on one thread).
+_GMAIL_CLIENTS = 8
 _WIPED = {"ACCOUNT_WIPING", "ACCOUNT_WIPED", "WIPING", "WIPED"}
 
 
@@ -66,6 +69,8 @@ class GoogleHandover:
 
         def _run(self, request: Any, what: str, scope: str, idempotent: bool | None = None) -> Any: ...
         def _svc(self, api: str = "directory") -> Any: ...
+        def _directory(self, resource: str, api: str = "directory") -> Any: ...
+        def _collection(self, service: Any, *path: str) -> Any: ...
         def _get_user(self, key: str) -> dict[str, Any] | None: ...
         def _credentials_of(self, key: str) -> dict[str, Any]: ...
         def _batch(self, calls: list[tuple[Any, str]], scope: str, ok_missing: bool = True) -> list[Any]: ...
@@ -73,23 +78,38 @@ class GoogleHandover:
 
     # -- transport ---------------------------------------------------------------------------------
 
-    def _gmail(self, email: str) -> Any:
-        """The Gmail settings of ``email``, acting as that user (one client per thread and user)."""
+    def _gmail(self, email: str, *path: str) -> Any:
+        """The Gmail settings of ``email`` (or their collection ``path``, e.g. ``delegates``), acting as that
+        user: one client per thread and user, built once. A thread keeps the clients of its last few users
+        only: a client is half a megabyte, and a bulk run's thread meets thousands of users, each once."""
         cache = getattr(self._local, "gmail", None)
         if cache is None:
-            cache = self._local.gmail = {}
-        if email not in cache:
+            cache = self._local.gmail = OrderedDict()
+        held: dict[tuple[str, ...], Any] | None = cache.get(email)
+        if held is None:
             from googleapiclient.discovery import build
 
             creds = self._credentials.with_subject(email).with_scopes(list(GMAIL_SCOPES))
-            cache[email] = build(
+            client = build(
                 "gmail",
                 "v1",
                 http=self._http(creds),
                 static_discovery=True,
                 client_options={"api_endpoint": self.settings.api_url},
             )
-        return cache[email].users().settings()
+            held = {(): client.users().settings()}
+            cache[email] = held
+            while len(cache) > _GMAIL_CLIENTS:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(email)
+        found = held.get(path)
+        if found is None:
+            found = held[()]
+            for name in path:
+                found = getattr(found, name)()
+            held[path] = found
+        return found
 
     def _google(self, name: str, version: str, scope: str) -> Any:
         """An API client whose token carries only ``scope`` (the admin as subject): a tenant that has not
@@ -129,7 +149,11 @@ class GoogleHandover:
     # -- handover_mailbox: the successor becomes a Gmail delegate ---------------------------------
 
     def _delegates(self, email: str) -> list[dict[str, Any]]:
-        body = self._run(self._gmail(email).delegates().list(userId=email), f"list delegates of {email}", GMAIL_BASIC)
+        body = self._run(
+            self._gmail(email, "delegates").list(userId=email),
+            f"list delegates of {email}",
+            GMAIL_BASIC,
+        )
         return list((body or {}).get("delegates") or [])
 
     def before_handover_mailbox(self, action: Action) -> dict[str, Any]:
@@ -141,7 +165,7 @@ class GoogleHandover:
         if to.lower() in {d.lower() for d in before["delegates"]}:
             return Receipt(action, changed=False, before=before, reference=to, detail=f"{to} is already a delegate")
         self._run(
-            self._gmail(email).delegates().create(userId=email, body={"delegateEmail": to}),
+            self._gmail(email, "delegates").create(userId=email, body={"delegateEmail": to}),
             f"make {to} a delegate of {email}",
             GMAIL_SHARING,
         )
@@ -166,7 +190,7 @@ class GoogleHandover:
         changed = bool(to and to.lower() in current and to.lower() not in kept)
         if changed:
             self._run(
-                self._gmail(email).delegates().delete(userId=email, delegateEmail=to),
+                self._gmail(email, "delegates").delete(userId=email, delegateEmail=to),
                 f"remove delegate {to} of {email}",
                 GMAIL_SHARING,
             )
@@ -224,9 +248,16 @@ class GoogleHandover:
     def _forwarding(self, email: str) -> dict[str, Any]:
         gmail = self._gmail(email)
         auto = self._run(gmail.getAutoForwarding(userId=email), f"read auto-forwarding of {email}", GMAIL_BASIC) or {}
-        filters = self._run(gmail.filters().list(userId=email), f"list filters of {email}", GMAIL_BASIC) or {}
+        filters = (
+            self._run(self._gmail(email, "filters").list(userId=email), f"list filters of {email}", GMAIL_BASIC) or {}
+        )
         addresses = (
-            self._run(gmail.forwardingAddresses().list(userId=email), f"list forwarding of {email}", GMAIL_BASIC) or {}
+            self._run(
+                self._gmail(email, "forwardingAddresses").list(userId=email),
+                f"list forwarding of {email}",
+                GMAIL_BASIC,
+            )
+            or {}
         )
         return {
             "autoForwarding": dict(auto),
@@ -253,14 +284,20 @@ class GoogleHandover:
             changed = True
         for item in before["filters"]:
             try:
-                self._run(gmail.filters().delete(userId=email, id=item["id"]), f"delete filter of {email}", GMAIL_BASIC)
+                self._run(
+                    self._gmail(email, "filters").delete(userId=email, id=item["id"]),
+                    f"delete filter of {email}",
+                    GMAIL_BASIC,
+                )
             except NotFound:
                 pass
             changed = True
         for address in before["forwardingAddresses"]:
             try:
                 self._run(
-                    gmail.forwardingAddresses().delete(userId=email, forwardingEmail=address["forwardingEmail"]),
+                    self._gmail(email, "forwardingAddresses").delete(
+                        userId=email, forwardingEmail=address["forwardingEmail"]
+                    ),
                     f"delete forwarding address of {email}",
                     GMAIL_SHARING,
                 )
@@ -295,7 +332,7 @@ class GoogleHandover:
         if tokens:
             self._batch(
                 [
-                    (self._svc().tokens().delete(userKey=key, clientId=t["clientId"]), f"revoke grant of {who}")
+                    (self._directory("tokens").delete(userKey=key, clientId=t["clientId"]), f"revoke grant of {who}")
                     for t in tokens
                 ],
                 _S + "admin.directory.user.security",
@@ -316,7 +353,7 @@ class GoogleHandover:
     # -- wipe_devices: the account (not the whole device) wiped from managed mobile devices ---------
 
     def _devices(self, email: str) -> list[dict[str, Any]]:
-        svc = self._google("admin", "directory_v1", MOBILE_ACTION).mobiledevices()
+        svc = self._collection(self._google("admin", "directory_v1", MOBILE_ACTION), "mobiledevices")
         items: list[dict[str, Any]] = []
         token = None
         while True:
@@ -337,9 +374,7 @@ class GoogleHandover:
         todo = [d for d in devices if d.get("status") not in _WIPED]
         for device in todo:
             self._run(
-                self._google("admin", "directory_v1", MOBILE_ACTION)
-                .mobiledevices()
-                .action(
+                self._collection(self._google("admin", "directory_v1", MOBILE_ACTION), "mobiledevices").action(
                     customerId=self.settings.customer,
                     resourceId=device["resourceId"],
                     body={"action": "admin_account_wipe"},
@@ -368,7 +403,7 @@ class GoogleHandover:
     # -- remove_licenses: Workspace licence to Archived User, or removed ----------------------------
 
     def _licensing(self) -> Any:
-        return self._google("licensing", "v1", LICENSING).licenseAssignments()
+        return self._collection(self._google("licensing", "v1", LICENSING), "licenseAssignments")
 
     def _assigned(self, email: str) -> list[dict[str, str]]:
         """The Workspace and Archived User licences ``email`` holds: one batch of licenseAssignments.get

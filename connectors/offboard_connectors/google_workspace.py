@@ -230,8 +230,23 @@ class GoogleWorkspaceConnector(GoogleHandover, Connector):
             )
         return error_for(status, headers, message, system=self.instance, what=what, permissions=(scope,))
 
-    def _directory(self, resource: str) -> Any:
-        return getattr(self._svc(), resource)()
+    def _directory(self, resource: str, api: str = "directory") -> Any:
+        """A collection of the thread's Directory (or Data Transfer) client: ``users``, ``members``..."""
+        return self._collection(self._svc(api), resource)
+
+    def _collection(self, service: Any, *path: str) -> Any:
+        """``service.<path[0]>().<path[1]>()...``, built once per thread and client: each ``service.users()``
+        makes googleapiclient build every method of the collection again from the discovery document, which
+        was half of the engine process's CPU in a bulk run (``docs/performance.md``, "Mass terminations")."""
+        cache = self._local.__dict__.setdefault("collections", {})
+        key = (id(service), path)
+        held = cache.get(key)
+        if held is None or held[0] is not service:  # the client is kept with it: its id is never reused
+            found = service
+            for name in path:
+                found = getattr(found, name)()
+            held = cache[key] = (service, found)
+        return held[1]
 
     def _get_user(self, key: str) -> dict[str, Any] | None:
         try:
@@ -625,7 +640,7 @@ class GoogleWorkspaceConnector(GoogleHandover, Connector):
             )
         apps = (
             self._run(
-                self._svc("transfer").applications().list(customerId=self._customer_id()),
+                self._directory("applications", "transfer").list(customerId=self._customer_id()),
                 "list transfer applications",
                 TRANSFER,
             )
@@ -646,7 +661,7 @@ class GoogleWorkspaceConnector(GoogleHandover, Connector):
         }
         created = (
             self._run(
-                self._svc("transfer").transfers().insert(body=body),
+                self._directory("transfers", "transfer").insert(body=body),
                 f"transfer data of {action.account.name} to {target}",
                 TRANSFER,
             )
@@ -716,16 +731,16 @@ class GoogleWorkspaceConnector(GoogleHandover, Connector):
         }
 
     def _transfer(self, action: Action, receipt: Receipt | None, new_owner: str | None = None) -> dict[str, Any] | None:
-        svc = self._svc("transfer")
+        transfers = self._directory("transfers", "transfer")
         if receipt is not None and receipt.reference:
             try:
-                return self._run(svc.transfers().get(dataTransferId=receipt.reference), "read transfer", TRANSFER)
+                return self._run(transfers.get(dataTransferId=receipt.reference), "read transfer", TRANSFER)
             except NotFound:
                 return None
         params: dict[str, Any] = {"customerId": self._customer_id(), "oldOwnerUserId": action.account.id}
         if new_owner:
             params["newOwnerUserId"] = new_owner
-        found = self._pages(svc.transfers().list, "dataTransfers", "list transfers", TRANSFER, **params)
+        found = self._pages(transfers.list, "dataTransfers", "list transfers", TRANSFER, **params)
         live = [t for t in found if t.get("overallTransferStatusCode") != "failed"]
         return live[-1] if live else None
 

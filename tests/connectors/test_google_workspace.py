@@ -306,3 +306,53 @@ class TestGoogleWorkspace(SandboxContract):
         assert code not in sim.users[account.id]["_asps"]
         left = connector.residual(ident.person, [account])
         assert not [x for x in left if x.kind in (ActionKind.REVOKE_TOKENS, ActionKind.REVOKE_APP_GRANTS)], left
+
+
+def test_each_thread_builds_an_api_collection_once(sandbox_settings, sandbox_people, monkeypatch):
+    """googleapiclient builds every method of a collection again on each ``service.users()``: the connector
+    keeps each thread's collections (they hold that thread's transport), so repeated calls build none."""
+    import threading
+
+    from googleapiclient import discovery
+
+    connector = GoogleWorkspaceConnector("google", sandbox_settings)
+    person = next(i for i in sandbox_people if i.person.manager).person
+    built = [0]
+    original_init = discovery.Resource.__init__
+
+    def counting_init(self, *args, **kw):  # each client and each collection is a new Resource
+        built[0] += 1
+        original_init(self, *args, **kw)
+
+    monkeypatch.setattr(discovery.Resource, "__init__", counting_init)
+    account = connector.discover(person)[0]
+    first = built[0]
+    for _ in range(3):
+        connector.verify(Action(ActionKind.DISABLE_ACCOUNT, account))
+    assert built[0] == first  # this thread's users collection was built by the discovery already
+
+    other: list[int] = []
+
+    def elsewhere() -> None:
+        before = built[0]
+        connector.verify(Action(ActionKind.DISABLE_ACCOUNT, account))
+        other.append(built[0] - before)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert other and other[0] > 0  # another thread builds its own client and collections (httplib2 is per thread)
+
+
+def test_a_thread_keeps_the_gmail_clients_of_its_last_few_users_only(sandbox_settings, sandbox_people):
+    """A Gmail client (one per user, acting as that user) is half a megabyte: a bulk run's thread meets
+    thousands of users, each once, and keeping every client grew the engine by about a megabyte a person."""
+    connector = GoogleWorkspaceConnector("google", sandbox_settings)
+    emails = [i.person.email for i in sandbox_people if i.person.email][:12]
+    assert len(emails) == 12
+    first = connector._gmail(emails[0])
+    assert connector._gmail(emails[0]) is first  # built once while it is among the last few
+    for email in emails[1:]:
+        connector._gmail(email)
+    assert len(connector._local.gmail) == 8
+    assert emails[0] not in connector._local.gmail and emails[-1] in connector._local.gmail
