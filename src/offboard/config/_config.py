@@ -75,10 +75,19 @@ class Limits(_Strict):
         default=10,
         ge=1,
         le=50,
-        description="failures (5xx, timeouts) one call, or one request in it, may have running before it gives up",
+        description=(
+            "failures (5xx, timeouts) one call, or one request in it, may have running before it gives up (at 20% "
+            "failures, ten running happen once in ten million requests; a dead vendor gives up after 1-2 min of "
+            "backoff, within `action_budget`)"
+        ),
     )
     min_retry_wait: float = Field(
-        default=0.5, gt=0, description="first backoff after a call's own failure: a fifth of it to all of it (s)"
+        default=0.5,
+        gt=0,
+        description=(
+            "first backoff after a call's own failure (s): drawn between a fifth of it and all of it (full jitter), "
+            "later ones doubling from it"
+        ),
     )
     max_retry_wait: float = Field(default=30.0, gt=0, description="longest backoff after a call's own failure (s)")
     action_budget: float = Field(
