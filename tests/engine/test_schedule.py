@@ -177,3 +177,27 @@ def test_a_bulk_plan_covers_what_the_vendor_documents_and_says_where(make_compan
     assert ("sys1", "revoke_sessions") not in {(a.account.system, a.kind.value) for a in bulk.actions}
     assert all(a.params.get("bulk") is True for a in bulk.actions)
     assert bulk.to_dict()["covered"][0]["documented"] == "https://vendor.example/docs/deactivate"
+
+
+def test_a_bulk_run_closes_more_than_eight_cases_at_once(make_company, tmp_path, ordered_plugin, monkeypatch):
+    """A close mostly waits on its residual reads: twelve closes must be able to wait at once (eight closer
+    threads held the last closes of a faulty 200-person run for 52 s after the work had ended)."""
+    import threading
+
+    people = 12
+    company = _bulk_company(make_company, tmp_path, people)
+    engine = Engine.open(load_config(company.config_path), data_dir())
+    together = threading.Barrier(people, timeout=20)
+    close = engine.close_case
+
+    def close_together(case_id, seal=True):
+        together.wait()  # broken (and the close fails) unless all twelve closes run at the same time
+        return close(case_id, seal)
+
+    monkeypatch.setattr(engine, "close_case", close_together)
+    try:
+        case_ids = [engine.open_case(engine.plan(f"user{i}@corp.example"), trigger="test") for i in range(people)]
+        results = engine.run_cases(case_ids)
+    finally:
+        engine.close()
+    assert len(results) == people and all(r.ok for r in results), [r.detail for r in results if not r.ok]
