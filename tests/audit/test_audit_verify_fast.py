@@ -65,8 +65,16 @@ def _case(n: int) -> list[tuple[str, dict]]:
 
 
 def _edit(line: bytes, change) -> bytes:
-    obj = json.loads(line)
-    change(obj)
+    try:
+        obj = json.loads(line)
+    except ValueError:  # an earlier spoil of the same line broke it
+        return line
+    if not isinstance(obj, dict):
+        return line
+    try:
+        change(obj)
+    except (KeyError, TypeError):
+        return line
     return canonical(obj)
 
 
@@ -165,8 +173,8 @@ def test_the_reference_path_uses_no_accelerator(big_log, monkeypatch):
         raise AssertionError("an accelerator was used")
 
     monkeypatch.setattr(_entry, "fast_parse", refuse)
-    monkeypatch.setattr(_scan, "fast_parse_many", refuse)
-    monkeypatch.setattr(_scan, "_batch_ok", refuse)
+    monkeypatch.setattr(_scan, "fast_parse_batch", refuse)
+    monkeypatch.setattr(_scan, "_batch_columns", refuse)
     assert _report(big_log, 1, reference=True)["exit_code"] == 0
 
 
@@ -177,21 +185,41 @@ def test_the_untouched_log_is_intact_both_ways(big_log):
 
 
 def test_the_batch_check_refuses_what_common_ok_refuses():
-    """One time that is two (the regex runs over the times joined by LF), true for 1, a wrong type or log."""
+    """One time that is two (the regex runs over the times joined by LF), true for 1, a wrong type or log, a bad person."""
     lines = [
         canonical({"log": "o", "seq": i, "time": "2026-01-01T00:00:00.000Z", "type": "note", "v": 1}) for i in range(4)
     ]
     objs = [json.loads(line) for line in lines]
-    assert _scan._batch_ok(objs, 0, "o")
+    assert _scan._batch_columns(objs, 0, "o")
     objs[1]["time"] = "2026-01-01T00:00:00.000Z\n2026-01-01T00:00:00.000Z"
-    assert not _scan._batch_ok(objs, 0, "o")
+    assert not _scan._batch_columns(objs, 0, "o")
     objs[1]["time"] = "2026-01-01T00:00:00.000Z"
-    for key, value in (("seq", True), ("v", True), ("person_prev", True), ("type", None), ("log", "p")):
+    for key, value in (
+        ("seq", True),
+        ("v", True),
+        ("person_prev", True),
+        ("person_prev", "3"),
+        ("type", None),
+        ("log", "p"),
+        ("person", None),
+        ("person", {}),
+        ("person", {"id": ""}),
+        ("person", {"id": None}),
+        ("person", {"id": 7}),
+        ("person", "p-1"),
+    ):
         spoiled = [dict(o) for o in objs]
         spoiled[2][key] = value if key != "seq" else (True if value is True else 2)
-        assert not _scan._batch_ok(spoiled, 0, "o"), key
+        assert not _scan._batch_columns(spoiled, 0, "o"), (key, value)
+        for other in spoiled[:2]:  # the same with every other entry naming a person
+            other["person"] = {"id": "p-1"}
+        assert not _scan._batch_columns(spoiled, 0, "o"), (key, value, "mixed")
     objs[1]["seq"] = True  # 1 == True: the types are checked too
-    assert not _scan._batch_ok(objs, 0, "o")
+    assert not _scan._batch_columns(objs, 0, "o")
+    objs[1]["seq"] = 1
+    objs[3]["person"], objs[3]["person_prev"] = {"id": "p-1"}, None
+    kinds, times, pids, prevs = _scan._batch_columns(objs, 0, "o")
+    assert pids == [None, None, None, "p-1"] and prevs[3] is None and prevs[0] is _scan._ABSENT
 
 
 @settings(max_examples=200, deadline=None)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config._durations import parse_duration
-from ._entry import FINAL_RESULTS, TIME_RE, format_time, parse_time
+from ._entry import FINAL_RESULTS, format_time, parse_time, times_match
 
 __all__ = ["CaseBook", "CaseRecord", "sla_seconds", "item_key"]
 
@@ -23,6 +23,12 @@ def sla_seconds(text: str) -> int:
 
 def item_key(system: Any, account: Any, kind: Any) -> tuple[str, str, str]:
     """One planned item: system, account id (or name), action kind."""
+    if type(account) is dict and type(system) is str and type(kind) is str:  # every well-formed entry
+        ident = account.get("id")
+        if ident is None:
+            ident = account.get("name")
+        if type(ident) is str:
+            return (system, ident, kind)
     ident = None
     if isinstance(account, dict):
         ident = account.get("id")
@@ -181,7 +187,7 @@ class CaseRecord:
 
 
 def _latest(times: list[str]) -> str | None:
-    if times and all(TIME_RE.match(t) for t in times):  # one format: text order is time order
+    if times and times_match(times):  # one format: text order is time order
         return max(times)
     moments = [(m, t) for t in times if (m := parse_time(t))]
     return max(moments)[1] if moments else None
@@ -246,13 +252,17 @@ class CaseBook:
         elif kind == "case_opened":
             if record.opened is None:
                 record.opened = obj
+                planned, names = record.planned, record.names
+                seen = set(planned)
                 for item in obj.get("plan") or []:
                     if isinstance(item, dict):
-                        key = item_key(item.get("system"), item.get("account"), item.get("kind"))
-                        if key not in record.planned:
-                            record.planned.append(key)
                         account = item.get("account")
-                        record.names.setdefault(key, account.get("name") if isinstance(account, dict) else None)
+                        key = item_key(item.get("system"), account, item.get("kind"))
+                        if key not in seen:
+                            seen.add(key)
+                            planned.append(key)
+                        if key not in names:
+                            names[key] = account.get("name") if isinstance(account, dict) else None
         else:
             record.closed = obj
 

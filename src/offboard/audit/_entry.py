@@ -21,12 +21,14 @@ __all__ = [
     "parse_entry",
     "strict_parse",
     "fast_parse_many",
+    "fast_parse_batch",
     "common_ok",
     "checked_entry",
     "check_common",
     "check_fields",
     "known_type",
     "valid_date",
+    "times_match",
     "format_time",
     "parse_time",
     "now",
@@ -41,6 +43,24 @@ MAX_INT = 2**53 - 1
 TIME_RE = re.compile(r"\d{4}-[01]\d-[0-3]\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z\Z")
 TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 _TIME_MATCH = TIME_RE.match
+#: ``TIME_RE`` repeated, LF between: many times in one match.
+_TIMES_MATCH = re.compile(rf"(?:{TIME_RE.pattern[:-2]}\n)*{TIME_RE.pattern}").match
+_TIME_LENGTH = {24}
+
+
+def times_match(times: Any) -> bool:
+    """Whether every item of ``times`` is a string that ``TIME_RE`` matches, in one regular expression.
+
+    Each time has 24 characters, none of them LF, so the match over the times joined by LF splits at
+    the joins (a string of another length, which might hold an LF, is refused first)."""
+    return (
+        bool(times)
+        and set(map(type, times)) <= {str}
+        and set(map(len, times)) == _TIME_LENGTH
+        and _TIMES_MATCH("\n".join(times)) is not None
+    )
+
+
 #: A run of 16 digits is the only way a line can hold an integer outside +-(2**53-1); then every
 #: value is checked. Digits all read as '0', so one substring search finds such a run.
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
@@ -138,36 +158,44 @@ BATCH = 512
 def fast_parse_many(lines: list[bytes]) -> list[dict[str, Any] | None]:
     """``parse_entry`` for many lines at once, where msgspec (or orjson) can prove them canonical as a batch.
 
-    A batch of lines joined with commas into one JSON array parses to exactly one value per line
-    and re-encodes (sorted keys) to the same bytes only if every line is its value's canonical
-    encoding: the two strings are equal, so their top-level commas, and hence the line boundaries,
-    fall in the same places. A batch that may hold a float or a long integer, or fails either test,
-    gives None for each of its lines: the caller parses those one by one (``checked_entry``)."""
+    ``fast_parse_batch`` for each ``BATCH`` lines; a batch it cannot prove gives None for each of its
+    lines: the caller parses those one by one (``checked_entry``)."""
     out: list[dict[str, Any] | None] = [None] * len(lines)
+    for start in range(0, len(lines), BATCH):
+        objs = fast_parse_batch(lines[start : start + BATCH])
+        if objs is not None:
+            out[start : start + len(objs)] = objs
+    return out
+
+
+def fast_parse_batch(chunk: list[bytes]) -> list[Any] | None:
+    """The entries of ``chunk`` if msgspec (or orjson) proves every line canonical at once, else None.
+
+    The lines joined with commas into one JSON array parse to exactly one value per line and
+    re-encode (sorted keys) to the same bytes only if every line is its value's canonical encoding:
+    the two strings are equal, so their top-level commas, and hence the line boundaries, fall in the
+    same places. A batch that may hold a float or a long integer, or fails either test, gives None."""
     if _msgspec is not None:
         loads, dumps, errors = _ms_decode, _ms_encode, _MS_ERRORS
     elif _orjson is not None:
         loads, errors = _orjson.loads, (ValueError,)
         dumps = partial(_orjson.dumps, option=_orjson.OPT_SORT_KEYS)
     else:
-        return out
-    for start in range(0, len(lines), BATCH):
-        chunk = lines[start : start + BATCH]
-        joined = b"[" + b",".join(chunk) + b"]"
-        if _SIXTEEN in joined.translate(_DIGITS_AS_ZERO):
-            continue
-        if _msgspec is None:
-            t = joined.translate(_FLOAT_TABLE, _DIGITS)
-            if b",e," in t or b"ee," in t:
-                continue
-        try:
-            objs = loads(joined)
-        except errors:
-            continue
-        if len(objs) != len(chunk) or dumps(objs) != joined:
-            continue
-        out[start : start + len(chunk)] = objs
-    return out
+        return None
+    joined = b"[" + b",".join(chunk) + b"]"
+    if _SIXTEEN in joined.translate(_DIGITS_AS_ZERO):
+        return None
+    if _msgspec is None:
+        t = joined.translate(_FLOAT_TABLE, _DIGITS)
+        if b",e," in t or b"ee," in t:
+            return None
+    try:
+        objs = loads(joined)
+    except errors:
+        return None
+    if type(objs) is not list or len(objs) != len(chunk) or dumps(objs) != joined:
+        return None
+    return objs
 
 
 def common_ok(obj: Any, index: int, origin: str) -> bool:

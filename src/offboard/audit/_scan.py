@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import gc
 import os
-import re
 import sys
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from hashlib import sha256
-from itertools import accumulate
-from operator import itemgetter
+from itertools import accumulate, repeat
+from operator import add, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +24,12 @@ from ._cases import CaseBook, CaseRecord, item_key
 from ._entry import (
     BATCH,
     FORMAT_VERSION,
-    TIME_RE,
     EntryError,
     checked_entry,
-    common_ok,
-    fast_parse_many,
+    fast_parse_batch,
     known_type,
     parse_time,
+    times_match,
     valid_date,
 )
 from ._index import NO_PERSON, RECORD, line_tag, person_tag
@@ -80,46 +78,64 @@ class Part:
     index_end: int | None = None  # byte offset just after the entries the index covers, if in this stretch
 
 
-def _batch_ok(objs: list[Any], first: int, origin: str) -> bool:
-    """``common_ok`` but for ``person`` for entries ``first``.. of a batch at once (False: check them one by one).
+Columns = tuple[tuple[str, ...], tuple[str, ...], list[Any], list[Any]]
 
-    The caller checks ``person`` (absent, or an object with a non-empty string ``id``) as it reads it.
+
+def _batch_columns(objs: list[Any], first: int, origin: str) -> Columns | None:
+    """``common_ok`` for entries ``first``.. of a batch at once, and their columns (None: check them one by one).
 
     Each common field is gathered in one pass over the batch and checked as a whole: ``seq`` are
     the integers ``first``.., ``v`` all the integer 1, ``log`` all ``origin``, each distinct ``type``
     and day valid, every ``time`` matched by one regular expression over the batch's times joined by
     LF (each time has 24 characters, none of them LF, so the match splits at the joins), ``person_prev``
-    an integer or null."""
+    an integer, null or absent, ``person`` absent or an object with a non-empty string ``id``.
+
+    The columns are ``(types, times, person ids, person_prev)``: a person id is None where the entry
+    has no ``person``, and ``person_prev`` is ``_ABSENT`` where it is absent."""
     try:
-        return bool(objs) and set(map(type, objs)) == {dict} and _batch_fields_ok(objs, first, origin)
+        if not objs or set(map(type, objs)) != _DICT:
+            return None
+        return _columns(objs, first, origin)
     except (TypeError, KeyError):  # a field missing, or unhashable where a string or an integer belongs
-        return False
+        return None
 
 
-def _batch_fields_ok(objs: list[dict[str, Any]], first: int, origin: str) -> bool:
+def _columns(objs: list[dict[str, Any]], first: int, origin: str) -> Columns | None:
+    n = len(objs)
     seqs, vs, logs, kinds, times = zip(*map(_FIELDS, objs))  # one pass, then a tuple per field
-    if seqs != tuple(range(first, first + len(objs))) or set(map(type, seqs)) != _INT:
-        return False  # == alone lets true stand for 1
+    if seqs != tuple(range(first, first + n)) or set(map(type, seqs)) != _INT:
+        return None  # == alone lets true stand for 1
     if set(vs) != _VERSION or set(map(type, vs)) != _INT:  # the types of all, not of the set: {1, True} == {1}
-        return False
+        return None
     if set(logs) != {origin} or not all(map(known_type, set(kinds))):
-        return False
-    if set(map(type, times)) != _STR or set(map(len, times)) != _TIME_LENGTH or _TIMES_MATCH("\n".join(times)) is None:
-        return False
+        return None
+    if not times_match(times):
+        return None
     if not all(map(valid_date, {t[:10] for t in times})):
-        return False
-    return {type(o.get("person_prev")) for o in objs} <= _PREV_TYPES
+        return None
+    prevs = list(map(_get, objs, repeat("person_prev", n), repeat(_ABSENT, n)))
+    if not set(map(type, prevs)) <= _PREV_TYPES:
+        return None
+    people = list(map(_get, objs, repeat("person", n), repeat(_ABSENT, n)))
+    if set(map(type, people)) == _DICT:  # every entry names a person
+        pids = list(map(_get, people, repeat("id", n)))
+        named = pids
+    elif set(map(type, people)) <= _DICT_OR_ABSENT:
+        pids = [None if person is _ABSENT else person["id"] for person in people]
+        named = [pid for pid, person in zip(pids, people) if person is not _ABSENT]
+    else:
+        return None
+    if named and (set(map(type, named)) != _STR or "" in named):
+        return None
+    return kinds, times, pids, prevs
 
 
+_get = dict.get
 _FIELDS = itemgetter("seq", "v", "log", "type", "time")
-_INT, _STR, _VERSION, _TIME_LENGTH = {int}, {str}, {FORMAT_VERSION}, {24}
-_PREV_TYPES = {int, type(None)}
-#: ``TIME_RE`` repeated, LF between: the times of a batch in one match.
-_TIMES_MATCH = re.compile(rf"(?:{TIME_RE.pattern[:-2]}\n)*{TIME_RE.pattern}").match
-
-
-def _never(objs: list[Any], first: int, origin: str) -> bool:
-    return False
+_INT, _STR, _DICT, _VERSION = {int}, {str}, {dict}, {FORMAT_VERSION}
+_ABSENT = object()  # a field the entry does not have (no JSON value is of this type)
+_PREV_TYPES = {int, type(None), object}
+_DICT_OR_ABSENT = {dict, object}
 
 
 def _person_id(person: dict[str, Any]) -> bool:
@@ -183,70 +199,63 @@ def _scan(
     part.snaps = {size: tree.cover(size) for size in wanted if first < size <= end}
     del tree
     whose: list[Any] = []  # per entry: its person.id, None, or (a line that failed its checks) its tag
-    keep_whose = whose.append
     book = CaseBook()
     add_case, cases = book.add, book.cases
     bad, late = part.bad, part.late
     persons: dict[str, int] = part.person_last
     firsts = part.person_first
     rotations = part.rotations
-    ok, person_id = common_ok, _person_id
-    check = partial(checked_entry, accelerated=not reference)
-    parsed: list[Any] = [None] * len(lines) if reference else fast_parse_many(lines)
-    batch_ok = _never if reference else _batch_ok
     inline = not reference  # the reference hands every case entry to CaseBook.add
     prev_time = ""
-    for start in range(0, len(lines), BATCH):
-        batch = parsed[start : start + BATCH]
-        trusted = batch_ok(batch, first + start, origin)  # the common fields but person, at once
-        for index, obj in enumerate(batch, first + start):
-            person: Any = obj.get("person", _UNSEEN) if trusted else _UNSEEN
-            if not (trusted and (person is _UNSEEN or (type(person) is dict and person_id(person)))):
-                try:
-                    if obj is None or not ok(obj, index, origin):
-                        obj = check(lines[index - first], index, origin)
-                except EntryError as exc:
-                    part.bad_count += 1
-                    if len(bad) < MAX_LISTED:
-                        bad.append((index, str(exc)))
-                    keep_whose(line_tag(lines[index - first]))
-                    continue
-                person = obj.get("person", _UNSEEN)
-            if person is not _UNSEEN:  # checked: an object with a non-empty string id
-                pid = person["id"]
-                keep_whose(pid)
-                prev = obj.get("person_prev", "missing")
-                last = persons.get(pid, _UNSEEN)
-                if last is _UNSEEN:
-                    firsts.append((pid, index, prev))
-                elif prev != last:
-                    part.bad_count += 1
-                    if len(bad) < MAX_LISTED:
-                        bad.append((index, person_problem(pid, prev, last)))
-                persons[pid] = index
-            else:
-                keep_whose(None)
-                if "person_prev" in obj:
+    for start in range(0, len(lines), BATCH):  # a batch at a time: checked while it is in the cache
+        base = first + start
+        chunk = lines[start : start + BATCH]
+        parsed = None if reference else fast_parse_batch(chunk)
+        columns = None if parsed is None else _batch_columns(parsed, base, origin)
+        indices: Any
+        kinds: Sequence[str]
+        times: Sequence[str]
+        if parsed is not None and columns is not None:
+            batch, indices = parsed, range(base, base + len(chunk))
+            kinds, times, pids, prevs = columns
+            whose.extend(pids)
+        else:  # one entry at a time; those that fail their checks are listed and left out
+            batch, indices, kinds, times, pids, prevs = _one_by_one(chunk, base, origin, reference, part, whose)
+        for index, pid, prev in zip(indices, pids, prevs):
+            if pid is None:
+                if prev is not _ABSENT:
                     part.bad_count += 1
                     if len(bad) < MAX_LISTED:
                         bad.append((index, "person_prev without a person.id"))
-            ts = obj["time"]
-            if ts >= prev_time:
-                prev_time = ts
-                if part.first_time is None:
-                    part.first_time = (index, ts)
-            else:
-                what = time_finding(ts, prev_time)
-                if what:
+                continue
+            last = persons.get(pid, _UNSEEN)
+            if last is _UNSEEN:
+                firsts.append((pid, index, "missing" if prev is _ABSENT else prev))
+            elif prev != last:
+                part.bad_count += 1
+                if len(bad) < MAX_LISTED:
+                    bad.append((index, person_problem(pid, "missing" if prev is _ABSENT else prev, last)))
+            persons[pid] = index
+        if times and times[0] >= prev_time and list(times) == sorted(times):  # in order: the common case
+            if part.first_time is None:
+                part.first_time = (indices[0], times[0])
+            prev_time = times[-1]
+        else:
+            for index, ts in zip(indices, times):
+                if ts >= prev_time:
+                    prev_time = ts
+                    if part.first_time is None:
+                        part.first_time = (index, ts)
+                elif what := time_finding(ts, prev_time):
                     late.append((index, what))
-            kind = obj["type"]
+        for index, obj, kind, pid in zip(indices, batch, kinds, pids):
             if kind == "action" and inline:  # most entries: CaseBook.add's action branch, inline
                 case = obj.get("case")
                 if type(case) is str:
                     record = cases.get(case)
                     if record is None:
                         record = cases[case] = CaseRecord(case)
-                    if person is not _UNSEEN and record.person is None:
+                    if record.person is None:
                         record.person = pid
                     result = obj.get("result")
                     key = item_key(obj.get("system"), obj.get("account"), obj.get("kind"))
@@ -266,11 +275,39 @@ def _scan(
     return part, book
 
 
+def _one_by_one(
+    chunk: list[bytes], base: int, origin: str, reference: bool, part: Part, whose: list[Any]
+) -> tuple[list[Any], list[int], list[str], list[str], list[Any], list[Any]]:
+    """The columns of a batch checked line by line (``checked_entry``): entries that fail are counted,
+    listed (the first ``MAX_LISTED``) and tagged in ``whose``, and left out of the columns."""
+    objs: list[Any] = []
+    indices: list[int] = []
+    for index, line in enumerate(chunk, base):
+        try:
+            obj = checked_entry(line, index, origin, accelerated=not reference)
+        except EntryError as exc:
+            part.bad_count += 1
+            if len(part.bad) < MAX_LISTED:
+                part.bad.append((index, str(exc)))
+            whose.append(line_tag(line))
+            continue
+        person = obj.get("person")
+        whose.append(None if person is None else person["id"])  # checked_entry: absent or with a non-empty id
+        objs.append(obj)
+        indices.append(index)
+    kinds = [obj["type"] for obj in objs]
+    times = [obj["time"] for obj in objs]
+    pids = [obj["person"]["id"] if "person" in obj else None for obj in objs]
+    prevs = [obj.get("person_prev", _ABSENT) for obj in objs]
+    return objs, indices, kinds, times, pids, prevs
+
+
 def _check_records(part: Part, lines: list[bytes], whose: list[Any], records: Path, covered: int, begin: int) -> None:
     """Compare ``records.bin`` for this stretch with the person tags and line offsets of its entries."""
     first = part.first
     count = min(len(lines), covered - first)
-    offsets = array("Q", accumulate(map(len, lines[:count]), lambda total, n: total + n + 1, initial=begin))
+    sizes = map(add, map(len, lines[:count]), repeat(1))  # each line and its LF
+    offsets = array("Q", accumulate(sizes, initial=begin))
     if count < len(lines) or first + count == covered:
         part.index_end = offsets[count]
     del offsets[count:]
