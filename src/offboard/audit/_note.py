@@ -328,18 +328,20 @@ class TrustList:
         """Open a note; when ``size`` is given, one signer must be trusted for that size."""
         note = open_note(message, [k.verifier for k in self.keys])
         if size is not None:
-            for k in self.keys:
-                if k.status == "compromised" and not k.covers(size) and k.verifier in note.verified:
-                    raise NoteError(
-                        f"signed by {k.verifier.vkey}, which the trust list marks compromised "
-                        + (f"after size {k.valid_to_size}" if k.valid_to_size is not None else "for every size")
-                    )
-            valid = {k.verifier for k in self.keys if k.covers(size)}
-            if not valid.intersection(note.verified):
-                raise NoteError(
-                    f"no signature from a key trusted for tree size {size} (check the keys' validity ranges)"
-                )
+            self.check_signers(note, size)
         return note
+
+    def check_signers(self, note: Note, size: int) -> None:
+        """One of ``note``'s verified signers must be trusted for tree ``size``, and none compromised for it."""
+        for k in self.keys:
+            if k.status == "compromised" and not k.covers(size) and k.verifier in note.verified:
+                raise NoteError(
+                    f"signed by {k.verifier.vkey}, which the trust list marks compromised "
+                    + (f"after size {k.valid_to_size}" if k.valid_to_size is not None else "for every size")
+                )
+        valid = {k.verifier for k in self.keys if k.covers(size)}
+        if not valid.intersection(note.verified):
+            raise NoteError(f"no signature from a key trusted for tree size {size} (check the keys' validity ranges)")
 
 
 def checkpoint_text(origin: str, size: int, root: bytes) -> str:
@@ -365,7 +367,7 @@ def parse_checkpoint(message: bytes | str, trust: TrustList, origin: str | None 
             message = message.decode("utf-8")
         except UnicodeDecodeError:
             raise NoteError("the checkpoint is not valid UTF-8") from None
-    note = open_note(message, [k.verifier for k in trust.keys])
+    note = trust.open(message)
     lines = note.text.split("\n")[:-1]
     if len(lines) < 3:
         raise NoteError("the checkpoint text needs an origin, a size and a root hash")
@@ -380,7 +382,7 @@ def parse_checkpoint(message: bytes | str, trust: TrustList, origin: str | None 
     if len(root) != 32:
         raise NoteError("the checkpoint root hash is not 32 bytes")
     size = int(size_text)
-    trust.open(message, size)
+    trust.check_signers(note, size)
     signers = tuple(v for v in note.verified if v.name == cp_origin)
     if not signers:
         raise NoteError(f"no trusted key named after the origin {cp_origin!r} signed the checkpoint")
