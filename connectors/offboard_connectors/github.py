@@ -28,7 +28,14 @@ from offboard.errors import AuthError, ConfigError, NotFound, PermanentError, Pe
 
 from ._github_commits import commit_emails_of, login_by_commit_email
 from ._github_ids import all_external_identities, verified_domain_emails
-from ._github_residual import Invitations, pending_invitations
+from ._github_residual import (
+    InvitationDesk,
+    Invitations,
+    invitation_accounts,
+    is_invitation,
+    listed_invitations,
+    pending_invitations,
+)
 from ._http import IDEMPOTENT_METHODS, error_for, escape_filter, make_client, mapped, retry_after, send, short
 
 if TYPE_CHECKING:
@@ -140,6 +147,7 @@ class GitHubConnector(Connector):
         self._verified: tuple[float, dict[str, str]] | None = None  # (read at, verified email -> login)
         self._identity_error: str | None = None
         self._invitations = Invitations(self._call, s.org)
+        self._invitation_desk = InvitationDesk(self._call, self._invitations, s.org, self.keep_before)
 
     @property
     def graphql_url(self) -> str:
@@ -238,14 +246,16 @@ class GitHubConnector(Connector):
                 login = self._verified_login(person)
         if not login and self.settings.commit_emails:
             login = login_by_commit_email(self._call, self.settings.org, person.emails)
-        if not login:
-            return []
-        account = self._member(login)
-        return [account] if account else []
+        account = self._member(login) if login else None
+        # Email invitations to the person's mailboxes: accepting one makes them a member again.
+        return ([account] if account else []) + invitation_accounts(self._invitations, self.instance, person)
 
     def list_accounts(self, cursor: str | None = None) -> AccountPage:
-        """Members page by page, then outside collaborators (cursor ``c<page>``): both hold access."""
+        """Members page by page, then outside collaborators (cursor ``c<page>``): both hold access; then the
+        email invitations (cursor ``i``): accepting one makes its addressee a member."""
         size = self.settings.page_size
+        if cursor == "i":
+            return AccountPage(tuple(listed_invitations(self._invitations, self.instance)), None)
         if cursor and cursor.startswith("c"):
             page = int(cursor[1:])
             people = self._call(
@@ -255,7 +265,7 @@ class GitHubConnector(Connector):
                 params={"per_page": size, "page": page},
             ).json()
             accounts = tuple(self._listed(c["login"], "outside_collaborator") for c in people)
-            return AccountPage(accounts, f"c{page + 1}" if len(people) == size else None)
+            return AccountPage(accounts, f"c{page + 1}" if len(people) == size else "i")
         page = int(cursor or 1)
         if not self.settings.emu and (cursor is None or self._identities is None):
             self._identities = self._read_identities()  # once per listing, in bulk: who each login is
@@ -279,6 +289,8 @@ class GitHubConnector(Connector):
             return AccountPage(accounts, str(page + 1))
 
     def verify(self, action: Action, receipt: Receipt | None = None) -> Verification:
+        if is_invitation(action.account):
+            return self._invitation_desk.verify(action)
         who = action.account.name
         if action.kind is ActionKind.DISABLE_ACCOUNT:
             if _is_emu(action.account):
@@ -332,6 +344,21 @@ class GitHubConnector(Connector):
         return pending_invitations(self._invitations, self.instance, self.settings.org, person, accounts, {login or ""})
 
     # -- write side -----------------------------------------------------------
+
+    def apply(self, action: Action) -> Receipt:
+        if is_invitation(action.account):  # an email invitation: cancelled, nothing else to act on
+            return self._invitation_desk.apply(action)
+        return super().apply(action)
+
+    def read_before(self, action: Action) -> dict[str, Any] | None:
+        if is_invitation(action.account):
+            return self._invitation_desk.read_before(action)
+        return super().read_before(action)
+
+    def undo(self, receipt: Receipt) -> Receipt:
+        if is_invitation(receipt.action.account):
+            return self._invitation_desk.undo(receipt)
+        return super().undo(receipt)
 
     def disable_account(self, action: Action) -> Receipt:
         account, who = action.account, action.account.name

@@ -9,6 +9,7 @@ import pytest
 from offboard import Action, ActionKind, Person
 from offboard.errors import PermissionDenied
 from offboard.testing import ConnectorContract
+from offboard_connectors._github_residual import mailbox
 from offboard_connectors.github import GitHubConnector
 
 SYSTEM = "github"
@@ -131,6 +132,48 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
             unreadable.close()
         assert len(unread) == 1 and "pending invitations not read (PermissionDenied" in unread[0].detail
 
+    def test_an_email_invitation_is_discovered_cancelled_read_back_and_sent_again_by_undo(self, connector, sandbox):
+        """Accepting an invitation to the person's mailbox would make them a member again: discover finds it,
+        disable_account cancels it (read back afresh), the other kinds have nothing to do, undo invites again."""
+        sim = sandbox.sim(SYSTEM)
+        ident = next(
+            i
+            for i in sandbox.company.in_system(SYSTEM)
+            if i.person and not i.admin and not i.outside_collaborator and i.person.type == "employee"
+        )
+        local, _, domain = ident.email.partition("@")
+        address = f"{local}+gh@{domain}"
+        mine = sim.invite(email=address, role="admin")
+        sim.invite(email=f"someone.else+{local}@{domain}")  # another mailbox: not theirs
+        try:
+            accounts = connector.discover(ident.person)
+            invitations = [a for a in accounts if a.attributes.get("kind") == "invitation"]
+            assert [(a.name, a.attributes["invitation"]) for a in invitations] == [(address, mine)]
+            assert any(a.id == ident.github_login for a in accounts)  # the login too
+            cancel = Action(ActionKind.DISABLE_ACCOUNT, invitations[0])
+            assert connector.read_before(cancel) == {"kind": "invitation", "pending": True, "role": "admin"}
+            assert not connector.verify(cancel).ok
+            sim.log.clear()
+            receipt = connector.apply(cancel)
+            assert receipt.changed and mine not in sim.invitations
+            assert [(e.method, e.path) for e in sim.log.entries() if e.method != "GET"] == [
+                ("DELETE", f"/orgs/{sim.org}/invitations/{mine}")
+            ]
+            assert connector.verify(cancel).ok
+            assert connector.residual(ident.person, accounts) == []
+            assert not connector.apply(cancel).changed  # nothing pending any more
+            for kind in (ActionKind.REVOKE_TOKENS, ActionKind.REMOVE_LICENSES, ActionKind.REMOVE_MEMBERSHIPS):
+                other = Action(kind, invitations[0])
+                assert not connector.apply(other).changed and connector.verify(other).ok, kind
+            restored = connector.undo(receipt)
+            assert restored.changed and restored.pending
+            assert [i["role"] for i in sim.invitations.values() if i["email"] == address] == ["admin"]
+            assert not connector.verify(cancel).ok  # pending again, as before the revoke
+            assert not connector.undo(receipt).changed  # already pending: not sent twice
+        finally:
+            for key in [k for k, v in sim.invitations.items() if local in str(v["email"])]:
+                del sim.invitations[key]
+
     def test_a_login_invited_again_is_a_pending_membership_the_read_back_finds(self, connector, sandbox):
         sim = sandbox.sim(SYSTEM)
         ident = next(i for i in sandbox.company.in_system(SYSTEM) if i.person and not i.admin and i.github_login)
@@ -229,6 +272,9 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
             if login in mapped:
                 assert account.attributes["identified_by"] == "mapping"
                 continue
+            if account.attributes["kind"] == "invitation":  # an email invitation names its own mailbox
+                assert account.email == login and account.attributes["emails"] == [mailbox(login)]
+                continue
             assert account.email is None
             assert "cannot read who the logins are" in account.attributes["correlation"]
             assert "admin:enterprise" in account.attributes["correlation"]
@@ -316,7 +362,8 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
             listed = self._listed(connector)
         finally:
             connector.close()
-        assert listed and all(a.email is None and "saml_lookup" in a.attributes["correlation"] for a in listed.values())
+        logins = [a for a in listed.values() if a.attributes["kind"] != "invitation"]
+        assert logins and all(a.email is None and "saml_lookup" in a.attributes["correlation"] for a in logins)
 
     def test_secondary_rate_limit_without_headers_waits_a_minute(self, connector, person, sandbox):
         from offboard.errors import RateLimited

@@ -538,6 +538,26 @@ class GitHub(GitHubEnterprise, GitHubGraphQL, GitHubEmu, GitHubCommits, Simulato
         ]
         return self._page(req, items)
 
+    @route("POST", "/orgs/{org}/invitations", perm="admin:org")
+    async def create_invitation(self, req: Request) -> Response:
+        """By email only here (``invitee_id`` names a GitHub user: a login's invitation is PUT membership);
+        201 with the invitation, 422 for a missing address or a role outside the documented four
+        (https://docs.github.com/en/rest/orgs/members#create-an-organization-invitation)."""
+        self._org(req)
+        body = req.json() or {}
+        email, role = body.get("email"), body.get("role", "direct_member")
+        if not isinstance(email, str) or "@" not in email:
+            raise HTTPError(422, "Validation Failed")
+        if role not in ("admin", "direct_member", "billing_manager", "reinstate"):
+            raise HTTPError(422, "Validation Failed")
+        if any(str(inv["email"]).lower() == email.lower() for inv in self.invitations.values()):
+            raise HTTPError(422, "Validation Failed")  # GitHub: "Invitee has already been invited"
+        role = "direct_member" if role == "reinstate" else role
+        invitation = {"id": _num(len(self.invitations), f"invite:{email}"), "login": None, "email": email, "role": role}
+        if not req.lie:
+            self.invite(email=email, role=role)
+        return Response(201, {**invitation, "created_at": "2025-01-02T10:00:00Z", "team_count": 0})
+
     @route("DELETE", "/orgs/{org}/invitations/{invitation_id}", perm="admin:org")
     async def cancel_invitation(self, req: Request) -> Response:
         self._org(req)
