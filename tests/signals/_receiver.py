@@ -93,7 +93,7 @@ class PushReceiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
         """The claims of the first ``count`` SETs received, waiting up to ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         with self.arrived:
@@ -104,7 +104,7 @@ class PushReceiver:
                 self.arrived.wait(left)
             return [claims for _, claims, _ in self.received]
 
-    def wait_attempts(self, count: int, timeout: float = 10.0) -> int:
+    def wait_attempts(self, count: int, timeout: float = 30.0) -> int:
         """The POSTs received so far, once there are ``count`` (or ``timeout`` seconds have passed)."""
         deadline = time.monotonic() + timeout
         while self.attempts < count and time.monotonic() < deadline:
