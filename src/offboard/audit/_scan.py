@@ -138,11 +138,6 @@ _PREV_TYPES = {int, type(None), object}
 _DICT_OR_ABSENT = {dict, object}
 
 
-def _person_id(person: dict[str, Any]) -> bool:
-    pid = person.get("id")
-    return type(pid) is str and pid != ""
-
-
 def person_problem(pid: str, prev: Any, expected: Any) -> str:
     """The message for a broken per-person chain."""
     return (
