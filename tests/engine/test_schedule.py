@@ -197,7 +197,7 @@ def test_a_bulk_run_closes_more_than_eight_cases_at_once(make_company, tmp_path,
             peak[0] = max(peak[0], waiting[0])
             if waiting[0] >= wanted:
                 enough.set()
-        enough.wait(timeout=120)  # a loaded CI machine: the passing run never waits this out
+        enough.wait(timeout=30)
         with lock:
             waiting[0] -= 1
         return close(case_id, seal)
@@ -210,3 +210,30 @@ def test_a_bulk_run_closes_more_than_eight_cases_at_once(make_company, tmp_path,
         engine.close()
     assert enough.is_set(), f"at most {peak[0]} closes ran at once"
     assert len(results) == people and all(r.ok for r in results), [r.detail for r in results if not r.ok]
+
+
+def test_wait_returns_only_after_the_access_cut_callback_has_run():
+    """When the batch's last part is its last critical one, ``wait()`` returned as soon as the part was counted,
+    while the callback that submits the held closes had still to run: the caller then shut the close pool and
+    the held cases were closed one by one after the batch (seen as a 30 s stall in a loaded CI run)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from offboard.engine._schedule import Phases
+
+    pool = ThreadPoolExecutor(2)
+    ran: list[str] = []
+
+    def access_cut():
+        time.sleep(0.3)  # the window the race needs, made wide
+        ran.append("access cut")
+
+    phases = Phases(lambda system, job: pool.submit(job), lambda part: None, clock=time.monotonic)
+    phases.on_access_cut = access_cut
+    phases.add("sys0", "the only part", True)
+    try:
+        phases.start()
+        phases.wait()
+        assert ran == ["access cut"]
+    finally:
+        pool.shutdown(wait=True)

@@ -177,7 +177,6 @@ class Phases:
             now = self._clock() - self._start
             timing = self.timing[system]
             entry.open_all -= 1
-            self._open -= 1
             if critical:
                 entry.open_critical -= 1
                 self._open_critical -= 1
@@ -187,12 +186,19 @@ class Phases:
                     release = entry.cleanup
             if entry.open_all == 0:
                 timing.cleanup_end = now
-            if self._open == 0:
-                self._cond.notify_all()
-        if critical and everyone and self.on_access_cut is not None:
-            self.on_access_cut()
-        for part in release:  # this system's access is cut for everyone: its cleanup may start
-            self._queue(system, part, critical=False)
+        try:
+            if critical and everyone and self.on_access_cut is not None:
+                self.on_access_cut()
+            for part in release:  # this system's access is cut for everyone: its cleanup may start
+                self._queue(system, part, critical=False)
+        finally:
+            # Counted as ended only now: ``wait()`` must not return while the access-cut callback (which
+            # submits the held closes) is still to run; it did when this was the batch's last part, the
+            # caller shut the close pool, and the held cases were closed one by one after the batch.
+            with self._cond:
+                self._open -= 1
+                if self._open == 0:
+                    self._cond.notify_all()
 
     def wait(self) -> None:
         """Block until every part has ended; re-raise the first error a part raised."""
