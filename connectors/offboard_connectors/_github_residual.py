@@ -49,33 +49,42 @@ Call = Callable[..., Any]  # GitHubConnector._call(method, path, what, params=..
 class Invitations:
     """The organization's pending invitations, read at most once per ``fresh_for`` seconds: the list is the
     organization's, not a person's, and a bulk run's closing checks would otherwise read it once per person
-    (``offboard check`` makes a new connector each run, so it always reads afresh)."""
+    (``offboard check`` makes a new connector each run, so it always reads afresh).
+
+    No lock is held while listing: the callers run inside engine calls that hold one of the system's
+    concurrency slots, and a listing that backs off gives its slot up and takes one back; threads waiting
+    on a lock with the other slots would never let it (seen: a 200-person run under faults hung). Callers
+    that arrive together before the first listing ends each list once."""
 
     def __init__(self, call: Call, org: str, fresh_for: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self._call, self._org, self._fresh_for, self._clock = call, org, fresh_for, clock
         self._read: tuple[float, list[dict[str, Any]]] | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards ``_read`` only, never held across a request
 
     def read(self, fresh: bool = False) -> list[dict[str, Any]]:
         """The pending invitations; ``fresh``: listed now, whatever was read before (a read-back)."""
-        with self._lock:  # one listing at a time: the threads of a bulk run wait for it instead of repeating it
-            if not fresh and self._read is not None and self._clock() - self._read[0] < self._fresh_for:
-                return self._read[1]
-            found: list[dict[str, Any]] = []
-            page = 1
-            while True:
-                batch = self._call(
-                    "GET",
-                    f"orgs/{quote(self._org, safe='')}/invitations",
-                    "list pending invitations",
-                    params={"per_page": 100, "page": page},
-                ).json()
-                found += batch
-                if len(batch) < 100:
-                    break
-                page += 1
-            self._read = (self._clock(), found)
-            return found
+        with self._lock:
+            kept = self._read
+        if not fresh and kept is not None and self._clock() - kept[0] < self._fresh_for:
+            return kept[1]
+        started = self._clock()
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            batch = self._call(
+                "GET",
+                f"orgs/{quote(self._org, safe='')}/invitations",
+                "list pending invitations",
+                params={"per_page": 100, "page": page},
+            ).json()
+            found += batch
+            if len(batch) < 100:
+                break
+            page += 1
+        with self._lock:
+            if self._read is None or self._read[0] <= started:  # a listing that began later is newer: keep it
+                self._read = (started, found)
+        return found
 
 
 def mailbox(email: str) -> str:

@@ -449,3 +449,28 @@ def test_the_invitation_list_is_read_again_once_a_minute_has_passed():
     now[0] += 2
     invitations.read()
     assert len(calls) == 4  # a minute on: read again, every page
+
+
+def test_a_listing_of_invitations_holds_no_lock_other_readers_wait_on():
+    """Readers run inside engine calls that hold the system's concurrency slots, and a listing that backs off
+    takes a slot back: a lock held across the listing left the others waiting on it with every slot (a
+    200-person run under faults hung that way). Here each listing goes on only once the other is listing too."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from offboard_connectors._github_residual import Invitations
+
+    both = threading.Barrier(2, timeout=5)
+
+    class Answer:
+        def json(self):
+            return []
+
+    def call(method, path, what, params):
+        both.wait()
+        return Answer()
+
+    invitations = Invitations(call, "acme")
+    with ThreadPoolExecutor(2) as pool:
+        reads = [pool.submit(invitations.read, True) for _ in range(2)]
+        assert [read.result(timeout=20) for read in reads] == [[], []]
