@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -38,12 +38,24 @@ __all__ = [
     "is_invitation",
     "pending_invitations",
     "mailbox",
+    "pages",
 ]
 
 INVITATION = "invitation"
 ROLES = ("admin", "direct_member", "billing_manager", "reinstate")
 
 Call = Callable[..., Any]  # GitHubConnector._call(method, path, what, params=...) -> httpx.Response
+
+
+def pages(call: Call, path: str, what: str) -> Iterator[list[dict[str, Any]]]:
+    """Each page of a GitHub list (``per_page`` 100, ``page`` from 1) until one comes back short."""
+    page = 1
+    while True:
+        batch = call("GET", path, what, params={"per_page": 100, "page": page}).json()
+        yield batch
+        if len(batch) < 100:
+            return
+        page += 1
 
 
 class Invitations:
@@ -68,19 +80,8 @@ class Invitations:
         if not fresh and kept is not None and self._clock() - kept[0] < self._fresh_for:
             return kept[1]
         started = self._clock()
-        found: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            batch = self._call(
-                "GET",
-                f"orgs/{quote(self._org, safe='')}/invitations",
-                "list pending invitations",
-                params={"per_page": 100, "page": page},
-            ).json()
-            found += batch
-            if len(batch) < 100:
-                break
-            page += 1
+        path = f"orgs/{quote(self._org, safe='')}/invitations"
+        found = [item for batch in pages(self._call, path, "list pending invitations") for item in batch]
         with self._lock:
             if self._read is None or self._read[0] <= started:  # a listing that began later is newer: keep it
                 self._read = (started, found)

@@ -34,6 +34,7 @@ from ._github_residual import (
     invitation_accounts,
     is_invitation,
     listed_invitations,
+    pages,
     pending_invitations,
 )
 from ._http import IDEMPOTENT_METHODS, error_for, escape_filter, make_client, mapped, retry_after, send, short
@@ -671,19 +672,10 @@ class GitHubConnector(Connector):
         if response.status_code == 200:
             body = response.json()
             return f"member ({body.get('state')}, {body.get('role')})"
-        page = 1
-        while True:
-            collaborators = self._call(
-                "GET",
-                f"orgs/{self._org}/outside_collaborators",
-                "list outside collaborators",
-                params={"per_page": 100, "page": page},
-            ).json()
+        for collaborators in pages(self._call, f"orgs/{self._org}/outside_collaborators", "list outside collaborators"):
             if any(c.get("login", "").lower() == account.id.lower() for c in collaborators):
                 return "outside collaborator"
-            if len(collaborators) < 100:
-                return None
-            page += 1
+        return None
 
     def _credentials(self, account: Account) -> list[dict[str, Any]]:
         login = account.attributes.get("login") or account.name
