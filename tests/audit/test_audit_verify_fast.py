@@ -20,6 +20,7 @@ from offboard.audit import AuditLog, KeySigner, _entry, _scan, verify_log
 from offboard.audit._entry import BATCH, canonical
 from offboard.audit._merkle import CompactRange, Subtrees, leaf_hash, root_of
 from offboard.audit._note import generate_skey
+from offboard.errors import EntryError
 
 ENTRIES = 2 * BATCH + 300  # three batches: spoiled lines land at batch edges and inside
 
@@ -73,9 +74,9 @@ def _edit(line: bytes, change) -> bytes:
         return line
     try:
         change(obj)
-    except (KeyError, TypeError):
+        return canonical(obj)
+    except (KeyError, TypeError, EntryError):  # e.g. an earlier spoil put a float or a long integer in the line
         return line
-    return canonical(obj)
 
 
 def _set(key, value):
