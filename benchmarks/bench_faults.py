@@ -27,10 +27,12 @@ suspended (a mass termination that includes the managers hands over to someone e
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -107,12 +109,15 @@ def _run(people: int, scale: float, faults: dict[str, dict[str, Any]] | None) ->
                 sandbox.knobs(faults)
             slept = _count_sleeps(engine)
             waited = dict(engine.rate_limit_waits())
+            cpu = time.process_time()
             with stopwatch() as ran:
                 results = engine.run_cases(case_ids)
+            engine_cpu = time.process_time() - cpu
             timing = {system: t.to_dict() for system, t in engine.last_timing.items()}
             lent = dict(engine.stalled.lent)
             waited = {name: s - waited.get(name, 0.0) for name, s in engine.rate_limit_waits().items()}
-            stats = sandbox.stats()["systems"]
+            metered = sandbox.stats()
+            stats = metered["systems"]
             retries = [max(0, (row["attempts"] or 1) - 1) for c in case_ids for row in engine.store.actions(c)]
             settled = _settle(engine, sandbox, plans, case_ids, list(faults)) if faults else {}
         finally:
@@ -121,6 +126,8 @@ def _run(people: int, scale: float, faults: dict[str, dict[str, Any]] | None) ->
     return {
         **settled,
         "wall": ran[0],
+        "cpu": (engine_cpu, metered["cpu"]),
+        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # Linux: KiB
         "people": len(plans),
         "actions": len(retries),
         "status": Counter(r.status.value for r in results),
@@ -194,6 +201,13 @@ def run(people: int = PEOPLE, scale: float = SCALE, timeout: float = TIMEOUT) ->
         ("people x systems", f"{faulty['people']} x {len(faulty['requests'])}, {faulty['actions']} actions", "", ""),
         ("wall, faults off", f"{clean['wall']:.1f} s", "", ""),
         ("wall, faults on", f"{faulty['wall']:.1f} s", "", ""),
+        (
+            "CPU, engine / sandbox (off; on)",
+            "; ".join(f"{run_['cpu'][0]:.0f} s / {run_['cpu'][1]:.0f} s" for run_ in (clean, faulty)),
+            "",
+            "",
+        ),
+        ("engine peak RSS (both runs)", f"{faulty['peak_rss'] / 2**20:.0f} MB", "", ""),
         ("ratio (on / off)", f"{ratio:.2f}", f"<= {RATIO_GOAL}", verdict(ratio <= RATIO_GOAL)),
         (
             "cases complete",

@@ -179,3 +179,42 @@ def _app_password_readded(sandbox, person, path, run):
         f"left {person.email}: google_workspace {person.email} revoke_tokens: app password 'Thunderbird' created 2026-01-01"
     ]
     assert {e.method for e in google.log.entries() if e.path != "/token"} == {"GET"}  # read-only
+
+
+def test_a_system_whose_checks_hang_does_not_hold_up_another_systems_checks(make_company):
+    """Each system's checks run on that system's own threads: with the engine's shared pool cut to one thread,
+    sys1 is still asked while sys0's read-back hangs (before, sys1's check queued behind sys0's)."""
+    import threading
+
+    from offboard.engine._check import residual
+
+    company = make_company(systems=2)
+    config = load_config(company.config_path)
+    config.limits.workers = 1
+    engine = Engine.open(config, data_dir())
+    released, asked, reports = threading.Event(), threading.Event(), []
+    try:
+        person = engine.resolve("user1@corp.example")
+        slow, quick = engine.connector("sys0"), engine.connector("sys1")
+        slow_verify, quick_verify = slow.verify, quick.verify
+
+        def hang(action, receipt=None):
+            released.wait(10)
+            return slow_verify(action, receipt)
+
+        def seen(action, receipt=None):
+            asked.set()
+            return quick_verify(action, receipt)
+
+        slow.verify, quick.verify = hang, seen
+        checking = threading.Thread(target=lambda: reports.append(residual(engine, person)))
+        checking.start()
+        try:
+            assert asked.wait(5), "sys1 was not asked while sys0's read-back hung"
+        finally:
+            released.set()
+            checking.join(15)
+        assert sorted(reports[0].checked) == ["sys0", "sys1"] and not reports[0].errors
+    finally:
+        released.set()
+        engine.close()

@@ -93,14 +93,15 @@ def test_nothing_is_lent_before_the_system_has_answered_enough_requests():
     watcher.close()
 
 
-def test_at_most_half_the_cap_is_lent_at_once():
-    """A vendor that slows down for everyone is not sent twice as much: two of a cap of four lent, not four."""
+def test_at_most_the_cap_is_lent_at_once_so_never_more_than_twice_the_cap_is_in_flight():
+    """A cap of two: two stalled calls lend both slots, the two calls served meanwhile stall too and lend
+    nothing (four in flight, twice the cap, no more); before, only one of the first two was lent."""
     watcher = StalledRequests(warmup=1, floor=0.05)
-    slots = threading.BoundedSemaphore(4)
-    calls = [CallSlot(slots, 4) for _ in range(4)]
-    for _ in range(4):
+    slots = threading.BoundedSemaphore(2)
+    first = [CallSlot(slots, 2) for _ in range(2)]
+    for _ in first:
         slots.acquire()
-    with watcher.watch("x", calls[0]):
+    with watcher.watch("x", first[0]):
         pass
     answer = threading.Event()
 
@@ -108,17 +109,23 @@ def test_at_most_half_the_cap_is_lent_at_once():
         with watcher.watch("x", slot):
             answer.wait(5)
 
-    threads = [threading.Thread(target=stalled, args=(slot,)) for slot in calls]
+    threads = [threading.Thread(target=stalled, args=(slot,)) for slot in first]
     for thread in threads:
         thread.start()
-    assert slots.acquire(timeout=2) and slots.acquire(timeout=2)
+    assert slots.acquire(timeout=2) and slots.acquire(timeout=2)  # both lent
+    second = [CallSlot(slots, 2) for _ in range(2)]  # the calls that took the lent slots: they stall as well
+    threads += [threading.Thread(target=stalled, args=(slot,)) for slot in second]
+    for thread in threads[2:]:
+        thread.start()
     assert not slots.acquire(timeout=0.5) and watcher.lent["x"] == 2
-    slots.release()
-    slots.release()
     answer.set()
-    for thread in threads:
+    for thread in threads[2:]:
         thread.join(5)
-    assert all(slot.held for slot in calls) and not slots.acquire(blocking=False)
+    for slot in second:  # the second two's calls end: their slots go back
+        slot.give()
+    for thread in threads[:2]:
+        thread.join(5)
+    assert all(slot.held for slot in first) and not slots.acquire(blocking=False)
     watcher.close()
 
 

@@ -80,9 +80,12 @@ def residual(
         capabilities = type(engine.connector(account.system)).capabilities()
         kinds, _ = policy.actions_for(account.system, engine.config.connectors[account.system].type)
         by_system.setdefault(account.system, []).extend(Action(k, account) for k in kinds if k in capabilities)
+    # Each system's reads on that system's own threads: a system whose reads back off or hang never holds
+    # the threads another system's checks need (on the engine's shared pool of ``limits.workers``, 200 closing
+    # checks under failing vendors queued behind Google's for half a minute).
     futures = {}
     for name in names:
-        futures[name] = engine._pool.submit(_check_system, engine, name, person, by_system.get(name, []))
+        futures[name] = engine._system_pool(name).submit(_check_system, engine, name, person, by_system.get(name, []))
     for name, future in futures.items():
         try:
             report.leftovers.extend(future.result())

@@ -61,7 +61,7 @@ from ._undo import undo_case
 __all__ = ["Engine", "Plan", "CaseResult"]
 
 log = structlog.get_logger("offboard.engine")
-THREADS_PER_SLOT = 8  # a system's pool: threads per concurrency slot (``_system_pool``)
+THREADS_PER_SLOT = 20  # a system's pool: threads per concurrency slot (``_system_pool``)
 
 
 class Engine:
@@ -594,7 +594,10 @@ class Engine:
                 )
                 # More threads than the cap: a chain waiting out a backoff, or a request that stalled, holds a
                 # thread, not one of the cap's slots (``call``, ``_stalled``), so a failing request does not idle
-                # the system for everyone. Eight per slot: at 20% faults, four were all waiting half the time.
+                # the system for everyone. Twenty per slot: a bulk run gives each account's cleanup chain a
+                # thread, and with eight per slot Google's 80 threads held 200 chains, each sleeping its backoffs
+                # and hangs in turn (``benchmarks/bench_faults.py``: its cleanup took 84 s instead of 33 s).
+                # Threads start only as work arrives: a single case starts a few.
                 pool = self._system_pools[instance] = ThreadPoolExecutor(
                     max_workers=cap * THREADS_PER_SLOT, thread_name_prefix=f"offboard-{instance}"
                 )
