@@ -191,7 +191,7 @@ def test_a_bulk_run_closes_more_than_eight_cases_at_once(make_company, tmp_path,
     waiting, peak = [0], [0]
     close = engine.close_case
 
-    def close_waiting(case_id, seal=True):
+    def close_waiting(case_id, seal=True, gate=None):
         with lock:  # closes waiting at this moment: nine are reached only if more than eight run at once
             waiting[0] += 1
             peak[0] = max(peak[0], waiting[0])
@@ -200,7 +200,7 @@ def test_a_bulk_run_closes_more_than_eight_cases_at_once(make_company, tmp_path,
         enough.wait(timeout=30)
         with lock:
             waiting[0] -= 1
-        return close(case_id, seal)
+        return close(case_id, seal, gate)
 
     monkeypatch.setattr(engine, "close_case", close_waiting)
     try:
@@ -237,3 +237,57 @@ def test_wait_returns_only_after_the_access_cut_callback_has_run():
         assert ran == ["access cut"]
     finally:
         pool.shutdown(wait=True)
+
+
+def test_a_closing_check_reads_a_system_once_it_has_cut_everyones_access_and_the_others_at_once(
+    make_company, tmp_path, ordered_plugin, monkeypatch
+):
+    """user0's disable on sys1 hangs: user1's case is done meanwhile, and its closing check reads sys0 at once
+    but sys1 only after sys1 has cut everyone's access (before, the whole close waited for every system)."""
+    import threading
+
+    from offboard.engine import _check
+
+    company = _bulk_company(make_company, tmp_path, 2)
+    engine = Engine.open(load_config(company.config_path), data_dir())
+    hang, checked, lock = threading.Event(), [], threading.Lock()
+    read_sys0 = threading.Event()
+    check_system = _check._check_system
+
+    def recording(engine_, name, person, actions):
+        with lock:
+            checked.append((name, person.id, hang.is_set()))
+        if name == "sys0" and person.id == "user1@corp.example":
+            read_sys0.set()
+        return check_system(engine_, name, person, actions)
+
+    monkeypatch.setattr(_check, "_check_system", recording)
+    sys1 = engine.connector("sys1")
+    apply = sys1.apply
+
+    def hanging(action, *args):
+        if action.kind is ActionKind.DISABLE_ACCOUNT and action.account.name == "user0":
+            assert hang.wait(30)
+        return apply(action, *args)
+
+    sys1.apply = hanging
+    results = []
+    try:
+        case_ids = [engine.open_case(engine.plan(f"user{i}@corp.example"), trigger="test") for i in range(2)]
+        running = threading.Thread(target=lambda: results.extend(engine.run_cases(case_ids)))
+        running.start()
+        try:
+            assert read_sys0.wait(15), "user1's close did not read sys0 while sys1 was still cutting access"
+            with lock:
+                assert ("sys1", "user1@corp.example", False) not in checked  # sys1 is not through yet
+        finally:
+            hang.set()
+            running.join(30)
+    finally:
+        hang.set()
+        engine.close()
+    assert len(results) == 2 and all(r.ok for r in results), [r.detail for r in results]
+    assert [(name, who) for name, who, released in checked if name == "sys1" and not released] == []
+    assert {(name, who) for name, who, _ in checked} == {
+        (system, f"user{i}@corp.example") for system in ("sys0", "sys1") for i in range(2)
+    }

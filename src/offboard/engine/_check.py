@@ -31,6 +31,7 @@ from ._owed import action_entry
 if TYPE_CHECKING:
     from ..config._policy import Policy
     from ._engine import Engine
+    from ._schedule import Gate
 
 __all__ = ["Residual", "residual", "check_case", "recent_leavers", "check_recent"]
 
@@ -59,11 +60,17 @@ class Residual:
 
 
 def residual(
-    engine: Engine, person: Person, policy: Policy | None = None, accounts: list[Account] | None = None
+    engine: Engine,
+    person: Person,
+    policy: Policy | None = None,
+    accounts: list[Account] | None = None,
+    gate: Gate | None = None,
 ) -> Residual:
     """Ask every enabled system, read-only, what ``person`` still holds that ``policy`` would remove.
 
-    ``accounts`` (a closing case's own) skips discovery and asks only their systems."""
+    ``accounts`` (a closing case's own) skips discovery and asks only their systems. ``gate`` (a bulk
+    run's) holds each system's reads back until that system has cut everyone's access: the systems
+    already through are asked at once, each of the others as soon as it is."""
     policy = policy or engine.policy_for(person)
     if accounts is None:
         accounts, errors = engine.gather(person)
@@ -84,8 +91,17 @@ def residual(
     # the threads another system's checks need (on the engine's shared pool of ``limits.workers``, 200 closing
     # checks under failing vendors queued behind Google's for half a minute).
     futures = {}
-    for name in names:
-        futures[name] = engine._system_pool(name).submit(_check_system, engine, name, person, by_system.get(name, []))
+    waiting = list(names)
+    while waiting:
+        ready = [name for name in waiting if gate is None or gate.is_open(name)]
+        if not ready:
+            gate.wait(waiting[0])  # type: ignore[union-attr]
+            continue
+        for name in ready:
+            futures[name] = engine._system_pool(name).submit(
+                _check_system, engine, name, person, by_system.get(name, [])
+            )
+            waiting.remove(name)
     for name, future in futures.items():
         try:
             report.leftovers.extend(future.result())
@@ -115,7 +131,7 @@ def _check_system(engine: Engine, name: str, person: Person, actions: list[Actio
     return found
 
 
-def check_case(engine: Engine, case: dict[str, Any]) -> None:
+def check_case(engine: Engine, case: dict[str, Any], gate: Gate | None = None) -> None:
     """Run the check for a closing case and record it (``residual_check``); leftovers on verified actions turn them
     unverified, so the case closes incomplete and the work is owed again."""
     person = Person.from_dict(json.loads(case["person"]))
@@ -129,7 +145,7 @@ def check_case(engine: Engine, case: dict[str, Any]) -> None:
         }.values()
     )
     try:
-        report = residual(engine, person, policy, accounts)
+        report = residual(engine, person, policy, accounts, gate)
     except Exception as exc:  # the close goes on whatever happens; the entry says the check could not run
         report = Residual(person, errors={"*": redact(f"{type(exc).__name__}: {exc}")})
     rows = {(r["system"], r["account_id"], r["kind"]): r for r in engine.store.actions(case["id"])}

@@ -17,19 +17,21 @@ from ._recorder import iso as _iso
 
 if TYPE_CHECKING:
     from ._engine import Engine
+    from ._schedule import Gate
 
 __all__ = ["close_case"]
 
 log = structlog.get_logger("offboard.engine")
 
 
-def close_case(engine: Engine, case_id: str, seal: bool = True) -> CaseResult:
-    """Decide ``complete`` or ``incomplete`` from the actions and record the close."""
+def close_case(engine: Engine, case_id: str, seal: bool = True, gate: Gate | None = None) -> CaseResult:
+    """Decide ``complete`` or ``incomplete`` from the actions and record the close (``gate``: a bulk run's, which
+    holds the closing check's reads on each system until that system has cut everyone's access)."""
     case = engine._case(case_id)
     if engine.config.cases.check_on_close:  # the last word before the close: what does the person still hold?
         from ._check import check_case
 
-        check_case(engine, case)
+        check_case(engine, case, gate)
     rows = engine.store.actions(case_id)
     counts: dict[str, int] = defaultdict(int)
     reasons = [case["detail"]] if case["detail"] else []

@@ -623,9 +623,9 @@ class Engine:
         if self.store.claim_close(case_id):
             self.close_case(case_id)
 
-    def close_case(self, case_id: str, seal: bool = True) -> CaseResult:
+    def close_case(self, case_id: str, seal: bool = True, gate: Any = None) -> CaseResult:
         """Decide ``complete`` or ``incomplete`` from the actions and record the close (``_close.close_case``)."""
-        return close_case(self, case_id, seal)
+        return close_case(self, case_id, seal, gate)
 
     def result(self, case_id: str) -> CaseResult:
         case = self._case(case_id)

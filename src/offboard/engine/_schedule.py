@@ -34,7 +34,7 @@ from ..models import ActionKind
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["CRITICAL", "critical_kinds", "priority", "split", "Phases", "SystemTiming", "run_bulk", "bulk_plan"]
+__all__ = ["CRITICAL", "critical_kinds", "priority", "split", "Phases", "SystemTiming", "Gate", "run_bulk", "bulk_plan"]
 
 #: The kinds that cut access; the rest is cleanup.
 CRITICAL: frozenset[ActionKind] = frozenset(
@@ -101,6 +101,33 @@ class SystemTiming:
         }
 
 
+class Gate:
+    """Per system, whether everyone's access there is cut: a bulk run's closing checks read a system only then.
+
+    A system the batch does not act on is open from the start."""
+
+    def __init__(self, systems: Iterable[str] = ()):
+        self._shut = {system: threading.Event() for system in systems}
+
+    def open(self, system: str) -> None:
+        event = self._shut.get(system)
+        if event is not None:
+            event.set()
+
+    def is_open(self, system: str) -> bool:
+        event = self._shut.get(system)
+        return event is None or event.is_set()
+
+    def wait(self, system: str) -> None:
+        event = self._shut.get(system)
+        if event is not None:
+            event.wait()
+
+    def open_all(self) -> None:
+        for event in self._shut.values():
+            event.set()
+
+
 @dataclass
 class _System:
     critical: list[Any] = field(default_factory=list)
@@ -131,6 +158,8 @@ class Phases:
         self._open_critical = 0  # critical parts still to end, over every system
         #: Called once, when the last critical part of every system has ended (at once if there is none).
         self.on_access_cut: Callable[[], None] | None = None
+        #: Called once per system, when its last critical part has ended (at ``start`` if it has none).
+        self.on_system_cut: Callable[[str], None] | None = None
         self._errors: list[BaseException] = []
         self.timing: dict[str, SystemTiming] = {}
         self._start = 0.0
@@ -151,6 +180,10 @@ class Phases:
                 self._open_critical += len(entry.critical)
                 entry.open_all = len(entry.critical) + len(entry.cleanup)
                 self._open += entry.open_all
+        if self.on_system_cut is not None:
+            for system, entry in self._systems.items():
+                if not entry.critical:
+                    self.on_system_cut(system)
         if self._open_critical == 0 and self.on_access_cut is not None:
             self.on_access_cut()
         for system, entry in self._systems.items():
@@ -172,7 +205,7 @@ class Phases:
 
     def _ended(self, system: str, critical: bool) -> None:
         entry = self._systems[system]
-        release: list[Any] = []
+        release: list[Any] | None = None  # set when this part was the system's last critical one
         with self._cond:
             now = self._clock() - self._start
             timing = self.timing[system]
@@ -187,9 +220,11 @@ class Phases:
             if entry.open_all == 0:
                 timing.cleanup_end = now
         try:
+            if release is not None and self.on_system_cut is not None:
+                self.on_system_cut(system)
             if critical and everyone and self.on_access_cut is not None:
                 self.on_access_cut()
-            for part in release:  # this system's access is cut for everyone: its cleanup may start
+            for part in release or ():  # this system's access is cut for everyone: its cleanup may start
                 self._queue(system, part, critical=False)
         finally:
             # Counted as ended only now: ``wait()`` must not return while the access-cut callback (which
@@ -221,11 +256,14 @@ def run_bulk(
 
     A case closes (``results[case_id]``) when its last part ends, on a pool of its own: the
     close's residual check reads every system the person holds, and a system's threads must
-    not wait on another system's rate limit. Those reads are cleanup too: a case whose work
-    ends before every system has cut everyone's access closes only once they all have. The pool
-    has ``limits.workers`` threads unless ``closers`` says: a close mostly waits on its reads
-    (each system's slots and buckets still cap them), and under failing vendors eight closers
-    left the batch's last 200 closes taking 52 s where the work itself had ended.
+    not wait on another system's rate limit. Those reads are cleanup too: the check reads a
+    system only once that system has cut everyone's access (``Gate``), so a case whose work
+    ends early has its other systems checked at once and the last one as soon as it is through.
+    Before, a close waited for every system: under failing vendors the batch's 200 closes all
+    began when the slowest system (Slack) was through and took the wall 33 s past the last
+    action. A close mostly waits, so the pool has up to a thread per case (``closers``: at most
+    that many; ``limits.workers`` at least, 512 at most); each system's slots and buckets
+    still cap the reads.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -233,36 +271,28 @@ def run_bulk(
 
     left: dict[str, int] = {}
     lock = threading.Lock()
-    closing = ThreadPoolExecutor(closers or engine.config.limits.workers, thread_name_prefix="offboard-close")
+    cases = {case_id for case_id, _, _ in chains}
+    workers = engine.config.limits.workers
+    closing = ThreadPoolExecutor(closers or max(workers, min(len(cases), 512)), thread_name_prefix="offboard-close")
     closes: list[Any] = []
-    held: list[str] = []  # cases done before everyone's access was cut: their closing reads wait
-    cut = [False]
+    gate = Gate({system for _, system, _ in chains})
 
     def close(case_id: str) -> None:
-        results[case_id] = engine.close_case(case_id, seal=False)
+        results[case_id] = engine.close_case(case_id, seal=False, gate=gate)
 
     def run(case_id: str, rows: list[dict[str, Any]]) -> None:
         engine._actions.run_chain(case_id, persons[case_id], rows, progress)
         with lock:
             left[case_id] -= 1
             if left[case_id] == 0:
-                if cut[0]:
-                    closes.append(closing.submit(close, case_id))
-                else:  # the close's residual check reads every system: not before access is cut everywhere
-                    held.append(case_id)
-
-    def access_cut() -> None:
-        with lock:
-            cut[0] = True
-            closes.extend(closing.submit(close, case_id) for case_id in held)
-            held.clear()
+                closes.append(closing.submit(close, case_id))
 
     phases = Phases(
         lambda system, job: engine._system_pool(system).submit(job),
         lambda part: run(*part),
         clock=lambda: engine.monotonic(),
     )
-    phases.on_access_cut = access_cut
+    phases.on_system_cut = gate.open
     critical: dict[str, frozenset[ActionKind]] = {}
     for (case_id, system, _), rows in chains.items():
         if system not in critical:
@@ -279,6 +309,7 @@ def run_bulk(
         phases.start()
         phases.wait()
     finally:
+        gate.open_all()  # after an error too: no close may wait for ever on a system whose work stopped
         closing.shutdown(wait=True)
     for future in closes:
         future.result()
