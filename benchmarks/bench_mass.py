@@ -88,6 +88,7 @@ def _configured_bound(engine: Any, system: str, since: float, until: float) -> t
 
 def _mass(people: int, scale: float, seed: int, latency_ms: float) -> dict[str, Any]:
     from offboard.engine._engine import Engine
+    from offboard.inventory._sweep import successors_staying
 
     out: dict[str, Any] = {}
     home = Path(tempfile.mkdtemp(prefix="offboard-bench-mass-"))
@@ -95,7 +96,9 @@ def _mass(people: int, scale: float, seed: int, latency_ms: float) -> dict[str, 
         engine = Engine.open(engine_config(sandbox.config, scale), home)
         engine.bucket_factory = _counting_bucket()
         try:
-            chosen = sandbox.people[:people]
+            # As `offboard revoke --from-file` does: a manager who leaves in the same run is replaced as the
+            # handover target by the first manager up the chain who stays (Gmail refuses a suspended delegate).
+            chosen, _ = successors_staying(sandbox.people[:people])
             with stopwatch() as planned, ThreadPoolExecutor(8, thread_name_prefix="bench-plan") as pool:
                 plans = list(pool.map(lambda p: engine.plan(p, bulk=True), chosen))
             out["plan_wall"] = planned[0]
