@@ -182,11 +182,12 @@ def _app_password_readded(sandbox, person, path, run):
 
 
 def test_a_system_whose_checks_hang_does_not_hold_up_another_systems_checks(make_company):
-    """Each system's checks run on that system's own threads: with the engine's shared pool cut to one thread,
-    sys1 is still asked while sys0's read-back hangs (before, sys1's check queued behind sys0's)."""
+    """A bulk run's closing checks run on each system's own threads: with the engine's shared pool cut to one
+    thread, sys1 is still asked while sys0's read-back hangs (before, sys1's check queued behind sys0's)."""
     import threading
 
     from offboard.engine._check import residual
+    from offboard.engine._schedule import Gate
 
     company = make_company(systems=2)
     config = load_config(company.config_path)
@@ -207,7 +208,8 @@ def test_a_system_whose_checks_hang_does_not_hold_up_another_systems_checks(make
             return quick_verify(action, receipt)
 
         slow.verify, quick.verify = hang, seen
-        checking = threading.Thread(target=lambda: reports.append(residual(engine, person)))
+        closing = Gate()  # a bulk run's, with every system through
+        checking = threading.Thread(target=lambda: reports.append(residual(engine, person, gate=closing)))
         checking.start()
         try:
             assert asked.wait(5), "sys1 was not asked while sys0's read-back hung"

@@ -87,9 +87,11 @@ def residual(
         capabilities = type(engine.connector(account.system)).capabilities()
         kinds, _ = policy.actions_for(account.system, engine.config.connectors[account.system].type)
         by_system.setdefault(account.system, []).extend(Action(k, account) for k in kinds if k in capabilities)
-    # Each system's reads on that system's own threads: a system whose reads back off or hang never holds
-    # the threads another system's checks need (on the engine's shared pool of ``limits.workers``, 200 closing
-    # checks under failing vendors queued behind Google's for half a minute).
+    # A bulk run's closes (``gate``) read each system on that system's own threads: a system whose reads back off
+    # or hang never holds the threads another system's checks need (on the engine's shared pool of
+    # ``limits.workers``, 200 closing checks under failing vendors queued behind Google's for half a minute).
+    # Those closes run on a pool of their own. Everyone else (a single case, which closes on the thread of its
+    # last chain, and ``offboard check``) uses the shared pool: a close never waits on a pool its thread is in.
     futures = {}
     waiting = list(names)
     while waiting:
@@ -98,9 +100,8 @@ def residual(
             gate.wait(waiting[0])  # type: ignore[union-attr]
             continue
         for name in ready:
-            futures[name] = engine._system_pool(name).submit(
-                _check_system, engine, name, person, by_system.get(name, [])
-            )
+            pool = engine._system_pool(name) if gate is not None else engine._pool
+            futures[name] = pool.submit(_check_system, engine, name, person, by_system.get(name, []))
             waiting.remove(name)
     for name, future in futures.items():
         try:
