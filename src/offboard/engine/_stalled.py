@@ -11,8 +11,9 @@ requests have answered), its slot is lent to the next call; when it answers at l
 takes a slot again before it goes on (so the call itself never runs past the cap, and at most
 the stalled requests are in flight beyond it). At most the cap is lent at once, so no more than
 twice the cap is ever in flight, and only while the extra requests are ones that took four
-times as long as their peers: a vendor that slows down for everyone raises the median within
-ten answers and stops the lending. The token bucket still paces every request.
+times as long as their peers: a vendor that slows down for everyone raises the median (of its
+last 200 answers, worked out again every ten) and so stops the lending. The token bucket still
+paces every request.
 
 Half the cap was the limit before: at 5% timeouts with a 1 s hang, Google answered about 270
 requests a second, so about 14 of its requests hung at any moment, and with five of them lent
