@@ -212,10 +212,11 @@ def test_a_bulk_run_closes_more_than_eight_cases_at_once(make_company, tmp_path,
     assert len(results) == people and all(r.ok for r in results), [r.detail for r in results if not r.ok]
 
 
-def test_wait_returns_only_after_the_access_cut_callback_has_run():
+def test_wait_returns_only_after_the_system_cut_callback_has_run():
     """When the batch's last part is its last critical one, ``wait()`` returned as soon as the part was counted,
-    while the callback that submits the held closes had still to run: the caller then shut the close pool and
-    the held cases were closed one by one after the batch (seen as a 30 s stall in a loaded CI run)."""
+    while the callback that follows it had still to run (then one that submitted the held closes): the caller
+    then shut the close pool and the held cases were closed one by one after the batch (seen as a 30 s stall in
+    a loaded CI run)."""
     import time
     from concurrent.futures import ThreadPoolExecutor
 
@@ -224,12 +225,12 @@ def test_wait_returns_only_after_the_access_cut_callback_has_run():
     pool = ThreadPoolExecutor(2)
     ran: list[str] = []
 
-    def access_cut():
+    def access_cut(system):
         time.sleep(0.3)  # the window the race needs, made wide
         ran.append("access cut")
 
     phases = Phases(lambda system, job: pool.submit(job), lambda part: None, clock=time.monotonic)
-    phases.on_access_cut = access_cut
+    phases.on_system_cut = access_cut
     phases.add("sys0", "the only part", True)
     try:
         phases.start()

@@ -93,16 +93,12 @@ def residual(
     # Those closes run on a pool of their own. Everyone else (a single case, which closes on the thread of its
     # last chain, and ``offboard check``) uses the shared pool: a close never waits on a pool its thread is in.
     futures = {}
-    waiting = list(names)
-    while waiting:
-        ready = [name for name in waiting if gate is None or gate.is_open(name)]
-        if not ready:
-            gate.wait(waiting[0])  # type: ignore[union-attr]
-            continue
-        for name in ready:
-            pool = engine._system_pool(name) if gate is not None else engine._pool
-            futures[name] = pool.submit(_check_system, engine, name, person, by_system.get(name, []))
-            waiting.remove(name)
+    for name in sorted(names, key=lambda n: gate is not None and not gate.is_open(n)):  # the systems through first
+        pool = engine._pool
+        if gate is not None:
+            gate.wait(name)
+            pool = engine._system_pool(name)
+        futures[name] = pool.submit(_check_system, engine, name, person, by_system.get(name, []))
     for name, future in futures.items():
         try:
             report.leftovers.extend(future.result())

@@ -54,7 +54,7 @@ from ._recorder import Recorder
 from ._recorder import iso as _iso
 from ._recorder import open_audit as _open_audit
 from ._retry import CallScope, Scopes, call_with_retries, retry_request
-from ._schedule import bulk_plan, run_bulk, split
+from ._schedule import Gate, bulk_plan, run_bulk, split
 from ._stalled import CallSlot, StalledRequests
 from ._undo import undo_case
 
@@ -623,7 +623,7 @@ class Engine:
         if self.store.claim_close(case_id):
             self.close_case(case_id)
 
-    def close_case(self, case_id: str, seal: bool = True, gate: Any = None) -> CaseResult:
+    def close_case(self, case_id: str, seal: bool = True, gate: Gate | None = None) -> CaseResult:
         """Decide ``complete`` or ``incomplete`` from the actions and record the close (``_close.close_case``)."""
         return close_case(self, case_id, seal, gate)
 

@@ -155,9 +155,6 @@ class Phases:
         self._systems: dict[str, _System] = {}
         self._cond = threading.Condition()
         self._open = 0
-        self._open_critical = 0  # critical parts still to end, over every system
-        #: Called once, when the last critical part of every system has ended (at once if there is none).
-        self.on_access_cut: Callable[[], None] | None = None
         #: Called once per system, when its last critical part has ended (at ``start`` if it has none).
         self.on_system_cut: Callable[[str], None] | None = None
         self._errors: list[BaseException] = []
@@ -177,15 +174,12 @@ class Phases:
                     critical_chains=len(entry.critical), cleanup_chains=len(entry.cleanup), started=self._start
                 )
                 entry.open_critical = len(entry.critical)
-                self._open_critical += len(entry.critical)
                 entry.open_all = len(entry.critical) + len(entry.cleanup)
                 self._open += entry.open_all
         if self.on_system_cut is not None:
             for system, entry in self._systems.items():
                 if not entry.critical:
                     self.on_system_cut(system)
-        if self._open_critical == 0 and self.on_access_cut is not None:
-            self.on_access_cut()
         for system, entry in self._systems.items():
             first = entry.critical or entry.cleanup
             for part in first:
@@ -212,8 +206,6 @@ class Phases:
             entry.open_all -= 1
             if critical:
                 entry.open_critical -= 1
-                self._open_critical -= 1
-                everyone = self._open_critical == 0
                 if entry.open_critical == 0:
                     timing.access_cut = now
                     release = entry.cleanup
@@ -222,14 +214,12 @@ class Phases:
         try:
             if release is not None and self.on_system_cut is not None:
                 self.on_system_cut(system)
-            if critical and everyone and self.on_access_cut is not None:
-                self.on_access_cut()
             for part in release or ():  # this system's access is cut for everyone: its cleanup may start
                 self._queue(system, part, critical=False)
         finally:
-            # Counted as ended only now: ``wait()`` must not return while the access-cut callback (which
-            # submits the held closes) is still to run; it did when this was the batch's last part, the
-            # caller shut the close pool, and the held cases were closed one by one after the batch.
+            # Counted as ended only now: ``wait()`` must not return while the system-cut callback is still to
+            # run; it did when this was the batch's last part (then an access-cut callback that submitted the
+            # held closes), the caller shut the close pool, and the held cases were closed one by one after it.
             with self._cond:
                 self._open -= 1
                 if self._open == 0:
