@@ -136,6 +136,10 @@ def _spoil(directory: Path, target: Path, picks: list[tuple[str, int]]) -> None:
         elif name == "swap":
             i %= len(lines) - 1
             lines[i], lines[i + 1] = lines[i + 1], lines[i]
+        elif name == "shift":  # the LF after line i moves to the next line's first comma: joined, nothing changed
+            i %= len(lines) - 1
+            cut = lines[i + 1].find(b",")
+            lines[i], lines[i + 1] = lines[i] + b"," + lines[i + 1][:cut], lines[i + 1][cut + 1 :]
         else:
             lines[i % len(lines)] = SPOILS[name](lines[i % len(lines)])
     (target / "entries.jsonl").write_bytes(b"".join(line + b"\n" for line in lines))
@@ -151,7 +155,9 @@ def _report(directory: Path, processes: int, reference: bool = False) -> dict:
 )
 @given(
     picks=st.lists(
-        st.tuples(st.sampled_from([*SPOILS, "delete", "swap"]), st.integers(0, ENTRIES + 10)), min_size=1, max_size=3
+        st.tuples(st.sampled_from([*SPOILS, "delete", "swap", "shift"]), st.integers(0, ENTRIES + 10)),
+        min_size=1,
+        max_size=3,
     ),
     processes=st.sampled_from([1, 2]),
 )
@@ -164,6 +170,32 @@ def test_fast_and_reference_paths_give_the_same_report(big_log, tmp_path_factory
 @pytest.mark.parametrize("name", sorted(SPOILS))
 def test_each_spoil_at_a_batch_edge(big_log, tmp_path, name):
     """Each spoil on the last line of the first batch and the first of the second."""
+    target = tmp_path / "audit"
+    _spoil(big_log, target, [(name, BATCH - 1), (name, BATCH)])
+    assert _report(target, 1) == _report(target, 1, reference=True)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["C extension", "msgspec alone"])
+def test_a_line_boundary_moved_inside_an_entry_is_two_bad_lines(big_log, tmp_path, monkeypatch, native):
+    """Entries i and i+1 joined by a comma read as one array of the same two values; their lines are
+    not two entries. Both accelerated paths must say so, as the reference does (the batch decode once
+    took the joined values for the lines' own)."""
+    if native and getattr(_entry, "_native", None) is None:
+        pytest.skip("the C extension is not built")
+    if not native:
+        monkeypatch.setattr(_entry, "_native", None, raising=False)
+    target = tmp_path / "audit"
+    _spoil(big_log, target, [("shift", 700)])
+    fast = _report(target, 1)
+    assert fast == _report(target, 1, reference=True)
+    bad = [p for p in fast["problems"] if p["where"] in ("entries.jsonl line 701", "entries.jsonl line 702")]
+    assert len(bad) == 2, fast["problems"]
+
+
+@pytest.mark.parametrize("name", ["escape", "duplicate key", "space", "long int", "float", "bad utf-8"])
+def test_each_spoil_without_the_c_extension(big_log, tmp_path, monkeypatch, name):
+    """The msgspec path that runs where the extension could not be built: the reference's report."""
+    monkeypatch.setattr(_entry, "_native", None)
     target = tmp_path / "audit"
     _spoil(big_log, target, [(name, BATCH - 1), (name, BATCH)])
     assert _report(target, 1) == _report(target, 1, reference=True)

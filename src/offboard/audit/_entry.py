@@ -90,6 +90,12 @@ try:  # a second accelerator, used only where msgspec is missing (both must agre
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
 
+_native: Any
+try:  # the C extension (hatch_build.py builds it when a compiler is at hand): proves lines canonical
+    from . import _native  # type: ignore[attr-defined,no-redef]
+except ImportError:  # pragma: no cover - depends on the build
+    _native = None
+
 _msgspec: Any
 try:  # the accelerator; the stdlib encoder above stays the definition of "canonical"
     import msgspec as _msgspec
@@ -169,12 +175,25 @@ def fast_parse_many(lines: list[bytes]) -> list[dict[str, Any] | None]:
 
 
 def fast_parse_batch(chunk: list[bytes]) -> list[Any] | None:
-    """The entries of ``chunk`` if msgspec (or orjson) proves every line canonical at once, else None.
+    """The entries of ``chunk`` if every line is proven canonical at once, else None.
 
-    The lines joined with commas into one JSON array parse to exactly one value per line and
-    re-encode (sorted keys) to the same bytes only if every line is its value's canonical encoding:
-    the two strings are equal, so their top-level commas, and hence the line boundaries, fall in the
-    same places. A batch that may hold a float or a long integer, or fails either test, gives None."""
+    With the C extension, ``canonical_array`` proves each line on its own bytes (one object, the
+    writer's encoding, no floats, integers in range) and joins them as one array, which msgspec
+    decodes: each line being one whole value, the array's items are the lines' values, in order.
+    Without it, msgspec (or orjson) decodes each line on its own (so that no value spans two lines)
+    and the batch re-encoded (sorted keys) must equal the lines joined with commas: a canonical
+    encoding is never longer than any other spelling of its value, so the joined strings are equal
+    only if every line is its own value's canonical encoding. A batch that may hold a float or a long
+    integer, or fails either test, gives None: its lines go one by one through the strict parser."""
+    if _native is not None and _msgspec is not None:
+        joined = _native.canonical_array(chunk)
+        if type(joined) is not bytes:  # the index of a line it could not prove
+            return None
+        try:
+            objs = _ms_decode(joined)
+        except _MS_ERRORS:  # pragma: no cover - a proven line always decodes
+            return None
+        return objs if type(objs) is list and len(objs) == len(chunk) else None
     if _msgspec is not None:
         loads, dumps, errors = _ms_decode, _ms_encode, _MS_ERRORS
     elif _orjson is not None:
@@ -190,10 +209,10 @@ def fast_parse_batch(chunk: list[bytes]) -> list[Any] | None:
         if b",e," in t or b"ee," in t:
             return None
     try:
-        objs = loads(joined)
+        objs = list(map(loads, chunk))
     except errors:
         return None
-    if type(objs) is not list or len(objs) != len(chunk) or dumps(objs) != joined:
+    if dumps(objs) != joined:
         return None
     return objs
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from hashlib import sha256
+from typing import Any
 
 __all__ = [
     "EMPTY_ROOT",
     "leaf_hash",
+    "leaf_hashes",
     "node_hash",
     "CompactRange",
     "Subtrees",
@@ -19,10 +21,32 @@ __all__ = [
 
 EMPTY_ROOT = sha256(b"").digest()
 
+_native: Any
+try:  # the C extension (hatch_build.py): the same hashes without a Python call per hash
+    from . import _native  # type: ignore[attr-defined,no-redef]
+except ImportError:  # pragma: no cover - depends on the build
+    _native = None
+
 
 def leaf_hash(data: bytes) -> bytes:
     """The leaf hash ``SHA-256(0x00 || data)``."""
     return sha256(b"\x00" + data).digest()
+
+
+def leaf_hashes(lines: list[bytes], accelerated: bool = True) -> bytes:
+    """``leaf_hash`` of each line, 32 bytes each (``accelerated=False``: with hashlib alone)."""
+    if _native is not None and accelerated:
+        return bytes(_native.leaf_hashes(lines))
+    sha = sha256
+    return b"".join([sha(b"\x00" + line).digest() for line in lines])
+
+
+def _node_hashes(level: bytes, skip: int, pairs: int, accelerated: bool) -> bytes:
+    """``node_hash`` of ``pairs`` pairs of hashes in ``level`` from byte ``skip``, 32 bytes each."""
+    if _native is not None and accelerated:
+        return bytes(_native.node_hashes(level, skip, pairs))
+    sha = sha256
+    return b"".join([sha(b"\x01" + level[i : i + 64]).digest() for i in range(skip, skip + 64 * pairs, 64)])
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
@@ -104,21 +128,21 @@ class Subtrees:
 
     __slots__ = ("first", "end", "_levels", "_starts")
 
-    def __init__(self, first: int, leaf_hashes: bytes):
+    def __init__(self, first: int, leaf_hashes: bytes, accelerated: bool = True):
         if len(leaf_hashes) % 32:
             raise ValueError("leaf hashes must be 32 bytes each")
         self.first = first
         self.end = first + len(leaf_hashes) // 32
         self._levels = [leaf_hashes]
         self._starts = [first]  # per level, the index (in subtrees of that level) of its first subtree
-        level, start, sha = leaf_hashes, first, sha256
+        level, start = leaf_hashes, first
         while True:
             up = (start + 1) >> 1  # the first whole parent: ceil(start / 2)
             skip = (2 * up - start) * 32  # a lone left child is not a parent's
             pairs = (len(level) - skip) // 64
             if pairs <= 0:
                 break
-            level = b"".join([sha(b"\x01" + level[i : i + 64]).digest() for i in range(skip, skip + 64 * pairs, 64)])
+            level = _node_hashes(level, skip, pairs, accelerated)
             start = up
             self._levels.append(level)
             self._starts.append(start)

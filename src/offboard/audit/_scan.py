@@ -14,7 +14,6 @@ import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from hashlib import sha256
 from itertools import accumulate, repeat
 from operator import add, itemgetter
 from pathlib import Path
@@ -33,7 +32,7 @@ from ._entry import (
     valid_date,
 )
 from ._index import NO_PERSON, RECORD, line_tag, person_tag
-from ._merkle import Subtrees
+from ._merkle import Subtrees, leaf_hashes
 
 __all__ = [
     "Part",
@@ -182,14 +181,14 @@ def _scan(
 
     ``index_at`` is ``(records.bin, entries it covers, this stretch's byte offset)``: the records of
     the stretch's entries are recomputed and compared. ``reference`` turns every accelerator off:
-    each line is parsed by the standard library and checked on its own, and every case entry goes
+    hashes come from hashlib one by one, each line is parsed by the standard library and checked on
+    its own, and every case entry goes
     through ``CaseBook.add`` (the path the fast one must
     agree with, report for report; tests/audit/test_audit_verify_fast.py)."""
     part = Part(first, len(lines))
     end = first + len(lines)
-    sha = sha256
-    hashes = b"".join([sha(b"\x00" + line).digest() for line in lines])
-    tree = Subtrees(first, hashes)
+    hashes = leaf_hashes(lines, accelerated=not reference)
+    tree = Subtrees(first, hashes, accelerated=not reference)
     part.nodes = tree.cover(end)
     part.snaps = {size: tree.cover(size) for size in wanted if first < size <= end}
     del tree
