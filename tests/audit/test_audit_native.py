@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,26 @@ def test_leaf_and_node_hashes_are_hashlibs():
         hashes = native.leaf_hashes(lines)
         fast, slow = Subtrees(first, hashes), Subtrees(first, hashes, accelerated=False)
         assert fast.cover(first + 200) == slow.cover(first + 200)
+
+
+def test_a_stretch_read_whole_gives_what_its_lines_give():
+    """The span functions cut lines out of the bytes read: the same answers as for the list of lines."""
+    from array import array
+
+    r = random.Random(5)
+    lines = [canonical({"a": r.randrange(1000), "b": "x" * r.randrange(50)}) for _ in range(40)]
+    lines[17] = b'{"a": 1}'  # not canonical
+    data = b"".join(line + b"\n" for line in lines)
+    starts = array("Q")
+    starts.frombytes(native.line_starts(data, 1000))
+    assert len(starts) == 41 and starts[0] == 1000 and starts[-1] == 1000 + len(data)
+    assert native.span_leaf_hashes(data, starts) == native.leaf_hashes(lines)
+    for first, stop in ((0, 17), (0, 40), (18, 40), (5, 5), (39, 40)):
+        assert native.span_canonical_array(data, starts, first, stop) == native.canonical_array(lines[first:stop])
+    with pytest.raises(ValueError):
+        native.line_starts(b'{"a":1}', 0)  # no LF at the end
+    with pytest.raises(ValueError):
+        native.span_leaf_hashes(data + b"{}\n", starts)  # starts that do not describe the data
+    with pytest.raises(IndexError):
+        native.span_canonical_array(data, starts, 30, 41)
+    assert native.line_starts(b"", 7) == (7).to_bytes(8, sys.byteorder)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offboard.audit import AuditLog, KeySigner, _entry, _scan, verify_log
+from offboard.audit import AuditLog, KeySigner, _entry, _scan, _stretch, verify_log
 from offboard.audit._entry import BATCH, canonical
 from offboard.audit._merkle import CompactRange, Subtrees, leaf_hash, root_of
 from offboard.audit._note import generate_skey
@@ -180,10 +180,10 @@ def test_a_line_boundary_moved_inside_an_entry_is_two_bad_lines(big_log, tmp_pat
     """Entries i and i+1 joined by a comma read as one array of the same two values; their lines are
     not two entries. Both accelerated paths must say so, as the reference does (the batch decode once
     took the joined values for the lines' own)."""
-    if native and getattr(_entry, "_native", None) is None:
+    if native and not getattr(_entry, "NATIVE", False):
         pytest.skip("the C extension is not built")
     if not native:
-        monkeypatch.setattr(_entry, "_native", None, raising=False)
+        monkeypatch.setattr(_entry, "NATIVE", False, raising=False)
     target = tmp_path / "audit"
     _spoil(big_log, target, [("shift", 700)])
     fast = _report(target, 1)
@@ -195,7 +195,7 @@ def test_a_line_boundary_moved_inside_an_entry_is_two_bad_lines(big_log, tmp_pat
 @pytest.mark.parametrize("name", ["escape", "duplicate key", "space", "long int", "float", "bad utf-8"])
 def test_each_spoil_without_the_c_extension(big_log, tmp_path, monkeypatch, name):
     """The msgspec path that runs where the extension could not be built: the reference's report."""
-    monkeypatch.setattr(_entry, "_native", None)
+    monkeypatch.setattr(_entry, "NATIVE", False, raising=False)
     target = tmp_path / "audit"
     _spoil(big_log, target, [(name, BATCH - 1), (name, BATCH)])
     assert _report(target, 1) == _report(target, 1, reference=True)
@@ -206,8 +206,12 @@ def test_the_reference_path_uses_no_accelerator(big_log, monkeypatch):
         raise AssertionError("an accelerator was used")
 
     monkeypatch.setattr(_entry, "fast_parse", refuse)
-    monkeypatch.setattr(_scan, "fast_parse_batch", refuse)
+    monkeypatch.setattr(_stretch, "fast_parse_batch", refuse)
+    monkeypatch.setattr(_stretch, "fast_parse_span", refuse)
     monkeypatch.setattr(_scan, "_batch_columns", refuse)
+    if _entry._native is not None:
+        for name in ("line_starts", "span_canonical_array", "span_leaf_hashes", "leaf_hashes", "node_hashes"):
+            monkeypatch.setattr(_entry._native, name, refuse)
     assert _report(big_log, 1, reference=True)["exit_code"] == 0
 
 

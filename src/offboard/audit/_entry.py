@@ -22,6 +22,8 @@ __all__ = [
     "strict_parse",
     "fast_parse_many",
     "fast_parse_batch",
+    "fast_parse_span",
+    "NATIVE",
     "common_ok",
     "checked_entry",
     "check_common",
@@ -101,6 +103,9 @@ try:  # the accelerator; the stdlib encoder above stays the definition of "canon
     import msgspec as _msgspec
 except ImportError:  # pragma: no cover - depends on the environment
     _msgspec = None
+
+#: Whether batches are proven by the C extension (and decoded by msgspec).
+NATIVE = _native is not None and _msgspec is not None
 
 
 def _float_literal(text: str) -> Any:
@@ -185,15 +190,8 @@ def fast_parse_batch(chunk: list[bytes]) -> list[Any] | None:
     encoding is never longer than any other spelling of its value, so the joined strings are equal
     only if every line is its own value's canonical encoding. A batch that may hold a float or a long
     integer, or fails either test, gives None: its lines go one by one through the strict parser."""
-    if _native is not None and _msgspec is not None:
-        joined = _native.canonical_array(chunk)
-        if type(joined) is not bytes:  # the index of a line it could not prove
-            return None
-        try:
-            objs = _ms_decode(joined)
-        except _MS_ERRORS:  # pragma: no cover - a proven line always decodes
-            return None
-        return objs if type(objs) is list and len(objs) == len(chunk) else None
+    if NATIVE:
+        return _proven(_native.canonical_array(chunk), len(chunk))
     if _msgspec is not None:
         loads, dumps, errors = _ms_decode, _ms_encode, _MS_ERRORS
     elif _orjson is not None:
@@ -215,6 +213,23 @@ def fast_parse_batch(chunk: list[bytes]) -> list[Any] | None:
     if dumps(objs) != joined:
         return None
     return objs
+
+
+def fast_parse_span(data: bytes, starts: Any, start: int, stop: int) -> list[Any] | None:
+    """``fast_parse_batch`` for lines ``start``..``stop - 1`` of a stretch read whole (``NATIVE`` only):
+    ``data`` holds whole lines, ``starts`` each line's file offset and one past the last (``_stretch``)."""
+    return _proven(_native.span_canonical_array(data, starts, start, stop), stop - start)
+
+
+def _proven(joined: bytes | int, count: int) -> list[Any] | None:
+    """The values of ``count`` lines the C extension proved and joined as one array (an int: it could not)."""
+    if type(joined) is not bytes:  # the index of a line it could not prove
+        return None
+    try:
+        objs = _ms_decode(joined)
+    except _MS_ERRORS:  # pragma: no cover - a proven line always decodes
+        return None
+    return objs if type(objs) is list and len(objs) == count else None
 
 
 def common_ok(obj: Any, index: int, origin: str) -> bool:

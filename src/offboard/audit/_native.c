@@ -19,6 +19,13 @@
        b"[" + b",".join(lines) + b"]" when canonical_lines(lines) is -1 (each line being one whole
        value, the array's items are the lines' values), else the index of the first line refused.
 
+   line_starts(data, base) -> bytes
+   span_canonical_array(data, starts, first, stop) -> bytes | int
+   span_leaf_hashes(data, starts) -> bytes
+       The same for a stretch of the log read whole: `data` holds whole lines, each ending in LF,
+       read from file offset `base`; `starts` (what line_starts gives, as native uint64) holds each
+       line's offset and one past the last. No bytes object per line is made.
+
    leaf_hashes(lines) -> bytes
        SHA-256(0x00 || line) of each line, 32 bytes each (RFC 9162 section 2.1.1).
 
@@ -329,6 +336,139 @@ canonical_array(PyObject *self, PyObject *lines)
     return out;
 }
 
+/* Lines given as a stretch of the log: `data` (whole lines, each ending in LF) and `starts`, a
+   buffer of native uint64 file offsets, one per line and one past the last (starts[0] is data's own). */
+typedef struct {
+    Py_buffer data, starts;
+    const uint64_t *at;
+    Py_ssize_t count; /* lines */
+} Span;
+
+static int
+span_open(Span *span, PyObject *data, PyObject *starts)
+{
+    if (PyObject_GetBuffer(data, &span->data, PyBUF_SIMPLE) < 0)
+        return -1;
+    if (PyObject_GetBuffer(starts, &span->starts, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&span->data);
+        return -1;
+    }
+    span->at = (const uint64_t *)span->starts.buf;
+    span->count = span->starts.len / 8 - 1;
+    if (span->starts.len % 8 || span->count < 0
+        || span->at[span->count] - span->at[0] != (uint64_t)span->data.len) {
+        PyBuffer_Release(&span->data);
+        PyBuffer_Release(&span->starts);
+        PyErr_SetString(PyExc_ValueError, "the line starts do not describe the data");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+span_close(Span *span)
+{
+    PyBuffer_Release(&span->data);
+    PyBuffer_Release(&span->starts);
+}
+
+/* Line i: its first byte and its length without the LF. */
+#define SPAN_LINE(span, i) ((cursor)(span)->data.buf + ((span)->at[i] - (span)->at[0]))
+#define SPAN_LENGTH(span, i) ((Py_ssize_t)((span)->at[(i) + 1] - (span)->at[i]) - 1)
+
+static PyObject *
+line_starts(PyObject *self, PyObject *args)
+{
+    Py_buffer data;
+    unsigned long long base;
+    if (!PyArg_ParseTuple(args, "y*K:line_starts", &data, &base))
+        return NULL;
+    const char *p = data.buf, *end = p + data.len;
+    if (data.len && end[-1] != '\n') {
+        PyBuffer_Release(&data);
+        PyErr_SetString(PyExc_ValueError, "line_starts(): the data does not end with a line feed");
+        return NULL;
+    }
+    Py_ssize_t lines = 0;
+    for (const char *q = p; q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+        lines++;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (lines + 1) * 8);
+    if (out == NULL) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    uint64_t *at = (uint64_t *)PyBytes_AS_STRING(out);
+    *at++ = base;
+    for (const char *q = p; q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+        *at++ = base + (uint64_t)(q + 1 - p);
+    PyBuffer_Release(&data);
+    return out;
+}
+
+static PyObject *
+span_canonical_array(PyObject *self, PyObject *args)
+{
+    PyObject *data, *starts;
+    Py_ssize_t first, stop;
+    Span span;
+    if (!PyArg_ParseTuple(args, "OOnn:span_canonical_array", &data, &starts, &first, &stop))
+        return NULL;
+    if (span_open(&span, data, starts) < 0)
+        return NULL;
+    if (first < 0 || stop > span.count || first > stop) {
+        span_close(&span);
+        PyErr_SetString(PyExc_IndexError, "span_canonical_array(): lines out of range");
+        return NULL;
+    }
+    PyObject *out = NULL;
+    for (Py_ssize_t i = first; i < stop; i++)
+        if (!canonical_line(SPAN_LINE(&span, i), SPAN_LENGTH(&span, i))) {
+            out = PyLong_FromSsize_t(i - first);
+            goto done;
+        }
+    /* the lines are contiguous: the array is their bytes with each LF but the last read as a comma */
+    Py_ssize_t size = first < stop ? (Py_ssize_t)(span.at[stop] - span.at[first]) - 1 : 0;
+    out = PyBytes_FromStringAndSize(NULL, size + 2);
+    if (out == NULL)
+        goto done;
+    char *to = PyBytes_AS_STRING(out);
+    to[0] = '[';
+    if (size) {
+        memcpy(to + 1, SPAN_LINE(&span, first), (size_t)size);
+        for (Py_ssize_t i = first; i < stop - 1; i++)
+            to[1 + (span.at[i + 1] - span.at[first]) - 1] = ',';
+    }
+    to[size + 1] = ']';
+done:
+    span_close(&span);
+    return out;
+}
+
+static PyObject *
+span_leaf_hashes(PyObject *self, PyObject *args)
+{
+    PyObject *data, *starts;
+    Span span;
+    if (!PyArg_ParseTuple(args, "OO:span_leaf_hashes", &data, &starts))
+        return NULL;
+    if (span_open(&span, data, starts) < 0)
+        return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, span.count * SHA256_DIGEST_LENGTH);
+    if (out != NULL) {
+        unsigned char *at = (unsigned char *)PyBytes_AS_STRING(out);
+        static const unsigned char zero = 0x00;
+        for (Py_ssize_t i = 0; i < span.count; i++) {
+            SHA256_CTX ctx;
+            SHA256_Init(&ctx);
+            SHA256_Update(&ctx, &zero, 1);
+            SHA256_Update(&ctx, SPAN_LINE(&span, i), (size_t)SPAN_LENGTH(&span, i));
+            SHA256_Final(at + i * SHA256_DIGEST_LENGTH, &ctx);
+        }
+    }
+    span_close(&span);
+    return out;
+}
+
 static PyObject *
 leaf_hashes(PyObject *self, PyObject *lines)
 {
@@ -397,6 +537,11 @@ static PyMethodDef methods[] = {
     {"leaf_hashes", leaf_hashes, METH_O, "SHA-256(0x00 || line) of each line, concatenated."},
     {"node_hashes", node_hashes, METH_VARARGS,
      "SHA-256(0x01 || left || right) of `pairs` pairs of hashes from `level`, from byte `skip`."},
+    {"line_starts", line_starts, METH_VARARGS,
+     "The file offset of each line of `data` (read from offset `base`) and one past the last, native uint64."},
+    {"span_canonical_array", span_canonical_array, METH_VARARGS,
+     "canonical_array() of lines `first`..`stop - 1` of a stretch (`data`, `starts`)."},
+    {"span_leaf_hashes", span_leaf_hashes, METH_VARARGS, "leaf_hashes() of every line of a stretch (`data`, `starts`)."},
     {NULL, NULL, 0, NULL},
 };
 

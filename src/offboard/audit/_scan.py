@@ -14,8 +14,8 @@ import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, repeat
-from operator import add, itemgetter
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +25,14 @@ from ._entry import (
     FORMAT_VERSION,
     EntryError,
     checked_entry,
-    fast_parse_batch,
     known_type,
     parse_time,
     times_match,
     valid_date,
 )
 from ._index import NO_PERSON, RECORD, line_tag, person_tag
-from ._merkle import Subtrees, leaf_hashes
+from ._merkle import Subtrees
+from ._stretch import Stretch
 
 __all__ = [
     "Part",
@@ -168,26 +168,29 @@ def scan(*args: Any, **kwargs: Any) -> tuple[Part, CaseBook]:
 
 
 def _scan(
-    lines: list[bytes],
+    stretch: Stretch,
     first: int,
     origin: str,
     wanted: set[int],
     sla_seconds: int | None,
     cache: Path | None,
-    index_at: tuple[Path, int, int] | None = None,
+    index_at: tuple[Path, int] | None = None,
     reference: bool = False,
 ) -> tuple[Part, CaseBook]:
     """Check entries ``first``.. of ``origin``; the chains that cross stretches are left to the merge.
 
-    ``index_at`` is ``(records.bin, entries it covers, this stretch's byte offset)``: the records of
-    the stretch's entries are recomputed and compared. ``reference`` turns every accelerator off:
-    hashes come from hashlib one by one, each line is parsed by the standard library and checked on
-    its own, and every case entry goes
+    ``index_at`` is ``(records.bin, entries it covers)``: the records of the stretch's entries are
+    recomputed and compared. ``reference`` turns every accelerator off: the stretch is split and
+    hashed by the standard library, each line is parsed by it and checked on its own, and every
+    case entry goes
     through ``CaseBook.add`` (the path the fast one must
     agree with, report for report; tests/audit/test_audit_verify_fast.py)."""
-    part = Part(first, len(lines))
-    end = first + len(lines)
-    hashes = leaf_hashes(lines, accelerated=not reference)
+    if reference:
+        stretch = stretch.plain()
+    count = len(stretch)
+    part = Part(first, count)
+    end = first + count
+    hashes = stretch.leaf_hashes()
     tree = Subtrees(first, hashes, accelerated=not reference)
     part.nodes = tree.cover(end)
     part.snaps = {size: tree.cover(size) for size in wanted if first < size <= end}
@@ -201,19 +204,20 @@ def _scan(
     rotations = part.rotations
     inline = not reference  # the reference hands every case entry to CaseBook.add
     prev_time = ""
-    for start in range(0, len(lines), BATCH):  # a batch at a time: checked while it is in the cache
+    for start in range(0, count, BATCH):  # a batch at a time: checked while it is in the cache
         base = first + start
-        chunk = lines[start : start + BATCH]
-        parsed = None if reference else fast_parse_batch(chunk)
+        stop = min(start + BATCH, count)
+        parsed = None if reference else stretch.proven(start, stop)
         columns = None if parsed is None else _batch_columns(parsed, base, origin)
         indices: Any
         kinds: Sequence[str]
         times: Sequence[str]
         if parsed is not None and columns is not None:
-            batch, indices = parsed, range(base, base + len(chunk))
+            batch, indices = parsed, range(base, base + stop - start)
             kinds, times, pids, prevs = columns
             whose.extend(pids)
         else:  # one entry at a time; those that fail their checks are listed and left out
+            chunk = stretch.lines(start, stop)
             batch, indices, kinds, times, pids, prevs = _one_by_one(chunk, base, origin, reference, part, whose)
         for index, pid, prev in zip(indices, pids, prevs):
             if pid is None:
@@ -265,7 +269,7 @@ def _scan(
     if cache is not None:
         part.cache_diff = _cache_diff(cache, first, hashes)
     if index_at is not None and first < index_at[1]:
-        _check_records(part, lines, whose, *index_at)
+        _check_records(part, stretch, whose, *index_at)
     return part, book
 
 
@@ -296,13 +300,12 @@ def _one_by_one(
     return objs, indices, kinds, times, pids, prevs
 
 
-def _check_records(part: Part, lines: list[bytes], whose: list[Any], records: Path, covered: int, begin: int) -> None:
+def _check_records(part: Part, stretch: Stretch, whose: list[Any], records: Path, covered: int) -> None:
     """Compare ``records.bin`` for this stretch with the person tags and line offsets of its entries."""
     first = part.first
-    count = min(len(lines), covered - first)
-    sizes = map(add, map(len, lines[:count]), repeat(1))  # each line and its LF
-    offsets = array("Q", accumulate(sizes, initial=begin))
-    if count < len(lines) or first + count == covered:
+    count = min(len(stretch), covered - first)
+    offsets = stretch.starts[: count + 1]  # a copy: each line's file offset, and the next
+    if count < len(stretch) or first + count == covered:
         part.index_end = offsets[count]
     del offsets[count:]
     tags: dict[Any, bytes] = {None: NO_PERSON}

@@ -19,6 +19,7 @@ from ._log import CHECKPOINTS, ENTRIES, LATEST, LEAF_HASHES, TRUSTED_KEYS, read_
 from ._merkle import CompactRange
 from ._note import Checkpoint, NoteError, TrustList, parse_checkpoint
 from ._scan import MAX_LISTED, Part, layout, merge_records, person_problem, read_lines, scan, time_finding
+from ._stretch import read_stretch
 from ._witness import WitnessKey, verify_cosignatures
 
 __all__ = ["Problem", "Report", "load_trust", "verify_log", "MAX_LISTED"]
@@ -159,9 +160,8 @@ def _verify_log(
                 parts = None  # fall back to one pass here: same checks, same report
         if parts is None:
             ranges = [(0, end)] if end else []
-            whole = (index_at[0], index_at[1], 0) if index_at is not None else None
             parts = (
-                [scan(read_lines(path, 0, end), 0, origin, wanted, sla_seconds, cache_path, whole, reference)[0]]
+                [scan(read_stretch(path, 0, end), 0, origin, wanted, sla_seconds, cache_path, index_at, reference)[0]]
                 if end
                 else []
             )
@@ -438,12 +438,11 @@ class _Failed:
 def _work(conn: Any, path: Path, begin: int, end: int) -> None:
     """A scanning process: count lines, scan with the first index it is given, send back cases asked for."""
     try:
-        lines = read_lines(path, begin, end)
-        conn.send(len(lines))
+        stretch = read_stretch(path, begin, end)
+        conn.send(len(stretch))
         first, origin, wanted, sla_seconds, cache, records, reference = conn.recv()
-        index = (records[0], records[1], begin) if records is not None else None
-        part, book = scan(lines, first, origin, wanted, sla_seconds, cache, index, reference)
-        del lines
+        part, book = scan(stretch, first, origin, wanted, sla_seconds, cache, records, reference)
+        del stretch
         conn.send(part)
         conn.send({case: book.cases[case] for case in conn.recv()})
     except BaseException as exc:
