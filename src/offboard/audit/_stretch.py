@@ -29,10 +29,13 @@ class Stretch:
     def __init__(self, data: bytes, begin: int, native: bool = True):
         if data and data[-1:] != b"\n":
             raise ValueError("a stretch ends with a line feed")
-        self.data, self.begin, self.count = data, begin, data.count(b"\n")
+        self.data, self.begin = data, begin
         self.native = native and _entry.NATIVE
         self._starts: array[int] | None = None
         self._lines: list[bytes] | None = None
+        # With the extension the line offsets are found now (one memchr per line); without it,
+        # counting is enough until they are asked for.
+        self.count = len(self.starts) - 1 if self.native else data.count(b"\n")
 
     def __len__(self) -> int:
         return self.count
