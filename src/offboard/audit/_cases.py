@@ -298,16 +298,13 @@ class CaseBook:
         elif kind == "case_opened":
             if record.opened is None:
                 record.opened = obj
-                planned, names = record.planned, record.names
-                seen = set(planned)
+                planned, names = record.planned, record.names  # the same keys, in plan order
                 for item in obj.get("plan") or []:
                     if isinstance(item, dict):
                         account = item.get("account")
                         key = item_key(item.get("system"), account, item.get("kind"))
-                        if key not in seen:
-                            seen.add(key)
-                            planned.append(key)
                         if key not in names:
+                            planned.append(key)
                             names[key] = account.get("name") if isinstance(account, dict) else None
         else:
             record.closed = obj

@@ -256,7 +256,12 @@ def _scan(
                     if record.person is None:
                         record.person = pid
                     result = obj.get("result")
-                    key = item_key(obj.get("system"), obj.get("account"), obj.get("kind"))
+                    system, account, action_kind = obj.get("system"), obj.get("account"), obj.get("kind")
+                    ident = account.get("id") if type(account) is dict else None  # item_key's common case, inline
+                    if type(ident) is str and type(system) is str and type(action_kind) is str:
+                        key = (system, ident, action_kind)
+                    else:
+                        key = item_key(system, account, action_kind)
                     (record.reversed if result == "undone" else record.actions)[key] = (result, obj.get("responded_at"))
             elif kind in CASE_TYPES:
                 add_case(obj)
