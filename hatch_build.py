@@ -1,7 +1,7 @@
 """Build ``offboard.audit._native`` (the audit verifier's hot loops in C) when a C compiler is at hand.
 
 The extension is optional: without a compiler or OpenSSL's headers the build goes on, prints why,
-and ``offboard audit verify`` runs the same checks in Python (about half as fast). An editable
+and ``offboard audit verify`` runs the same checks in Python (about a quarter slower). An editable
 install (``pip install -e .``) builds it next to its source, where the ``.pth`` finds it; a wheel
 carries it and gets a platform tag. ``OFFBOARD_NO_NATIVE=1`` skips it.
 """
