@@ -5,9 +5,10 @@
    function here answers exactly what its Python counterpart answers (tests/audit/test_audit_native.py
    compares them on every code point and on random and mutated lines).
 
-   canonical_lines(lines) -> int
-       The index of the first line that is not an entry as the writer writes it, or -1 when every
-       line is. A line is: one JSON object, byte for byte what Python's
+   canonical_array(lines) -> bytes | int
+       b"[" + b",".join(lines) + b"]" if every line is an entry as the writer writes it (each line
+       being one whole value, the array's items are the lines' values), else the index of the first
+       line that is not. A line is: one JSON object, byte for byte what Python's
        json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False) writes for the
        value it parses to (keys strictly ascending by code point, so no duplicates; no whitespace;
        strings in strict UTF-8 with no surrogates, with only \" \\ \b \f \n \r \t and \u00xx for the
@@ -15,23 +16,19 @@
        no -0, and every integer within +-(2**53-1). A line nested deeper than MAX_DEPTH counts as
        not proven (the Python parser then decides, as for any line refused here).
 
-   canonical_array(lines) -> bytes | int
-       b"[" + b",".join(lines) + b"]" when canonical_lines(lines) is -1 (each line being one whole
-       value, the array's items are the lines' values), else the index of the first line refused.
-
-   line_starts(data, base) -> bytes
-   span_canonical_array(data, starts, first, stop) -> bytes | int
-   span_leaf_hashes(data, starts) -> bytes
-       The same for a stretch of the log read whole: `data` holds whole lines, each ending in LF,
-       read from file offset `base`; `starts` (what line_starts gives, as native uint64) holds each
-       line's offset and one past the last. No bytes object per line is made.
-
    leaf_hashes(lines) -> bytes
        SHA-256(0x00 || line) of each line, 32 bytes each (RFC 9162 section 2.1.1).
 
    node_hashes(level, skip, pairs) -> bytes
        SHA-256(0x01 || left || right) for `pairs` pairs of 32-byte hashes read from `level`
        starting at byte `skip`.
+
+   line_starts(data, base) -> bytes
+   span_canonical_array(data, starts, first, stop) -> bytes | int
+   span_leaf_hashes(data, starts) -> bytes
+       canonical_array() and leaf_hashes() for a stretch of the log read whole: `data` holds whole lines, each ending in LF,
+       read from file offset `base`; `starts` (what line_starts gives, as native uint64) holds each
+       line's offset and one past the last. No bytes object per line is made.
 */
 #define PY_SSIZE_T_CLEAN
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -283,26 +280,6 @@ canonical_line(cursor p, Py_ssize_t len)
 }
 
 static PyObject *
-canonical_lines(PyObject *self, PyObject *lines)
-{
-    if (!PyList_Check(lines)) {
-        PyErr_SetString(PyExc_TypeError, "canonical_lines() takes a list of bytes");
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(lines);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *line = PyList_GET_ITEM(lines, i);
-        if (!PyBytes_Check(line)) {
-            PyErr_SetString(PyExc_TypeError, "canonical_lines() takes a list of bytes");
-            return NULL;
-        }
-        if (!canonical_line((cursor)PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line)))
-            return PyLong_FromSsize_t(i);
-    }
-    return PyLong_FromLong(-1);
-}
-
-static PyObject *
 canonical_array(PyObject *self, PyObject *lines)
 {
     if (!PyList_Check(lines)) {
@@ -530,8 +507,6 @@ node_hashes(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
-    {"canonical_lines", canonical_lines, METH_O,
-     "The index of the first line that is not a canonical entry line, or -1."},
     {"canonical_array", canonical_array, METH_O,
      "The lines joined as one JSON array if every line is a canonical entry line, else the index of the first that is not."},
     {"leaf_hashes", leaf_hashes, METH_O, "SHA-256(0x00 || line) of each line, concatenated."},
