@@ -85,6 +85,9 @@ class GoogleWorkspaceConnector(GoogleTransport, GoogleHandover, Connector):
         ActionKind.WIPE_DEVICES: {"queries": 1},
         ActionKind.REMOVE_LICENSES: {"queries": 10},
     }
+    # ``residual()`` at a case's close, per account: tokens, asps, verificationCodes; Gmail's auto-forwarding
+    # read, which it refuses for the suspended account (so filters, forwarding addresses and delegates are not read).
+    residual_calls = {"queries": 4}
     permissions = SCOPES
     ordering = ORDERING
 

@@ -95,6 +95,9 @@ class Connector:
     #: Likewise, the requests one read-back (``verify``) of a kind sends per lane, as the residual check
     #: at a case's close makes them.
     reads: ClassVar[dict[ActionKind, dict[str, float]]] = {}
+    #: Likewise, the requests ``residual()`` sends per account and lane at a case's close (after its
+    #: actions: the account disabled), for connectors that override it.
+    residual_calls: ClassVar[dict[str, float]] = {}
     #: Kinds the vendor documents as done by another: ``{kind: (implied_by, documentation URL)}``.
     #: In a bulk plan that holds both for one account, ``kind`` is marked covered (citing the URL)
     #: and not called. Declare only what the vendor's documentation says, never what seems likely.

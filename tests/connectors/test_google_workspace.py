@@ -185,6 +185,18 @@ class TestGoogleWorkspace(SandboxContract):
         assert sim.log.count(contains="/batch") >= 2  # the deletes went in batches
         assert taken == ["queries"] * len(metered)
 
+    def test_the_closing_residual_sends_the_requests_it_declares(self, connector, sandbox):
+        """At a case's close the account is suspended: ``residual()`` lists its OAuth grants, app passwords and
+        backup codes, and Gmail refuses the forwarding read. The ETA counts ``residual_calls`` per account."""
+        ident = next(i for i in sandbox.company.in_system(SYSTEM) if i.person and not i.admin and i.oauth_apps)
+        account = connector.discover(ident.person)[0]
+        connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+        taken: list[str] = []
+        connector.throttle = taken.append
+        connector.residual(ident.person, [account])
+        declared = GoogleWorkspaceConnector.residual_calls
+        assert len(taken) == declared["queries"] and set(taken) == {"queries"}, taken
+
     # -- handover (issue 22) -------------------------------------------------------
 
     def test_handover_steps_verify_and_the_reversible_ones_undo(self, connector, sandbox):

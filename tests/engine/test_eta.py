@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import yaml
 
 from offboard import ActionKind, Connector
@@ -77,3 +79,30 @@ def test_lane_connectors_count_the_requests_they_declare():
 
 def test_durations_read_as_people_say_them():
     assert [format_seconds(s) for s in (4.25, 42, 725, 12_000)] == ["4.2 s", "42 s", "12 min 5 s", "3 h 20 min"]
+
+
+def test_the_closing_check_counts_what_a_connectors_own_residual_sends(monkeypatch):
+    """Per account at a case's close: the read-back of each residual kind, and ``residual_calls``."""
+    from types import SimpleNamespace
+
+    from offboard.engine import _connectors, _eta
+
+    class Laned(Connector):
+        name = "laned_residual"
+        rate_limits = {"queries": (40.0, 40)}
+        reads = {ActionKind.DISABLE_ACCOUNT: {"queries": 1}}
+        residual_calls = {"queries": 4}
+
+    monkeypatch.setattr(_connectors, "connector_class", lambda engine, system: Laned)
+    engine = SimpleNamespace(config=SimpleNamespace(connectors={"g": SimpleNamespace(type="laned_residual")}))
+    policy = SimpleNamespace(name="default", actions_for=lambda system, kind: ([ActionKind.DISABLE_ACCOUNT], None))
+
+    def account(n):
+        return SimpleNamespace(system="g", ref=("g", n))
+
+    plan = SimpleNamespace(
+        policy=policy, actions=[SimpleNamespace(account=account(n)) for n in ("a", "a", "b")]
+    )  # two accounts
+    every = {"g": Counter()}
+    _eta._residual(engine, plan, every, {})
+    assert every["g"] == Counter({"queries": 2 * (1 + 4), "": 2 * (1 + 4)})

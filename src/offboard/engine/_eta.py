@@ -18,7 +18,8 @@ spends each bucket first on the access-cutting actions, then on cleanup, so:
 
 Actions a vendor documents as implied by another (``Plan.covered``) make no calls. The
 residual check at each case's close (``cases.check_on_close``) reads each account back
-once per kind the policy removes (``Connector.residual_kinds``): cleanup-phase calls.
+once per kind the policy removes (``Connector.residual_kinds``), and sends what the connector's
+own ``residual()`` sends (``Connector.residual_calls``): cleanup-phase calls.
 """
 
 from __future__ import annotations
@@ -160,6 +161,8 @@ def _residual(engine: Engine, plan: Any, every: dict[str, Counter[str]], memo: d
             for kind in kinds:
                 if kind in capable and kind in cls.residual_kinds:
                     tokens.update(reads_of(cls, kind))
+            if cls.residual_calls and cls.rate_limits:  # what its own residual() lists, per account
+                tokens.update({**cls.residual_calls, SYSTEM: sum(cls.residual_calls.values())})
         every[system].update(tokens)
 
 
