@@ -93,6 +93,9 @@ def test_the_closing_check_counts_what_a_connectors_own_residual_sends(monkeypat
         reads = {ActionKind.DISABLE_ACCOUNT: {"queries": 1}}
         residual_calls = {"queries": 4}
 
+        def disable_account(self, action):  # capable of the kind the policy removes
+            raise NotImplementedError
+
     monkeypatch.setattr(_connectors, "connector_class", lambda engine, system: Laned)
     engine = SimpleNamespace(config=SimpleNamespace(connectors={"g": SimpleNamespace(type="laned_residual")}))
     policy = SimpleNamespace(name="default", actions_for=lambda system, kind: ([ActionKind.DISABLE_ACCOUNT], None))
