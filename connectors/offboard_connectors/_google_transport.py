@@ -17,9 +17,39 @@ from offboard.errors import AuthError, ConnectorError, NotFound, RateLimited, Tr
 
 from ._http import IDEMPOTENT_METHODS, error_for, is_loopback, short
 
-__all__ = ["GoogleTransport"]
+__all__ = ["GoogleTransport", "http_class"]
 
 _QUOTA_REASONS = {"userRateLimitExceeded", "rateLimitExceeded", "quotaExceeded"}
+
+
+@functools.cache
+def http_class() -> type:
+    """The connector's ``httplib2.Http``: it keeps the last answer's status and headers, and never sends on a
+    kept-alive connection the server has closed.
+
+    httplib2 reuses a connection however long it was idle; a server that closed it meanwhile (Google's front
+    ends, like any server, end idle connections) makes the next request fail while it is being sent
+    (``BrokenPipeError``: googleapis/google-api-python-client#218), and a batch sent again takes a quota token
+    per inner request again. Before each request, a kept-alive connection whose socket reads as ready (the
+    server's FIN or RST has arrived; nothing else is due on an idle HTTP/1.1 connection) is closed, and the
+    request opens a new one: urllib3's ``is_connection_dropped`` check."""
+    import select
+
+    import httplib2
+
+    class RecordingHttp(httplib2.Http):
+        last: tuple[int, dict[str, str]] = (0, {})
+
+        def request(self, *args: Any, **kw: Any) -> Any:
+            for conn in list(self.connections.values()):
+                sock = getattr(conn, "sock", None)
+                if sock is not None and select.select([sock], [], [], 0)[0]:
+                    conn.close()  # httplib2 connects again when the socket is gone
+            response, content = super().request(*args, **kw)
+            self.last = (int(response.status), {k: v for k, v in response.items() if isinstance(v, str)})
+            return response, content
+
+    return RecordingHttp
 
 
 class GoogleTransport:
@@ -41,18 +71,8 @@ class GoogleTransport:
         import google_auth_httplib2
         import httplib2
 
-        class RecordingHttp(httplib2.Http):
-            """Keeps the last answer's status and headers: google-auth drops Retry-After on token errors."""
-
-            last: tuple[int, dict[str, str]] = (0, {})
-
-            def request(self, *args: Any, **kw: Any) -> Any:
-                response, content = super().request(*args, **kw)
-                self.last = (int(response.status), {k: v for k, v in response.items() if isinstance(v, str)})
-                return response, content
-
         proxy = None if is_loopback(self._api) else httplib2.proxy_info_from_environment
-        raw = RecordingHttp(timeout=self.settings.timeout, ca_certs=self.settings.ca_file, proxy_info=proxy)
+        raw = http_class()(timeout=self.settings.timeout, ca_certs=self.settings.ca_file, proxy_info=proxy)
         return google_auth_httplib2.AuthorizedHttp(credentials or self._credentials, http=raw)
 
     def _token_error(self, exc: Exception, what: str) -> ConnectorError:

@@ -372,3 +372,41 @@ def test_a_thread_keeps_the_gmail_clients_of_its_last_few_users_only(sandbox_set
         connector._gmail(email)
     assert len(connector._local.gmail) == 8
     assert emails[0] not in connector._local.gmail and emails[-1] in connector._local.gmail
+
+
+def test_a_kept_alive_connection_the_server_closed_is_not_sent_on():
+    """A server that ends idle connections (Google's front ends do) closes one httplib2 kept: the next request,
+    a batch's large body here, failed with BrokenPipeError while it was being sent (and a batch sent again takes
+    its quota tokens again). The connector's Http opens a new connection instead."""
+    import socketserver
+    import threading
+    import time
+
+    from offboard_connectors._google_transport import http_class
+
+    accepted = []
+
+    class OneAnswerThenClose(socketserver.StreamRequestHandler):
+        def handle(self):
+            accepted.append(1)
+            length = 0
+            while (line := self.rfile.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            self.rfile.read(length)
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}")
+            # and close: the server's idle timeout, come early
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), OneAnswerThenClose)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/batch"
+        http = http_class()(timeout=10)
+        response, _ = http.request(url, "GET")
+        assert response.status == 200
+        time.sleep(0.2)  # the server's FIN arrives
+        response, content = http.request(url, "POST", body=b"x" * 8_000_000)
+        assert (response.status, content, len(accepted)) == (200, b"{}", 2)
+    finally:
+        server.shutdown()
+        server.server_close()
