@@ -109,3 +109,30 @@ def test_the_closing_check_counts_what_a_connectors_own_residual_sends(monkeypat
     every = {"g": Counter()}
     _eta._residual(engine, plan, every, {})
     assert every["g"] == Counter({"queries": 2 * (1 + 4), "": 2 * (1 + 4)})
+
+
+def test_a_systems_cleanup_is_counted_from_its_access_cut(monkeypatch):
+    """Critical-first: cleanup on other lanes does not run beside a critical phase that one slow lane binds
+    (Okta: sessions read back through the System Log at 50 a minute, memberships at 600 a minute)."""
+    from types import SimpleNamespace
+
+    from offboard.engine import _connectors, _eta
+
+    class Laned(Connector):
+        name = "laned_phases"
+        rate_limits = {"logs": (1.0, 1), "other": (10.0, 10)}
+        calls = {ActionKind.REVOKE_SESSIONS: {"logs": 1}, ActionKind.REMOVE_MEMBERSHIPS: {"other": 5}}
+
+    monkeypatch.setattr(_connectors, "connector_class", lambda engine, system: Laned)
+    cfg = SimpleNamespace(type="laned_phases", concurrency=4, rate=None, burst=None, rates={})
+    engine = SimpleNamespace(config=SimpleNamespace(connectors={"o": cfg}, cases=SimpleNamespace(check_on_close=False)))
+    account = SimpleNamespace(system="o")
+    kinds = [ActionKind.REVOKE_SESSIONS, ActionKind.REMOVE_MEMBERSHIPS]
+    plans = [
+        SimpleNamespace(actions=[SimpleNamespace(account=account, kind=k) for k in kinds], covered=())
+        for _ in range(101)
+    ]
+    (system,) = _eta.estimate(engine, plans, latency=0.0).systems
+    assert system.access_cut == 100.0  # 101 log reads at 1/s, burst 1
+    # all at once the 505 membership calls would fit in those 100 s; they start when access is cut
+    assert system.cleanup_end == 100.0 + (505 - 10) / 10.0

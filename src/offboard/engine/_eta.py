@@ -14,7 +14,9 @@ spends each bucket first on the access-cutting actions, then on cleanup, so:
   ``max(0, n - b) / r`` seconds; the largest over a system's buckets is the **binding
   limit**; ``concurrency`` threads doing ``n`` calls of ``latency`` seconds need
   ``n * latency / concurrency`` (the floor when no limit binds);
-- **access cut**: that time for the critical calls alone; **cleanup end**: for all calls.
+- **access cut**: that time for the critical calls alone; **cleanup end**: for all calls, and
+  no earlier than the access cut plus that time for the cleanup calls alone (a system's cleanup
+  starts once everyone's access is cut there).
 
 Actions a vendor documents as implied by another (``Plan.covered``) make no calls. The
 residual check at each case's close (``cases.check_on_close``) reads each account back
@@ -217,6 +219,10 @@ def estimate(engine: Engine, plans: list[Any], latency: float = 0.05) -> Eta:
         )
         entry.access_cut, _, _ = _time(buckets, crit, concurrency, latency)
         entry.cleanup_end, entry.binding, entry.limit = _time(buckets, every, concurrency, latency)
+        # A system's cleanup starts when everyone's access is cut there (``_schedule``): after a critical phase
+        # bound by one lane (Okta's System Log reads), the cleanup its other lanes could have carried meanwhile.
+        after, _, _ = _time(buckets, every - crit, concurrency, latency)
+        entry.cleanup_end = max(entry.cleanup_end, entry.access_cut + after)
         if entry.critical_calls and entry.binding == "none":
             _, entry.binding, entry.limit = _time(buckets, crit, concurrency, latency)
     return Eta(sorted(by_system.values(), key=lambda s: s.system))
