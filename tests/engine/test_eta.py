@@ -111,9 +111,8 @@ def test_the_closing_check_counts_what_a_connectors_own_residual_sends(monkeypat
     assert every["g"] == Counter({"queries": 2 * (1 + 4), "": 2 * (1 + 4)})
 
 
-def test_a_systems_cleanup_is_counted_from_its_access_cut(monkeypatch):
-    """Critical-first: cleanup on other lanes does not run beside a critical phase that one slow lane binds
-    (Okta: sessions read back through the System Log at 50 a minute, memberships at 600 a minute)."""
+def _phases_estimate(monkeypatch, membership_calls):
+    """The ETA of 101 people's session revocation (one System Log read each, 1/s) and memberships."""
     from types import SimpleNamespace
 
     from offboard.engine import _connectors, _eta
@@ -121,7 +120,7 @@ def test_a_systems_cleanup_is_counted_from_its_access_cut(monkeypatch):
     class Laned(Connector):
         name = "laned_phases"
         rate_limits = {"logs": (1.0, 1), "other": (10.0, 10)}
-        calls = {ActionKind.REVOKE_SESSIONS: {"logs": 1}, ActionKind.REMOVE_MEMBERSHIPS: {"other": 5}}
+        calls = {ActionKind.REVOKE_SESSIONS: {"logs": 1}, ActionKind.REMOVE_MEMBERSHIPS: membership_calls}
 
     monkeypatch.setattr(_connectors, "connector_class", lambda engine, system: Laned)
     cfg = SimpleNamespace(type="laned_phases", concurrency=4, rate=None, burst=None, rates={})
@@ -133,6 +132,22 @@ def test_a_systems_cleanup_is_counted_from_its_access_cut(monkeypatch):
         for _ in range(101)
     ]
     (system,) = _eta.estimate(engine, plans, latency=0.0).systems
+    return system
+
+
+def test_a_systems_cleanup_is_counted_from_its_access_cut(monkeypatch):
+    """Critical-first: cleanup that takes a critical lane waits for the access cut, so its calls on other
+    lanes do not run beside a critical phase that one slow lane binds."""
+    system = _phases_estimate(monkeypatch, {"other": 5, "logs": 1})
     assert system.access_cut == 100.0  # 101 log reads at 1/s, burst 1
-    # all at once the 505 membership calls would fit in those 100 s; they start when access is cut
-    assert system.cleanup_end == 100.0 + (505 - 10) / 10.0
+    # the 505 calls on "other" (49.5 s) start when access is cut; the log's 202 reads take 201 s in all
+    assert system.cleanup_end == 201.0
+    assert _phases_estimate(monkeypatch, {"other": 50, "logs": 1}).cleanup_end == 100.0 + (5050 - 10) / 10.0
+
+
+def test_cleanup_on_lanes_the_critical_phase_leaves_idle_is_counted_beside_it(monkeypatch):
+    """Okta: sessions read back through the System Log at 50 a minute, memberships at 600 a minute on lanes
+    of their own; the memberships run beside the critical phase (``_schedule.early_cleanup``)."""
+    system = _phases_estimate(monkeypatch, {"other": 5})
+    assert system.access_cut == 100.0
+    assert system.cleanup_end == 100.0  # the 505 membership calls fit beside the 101 log reads

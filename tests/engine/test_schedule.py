@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import yaml
@@ -34,11 +35,57 @@ class ImpliedSystem(_fakes.TestSystem):
     implied = {ActionKind.REVOKE_SESSIONS: (ActionKind.DISABLE_ACCOUNT, "https://vendor.example/docs/deactivate")}
 
 
+class LanedSystem(_fakes.TestSystem):
+    """A test system whose vendor meters each endpoint on its own, as Okta does: session revocation (and its
+    read-back) on a slow lane, accounts and group memberships on lanes of their own."""
+
+    __test__ = False
+    name = "testsys_laned"
+    rate_limits = {"sessions": (20.0, 1), "accounts": (400.0, 50), "groups": (400.0, 50)}
+    lanes = {
+        ActionKind.REVOKE_SESSIONS: "sessions",
+        ActionKind.DISABLE_ACCOUNT: "accounts",
+        ActionKind.REMOVE_MEMBERSHIPS: "groups",
+    }
+    calls = {kind: {lane: 1} for kind, lane in lanes.items()}
+    reads = calls
+
+    def _write(self, action, field, new):
+        self.throttle(self.lanes[action.kind])
+        return super()._write(action, field, new)
+
+    read_back: list[tuple[str, float]] = []  # (kind, when) of each action's read-back, in this process
+
+    def verify(self, action, receipt=None):
+        self.throttle(self.lanes[action.kind])
+        try:
+            return super().verify(action, receipt)
+        finally:
+            if receipt is not None:  # the action's own read-back (the closing check reads without one)
+                self.read_back.append((action.kind.value, time.time()))
+
+
+class LanedSharedSystem(LanedSystem):
+    """The same, but listing memberships takes the sessions' lane too (cleanup shares a critical lane)."""
+
+    __test__ = False
+    name = "testsys_laned_shared"
+    calls = {**LanedSystem.calls, ActionKind.REMOVE_MEMBERSHIPS: {"groups": 1, "sessions": 1}}
+    reads = calls
+
+    def _write(self, action, field, new):
+        if action.kind is ActionKind.REMOVE_MEMBERSHIPS:
+            self.throttle("sessions")
+        return super()._write(action, field, new)
+
+
 class _Plugin:
     @hookimpl
     def register_connectors(self, register):
         register(OrderedSystem)
         register(ImpliedSystem)
+        register(LanedSystem)
+        register(LanedSharedSystem)
 
 
 @pytest.fixture
@@ -106,6 +153,87 @@ def test_a_bulk_run_cuts_everyones_access_before_any_cleanup_and_keeps_each_acco
         for i in range(people):
             state = company.state(system, f"user{i}")
             assert state["enabled"] is False and state["sessions"] == 0 and state["groups"] == []
+
+
+@pytest.mark.parametrize("kind", ["testsys_laned", "testsys_laned_shared"])
+def test_cleanup_runs_beside_the_critical_phase_only_on_lanes_it_leaves_idle(
+    make_company, tmp_path, ordered_plugin, kind
+):
+    """Okta's critical phase is bound by the System Log's 50 reads a minute; its memberships' lanes idled
+    through it, and the 300-person run ended 1.28x its bound. Cleanup that takes none of the critical lanes now
+    runs beside the critical phase, each account's after its own access is cut; cleanup that shares a
+    critical lane still waits until everyone's access is cut."""
+    people = 12
+    company = _bulk_company(make_company, tmp_path, people)
+    data = yaml.safe_load(company.config_path.read_text())
+    data["connectors"]["sys0"] = {k: v for k, v in data["connectors"]["sys0"].items() if k not in ("rate", "burst")}
+    # one slot: a call waiting for a session token must lend it (a wait for a token is not a request in flight)
+    data["connectors"]["sys0"].update(type=kind, concurrency=1)
+    company.config_path.write_text(yaml.safe_dump(data))
+    LanedSystem.read_back.clear()
+    engine = Engine.open(load_config(company.config_path), data_dir())
+    try:
+        case_ids = [engine.open_case(engine.plan(f"user{i}@corp.example"), trigger="test") for i in range(people)]
+        results = engine.run_cases(case_ids)
+        timing = engine.last_timing["sys0"]
+    finally:
+        engine.close()
+    assert all(r.ok for r in results), [r.detail for r in results if not r.ok]
+    writes = _writes(company.systems["sys0"])
+    assert len(writes) == 3 * people
+    # an access is cut when the read-back has seen it gone
+    last_cut = max(t for kind_, t in LanedSystem.read_back if kind_ in CRITICAL_KINDS)
+    early = [account for account, kind_, t in writes if kind_ == "remove_memberships" and t < last_cut]
+    for i in range(people):  # each account's order: its access is cut before its memberships go
+        mine = [kind_ for account, kind_, _ in writes if account == f"id-user{i}"]
+        assert mine[-1] == "remove_memberships" and set(mine[:2]) == CRITICAL_KINDS
+    if kind == "testsys_laned":
+        # 24 session tokens at 20/s take over a second, and the read-backs queue behind every revocation: the
+        # memberships' lane is free all that time, and every account but the last has its memberships removed
+        # before the last access is cut
+        assert len(early) >= people // 2, f"only {len(early)} of {people} memberships ran beside the critical phase"
+    else:
+        assert early == []
+    assert timing.access_cut is not None and timing.cleanup_end >= timing.access_cut
+    for i in range(people):
+        state = company.state("sys0", f"user{i}")
+        assert state["enabled"] is False and state["sessions"] == 0 and state["groups"] == []
+
+
+def test_a_call_waiting_for_a_lanes_token_lends_its_slot_to_a_call_on_another_lane(
+    make_company, tmp_path, ordered_plugin
+):
+    """A wait for a token is not a request in flight. Before, a call waiting for the System Log's next token
+    (Okta: 1.2 s apart) held one of the system's four slots all that time, and calls on the idle lanes
+    queued behind those that waited."""
+    import threading
+
+    company = _bulk_company(make_company, tmp_path, 1)
+    data = yaml.safe_load(company.config_path.read_text())
+    data["connectors"]["sys0"] = {"type": "testsys_laned", "concurrency": 1, "settings": {"path": "x"}}
+    data["connectors"]["sys0"]["rates"] = {"sessions": 0.5}  # a token every 2 s
+    company.config_path.write_text(yaml.safe_dump(data))
+    engine = Engine.open(load_config(company.config_path), data_dir())
+    try:
+        connector = engine.connector("sys0")
+        waiting = threading.Event()
+
+        def slow():
+            connector.throttle("sessions")  # the burst's token
+            waiting.set()
+            connector.throttle("sessions")  # waits 2 s
+
+        thread = threading.Thread(target=engine.call, args=("sys0", slow))
+        thread.start()
+        assert waiting.wait(10)
+        time.sleep(0.1)  # the slow call is now waiting for its token
+        started = time.monotonic()
+        engine.call("sys0", lambda: connector.throttle("groups"))
+        took = time.monotonic() - started
+        thread.join()
+    finally:
+        engine.close()
+    assert took < 1.0, f"a call on an idle lane waited {took:.1f} s for the slot of a call waiting for a token"
 
 
 def test_one_persons_case_keeps_the_policy_order(make_company, tmp_path, ordered_plugin):

@@ -16,7 +16,9 @@ spends each bucket first on the access-cutting actions, then on cleanup, so:
   ``n * latency / concurrency`` (the floor when no limit binds);
 - **access cut**: that time for the critical calls alone; **cleanup end**: for all calls, and
   no earlier than the access cut plus that time for the cleanup calls alone (a system's cleanup
-  starts once everyone's access is cut there).
+  starts once everyone's access is cut there); on a system whose cleanup takes none of the
+  critical actions' lanes (``_schedule.early_cleanup``) the cleanup runs beside the critical
+  phase, and only the closing checks' reads wait for the access cut.
 
 Actions a vendor documents as implied by another (``Plan.covered``) make no calls. The
 residual check at each case's close (``cases.check_on_close``) reads each account back
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..models import ActionKind
-from ._schedule import critical_kinds
+from ._schedule import critical_kinds, runs_cleanup_early
 
 if TYPE_CHECKING:
     from ..connector import Connector
@@ -182,7 +184,9 @@ def estimate(engine: Engine, plans: list[Any], latency: float = 0.05) -> Eta:
 
     by_system: dict[str, SystemEta] = {}
     tokens: dict[str, tuple[Counter[str], Counter[str]]] = {}  # system -> (critical, all) tokens per bucket
+    closing: dict[str, Counter[str]] = {}  # system -> the closing checks' tokens per bucket
     critical: dict[str, frozenset[ActionKind]] = {}
+    kinds: dict[str, set[ActionKind]] = {}
     # tokens per (system, kind) and per residual check, worked out once: a bulk run holds tens of thousands
     per_kind: dict[tuple[str, ActionKind], dict[str, float]] = {}
     residual: dict[Any, Counter[str]] = {}
@@ -194,7 +198,9 @@ def estimate(engine: Engine, plans: list[Any], latency: float = 0.05) -> Eta:
                 critical[system] = critical_kinds(connector_class(engine, system).ordering)
                 by_system[system] = SystemEta(system)
                 tokens[system] = (Counter(), Counter())
+                closing[system], kinds[system] = Counter(), set()
             entry, (crit, every) = by_system[system], tokens[system]
+            kinds[system].add(action.kind)
             per = per_kind.get((system, action.kind))
             if per is None:
                 per = per_kind[(system, action.kind)] = calls_of(connector_class(engine, system), action.kind)
@@ -204,13 +210,14 @@ def estimate(engine: Engine, plans: list[Any], latency: float = 0.05) -> Eta:
                 entry.critical_actions += 1
                 crit.update(per)
         if check:
-            _residual(engine, plan, {system: pair[1] for system, pair in tokens.items()}, residual)
+            _residual(engine, plan, closing, residual)
         for action, _kind, _why in getattr(plan, "covered", ()):
             system = action.account.system
             by_system.setdefault(system, SystemEta(system)).covered += 1
             tokens.setdefault(system, (Counter(), Counter()))
     for system, entry in by_system.items():
         crit, every = tokens[system]
+        every.update(closing.get(system, {}))
         entry.calls, entry.critical_calls = int(every[SYSTEM]), int(crit[SYSTEM])
         entry.per_bucket = {k or "system": int(v) for k, v in every.items()}
         buckets = _buckets(engine, system)
@@ -219,9 +226,13 @@ def estimate(engine: Engine, plans: list[Any], latency: float = 0.05) -> Eta:
         )
         entry.access_cut, _, _ = _time(buckets, crit, concurrency, latency)
         entry.cleanup_end, entry.binding, entry.limit = _time(buckets, every, concurrency, latency)
-        # A system's cleanup starts when everyone's access is cut there (``_schedule``): after a critical phase
-        # bound by one lane (Okta's System Log reads), the cleanup its other lanes could have carried meanwhile.
-        after, _, _ = _time(buckets, every - crit, concurrency, latency)
+        # A system's cleanup starts when everyone's access is cut there (``_schedule``), unless it takes none of
+        # the critical lanes (Okta: the System Log's reads bind the critical phase, memberships go beside them);
+        # the closing checks' reads wait for the access cut either way (``_schedule.Gate``).
+        held = closing.get(system, Counter())
+        if not runs_cleanup_early(engine, system, kinds.get(system, set()), critical.get(system, frozenset())):
+            held = every - crit
+        after, _, _ = _time(buckets, held, concurrency, latency)
         entry.cleanup_end = max(entry.cleanup_end, entry.access_cut + after)
         if entry.critical_calls and entry.binding == "none":
             _, entry.binding, entry.limit = _time(buckets, crit, concurrency, latency)

@@ -15,9 +15,17 @@ still holds: if ``then`` is critical, so is ``first``, and both keep their order
 critical part; if only ``first`` is critical it runs in the earlier phase; if neither,
 their order in the cleanup part is the chain's.
 
+A system whose vendor meters each endpoint on its own (``Connector.rate_limits``, no
+budget shared by every request) may run an account's cleanup as soon as that account's
+critical part has ended, when the cleanup's requests take none of the lanes the critical
+actions take (``early_cleanup``: both declared in ``Connector.calls`` and ``reads``). Such
+cleanup spends no token the access cuts need: on Okta the critical phase is bound by the
+System Log's 50 reads a minute, and the memberships' lanes would otherwise idle through it.
+
 ``Phases`` runs this for one batch: it hands out the critical parts at once and a
-system's cleanup parts when that system's last critical part ends, and records per system
-the time when the last person lost access there and when its cleanup ended.
+system's cleanup parts when that system's last critical part ends (or, on a system with
+early cleanup, each when its account's critical part ends), and records per system the
+time when the last person lost access there and when its cleanup ended.
 """
 
 from __future__ import annotations
@@ -34,7 +42,20 @@ from ..models import ActionKind
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["CRITICAL", "critical_kinds", "priority", "split", "Phases", "SystemTiming", "Gate", "run_bulk", "bulk_plan"]
+__all__ = [
+    "CRITICAL",
+    "critical_kinds",
+    "priority",
+    "split",
+    "lanes_of",
+    "early_cleanup",
+    "runs_cleanup_early",
+    "Phases",
+    "SystemTiming",
+    "Gate",
+    "run_bulk",
+    "bulk_plan",
+]
 
 #: The kinds that cut access; the rest is cleanup.
 CRITICAL: frozenset[ActionKind] = frozenset(
@@ -73,6 +94,29 @@ def split(
     first = [r for r in rows if ActionKind(r["kind"]) in critical]
     rest = [r for r in rows if ActionKind(r["kind"]) not in critical]
     return first, rest
+
+
+def lanes_of(cls: Any, kind: ActionKind) -> frozenset[str] | None:
+    """The rate-limit lanes one action of ``kind`` and its read-back take (``Connector.calls``, ``reads``), or
+    None when the connector does not declare them."""
+    declared = cls.calls.get(kind) if cls.rate_limits else None
+    if not declared:
+        return None
+    return frozenset(declared) | frozenset(cls.reads.get(kind, {}))
+
+
+def early_cleanup(cls: Any, kinds: Iterable[ActionKind], critical: frozenset[ActionKind], shared: bool) -> bool:
+    """Whether cleanup of ``kinds`` may run beside the critical phase on this system: every kind's lanes are
+    declared, cleanup and critical kinds share none, and no bucket meters every request (``shared``)."""
+    if shared:
+        return False
+    lanes: tuple[set[str], set[str]] = (set(), set())  # (critical, cleanup)
+    for kind in set(kinds):
+        found = lanes_of(cls, kind)
+        if found is None:
+            return False
+        lanes[kind not in critical].update(found)
+    return bool(lanes[1]) and not lanes[0] & lanes[1]
 
 
 @dataclass
@@ -130,17 +174,22 @@ class Gate:
 
 @dataclass
 class _System:
-    critical: list[Any] = field(default_factory=list)
-    cleanup: list[Any] = field(default_factory=list)
+    critical: list[tuple[Any, Any]] = field(default_factory=list)  # (part, its account's key)
+    cleanup: list[tuple[Any, Any]] = field(default_factory=list)
     open_critical: int = 0
     open_all: int = 0
+    early: bool = False  # cleanup runs beside the critical phase, each part after its account's critical part
+    waiting: dict[Any, list[Any]] = field(default_factory=dict)  # account key -> cleanup parts held (early)
 
 
 class Phases:
     """Runs one batch of chain parts critical-first per system; ``wait()`` returns when all have ended.
 
     ``submit(system, fn)`` queues ``fn`` on that system's executor. A part is any object;
-    ``run(part)`` does its work. Parts are added with ``add(system, part, critical)``.
+    ``run(part)`` does its work. Parts are added with ``add(system, part, critical, key)``.
+    On a system marked ``early(system)``, a cleanup part starts when the critical part with
+    the same ``key`` (its account) has ended, through ``submit_early`` (threads of its own:
+    the system's executor is queued full of critical parts).
     """
 
     def __init__(
@@ -148,8 +197,10 @@ class Phases:
         submit: Callable[[str, Callable[[], None]], Any],
         run: Callable[[Any], None],
         clock: Callable[[], float] = time.monotonic,
+        submit_early: Callable[[str, Callable[[], None]], Any] | None = None,
     ):
         self._submit = submit
+        self._submit_early = submit_early or submit
         self._run = run
         self._clock = clock
         self._systems: dict[str, _System] = {}
@@ -161,9 +212,13 @@ class Phases:
         self.timing: dict[str, SystemTiming] = {}
         self._start = 0.0
 
-    def add(self, system: str, part: Any, critical: bool) -> None:
+    def add(self, system: str, part: Any, critical: bool, key: Any = None) -> None:
         entry = self._systems.setdefault(system, _System())
-        (entry.critical if critical else entry.cleanup).append(part)
+        (entry.critical if critical else entry.cleanup).append((part, key))
+
+    def early(self, system: str) -> None:
+        """Let ``system``'s cleanup run beside its critical phase, each part after its account's critical part."""
+        self._systems.setdefault(system, _System()).early = True
 
     def start(self) -> None:
         """Hand out every system's critical parts (or its cleanup parts when it has no critical one)."""
@@ -180,42 +235,59 @@ class Phases:
             for system, entry in self._systems.items():
                 if not entry.critical:
                     self.on_system_cut(system)
+        now: list[tuple[str, Any]] = []  # early cleanup parts whose account has no critical part here
+        with self._cond:
+            for system, entry in self._systems.items():
+                if entry.early and entry.critical:
+                    held = {key for _, key in entry.critical}
+                    for item in entry.cleanup:
+                        if item[1] in held:
+                            entry.waiting.setdefault(item[1], []).append(item)
+                        else:
+                            now.append((system, item))
         for system, entry in self._systems.items():
             first = entry.critical or entry.cleanup
             for part in first:
                 self._queue(system, part, critical=bool(entry.critical))
+        for system, item in now:
+            self._queue(system, item, critical=False, early=True)
 
-    def _queue(self, system: str, part: Any, critical: bool) -> None:
+    def _queue(self, system: str, item: tuple[Any, Any], critical: bool, early: bool = False) -> None:
         def job() -> None:
             try:
-                self._run(part)
+                self._run(item[0])
             except BaseException as exc:  # kept for wait(); the batch goes on for everyone else
                 with self._cond:
                     self._errors.append(exc)
             finally:
-                self._ended(system, critical)
+                self._ended(system, item[1], critical)
 
-        self._submit(system, job)
+        (self._submit_early if early else self._submit)(system, job)
 
-    def _ended(self, system: str, critical: bool) -> None:
+    def _ended(self, system: str, key: Any, critical: bool) -> None:
         entry = self._systems[system]
         release: list[Any] | None = None  # set when this part was the system's last critical one
+        follow: list[Any] = []  # early cleanup: this account's cleanup parts, now that its access is cut here
         with self._cond:
             now = self._clock() - self._start
             timing = self.timing[system]
             entry.open_all -= 1
             if critical:
                 entry.open_critical -= 1
+                if entry.early:
+                    follow = entry.waiting.pop(key, [])
                 if entry.open_critical == 0:
                     timing.access_cut = now
-                    release = entry.cleanup
+                    release = [] if entry.early else entry.cleanup
             if entry.open_all == 0:
                 timing.cleanup_end = now
         try:
+            for later in follow:
+                self._queue(system, later, critical=False, early=True)
             if release is not None and self.on_system_cut is not None:
                 self.on_system_cut(system)
-            for part in release or ():  # this system's access is cut for everyone: its cleanup may start
-                self._queue(system, part, critical=False)
+            for later in release or ():  # this system's access is cut for everyone: its cleanup may start
+                self._queue(system, later, critical=False)
         finally:
             # Counted as ended only now: ``wait()`` must not return while the system-cut callback is still to
             # run; it did when this was the batch's last part (then an access-cut callback that submitted the
@@ -258,6 +330,7 @@ def run_bulk(
     from concurrent.futures import ThreadPoolExecutor
 
     from ._connectors import connector_class
+    from ._engine import THREADS_PER_SLOT
 
     left: dict[str, int] = {}
     lock = threading.Lock()
@@ -277,33 +350,66 @@ def run_bulk(
             if left[case_id] == 0:
                 closes.append(closing.submit(close, case_id))
 
+    early_pools: dict[str, ThreadPoolExecutor] = {}
+
+    def submit_early(system: str, job: Callable[[], None]) -> Any:
+        with lock:
+            pool = early_pools.get(system)
+            if pool is None:
+                cls = connector_class(engine, system)
+                size = (engine.config.connectors[system].concurrency or cls.default_concurrency) * THREADS_PER_SLOT
+                # as the system's own pool (most of its threads wait for a token)
+                pool = early_pools[system] = ThreadPoolExecutor(size, thread_name_prefix=f"offboard-{system}-cleanup")
+        return pool.submit(job)
+
     phases = Phases(
         lambda system, job: engine._system_pool(system).submit(job),
         lambda part: run(*part),
         clock=lambda: engine.monotonic(),
+        submit_early=submit_early,
     )
     phases.on_system_cut = gate.open
     critical: dict[str, frozenset[ActionKind]] = {}
-    for (case_id, system, _), rows in chains.items():
+    kinds: dict[str, set[ActionKind]] = {}
+    for (case_id, system, account), rows in chains.items():
         if system not in critical:
             try:
                 ordering = connector_class(engine, system).ordering
             except OffboardError:  # no such connector any more: its chains fail in run_chain, naming it
                 ordering = ()
             critical[system] = critical_kinds(ordering)
+        kinds.setdefault(system, set()).update(ActionKind(row["kind"]) for row in rows)
         parts = [(p, c) for p, c in zip(split(rows, critical[system]), (True, False), strict=True) if p]
         left[case_id] = left.get(case_id, 0) + len(parts)
         for part, is_critical in parts:
-            phases.add(system, (case_id, part), is_critical)
+            phases.add(system, (case_id, part), is_critical, key=(case_id, account))
+    for system, used in kinds.items():
+        if runs_cleanup_early(engine, system, used, critical[system]):
+            phases.early(system)
     try:
         phases.start()
         phases.wait()
     finally:
         gate.open_all()  # after an error too: no close may wait for ever on a system whose work stopped
         closing.shutdown(wait=True)
+        for pool in early_pools.values():
+            pool.shutdown(wait=True)
     for future in closes:
         future.result()
     return phases.timing
+
+
+def runs_cleanup_early(engine: Engine, system: str, kinds: set[ActionKind], critical: frozenset[ActionKind]) -> bool:
+    """``early_cleanup`` for one system of a batch, with its own bucket's configured rate."""
+    from ._connectors import connector_class
+
+    try:
+        cls = connector_class(engine, system)
+    except OffboardError:
+        return False
+    configured = engine.config.connectors.get(system)  # the system's own bucket, as ``_connectors._build`` makes it
+    rate = configured.rate if configured is not None and configured.rate is not None else cls.default_rate
+    return early_cleanup(cls, kinds, critical, shared=rate is not None)
 
 
 def bulk_plan(engine: Engine, plan: Any) -> Any:
