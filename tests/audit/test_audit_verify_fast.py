@@ -121,6 +121,7 @@ SPOILS = {
     "account odd": lambda line: _edit(line, _set("account", {"name": ["x"]})) if b'"type":"action"' in line else line,
     "case int": lambda line: _edit(line, _set("case", 5)),
     "key rotation": lambda line: _edit(line, _set("type", "key_rotation")),
+    "plan int": lambda line: _edit(line, _set("plan", 5)) if b'"type":"case_opened"' in line else line,
 }
 
 
@@ -223,15 +224,23 @@ def test_the_untouched_log_is_intact_both_ways(big_log):
     assert _report(big_log, 2, reference=True)["exit_code"] == 0
 
 
-def test_the_batch_check_refuses_what_common_ok_refuses():
+def _as_entries(objs: list[dict]) -> list:
+    """The dicts as the C extension's path decodes their lines (``ScanEntry``)."""
+    import msgspec
+
+    return msgspec.json.decode(json.dumps(objs), type=list[_entry.ScanEntry])
+
+
+@pytest.mark.parametrize("shape", [list, _as_entries], ids=["dicts", "ScanEntry"])
+def test_the_batch_check_refuses_what_common_ok_refuses(shape):
     """One time that is two (the regex runs over the times joined by LF), true for 1, a wrong type or log, a bad person."""
     lines = [
         canonical({"log": "o", "seq": i, "time": "2026-01-01T00:00:00.000Z", "type": "note", "v": 1}) for i in range(4)
     ]
     objs = [json.loads(line) for line in lines]
-    assert _scan._batch_columns(objs, 0, "o")
+    assert _batch_columns(shape(objs))
     objs[1]["time"] = "2026-01-01T00:00:00.000Z\n2026-01-01T00:00:00.000Z"
-    assert not _scan._batch_columns(objs, 0, "o")
+    assert not _batch_columns(shape(objs))
     objs[1]["time"] = "2026-01-01T00:00:00.000Z"
     for key, value in (
         ("seq", True),
@@ -249,16 +258,68 @@ def test_the_batch_check_refuses_what_common_ok_refuses():
     ):
         spoiled = [dict(o) for o in objs]
         spoiled[2][key] = value if key != "seq" else (True if value is True else 2)
-        assert not _scan._batch_columns(spoiled, 0, "o"), (key, value)
+        assert not _batch_columns(shape(spoiled)), (key, value)
         for other in spoiled[:2]:  # the same with every other entry naming a person
             other["person"] = {"id": "p-1"}
-        assert not _scan._batch_columns(spoiled, 0, "o"), (key, value, "mixed")
+        assert not _batch_columns(shape(spoiled)), (key, value, "mixed")
     objs[1]["seq"] = True  # 1 == True: the types are checked too
-    assert not _scan._batch_columns(objs, 0, "o")
+    assert not _batch_columns(shape(objs))
     objs[1]["seq"] = 1
+    del objs[2]["time"]  # absent
+    assert not _batch_columns(shape(objs))
+    objs[2]["time"] = "2026-01-01T00:00:00.000Z"
     objs[3]["person"], objs[3]["person_prev"] = {"id": "p-1"}, None
-    kinds, times, pids, prevs = _scan._batch_columns(objs, 0, "o")
+    kinds, times, pids, prevs = _batch_columns(shape(objs))
     assert pids == [None, None, None, "p-1"] and prevs[3] is None and prevs[0] is _scan._ABSENT
+
+
+def _batch_columns(objs):
+    return _scan._batch_columns(objs, 0, "o")
+
+
+def test_a_scan_entry_reads_as_the_dict_of_the_fields_a_verify_reads(big_log):
+    """``ScanEntry`` holds only the fields a verify reads: each reads as in the dict of the whole line, and a
+    name it does not decode raises instead of reading as absent (a reader asking for more fails loudly)."""
+    lines = (big_log / "entries.jsonl").read_bytes().splitlines()
+    names = _entry.ScanEntry.__struct_fields__
+    for line, entry in zip(lines, _as_entries([json.loads(line) for line in lines]), strict=True):
+        obj = json.loads(line)
+        assert {name: entry.get(name, "-") for name in names} == {name: obj.get(name, "-") for name in names}
+        assert [name in entry for name in names] == [name in obj for name in names]
+        for name in names:
+            if name in obj:
+                assert entry[name] == obj[name]
+            else:
+                with pytest.raises(KeyError):
+                    entry[name]
+        with pytest.raises(AttributeError):
+            entry.get("verification")
+
+
+def test_the_case_book_reads_no_field_a_scan_entry_leaves_out(big_log):
+    """Every case entry of the log through ``CaseBook.add`` as ``ScanEntry``: the same findings as from dicts
+    (a field the book reads that the struct does not decode raises AttributeError here)."""
+    from offboard.audit._cases import CaseBook
+
+    objs = [json.loads(line) for line in (big_log / "entries.jsonl").read_bytes().splitlines()]
+    objs += [  # the case types the generated log lacks
+        {"type": "case_undone", "case": "case-1", "actor": "dana", "time": "2026-01-02T00:00:00.000Z", "failed": []},
+        {"type": "approval", "seq": 5, "approver": ""},
+        {"type": "case_closed", "case": "case-2", "status": "incomplete", "counts": {"failed": 1}, "elapsed_ms": 5},
+    ]
+    books = []
+    for shaped in (objs, _as_entries(objs)):
+        book = CaseBook()
+        for obj in shaped:
+            if obj.get("type") in _scan.CASE_TYPES:
+                book.add(obj)
+        books.append(book)
+    plain, typed = books
+    assert plain.approval_findings == typed.approval_findings != []
+    assert {c: r.findings(3600) for c, r in plain.cases.items()} == {
+        c: r.findings(3600) for c, r in typed.cases.items()
+    }
+    assert any(r.findings(3600) for r in plain.cases.values())
 
 
 @settings(max_examples=200, deadline=None)
@@ -302,3 +363,22 @@ def test_actions_without_a_person_name_no_one(big_log, tmp_path):
         fast = _report(target, processes)
         assert fast == _report(target, processes, reference=True)
         assert "case case-0: actions or a close without a case_opened entry" in str(fast["problems"])
+
+
+@pytest.mark.parametrize("plan", [5, "x", {"system": "s"}, None])
+def test_a_plan_that_is_not_a_list_is_a_finding_not_a_crash(big_log, tmp_path, plan):
+    """The writer refuses a ``case_opened`` whose plan is not a list; a forged one made verify (both paths)
+    stop with ``TypeError: 'int' object is not iterable``. Now it is the case's finding."""
+    lines = (big_log / "entries.jsonl").read_bytes().splitlines()
+    first = next(i for i, line in enumerate(lines) if b'"type":"case_opened"' in line)
+    target = tmp_path / "audit"
+    _spoil(big_log, target, [])
+    forged = lines[:]
+    forged[first] = _edit(lines[first], (lambda o: o.pop("plan")) if plan is None else _set("plan", plan))
+    (target / "entries.jsonl").write_bytes(b"".join(line + b"\n" for line in forged))
+    (target / "leafhashes.bin").write_bytes(b"".join(leaf_hash(line) for line in forged))
+    for processes in (1, 2):
+        fast = _report(target, processes)
+        assert fast == _report(target, processes, reference=True)
+        what = {"5": "a JSON number", "'x'": "a JSON string", "None": "missing"}.get(repr(plan), "a JSON object")
+        assert f"case case-0 (person p-0): case_opened plan is {what}, not a list of items" in str(fast["problems"])

@@ -58,6 +58,24 @@ class CaseRecord:
     #: ``actions``, which stay what the case did (and what ``case_closed`` counted).
     reversed: dict[tuple[str, str, str], Any] = field(default_factory=dict)
 
+    def take_plan(self, plan: Any) -> None:
+        """The items of a ``case_opened`` entry's plan, in plan order (a key once), with their account names.
+        A plan that is not a list (the writer refuses one) is a finding, not an error here."""
+        if type(plan) is not list:
+            return
+        planned, names = self.planned, self.names
+        for item in plan:
+            if type(item) is dict:
+                account, system, kind = item.get("account"), item.get("system"), item.get("kind")
+                ident = account.get("id") if type(account) is dict else None  # item_key's common case, inline
+                if type(ident) is str and type(system) is str and type(kind) is str:
+                    key = (system, ident, kind)
+                else:
+                    key = item_key(system, account, kind)
+                if key not in names:
+                    planned.append(key)
+                    names[key] = account.get("name") if type(account) is dict else None
+
     def merge(self, later: CaseRecord) -> None:
         """Take in what a later stretch of the log says about this case (as if read in one pass)."""
         if self.person is None:
@@ -146,8 +164,8 @@ class CaseRecord:
         """True only if ``_findings`` would find nothing: the common case (opened, closed, every item's
         result final, the counts and elapsed time as claimed, within the SLA), checked in one pass.
         False means "look closely", not that something is wrong."""
-        closed, actions = self.closed, self.actions
-        if self.opened is None or closed is None or self.reversed or self.undone:
+        closed, actions, opened = self.closed, self.actions, self.opened
+        if opened is None or closed is None or self.reversed or self.undone or type(opened.get("plan")) is not list:
             return False
         if closed.get("status") in ("incomplete", "cancelled"):
             return False
@@ -191,6 +209,9 @@ class CaseRecord:
         elapsed = self.elapsed_ms(last_verified)
         if self.opened is None:
             found.append("actions or a close without a case_opened entry")
+        elif not isinstance(plan := self.opened.get("plan"), list):
+            what = "missing" if plan is None else f"a JSON {_JSON_TYPES.get(type(plan), 'value')}"
+            found.append(f"case_opened plan is {what}, not a list of items")
         closed = self.closed
         if closed is None:
             found.append("opened but never closed")
@@ -230,6 +251,9 @@ class CaseRecord:
             return found
         who = f"case {self.case}" + (f" (person {self.person})" if self.person else "")
         return [f"{who}: {what}" for what in found]
+
+
+_JSON_TYPES = {bool: "boolean", int: "number", str: "string", dict: "object"}
 
 
 def _latest(times: list[str]) -> str | None:
@@ -298,14 +322,7 @@ class CaseBook:
         elif kind == "case_opened":
             if record.opened is None:
                 record.opened = obj
-                planned, names = record.planned, record.names  # the same keys, in plan order
-                for item in obj.get("plan") or []:
-                    if isinstance(item, dict):
-                        account = item.get("account")
-                        key = item_key(item.get("system"), account, item.get("kind"))
-                        if key not in names:
-                            planned.append(key)
-                            names[key] = account.get("name") if isinstance(account, dict) else None
+                record.take_plan(obj.get("plan"))
         else:
             record.closed = obj
 

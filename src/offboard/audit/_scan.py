@@ -15,15 +15,17 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
 from ._cases import CaseBook, CaseRecord, item_key
 from ._entry import (
+    ABSENT,
     BATCH,
     FORMAT_VERSION,
     EntryError,
+    ScanEntry,
     checked_entry,
     known_type,
     parse_time,
@@ -92,16 +94,19 @@ def _batch_columns(objs: list[Any], first: int, origin: str) -> Columns | None:
     The columns are ``(types, times, person ids, person_prev)``: a person id is None where the entry
     has no ``person``, and ``person_prev`` is ``_ABSENT`` where it is absent."""
     try:
-        if not objs or set(map(type, objs)) != _DICT:
-            return None
-        return _columns(objs, first, origin)
+        types = set(map(type, objs)) if objs else None
+        if types == _DICT:
+            return _columns(objs, first, origin, _FIELDS, _prevs_of_dicts, _people_of_dicts)
+        if types == _ENTRY:  # decoded as ``ScanEntry``: absent fields are ABSENT already
+            return _columns(objs, first, origin, _ATTRS, _PREV_ATTR, _PERSON_ATTR)
+        return None
     except (TypeError, KeyError):  # a field missing, or unhashable where a string or an integer belongs
         return None
 
 
-def _columns(objs: list[dict[str, Any]], first: int, origin: str) -> Columns | None:
+def _columns(objs: list[Any], first: int, origin: str, fields: Any, prevs_of: Any, people_of: Any) -> Columns | None:
     n = len(objs)
-    seqs, vs, logs, kinds, times = zip(*map(_FIELDS, objs))  # one pass, then a tuple per field
+    seqs, vs, logs, kinds, times = zip(*map(fields, objs))  # one pass, then a tuple per field
     if seqs != tuple(range(first, first + n)) or set(map(type, seqs)) != _INT:
         return None  # == alone lets true stand for 1
     if set(vs) != _VERSION or set(map(type, vs)) != _INT:  # the types of all, not of the set: {1, True} == {1}
@@ -112,10 +117,10 @@ def _columns(objs: list[dict[str, Any]], first: int, origin: str) -> Columns | N
         return None
     if not all(map(valid_date, {t[:10] for t in times})):
         return None
-    prevs = list(map(_get, objs, repeat("person_prev", n), repeat(_ABSENT, n)))
+    prevs = list(map(prevs_of, objs))
     if not set(map(type, prevs)) <= _PREV_TYPES:
         return None
-    people = list(map(_get, objs, repeat("person", n), repeat(_ABSENT, n)))
+    people = list(map(people_of, objs))
     if set(map(type, people)) == _DICT:  # every entry names a person
         pids = list(map(_get, people, repeat("id", n)))
         named = pids
@@ -131,10 +136,21 @@ def _columns(objs: list[dict[str, Any]], first: int, origin: str) -> Columns | N
 
 _get = dict.get
 _FIELDS = itemgetter("seq", "v", "log", "type", "time")
-_INT, _STR, _DICT, _VERSION = {int}, {str}, {dict}, {FORMAT_VERSION}
-_ABSENT = object()  # a field the entry does not have (no JSON value is of this type)
-_PREV_TYPES = {int, type(None), object}
-_DICT_OR_ABSENT = {dict, object}
+_ATTRS = attrgetter("seq", "v", "log", "type", "time")
+_PREV_ATTR, _PERSON_ATTR = attrgetter("person_prev"), attrgetter("person")
+_ACTION_ATTRS = attrgetter("case", "result", "system", "account", "kind", "responded_at")
+_INT, _STR, _DICT, _VERSION, _ENTRY = {int}, {str}, {dict}, {FORMAT_VERSION}, {ScanEntry}
+_ABSENT = ABSENT  # a field the entry does not have (no JSON value is of this type)
+_PREV_TYPES = {int, type(None), type(_ABSENT)}
+_DICT_OR_ABSENT = {dict, type(_ABSENT)}
+
+
+def _prevs_of_dicts(obj: dict[str, Any]) -> Any:
+    return obj.get("person_prev", _ABSENT)
+
+
+def _people_of_dicts(obj: dict[str, Any]) -> Any:
+    return obj.get("person", _ABSENT)
 
 
 def person_problem(pid: str, prev: Any, expected: Any) -> str:
@@ -246,23 +262,42 @@ def _scan(
                         part.first_time = (index, ts)
                 elif what := time_finding(ts, prev_time):
                     late.append((index, what))
+        typed = bool(batch) and type(batch[0]) is ScanEntry  # else dicts
         for index, obj, kind, pid in zip(indices, batch, kinds, pids):
             if kind == "action" and inline:  # most entries: CaseBook.add's action branch, inline
-                case = obj.get("case")
+                if typed:
+                    fields = _ACTION_ATTRS(obj)
+                    if _ABSENT in fields:  # absent reads as None, as dict.get gives it
+                        fields = tuple(None if value is _ABSENT else value for value in fields)
+                    case, result, system, account, action_kind, responded = fields
+                else:
+                    case, result, responded = obj.get("case"), obj.get("result"), obj.get("responded_at")
+                    system, account, action_kind = obj.get("system"), obj.get("account"), obj.get("kind")
                 if type(case) is str:
                     record = cases.get(case)
                     if record is None:
                         record = cases[case] = CaseRecord(case)
                     if record.person is None:
                         record.person = pid
-                    result = obj.get("result")
-                    system, account, action_kind = obj.get("system"), obj.get("account"), obj.get("kind")
                     ident = account.get("id") if type(account) is dict else None  # item_key's common case, inline
                     if type(ident) is str and type(system) is str and type(action_kind) is str:
                         key = (system, ident, action_kind)
                     else:
                         key = item_key(system, account, action_kind)
-                    (record.reversed if result == "undone" else record.actions)[key] = (result, obj.get("responded_at"))
+                    (record.reversed if result == "undone" else record.actions)[key] = (result, responded)
+            elif typed and inline and (kind == "case_opened" or kind == "case_closed"):  # CaseBook.add's, inline
+                case = obj.case
+                if type(case) is str:
+                    record = cases.get(case)
+                    if record is None:
+                        record = cases[case] = CaseRecord(case)
+                    if record.person is None:
+                        record.person = pid
+                    if kind == "case_closed":
+                        record.closed = obj
+                    elif record.opened is None:
+                        record.opened = obj
+                        record.take_plan(obj.plan)
             elif kind in CASE_TYPES:
                 add_case(obj)
             elif kind == "key_rotation":
