@@ -138,7 +138,7 @@ _get = dict.get
 _FIELDS = itemgetter("seq", "v", "log", "type", "time")
 _ATTRS = attrgetter("seq", "v", "log", "type", "time")
 _PREV_ATTR, _PERSON_ATTR = attrgetter("person_prev"), attrgetter("person")
-_ACTION_ATTRS = attrgetter("case", "result", "system", "account", "kind", "responded_at")
+_ACTION_ATTRS = attrgetter("result", "system", "account", "kind", "responded_at")
 _INT, _STR, _DICT, _VERSION, _ENTRY = {int}, {str}, {dict}, {FORMAT_VERSION}, {ScanEntry}
 _ABSENT = ABSENT  # a field the entry does not have (no JSON value is of this type)
 _PREV_TYPES = {int, type(None), type(_ABSENT)}
@@ -264,40 +264,37 @@ def _scan(
                     late.append((index, what))
         typed = bool(batch) and type(batch[0]) is ScanEntry  # else dicts
         for index, obj, kind, pid in zip(indices, batch, kinds, pids):
-            if kind == "action" and inline:  # most entries: CaseBook.add's action branch, inline
-                if typed:
-                    fields = _ACTION_ATTRS(obj)
-                    if _ABSENT in fields:  # absent reads as None, as dict.get gives it
-                        fields = tuple(None if value is _ABSENT else value for value in fields)
-                    case, result, system, account, action_kind, responded = fields
+            # CaseBook.add, inline for most entries: every action, and a case's open and close when decoded typed
+            if inline and (kind == "action" or typed and (kind == "case_opened" or kind == "case_closed")):
+                case = obj.case if typed else obj.get("case")
+                if type(case) is not str:
+                    continue
+                record = cases.get(case)
+                if record is None:
+                    record = cases[case] = CaseRecord(case)
+                if record.person is None:
+                    record.person = pid
+                if kind == "case_closed":
+                    record.closed = obj
+                elif kind == "case_opened":
+                    if record.opened is None:
+                        record.opened = obj
+                        record.take_plan(obj.plan)
                 else:
-                    case, result, responded = obj.get("case"), obj.get("result"), obj.get("responded_at")
-                    system, account, action_kind = obj.get("system"), obj.get("account"), obj.get("kind")
-                if type(case) is str:
-                    record = cases.get(case)
-                    if record is None:
-                        record = cases[case] = CaseRecord(case)
-                    if record.person is None:
-                        record.person = pid
+                    if typed:
+                        fields = _ACTION_ATTRS(obj)
+                        if _ABSENT in fields:  # absent reads as None, as dict.get gives it
+                            fields = tuple(None if value is _ABSENT else value for value in fields)
+                        result, system, account, action_kind, responded = fields
+                    else:
+                        result, responded = obj.get("result"), obj.get("responded_at")
+                        system, account, action_kind = obj.get("system"), obj.get("account"), obj.get("kind")
                     ident = account.get("id") if type(account) is dict else None  # item_key's common case, inline
                     if type(ident) is str and type(system) is str and type(action_kind) is str:
                         key = (system, ident, action_kind)
                     else:
                         key = item_key(system, account, action_kind)
                     (record.reversed if result == "undone" else record.actions)[key] = (result, responded)
-            elif typed and inline and (kind == "case_opened" or kind == "case_closed"):  # CaseBook.add's, inline
-                case = obj.case
-                if type(case) is str:
-                    record = cases.get(case)
-                    if record is None:
-                        record = cases[case] = CaseRecord(case)
-                    if record.person is None:
-                        record.person = pid
-                    if kind == "case_closed":
-                        record.closed = obj
-                    elif record.opened is None:
-                        record.opened = obj
-                        record.take_plan(obj.plan)
             elif kind in CASE_TYPES:
                 add_case(obj)
             elif kind == "key_rotation":
