@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import yaml
@@ -40,7 +41,10 @@ def test_the_eta_counts_write_and_read_back_per_action_and_the_closing_check(mak
     assert system.calls == 3 * 2 * PEOPLE + 2 * PEOPLE  # and the residual read-backs of disable and memberships
     assert (system.binding, system.limit) == ("system", "5/s, burst 1")
     assert system.access_cut == (4 * PEOPLE - 1) / 5.0
-    assert system.cleanup_end == (8 * PEOPLE - 1) / 5.0
+    assert system.cleanup_end == (6 * PEOPLE - 1) / 5.0  # the system's own actions
+    # the closing checks' reads come when each person's slowest system is through: the batch's end counts them
+    assert system.checks_end == eta.cleanup_end == (8 * PEOPLE - 1) / 5.0
+    assert eta.to_dict()["systems"][0]["checks_end_seconds"] == math.ceil((8 * PEOPLE - 1) / 5.0)
     assert eta.to_dict()["access_cut_seconds"] == 8  # whole seconds, rounded up: audit entries hold no floats
     assert any("access cut for everyone in 7.8 s" in line for line in eta.lines())
 

@@ -18,7 +18,9 @@ spends each bucket first on the access-cutting actions, then on cleanup, so:
   no earlier than the access cut plus that time for the cleanup calls alone (a system's cleanup
   starts once everyone's access is cut there); on a system whose cleanup takes none of the
   critical actions' lanes (``_schedule.early_cleanup``) the cleanup runs beside the critical
-  phase, and only the closing checks' reads wait for the access cut.
+  phase, and only the closing checks' reads wait for the access cut. A system's cleanup end is
+  its actions' end; the batch's (``Eta.cleanup_end``) takes the closing checks' reads too
+  (``checks_end``), which come when each person's slowest system is through.
 
 Actions a vendor documents as implied by another (``Plan.covered``) make no calls. The
 residual check at each case's close (``cases.check_on_close``) reads each account back
@@ -59,6 +61,7 @@ class SystemEta:
     limit: str = "none"  # that bucket's limit, e.g. "20/min, burst 5"
     access_cut: float = 0.0  # seconds until everyone's access is cut here
     cleanup_end: float = 0.0  # seconds until this system's last action
+    checks_end: float = 0.0  # the same with the closing checks' reads of this system
     per_bucket: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +76,7 @@ class SystemEta:
             "binding_limit": f"{self.binding}: {self.limit}" if self.binding != "none" else "none",
             "access_cut_seconds": math.ceil(self.access_cut),
             "cleanup_end_seconds": math.ceil(self.cleanup_end),
+            "checks_end_seconds": math.ceil(self.checks_end),
         }
 
 
@@ -88,7 +92,8 @@ class Eta:
 
     @property
     def cleanup_end(self) -> float:
-        return max((s.cleanup_end for s in self.systems), default=0.0)
+        """Until every action and every case's closing check is done."""
+        return max((max(s.cleanup_end, s.checks_end) for s in self.systems), default=0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -217,23 +222,30 @@ def estimate(engine: Engine, plans: list[Any], latency: float = 0.05) -> Eta:
             tokens.setdefault(system, (Counter(), Counter()))
     for system, entry in by_system.items():
         crit, every = tokens[system]
+        entry.critical_calls = int(crit[SYSTEM])
+        actions = every.copy()  # the actions' own tokens; ``every`` takes the closing checks' reads too
         every.update(closing.get(system, {}))
-        entry.calls, entry.critical_calls = int(every[SYSTEM]), int(crit[SYSTEM])
+        entry.calls = int(every[SYSTEM])
         entry.per_bucket = {k or "system": int(v) for k, v in every.items()}
         buckets = _buckets(engine, system)
         concurrency = (
             engine.config.connectors[system].concurrency or connector_class(engine, system).default_concurrency
         )
         entry.access_cut, _, _ = _time(buckets, crit, concurrency, latency)
-        entry.cleanup_end, entry.binding, entry.limit = _time(buckets, every, concurrency, latency)
+        entry.checks_end, entry.binding, entry.limit = _time(buckets, every, concurrency, latency)
+        entry.cleanup_end, _, _ = _time(buckets, actions, concurrency, latency)
         # A system's cleanup starts when everyone's access is cut there (``_schedule``), unless it takes none of
         # the critical lanes (Okta: the System Log's reads bind the critical phase, memberships go beside them);
-        # the closing checks' reads wait for the access cut either way (``_schedule.Gate``).
-        held = closing.get(system, Counter())
-        if not runs_cleanup_early(engine, system, kinds.get(system, set()), critical.get(system, frozenset())):
-            held = every - crit
-        after, _, _ = _time(buckets, held, concurrency, latency)
+        # the closing checks' reads wait for the access cut either way (``_schedule.Gate``). The system's line
+        # shows its actions' end: a case closes, and reads every system the person holds, only once the
+        # person's slowest system is through, so those reads count in the batch's end (``Eta.cleanup_end``).
+        early = runs_cleanup_early(engine, system, kinds.get(system, set()), critical.get(system, frozenset()))
+        held_actions = Counter() if early else actions - crit
+        held = every - actions if early else every - crit
+        after, _, _ = _time(buckets, held_actions, concurrency, latency)
         entry.cleanup_end = max(entry.cleanup_end, entry.access_cut + after)
+        after, _, _ = _time(buckets, held, concurrency, latency)
+        entry.checks_end = max(entry.checks_end, entry.access_cut + after)
         if entry.critical_calls and entry.binding == "none":
             _, entry.binding, entry.limit = _time(buckets, crit, concurrency, latency)
     return Eta(sorted(by_system.values(), key=lambda s: s.system))
