@@ -66,12 +66,8 @@ class CaseRecord:
         planned, names = self.planned, self.names
         for item in plan:
             if type(item) is dict:
-                account, system, kind = item.get("account"), item.get("system"), item.get("kind")
-                ident = account.get("id") if type(account) is dict else None  # item_key's common case, inline
-                if type(ident) is str and type(system) is str and type(kind) is str:
-                    key = (system, ident, kind)
-                else:
-                    key = item_key(system, account, kind)
+                account = item.get("account")
+                key = item_key(item.get("system"), account, item.get("kind"))
                 if key not in names:
                     planned.append(key)
                     names[key] = account.get("name") if type(account) is dict else None
