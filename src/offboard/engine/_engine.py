@@ -593,9 +593,6 @@ class Engine:
         with self._lock:
             pool = self._system_pools.get(instance)
             if pool is None:
-                cap = (
-                    self.config.connectors[instance].concurrency or connector_class(self, instance).default_concurrency
-                )
                 # More threads than the cap: a chain waiting out a backoff, or a request that stalled, holds a
                 # thread, not one of the cap's slots (``call``, ``_stalled``), so a failing request does not idle
                 # the system for everyone. Twenty per slot: a bulk run gives each account's cleanup chain a
@@ -603,9 +600,15 @@ class Engine:
                 # and hangs in turn (``benchmarks/bench_faults.py``: its cleanup took 84 s instead of 33 s).
                 # Threads start only as work arrives: a single case starts a few.
                 pool = self._system_pools[instance] = ThreadPoolExecutor(
-                    max_workers=cap * THREADS_PER_SLOT, thread_name_prefix=f"offboard-{instance}"
+                    max_workers=self._pool_threads(instance), thread_name_prefix=f"offboard-{instance}"
                 )
             return pool
+
+    def _pool_threads(self, instance: str) -> int:
+        """Threads of a system's pool (``_system_pool``, and a bulk run's early cleanup): ``THREADS_PER_SLOT``
+        per slot of its concurrency cap."""
+        cap = self.config.connectors[instance].concurrency or connector_class(self, instance).default_concurrency
+        return cap * THREADS_PER_SLOT
 
     def run_chain_job(
         self,

@@ -191,7 +191,6 @@ def estimate(engine: Engine, plans: list[Any], latency: float = 0.05) -> Eta:
     tokens: dict[str, tuple[Counter[str], Counter[str]]] = {}  # system -> (critical, all) tokens per bucket
     closing: dict[str, Counter[str]] = {}  # system -> the closing checks' tokens per bucket
     critical: dict[str, frozenset[ActionKind]] = {}
-    kinds: dict[str, set[ActionKind]] = {}
     # tokens per (system, kind) and per residual check, worked out once: a bulk run holds tens of thousands
     per_kind: dict[tuple[str, ActionKind], dict[str, float]] = {}
     residual: dict[Any, Counter[str]] = {}
@@ -203,9 +202,8 @@ def estimate(engine: Engine, plans: list[Any], latency: float = 0.05) -> Eta:
                 critical[system] = critical_kinds(connector_class(engine, system).ordering)
                 by_system[system] = SystemEta(system)
                 tokens[system] = (Counter(), Counter())
-                closing[system], kinds[system] = Counter(), set()
+                closing[system] = Counter()
             entry, (crit, every) = by_system[system], tokens[system]
-            kinds[system].add(action.kind)
             per = per_kind.get((system, action.kind))
             if per is None:
                 per = per_kind[(system, action.kind)] = calls_of(connector_class(engine, system), action.kind)
@@ -221,11 +219,9 @@ def estimate(engine: Engine, plans: list[Any], latency: float = 0.05) -> Eta:
             by_system.setdefault(system, SystemEta(system)).covered += 1
             tokens.setdefault(system, (Counter(), Counter()))
     for system, entry in by_system.items():
-        crit, every = tokens[system]
-        entry.critical_calls = int(crit[SYSTEM])
-        actions = every.copy()  # the actions' own tokens; ``every`` takes the closing checks' reads too
-        every.update(closing.get(system, {}))
-        entry.calls = int(every[SYSTEM])
+        crit, actions = tokens[system]
+        every = actions + closing.get(system, Counter())  # and the closing checks' reads
+        entry.calls, entry.critical_calls = int(every[SYSTEM]), int(crit[SYSTEM])
         entry.per_bucket = {k or "system": int(v) for k, v in every.items()}
         buckets = _buckets(engine, system)
         concurrency = (
@@ -239,7 +235,8 @@ def estimate(engine: Engine, plans: list[Any], latency: float = 0.05) -> Eta:
         # the closing checks' reads wait for the access cut either way (``_schedule.Gate``). The system's line
         # shows its actions' end: a case closes, and reads every system the person holds, only once the
         # person's slowest system is through, so those reads count in the batch's end (``Eta.cleanup_end``).
-        early = runs_cleanup_early(engine, system, kinds.get(system, set()), critical.get(system, frozenset()))
+        kinds = {kind for planned, kind in per_kind if planned == system}
+        early = runs_cleanup_early(engine, system, kinds, critical.get(system, frozenset()))
         held_actions = Counter() if early else actions - crit
         held = every - actions if early else every - crit
         after, _, _ = _time(buckets, held_actions, concurrency, latency)

@@ -330,7 +330,6 @@ def run_bulk(
     from concurrent.futures import ThreadPoolExecutor
 
     from ._connectors import connector_class
-    from ._engine import THREADS_PER_SLOT
 
     left: dict[str, int] = {}
     lock = threading.Lock()
@@ -355,10 +354,8 @@ def run_bulk(
     def submit_early(system: str, job: Callable[[], None]) -> Any:
         with lock:
             pool = early_pools.get(system)
-            if pool is None:
-                cls = connector_class(engine, system)
-                size = (engine.config.connectors[system].concurrency or cls.default_concurrency) * THREADS_PER_SLOT
-                # as the system's own pool (most of its threads wait for a token)
+            if pool is None:  # as many threads as the system's own pool: most of them wait for a token
+                size = engine._pool_threads(system)
                 pool = early_pools[system] = ThreadPoolExecutor(size, thread_name_prefix=f"offboard-{system}-cleanup")
         return pool.submit(job)
 
