@@ -122,6 +122,18 @@ SPOILS = {
     "case int": lambda line: _edit(line, _set("case", 5)),
     "key rotation": lambda line: _edit(line, _set("type", "key_rotation")),
     "plan int": lambda line: _edit(line, _set("plan", 5)) if b'"type":"case_opened"' in line else line,
+    # nested objects that do not fit TypedEntry's structs (the batch is decoded as ScanEntry), or fit
+    # them with a field missing or null (item_key falls back on the account's name, or on str())
+    "person no id": lambda line: _edit(line, _set("person", {"name": "p-1"})),
+    "person extra": lambda line: _edit(line, lambda o: o["person"].__setitem__("team", "x")),
+    "account id null": lambda line: _edit(line, lambda o: o["account"].__setitem__("id", None)),
+    "account str": lambda line: _edit(line, _set("account", "u@x.example")),
+    "account null": lambda line: _edit(line, _set("account", None)),
+    "account int": lambda line: _edit(line, _set("account", 7)) if b'"type":"action"' in line else line,
+    "plan item null": lambda line: _edit(line, lambda o: o["plan"].__setitem__(0, None)),
+    "plan item no kind": lambda line: _edit(line, lambda o: o["plan"][0].pop("kind")),
+    "plan account id null": lambda line: _edit(line, lambda o: o["plan"][1]["account"].__setitem__("id", None)),
+    "plan account str": lambda line: _edit(line, lambda o: o["plan"][2].__setitem__("account", "u@x.example")),
 }
 
 
@@ -231,7 +243,17 @@ def _as_entries(objs: list[dict]) -> list:
     return msgspec.json.decode(json.dumps(objs), type=list[_entry.ScanEntry])
 
 
-@pytest.mark.parametrize("shape", [list, _as_entries], ids=["dicts", "ScanEntry"])
+def _as_typed(objs: list[dict]) -> list:
+    """The dicts as ``fast_parse_span`` decodes them: ``TypedEntry`` where they fit it, else ``ScanEntry``."""
+    import msgspec
+
+    try:
+        return msgspec.json.decode(json.dumps(objs), type=list[_entry.TypedEntry])
+    except msgspec.ValidationError:
+        return _as_entries(objs)
+
+
+@pytest.mark.parametrize("shape", [list, _as_entries, _as_typed], ids=["dicts", "ScanEntry", "TypedEntry"])
 def test_the_batch_check_refuses_what_common_ok_refuses(shape):
     """One time that is two (the regex runs over the times joined by LF), true for 1, a wrong type or log, a bad person."""
     lines = [
@@ -304,22 +326,47 @@ def test_the_case_book_reads_no_field_a_scan_entry_leaves_out(big_log):
     objs = [json.loads(line) for line in (big_log / "entries.jsonl").read_bytes().splitlines()]
     objs += [  # the case types the generated log lacks
         {"type": "case_undone", "case": "case-1", "actor": "dana", "time": "2026-01-02T00:00:00.000Z", "failed": []},
+        {"type": "case_undone", "case": "case-new", "person": {"id": "p-9"}, "actor": "dana", "failed": ["x"]},
         {"type": "approval", "seq": 5, "approver": ""},
         {"type": "case_closed", "case": "case-2", "status": "incomplete", "counts": {"failed": 1}, "elapsed_ms": 5},
     ]
     books = []
-    for shaped in (objs, _as_entries(objs)):
+    for shaped in (objs, _as_entries(objs), _as_typed(objs)):
         book = CaseBook()
         for obj in shaped:
             if obj.get("type") in _scan.CASE_TYPES:
                 book.add(obj)
         books.append(book)
-    plain, typed = books
-    assert plain.approval_findings == typed.approval_findings != []
-    assert {c: r.findings(3600) for c, r in plain.cases.items()} == {
-        c: r.findings(3600) for c, r in typed.cases.items()
-    }
+    plain = books[0]
+    assert type(_as_typed(objs)[0]) is _entry.TypedEntry
+    for typed in books[1:]:
+        assert plain.approval_findings == typed.approval_findings != []
+        assert {c: r.findings(3600) for c, r in plain.cases.items()} == {
+            c: r.findings(3600) for c, r in typed.cases.items()
+        }
+        assert {c: (r.person, r.planned, r.names) for c, r in plain.cases.items()} == {
+            c: (r.person, r.planned, r.names) for c, r in typed.cases.items()
+        }
     assert any(r.findings(3600) for r in plain.cases.values())
+    assert plain.cases["case-new"].person == "p-9"
+
+
+@pytest.mark.skipif(not getattr(_entry, "NATIVE", False), reason="the C extension is not built")
+def test_a_batch_is_decoded_typed_unless_a_nested_object_does_not_fit(big_log, tmp_path):
+    """``fast_parse_span`` decodes a batch as ``TypedEntry`` (nested structs), and a batch holding a plan
+    item that is not an object as ``ScanEntry``: the verify then reports what the reference reports."""
+    from offboard.audit._stretch import read_stretch
+
+    def decoded(directory: Path) -> set[type]:
+        path = directory / "entries.jsonl"
+        stretch = read_stretch(path, 0, path.stat().st_size)
+        return {type(entry) for entry in stretch.proven(0, BATCH)}
+
+    assert decoded(big_log) == {_entry.TypedEntry}
+    target = tmp_path / "audit"
+    _spoil(big_log, target, [("plan item null", 0)])
+    assert decoded(target) == {_entry.ScanEntry}
+    assert _report(target, 1) == _report(target, 1, reference=True)
 
 
 @settings(max_examples=200, deadline=None)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from ..config._durations import parse_duration
-from ._entry import FINAL_RESULTS, format_time, parse_time, times_match
+from ._entry import ABSENT, FINAL_RESULTS, AccountRef, PersonRef, PlanItem, format_time, parse_time, times_match
 
 __all__ = ["CaseBook", "CaseRecord", "sla_seconds", "item_key"]
 
@@ -47,8 +48,8 @@ class CaseRecord:
 
     case: str
     person: str | None = None
-    opened: dict[str, Any] | None = None
-    closed: dict[str, Any] | None = None
+    opened: Any = None  # the entries: dicts, or ScanEntry structs that read as dicts
+    closed: Any = None
     planned: list[tuple[str, str, str]] = field(default_factory=list)
     actions: dict[tuple[str, str, str], Any] = field(default_factory=dict)
     names: dict[tuple[str, str, str], Any] = field(default_factory=dict)
@@ -65,6 +66,19 @@ class CaseRecord:
             return
         planned, names = self.planned, self.names
         for item in plan:
+            if type(item) is PlanItem:  # decoded by TypedEntry: absent fields read as missing
+                system, kind = item.system, item.kind
+                account: Any = item.account
+                if type(account) is AccountRef:
+                    ident, name = account.id, account.name
+                    if type(ident) is str and type(system) is str and type(kind) is str:  # the common case
+                        key = (system, ident, kind)
+                        if key not in names:
+                            planned.append(key)
+                            names[key] = None if name is ABSENT else name
+                        continue
+                    account = account.as_dict()
+                item = {k: v for k, v in (("system", system), ("account", account), ("kind", kind)) if v is not ABSENT}
             if type(item) is dict:
                 account = item.get("account")
                 key = item_key(item.get("system"), account, item.get("kind"))
@@ -161,9 +175,14 @@ class CaseRecord:
         result final, the counts and elapsed time as claimed, within the SLA), checked in one pass.
         False means "look closely", not that something is wrong."""
         closed, actions, opened = self.closed, self.actions, self.opened
-        if opened is None or closed is None or self.reversed or self.undone or type(opened.get("plan")) is not list:
+        if opened is None or closed is None or self.reversed or self.undone:
             return False
-        if closed.get("status") in ("incomplete", "cancelled"):
+        plan = opened.get("plan") if type(opened) is dict else opened.plan  # ScanEntry: absent is ABSENT
+        if type(closed) is dict:
+            status, claimed, claimed_ms, ended = (closed.get(k) for k in _CLOSE_FIELDS)
+        else:
+            status, claimed, claimed_ms, ended = _close_fields(closed)
+        if type(plan) is not list or status == "incomplete" or status == "cancelled":
             return False
         counts: dict[str, int] = {}
         times: list[str] = []
@@ -182,19 +201,19 @@ class CaseRecord:
         for key in self.planned:
             if key not in actions:
                 return False
-        claimed = closed.get("counts")
         if isinstance(claimed, dict) and {k: v for k, v in claimed.items() if v} != counts:
             return False
         if not times:
             return True  # no verified action: no elapsed time to check
         if not times_match(times):
             return False
-        start, end = _moment(self.termination_at()), _moment(max(times))
+        if type(ended) is not str:  # the close's termination time, else the open entry's
+            ended = self.termination_at()
+        start, end = _moment(ended), _moment(max(times))
         if start is None or end is None:
             return True  # the elapsed time is unknown: nothing to compare
         delta = end - start
         elapsed = delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
-        claimed_ms = closed.get("elapsed_ms")
         if isinstance(claimed_ms, int) and abs(claimed_ms - elapsed) > ELAPSED_TOLERANCE_MS:
             return False
         return sla_seconds is None or elapsed <= sla_seconds * 1000
@@ -250,6 +269,8 @@ class CaseRecord:
 
 
 _JSON_TYPES = {bool: "boolean", int: "number", str: "string", dict: "object"}
+_CLOSE_FIELDS = ("status", "counts", "elapsed_ms", "termination_at")
+_close_fields = attrgetter(*_CLOSE_FIELDS)
 
 
 def _latest(times: list[str]) -> str | None:
@@ -304,10 +325,15 @@ class CaseBook:
             record = self.cases[case] = CaseRecord(case)
         if record.person is None:
             person = obj.get("person")
+            if type(person) is PersonRef:  # decoded by TypedEntry
+                person = {"id": person.id}
             if isinstance(person, dict) and isinstance(person.get("id"), str):
                 record.person = person["id"]
         if kind == "action":
-            key = item_key(obj.get("system"), obj.get("account"), obj.get("kind"))
+            account = obj.get("account")
+            if type(account) is AccountRef:  # decoded by TypedEntry
+                account = account.as_dict()
+            key = item_key(obj.get("system"), account, obj.get("kind"))
             kept = obj if self.keep else (obj.get("result"), obj.get("responded_at"))
             if obj.get("result") == "undone":  # a reversal after the close, not what the case did
                 record.reversed[key] = kept

@@ -24,8 +24,11 @@ from ._entry import (
     ABSENT,
     BATCH,
     FORMAT_VERSION,
+    AccountRef,
     EntryError,
+    PersonRef,
     ScanEntry,
+    TypedEntry,
     checked_entry,
     known_type,
     parse_time,
@@ -97,6 +100,8 @@ def _batch_columns(objs: list[Any], first: int, origin: str) -> Columns | None:
         types = set(map(type, objs)) if objs else None
         if types == _DICT:
             return _columns(objs, first, origin, _FIELDS, _prevs_of_dicts, _people_of_dicts)
+        if types == _TYPED:  # decoded as ``TypedEntry``: absent fields are ABSENT, a person a PersonRef
+            return _columns(objs, first, origin, _ATTRS, _PREV_ATTR, _PERSON_ATTR, PersonRef, _ID_ATTR)
         if types == _ENTRY:  # decoded as ``ScanEntry``: absent fields are ABSENT already
             return _columns(objs, first, origin, _ATTRS, _PREV_ATTR, _PERSON_ATTR)
         return None
@@ -104,7 +109,16 @@ def _batch_columns(objs: list[Any], first: int, origin: str) -> Columns | None:
         return None
 
 
-def _columns(objs: list[Any], first: int, origin: str, fields: Any, prevs_of: Any, people_of: Any) -> Columns | None:
+def _columns(
+    objs: list[Any],
+    first: int,
+    origin: str,
+    fields: Any,
+    prevs_of: Any,
+    people_of: Any,
+    person_type: type = dict,
+    id_of: Any = None,
+) -> Columns | None:
     n = len(objs)
     seqs, vs, logs, kinds, times = zip(*map(fields, objs))  # one pass, then a tuple per field
     if seqs != tuple(range(first, first + n)) or set(map(type, seqs)) != _INT:
@@ -121,11 +135,12 @@ def _columns(objs: list[Any], first: int, origin: str, fields: Any, prevs_of: An
     if not set(map(type, prevs)) <= _PREV_TYPES:
         return None
     people = list(map(people_of, objs))
-    if set(map(type, people)) == _DICT:  # every entry names a person
-        pids = list(map(_get, people, repeat("id", n)))
+    shapes = set(map(type, people))
+    if shapes == {person_type}:  # every entry names a person
+        pids = list(map(id_of, people)) if id_of else list(map(_get, people, repeat("id", n)))
         named = pids
-    elif set(map(type, people)) <= _DICT_OR_ABSENT:
-        pids = [None if person is _ABSENT else person["id"] for person in people]
+    elif shapes <= {person_type, _ABSENT_TYPE}:
+        pids = [None if person is _ABSENT else id_of(person) if id_of else person["id"] for person in people]
         named = [pid for pid, person in zip(pids, people) if person is not _ABSENT]
     else:
         return None
@@ -139,10 +154,13 @@ _FIELDS = itemgetter("seq", "v", "log", "type", "time")
 _ATTRS = attrgetter("seq", "v", "log", "type", "time")
 _PREV_ATTR, _PERSON_ATTR = attrgetter("person_prev"), attrgetter("person")
 _ACTION_ATTRS = attrgetter("result", "system", "account", "kind", "responded_at")
-_INT, _STR, _DICT, _VERSION, _ENTRY = {int}, {str}, {dict}, {FORMAT_VERSION}, {ScanEntry}
+_ID_ATTR = attrgetter("id")
+_INT, _STR, _DICT, _VERSION = {int}, {str}, {dict}, {FORMAT_VERSION}
+_ENTRY, _TYPED = {ScanEntry}, {TypedEntry}
+_STRUCTS = (ScanEntry, TypedEntry)
 _ABSENT = ABSENT  # a field the entry does not have (no JSON value is of this type)
-_PREV_TYPES = {int, type(None), type(_ABSENT)}
-_DICT_OR_ABSENT = {dict, type(_ABSENT)}
+_ABSENT_TYPE = type(_ABSENT)
+_PREV_TYPES = {int, type(None), _ABSENT_TYPE}
 
 
 def _prevs_of_dicts(obj: dict[str, Any]) -> Any:
@@ -262,7 +280,7 @@ def _scan(
                         part.first_time = (index, ts)
                 elif what := time_finding(ts, prev_time):
                     late.append((index, what))
-        typed = bool(batch) and type(batch[0]) is ScanEntry  # else dicts
+        typed = bool(batch) and type(batch[0]) in _STRUCTS  # else dicts
         for index, obj, kind, pid in zip(indices, batch, kinds, pids):
             # CaseBook.add, inline for most entries: every action, and a case's open and close when decoded typed
             if inline and (kind == "action" or typed and (kind == "case_opened" or kind == "case_closed")):
@@ -289,11 +307,12 @@ def _scan(
                     else:
                         result, responded = obj.get("result"), obj.get("responded_at")
                         system, account, action_kind = obj.get("system"), obj.get("account"), obj.get("kind")
-                    ident = account.get("id") if type(account) is dict else None  # item_key's common case, inline
+                    shape = type(account)  # item_key's common case, inline
+                    ident = account.id if shape is AccountRef else account.get("id") if shape is dict else None
                     if type(ident) is str and type(system) is str and type(action_kind) is str:
                         key = (system, ident, action_kind)
                     else:
-                        key = item_key(system, account, action_kind)
+                        key = item_key(system, account.as_dict() if shape is AccountRef else account, action_kind)
                     (record.reversed if result == "undone" else record.actions)[key] = (result, responded)
             elif kind in CASE_TYPES:
                 add_case(obj)
