@@ -100,7 +100,7 @@ def error_for(
         return PermissionDenied(text, system=system, status=status)
     if status == 404:
         return NotFound(text, system=system, status=status)
-    if status in (408,) or status >= 500:
+    if status in (408,) or status >= 500 and status != 501:  # 501: the server does not do it (RFC 9110 15.6.2)
         return TransientError(text, system=system, status=status)
     return PermanentError(text, system=system, status=status)
 

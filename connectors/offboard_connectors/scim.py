@@ -28,6 +28,7 @@ from offboard import (
 from offboard.errors import AuthError, NotFound, PermanentError
 
 from ._http import IDEMPOTENT_METHODS, escape_filter, make_client, mapped, raise_for_status, send
+from ._scim_bulk import remove_in_bulk as _remove_in_bulk
 from ._scim_probe import ScimProbe
 from ._scim_probe import is_active as _active
 from ._scim_profiles import PROFILES, ScimProfile
@@ -104,6 +105,8 @@ class ScimConnector(ScimProbe, Connector):
         # what the profile documents; None: learned from ServiceProviderConfig or a refused PATCH
         self._patch: bool | None = self.profile.patch
         self._filter: bool | None = self.profile.filter_members
+        # /Bulk's (maxOperations, maxPayloadSize) where ServiceProviderConfig says it is supported; False: not used
+        self._bulk: tuple[int, int] | bool | None = False if self.profile.bulk is False else None
 
     def close(self) -> None:
         self._client.close()
@@ -234,10 +237,15 @@ class ScimConnector(ScimProbe, Connector):
     def remove_memberships(self, action: Action) -> Receipt:
         user_id = self._require(action)["id"]
         groups = self._groups_of(user_id)
-        for group in groups:
-            self._change_member(group["id"], user_id, remove=True)
+        one_by_one = [g["id"] for g in groups]
+        limits = self._bulk_limits() if len(groups) > 1 and self._patch_supported() else None
+        if limits:  # one request for up to maxOperations groups (RFC 7644 3.7), what is left one PATCH each
+            one_by_one = _remove_in_bulk(self, user_id, one_by_one, limits)
+        for group_id in one_by_one:
+            self._change_member(group_id, user_id, remove=True)
         before = {"groups": [{"id": g["id"], "display": g.get("displayName")} for g in groups]}
-        return Receipt(action, changed=bool(groups), before=before, detail=f"removed from {len(groups)} group(s)")
+        how = " through /Bulk" if len(one_by_one) < len(groups) else ""
+        return Receipt(action, changed=bool(groups), before=before, detail=f"removed from {len(groups)} group(s){how}")
 
     def undo_remove_memberships(self, receipt: Receipt) -> Receipt:
         user_id = receipt.action.account.id
@@ -297,22 +305,37 @@ class ScimConnector(ScimProbe, Connector):
         paged through with only the attributes needed, and the members matched here."""
         if not self.settings.groups:
             return []
-        self._service_config()
+        if self._filter is None:
+            self._service_config()
         if self._filter:
             return self._search("Groups", f"members.value eq {escape_filter(user_id)}")
         groups = self._listing("Groups", "list groups", USER_READ, {"attributes": "displayName,members"})
         return [g for g in groups if any(str(m.get("value")) == user_id for m in g.get("members") or ())]
 
+    def _bulk_limits(self) -> tuple[int, int] | None:
+        """/Bulk's (maxOperations, maxPayloadSize) where the application supports it, else None."""
+        if self._bulk is None:
+            self._service_config()
+        return self._bulk if isinstance(self._bulk, tuple) else None
+
     def _service_config(self) -> None:
-        if self._patch is not None and self._filter is not None:
+        if self._patch is not None and self._filter is not None and self._bulk is not None:
             return
         try:
             config = self._call("GET", "ServiceProviderConfig", "read ServiceProviderConfig", USER_READ).json()
         except (NotFound, PermanentError):
             config = {}  # no discovery endpoint: assume what RFC 7644 servers commonly do, learn from refusals
-        if self._patch is None:
-            self._patch = bool((config.get("patch") or {}).get("supported", True))
-        self._filter = bool((config.get("filter") or {}).get("supported", not config))
+        if self._patch is None or self._filter is None:
+            if self._patch is None:
+                self._patch = bool((config.get("patch") or {}).get("supported", True))
+            self._filter = bool((config.get("filter") or {}).get("supported", not config))
+        if self._bulk is None:  # RFC 7643 5: bulk.supported, maxOperations and maxPayloadSize are required
+            bulk = config.get("bulk") or {}
+            ops, size = bulk.get("maxOperations"), bulk.get("maxPayloadSize")
+            if bulk.get("supported") is True and type(ops) is int and type(size) is int and ops > 1 and size > 0:
+                self._bulk = (ops, size)
+            else:
+                self._bulk = False
 
     def _change_member(self, group_id: str, user_id: str, remove: bool) -> None:
         """Remove ``user_id`` from the group or add it back: PATCH where supported, else GET and PUT."""

@@ -34,10 +34,24 @@ class FaultGate:
         self.retry_after: float | None = None
         self.lie_for: set[str] = set()  # path fragments whose writes are acknowledged but not applied
         self.deny: dict[str, str] = {}  # method -> message for a 403
+        # "[METHOD ]path fragment" -> the status answered instead of serving the request
+        self.refuse: dict[str, int] = {}
+        # SCIM /Bulk: operations whose path holds a fragment are answered with (status, scimType) inside the
+        # bulk response, once each, and not passed on; the others go to the server in one bulk request
+        self.bulk_faults: dict[str, tuple[int, str]] = {}
+        self.seen: list[tuple[str, str]] = []  # (method, path) of every request
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO", "")
+        self.seen.append((method, path))
+        refused = next((status for where, status in self.refuse.items() if _matches(where, method, path)), None)
+        if refused is not None:
+            body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": str(refused), "detail": "no"}
+            start_response(f"{refused} Refused", [("Content-Type", "application/scim+json")])
+            return [json.dumps(body).encode()]
+        if method == "POST" and path.endswith("/Bulk") and self.bulk_faults:
+            return self._bulk_with_faults(environ, start_response)
         if self.status is not None:
             headers = [("Content-Type", "application/scim+json")]
             if self.retry_after is not None:
@@ -63,6 +77,41 @@ class FaultGate:
             return [b""]
         return self.app(environ, start_response)
 
+    def _bulk_with_faults(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """Answer the faulted operations of a /Bulk request here and the rest through the server, in order."""
+        import io
+
+        request = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
+        answers: list[Any] = []
+        passed: list[dict[str, Any]] = []
+        for operation in request.get("Operations") or []:
+            fragment = next((f for f in self.bulk_faults if f in operation.get("path", "")), None)
+            if fragment is None:
+                answers.append(None)
+                passed.append(operation)
+                continue
+            status, scim_type = self.bulk_faults.pop(fragment)
+            error = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": str(status)}
+            answers.append(
+                {
+                    "method": operation["method"],
+                    "status": str(status),
+                    "response": error | ({"scimType": scim_type} if scim_type else {}),
+                }
+            )
+        served: list[Any] = []
+        if passed:
+            body = json.dumps({**request, "Operations": passed}).encode()
+            inner = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+            status_line: list[str] = []
+            chunks = self.app(inner, lambda status, headers, exc_info=None: status_line.append(status))
+            served = json.loads(b"".join(chunks)).get("Operations") or []
+        results = iter(served)
+        merged = [answer if answer is not None else next(results) for answer in answers]
+        response = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkResponse"], "Operations": merged}
+        start_response("200 OK", [("Content-Type", "application/scim+json")])
+        return [json.dumps(response).encode()]
+
     @contextlib.contextmanager
     def fault(self, status: int, retry_after: float | None = None) -> Iterator[None]:
         self.status, self.retry_after = status, retry_after
@@ -70,6 +119,11 @@ class FaultGate:
             yield
         finally:
             self.status, self.retry_after = None, None
+
+
+def _matches(where: str, method: str, path: str) -> bool:
+    wanted, _, fragment = where.rpartition(" ")
+    return (not wanted or wanted == method) and fragment in path
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 
 import pytest
 from pydantic import ValidationError
 
-from offboard import Action, ActionKind, Person, Secret
+from offboard import Account, Action, ActionKind, Person, Secret
 from offboard.errors import AuthError, PermissionDenied
 from offboard.testing import ConnectorContract
 from offboard_connectors.scim import ScimConnector
@@ -150,6 +151,19 @@ class TestScimAgainstScim2Server(ConnectorContract):
         assert receipt.changed and client.get(f"Users/{account.id}").json()["active"] is False
         assert connector.verify(Action(ActionKind.DISABLE_ACCOUNT, account)).ok
 
+    def test_put_fallback_when_patch_answers_501(self, connector, person, client, scim2_server):
+        """A server whose ServiceProviderConfig says PATCH but whose PATCH answers 501 Not Implemented
+        (RFC 9110 15.6.2: not a failure that passes): PUT at once, not retried until the attempts run out."""
+        account = connector.discover(person)[0]
+        connector._service_config()
+        scim2_server[1].refuse["PATCH /Users/"] = 501
+        try:
+            receipt = connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+        finally:
+            scim2_server[1].refuse.clear()
+        assert receipt.changed and client.get(f"Users/{account.id}").json()["active"] is False
+        assert connector._patch is False
+
     def test_the_read_back_says_what_was_read(self, connector, person):
         account = connector.discover(person)[0]
         disable, groups = Action(ActionKind.DISABLE_ACCOUNT, account), Action(ActionKind.REMOVE_MEMBERSHIPS, account)
@@ -202,6 +216,132 @@ class TestScimAgainstScim2Server(ConnectorContract):
         connector = ScimConnector("app", {"base_url": "http://127.0.0.1:9/", "timeout": 2})
         with pytest.raises(TransientError):
             connector.check()
+
+
+class TestScimBulk:
+    """Removing a member from many groups through /Bulk (RFC 7644 3.7), against scim2-server, which
+    advertises Bulk (maxOperations 1000, maxPayloadSize 1 MiB) in its ServiceProviderConfig."""
+
+    @pytest.fixture
+    def gate(self, scim2_server):
+        gate = scim2_server[1]
+        gate.seen.clear()
+        yield gate
+        gate.refuse.clear()
+        gate.bulk_faults.clear()
+
+    @pytest.fixture
+    def client(self, scim2_server):
+        with raw_client(scim2_server[0], SCIM2_TOKEN) as client:
+            yield client
+
+    @pytest.fixture
+    def connector(self, scim2_server):
+        from offboard.config._config import Limits
+        from offboard.engine._retry import call_with_retries
+
+        connector = ScimConnector("app", {"base_url": scim2_server[0], "token": Secret(SCIM2_TOKEN, "test")})
+        # as inside an engine call: a request that fails for a reason that passes is sent again (no waiting here)
+        connector.request = lambda send, lane=None, idempotent=True: call_with_retries(  # type: ignore[method-assign]
+            send, system="app", limits=Limits(), pause=lambda lane, s: None, sleep=lambda s: None
+        )[0]
+        yield connector
+        connector.close()
+
+    def _member_of(self, client, n: int) -> tuple[Action, list[str]]:
+        email = f"{unique('b')}@corp.example"
+        user_id = client.post("Users", json={"schemas": [USER], "userName": email, "active": True}).json()["id"]
+        groups = []
+        for _ in range(n):
+            group = {"schemas": [GROUP], "displayName": unique("g"), "members": [{"value": user_id}]}
+            groups.append(client.post("Groups", json=group).json()["id"])
+        return Action(ActionKind.REMOVE_MEMBERSHIPS, Account(system="app", id=user_id, name=email)), groups
+
+    def _groups_of(self, client, user_id: str) -> set[str]:
+        found = client.get("Groups", params={"filter": f'members.value eq "{user_id}"'}).json()
+        return {g["id"] for g in found.get("Resources") or []}
+
+    def _writes(self, gate) -> list[tuple[str, str]]:
+        return [(m, p.rsplit("/", 1)[-1]) for m, p in gate.seen if m != "GET"]
+
+    def test_one_bulk_request_removes_the_member_from_every_group(self, connector, client, gate):
+        action, groups = self._member_of(client, 5)
+        gate.seen.clear()
+        receipt = connector.apply(action)
+        assert self._writes(gate) == [("POST", "Bulk")]  # not five PATCHes
+        assert self._groups_of(client, action.account.id) == set()
+        assert receipt.changed and receipt.detail == "removed from 5 group(s) through /Bulk"
+        assert {g["id"] for g in receipt.before["groups"]} == set(groups)
+        assert connector.verify(action).ok
+
+    def test_requests_hold_at_most_max_operations(self, connector, client, gate):
+        action, _ = self._member_of(client, 5)
+        connector._service_config()
+        assert connector._bulk == (1000, 1048576)  # what scim2-server's ServiceProviderConfig says
+        connector._bulk = (2, 1048576)  # as a service provider with maxOperations 2 would say
+        gate.seen.clear()
+        connector.apply(action)
+        assert self._writes(gate) == [("POST", "Bulk")] * 3  # 2 + 2 + 1
+        assert self._groups_of(client, action.account.id) == set()
+
+    def test_payload_and_operation_limits_cut_the_requests(self):
+        from offboard_connectors._scim_bulk import bulk_chunks
+
+        operations = [{"method": "PATCH", "path": f"/Groups/{i:04d}", "data": {}} for i in range(7)]
+        assert bulk_chunks(operations, 3, 1 << 20) == [[0, 1, 2], [3, 4, 5], [6]]
+        one = len(json.dumps(operations[0])) + 1
+        envelope = len(json.dumps({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": []}))
+        assert bulk_chunks(operations, 100, envelope + 2 * one) == [[0, 1], [2, 3], [4, 5], [6]]
+        assert bulk_chunks(operations, 100, 10) == [[i] for i in range(7)]  # one alone even if it is too large
+
+    def test_an_operation_answered_503_is_sent_again_alone(self, connector, client, gate):
+        action, groups = self._member_of(client, 4)
+        gate.bulk_faults[groups[2]] = (503, "")
+        gate.seen.clear()
+        connector.apply(action)
+        bulks = [p for m, p in gate.seen if m == "POST"]
+        assert len(bulks) == 2 and not gate.bulk_faults  # the retry held only the failed operation
+        assert self._groups_of(client, action.account.id) == set()
+
+    def test_no_target_means_already_removed(self, connector, client, gate):
+        """A retried request whose operations already went through: each answers 400 noTarget, which is done."""
+        from offboard_connectors._scim_bulk import remove_in_bulk
+
+        action, groups = self._member_of(client, 3)
+        assert remove_in_bulk(connector, action.account.id, groups, (1000, 1 << 20)) == []
+        assert remove_in_bulk(connector, action.account.id, groups, (1000, 1 << 20)) == []  # the real server's noTarget
+        assert self._groups_of(client, action.account.id) == set()
+
+    def test_a_lasting_failure_is_raised_after_the_others_are_removed(self, connector, client, gate):
+        from offboard.errors import PermanentError
+
+        action, groups = self._member_of(client, 3)
+        gate.bulk_faults[groups[0]] = (400, "mutability")
+        with pytest.raises(PermanentError) as info:
+            connector.apply(action)
+        assert groups[0] in str(info.value) and "HTTP 400" in str(info.value)
+        assert self._groups_of(client, action.account.id) == {groups[0]}  # the other two went through
+        assert not connector.verify(action).ok
+
+    def test_a_refused_bulk_request_falls_back_to_one_patch_per_group(self, connector, client, gate):
+        """ServiceProviderConfig said Bulk, the endpoint answers 501: PATCH each group, and /Bulk is not asked again."""
+        action, groups = self._member_of(client, 3)
+        gate.refuse["/Bulk"] = 501
+        gate.seen.clear()
+        connector.apply(action)
+        writes = self._writes(gate)
+        assert writes[0] == ("POST", "Bulk") and sorted(writes[1:]) == sorted(("PATCH", g) for g in groups)
+        assert self._groups_of(client, action.account.id) == set() and connector._bulk is False
+        second, _ = self._member_of(client, 2)
+        gate.seen.clear()
+        connector.apply(second)
+        assert [m for m, _ in self._writes(gate)] == ["PATCH", "PATCH"]
+
+    def test_one_group_is_one_patch(self, connector, client, gate):
+        action, groups = self._member_of(client, 1)
+        gate.seen.clear()
+        connector.apply(action)
+        assert self._writes(gate) == [("PATCH", groups[0])]
 
 
 SYSTEM = "scim"
