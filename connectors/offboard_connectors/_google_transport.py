@@ -32,7 +32,8 @@ def http_class() -> type:
     (``BrokenPipeError``: googleapis/google-api-python-client#218), and a batch sent again takes a quota token
     per inner request again. Before each request, a kept-alive connection whose socket reads as ready (the
     server's FIN or RST has arrived; nothing else is due on an idle HTTP/1.1 connection) is closed, and the
-    request opens a new one: urllib3's ``is_connection_dropped`` check."""
+    request opens a new one: urllib3's ``is_connection_dropped`` check, with ``poll`` as urllib3 does
+    (``select.select`` refuses a descriptor above 1023, which a process holding many connections reaches)."""
     import select
 
     import httplib2
@@ -43,13 +44,20 @@ def http_class() -> type:
         def request(self, *args: Any, **kw: Any) -> Any:
             for conn in list(self.connections.values()):
                 sock = getattr(conn, "sock", None)
-                if sock is not None and select.select([sock], [], [], 0)[0]:
+                if sock is not None and _readable(sock, select):
                     conn.close()  # httplib2 connects again when the socket is gone
             response, content = super().request(*args, **kw)
             self.last = (int(response.status), {k: v for k, v in response.items() if isinstance(v, str)})
             return response, content
 
     return RecordingHttp
+
+
+def _readable(sock: Any, select: Any) -> bool:
+    """Whether ``sock`` has something to read (or its peer closed it), without waiting."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class GoogleTransport:

@@ -105,6 +105,19 @@ def error_for(
     return PermanentError(text, system=system, status=status)
 
 
+def raise_pending(retry: dict[int, ConnectorError], pending: list[int]) -> None:
+    """After one batch request: keep pending only the items whose error may pass (``retry``, by item index)
+    and raise the first of them, an ``AuthError`` first (it is final; the rest would be retried in vain).
+    When some items got through, a ``TransientError`` is marked ``partial``: only the rest is sent again."""
+    progress = len(retry) < len(pending)
+    pending[:] = sorted(retry)
+    if pending:
+        first = next((e for e in retry.values() if isinstance(e, AuthError)), retry[pending[0]])
+        if progress and isinstance(first, TransientError):
+            first.partial = True
+        raise first
+
+
 def _message(response: httpx.Response) -> str:
     try:
         body: Any = response.json()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from offboard.errors import AuthError, ConnectorError, NotFound, PermanentError, TransientError
 
-from ._http import error_for, escape_filter, short
+from ._http import error_for, escape_filter, raise_pending, short
 
 if TYPE_CHECKING:
     from .scim import ScimConnector
@@ -133,13 +133,7 @@ def _send(
             retry[index] = error
         else:
             failed.append(str(error))
-    progress = len(retry) < len(pending)
-    pending[:] = sorted(retry)
-    if pending:  # an AuthError first: it is final, the rest would only be retried in vain
-        first = next((e for e in retry.values() if isinstance(e, AuthError)), retry[pending[0]])
-        if progress and isinstance(first, TransientError):
-            first.partial = True  # only the operations that failed are sent again
-        raise first
+    raise_pending(retry, pending)  # only the operations that failed are sent again
 
 
 def _status(value: Any) -> int:

@@ -48,6 +48,7 @@ from ._http import (
     make_client,
     mapped,
     raise_for_status,
+    raise_pending,
     retry_after,
     send,
     short,
@@ -574,13 +575,7 @@ class EntraConnector(GraphHandover, Connector):
                     retry[index] = error
                 else:
                     results[index] = f"HTTP {status} {short(message, 120)}"
-            progress = len(retry) < len(pending)
-            pending[:] = sorted(retry)
-            if pending:  # an AuthError first: it is final, the rest would only be retried in vain
-                first = next((e for e in retry.values() if isinstance(e, AuthError)), retry[pending[0]])
-                if progress and isinstance(first, TransientError):
-                    first.partial = True  # only the items that failed are sent again
-                raise first
+            raise_pending(retry, pending)  # only the items that failed are sent again
 
         for start in range(0, len(items), BATCH_SIZE):
             # Graph documents each item of a $batch as its own request with its own status: a retry

@@ -374,10 +374,15 @@ def test_a_thread_keeps_the_gmail_clients_of_its_last_few_users_only(sandbox_set
     assert emails[0] not in connector._local.gmail and emails[-1] in connector._local.gmail
 
 
-def test_a_kept_alive_connection_the_server_closed_is_not_sent_on():
+@pytest.mark.parametrize("high_descriptor", [False, True], ids=["low fd", "fd above 1023"])
+def test_a_kept_alive_connection_the_server_closed_is_not_sent_on(high_descriptor):
     """A server that ends idle connections (Google's front ends do) closes one httplib2 kept: the next request,
     a batch's large body here, failed with BrokenPipeError while it was being sent (and a batch sent again takes
-    its quota tokens again). The connector's Http opens a new connection instead."""
+    its quota tokens again). The connector's Http opens a new connection instead. A process holding many
+    connections (1,000 people's handovers: 1,213 descriptors) checked them with ``select.select``, which
+    refuses a descriptor above 1023 ("filedescriptor out of range in select()": 186 actions failed)."""
+    import os
+    import resource
     import socketserver
     import threading
     import time
@@ -399,7 +404,15 @@ def test_a_kept_alive_connection_the_server_closed_is_not_sent_on():
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), OneAnswerThenClose)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    spacers: list[int] = []
     try:
+        if high_descriptor:  # take the low descriptors, so that the client's socket gets one above 1023
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            if hard != resource.RLIM_INFINITY and hard < 1100:
+                pytest.skip(f"this process may open only {hard} descriptors")
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
+            while not spacers or spacers[-1] < 1030:
+                spacers.append(os.open(os.devnull, os.O_RDONLY))
         url = f"http://127.0.0.1:{server.server_address[1]}/batch"
         http = http_class()(timeout=10)
         response, _ = http.request(url, "GET")
@@ -407,6 +420,10 @@ def test_a_kept_alive_connection_the_server_closed_is_not_sent_on():
         time.sleep(0.2)  # the server's FIN arrives
         response, content = http.request(url, "POST", body=b"x" * 8_000_000)
         assert (response.status, content, len(accepted)) == (200, b"{}", 2)
+        if high_descriptor:
+            assert all(conn.sock.fileno() > 1023 for conn in http.connections.values() if conn.sock)
     finally:
+        for fd in spacers:
+            os.close(fd)
         server.shutdown()
         server.server_close()

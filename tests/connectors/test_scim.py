@@ -48,13 +48,15 @@ def _state(client, account) -> dict:
     }
 
 
+@pytest.fixture
+def client(scim2_server):
+    """A plain HTTP client of scim2-server, to seed and read it beside the connector."""
+    with raw_client(scim2_server[0], SCIM2_TOKEN) as client:
+        yield client
+
+
 class TestScimAgainstScim2Server(ConnectorContract):
     """The contract, against scim2-server from PyPI."""
-
-    @pytest.fixture
-    def client(self, scim2_server):
-        with raw_client(scim2_server[0], SCIM2_TOKEN) as client:
-            yield client
 
     @pytest.fixture
     def connector(self, scim2_server):
@@ -229,11 +231,6 @@ class TestScimBulk:
         yield gate
         gate.refuse.clear()
         gate.bulk_faults.clear()
-
-    @pytest.fixture
-    def client(self, scim2_server):
-        with raw_client(scim2_server[0], SCIM2_TOKEN) as client:
-            yield client
 
     @pytest.fixture
     def connector(self, scim2_server):
