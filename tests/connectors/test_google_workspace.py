@@ -368,10 +368,15 @@ def test_a_thread_keeps_the_gmail_clients_of_its_last_few_users_only(sandbox_set
     assert len(emails) == 12
     first = connector._gmail(emails[0])
     assert connector._gmail(emails[0]) is first  # built once while it is among the last few
+    first.delegates().list(userId="me").execute()  # a request: the client holds a kept-alive connection
+    held = first._http.http.connections
+    assert held and all(conn.sock is not None for conn in held.values())
     for email in emails[1:]:
         connector._gmail(email)
     assert len(connector._local.gmail) == 8
     assert emails[0] not in connector._local.gmail and emails[-1] in connector._local.gmail
+    # the client let go closed its connections (httplib2 keeps them open until closed)
+    assert first._http.http.connections == {} and all(conn.sock is None for conn in held.values())
 
 
 @pytest.mark.parametrize("high_descriptor", [False, True], ids=["low fd", "fd above 1023"])
