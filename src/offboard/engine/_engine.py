@@ -42,6 +42,7 @@ from ..state._store import Store, dumps, new_id, utcnow
 from ._actions import ActionRunner
 from ._close import close_case
 from ._connectors import build_connector, connector_class, rebuild_connector
+from ._descriptors import raise_open_files_limit
 from ._destructive import destructive_steps
 from ._handover import HANDOVER_KINDS, handover_params, successor
 from ._hold import DELETIONS, recent_setups, refuse_held
@@ -107,6 +108,7 @@ class Engine:
     @classmethod
     def open(cls, config: Config, data_dir: Path, **kw: Any) -> Engine:
         """An engine with its store and audit log in ``data_dir``, executing as ``config.execution`` says."""
+        raise_open_files_limit()  # a bulk run holds many connections at once (``_descriptors``)
         store = Store.open(config.store, data_dir)
         audit = kw.pop("audit", None)
         if audit is None:
