@@ -31,10 +31,11 @@ GROUP_WRITE = "write /Groups"
 _NOT_SUPPORTED = (404, 405, 413, 501)
 
 
-def remove_in_bulk(connector: ScimConnector, user_id: str, group_ids: list[str], limits: tuple[int, int]) -> list[str]:
-    """Remove ``user_id`` from ``group_ids`` through /Bulk; return the groups left for one PATCH each.
-
-    Raises the first lasting failure (a 4xx other than ``noTarget``) once every request is sent."""
+def remove_in_bulk(
+    connector: ScimConnector, user_id: str, group_ids: list[str], limits: tuple[int, int]
+) -> tuple[list[str], PermanentError | None]:
+    """Remove ``user_id`` from ``group_ids`` through /Bulk: the groups left for one PATCH each, and the lasting
+    failure (a 4xx other than ``noTarget``) to raise once those are done too, if an operation met one."""
     member = f"members[value eq {escape_filter(user_id)}]"
     operations = [
         {
@@ -55,8 +56,8 @@ def remove_in_bulk(connector: ScimConnector, user_id: str, group_ids: list[str],
         connector.request(send, idempotent=True)  # removing a member again is noTarget: done
     if failed:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise PermanentError(f"{failed[0]}{more}", system=connector.instance)
-    return left
+        return left, PermanentError(f"{failed[0]}{more}", system=connector.instance)
+    return left, None
 
 
 def bulk_chunks(operations: list[dict[str, Any]], max_operations: int, max_payload: int) -> list[list[int]]:

@@ -237,12 +237,14 @@ class ScimConnector(ScimProbe, Connector):
     def remove_memberships(self, action: Action) -> Receipt:
         user_id = self._require(action)["id"]
         groups = self._groups_of(user_id)
-        one_by_one = [g["id"] for g in groups]
+        one_by_one, failure = [g["id"] for g in groups], None
         limits = self._bulk_limits() if len(groups) > 1 and self._patch_supported() else None
         if limits:  # one request for up to maxOperations groups (RFC 7644 3.7), what is left one PATCH each
-            one_by_one = _remove_in_bulk(self, user_id, one_by_one, limits)
+            one_by_one, failure = _remove_in_bulk(self, user_id, one_by_one, limits)
         for group_id in one_by_one:
             self._change_member(group_id, user_id, remove=True)
+        if failure is not None:  # raised once every other group is done
+            raise failure
         before = {"groups": [{"id": g["id"], "display": g.get("displayName")} for g in groups]}
         how = " through /Bulk" if len(one_by_one) < len(groups) else ""
         return Receipt(action, changed=bool(groups), before=before, detail=f"removed from {len(groups)} group(s){how}")
