@@ -34,8 +34,6 @@ def http_class() -> type:
     server's FIN or RST has arrived; nothing else is due on an idle HTTP/1.1 connection) is closed, and the
     request opens a new one: urllib3's ``is_connection_dropped`` check, with ``poll`` as urllib3 does
     (``select.select`` refuses a descriptor above 1023, which a process holding many connections reaches)."""
-    import select
-
     import httplib2
 
     class RecordingHttp(httplib2.Http):
@@ -44,7 +42,7 @@ def http_class() -> type:
         def request(self, *args: Any, **kw: Any) -> Any:
             for conn in list(self.connections.values()):
                 sock = getattr(conn, "sock", None)
-                if sock is not None and _readable(sock, select):
+                if sock is not None and _readable(sock):
                     conn.close()  # httplib2 connects again when the socket is gone
             response, content = super().request(*args, **kw)
             self.last = (int(response.status), {k: v for k, v in response.items() if isinstance(v, str)})
@@ -53,8 +51,10 @@ def http_class() -> type:
     return RecordingHttp
 
 
-def _readable(sock: Any, select: Any) -> bool:
+def _readable(sock: Any) -> bool:
     """Whether ``sock`` has something to read (or its peer closed it), without waiting."""
+    import select
+
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     return bool(poller.poll(0))

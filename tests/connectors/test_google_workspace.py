@@ -414,7 +414,7 @@ def test_a_kept_alive_connection_the_server_closed_is_not_sent_on(high_descripto
         if high_descriptor:  # take the low descriptors, so that the client's socket gets one above 1023
             soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
             if hard != resource.RLIM_INFINITY and hard < 1100:
-                pytest.skip(f"this process may open only {hard} descriptors")
+                hard = 1100  # raising the hard limit needs root, as ./scripts/test runs (apt-get)
             resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
             while not spacers or spacers[-1] < 1030:
                 spacers.append(os.open(os.devnull, os.O_RDONLY))

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 import textwrap
-
-import pytest
-
-resource = pytest.importorskip("resource")
 
 
 def _run(code: str) -> str:
@@ -20,14 +17,14 @@ def _run(code: str) -> str:
 def test_opening_an_engine_raises_a_low_soft_limit_and_the_connections_fit(tmp_path):
     """A process started with a soft limit of 256 (below the 870 descriptors a 1,000-person run held) could
     open no more than that; the engine raises it to the hard limit, and 600 sockets open."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < 1024:
-        pytest.skip(f"the hard limit here is {hard}")
     out = _run(
         f"""
         import resource, socket
         from pathlib import Path
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard != resource.RLIM_INFINITY and hard < 1024:
+            hard = 1024  # raising the hard limit needs root, as ./scripts/test runs (apt-get)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
         try:
             [socket.socket() for _ in range(600)]
             print("opened before")

@@ -26,7 +26,7 @@ from ._retry import call_with_retries
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["rebuild_connector", "build_connector", "connector_class"]
+__all__ = ["rebuild_connector", "build_connector", "connector_class", "concurrency_cap"]
 
 
 def connector_class(engine: Engine, instance: str) -> type[Connector]:
@@ -43,6 +43,11 @@ def connector_class(engine: Engine, instance: str) -> type[Connector]:
             where=f"{engine.config.source or 'config'}: connectors.{instance}",
         )
     return cls
+
+
+def concurrency_cap(engine: Engine, instance: str) -> int:
+    """Calls ``instance`` may have in flight at once: its configured ``concurrency``, else its class's default."""
+    return engine.config.connectors[instance].concurrency or connector_class(engine, instance).default_concurrency
 
 
 def build_connector(engine: Engine, instance: str) -> Connector:
@@ -122,7 +127,7 @@ def _build(engine: Engine, instance: str) -> Connector:
     connector.keep_before = functools.partial(_keep_before, engine, instance)  # type: ignore[method-assign]
     with engine._lock:
         # built again after an authentication hold: calls still running on the old one give back the same cap
-        engine._slots.setdefault(instance, threading.BoundedSemaphore(cfg.concurrency or cls.default_concurrency))
+        engine._slots.setdefault(instance, threading.BoundedSemaphore(concurrency_cap(engine, instance)))
         engine._connectors[instance] = connector
         engine._setup_failed.pop(instance, None)
     return connector

@@ -41,7 +41,7 @@ from ..models import (
 from ..state._store import Store, dumps, new_id, utcnow
 from ._actions import ActionRunner
 from ._close import close_case
-from ._connectors import build_connector, connector_class, rebuild_connector
+from ._connectors import build_connector, concurrency_cap, rebuild_connector
 from ._descriptors import raise_open_files_limit
 from ._destructive import destructive_steps
 from ._handover import HANDOVER_KINDS, handover_params, successor
@@ -609,8 +609,7 @@ class Engine:
     def _pool_threads(self, instance: str) -> int:
         """Threads of a system's pool (``_system_pool``, and a bulk run's early cleanup): ``THREADS_PER_SLOT``
         per slot of its concurrency cap."""
-        cap = self.config.connectors[instance].concurrency or connector_class(self, instance).default_concurrency
-        return cap * THREADS_PER_SLOT
+        return concurrency_cap(self, instance) * THREADS_PER_SLOT
 
     def run_chain_job(
         self,

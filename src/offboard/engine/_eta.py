@@ -185,7 +185,7 @@ def _limit(rate: float, burst: int) -> str:
 
 def estimate(engine: Engine, plans: list[Any], latency: float = 0.05) -> Eta:
     """The ETA of running ``plans`` together, critical-first; ``latency``: seconds per call, a guess."""
-    from ._connectors import connector_class
+    from ._connectors import concurrency_cap, connector_class
 
     by_system: dict[str, SystemEta] = {}
     tokens: dict[str, tuple[Counter[str], Counter[str]]] = {}  # system -> (critical, all) tokens per bucket
@@ -224,9 +224,7 @@ def estimate(engine: Engine, plans: list[Any], latency: float = 0.05) -> Eta:
         entry.calls, entry.critical_calls = int(every[SYSTEM]), int(crit[SYSTEM])
         entry.per_bucket = {k or "system": int(v) for k, v in every.items()}
         buckets = _buckets(engine, system)
-        concurrency = (
-            engine.config.connectors[system].concurrency or connector_class(engine, system).default_concurrency
-        )
+        concurrency = concurrency_cap(engine, system)
         entry.access_cut, _, _ = _time(buckets, crit, concurrency, latency)
         entry.checks_end, entry.binding, entry.limit = _time(buckets, every, concurrency, latency)
         entry.cleanup_end, _, _ = _time(buckets, actions, concurrency, latency)
