@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from offboard import Account, Action, ActionKind, Leftover, Person, Receipt, Verification
 from offboard.errors import AuthError, NotFound, PermanentError
 
+from ._google_transport import client
+
 _S = "https://www.googleapis.com/auth/"
 GMAIL_BASIC = _S + "gmail.settings.basic"  # vacation, filters, reading delegates and forwarding
 GMAIL_SHARING = _S + "gmail.settings.sharing"  # delegates, auto-forwarding, forwarding addresses
@@ -81,23 +83,16 @@ class GoogleHandover:
     def _gmail(self, email: str, *path: str) -> Any:
         """The Gmail settings of ``email`` (or their collection ``path``, e.g. ``delegates``), acting as that
         user: one client per thread and user, built once. A thread keeps the clients of its last few users
-        only: a client is half a megabyte, and a bulk run's thread meets thousands of users, each once."""
+        only: a client holds its collections and an HTTP client, and a bulk run's thread meets thousands of
+        users, each once."""
         cache = getattr(self._local, "gmail", None)
         if cache is None:
             cache = self._local.gmail = OrderedDict()
         held: dict[tuple[str, ...], Any] | None = cache.get(email)
         if held is None:
-            from googleapiclient.discovery import build
-
             creds = self._credentials.with_subject(email).with_scopes(list(GMAIL_SCOPES))
-            client = build(
-                "gmail",
-                "v1",
-                http=self._http(creds),
-                static_discovery=True,
-                client_options={"api_endpoint": self.settings.api_url},
-            )
-            held = {(): client.users().settings()}
+            gmail = client("gmail", "v1", self._http(creds), self.settings.api_url)
+            held = {(): gmail.users().settings()}
             cache[email] = held
             while len(cache) > _GMAIL_CLIENTS:
                 # httplib2 keeps its connections open until closed (httplib2/httplib2#148): a client let go
@@ -121,14 +116,8 @@ class GoogleHandover:
         services = self._local.services
         key = f"{name}:{version}:{scope}"
         if key not in services:
-            from googleapiclient.discovery import build
-
-            services[key] = build(
-                name,
-                version,
-                http=self._http(self._credentials.with_scopes([scope])),
-                static_discovery=True,
-                client_options={"api_endpoint": self.settings.api_url},
+            services[key] = client(
+                name, version, self._http(self._credentials.with_scopes([scope])), self.settings.api_url
             )
         return services[key]
 
