@@ -33,7 +33,10 @@ if TYPE_CHECKING:
     from ._engine import Engine
     from ._schedule import Gate
 
-__all__ = ["Residual", "residual", "check_case", "recent_leavers", "check_recent"]
+__all__ = ["Residual", "SystemCheck", "residual", "check_system", "check_case", "recent_leavers", "check_recent"]
+
+#: One system's part of a closing check: (leftovers, None), or ([], why it could not be searched).
+SystemCheck = tuple[list[Leftover], str | None]
 
 
 @dataclass
@@ -65,12 +68,14 @@ def residual(
     policy: Policy | None = None,
     accounts: list[Account] | None = None,
     gate: Gate | None = None,
+    done: dict[str, SystemCheck] | None = None,
 ) -> Residual:
     """Ask every enabled system, read-only, what ``person`` still holds that ``policy`` would remove.
 
     ``accounts`` (a closing case's own) skips discovery and asks only their systems. ``gate`` (a bulk
     run's) holds each system's reads back until that system has cut everyone's access: the systems
-    already through are asked at once, each of the others as soon as it is."""
+    already through are asked at once, each of the others as soon as it is. ``done``: the systems a bulk
+    run has already checked (``check_system``), whose findings are taken as they are."""
     policy = policy or engine.policy_for(person)
     if accounts is None:
         accounts, errors = engine.gather(person)
@@ -79,14 +84,17 @@ def residual(
         errors = {}
         names = list(dict.fromkeys(a.system for a in accounts if a.system in engine.config.connectors))
     report = Residual(person, errors=dict(errors))
-    by_system: dict[str, list[Action]] = {}
-    protection = Protection.combine(policy, engine.config.protected)
-    for account in accounts:  # what a case would act on (plan_for, without drawing up a checklist)
-        if protection.reason(account):
-            continue
-        capabilities = type(engine.connector(account.system)).capabilities()
-        kinds, _ = policy.actions_for(account.system, engine.config.connectors[account.system].type)
-        by_system.setdefault(account.system, []).extend(Action(k, account) for k in kinds if k in capabilities)
+    done = done or {}
+    for name in names:
+        if name in done:
+            found, error = done[name]
+            if error is None:
+                report.leftovers.extend(found)
+                report.checked.append(name)
+            else:
+                report.errors[name] = error
+    names = [n for n in names if n not in done]
+    by_system = _planned(engine, policy, accounts)
     # A bulk run's closes (``gate``) read each system on that system's own threads: a system whose reads back off
     # or hang never holds the threads another system's checks need (on the engine's shared pool of
     # ``limits.workers``, 200 closing checks under failing vendors queued behind Google's for half a minute).
@@ -128,9 +136,21 @@ def _check_system(engine: Engine, name: str, person: Person, actions: list[Actio
     return found
 
 
-def check_case(engine: Engine, case: dict[str, Any], gate: Gate | None = None) -> None:
-    """Run the check for a closing case and record it (``residual_check``); leftovers on verified actions turn them
-    unverified, so the case closes incomplete and the work is owed again."""
+def _planned(engine: Engine, policy: Policy, accounts: list[Account]) -> dict[str, list[Action]]:
+    """Per system, what a case would act on (``plan_for``, without drawing up a checklist)."""
+    by_system: dict[str, list[Action]] = {}
+    protection = Protection.combine(policy, engine.config.protected)
+    for account in accounts:
+        if protection.reason(account):
+            continue
+        capabilities = type(engine.connector(account.system)).capabilities()
+        kinds, _ = policy.actions_for(account.system, engine.config.connectors[account.system].type)
+        by_system.setdefault(account.system, []).extend(Action(k, account) for k in kinds if k in capabilities)
+    return by_system
+
+
+def _subject(engine: Engine, case: dict[str, Any]) -> tuple[Person, Policy, list[Account]]:
+    """A case's person, policy and own accounts."""
     person = Person.from_dict(json.loads(case["person"]))
     policy = engine.policies.get(case["policy"]) or engine.policy_for(person)
     # The case's own accounts, read back without discovery: a bulk run pays one read per action, not a
@@ -141,8 +161,28 @@ def check_case(engine: Engine, case: dict[str, Any], gate: Gate | None = None) -
             for r in engine.store.actions(case["id"])
         }.values()
     )
+    return person, policy, accounts
+
+
+def check_system(engine: Engine, case_id: str, system: str) -> SystemCheck:
+    """The closing check of one system for a case whose work there has ended (a bulk run's, ahead of the close:
+    the system is read as soon as the person's work there is done, not when the person's slowest system is)."""
+    person, policy, accounts = _subject(engine, engine._case(case_id))
+    actions = _planned(engine, policy, [a for a in accounts if a.system == system]).get(system, [])
     try:
-        report = residual(engine, person, policy, accounts, gate)
+        return _check_system(engine, system, person, actions), None
+    except Exception as exc:  # recorded in the close's residual_check entry, as residual() records it
+        return [], redact(f"{type(exc).__name__}: {exc}")
+
+
+def check_case(
+    engine: Engine, case: dict[str, Any], gate: Gate | None = None, done: dict[str, SystemCheck] | None = None
+) -> None:
+    """Run the check for a closing case and record it (``residual_check``); leftovers on verified actions turn them
+    unverified, so the case closes incomplete and the work is owed again. ``done``: the systems already checked."""
+    person, policy, accounts = _subject(engine, case)
+    try:
+        report = residual(engine, person, policy, accounts, gate, done)
     except Exception as exc:  # the close goes on whatever happens; the entry says the check could not run
         report = Residual(person, errors={"*": redact(f"{type(exc).__name__}: {exc}")})
     rows = {(r["system"], r["account_id"], r["kind"]): r for r in engine.store.actions(case["id"])}

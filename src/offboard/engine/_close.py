@@ -16,6 +16,7 @@ from ._plan import CaseResult
 from ._recorder import iso as _iso
 
 if TYPE_CHECKING:
+    from ._check import SystemCheck
     from ._engine import Engine
     from ._schedule import Gate
 
@@ -24,14 +25,21 @@ __all__ = ["close_case"]
 log = structlog.get_logger("offboard.engine")
 
 
-def close_case(engine: Engine, case_id: str, seal: bool = True, gate: Gate | None = None) -> CaseResult:
+def close_case(
+    engine: Engine,
+    case_id: str,
+    seal: bool = True,
+    gate: Gate | None = None,
+    checked: dict[str, SystemCheck] | None = None,
+) -> CaseResult:
     """Decide ``complete`` or ``incomplete`` from the actions and record the close (``gate``: a bulk run's, which
-    holds the closing check's reads on each system until that system has cut everyone's access)."""
+    holds the closing check's reads on each system until that system has cut everyone's access; ``checked``: the
+    systems the run has already checked for this case)."""
     case = engine._case(case_id)
     if engine.config.cases.check_on_close:  # the last word before the close: what does the person still hold?
         from ._check import check_case
 
-        check_case(engine, case, gate)
+        check_case(engine, case, gate, checked)
     rows = engine.store.actions(case_id)
     counts: dict[str, int] = defaultdict(int)
     reasons = [case["detail"]] if case["detail"] else []

@@ -631,9 +631,11 @@ class Engine:
         if self.store.claim_close(case_id):
             self.close_case(case_id)
 
-    def close_case(self, case_id: str, seal: bool = True, gate: Gate | None = None) -> CaseResult:
+    def close_case(
+        self, case_id: str, seal: bool = True, gate: Gate | None = None, checked: dict[str, Any] | None = None
+    ) -> CaseResult:
         """Decide ``complete`` or ``incomplete`` from the actions and record the close (``_close.close_case``)."""
-        return close_case(self, case_id, seal, gate)
+        return close_case(self, case_id, seal, gate, checked)
 
     def result(self, case_id: str) -> CaseResult:
         case = self._case(case_id)

@@ -316,19 +316,21 @@ def run_bulk(
 ) -> dict[str, SystemTiming]:
     """Run a bulk batch's ``chains`` (keyed by case, system, account) critical-first; each system's timing.
 
-    A case closes (``results[case_id]``) when its last part ends, on a pool of its own: the
-    close's residual check reads every system the person holds, and a system's threads must
-    not wait on another system's rate limit. Those reads are cleanup too: the check reads a
-    system only once that system has cut everyone's access (``Gate``), so a case whose work
-    ends early has its other systems checked at once and the last one as soon as it is through.
-    Before, a close waited for every system: under failing vendors the batch's 200 closes all
-    began when the slowest system (Slack) was through and took the wall 33 s past the last
-    action. A close mostly waits, so the pool has up to a thread per case (``closers``: at most
-    that many; ``limits.workers`` at least, 512 at most); each system's slots and buckets
-    still cap the reads.
+    Each case's closing check (``cases.check_on_close``) reads a system as soon as the person's
+    work there has ended, on threads of that system's own (``_check.check_system``): a
+    system's threads must not wait on another system's rate limit, and a check held until the
+    person's slowest system was through left every system's reads of a batch's last people to
+    its end (1,000 people: Slack's reads 27 s after Google's last token). Those reads are
+    cleanup too: a system is read only once it has cut everyone's access (``Gate``). The case
+    closes (``results[case_id]``) when its parts and checks have ended, on a pool of its own
+    (``closers`` threads: ``limits.workers`` at least, a thread per case up to 512); the close
+    reads only the systems not checked already. Before, a close waited for every system:
+    under failing vendors the batch's 200 closes all began when the slowest system (Slack) was
+    through and took the wall 33 s past the last action.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from ._check import check_system
     from ._connectors import connector_class
 
     left: dict[str, int] = {}
@@ -337,17 +339,61 @@ def run_bulk(
     workers = engine.config.limits.workers
     closing = ThreadPoolExecutor(closers or max(workers, min(len(cases), 512)), thread_name_prefix="offboard-close")
     closes: list[Any] = []
-    gate = Gate({system for _, system, _ in chains})
+    systems = {system for _, system, _ in chains}
+    gate = Gate(systems)
+
+    checking = engine.config.cases.check_on_close
+    open_on: dict[tuple[str, str], int] = {}  # (case, system) -> its parts not yet ended there
+    checked: dict[str, dict[str, Any]] = {}  # case -> system -> its closing check's findings
+    held: dict[str, list[str]] = {}  # system -> cases whose check there waits for everyone's access to be cut
+    check_pools: dict[str, ThreadPoolExecutor] = {}
 
     def close(case_id: str) -> None:
-        results[case_id] = engine.close_case(case_id, seal=False, gate=gate)
+        with lock:
+            done = checked.pop(case_id, {})
+        results[case_id] = engine.close_case(case_id, seal=False, gate=gate, checked=done)
 
-    def run(case_id: str, rows: list[dict[str, Any]]) -> None:
-        engine._actions.run_chain(case_id, persons[case_id], rows, progress)
+    def finish(case_id: str) -> None:  # one part or one system's check of the case has ended
         with lock:
             left[case_id] -= 1
             if left[case_id] == 0:
                 closes.append(closing.submit(close, case_id))
+
+    def check(case_id: str, system: str) -> None:
+        found = check_system(engine, case_id, system)
+        with lock:
+            checked.setdefault(case_id, {})[system] = found
+        finish(case_id)
+
+    def submit_check(case_id: str, system: str) -> None:
+        with lock:
+            pool = check_pools.get(system)
+            if pool is None:  # most of its threads wait for a token or a slot, as the system's own pool's do
+                size = engine._pool_threads(system)
+                pool = check_pools[system] = ThreadPoolExecutor(size, thread_name_prefix=f"offboard-{system}-check")
+        pool.submit(check, case_id, system)
+
+    def system_cut(system: str) -> None:  # everyone's access is cut there: the checks held for it may read it
+        with lock:
+            gate.open(system)
+            ready = held.pop(system, [])
+        for case_id in ready:
+            submit_check(case_id, system)
+
+    def run(case_id: str, system: str, rows: list[dict[str, Any]]) -> None:
+        engine._actions.run_chain(case_id, persons[case_id], rows, progress)
+        ready = False
+        with lock:
+            key = (case_id, system)
+            if key in open_on:
+                open_on[key] -= 1
+                if open_on[key] == 0:  # the person's work here is done: check it now or once the system is through
+                    ready = gate.is_open(system)
+                    if not ready:
+                        held.setdefault(system, []).append(case_id)
+        if ready:
+            submit_check(case_id, system)
+        finish(case_id)
 
     early_pools: dict[str, ThreadPoolExecutor] = {}
 
@@ -365,7 +411,7 @@ def run_bulk(
         clock=lambda: engine.monotonic(),
         submit_early=submit_early,
     )
-    phases.on_system_cut = gate.open
+    phases.on_system_cut = system_cut
     critical: dict[str, frozenset[ActionKind]] = {}
     kinds: dict[str, set[ActionKind]] = {}
     for (case_id, system, account), rows in chains.items():
@@ -378,8 +424,12 @@ def run_bulk(
         kinds.setdefault(system, set()).update(ActionKind(row["kind"]) for row in rows)
         parts = [(p, c) for p, c in zip(split(rows, critical[system]), (True, False), strict=True) if p]
         left[case_id] = left.get(case_id, 0) + len(parts)
+        if checking and system in engine.config.connectors:
+            if (case_id, system) not in open_on:
+                left[case_id] += 1  # the system's closing check, once the parts here have ended
+            open_on[(case_id, system)] = open_on.get((case_id, system), 0) + len(parts)
         for part, is_critical in parts:
-            phases.add(system, (case_id, part), is_critical, key=(case_id, account))
+            phases.add(system, (case_id, system, part), is_critical, key=(case_id, account))
     for system, used in kinds.items():
         if runs_cleanup_early(engine, system, used, critical[system]):
             phases.early(system)
@@ -387,7 +437,12 @@ def run_bulk(
         phases.start()
         phases.wait()
     finally:
-        gate.open_all()  # after an error too: no close may wait for ever on a system whose work stopped
+        for system in systems:  # after an error too: no check or close may wait for ever on a system whose
+            system_cut(system)  # work stopped
+        with lock:
+            pools = list(check_pools.values())
+        for pool in pools:  # a check's end may submit its case's close: the checks end before the close pool shuts
+            pool.shutdown(wait=True)
         closing.shutdown(wait=True)
         for pool in early_pools.values():
             pool.shutdown(wait=True)
