@@ -106,14 +106,16 @@ class GitHubConnector(Connector):
         "scim": (1000 / 3600, 5),
     }
     # Requests per action in a bulk run (before-state read, apply, read-back), for the ETA ``offboard plan``
-    # prints, measured against the sandbox's company (organization mode, SAML SSO).
+    # prints, measured against the sandbox's company (organization mode, SAML SSO, accounts from the inventory).
     calls = {
-        ActionKind.DISABLE_ACCOUNT: {"core": 4.9},  # membership and role reads, the removal; read-back 2
-        ActionKind.REVOKE_TOKENS: {"core": 3.8},  # credential authorizations listed (by login), each revoked; list
+        ActionKind.REVOKE_TOKENS: {"core": 4.1},  # credential authorizations listed (by login), each revoked; list
+        ActionKind.DISABLE_ACCOUNT: {"core": 5},  # membership read twice, the removal; membership, collaborators
+        ActionKind.REMOVE_MEMBERSHIPS: {"core": 4},  # membership and collaborators; the same to read back
     }
     reads = {
-        ActionKind.DISABLE_ACCOUNT: {"core": 1.9},
-        ActionKind.REVOKE_TOKENS: {"core": 0.9},
+        ActionKind.REVOKE_TOKENS: {"core": 1},
+        ActionKind.DISABLE_ACCOUNT: {"core": 2},
+        ActionKind.REMOVE_MEMBERSHIPS: {"core": 2},
     }
     permissions = (ORG, ENTERPRISE, SCIM)
 
