@@ -368,26 +368,24 @@ def test_wait_returns_only_after_the_system_cut_callback_has_run():
         pool.shutdown(wait=True)
 
 
-def test_a_closing_check_reads_a_system_once_it_has_cut_everyones_access_and_the_others_at_once(
-    make_company, tmp_path, ordered_plugin, monkeypatch
-):
-    """user0's disable on sys1 hangs: user1's case is done meanwhile, and its closing check reads sys0 at once
-    but sys1 only after sys1 has cut everyone's access (before, the whole close waited for every system)."""
+def _run_while_user0_hangs_on_sys1(make_company, tmp_path, monkeypatch, read, meanwhile=None):
+    """Two people's bulk run in which user0's disable on sys1 hangs until the closing check has read ``read``
+    (system, person); then ``meanwhile(checks so far)``. Returns the results and every check as (system, person,
+    whether the hang had ended)."""
     import threading
 
     from offboard.engine import _check
 
     company = _bulk_company(make_company, tmp_path, 2)
     engine = Engine.open(load_config(company.config_path), data_dir())
-    hang, checked, lock = threading.Event(), [], threading.Lock()
-    read_sys0 = threading.Event()
+    hang, checked, lock, reached = threading.Event(), [], threading.Lock(), threading.Event()
     check_system = _check._check_system
 
     def recording(engine_, name, person, actions):
         with lock:
             checked.append((name, person.id, hang.is_set()))
-        if name == "sys0" and person.id == "user1@corp.example":
-            read_sys0.set()
+        if (name, person.id) == read:
+            reached.set()
         return check_system(engine_, name, person, actions)
 
     monkeypatch.setattr(_check, "_check_system", recording)
@@ -406,9 +404,10 @@ def test_a_closing_check_reads_a_system_once_it_has_cut_everyones_access_and_the
         running = threading.Thread(target=lambda: results.extend(engine.run_cases(case_ids)))
         running.start()
         try:
-            assert read_sys0.wait(15), "user1's close did not read sys0 while sys1 was still cutting access"
-            with lock:
-                assert ("sys1", "user1@corp.example", False) not in checked  # sys1 is not through yet
+            assert reached.wait(15), f"{read} was not read while user0's disable on sys1 hung"
+            if meanwhile is not None:
+                with lock:
+                    meanwhile(list(checked))
         finally:
             hang.set()
             running.join(30)
@@ -416,6 +415,21 @@ def test_a_closing_check_reads_a_system_once_it_has_cut_everyones_access_and_the
         hang.set()
         engine.close()
     assert len(results) == 2 and all(r.ok for r in results), [r.detail for r in results]
+    return checked
+
+
+def test_a_closing_check_reads_a_system_once_it_has_cut_everyones_access_and_the_others_at_once(
+    make_company, tmp_path, ordered_plugin, monkeypatch
+):
+    """user0's disable on sys1 hangs: user1's case is done meanwhile, and its closing check reads sys0 at once
+    but sys1 only after sys1 has cut everyone's access (before, the whole close waited for every system)."""
+
+    def sys1_not_through(checked):
+        assert ("sys1", "user1@corp.example", False) not in checked
+
+    checked = _run_while_user0_hangs_on_sys1(
+        make_company, tmp_path, monkeypatch, ("sys0", "user1@corp.example"), sys1_not_through
+    )
     assert [(name, who) for name, who, released in checked if name == "sys1" and not released] == []
     assert {(name, who) for name, who, _ in checked} == {
         (system, f"user{i}@corp.example") for system in ("sys0", "sys1") for i in range(2)
@@ -428,47 +442,7 @@ def test_a_closing_check_reads_a_system_as_soon_as_the_persons_work_there_has_en
     """user0's disable on sys1 hangs: user0's work on sys0 is done, and sys0 has cut everyone's access, so the
     closing check reads sys0 for user0 meanwhile (before, the check began only when the person's work on every
     system had ended: in a 1,000-person run the last people's Slack reads came 27 s after Google's last token)."""
-    import threading
-
-    from offboard.engine import _check
-
-    company = _bulk_company(make_company, tmp_path, 2)
-    engine = Engine.open(load_config(company.config_path), data_dir())
-    hang, checked, lock = threading.Event(), [], threading.Lock()
-    read_early = threading.Event()
-    check_system = _check._check_system
-
-    def recording(engine_, name, person, actions):
-        with lock:
-            checked.append((name, person.id, hang.is_set()))
-        if (name, person.id) == ("sys0", "user0@corp.example"):
-            read_early.set()
-        return check_system(engine_, name, person, actions)
-
-    monkeypatch.setattr(_check, "_check_system", recording)
-    sys1 = engine.connector("sys1")
-    apply = sys1.apply
-
-    def hanging(action, *args):
-        if action.kind is ActionKind.DISABLE_ACCOUNT and action.account.name == "user0":
-            assert hang.wait(30)
-        return apply(action, *args)
-
-    sys1.apply = hanging
-    results = []
-    try:
-        case_ids = [engine.open_case(engine.plan(f"user{i}@corp.example"), trigger="test") for i in range(2)]
-        running = threading.Thread(target=lambda: results.extend(engine.run_cases(case_ids)))
-        running.start()
-        try:
-            assert read_early.wait(15), "user0's sys0 was not read while user0's work on sys1 was unfinished"
-        finally:
-            hang.set()
-            running.join(30)
-    finally:
-        hang.set()
-        engine.close()
-    assert len(results) == 2 and all(r.ok for r in results), [r.detail for r in results]
+    checked = _run_while_user0_hangs_on_sys1(make_company, tmp_path, monkeypatch, ("sys0", "user0@corp.example"))
     # each system read once per person, sys1 only after it had cut everyone's access
     assert sorted((name, who) for name, who, _ in checked) == sorted(
         (system, f"user{i}@corp.example") for system in ("sys0", "sys1") for i in range(2)
