@@ -451,3 +451,35 @@ def test_a_closing_check_reads_a_system_as_soon_as_the_persons_work_there_has_en
     entries = [json.loads(x) for x in (data_dir() / "audit" / "entries.jsonl").read_bytes().splitlines()]
     checks = [e for e in entries if e["type"] == "residual_check"]
     assert len(checks) == 2 and all(sorted(c["checked"]) == ["sys0", "sys1"] and c["clean"] for c in checks), checks
+
+
+def test_a_system_that_cannot_be_read_at_the_close_is_named_in_the_check_and_the_rest_closes(
+    make_company, tmp_path, ordered_plugin, monkeypatch
+):
+    """A bulk run's closing check of one system fails (here sys0's reads raise): each case still closes, and its
+    residual_check entry names sys0 under errors and sys1 as checked, as the check of a single case does."""
+    from offboard.engine import _check
+    from offboard.errors import TransientError
+
+    company = _bulk_company(make_company, tmp_path, 2)
+    engine = Engine.open(load_config(company.config_path), data_dir())
+    check_system = _check._check_system
+
+    def failing(engine_, name, person, actions):
+        if name == "sys0":
+            raise TransientError("read timed out", system="sys0")
+        return check_system(engine_, name, person, actions)
+
+    monkeypatch.setattr(_check, "_check_system", failing)
+    try:
+        case_ids = [engine.open_case(engine.plan(f"user{i}@corp.example"), trigger="test") for i in range(2)]
+        results = engine.run_cases(case_ids)
+    finally:
+        engine.close()
+    assert len(results) == 2
+    entries = [json.loads(x) for x in (data_dir() / "audit" / "entries.jsonl").read_bytes().splitlines()]
+    checks = [e for e in entries if e["type"] == "residual_check"]
+    assert len(checks) == 2
+    for entry in checks:
+        assert entry["checked"] == ["sys1"] and not entry["clean"]
+        assert entry["errors"] == {"sys0": "TransientError: read timed out"}, entry["errors"]

@@ -167,11 +167,11 @@ def _subject(engine: Engine, case: dict[str, Any]) -> tuple[Person, Policy, list
 def check_system(engine: Engine, case_id: str, system: str) -> SystemCheck:
     """The closing check of one system for a case whose work there has ended (a bulk run's, ahead of the close:
     the system is read as soon as the person's work there is done, not when the person's slowest system is)."""
-    person, policy, accounts = _subject(engine, engine._case(case_id))
-    actions = _planned(engine, policy, [a for a in accounts if a.system == system]).get(system, [])
     try:
+        person, policy, accounts = _subject(engine, engine._case(case_id))
+        actions = _planned(engine, policy, [a for a in accounts if a.system == system]).get(system, [])
         return _check_system(engine, system, person, actions), None
-    except Exception as exc:  # recorded in the close's residual_check entry, as residual() records it
+    except Exception as exc:  # recorded in the close's residual_check entry, as residual() records its errors
         return [], redact(f"{type(exc).__name__}: {exc}")
 
 
