@@ -111,7 +111,7 @@ class GitHubConnector(Connector):
     # prints, measured against the sandbox's company (organization mode, SAML SSO, accounts from the inventory).
     calls = {
         ActionKind.REVOKE_TOKENS: {"core": 4.1},  # credential authorizations listed (by login), each revoked; list
-        ActionKind.DISABLE_ACCOUNT: {"core": 5},  # membership read twice, the removal; membership, collaborators
+        ActionKind.DISABLE_ACCOUNT: {"core": 4},  # membership read, the removal; membership, collaborators
         ActionKind.REMOVE_MEMBERSHIPS: {"core": 4},  # membership and collaborators; the same to read back
     }
     reads = {
@@ -399,18 +399,18 @@ class GitHubConnector(Connector):
                 return Receipt(action, changed=False, before={"active": False}, detail="already suspended")
             self._emu_set_active(account, False)
             return Receipt(action, changed=True, before={"active": True}, reference=account.id)
-        state = self._access(account)
+        state, membership = self._reach(account)
         if state is None:
             self.keep_before(action, {})
             return Receipt(action, changed=False, before={}, detail="no access left in the organization")
         login = quote(account.id, safe="")
-        if state.startswith("outside collaborator"):
+        if membership is None:  # an outside collaborator
             self.keep_before(action, {"kind": "outside_collaborator"})
             self._call(
                 "DELETE", f"orgs/{self._org}/outside_collaborators/{login}", f"remove outside collaborator {who}"
             )
             return Receipt(action, changed=True, before={"kind": "outside_collaborator"})
-        membership = self._call("GET", f"orgs/{self._org}/memberships/{login}", f"read membership of {who}").json()
+        # the membership ``_reach`` read is the before-state (reading it again cost a request per person)
         before = {"kind": "member", "role": membership.get("role"), "state": membership.get("state")}
         self.keep_before(action, before)
         # 404: not a member (any more): a resent removal whose first answer was lost, the membership already gone
@@ -692,17 +692,21 @@ class GitHubConnector(Connector):
 
     def _access(self, account: Account) -> str | None:
         """'member (active, admin)', 'outside collaborator', or None when the login has no org access."""
+        return self._reach(account)[0]
+
+    def _reach(self, account: Account) -> tuple[str | None, dict[str, Any] | None]:
+        """``_access``, and the membership GitHub answered (None for a collaborator or no access)."""
         login = quote(account.id, safe="")
         response = self._call(
             "GET", f"orgs/{self._org}/memberships/{login}", f"read membership of {account.name}", ok=(404,)
         )
         if response.status_code == 200:
             body = response.json()
-            return f"member ({body.get('state')}, {body.get('role')})"
+            return f"member ({body.get('state')}, {body.get('role')})", body
         for collaborators in pages(self._call, f"orgs/{self._org}/outside_collaborators", "list outside collaborators"):
             if any(c.get("login", "").lower() == account.id.lower() for c in collaborators):
-                return "outside collaborator"
-        return None
+                return "outside collaborator", None
+        return None, None
 
     def _credentials(self, account: Account) -> list[dict[str, Any]]:
         login = account.attributes.get("login") or account.name

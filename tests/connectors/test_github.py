@@ -15,6 +15,10 @@ from offboard_connectors.github import GitHubConnector
 SYSTEM = "github"
 
 
+def sandbox_org(sandbox) -> str:
+    return sandbox.config()["connectors"][SYSTEM]["settings"]["org"]
+
+
 def _spare(sandbox, nth: int):
     """The ``nth`` person from the end of the org's active employees with a login: tests that need a member no
     other test has touched take theirs there, while ``sandbox_people`` hands people out from the front (on two
@@ -380,6 +384,21 @@ class TestGitHubOrganization(_GitHubFixtures, ConnectorContract):
                 assert exc.retry_after >= 60
             except PermissionDenied:
                 pass  # a plain 403 without a rate-limit message is a permission problem, as on GitHub
+
+    def test_a_members_removal_reads_the_membership_once(self, sandbox, connector):
+        """The membership that says the login is a member is the before-state too: it was read a second time, one
+        more request per person of GitHub's 5,000 an hour."""
+        sim = sandbox.sim(SYSTEM)
+        ident = _spare(sandbox, 4)
+        account = connector.discover(ident.person)[0]
+        sim.log.clear()
+        receipt = connector.apply(Action(ActionKind.DISABLE_ACCOUNT, account))
+        login = ident.github_login
+        assert [(e.method, e.path) for e in sim.log.entries()] == [
+            ("GET", f"/orgs/{sandbox_org(sandbox)}/memberships/{login}"),
+            ("DELETE", f"/orgs/{sandbox_org(sandbox)}/memberships/{login}"),
+        ]
+        assert receipt.before["kind"] == "member" and receipt.before["role"] and receipt.changed
 
     def test_every_request_takes_a_token_of_its_resources_lane(self, sandbox, connector):
         """GitHub meters requests, each resource in its own hourly window: the connector takes a token per request, on
