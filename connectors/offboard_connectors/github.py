@@ -100,7 +100,7 @@ class GitHubConnector(Connector):
     # more than 1,000 EMU SCIM provisioning changes an hour. One token per request, not per call: a call that
     # pages or reads back sends several, and at a token per call a 10,000-person run spent an hour's 5,000 core
     # requests in under five minutes, then waited out the window (403, x-ratelimit-remaining 0). The bursts cover a
-    # few people's requests at once (one person takes about 14), and are small enough that where GitHub's window
+    # few people's requests at once (one person takes about 13), and are small enough that where GitHub's window
     # ends before the bucket's, what is sent past the quota waits at most burst / rate, 72 s, for the reset.
     rate_limits = {
         "core": (5000 / 3600, 100),
