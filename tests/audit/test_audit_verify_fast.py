@@ -75,7 +75,9 @@ def _edit(line: bytes, change) -> bytes:
     try:
         change(obj)
         return canonical(obj)
-    except (KeyError, TypeError, EntryError):  # e.g. an earlier spoil put a float or a long integer in the line
+    # an earlier spoil changed the shape this one edits (a float or a long integer in the line, an account made a
+    # string, a plan item made null, fewer plan items): the line stays as it is
+    except (KeyError, TypeError, AttributeError, IndexError, EntryError):
         return line
 
 
