@@ -94,7 +94,7 @@ def residual(
             else:
                 report.errors[name] = error
     names = [n for n in names if n not in done]
-    by_system = _planned(engine, policy, accounts)
+    by_system = _planned(engine, policy, [a for a in accounts if a.system in names])
     # A bulk run's closes (``gate``) read each system on that system's own threads: a system whose reads back off
     # or hang never holds the threads another system's checks need (on the engine's shared pool of
     # ``limits.workers``, 200 closing checks under failing vendors queued behind Google's for half a minute).
@@ -164,11 +164,17 @@ def _subject(engine: Engine, case: dict[str, Any]) -> tuple[Person, Policy, list
     return person, policy, accounts
 
 
-def check_system(engine: Engine, case_id: str, system: str) -> SystemCheck:
+def check_system(
+    engine: Engine, case_id: str, system: str, subjects: dict[str, tuple[Person, Policy, list[Account]]]
+) -> SystemCheck:
     """The closing check of one system for a case whose work there has ended (a bulk run's, ahead of the close:
-    the system is read as soon as the person's work there is done, not when the person's slowest system is)."""
+    the system is read as soon as the person's work there is done, not when the person's slowest system is).
+    ``subjects``: the run's case -> (person, policy, accounts), read from the store once per case."""
     try:
-        person, policy, accounts = _subject(engine, engine._case(case_id))
+        subject = subjects.get(case_id)
+        if subject is None:
+            subject = subjects[case_id] = _subject(engine, engine._case(case_id))
+        person, policy, accounts = subject
         actions = _planned(engine, policy, [a for a in accounts if a.system == system]).get(system, [])
         return _check_system(engine, system, person, actions), None
     except Exception as exc:  # recorded in the close's residual_check entry, as residual() records its errors

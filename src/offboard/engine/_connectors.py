@@ -45,9 +45,11 @@ def connector_class(engine: Engine, instance: str) -> type[Connector]:
     return cls
 
 
-def concurrency_cap(engine: Engine, instance: str) -> int:
-    """Calls ``instance`` may have in flight at once: its configured ``concurrency``, else its class's default."""
-    return engine.config.connectors[instance].concurrency or connector_class(engine, instance).default_concurrency
+def concurrency_cap(engine: Engine, instance: str, cls: type[Connector] | None = None) -> int:
+    """Calls ``instance`` may have in flight at once: its configured ``concurrency``, else its class's default
+    (``cls``: its class where the caller holds it, sparing the plugin registry a lookup)."""
+    configured = engine.config.connectors[instance].concurrency
+    return configured or (cls or connector_class(engine, instance)).default_concurrency
 
 
 def build_connector(engine: Engine, instance: str) -> Connector:

@@ -210,8 +210,7 @@ class Engine:
         The attempts count the requests the connector marked with ``request`` and the engine sent again."""
         bucket, slots = self._buckets[instance], self._slots[instance]
         per_request = bool(type(self._connectors[instance]).rate_limits)  # such connectors take tokens in throttle()
-        configured = self.config.connectors.get(instance)
-        cap = (configured.concurrency if configured else None) or type(self._connectors[instance]).default_concurrency
+        cap = concurrency_cap(self, instance, type(self._connectors[instance]))
 
         def attempt() -> Any:
             held = self._auth_held(instance)

@@ -345,12 +345,14 @@ def run_bulk(
     checking = engine.config.cases.check_on_close
     open_on: dict[tuple[str, str], int] = {}  # (case, system) -> its parts not yet ended there
     checked: dict[str, dict[str, Any]] = {}  # case -> system -> its closing check's findings
+    subjects: dict[str, Any] = {}  # case -> its person, policy and accounts, for its systems' checks
     held: dict[str, list[str]] = {}  # system -> cases whose check there waits for everyone's access to be cut
     check_pools: dict[str, ThreadPoolExecutor] = {}
 
     def close(case_id: str) -> None:
         with lock:
             done = checked.pop(case_id, {})
+            subjects.pop(case_id, None)
         results[case_id] = engine.close_case(case_id, seal=False, gate=gate, checked=done)
 
     def finish(case_id: str) -> None:  # one part or one system's check of the case has ended
@@ -360,7 +362,7 @@ def run_bulk(
                 closes.append(closing.submit(close, case_id))
 
     def check(case_id: str, system: str) -> None:
-        found = check_system(engine, case_id, system)
+        found = check_system(engine, case_id, system, subjects)
         with lock:
             checked.setdefault(case_id, {})[system] = found
         finish(case_id)
